@@ -1,0 +1,61 @@
+# bitnet.c build. `make` builds build/libbitnet.a and build/bitnet; `make test` runs every test.
+# Options: SAN=1 (AddressSanitizer + UBSan, into build-san/), CC=..., OPT=...
+# Every src/*.c and src/kernels/*.c goes into the library; every tests/test_*.c becomes a test
+# binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
+
+CC      ?= cc
+OPT     ?= -O2
+ARCH    := $(shell $(CC) -dumpmachine)
+PKGS    := libcjson libpcre2-8
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lpcre2-8)
+CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
+
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD   ?= build
+endif
+
+SRC     := $(wildcard src/*.c src/kernels/*.c)
+OBJ     := $(SRC:%.c=$(BUILD)/%.o)
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+CLI_SRC := $(wildcard tools/*.c)
+TOOLS   := $(BUILD)/bitnet
+
+# ISA-specific kernel files get their own flags; they guard themselves by architecture.
+ifneq (,$(findstring x86_64,$(ARCH)))
+$(BUILD)/src/kernels/x86_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/src/kernels/x86_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+endif
+ifneq (,$(findstring aarch64,$(ARCH)))
+$(BUILD)/src/kernels/arm_neon.o:    CFLAGS += -march=armv8-a
+$(BUILD)/src/kernels/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
+endif
+
+.PHONY: all test clean run default-model bench
+all: $(BUILD)/libbitnet.a $(TOOLS) $(TESTS)
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libbitnet.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bitnet: $(CLI_SRC) tools/cli.h $(BUILD)/libbitnet.a
+	$(CC) $(CFLAGS) -Itools $(CLI_SRC) -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libbitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+
+test: all
+	BUILD=$(BUILD) bash tests/run.sh
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,130 @@
+/* bitnet.h — the one public header of bitnet.c, a C11 engine for BitNet b1.58 models.
+ *
+ * What it is: opaque handles for a loaded model, an inference context (KV cache + scratch),
+ * a tokenizer and a sampler, all with the bitnet_ prefix. Constructors return a status and fill
+ * an out-pointer; the caller frees what it gets with the matching _free. On any non-OK status
+ * bitnet_last_error() (thread-local) holds a message naming the file/tensor and the problem.
+ * No library function prints or exits.
+ * What it is not: a graph framework, or a stable ABI across versions (yet). */
+#ifndef BITNET_H
+#define BITNET_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum bitnet_status {
+    BITNET_OK = 0,
+    BITNET_ERR_IO = 1,          /* a file is missing or unreadable */
+    BITNET_ERR_FORMAT = 2,      /* a file is malformed, truncated or inconsistent */
+    BITNET_ERR_UNSUPPORTED = 3, /* well-formed but not something we run (model_type, dtype...) */
+    BITNET_ERR_ARG = 4,         /* a bad argument (id out of vocab, context full, ...) */
+    BITNET_ERR_NOMEM = 5,       /* allocation failed */
+    BITNET_ERR_NUMERIC = 6,     /* NaN/inf where a finite number is needed */
+} bitnet_status;
+
+/* The message for the last non-OK status returned on this thread ("" if none). */
+const char *bitnet_last_error(void);
+/* Short name of a status code. */
+const char *bitnet_status_str(bitnet_status s);
+
+/* ---- model ---------------------------------------------------------------------------- */
+typedef struct bitnet_model bitnet_model;
+
+typedef struct bitnet_model_info {
+    char arch[32];          /* "bitnet" (2B-4T family) or "llama-bitnet" (1bitLLM family) */
+    char weight_format[32]; /* "packed-u8", "master-f32", "master-bf16", "master-f16" */
+    int vocab_size, hidden_size, intermediate_size, n_layers, n_heads, n_kv_heads, head_dim;
+    int max_seq_len;
+    float rope_theta, norm_eps;
+    int act;                /* 0 = relu2, 1 = silu */
+    int tied_embeddings;
+    int bos_id, eos_id;     /* -1 if unknown */
+    int64_t n_params;       /* parameters as in the checkpoint (ternary weights counted once) */
+    size_t weight_bytes;    /* bytes the weights occupy resident in memory */
+    size_t ternary_bytes;   /* of which: packed ternary matrices */
+    const char *isa;        /* kernel set in use */
+} bitnet_model_info;
+
+/* Load a Hugging Face model folder (config.json + model.safetensors or a sharded
+ * model.safetensors.index.json). Layouts: 2B-4T packed, 2B-4T bf16/f32 master, 1bitLLM. */
+bitnet_status bitnet_model_load(const char *dir, bitnet_model **out);
+void bitnet_model_free(bitnet_model *m);
+void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
+
+/* ---- inference context ---------------------------------------------------------------- */
+typedef struct bitnet_ctx bitnet_ctx;
+
+typedef struct bitnet_ctx_params {
+    int n_ctx;      /* KV cache length in tokens (0: min(model max, 4096)) */
+    int n_threads;  /* worker threads (0: 1) */
+} bitnet_ctx_params;
+
+bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, bitnet_ctx **out);
+void bitnet_ctx_free(bitnet_ctx *c);
+/* Forget the KV cache (position back to 0). */
+void bitnet_ctx_reset(bitnet_ctx *c);
+/* Tokens already in the KV cache. */
+int bitnet_ctx_pos(const bitnet_ctx *c);
+/* Drop cache entries at and after pos (0 <= pos <= current position). */
+bitnet_status bitnet_ctx_truncate(bitnet_ctx *c, int pos);
+/* Run n tokens (ids[n]) through the model at the current position, appending them to the KV
+ * cache. logits: NULL, or float[n][vocab] when all_logits, or float[vocab] (last row) otherwise.
+ * Fails with BITNET_ERR_ARG (cache unchanged) if an id is out of vocab or the cache would overflow. */
+bitnet_status bitnet_ctx_eval(bitnet_ctx *c, const int32_t *ids, int n, float *logits, int all_logits);
+
+/* ---- tokenizer ------------------------------------------------------------------------ */
+typedef struct bitnet_tokenizer bitnet_tokenizer;
+
+/* path: a model folder (tokenizer.json preferred, else tokenizer.model), a tokenizer.json or a
+ * tokenizer.model. Special ids are read from the folder's config files when present. */
+bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out);
+void bitnet_tokenizer_free(bitnet_tokenizer *t);
+int bitnet_tokenizer_vocab_size(const bitnet_tokenizer *t);
+int bitnet_tokenizer_bos(const bitnet_tokenizer *t);  /* -1 if none */
+int bitnet_tokenizer_eos(const bitnet_tokenizer *t);  /* -1 if none */
+int bitnet_tokenizer_eot(const bitnet_tokenizer *t);  /* end-of-turn (<|eot_id|>), -1 if none */
+int bitnet_tokenizer_is_eog(const bitnet_tokenizer *t, int id); /* EOS, EOT or other end-of-generation */
+/* Look up one token's id by its exact text (e.g. "<|eot_id|>"); -1 if absent. */
+int bitnet_tokenizer_token_id(const bitnet_tokenizer *t, const char *piece);
+/* Encode len bytes of text (any bytes; invalid UTF-8 goes through the byte path). Special-token
+ * text inside the input is recognised as HF does. add_bos: prepend BOS. *ids is malloc'd. */
+bitnet_status bitnet_tokenizer_encode(const bitnet_tokenizer *t, const char *text, size_t len,
+                                      int add_bos, int32_t **ids, int *n_ids);
+/* Decode ids to a malloc'd NUL-terminated UTF-8 string (as HF decode, skip_special_tokens=false). */
+bitnet_status bitnet_tokenizer_decode(const bitnet_tokenizer *t, const int32_t *ids, int n, char **text);
+
+/* Streaming decoder: feed ids one at a time; returns only complete UTF-8 text. */
+typedef struct bitnet_detok bitnet_detok;
+bitnet_status bitnet_detok_new(const bitnet_tokenizer *t, bitnet_detok **out);
+void bitnet_detok_free(bitnet_detok *d);
+/* Append the text of id; *piece points to NUL-terminated text valid until the next call. */
+bitnet_status bitnet_detok_push(bitnet_detok *d, int32_t id, const char **piece);
+/* Flush held-back bytes (as U+FFFD where incomplete). */
+const char *bitnet_detok_flush(bitnet_detok *d);
+
+/* ---- sampler -------------------------------------------------------------------------- */
+typedef struct bitnet_sampler bitnet_sampler;
+typedef struct bitnet_sampler_params {
+    float temperature;     /* 0: greedy */
+    int top_k;             /* 0: off */
+    float top_p;           /* 1: off */
+    float min_p;           /* 0: off */
+    float repeat_penalty;  /* 1: off (llama.cpp semantics) */
+    float frequency_penalty, presence_penalty; /* 0: off */
+    int penalty_last_n;    /* window for penalties (0: 64) */
+    uint64_t seed;
+} bitnet_sampler_params;
+void bitnet_sampler_params_default(bitnet_sampler_params *p);
+bitnet_status bitnet_sampler_new(const bitnet_sampler_params *p, int vocab_size, bitnet_sampler **out);
+void bitnet_sampler_free(bitnet_sampler *s);
+/* Pick the next id from logits[vocab] (logits may be modified). */
+int bitnet_sampler_sample(bitnet_sampler *s, float *logits);
+/* Tell the sampler an id was emitted or fed (for penalties). */
+void bitnet_sampler_accept(bitnet_sampler *s, int id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,61 @@
+/* kernels.h — the contract of every compute kernel, and the runtime dispatch table.
+ *
+ * Ternary matrices. A BitLinear weight W[rows=out, cols=in] with values in {-1, 0, +1} is kept
+ * only in a kernel-specific packed form (about 2 bits per weight or less), made at load time by
+ * that kernel set's pack() from plain int8 values. The on-disk format never depends on the ISA.
+ * Activations are int8 rows, each zero-padded to kp = bn_kpad(cols) entries (so kernels may
+ * read whole blocks); the products are exact int32 sums. Scales are applied by the caller:
+ *     y_float = (float)y_int / s_act * w_scale        (see model.c)
+ *
+ * Reference layout ("ref", src/kernels/ref.c; the spec): row-major, each row kp/4 bytes; weight
+ * k of row r sits in byte r*(kp/4) + k/4, bits 2*(k%4)..2*(k%4)+1, as code = value + 1
+ * (0 -> -1, 1 -> 0, 2 -> +1). Padding weights have code 1 (zero).
+ *
+ * Every ISA kernel set must give bit-identical int32 results to ref for any rows, cols, n,
+ * r0 <= r1, and all int8 activations including -128 (tests/test_kernels.c checks this).
+ * Float kernels (quant_act, fgemm) must match ref within float rounding; quant_act must give
+ * identical int8 values and scale for the same input (it decides rounding ties, half-to-even). */
+#ifndef BITNET_KERNELS_H
+#define BITNET_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define BN_KBLOCK 128
+static inline int bn_kpad(int cols) { return (cols + BN_KBLOCK - 1) / BN_KBLOCK * BN_KBLOCK; }
+
+/* dtype codes for float weight matrices in fgemm (same numbering as bn_dtype in safetensors.h) */
+enum { BN_W_F32 = 0, BN_W_F16 = 1, BN_W_BF16 = 2 };
+
+typedef struct bn_kernels {
+    const char *name;                   /* "ref", "avx2", "avx512", "neon", "dotprod" */
+    /* Bytes needed for the packed form of a rows x cols ternary matrix. */
+    size_t (*packed_size)(int rows, int cols);
+    /* w: int8[rows][cols] row-major, values in {-1,0,1}  ->  dst[packed_size(rows, cols)]. */
+    void (*pack)(const int8_t *w, int rows, int cols, uint8_t *dst);
+    /* Ternary GEMM: for i in [0,n), r in [r0,r1):
+     *     y[i*ldy + r] = sum_{k<cols} W[r][k] * x[i*ldx + k]      (exact int32)
+     * x: int8[n][ldx], ldx >= bn_kpad(cols), entries cols..kp-1 are zero. */
+    void (*tgemm)(const uint8_t *w, int rows, int cols, int r0, int r1,
+                  const int8_t *x, int ldx, int n, int32_t *y, int ldy);
+    /* Per-token absmax int8 quantization (BitLinear activations):
+     *     m = max(max_k |x[k]|, 1e-5);  s = 127.0f / m  (float32 division)
+     *     q[k] = clamp(rintf(x[k] * s), -128, 127) for k < cols;  q[k] = 0 for cols <= k < kp
+     * returns s. */
+    float (*quant_act)(const float *x, int cols, int8_t *q, int kp);
+    /* Float GEMM for the LM head and other float products: for i in [0,n), r in [r0,r1):
+     *     y[i*ldy + r] = sum_k W[r][k] * x[i*ldx + k]       (float32 accumulation)
+     * W: rows x cols row-major of dtype wdt (BN_W_*), possibly unaligned. */
+    void (*fgemm)(const void *w, int wdt, int rows, int cols, int r0, int r1,
+                  const float *x, int ldx, int n, float *y, int ldy);
+} bn_kernels;
+
+/* The reference set (always available). */
+const bn_kernels *bn_kernels_ref(void);
+/* The best set this CPU and OS support, or the one named by env BITNET_ISA (falls back to ref
+ * with *warning set if that ISA is unavailable). */
+const bn_kernels *bn_kernels_best(void);
+/* A set by name; NULL if not compiled in or not supported by this CPU. */
+const bn_kernels *bn_kernels_by_name(const char *name);
+/* Names of all sets usable on this machine, NULL-terminated. */
+const char *const *bn_kernels_available(void);
+#endif

@@ -1,0 +1,285 @@
+/* safetensors.c — mmap'd, validated safetensors reader and a small atomic writer.
+ * Format: u64 LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets}}, data.
+ * Not: a general tensor library; we only read what the model loader asks for. */
+#include "safetensors.h"
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const struct { const char *name; size_t size; } DT[BN_DT_COUNT] = {
+    [BN_F32] = {"F32", 4}, [BN_F16] = {"F16", 2}, [BN_BF16] = {"BF16", 2}, [BN_U8] = {"U8", 1},
+    [BN_I8] = {"I8", 1}, [BN_I32] = {"I32", 4}, [BN_I64] = {"I64", 8},
+};
+size_t bn_dtype_size(bn_dtype t) { return t < BN_DT_COUNT ? DT[t].size : 0; }
+const char *bn_dtype_name(bn_dtype t) { return t < BN_DT_COUNT ? DT[t].name : "unknown"; }
+
+typedef struct { char *path; void *map; size_t size; } st_file;
+
+struct bn_st {
+    st_file *files; int n_files;
+    bn_tensor *t; int n, cap;
+    char **names;     /* owned strings (names + file paths) */
+    int n_names, cap_names;
+};
+
+static char *own(bn_st *st, const char *s) {
+    if (st->n_names == st->cap_names) {
+        int c = st->cap_names ? st->cap_names * 2 : 64;
+        char **p = realloc(st->names, c * sizeof *p);
+        if (!p) return NULL;
+        st->names = p; st->cap_names = c;
+    }
+    char *d = strdup(s);
+    if (d) st->names[st->n_names++] = d;
+    return d;
+}
+
+void bn_st_free(bn_st *st) {
+    if (!st) return;
+    for (int i = 0; i < st->n_files; i++) {
+        if (st->files[i].map && st->files[i].size) munmap(st->files[i].map, st->files[i].size);
+        free(st->files[i].path);
+    }
+    for (int i = 0; i < st->n_names; i++) free(st->names[i]);
+    free(st->names); free(st->files); free(st->t); free(st);
+}
+
+static bitnet_status parse_file(bn_st *st, const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { close(fd); return bn_err(BITNET_ERR_IO, "%s: not a regular file", path); }
+    size_t size = (size_t)sb.st_size;
+    if (size < 8) { close(fd); return bn_err(BITNET_ERR_FORMAT, "%s: truncated: %zu bytes, no safetensors header", path, size); }
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return bn_err(BITNET_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+    st_file *nf = realloc(st->files, (st->n_files + 1) * sizeof *nf);
+    if (!nf) { munmap(map, size); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    st->files = nf;
+    st_file *f = &st->files[st->n_files++];
+    f->path = strdup(path); f->map = map; f->size = size;
+    if (!f->path) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+
+    uint64_t hlen = 0; memcpy(&hlen, map, 8); /* little-endian hosts only (all we target) */
+    if (hlen > size - 8) return bn_err(BITNET_ERR_FORMAT, "%s: truncated or corrupt: header length %llu exceeds file size %zu", path, (unsigned long long)hlen, size);
+    if (hlen > (100u << 20)) return bn_err(BITNET_ERR_FORMAT, "%s: header length %llu is implausibly large", path, (unsigned long long)hlen);
+    const char *hdr = (const char *)map + 8;
+    cJSON *root = cJSON_ParseWithLength(hdr, (size_t)hlen);
+    if (!root || !cJSON_IsObject(root)) { cJSON_Delete(root); return bn_err(BITNET_ERR_FORMAT, "%s: header is not a JSON object", path); }
+    const uint8_t *data = (const uint8_t *)map + 8 + hlen;
+    size_t data_size = size - 8 - (size_t)hlen;
+    bitnet_status s = BITNET_OK;
+    for (cJSON *e = root->child; e; e = e->next) {
+        if (!strcmp(e->string, "__metadata__")) continue;
+        const char *nm = e->string;
+        cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+        cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2) {
+            s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s': missing or malformed dtype/shape/data_offsets", path, nm); break; }
+        bn_tensor t = {0};
+        t.dtype = BN_DT_COUNT;
+        for (int k = 0; k < BN_DT_COUNT; k++) if (!strcmp(dt->valuestring, DT[k].name)) t.dtype = (bn_dtype)k;
+        int nd = cJSON_GetArraySize(sh);
+        if (nd > BN_MAX_DIMS) { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: tensor '%s' has %d dims (max %d)", path, nm, nd, BN_MAX_DIMS); break; }
+        t.ndim = nd; t.numel = 1;
+        int k = 0;
+        for (cJSON *d = sh->child; d; d = d->next, k++) {
+            double v = cJSON_IsNumber(d) ? d->valuedouble : -1;
+            if (v < 0 || v > 9.0e15 || v != (double)(int64_t)v) { s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s': invalid shape entry", path, nm); break; }
+            t.shape[k] = (int64_t)v;
+            if (t.shape[k] && t.numel > INT64_MAX / t.shape[k]) { s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s': shape overflows", path, nm); break; }
+            t.numel *= t.shape[k];
+        }
+        if (s) break;
+        double b0 = cJSON_IsNumber(off->child) ? off->child->valuedouble : -1;
+        double b1 = cJSON_IsNumber(off->child->next) ? off->child->next->valuedouble : -1;
+        if (b0 < 0 || b1 < b0 || b1 > (double)data_size || b0 != (double)(int64_t)b0 || b1 != (double)(int64_t)b1) {
+            s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the %zu data bytes (truncated file?)", path, nm, b0, b1, data_size); break; }
+        t.nbytes = (size_t)b1 - (size_t)b0;
+        if (t.dtype != BN_DT_COUNT) {
+            size_t es = DT[t.dtype].size;
+            if ((uint64_t)t.numel > SIZE_MAX / es || (size_t)t.numel * es != t.nbytes) {
+                s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s': %zu bytes do not match shape (%lld elements of %s)", path, nm, t.nbytes, (long long)t.numel, DT[t.dtype].name); break; }
+        }
+        t.data = data + (size_t)b0;
+        if (bn_st_find(st, nm)) { s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' appears twice", path, nm); break; }
+        t.name = own(st, nm); t.file = f->path;
+        if (!t.name) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
+        if (st->n == st->cap) {
+            int c = st->cap ? st->cap * 2 : 256;
+            bn_tensor *p = realloc(st->t, c * sizeof *p);
+            if (!p) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
+            st->t = p; st->cap = c;
+        }
+        st->t[st->n++] = t;
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
+bitnet_status bn_st_open(const char *path, bn_st **out) {
+    *out = NULL;
+    bn_st *st = calloc(1, sizeof *st);
+    if (!st) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    bitnet_status s = parse_file(st, path);
+    if (s) { bn_st_free(st); return s; }
+    *out = st; return BITNET_OK;
+}
+
+bitnet_status bn_st_open_dir(const char *dir, bn_st **out) {
+    *out = NULL;
+    char *single = bn_path_join(dir, "model.safetensors");
+    char *index = bn_path_join(dir, "model.safetensors.index.json");
+    bitnet_status s;
+    if (!single || !index) { free(single); free(index); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    if (bn_file_exists(single)) { s = bn_st_open(single, out); free(single); free(index); return s; }
+    if (!bn_file_exists(index)) {
+        s = bn_err(BITNET_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+        free(single); free(index); return s;
+    }
+    free(single);
+    char *txt = NULL;
+    if ((s = bn_read_file(index, &txt, NULL))) { free(index); return s; }
+    cJSON *root = cJSON_Parse(txt);
+    free(txt);
+    cJSON *wm = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
+    if (!cJSON_IsObject(wm)) { cJSON_Delete(root); s = bn_err(BITNET_ERR_FORMAT, "%s: no weight_map object", index); free(index); return s; }
+    bn_st *st = calloc(1, sizeof *st);
+    if (!st) { cJSON_Delete(root); free(index); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    s = BITNET_OK;
+    for (cJSON *e = wm->child; e && !s; e = e->next) {
+        if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || !strcmp(e->valuestring, "..")) {
+            s = bn_err(BITNET_ERR_FORMAT, "%s: bad shard name for '%s'", index, e->string); break; }
+        int seen = 0;
+        for (int i = 0; i < st->n_files; i++) {
+            const char *b = strrchr(st->files[i].path, '/');
+            if (!strcmp(b ? b + 1 : st->files[i].path, e->valuestring)) seen = 1;
+        }
+        if (seen) continue;
+        char *p = bn_path_join(dir, e->valuestring);
+        if (!p) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
+        s = parse_file(st, p);
+        free(p);
+    }
+    /* every tensor named in the index must be present */
+    for (cJSON *e = wm->child; e && !s; e = e->next)
+        if (!bn_st_find(st, e->string)) s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' is listed but not in shard %s", index, e->string, e->valuestring);
+    cJSON_Delete(root); free(index);
+    if (s) { bn_st_free(st); return s; }
+    *out = st; return BITNET_OK;
+}
+
+int bn_st_count(const bn_st *st) { return st->n; }
+const bn_tensor *bn_st_at(const bn_st *st, int i) { return i >= 0 && i < st->n ? &st->t[i] : NULL; }
+
+const bn_tensor *bn_st_find(const bn_st *st, const char *name) {
+    for (int i = 0; i < st->n; i++) if (!strcmp(st->t[i].name, name)) return &st->t[i];
+    return NULL;
+}
+
+bitnet_status bn_st_get(const bn_st *st, const char *name, unsigned dtypes, int ndim,
+                        const int64_t *shape, const bn_tensor **out) {
+    const bn_tensor *t = bn_st_find(st, name);
+    const char *f = st->n_files ? st->files[0].path : "?";
+    if (!t) return bn_err(BITNET_ERR_FORMAT, "%s: missing tensor '%s'", f, name);
+    if (t->dtype == BN_DT_COUNT || !(dtypes & (1u << t->dtype)))
+        return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported dtype %s here", t->file, name, bn_dtype_name(t->dtype));
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) if (shape[i] >= 0 && t->shape[i] != shape[i]) ok = 0;
+    if (!ok) {
+        char want[96] = "", got[96] = "";
+        for (int i = 0; i < ndim; i++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "", (long long)shape[i]);
+        for (int i = 0; i < t->ndim; i++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "", (long long)t->shape[i]);
+        return bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected [%s]", t->file, name, got, want);
+    }
+    *out = t; return BITNET_OK;
+}
+
+void bn_tensor_to_f32(const bn_tensor *t, float *dst, int64_t start, int64_t n) {
+    const uint8_t *p = t->data;
+    switch (t->dtype) {
+    case BN_F32: memcpy(dst, p + start * 4, (size_t)n * 4); break;
+    case BN_F16: for (int64_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, p + (start + i) * 2, 2); dst[i] = bn_f16_to_f32(h); } break;
+    case BN_BF16: for (int64_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, p + (start + i) * 2, 2); dst[i] = bn_bf16_to_f32(h); } break;
+    case BN_U8: for (int64_t i = 0; i < n; i++) dst[i] = p[start + i]; break;
+    case BN_I8: for (int64_t i = 0; i < n; i++) dst[i] = (int8_t)p[start + i]; break;
+    default: for (int64_t i = 0; i < n; i++) dst[i] = 0; break;
+    }
+}
+
+/* ---- writer ---- */
+typedef struct { char *name; bn_dtype dt; int ndim; int64_t shape[BN_MAX_DIMS]; void *data; size_t nbytes; } wt;
+struct bn_st_writer { wt *t; int n, cap; };
+
+bitnet_status bn_st_writer_new(bn_st_writer **out) {
+    *out = calloc(1, sizeof **out);
+    return *out ? BITNET_OK : bn_err(BITNET_ERR_NOMEM, "out of memory");
+}
+
+bitnet_status bn_st_writer_add(bn_st_writer *w, const char *name, bn_dtype dt, int ndim,
+                               const int64_t *shape, const void *data) {
+    if (ndim > BN_MAX_DIMS || dt >= BN_DT_COUNT) return bn_err(BITNET_ERR_ARG, "writer: bad tensor '%s'", name);
+    if (w->n == w->cap) {
+        int c = w->cap ? w->cap * 2 : 64;
+        wt *p = realloc(w->t, c * sizeof *p);
+        if (!p) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+        w->t = p; w->cap = c;
+    }
+    wt *t = &w->t[w->n];
+    memset(t, 0, sizeof *t);
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) { t->shape[i] = shape[i]; n *= (size_t)shape[i]; }
+    t->ndim = ndim; t->dt = dt; t->nbytes = n * DT[dt].size;
+    t->name = strdup(name); t->data = malloc(t->nbytes ? t->nbytes : 1);
+    if (!t->name || !t->data) { free(t->name); free(t->data); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    memcpy(t->data, data, t->nbytes);
+    w->n++;
+    return BITNET_OK;
+}
+
+static int wt_cmp(const void *a, const void *b) { return strcmp(((const wt *)a)->name, ((const wt *)b)->name); }
+
+bitnet_status bn_st_writer_save(bn_st_writer *w, const char *path) {
+    qsort(w->t, w->n, sizeof *w->t, wt_cmp);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    cJSON_AddStringToObject(meta, "format", "pt");
+    size_t off = 0;
+    for (int i = 0; i < w->n; i++) {
+        cJSON *e = cJSON_AddObjectToObject(root, w->t[i].name);
+        cJSON_AddStringToObject(e, "dtype", DT[w->t[i].dt].name);
+        cJSON *sh = cJSON_AddArrayToObject(e, "shape");
+        for (int k = 0; k < w->t[i].ndim; k++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)w->t[i].shape[k]));
+        cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+        off += w->t[i].nbytes;
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+    }
+    char *js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!js) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    size_t hl = strlen(js), hpad = (hl + 7) & ~(size_t)7;
+    size_t total = 8 + hpad + off;
+    uint8_t *buf = malloc(total);
+    if (!buf) { free(js); return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); }
+    uint64_t h = hpad; memcpy(buf, &h, 8);
+    memcpy(buf + 8, js, hl); memset(buf + 8 + hl, ' ', hpad - hl);
+    free(js);
+    size_t p = 8 + hpad;
+    for (int i = 0; i < w->n; i++) { memcpy(buf + p, w->t[i].data, w->t[i].nbytes); p += w->t[i].nbytes; }
+    bitnet_status s = bn_write_file_atomic(path, buf, total);
+    free(buf);
+    return s;
+}
+
+void bn_st_writer_free(bn_st_writer *w) {
+    if (!w) return;
+    for (int i = 0; i < w->n; i++) { free(w->t[i].name); free(w->t[i].data); }
+    free(w->t); free(w);
+}

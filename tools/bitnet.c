@@ -1,0 +1,84 @@
+/* bitnet.c — the `bitnet` command-line tool: a dispatcher over subcommands (tools/cmd_*.c). */
+#include "cli.h"
+#include <errno.h>
+#include <sys/resource.h>
+
+#define STUB(fn, what) __attribute__((weak)) int fn(int argc, char **argv) { \
+    (void)argc; (void)argv; fprintf(stderr, "bitnet: '%s' is not built into this binary\n", what); return 2; }
+STUB(cmd_run, "run") STUB(cmd_logits, "logits") STUB(cmd_info, "info") STUB(cmd_chat, "chat")
+STUB(cmd_tokenize, "tokenize") STUB(cmd_tokenize_file, "tokenize-file") STUB(cmd_tokenizer_train, "tokenizer-train")
+STUB(cmd_train, "train") STUB(cmd_export, "export") STUB(cmd_bench, "bench")
+
+static const struct { const char *name; int (*fn)(int, char **); const char *help; } CMDS[] = {
+    {"run", cmd_run, "generate text or ids from a prompt"},
+    {"chat", cmd_chat, "interactive multi-turn chat"},
+    {"logits", cmd_logits, "write the logits of one forward pass to a file"},
+    {"info", cmd_info, "print a model's architecture, sizes and memory"},
+    {"tokenize", cmd_tokenize, "print the token ids of stdin"},
+    {"tokenize-file", cmd_tokenize_file, "turn a text file into a uint32 token file"},
+    {"tokenizer-train", cmd_tokenizer_train, "train a byte-level BPE tokenizer.json"},
+    {"train", cmd_train, "train or fine-tune a model (quantization-aware)"},
+    {"export", cmd_export, "write a packed inference checkpoint"},
+    {"bench", cmd_bench, "benchmark kernels and models"},
+};
+#define NCMDS (int)(sizeof CMDS / sizeof CMDS[0])
+
+int cli_fail(const char *what) {
+    fprintf(stderr, "bitnet: %s: %s\n", what, bitnet_last_error());
+    return 1;
+}
+
+int cli_parse_ids(const char *s, int32_t **out) {
+    int cap = 16, n = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) return -1;
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        if (!*p) break;
+        char *end; errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX) { free(ids); return -1; }
+        if (n == cap) { cap *= 2; int32_t *q = realloc(ids, cap * sizeof *q); if (!q) { free(ids); return -1; } ids = q; }
+        ids[n++] = (int32_t)v;
+        p = end;
+        if (*p && *p != ',' && *p != ' ') { free(ids); return -1; }
+    }
+    *out = ids;
+    return n;
+}
+
+int cli_int(const char *opt, const char *v, int lo, int hi, int *out) {
+    char *end; errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || end == v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "bitnet: %s needs an integer in [%d, %d], got '%s'\n", opt, lo, hi, v ? v : "");
+        return 0;
+    }
+    *out = (int)x; return 1;
+}
+
+int cli_float(const char *opt, const char *v, float *out) {
+    char *end; errno = 0;
+    float x = v ? strtof(v, &end) : 0;
+    if (!v || end == v || *end || errno) { fprintf(stderr, "bitnet: %s needs a number, got '%s'\n", opt, v ? v : ""); return 0; }
+    *out = x; return 1;
+}
+
+size_t cli_peak_rss(void) {
+    struct rusage ru; getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: bitnet <command> [options]   (bitnet <command> -h for its options)\n\ncommands:\n");
+    for (int i = 0; i < NCMDS; i++) fprintf(f, "  %-16s %s\n", CMDS[i].name, CMDS[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) { usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
+    for (int i = 0; i < NCMDS; i++) if (!strcmp(argv[1], CMDS[i].name)) return CMDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "bitnet: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

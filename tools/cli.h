@@ -1,0 +1,31 @@
+/* cli.h — shared pieces of the `bitnet` command-line tool. Each subcommand lives in its own
+ * tools/cmd_*.c as `int cmd_NAME(int argc, char **argv)` (argv[0] is the subcommand name) and
+ * returns the process exit code. Subcommands not built yet are weak stubs in tools/bitnet.c. */
+#ifndef BITNET_CLI_H
+#define BITNET_CLI_H
+#include "bitnet.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Print "bitnet: <what>: <last error>" to stderr and return 1. */
+int cli_fail(const char *what);
+/* Parse "1,2,3" into a malloc'd array; returns count or -1 on a malformed list. */
+int cli_parse_ids(const char *s, int32_t **out);
+/* Parse an int / float option value, exiting the command with a message on garbage. */
+int cli_int(const char *opt, const char *v, int lo, int hi, int *out);
+int cli_float(const char *opt, const char *v, float *out);
+/* Peak resident set size of this process in bytes. */
+size_t cli_peak_rss(void);
+
+int cmd_run(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_tokenize_file(int argc, char **argv);
+int cmd_tokenizer_train(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+#endif
