@@ -42,6 +42,7 @@ typedef struct bitnet_model_info {
     int tied_embeddings;
     int bos_id, eos_id;     /* -1 if unknown */
     int64_t n_params;       /* parameters as in the checkpoint (ternary weights counted once) */
+    int64_t n_ternary;      /* of which: ternary BitLinear weights */
     size_t weight_bytes;    /* bytes the weights occupy resident in memory */
     size_t ternary_bytes;   /* of which: packed ternary matrices */
     const char *isa;        /* kernel set in use */

@@ -1,0 +1,54 @@
+/* model.h — internal view of a loaded model: config, packed ternary matrices, float tensors.
+ * The forward pass is in model.c; loading from safetensors in loader.c. */
+#ifndef BITNET_MODEL_H
+#define BITNET_MODEL_H
+#include "config.h"
+#include "safetensors.h"
+#include "kernels/kernels.h"
+
+/* A BitLinear weight W[rows=out, cols=in], ternary, packed by kernel set k:
+ *     y[r] = (sum_k W[r][k] * xq[k]) / s_act * scale */
+typedef struct bn_tmat {
+    int rows, cols;
+    uint8_t *data;     /* k->packed_size(rows, cols) bytes */
+    float scale;
+} bn_tmat;
+
+typedef struct bn_layer {
+    float *attn_norm;      /* [dim]  input_layernorm */
+    float *attn_sub_norm;  /* [q_dim] attn_sub_norm / inner_attn_ln */
+    float *ffn_norm;       /* [dim]  post_attention_layernorm */
+    float *ffn_sub_norm;   /* [ffn]  ffn_sub_norm / ffn_layernorm */
+    bn_tmat wq, wk, wv, wo, wgate, wup, wdown;
+} bn_layer;
+
+struct bitnet_model {
+    bn_config cfg;
+    const bn_kernels *k;
+    bn_st *st;               /* open checkpoint (embeddings/head may point into its mmap) */
+    const void *embed;       /* [vocab, dim] of dtype embed_dt (BN_W_*) */
+    int embed_dt;
+    const void *head;        /* [vocab, dim] of dtype head_dt; == embed when tied */
+    int head_dt;
+    void *owned[2];          /* buffers we allocated for embed/head, if any */
+    float *final_norm;       /* [dim] */
+    bn_layer *layers;        /* [n_layers] */
+    char weight_format[32];
+    int64_t n_params, n_ternary;
+    size_t weight_bytes, ternary_bytes;
+};
+
+/* A model with the shapes of cfg and random ternary weights (scale ~ 1/sqrt(cols)), random
+ * bf16 embeddings and unit norms, built in memory (for benchmarks). */
+bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_model **out);
+/* Weight bytes streamed per generated token (all ternary matrices + one head pass). */
+size_t bn_model_weight_bytes_per_token(const bitnet_model *m);
+/* Ternarize float weights w[rows*cols] as the reference does (absmean per tensor):
+ * g = 1/max(mean|w|, 1e-5); q = clamp(rint(w*g), -1, 1). Returns 1/g (the dequant scale). */
+float bn_ternarize(const float *w, int64_t n, int8_t *q);
+/* Unpack a 2B-4T packed uint8[rows/4, cols] tensor into int8[rows, cols] in {-1,0,1};
+ * returns -1 (and sets nothing) if a code 3 appears, else 0. */
+int bn_unpack_2b4t(const uint8_t *p, int rows, int cols, int8_t *q);
+/* Pack int8[rows, cols] ternary into the 2B-4T uint8[rows/4, cols] layout (rows % 4 == 0). */
+void bn_pack_2b4t(const int8_t *q, int rows, int cols, uint8_t *p);
+#endif

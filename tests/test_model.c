@@ -1,0 +1,103 @@
+/* test_model.c — the whole model against the transformers goldens (tests/golden/README.md):
+ * prefill logits and KV-cache decode logits within mean|d| <= 1e-2 std and max|d| <= 0.25 std
+ * of the reference, and greedy ids identical, for every layout and every kernel set here. */
+#include "t.h"
+#include "bitnet.h"
+#include "model.h"
+#include <cjson/cJSON.h>
+
+static int read_ids(cJSON *root, const char *key, int32_t *ids, int max) {
+    cJSON *a = cJSON_GetObjectItem(root, key), *e; int n = 0;
+    cJSON_ArrayForEach(e, a) if (n < max) ids[n++] = e->valueint;
+    return n;
+}
+
+/* compare got[rows][V] to ref; prints stats */
+static void cmp(const char *name, const float *got, const float *ref, size_t count) {
+    double mean = 0, var = 0, mad = 0, mx = 0;
+    for (size_t i = 0; i < count; i++) mean += ref[i];
+    mean /= count;
+    for (size_t i = 0; i < count; i++) var += (ref[i] - mean) * (ref[i] - mean);
+    double sd = sqrt(var / count);
+    for (size_t i = 0; i < count; i++) { double d = fabs(got[i] - ref[i]); mad += d; if (d > mx || d != d) mx = d != d ? INFINITY : d; }
+    mad /= count;
+    CHECK(name, mad <= 1e-2 * sd && mx <= 0.25 * sd, "mean|d|/std=%.3g max|d|/std=%.3g", mad / sd, mx / sd);
+    printf("# %s: mean|d|/std=%.2e max|d|/std=%.2e\n", name, mad / sd, mx / sd);
+}
+
+static void run_model(const char *dir, const char *isa) {
+    char path[512], name[256];
+    snprintf(path, sizeof path, "%s/%s/golden.json", t_golden(), dir);
+    char *js = t_read_file(path, NULL);
+    cJSON *g = js ? cJSON_Parse(js) : NULL;
+    snprintf(name, sizeof name, "%s[%s] golden.json", dir, isa);
+    CHECK(name, g != NULL, "cannot read %s", path);
+    if (!g) { free(js); return; }
+    int32_t ids[256]; int np = read_ids(g, "prompt_ids", ids, 128), ng = read_ids(g, "greedy_ids", ids + np, 128);
+    int V = cJSON_GetObjectItem(g, "vocab_size")->valueint, N = np + ng;
+    snprintf(path, sizeof path, "%s/%s", t_golden(), dir);
+    bitnet_model *m = NULL;
+    bitnet_status s = bitnet_model_load(path, &m);
+    snprintf(name, sizeof name, "%s[%s] load", dir, isa);
+    CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
+    if (s) { cJSON_Delete(g); free(js); return; }
+    CHECK("kernel set is the one forced", !strcmp(m->k->name, isa), "got %s", m->k->name);
+    size_t nb;
+    snprintf(path, sizeof path, "%s/%s/golden_prompt_logits.f32", t_golden(), dir);
+    float *refp = t_read_file(path, &nb);
+    snprintf(path, sizeof path, "%s/%s/golden_full_logits.f32", t_golden(), dir);
+    float *reff = t_read_file(path, &nb);
+    float *lg = malloc((size_t)N * V * 4);
+    for (int threads = 1; threads <= 2; threads++) {
+        bitnet_ctx *c = NULL;
+        bitnet_ctx_params p = {.n_ctx = 64, .n_threads = threads};
+        bitnet_ctx_new(m, &p, &c);
+        /* prompt, one forward */
+        s = bitnet_ctx_eval(c, ids, np, lg, 1);
+        snprintf(name, sizeof name, "%s[%s,t%d] prompt logits", dir, isa, threads);
+        if (s == BITNET_OK) cmp(name, lg, refp, (size_t)np * V); else CHECK(name, 0, "%s", bitnet_last_error());
+        /* full, one forward */
+        bitnet_ctx_reset(c);
+        s = bitnet_ctx_eval(c, ids, N, lg, 1);
+        snprintf(name, sizeof name, "%s[%s,t%d] full logits (prefill)", dir, isa, threads);
+        if (s == BITNET_OK) cmp(name, lg, reff, (size_t)N * V); else CHECK(name, 0, "%s", bitnet_last_error());
+        /* full, token by token through the KV cache */
+        bitnet_ctx_reset(c);
+        for (int i = 0; i < N && !s; i++) s = bitnet_ctx_eval(c, ids + i, 1, lg + (size_t)i * V, 0);
+        snprintf(name, sizeof name, "%s[%s,t%d] full logits (decode)", dir, isa, threads);
+        if (s == BITNET_OK) cmp(name, lg, reff, (size_t)N * V); else CHECK(name, 0, "%s", bitnet_last_error());
+        /* greedy generation: prefill prompt, then argmax-feed */
+        bitnet_ctx_reset(c);
+        float *last = malloc((size_t)V * 4);
+        s = bitnet_ctx_eval(c, ids, np, last, 0);
+        int ok = s == BITNET_OK, bad_at = -1, got_id = -1;
+        for (int i = 0; i < ng && ok; i++) {
+            int best = 0;
+            for (int v = 1; v < V; v++) if (last[v] > last[best]) best = v;
+            if (best != ids[np + i]) { ok = 0; bad_at = i; got_id = best; break; }
+            s = bitnet_ctx_eval(c, &ids[np + i], 1, last, 0);
+            ok = s == BITNET_OK;
+        }
+        snprintf(name, sizeof name, "%s[%s,t%d] greedy ids", dir, isa, threads);
+        CHECK(name, ok, "first difference at %d: got %d want %d", bad_at, got_id, bad_at >= 0 ? ids[np + bad_at] : -1);
+        free(last);
+        bitnet_ctx_free(c);
+    }
+    free(lg); free(refp); free(reff);
+    bitnet_model_free(m);
+    cJSON_Delete(g); free(js);
+}
+
+int main(void) {
+    const char *models[] = {"bitnet-b158-packed", "bitnet-b158-packed-bitlinear", "bitnet-b158-master", "bitnet-1bitllm"};
+    const char *const *isas = bn_kernels_available();
+    char forced[64] = "";
+    const char *env = getenv("BITNET_ISA");
+    if (env) snprintf(forced, sizeof forced, "%s", env);
+    for (int k = 0; isas[k]; k++) {
+        if (*forced && strcmp(forced, isas[k])) continue;
+        setenv("BITNET_ISA", isas[k], 1);
+        for (int i = 0; i < 4; i++) run_model(models[i], isas[k]);
+    }
+    T_DONE();
+}

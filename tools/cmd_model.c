@@ -1,0 +1,81 @@
+/* cmd_model.c — `bitnet logits` and `bitnet info`: one forward pass to a file; model facts. */
+#include "cli.h"
+
+int cmd_logits(int argc, char **argv) {
+    const char *model = NULL, *ids_s = NULL, *out = NULL;
+    int decode = 0, threads = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--ids") && i + 1 < argc) ids_s = argv[++i];
+        else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--decode")) decode = 1;
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) { if (!cli_int("-t", argv[++i], 1, 512, &threads)) return 2; }
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: bitnet logits -m MODEL_DIR --ids 1,2,3 -o OUT.f32 [--decode] [-t N]\n"
+                   "  writes float32 little-endian logits [n_ids, vocab] of one forward over the ids;\n"
+                   "  --decode feeds them one at a time through the KV cache instead\n");
+            return 0;
+        } else { fprintf(stderr, "bitnet logits: unknown or incomplete option '%s'\n", argv[i]); return 2; }
+    }
+    if (!model || !ids_s || !out) { fprintf(stderr, "bitnet logits: need -m MODEL_DIR --ids LIST -o OUT.f32\n"); return 2; }
+    int32_t *ids = NULL;
+    int n = cli_parse_ids(ids_s, &ids);
+    if (n <= 0) { fprintf(stderr, "bitnet logits: --ids must be a comma-separated list of token ids\n"); free(ids); return 2; }
+    bitnet_model *m = NULL; bitnet_ctx *c = NULL;
+    int rc = 1;
+    float *lg = NULL;
+    FILE *f = NULL;
+    if (bitnet_model_load(model, &m)) { rc = cli_fail(model); goto done; }
+    bitnet_model_info info; bitnet_model_get_info(m, &info);
+    bitnet_ctx_params p = {.n_ctx = n < info.max_seq_len ? (n > 0 ? n : 1) : info.max_seq_len, .n_threads = threads};
+    if (n > info.max_seq_len) { fprintf(stderr, "bitnet logits: %d ids exceed the model's context %d\n", n, info.max_seq_len); goto done; }
+    if (bitnet_ctx_new(m, &p, &c)) { rc = cli_fail("context"); goto done; }
+    lg = malloc((size_t)n * info.vocab_size * sizeof(float));
+    if (!lg) { fprintf(stderr, "bitnet logits: out of memory\n"); goto done; }
+    if (decode) {
+        for (int i = 0; i < n; i++)
+            if (bitnet_ctx_eval(c, ids + i, 1, lg + (size_t)i * info.vocab_size, 0)) { rc = cli_fail("--ids"); goto done; }
+    } else if (bitnet_ctx_eval(c, ids, n, lg, 1)) { rc = cli_fail("--ids"); goto done; }
+    f = fopen(out, "wb");
+    if (!f || fwrite(lg, sizeof(float), (size_t)n * info.vocab_size, f) != (size_t)n * info.vocab_size) {
+        fprintf(stderr, "bitnet logits: %s: cannot write\n", out); goto done; }
+    if (fclose(f)) { f = NULL; fprintf(stderr, "bitnet logits: %s: cannot write\n", out); goto done; }
+    f = NULL;
+    rc = 0;
+done:
+    if (f) fclose(f);
+    free(lg); free(ids);
+    bitnet_ctx_free(c); bitnet_model_free(m);
+    return rc;
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *model = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { printf("usage: bitnet info -m MODEL_DIR\n"); return 0; }
+        else { fprintf(stderr, "bitnet info: unknown or incomplete option '%s'\n", argv[i]); return 2; }
+    }
+    if (!model) { fprintf(stderr, "bitnet info: need -m MODEL_DIR\n"); return 2; }
+    bitnet_model *m = NULL;
+    if (bitnet_model_load(model, &m)) return cli_fail(model);
+    bitnet_model_info i; bitnet_model_get_info(m, &i);
+    printf("model:              %s\n", model);
+    printf("architecture:       %s (%s FFN, %s)\n", i.arch, i.act ? "silu" : "relu2", i.tied_embeddings ? "tied embeddings" : "separate lm_head");
+    printf("weights on disk:    %s\n", i.weight_format);
+    printf("layers:             %d\n", i.n_layers);
+    printf("hidden / ffn:       %d / %d\n", i.hidden_size, i.intermediate_size);
+    printf("heads / kv heads:   %d / %d (head_dim %d)\n", i.n_heads, i.n_kv_heads, i.head_dim);
+    printf("vocab:              %d\n", i.vocab_size);
+    printf("context:            %d (rope theta %g, norm eps %g)\n", i.max_seq_len, i.rope_theta, i.norm_eps);
+    printf("bos / eos:          %d / %d\n", i.bos_id, i.eos_id);
+    printf("parameters:         %lld (%.2f M)\n", (long long)i.n_params, i.n_params / 1e6);
+    printf("weights in memory:  %zu bytes (%.1f MiB): ternary %.1f MiB (%.2f bits/weight), float %.1f MiB\n",
+           i.weight_bytes, i.weight_bytes / 1048576.0, i.ternary_bytes / 1048576.0,
+           i.n_ternary ? 8.0 * i.ternary_bytes / (double)i.n_ternary : 0.0,
+           (i.weight_bytes - i.ternary_bytes) / 1048576.0);
+    printf("kernels:            %s\n", i.isa);
+    printf("peak RSS:           %.1f MiB\n", cli_peak_rss() / 1048576.0);
+    bitnet_model_free(m);
+    return 0;
+}
