@@ -1,0 +1,243 @@
+/* gemm_f32.c — cache-blocked float32 GEMM with runtime-dispatched micro-kernels (see gemm_f32.h).
+ * Blocking: for each NC-column block of op(B) and KC-deep slice, pack B into NR-wide panels
+ * (stays in L2/L3); for each MC-row block of op(A), pack A into MR-tall panels (L2); then the
+ * micro-kernel computes MR x NR tiles of C from one A panel and one B panel (L1).
+ * ISA micro-kernels use GCC target attributes, so no file-specific -m flags are needed; they are
+ * only called after __builtin_cpu_supports says the CPU has the features.
+ * Not: a BLAS; no alpha, beta in {0, 1} only. */
+#include "gemm_f32.h"
+#include <string.h>
+#include <stdlib.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#define MC 144
+#define KC 256
+#define NC 3072
+#define MAXMR 12
+#define MAXNR 32
+
+typedef void (*ukr_fn)(int kc, const float *A, const float *B, float *C, int ldc, int acc);
+typedef struct { const char *name; int mr, nr; ukr_fn fn; } ukr_t;
+
+/* Plain C 4x16 micro-kernel: A panel kc x 4 (k-major), B panel kc x 16. */
+static void ukr_c(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    float c[4][16] = {{0}};
+    for (int k = 0; k < kc; k++) {
+        for (int i = 0; i < 4; i++) {
+            float a = A[k * 4 + i];
+            for (int j = 0; j < 16; j++) c[i][j] += a * B[k * 16 + j];
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 16; j++) C[i * ldc + j] = (acc ? C[i * ldc + j] : 0.0f) + c[i][j];
+}
+
+#if defined(__x86_64__)
+/* AVX2+FMA 6x16: 12 ymm accumulators. */
+__attribute__((target("avx2,fma")))
+static void ukr_avx2(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            __m256 a = _mm256_broadcast_ss(A + i);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+        A += 6; B += 16;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(c)); c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(c + 8)); }
+        _mm256_storeu_ps(c, c0[i]); _mm256_storeu_ps(c + 8, c1[i]);
+    }
+}
+
+/* AVX-512 12x32: 24 zmm accumulators, 2 B vectors, broadcast A from memory. */
+__attribute__((target("avx512f,fma")))
+static void ukr_avx512(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    __m512 c0[12], c1[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) {
+            __m512 a = _mm512_set1_ps(A[i]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+        A += 12; B += 32;
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16)); }
+        _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
+    }
+}
+#endif
+
+static const ukr_t UK_C = {"c", 4, 16, ukr_c};
+#if defined(__x86_64__)
+static const ukr_t UK_AVX2 = {"avx2", 6, 16, ukr_avx2};
+static const ukr_t UK_AVX512 = {"avx512", 12, 32, ukr_avx512};
+#endif
+static const ukr_t *g_uk;
+
+static const ukr_t *by_name(const char *n) {
+    if (!strcmp(n, "c")) return &UK_C;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!strcmp(n, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &UK_AVX2;
+    if (!strcmp(n, "avx512") && __builtin_cpu_supports("avx512f")) return &UK_AVX512;
+#endif
+    return NULL;
+}
+
+static const ukr_t *cur(void) {
+    const ukr_t *u = __atomic_load_n(&g_uk, __ATOMIC_ACQUIRE);
+    if (u) return u;
+    const char *e = getenv("BITNET_GEMM");
+    if (e) u = by_name(e);
+    if (!u) u = by_name("avx512");
+    if (!u) u = by_name("avx2");
+    if (!u) u = &UK_C;
+    __atomic_store_n(&g_uk, u, __ATOMIC_RELEASE);
+    return u;
+}
+
+const char *bn_sgemm_isa(void) { return cur()->name; }
+int bn_sgemm_set_isa(const char *name) {
+    const ukr_t *u = by_name(name);
+    if (!u) return 0;
+    __atomic_store_n(&g_uk, u, __ATOMIC_RELEASE);
+    return 1;
+}
+
+size_t bn_sgemm_ws_floats(void) { return (size_t)MC * KC + (size_t)KC * (NC + MAXNR) + 64; }
+
+/* Pack op(A)[ic:ic+mc, pc:pc+kc] into MR-row panels: Ap[p][k][MR], zero-padded rows. */
+static void pack_a(int ta, const float *A, int lda, int ic, int pc, int mc, int kc, int MR, float *Ap) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        float *d = Ap + (size_t)ir * kc;
+        if (!ta) {
+            for (int i = 0; i < mr; i++) {
+                const float *s = A + (size_t)(ic + ir + i) * lda + pc;
+                for (int k = 0; k < kc; k++) d[k * MR + i] = s[k];
+            }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *s = A + (size_t)(pc + k) * lda + ic + ir;
+                for (int i = 0; i < mr; i++) d[k * MR + i] = s[i];
+            }
+        }
+        if (mr < MR)
+            for (int k = 0; k < kc; k++) for (int i = mr; i < MR; i++) d[k * MR + i] = 0.0f;
+    }
+}
+
+/* Pack op(B)[pc:pc+kc, jc:jc+nc] into NR-column panels: Bp[p][k][NR], zero-padded columns. */
+static void pack_b(int tb, const float *B, int ldb, int pc, int jc, int kc, int nc, int NR, float *Bp) {
+    for (int jr = 0; jr < nc; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        float *d = Bp + (size_t)jr * kc;
+        if (!tb) {
+            for (int k = 0; k < kc; k++) {
+                const float *s = B + (size_t)(pc + k) * ldb + jc + jr;
+                float *dk = d + (size_t)k * NR;
+                int j = 0;
+                for (; j < nr; j++) dk[j] = s[j];
+                for (; j < NR; j++) dk[j] = 0.0f;
+            }
+        } else {
+            for (int j = 0; j < nr; j++) {
+                const float *s = B + (size_t)(jc + jr + j) * ldb + pc;
+                for (int k = 0; k < kc; k++) d[(size_t)k * NR + j] = s[k];
+            }
+            for (int j = nr; j < NR; j++) for (int k = 0; k < kc; k++) d[(size_t)k * NR + j] = 0.0f;
+        }
+    }
+}
+
+void bn_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+              int accumulate, float *C, int ldc, float *ws) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate) for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    const ukr_t *u = cur();
+    const int MR = u->mr, NR = u->nr;
+    float *Ap = ws;
+    float *Bp = ws + (size_t)MC * KC;
+    _Alignas(64) float tmp[MAXMR * MAXNR];
+    for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        for (int pc = 0; pc < K; pc += KC) {
+            int kc = K - pc < KC ? K - pc : KC;
+            int acc = accumulate || pc > 0;
+            pack_b(tb, B, ldb, pc, jc, kc, nc, NR, Bp);
+            for (int ic = 0; ic < M; ic += MC) {
+                int mc = M - ic < MC ? M - ic : MC;
+                pack_a(ta, A, lda, ic, pc, mc, kc, MR, Ap);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    const float *bp = Bp + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        const float *ap = Ap + (size_t)ir * kc;
+                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                        if (mr == MR && nr == NR) u->fn(kc, ap, bp, c, ldc, acc);
+                        else {
+                            u->fn(kc, ap, bp, tmp, NR, 0);
+                            for (int i = 0; i < mr; i++)
+                                for (int j = 0; j < nr; j++)
+                                    c[(size_t)i * ldc + j] = (acc ? c[(size_t)i * ldc + j] : 0.0f) + tmp[i * NR + j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    float *const *ws; int ta, tb, M, N, K; const float *A; int lda; const float *B; int ldb;
+    int acc; float *C; int ldc; int split_n, align;
+} mt_job;
+
+static void mt_fn(void *arg, int ith, int nth) {
+    const mt_job *j = arg;
+    int a, b;
+    if (j->split_n) {
+        bn_split(j->N, j->align, ith, nth, &a, &b);
+        if (a >= b) return;
+        const float *B = j->tb ? j->B + (size_t)a * j->ldb : j->B + a;
+        bn_sgemm(j->ta, j->tb, j->M, b - a, j->K, j->A, j->lda, B, j->ldb, j->acc, j->C + a, j->ldc, j->ws[ith]);
+    } else {
+        bn_split(j->M, j->align, ith, nth, &a, &b);
+        if (a >= b) return;
+        const float *A = j->ta ? j->A + a : j->A + (size_t)a * j->lda;
+        bn_sgemm(j->ta, j->tb, b - a, j->N, j->K, A, j->lda, j->B, j->ldb, j->acc, j->C + (size_t)a * j->ldc, j->ldc, j->ws[ith]);
+    }
+}
+
+void bn_sgemm_mt(bn_pool *pool, float *const *ws, int ta, int tb, int M, int N, int K,
+                 const float *A, int lda, const float *B, int ldb, int accumulate, float *C, int ldc) {
+    const ukr_t *u = cur();
+    mt_job j = {ws, ta, tb, M, N, K, A, lda, B, ldb, accumulate, C, ldc, 0, 0};
+    /* split the larger output dimension, in whole micro-tiles */
+    j.split_n = N > M;
+    j.align = j.split_n ? u->nr : u->mr;
+    if (pool && bn_pool_size(pool) > 1 && (j.split_n ? N >= 2 * u->nr : M >= 2 * u->mr)) {
+        bn_pool_run(pool, mt_fn, &j);
+    } else bn_sgemm(ta, tb, M, N, K, A, lda, B, ldb, accumulate, C, ldc, ws[0]);
+}
