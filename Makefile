@@ -52,7 +52,7 @@ $(BUILD)/bitnet: $(CLI_SRC) tools/cli.h $(BUILD)/libbitnet.a
 
 $(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
 
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
