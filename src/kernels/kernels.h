@@ -11,6 +11,28 @@
  * k of row r sits in byte r*(kp/4) + k/4, bits 2*(k%4)..2*(k%4)+1, as code = value + 1
  * (0 -> -1, 1 -> 0, 2 -> +1). Padding weights have code 1 (zero).
  *
+ * SIMD layout ("i16", every ISA set: avx2, avx512, neon, dotprod; made by bn_pack_i16 in ref.c):
+ * rows are grouped in blocks of 16 (the last block padded with zero rows), each block is
+ * 16*kp/4 bytes, blocks follow each other. Inside a block, k-group g (k = 16g .. 16g+15) takes
+ * 64 bytes at offset 64*g; byte 4*j + t (row j of the block, t = 0..3) holds the codes of
+ * k = 16g + 4s + t for s = 0..3 in bits 2s..2s+1 (code = value + 1; padding code 1).
+ * So (byte >> 2s) & 3 over a 64-byte vector gives, for each row j, 4 consecutive codes that a
+ * 4-way byte dot product (x86 vpdpbusd / vpmaddubsw, ARM sdot) multiplies by the 4 activation
+ * bytes x[16g+4s .. +3] broadcast to every 32-bit lane; one activation load serves 16 rows.
+ * x86 computes sum(code*x) - sum(x) (unsigned codes times signed x); ARM uses code-1 directly.
+ * packed_size = ceil(rows/16)*16 * kp/4 bytes (2 bits per weight).
+ *
+ * Quantized LM head (opt-in, same layout for every set, made by hq8_quant / hq4_quant):
+ *   Q8: cp = cols rounded up to 64. float scale[rows], then int8 q[rows][cp] at byte offset
+ *       bn_hq8_qoff(rows). Per row m = max|w|; q = clamp(rintf(w * (127/m)), -127, 127),
+ *       scale = m/127 (m == 0: all zero).  y[r] = scale[r] * sum_k q[r][k] * x[k].
+ *   Q4: cp as above, nb = cp/32 blocks per row. float d[rows][nb], then at byte offset
+ *       bn_hq4_qoff(rows, cols) nibbles [rows][cp/2]: block b of row r is 16 bytes, byte j holds
+ *       q[32b+j]+8 in its low nibble and q[32b+16+j]+8 in its high nibble. Per block, v = the
+ *       entry of largest |w| (first one on ties), d = v / -8, q = clamp(rintf(w * (1/d)), -8, 7)
+ *       (d == 0: all zero).  y[r] = sum_b d[r][b] * sum_{j<32} q[32b+j] * x[32b+j].
+ *   hgemm_q8/q4 never read x beyond cols; results match ref within float rounding.
+ *
  * Every ISA kernel set must give bit-identical int32 results to ref for any rows, cols, n,
  * r0 <= r1, and all int8 activations including -128 (tests/test_kernels.c checks this).
  * Float kernels (quant_act, fgemm) must match ref within float rounding; quant_act must give
@@ -47,7 +69,32 @@ typedef struct bn_kernels {
      * W: rows x cols row-major of dtype wdt (BN_W_*), possibly unaligned. */
     void (*fgemm)(const void *w, int wdt, int rows, int cols, int r0, int r1,
                   const float *x, int ldx, int n, float *y, int ldy);
+    /* ---- opt-in quantized LM head (layouts above) ---- */
+    size_t (*hq8_size)(int rows, int cols);
+    /* w: rows x cols of dtype wdt (BN_W_*) -> dst[hq8_size(rows, cols)] */
+    void (*hq8_quant)(const void *w, int wdt, int rows, int cols, uint8_t *dst);
+    /* for i in [0,n), r in [r0,r1): y[i*ldy + r] = scale[r] * sum_k q[r][k] * x[i*ldx + k] */
+    void (*hgemm_q8)(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                     const float *x, int ldx, int n, float *y, int ldy);
+    size_t (*hq4_size)(int rows, int cols);
+    void (*hq4_quant)(const void *w, int wdt, int rows, int cols, uint8_t *dst);
+    void (*hgemm_q4)(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                     const float *x, int ldx, int n, float *y, int ldy);
 } bn_kernels;
+
+/* Shared pieces of the layouts (ref.c). */
+#define BN_IBLK 16
+size_t bn_i16_packed_size(int rows, int cols);
+void bn_pack_i16(const int8_t *w, int rows, int cols, uint8_t *dst);
+static inline int bn_hq_cpad(int cols) { return (cols + 63) / 64 * 64; }
+static inline size_t bn_hq8_qoff(int rows) { return ((size_t)rows * 4 + 63) / 64 * 64; }
+static inline size_t bn_hq4_qoff(int rows, int cols) {
+    return ((size_t)rows * (size_t)(bn_hq_cpad(cols) / 32) * 4 + 63) / 64 * 64;
+}
+size_t bn_hq8_size(int rows, int cols);
+void bn_hq8_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst);
+size_t bn_hq4_size(int rows, int cols);
+void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst);
 
 /* The reference set (always available). */
 const bn_kernels *bn_kernels_ref(void);

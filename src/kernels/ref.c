@@ -63,8 +63,117 @@ static void ref_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1
         }
 }
 
+/* ---- the SIMD ("i16") ternary layout, shared by every ISA set (see kernels.h) ---- */
+size_t bn_i16_packed_size(int rows, int cols) {
+    size_t rp = (size_t)(rows + BN_IBLK - 1) / BN_IBLK * BN_IBLK;
+    return rp * (size_t)(bn_kpad(cols) / 4);
+}
+
+void bn_pack_i16(const int8_t *w, int rows, int cols, uint8_t *dst) {
+    int kp = bn_kpad(cols);
+    int nblk = (rows + BN_IBLK - 1) / BN_IBLK;
+    memset(dst, 0x55, bn_i16_packed_size(rows, cols)); /* every code 1 = zero */
+    for (int r = 0; r < rows; r++) {
+        uint8_t *blk = dst + (size_t)(r / BN_IBLK) * BN_IBLK * (kp / 4);
+        int j = r % BN_IBLK;
+        for (int k = 0; k < cols; k++) {
+            int g = k / 16, s = (k % 16) / 4, t = k % 4;
+            uint8_t *b = blk + (size_t)g * 64 + 4 * j + t;
+            int code = w[(size_t)r * cols + k] + 1;
+            *b = (uint8_t)((*b & ~(3 << (2 * s))) | (code << (2 * s)));
+        }
+    }
+    (void)nblk;
+}
+
+/* ---- quantized LM head formats (see kernels.h) ---- */
+size_t bn_hq8_size(int rows, int cols) { return bn_hq8_qoff(rows) + (size_t)rows * (size_t)bn_hq_cpad(cols); }
+
+void bn_hq8_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst) {
+    int cp = bn_hq_cpad(cols);
+    float *sc = (float *)dst;
+    int8_t *q = (int8_t *)(dst + bn_hq8_qoff(rows));
+    memset(dst, 0, bn_hq8_size(rows, cols));
+    for (int r = 0; r < rows; r++) {
+        float m = 0.f;
+        for (int k = 0; k < cols; k++) { float a = fabsf(wget(w, wdt, (size_t)r * cols + k)); if (a > m) m = a; }
+        sc[r] = m / 127.0f;
+        if (m == 0.f) continue;
+        float inv = 127.0f / m;
+        for (int k = 0; k < cols; k++) {
+            float v = rintf(wget(w, wdt, (size_t)r * cols + k) * inv);
+            q[(size_t)r * cp + k] = (int8_t)(v > 127.f ? 127 : v < -127.f ? -127 : v);
+        }
+    }
+}
+
+size_t bn_hq4_size(int rows, int cols) { return bn_hq4_qoff(rows, cols) + (size_t)rows * (size_t)(bn_hq_cpad(cols) / 2); }
+
+void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst) {
+    int cp = bn_hq_cpad(cols), nb = cp / 32;
+    float *d = (float *)dst;
+    uint8_t *q = dst + bn_hq4_qoff(rows, cols);
+    memset(dst, 0, bn_hq4_qoff(rows, cols));
+    memset(q, 0x88, (size_t)rows * (size_t)(cp / 2));
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < nb; b++) {
+            float v = 0.f, a = 0.f;
+            for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
+                float e = wget(w, wdt, (size_t)r * cols + 32 * b + j);
+                if (fabsf(e) > a) { a = fabsf(e); v = e; }
+            }
+            float dd = v / -8.0f;
+            d[(size_t)r * nb + b] = dd;
+            if (dd == 0.f) continue;
+            float inv = 1.0f / dd;
+            uint8_t *qb = q + (size_t)r * (cp / 2) + 16 * b;
+            for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
+                float e = rintf(wget(w, wdt, (size_t)r * cols + 32 * b + j) * inv);
+                int qi = (int)(e > 7.f ? 7 : e < -8.f ? -8 : e) + 8;
+                if (j < 16) qb[j] = (uint8_t)((qb[j] & 0xf0) | qi);
+                else qb[j - 16] = (uint8_t)((qb[j - 16] & 0x0f) | (qi << 4));
+            }
+        }
+}
+
+static void ref_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                         const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols);
+    const float *sc = (const float *)wq;
+    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
+    for (int i = 0; i < n; i++)
+        for (int r = r0; r < r1; r++) {
+            float acc = 0.f;
+            for (int k = 0; k < cols; k++) acc += (float)q[(size_t)r * cp + k] * x[(size_t)i * ldx + k];
+            y[(size_t)i * ldy + r] = sc[r] * acc;
+        }
+}
+
+static void ref_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                         const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols), nb = cp / 32;
+    const float *d = (const float *)wq;
+    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
+    for (int i = 0; i < n; i++)
+        for (int r = r0; r < r1; r++) {
+            float acc = 0.f;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *qb = q + (size_t)r * (cp / 2) + 16 * b;
+                float s = 0.f;
+                for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
+                    int v = (j < 16 ? (qb[j] & 15) : (qb[j - 16] >> 4)) - 8;
+                    s += (float)v * x[(size_t)i * ldx + 32 * b + j];
+                }
+                acc += d[(size_t)r * nb + b] * s;
+            }
+            y[(size_t)i * ldy + r] = acc;
+        }
+}
+
 static const bn_kernels REF = {
     .name = "ref", .packed_size = ref_packed_size, .pack = ref_pack, .tgemm = ref_tgemm,
     .quant_act = ref_quant_act, .fgemm = ref_fgemm,
+    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = ref_hgemm_q8,
+    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = ref_hgemm_q4,
 };
 const bn_kernels *bn_kernels_ref(void) { return &REF; }

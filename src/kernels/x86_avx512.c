@@ -1,4 +1,392 @@
-/* x86_avx512.c — avx512 kernel set (not yet written: returns NULL, so dispatch uses another set). */
+/* x86_avx512.c — the AVX-512 kernel set (F+BW+VL+DQ; vpdpbusd when AVX512-VNNI is present,
+ * vpmaddubsw+vpmaddwd otherwise: sets "avx512" and, for CPUs without VNNI, the same name).
+ *
+ * Ternary layout "i16" (kernels.h): 16-row blocks, 64 bytes per 16 k. One 64-byte load gives
+ * 4 vectors of unsigned codes ((v >> 2s) & 3); each feeds vpdpbusd against the 4 activation
+ * bytes x[16g+4s..] broadcast to all lanes, so lane j accumulates row j. The result is
+ * sum(code*x) - sum(x) = sum(w*x), exact in int32. GEMM (n > 1) keeps up to 16 activation rows
+ * in registers per unpacked weight vector (register blocking over n).
+ * Not: the reference (ref.c is the spec); not compiled for non-x86 targets (returns NULL). */
 #include "kernels.h"
+#include "util.h"
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#include <cpuid.h>
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+
+static int cpu_has_avx512(int *vnni) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 27)) || !(c & (1u << 28)) || !(c & (1u << 12)) || !(c & (1u << 29))) return 0; /* osxsave avx fma f16c */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xe6) != 0xe6) return 0; /* SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state enabled by the OS */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    if (!(f && dq && bw && vl && ((b >> 5) & 1))) return 0; /* + avx2 */
+    *vnni = (c >> 11) & 1;
+    return 1;
+}
+
+/* ---- ternary GEMM ---- */
+
+AI __m512i dp(__m512i acc, __m512i w, __m512i x, int vnni) {
+#ifdef __AVX512VNNI__
+    if (vnni) return _mm512_dpbusd_epi32(acc, w, x);
+#endif
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(w, x), _mm512_set1_epi16(1)));
+}
+
+AI __m512i bc4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return _mm512_set1_epi32(v); }
+
+/* sum of the kp int8 entries of x (kp % 64 == 0) */
+static int32_t sum_i8(const int8_t *x, int kp) {
+    __m512i acc = _mm512_setzero_si512();
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int k = 0; k < kp; k += 64)
+        acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(x + k), bias), _mm512_setzero_si512()));
+    return (int32_t)(_mm512_reduce_add_epi64(acc) - 128LL * kp);
+}
+
+/* One 16-row block times one activation row (GEMV): 4 independent accumulators. */
+AI __m512i tile1(const uint8_t *wb, int ng, const int8_t *x, int vnni) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (int g = 0; g < ng; g++) {
+        __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
+        const int8_t *xg = x + 16 * g;
+        a0 = dp(a0, _mm512_and_si512(v, m3), bc4(xg), vnni);
+        a1 = dp(a1, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3), bc4(xg + 4), vnni);
+        a2 = dp(a2, _mm512_and_si512(_mm512_srli_epi16(v, 4), m3), bc4(xg + 8), vnni);
+        a3 = dp(a3, _mm512_and_si512(_mm512_srli_epi16(v, 6), m3), bc4(xg + 12), vnni);
+    }
+    return _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+}
+
+/* One 16-row block times NB activation rows (NB <= 16): each unpacked weight vector serves NB
+ * rows; acc[i] lane j = sum(code[j]*x_i). */
+AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB, __m512i *out, int vnni) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i acc[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < NB; i++) acc[i] = _mm512_setzero_si512();
+    for (int g = 0; g < ng; g++) {
+        __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
+        const int8_t *xg = x + 16 * g;
+        __m512i w0 = _mm512_and_si512(v, m3);
+        __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        __m512i w3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+#pragma GCC unroll 16
+        for (int i = 0; i < NB; i++) {
+            const int8_t *xi = xg + (size_t)i * ldx;
+            acc[i] = dp(acc[i], w0, bc4(xi), vnni);
+            acc[i] = dp(acc[i], w1, bc4(xi + 4), vnni);
+            acc[i] = dp(acc[i], w2, bc4(xi + 8), vnni);
+            acc[i] = dp(acc[i], w3, bc4(xi + 12), vnni);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < NB; i++) out[i] = acc[i];
+}
+
+#define NCHUNK 256
+
+AI void tgemm_impl(const uint8_t *w, int rows, int cols, int r0, int r1,
+                   const int8_t *x, int ldx, int n, int32_t *y, int ldy, int vnni) {
+    if (r0 >= r1 || n <= 0) return;
+    int kp = bn_kpad(cols), ng = kp / 16;
+    size_t bsz = (size_t)BN_IBLK * (kp / 4);
+    int32_t sx[NCHUNK];
+    __m512i out[16];
+    for (int c0 = 0; c0 < n; c0 += NCHUNK) {
+        int cn = n - c0 < NCHUNK ? n - c0 : NCHUNK;
+        for (int i = 0; i < cn; i++) sx[i] = sum_i8(x + (size_t)(c0 + i) * ldx, kp);
+        for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
+            const uint8_t *wb = w + (size_t)b * bsz;
+            int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
+            __mmask16 mk = (__mmask16)(((1u << j1) - 1) & ~((1u << j0) - 1));
+            if (b * BN_IBLK + 2 * BN_IBLK <= r1) _mm_prefetch((const char *)(wb + bsz), _MM_HINT_T0);
+            for (int i0 = 0; i0 < cn; i0 += 16) {
+                int nb = cn - i0 < 16 ? cn - i0 : 16;
+                const int8_t *xi = x + (size_t)(c0 + i0) * ldx;
+                switch (nb) {
+                case 1: out[0] = tile1(wb, ng, xi, vnni); break;
+#define C(N) case N: tileN(wb, ng, xi, ldx, N, out, vnni); break;
+                C(2) C(3) C(4) C(5) C(6) C(7) C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15) C(16)
+#undef C
+                }
+                for (int i = 0; i < nb; i++) {
+                    __m512i r = _mm512_sub_epi32(out[i], _mm512_set1_epi32(sx[i0 + i]));
+                    _mm512_mask_storeu_epi32(y + (size_t)(c0 + i0 + i) * ldy + lo, mk, r);
+                }
+            }
+        }
+    }
+}
+
+#ifdef __AVX512VNNI__
+static void tgemm_vnni(const uint8_t *w, int rows, int cols, int r0, int r1,
+                       const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    tgemm_impl(w, rows, cols, r0, r1, x, ldx, n, y, ldy, 1);
+}
+#endif
+static void tgemm_bw(const uint8_t *w, int rows, int cols, int r0, int r1,
+                     const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    tgemm_impl(w, rows, cols, r0, r1, x, ldx, n, y, ldy, 0);
+}
+
+/* ---- activation quantization (bit-exact with ref: exact max, float32 x*s, RNE) ---- */
+static float quant_act(const float *x, int cols, int8_t *q, int kp) {
+    __m512 vm = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= cols; k += 16) vm = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + k)), vm);
+    if (k < cols) {
+        __mmask16 mk = (__mmask16)((1u << (cols - k)) - 1);
+        vm = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k)), vm);
+    }
+    float m = _mm512_reduce_max_ps(vm);
+    if (m < 1e-5f) m = 1e-5f;
+    float s = 127.0f / m;
+    __m512 vs = _mm512_set1_ps(s);
+    for (k = 0; k + 16 <= cols; k += 16) {
+        __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(v));
+    }
+    if (k < cols) {
+        __mmask16 mk = (__mmask16)((1u << (cols - k)) - 1);
+        __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_mask_storeu_epi8(q + k, mk, _mm512_cvtsepi32_epi8(v));
+    }
+    if (kp > cols) memset(q + cols, 0, (size_t)(kp - cols));
+    return s;
+}
+
+/* ---- float GEMM (LM head): RB rows x NB activation rows per step, f32 accumulate ---- */
+AI __m512 ldw(const void *w, int wdt, size_t i, __mmask16 mk) {
+    const char *p = (const char *)w;
+    if (wdt == BN_W_F32) return _mm512_maskz_loadu_ps(mk, p + i * 4);
+    __m256i h = _mm256_maskz_loadu_epi16(mk, p + i * 2);
+    if (wdt == BN_W_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+AI void fblock(const void *w, int wdt, int cols, int r, const int RB, const float *x, int ldx,
+               const int NB, float *y, int ldy) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) acc[a][i] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= cols; k += 16) {
+        __m512 xv[4], wv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) xv[i] = _mm512_loadu_ps(x + (size_t)i * ldx + k);
+#pragma GCC unroll 4
+        for (int a = 0; a < RB; a++) {
+            wv[a] = ldw(w, wdt, (size_t)(r + a) * cols + k, 0xffff);
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++) acc[a][i] = _mm512_fmadd_ps(wv[a], xv[i], acc[a][i]);
+        }
+    }
+    if (k < cols) {
+        __mmask16 mk = (__mmask16)((1u << (cols - k)) - 1);
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) xv[i] = _mm512_maskz_loadu_ps(mk, x + (size_t)i * ldx + k);
+#pragma GCC unroll 4
+        for (int a = 0; a < RB; a++) {
+            __m512 wv = ldw(w, wdt, (size_t)(r + a) * cols + k, mk);
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++) acc[a][i] = _mm512_fmadd_ps(wv, xv[i], acc[a][i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = _mm512_reduce_add_ps(acc[a][i]);
+}
+
+AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1,
+                const float *x, int ldx, int n, float *y, int ldy) {
+    for (int i0 = 0; i0 < n; i0 += 4) {
+        int nb = n - i0 < 4 ? n - i0 : 4;
+        const float *xi = x + (size_t)i0 * ldx;
+        float *yi = y + (size_t)i0 * ldy;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            switch (nb) {
+            case 1: fblock(w, wdt, cols, r, 4, xi, ldx, 1, yi, ldy); break;
+            case 2: fblock(w, wdt, cols, r, 4, xi, ldx, 2, yi, ldy); break;
+            case 3: fblock(w, wdt, cols, r, 4, xi, ldx, 3, yi, ldy); break;
+            default: fblock(w, wdt, cols, r, 4, xi, ldx, 4, yi, ldy); break;
+            }
+        }
+        for (; r < r1; r++) {
+            switch (nb) {
+            case 1: fblock(w, wdt, cols, r, 1, xi, ldx, 1, yi, ldy); break;
+            case 2: fblock(w, wdt, cols, r, 1, xi, ldx, 2, yi, ldy); break;
+            case 3: fblock(w, wdt, cols, r, 1, xi, ldx, 3, yi, ldy); break;
+            default: fblock(w, wdt, cols, r, 1, xi, ldx, 4, yi, ldy); break;
+            }
+        }
+    }
+}
+
+static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
+                  const float *x, int ldx, int n, float *y, int ldy) {
+    if (wdt == BN_W_F32) fgemm_t(w, BN_W_F32, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    else if (wdt == BN_W_F16) fgemm_t(w, BN_W_F16, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    else fgemm_t(w, BN_W_BF16, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+/* ---- quantized heads ---- */
+/* Q8: 4 rows x NB activation rows; int8 -> f32, FMA, scale at the end. */
+AI void q8block(const int8_t *q, int cp, int cols, int r, const int RB, const float *x, int ldx,
+                const int NB, float *y, int ldy, const float *sc) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) acc[a][i] = _mm512_setzero_ps();
+    for (int k = 0; k < cols; k += 16) {
+        __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) xv[i] = _mm512_maskz_loadu_ps(mk, x + (size_t)i * ldx + k);
+#pragma GCC unroll 4
+        for (int a = 0; a < RB; a++) {
+            __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + (size_t)(r + a) * cp + k))));
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++) acc[a][i] = _mm512_fmadd_ps(wv, xv[i], acc[a][i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = sc[r + a] * _mm512_reduce_add_ps(acc[a][i]);
+}
+
+static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                     const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols);
+    const float *sc = (const float *)wq;
+    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
+    for (int i0 = 0; i0 < n; i0 += 4) {
+        int nb = n - i0 < 4 ? n - i0 : 4;
+        const float *xi = x + (size_t)i0 * ldx;
+        float *yi = y + (size_t)i0 * ldy;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            switch (nb) {
+            case 1: q8block(q, cp, cols, r, 4, xi, ldx, 1, yi, ldy, sc); break;
+            case 2: q8block(q, cp, cols, r, 4, xi, ldx, 2, yi, ldy, sc); break;
+            case 3: q8block(q, cp, cols, r, 4, xi, ldx, 3, yi, ldy, sc); break;
+            default: q8block(q, cp, cols, r, 4, xi, ldx, 4, yi, ldy, sc); break;
+            }
+        }
+        for (; r < r1; r++)
+            for (int i = 0; i < nb; i++) q8block(q, cp, cols, r, 1, xi + (size_t)i * ldx, ldx, 1, yi + (size_t)i * ldy, ldy, sc);
+    }
+}
+
+/* Q4: per 32-block, s = sum(q*x) over the block (2 FMAs), acc += d * s. */
+AI void q4block(const uint8_t *q, int cp, int nbk, int cols, int r, const int RB, const float *x, int ldx,
+                const int NB, float *y, int ldy, const float *d) {
+    __m512 acc[4][4];
+    const __m512i m15 = _mm512_set1_epi32(15), e8 = _mm512_set1_epi32(8);
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) acc[a][i] = _mm512_setzero_ps();
+    for (int b = 0; b * 32 < cols; b++) {
+        int k = 32 * b;
+        __mmask16 m0 = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        __mmask16 m1 = cols - k >= 32 ? (__mmask16)0xffff : cols - k <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - k - 16)) - 1);
+        __m512 x0[4], x1[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) {
+            x0[i] = _mm512_maskz_loadu_ps(m0, x + (size_t)i * ldx + k);
+            x1[i] = _mm512_maskz_loadu_ps(m1, x + (size_t)i * ldx + k + 16);
+        }
+#pragma GCC unroll 4
+        for (int a = 0; a < RB; a++) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + (size_t)(r + a) * (cp / 2) + 16 * b)));
+            __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), e8));
+            __m512 w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), e8));
+            __m512 db = _mm512_set1_ps(d[(size_t)(r + a) * nbk + b]);
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++)
+                acc[a][i] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(w1, x1[i], _mm512_mul_ps(w0, x0[i])), acc[a][i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = _mm512_reduce_add_ps(acc[a][i]);
+}
+
+static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                     const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols), nbk = cp / 32;
+    const float *d = (const float *)wq;
+    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
+    for (int i0 = 0; i0 < n; i0 += 4) {
+        int nb = n - i0 < 4 ? n - i0 : 4;
+        const float *xi = x + (size_t)i0 * ldx;
+        float *yi = y + (size_t)i0 * ldy;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            switch (nb) {
+            case 1: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 1, yi, ldy, d); break;
+            case 2: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 2, yi, ldy, d); break;
+            case 3: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 3, yi, ldy, d); break;
+            default: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 4, yi, ldy, d); break;
+            }
+        }
+        for (; r < r1; r++)
+            for (int i = 0; i < nb; i++) q4block(q, cp, nbk, cols, r, 1, xi + (size_t)i * ldx, ldx, 1, yi + (size_t)i * ldy, ldy, d);
+    }
+}
+
+#ifdef __AVX512VNNI__
+static const bn_kernels SET_VNNI = {
+    .name = "avx512", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm_vnni,
+    .quant_act = quant_act, .fgemm = fgemm,
+    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = hgemm_q8,
+    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = hgemm_q4,
+};
+#endif
+static const bn_kernels SET_BW = {
+    .name = "avx512", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm_bw,
+    .quant_act = quant_act, .fgemm = fgemm,
+    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = hgemm_q8,
+    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = hgemm_q4,
+};
+
+/* BITNET_AVX512_NOVNNI=1 picks the vpmaddubsw path even on VNNI CPUs (tests). */
+const bn_kernels *bn_kernels_avx512(void) {
+    static int state = -1; /* -1 unknown, 0 none, 1 bw, 2 vnni */
+    if (state < 0) {
+        int vnni = 0, ok = cpu_has_avx512(&vnni);
+        state = ok ? (vnni ? 2 : 1) : 0;
+    }
+    if (state == 0) return NULL;
+    const char *e = getenv("BITNET_AVX512_NOVNNI");
+    if (e && *e == '1') return &SET_BW;
+#ifdef __AVX512VNNI__
+    if (state == 2) return &SET_VNNI;
+#endif
+    return &SET_BW;
+}
+#else
 const bn_kernels *bn_kernels_avx512(void) { return NULL; }
+#endif
