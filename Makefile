@@ -59,3 +59,15 @@ test: all
 
 clean:
 	rm -rf build build-san
+
+# The README's first command: install deps, build, tell a story with the bundled model.
+DEFAULT_MODEL ?= models/bitnet-tinystories
+PROMPT ?= Once upon a time
+run:
+	bash scripts/setup.sh
+	$(MAKE) all
+	$(BUILD)/bitnet run -m $(DEFAULT_MODEL) -p "$(PROMPT)" -n 200 --temp 0.7 --seed 1 -t 2
+
+# Retrain the bundled model from ../shared/data (see models/bitnet-tinystories/README.md).
+default-model: all
+	bash scripts/default-model.sh

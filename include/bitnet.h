@@ -46,6 +46,7 @@ typedef struct bitnet_model_info {
     size_t weight_bytes;    /* bytes the weights occupy resident in memory */
     size_t ternary_bytes;   /* of which: packed ternary matrices */
     const char *isa;        /* kernel set in use */
+    int head_type;          /* bitnet_head_type */
 } bitnet_model_info;
 
 /* Load a Hugging Face model folder (config.json + model.safetensors or a sharded
@@ -53,6 +54,14 @@ typedef struct bitnet_model_info {
 bitnet_status bitnet_model_load(const char *dir, bitnet_model **out);
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
+
+/* LM head precision. EXACT (default): the checkpoint's f32/f16/bf16 weights, f32 accumulation.
+ * Q8: int8 weights with one scale per row. Q4: 4-bit weights with one scale per 32. Opt-in,
+ * trading logit accuracy for bandwidth (see docs/PERFORMANCE.md for the measured error). */
+typedef enum bitnet_head_type { BITNET_HEAD_EXACT = 0, BITNET_HEAD_Q8 = 1, BITNET_HEAD_Q4 = 2 } bitnet_head_type;
+/* Switch the head representation (quantizing from the checkpoint's weights); not while a
+ * context is evaluating. */
+bitnet_status bitnet_model_set_head(bitnet_model *m, bitnet_head_type t);
 
 /* ---- inference context ---------------------------------------------------------------- */
 typedef struct bitnet_ctx bitnet_ctx;
@@ -93,6 +102,13 @@ int bitnet_tokenizer_token_id(const bitnet_tokenizer *t, const char *piece);
  * text inside the input is recognised as HF does. add_bos: prepend BOS. *ids is malloc'd. */
 bitnet_status bitnet_tokenizer_encode(const bitnet_tokenizer *t, const char *text, size_t len,
                                       int add_bos, int32_t **ids, int *n_ids);
+/* Flags for bitnet_tokenizer_encode_ex. BITNET_TOK_BOS: prepend BOS. BITNET_TOK_CONTINUE: the
+ * text continues earlier text (a later chunk of a file), so start-of-text rules do not apply:
+ * no Metaspace prepend_scheme "first" prefix, no SentencePiece dummy prefix. */
+#define BITNET_TOK_BOS 1
+#define BITNET_TOK_CONTINUE 2
+bitnet_status bitnet_tokenizer_encode_ex(const bitnet_tokenizer *t, const char *text, size_t len, int flags,
+                                         int32_t **ids, int *n_ids);
 /* Decode ids to a malloc'd NUL-terminated UTF-8 string (as HF decode, skip_special_tokens=false). */
 bitnet_status bitnet_tokenizer_decode(const bitnet_tokenizer *t, const int32_t *ids, int n, char **text);
 

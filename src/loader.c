@@ -186,6 +186,7 @@ void bitnet_model_free(bitnet_model *m) {
         free(m->layers);
     }
     bn_free(m->final_norm);
+    bn_free(m->head_q);
     bn_free(m->owned[0]); bn_free(m->owned[1]);
     bn_st_free(m->st);
     free(m);
@@ -202,10 +203,27 @@ void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *i) {
     i->act = c->act; i->tied_embeddings = c->tied; i->bos_id = c->bos_id; i->eos_id = c->eos_id;
     i->n_params = m->n_params; i->n_ternary = m->n_ternary; i->weight_bytes = m->weight_bytes; i->ternary_bytes = m->ternary_bytes;
     i->isa = m->k->name;
+    i->head_type = m->head_type;
+}
+
+bitnet_status bitnet_model_set_head(bitnet_model *m, bitnet_head_type t) {
+    if (t == (bitnet_head_type)m->head_type) return BITNET_OK;
+    int V = m->cfg.vocab_size, D = m->cfg.hidden_size;
+    uint8_t *q = NULL; size_t nb = 0;
+    if (t == BITNET_HEAD_Q8 || t == BITNET_HEAD_Q4) {
+        nb = t == BITNET_HEAD_Q8 ? m->k->hq8_size(V, D) : m->k->hq4_size(V, D);
+        q = bn_alloc(nb);
+        if (!q) return bn_err(BITNET_ERR_NOMEM, "out of memory quantizing the LM head");
+        if (t == BITNET_HEAD_Q8) m->k->hq8_quant(m->head, m->head_dt, V, D, q);
+        else m->k->hq4_quant(m->head, m->head_dt, V, D, q);
+    } else if (t != BITNET_HEAD_EXACT) return bn_err(BITNET_ERR_ARG, "unknown head type %d", (int)t);
+    bn_free(m->head_q);
+    m->head_q = q; m->head_q_bytes = nb; m->head_type = t;
+    return BITNET_OK;
 }
 
 size_t bn_model_weight_bytes_per_token(const bitnet_model *m) {
-    size_t hb = (size_t)m->cfg.vocab_size * m->cfg.hidden_size * (m->head_dt == BN_W_F32 ? 4 : 2);
+    size_t hb = m->head_q ? m->head_q_bytes : (size_t)m->cfg.vocab_size * m->cfg.hidden_size * (m->head_dt == BN_W_F32 ? 4 : 2);
     return m->ternary_bytes + hb;
 }
 

@@ -146,7 +146,11 @@ static void head_worker(void *arg, int ith, int nth) {
     const bitnet_model *m = j->c->m;
     int a, b;
     bn_split(m->cfg.vocab_size, 64, ith, nth, &a, &b);
-    if (a < b) m->k->fgemm(m->head, m->head_dt, m->cfg.vocab_size, m->cfg.hidden_size, a, b, j->x, m->cfg.hidden_size, j->n, j->y, m->cfg.vocab_size);
+    if (a >= b) return;
+    int V = m->cfg.vocab_size, D = m->cfg.hidden_size;
+    if (m->head_type == BITNET_HEAD_Q8) m->k->hgemm_q8(m->head_q, V, D, a, b, j->x, D, j->n, j->y, V);
+    else if (m->head_type == BITNET_HEAD_Q4) m->k->hgemm_q4(m->head_q, V, D, a, b, j->x, D, j->n, j->y, V);
+    else m->k->fgemm(m->head, m->head_dt, V, D, a, b, j->x, D, j->n, j->y, V);
 }
 
 static void act_ffn(const bn_config *cf, float *g, const float *u, int n) {

@@ -32,6 +32,9 @@ struct bitnet_model {
     int head_dt;
     void *owned[2];          /* buffers we allocated for embed/head, if any */
     float *final_norm;       /* [dim] */
+    int head_type;           /* bitnet_head_type; Q8/Q4 use head_q */
+    uint8_t *head_q;         /* quantized head (kernels.h layouts) or NULL */
+    size_t head_q_bytes;
     bn_layer *layers;        /* [n_layers] */
     char weight_format[32];
     int64_t n_params, n_ternary;

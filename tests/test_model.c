@@ -88,6 +88,44 @@ static void run_model(const char *dir, const char *isa) {
     cJSON_Delete(g); free(js);
 }
 
+/* Opt-in quantized heads: report the logit error against the reference (the exact head is
+ * tested above). Bounds from the quantizer's step, not from the output: for roughly Gaussian
+ * rows, absmax scaling gives an rms weight error of step/sqrt(12) with step = max/127 (q8,
+ * max ~2.7 sigma over a row: ~0.6% of sigma) or max/7 (q4, max ~2 sigma over a block of 32:
+ * ~8%); logit errors are the same fraction of the logit spread, mean |d| ~0.8 x rms. So q8 must
+ * keep mean|d| <= 1e-2 std (the exact head's bound), q4 mean|d| <= 0.1 std, max <= 0.25 / 0.6. */
+static void head_errors(const char *dir) {
+    char path[512], name[256];
+    snprintf(path, sizeof path, "%s/%s/golden.json", t_golden(), dir);
+    char *js = t_read_file(path, NULL);
+    cJSON *g = cJSON_Parse(js);
+    int32_t ids[128]; int np = read_ids(g, "prompt_ids", ids, 128);
+    int V = cJSON_GetObjectItem(g, "vocab_size")->valueint;
+    snprintf(path, sizeof path, "%s/%s", t_golden(), dir);
+    bitnet_model *m = NULL; bitnet_model_load(path, &m);
+    snprintf(path, sizeof path, "%s/%s/golden_prompt_logits.f32", t_golden(), dir);
+    size_t nb; float *ref = t_read_file(path, &nb);
+    float *lg = malloc((size_t)np * V * 4);
+    for (int h = 1; h <= 2; h++) {
+        CHECK("set head", bitnet_model_set_head(m, (bitnet_head_type)h) == BITNET_OK, "%s", bitnet_last_error());
+        bitnet_ctx *c = NULL; bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 2};
+        bitnet_ctx_new(m, &p, &c);
+        bitnet_ctx_eval(c, ids, np, lg, 1);
+        double mean = 0, var = 0, mad = 0, mx = 0; size_t cnt = (size_t)np * V;
+        for (size_t i = 0; i < cnt; i++) mean += ref[i];
+        mean /= cnt;
+        for (size_t i = 0; i < cnt; i++) var += (ref[i] - mean) * (ref[i] - mean);
+        double sd = sqrt(var / cnt);
+        for (size_t i = 0; i < cnt; i++) { double d = fabs(lg[i] - ref[i]); mad += d; if (d > mx) mx = d; }
+        mad /= cnt;
+        snprintf(name, sizeof name, "%s head %s logit error", dir, h == 1 ? "q8" : "q4");
+        CHECK(name, h == 1 ? (mad <= 1e-2 * sd && mx <= 0.25 * sd) : (mad <= 0.1 * sd && mx <= 0.6 * sd), "mean|d|/std=%.3g max|d|/std=%.3g", mad / sd, mx / sd);
+        printf("# %s: mean|d|/std=%.2e max|d|/std=%.2e\n", name, mad / sd, mx / sd);
+        bitnet_ctx_free(c);
+    }
+    free(lg); free(ref); bitnet_model_free(m); cJSON_Delete(g); free(js);
+}
+
 int main(void) {
     const char *models[] = {"bitnet-b158-packed", "bitnet-b158-packed-bitlinear", "bitnet-b158-master", "bitnet-1bitllm"};
     const char *const *isas = bn_kernels_available();
@@ -99,5 +137,7 @@ int main(void) {
         setenv("BITNET_ISA", isas[k], 1);
         for (int i = 0; i < 4; i++) run_model(models[i], isas[k]);
     }
+    head_errors("bitnet-b158-master");
+    head_errors("bitnet-1bitllm");
     T_DONE();
 }
