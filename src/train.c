@@ -257,7 +257,7 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 
 /* ---------------------------------------------------------------- quantizers */
 
-float bn_ternarize(const float *w, size_t n, int8_t *q) {
+float bn_train_ternarize(const float *w, size_t n, int8_t *q) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += fabsf(w[i]);
     float mean = (float)(s / (double)n);
@@ -277,7 +277,7 @@ static void quantize_weights(bn_train_model *m) {
     if (m->no_quant) return;
     for (int i = 0; i < m->n_tp; i++) {
         if (m->tp[i].kind != BN_PK_LINEAR) continue;
-        float mean = bn_ternarize(P(m, i), m->tp[i].numel, NULL);
+        float mean = bn_train_ternarize(P(m, i), m->tp[i].numel, NULL);
         wq_ctx c = {P(m, i), WQ(m, i), 1.0f / mean};
         par_for(m->pool, (int)m->tp[i].numel, wq_range, &c);
     }
