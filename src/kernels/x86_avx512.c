@@ -215,14 +215,37 @@ AI void fblock(const void *w, int wdt, int cols, int r, const int RB, const floa
         for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = _mm512_reduce_add_ps(acc[a][i]);
 }
 
+/* GEMV (n == 1): one row at a time, one sequential stream, 4 accumulators. */
+AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t base = (size_t)r * cols;
+    int k = 0;
+    for (; k + 64 <= cols; k += 64) {
+        a0 = _mm512_fmadd_ps(ldw(w, wdt, base + k, 0xffff), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 16, 0xffff), _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 32, 0xffff), _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 48, 0xffff), _mm512_loadu_ps(x + k + 48), a3);
+    }
+    for (; k < cols; k += 16) {
+        __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        a0 = _mm512_fmadd_ps(ldw(w, wdt, base + k, mk), _mm512_maskz_loadu_ps(mk, x + k), a0);
+    }
+    *y = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* GEMM: blocks of 4 weight rows (kept hot in L1) times all n activation rows, 4 at a time. */
 AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1,
                 const float *x, int ldx, int n, float *y, int ldy) {
-    for (int i0 = 0; i0 < n; i0 += 4) {
-        int nb = n - i0 < 4 ? n - i0 : 4;
-        const float *xi = x + (size_t)i0 * ldx;
-        float *yi = y + (size_t)i0 * ldy;
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) {
+    if (n == 1) {
+        for (int r = r0; r < r1; r++) frow1(w, wdt, cols, r, x, y + r);
+        return;
+    }
+    int r = r0;
+    for (; r + 4 <= r1; r += 4)
+        for (int i0 = 0; i0 < n; i0 += 4) {
+            int nb = n - i0 < 4 ? n - i0 : 4;
+            const float *xi = x + (size_t)i0 * ldx;
+            float *yi = y + (size_t)i0 * ldy;
             switch (nb) {
             case 1: fblock(w, wdt, cols, r, 4, xi, ldx, 1, yi, ldy); break;
             case 2: fblock(w, wdt, cols, r, 4, xi, ldx, 2, yi, ldy); break;
@@ -230,15 +253,8 @@ AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1
             default: fblock(w, wdt, cols, r, 4, xi, ldx, 4, yi, ldy); break;
             }
         }
-        for (; r < r1; r++) {
-            switch (nb) {
-            case 1: fblock(w, wdt, cols, r, 1, xi, ldx, 1, yi, ldy); break;
-            case 2: fblock(w, wdt, cols, r, 1, xi, ldx, 2, yi, ldy); break;
-            case 3: fblock(w, wdt, cols, r, 1, xi, ldx, 3, yi, ldy); break;
-            default: fblock(w, wdt, cols, r, 1, xi, ldx, 4, yi, ldy); break;
-            }
-        }
-    }
+    for (; r < r1; r++)
+        for (int i = 0; i < n; i++) frow1(w, wdt, cols, r, x + (size_t)i * ldx, y + (size_t)i * ldy + r);
 }
 
 static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
@@ -275,17 +291,38 @@ AI void q8block(const int8_t *q, int cp, int cols, int r, const int RB, const fl
         for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = sc[r + a] * _mm512_reduce_add_ps(acc[a][i]);
 }
 
+/* GEMV row: one sequential stream, 4 accumulators */
+AI float q8row1(const int8_t *q, int cols, const float *x) {
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int k = 0;
+    for (; k + 64 <= cols; k += 64) {
+        __m512i v = _mm512_loadu_si512(q + k);
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++)
+            a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, u))), _mm512_loadu_ps(x + k + 16 * u), a[u]);
+    }
+    for (; k < cols; k += 16) {
+        __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        a[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + k)))), _mm512_maskz_loadu_ps(mk, x + k), a[0]);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+}
+
 static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
     int cp = bn_hq_cpad(cols);
     const float *sc = (const float *)wq;
     const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
-    for (int i0 = 0; i0 < n; i0 += 4) {
-        int nb = n - i0 < 4 ? n - i0 : 4;
-        const float *xi = x + (size_t)i0 * ldx;
-        float *yi = y + (size_t)i0 * ldy;
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) {
+    if (n == 1) {
+        for (int r = r0; r < r1; r++) y[r] = sc[r] * q8row1(q + (size_t)r * cp, cols, x);
+        return;
+    }
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) /* 4 weight rows stay in L1 while all n activation rows pass */
+        for (int i0 = 0; i0 < n; i0 += 4) {
+            int nb = n - i0 < 4 ? n - i0 : 4;
+            const float *xi = x + (size_t)i0 * ldx;
+            float *yi = y + (size_t)i0 * ldy;
             switch (nb) {
             case 1: q8block(q, cp, cols, r, 4, xi, ldx, 1, yi, ldy, sc); break;
             case 2: q8block(q, cp, cols, r, 4, xi, ldx, 2, yi, ldy, sc); break;
@@ -293,9 +330,12 @@ static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
             default: q8block(q, cp, cols, r, 4, xi, ldx, 4, yi, ldy, sc); break;
             }
         }
-        for (; r < r1; r++)
-            for (int i = 0; i < nb; i++) q8block(q, cp, cols, r, 1, xi + (size_t)i * ldx, ldx, 1, yi + (size_t)i * ldy, ldy, sc);
-    }
+    for (; r < r1; r++)
+        for (int i = 0; i < n; i++) {
+            const float *xi = x + (size_t)i * ldx;
+            float *yi = y + (size_t)i * ldy;
+            q8block(q, cp, cols, r, 1, xi, ldx, 1, yi, ldy, sc);
+        }
 }
 
 /* Q4: per 32-block, s = sum(q*x) over the block (2 FMAs), acc += d * s. */
@@ -334,17 +374,49 @@ AI void q4block(const uint8_t *q, int cp, int nbk, int cols, int r, const int RB
         for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = _mm512_reduce_add_ps(acc[a][i]);
 }
 
+/* GEMV row for Q4: 4 blocks per step, 4 accumulators */
+AI __m512 q4blk(const uint8_t *qb, const float *xb, float d, __mmask16 m0, __mmask16 m1, __m512 acc) {
+    /* nibble -> float (nibble - 8) by a 16-entry table: vpermps only looks at the low 4 bits */
+    const __m512 tbl = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qb));
+    __m512 w0 = _mm512_permutexvar_ps(v, tbl);
+    __m512 w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl);
+    __m512 t = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, xb + 16), _mm512_mul_ps(w0, _mm512_maskz_loadu_ps(m0, xb)));
+    return _mm512_fmadd_ps(_mm512_set1_ps(d), t, acc);
+}
+AI float q4row1(const uint8_t *q, const float *d, int cols, const float *x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int b = 0;
+    for (; 32 * b + 128 <= cols; b += 4) {
+        a0 = q4blk(q + 16 * b, x + 32 * b, d[b], 0xffff, 0xffff, a0);
+        a1 = q4blk(q + 16 * b + 16, x + 32 * b + 32, d[b + 1], 0xffff, 0xffff, a1);
+        a2 = q4blk(q + 16 * b + 32, x + 32 * b + 64, d[b + 2], 0xffff, 0xffff, a2);
+        a3 = q4blk(q + 16 * b + 48, x + 32 * b + 96, d[b + 3], 0xffff, 0xffff, a3);
+    }
+    for (; 32 * b < cols; b++) {
+        int k = 32 * b;
+        __mmask16 m0 = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        __mmask16 m1 = cols - k >= 32 ? (__mmask16)0xffff : cols - k <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - k - 16)) - 1);
+        a0 = q4blk(q + 16 * b, x + k, d[b], m0, m1, a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
 static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
     int cp = bn_hq_cpad(cols), nbk = cp / 32;
     const float *d = (const float *)wq;
     const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
-    for (int i0 = 0; i0 < n; i0 += 4) {
-        int nb = n - i0 < 4 ? n - i0 : 4;
-        const float *xi = x + (size_t)i0 * ldx;
-        float *yi = y + (size_t)i0 * ldy;
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) {
+    if (n == 1) {
+        for (int r = r0; r < r1; r++) y[r] = q4row1(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x);
+        return;
+    }
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) /* 4 weight rows stay in L1 while all n activation rows pass */
+        for (int i0 = 0; i0 < n; i0 += 4) {
+            int nb = n - i0 < 4 ? n - i0 : 4;
+            const float *xi = x + (size_t)i0 * ldx;
+            float *yi = y + (size_t)i0 * ldy;
             switch (nb) {
             case 1: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 1, yi, ldy, d); break;
             case 2: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 2, yi, ldy, d); break;
@@ -352,9 +424,12 @@ static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
             default: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 4, yi, ldy, d); break;
             }
         }
-        for (; r < r1; r++)
-            for (int i = 0; i < nb; i++) q4block(q, cp, nbk, cols, r, 1, xi + (size_t)i * ldx, ldx, 1, yi + (size_t)i * ldy, ldy, d);
-    }
+    for (; r < r1; r++)
+        for (int i = 0; i < n; i++) {
+            const float *xi = x + (size_t)i * ldx;
+            float *yi = y + (size_t)i * ldy;
+            q4block(q, cp, nbk, cols, r, 1, xi, ldx, 1, yi, ldy, d);
+        }
 }
 
 #ifdef __AVX512VNNI__

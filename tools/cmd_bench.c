@@ -1,0 +1,336 @@
+/* cmd_bench.c — `bitnet bench`: kernel micro-benchmarks and model throughput, each next to the
+ * machine's measured read bandwidth at the same thread count (a STREAM-like read probe run in
+ * the same process, with the same thread pool).
+ *
+ *   bitnet bench --kernels [--isa NAME] [-t 1,2] [--json]
+ *       GEMV from DRAM (cycling through enough copies of the weights to defeat the caches) in
+ *       GB/s and % of read bandwidth, and GEMM with 128 activation rows in GOPS (2 ops per
+ *       multiply-add), at the 2B-4T shapes; the LM head with fgemm bf16 (and the q8/q4 heads).
+ *   bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512]
+ *       [-n 128] [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]
+ *       pp<p> and tg<n> tokens/s (mean ± stddev over REPS after a warm-up), weight bytes read
+ *       per generated token, achieved GB/s, measured read bandwidth and the ratio.
+ * Not: a correctness test (tests/test_kernels.c is). */
+#include "cli.h"
+#include "util.h"
+#include "threads.h"
+#include "kernels/kernels.h"
+#include "model.h"
+#include <math.h>
+#include <stdint.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* ---- read-bandwidth probe ---- */
+typedef struct { const uint8_t *buf; size_t len; uint64_t sink[64]; } probe_job;
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i + 128 <= n; i += 128) {
+        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
+        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
+    }
+    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+    return (uint64_t)_mm256_extract_epi64(a0, 0) ^ (uint64_t)_mm256_extract_epi64(a0, 3);
+}
+#endif
+static uint64_t read_c(const uint8_t *p, size_t n) {
+    const uint64_t *q = (const uint64_t *)p;
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (size_t i = 0; i + 4 <= n / 8; i += 4) { a0 ^= q[i]; a1 ^= q[i + 1]; a2 ^= q[i + 2]; a3 ^= q[i + 3]; }
+    return a0 ^ a1 ^ a2 ^ a3;
+}
+
+static void probe_worker(void *arg, int ith, int nth) {
+    probe_job *j = arg;
+    size_t chunk = j->len / (size_t)nth / 4096 * 4096;
+    const uint8_t *p = j->buf + chunk * (size_t)ith;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) { j->sink[ith % 64] += read_avx2(p, chunk); return; }
+#endif
+    j->sink[ith % 64] += read_c(p, chunk);
+}
+
+/* Best-of-reps read bandwidth (GB/s) over a 1 GiB buffer with the pool's threads. */
+static double read_bandwidth(bn_pool *pool) {
+    static double cache[64];
+    int nt = bn_pool_size(pool);
+    if (nt < 64 && cache[nt] > 0) return cache[nt];
+    size_t len = (size_t)1 << 30;
+    uint8_t *buf = bn_alloc(len);
+    if (!buf) return 0;
+    memset(buf, 1, len);
+    probe_job j = {buf, len, {0}};
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = bn_time();
+        bn_pool_run(pool, probe_worker, &j);
+        double dt = bn_time() - t0;
+        double gbs = (double)(len / (size_t)nt / 4096 * 4096 * (size_t)nt) / dt / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    bn_free(buf);
+    if (nt < 64) cache[nt] = best;
+    return best;
+}
+
+/* ---- kernel micro-benchmarks ---- */
+typedef struct {
+    const bn_kernels *k;
+    int kind; /* 0 tgemm, 1 fgemm bf16, 2 q8 head, 3 q4 head */
+    const uint8_t *w; int rows, cols, n;
+    const int8_t *xq; const float *xf; int ldx;
+    int32_t *yi; float *yf;
+} kjob;
+
+static void kworker(void *arg, int ith, int nth) {
+    kjob *j = arg;
+    int a, b;
+    bn_split(j->rows, 64, ith, nth, &a, &b);
+    if (a >= b) return;
+    switch (j->kind) {
+    case 0: j->k->tgemm(j->w, j->rows, j->cols, a, b, j->xq, j->ldx, j->n, j->yi, j->rows); break;
+    case 1: j->k->fgemm(j->w, BN_W_BF16, j->rows, j->cols, a, b, j->xf, j->ldx, j->n, j->yf, j->rows); break;
+    case 2: j->k->hgemm_q8(j->w, j->rows, j->cols, a, b, j->xf, j->ldx, j->n, j->yf, j->rows); break;
+    default: j->k->hgemm_q4(j->w, j->rows, j->cols, a, b, j->xf, j->ldx, j->n, j->yf, j->rows); break;
+    }
+}
+
+static uint64_t brng = 88172645463325252ull;
+static uint32_t brnd(void) { brng ^= brng << 13; brng ^= brng >> 7; brng ^= brng << 17; return (uint32_t)brng; }
+
+static int bench_kernels(const char *isa, const int *ths, int nth, int json) {
+    const char *const *av = bn_kernels_available();
+    static const struct { const char *name; int rows, cols, kind; } SH[] = {
+        {"attn q/o 2560x2560", 2560, 2560, 0}, {"attn k/v 640x2560", 640, 2560, 0},
+        {"ffn gate/up 6912x2560", 6912, 2560, 0}, {"ffn down 2560x6912", 2560, 6912, 0},
+        {"lm head bf16 128256x2560", 128256, 2560, 1}, {"lm head q8 128256x2560", 128256, 2560, 2},
+        {"lm head q4 128256x2560", 128256, 2560, 3},
+    };
+    const int NS = (int)(sizeof SH / sizeof SH[0]);
+    const int NG = 128;
+    if (!json) printf("%-8s %2s  %-26s %10s %8s %7s %10s\n", "isa", "t", "shape", "GEMV GB/s", "mem GB/s", "% mem", "GEMM GOPS");
+    for (int ti = 0; ti < nth; ti++) {
+        bn_pool *pool;
+        if (bn_pool_new(ths[ti], &pool)) return cli_fail("thread pool");
+        double bw = read_bandwidth(pool);
+        for (int ai = 0; av[ai]; ai++) {
+            if (isa ? strcmp(isa, av[ai]) != 0 : !strcmp(av[ai], "ref")) continue;
+            const bn_kernels *k = bn_kernels_by_name(av[ai]);
+            for (int s = 0; s < NS; s++) {
+                int rows = SH[s].rows, cols = SH[s].cols, kind = SH[s].kind, kp = bn_kpad(cols);
+                size_t wsz;
+                uint8_t *w1;
+                if (kind == 0) {
+                    int8_t *wi = malloc((size_t)rows * cols);
+                    if (!wi) return cli_fail("alloc");
+                    for (size_t i = 0; i < (size_t)rows * cols; i++) wi[i] = (int8_t)(brnd() % 3) - 1;
+                    wsz = k->packed_size(rows, cols);
+                    w1 = bn_alloc(wsz);
+                    if (!w1) { free(wi); return cli_fail("alloc"); }
+                    k->pack(wi, rows, cols, w1);
+                    free(wi);
+                } else {
+                    size_t ne = (size_t)rows * cols;
+                    uint16_t *h = bn_alloc(ne * 2);
+                    if (!h) return cli_fail("alloc");
+                    for (size_t i = 0; i < ne; i++) h[i] = bn_f32_to_bf16(((int)(brnd() % 2001) - 1000) * 1e-3f);
+                    if (kind == 1) { w1 = (uint8_t *)h; wsz = ne * 2; }
+                    else {
+                        wsz = kind == 2 ? k->hq8_size(rows, cols) : k->hq4_size(rows, cols);
+                        w1 = bn_alloc(wsz);
+                        if (!w1) return cli_fail("alloc");
+                        if (kind == 2) k->hq8_quant(h, BN_W_BF16, rows, cols, w1); else k->hq4_quant(h, BN_W_BF16, rows, cols, w1);
+                        bn_free(h);
+                    }
+                }
+                /* copies to exceed the caches: at least 512 MiB of weights in rotation */
+                int ncopy = (int)(((size_t)512 << 20) / wsz) + 1;
+                if (ncopy > 1024) ncopy = 1024;
+                uint8_t **cp = calloc((size_t)ncopy, sizeof *cp);
+                cp[0] = w1;
+                for (int c = 1; c < ncopy; c++) {
+                    cp[c] = bn_alloc(wsz);
+                    if (!cp[c]) { ncopy = c; break; }
+                    memcpy(cp[c], w1, wsz);
+                }
+                int8_t *xq = bn_alloc((size_t)NG * kp);
+                float *xf = bn_alloc((size_t)NG * kp * 4);
+                int32_t *yi = bn_alloc((size_t)NG * rows * 4);
+                float *yf = bn_alloc((size_t)NG * rows * 4);
+                if (!xq || !xf || !yi || !yf) return cli_fail("alloc");
+                for (size_t i = 0; i < (size_t)NG * kp; i++) { xq[i] = (int8_t)(i % kp < (size_t)cols ? brnd() : 0); xf[i] = (float)((int)(brnd() % 2001) - 1000) * 1e-3f; }
+                kjob j = {k, kind, NULL, rows, cols, 1, xq, xf, kp, yi, yf};
+                /* GEMV, cold */
+                int iters = 0; double t0 = bn_time(), dt;
+                do { j.w = cp[iters % ncopy]; bn_pool_run(pool, kworker, &j); iters++; dt = bn_time() - t0; }
+                while (dt < 0.5 || iters < ncopy);
+                double gbs = (double)wsz * iters / dt / 1e9;
+                /* GEMM, NG rows, hot weights */
+                j.w = w1; j.n = NG;
+                double ops = 2.0 * rows * cols * NG;
+                iters = 0; t0 = bn_time();
+                double tmin = kind == 0 ? 0.5 : 0.0;
+                do { bn_pool_run(pool, kworker, &j); iters++; dt = bn_time() - t0; } while (dt < tmin);
+                double gops = ops * iters / dt / 1e9;
+                if (json)
+                    printf("{\"test\":\"kernel\",\"isa\":\"%s\",\"threads\":%d,\"shape\":\"%s\",\"rows\":%d,\"cols\":%d,"
+                           "\"weight_bytes\":%zu,\"gemv_gb_per_s\":%.3f,\"mem_gb_per_s\":%.3f,\"ratio\":%.4f,\"gemm_n\":%d,\"gemm_gops\":%.2f}\n",
+                           av[ai], ths[ti], SH[s].name, rows, cols, wsz, gbs, bw, gbs / bw, NG, gops);
+                else
+                    printf("%-8s %2d  %-26s %10.2f %8.2f %6.1f%% %10.1f\n", av[ai], ths[ti], SH[s].name, gbs, bw, 100 * gbs / bw, gops);
+                fflush(stdout);
+                for (int c = 0; c < ncopy; c++) bn_free(cp[c]);
+                free(cp); bn_free(xq); bn_free(xf); bn_free(yi); bn_free(yf);
+            }
+        }
+        bn_pool_free(pool);
+    }
+    return 0;
+}
+
+/* ---- model benchmark ---- */
+static int synth_config(const char *name, bn_config *c) {
+    memset(c, 0, sizeof *c);
+    c->rope_theta = 10000.f; c->norm_eps = 1e-5f; c->bos_id = 1; c->eos_id = 2; c->max_pos = 2048;
+    c->linear_class = BN_LC_AUTOBITLINEAR;
+    if (!strcmp(name, "2b-4t")) {
+        c->family = BN_FAM_BITNET; c->vocab_size = 128256; c->hidden_size = 2560; c->intermediate_size = 6912;
+        c->n_layers = 30; c->n_heads = 20; c->n_kv_heads = 5; c->head_dim = 128; c->max_pos = 4096;
+        c->rope_theta = 500000.f; c->act = BN_ACT_RELU2; c->tied = 1; c->bos_id = 128000; c->eos_id = 128001;
+    } else if (!strcmp(name, "1bitllm-large")) {
+        c->family = BN_FAM_1BITLLM; c->vocab_size = 32002; c->hidden_size = 1536; c->intermediate_size = 4096;
+        c->n_layers = 24; c->n_heads = 16; c->n_kv_heads = 16; c->head_dim = 96; c->act = BN_ACT_SILU;
+    } else if (!strcmp(name, "1bitllm-3b")) {
+        c->family = BN_FAM_1BITLLM; c->vocab_size = 32002; c->hidden_size = 3200; c->intermediate_size = 8640;
+        c->n_layers = 26; c->n_heads = 32; c->n_kv_heads = 32; c->head_dim = 100; c->act = BN_ACT_SILU;
+    } else return 0;
+    c->eos_ids[0] = c->eos_id; c->n_eos = 1;
+    return 1;
+}
+
+static void stats(const double *v, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
+static int bench_model(const char *dir, const char *synth, const int *ths, int nth, int pp, int tg, int reps,
+                       const char *head, int json) {
+    bitnet_model *m = NULL;
+    bitnet_status st;
+    if (synth) {
+        bn_config c;
+        if (!synth_config(synth, &c)) { fprintf(stderr, "bitnet: unknown --synthetic '%s' (2b-4t, 1bitllm-large, 1bitllm-3b)\n", synth); return 2; }
+        st = bn_model_synthetic(&c, 1234, &m);
+    } else st = bitnet_model_load(dir, &m);
+    if (st) return cli_fail(synth ? synth : dir);
+    if (strcmp(head, "exact") != 0) {
+        fprintf(stderr, "bitnet: --head %s is not wired into the model yet (only exact)\n", head);
+        bitnet_model_free(m); return 2;
+    }
+    bitnet_model_info info;
+    bitnet_model_get_info(m, &info);
+    const char *mname = synth ? synth : dir;
+    size_t wbt = bn_model_weight_bytes_per_token(m);
+    int vocab = info.vocab_size;
+    if (pp + tg + 1 > info.max_seq_len) { fprintf(stderr, "bitnet: -p + -n exceeds the model's context %d\n", info.max_seq_len); bitnet_model_free(m); return 2; }
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(pp + tg + 1));
+    float *logits = malloc(sizeof(float) * (size_t)vocab);
+    for (int i = 0; i < pp + tg + 1; i++) ids[i] = (int32_t)(brnd() % (uint32_t)vocab);
+    if (!json) printf("model %s  isa %s  head %s  weight bytes/token %.1f MB  (ternary %.1f MB)\n", mname, info.isa, head, wbt / 1e6, info.ternary_bytes / 1e6);
+    for (int ti = 0; ti < nth; ti++) {
+        bn_pool *probe;
+        if (bn_pool_new(ths[ti], &probe)) return cli_fail("thread pool");
+        double bw = read_bandwidth(probe);
+        bn_pool_free(probe);
+        bitnet_ctx_params cp = {pp + tg + 8, ths[ti]};
+        bitnet_ctx *c;
+        if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("context");
+        double *vpp = calloc((size_t)reps + 1, sizeof(double)), *vtg = calloc((size_t)reps + 1, sizeof(double));
+        for (int r = 0; r <= reps; r++) { /* r == 0: warm-up */
+            bitnet_ctx_reset(c);
+            if (pp > 0) {
+                double t0 = bn_time();
+                if (bitnet_ctx_eval(c, ids, pp, logits, 0)) return cli_fail("eval");
+                vpp[r] = pp / (bn_time() - t0);
+            }
+            if (tg > 0) {
+                bitnet_ctx_reset(c);
+                double t0 = bn_time();
+                for (int i = 0; i < tg; i++) if (bitnet_ctx_eval(c, ids + i, 1, logits, 0)) return cli_fail("eval");
+                vtg[r] = tg / (bn_time() - t0);
+            }
+        }
+        for (int test = 0; test < 2; test++) {
+            int cnt = test == 0 ? pp : tg;
+            if (cnt <= 0) continue;
+            double mean, sd;
+            stats((test == 0 ? vpp : vtg) + 1, reps > 0 ? reps : 1, &mean, &sd);
+            if (reps == 0) stats(test == 0 ? vpp : vtg, 1, &mean, &sd);
+            double gbs = test ? mean * (double)wbt / 1e9 : 0;
+            char tname[32]; snprintf(tname, sizeof tname, "%s%d", test == 0 ? "pp" : "tg", cnt);
+            double gops = 2.0 * (double)m->n_ternary * mean / 1e9; /* ternary GEMM ops/s */
+            if (json)
+                printf("{\"test\":\"%s\",\"model\":\"%s\",\"isa\":\"%s\",\"head\":\"%s\",\"threads\":%d,\"reps\":%d,"
+                       "\"tokens_per_s\":%.3f,\"stddev\":%.3f,\"weight_bytes_per_token\":%zu,\"weight_gb_per_s\":%.3f,"
+                       "\"mem_gb_per_s\":%.3f,\"ratio\":%.4f,\"ternary_gops\":%.2f}\n",
+                       tname, mname, info.isa, head, ths[ti], reps, mean, sd, wbt, test ? gbs : 0.0, bw, test ? gbs / bw : 0.0, gops);
+            else if (test)
+                printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %6.2f GB/s of weights   mem %6.2f GB/s   %5.1f%%\n",
+                       ths[ti], tname, mean, sd, gbs, bw, 100 * gbs / bw);
+            else
+                printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %7.1f GOPS in the ternary GEMMs\n", ths[ti], tname, mean, sd, gops);
+            fflush(stdout);
+        }
+        free(vpp); free(vtg);
+        bitnet_ctx_free(c);
+    }
+    free(ids); free(logits);
+    bitnet_model_free(m);
+    return 0;
+}
+
+static void bench_usage(FILE *f) {
+    fprintf(f, "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--json]\n"
+               "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
+               "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+    int kernels = 0, json = 0, pp = 512, tg = 128, reps = 3;
+    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *tl = "1,2";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--kernels")) kernels = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { bench_usage(stdout); return 0; }
+        else if (!v) { fprintf(stderr, "bitnet: bench: %s needs a value\n", a); return 2; }
+        else if (!strcmp(a, "--isa")) { isa = v; i++; }
+        else if (!strcmp(a, "-t")) { tl = v; i++; }
+        else if (!strcmp(a, "-m")) { dir = v; i++; }
+        else if (!strcmp(a, "--synthetic")) { synth = v; i++; }
+        else if (!strcmp(a, "--head")) { head = v; i++; }
+        else if (!strcmp(a, "-p")) { if (!cli_int("-p", v, 0, 100000, &pp)) return 2; i++; }
+        else if (!strcmp(a, "-n")) { if (!cli_int("-n", v, 0, 100000, &tg)) return 2; i++; }
+        else if (!strcmp(a, "-r")) { if (!cli_int("-r", v, 0, 1000, &reps)) return 2; i++; }
+        else { fprintf(stderr, "bitnet: bench: unknown option %s\n", a); bench_usage(stderr); return 2; }
+    }
+    int32_t *t32; int nth = cli_parse_ids(tl, &t32);
+    if (nth <= 0) { fprintf(stderr, "bitnet: bench: -t needs a list like 1,2\n"); return 2; }
+    int ths[32]; if (nth > 32) nth = 32;
+    for (int i = 0; i < nth; i++) { ths[i] = t32[i] < 1 ? 1 : t32[i] > 512 ? 512 : t32[i]; }
+    free(t32);
+    if (strcmp(head, "exact") && strcmp(head, "q8") && strcmp(head, "q4")) { fprintf(stderr, "bitnet: --head must be exact, q8 or q4\n"); return 2; }
+    if (isa && !bn_kernels_by_name(isa)) { fprintf(stderr, "bitnet: kernel set '%s' is not available here\n", isa); return 2; }
+    if (kernels) return bench_kernels(isa, ths, nth, json);
+    if (!dir && !synth) { bench_usage(stderr); return 2; }
+    if (isa) setenv("BITNET_ISA", isa, 1);
+    return bench_model(dir, synth, ths, nth, pp, tg, reps, head, json);
+}
