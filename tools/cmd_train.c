@@ -20,7 +20,8 @@ static void usage(void) {
         "  --lr (1e-3) --beta1 (0.9) --beta2 (0.95) --eps (1e-8) --wd (0.1) --clip (1.0, 0 = off)\n"
         "  --lr-schedule constant|cosine|two-stage (constant) --warmup STEPS (0)\n"
         "  --eval-every N (0 = at the end only) --eval-batches N (8) --save-every N (0 = at the end)\n"
-        "  --seed S (1337) -t THREADS (1) --no-quant --dump-grads FILE.safetensors\n");
+        "  --seed S (1337) -t THREADS (1) --no-quant --dump-grads FILE.safetensors\n"
+        "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n");
 }
 
 typedef struct { int step; float loss, val, lr, tps; } mrow;
@@ -119,7 +120,7 @@ static void fmt_eta(double s, char *b, size_t n) {
 int cmd_train(int argc, char **argv) {
     const char *init = NULL, *config = NULL, *data_path = NULL, *val_path = NULL, *outdir = NULL, *dump = NULL;
     int B = 4, T = 128, steps = 100, accum = 1, eval_every = 0, eval_batches = 8, save_every = 0, nth = 1, no_quant = 0, resume = 0;
-    int seed = 1337;
+    int seed = 1337, stop_after = 0, ran = 0;
     bn_optim_cfg oc; bn_optim_cfg_default(&oc);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -141,6 +142,7 @@ int cmd_train(int argc, char **argv) {
         else if (OPT("--eval-every")) { if (!cli_int(a, v, 0, 1 << 30, &eval_every)) return 2; }
         else if (OPT("--eval-batches")) { if (!cli_int(a, v, 1, 1 << 20, &eval_batches)) return 2; }
         else if (OPT("--save-every")) { if (!cli_int(a, v, 0, 1 << 30, &save_every)) return 2; }
+        else if (OPT("--stop-after")) { if (!cli_int(a, v, 0, 1 << 30, &stop_after)) return 2; }
         else if (OPT("--seed")) { if (!cli_int(a, v, 0, INT32_MAX, &seed)) return 2; }
         else if (OPT("-t") || (!strcmp(a, "--threads") && v && (i++, 1))) { if (!cli_int(a, v, 1, 512, &nth)) return 2; }
         else if (OPT("--warmup")) { if (!cli_int(a, v, 0, 1 << 30, &oc.warmup)) return 2; }
@@ -193,7 +195,7 @@ int cmd_train(int argc, char **argv) {
             no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", bn_sgemm_isa(), nth);
     int64_t last_saved = tr.step;
     double tok_total = 0, sec_total = 0;
-    while (tr.step < steps) {
+    while (tr.step < steps && !(stop_after && ran >= stop_after)) {
         bn_step_stats st;
         s = bn_trainer_step(&tr, &st);
         if (s) {
@@ -209,7 +211,8 @@ int cmd_train(int argc, char **argv) {
         fflush(stdout);
         if (nrows == caprows) { caprows = caprows ? caprows * 2 : 256; mrow *q = realloc(rows, caprows * sizeof *q); if (!q) { rc = 1; goto done; } rows = q; }
         rows[nrows++] = (mrow){(int)tr.step, st.loss, NAN, st.lr, (float)tps};
-        int last = tr.step == steps;
+        ran++;
+        int last = tr.step == steps || ran == stop_after;
         if (val && ((eval_every > 0 && tr.step % eval_every == 0) || last)) {
             float vl;
             if ((s = bn_trainer_eval(&tr, val, eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }

@@ -1,0 +1,95 @@
+/* train_export.c — master weights -> 2B-4T packed checkpoint (see train_export.h). */
+#include "train_export.h"
+#include "train.h"
+#include "safetensors.h"
+#include <stdio.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+void bn_export_pack_2b4t(const int8_t *q, int out, int in, uint8_t *dst) {
+    int o4 = out / 4;
+    for (int r = 0; r < o4; r++)
+        for (int c = 0; c < in; c++) {
+            unsigned b = 0;
+            for (int k = 0; k < 4; k++) b |= (unsigned)(q[(size_t)(r + k * o4) * in + c] + 1) << (2 * k);
+            dst[(size_t)r * in + c] = (uint8_t)b;
+        }
+}
+
+static bitnet_status copy_file(const char *src, const char *dst) {
+    char *buf; size_t n;
+    bitnet_status s = bn_read_file(src, &buf, &n);
+    if (s) return s;
+    s = bn_write_file_atomic(dst, buf, n);
+    free(buf);
+    return s;
+}
+
+static const char *packed_name(const char *name, char *buf, size_t n) {
+    const char *p;
+    if ((p = strstr(name, "inner_attn_ln"))) snprintf(buf, n, "%.*sattn_sub_norm%s", (int)(p - name), name, p + strlen("inner_attn_ln"));
+    else if ((p = strstr(name, "ffn_layernorm"))) snprintf(buf, n, "%.*sffn_sub_norm%s", (int)(p - name), name, p + strlen("ffn_layernorm"));
+    else snprintf(buf, n, "%s", name);
+    return buf;
+}
+
+bitnet_status bn_export_packed(const char *in_dir, const char *out_dir) {
+    bn_train_model *m;
+    bitnet_status s = bn_train_model_from_dir(in_dir, 1, 1, &m);
+    if (s) return s;
+    for (int i = 0; i < m->n_tp; i++)
+        if (m->tp[i].kind == BN_PK_LINEAR && m->tp[i].shape[0] % 4) {
+            s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: tensor '%s' has %lld output rows, not a multiple of 4 as the packed layout needs",
+                       in_dir, m->tp[i].name, (long long)m->tp[i].shape[0]);
+            bn_train_model_free(m); return s;
+        }
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) { bn_train_model_free(m); return bn_err(BITNET_ERR_IO, "%s: cannot create directory: %s", out_dir, strerror(errno)); }
+    bn_st_writer *w;
+    if ((s = bn_st_writer_new(&w))) { bn_train_model_free(m); return s; }
+    char nm[160];
+    for (int i = 0; i < m->n_tp && !s; i++) {
+        const bn_tparam *p = &m->tp[i];
+        const float *x = m->params + p->off;
+        if (p->kind == BN_PK_LINEAR) {
+            int out = (int)p->shape[0], in = (int)p->shape[1];
+            int8_t *q = malloc(p->numel);
+            uint8_t *pk = malloc(p->numel / 4);
+            if (!q || !pk) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+            else {
+                float mean = bn_train_ternarize(x, p->numel, q);
+                bn_export_pack_2b4t(q, out, in, pk);
+                int64_t sh[2] = {out / 4, in}, sh1[1] = {1};
+                s = bn_st_writer_add(w, p->name, BN_U8, 2, sh, pk);
+                uint16_t sc = bn_f32_to_bf16(mean);
+                snprintf(nm, sizeof nm, "%s_scale", p->name);
+                if (!s) s = bn_st_writer_add(w, nm, BN_BF16, 1, sh1, &sc);
+            }
+            free(q); free(pk);
+        } else {
+            uint16_t *h = malloc(p->numel * 2);
+            if (!h) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
+            for (size_t j = 0; j < p->numel; j++) h[j] = bn_f32_to_bf16(x[j]);
+            s = bn_st_writer_add(w, packed_name(p->name, nm, sizeof nm), BN_BF16, p->ndim, p->shape, h);
+            free(h);
+        }
+    }
+    char *mp = bn_path_join(out_dir, "model.safetensors"), *cp = bn_path_join(out_dir, "config.json");
+    if (!s && (!mp || !cp)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    if (!s) s = bn_st_writer_save(w, mp);
+    bn_st_writer_free(w);
+    if (!s) {
+        bn_config c = m->cfg;
+        c.family = BN_FAM_BITNET; c.linear_class = BN_LC_AUTOBITLINEAR;
+        s = bn_config_save(&c, cp, 1);
+    }
+    free(mp); free(cp);
+    static const char *tok[] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "generation_config.json", "special_tokens_map.json"};
+    for (size_t i = 0; i < sizeof tok / sizeof *tok && !s; i++) {
+        char *src = bn_path_join(in_dir, tok[i]), *dst = bn_path_join(out_dir, tok[i]);
+        if (!src || !dst) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+        else if (bn_file_exists(src)) s = copy_file(src, dst);
+        free(src); free(dst);
+    }
+    bn_train_model_free(m);
+    return s;
+}
