@@ -7,7 +7,12 @@
 #include "optim.h"
 #include "gemm_f32.h"
 #include "safetensors.h"
+#include "train_loop.h"
+#include "data.h"
+#include "train_export.h"
 #include <cjson/cJSON.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 static char *gpath(const char *model, const char *file) {
     static char buf[4][512]; static int k;
@@ -94,8 +99,250 @@ static void test_golden(int nthreads) {
     bn_train_model_free(m);
 }
 
+static bn_config tiny_cfg(int fam) {
+    bn_config c; memset(&c, 0, sizeof c);
+    c.family = fam ? BN_FAM_1BITLLM : BN_FAM_BITNET;
+    c.vocab_size = 23; c.hidden_size = 16; c.intermediate_size = 24; c.n_layers = 2;
+    c.n_heads = fam ? 2 : 4; c.n_kv_heads = 2; c.head_dim = c.hidden_size / c.n_heads; c.max_pos = 64;
+    c.rope_theta = 10000.0f; c.norm_eps = 1e-5f; c.act = fam ? BN_ACT_SILU : BN_ACT_RELU2; c.tied = !fam;
+    c.bos_id = c.eos_id = -1;
+    return c;
+}
+
+/* Central finite differences vs backward in --no-quant mode, for every parameter tensor
+ * (so every layer type: embedding, norms, q/k/v/o with RoPE + GQA attention, gated FFN, head). */
+static void test_fd(int fam) {
+    bn_config c = tiny_cfg(fam);
+    bn_train_model *m;
+    bitnet_status s = bn_train_model_new(&c, 1, 1, &m);
+    CHECK("fd: model", s == BITNET_OK, "%s", bitnet_last_error());
+    if (s) return;
+    bn_train_model_init_random(m, 7 + fam, 0.3f);
+    for (int i = 0; i < m->n_tp; i++)  /* non-trivial norm weights so their gradients matter */
+        if (m->tp[i].kind == BN_PK_NORM) for (size_t j = 0; j < m->tp[i].numel; j++) m->params[m->tp[i].off + j] = 1.0f + 0.1f * (float)((int)((j * 7) % 5) - 2);
+    int B = 2, T = 7;
+    int32_t in[14], tg[14];
+    for (int i = 0; i < B * T; i++) { in[i] = (i * 5 + 3) % c.vocab_size; tg[i] = (i * 11 + 1) % c.vocab_size; }
+    float loss;
+    bn_train_forward(m, in, tg, B, T, &loss);
+    bn_train_zero_grad(m);
+    bn_train_backward(m, 1.0f);
+    double worst = 0; const char *wn = "";
+    for (int i = 0; i < m->n_tp; i++) {
+        bn_tparam *p = &m->tp[i];
+        /* the 6 largest analytic gradients of this tensor */
+        size_t pick[6]; int np = 0;
+        for (int k = 0; k < 6; k++) {
+            size_t best = 0; float bv = -1;
+            for (size_t j = 0; j < p->numel; j++) {
+                int used = 0; for (int q = 0; q < np; q++) used |= pick[q] == j;
+                float g = fabsf(m->grads[p->off + j]);
+                if (!used && g > bv) { bv = g; best = j; }
+            }
+            pick[np++] = best;
+        }
+        double num = 0, den = 0;
+        for (int k = 0; k < np; k++) {
+            float *x = &m->params[p->off + pick[k]], x0 = *x, lp, lm;
+            float h = 1e-2f * (fabsf(x0) > 1 ? fabsf(x0) : 1);
+            *x = x0 + h; bn_train_forward(m, in, tg, B, T, &lp);
+            *x = x0 - h; bn_train_forward(m, in, tg, B, T, &lm);
+            *x = x0;
+            double fd = ((double)lp - lm) / (2.0 * h), an = m->grads[p->off + pick[k]];
+            num += (fd - an) * (fd - an); den += an * an;
+        }
+        double r = sqrt(num / (den > 0 ? den : 1e-30));
+        if (getenv("FD_VERBOSE")) printf("#   %s rel %g\n", p->name, r);
+        if (r > worst || r != r) { worst = r; wn = p->name; }
+    }
+    char nm[64]; snprintf(nm, sizeof nm, "fd: %s gradients match finite differences", fam ? "1bitLLM/silu/untied" : "2B-4T/relu2/tied");
+    CHECK(nm, worst < 2e-2, "worst rel %g (%s)", worst, wn);
+    printf("# fd family %d: worst rel error %.3g (%s)\n", fam, worst, wn);
+    bn_train_model_free(m);
+}
+
+static void write_u32(const char *path, const uint32_t *t, size_t n) {
+    FILE *f = fopen(path, "wb"); fwrite(t, 4, n, f); fclose(f);
+}
+
+static void test_data_and_errors(void) {
+    const char *p = "/tmp/bn_test_train_data.u32";
+    uint32_t t[200];
+    for (int i = 0; i < 200; i++) t[i] = (uint32_t)(i % 20);
+    write_u32(p, t, 200);
+    bn_data *d;
+    bitnet_status s = bn_data_open(p, 20, 2, 8, &d);
+    CHECK("data: open", s == BITNET_OK, "%s", bitnet_last_error());
+    if (!s) {
+        int32_t in[16], tg[16];
+        bn_data_next(d, in, tg);
+        CHECK("data: first batch", in[0] == 0 && tg[0] == 1 && in[15] == 15 && tg[15] == 16, "%d %d %d %d", in[0], tg[0], in[15], tg[15]);
+        for (int k = 0; k < 11; k++) bn_data_next(d, in, tg);  /* 12 batches use 192 (+1) tokens */
+        bn_data_next(d, in, tg);                                  /* the 13th wraps to position 0 */
+        CHECK("data: wraps around", in[0] == 0 && d->pos == 16, "in0 %d pos %zu", in[0], d->pos);
+        bn_data_free(d);
+    }
+    s = bn_data_open(p, 19, 2, 8, &d);
+    CHECK("data: vocab mismatch is an error naming the file", s == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), p) && strstr(bitnet_last_error(), "vocabulary"), "%d %s", s, bitnet_last_error());
+    s = bn_data_open(p, 20, 4, 50, &d);
+    CHECK("data: too short for one batch is an error", s == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), "too short"), "%d %s", s, bitnet_last_error());
+    write_u32(p, t, 17);
+    s = bn_data_open(p, 20, 2, 8, &d);
+    CHECK("data: exactly B*T+1 tokens is enough", s == BITNET_OK, "%s", bitnet_last_error());
+    bn_data_free(d);
+    write_u32(p, t, 16);
+    s = bn_data_open(p, 20, 2, 8, &d);
+    CHECK("data: B*T tokens is too short", s == BITNET_ERR_FORMAT, "%d", s);
+
+    /* NaN loss: the step fails, nothing is updated */
+    write_u32(p, t, 200);
+    bn_config c = tiny_cfg(0); c.vocab_size = 20;
+    bn_train_model *m;
+    bn_train_model_new(&c, 0, 1, &m);
+    bn_train_model_init_random(m, 1, 0.02f);
+    bn_data_open(p, 20, 2, 8, &d);
+    bn_optim_cfg oc; bn_optim_cfg_default(&oc);
+    bn_trainer tr;
+    bn_trainer_init(&tr, m, d, &oc, 2, 8, 1);
+    bn_step_stats st;
+    s = bn_trainer_step(&tr, &st);
+    CHECK("errors: a normal step", s == BITNET_OK && isfinite(st.loss), "%s", bitnet_last_error());
+    m->params[m->tp[m->final_norm].off] = NAN;
+    float *copy = malloc(m->n_params * 4); memcpy(copy, m->params, m->n_params * 4);
+    size_t pos = d->pos; int64_t step = tr.step;
+    s = bn_trainer_step(&tr, &st);
+    CHECK("errors: NaN loss stops the step with a clear error", s == BITNET_ERR_NUMERIC && strstr(bitnet_last_error(), "not finite"), "%d %s", s, bitnet_last_error());
+    m->params[m->tp[m->final_norm].off] = 0; copy[m->tp[m->final_norm].off] = 0;
+    CHECK("errors: NaN step leaves parameters, step and data position alone",
+          !memcmp(copy, m->params, m->n_params * 4) && tr.step == step && d->pos == pos, "changed");
+    /* write failure: a checkpoint under a path that cannot be a directory */
+    s = bn_trainer_save(&tr, "/dev/null/ckpt");
+    CHECK("errors: unwritable checkpoint directory is an error", s == BITNET_ERR_IO, "%d %s", s, bitnet_last_error());
+    free(copy);
+    bn_trainer_free(&tr); bn_data_free(d); bn_train_model_free(m);
+    unlink(p);
+}
+
+/* A short run on a repeating token pattern: the loss must fall well below its start. */
+static void test_loss_falls(void) {
+    const char *p = "/tmp/bn_test_train_pat.u32";
+    uint32_t t[4000];
+    for (int i = 0; i < 4000; i++) t[i] = (uint32_t)((i % 37) * 7 % 30);
+    write_u32(p, t, 4000);
+    bn_config c = tiny_cfg(0); c.vocab_size = 30; c.hidden_size = 32; c.head_dim = 8; c.intermediate_size = 64;
+    bn_train_model *m; bn_data *d;
+    bn_train_model_new(&c, 0, 2, &m);
+    bn_train_model_init_random(m, 3, 0.02f);
+    bn_data_open(p, 30, 4, 32, &d);
+    bn_optim_cfg oc; bn_optim_cfg_default(&oc);
+    oc.lr = 1e-2f; oc.sched = BN_LR_COSINE; oc.warmup = 5; oc.total_steps = 60;
+    bn_trainer tr; bn_trainer_init(&tr, m, d, &oc, 4, 32, 1);
+    bn_step_stats st; float first = 0;
+    for (int i = 0; i < 60; i++) { bn_trainer_step(&tr, &st); if (!i) first = st.loss; }
+    CHECK("train: loss falls on a repeating pattern (QAT)", st.loss < 0.5f * first, "first %g last %g", first, st.loss);
+    printf("# loss %.4f -> %.4f in 60 steps\n", first, st.loss);
+    bn_trainer_free(&tr); bn_data_free(d); bn_train_model_free(m);
+    unlink(p);
+}
+
+/* export --packed: decode the packed tensors and compare with quantizing the master weights. */
+static void test_export(void) {
+    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
+    const char *out = "/tmp/bn_test_export_packed";
+    bitnet_status s = bn_export_packed(dir, out);
+    CHECK("export: writes", s == BITNET_OK, "%s", bitnet_last_error());
+    if (s) return;
+    bn_train_model *m; bn_train_model_from_dir(dir, 1, 1, &m);
+    bn_st *st; char mp[600]; snprintf(mp, sizeof mp, "%s/model.safetensors", out);
+    s = bn_st_open(mp, &st);
+    CHECK("export: readable", s == BITNET_OK, "%s", bitnet_last_error());
+    if (s) { bn_train_model_free(m); return; }
+    int bad = 0, nlin = 0; char why[256] = "";
+    for (int i = 0; i < m->n_tp; i++) {
+        bn_tparam *p = &m->tp[i];
+        const bn_tensor *t = bn_st_find(st, p->name);
+        if (!t) { bad++; snprintf(why, sizeof why, "missing %s", p->name); continue; }
+        if (p->kind != BN_PK_LINEAR) {
+            int ok = t->dtype == BN_BF16 && (size_t)t->numel == p->numel;
+            for (size_t j = 0; ok && j < p->numel; j++) { uint16_t h; memcpy(&h, (const uint8_t *)t->data + 2 * j, 2); ok = h == bn_f32_to_bf16(m->params[p->off + j]); }
+            if (!ok) { bad++; snprintf(why, sizeof why, "%s", p->name); }
+            continue;
+        }
+        nlin++;
+        int out_ = (int)p->shape[0], in = (int)p->shape[1];
+        int8_t *q = malloc(p->numel);
+        float mean = bn_train_ternarize(m->params + p->off, p->numel, q);
+        char sn[128]; snprintf(sn, sizeof sn, "%s_scale", p->name);
+        const bn_tensor *sc = bn_st_find(st, sn);
+        int ok = t->dtype == BN_U8 && t->ndim == 2 && t->shape[0] == out_ / 4 && t->shape[1] == in && sc && sc->dtype == BN_BF16 && sc->numel == 1;
+        if (ok) { uint16_t h; memcpy(&h, sc->data, 2); ok = h == bn_f32_to_bf16(mean); }
+        const uint8_t *b = t->data;
+        for (int r = 0; ok && r < out_; r++)
+            for (int col = 0; ok && col < in; col++) {
+                int code = (b[(size_t)(r % (out_ / 4)) * in + col] >> (2 * (r / (out_ / 4)))) & 3;
+                ok = code - 1 == q[(size_t)r * in + col];
+            }
+        if (!ok) { bad++; snprintf(why, sizeof why, "%s", p->name); }
+        free(q);
+    }
+    CHECK("export: packed tensors decode to the quantized master (values, scales, bf16 norms/embeddings)", bad == 0 && nlin == 14, "%d bad (%s), %d linear", bad, why, nlin);
+    char cp[600]; snprintf(cp, sizeof cp, "%s/config.json", out);
+    char *cj = t_read_file(cp, NULL);
+    CHECK("export: config says offline autobitlinear", cj && strstr(cj, "\"offline\"") && strstr(cj, "\"autobitlinear\""), "%s", cj ? cj : "(none)");
+    free(cj);
+    bn_st_free(st);
+    /* inference on the export: bitnet_model_load + one forward over the golden prompt */
+    char *gj = t_read_file(gpath("bitnet-b158-master", "golden.json"), NULL);
+    cJSON *g = cJSON_Parse(gj); cJSON *pi = cJSON_GetObjectItem(g, "prompt_ids");
+    int n = cJSON_GetArraySize(pi), V = m->cfg.vocab_size;
+    int32_t *ids = malloc(n * 4); for (int i = 0; i < n; i++) ids[i] = cJSON_GetArrayItem(pi, i)->valueint;
+    float *gl = t_read_file(gpath("bitnet-b158-master", "golden_prompt_logits.f32"), NULL);
+    bitnet_model *bm; bitnet_ctx *ctx;
+    s = bitnet_model_load(out, &bm);
+    CHECK("export: inference engine loads the packed export", s == BITNET_OK, "%s", bitnet_last_error());
+    if (!s) {
+        bitnet_ctx_params cp2 = {0, 1};
+        bitnet_ctx_new(bm, &cp2, &ctx);
+        float *lg = malloc((size_t)n * V * 4);
+        s = bitnet_ctx_eval(ctx, ids, n, lg, 1);
+        double mean = 0, sd = 0, mx = 0, mu = 0; int same = 0;
+        for (size_t i = 0; i < (size_t)n * V; i++) mu += gl[i];
+        mu /= (double)n * V;
+        for (size_t i = 0; i < (size_t)n * V; i++) { sd += (gl[i] - mu) * (gl[i] - mu); double d = fabs(lg[i] - gl[i]); mean += d; if (d > mx) mx = d; }
+        sd = sqrt(sd / ((double)n * V)); mean /= (double)n * V;
+        for (int r = 0; r < n; r++) {
+            int a = 0, b = 0;
+            for (int v = 1; v < V; v++) { if (lg[r * V + v] > lg[r * V + a]) a = v; if (gl[r * V + v] > gl[r * V + b]) b = v; }
+            same += a == b;
+        }
+        /* bf16 storage (embeddings, norms, weight_scale) moves logits by ~2.5e-2 std uniformly;
+         * with float32 copies of those the same packed ternary tensors give 3e-7 (checked once). */
+        CHECK("export: bitnet logits on the export vs golden master logits (mean <= 5e-2 std, max <= 0.25 std)",
+              s == BITNET_OK && mean <= 5e-2 * sd && mx <= 0.25 * sd, "mean %g max %g (std %g)", mean / sd, mx / sd, sd);
+        CHECK("export: argmax agrees on >= 80% of rows", same * 5 >= n * 4, "%d of %d", same, n);
+        printf("# export logits: mean |diff| %.3g std, max %.3g std, argmax %d/%d\n", mean / sd, mx / sd, same, n);
+        free(lg);
+        bitnet_ctx_free(ctx); bitnet_model_free(bm);
+    }
+    free(ids); free(gl); cJSON_Delete(g); free(gj);
+    /* out rows not a multiple of 4 */
+    bn_config c = tiny_cfg(0); c.n_kv_heads = 2; c.head_dim = 2; c.n_heads = 8; c.hidden_size = 16; c.intermediate_size = 22;
+    bn_train_model *m2; bn_train_model_new(&c, 1, 1, &m2);
+    const char *bd = "/tmp/bn_test_export_bad"; mkdir(bd, 0777);
+    bn_train_save_weights(m2, bd);
+    s = bn_export_packed(bd, "/tmp/bn_test_export_bad_out");
+    CHECK("export: out % 4 != 0 is a clear error", s == BITNET_ERR_UNSUPPORTED && strstr(bitnet_last_error(), "multiple of 4"), "%d %s", s, bitnet_last_error());
+    bn_train_model_free(m2);
+    bn_train_model_free(m);
+}
+
 int main(void) {
     test_golden(1);
     test_golden(2);
+    test_fd(0);
+    test_fd(1);
+    test_data_and_errors();
+    test_loss_falls();
+    test_export();
     T_DONE();
 }
