@@ -1,0 +1,75 @@
+/* cmd_tokenizer_train.c — `bitnet tokenizer-train`: train a byte-level BPE (Llama 3 regex) on
+ * text files and write tokenizer.json + tokenizer_config.json (2B-4T chat template). */
+#include "cli.h"
+#include "bpe_train.h"
+#include <time.h>
+
+static double t_start;
+static void progress(void *ud, int phase, double done, double total) {
+    (void)ud;
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+    double el = ts.tv_sec + ts.tv_nsec * 1e-9 - t_start;
+    double rate = el > 0 ? done / el : 0, eta = rate > 0 ? (total - done) / rate : 0;
+    if (phase == 0) fprintf(stderr, "\rcounting words: %5.1f%% %.1f MB/s ETA %.0fs   ", total ? 100 * done / total : 100, rate / 1e6, eta);
+    else fprintf(stderr, "\rmerges: %.0f/%.0f  %.0f merges/s   ", done, total, el > 0 ? done / el : 0);
+    if (done >= total) fputc('\n', stderr);
+}
+
+int cmd_tokenizer_train(int argc, char **argv) {
+    int vocab = 0;
+    const char *out = NULL, *bos = NULL;
+    const char *specials[64]; int ns = 0;
+    const char *files[256]; int nf = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--vocab") && i + 1 < argc) { if (!cli_int("--vocab", argv[++i], 257, 1 << 22, &vocab)) return 2; }
+        else if (!strcmp(argv[i], "--special") && i + 1 < argc) { if (ns < 64) specials[ns++] = argv[++i]; }
+        else if (!strcmp(argv[i], "--bos") && i + 1 < argc) bos = argv[++i];
+        else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: bitnet tokenizer-train --vocab N [--special TOK ...] [--bos TOK] IN.txt... -o tokenizer.json\n"
+                   "  byte-level BPE with the Llama 3 pre-tokenizer; N counts bytes, merges and specials.\n"
+                   "  Default specials: <|begin_of_text|> <|end_of_text|> <|start_header_id|> <|end_header_id|> <|eot_id|>.\n"
+                   "  Also writes tokenizer_config.json (chat template) next to the output.\n");
+            return 0;
+        } else if (argv[i][0] == '-') { fprintf(stderr, "bitnet tokenizer-train: unknown option '%s'\n", argv[i]); return 2; }
+        else if (nf < 256) files[nf++] = argv[i];
+    }
+    if (!vocab || !out || !nf) { fprintf(stderr, "bitnet tokenizer-train: need --vocab N, input files and -o tokenizer.json\n"); return 2; }
+    if (!ns) {
+        static const char *def[] = {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+        for (int i = 0; i < 5; i++) specials[ns++] = def[i];
+    }
+    if (!bos) for (int i = 0; i < ns; i++) if (!strcmp(specials[i], "<|begin_of_text|>")) bos = specials[i];
+    char *texts[256]; size_t lens[256];
+    for (int i = 0; i < nf; i++) {
+        if (bn_read_file(files[i], &texts[i], &lens[i])) { for (int k = 0; k < i; k++) free(texts[k]); return cli_fail(files[i]); }
+    }
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); t_start = ts.tv_sec + ts.tv_nsec * 1e-9;
+    bn_bpe_train_params p = {.vocab_size = vocab, .specials = specials, .n_specials = ns, .bos = bos, .progress = progress};
+    int nm = 0;
+    bitnet_status s = bn_bpe_train((const char *const *)texts, lens, nf, &p, out, &nm);
+    size_t total = 0;
+    for (int i = 0; i < nf; i++) { total += lens[i]; free(texts[i]); }
+    if (s) return cli_fail(out);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double el = ts.tv_sec + ts.tv_nsec * 1e-9 - t_start;
+    fprintf(stderr, "tokenizer-train: %d merges, vocab %d, %.1f MB in %.2fs (%.2f MB/s) -> %s\n",
+            nm, 256 + nm + ns, total / 1e6, el, el > 0 ? total / 1e6 / el : 0, out);
+    /* tokenizer_config.json beside it */
+    const char *slash = strrchr(out, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
+    char *cfgp = bn_path_join(dir, "tokenizer_config.json");
+    const char *eos = "<|eot_id|>";
+    int has_eot = 0;
+    for (int i = 0; i < ns; i++) if (!strcmp(specials[i], eos)) has_eot = 1;
+    if (!has_eot) eos = ns ? specials[ns - 1] : "";
+    char buf[2048];
+    snprintf(buf, sizeof buf,
+             "{\n  \"bos_token\": \"%s\",\n  \"eos_token\": \"%s\",\n"
+             "  \"chat_template\": \"{%% for message in messages %%}{%% if loop.first %%}{{ bos_token }}{%% endif %%}{{ message['role'] | capitalize }}: {{ message['content'] }}<|eot_id|>{%% endfor %%}{%% if add_generation_prompt %%}Assistant: {%% endif %%}\",\n"
+             "  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"model_max_length\": 4096\n}\n", bos ? bos : "", eos);
+    if (!cfgp || bn_write_file_atomic(cfgp, buf, strlen(buf))) { free(cfgp); return cli_fail("tokenizer_config.json"); }
+    free(cfgp);
+    return 0;
+}
