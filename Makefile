@@ -47,7 +47,7 @@ $(BUILD)/libbitnet.a: $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bitnet: $(CLI_SRC) tools/cli.h $(BUILD)/libbitnet.a
+$(BUILD)/bitnet: $(CLI_SRC) $(wildcard tools/*.h) $(BUILD)/libbitnet.a
 	$(CC) $(CFLAGS) -Itools $(CLI_SRC) -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libbitnet.a

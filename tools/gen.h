@@ -1,0 +1,47 @@
+/* gen.h — the generation loop shared by `bitnet run` and `bitnet chat`: model + context +
+ * tokenizer + sampler in one session, sampling flags, streaming output and speed stats. */
+#ifndef BITNET_GEN_H
+#define BITNET_GEN_H
+#include "cli.h"
+#include <signal.h>
+
+typedef struct gen_session {
+    bitnet_model *model;
+    bitnet_ctx *ctx;
+    bitnet_tokenizer *tok;   /* NULL if the folder has none and none was required */
+    bitnet_sampler *smp;
+    int n_ctx, vocab;
+    float *logits;           /* [vocab] */
+    int n_bias;              /* --logit-bias ID=BIAS entries */
+    int bias_id[32];
+    float bias[32];
+} gen_session;
+
+typedef struct gen_stats {
+    int n_prompt, n_gen;
+    double t_prompt, t_gen;  /* seconds */
+    int stopped_by;          /* 0 = length, 1 = end-of-generation token, 2 = interrupted, 3 = context full */
+    int last_id;
+} gen_stats;
+
+enum { GEN_OUT_NONE, GEN_OUT_TEXT, GEN_OUT_IDS };
+
+/* Prints the sampling options. */
+void gen_usage_sampling(void);
+/* If argv[*i] is a sampling option, consume it (and its value): returns 1; 0 if not one;
+ * -1 on a bad value (message printed). */
+int gen_parse_sampling(int argc, char **argv, int *i, bitnet_sampler_params *sp);
+/* --logit-bias ID=BIAS (repeatable, llama.cpp style): collected before gen_open, checked there. */
+int gen_parse_bias(int argc, char **argv, int *i, int *n, int *ids, float *bias);
+/* Load model, tokenizer (required if need_tok), context and sampler. Prints errors; returns 0 on success. */
+int gen_open(gen_session *g, const char *model_dir, int n_ctx, int threads, const bitnet_sampler_params *sp, int need_tok,
+             int n_bias, const int *bias_ids, const float *bias);
+void gen_close(gen_session *g);
+/* Feed ids[n] (prompt) then sample up to n_gen tokens, writing them as out says. Stops at an
+ * end-of-generation token unless ignore_eos, at *stop != 0, or when the context is full.
+ * The last sampled token is NOT fed to the model (st->last_id has it). Returns 0 or 1 on error. */
+int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignore_eos, int out,
+                 volatile sig_atomic_t *stop, gen_stats *st);
+/* "prompt: N tokens, X tok/s | generation: M tokens, Y tok/s" on stderr. */
+void gen_report(const gen_stats *st);
+#endif
