@@ -41,7 +41,8 @@ struct bn_tacts {
     float *d_b;        /* [BT, max(C,Q,I)] */
     float *d_q, *d_k, *d_v; /* [BT, Q], [BT, KV], [BT, KV] */
     float *rope_cos, *rope_sin; /* [T, head_dim/2] */
-    float *rowbuf;     /* [BT] per-row scalars for norm backward */
+    float *rowbuf;     /* [BT] per-row losses */
+    float *dP;         /* [threads, T, T] attention backward scratch */
     int32_t *inputs;   /* [BT] */
     void *block;
 };
@@ -216,7 +217,7 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
     size_t per_layer = R16(bt * C) * 3 + R16(bt) * 4 + R16(bt * Q) * 3 + R16(bt * KV) * 2 + R16((size_t)B * H * T * T)
                      + R16(bt * C) + R16(bt * I) * 4;
     size_t total = per_layer * c->n_layers + R16(bt * C) * 3 + R16(bt) * 2 + R16(bt * V) + R16(bt * mx) * 3
-                 + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)T * hd2) * 2 + R16(bt);
+                 + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)T * hd2) * 2 + R16(bt) + R16((size_t)bn_pool_size(m->pool) * T * T);
     struct bn_tacts *a = calloc(1, sizeof *a);
     if (!a) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     a->l = calloc((size_t)c->n_layers, sizeof *a->l);
@@ -241,6 +242,7 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
     a->d_q = TAKE(bt * Q); a->d_k = TAKE(bt * KV); a->d_v = TAKE(bt * KV);
     a->inputs = m->targets + bt;
     a->rope_cos = TAKE((size_t)T * hd2); a->rope_sin = TAKE((size_t)T * hd2); a->rowbuf = TAKE(bt);
+    a->dP = TAKE((size_t)bn_pool_size(m->pool) * T * T);
 #undef TAKE
 #undef R16
     /* RoPE tables as transformers computes them: inv_freq = 1 / theta^(2i/d) in float32 */
@@ -391,78 +393,63 @@ static void rope(bn_train_model *m, float *x, int N, int nh, int inv) {
 
 /* ---------------------------------------------------------------- attention */
 
-typedef struct { bn_train_model *m; const float *q, *k, *v, *dout; float *att, *out, *dq, *dk, *dv; } att_ctx;
-static void att_fwd_range(void *c_, int a, int b) {
-    att_ctx *c = c_;
+typedef struct { bn_train_model *m; const float *q, *k, *v, *dout; float *att, *out, *dq, *dk, *dv; int bwd; } att_ctx;
+/* Forward for one (batch, head): S = Q K^T (GEMM over the full T x T, then causal mask),
+ * P = softmax(S * scale), O = P V. P is kept in att[b, h]. */
+static void att_fwd_bh(att_ctx *c, int bh, float *ws) {
     const bn_config *cf = &c->m->cfg;
     int T = c->m->T, H = cf->n_heads, hd = cf->head_dim, grp = H / cf->n_kv_heads;
     int Q = H * hd, KV = cf->n_kv_heads * hd;
+    int bi = bh / H, h = bh % H, kh = h / grp;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int bh = a; bh < b; bh++) {
-        int bi = bh / H, h = bh % H, kh = h / grp;
-        for (int t = 0; t < T; t++) {
-            const float *q = c->q + ((size_t)bi * T + t) * Q + h * hd;
-            float *p = c->att + ((size_t)bh * T + t) * T;
-            float mx = -INFINITY;
-            for (int j = 0; j <= t; j++) {
-                const float *k = c->k + ((size_t)bi * T + j) * KV + kh * hd;
-                float s = 0;
-                for (int i = 0; i < hd; i++) s += q[i] * k[i];
-                s *= scale; p[j] = s; mx = s > mx ? s : mx;
-            }
-            float sum = 0;
-            for (int j = 0; j <= t; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-            float inv = 1.0f / sum;
-            for (int j = 0; j <= t; j++) p[j] *= inv;
-            for (int j = t + 1; j < T; j++) p[j] = 0;
-            float *o = c->out + ((size_t)bi * T + t) * Q + h * hd;
-            for (int i = 0; i < hd; i++) o[i] = 0;
-            for (int j = 0; j <= t; j++) {
-                const float *v = c->v + ((size_t)bi * T + j) * KV + kh * hd;
-                float pj = p[j];
-                for (int i = 0; i < hd; i++) o[i] += pj * v[i];
-            }
-        }
+    const float *q = c->q + (size_t)bi * T * Q + h * hd, *k = c->k + (size_t)bi * T * KV + kh * hd, *v = c->v + (size_t)bi * T * KV + kh * hd;
+    float *P = c->att + (size_t)bh * T * T;
+    bn_sgemm(0, 1, T, T, hd, q, Q, k, KV, 0, P, T, ws);
+    for (int t = 0; t < T; t++) {
+        float *p = P + (size_t)t * T, mx = -INFINITY, sum = 0;
+        for (int j = 0; j <= t; j++) { p[j] *= scale; mx = p[j] > mx ? p[j] : mx; }
+        for (int j = 0; j <= t; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
+        float inv = 1.0f / sum;
+        for (int j = 0; j <= t; j++) p[j] *= inv;
+        for (int j = t + 1; j < T; j++) p[j] = 0;
     }
+    bn_sgemm(0, 0, T, hd, T, P, T, v, KV, 0, c->out + (size_t)bi * T * Q + h * hd, Q, ws);
 }
-/* Backward per (batch, kv head) so each thread owns its dk/dv slices. */
-static void att_bwd_range(void *c_, int a, int b) {
-    att_ctx *c = c_;
+/* Backward for one (batch, kv head) — all heads of its group, so dk/dv slices are owned:
+ * dP = dO V^T; dV += P^T dO; dS = P (dP - rowsum(P dP)) scale; dQ = dS K; dK += dS^T Q. */
+static void att_bwd_bk(att_ctx *c, int bk, float *ws, float *dP) {
     const bn_config *cf = &c->m->cfg;
     int T = c->m->T, H = cf->n_heads, KH = cf->n_kv_heads, hd = cf->head_dim, grp = H / KH;
     int Q = H * hd, KV = KH * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int bk = a; bk < b; bk++) {
-        int bi = bk / KH, kh = bk % KH;
+    int bi = bk / KH, kh = bk % KH;
+    const float *k = c->k + (size_t)bi * T * KV + kh * hd, *v = c->v + (size_t)bi * T * KV + kh * hd;
+    float *dk = c->dk + (size_t)bi * T * KV + kh * hd, *dv = c->dv + (size_t)bi * T * KV + kh * hd;
+    for (int g = 0; g < grp; g++) {
+        int h = kh * grp + g;
+        const float *P = c->att + ((size_t)bi * H + h) * T * T;
+        const float *dout = c->dout + (size_t)bi * T * Q + h * hd, *q = c->q + (size_t)bi * T * Q + h * hd;
+        float *dq = c->dq + (size_t)bi * T * Q + h * hd;
+        bn_sgemm(0, 1, T, T, hd, dout, Q, v, KV, 0, dP, T, ws);
+        bn_sgemm(1, 0, T, hd, T, P, T, dout, Q, g > 0, dv, KV, ws);
         for (int t = 0; t < T; t++) {
-            float *dk = c->dk + ((size_t)bi * T + t) * KV + kh * hd, *dv = c->dv + ((size_t)bi * T + t) * KV + kh * hd;
-            for (int i = 0; i < hd; i++) dk[i] = dv[i] = 0;
+            const float *p = P + (size_t)t * T; float *d = dP + (size_t)t * T, dsum = 0;
+            for (int j = 0; j <= t; j++) dsum += p[j] * d[j];
+            for (int j = 0; j <= t; j++) d[j] = p[j] * (d[j] - dsum) * scale;
+            for (int j = t + 1; j < T; j++) d[j] = 0;
         }
-        for (int h = kh * grp; h < (kh + 1) * grp; h++) {
-            size_t bh = (size_t)bi * H + h;
-            for (int t = 0; t < T; t++) {
-                const float *p = c->att + (bh * T + t) * T;
-                const float *dout = c->dout + ((size_t)bi * T + t) * Q + h * hd;
-                const float *q = c->q + ((size_t)bi * T + t) * Q + h * hd;
-                float *dq = c->dq + ((size_t)bi * T + t) * Q + h * hd;
-                float dpt[t + 1];
-                float dsum = 0;
-                for (int j = 0; j <= t; j++) {
-                    const float *v = c->v + ((size_t)bi * T + j) * KV + kh * hd;
-                    float *dv = c->dv + ((size_t)bi * T + j) * KV + kh * hd;
-                    float s = 0, pj = p[j];
-                    for (int i = 0; i < hd; i++) { s += dout[i] * v[i]; dv[i] += pj * dout[i]; }
-                    dpt[j] = s; dsum += pj * s;
-                }
-                for (int i = 0; i < hd; i++) dq[i] = 0;
-                for (int j = 0; j <= t; j++) {
-                    float ds = p[j] * (dpt[j] - dsum) * scale;
-                    const float *k = c->k + ((size_t)bi * T + j) * KV + kh * hd;
-                    float *dk = c->dk + ((size_t)bi * T + j) * KV + kh * hd;
-                    for (int i = 0; i < hd; i++) { dq[i] += ds * k[i]; dk[i] += ds * q[i]; }
-                }
-            }
-        }
+        bn_sgemm(0, 0, T, hd, T, dP, T, k, KV, 0, dq, Q, ws);
+        bn_sgemm(1, 0, T, hd, T, dP, T, q, Q, g > 0, dk, KV, ws);
+    }
+}
+static void att_run(void *arg, int ith, int nth) {
+    att_ctx *c = arg;
+    const bn_config *cf = &c->m->cfg;
+    int n = c->m->B * (c->bwd ? cf->n_kv_heads : cf->n_heads), a, b;
+    bn_split(n, 1, ith, nth, &a, &b);
+    for (int i = a; i < b; i++) {
+        if (c->bwd) att_bwd_bk(c, i, c->m->ws[ith], c->m->a->dP + (size_t)ith * c->m->T * c->m->T);
+        else att_fwd_bh(c, i, c->m->ws[ith]);
     }
 }
 
@@ -552,8 +539,8 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
         linear_forward(m, L->x_in, W->v, L->v, BT, 0);
         rope(m, L->q, BT, c->n_heads, 0);
         rope(m, L->k, BT, c->n_kv_heads, 0);
-        att_ctx ac = {m, L->q, L->k, L->v, NULL, L->att, L->atto, NULL, NULL, NULL};
-        par_for(m->pool, B * c->n_heads, att_fwd_range, &ac);
+        att_ctx ac = {m, L->q, L->k, L->v, NULL, L->att, L->atto, NULL, NULL, NULL, 0};
+        bn_pool_run(m->pool, att_run, &ac);
         rmsnorm_forward(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
         memcpy(L->mid, L->resid, (size_t)BT * C * sizeof(float));
         linear_forward(m, L->x_as, W->o, L->mid, BT, 1);
@@ -612,8 +599,8 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
         /* attention: mid = resid + o(x_as) */
         linear_backward(m, a->d_res, L->x_as, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
         rmsnorm_backward(m, a->d_a, L->atto, P(m, W->attn_sub), L->rstd_as, a->d_b, G(m, W->attn_sub), BT, Q, 0); /* d_b = d atto */
-        att_ctx ac = {m, L->q, L->k, L->v, a->d_b, L->att, NULL, a->d_q, a->d_k, a->d_v};
-        par_for(m->pool, B * c->n_kv_heads, att_bwd_range, &ac);
+        att_ctx ac = {m, L->q, L->k, L->v, a->d_b, L->att, NULL, a->d_q, a->d_k, a->d_v, 1};
+        bn_pool_run(m->pool, att_run, &ac);
         rope(m, a->d_q, BT, c->n_heads, 1);
         rope(m, a->d_k, BT, c->n_kv_heads, 1);
         linear_backward(m, a->d_q, L->x_in, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
