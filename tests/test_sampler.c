@@ -1,0 +1,82 @@
+/* test_sampler.c — the sampler: greedy, top-k, top-p, min-p, temperature, penalties, seeds. */
+#include "t.h"
+#include "bitnet.h"
+
+static int draw(bitnet_sampler_params *p, const float *lg, int V) {
+    bitnet_sampler *s; bitnet_sampler_new(p, V, &s);
+    float *l = malloc(V * 4); memcpy(l, lg, V * 4);
+    int id = bitnet_sampler_sample(s, l);
+    free(l); bitnet_sampler_free(s);
+    return id;
+}
+
+int main(void) {
+    bitnet_sampler_params p;
+    float lg[5] = {1.0f, 3.0f, 2.9f, -1.0f, 0.5f};
+    bitnet_sampler_params_default(&p); p.temperature = 0;
+    CHECK("greedy = argmax", draw(&p, lg, 5) == 1, "");
+    bitnet_sampler_params_default(&p); p.temperature = 5; p.top_k = 1; p.min_p = 0; p.top_p = 1;
+    int ok = 1; for (uint64_t s = 0; s < 50; s++) { p.seed = s; ok &= draw(&p, lg, 5) == 1; }
+    CHECK("top-k 1 is greedy at any temperature", ok, "");
+    bitnet_sampler_params_default(&p); p.temperature = 5; p.top_k = 0; p.min_p = 0; p.top_p = 0.01f;
+    ok = 1; for (uint64_t s = 0; s < 50; s++) { p.seed = s; ok &= draw(&p, lg, 5) == 1; }
+    CHECK("tiny top-p keeps only the top token", ok, "");
+    bitnet_sampler_params_default(&p); p.temperature = 5; p.top_k = 0; p.top_p = 1; p.min_p = 0.95f;
+    ok = 1; for (uint64_t s = 0; s < 50; s++) { p.seed = s; ok &= draw(&p, lg, 5) == 1; }
+    CHECK("min-p 0.95 drops id 2 (p2/p1 = e^-0.1 = 0.905 < 0.95)", ok, "");
+    /* sampling frequencies follow softmax at temperature 1 */
+    float l3[3] = {logf(0.5f), logf(0.3f), logf(0.2f)};
+    bitnet_sampler_params_default(&p); p.temperature = 1; p.top_k = 0; p.top_p = 1; p.min_p = 0; p.seed = 7;
+    bitnet_sampler *s; bitnet_sampler_new(&p, 3, &s);
+    int cnt[3] = {0};
+    for (int i = 0; i < 20000; i++) { float l[3]; memcpy(l, l3, 12); cnt[bitnet_sampler_sample(s, l)]++; }
+    bitnet_sampler_free(s);
+    CHECK("frequencies match softmax (5 sigma)", fabs(cnt[0] / 20000.0 - 0.5) < 0.018 && fabs(cnt[1] / 20000.0 - 0.3) < 0.017 && fabs(cnt[2] / 20000.0 - 0.2) < 0.015,
+          "%d %d %d", cnt[0], cnt[1], cnt[2]);
+    /* temperature 0.5 sharpens: p ~ q^2 normalised -> 0.658, 0.237, 0.105 */
+    p.temperature = 0.5f; bitnet_sampler_new(&p, 3, &s); memset(cnt, 0, sizeof cnt);
+    for (int i = 0; i < 20000; i++) { float l[3]; memcpy(l, l3, 12); cnt[bitnet_sampler_sample(s, l)]++; }
+    bitnet_sampler_free(s);
+    CHECK("temperature 0.5 squares the odds", fabs(cnt[0] / 20000.0 - 0.658) < 0.017 && fabs(cnt[2] / 20000.0 - 0.105) < 0.011, "%d %d %d", cnt[0], cnt[1], cnt[2]);
+    /* same seed, same sequence; other seed, other sequence */
+    bitnet_sampler_params_default(&p); p.temperature = 1; p.top_k = 0; p.top_p = 1; p.min_p = 0;
+    int seqs[3][64];
+    for (int r = 0; r < 3; r++) {
+        p.seed = r < 2 ? 99 : 100;
+        bitnet_sampler_new(&p, 3, &s);
+        for (int i = 0; i < 64; i++) { float l[3]; memcpy(l, l3, 12); seqs[r][i] = bitnet_sampler_sample(s, l); }
+        bitnet_sampler_free(s);
+    }
+    CHECK("same seed -> same draws", !memcmp(seqs[0], seqs[1], sizeof seqs[0]), "");
+    CHECK("other seed -> other draws", memcmp(seqs[0], seqs[2], sizeof seqs[0]), "");
+    /* repetition penalty (llama.cpp): positive logits divided, negative multiplied */
+    bitnet_sampler_params_default(&p); p.temperature = 0; p.repeat_penalty = 2.0f;
+    bitnet_sampler_new(&p, 5, &s);
+    bitnet_sampler_accept(s, 1);
+    float l5[5]; memcpy(l5, lg, 20);
+    int id = bitnet_sampler_sample(s, l5);
+    CHECK("repeat penalty: 3.0/2 = 1.5 < 2.9 -> picks 2", id == 2 && l5[1] == 1.5f, "id=%d l=%g", id, l5[1]);
+    bitnet_sampler_free(s);
+    bitnet_sampler_params_default(&p); p.temperature = 0; p.frequency_penalty = 0.1f; p.presence_penalty = 0.0f;
+    bitnet_sampler_new(&p, 5, &s);
+    bitnet_sampler_accept(s, 1); bitnet_sampler_accept(s, 1);
+    memcpy(l5, lg, 20); id = bitnet_sampler_sample(s, l5);
+    CHECK("frequency penalty: 3.0 - 2*0.1 = 2.8 < 2.9 -> picks 2", id == 2 && fabsf(l5[1] - 2.8f) < 1e-6f, "id=%d", id);
+    bitnet_sampler_free(s);
+    bitnet_sampler_params_default(&p); p.temperature = 0; p.presence_penalty = 0.05f;
+    bitnet_sampler_new(&p, 5, &s);
+    bitnet_sampler_accept(s, 1); bitnet_sampler_accept(s, 1);
+    memcpy(l5, lg, 20); id = bitnet_sampler_sample(s, l5);
+    CHECK("presence penalty counts once: 3.0 - 0.05 > 2.9 -> still 1", id == 1, "id=%d", id);
+    bitnet_sampler_free(s);
+    /* penalty window: after penalty_last_n other tokens, the old one is forgotten */
+    bitnet_sampler_params_default(&p); p.temperature = 0; p.repeat_penalty = 2.0f; p.penalty_last_n = 2;
+    bitnet_sampler_new(&p, 5, &s);
+    bitnet_sampler_accept(s, 1); bitnet_sampler_accept(s, 3); bitnet_sampler_accept(s, 4);
+    memcpy(l5, lg, 20); id = bitnet_sampler_sample(s, l5);
+    CHECK("penalty window forgets old tokens", id == 1, "id=%d", id);
+    bitnet_sampler_free(s);
+    bitnet_sampler_params_default(&p); p.top_p = 0;
+    CHECK("bad params rejected", bitnet_sampler_new(&p, 5, &s) == BITNET_ERR_ARG, "");
+    T_DONE();
+}
