@@ -103,7 +103,7 @@ static void kworker(void *arg, int ith, int nth) {
 static uint64_t brng = 88172645463325252ull;
 static uint32_t brnd(void) { brng ^= brng << 13; brng ^= brng >> 7; brng ^= brng << 17; return (uint32_t)brng; }
 
-static int bench_kernels(const char *isa, const int *ths, int nth, int json) {
+static int bench_kernels(const char *isa, const int *ths, int nth, int json, const char *only) {
     const char *const *av = bn_kernels_available();
     static const struct { const char *name; int rows, cols, kind; } SH[] = {
         {"attn q/o 2560x2560", 2560, 2560, 0}, {"attn k/v 640x2560", 640, 2560, 0},
@@ -122,6 +122,7 @@ static int bench_kernels(const char *isa, const int *ths, int nth, int json) {
             if (isa ? strcmp(isa, av[ai]) != 0 : !strcmp(av[ai], "ref")) continue;
             const bn_kernels *k = bn_kernels_by_name(av[ai]);
             for (int s = 0; s < NS; s++) {
+                if (only && !strstr(SH[s].name, only)) continue;
                 int rows = SH[s].rows, cols = SH[s].cols, kind = SH[s].kind, kp = bn_kpad(cols);
                 size_t wsz;
                 uint8_t *w1;
@@ -298,14 +299,14 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
 }
 
 static void bench_usage(FILE *f) {
-    fprintf(f, "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--json]\n"
+    fprintf(f, "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--only SHAPE-SUBSTRING] [--json]\n"
                "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
                "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]\n");
 }
 
 int cmd_bench(int argc, char **argv) {
     int kernels = 0, json = 0, pp = 512, tg = 128, reps = 3;
-    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *tl = "1,2";
+    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *tl = "1,2", *only = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--kernels")) kernels = 1;
@@ -313,6 +314,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { bench_usage(stdout); return 0; }
         else if (!v) { fprintf(stderr, "bitnet: bench: %s needs a value\n", a); return 2; }
         else if (!strcmp(a, "--isa")) { isa = v; i++; }
+        else if (!strcmp(a, "--only")) { only = v; i++; }
         else if (!strcmp(a, "-t")) { tl = v; i++; }
         else if (!strcmp(a, "-m")) { dir = v; i++; }
         else if (!strcmp(a, "--synthetic")) { synth = v; i++; }
@@ -329,7 +331,7 @@ int cmd_bench(int argc, char **argv) {
     free(t32);
     if (strcmp(head, "exact") && strcmp(head, "q8") && strcmp(head, "q4")) { fprintf(stderr, "bitnet: --head must be exact, q8 or q4\n"); return 2; }
     if (isa && !bn_kernels_by_name(isa)) { fprintf(stderr, "bitnet: kernel set '%s' is not available here\n", isa); return 2; }
-    if (kernels) return bench_kernels(isa, ths, nth, json);
+    if (kernels) return bench_kernels(isa, ths, nth, json, only);
     if (!dir && !synth) { bench_usage(stderr); return 2; }
     if (isa) setenv("BITNET_ISA", isa, 1);
     return bench_model(dir, synth, ths, nth, pp, tg, reps, head, json);

@@ -55,12 +55,14 @@ static int32_t sum_i8(const int8_t *x, int kp) {
     return (int32_t)(_mm512_reduce_add_epi64(acc) - 128LL * kp);
 }
 
+static int pf_dist = 4096; /* software prefetch distance (bytes) of the GEMV weight stream */
 /* One 16-row block times one activation row (GEMV): 4 independent accumulators. */
 AI __m512i tile1(const uint8_t *wb, int ng, const int8_t *x, int vnni) {
     const __m512i m3 = _mm512_set1_epi8(3);
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (int g = 0; g < ng; g++) {
         __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
+        _mm_prefetch((const char *)(wb + (size_t)g * 64 + pf_dist), _MM_HINT_T0);
         const int8_t *xg = x + 16 * g;
         a0 = dp(a0, _mm512_and_si512(v, m3), bc4(xg), vnni);
         a1 = dp(a1, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3), bc4(xg + 4), vnni);
@@ -451,6 +453,7 @@ static const bn_kernels SET_BW = {
 const bn_kernels *bn_kernels_avx512(void) {
     static int state = -1; /* -1 unknown, 0 none, 1 bw, 2 vnni */
     if (state < 0) {
+        const char *p = getenv("BITNET_PF_DIST"); if (p && atoi(p) >= 0) pf_dist = atoi(p);
         int vnni = 0, ok = cpu_has_avx512(&vnni);
         state = ok ? (vnni ? 2 : 1) : 0;
     }
