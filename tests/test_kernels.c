@@ -223,6 +223,7 @@ int main(void) {
         CHECK(av[i], K != NULL && !strcmp(K->name, av[i]), "available set %s not found by name", av[i]);
         if (!K) continue;
         nset++;
+        if (!strcmp(av[i], "ref") && i > 0) continue; /* ref vs itself: only when it is all there is */
         test_set(K, av[i]);
         if (!strcmp(av[i], "avx512")) {
             setenv("BITNET_AVX512_NOVNNI", "1", 1);

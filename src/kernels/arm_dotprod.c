@@ -1,4 +1,116 @@
-/* arm_dotprod.c — dotprod kernel set (not yet written: returns NULL, so dispatch uses another set). */
+/* arm_dotprod.c — the AArch64 NEON + dot-product (armv8.2-a sdot) kernel set "dotprod".
+ *
+ * Ternary layout "i16" (kernels.h): per 16 k, 64 bytes = 4 q-registers (rows 4c..4c+3, 4 bytes
+ * each). (v >> 2s) & 3 gives codes 0..2; sdot by element (vdotq_laneq_s32) multiplies them by
+ * the 4 activation bytes x[16g+4s..+3] (lane s of the 16 loaded activation bytes) and adds into
+ * each row's int32 lane. Result = sum(code*x) - sum(x), exact. GEMM keeps 4 activation rows in
+ * registers per unpacked weight vector. Float kernels are shared with the neon set.
+ * Not: the reference (ref.c); returns NULL without AArch64 + HWCAP_ASIMDDP. */
 #include "kernels.h"
+#include "util.h"
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#include <arm_neon.h>
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+
+#define AI static inline __attribute__((always_inline))
+
+/* shared with arm_neon.c */
+int32_t bn_neon_sum_i8(const int8_t *x, int kp);
+float bn_neon_quant_act(const float *x, int cols, int8_t *q, int kp);
+void bn_neon_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
+                   const float *x, int ldx, int n, float *y, int ldy);
+void bn_neon_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                      const float *x, int ldx, int n, float *y, int ldy);
+void bn_neon_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                      const float *x, int ldx, int n, float *y, int ldy);
+
+AI int32x4_t sdot_lane(int32x4_t acc, int8x16_t w, int8x16_t x, const int s) {
+    switch (s) {
+    case 0: return vdotq_laneq_s32(acc, w, x, 0);
+    case 1: return vdotq_laneq_s32(acc, w, x, 1);
+    case 2: return vdotq_laneq_s32(acc, w, x, 2);
+    default: return vdotq_laneq_s32(acc, w, x, 3);
+    }
+}
+
+AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB, int32x4_t *out) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    int32x4_t acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) acc[i][c] = vdupq_n_s32(0);
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *p = wb + (size_t)g * 64;
+        __builtin_prefetch(p + 2048);
+        uint8x16_t v[4] = {vld1q_u8(p), vld1q_u8(p + 16), vld1q_u8(p + 32), vld1q_u8(p + 48)};
+        int8x16_t xs[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) xs[i] = vld1q_s8(x + (size_t)i * ldx + 16 * g);
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++)
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                int8x16_t w = vreinterpretq_s8_u8(vandq_u8(s == 0 ? v[c] : vshlq_u8(v[c], vdupq_n_s8((int8_t)(-2 * s))), m3));
+#pragma GCC unroll 4
+                for (int i = 0; i < NB; i++) acc[i][c] = sdot_lane(acc[i][c], w, xs[i], s);
+            }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) out[4 * i + c] = acc[i][c];
+}
+
+static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
+                  const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    if (r0 >= r1 || n <= 0) return;
+    int kp = bn_kpad(cols), ng = kp / 16;
+    size_t bsz = (size_t)BN_IBLK * (kp / 4);
+    int32x4_t out[16];
+    for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
+        const uint8_t *wb = w + (size_t)b * bsz;
+        int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
+        for (int i0 = 0; i0 < n; i0 += 4) {
+            int nb = n - i0 < 4 ? n - i0 : 4;
+            const int8_t *xi = x + (size_t)i0 * ldx;
+            switch (nb) {
+            case 1: tileN(wb, ng, xi, ldx, 1, out); break;
+            case 2: tileN(wb, ng, xi, ldx, 2, out); break;
+            case 3: tileN(wb, ng, xi, ldx, 3, out); break;
+            default: tileN(wb, ng, xi, ldx, 4, out); break;
+            }
+            for (int i = 0; i < nb; i++) {
+                int32_t t[16], sx = bn_neon_sum_i8(xi + (size_t)i * ldx, kp);
+                for (int c = 0; c < 4; c++) vst1q_s32(t + 4 * c, vsubq_s32(out[4 * i + c], vdupq_n_s32(sx)));
+                memcpy(y + (size_t)(i0 + i) * ldy + lo + j0, t + j0, (size_t)(j1 - j0) * 4);
+            }
+        }
+    }
+}
+
+static const bn_kernels SET = {
+    .name = "dotprod", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm,
+    .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
+    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = bn_neon_hgemm_q8,
+    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = bn_neon_hgemm_q4,
+};
+
+const bn_kernels *bn_kernels_dotprod(void) {
+#if defined(__linux__)
+    if (!(getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) return NULL;
+#endif
+    return &SET;
+}
+#else
 const bn_kernels *bn_kernels_dotprod(void) { return NULL; }
+#endif
