@@ -427,7 +427,10 @@ bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out) {
         int c;
         do c = fgetc(f); while (c == ' ' || c == '\n' || c == '\r' || c == '\t');
         fclose(f);
-        is_spm = c != '{';
+        size_t pl = strlen(path);
+        if (pl >= 5 && !strcmp(path + pl - 5, ".json")) is_spm = 0;
+        else if (pl >= 6 && !strcmp(path + pl - 6, ".model")) is_spm = 1;
+        else is_spm = c != '{' && c != '[';
     }
     if (!file || !dir) { free(file); free(dir); return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory"); }
     bitnet_tokenizer *t = calloc(1, sizeof *t);
@@ -682,8 +685,25 @@ static void pc_swap(bn_ws *w) {
 }
 
 /* Split one piece [s,e) of buf by matches (regex or literal) with an HF SplitDelimiterBehavior. */
+static bitnet_status model_word(const bitnet_tokenizer *t, bn_ws *w, const char *s, size_t n, bn_ids *out);
+
+/* Pieces pc2[0..k) go through the model now (streaming final split); the rest move down. */
+static bitnet_status flush_pieces(const bitnet_tokenizer *t, bn_ws *w, const char *buf, size_t k, bn_ids *out) {
+    for (size_t i = 0; i < k; i++) {
+        bitnet_status st = model_word(t, w, buf + w->pc2[i].s, w->pc2[i].e - w->pc2[i].s, out);
+        if (st) return st;
+    }
+    memmove(w->pc2, w->pc2 + k, (w->npc2 - k) * sizeof *w->pc2);
+    w->npc2 -= k;
+    return BITNET_OK;
+}
+
+/* Split one piece [s,e) of buf by matches (regex or literal) with an HF SplitDelimiterBehavior,
+ * appending to pc2. With t/out set (the last pre-tokenizer step), finished pieces are encoded as
+ * they come instead of being collected. */
 static bitnet_status split_piece(bn_ws *w, const char *buf, size_t s, size_t e, int first,
-                                 pcre2_code *re, const char *lit, size_t litn, int behavior, int invert) {
+                                 pcre2_code *re, const char *lit, size_t litn, int behavior, int invert,
+                                 const bitnet_tokenizer *t, bn_ids *out) {
     /* spans: alternate gaps and matches, emitted straight into pc2 via a small state machine */
     size_t pos = s;
     int have_last = 0; size_t ls = 0, le = 0; int lm = 0; /* last emitted piece for merging */
@@ -698,7 +718,9 @@ static bitnet_status split_piece(bn_ws *w, const char *buf, size_t s, size_t e, 
             if (have_last && _m == lm) w->pc2[w->npc2 - 1].e = _b; else if (!pc2_push(w, _a, _b, 0)) goto oom; } \
         else { /* merged with next: a match starts a piece that absorbs the following gap */ \
             if (!_m && lm && have_last) w->pc2[w->npc2 - 1].e = _b; else if (!pc2_push(w, _a, _b, 0)) goto oom; } \
-        have_last = 1; lm = _m; ls = _a; le = _b; } while (0)
+        have_last = 1; lm = _m; ls = _a; le = _b; \
+        if (out && w->npc2 >= 256) { bitnet_status _st = flush_pieces(t, w, buf, w->npc2 - 1, out); if (_st) return _st; first_piece = (size_t)-1; } \
+        } while (0)
     (void)ls; (void)le;
     size_t search = s;
     while (search < e) {
@@ -726,22 +748,34 @@ static bitnet_status split_piece(bn_ws *w, const char *buf, size_t s, size_t e, 
     }
     if (pos < e) EMIT(pos, e, 0);
 #undef EMIT
-    if (first && w->npc2 > first_piece && w->pc2[first_piece].s == s) w->pc2[first_piece].first = 1;
+    if (first && first_piece != (size_t)-1 && w->npc2 > first_piece && w->pc2[first_piece].s == s) w->pc2[first_piece].first = 1;
     return BITNET_OK;
 oom:
     return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory");
 }
 
-static bitnet_status apply_pre(const bitnet_tokenizer *t, bn_ws *w, const char **bufp) {
+static int step_is_noop(const bn_tok_step *st) {
+    return st->kind == BN_PT_BYTELEVEL && !st->add_prefix_space && !st->re; /* keys are raw bytes already */
+}
+
+/* Run the pre-tokenizer over w->pc. If out is set and the last effective step is a Split, its
+ * pieces are encoded as produced (returned with *done = 1). */
+static bitnet_status apply_pre(const bitnet_tokenizer *t, bn_ws *w, const char **bufp, bn_ids *out, int *done) {
     const char *buf = *bufp;
+    int last = t->n_pre - 1;
+    while (last >= 0 && step_is_noop(&t->pre[last])) last--;
+    *done = 0;
     for (int k = 0; k < t->n_pre; k++) {
         const bn_tok_step *st = &t->pre[k];
+        if (step_is_noop(st)) continue;
         w->npc2 = 0;
         if (st->kind == BN_PT_SPLIT) {
+            bn_ids *o = k == last ? out : NULL;
             for (size_t i = 0; i < w->npc; i++) {
-                bitnet_status s = split_piece(w, buf, w->pc[i].s, w->pc[i].e, w->pc[i].first, st->re, st->a, st->alen, st->behavior, st->invert);
+                bitnet_status s = split_piece(w, buf, w->pc[i].s, w->pc[i].e, w->pc[i].first, st->re, st->a, st->alen, st->behavior, st->invert, t, o);
                 if (s) return s;
             }
+            if (o) { *done = 1; return flush_pieces(t, w, buf, w->npc2, o); }
             pc_swap(w);
             continue;
         }
@@ -772,8 +806,8 @@ static bitnet_status apply_pre(const bitnet_tokenizer *t, bn_ws *w, const char *
         if ((st->kind == BN_PT_BYTELEVEL && st->re) || (st->kind == BN_PT_METASPACE && st->split)) {
             for (size_t i = 0; i < w->npc; i++) {
                 bitnet_status s = st->kind == BN_PT_BYTELEVEL
-                    ? split_piece(w, buf, w->pc[i].s, w->pc[i].e, w->pc[i].first, st->re, NULL, 0, BN_SPLIT_ISOLATED, 0)
-                    : split_piece(w, buf, w->pc[i].s, w->pc[i].e, w->pc[i].first, NULL, st->a, st->alen, BN_SPLIT_MERGED_NEXT, 0);
+                    ? split_piece(w, buf, w->pc[i].s, w->pc[i].e, w->pc[i].first, st->re, NULL, 0, BN_SPLIT_ISOLATED, 0, t, NULL)
+                    : split_piece(w, buf, w->pc[i].s, w->pc[i].e, w->pc[i].first, NULL, st->a, st->alen, BN_SPLIT_MERGED_NEXT, 0, t, NULL);
                 if (s) return s;
             }
             pc_swap(w);
@@ -795,9 +829,9 @@ static bitnet_status encode_segment(const bitnet_tokenizer *t, bn_ws *w, const c
     if (!pc2_push(w, 0, n, first)) return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory");
     pc_swap(w);
     if (t->n_pre) {
-        if (buf == s) { /* keep the caller's text read-only but let steps write into pb/nb */ }
-        bitnet_status st = apply_pre(t, w, &buf);
-        if (st) return st;
+        int done = 0;
+        bitnet_status st = apply_pre(t, w, &buf, out, &done);
+        if (st || done) return st;
     }
     for (size_t i = 0; i < w->npc; i++) {
         bitnet_status st = model_word(t, w, buf + w->pc[i].s, w->pc[i].e - w->pc[i].s, out);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static char g_path[4096];
 static const char *gpath(const char *dir, const char *file) {
@@ -131,10 +132,386 @@ static void golden_dir(const char *dir, int spm) {
     }
 }
 
+static const char *xpath(const char *dir, const char *file) {
+    static char b[4096];
+    const char *x = getenv("BITNET_GOLDEN_EXTRA");
+    snprintf(b, sizeof b, "%s/%s/%s", x ? x : "tests/golden-extra", dir, file);
+    return b;
+}
+
+/* Hard cases generated with the reference libraries (tests/tools/make_tokenizer_cases.py). */
+static void extra_dir(const char *dir, int spm) {
+    char name[256], enc[4096];
+    snprintf(enc, sizeof enc, "%s", xpath(dir, "golden_encode.json"));
+    for (int m = 0; m <= spm; m++) {
+        bitnet_tokenizer *tok = NULL;
+        bitnet_status st = bitnet_tokenizer_load(gpath(dir, m ? "tokenizer.model" : "tokenizer.json"), &tok);
+        snprintf(name, sizeof name, "extra %s/%s loads", dir, m ? "tokenizer.model" : "tokenizer.json");
+        CHECK(name, st == BITNET_OK, "%s", bitnet_last_error());
+        if (!tok) continue;
+        snprintf(name, sizeof name, "extra %s/%s", dir, m ? "tokenizer.model" : "tokenizer.json");
+        check_cases(name, tok, enc, m ? "sentencepiece_ids" : "ids", 1);
+        bitnet_tokenizer_free(tok);
+    }
+}
+
+/* Invalid UTF-8: never an error or crash; byte-level decode of the tokens = lossy UTF-8 of the input. */
+static void invalid_utf8(void) {
+    size_t n; char *buf = t_read_file(xpath(".", "invalid_utf8.json"), &n);
+    cJSON *root = buf ? cJSON_Parse(buf) : NULL;
+    free(buf);
+    CHECK("invalid utf-8: cases readable", root != NULL, "cannot read invalid_utf8.json");
+    if (!root) return;
+    const char *dirs[4] = {"tokenizer-bpe", "tokenizer-bpe-32k", "tokenizer-spm", "tokenizer-spm-8k"};
+    for (int d = 0; d < 6; d++) {
+        bitnet_tokenizer *tok = NULL;
+        const char *file = d < 4 ? gpath(dirs[d], "tokenizer.json") : gpath(dirs[d - 2], "tokenizer.model");
+        if (bitnet_tokenizer_load(file, &tok)) { CHECK("invalid utf-8: load", 0, "%s", bitnet_last_error()); continue; }
+        int bad = 0, total = 0; const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "cases")) {
+            size_t tl; char *text = case_text(c, &tl);
+            const char *lossy = cJSON_GetObjectItemCaseSensitive(c, "lossy")->valuestring;
+            int32_t *ids = NULL; int k = 0; char *out = NULL;
+            total++;
+            if (bitnet_tokenizer_encode(tok, text, tl, 0, &ids, &k) || k <= 0) bad++;
+            else if (bitnet_tokenizer_decode(tok, ids, k, &out)) bad++;
+            else if (d < 2 && strcmp(out, lossy)) { /* byte-level: exact bytes come back */
+                if (!bad) { show("want", lossy, strlen(lossy)); show("got ", out, strlen(out)); }
+                bad++;
+            }
+            free(out); free(ids); free(text);
+        }
+        char name[256];
+        snprintf(name, sizeof name, "invalid utf-8 through %s (%d cases)", file, total);
+        CHECK(name, bad == 0 && total > 0, "%d cases failed", bad);
+        bitnet_tokenizer_free(tok);
+    }
+    cJSON_Delete(root);
+}
+
+static void model_folders(void) {
+    bitnet_tokenizer *t = NULL;
+    bitnet_status st = bitnet_tokenizer_load(gpath("bitnet-b158-packed", NULL), &t);
+    CHECK("2B-4T folder loads", st == BITNET_OK, "%s", bitnet_last_error());
+    if (t) {
+        CHECK("2B-4T folder: vocab 1029", bitnet_tokenizer_vocab_size(t) == 1029, "got %d", bitnet_tokenizer_vocab_size(t));
+        CHECK("2B-4T folder: bos/eos/eot", bitnet_tokenizer_bos(t) == 1024 && bitnet_tokenizer_eos(t) == 1028 && bitnet_tokenizer_eot(t) == 1028,
+              "bos %d eos %d eot %d", bitnet_tokenizer_bos(t), bitnet_tokenizer_eos(t), bitnet_tokenizer_eot(t));
+        CHECK("2B-4T folder: end-of-generation ids", bitnet_tokenizer_is_eog(t, 1028) && bitnet_tokenizer_is_eog(t, 1025) &&
+              !bitnet_tokenizer_is_eog(t, 1024) && !bitnet_tokenizer_is_eog(t, 5), "is_eog wrong");
+        CHECK("2B-4T folder: token_id", bitnet_tokenizer_token_id(t, "<|start_header_id|>") == 1026 && bitnet_tokenizer_token_id(t, "!") == 0 &&
+              bitnet_tokenizer_token_id(t, "no such token") == -1, "token_id wrong");
+        int32_t *ids = NULL; int n = 0;
+        st = bitnet_tokenizer_encode(t, "Hello world<|eot_id|>", 21, 1, &ids, &n);
+        CHECK("2B-4T folder: encode with BOS", st == BITNET_OK && n == 9 && ids[0] == 1024 && ids[1] == 39 && ids[8] == 1028,
+              "n=%d first=%d last=%d", n, n ? ids[0] : -1, n ? ids[n - 1] : -1);
+        free(ids);
+        int32_t bad = 5000; char *out = NULL;
+        CHECK("decode rejects an id outside the vocab", bitnet_tokenizer_decode(t, &bad, 1, &out) == BITNET_ERR_ARG && !out, "accepted");
+        bitnet_tokenizer_free(t); t = NULL;
+    }
+    st = bitnet_tokenizer_load(gpath("bitnet-1bitllm", NULL), &t);
+    CHECK("1bitLLM folder loads", st == BITNET_OK, "%s", bitnet_last_error());
+    if (t) {
+        CHECK("1bitLLM folder: bos/eos", bitnet_tokenizer_bos(t) == 1 && bitnet_tokenizer_eos(t) == 2 && bitnet_tokenizer_eot(t) == -1 &&
+              bitnet_tokenizer_is_eog(t, 2), "bos %d eos %d eot %d", bitnet_tokenizer_bos(t), bitnet_tokenizer_eos(t), bitnet_tokenizer_eot(t));
+        bitnet_tokenizer_free(t); t = NULL;
+    }
+    st = bitnet_tokenizer_load(gpath("bitnet-1bitllm", "tokenizer.model"), &t);
+    CHECK("1bitLLM tokenizer.model loads", st == BITNET_OK, "%s", bitnet_last_error());
+    if (t) {
+        CHECK("1bitLLM tokenizer.model: bos/eos/vocab", bitnet_tokenizer_bos(t) == 1 && bitnet_tokenizer_eos(t) == 2 && bitnet_tokenizer_vocab_size(t) == 1000,
+              "bos %d eos %d vocab %d", bitnet_tokenizer_bos(t), bitnet_tokenizer_eos(t), bitnet_tokenizer_vocab_size(t));
+        bitnet_tokenizer_free(t);
+    }
+    st = bitnet_tokenizer_load("/nonexistent/tokenizer/folder", &t);
+    CHECK("missing path gives an I/O error", st == BITNET_ERR_IO && !t && strstr(bitnet_last_error(), "/nonexistent"), "status %d", st);
+}
+
+static int valid_utf8(const char *s) {
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        int l = *u < 0x80 ? 1 : (*u & 0xE0) == 0xC0 ? 2 : (*u & 0xF0) == 0xE0 ? 3 : (*u & 0xF8) == 0xF0 ? 4 : 0;
+        if (!l) return 0;
+        for (int i = 1; i < l; i++) if ((u[i] & 0xC0) != 0x80) return 0;
+        u += l;
+    }
+    return 1;
+}
+
+/* Streaming: every piece is whole UTF-8, and the pieces add up to the full decode. */
+static void detok_one(const char *label, const char *file, const char *text) {
+    bitnet_tokenizer *t = NULL;
+    if (bitnet_tokenizer_load(file, &t)) { CHECK(label, 0, "%s", bitnet_last_error()); return; }
+    int32_t *ids = NULL; int n = 0;
+    bitnet_tokenizer_encode(t, text, strlen(text), 0, &ids, &n);
+    char *full = NULL;
+    bitnet_tokenizer_decode(t, ids, n, &full);
+    bitnet_detok *d = NULL;
+    bitnet_detok_new(t, &d);
+    char acc[4096] = ""; int broken = 0, split = 0;
+    for (int i = 0; i < n; i++) {
+        const char *p = NULL;
+        if (bitnet_detok_push(d, ids[i], &p) || !p) { broken++; continue; }
+        if (!valid_utf8(p)) broken++;
+        if (!*p) split++;
+        strncat(acc, p, sizeof acc - strlen(acc) - 1);
+    }
+    strncat(acc, bitnet_detok_flush(d), sizeof acc - strlen(acc) - 1);
+    CHECK(label, full && !strcmp(acc, full) && !broken && split > 0, "broken %d, held back %d times, equal %d", broken, split, full && !strcmp(acc, full));
+    if (full && strcmp(acc, full)) { show("stream", acc, strlen(acc)); show("full  ", full, strlen(full)); }
+    /* an incomplete character at the end comes out as U+FFFD on flush */
+    const char *p = NULL; int e2 = -1;
+    if (bitnet_tokenizer_token_id(t, "<0xE2>") >= 0) e2 = bitnet_tokenizer_token_id(t, "<0xE2>");
+    else e2 = bitnet_tokenizer_token_id(t, "\xC3\xA2"); /* byte-level character for byte 0xE2 */
+    bitnet_detok_push(d, bitnet_tokenizer_token_id(t, "a") >= 0 ? bitnet_tokenizer_token_id(t, "a") : 0, &p);
+    int ok = e2 >= 0 && bitnet_detok_push(d, e2, &p) == BITNET_OK && !*p && !strcmp(bitnet_detok_flush(d), "\xEF\xBF\xBD");
+    char l2[256]; snprintf(l2, sizeof l2, "%s: flush turns an incomplete character into U+FFFD", label);
+    CHECK(l2, ok, "e2=%d", e2);
+    snprintf(l2, sizeof l2, "%s: push rejects a bad id", label);
+    CHECK(l2, bitnet_detok_push(d, -3, &p) == BITNET_ERR_ARG, "accepted");
+    bitnet_detok_free(d); free(full); free(ids); bitnet_tokenizer_free(t);
+}
+
+static void write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb"); if (!f) return;
+    fwrite(data, 1, n, f); fclose(f);
+}
+
+static char g_tmp[256];
+static const char *tmpf(const char *name) {
+    static char b[512]; snprintf(b, sizeof b, "%s/%s", g_tmp, name); return b;
+}
+
+static void corrupt_files(void) {
+    bitnet_tokenizer *t = NULL;
+    size_t n; char *js = t_read_file(gpath("tokenizer-bpe", "tokenizer.json"), &n);
+    int fails = 0;
+    for (int k = 1; k <= 40; k++) { /* truncated JSON */
+        write_file(tmpf("tokenizer.json"), js, n * k / 41);
+        bitnet_status st = bitnet_tokenizer_load(tmpf("tokenizer.json"), &t);
+        if (st != BITNET_ERR_FORMAT || t) fails++;
+        bitnet_tokenizer_free(t); t = NULL;
+    }
+    CHECK("truncated tokenizer.json: format errors", fails == 0, "%d of 40 truncations not refused", fails);
+    /* mutated JSON: load either fails cleanly or gives a tokenizer that encodes */
+    uint64_t rs = 88172645463325252ull;
+    int loaded = 0;
+    char *m = malloc(n + 1);
+    for (int k = 0; k < 60; k++) {
+        memcpy(m, js, n);
+        for (int j = 0; j < 4; j++) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; m[rs % n] = "{}[]\",:0aĠ \\"[(rs >> 20) % 12]; }
+        write_file(tmpf("tokenizer.json"), m, n);
+        if (bitnet_tokenizer_load(tmpf("tokenizer.json"), &t) == BITNET_OK) {
+            int32_t *ids = NULL; int ni; char *out = NULL;
+            if (bitnet_tokenizer_encode(t, "Hello <|eot_id|> world 123", 26, 1, &ids, &ni) == BITNET_OK) bitnet_tokenizer_decode(t, ids, ni, &out);
+            free(ids); free(out); loaded++;
+            bitnet_tokenizer_free(t); t = NULL;
+        }
+    }
+    free(m);
+    CHECK("mutated tokenizer.json: no crash", 1, "%s", "");
+    printf("# %d of 60 mutated tokenizer.json files still loaded\n", loaded);
+    free(js);
+    struct { const char *json; bitnet_status want; const char *word; } bad[] = {
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}", BITNET_ERR_UNSUPPORTED, "WordPiece"},
+        {"{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", BITNET_ERR_UNSUPPORTED, "Unigram"},
+        {"{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", BITNET_ERR_UNSUPPORTED, "NFKC"},
+        {"{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", BITNET_ERR_UNSUPPORTED, "Whitespace"},
+        {"{\"decoder\": {\"type\": \"WordPiece\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", BITNET_ERR_UNSUPPORTED, "WordPiece"},
+        {"{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(unclosed\"}, \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", BITNET_ERR_UNSUPPORTED, "regex"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", BITNET_ERR_FORMAT, "merged token"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", BITNET_ERR_FORMAT, "two vocab"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}, \"merges\": []}}", BITNET_ERR_FORMAT, "valid id"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", BITNET_ERR_FORMAT, "merge"},
+        {"[1, 2, 3]", BITNET_ERR_FORMAT, "model"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(tmpf("tokenizer.json"), bad[i].json, strlen(bad[i].json));
+        bitnet_status st = bitnet_tokenizer_load(tmpf("tokenizer.json"), &t);
+        char name[128]; snprintf(name, sizeof name, "bad tokenizer.json %zu refused naming '%s'", i, bad[i].word);
+        CHECK(name, st == bad[i].want && !t && strstr(bitnet_last_error(), bad[i].word), "status %d: %s", st, bitnet_last_error());
+        bitnet_tokenizer_free(t); t = NULL;
+    }
+    /* SentencePiece protobuf: truncations, bit flips, garbage, a Unigram model */
+    char *pb = t_read_file(gpath("tokenizer-spm", "tokenizer.model"), &n);
+    fails = 0;
+    for (int k = 0; k < 40; k++) {
+        write_file(tmpf("tokenizer.model"), pb, n * k / 40);
+        bitnet_status st = bitnet_tokenizer_load(tmpf("tokenizer.model"), &t);
+        if (st == BITNET_OK || t) fails++;
+        bitnet_tokenizer_free(t); t = NULL;
+    }
+    CHECK("truncated tokenizer.model: refused", fails == 0, "%d of 40 truncations loaded", fails);
+    m = malloc(n);
+    loaded = 0;
+    for (int k = 0; k < 300; k++) {
+        memcpy(m, pb, n);
+        for (int j = 0; j < 3; j++) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; m[rs % n] ^= (char)(1 << ((rs >> 32) % 8)); }
+        write_file(tmpf("tokenizer.model"), m, n);
+        if (bitnet_tokenizer_load(tmpf("tokenizer.model"), &t) == BITNET_OK) {
+            int32_t *ids = NULL; int ni; char *out = NULL;
+            if (bitnet_tokenizer_encode(t, "Hello world, \xe2\x82\xac 12 \xff", 20, 1, &ids, &ni) == BITNET_OK) bitnet_tokenizer_decode(t, ids, ni, &out);
+            free(ids); free(out); loaded++;
+            bitnet_tokenizer_free(t); t = NULL;
+        }
+    }
+    free(m);
+    CHECK("bit-flipped tokenizer.model: no crash", 1, "%s", "");
+    printf("# %d of 300 bit-flipped tokenizer.model files still loaded\n", loaded);
+    free(pb);
+    const unsigned char garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    write_file(tmpf("tokenizer.model"), garbage, sizeof garbage);
+    bitnet_status st = bitnet_tokenizer_load(tmpf("tokenizer.model"), &t);
+    CHECK("garbage protobuf: format error", st == BITNET_ERR_FORMAT && !t, "status %d", st);
+    /* pieces {"a", "b"} + trainer_spec {model_type: UNIGRAM} */
+    const unsigned char uni[] = {0x0a, 0x03, 0x0a, 0x01, 'a', 0x0a, 0x03, 0x0a, 0x01, 'b', 0x12, 0x02, 0x18, 0x01};
+    write_file(tmpf("tokenizer.model"), uni, sizeof uni);
+    st = bitnet_tokenizer_load(tmpf("tokenizer.model"), &t);
+    CHECK("unigram tokenizer.model: unsupported", st == BITNET_ERR_UNSUPPORTED && !t && strstr(bitnet_last_error(), "UNIGRAM"), "status %d: %s", st, bitnet_last_error());
+    unlink(tmpf("tokenizer.model")); unlink(tmpf("tokenizer.json"));
+}
+
+/* ---- a full-size synthetic byte-level tokenizer (128256 tokens, ~280k merges) ---- */
+static int bl_char(unsigned b, char *out) { /* GPT-2 bytes_to_unicode of one byte, as UTF-8 */
+    unsigned cp;
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) cp = b;
+    else { unsigned k = 0; for (unsigned x = 0; x < b; x++) if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174)) k++; cp = 256 + k; }
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    out[0] = (char)(0xC0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3F)); return 2;
+}
+
+typedef struct { char *s; int n; } str_t;
+static uint64_t hs(const char *s, int n) { uint64_t h = 1469598103934665603ull; for (int i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull; return h; }
+
+static uint64_t find_slot(const str_t *tok, const int32_t *ht, uint64_t cap, const char *s, int n) {
+    uint64_t h = hs(s, n) & (cap - 1);
+    while (ht[h] >= 0 && !(tok[ht[h]].n == n && !memcmp(tok[ht[h]].s, s, (size_t)n))) h = (h + 1) & (cap - 1);
+    return h;
+}
+
+static void json_str(FILE *f, const char *s, int n) {
+    fputc('"', f);
+    for (int i = 0; i < n; i++) { if (s[i] == '"' || s[i] == '\\') fputc('\\', f); fputc(s[i], f); }
+    fputc('"', f);
+}
+
+static void big_synthetic(void) {
+    enum { NV = 128000, NSPEC = 256, HCAP = 1 << 19 };
+    str_t *tok = calloc(NV, sizeof *tok);
+    int32_t *ht = malloc(HCAP * sizeof *ht); memset(ht, -1, HCAP * sizeof *ht);
+    int (*mg)[2] = malloc(sizeof(int[2]) * 300000); int nm = 0;
+    uint64_t *pairs = calloc(1 << 20, sizeof *pairs); /* set of merges (a,b) */
+    int nv = 0;
+    #define FIND(S_, N_) find_slot(tok, ht, HCAP, S_, N_)
+    for (int b = 0; b < 256; b++) { /* byte alphabet in byte-level characters */
+        tok[nv].s = malloc(2); tok[nv].n = bl_char((unsigned)b, tok[nv].s);
+        ht[FIND(tok[nv].s, tok[nv].n)] = nv; nv++;
+    }
+    uint64_t rs = 0x9E3779B97F4A7C15ull;
+    #define RND() (rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17, rs)
+    int letters[64], nl = 0;
+    for (const char *c = "etaoinshrdlu .,"; *c; c++) letters[nl++] = (unsigned char)*c == ' ' ? 32 : (unsigned char)*c;
+    int scan_c = 256, scan_cut = 1;
+    while (nv < NV || nm < 280000) {
+        int a, b;
+        if (nv < NV) {
+            a = RND() % 3 ? 256 + (int)(RND() % (nv - 255)) - 1 : letters[RND() % nl];
+            if (a < 256) a = letters[RND() % nl];
+            if (a >= 256 && a < 256) a = 0;
+            b = RND() % 2 ? letters[RND() % nl] : 256 + (int)(RND() % (nv - 255)) - 1;
+            if (b < 256) b = letters[RND() % nl];
+            if (tok[a].n + tok[b].n > 48) continue;
+        } else { /* extra merges: other splits of existing tokens, one bounded pass */
+            if (scan_c >= NV) break;
+            int c = scan_c;
+            if (scan_cut >= tok[c].n) { scan_c++; scan_cut = 1; continue; }
+            int cut = scan_cut++;
+            if ((tok[c].s[cut] & 0xC0) == 0x80) continue;
+            uint64_t ha = FIND(tok[c].s, cut), hb = FIND(tok[c].s + cut, tok[c].n - cut);
+            if (ht[ha] < 0 || ht[hb] < 0) continue;
+            a = ht[ha]; b = ht[hb];
+        }
+        uint64_t pk = ((uint64_t)a << 32 | (uint64_t)b) + 1, ph = (pk * 0x9E3779B97F4A7C15ull) >> 44;
+        while (pairs[ph] && pairs[ph] != pk) ph = (ph + 1) & ((1 << 20) - 1);
+        if (pairs[ph]) continue;
+        char buf[128]; int n = tok[a].n + tok[b].n;
+        memcpy(buf, tok[a].s, tok[a].n); memcpy(buf + tok[a].n, tok[b].s, tok[b].n);
+        uint64_t h = FIND(buf, n);
+        if (ht[h] < 0) {
+            if (nv >= NV) continue;
+            tok[nv].s = malloc(n); memcpy(tok[nv].s, buf, n); tok[nv].n = n; ht[h] = nv++;
+        }
+        pairs[ph] = pk;
+        mg[nm][0] = a; mg[nm][1] = b; nm++;
+    }
+    const char *path = tmpf("big-tokenizer.json");
+    FILE *f = fopen(path, "wb");
+    fprintf(f, "{\"version\":\"1.0\",\"added_tokens\":[");
+    for (int i = 0; i < NSPEC; i++)
+        fprintf(f, "%s{\"id\":%d,\"content\":\"<|reserved_special_token_%d|>\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":true}", i ? "," : "", NV + i, i);
+    fprintf(f, "],\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+               "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+               "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":false}]},"
+               "\"post_processor\":null,\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":true},"
+               "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,"
+               "\"fuse_unk\":false,\"byte_fallback\":false,\"ignore_merges\":true,\"vocab\":{");
+    for (int i = 0; i < NV; i++) { if (i) fputc(',', f); json_str(f, tok[i].s, tok[i].n); fprintf(f, ":%d", i); }
+    fprintf(f, "},\"merges\":[");
+    for (int i = 0; i < nm; i++) {
+        char buf[256]; int n = 0;
+        memcpy(buf, tok[mg[i][0]].s, tok[mg[i][0]].n); n += tok[mg[i][0]].n; buf[n++] = ' ';
+        memcpy(buf + n, tok[mg[i][1]].s, tok[mg[i][1]].n); n += tok[mg[i][1]].n;
+        if (i) fputc(',', f);
+        json_str(f, buf, n);
+    }
+    fprintf(f, "]}}");
+    long size = ftell(f);
+    fclose(f);
+    for (int i = 0; i < NV; i++) free(tok[i].s);
+    free(tok); free(ht); free(mg); free(pairs);
+    printf("# synthetic tokenizer.json: %d tokens + %d special, %d merges, %.1f MB\n", NV, NSPEC, nm, size / 1e6);
+    bitnet_tokenizer *t = NULL;
+    struct timespec t0, t1; clock_gettime(CLOCK_MONOTONIC, &t0);
+    bitnet_status st = bitnet_tokenizer_load(path, &t);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK("synthetic 128256-token tokenizer loads", st == BITNET_OK && t && bitnet_tokenizer_vocab_size(t) == NV + NSPEC,
+          "status %d %s", st, bitnet_last_error());
+    printf("# synthetic tokenizer load: %.0f ms\n", (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    if (t) {
+        const char *text = "The quick brown fox jumps over the lazy dog. It's 2024; naïve café — 日本語 👨‍👩‍👧 <|reserved_special_token_7|>\n\n  done  ";
+        int32_t *ids = NULL; int n = 0; char *out = NULL;
+        st = bitnet_tokenizer_encode(t, text, strlen(text), 0, &ids, &n);
+        int inrange = 1, spec = 0;
+        for (int i = 0; i < n; i++) { if (ids[i] < 0 || ids[i] >= NV + NSPEC) inrange = 0; if (ids[i] == NV + 7) spec++; }
+        if (!st) st = bitnet_tokenizer_decode(t, ids, n, &out);
+        CHECK("synthetic tokenizer round-trips text", st == BITNET_OK && out && !strcmp(out, text) && inrange && spec == 1 && n < (int)strlen(text),
+              "status %d n=%d spec=%d", st, n, spec);
+        free(ids); free(out);
+        bitnet_tokenizer_free(t);
+    }
+    unlink(path);
+}
+
 int main(void) {
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/bitnet-tok-XXXXXX");
+    if (!mkdtemp(g_tmp)) { printf("FAIL mkdtemp\n"); return 1; }
     golden_dir("tokenizer-bpe", 0);
     golden_dir("tokenizer-bpe-32k", 0);
     golden_dir("tokenizer-spm", 1);
     golden_dir("tokenizer-spm-8k", 1);
+    extra_dir("tokenizer-bpe", 0);
+    extra_dir("tokenizer-bpe-32k", 0);
+    extra_dir("tokenizer-spm", 1);
+    extra_dir("tokenizer-spm-8k", 1);
+    invalid_utf8();
+    model_folders();
+    const char *dt = "naïve café — 日本語 👨‍👩‍👧 €100 ünïcödé";
+    detok_one("detok byte-level", gpath("tokenizer-bpe", "tokenizer.json"), dt);
+    detok_one("detok byte-fallback", gpath("tokenizer-spm", "tokenizer.json"), dt);
+    detok_one("detok tokenizer.model", gpath("tokenizer-spm", "tokenizer.model"), dt);
+    corrupt_files();
+    big_synthetic();
+    rmdir(g_tmp);
     T_DONE();
 }

@@ -1,0 +1,149 @@
+/* cmd_tokenize.c — `bitnet tokenize` (ids of stdin, or the tokenizer benchmark with --bench) and
+ * `bitnet tokenize-file` (a text file to a uint32 little-endian token file for training). */
+#include "cli.h"
+#include "util.h"
+#include <stdint.h>
+
+static char *slurp(FILE *f, size_t *n) {
+    size_t cap = 1 << 16, len = 0;
+    char *b = malloc(cap);
+    if (!b) return NULL;
+    size_t r;
+    while ((r = fread(b + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) { char *q = realloc(b, cap *= 2); if (!q) { free(b); return NULL; } b = q; }
+    }
+    if (ferror(f)) { free(b); return NULL; }
+    *n = len; return b;
+}
+
+static int bench(const char *model, const char *file, int repeat) {
+    double t0 = bn_time();
+    bitnet_tokenizer *tok = NULL;
+    if (bitnet_tokenizer_load(model, &tok)) return cli_fail(model);
+    double load_ms = (bn_time() - t0) * 1e3;
+    FILE *f = fopen(file, "rb");
+    if (!f) { fprintf(stderr, "bitnet tokenize: cannot open %s\n", file); bitnet_tokenizer_free(tok); return 1; }
+    size_t n = 0; char *text = slurp(f, &n);
+    fclose(f);
+    if (!text) { fprintf(stderr, "bitnet tokenize: cannot read %s\n", file); bitnet_tokenizer_free(tok); return 1; }
+    double best = 1e30, total = 0; int ntok = 0;
+    for (int r = 0; r < repeat; r++) {
+        int32_t *ids = NULL;
+        double t1 = bn_time();
+        if (bitnet_tokenizer_encode(tok, text, n, 0, &ids, &ntok)) { free(text); bitnet_tokenizer_free(tok); return cli_fail("encode"); }
+        double dt = bn_time() - t1;
+        total += dt; if (dt < best) best = dt;
+        free(ids);
+    }
+    printf("tokenizer: %s (vocab %d)\n", model, bitnet_tokenizer_vocab_size(tok));
+    printf("load: %.1f ms\n", load_ms);
+    printf("encode: %zu bytes -> %d tokens (%.2f bytes/token), best %.1f ms, %.1f MB/s (mean %.1f MB/s over %d runs)\n",
+           n, ntok, ntok ? (double)n / ntok : 0.0, best * 1e3, n / best / 1e6, n * (double)repeat / total / 1e6, repeat);
+    free(text); bitnet_tokenizer_free(tok);
+    return 0;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *benchf = NULL;
+    int bos = 0, repeat = 3;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--bos")) bos = 1;
+        else if (!strcmp(argv[i], "--bench") && i + 1 < argc) benchf = argv[++i];
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) { if (!cli_int("--repeat", argv[++i], 1, 1000, &repeat)) return 2; }
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: bitnet tokenize -m PATH [--bos] < text\n"
+                   "       bitnet tokenize -m PATH --bench FILE [--repeat N]\n"
+                   "  PATH: a model folder, a tokenizer.json or a tokenizer.model.\n"
+                   "  Prints the ids of stdin (raw bytes) on one line; --bos prepends BOS.\n"
+                   "  --bench encodes FILE N times (default 3) and prints load time and MB/s.\n");
+            return 0;
+        } else { fprintf(stderr, "bitnet tokenize: unknown or incomplete option '%s'\n", argv[i]); return 2; }
+    }
+    if (!model) { fprintf(stderr, "bitnet tokenize: need -m PATH\n"); return 2; }
+    if (benchf) return bench(model, benchf, repeat);
+    bitnet_tokenizer *tok = NULL;
+    if (bitnet_tokenizer_load(model, &tok)) return cli_fail(model);
+    size_t n = 0; char *text = slurp(stdin, &n);
+    if (!text) { fprintf(stderr, "bitnet tokenize: cannot read stdin\n"); bitnet_tokenizer_free(tok); return 1; }
+    int32_t *ids = NULL; int nid = 0;
+    if (bitnet_tokenizer_encode(tok, text, n, bos, &ids, &nid)) { free(text); bitnet_tokenizer_free(tok); return cli_fail("encode"); }
+    for (int i = 0; i < nid; i++) printf(i ? " %d" : "%d", (int)ids[i]);
+    printf("\n");
+    free(ids); free(text); bitnet_tokenizer_free(tok);
+    return 0;
+}
+
+/* End of the chunk starting at s, near s + want: just after a '\n' followed by an ASCII letter,
+ * where no pre-token of the Llama 3 / GPT-2 patterns can span the boundary. */
+static size_t chunk_end(const char *text, size_t n, size_t s, size_t want) {
+    if (n - s <= want) return n;
+    for (size_t i = s + want; i + 1 < n && i < s + 4 * want; i++)
+        if (text[i - 1] == '\n' && ((text[i] | 32) >= 'a' && (text[i] | 32) <= 'z')) return i;
+    return n; /* no safe boundary nearby: take the rest whole */
+}
+
+int cmd_tokenize_file(int argc, char **argv) {
+    const char *model = NULL, *in = NULL, *out = NULL;
+    int bos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--bos")) bos = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: bitnet tokenize-file -m TOKENIZER [--bos] IN.txt OUT.u32\n"
+                   "  writes the ids of IN.txt as uint32 little-endian (written to a temp file, then renamed);\n"
+                   "  --bos puts BOS first. Progress (rate, ETA) goes to stderr.\n");
+            return 0;
+        } else if (argv[i][0] == '-' && argv[i][1]) { fprintf(stderr, "bitnet tokenize-file: unknown or incomplete option '%s'\n", argv[i]); return 2; }
+        else if (!in) in = argv[i];
+        else if (!out) out = argv[i];
+        else { fprintf(stderr, "bitnet tokenize-file: too many arguments\n"); return 2; }
+    }
+    if (!model || !in || !out) { fprintf(stderr, "bitnet tokenize-file: need -m TOKENIZER IN.txt OUT.u32\n"); return 2; }
+    bitnet_tokenizer *tok = NULL;
+    if (bitnet_tokenizer_load(model, &tok)) return cli_fail(model);
+    FILE *f = fopen(in, "rb");
+    if (!f) { fprintf(stderr, "bitnet tokenize-file: cannot open %s\n", in); bitnet_tokenizer_free(tok); return 1; }
+    size_t n = 0; char *text = slurp(f, &n);
+    fclose(f);
+    if (!text) { fprintf(stderr, "bitnet tokenize-file: cannot read %s\n", in); bitnet_tokenizer_free(tok); return 1; }
+    size_t cap = n / 3 + 16, nt = 0;
+    uint8_t *buf = malloc(cap * 4);
+    int rc = 0;
+    double t0 = bn_time(), last = t0;
+    if (!buf) { fprintf(stderr, "bitnet tokenize-file: out of memory\n"); rc = 1; goto done; }
+    for (size_t s = 0; s < n || (s == 0 && bos);) {
+        size_t e = chunk_end(text, n, s, 1 << 20);
+        int32_t *ids = NULL; int k = 0;
+        int flags = (s == 0 && bos ? BITNET_TOK_BOS : 0) | (s > 0 ? BITNET_TOK_CONTINUE : 0);
+        if (bitnet_tokenizer_encode_ex(tok, text + s, e - s, flags, &ids, &k)) { rc = cli_fail(in); goto done; }
+        if (nt + (size_t)k > cap) {
+            while (nt + (size_t)k > cap) cap *= 2;
+            uint8_t *q = realloc(buf, cap * 4);
+            if (!q) { free(ids); fprintf(stderr, "bitnet tokenize-file: out of memory\n"); rc = 1; goto done; }
+            buf = q;
+        }
+        for (int i = 0; i < k; i++) {
+            uint32_t v = (uint32_t)ids[i];
+            buf[4 * (nt + i)] = (uint8_t)v; buf[4 * (nt + i) + 1] = (uint8_t)(v >> 8);
+            buf[4 * (nt + i) + 2] = (uint8_t)(v >> 16); buf[4 * (nt + i) + 3] = (uint8_t)(v >> 24);
+        }
+        nt += (size_t)k; free(ids);
+        s = e;
+        double now = bn_time();
+        if (now - last > 0.5 || s >= n) {
+            double rate = s / (now - t0 + 1e-9);
+            fprintf(stderr, "\rtokenize-file: %5.1f%%  %zu tokens  %.1f MB/s  ETA %.0f s   ",
+                    n ? 100.0 * s / n : 100.0, nt, rate / 1e6, rate > 0 ? (n - s) / rate : 0.0);
+            last = now;
+        }
+        if (s >= n) break;
+    }
+    fprintf(stderr, "\n");
+    if (bn_write_file_atomic(out, buf, nt * 4)) { rc = cli_fail(out); goto done; }
+    fprintf(stderr, "tokenize-file: wrote %zu tokens to %s (%.1f s)\n", nt, out, bn_time() - t0);
+done:
+    free(buf); free(text); bitnet_tokenizer_free(tok);
+    return rc;
+}
