@@ -401,50 +401,42 @@ static void big_synthetic(void) {
     str_t *tok = calloc(NV, sizeof *tok);
     int32_t *ht = malloc(HCAP * sizeof *ht); memset(ht, -1, HCAP * sizeof *ht);
     int (*mg)[2] = malloc(sizeof(int[2]) * 300000); int nm = 0;
-    uint64_t *pairs = calloc(1 << 20, sizeof *pairs); /* set of merges (a,b) */
     int nv = 0;
     #define FIND(S_, N_) find_slot(tok, ht, HCAP, S_, N_)
     for (int b = 0; b < 256; b++) { /* byte alphabet in byte-level characters */
         tok[nv].s = malloc(2); tok[nv].n = bl_char((unsigned)b, tok[nv].s);
         ht[FIND(tok[nv].s, tok[nv].n)] = nv; nv++;
     }
-    uint64_t rs = 0x9E3779B97F4A7C15ull;
-    #define RND() (rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17, rs)
-    int letters[64], nl = 0;
-    for (const char *c = "etaoinshrdlu .,"; *c; c++) letters[nl++] = (unsigned char)*c == ' ' ? 32 : (unsigned char)*c;
-    int scan_c = 256, scan_cut = 1;
-    while (nv < NV || nm < 280000) {
-        int a, b;
-        if (nv < NV) {
-            a = RND() % 3 ? 256 + (int)(RND() % (nv - 255)) - 1 : letters[RND() % nl];
-            if (a < 256) a = letters[RND() % nl];
-            if (a >= 256 && a < 256) a = 0;
-            b = RND() % 2 ? letters[RND() % nl] : 256 + (int)(RND() % (nv - 255)) - 1;
-            if (b < 256) b = letters[RND() % nl];
-            if (tok[a].n + tok[b].n > 48) continue;
-        } else { /* extra merges: other splits of existing tokens, one bounded pass */
-            if (scan_c >= NV) break;
-            int c = scan_c;
-            if (scan_cut >= tok[c].n) { scan_c++; scan_cut = 1; continue; }
-            int cut = scan_cut++;
+    /* the rest: n-grams (BFS by length) over a 16-character alphabet, so every token of length L
+     * has L-1 splits whose halves are tokens; first splits first, then alternative splits */
+    const char *alpha[16] = {"e", "t", "a", "o", "i", "n", "s", "h", "r", "d", "l", "u", "\xC4\xA0", "\xC4\x8A", ".", ","};
+    int lo = 0, hi = 256, al[16];
+    for (int i = 0; i < 16; i++) { uint64_t h = FIND(alpha[i], (int)strlen(alpha[i])); al[i] = ht[h]; }
+    lo = -1;
+    while (nv < NV) { /* extend each token of the previous level by one alphabet char */
+        int from = lo < 0 ? 0 : lo, to = lo < 0 ? 16 : hi;
+        int nlo = nv;
+        for (int i = from; i < to && nv < NV; i++) {
+            int base = lo < 0 ? al[i] : i;
+            for (int k = 0; k < 16 && nv < NV; k++) {
+                char buf[256]; int n = tok[base].n + tok[al[k]].n;
+                memcpy(buf, tok[base].s, tok[base].n); memcpy(buf + tok[base].n, tok[al[k]].s, tok[al[k]].n);
+                uint64_t h = FIND(buf, n);
+                if (ht[h] >= 0) continue;
+                tok[nv].s = malloc(n); memcpy(tok[nv].s, buf, n); tok[nv].n = n; ht[h] = nv++;
+                mg[nm][0] = base; mg[nm][1] = al[k]; nm++;
+            }
+        }
+        lo = nlo; hi = nv;
+    }
+    for (int c = 256; c < NV && nm < 280000; c++) /* alternative splits */
+        for (int cut = 1; cut < tok[c].n && nm < 280000; cut++) {
             if ((tok[c].s[cut] & 0xC0) == 0x80) continue;
             uint64_t ha = FIND(tok[c].s, cut), hb = FIND(tok[c].s + cut, tok[c].n - cut);
             if (ht[ha] < 0 || ht[hb] < 0) continue;
-            a = ht[ha]; b = ht[hb];
+            if (ht[hb] == mg[c - 256][1] && ht[ha] == mg[c - 256][0]) continue; /* the first split */
+            mg[nm][0] = ht[ha]; mg[nm][1] = ht[hb]; nm++;
         }
-        uint64_t pk = ((uint64_t)a << 32 | (uint64_t)b) + 1, ph = (pk * 0x9E3779B97F4A7C15ull) >> 44;
-        while (pairs[ph] && pairs[ph] != pk) ph = (ph + 1) & ((1 << 20) - 1);
-        if (pairs[ph]) continue;
-        char buf[128]; int n = tok[a].n + tok[b].n;
-        memcpy(buf, tok[a].s, tok[a].n); memcpy(buf + tok[a].n, tok[b].s, tok[b].n);
-        uint64_t h = FIND(buf, n);
-        if (ht[h] < 0) {
-            if (nv >= NV) continue;
-            tok[nv].s = malloc(n); memcpy(tok[nv].s, buf, n); tok[nv].n = n; ht[h] = nv++;
-        }
-        pairs[ph] = pk;
-        mg[nm][0] = a; mg[nm][1] = b; nm++;
-    }
     const char *path = tmpf("big-tokenizer.json");
     FILE *f = fopen(path, "wb");
     fprintf(f, "{\"version\":\"1.0\",\"added_tokens\":[");
@@ -469,7 +461,7 @@ static void big_synthetic(void) {
     long size = ftell(f);
     fclose(f);
     for (int i = 0; i < NV; i++) free(tok[i].s);
-    free(tok); free(ht); free(mg); free(pairs);
+    free(tok); free(ht); free(mg);
     printf("# synthetic tokenizer.json: %d tokens + %d special, %d merges, %.1f MB\n", NV, NSPEC, nm, size / 1e6);
     bitnet_tokenizer *t = NULL;
     struct timespec t0, t1; clock_gettime(CLOCK_MONOTONIC, &t0);
