@@ -11,6 +11,8 @@
 #include <limits.h>
 #include <ctype.h>
 
+#define SP_META "\xE2\x96\x81"
+
 /* ---------------------------------------------------------------- hashing, arena, maps */
 
 uint64_t bn_tok_hash(const void *p, size_t n) {
@@ -305,6 +307,15 @@ bitnet_status bn_tok_finish(bitnet_tokenizer *t, const char *path) {
             }
         }
         if (t->byte_level && t->klen[id] == 1) t->byte_id[(unsigned char)t->key[id][0]] = id;
+    }
+    /* SentencePiece-style words are whole texts; if no token spans "X\u2581", BPE may run on each
+     * stretch that starts at such a \u2581 separately with the same result (no merge can cross). */
+    t->meta_split = !t->byte_level;
+    for (int id = 0; id < t->n_vocab && t->meta_split; id++) {
+        const char *k = t->key[id]; uint32_t n = t->klen[id];
+        if (!k) continue;
+        for (uint32_t i = 1; i + 3 <= n; i++)
+            if (!memcmp(k + i, SP_META, 3) && !(i >= 3 && !memcmp(k + i - 3, SP_META, 3))) { t->meta_split = 0; break; }
     }
     /* added tokens by first byte, longest first */
     int cnt[256] = {0};
@@ -622,6 +633,19 @@ static bitnet_status model_word(const bitnet_tokenizer *t, bn_ws *w, const char 
     return BITNET_OK;
 }
 
+/* model_word, cut before each \u2581 that follows another character when that is exact. */
+static bitnet_status model_piece(const bitnet_tokenizer *t, bn_ws *w, const char *s, size_t n, bn_ids *out) {
+    if (!t->meta_split || n < 6) return model_word(t, w, s, n, out);
+    size_t st = 0;
+    for (size_t i = 1; i + 3 <= n; i++)
+        if (!memcmp(s + i, SP_META, 3) && !(i >= 3 && !memcmp(s + i - 3, SP_META, 3))) {
+            bitnet_status r = model_word(t, w, s + st, i - st, out);
+            if (r) return r;
+            st = i;
+        }
+    return model_word(t, w, s + st, n - st, out);
+}
+
 /* ---------------------------------------------------------------- normalizer / pre-tokenizer */
 
 static int replace_all(bn_buf *dst, const char *s, size_t n, const char *a, size_t an, const char *b, size_t bn) {
@@ -635,8 +659,6 @@ static int replace_all(bn_buf *dst, const char *s, size_t n, const char *a, size
     }
     return buf_put(dst, s + i, n - i);
 }
-
-#define SP_META "\xE2\x96\x81"
 
 static int apply_normalizer(const bitnet_tokenizer *t, bn_ws *w, const char *s, size_t n, int first) {
     bn_buf a = {0};
@@ -690,7 +712,7 @@ static bitnet_status model_word(const bitnet_tokenizer *t, bn_ws *w, const char 
 /* Pieces pc2[0..k) go through the model now (streaming final split); the rest move down. */
 static bitnet_status flush_pieces(const bitnet_tokenizer *t, bn_ws *w, const char *buf, size_t k, bn_ids *out) {
     for (size_t i = 0; i < k; i++) {
-        bitnet_status st = model_word(t, w, buf + w->pc2[i].s, w->pc2[i].e - w->pc2[i].s, out);
+        bitnet_status st = model_piece(t, w, buf + w->pc2[i].s, w->pc2[i].e - w->pc2[i].s, out);
         if (st) return st;
     }
     memmove(w->pc2, w->pc2 + k, (w->npc2 - k) * sizeof *w->pc2);
@@ -834,7 +856,7 @@ static bitnet_status encode_segment(const bitnet_tokenizer *t, bn_ws *w, const c
         if (st || done) return st;
     }
     for (size_t i = 0; i < w->npc; i++) {
-        bitnet_status st = model_word(t, w, buf + w->pc[i].s, w->pc[i].e - w->pc[i].s, out);
+        bitnet_status st = model_piece(t, w, buf + w->pc[i].s, w->pc[i].e - w->pc[i].s, out);
         if (st) return st;
     }
     return BITNET_OK;

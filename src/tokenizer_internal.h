@@ -70,6 +70,7 @@ struct bitnet_tokenizer {
     int32_t unk_id;             /* -1 if none */
     int fuse_unk, ignore_merges;
     int spm;                    /* loaded from tokenizer.model (sentencepiece rules) */
+    int meta_split;             /* no mergeable token has "X\u2581" (X != \u2581): words may be cut before such a \u2581 */
     bn_added_token *added; int n_added;
     int32_t *added_first[256];  /* per first byte: indices into added[], longest first, -1 terminated */
     bn_added_token **usym; int n_usym; /* spm user-defined symbols (atomic in the char split) */

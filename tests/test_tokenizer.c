@@ -182,7 +182,7 @@ static void invalid_utf8(void) {
             free(out); free(ids); free(text);
         }
         char name[256];
-        snprintf(name, sizeof name, "invalid utf-8 through %s (%d cases)", file, total);
+        snprintf(name, sizeof name, "invalid utf-8 through %.200s (%d cases)", file, total);
         CHECK(name, bad == 0 && total > 0, "%d cases failed", bad);
         bitnet_tokenizer_free(tok);
     }
