@@ -15,11 +15,11 @@ float bn_ternarize(const float *w, int64_t n, int8_t *q) {
     float mean = (float)(sum / (double)(n ? n : 1));
     if (mean < 1e-5f) mean = 1e-5f;
     float g = 1.0f / mean;
-    for (int64_t i = 0; i < n; i++) {
+    if (q) for (int64_t i = 0; i < n; i++) {
         float v = rintf(w[i] * g);
         q[i] = (int8_t)(v > 1.f ? 1 : v < -1.f ? -1 : v);
     }
-    return 1.0f / g;
+    return mean;
 }
 
 int bn_unpack_2b4t(const uint8_t *p, int rows, int cols, int8_t *q) {

@@ -47,7 +47,8 @@ bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_mod
 /* Weight bytes streamed per generated token (all ternary matrices + one head pass). */
 size_t bn_model_weight_bytes_per_token(const bitnet_model *m);
 /* Ternarize float weights w[rows*cols] as the reference does (absmean per tensor):
- * g = 1/max(mean|w|, 1e-5); q = clamp(rint(w*g), -1, 1). Returns 1/g (the dequant scale). */
+ * g = 1/max(mean|w|, 1e-5); q = clamp(rint(w*g), -1, 1) (skipped when q is NULL).
+ * Returns max(mean|w|, 1e-5), the dequantization scale (W ~ q * scale). */
 float bn_ternarize(const float *w, int64_t n, int8_t *q);
 /* Unpack a 2B-4T packed uint8[rows/4, cols] tensor into int8[rows, cols] in {-1,0,1};
  * returns -1 (and sets nothing) if a code 3 appears, else 0. */

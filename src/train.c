@@ -5,6 +5,7 @@
  * I = intermediate, V = vocab): token-major activations [BT, D]; attention probabilities
  * [B, H, T, T]. Not: an inference path (no KV cache), not mixed precision. */
 #include "train.h"
+#include "model.h"
 #include "gemm_f32.h"
 #include "safetensors.h"
 #include <math.h>
@@ -259,16 +260,6 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 
 /* ---------------------------------------------------------------- quantizers */
 
-float bn_train_ternarize(const float *w, size_t n, int8_t *q) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += fabsf(w[i]);
-    float mean = (float)(s / (double)n);
-    if (!(mean >= 1e-5f)) mean = 1e-5f;
-    float g = 1.0f / mean;
-    if (q) for (size_t i = 0; i < n; i++) { float r = rintf(w[i] * g); q[i] = (int8_t)(r > 1 ? 1 : r < -1 ? -1 : r); }
-    return mean;
-}
-
 typedef struct { const float *w; float *dq; float g; } wq_ctx;
 static void wq_range(void *c_, int a, int b) {
     wq_ctx *c = c_;
@@ -279,7 +270,7 @@ static void quantize_weights(bn_train_model *m) {
     if (m->no_quant) return;
     for (int i = 0; i < m->n_tp; i++) {
         if (m->tp[i].kind != BN_PK_LINEAR) continue;
-        float mean = bn_train_ternarize(P(m, i), m->tp[i].numel, NULL);
+        float mean = bn_ternarize(P(m, i), m->tp[i].numel, NULL);
         wq_ctx c = {P(m, i), WQ(m, i), 1.0f / mean};
         par_for(m->pool, (int)m->tp[i].numel, wq_range, &c);
     }

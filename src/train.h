@@ -85,5 +85,4 @@ double bn_train_flops_per_token(const bn_train_model *m);
 
 /* Ternary quantization of a master weight as the forward does it (exposed for export/tests):
  * scale = max(mean|w|, 1e-5); q[i] = clamp(rint(w[i] / scale' ), -1, 1) with g = 1/scale. */
-float bn_train_ternarize(const float *w, size_t n, int8_t *q);
 #endif

@@ -1,20 +1,11 @@
 /* train_export.c — master weights -> 2B-4T packed checkpoint (see train_export.h). */
 #include "train_export.h"
 #include "train.h"
+#include "model.h"
 #include "safetensors.h"
 #include <stdio.h>
 #include <errno.h>
 #include <sys/stat.h>
-
-void bn_export_pack_2b4t(const int8_t *q, int out, int in, uint8_t *dst) {
-    int o4 = out / 4;
-    for (int r = 0; r < o4; r++)
-        for (int c = 0; c < in; c++) {
-            unsigned b = 0;
-            for (int k = 0; k < 4; k++) b |= (unsigned)(q[(size_t)(r + k * o4) * in + c] + 1) << (2 * k);
-            dst[(size_t)r * in + c] = (uint8_t)b;
-        }
-}
 
 static bitnet_status copy_file(const char *src, const char *dst) {
     char *buf; size_t n;
@@ -56,8 +47,8 @@ bitnet_status bn_export_packed(const char *in_dir, const char *out_dir) {
             uint8_t *pk = malloc(p->numel / 4);
             if (!q || !pk) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
             else {
-                float mean = bn_train_ternarize(x, p->numel, q);
-                bn_export_pack_2b4t(q, out, in, pk);
+                float mean = bn_ternarize(x, p->numel, q);
+                bn_pack_2b4t(q, out, in, pk);
                 int64_t sh[2] = {out / 4, in}, sh1[1] = {1};
                 s = bn_st_writer_add(w, p->name, BN_U8, 2, sh, pk);
                 uint16_t sc = bn_f32_to_bf16(mean);

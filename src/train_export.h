@@ -11,7 +11,6 @@
 #include "util.h"
 #include <stdint.h>
 /* Pack q (int8 values in {-1,0,1}, [out][in]) into dst[out/4][in]. out % 4 == 0. */
-void bn_export_pack_2b4t(const int8_t *q, int out, int in, uint8_t *dst);
 /* in_dir: an HF master checkpoint folder; out_dir: created if missing. Errors: out % 4 != 0
  * (names the tensor), unreadable input, write failures. */
 bitnet_status bn_export_packed(const char *in_dir, const char *out_dir);

@@ -48,7 +48,7 @@ int main(void) {
               "%d %d %d %d %d %d", q[0], q[1], q[2], q[3], q[4], q[5]);
         float z[4] = {0, 0, 0, 0}; int8_t qz[4];
         sc = bn_ternarize(z, 4, qz);
-        CHECK("zero weights: mean clamped at 1e-5", sc == 1.0f / (1.0f / 1e-5f) && qz[0] == 0, "scale=%g", sc);
+        CHECK("zero weights: mean clamped at 1e-5", sc == 1e-5f && qz[0] == 0, "scale=%g", sc);
     }
     {   /* 2B-4T packing: uint8[rows/4, cols]; byte [r,c] has row r + k*(rows/4) in bits 2k..2k+1, value+1 */
         /* rows = 8, cols = 2: byte[0][0] = rows 0,2,4,6 col 0 */

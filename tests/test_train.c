@@ -4,6 +4,7 @@
  * loader errors, export round trip. */
 #include "t.h"
 #include "train.h"
+#include "model.h"
 #include "optim.h"
 #include "gemm_f32.h"
 #include "safetensors.h"
@@ -271,7 +272,7 @@ static void test_export(void) {
         nlin++;
         int out_ = (int)p->shape[0], in = (int)p->shape[1];
         int8_t *q = malloc(p->numel);
-        float mean = bn_train_ternarize(m->params + p->off, p->numel, q);
+        float mean = bn_ternarize(m->params + p->off, p->numel, q);
         char sn[128]; snprintf(sn, sizeof sn, "%s_scale", p->name);
         const bn_tensor *sc = bn_st_find(st, sn);
         int ok = t->dtype == BN_U8 && t->ndim == 2 && t->shape[0] == out_ / 4 && t->shape[1] == in && sc && sc->dtype == BN_BF16 && sc->numel == 1;
