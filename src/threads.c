@@ -1,16 +1,30 @@
-/* threads.c — the persistent pthread pool (see threads.h). */
+/* threads.c — the persistent pthread pool (see threads.h).
+ *
+ * Workers are created once (bn_pool_new) and wait for a job generation counter to change.
+ * Waiting spins with a CPU pause hint for about BN_SPIN_NS (so back-to-back kernel calls of a
+ * decode step never pay a wake-up), then sleeps on a condition variable. bn_pool_run only takes
+ * the mutex when some worker is asleep (Dekker-style: the worker publishes `sleeping` before its
+ * final check of the generation, the caller bumps the generation before reading `sleeping`,
+ * both sequentially consistent). Completion is a countdown the caller spins on.
+ * Not: a task queue or work stealing; partitioning is static (bn_split), one job at a time. */
 #include "threads.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sched.h>
+#include <time.h>
+
+#ifndef BN_SPIN_NS
+#define BN_SPIN_NS 3000000LL /* spin ~3 ms before sleeping */
+#endif
 
 struct bn_pool {
     int n;
     pthread_t *th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_int gen;        /* job generation; workers wait for it to change */
-    atomic_int pending;    /* workers still running the current job */
+    _Alignas(64) atomic_int gen;      /* job generation; workers wait for it to change */
+    _Alignas(64) atomic_int pending;  /* workers still running the current job */
+    _Alignas(64) atomic_int sleeping; /* workers blocked (or about to block) on cv */
     atomic_int quit;
     bn_pool_fn fn;
     void *arg;
@@ -18,19 +32,42 @@ struct bn_pool {
 
 typedef struct { bn_pool *p; int ith; } worker_arg;
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void *worker(void *a_) {
     worker_arg *a = a_;
     bn_pool *p = a->p; int ith = a->ith;
     free(a);
     int seen = 0;
     for (;;) {
-        int g;
-        int spins = 0;
-        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->quit)) {
-            if (++spins < 20000) { sched_yield(); continue; }
-            pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
-            pthread_mutex_unlock(&p->mu);
+        int g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        if (g == seen && !atomic_load_explicit(&p->quit, memory_order_relaxed)) {
+            long long t0 = now_ns();
+            for (unsigned spins = 0;; spins++) {
+                g = atomic_load_explicit(&p->gen, memory_order_acquire);
+                if (g != seen || atomic_load_explicit(&p->quit, memory_order_relaxed)) break;
+                cpu_relax();
+                if ((spins & 1023) == 1023 && now_ns() - t0 > BN_SPIN_NS) {
+                    pthread_mutex_lock(&p->mu);
+                    atomic_fetch_add(&p->sleeping, 1);
+                    while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
+                    atomic_fetch_sub(&p->sleeping, 1);
+                    pthread_mutex_unlock(&p->mu);
+                    break;
+                }
+            }
         }
         if (atomic_load(&p->quit)) break;
         seen = g;
@@ -50,7 +87,7 @@ bitnet_status bn_pool_new(int n_threads, bn_pool **out) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->th = calloc((size_t)n_threads, sizeof *p->th);
-    if (!p->th) { free(p); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    if (!p->th) { pthread_mutex_destroy(&p->mu); pthread_cond_destroy(&p->cv); free(p); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     for (int i = 1; i < n_threads; i++) {
         worker_arg *a = malloc(sizeof *a);
         if (!a) { p->n = i; bn_pool_free(p); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
@@ -81,11 +118,16 @@ int bn_pool_size(const bn_pool *p) { return p ? p->n : 1; }
 void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *arg) {
     if (!p || p->n == 1) { fn(arg, 0, 1); return; }
     p->fn = fn; p->arg = arg;
-    atomic_store(&p->pending, p->n - 1);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/arg/pending, ordered before reading sleeping */
+    if (atomic_load(&p->sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
     fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) sched_yield();
+    for (unsigned spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        cpu_relax();
+        if ((spins & 4095) == 4095) sched_yield(); /* oversubscribed machine: let the worker run */
+    }
 }
