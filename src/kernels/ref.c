@@ -70,20 +70,24 @@ size_t bn_i16_packed_size(int rows, int cols) {
 }
 
 void bn_pack_i16(const int8_t *w, int rows, int cols, uint8_t *dst) {
-    int kp = bn_kpad(cols);
+    int kp = bn_kpad(cols), ng = kp / 16;
     int nblk = (rows + BN_IBLK - 1) / BN_IBLK;
-    memset(dst, 0x55, bn_i16_packed_size(rows, cols)); /* every code 1 = zero */
-    for (int r = 0; r < rows; r++) {
-        uint8_t *blk = dst + (size_t)(r / BN_IBLK) * BN_IBLK * (kp / 4);
-        int j = r % BN_IBLK;
-        for (int k = 0; k < cols; k++) {
-            int g = k / 16, s = (k % 16) / 4, t = k % 4;
-            uint8_t *b = blk + (size_t)g * 64 + 4 * j + t;
-            int code = w[(size_t)r * cols + k] + 1;
-            *b = (uint8_t)((*b & ~(3 << (2 * s))) | (code << (2 * s)));
+    for (int b = 0; b < nblk; b++)
+        for (int j = 0; j < BN_IBLK; j++) {
+            int r = b * BN_IBLK + j;
+            const int8_t *wr = r < rows ? w + (size_t)r * cols : w;
+            uint8_t *d = dst + (size_t)b * BN_IBLK * (kp / 4) + 4 * j;
+            for (int g = 0; g < ng; g++)
+                for (int t = 0; t < 4; t++) {
+                    unsigned byte = 0;
+                    for (int s = 0; s < 4; s++) {
+                        int k = 16 * g + 4 * s + t;
+                        unsigned code = r < rows && k < cols ? (unsigned)(wr[k] + 1) : 1u; /* padding: zero */
+                        byte |= code << (2 * s);
+                    }
+                    d[(size_t)g * 64 + t] = (uint8_t)byte;
+                }
         }
-    }
-    (void)nblk;
 }
 
 /* ---- quantized LM head formats (see kernels.h) ---- */
