@@ -1,8 +1,10 @@
 /* threads.c — the persistent pthread pool (see threads.h).
  *
  * Workers are created once (bn_pool_new) and wait for a job generation counter to change.
- * Waiting spins with a CPU pause hint for about BN_SPIN_NS (so back-to-back kernel calls of a
- * decode step never pay a wake-up), then sleeps on a condition variable. bn_pool_run only takes
+ * Waiting polls briefly (plain loads), then keeps polling with sched_yield (so on a
+ * machine shared with other processes the thread we wait for gets the core) for about
+ * BN_SPIN_NS (back-to-back kernel calls of a decode step never pay a wake-up), then sleeps on a
+ * condition variable. bn_pool_run only takes
  * the mutex when some worker is asleep (Dekker-style: the worker publishes `sleeping` before its
  * final check of the generation, the caller bumps the generation before reading `sleeping`,
  * both sequentially consistent). Completion is a countdown the caller spins on.
@@ -14,7 +16,10 @@
 #include <time.h>
 
 #ifndef BN_SPIN_NS
-#define BN_SPIN_NS 3000000LL /* spin ~3 ms before sleeping */
+#define BN_SPIN_NS 3000000LL /* poll ~3 ms before sleeping */
+#endif
+#ifndef BN_PLAIN_SPINS
+#define BN_PLAIN_SPINS 256 /* polls without a syscall before each sched_yield poll */
 #endif
 
 struct bn_pool {
@@ -32,13 +37,9 @@ struct bn_pool {
 
 typedef struct { bn_pool *p; int ith; } worker_arg;
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
+/* No PAUSE/YIELD hint on purpose: in a KVM guest a PAUSE loop triggers pause-loop exiting and
+ * the vCPU gets descheduled, which made 2-thread GEMV calls 2x slower here. */
+static inline void cpu_relax(void) { __asm__ volatile("" ::: "memory"); }
 
 static long long now_ns(void) {
     struct timespec ts;
@@ -58,8 +59,8 @@ static void *worker(void *a_) {
             for (unsigned spins = 0;; spins++) {
                 g = atomic_load_explicit(&p->gen, memory_order_acquire);
                 if (g != seen || atomic_load_explicit(&p->quit, memory_order_relaxed)) break;
-                cpu_relax();
-                if ((spins & 1023) == 1023 && now_ns() - t0 > BN_SPIN_NS) {
+                if (spins < BN_PLAIN_SPINS) cpu_relax(); else sched_yield(); /* yield: a busy machine needs the core */
+                if ((spins & 63) == 63 && now_ns() - t0 > BN_SPIN_NS) {
                     pthread_mutex_lock(&p->mu);
                     atomic_fetch_add(&p->sleeping, 1);
                     while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
@@ -127,7 +128,6 @@ void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *arg) {
     }
     fn(arg, 0, p->n);
     for (unsigned spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
-        cpu_relax();
-        if ((spins & 4095) == 4095) sched_yield(); /* oversubscribed machine: let the worker run */
+        if (spins < BN_PLAIN_SPINS) cpu_relax(); else sched_yield(); /* oversubscribed machine: let the worker run */
     }
 }
