@@ -26,9 +26,12 @@
 typedef struct { const uint8_t *buf; size_t len; uint64_t sink[64]; } probe_job;
 
 #if defined(__x86_64__)
+static size_t probe_pf; /* software prefetch distance of the probe (0: none) */
 __attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size_t n) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t pf = probe_pf;
     for (size_t i = 0; i + 128 <= n; i += 128) {
+        if (pf) { _mm_prefetch((const char *)p + i + pf, _MM_HINT_T0); _mm_prefetch((const char *)p + i + pf + 64, _MM_HINT_T0); }
         a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
         a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
         a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
@@ -36,6 +39,20 @@ __attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size
     }
     a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
     return (uint64_t)_mm256_extract_epi64(a0, 0) ^ (uint64_t)_mm256_extract_epi64(a0, 3);
+}
+__attribute__((target("avx512f"))) static uint64_t read_avx512(const uint8_t *p, size_t n) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    size_t pf = probe_pf;
+    for (size_t i = 0; i + 256 <= n; i += 256) {
+        if (pf) for (int o = 0; o < 256; o += 64) _mm_prefetch((const char *)p + i + pf + o, _MM_HINT_T0);
+        a0 = _mm512_xor_si512(a0, _mm512_load_si512((const void *)(p + i)));
+        a1 = _mm512_xor_si512(a1, _mm512_load_si512((const void *)(p + i + 64)));
+        a2 = _mm512_xor_si512(a2, _mm512_load_si512((const void *)(p + i + 128)));
+        a3 = _mm512_xor_si512(a3, _mm512_load_si512((const void *)(p + i + 192)));
+    }
+    a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
+    uint64_t t[8]; memcpy(t, &a0, 64);
+    return t[0] ^ t[7];
 }
 #endif
 static uint64_t read_c(const uint8_t *p, size_t n) {
@@ -50,12 +67,15 @@ static void probe_worker(void *arg, int ith, int nth) {
     size_t chunk = j->len / (size_t)nth / 4096 * 4096;
     const uint8_t *p = j->buf + chunk * (size_t)ith;
 #if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f")) { j->sink[ith % 64] += read_avx512(p, chunk); return; }
     if (__builtin_cpu_supports("avx2")) { j->sink[ith % 64] += read_avx2(p, chunk); return; }
 #endif
     j->sink[ith % 64] += read_c(p, chunk);
 }
 
-/* Best-of-reps read bandwidth (GB/s) over a 1 GiB buffer with the pool's threads. */
+/* Best read bandwidth (GB/s) over a 1 GiB buffer with the pool's threads: 3 passes each with
+ * no software prefetch and with prefetch 4, 8 and 16 KiB ahead (the kernels prefetch too, so the
+ * probe must be at least as good at streaming as they are). */
 static double read_bandwidth(bn_pool *pool) {
     static double cache[64];
     int nt = bn_pool_size(pool);
@@ -66,7 +86,9 @@ static double read_bandwidth(bn_pool *pool) {
     memset(buf, 1, len);
     probe_job j = {buf, len, {0}};
     double best = 0;
-    for (int r = 0; r < 5; r++) {
+    static const size_t PF[4] = {0, 4096, 8192, 16384};
+    for (int r = 0; r < 12; r++) {
+        probe_pf = PF[r % 4];
         double t0 = bn_time();
         bn_pool_run(pool, probe_worker, &j);
         double dt = bn_time() - t0;
@@ -233,8 +255,7 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
     } else st = bitnet_model_load(dir, &m);
     if (st) return cli_fail(synth ? synth : dir);
     if (strcmp(head, "exact") != 0) {
-        fprintf(stderr, "bitnet: --head %s is not wired into the model yet (only exact)\n", head);
-        bitnet_model_free(m); return 2;
+        if (bitnet_model_set_head(m, !strcmp(head, "q8") ? BITNET_HEAD_Q8 : BITNET_HEAD_Q4)) { bitnet_model_free(m); return cli_fail("--head"); }
     }
     bitnet_model_info info;
     bitnet_model_get_info(m, &info);
@@ -298,6 +319,51 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
     return 0;
 }
 
+/* Logit error of the quantized heads against the exact head on one model: n random tokens,
+ * all logits; max |diff|, RMS diff relative to the RMS of the exact logits, top-1 agreement. */
+static int head_error(const char *dir, int n, int json) {
+    bitnet_model *m = NULL;
+    if (bitnet_model_load(dir, &m)) return cli_fail(dir);
+    bitnet_model_info info;
+    bitnet_model_get_info(m, &info);
+    int V = info.vocab_size;
+    if (n > info.max_seq_len) n = info.max_seq_len;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
+    float *ref = malloc(sizeof(float) * (size_t)n * V), *got = malloc(sizeof(float) * (size_t)n * V);
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)(brnd() % (uint32_t)V);
+    bitnet_ctx_params cp = {n, 1};
+    bitnet_ctx *c;
+    if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("context");
+    if (bitnet_ctx_eval(c, ids, n, ref, 1)) return cli_fail("eval");
+    for (int h = 1; h <= 2; h++) {
+        if (bitnet_model_set_head(m, (bitnet_head_type)h)) return cli_fail("--head");
+        bitnet_ctx_reset(c);
+        if (bitnet_ctx_eval(c, ids, n, got, 1)) return cli_fail("eval");
+        double mx = 0, se = 0, sr = 0; int agree = 0;
+        for (int t = 0; t < n; t++) {
+            int ar = 0, ag = 0;
+            for (int v = 0; v < V; v++) {
+                size_t o = (size_t)t * V + v;
+                double d = fabs((double)got[o] - ref[o]);
+                if (d > mx) mx = d;
+                se += d * d; sr += (double)ref[o] * ref[o];
+                if (ref[o] > ref[(size_t)t * V + ar]) ar = v;
+                if (got[o] > got[(size_t)t * V + ag]) ag = v;
+            }
+            agree += ar == ag;
+        }
+        const char *hn = h == 1 ? "q8" : "q4";
+        if (json) printf("{\"test\":\"head_error\",\"model\":\"%s\",\"head\":\"%s\",\"tokens\":%d,\"max_abs\":%.6g,\"rel_rms\":%.6g,\"top1_agree\":%.4f}\n",
+                         dir, hn, n, mx, sqrt(se / (sr > 0 ? sr : 1)), (double)agree / n);
+        else printf("%s  head %s  %d tokens: max |logit diff| %.4g, relative RMS %.3g, top-1 agreement %d/%d\n",
+                    dir, hn, n, mx, sqrt(se / (sr > 0 ? sr : 1)), agree, n);
+    }
+    bitnet_ctx_free(c);
+    free(ids); free(ref); free(got);
+    bitnet_model_free(m);
+    return 0;
+}
+
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--only SHAPE-SUBSTRING] [--json]\n"
                "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
@@ -305,11 +371,12 @@ static void bench_usage(FILE *f) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    int kernels = 0, json = 0, pp = 512, tg = 128, reps = 3;
+    int kernels = 0, herr = 0, json = 0, pp = 512, tg = 128, reps = 3;
     const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *tl = "1,2", *only = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--kernels")) kernels = 1;
+        else if (!strcmp(a, "--head-error")) herr = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { bench_usage(stdout); return 0; }
         else if (!v) { fprintf(stderr, "bitnet: bench: %s needs a value\n", a); return 2; }
@@ -334,5 +401,6 @@ int cmd_bench(int argc, char **argv) {
     if (kernels) return bench_kernels(isa, ths, nth, json, only);
     if (!dir && !synth) { bench_usage(stderr); return 2; }
     if (isa) setenv("BITNET_ISA", isa, 1);
+    if (herr) { if (!dir) { fprintf(stderr, "bitnet: --head-error needs -m MODEL\n"); return 2; } return head_error(dir, tg, json); }
     return bench_model(dir, synth, ths, nth, pp, tg, reps, head, json);
 }

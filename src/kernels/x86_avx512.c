@@ -55,7 +55,14 @@ static int32_t sum_i8(const int8_t *x, int kp) {
     return (int32_t)(_mm512_reduce_add_epi64(acc) - 128LL * kp);
 }
 
-static int pf_dist = 4096; /* software prefetch distance (bytes) of the GEMV weight stream */
+static int pf_dist = 8192; /* software prefetch distance (bytes) of the GEMV weight streams (BITNET_PF_DIST) */
+
+/* Start of a GEMV weight stream: prefetch its first pf_dist bytes at once (the loops prefetch
+ * pf_dist ahead from there on), so a new matrix does not wait for the hardware prefetcher. */
+static inline void prefetch_burst(const void *p, size_t len) {
+    size_t n = len < (size_t)pf_dist ? len : (size_t)pf_dist;
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
 /* One 16-row block times one activation row (GEMV): 4 independent accumulators. */
 AI __m512i tile1(const uint8_t *wb, int ng, const int8_t *x, int vnni) {
     const __m512i m3 = _mm512_set1_epi8(3);
@@ -108,6 +115,7 @@ AI void tgemm_impl(const uint8_t *w, int rows, int cols, int r0, int r1,
     size_t bsz = (size_t)BN_IBLK * (kp / 4);
     int32_t sx[NCHUNK];
     __m512i out[16];
+    if (n <= 2) prefetch_burst(w + (size_t)(r0 / BN_IBLK) * bsz, (size_t)((r1 - 1) / BN_IBLK - r0 / BN_IBLK + 1) * bsz);
     for (int c0 = 0; c0 < n; c0 += NCHUNK) {
         int cn = n - c0 < NCHUNK ? n - c0 : NCHUNK;
         for (int i = 0; i < cn; i++) sx[i] = sum_i8(x + (size_t)(c0 + i) * ldx, kp);
@@ -222,7 +230,10 @@ AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y)
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     size_t base = (size_t)r * cols;
     int k = 0;
+    const char *pw = (const char *)w + base * (wdt == BN_W_F32 ? 4 : 2) + pf_dist;
     for (; k + 64 <= cols; k += 64) {
+        const int esz = wdt == BN_W_F32 ? 4 : 2; /* 64 weights = esz cache lines */
+        for (int o = 0; o < 64 * esz; o += 64) _mm_prefetch(pw + (size_t)k * esz + o, _MM_HINT_T0);
         a0 = _mm512_fmadd_ps(ldw(w, wdt, base + k, 0xffff), _mm512_loadu_ps(x + k), a0);
         a1 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 16, 0xffff), _mm512_loadu_ps(x + k + 16), a1);
         a2 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 32, 0xffff), _mm512_loadu_ps(x + k + 32), a2);
@@ -239,6 +250,7 @@ AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y)
 AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1,
                 const float *x, int ldx, int n, float *y, int ldy) {
     if (n == 1) {
+        if (r0 < r1) prefetch_burst((const char *)w + (size_t)r0 * cols * (wdt == BN_W_F32 ? 4 : 2), (size_t)(r1 - r0) * cols * (wdt == BN_W_F32 ? 4 : 2));
         for (int r = r0; r < r1; r++) frow1(w, wdt, cols, r, x, y + r);
         return;
     }
