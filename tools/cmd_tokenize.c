@@ -14,6 +14,7 @@ static char *slurp(FILE *f, size_t *n) {
         if (len == cap) { char *q = realloc(b, cap *= 2); if (!q) { free(b); return NULL; } b = q; }
     }
     if (ferror(f)) { free(b); return NULL; }
+    b[len] = 0; /* len < cap always: the buffer grows when it fills */
     *n = len; return b;
 }
 
@@ -46,17 +47,20 @@ static int bench(const char *model, const char *file, int repeat) {
 
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *benchf = NULL;
-    int bos = 0, repeat = 3;
+    int bos = 0, repeat = 3, decode = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--bos")) bos = 1;
+        else if (!strcmp(argv[i], "--decode")) decode = 1;
         else if (!strcmp(argv[i], "--bench") && i + 1 < argc) benchf = argv[++i];
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) { if (!cli_int("--repeat", argv[++i], 1, 1000, &repeat)) return 2; }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: bitnet tokenize -m PATH [--bos] < text\n"
+                   "       bitnet tokenize -m PATH --decode < ids\n"
                    "       bitnet tokenize -m PATH --bench FILE [--repeat N]\n"
                    "  PATH: a model folder, a tokenizer.json or a tokenizer.model.\n"
                    "  Prints the ids of stdin (raw bytes) on one line; --bos prepends BOS.\n"
+                   "  --decode reads ids (space or comma separated) and prints their text.\n"
                    "  --bench encodes FILE N times (default 3) and prints load time and MB/s.\n");
             return 0;
         } else { fprintf(stderr, "bitnet tokenize: unknown or incomplete option '%s'\n", argv[i]); return 2; }
@@ -68,6 +72,18 @@ int cmd_tokenize(int argc, char **argv) {
     size_t n = 0; char *text = slurp(stdin, &n);
     if (!text) { fprintf(stderr, "bitnet tokenize: cannot read stdin\n"); bitnet_tokenizer_free(tok); return 1; }
     int32_t *ids = NULL; int nid = 0;
+    if (decode) {
+        for (size_t i = 0; i < n; i++) if (text[i] == '\n' || text[i] == '\t') text[i] = ' ';
+        nid = cli_parse_ids(text, &ids);
+        char *out = NULL;
+        int bad = nid < 0;
+        for (int i = 0; i < nid && !bad; i++) bad = ids[i] >= bitnet_tokenizer_vocab_size(tok);
+        if (bad) fprintf(stderr, "bitnet tokenize --decode: stdin must hold token ids below %d\n", bitnet_tokenizer_vocab_size(tok));
+        else if (bitnet_tokenizer_decode(tok, ids, nid, &out)) { bad = cli_fail("decode"); }
+        else fputs(out, stdout);
+        free(out); free(ids); free(text); bitnet_tokenizer_free(tok);
+        return bad ? 1 : 0;
+    }
     if (bitnet_tokenizer_encode(tok, text, n, bos, &ids, &nid)) { free(text); bitnet_tokenizer_free(tok); return cli_fail("encode"); }
     for (int i = 0; i < nid; i++) printf(i ? " %d" : "%d", (int)ids[i]);
     printf("\n");
