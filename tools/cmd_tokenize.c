@@ -21,7 +21,7 @@ static char *slurp(FILE *f, size_t *n) {
 static int bench(const char *model, const char *file, int repeat) {
     double t0 = bn_time();
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail(model);
+    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
     double load_ms = (bn_time() - t0) * 1e3;
     FILE *f = fopen(file, "rb");
     if (!f) { fprintf(stderr, "bitnet tokenize: cannot open %s\n", file); bitnet_tokenizer_free(tok); return 1; }
@@ -68,7 +68,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (!model) { fprintf(stderr, "bitnet tokenize: need -m PATH\n"); return 2; }
     if (benchf) return bench(model, benchf, repeat);
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail(model);
+    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
     size_t n = 0; char *text = slurp(stdin, &n);
     if (!text) { fprintf(stderr, "bitnet tokenize: cannot read stdin\n"); bitnet_tokenizer_free(tok); return 1; }
     int32_t *ids = NULL; int nid = 0;
@@ -118,7 +118,7 @@ int cmd_tokenize_file(int argc, char **argv) {
     }
     if (!model || !in || !out) { fprintf(stderr, "bitnet tokenize-file: need -m TOKENIZER IN.txt OUT.u32\n"); return 2; }
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail(model);
+    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
     FILE *f = fopen(in, "rb");
     if (!f) { fprintf(stderr, "bitnet tokenize-file: cannot open %s\n", in); bitnet_tokenizer_free(tok); return 1; }
     size_t n = 0; char *text = slurp(f, &n);
@@ -133,7 +133,7 @@ int cmd_tokenize_file(int argc, char **argv) {
         size_t e = chunk_end(text, n, s, 1 << 20);
         int32_t *ids = NULL; int k = 0;
         int flags = (s == 0 && bos ? BITNET_TOK_BOS : 0) | (s > 0 ? BITNET_TOK_CONTINUE : 0);
-        if (bitnet_tokenizer_encode_ex(tok, text + s, e - s, flags, &ids, &k)) { rc = cli_fail(in); goto done; }
+        if (bitnet_tokenizer_encode_ex(tok, text + s, e - s, flags, &ids, &k)) { rc = cli_fail("encode"); goto done; }
         if (nt + (size_t)k > cap) {
             while (nt + (size_t)k > cap) cap *= 2;
             uint8_t *q = realloc(buf, cap * 4);
@@ -157,7 +157,7 @@ int cmd_tokenize_file(int argc, char **argv) {
         if (s >= n) break;
     }
     fprintf(stderr, "\n");
-    if (bn_write_file_atomic(out, buf, nt * 4)) { rc = cli_fail(out); goto done; }
+    if (bn_write_file_atomic(out, buf, nt * 4)) { rc = cli_fail("write"); goto done; }
     fprintf(stderr, "tokenize-file: wrote %zu tokens to %s (%.1f s)\n", nt, out, bn_time() - t0);
 done:
     free(buf); free(text); bitnet_tokenizer_free(tok);

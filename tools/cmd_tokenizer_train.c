@@ -42,7 +42,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
     if (!bos) for (int i = 0; i < ns; i++) if (!strcmp(specials[i], "<|begin_of_text|>")) bos = specials[i];
     char *texts[256]; size_t lens[256];
     for (int i = 0; i < nf; i++) {
-        if (bn_read_file(files[i], &texts[i], &lens[i])) { for (int k = 0; k < i; k++) free(texts[k]); return cli_fail(files[i]); }
+        if (bn_read_file(files[i], &texts[i], &lens[i])) { for (int k = 0; k < i; k++) free(texts[k]); return cli_fail("read"); }
     }
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); t_start = ts.tv_sec + ts.tv_nsec * 1e-9;
     bn_bpe_train_params p = {.vocab_size = vocab, .specials = specials, .n_specials = ns, .bos = bos, .progress = progress};
@@ -50,7 +50,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
     bitnet_status s = bn_bpe_train((const char *const *)texts, lens, nf, &p, out, &nm);
     size_t total = 0;
     for (int i = 0; i < nf; i++) { total += lens[i]; free(texts[i]); }
-    if (s) return cli_fail(out);
+    if (s) return cli_fail("tokenizer-train");
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double el = ts.tv_sec + ts.tv_nsec * 1e-9 - t_start;
     fprintf(stderr, "tokenizer-train: %d merges, vocab %d, %.1f MB in %.2fs (%.2f MB/s) -> %s\n",
