@@ -6,20 +6,24 @@
 # into its model card.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data/tinystories-sample.txt}
+DATA=${DATA:-../shared/data/tinystories-sample.txt}   # the stories: train split + validation
+# Other texts (EXTRA="file ...") are appended to the training split only. The loader reads the
+# token file in order, so appended books come after the stories; the default uses none.
+EXTRA=${EXTRA:-}
 OUT=${OUT:-models/bitnet-tinystories}
 WORK=${WORK:-build/default-model}
-VOCAB=${VOCAB:-4096}
-STEPS=${STEPS:-600}
+VOCAB=${VOCAB:-2048}
+STEPS=${STEPS:-1200}
 THREADS=${THREADS:-2}
 B=build/bitnet
 mkdir -p "$WORK" "$OUT"
 [ -f "$DATA" ] || { echo "default-model: $DATA not found (set DATA=...)" >&2; exit 1; }
 
-# 1. split: the last 5% of the lines (whole stories) are held out for validation
+# 1. split: the last 5% of the story lines are held out for validation; the other texts only train
 lines=$(wc -l < "$DATA"); nval=$((lines / 20))
 head -n $((lines - nval)) "$DATA" > "$WORK/train.txt"
 tail -n "$nval" "$DATA" > "$WORK/val.txt"
+for f in $EXTRA; do [ -f "$f" ] && cat "$f" >> "$WORK/train.txt"; done
 
 # 2. tokenizer: byte-level BPE, Llama 3 pre-tokenizer, trained on the training split only
 "$B" tokenizer-train --vocab "$VOCAB" "$WORK/train.txt" -o "$WORK/tokenizer.json"
