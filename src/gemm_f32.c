@@ -19,7 +19,9 @@
 #define MAXNR 32
 
 typedef void (*ukr_fn)(int kc, const float *A, const float *B, float *C, int ldc, int acc);
-typedef struct { const char *name; int mr, nr; ukr_fn fn; } ukr_t;
+typedef void (*ukra_fn)(int kc, const float *A, int lda, const float *B, float *C, int ldc, int acc);
+/* fna (may be NULL): the same tile with A read unpacked (row stride lda, k contiguous). */
+typedef struct { const char *name; int mr, nr; ukr_fn fn; ukra_fn fna; } ukr_t;
 
 /* Plain C 4x16 micro-kernel: A panel kc x 4 (k-major), B panel kc x 16. */
 static void ukr_c(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
@@ -82,12 +84,39 @@ static void ukr_avx512(int kc, const float *A, const float *B, float *C, int ldc
         _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
     }
 }
+
+/* AVX-512 12x32 reading A unpacked: row i of the tile at A + i*lda, k contiguous (op(A) not
+ * transposed). Same FMA order as ukr_avx512 on a packed panel, so results are identical. */
+__attribute__((target("avx512f,fma")))
+static void ukra_avx512(int kc, const float *A, int lda, const float *B, float *C, int ldc, int acc) {
+    __m512 c0[12], c1[12];
+    const float *a0 = A, *a3 = A + 3 * (size_t)lda, *a6 = A + 6 * (size_t)lda, *a9 = A + 9 * (size_t)lda;
+    const size_t l1 = (size_t)lda, l2 = 2 * (size_t)lda;
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#define ROW(i, p, o) { __m512 a = _mm512_set1_ps(p[o + k]); c0[i] = _mm512_fmadd_ps(a, b0, c0[i]); c1[i] = _mm512_fmadd_ps(a, b1, c1[i]); }
+        ROW(0, a0, 0) ROW(1, a0, l1) ROW(2, a0, l2)
+        ROW(3, a3, 0) ROW(4, a3, l1) ROW(5, a3, l2)
+        ROW(6, a6, 0) ROW(7, a6, l1) ROW(8, a6, l2)
+        ROW(9, a9, 0) ROW(10, a9, l1) ROW(11, a9, l2)
+#undef ROW
+        B += 32;
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16)); }
+        _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
+    }
+}
 #endif
 
-static const ukr_t UK_C = {"c", 4, 16, ukr_c};
+static const ukr_t UK_C = {"c", 4, 16, ukr_c, NULL};
 #if defined(__x86_64__)
-static const ukr_t UK_AVX2 = {"avx2", 6, 16, ukr_avx2};
-static const ukr_t UK_AVX512 = {"avx512", 12, 32, ukr_avx512};
+static const ukr_t UK_AVX2 = {"avx2", 6, 16, ukr_avx2, NULL};
+static const ukr_t UK_AVX512 = {"avx512", 12, 32, ukr_avx512, ukra_avx512};
 #endif
 static const ukr_t *g_uk;
 
@@ -123,9 +152,10 @@ int bn_sgemm_set_isa(const char *name) {
 
 size_t bn_sgemm_ws_floats(void) { return (size_t)MC * KC + (size_t)KC * (NC + MAXNR) + 64; }
 
-/* Pack op(A)[ic:ic+mc, pc:pc+kc] into MR-row panels: Ap[p][k][MR], zero-padded rows. */
-static void pack_a(int ta, const float *A, int lda, int ic, int pc, int mc, int kc, int MR, float *Ap) {
-    for (int ir = 0; ir < mc; ir += MR) {
+/* Pack op(A)[ic:ic+mc, pc:pc+kc] into MR-row panels: Ap[p][k][MR], zero-padded rows.
+ * direct: only the last, partial panel is packed (full panels are read in place by fna). */
+static void pack_a(int ta, const float *A, int lda, int ic, int pc, int mc, int kc, int MR, float *Ap, int direct) {
+    for (int ir = direct ? mc - mc % MR : 0; ir < mc; ir += MR) {
         int mr = mc - ir < MR ? mc - ir : MR;
         float *d = Ap + (size_t)ir * kc;
         if (!ta) {
@@ -133,6 +163,8 @@ static void pack_a(int ta, const float *A, int lda, int ic, int pc, int mc, int 
                 const float *s = A + (size_t)(ic + ir + i) * lda + pc;
                 for (int k = 0; k < kc; k++) d[k * MR + i] = s[k];
             }
+        } else if (mr == MR) {
+            for (int k = 0; k < kc; k++) memcpy(d + (size_t)k * MR, A + (size_t)(pc + k) * lda + ic + ir, (size_t)MR * sizeof(float));
         } else {
             for (int k = 0; k < kc; k++) {
                 const float *s = A + (size_t)(pc + k) * lda + ic + ir;
@@ -153,9 +185,8 @@ static void pack_b(int tb, const float *B, int ldb, int pc, int jc, int kc, int 
             for (int k = 0; k < kc; k++) {
                 const float *s = B + (size_t)(pc + k) * ldb + jc + jr;
                 float *dk = d + (size_t)k * NR;
-                int j = 0;
-                for (; j < nr; j++) dk[j] = s[j];
-                for (; j < NR; j++) dk[j] = 0.0f;
+                memcpy(dk, s, (size_t)nr * sizeof(float));
+                for (int j = nr; j < NR; j++) dk[j] = 0.0f;
             }
         } else {
             for (int j = 0; j < nr; j++) {
@@ -176,6 +207,7 @@ void bn_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
     }
     const ukr_t *u = cur();
     const int MR = u->mr, NR = u->nr;
+    const int direct = !ta && u->fna;   /* read full A panels in place: no transposing pack */
     float *Ap = ws;
     float *Bp = ws + (size_t)MC * KC;
     _Alignas(64) float tmp[MAXMR * MAXNR];
@@ -187,7 +219,7 @@ void bn_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
             pack_b(tb, B, ldb, pc, jc, kc, nc, NR, Bp);
             for (int ic = 0; ic < M; ic += MC) {
                 int mc = M - ic < MC ? M - ic : MC;
-                pack_a(ta, A, lda, ic, pc, mc, kc, MR, Ap);
+                pack_a(ta, A, lda, ic, pc, mc, kc, MR, Ap, direct);
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     const float *bp = Bp + (size_t)jr * kc;
@@ -195,7 +227,16 @@ void bn_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
                         int mr = mc - ir < MR ? mc - ir : MR;
                         const float *ap = Ap + (size_t)ir * kc;
                         float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
-                        if (mr == MR && nr == NR) u->fn(kc, ap, bp, c, ldc, acc);
+                        if (direct && mr == MR) {
+                            const float *ad = A + (size_t)(ic + ir) * lda + pc;
+                            if (nr == NR) u->fna(kc, ad, lda, bp, c, ldc, acc);
+                            else {
+                                u->fna(kc, ad, lda, bp, tmp, NR, 0);
+                                for (int i = 0; i < mr; i++)
+                                    for (int j = 0; j < nr; j++)
+                                        c[(size_t)i * ldc + j] = (acc ? c[(size_t)i * ldc + j] : 0.0f) + tmp[i * NR + j];
+                            }
+                        } else if (mr == MR && nr == NR) u->fn(kc, ap, bp, c, ldc, acc);
                         else {
                             u->fn(kc, ap, bp, tmp, NR, 0);
                             for (int i = 0; i < mr; i++)

@@ -385,8 +385,13 @@ static void rope(bn_train_model *m, float *x, int N, int nh, int inv) {
 /* ---------------------------------------------------------------- attention */
 
 typedef struct { bn_train_model *m; const float *q, *k, *v, *dout; float *att, *out, *dq, *dk, *dv; int bwd; } att_ctx;
-/* Forward for one (batch, head): S = Q K^T (GEMM over the full T x T, then causal mask),
- * P = softmax(S * scale), O = P V. P is kept in att[b, h]. */
+/* Causal attention runs in blocks of ATT_TB query rows: rows [r0, r1) see keys [0, r1), so the
+ * GEMMs skip the key blocks above the diagonal (about 5/8 of the full T x T work at T = 256).
+ * Within a block, entries above the diagonal (j > t, j < r1) are set to 0 in P and dS; entries
+ * j >= r1 are never written or read. */
+#define ATT_TB 64
+/* Forward for one (batch, head): S = Q K^T (causal blocks), P = softmax(S * scale) with the
+ * causal mask, O = P V. P is kept in att[b, h]. */
 static void att_fwd_bh(att_ctx *c, int bh, float *ws) {
     const bn_config *cf = &c->m->cfg;
     int T = c->m->T, H = cf->n_heads, hd = cf->head_dim, grp = H / cf->n_kv_heads;
@@ -394,20 +399,24 @@ static void att_fwd_bh(att_ctx *c, int bh, float *ws) {
     int bi = bh / H, h = bh % H, kh = h / grp;
     float scale = 1.0f / sqrtf((float)hd);
     const float *q = c->q + (size_t)bi * T * Q + h * hd, *k = c->k + (size_t)bi * T * KV + kh * hd, *v = c->v + (size_t)bi * T * KV + kh * hd;
-    float *P = c->att + (size_t)bh * T * T;
-    bn_sgemm(0, 1, T, T, hd, q, Q, k, KV, 0, P, T, ws);
-    for (int t = 0; t < T; t++) {
-        float *p = P + (size_t)t * T, mx = -INFINITY, sum = 0;
-        for (int j = 0; j <= t; j++) { p[j] *= scale; mx = p[j] > mx ? p[j] : mx; }
-        for (int j = 0; j <= t; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= t; j++) p[j] *= inv;
-        for (int j = t + 1; j < T; j++) p[j] = 0;
+    float *P = c->att + (size_t)bh * T * T, *out = c->out + (size_t)bi * T * Q + h * hd;
+    for (int r0 = 0; r0 < T; r0 += ATT_TB) {
+        int r1 = r0 + ATT_TB < T ? r0 + ATT_TB : T;
+        bn_sgemm(0, 1, r1 - r0, r1, hd, q + (size_t)r0 * Q, Q, k, KV, 0, P + (size_t)r0 * T, T, ws);
+        for (int t = r0; t < r1; t++) {
+            float *p = P + (size_t)t * T, mx = -INFINITY, sum = 0;
+            for (int j = 0; j <= t; j++) { p[j] *= scale; mx = p[j] > mx ? p[j] : mx; }
+            for (int j = 0; j <= t; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
+            float inv = 1.0f / sum;
+            for (int j = 0; j <= t; j++) p[j] *= inv;
+            for (int j = t + 1; j < r1; j++) p[j] = 0;
+        }
+        bn_sgemm(0, 0, r1 - r0, hd, r1, P + (size_t)r0 * T, T, v, KV, 0, out + (size_t)r0 * Q, Q, ws);
     }
-    bn_sgemm(0, 0, T, hd, T, P, T, v, KV, 0, c->out + (size_t)bi * T * Q + h * hd, Q, ws);
 }
 /* Backward for one (batch, kv head) — all heads of its group, so dk/dv slices are owned:
- * dP = dO V^T; dV += P^T dO; dS = P (dP - rowsum(P dP)) scale; dQ = dS K; dK += dS^T Q. */
+ * dP = dO V^T; dV += P^T dO; dS = P (dP - rowsum(P dP)) scale; dQ = dS K; dK += dS^T Q.
+ * Row blocks run last to first: the last block spans all keys, so it initializes dK/dV rows. */
 static void att_bwd_bk(att_ctx *c, int bk, float *ws, float *dP) {
     const bn_config *cf = &c->m->cfg;
     int T = c->m->T, H = cf->n_heads, KH = cf->n_kv_heads, hd = cf->head_dim, grp = H / KH;
@@ -416,21 +425,27 @@ static void att_bwd_bk(att_ctx *c, int bk, float *ws, float *dP) {
     int bi = bk / KH, kh = bk % KH;
     const float *k = c->k + (size_t)bi * T * KV + kh * hd, *v = c->v + (size_t)bi * T * KV + kh * hd;
     float *dk = c->dk + (size_t)bi * T * KV + kh * hd, *dv = c->dv + (size_t)bi * T * KV + kh * hd;
+    int nb = (T + ATT_TB - 1) / ATT_TB;
     for (int g = 0; g < grp; g++) {
         int h = kh * grp + g;
         const float *P = c->att + ((size_t)bi * H + h) * T * T;
         const float *dout = c->dout + (size_t)bi * T * Q + h * hd, *q = c->q + (size_t)bi * T * Q + h * hd;
         float *dq = c->dq + (size_t)bi * T * Q + h * hd;
-        bn_sgemm(0, 1, T, T, hd, dout, Q, v, KV, 0, dP, T, ws);
-        bn_sgemm(1, 0, T, hd, T, P, T, dout, Q, g > 0, dv, KV, ws);
-        for (int t = 0; t < T; t++) {
-            const float *p = P + (size_t)t * T; float *d = dP + (size_t)t * T, dsum = 0;
-            for (int j = 0; j <= t; j++) dsum += p[j] * d[j];
-            for (int j = 0; j <= t; j++) d[j] = p[j] * (d[j] - dsum) * scale;
-            for (int j = t + 1; j < T; j++) d[j] = 0;
+        for (int ib = nb - 1; ib >= 0; ib--) {
+            int r0 = ib * ATT_TB, r1 = r0 + ATT_TB < T ? r0 + ATT_TB : T, mb = r1 - r0;
+            int acc = g > 0 || ib < nb - 1;
+            const float *Pb = P + (size_t)r0 * T; float *dPb = dP + (size_t)r0 * T;
+            bn_sgemm(0, 1, mb, r1, hd, dout + (size_t)r0 * Q, Q, v, KV, 0, dPb, T, ws);
+            bn_sgemm(1, 0, r1, hd, mb, Pb, T, dout + (size_t)r0 * Q, Q, acc, dv, KV, ws);
+            for (int t = r0; t < r1; t++) {
+                const float *p = P + (size_t)t * T; float *d = dP + (size_t)t * T, dsum = 0;
+                for (int j = 0; j <= t; j++) dsum += p[j] * d[j];
+                for (int j = 0; j <= t; j++) d[j] = p[j] * (d[j] - dsum) * scale;
+                for (int j = t + 1; j < r1; j++) d[j] = 0;
+            }
+            bn_sgemm(0, 0, mb, hd, r1, dPb, T, k, KV, 0, dq + (size_t)r0 * Q, Q, ws);
+            bn_sgemm(1, 0, r1, hd, mb, dPb, T, q + (size_t)r0 * Q, Q, acc, dk, KV, ws);
         }
-        bn_sgemm(0, 0, T, hd, T, dP, T, k, KV, 0, dq, Q, ws);
-        bn_sgemm(1, 0, T, hd, T, dP, T, q, Q, g > 0, dk, KV, ws);
     }
 }
 static void att_run(void *arg, int ith, int nth) {

@@ -112,7 +112,7 @@ static bn_config tiny_cfg(int fam) {
 
 /* Central finite differences vs backward in --no-quant mode, for every parameter tensor
  * (so every layer type: embedding, norms, q/k/v/o with RoPE + GQA attention, gated FFN, head). */
-static void test_fd(int fam) {
+static void test_fd(int fam, int B, int T) {
     bn_config c = tiny_cfg(fam);
     bn_train_model *m;
     bitnet_status s = bn_train_model_new(&c, 1, 1, &m);
@@ -121,8 +121,7 @@ static void test_fd(int fam) {
     bn_train_model_init_random(m, 7 + fam, 0.3f);
     for (int i = 0; i < m->n_tp; i++)  /* non-trivial norm weights so their gradients matter */
         if (m->tp[i].kind == BN_PK_NORM) for (size_t j = 0; j < m->tp[i].numel; j++) m->params[m->tp[i].off + j] = 1.0f + 0.1f * (float)((int)((j * 7) % 5) - 2);
-    int B = 2, T = 7;
-    int32_t in[14], tg[14];
+    int32_t *in = malloc((size_t)B * T * sizeof *in), *tg = malloc((size_t)B * T * sizeof *tg);
     for (int i = 0; i < B * T; i++) { in[i] = (i * 5 + 3) % c.vocab_size; tg[i] = (i * 11 + 1) % c.vocab_size; }
     float loss;
     bn_train_forward(m, in, tg, B, T, &loss);
@@ -156,9 +155,10 @@ static void test_fd(int fam) {
         if (getenv("FD_VERBOSE")) printf("#   %s rel %g\n", p->name, r);
         if (r > worst || r != r) { worst = r; wn = p->name; }
     }
-    char nm[64]; snprintf(nm, sizeof nm, "fd: %s gradients match finite differences", fam ? "1bitLLM/silu/untied" : "2B-4T/relu2/tied");
+    char nm[96]; snprintf(nm, sizeof nm, "fd: %s gradients match finite differences (B=%d, T=%d)", fam ? "1bitLLM/silu/untied" : "2B-4T/relu2/tied", B, T);
     CHECK(nm, worst < 2e-2, "worst rel %g (%s)", worst, wn);
-    printf("# fd family %d: worst rel error %.3g (%s)\n", fam, worst, wn);
+    printf("# fd family %d T %d: worst rel error %.3g (%s)\n", fam, T, worst, wn);
+    free(in); free(tg);
     bn_train_model_free(m);
 }
 
@@ -337,11 +337,105 @@ static void test_export(void) {
     bn_train_model_free(m);
 }
 
+
+/* Causality across attention's row blocks: logits of the first n positions of a length-T
+ * sequence equal those of the length-n prefix (n inside, at and past block edges). */
+static void test_causal(int T) {
+    bn_config c = tiny_cfg(0); c.max_pos = 256;
+    bn_train_model *m;
+    if (bn_train_model_new(&c, 1, 1, &m)) { CHECK("causal: model", 0, "%s", bitnet_last_error()); return; }
+    bn_train_model_init_random(m, 3, 0.3f);
+    int32_t *in = malloc((size_t)T * sizeof *in);
+    for (int i = 0; i < T; i++) in[i] = (i * 7 + 2) % c.vocab_size;
+    float *full = malloc((size_t)T * c.vocab_size * sizeof *full);
+    bn_train_forward(m, in, NULL, 1, T, NULL);
+    memcpy(full, bn_train_logits(m), (size_t)T * c.vocab_size * sizeof *full);
+    static const int ns[] = {1, 17, 63, 64, 65, 128, 129};
+    double worst = 0;
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        int n = ns[k];
+        if (n > T) continue;
+        bn_train_model *m2; bn_train_model_new(&c, 1, 1, &m2);
+        memcpy(m2->params, m->params, m->n_params * sizeof(float));
+        bn_train_forward(m2, in, NULL, 1, n, NULL);
+        const float *l = bn_train_logits(m2);
+        for (size_t i = 0; i < (size_t)n * c.vocab_size; i++) { double d = fabs((double)l[i] - full[i]); if (d > worst || d != d) worst = d; }
+        bn_train_model_free(m2);
+    }
+    CHECK("causal: prefix logits equal the full sequence's (across attention row blocks)", worst < 1e-4, "worst |diff| %g", worst);
+    free(in); free(full);
+    bn_train_model_free(m);
+}
+
+/* bn_sgemm against a double reference for every transpose combination, edge sizes (M, N, K not
+ * multiples of the tiles, K > KC, M > MC), padded leading dimensions and accumulate, on every
+ * micro-kernel this CPU has; bn_sgemm_mt on 2 threads must equal 1 thread bit for bit. */
+static void test_gemm(void) {
+    static const int sz[][3] = {{1, 1, 1}, {13, 33, 7}, {25, 70, 300}, {150, 100, 520}, {12, 32, 64}, {290, 64, 256}, {37, 300, 45}};
+    static const char *isas[] = {"c", "avx2", "avx512"};
+    char isa0[16]; snprintf(isa0, sizeof isa0, "%s", bn_sgemm_isa());
+    float *ws = bn_alloc(bn_sgemm_ws_floats() * sizeof(float));
+    uint64_t r = 12345;
+    for (int is = 0; is < 3; is++) {
+        if (!bn_sgemm_set_isa(isas[is])) continue;
+        double worst = 0; int bad = 0;
+        for (size_t z = 0; z < sizeof sz / sizeof sz[0]; z++)
+            for (int t = 0; t < 8; t++) {
+                int ta = t & 1, tb = t >> 1 & 1, acc = t >> 2, M = sz[z][0], N = sz[z][1], K = sz[z][2];
+                int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+                size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+                float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *C0 = malloc(nc * 4);
+                for (size_t i = 0; i < na; i++) { r = r * 6364136223846793005ull + 1442695040888963407ull; A[i] = (float)((r >> 40) % 2001) / 1000.0f - 1.0f; }
+                for (size_t i = 0; i < nb; i++) { r = r * 6364136223846793005ull + 1442695040888963407ull; B[i] = (float)((r >> 40) % 2001) / 1000.0f - 1.0f; }
+                for (size_t i = 0; i < nc; i++) C[i] = C0[i] = (float)(i % 7) - 3.0f;
+                bn_sgemm(ta, tb, M, N, K, A, lda, B, ldb, acc, C, ldc, ws);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < ldc; j++) {
+                        double ref = C0[(size_t)i * ldc + j];
+                        if (j < N) {
+                            double sum = 0;
+                            for (int k = 0; k < K; k++)
+                                sum += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) * (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                            ref = (acc ? ref : 0) + sum;
+                        }
+                        double e = fabs(C[(size_t)i * ldc + j] - ref) / (1.0 + sqrt((double)K));
+                        if (e > worst) worst = e;
+                        if (!(e < 1e-5)) bad++;
+                    }
+                free(A); free(B); free(C); free(C0);
+            }
+        char nm[64]; snprintf(nm, sizeof nm, "gemm %s: all transposes, edges, acc vs reference", isas[is]);
+        CHECK(nm, bad == 0, "%d elements off, worst scaled error %g", bad, worst);
+    }
+    bn_sgemm_set_isa(isa0);
+    /* threads: 2-thread split (rows or columns) equals one thread bit for bit */
+    bn_pool *pool; bn_pool_new(2, &pool);
+    float *ws2[2] = {ws, bn_alloc(bn_sgemm_ws_floats() * sizeof(float))};
+    int same = 1;
+    static const int msz[][3] = {{300, 70, 90}, {70, 300, 90}, {2048, 384, 64}, {384, 1024, 300}};
+    for (size_t z = 0; z < sizeof msz / sizeof msz[0]; z++)
+        for (int t = 0; t < 4; t++) {
+            int ta = t & 1, tb = t >> 1, M = msz[z][0], N = msz[z][1], K = msz[z][2];
+            float *A = malloc((size_t)M * K * 4), *B = malloc((size_t)K * N * 4), *C1 = malloc((size_t)M * N * 4), *C2 = malloc((size_t)M * N * 4);
+            for (size_t i = 0; i < (size_t)M * K; i++) A[i] = sinf((float)i * 0.37f);
+            for (size_t i = 0; i < (size_t)K * N; i++) B[i] = cosf((float)i * 0.11f);
+            bn_sgemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C1, N, ws);
+            bn_sgemm_mt(pool, ws2, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C2, N);
+            if (memcmp(C1, C2, (size_t)M * N * 4)) same = 0;
+            free(A); free(B); free(C1); free(C2);
+        }
+    CHECK("gemm: 2 threads bit-identical to 1 thread", same, "results differ");
+    bn_free(ws2[1]); bn_free(ws); bn_pool_free(pool);
+}
+
 int main(void) {
+    test_gemm();
     test_golden(1);
     test_golden(2);
-    test_fd(0);
-    test_fd(1);
+    test_fd(0, 2, 7);
+    test_fd(1, 2, 7);
+    test_fd(0, 1, 150);   /* attention over several causal row blocks */
+    test_causal(150);
     test_data_and_errors();
     test_loss_falls();
     test_export();
