@@ -253,7 +253,7 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
         if (!synth_config(synth, &c)) { fprintf(stderr, "bitnet: unknown --synthetic '%s' (2b-4t, 1bitllm-large, 1bitllm-3b)\n", synth); return 2; }
         st = bn_model_synthetic(&c, 1234, &m);
     } else st = bitnet_model_load(dir, &m);
-    if (st) return cli_fail(synth ? synth : dir);
+    if (st) return cli_fail("cannot load the model");
     if (strcmp(head, "exact") != 0) {
         if (bitnet_model_set_head(m, !strcmp(head, "q8") ? BITNET_HEAD_Q8 : BITNET_HEAD_Q4)) { bitnet_model_free(m); return cli_fail("--head"); }
     }
@@ -323,7 +323,7 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
  * all logits; max |diff|, RMS diff relative to the RMS of the exact logits, top-1 agreement. */
 static int head_error(const char *dir, int n, int json) {
     bitnet_model *m = NULL;
-    if (bitnet_model_load(dir, &m)) return cli_fail(dir);
+    if (bitnet_model_load(dir, &m)) return cli_fail("cannot load the model");
     bitnet_model_info info;
     bitnet_model_get_info(m, &info);
     int V = info.vocab_size;
