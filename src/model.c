@@ -4,13 +4,14 @@
  * Not: a graph framework, a batcher of independent sequences, or a sampler. */
 #include "model.h"
 #include "threads.h"
+#include "gemm_f32.h"
 #include <math.h>
 #include <stdio.h>
 
 struct bitnet_ctx {
     const bitnet_model *m;
     bn_pool *pool;
-    int n_ctx, pos;
+    int n_ctx, pos, nthreads;
     int nmax;                 /* rows the scratch buffers hold (prefill chunk) */
     float *kcache, *vcache;   /* [n_layers][n_ctx][kv_dim] */
     float *rope_cos, *rope_sin; /* [n_ctx][head_dim/2] */
@@ -23,7 +24,9 @@ struct bitnet_ctx {
     int8_t *xq;   /* [nmax][kpad(max cols)] */
     float *xs;    /* [nmax] activation scales */
     int32_t *acc; /* [nmax][max rows] */
-    float *scores; /* [n_threads][n_ctx] */
+    float *scores; /* [n_threads][n_ctx] (decode) */
+    float *sbuf;   /* [n_threads][nmax][n_ctx] attention scores of a prefill chunk */
+    float **gws;   /* [n_threads] -> bn_sgemm workspace */
     float *logits_tmp; /* [vocab] when only the last row is wanted but caller passed NULL */
 };
 
@@ -141,6 +144,39 @@ static void att_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* Prefill attention (n >= ATT_GEMM_MIN tokens): per query head, S = Q K^T over all cached
+ * positions as one float GEMM, causal mask + softmax per row, then O = P V as another GEMM. */
+#define ATT_GEMM_MIN 8
+static void att_gemm_worker(void *arg, int ith, int nth) {
+    att_job *j = arg;
+    bitnet_ctx *c = j->c;
+    const bn_config *cf = &c->m->cfg;
+    int hd = cf->head_dim, nh = cf->n_heads, kvd = cf->n_kv_heads * hd, qd = nh * hd, grp = nh / cf->n_kv_heads;
+    int n = j->n, L = j->pos0 + n;
+    const float *kc = c->kcache + (size_t)j->layer * c->n_ctx * kvd;
+    const float *vc = c->vcache + (size_t)j->layer * c->n_ctx * kvd;
+    float *S = c->sbuf + (size_t)ith * c->nmax * c->n_ctx;
+    float scale = 1.0f / sqrtf((float)hd);
+    int a, b;
+    bn_split(nh, 1, ith, nth, &a, &b);
+    for (int h = a; h < b; h++) {
+        int kh = h / grp;
+        bn_sgemm(0, 1, n, L, hd, c->q + h * hd, qd, kc + kh * hd, kvd, 0, S, L, c->gws[ith]);
+        for (int t = 0; t < n; t++) {
+            float *row = S + (size_t)t * L;
+            int last = j->pos0 + t;           /* causal: positions 0..last */
+            float mx = -INFINITY;
+            for (int s2 = 0; s2 <= last; s2++) { row[s2] *= scale; if (row[s2] > mx) mx = row[s2]; }
+            float sum = 0.f;
+            for (int s2 = 0; s2 <= last; s2++) { row[s2] = expf(row[s2] - mx); sum += row[s2]; }
+            float inv = 1.0f / sum;
+            for (int s2 = 0; s2 <= last; s2++) row[s2] *= inv;
+            for (int s2 = last + 1; s2 < L; s2++) row[s2] = 0.f;
+        }
+        bn_sgemm(0, 0, n, hd, L, S, L, vc + kh * hd, kvd, 0, c->att + h * hd, qd, c->gws[ith]);
+    }
+}
+
 /* rotate-half RoPE on one head vector at position p */
 static void rope(const bitnet_ctx *c, float *v, int p) {
     int half = c->m->cfg.head_dim / 2;
@@ -202,7 +238,7 @@ static void forward(bitnet_ctx *c, const int32_t *ids, int n, float *logits, int
             for (int h = 0; h < cf->n_kv_heads; h++) rope(c, kc + (size_t)t * kvd + h * hd, pos0 + t);
         }
         att_job aj = {c, l, n, pos0};
-        bn_pool_run(c->pool, att_worker, &aj);
+        bn_pool_run(c->pool, n >= ATT_GEMM_MIN ? att_gemm_worker : att_worker, &aj);
         for (int t = 0; t < n; t++) rmsnorm(c->att + (size_t)t * qd, c->att + (size_t)t * qd, L->attn_sub_norm, qd, cf->norm_eps);
         bitlinear(c, c->att, n, 1, &L->wo, c->q, NULL, NULL, NULL, NULL);
         for (size_t i = 0; i < (size_t)n * dim; i++) c->x[i] += c->q[i];
@@ -230,7 +266,8 @@ bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, 
     if (n_ctx > cf->max_pos) return bn_err(BITNET_ERR_ARG, "context %d exceeds the model's max_position_embeddings %d", n_ctx, cf->max_pos);
     bitnet_ctx *c = calloc(1, sizeof *c);
     if (!c) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    c->m = m; c->n_ctx = n_ctx; c->nmax = n_ctx < 64 ? n_ctx : 64;
+    c->m = m; c->n_ctx = n_ctx; c->nmax = n_ctx < 256 ? n_ctx : 256;
+    c->nthreads = nt;
     bitnet_status s = bn_pool_new(nt, &c->pool);
     if (s) { free(c); return s; }
     int dim = cf->hidden_size, hd = cf->head_dim, qd = cf->n_heads * hd, kvd = cf->n_kv_heads * hd, ffn = cf->intermediate_size;
@@ -248,8 +285,11 @@ bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, 
     c->acc = bn_alloc(N * maxrows * 4);
     c->scores = bn_alloc((size_t)nt * n_ctx * 4);
     c->logits_tmp = bn_alloc((size_t)cf->vocab_size * 4);
+    c->sbuf = bn_alloc((size_t)nt * N * n_ctx * 4);
+    c->gws = calloc((size_t)nt, sizeof *c->gws);
+    for (int i = 0; c->gws && i < nt; i++) if (!(c->gws[i] = bn_alloc(bn_sgemm_ws_floats() * 4))) { bn_free(c->sbuf); c->sbuf = NULL; }
     if (!c->kcache || !c->vcache || !c->rope_cos || !c->rope_sin || !c->x || !c->xb || !c->q || !c->att ||
-        !c->hg || !c->hu || !c->xq || !c->xs || !c->acc || !c->scores || !c->logits_tmp) {
+        !c->hg || !c->hu || !c->xq || !c->xs || !c->acc || !c->scores || !c->logits_tmp || !c->sbuf || !c->gws) {
         bitnet_ctx_free(c);
         return bn_err(BITNET_ERR_NOMEM, "out of memory for a %d-token context", n_ctx);
     }
@@ -269,7 +309,9 @@ bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, 
 void bitnet_ctx_free(bitnet_ctx *c) {
     if (!c) return;
     bn_pool_free(c->pool);
-    void *bufs[] = {c->kcache, c->vcache, c->rope_cos, c->rope_sin, c->x, c->xb, c->q, c->att, c->hg, c->hu,
+    if (c->gws) for (int i = 0; i < c->nthreads; i++) bn_free(c->gws[i]);
+    free(c->gws);
+    void *bufs[] = {c->sbuf, c->kcache, c->vcache, c->rope_cos, c->rope_sin, c->x, c->xb, c->q, c->att, c->hg, c->hu,
                     c->xq, c->xs, c->acc, c->scores, c->logits_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bn_free(bufs[i]);
     free(c);
