@@ -163,8 +163,8 @@ static void pack_a(int ta, const float *A, int lda, int ic, int pc, int mc, int 
                 const float *s = A + (size_t)(ic + ir + i) * lda + pc;
                 for (int k = 0; k < kc; k++) d[k * MR + i] = s[k];
             }
-        } else if (mr == MR) {
-            for (int k = 0; k < kc; k++) memcpy(d + (size_t)k * MR, A + (size_t)(pc + k) * lda + ic + ir, (size_t)MR * sizeof(float));
+        } else if (mr == MR && MR == 12) {   /* constant-size copies inline to vector moves */
+            for (int k = 0; k < kc; k++) memcpy(d + (size_t)k * 12, A + (size_t)(pc + k) * lda + ic + ir, 12 * sizeof(float));
         } else {
             for (int k = 0; k < kc; k++) {
                 const float *s = A + (size_t)(pc + k) * lda + ic + ir;
@@ -185,8 +185,11 @@ static void pack_b(int tb, const float *B, int ldb, int pc, int jc, int kc, int 
             for (int k = 0; k < kc; k++) {
                 const float *s = B + (size_t)(pc + k) * ldb + jc + jr;
                 float *dk = d + (size_t)k * NR;
-                memcpy(dk, s, (size_t)nr * sizeof(float));
-                for (int j = nr; j < NR; j++) dk[j] = 0.0f;
+                if (nr == 32) memcpy(dk, s, 32 * sizeof(float));   /* constant size: inline vector moves */
+                else {
+                    memcpy(dk, s, (size_t)nr * sizeof(float));
+                    for (int j = nr; j < NR; j++) dk[j] = 0.0f;
+                }
             }
         } else {
             for (int j = 0; j < nr; j++) {

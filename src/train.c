@@ -258,12 +258,74 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
     return BITNET_OK;
 }
 
+/* ---------------------------------------------------------------- vectorized row kernels
+ * Loops carry `omp simd` (enabled by -fopenmp-simd, no OpenMP runtime); on x86-64 Linux
+ * BN_CLONES also builds AVX2 and AVX-512 versions picked at load time (ifunc). Elementwise
+ * arithmetic is the same as the scalar code (no FMA contraction under -std=c11); reductions
+ * (sums, maxima) are vectorized, so sums are in a fixed, thread-count-independent order. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BN_CLONES
+#endif
+
+/* sum x[i]^2 */
+BN_CLONES static float sumsq(const float *x, int n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += x[i] * x[i];
+    return s;
+}
+/* y = w * (x * rs) */
+BN_CLONES static void scale_mul(float *y, const float *x, const float *w, float rs, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) y[i] = w[i] * (x[i] * rs);
+}
+/* Per-token absmax int8 quantization of one row, dequantized: y = clamp(rint(x s), -128, 127) / s,
+ * s = 127 / max(max|x|, 1e-5). y may equal x. */
+BN_CLONES static void quant_row(const float *x, float *y, int D) {
+    float mx = 0;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < D; i++) { float v = fabsf(x[i]); mx = v > mx ? v : mx; }
+    if (!(mx >= 1e-5f)) mx = 1e-5f;
+    float s = 127.0f / mx;
+#pragma omp simd
+    for (int i = 0; i < D; i++) { float q = rintf(x[i] * s); q = q > 127 ? 127 : q < -128 ? -128 : q; y[i] = q / s; }
+}
+/* W_deq = clamp(rint(w g), -1, 1) / g */
+BN_CLONES static void ternary_deq(const float *w, float *dq, float g, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) { float r = rintf(w[i] * g); r = r > 1 ? 1 : r < -1 ? -1 : r; dq[i] = r / g; }
+}
+/* sum dy[i] w[i] x[i] */
+BN_CLONES static float dot3(const float *dy, const float *w, const float *x, int n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += dy[i] * w[i] * x[i];
+    return s;
+}
+/* dx (+)= rs dy w - k x */
+BN_CLONES static void rms_dx(float *dx, const float *dy, const float *w, const float *x, float rs, float k, int n, int acc) {
+    if (acc) {
+#pragma omp simd
+        for (int i = 0; i < n; i++) dx[i] += rs * dy[i] * w[i] - k * x[i];
+    } else {
+#pragma omp simd
+        for (int i = 0; i < n; i++) dx[i] = rs * dy[i] * w[i] - k * x[i];
+    }
+}
+/* dw += dy x rs */
+BN_CLONES static void rms_dw(float *dw, const float *dy, const float *x, float rs, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) dw[i] += dy[i] * x[i] * rs;
+}
+
 /* ---------------------------------------------------------------- quantizers */
 
 typedef struct { const float *w; float *dq; float g; } wq_ctx;
 static void wq_range(void *c_, int a, int b) {
     wq_ctx *c = c_;
-    for (int i = a; i < b; i++) { float r = rintf(c->w[i] * c->g); r = r > 1 ? 1 : r < -1 ? -1 : r; c->dq[i] = r / c->g; }
+    ternary_deq(c->w + a, c->dq + a, c->g, b - a);
 }
 /* Weight quantization of every BitLinear matrix into m->wq: W_deq = clamp(rint(W g), -1, 1) / g. */
 static void quantize_weights(bn_train_model *m) {
@@ -276,19 +338,6 @@ static void quantize_weights(bn_train_model *m) {
     }
 }
 
-/* Per-token absmax int8 quantization, dequantized: y = clamp(rint(x s), -128, 127) / s,
- * s = 127 / max(max|x|, 1e-5). x, y: [rows, D]; y may equal x. */
-static void quant_act_rows(const float *x, float *y, int D, int a, int b) {
-    for (int r = a; r < b; r++) {
-        const float *xr = x + (size_t)r * D; float *yr = y + (size_t)r * D;
-        float mx = 0;
-        for (int i = 0; i < D; i++) { float v = fabsf(xr[i]); mx = v > mx ? v : mx; }
-        if (!(mx >= 1e-5f)) mx = 1e-5f;
-        float s = 127.0f / mx;
-        for (int i = 0; i < D; i++) { float q = rintf(xr[i] * s); q = q > 127 ? 127 : q < -128 ? -128 : q; yr[i] = q / s; }
-    }
-}
-
 /* ---------------------------------------------------------------- rmsnorm (+ quant) */
 
 typedef struct { const float *x, *w; float *y, *rstd, *yq; int D; float eps; } rms_ctx;
@@ -297,13 +346,11 @@ static void rms_fwd_range(void *c_, int a, int b) {
     int D = c->D;
     for (int r = a; r < b; r++) {
         const float *x = c->x + (size_t)r * D; float *y = c->y + (size_t)r * D;
-        float ss = 0;
-        for (int i = 0; i < D; i++) ss += x[i] * x[i];
-        float rs = 1.0f / sqrtf(ss / (float)D + c->eps);
+        float rs = 1.0f / sqrtf(sumsq(x, D) / (float)D + c->eps);
         c->rstd[r] = rs;
-        for (int i = 0; i < D; i++) y[i] = c->w[i] * (x[i] * rs);
+        scale_mul(y, x, c->w, rs, D);
+        if (c->yq) quant_row(y, c->yq + (size_t)r * D, D);   /* fused: y's row is still in L1 */
     }
-    if (c->yq) quant_act_rows(c->y, c->yq, D, a, b);
 }
 /* y = rmsnorm(x) * w ([N, D]); rstd[N] kept. If yq: also yq = quant(y) (the BitLinear input). */
 static void rmsnorm_forward(bn_train_model *m, const float *x, const float *w, float *y, float *rstd, float *yq, int N, int D) {
@@ -317,22 +364,15 @@ static void rms_bwd_rows(void *c_, int a, int b) {
     int D = c->D;
     for (int r = a; r < b; r++) {
         const float *dy = c->dy + (size_t)r * D, *x = c->x + (size_t)r * D;
-        float *dx = c->dx + (size_t)r * D;
-        float rs = c->rstd[r], dot = 0;
-        for (int i = 0; i < D; i++) dot += dy[i] * c->w[i] * x[i];
+        float rs = c->rstd[r], dot = dot3(dy, c->w, x, D);
         float k = dot * rs * rs * rs / (float)D;
-        if (c->acc) for (int i = 0; i < D; i++) dx[i] += rs * dy[i] * c->w[i] - k * x[i];
-        else for (int i = 0; i < D; i++) dx[i] = rs * dy[i] * c->w[i] - k * x[i];
+        rms_dx(c->dx + (size_t)r * D, dy, c->w, x, rs, k, D, c->acc);
     }
 }
 static void rms_bwd_cols(void *c_, int a, int b) {
     rmsb_ctx *c = c_;
     int D = c->D;
-    for (int r = 0; r < c->N; r++) {
-        const float *dy = c->dy + (size_t)r * D, *x = c->x + (size_t)r * D;
-        float rs = c->rstd[r];
-        for (int i = a; i < b; i++) c->dw[i] += dy[i] * x[i] * rs;
-    }
+    for (int r = 0; r < c->N; r++) rms_dw(c->dw + a, c->dy + (size_t)r * D + a, c->x + (size_t)r * D + a, c->rstd[r], b - a);
 }
 /* dx (= or += when acc) = d rmsnorm / dx . dy;  dw += sum_rows dy * x * rstd.
  * x: [N, D] the norm's input; dx must not alias dy. Column-split dw keeps sums thread-count independent. */
@@ -462,24 +502,31 @@ static void att_run(void *arg, int ith, int nth) {
 /* ---------------------------------------------------------------- gated FFN activation */
 
 typedef struct { const float *g, *u, *dh; float *h, *dg, *du; int silu; } act_ctx;
+BN_CLONES static void relu2_fwd(const float *gt, const float *u, float *h, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) { float g = gt[i] > 0 ? gt[i] : 0; h[i] = g * g * u[i]; }
+}
+BN_CLONES static void relu2_bwd(const float *gt, const float *u, const float *dh, float *dg, float *du, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float r = gt[i] > 0 ? gt[i] : 0;
+        du[i] = dh[i] * r * r;
+        dg[i] = dh[i] * u[i] * 2.0f * r;
+    }
+}
 static void act_fwd_range(void *c_, int a, int b) {
     act_ctx *c = c_;
     if (c->silu) for (int i = a; i < b; i++) { float g = c->g[i]; c->h[i] = g / (1.0f + expf(-g)) * c->u[i]; }
-    else for (int i = a; i < b; i++) { float g = c->g[i] > 0 ? c->g[i] : 0; c->h[i] = g * g * c->u[i]; }
+    else relu2_fwd(c->g + a, c->u + a, c->h + a, b - a);
 }
 static void act_bwd_range(void *c_, int a, int b) {
     act_ctx *c = c_;
+    if (!c->silu) { relu2_bwd(c->g + a, c->u + a, c->dh + a, c->dg + a, c->du + a, b - a); return; }
     for (int i = a; i < b; i++) {
         float g = c->g[i], dh = c->dh[i], u = c->u[i];
-        if (c->silu) {
-            float sg = 1.0f / (1.0f + expf(-g)), f = g * sg;
-            c->du[i] = dh * f;
-            c->dg[i] = dh * u * (sg * (1.0f + g * (1.0f - sg)));
-        } else {
-            float r = g > 0 ? g : 0;
-            c->du[i] = dh * r * r;
-            c->dg[i] = dh * u * 2.0f * r;
-        }
+        float sg = 1.0f / (1.0f + expf(-g)), f = g * sg;
+        c->du[i] = dh * f;
+        c->dg[i] = dh * u * (sg * (1.0f + g * (1.0f - sg)));
     }
 }
 
