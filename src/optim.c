@@ -2,6 +2,12 @@
 #include "optim.h"
 #include <math.h>
 
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BN_CLONES
+#endif
+
 void bn_optim_cfg_default(bn_optim_cfg *c) {
     memset(c, 0, sizeof *c);
     c->lr = 1e-3f; c->beta1 = 0.9f; c->beta2 = 0.95f; c->eps = 1e-8f; c->wd = 0.1f; c->clip = 1.0f;
@@ -100,13 +106,48 @@ void bn_adamw_update(bn_pool *pool, float *p, const float *g, float *m, float *v
     else bn_pool_run(pool, adam_run, &j);
 }
 
-double bn_grad_norm(const float *g, size_t n) {
+#define NORM_CHUNK 65536   /* fixed chunks: the sum order does not depend on the thread count */
+
+BN_CLONES static double sumsq_d(const float *g, size_t n) {
     double s = 0;
+#pragma omp simd reduction(+ : s)
     for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return s;
+}
+BN_CLONES static void scale_f(float *g, size_t n, float s) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) g[i] *= s;
+}
+
+typedef struct { float *g; size_t n; double *part; float s; } norm_job;
+static void norm_run(void *arg, int ith, int nth) {
+    norm_job *j = arg;
+    size_t nc = (j->n + NORM_CHUNK - 1) / NORM_CHUNK;
+    for (size_t c = nc * ith / nth; c < nc * (ith + 1) / nth; c++) {
+        size_t a = c * NORM_CHUNK, b = a + NORM_CHUNK < j->n ? a + NORM_CHUNK : j->n;
+        if (j->part) j->part[c] = sumsq_d(j->g + a, b - a);
+        else scale_f(j->g + a, b - a, j->s);
+    }
+}
+
+double bn_grad_norm(bn_pool *pool, const float *g, size_t n) {
+    size_t nc = (n + NORM_CHUNK - 1) / NORM_CHUNK;
+    double stack[256], *part = nc <= 256 ? stack : malloc(nc * sizeof *part);
+    if (!part) { double s = 0; for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i]; return sqrt(s); }
+    norm_job j = {(float *)g, n, part, 0};
+    if (pool && bn_pool_size(pool) > 1 && nc > 1) bn_pool_run(pool, norm_run, &j);
+    else norm_run(&j, 0, 1);
+    double s = 0;
+    for (size_t c = 0; c < nc; c++) s += part[c];
+    if (part != stack) free(part);
     return sqrt(s);
 }
 
-void bn_grad_scale(float *g, size_t n, float s) { for (size_t i = 0; i < n; i++) g[i] *= s; }
+void bn_grad_scale(bn_pool *pool, float *g, size_t n, float s) {
+    norm_job j = {g, n, NULL, s};
+    if (pool && bn_pool_size(pool) > 1 && n > NORM_CHUNK) bn_pool_run(pool, norm_run, &j);
+    else norm_run(&j, 0, 1);
+}
 
 int bn_lr_sched_parse(const char *name, bn_lr_sched *out) {
     if (!strcmp(name, "constant")) *out = BN_LR_CONSTANT;

@@ -38,10 +38,11 @@ void bn_optim_schedule(const bn_optim_cfg *c, int64_t s, float *lr, float *wd);
  * parameters without decay). Split over the pool. */
 void bn_adamw_update(bn_pool *pool, float *p, const float *g, float *m, float *v, size_t n,
                      float lr, float beta1, float beta2, float eps, float wd, int64_t t);
-/* Global L2 norm of g[n] (double accumulation, fixed order). */
-double bn_grad_norm(const float *g, size_t n);
-/* g *= s. */
-void bn_grad_scale(float *g, size_t n, float s);
+/* Global L2 norm of g[n]: double sums over fixed 64k-element chunks, added in order, so the
+ * result does not depend on the thread count. Split over the pool (may be NULL). */
+double bn_grad_norm(bn_pool *pool, const float *g, size_t n);
+/* g *= s, split over the pool (may be NULL). */
+void bn_grad_scale(bn_pool *pool, float *g, size_t n, float s);
 /* "constant" / "cosine" / "two-stage" -> sched; returns 0 on an unknown name. */
 int bn_lr_sched_parse(const char *name, bn_lr_sched *out);
 const char *bn_lr_sched_name(bn_lr_sched s);

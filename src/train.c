@@ -320,6 +320,29 @@ BN_CLONES static void rms_dw(float *dw, const float *dy, const float *x, float r
     for (int i = 0; i < n; i++) dw[i] += dy[i] * x[i] * rs;
 }
 
+/* p *= scale; returns max p */
+BN_CLONES static float scale_max(float *p, float scale, int n) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < n; j++) { p[j] *= scale; mx = p[j] > mx ? p[j] : mx; }
+    return mx;
+}
+BN_CLONES static void scale_row(float *p, float s, int n) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) p[j] *= s;
+}
+BN_CLONES static float dot2(const float *a, const float *b, int n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < n; j++) s += a[j] * b[j];
+    return s;
+}
+/* softmax backward of one row: d = p (d - dsum) scale */
+BN_CLONES static void dsoftmax_row(float *d, const float *p, float dsum, float scale, int n) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) d[j] = p[j] * (d[j] - dsum) * scale;
+}
+
 /* ---------------------------------------------------------------- quantizers */
 
 typedef struct { const float *w; float *dq; float g; } wq_ctx;
@@ -444,12 +467,11 @@ static void att_fwd_bh(att_ctx *c, int bh, float *ws) {
         int r1 = r0 + ATT_TB < T ? r0 + ATT_TB : T;
         bn_sgemm(0, 1, r1 - r0, r1, hd, q + (size_t)r0 * Q, Q, k, KV, 0, P + (size_t)r0 * T, T, ws);
         for (int t = r0; t < r1; t++) {
-            float *p = P + (size_t)t * T, mx = -INFINITY, sum = 0;
-            for (int j = 0; j <= t; j++) { p[j] *= scale; mx = p[j] > mx ? p[j] : mx; }
+            float *p = P + (size_t)t * T, sum = 0;
+            float mx = scale_max(p, scale, t + 1);
             for (int j = 0; j <= t; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-            float inv = 1.0f / sum;
-            for (int j = 0; j <= t; j++) p[j] *= inv;
-            for (int j = t + 1; j < r1; j++) p[j] = 0;
+            scale_row(p, 1.0f / sum, t + 1);
+            if (r1 > t + 1) memset(p + t + 1, 0, (size_t)(r1 - t - 1) * sizeof(float));
         }
         bn_sgemm(0, 0, r1 - r0, hd, r1, P + (size_t)r0 * T, T, v, KV, 0, out + (size_t)r0 * Q, Q, ws);
     }
@@ -478,10 +500,9 @@ static void att_bwd_bk(att_ctx *c, int bk, float *ws, float *dP) {
             bn_sgemm(0, 1, mb, r1, hd, dout + (size_t)r0 * Q, Q, v, KV, 0, dPb, T, ws);
             bn_sgemm(1, 0, r1, hd, mb, Pb, T, dout + (size_t)r0 * Q, Q, acc, dv, KV, ws);
             for (int t = r0; t < r1; t++) {
-                const float *p = P + (size_t)t * T; float *d = dP + (size_t)t * T, dsum = 0;
-                for (int j = 0; j <= t; j++) dsum += p[j] * d[j];
-                for (int j = 0; j <= t; j++) d[j] = p[j] * (d[j] - dsum) * scale;
-                for (int j = t + 1; j < r1; j++) d[j] = 0;
+                const float *p = P + (size_t)t * T; float *d = dP + (size_t)t * T;
+                dsoftmax_row(d, p, dot2(p, d, t + 1), scale, t + 1);
+                if (r1 > t + 1) memset(d + t + 1, 0, (size_t)(r1 - t - 1) * sizeof(float));
             }
             bn_sgemm(0, 0, mb, hd, r1, dPb, T, k, KV, 0, dq + (size_t)r0 * Q, Q, ws);
             bn_sgemm(1, 0, r1, hd, mb, dPb, T, q + (size_t)r0 * Q, Q, acc, dk, KV, ws);
@@ -667,7 +688,15 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
 }
 
 typedef struct { float *p; size_t n; } zero_ctx;
-void bn_train_zero_grad(bn_train_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+static void zero_range(void *c_, int a, int b) {
+    zero_ctx *c = c_;
+    size_t lo = c->n * (size_t)a / 64, hi = c->n * (size_t)b / 64;
+    memset(c->p + lo, 0, (hi - lo) * sizeof(float));
+}
+void bn_train_zero_grad(bn_train_model *m) {
+    zero_ctx c = {m->grads, m->n_params};
+    par_for(m->pool, 64, zero_range, &c);   /* 64 slices split over the threads */
+}
 
 static bitnet_status save_tensors(const bn_train_model *m, const float *buf, const char *path) {
     bn_st_writer *w;

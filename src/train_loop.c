@@ -48,14 +48,14 @@ bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
         t->dump_grads = NULL;
         if (s) { t->data->pos = save_pos; return s; }
     }
-    st->grad_norm = bn_grad_norm(m->grads, m->n_params);
+    st->grad_norm = bn_grad_norm(m->pool, m->grads, m->n_params);
     if (!isfinite(st->grad_norm)) {
         t->data->pos = save_pos;
         return bn_err(BITNET_ERR_NUMERIC, "step %lld: gradient norm is %g (not finite); parameters not updated", (long long)t->step, st->grad_norm);
     }
     if (t->opt.clip > 0) {  /* torch clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1 */
         double coef = t->opt.clip / (st->grad_norm + 1e-6);
-        if (coef < 1.0) bn_grad_scale(m->grads, m->n_params, (float)coef);
+        if (coef < 1.0) bn_grad_scale(m->pool, m->grads, m->n_params, (float)coef);
     }
     bn_optim_schedule(&t->opt, t->step, &st->lr, &st->wd);
     for (int i = 0; i < m->n_tp; i++) {
