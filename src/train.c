@@ -345,20 +345,25 @@ BN_CLONES static void dsoftmax_row(float *d, const float *p, float dsum, float s
 
 /* ---------------------------------------------------------------- quantizers */
 
-typedef struct { const float *w; float *dq; float g; } wq_ctx;
-static void wq_range(void *c_, int a, int b) {
-    wq_ctx *c = c_;
-    ternary_deq(c->w + a, c->dq + a, c->g, b - a);
+/* Thread ith quantizes whole BitLinear matrices: those whose middle element falls in its share
+ * of all linear elements (each matrix's scale comes from one bn_ternarize call, as before). */
+static void wq_run(void *arg, int ith, int nth) {
+    bn_train_model *m = arg;
+    size_t total = 0, cum = 0;
+    for (int i = 0; i < m->n_tp; i++) if (m->tp[i].kind == BN_PK_LINEAR) total += m->tp[i].numel;
+    for (int i = 0; i < m->n_tp; i++) {
+        if (m->tp[i].kind != BN_PK_LINEAR) continue;
+        size_t mid = cum + m->tp[i].numel / 2;
+        cum += m->tp[i].numel;
+        if ((int)(mid * (size_t)nth / total) != ith) continue;
+        float mean = bn_ternarize(P(m, i), m->tp[i].numel, NULL);
+        ternary_deq(P(m, i), WQ(m, i), 1.0f / mean, (int)m->tp[i].numel);
+    }
 }
 /* Weight quantization of every BitLinear matrix into m->wq: W_deq = clamp(rint(W g), -1, 1) / g. */
 static void quantize_weights(bn_train_model *m) {
     if (m->no_quant) return;
-    for (int i = 0; i < m->n_tp; i++) {
-        if (m->tp[i].kind != BN_PK_LINEAR) continue;
-        float mean = bn_ternarize(P(m, i), m->tp[i].numel, NULL);
-        wq_ctx c = {P(m, i), WQ(m, i), 1.0f / mean};
-        par_for(m->pool, (int)m->tp[i].numel, wq_range, &c);
-    }
+    bn_pool_run(m->pool, wq_run, m);
 }
 
 /* ---------------------------------------------------------------- rmsnorm (+ quant) */
