@@ -63,3 +63,5 @@ cp "$WORK/tokenizer.json" "$WORK/tokenizer_config.json" "$OUT/"
 echo "default-model: wrote $OUT; last evaluations (ternary, then full precision):" >&2
 grep -i "val" "$WORK/ternary.log" | tail -n 1 >&2
 grep -i "val" "$WORK/fp.log" | tail -n 1 >&2
+
+bash scripts/model-card.sh

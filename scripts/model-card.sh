@@ -20,6 +20,7 @@ disk=$(du -b "$OUT/model.safetensors" | cut -f1)
 ntrain=$(( $(stat -c %s "$WORK/train.u32") / 4 )); nval=$(( $(stat -c %s "$WORK/val.u32") / 4 ))
 cfg=$(tr -d '\n' < "$WORK/config.json" | sed 's/  */ /g')
 sample=$("$B" run -m "$OUT" -p "Once upon a time" -n 120 --temp 0.7 --seed 1 2>/dev/null)
+cp "$WORK/ternary/loss.svg" "$OUT/loss.svg"
 cat > "$OUT/README.md" <<CARD
 # bitnet-tinystories
 
@@ -48,8 +49,9 @@ layout (uint8 ternary + bf16 weight_scale), so it is also a regular Hugging Face
 | full-precision baseline (\`--no-quant\`, cosine schedule) | $vf | $(ppl "$vf") |
 | gap (ternary - full precision) | $gap | |
 
-Final training loss (ternary): $tt. The curves are in the training run's \`loss.svg\` and
-\`metrics.csv\` (\`make default-model\` writes them under build/default-model/).
+Final training loss (ternary, last batch): $tt. Training and validation curves of this run:
+\`loss.svg\` in this folder (\`metrics.csv\` is under build/default-model/ternary after
+\`make default-model\`).
 
 ## Sample
 

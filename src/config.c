@@ -97,6 +97,9 @@ bitnet_status bn_config_load(const char *dir, bn_config *c) {
     return s;
 }
 
+/* A float as the shortest decimal that reads back to it (1e-05, not 9.99999974737875e-06). */
+static double clean(float f) { char b[32]; snprintf(b, sizeof b, "%.7g", (double)f); return strtod(b, NULL); }
+
 bitnet_status bn_config_save(const bn_config *c, const char *path, int packed) {
     cJSON *r = cJSON_CreateObject();
     cJSON *ar = cJSON_AddArrayToObject(r, "architectures");
@@ -110,8 +113,8 @@ bitnet_status bn_config_save(const bn_config *c, const char *path, int packed) {
     cJSON_AddNumberToObject(r, "num_key_value_heads", c->n_kv_heads);
     if (c->head_dim != c->hidden_size / c->n_heads) cJSON_AddNumberToObject(r, "head_dim", c->head_dim);
     cJSON_AddNumberToObject(r, "max_position_embeddings", c->max_pos);
-    cJSON_AddNumberToObject(r, "rope_theta", c->rope_theta);
-    cJSON_AddNumberToObject(r, "rms_norm_eps", c->norm_eps);
+    cJSON_AddNumberToObject(r, "rope_theta", clean(c->rope_theta));
+    cJSON_AddNumberToObject(r, "rms_norm_eps", clean(c->norm_eps));
     cJSON_AddStringToObject(r, "hidden_act", c->act == BN_ACT_RELU2 ? "relu2" : "silu");
     cJSON_AddBoolToObject(r, "tie_word_embeddings", c->tied);
     if (c->bos_id >= 0) cJSON_AddNumberToObject(r, "bos_token_id", c->bos_id);

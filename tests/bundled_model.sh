@@ -9,7 +9,7 @@ M=models/bitnet-tinystories
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 ok() { echo "ok $1"; }
 fail() { echo "FAIL $1: $2"; }
-cfg=$(tr -d ' \n' < $M/config.json)
+cfg=$(tr -d ' \n\t' < $M/config.json)
 for kv in '"model_type":"bitnet"' '"hidden_act":"relu2"' '"tie_word_embeddings":true' '"hidden_size":256' \
           '"num_hidden_layers":6' '"num_attention_heads":8' '"num_key_value_heads":2' '"linear_class":"autobitlinear"' \
           '"quantization_mode":"offline"'; do
