@@ -111,6 +111,41 @@ static void ukra_avx512(int kc, const float *A, int lda, const float *B, float *
         _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
     }
 }
+/* Transposing pack of a full 32-column B panel (op(B) = B^T): d[k][j] = src[j * ldb + k] for
+ * j < 32, k < kc, via 16x16 in-register transposes; the k tail is scalar. */
+__attribute__((target("avx512f")))
+static void pack_bt32_avx512(const float *src, int ldb, int kc, float *d) {
+    int k0 = 0;
+    for (; k0 + 16 <= kc; k0 += 16) {
+        for (int j0 = 0; j0 < 32; j0 += 16) {
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)(j0 + i) * ldb + k0);
+            for (int i = 0; i < 8; i++) { t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]); t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]); }
+            for (int g = 0; g < 4; g++) {
+                __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+                __m512d c = _mm512_castps_pd(t[4 * g + 2]), e = _mm512_castps_pd(t[4 * g + 3]);
+                r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+                r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+            }
+            /* r[4g + c] holds rows 4g..4g+3 at columns c, c+4, c+8, c+12 (one per 128-bit lane) */
+            for (int c = 0; c < 4; c++) {
+                __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+                __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+                float *o = d + (size_t)k0 * 32 + j0;
+                _mm512_store_ps(o + (size_t)c * 32, _mm512_shuffle_f32x4(u0, u2, 0x88));
+                _mm512_store_ps(o + (size_t)(c + 8) * 32, _mm512_shuffle_f32x4(u0, u2, 0xdd));
+                _mm512_store_ps(o + (size_t)(c + 4) * 32, _mm512_shuffle_f32x4(u1, u3, 0x88));
+                _mm512_store_ps(o + (size_t)(c + 12) * 32, _mm512_shuffle_f32x4(u1, u3, 0xdd));
+            }
+        }
+    }
+    for (int j = 0; j < 32; j++) {
+        const float *sj = src + (size_t)j * ldb;
+        for (int k = k0; k < kc; k++) d[(size_t)k * 32 + j] = sj[k];
+    }
+}
 #endif
 
 static const ukr_t UK_C = {"c", 4, 16, ukr_c, NULL};
@@ -192,6 +227,9 @@ static void pack_b(int tb, const float *B, int ldb, int pc, int jc, int kc, int 
                 }
             }
         } else {
+#if defined(__x86_64__)
+            if (NR == 32 && nr == 32 && cur() == &UK_AVX512) { pack_bt32_avx512(B + (size_t)(jc + jr) * ldb + pc, ldb, kc, d); continue; }
+#endif
             for (int j = 0; j < nr; j++) {
                 const float *s = B + (size_t)(jc + jr + j) * ldb + pc;
                 for (int k = 0; k < kc; k++) d[(size_t)k * NR + j] = s[k];
