@@ -13,7 +13,7 @@
 #endif
 
 #define MC 144
-#define KC 256
+#define KC 512
 #define NC 3072
 #define MAXMR 12
 #define MAXNR 32

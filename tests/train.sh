@@ -34,6 +34,11 @@ check "train: runs 10 steps" test "$(wc -l < "$D/a.txt")" -eq 10
 $BN train $A --steps 10 -o "$D/b" --stop-after 5 2>/dev/null | losses > "$D/b.txt"
 $BN train $A --steps 10 -o "$D/b" --resume -t 2 2>/dev/null | losses >> "$D/b.txt"
 if cmp -s "$D/a.txt" "$D/b.txt"; then ok "train: 5 + resume + 5 steps give bit-identical losses to 10 straight"; else fail "train: resume is bit-exact" "$(diff "$D/a.txt" "$D/b.txt" | head -4)"; fi
+# thread-count independence with several attention row blocks (T=100 > 64) and an odd split
+B2="--config $D/tiny.json --data $D/pat.u32 --batch 2 --seq 100 --steps 3 --lr 3e-3 --clip 0.5"
+$BN train $B2 -t 1 -o "$D/t1" 2>/dev/null | grep '^step' | cut -d'|' -f1-4 > "$D/t1.txt"
+$BN train $B2 -t 3 -o "$D/t3" 2>/dev/null | grep '^step' | cut -d'|' -f1-4 > "$D/t3.txt"
+if [ -s "$D/t1.txt" ] && cmp -s "$D/t1.txt" "$D/t3.txt" && cmp -s "$D/t1/model.safetensors" "$D/t3/model.safetensors"; then ok "train: 1 and 3 threads give bit-identical losses, grad norms and weights (T=100)"; else fail "train: thread-count independence" "$(diff "$D/t1.txt" "$D/t3.txt" | head -4)"; fi
 check "train: metrics.csv has a header and 10 rows" test "$(grep -c '^[0-9]' "$D/b/metrics.csv")" -eq 10
 check "train: metrics.csv has validation losses" grep -q '^8,[0-9.]*,[0-9.]' "$D/b/metrics.csv"
 check "train: loss.svg is an SVG with two curves" test "$(grep -c '<polyline' "$D/b/loss.svg")" -eq 2
