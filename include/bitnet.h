@@ -52,6 +52,9 @@ typedef struct bitnet_model_info {
 /* Load a Hugging Face model folder (config.json + model.safetensors or a sharded
  * model.safetensors.index.json). Layouts: 2B-4T packed, 2B-4T bf16/f32 master, 1bitLLM. */
 bitnet_status bitnet_model_load(const char *dir, bitnet_model **out);
+/* The same, calling progress(ud, done, total) as layers are loaded (progress may be NULL). */
+typedef void (*bitnet_progress_fn)(void *ud, int done, int total);
+bitnet_status bitnet_model_load_ex(const char *dir, bitnet_progress_fn progress, void *ud, bitnet_model **out);
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
 

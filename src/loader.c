@@ -127,7 +127,7 @@ static bitnet_status load_fmat(bitnet_model *m, const char *name, const void **d
     return BITNET_OK;
 }
 
-static bitnet_status load_all(bitnet_model *m) {
+static bitnet_status load_all(bitnet_model *m, bitnet_progress_fn progress, void *ud) {
     const bn_config *c = &m->cfg;
     bitnet_status s;
     int dim = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, ffn = c->intermediate_size;
@@ -156,11 +156,16 @@ static bitnet_status load_all(bitnet_model *m) {
         if ((s = load_tmat(m, PF("mlp.down_proj"), dim, ffn, &L->wdown))) return s;
 #undef NM
 #undef PF
+        if (progress) progress(ud, l + 1, c->n_layers);
     }
     return BITNET_OK;
 }
 
 bitnet_status bitnet_model_load(const char *dir, bitnet_model **out) {
+    return bitnet_model_load_ex(dir, NULL, NULL, out);
+}
+
+bitnet_status bitnet_model_load_ex(const char *dir, bitnet_progress_fn progress, void *ud, bitnet_model **out) {
     *out = NULL;
     if (!bn_is_dir(dir)) return bn_err(BITNET_ERR_IO, "%s: not a model folder (need config.json + model.safetensors)", dir);
     bitnet_model *m = calloc(1, sizeof *m);
@@ -168,7 +173,7 @@ bitnet_status bitnet_model_load(const char *dir, bitnet_model **out) {
     m->k = bn_kernels_best();
     bitnet_status s = bn_config_load(dir, &m->cfg);
     if (!s) s = bn_st_open_dir(dir, &m->st);
-    if (!s) s = load_all(m);
+    if (!s) s = load_all(m, progress, ud);
     if (s) { bitnet_model_free(m); return s; }
     *out = m;
     return BITNET_OK;

@@ -65,6 +65,23 @@ int cli_float(const char *opt, const char *v, float *out) {
     *out = x; return 1;
 }
 
+#include <unistd.h>
+#include <time.h>
+static double load_t0;
+static void load_progress(void *ud, int done, int total) {
+    (void)ud;
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+    double el = ts.tv_sec + ts.tv_nsec * 1e-9 - load_t0, rate = el > 0 ? done / el : 0;
+    fprintf(stderr, "\rloading: layer %d/%d  %.1f layers/s  ETA %.1fs   ", done, total, rate, rate > 0 ? (total - done) / rate : 0.0);
+    if (done == total) fprintf(stderr, "\r%60s\r", "");
+}
+
+bitnet_status cli_load_model(const char *dir, bitnet_model **out) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+    load_t0 = ts.tv_sec + ts.tv_nsec * 1e-9;
+    return bitnet_model_load_ex(dir, isatty(2) ? load_progress : NULL, NULL, out);
+}
+
 size_t cli_peak_rss(void) {
     struct rusage ru; getrusage(RUSAGE_SELF, &ru);
     return (size_t)ru.ru_maxrss * 1024;

@@ -15,6 +15,8 @@ int cli_parse_ids(const char *s, int32_t **out);
 /* Parse an int / float option value, exiting the command with a message on garbage. */
 int cli_int(const char *opt, const char *v, int lo, int hi, int *out);
 int cli_float(const char *opt, const char *v, float *out);
+/* Load a model, showing a progress line (layers, rate, ETA) on stderr when it is a terminal. */
+bitnet_status cli_load_model(const char *dir, bitnet_model **out);
 /* Peak resident set size of this process in bytes. */
 size_t cli_peak_rss(void);
 

@@ -25,7 +25,7 @@ int cmd_logits(int argc, char **argv) {
     int rc = 1;
     float *lg = NULL;
     FILE *f = NULL;
-    if (bitnet_model_load(model, &m)) { rc = cli_fail("cannot load the model"); goto done; }
+    if (cli_load_model(model, &m)) { rc = cli_fail("cannot load the model"); goto done; }
     bitnet_model_info info; bitnet_model_get_info(m, &info);
     bitnet_ctx_params p = {.n_ctx = n < info.max_seq_len ? (n > 0 ? n : 1) : info.max_seq_len, .n_threads = threads};
     if (n > info.max_seq_len) { fprintf(stderr, "bitnet logits: %d ids exceed the model's context %d\n", n, info.max_seq_len); goto done; }
@@ -58,7 +58,7 @@ int cmd_info(int argc, char **argv) {
     }
     if (!model) { fprintf(stderr, "bitnet info: need -m MODEL_DIR\n"); return 2; }
     bitnet_model *m = NULL;
-    if (bitnet_model_load(model, &m)) return cli_fail("cannot load the model");
+    if (cli_load_model(model, &m)) return cli_fail("cannot load the model");
     bitnet_model_info i; bitnet_model_get_info(m, &i);
     printf("model:              %s\n", model);
     printf("architecture:       %s (%s FFN, %s)\n", i.arch, i.act ? "silu" : "relu2", i.tied_embeddings ? "tied embeddings" : "separate lm_head");

@@ -56,7 +56,7 @@ int gen_parse_bias(int argc, char **argv, int *i, int *n, int *ids, float *bias)
 int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const bitnet_sampler_params *sp, int need_tok,
              int n_bias, const int *bias_ids, const float *bias) {
     memset(g, 0, sizeof *g);
-    if (bitnet_model_load(dir, &g->model)) return cli_fail("cannot load the model");
+    if (cli_load_model(dir, &g->model)) return cli_fail("cannot load the model");
     bitnet_model_info info; bitnet_model_get_info(g->model, &info);
     g->vocab = info.vocab_size;
     if (bitnet_tokenizer_load(dir, &g->tok)) {
