@@ -32,28 +32,28 @@ struct bitnet_ctx {
 
 /* ---- small float ops (per row) ----
  * Their loops carry `omp simd` reductions (enabled by -fopenmp-simd, no OpenMP runtime) so the
- * compiler vectorizes them; on x86-64 Linux, BN_CLONES also builds AVX2 and AVX-512 versions
- * picked at load time (ifunc). Elsewhere they are plain portable C. */
+ * compiler vectorizes them; on x86-64 Linux, BN_CLONES builds AVX2 and AVX-512 versions of the
+ * row functions that inline them, picked at load time (ifunc). Elsewhere plain portable C. */
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define BN_CLONES
 #endif
 
-BN_CLONES static float dot(const float *a, const float *b, int n) {
+static inline __attribute__((always_inline)) float dot(const float *a, const float *b, int n) {
     float d = 0.f;
 #pragma omp simd reduction(+ : d)
     for (int i = 0; i < n; i++) d += a[i] * b[i];
     return d;
 }
 
-BN_CLONES static void axpy(float *y, float a, const float *x, int n) {
+static inline __attribute__((always_inline)) void axpy(float *y, float a, const float *x, int n) {
 #pragma omp simd
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 /* out[d] = x[d] * rsqrt(mean(x^2) + eps) * w[d] */
-static void rmsnorm(float *out, const float *x, const float *w, int d, float eps) {
+BN_CLONES static void rmsnorm(float *out, const float *x, const float *w, int d, float eps) {
     float ss = dot(x, x, d);
     float r = 1.0f / sqrtf(ss / (float)d + eps);
 #pragma omp simd
@@ -116,7 +116,7 @@ static void bitlinear(bitnet_ctx *c, const float *x, int n, int nw, const bn_tma
 /* ---- attention ---- */
 typedef struct { bitnet_ctx *c; int layer, n, pos0; } att_job;
 
-static void att_worker(void *arg, int ith, int nth) {
+BN_CLONES static void att_worker(void *arg, int ith, int nth) {
     att_job *j = arg;
     bitnet_ctx *c = j->c;
     const bn_config *cf = &c->m->cfg;
@@ -202,7 +202,7 @@ static void head_worker(void *arg, int ith, int nth) {
     else m->k->fgemm(m->head, m->head_dt, V, D, a, b, j->x, D, j->n, j->y, V);
 }
 
-static void act_ffn(const bn_config *cf, float *g, const float *u, int n) {
+BN_CLONES static void act_ffn(const bn_config *cf, float *g, const float *u, int n) {
     if (cf->act == BN_ACT_RELU2) {
         for (int i = 0; i < n; i++) { float r = g[i] > 0.f ? g[i] : 0.f; g[i] = r * r * u[i]; }
     } else {
