@@ -45,12 +45,10 @@ static void fmt_turn(int fmt, char **buf, size_t *len, const char *role, const c
 int cmd_chat(int argc, char **argv) {
     const char *model = NULL, *sys = NULL, *fmt_s = NULL;
     int threads = 1, n_ctx = 0, n_gen = 512;
-    bitnet_sampler_params sp;
-    int n_bias = 0, bias_ids[32]; float bias[32];
-    bitnet_sampler_params_default(&sp);
+    gen_sampling so;
+    gen_sampling_default(&so, 0.8f);
     for (int i = 1; i < argc; i++) {
-        int r = gen_parse_sampling(argc, argv, &i, &sp);
-        if (!r) r = gen_parse_bias(argc, argv, &i, &n_bias, bias_ids, bias);
+        int r = gen_parse_sampling(argc, argv, &i, &so);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
@@ -75,7 +73,7 @@ int cmd_chat(int argc, char **argv) {
         else { fprintf(stderr, "bitnet chat: unknown --chat-format '%s' (bitnet, llama3, plain)\n", fmt_s); return 2; }
     }
     gen_session g;
-    if (gen_open(&g, model, n_ctx, threads, &sp, 1, n_bias, bias_ids, bias)) return 1;
+    if (gen_open(&g, model, n_ctx, threads, &so, 1)) return 1;
     int eot = bitnet_tokenizer_eot(g.tok);
     if (eot < 0) eot = bitnet_tokenizer_eos(g.tok);
     int tty = isatty(0);

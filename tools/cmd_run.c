@@ -18,13 +18,10 @@ static void usage_run(void) {
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *file = NULL, *ids_s = NULL;
     int n_gen = 128, threads = 1, n_ctx = 0, print_ids = 0, no_bos = 0, ignore_eos = 0;
-    bitnet_sampler_params sp;
-    int n_bias = 0, bias_ids[32]; float bias[32];
-    bitnet_sampler_params_default(&sp);
-    sp.temperature = 0.8f;
+    gen_sampling so;
+    gen_sampling_default(&so, 0.8f);
     for (int i = 1; i < argc; i++) {
-        int r = gen_parse_sampling(argc, argv, &i, &sp);
-        if (!r) r = gen_parse_bias(argc, argv, &i, &n_bias, bias_ids, bias);
+        int r = gen_parse_sampling(argc, argv, &i, &so);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
@@ -45,7 +42,7 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     gen_session g;
-    if (gen_open(&g, model, n_ctx, threads, &sp, !ids_s, n_bias, bias_ids, bias)) return 1;
+    if (gen_open(&g, model, n_ctx, threads, &so, !ids_s)) return 1;
     int rc = 1;
     int32_t *ids = NULL; int n = 0;
     char *text = NULL;

@@ -18,7 +18,25 @@ void gen_usage_sampling(void) {
            "  --logit-bias ID=B  add B to token ID's logit (repeatable; -inf bans it)\n");
 }
 
-int gen_parse_sampling(int argc, char **argv, int *i, bitnet_sampler_params *sp) {
+void gen_sampling_default(gen_sampling *o, float temperature) {
+    memset(o, 0, sizeof *o);
+    bitnet_sampler_params_default(&o->sp);
+    o->sp.temperature = temperature;
+}
+
+static int parse_bias(const char *v, gen_sampling *o) {
+    char *end; long id = strtol(v, &end, 10);
+    if (end == v || *end != '=' || id < 0 || o->n_bias >= 32) { fprintf(stderr, "bitnet: --logit-bias needs ID=BIAS (at most 32), got '%s'\n", v); return 0; }
+    const char *b = end + 1;
+    float f;
+    if (!strcmp(b, "-inf")) f = -INFINITY;
+    else if (!cli_float("--logit-bias", b, &f)) return 0;
+    o->bias_id[o->n_bias] = (int)id; o->bias[o->n_bias] = f; o->n_bias++;
+    return 1;
+}
+
+int gen_parse_sampling(int argc, char **argv, int *i, gen_sampling *go) {
+    bitnet_sampler_params *sp = &go->sp;
     const char *o = argv[*i];
     if (*i + 1 >= argc) return 0;
     const char *v = argv[*i + 1];
@@ -31,6 +49,7 @@ int gen_parse_sampling(int argc, char **argv, int *i, bitnet_sampler_params *sp)
     else if (!strcmp(o, "--frequency-penalty")) ok = cli_float(o, v, &sp->frequency_penalty);
     else if (!strcmp(o, "--presence-penalty")) ok = cli_float(o, v, &sp->presence_penalty);
     else if (!strcmp(o, "--repeat-last-n")) { ok = cli_int(o, v, 0, 1 << 20, &iv); sp->penalty_last_n = iv; }
+    else if (!strcmp(o, "--logit-bias")) { if (!parse_bias(v, go)) return -1; }
     else if (!strcmp(o, "--seed")) {
         char *end; unsigned long long s = strtoull(v, &end, 10);
         ok = *v && !*end; sp->seed = s;
@@ -40,21 +59,7 @@ int gen_parse_sampling(int argc, char **argv, int *i, bitnet_sampler_params *sp)
     return 1;
 }
 
-int gen_parse_bias(int argc, char **argv, int *i, int *n, int *ids, float *bias) {
-    if (strcmp(argv[*i], "--logit-bias") || *i + 1 >= argc) return 0;
-    const char *v = argv[++*i];
-    char *end; long id = strtol(v, &end, 10);
-    if (end == v || *end != '=' || id < 0 || *n >= 32) { fprintf(stderr, "bitnet: --logit-bias needs ID=BIAS (at most 32), got '%s'\n", v); return -1; }
-    const char *b = end + 1;
-    float f;
-    if (!strcmp(b, "-inf")) f = -INFINITY;
-    else if (!cli_float("--logit-bias", b, &f)) return -1;
-    ids[*n] = (int)id; bias[*n] = f; ++*n;
-    return 1;
-}
-
-int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const bitnet_sampler_params *sp, int need_tok,
-             int n_bias, const int *bias_ids, const float *bias) {
+int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_sampling *o, int need_tok) {
     memset(g, 0, sizeof *g);
     if (cli_load_model(dir, &g->model)) return cli_fail("cannot load the model");
     bitnet_model_info info; bitnet_model_get_info(g->model, &info);
@@ -66,12 +71,10 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const bitn
     bitnet_ctx_params p = {.n_ctx = n_ctx, .n_threads = threads};
     if (bitnet_ctx_new(g->model, &p, &g->ctx)) { cli_fail("context"); gen_close(g); return 1; }
     g->n_ctx = n_ctx > 0 ? n_ctx : (info.max_seq_len < 4096 ? info.max_seq_len : 4096);
-    if (bitnet_sampler_new(sp, g->vocab, &g->smp)) { cli_fail("sampler"); gen_close(g); return 1; }
-    for (int i = 0; i < n_bias; i++) {
-        if (bias_ids[i] >= g->vocab) { fprintf(stderr, "bitnet: --logit-bias token %d is out of the vocabulary (%d)\n", bias_ids[i], g->vocab); gen_close(g); return 1; }
-        g->bias_id[i] = bias_ids[i]; g->bias[i] = bias[i];
-    }
-    g->n_bias = n_bias;
+    if (bitnet_sampler_new(&o->sp, g->vocab, &g->smp)) { cli_fail("sampler"); gen_close(g); return 1; }
+    for (int i = 0; i < o->n_bias; i++)
+        if (o->bias_id[i] >= g->vocab) { fprintf(stderr, "bitnet: --logit-bias token %d is out of the vocabulary (%d)\n", o->bias_id[i], g->vocab); gen_close(g); return 1; }
+    g->smp_opts = *o;
     g->logits = malloc((size_t)g->vocab * sizeof(float));
     if (!g->logits) { fprintf(stderr, "bitnet: out of memory\n"); gen_close(g); return 1; }
     return 0;
@@ -108,7 +111,7 @@ int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignor
     int first = 1;
     while (st->n_gen < n_gen) {
         if (stop && *stop) { st->stopped_by = 2; break; }
-        for (int b = 0; b < g->n_bias; b++) g->logits[g->bias_id[b]] += g->bias[b];
+        for (int b = 0; b < g->smp_opts.n_bias; b++) g->logits[g->smp_opts.bias_id[b]] += g->smp_opts.bias[b];
         int id = bitnet_sampler_sample(g->smp, g->logits);
         st->last_id = id;
         if (!ignore_eos && is_eog(g, id)) { st->stopped_by = 1; break; }

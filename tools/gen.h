@@ -5,6 +5,14 @@
 #include "cli.h"
 #include <signal.h>
 
+/* Sampling settings from the command line: sampler parameters and --logit-bias entries. */
+typedef struct gen_sampling {
+    bitnet_sampler_params sp;
+    int n_bias;
+    int bias_id[32];
+    float bias[32];
+} gen_sampling;
+
 typedef struct gen_session {
     bitnet_model *model;
     bitnet_ctx *ctx;
@@ -12,9 +20,7 @@ typedef struct gen_session {
     bitnet_sampler *smp;
     int n_ctx, vocab;
     float *logits;           /* [vocab] */
-    int n_bias;              /* --logit-bias ID=BIAS entries */
-    int bias_id[32];
-    float bias[32];
+    gen_sampling smp_opts;   /* --logit-bias entries are applied to the logits before sampling */
 } gen_session;
 
 typedef struct gen_stats {
@@ -28,14 +34,13 @@ enum { GEN_OUT_NONE, GEN_OUT_TEXT, GEN_OUT_IDS };
 
 /* Prints the sampling options. */
 void gen_usage_sampling(void);
-/* If argv[*i] is a sampling option, consume it (and its value): returns 1; 0 if not one;
- * -1 on a bad value (message printed). */
-int gen_parse_sampling(int argc, char **argv, int *i, bitnet_sampler_params *sp);
-/* --logit-bias ID=BIAS (repeatable, llama.cpp style): collected before gen_open, checked there. */
-int gen_parse_bias(int argc, char **argv, int *i, int *n, int *ids, float *bias);
+/* Defaults (llama.cpp-like) with the given temperature. */
+void gen_sampling_default(gen_sampling *o, float temperature);
+/* If argv[*i] is a sampling option (incl. --logit-bias ID=BIAS, repeatable), consume it and its
+ * value: returns 1; 0 if not one; -1 on a bad value (message printed). */
+int gen_parse_sampling(int argc, char **argv, int *i, gen_sampling *o);
 /* Load model, tokenizer (required if need_tok), context and sampler. Prints errors; returns 0 on success. */
-int gen_open(gen_session *g, const char *model_dir, int n_ctx, int threads, const bitnet_sampler_params *sp, int need_tok,
-             int n_bias, const int *bias_ids, const float *bias);
+int gen_open(gen_session *g, const char *model_dir, int n_ctx, int threads, const gen_sampling *o, int need_tok);
 void gen_close(gen_session *g);
 /* Feed ids[n] (prompt) then sample up to n_gen tokens, writing them as out says. Stops at an
  * end-of-generation token unless ignore_eos, at *stop != 0, or when the context is full.
