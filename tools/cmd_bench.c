@@ -25,8 +25,8 @@
 /* ---- read-bandwidth probe ---- */
 typedef struct { const uint8_t *buf; size_t len; uint64_t sink[64]; } probe_job;
 
+static size_t probe_pf; /* software prefetch distance of the x86 probes (0: none) */
 #if defined(__x86_64__)
-static size_t probe_pf; /* software prefetch distance of the probe (0: none) */
 __attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size_t n) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     size_t pf = probe_pf;
