@@ -192,7 +192,7 @@ void bitnet_model_free(bitnet_model *m) {
     }
     bn_free(m->final_norm);
     bn_free(m->head_q);
-    bn_free(m->owned[0]); bn_free(m->owned[1]);
+    bn_free(m->owned);
     bn_st_free(m->st);
     free(m);
 }
@@ -253,7 +253,7 @@ bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_mod
     m->final_norm = bn_alloc((size_t)dim * 4);
     if (!emb || !m->layers || !m->final_norm) { bn_free(emb); bitnet_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     for (size_t i = 0; i < ne; i++) emb[i] = bn_f32_to_bf16(((int)(rng_next(&rs) % 2001) - 1000) * 1e-4f);
-    m->owned[0] = emb; m->embed = emb; m->embed_dt = BN_W_BF16; m->head = emb; m->head_dt = BN_W_BF16;
+    m->owned = emb; m->embed = emb; m->embed_dt = BN_W_BF16; m->head = emb; m->head_dt = BN_W_BF16;
     m->weight_bytes += ne * 2; m->n_params += (int64_t)ne;
     for (int i = 0; i < dim; i++) m->final_norm[i] = 1.f;
     int maxr = ffn > qd ? ffn : qd, maxc = ffn > dim ? ffn : dim;

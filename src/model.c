@@ -27,7 +27,6 @@ struct bitnet_ctx {
     float *scores; /* [n_threads][n_ctx] (decode) */
     float *sbuf;   /* [n_threads][nmax][n_ctx] attention scores of a prefill chunk */
     float **gws;   /* [n_threads] -> bn_sgemm workspace */
-    float *logits_tmp; /* [vocab] when only the last row is wanted but caller passed NULL */
 };
 
 /* ---- small float ops (per row) ----
@@ -284,12 +283,11 @@ bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, 
     c->xq = bn_alloc(N * bn_kpad(wide)); c->xs = bn_alloc(N * 4);
     c->acc = bn_alloc(N * maxrows * 4);
     c->scores = bn_alloc((size_t)nt * n_ctx * 4);
-    c->logits_tmp = bn_alloc((size_t)cf->vocab_size * 4);
     c->sbuf = bn_alloc((size_t)nt * N * n_ctx * 4);
     c->gws = calloc((size_t)nt, sizeof *c->gws);
     for (int i = 0; c->gws && i < nt; i++) if (!(c->gws[i] = bn_alloc(bn_sgemm_ws_floats() * 4))) { bn_free(c->sbuf); c->sbuf = NULL; }
     if (!c->kcache || !c->vcache || !c->rope_cos || !c->rope_sin || !c->x || !c->xb || !c->q || !c->att ||
-        !c->hg || !c->hu || !c->xq || !c->xs || !c->acc || !c->scores || !c->logits_tmp || !c->sbuf || !c->gws) {
+        !c->hg || !c->hu || !c->xq || !c->xs || !c->acc || !c->scores || !c->sbuf || !c->gws) {
         bitnet_ctx_free(c);
         return bn_err(BITNET_ERR_NOMEM, "out of memory for a %d-token context", n_ctx);
     }
@@ -312,7 +310,7 @@ void bitnet_ctx_free(bitnet_ctx *c) {
     if (c->gws) for (int i = 0; i < c->nthreads; i++) bn_free(c->gws[i]);
     free(c->gws);
     void *bufs[] = {c->sbuf, c->kcache, c->vcache, c->rope_cos, c->rope_sin, c->x, c->xb, c->q, c->att, c->hg, c->hu,
-                    c->xq, c->xs, c->acc, c->scores, c->logits_tmp};
+                    c->xq, c->xs, c->acc, c->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bn_free(bufs[i]);
     free(c);
 }

@@ -30,7 +30,7 @@ struct bitnet_model {
     int embed_dt;
     const void *head;        /* [vocab, dim] of dtype head_dt; == embed when tied */
     int head_dt;
-    void *owned[2];          /* buffers we allocated for embed/head, if any */
+    void *owned;             /* embedding buffer we allocated (synthetic models), else NULL */
     float *final_norm;       /* [dim] */
     int head_type;           /* bitnet_head_type; Q8/Q4 use head_q */
     uint8_t *head_q;         /* quantized head (kernels.h layouts) or NULL */

@@ -98,8 +98,8 @@ void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst);
 
 /* The reference set (always available). */
 const bn_kernels *bn_kernels_ref(void);
-/* The best set this CPU and OS support, or the one named by env BITNET_ISA (falls back to ref
- * with *warning set if that ISA is unavailable). */
+/* The best set this CPU and OS support, or the one named by env BITNET_ISA (the best available
+ * set instead when that one is not compiled in or not supported by this CPU). */
 const bn_kernels *bn_kernels_best(void);
 /* A set by name; NULL if not compiled in or not supported by this CPU. */
 const bn_kernels *bn_kernels_by_name(const char *name);
