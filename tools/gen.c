@@ -64,6 +64,7 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
     if (cli_load_model(dir, &g->model)) return cli_fail("cannot load the model");
     bitnet_model_info info; bitnet_model_get_info(g->model, &info);
     g->vocab = info.vocab_size;
+    g->eos = info.eos_id;
     if (bitnet_tokenizer_load(dir, &g->tok)) {
         if (need_tok) { cli_fail("tokenizer"); gen_close(g); return 1; }
         g->tok = NULL;
@@ -87,9 +88,7 @@ void gen_close(gen_session *g) {
 }
 
 static int is_eog(const gen_session *g, int id) {
-    if (g->tok) return bitnet_tokenizer_is_eog(g->tok, id);
-    bitnet_model_info info; bitnet_model_get_info(g->model, &info);
-    return id == info.eos_id;
+    return g->tok ? bitnet_tokenizer_is_eog(g->tok, id) : id == g->eos;
 }
 
 int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignore_eos, int out,

@@ -19,6 +19,7 @@ typedef struct gen_session {
     bitnet_tokenizer *tok;   /* NULL if the folder has none and none was required */
     bitnet_sampler *smp;
     int n_ctx, vocab;
+    int eos;                 /* config.json's eos id: the stop token when there is no tokenizer */
     float *logits;           /* [vocab] */
     gen_sampling smp_opts;   /* --logit-bias entries are applied to the logits before sampling */
 } gen_session;
