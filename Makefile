@@ -37,15 +37,20 @@ $(BUILD)/src/kernels/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
 endif
 
 .PHONY: all test clean run default-model bench
-all: $(BUILD)/libbitnet.a $(TOOLS) $(TESTS)
+all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS)
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/kernels/*.h)
+$(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(BUILD)/libbitnet.a: $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library exports the public bitnet_ API alone (bitnet.h pushes default visibility;
+# every object is built with -fvisibility=hidden; src/bitnet.map is the export list).
+$(BUILD)/libbitnet.so: $(OBJ) src/bitnet.map
+	$(CC) -shared -Wl,--version-script=src/bitnet.map -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bitnet: $(CLI_SRC) $(wildcard tools/*.h) $(BUILD)/libbitnet.a
 	$(CC) $(CFLAGS) -Itools $(CLI_SRC) -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)

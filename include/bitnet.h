@@ -13,6 +13,15 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Everything declared here is exported from libbitnet.so; the library is built with
+ * -fvisibility=hidden, so nothing else is. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+#define BITNET_VERSION "0.2.0"
+/* The library's version string (BITNET_VERSION of the build). */
+const char *bitnet_version(void);
 
 typedef enum bitnet_status {
     BITNET_OK = 0,
@@ -49,19 +58,37 @@ typedef struct bitnet_model_info {
     int head_type;          /* bitnet_head_type */
 } bitnet_model_info;
 
-/* Load a Hugging Face model folder (config.json + model.safetensors or a sharded
- * model.safetensors.index.json). Layouts: 2B-4T packed, 2B-4T bf16/f32 master, 1bitLLM. */
-bitnet_status bitnet_model_load(const char *dir, bitnet_model **out);
-/* The same, calling progress(ud, done, total) as layers are loaded (progress may be NULL). */
-typedef void (*bitnet_progress_fn)(void *ud, int done, int total);
-bitnet_status bitnet_model_load_ex(const char *dir, bitnet_progress_fn progress, void *ud, bitnet_model **out);
-void bitnet_model_free(bitnet_model *m);
-void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
-
 /* LM head precision. EXACT (default): the checkpoint's f32/f16/bf16 weights, f32 accumulation.
  * Q8: int8 weights with one scale per row. Q4: 4-bit weights with one scale per 32. Opt-in,
  * trading logit accuracy for bandwidth (see docs/PERFORMANCE.md for the measured error). */
 typedef enum bitnet_head_type { BITNET_HEAD_EXACT = 0, BITNET_HEAD_Q8 = 1, BITNET_HEAD_Q4 = 2 } bitnet_head_type;
+
+/* Called as layers are loaded: done of total. */
+typedef void (*bitnet_progress_fn)(void *ud, int done, int total);
+
+/* How to load a model. Take bitnet_model_default_params() and change fields. */
+typedef struct bitnet_model_params {
+    const char *kernels;          /* CPU kernel set: NULL or "" = the default (the best set this
+                                   * CPU supports, or the one env BITNET_ISA names, read once);
+                                   * else a name from bitnet_kernel_sets() — an unknown or
+                                   * unsupported name is an error (BITNET_ERR_UNSUPPORTED) */
+    bitnet_head_type head;        /* LM head representation (default EXACT) */
+    bitnet_progress_fn progress;  /* NULL: none */
+    void *progress_ud;
+} bitnet_model_params;
+bitnet_model_params bitnet_model_default_params(void);
+/* Names of the kernel sets usable on this machine, best first, NULL-terminated (static). */
+const char *const *bitnet_kernel_sets(void);
+
+/* Load a Hugging Face model folder (config.json + model.safetensors or a sharded
+ * model.safetensors.index.json). Layouts: 2B-4T packed, 2B-4T bf16/f32 master, 1bitLLM.
+ * Same as bitnet_model_load_ex with the default params. */
+bitnet_status bitnet_model_load(const char *path, bitnet_model **out);
+/* Load with params (p NULL = defaults). */
+bitnet_status bitnet_model_load_ex(const char *path, const bitnet_model_params *p, bitnet_model **out);
+void bitnet_model_free(bitnet_model *m);
+void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
+
 /* Switch the head representation (quantizing from the checkpoint's weights); not while a
  * context is evaluating. */
 bitnet_status bitnet_model_set_head(bitnet_model *m, bitnet_head_type t);
@@ -144,6 +171,9 @@ int bitnet_sampler_sample(bitnet_sampler *s, float *logits);
 /* Tell the sampler an id was emitted or fed (for penalties). */
 void bitnet_sampler_accept(bitnet_sampler *s, int id);
 
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 #ifdef __cplusplus
 }
 #endif

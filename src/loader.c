@@ -161,19 +161,31 @@ static bitnet_status load_all(bitnet_model *m, bitnet_progress_fn progress, void
     return BITNET_OK;
 }
 
-bitnet_status bitnet_model_load(const char *dir, bitnet_model **out) {
-    return bitnet_model_load_ex(dir, NULL, NULL, out);
+bitnet_model_params bitnet_model_default_params(void) {
+    bitnet_model_params p = {.kernels = NULL, .head = BITNET_HEAD_EXACT, .progress = NULL, .progress_ud = NULL};
+    return p;
 }
 
-bitnet_status bitnet_model_load_ex(const char *dir, bitnet_progress_fn progress, void *ud, bitnet_model **out) {
+const char *const *bitnet_kernel_sets(void) { return bn_kernels_available(); }
+
+bitnet_status bitnet_model_load(const char *dir, bitnet_model **out) {
+    return bitnet_model_load_ex(dir, NULL, out);
+}
+
+bitnet_status bitnet_model_load_ex(const char *dir, const bitnet_model_params *pp, bitnet_model **out) {
     *out = NULL;
+    bitnet_model_params p = pp ? *pp : bitnet_model_default_params();
+    const bn_kernels *k = bn_kernels_best();
+    if (p.kernels && *p.kernels && !(k = bn_kernels_by_name(p.kernels)))
+        return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", p.kernels);
     if (!bn_is_dir(dir)) return bn_err(BITNET_ERR_IO, "%s: not a model folder (need config.json + model.safetensors)", dir);
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->k = bn_kernels_best();
+    m->k = k;
     bitnet_status s = bn_config_load(dir, &m->cfg);
     if (!s) s = bn_st_open_dir(dir, &m->st);
-    if (!s) s = load_all(m, progress, ud);
+    if (!s) s = load_all(m, p.progress, p.progress_ud);
+    if (!s && p.head != BITNET_HEAD_EXACT) s = bitnet_model_set_head(m, p.head);
     if (s) { bitnet_model_free(m); return s; }
     *out = m;
     return BITNET_OK;

@@ -12,6 +12,8 @@ static _Thread_local char g_err[1024];
 
 const char *bitnet_last_error(void) { return g_err; }
 
+const char *bitnet_version(void) { return BITNET_VERSION; }
+
 const char *bitnet_status_str(bitnet_status s) {
     switch (s) {
     case BITNET_OK: return "ok";

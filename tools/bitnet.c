@@ -79,7 +79,9 @@ static void load_progress(void *ud, int done, int total) {
 bitnet_status cli_load_model(const char *dir, bitnet_model **out) {
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
     load_t0 = ts.tv_sec + ts.tv_nsec * 1e-9;
-    return bitnet_model_load_ex(dir, isatty(2) ? load_progress : NULL, NULL, out);
+    bitnet_model_params p = bitnet_model_default_params();
+    p.progress = isatty(2) ? load_progress : NULL;
+    return bitnet_model_load_ex(dir, &p, out);
 }
 
 size_t cli_peak_rss(void) {
