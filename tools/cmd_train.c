@@ -65,46 +65,98 @@ static int write_metrics(const char *dir, const mrow *r, int n) {
     return s == BITNET_OK;
 }
 
-/* A small hand-written SVG: train loss as a polyline, validation loss as a polyline with dots. */
+/* A "nice" tick step for a span divided into about n parts: 1, 2 or 5 times a power of ten. */
+static double nice_step(double span, int n) {
+    double raw = span / n, p = pow(10, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
+/* loss.svg, hand-written: the loss panel (raw train loss faint, its EMA bold, validation as
+ * dots joined by a line) over a small learning-rate panel, both on one step axis with round
+ * ticks. The EMA (alpha 0.1, bias-corrected like Adam's moments) starts at the first row. */
 static int write_svg(const char *dir, const mrow *r, int n) {
     if (n == 0) return 1;
-    float lo = INFINITY, hi = -INFINITY;
-    int s0 = r[0].step, s1 = r[n - 1].step;
+    float lo = INFINITY, hi = -INFINITY, lrhi = 0;
+    int s0 = 0, s1 = r[n - 1].step;   /* the axis starts at step 0 */
     for (int i = 0; i < n; i++) {
         float v[2] = {r[i].loss, r[i].val};
         for (int k = 0; k < 2; k++) if (isfinite(v[k])) { lo = v[k] < lo ? v[k] : lo; hi = v[k] > hi ? v[k] : hi; }
+        if (isfinite(r[i].lr) && r[i].lr > lrhi) lrhi = r[i].lr;
     }
+    if (!(lo <= hi)) { lo = 0; hi = 1; }
     if (!(hi > lo)) { hi = lo + 1; }
-    const double W = 800, H = 500, L = 70, R = 20, T = 30, B = 50;
-    size_t cap = 4096 + (size_t)n * 64 * 2;
+    if (!(lrhi > 0)) lrhi = 1;
+    if (s1 <= s0) s1 = s0 + 1;
+    double ystep = nice_step(hi - lo, 6), ylo = floor(lo / ystep) * ystep, yhi = ceil(hi / ystep) * ystep;
+    double xstep = nice_step(s1 - s0, 6);
+    if (xstep < 1) xstep = 1;
+    double lstep = nice_step(lrhi, 2), lrtop = ceil(lrhi / lstep) * lstep;
+    /* layout: loss panel [T, T+PH], lr panel [T+PH+G, H-B] */
+    const double W = 860, H = 600, L = 80, R = 40, T = 40, B = 50, G = 30, LH = 110;
+    const double PH = H - T - B - G - LH, LT = T + PH + G;
+    size_t cap = 16384 + (size_t)n * 64 * 3;
     char *b = malloc(cap); if (!b) return 0;
     size_t o = 0;
-#define OUT(...) o += (size_t)snprintf(b + o, cap - o, __VA_ARGS__)
-#define X(s) (L + (W - L - R) * (s1 > s0 ? (double)((s) - s0) / (s1 - s0) : 0.5))
-#define Y(v) (T + (H - T - B) * (1.0 - ((v) - lo) / (hi - lo)))
-    OUT("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+#define OUT(...) o += (size_t)snprintf(b + o, o < cap ? cap - o : 0, __VA_ARGS__)
+#define X(s) (L + (W - L - R) * ((double)(s) - s0) / (s1 - s0))
+#define Y(v) (T + PH * (1.0 - ((v) - ylo) / (yhi - ylo)))
+#define YL(v) (LT + LH * (1.0 - (v) / lrtop))
+    OUT("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"13\">\n", W, H);
     OUT("<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", L, H - B, W - R, H - B);
-    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", L, T, L, H - B);
-    for (int k = 0; k <= 4; k++) {
-        double v = lo + (hi - lo) * k / 4.0;
-        OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3f</text>\n", L - 5, Y(v) + 4, v);
-        OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#ddd\"/>\n", L, Y(v), W - R, Y(v));
+    OUT("<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">training loss (steps %d to %d)</text>\n", W / 2, r[0].step, r[n - 1].step);
+    /* y grid + labels, loss panel */
+    int yd = ystep >= 1 ? 0 : (int)ceil(-log10(ystep) - 1e-9);
+    for (double v = ylo; v <= yhi + ystep * 1e-6; v += ystep) {
+        OUT("<line class=\"ytick\" x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", L, Y(v), W - R, Y(v));
+        OUT("<text class=\"ylabel\" x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", L - 6, Y(v) + 4, yd, v);
     }
-    OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step %d</text>\n", L, H - B + 18, s0);
-    OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step %d</text>\n", W - R, H - B + 18, s1);
-    OUT("<text x=\"%g\" y=\"18\" text-anchor=\"middle\">loss (blue: train, red: validation)</text>\n", W / 2);
-    OUT("<polyline fill=\"none\" stroke=\"steelblue\" stroke-width=\"1.5\" points=\"");
+    /* lr panel grid + labels */
+    for (int k = 0; k <= 2; k++) {
+        double v = lrtop * k / 2;
+        OUT("<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", L, YL(v), W - R, YL(v));
+        OUT("<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%.2g</text>\n", L - 6, YL(v) + 4, v);
+    }
+    /* x ticks on both panels, labels under the lr panel */
+    for (double st = ceil(s0 / xstep) * xstep; st <= s1 + 1e-9; st += xstep) {
+        OUT("<line class=\"xtick\" x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#e4e4e4\"/>\n", X(st), T, X(st), T + PH);
+        OUT("<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#e4e4e4\"/>\n", X(st), LT, X(st), LT + LH);
+        OUT("<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%.0f</text>\n", X(st), LT + LH + 17, st);
+    }
+    OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step</text>\n", L + (W - L - R) / 2, H - 8);
+    OUT("<text transform=\"translate(18,%g) rotate(-90)\" text-anchor=\"middle\">loss</text>\n", T + PH / 2);
+    OUT("<text transform=\"translate(18,%g) rotate(-90)\" text-anchor=\"middle\">lr</text>\n", LT + LH / 2);
+    OUT("<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n", L, T, W - L - R, PH);
+    OUT("<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n", L, LT, W - L - R, LH);
+    /* curves */
+    OUT("<polyline id=\"train\" fill=\"none\" stroke=\"#9ecae1\" stroke-width=\"1\" points=\"");
     for (int i = 0; i < n; i++) if (isfinite(r[i].loss)) OUT("%.1f,%.1f ", X(r[i].step), Y(r[i].loss));
-    OUT("\"/>\n<polyline fill=\"none\" stroke=\"crimson\" stroke-width=\"2\" points=\"");
+    OUT("\"/>\n<polyline id=\"train-ema\" fill=\"none\" stroke=\"#08519c\" stroke-width=\"2.5\" points=\"");
+    double ema = 0, wsum = 0;
+    for (int i = 0; i < n; i++) if (isfinite(r[i].loss)) {
+        ema = 0.9 * ema + 0.1 * r[i].loss; wsum = 0.9 * wsum + 0.1;
+        OUT("%.1f,%.1f ", X(r[i].step), Y(ema / wsum));
+    }
+    OUT("\"/>\n<polyline id=\"val\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"");
     for (int i = 0; i < n; i++) if (isfinite(r[i].val)) OUT("%.1f,%.1f ", X(r[i].step), Y(r[i].val));
     OUT("\"/>\n");
-    for (int i = 0; i < n; i++) if (isfinite(r[i].val)) OUT("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"crimson\"/>\n", X(r[i].step), Y(r[i].val));
+    for (int i = 0; i < n; i++) if (isfinite(r[i].val)) OUT("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#d62728\"/>\n", X(r[i].step), Y(r[i].val));
+    OUT("<polyline id=\"lr\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"2\" points=\"");
+    for (int i = 0; i < n; i++) if (isfinite(r[i].lr)) OUT("%.1f,%.1f ", X(r[i].step), YL(r[i].lr));
+    OUT("\"/>\n");
+    /* legend, top right inside the loss panel */
+    double lx = W - R - 210, ly = T + 10;
+    OUT("<rect x=\"%g\" y=\"%g\" width=\"200\" height=\"66\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n", lx, ly);
+    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#9ecae1\" stroke-width=\"1\"/><text x=\"%g\" y=\"%g\">train (per step)</text>\n", lx + 8, ly + 16, lx + 32, ly + 16, lx + 40, ly + 20);
+    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#08519c\" stroke-width=\"2.5\"/><text x=\"%g\" y=\"%g\">train (EMA 0.9)</text>\n", lx + 8, ly + 34, lx + 32, ly + 34, lx + 40, ly + 38);
+    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#d62728\" stroke-width=\"2\"/><circle cx=\"%g\" cy=\"%g\" r=\"3.5\" fill=\"#d62728\"/><text x=\"%g\" y=\"%g\">validation</text>\n",
+        lx + 8, ly + 52, lx + 32, ly + 52, lx + 20, ly + 52, lx + 40, ly + 56);
     OUT("</svg>\n");
 #undef OUT
 #undef X
 #undef Y
-    char *p = bn_path_join(dir, "loss.svg");
+#undef YL
+    int ok = o < cap;
+    char *p = ok ? bn_path_join(dir, "loss.svg") : NULL;
     bitnet_status s = p ? bn_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
     free(p); free(b);
     return s == BITNET_OK;
