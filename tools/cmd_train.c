@@ -87,10 +87,10 @@ static int write_svg(const char *dir, const mrow *r, int n) {
     if (!(hi > lo)) { hi = lo + 1; }
     if (!(lrhi > 0)) lrhi = 1;
     if (s1 <= s0) s1 = s0 + 1;
-    double ystep = nice_step(hi - lo, 6), ylo = floor(lo / ystep) * ystep, yhi = ceil(hi / ystep) * ystep;
+    double ystep = nice_step(hi - lo, 6), ylo = floor(lo / ystep + 1e-6) * ystep, yhi = ceil(hi / ystep - 1e-6) * ystep;
     double xstep = nice_step(s1 - s0, 6);
     if (xstep < 1) xstep = 1;
-    double lstep = nice_step(lrhi, 2), lrtop = ceil(lrhi / lstep) * lstep;
+    double lstep = nice_step(lrhi * 1.15, 2), lrtop = ceil(lrhi * 1.15 / lstep - 1e-6) * lstep;  /* headroom above the peak */
     /* layout: loss panel [T, T+PH], lr panel [T+PH+G, H-B] */
     const double W = 860, H = 600, L = 80, R = 40, T = 40, B = 50, G = 30, LH = 110;
     const double PH = H - T - B - G - LH, LT = T + PH + G;
@@ -111,10 +111,10 @@ static int write_svg(const char *dir, const mrow *r, int n) {
         OUT("<text class=\"ylabel\" x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", L - 6, Y(v) + 4, yd, v);
     }
     /* lr panel grid + labels */
-    for (int k = 0; k <= 2; k++) {
-        double v = lrtop * k / 2;
+    for (int k = 0; k * lstep <= lrtop * (1 + 1e-6); k++) {
+        double v = k * lstep;
         OUT("<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", L, YL(v), W - R, YL(v));
-        OUT("<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%.2g</text>\n", L - 6, YL(v) + 4, v);
+        OUT("<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%.2g</text>\n", L - 6, YL(v) + 4, fabs(v) < 1e-30 ? 0.0 : v);
     }
     /* x ticks on both panels, labels under the lr panel */
     for (double st = ceil(s0 / xstep) * xstep; st <= s1 + 1e-9; st += xstep) {
@@ -123,8 +123,8 @@ static int write_svg(const char *dir, const mrow *r, int n) {
         OUT("<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%.0f</text>\n", X(st), LT + LH + 17, st);
     }
     OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step</text>\n", L + (W - L - R) / 2, H - 8);
-    OUT("<text transform=\"translate(18,%g) rotate(-90)\" text-anchor=\"middle\">loss</text>\n", T + PH / 2);
-    OUT("<text transform=\"translate(18,%g) rotate(-90)\" text-anchor=\"middle\">lr</text>\n", LT + LH / 2);
+    OUT("<text transform=\"translate(16,%g) rotate(-90)\" text-anchor=\"middle\">loss</text>\n", T + PH / 2);
+    OUT("<text transform=\"translate(16,%g) rotate(-90)\" text-anchor=\"middle\">lr</text>\n", LT + LH / 2);
     OUT("<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n", L, T, W - L - R, PH);
     OUT("<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n", L, LT, W - L - R, LH);
     /* curves */
