@@ -149,6 +149,8 @@ check "train: tokenizer_config.json too" test -s "$D/e2e/tokenizer_config.json"
 sed 's/"vocab_size":40/"vocab_size":300/' "$D/tiny.json" > "$D/tiny300.json"
 $BN train --config "$D/tiny300.json" --data "$D/corpus.u32" --tokenizer "$D/tok" --batch 1 --seq 16 --steps 1 -o "$D/e3" > /dev/null 2>&1
 check "train: --tokenizer DIR copies it" cmp -s "$D/tok/tokenizer.json" "$D/e3/tokenizer.json"
+$BN train --config "$D/tiny.json" --data "$D/pat.u32" --tokenizer "$D/tok" --batch 1 --seq 16 --steps 1 -o "$D/e4" > /dev/null 2> "$D/e4.err"; rc=$?
+check "train: a tokenizer larger than the model's vocab_size is refused" test $rc -ne 0 -a -n "$(grep '300 tokens but the model.s vocab_size is 40' "$D/e4.err")"
 $BN export --packed "$D/e2e" "$D/e2p" 2>/dev/null
 check "export: carries the tokenizer" cmp -s "$D/tok/tokenizer.json" "$D/e2p/tokenizer.json"
 check "run: the exported training output runs from text" $BN run -m "$D/e2p" -p "Once upon" -n 3

@@ -466,7 +466,19 @@ int cmd_train(int argc, char **argv) {
         }
         int nt = tsrc ? copy_tokenizer(tsrc, outdir) : 0;
         if (nt < 0) { rc = cli_fail("train: tokenizer"); goto done; }
-        if (nt) fprintf(stderr, "tokenizer: copied %d file(s) from %s\n", nt, tsrc);
+        if (nt) {
+            bitnet_tokenizer *tk;
+            if (bitnet_tokenizer_load(outdir, &tk) == BITNET_OK) {
+                int tv = bitnet_tokenizer_vocab_size(tk);
+                bitnet_tokenizer_free(tk);
+                if (tv > m->cfg.vocab_size) {
+                    fprintf(stderr, "bitnet: train: the tokenizer from %s has %d tokens but the model's vocab_size is %d: "
+                            "prompts would encode to ids the model cannot embed; raise vocab_size to >= %d\n", tsrc, tv, m->cfg.vocab_size, tv);
+                    rc = 2; goto done;
+                }
+            }
+            fprintf(stderr, "tokenizer: copied %d file(s) from %s\n", nt, tsrc);
+        }
         else fprintf(stderr, "note: no tokenizer files found (pass --tokenizer DIR): %s cannot be run until one is copied into it\n", outdir);
     }
     if (resume && o.tokenizer && given[4]) {  /* OPTS[4] is --tokenizer: a new one given on resume */
