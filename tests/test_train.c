@@ -1,7 +1,8 @@
 /* test_train.c — training model checks: golden step-0 logits and gradients and 8 AdamW losses
  * (tests/golden/bitnet-b158-master, made with transformers), finite-difference gradient checks
  * of every layer type in --no-quant mode (both families), AdamW vs a scalar reference, data
- * loader errors, export round trip. */
+ * loader errors, export round trip, shuffled data windows, text-as-data hints, trainer_state range
+ * checks and stored options on resume, batch x seq size limits. */
 #include "t.h"
 #include "train.h"
 #include "model.h"

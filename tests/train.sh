@@ -2,7 +2,10 @@
 # train.sh — drives `bitnet train` / `bitnet export`: bit-exact resume (N steps straight vs
 # N/2 + resume + N/2, also across thread counts), --dump-grads vs the golden gradients' names,
 # CLI errors (vocab mismatch, too-short data, NaN loss keeping the last checkpoint), outputs
-# (metrics.csv, loss.svg, a checkpoint the trainer can re-init from). Writes only under a temp dir.
+# (metrics.csv, loss.svg, a checkpoint the trainer can re-init from); issue 9: option range checks,
+# no overwrite without --resume/--force, stored options on --resume, --no-quant labelling (run and
+# export refuse), SIGINT checkpoint, tokenizer carried through tokenizer-train -> train -> export
+# -> run, text-as-data hints, loss.svg content. Writes only under a temp dir.
 set -u
 BUILD=${BUILD:-build}
 BN=$BUILD/bitnet

@@ -1,6 +1,8 @@
 /* cmd_train.c — `bitnet train`: quantization-aware training (or --no-quant full precision) of a
  * BitNet b1.58 model on a uint32 token file, with AdamW, LR schedules, evaluation, checkpoints,
- * --resume, metrics.csv and a hand-drawn loss.svg in OUTDIR. All numerics are in the library
+ * --resume, metrics.csv and a hand-drawn loss.svg in OUTDIR. The run's options are stored in the
+ * checkpoint (train_options JSON) and reused by --resume; Ctrl-C saves a checkpoint and exits 130
+ * (the handler only sets a flag the step loop checks). All numerics are in the library
  * (src/train*.c, src/optim.c, src/data.c); this file parses options, prints and draws. */
 #include "cli.h"
 #include "train_loop.h"
