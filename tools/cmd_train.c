@@ -390,7 +390,13 @@ int cmd_train(int argc, char **argv) {
 #undef OPT
         for (int k = 0; k < NOPTS; k++) if (!strcmp(a, OPTS[k].opt)) given[k] = 1;
     }
+    /* paths are stored absolute, so a resume from another directory finds them */
+    char *absp[NOPTS] = {0};
+    for (int k = 0; k < NOPTS; k++)
+        if (OPTS[k].kind == K_STR && given[k] && (absp[k] = realpath(*FIELD(&o, k, const char *), NULL)))
+            *FIELD(&o, k, const char *) = absp[k];
     if (!outdir || (!resume && (!o.data || !o.init == !o.config))) {
+        for (int k = 0; k < NOPTS; k++) free(absp[k]);
         fprintf(stderr, "bitnet: train needs --data, -o OUTDIR and exactly one of --init DIR / --config FILE.json (or --resume)\n");
         usage(); return 2;
     }
@@ -551,7 +557,7 @@ int cmd_train(int argc, char **argv) {
     if (sec_total > 0 && rc == 0) fprintf(stderr, "done: %lld steps, %.0f tokens/s average, checkpoint in %s\n", (long long)tr.step, tok_total / sec_total, outdir);
 done:
     free(rows); free(stored); free(optjs);
-    for (int k = 0; k < NOPTS; k++) free(keep[k]);
+    for (int k = 0; k < NOPTS; k++) { free(keep[k]); free(absp[k]); }
     bn_trainer_free(&tr);
     bn_data_free(data); bn_data_free(val);
     bn_train_model_free(m);
