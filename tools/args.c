@@ -41,14 +41,6 @@ static const arg_opt *find_short(const args_spec *s, char c) {
     return NULL;
 }
 
-/* The option's name as the user should read it: "--long" if it has one, else "-x". */
-static void opt_name(const arg_opt *o, char *buf, size_t len) {
-    if (o->names) {
-        const char *e = strchr(o->names, '|');
-        snprintf(buf, len, "--%.*s", (int)(e ? (size_t)(e - o->names) : strlen(o->names)), o->names);
-    } else snprintf(buf, len, "-%c", o->short_name);
-}
-
 static void fmt_num(char *b, size_t n, double v) {
     if (isinf(v)) snprintf(b, n, "%sinf", v < 0 ? "-" : "");
     else snprintf(b, n, "%.10g", v);
@@ -76,10 +68,9 @@ static int parse_int(const arg_opt *o, const char *v, const char *end_ok, long l
     *out = x; return 1;
 }
 
-/* Store value v into o's destination; prints the error and returns ARGS_ERR when v is bad. */
-static int set_value(const args_spec *s, const arg_opt *o, const char *v) {
-    char name[64], range[128];
-    opt_name(o, name, sizeof name);
+/* Store value v into o's destination (name: the option as typed, for messages); prints the error and returns ARGS_ERR when v is bad. */
+static int set_value(const args_spec *s, const arg_opt *o, const char *name, const char *v) {
+    char range[128];
     range_text(o, range, sizeof range);
     switch (o->kind) {
     case ARG_INT: {
@@ -205,8 +196,8 @@ int args_parse(const args_spec *s, int argc, char **argv, const char **pos, int 
             pos[(*npos)++] = a;
             continue;
         }
-        char name[64];
-        opt_name(o, name, sizeof name);
+        char name[64]; /* the option as typed, without "=value" */
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(a, "="), a);
         if (o->kind == ARG_FLAG) {
             if (val) return args_error(s, "%s takes no value (got '%s')", name, a);
             *(int *)o->dst = 1;
@@ -216,7 +207,7 @@ int args_parse(const args_spec *s, int argc, char **argv, const char **pos, int 
             if (i + 1 >= argc) return args_error(s, "%s needs a value (%s)", name, o->meta ? o->meta : "V");
             val = argv[++i];
         }
-        if (set_value(s, o, val) != ARGS_OK) return ARGS_ERR;
+        if (set_value(s, o, name, val) != ARGS_OK) return ARGS_ERR;
     }
     return ARGS_OK;
 }
