@@ -154,6 +154,11 @@ cmp -s "$T/nul.txt" "$T/nul.out" && ok "tokenize --decode keeps NUL bytes" || fa
 "$B" tokenize-file -m $M "$T/p.txt" "$T/a.u32" "$T/b.u32" 2> "$T/e" >/dev/null; rc=$?
 [ $rc -eq 2 ] && grep -q "too many arguments" "$T/e" && ok "tokenize-file with a third file" || fail "tokenize-file with a third file" "rc=$rc $(cat "$T/e")"
 
+BA=$(realpath -m "$B"); MA=$(realpath -m $M)
+(cd "$T" && cp p.txt ./-p.txt && "$BA" tokenize-file -m "$MA" -- -p.txt out.u32 2>/dev/null)
+[ "$(stat -c %s "$T/out.u32" 2>/dev/null)" = $((4 * $("$B" tokenize -m $M < "$T/p.txt" | wc -w))) ] && ok "-- ends the options (a file named -p.txt)" ||
+    fail "-- ends the options" "$(ls -la "$T")"
+
 # --- bench on the bundled model with its defaults; make bench runs it ---
 "$B" bench -m $M -t 1 -r 1 > "$T/b.out" 2> "$T/b.err"; rc=$?
 [ $rc -eq 0 ] && grep -q "pp512 .*tok/s" "$T/b.out" && grep -q "tg128 .*tok/s" "$T/b.out" && ok "bench -m bundled model with default -p/-n" ||

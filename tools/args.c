@@ -186,9 +186,9 @@ int args_parse(const args_spec *s, int argc, char **argv, const char **pos, int 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const arg_opt *o = NULL; const char *val = NULL;
+        if (!dashdash && !strcmp(a, "--")) { dashdash = 1; continue; }
         int r = dashdash ? 0 : lookup(s, a, &o, &val, 1);
         if (r == ARGS_ERR) return ARGS_ERR;
-        if (!dashdash && !strcmp(a, "--")) { dashdash = 1; continue; }
         if (r == 0) {
             if (!pos || *npos >= s->max_pos)
                 return s->max_pos ? args_error(s, "too many arguments ('%s'); see bitnet %s -h", a, s->cmd)
