@@ -87,6 +87,7 @@ run --seed 1e3
 run --seed 18446744073709551616
 run --logit-bias 5=nan
 run --logit-bias 5=inf
+run --logit-bias 5=1e39
 run --logit-bias x=1
 run -n abc
 run -n 99999999999

@@ -7,6 +7,12 @@
 
 static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
 
+void gen_sampling_default(gen_sampling *o, float temperature) {
+    memset(o, 0, sizeof *o);
+    bitnet_sampler_params_default(&o->sp);
+    o->sp.temperature = temperature;
+}
+
 /* --logit-bias ID=BIAS (also llama.cpp's ID+BIAS / ID-BIAS); BIAS finite or -inf (bans ID). */
 static int parse_bias(void *dst, const char *v, char *err, size_t errlen) {
     gen_sampling *o = dst;
@@ -15,7 +21,7 @@ static int parse_bias(void *dst, const char *v, char *err, size_t errlen) {
     const char *b = end + (*end == '=');
     char *bend; errno = 0;
     double f = (*end == '=' || *end == '+' || *end == '-') ? strtod(b, &bend) : NAN;
-    if (end == v || id < 0 || id > INT32_MAX || isnan(f) || *bend || (isinf(f) && f > 0)) {
+    if (end == v || id < 0 || id > INT32_MAX || isnan(f) || *bend || (isinf(f) ? f > 0 : !isfinite((float)f))) {
         snprintf(err, errlen, "needs ID=BIAS (a token id and a finite number or -inf), got '%s'", v); return 1; }
     if (o->n_bias >= 32) { snprintf(err, errlen, "at most 32 entries"); return 1; }
     o->bias_id[o->n_bias] = (int)id; o->bias[o->n_bias] = isinf(f) ? -INFINITY : (float)f; o->n_bias++;
@@ -59,12 +65,6 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
     };
     memcpy(t, tab, sizeof tab);
     return t;
-}
-
-void gen_sampling_default(gen_sampling *o, float temperature) {
-    memset(o, 0, sizeof *o);
-    bitnet_sampler_params_default(&o->sp);
-    o->sp.temperature = temperature;
 }
 
 int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_sampling *o, int need_tok) {
