@@ -464,7 +464,7 @@ static void test_gemm(void) {
 /* Shuffled windows: each epoch visits every window once, in a seeded order that (seed, pos)
  * alone reproduce; rows are whole windows (T+1 consecutive tokens at a multiple of T). */
 static void test_shuffle(void) {
-    const char *p = "/tmp/bn_test_train_shuf.u32";
+    char p[64]; snprintf(p, sizeof p, "/tmp/bn_test_train_shuf.%d.u32", (int)getpid());
     uint32_t t[401];
     for (int i = 0; i < 401; i++) t[i] = (uint32_t)i;   /* token == its position */
     write_u32(p, t, 401);
@@ -500,7 +500,7 @@ static void test_shuffle(void) {
     CHECK("shuffle: another seed gives another order", memcmp(in, in2, sizeof in), "same");
     bn_data_free(a); bn_data_free(b);
     /* text given as token data */
-    const char *tp = "/tmp/bn_test_train_text.txt";
+    char tp[64]; snprintf(tp, sizeof tp, "/tmp/bn_test_train_text.%d.txt", (int)getpid());
     FILE *f = fopen(tp, "wb"); fputs("Once upon a time there was a cat. It sat on a mat, all day long!\n", f); fclose(f);  /* 65 bytes */
     s = bn_data_open(tp, 1000, 1, 4, &a);
     CHECK("data: a text file (size not a multiple of 4) suggests tokenize-file", s == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), "tokenize-file") && strstr(bitnet_last_error(), tp), "%d %s", s, bitnet_last_error());
@@ -531,7 +531,9 @@ static void write_state(const bn_train_model *m, const char *path, const int64_t
 
 /* F6: every trainer_state field is range-checked on resume; options round-trip; F10 sizes. */
 static void test_state_checks(void) {
-    const char *p = "/tmp/bn_test_train_state.u32", *dir = "/tmp/bn_test_train_state_dir";
+    char p[64], dir[64];
+    snprintf(p, sizeof p, "/tmp/bn_test_train_state.%d.u32", (int)getpid());
+    snprintf(dir, sizeof dir, "/tmp/bn_test_train_state_dir.%d", (int)getpid());
     uint32_t t[200];
     for (int i = 0; i < 200; i++) t[i] = (uint32_t)(i % 20);
     write_u32(p, t, 200);
