@@ -37,6 +37,9 @@ typedef enum bitnet_status {
 const char *bitnet_last_error(void);
 /* Short name of a status code. */
 const char *bitnet_status_str(bitnet_status s);
+/* Write len bytes to path atomically: a temp file in the same folder, fsync, rename; path is
+ * either the old file or the new one, never a mix. */
+bitnet_status bitnet_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* ---- model ---------------------------------------------------------------------------- */
 typedef struct bitnet_model bitnet_model;

@@ -3,8 +3,7 @@
  * with IN_DIR's tokenizer files. Refuses a full-precision (--no-quant) IN_DIR and an OUT_DIR
  * that already holds a model unless --force. */
 #include "cli.h"
-#include "train_export.h"
-#include "config.h"
+#include "bitnet_train.h"
 
 static const char *USAGE =
     "usage: bitnet export --packed [--force] IN_DIR OUT_DIR\n"
@@ -25,20 +24,15 @@ int cmd_export(int argc, char **argv) {
         else { fprintf(stderr, "bitnet export: unexpected argument '%s'\n%s", argv[i], USAGE); return 2; }
     }
     if (!packed || !in || !out) { fputs(USAGE, stderr); return 2; }
-    bn_config c;
-    if (bn_config_load(in, &c) != BITNET_OK) return cli_fail("export");
-    if (c.full_precision && !force) {
-        fprintf(stderr, "bitnet: export: %s is a full-precision checkpoint (trained with --no-quant): packing ternarizes it, "
-                "which changes the model it learned; pass --force to do it anyway\n", in);
-        return 1;
-    }
-    char *mp = bn_path_join(out, "model.safetensors");
-    int there = mp && bn_file_exists(mp);
+    char *mp = cli_path_join(out, "model.safetensors");
+    int there = mp && cli_file_exists(mp);
     free(mp);
     if (there && !force) { fprintf(stderr, "bitnet: export: %s already holds a model; pass --force to overwrite it\n", out); return 1; }
-    if (bn_export_packed(in, out) != BITNET_OK) return cli_fail("export");
-    char *tp = bn_path_join(out, "tokenizer.json"), *sp = bn_path_join(out, "tokenizer.model");
-    int tok = (tp && bn_file_exists(tp)) || (sp && bn_file_exists(sp));
+    bitnet_status st = bitnet_export_packed(in, out, force ? BITNET_EXPORT_ALLOW_FULL_PRECISION : 0);
+    if (st == BITNET_ERR_ARG) { fprintf(stderr, "bitnet: export: %s; pass --force to do it anyway\n", bitnet_last_error()); return 1; }
+    if (st) return cli_fail("export");
+    char *tp = cli_path_join(out, "tokenizer.json"), *sp = cli_path_join(out, "tokenizer.model");
+    int tok = (tp && cli_file_exists(tp)) || (sp && cli_file_exists(sp));
     free(tp); free(sp);
     fprintf(stderr, "wrote packed checkpoint to %s\n", out);
     if (!tok) fprintf(stderr, "note: %s has no tokenizer files, so %s has none either: copy them in before `bitnet run`\n", in, out);

@@ -5,9 +5,7 @@
  * (the handler only sets a flag the step loop checks). All numerics are in the library
  * (src/train*.c, src/optim.c, src/data.c); this file parses options, prints and draws. */
 #include "cli.h"
-#include "train_loop.h"
-#include "gemm_f32.h"
-#include "train_export.h"
+#include "bitnet_train.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <errno.h>
@@ -61,8 +59,8 @@ static int write_metrics(const char *dir, const mrow *r, int n) {
         if (!isnan(r[i].val)) snprintf(v, sizeof v, "%.6f", r[i].val);
         o += (size_t)snprintf(b + o, cap - o, "%d,%.6f,%s,%.6e,%.1f\n", r[i].step, r[i].loss, v, r[i].lr, r[i].tps);
     }
-    char *p = bn_path_join(dir, "metrics.csv");
-    bitnet_status s = p ? bn_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
+    char *p = cli_path_join(dir, "metrics.csv");
+    bitnet_status s = p ? bitnet_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
     free(p); free(b);
     return s == BITNET_OK;
 }
@@ -158,16 +156,16 @@ static int write_svg(const char *dir, const mrow *r, int n) {
 #undef Y
 #undef YL
     int ok = o < cap;
-    char *p = ok ? bn_path_join(dir, "loss.svg") : NULL;
-    bitnet_status s = p ? bn_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
+    char *p = ok ? cli_path_join(dir, "loss.svg") : NULL;
+    bitnet_status s = p ? bitnet_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
     free(p); free(b);
     return s == BITNET_OK;
 }
 
 /* Read back OUTDIR/metrics.csv rows with step < upto (resume keeps the history). */
 static int read_metrics(const char *dir, int upto, mrow **rows, int *n, int *cap) {
-    char *p = bn_path_join(dir, "metrics.csv"), *txt = NULL;
-    if (!p || bn_read_file(p, &txt, NULL) != BITNET_OK) { free(p); return 0; }
+    char *p = cli_path_join(dir, "metrics.csv"), *txt = NULL;
+    if (!p || cli_read_file(p, &txt, NULL) != BITNET_OK) { free(p); return 0; }
     free(p);
     char *line = strchr(txt, '\n');
     while (line && *++line) {
@@ -238,7 +236,7 @@ static void fmt_opt(const run_opts *o, int i, char *b, size_t n) {
     switch (OPTS[i].kind) {
     case K_INT: snprintf(b, n, "%d", *FIELD(o, i, const int)); break;
     case K_FLOAT: snprintf(b, n, "%.7g", (double)*FIELD(o, i, const float)); break;
-    case K_SCHED: snprintf(b, n, "%s", bn_lr_sched_name((bn_lr_sched)*FIELD(o, i, const int))); break;
+    case K_SCHED: snprintf(b, n, "%s", bitnet_lr_schedule_name((bitnet_lr_schedule)*FIELD(o, i, const int))); break;
     default: { const char *v = *FIELD(o, i, const char *const); snprintf(b, n, "%s", v ? v : "(none)"); }
     }
 }
@@ -250,7 +248,7 @@ static char *opts_to_json(const run_opts *o) {
         switch (OPTS[i].kind) {
         case K_INT: cJSON_AddNumberToObject(r, OPTS[i].key, *FIELD(o, i, const int)); break;
         case K_FLOAT: cJSON_AddNumberToObject(r, OPTS[i].key, *FIELD(o, i, const float)); break;  /* float -> double: exact */
-        case K_SCHED: cJSON_AddStringToObject(r, OPTS[i].key, bn_lr_sched_name((bn_lr_sched)*FIELD(o, i, const int))); break;
+        case K_SCHED: cJSON_AddStringToObject(r, OPTS[i].key, bitnet_lr_schedule_name((bitnet_lr_schedule)*FIELD(o, i, const int))); break;
         default: { const char *v = *FIELD(o, i, const char *const); if (v) cJSON_AddStringToObject(r, OPTS[i].key, v); }
         }
     }
@@ -281,8 +279,8 @@ static int merge_stored(run_opts *o, const int *given, const char *json, const c
             else *FIELD(&st, i, float) = (float)v->valuedouble;
             break;
         case K_SCHED: {
-            bn_lr_sched sc;
-            if (!cJSON_IsString(v) || !bn_lr_sched_parse(v->valuestring, &sc)) ok = 0;
+            bitnet_lr_schedule sc;
+            if (!cJSON_IsString(v) || !bitnet_lr_schedule_parse(v->valuestring, &sc)) ok = 0;
             else *FIELD(&st, i, int) = (int)sc;
             break;
         }
@@ -321,19 +319,19 @@ static int opt_float(const char *opt, const char *v, float *out, double lo, int 
  * hold tokenizer_config.json etc.) into dir. Returns the number of files copied, -1 on error. */
 static int copy_tokenizer(const char *src, const char *dir) {
     int n = 0;
-    if (bn_is_dir(src)) return bn_copy_tokenizer_files(src, dir, &n) ? -1 : n;
-    if (!bn_file_exists(src)) { bn_err(BITNET_ERR_IO, "%s: no such tokenizer file or folder", src); return -1; }
+    if (cli_is_dir(src)) return bitnet_copy_tokenizer_files(src, dir, &n) ? -1 : n;
+    if (!cli_file_exists(src)) { fprintf(stderr, "bitnet: train: tokenizer: %s: no such tokenizer file or folder\n", src); return -2; }
     const char *slash = strrchr(src, '/');
     char folder[4096];
     snprintf(folder, sizeof folder, "%.*s", slash ? (int)(slash - src) : 1, slash ? src : ".");
-    if (bn_copy_tokenizer_files(folder, dir, &n)) return -1;
+    if (bitnet_copy_tokenizer_files(folder, dir, &n)) return -1;
     size_t L = strlen(src);
     const char *name = L > 6 && !strcmp(src + L - 6, ".model") ? "tokenizer.model" : "tokenizer.json";
     char *txt; size_t len;
-    char *dst = bn_path_join(dir, name);
-    bitnet_status s = dst ? bn_read_file(src, &txt, &len) : BITNET_ERR_NOMEM;
-    if (!s) { s = bn_write_file_atomic(dst, txt, len); free(txt); }
-    free(dst);
+    char *dst = cli_path_join(dir, name);
+    if (!dst || cli_read_file(src, &txt, &len)) { free(dst); fprintf(stderr, "bitnet: train: cannot read the tokenizer %s\n", src); return -2; }
+    bitnet_status s = bitnet_write_file_atomic(dst, txt, len);
+    free(txt); free(dst);
     return s ? -1 : n + 1;
 }
 
@@ -346,9 +344,10 @@ int cmd_train(int argc, char **argv) {
     int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0;
     int given[NOPTS] = {0};
     char *keep[NOPTS] = {0};
-    bn_optim_cfg oc; bn_optim_cfg_default(&oc);
-    o.lr = oc.lr; o.beta1 = oc.beta1; o.beta2 = oc.beta2; o.eps = oc.eps; o.wd = oc.wd; o.clip = oc.clip;
-    o.warmup = oc.warmup; o.sched = (int)oc.sched;
+    bitnet_train_params tp = bitnet_train_default_params();
+    const bitnet_optim_params *oc = &tp.optim;
+    o.lr = oc->lr; o.beta1 = oc->beta1; o.beta2 = oc->beta2; o.eps = oc->eps; o.wd = oc->weight_decay; o.clip = oc->clip;
+    o.warmup = oc->warmup; o.sched = (int)oc->schedule;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -366,15 +365,15 @@ int cmd_train(int argc, char **argv) {
         else if (OPT("--dump-grads")) dump = v;
         else if (OPT("--batch")) { if (!cli_int(a, v, 1, 1 << 20, &o.B)) return 2; }
         else if (OPT("--seq")) { if (!cli_int(a, v, 1, 1 << 20, &o.T)) return 2; }
-        else if (OPT("--steps")) { if (!cli_int(a, v, 1, BN_TRAIN_MAX_STEPS, &o.steps)) return 2; }
+        else if (OPT("--steps")) { if (!cli_int(a, v, 1, BITNET_TRAIN_MAX_STEPS, &o.steps)) return 2; }
         else if (OPT("--accum")) { if (!cli_int(a, v, 1, 1 << 16, &o.accum)) return 2; }
-        else if (OPT("--eval-every")) { if (!cli_int(a, v, 0, BN_TRAIN_MAX_STEPS, &o.eval_every)) return 2; }
+        else if (OPT("--eval-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.eval_every)) return 2; }
         else if (OPT("--eval-batches")) { if (!cli_int(a, v, 1, 1 << 20, &o.eval_batches)) return 2; }
-        else if (OPT("--save-every")) { if (!cli_int(a, v, 0, BN_TRAIN_MAX_STEPS, &o.save_every)) return 2; }
-        else if (OPT("--stop-after")) { if (!cli_int(a, v, 0, BN_TRAIN_MAX_STEPS, &stop_after)) return 2; }
+        else if (OPT("--save-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.save_every)) return 2; }
+        else if (OPT("--stop-after")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &stop_after)) return 2; }
         else if (OPT("--seed")) { if (!cli_int(a, v, 0, INT32_MAX, &o.seed)) return 2; }
         else if (OPT("-t") || OPT("--threads")) { if (!cli_int(a, v, 1, 512, &nth)) return 2; }
-        else if (OPT("--warmup")) { if (!cli_int(a, v, 0, BN_TRAIN_MAX_STEPS, &o.warmup)) return 2; }
+        else if (OPT("--warmup")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.warmup)) return 2; }
         else if (OPT("--lr")) { if (!opt_float(a, v, &o.lr, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
         else if (OPT("--beta1")) { if (!opt_float(a, v, &o.beta1, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
         else if (OPT("--beta2")) { if (!opt_float(a, v, &o.beta2, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
@@ -382,8 +381,8 @@ int cmd_train(int argc, char **argv) {
         else if (OPT("--wd")) { if (!opt_float(a, v, &o.wd, 0, 1, INFINITY, 0, "a finite number >= 0")) return 2; }
         else if (OPT("--clip")) { if (!opt_float(a, v, &o.clip, 0, 1, INFINITY, 0, "a finite number >= 0 (0 = no clipping)")) return 2; }
         else if (OPT("--lr-schedule")) {
-            bn_lr_sched sc;
-            if (!bn_lr_sched_parse(v, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", v); return 2; }
+            bitnet_lr_schedule sc;
+            if (!bitnet_lr_schedule_parse(v, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", v); return 2; }
             o.sched = (int)sc;
         }
         else { fprintf(stderr, "bitnet: train: unknown option '%s'\n", a); usage(); return 2; }
@@ -401,24 +400,23 @@ int cmd_train(int argc, char **argv) {
         usage(); return 2;
     }
     int rc = 0;
-    bn_train_model *m = NULL;
-    bn_data *data = NULL, *val = NULL;
-    bn_trainer tr; memset(&tr, 0, sizeof tr);
+    bitnet_trainer *tr = NULL;
+    bitnet_trainer_info info;
     mrow *rows = NULL; int nrows = 0, caprows = 0;
     char *stored = NULL, *optjs = NULL;
     bitnet_status s;
     if (resume) {
         if (o.init || o.config) fprintf(stderr, "note: --resume continues %s's model; %s is ignored\n", outdir, o.init ? "--init" : "--config");
-        if ((s = bn_trainer_read_options(outdir, &stored))) { rc = cli_fail("train --resume"); goto done; }
+        if ((s = bitnet_trainer_read_options_text(outdir, &stored))) { rc = cli_fail("train --resume"); goto done; }
         if (stored && !merge_stored(&o, given, stored, outdir, keep)) { rc = 2; goto done; }
         if (!stored) fprintf(stderr, "note: %s's checkpoint stores no options (older bitnet); using the command line's\n", outdir);
         if (!o.data) { fprintf(stderr, "bitnet: train --resume: the checkpoint names no --data; give it\n"); rc = 2; goto done; }
     } else {
-        if (bn_file_exists(outdir) && !bn_is_dir(outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", outdir); rc = 1; goto done; }
+        if (cli_file_exists(outdir) && !cli_is_dir(outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", outdir); rc = 1; goto done; }
         static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv"};
         for (int k = 0; k < 3; k++) {
-            char *p = bn_path_join(outdir, run_files[k]);
-            int there = p && bn_file_exists(p);
+            char *p = cli_path_join(outdir, run_files[k]);
+            int there = p && cli_file_exists(p);
             if (there && !force) {
                 fprintf(stderr, "bitnet: train: %s already holds a run (%s); continue it with --resume, or pass --force to start over and overwrite it\n", outdir, run_files[k]);
                 free(p); rc = 1; goto done;
@@ -427,43 +425,34 @@ int cmd_train(int argc, char **argv) {
             free(p);
         }
     }
-    oc.lr = o.lr; oc.beta1 = o.beta1; oc.beta2 = o.beta2; oc.eps = o.eps; oc.wd = o.wd; oc.clip = o.clip;
-    oc.warmup = o.warmup; oc.sched = (bn_lr_sched)o.sched; oc.total_steps = o.steps;
+    tp.optim.lr = o.lr; tp.optim.beta1 = o.beta1; tp.optim.beta2 = o.beta2; tp.optim.eps = o.eps; tp.optim.weight_decay = o.wd;
+    tp.optim.clip = o.clip; tp.optim.warmup = o.warmup; tp.optim.schedule = (bitnet_lr_schedule)o.sched;
+    tp.total_steps = o.steps; tp.batch = o.B; tp.seq = o.T; tp.accum = o.accum; tp.no_quant = o.no_quant;
+    tp.n_threads = nth; tp.seed = (uint64_t)o.seed;
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); rc = 1; goto done; }
 
-    if (resume) s = bn_train_model_from_dir(outdir, o.no_quant, nth, &m);  /* shape + weights; state below */
-    else if (o.init) s = bn_train_model_from_dir(o.init, o.no_quant, nth, &m);
-    else {
-        char *txt; bn_config c;
-        s = bn_read_file(o.config, &txt, NULL);
-        if (!s) { s = bn_config_parse(txt, o.config, &c); free(txt); }
-        if (!s) s = bn_train_model_new(&c, o.no_quant, nth, &m);
-        if (!s) bn_train_model_init_random(m, (uint64_t)o.seed, 0.02f);
-    }
+    /* resume: shape + weights from OUTDIR, the state below; else --init DIR or a fresh --config model */
+    s = bitnet_trainer_new(resume ? outdir : o.init ? o.init : o.config, &tp, &tr);
     if (s) { rc = cli_fail(resume ? "train --resume" : "train: model"); goto done; }
-    if (resume && !stored && m->cfg.full_precision && !o.no_quant) {
+    bitnet_trainer_get_info(tr, &info);
+    if (resume && !stored && info.full_precision && !o.no_quant) {
         fprintf(stderr, "bitnet: train --resume: %s is a full-precision (--no-quant) run; pass --no-quant to continue it\n", outdir);
         rc = 2; goto done;
     }
-    if ((s = bn_data_open(o.data, m->cfg.vocab_size, o.B, o.T, &data))) { rc = cli_fail("train: data"); goto done; }
-    if ((s = bn_data_shuffle(data, (uint64_t)o.seed))) { rc = cli_fail("train: data"); goto done; }
-    if (o.val && (s = bn_data_open(o.val, m->cfg.vocab_size, o.B, o.T, &val))) { rc = cli_fail("train: validation data"); goto done; }
-    if ((s = bn_trainer_init(&tr, m, data, &oc, o.B, o.T, o.accum))) { rc = cli_fail("train"); goto done; }
-    tr.rng = (uint64_t)o.seed;
+    if ((s = bitnet_trainer_set_data(tr, o.data, o.val))) { rc = cli_fail("train: data"); goto done; }
     if (resume) {
-        if ((s = bn_trainer_load(&tr, outdir))) { rc = cli_fail("train --resume"); goto done; }
-        if (tr.rng != (uint64_t)o.seed) {  /* a new --seed reorders the remaining windows */
-            tr.rng = (uint64_t)o.seed;
-            size_t pos = data->pos;
-            bn_data_shuffle(data, tr.rng); data->pos = pos;
-        }
-        if (tr.step >= o.steps) {
+        int given_seed = 0;
+        for (int k = 0; k < NOPTS; k++) if (!strcmp(OPTS[k].opt, "--seed")) given_seed = given[k];
+        if ((s = bitnet_trainer_load_state(tr, outdir))) { rc = cli_fail("train --resume"); goto done; }
+        /* the checkpoint's data order is restored; a new --seed reorders the remaining windows */
+        if (given_seed && (s = bitnet_trainer_reseed(tr, (uint64_t)o.seed))) { rc = cli_fail("train --resume"); goto done; }
+        if (bitnet_trainer_get_step(tr) >= o.steps) {
             fprintf(stderr, "bitnet: train --resume: %s is already at step %lld of %d; to train further pass --steps M with M > %lld "
-                    "(the lr schedule then spans M steps)\n", outdir, (long long)tr.step, o.steps, (long long)tr.step);
+                    "(the lr schedule then spans M steps)\n", outdir, (long long)bitnet_trainer_get_step(tr), o.steps, (long long)bitnet_trainer_get_step(tr));
             rc = 1; goto done;
         }
-        read_metrics(outdir, (int)tr.step + 1, &rows, &nrows, &caprows);
-        fprintf(stderr, "resuming %s at step %lld of %d\n", outdir, (long long)tr.step, o.steps);
+        read_metrics(outdir, (int)bitnet_trainer_get_step(tr) + 1, &rows, &nrows, &caprows);
+        fprintf(stderr, "resuming %s at step %lld of %d\n", outdir, (long long)bitnet_trainer_get_step(tr), o.steps);
     } else {
         const char *tsrc = o.tokenizer ? o.tokenizer : o.init;
         char cfgdir[4096];
@@ -473,15 +462,15 @@ int cmd_train(int argc, char **argv) {
             tsrc = cfgdir;
         }
         int nt = tsrc ? copy_tokenizer(tsrc, outdir) : 0;
-        if (nt < 0) { rc = cli_fail("train: tokenizer"); goto done; }
+        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
         if (nt) {
             bitnet_tokenizer *tk;
             if (bitnet_tokenizer_load(outdir, &tk) == BITNET_OK) {
                 int tv = bitnet_tokenizer_vocab_size(tk);
                 bitnet_tokenizer_free(tk);
-                if (tv > m->cfg.vocab_size) {
+                if (tv > info.vocab_size) {
                     fprintf(stderr, "bitnet: train: the tokenizer from %s has %d tokens but the model's vocab_size is %d: "
-                            "prompts would encode to ids the model cannot embed; raise vocab_size to >= %d\n", tsrc, tv, m->cfg.vocab_size, tv);
+                            "prompts would encode to ids the model cannot embed; raise vocab_size to >= %d\n", tsrc, tv, info.vocab_size, tv);
                     rc = 2; goto done;
                 }
             }
@@ -491,16 +480,15 @@ int cmd_train(int argc, char **argv) {
     }
     if (resume && o.tokenizer && given[4]) {  /* OPTS[4] is --tokenizer: a new one given on resume */
         int nt = copy_tokenizer(o.tokenizer, outdir);
-        if (nt < 0) { rc = cli_fail("train: tokenizer"); goto done; }
+        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
     }
     if (!(optjs = opts_to_json(&o))) { fprintf(stderr, "bitnet: train: out of memory\n"); rc = 1; goto done; }
-    tr.options = optjs;
-    tr.dump_grads = dump;
-    double fpt = bn_train_flops_per_token(m);
+    if ((s = bitnet_trainer_set_options_text(tr, optjs)) || (dump && (s = bitnet_trainer_dump_next_grads(tr, dump)))) { rc = cli_fail("train"); goto done; }
+    double fpt = info.flops_per_token;
     fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
-            m->cfg.n_layers, m->cfg.hidden_size, m->cfg.vocab_size, m->n_params / 1e6,
-            o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", bn_sgemm_isa(), nth);
-    int64_t last_saved = tr.step;
+            info.n_layers, info.hidden_size, info.vocab_size, info.n_params / 1e6,
+            o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", info.gemm, nth);
+    int64_t last_saved = bitnet_trainer_get_step(tr);
     double tok_total = 0, sec_total = 0;
     g_interrupted = 0;
     struct sigaction sa, old_sa;
@@ -508,9 +496,9 @@ int cmd_train(int argc, char **argv) {
     sa.sa_handler = on_sigint; sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C kills as usual */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
-    while (tr.step < o.steps && !(stop_after && ran >= stop_after)) {
-        bn_step_stats st;
-        s = bn_trainer_step(&tr, &st);
+    while (bitnet_trainer_get_step(tr) < o.steps && !(stop_after && ran >= stop_after)) {
+        bitnet_train_stats st;
+        s = bitnet_trainer_step(tr, &st);
         if (s) {
             fprintf(stderr, "bitnet: train: %s\n", bitnet_last_error());
             if (s == BITNET_ERR_NUMERIC) fprintf(stderr, "bitnet: train: stopped; the last good checkpoint in %s is from step %lld\n", outdir, (long long)last_saved);
@@ -518,48 +506,46 @@ int cmd_train(int argc, char **argv) {
         }
         tok_total += st.tokens; sec_total += st.seconds;
         double tps = st.tokens / st.seconds, avg = tok_total / sec_total;
-        char eta[32]; fmt_eta((double)(o.steps - tr.step) * st.tokens / avg, eta, sizeof eta);
+        char eta[32]; fmt_eta((double)(o.steps - bitnet_trainer_get_step(tr)) * st.tokens / avg, eta, sizeof eta);
         printf("step %lld/%d | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | %.1f GFLOP/s | ETA %s\n",
-               (long long)tr.step, o.steps, st.loss, st.lr, st.grad_norm, tps, fpt * tps / 1e9, eta);
+               (long long)bitnet_trainer_get_step(tr), o.steps, st.loss, st.lr, st.grad_norm, tps, fpt * tps / 1e9, eta);
         fflush(stdout);
         if (nrows == caprows) { caprows = caprows ? caprows * 2 : 256; mrow *q = realloc(rows, caprows * sizeof *q); if (!q) { rc = 1; goto done; } rows = q; }
-        rows[nrows++] = (mrow){(int)tr.step, st.loss, NAN, st.lr, (float)tps};
+        rows[nrows++] = (mrow){(int)bitnet_trainer_get_step(tr), st.loss, NAN, st.lr, (float)tps};
         ran++;
         int stop = g_interrupted;
-        int last = tr.step == o.steps || ran == stop_after || stop;
-        int eval_now = val && ((o.eval_every > 0 && tr.step % o.eval_every == 0) || last);
+        int last = bitnet_trainer_get_step(tr) == o.steps || ran == stop_after || stop;
+        int eval_now = o.val && ((o.eval_every > 0 && bitnet_trainer_get_step(tr) % o.eval_every == 0) || last);
         if (eval_now) {
             float vl;
-            if ((s = bn_trainer_eval(&tr, val, o.eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
+            if ((s = bitnet_trainer_eval(tr, o.eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
             rows[nrows - 1].val = vl;
-            printf("eval step %lld | val_loss %.6f\n", (long long)tr.step, vl);
+            printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(tr), vl);
             fflush(stdout);
         }
         if (eval_now || last) {
             if (!write_metrics(outdir, rows, nrows) || !write_svg(outdir, rows, nrows))
                 fprintf(stderr, "bitnet: train: warning: cannot write metrics.csv/loss.svg in %s: %s\n", outdir, bitnet_last_error());
         }
-        if ((o.save_every > 0 && tr.step % o.save_every == 0) || last) {
-            if ((s = bn_trainer_save(&tr, outdir))) {
-                fprintf(stderr, "bitnet: train: saving checkpoint at step %lld failed: %s\n", (long long)tr.step, bitnet_last_error());
+        if ((o.save_every > 0 && bitnet_trainer_get_step(tr) % o.save_every == 0) || last) {
+            if ((s = bitnet_trainer_save(tr, outdir))) {
+                fprintf(stderr, "bitnet: train: saving checkpoint at step %lld failed: %s\n", (long long)bitnet_trainer_get_step(tr), bitnet_last_error());
                 fprintf(stderr, "bitnet: train: the previous checkpoint in %s (step %lld) is intact\n", outdir, (long long)last_saved);
                 rc = 1; goto done;
             }
-            last_saved = tr.step;
+            last_saved = bitnet_trainer_get_step(tr);
         }
         if (stop) {
             fprintf(stderr, "interrupted: checkpoint at step %lld of %d saved in %s; continue with: bitnet train --resume -o %s\n",
-                    (long long)tr.step, o.steps, outdir, outdir);
+                    (long long)bitnet_trainer_get_step(tr), o.steps, outdir, outdir);
             rc = 130; break;
         }
     }
     sigaction(SIGINT, &old_sa, NULL);
-    if (sec_total > 0 && rc == 0) fprintf(stderr, "done: %lld steps, %.0f tokens/s average, checkpoint in %s\n", (long long)tr.step, tok_total / sec_total, outdir);
+    if (sec_total > 0 && rc == 0) fprintf(stderr, "done: %lld steps, %.0f tokens/s average, checkpoint in %s\n", (long long)bitnet_trainer_get_step(tr), tok_total / sec_total, outdir);
 done:
     free(rows); free(stored); free(optjs);
     for (int k = 0; k < NOPTS; k++) { free(keep[k]); free(absp[k]); }
-    bn_trainer_free(&tr);
-    bn_data_free(data); bn_data_free(val);
-    bn_train_model_free(m);
+    bitnet_trainer_free(tr);
     return rc;
 }
