@@ -23,6 +23,7 @@ typedef struct bn_tparam {
     int64_t shape[2];       /* [out, in] for matrices, [n] for norms */
     size_t off, numel;      /* offset into params (floats), element count */
     bn_pkind kind;
+    int slot, layer;        /* arch.h bn_slot, and layer index (-1 for globals) */
 } bn_tparam;
 
 typedef struct bn_tlayer {  /* indices into tp[] */
@@ -82,7 +83,4 @@ bitnet_status bn_train_save_grads(const bn_train_model *m, const char *path);
 /* Model FLOPs per token for forward+backward, 6 * (non-embedding matrix params + head) —
  * the llm.c/PaLM "6N" convention without attention. */
 double bn_train_flops_per_token(const bn_train_model *m);
-
-/* Ternary quantization of a master weight as the forward does it (exposed for export/tests):
- * scale = max(mean|w|, 1e-5); q[i] = clamp(rint(w[i] / scale' ), -1, 1) with g = 1/scale. */
 #endif
