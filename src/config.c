@@ -95,7 +95,7 @@ bitnet_status bn_config_load(const char *dir, bn_config *c) {
 
 bitnet_status bn_config_load_src(const bn_src *src, bn_config *c) {
     const void *data; size_t n;
-    bitnet_status s = bn_src_open(src, "config.json", &data, &n);
+    bitnet_status s = bn_src_open_small(src, "config.json", &data, &n);
     if (s) return s;
     char *path = bn_src_path(src, "config.json"), *txt = malloc(n + 1);   /* cJSON wants a NUL */
     if (!path || !txt) s = bn_err(BITNET_ERR_NOMEM, "out of memory reading config.json");

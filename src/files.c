@@ -13,7 +13,8 @@ static bitnet_status dir_open(void *ud, const char *name, const void **data, siz
     int fd = open(path, O_RDONLY);
     struct stat sb;
     if (fd < 0) s = bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) s = bn_err(BITNET_ERR_IO, "%s: not a regular file", path);
+    else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        s = bn_err(BITNET_ERR_IO, "%s: not a regular file%s", path, S_ISDIR(sb.st_mode) ? " (it is a directory)" : "");
     else if (sb.st_size == 0) { *data = ""; *size = 0; }
     else {
         void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -49,6 +50,17 @@ bitnet_status bn_src_open(const bn_src *s, const char *name, const void **data, 
         free(p);
     }
     if (st == BITNET_OK && !*data) *data = "";
+    return st;
+}
+
+bitnet_status bn_src_open_small(const bn_src *s, const char *name, const void **data, size_t *size) {
+    bitnet_status st = bn_src_open(s, name, data, size);
+    if (st || *size <= BN_SMALL_FILE_MAX) return st;
+    char *p = bn_src_path(s, name);
+    st = bn_err(BITNET_ERR_FORMAT, "%s: %zu bytes is too large for this file (limit %zu)", p ? p : name, *size, (size_t)BN_SMALL_FILE_MAX);
+    free(p);
+    bn_files_close(&s->f, *data, *size);
+    *data = NULL; *size = 0;
     return st;
 }
 

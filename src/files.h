@@ -20,6 +20,13 @@ bn_src bn_src_dir(const char *dir);
 bn_src bn_src_user(const bitnet_files *f);
 /* Open name through s; on failure the error message names the file. */
 bitnet_status bn_src_open(const bn_src *s, const char *name, const void **data, size_t *size);
+/* Size limit for small JSON companions (config.json, the shard index); util.h may define it. */
+#ifndef BN_SMALL_FILE_MAX
+#define BN_SMALL_FILE_MAX ((size_t)64 << 20)
+#endif
+/* bn_src_open for a small JSON file: over BN_SMALL_FILE_MAX bytes is a FORMAT error ("too
+ * large", the file closed again). */
+bitnet_status bn_src_open_small(const bn_src *s, const char *name, const void **data, size_t *size);
 /* Give back what bn_src_open returned (no-op for providers without close). */
 void bn_files_close(const bitnet_files *f, const void *data, size_t size);
 /* The display path of name under s (malloc'd; NULL when out of memory). */

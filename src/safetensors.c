@@ -141,7 +141,7 @@ bitnet_status bn_st_open_src(const bn_src *src, const char *name, bn_st **out) {
     bitnet_status s = open_one(src, "model.safetensors", out);
     if (s != BITNET_ERR_IO) return s;
     const void *itxt; size_t ilen;
-    if ((s = bn_src_open(src, "model.safetensors.index.json", &itxt, &ilen))) {
+    if ((s = bn_src_open_small(src, "model.safetensors.index.json", &itxt, &ilen))) {
         if (s != BITNET_ERR_IO) return s;
         return bn_err(BITNET_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", src->where ? src->where : "file provider");
     }
