@@ -58,13 +58,13 @@ static bitnet_status from_packed(const bitnet_model *m, const bn_tensor *t, int 
 }
 
 /* Float master t (shape already checked) -> q[rows*cols] by absmean ternarization; *mult = mean|W|. */
-static bitnet_status from_master(const bn_tensor *t, int rows, int cols, int8_t *q, float *mult) {
+static bitnet_status from_master(const bitnet_model *m, const bn_tensor *t, int rows, int cols, int8_t *q, float *mult) {
     size_t n = (size_t)rows * cols;
+    int64_t shape[2] = {rows, cols};
     float *f = malloc(n * sizeof(float));
     if (!f) return bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", t->name);
-    bn_tensor_to_f32(t, f, 0, (int64_t)n);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(f[i])) { free(f); return bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value", t->file, t->name); }
+    bitnet_status s = bn_arch_read_f32(m->st, t->name, 2, shape, f);
+    if (s) { free(f); return s; }
     *mult = bn_ternarize(f, (int64_t)n, q);
     free(f);
     char what[512];
@@ -84,7 +84,7 @@ static bitnet_status load_tmat(bitnet_model *m, const char *name, int rows, int 
     if (s) return s;
     int8_t *q = malloc((size_t)rows * cols);
     if (!q) return bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", name);
-    s = packed ? from_packed(m, t, rows, cols, q, &w->scale) : from_master(t, rows, cols, q, &w->scale);
+    s = packed ? from_packed(m, t, rows, cols, q, &w->scale) : from_master(m, t, rows, cols, q, &w->scale);
     if (!s) {
         if (packed) snprintf(m->weight_format, sizeof m->weight_format, "packed-u8");
         else snprintf(m->weight_format, sizeof m->weight_format, "master-%s", t->dtype == BN_F32 ? "f32" : t->dtype == BN_F16 ? "f16" : "bf16");
