@@ -11,6 +11,8 @@
 #include "rng.h"
 #include <math.h>
 #include <stdio.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 static int wdt_of(bn_dtype d) { return d == BN_F32 ? BN_W_F32 : d == BN_F16 ? BN_W_F16 : BN_W_BF16; }
 
@@ -179,7 +181,9 @@ bitnet_status bitnet_model_load_ex(const char *path, const bitnet_model_params *
     *out = NULL;
     if (bn_is_dir(path)) { bn_src src = bn_src_dir(path); return load_src(&src, NULL, pp, out); }
     size_t n = strlen(path);
-    if (!(n > 12 && !strcmp(path + n - 12, ".safetensors") && bn_file_exists(path)))
+    struct stat sb;
+    if (stat(path, &sb) != 0) return bn_err(BITNET_ERR_IO, "%s: no such model folder or file: %s", path, strerror(errno));
+    if (!(n > 12 && !strcmp(path + n - 12, ".safetensors") && S_ISREG(sb.st_mode)))
         return bn_err(BITNET_ERR_IO, "%s: not a model folder (need config.json + model.safetensors) or a .safetensors file", path);
     /* one .safetensors file: config.json comes from its folder */
     const char *slash = strrchr(path, '/');

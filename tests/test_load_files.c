@@ -125,6 +125,8 @@ int main(void) {
     s = bitnet_model_load_ex(p, NULL, &a);
     CHECK("load_ex on a non-.safetensors file: IO error naming it", s == BITNET_ERR_IO && !a && strstr(bitnet_last_error(), "config.json"), "%s", bitnet_last_error());
 
+    s = bitnet_model_load_ex("/nonexistent/model", NULL, &a);
+    CHECK("a path that does not exist says so", s == BITNET_ERR_IO && !a && strstr(bitnet_last_error(), "/nonexistent/model") && strstr(bitnet_last_error(), "No such file"), "%s", bitnet_last_error());
     char cmd[600]; snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd) != 0) printf("# could not remove %s\n", tmp);
     free(lr); free(cfg); free(st);
