@@ -74,6 +74,18 @@ static bitnet_status from_master(const bitnet_model *m, const bn_tensor *t, int 
     return bn_scale_check(*mult, what);
 }
 
+/* Make w from ternary q[rows*cols] and its scale: packed for m's kernel set, counted in m's sizes. */
+static bitnet_status make_tmat(bitnet_model *m, const int8_t *q, int rows, int cols, float scale, bn_tmat *w) {
+    size_t nb = m->k->packed_size(rows, cols);
+    if (!(w->data = bn_alloc(nb))) return bn_err(BITNET_ERR_NOMEM, "out of memory packing a %d x %d matrix", rows, cols);
+    m->k->pack(q, rows, cols, w->data);
+    w->rows = rows; w->cols = cols; w->scale = scale;
+    m->weight_bytes += nb; m->ternary_bytes += nb;
+    m->n_params += (int64_t)rows * cols;
+    m->n_ternary += (int64_t)rows * cols;
+    return BITNET_OK;
+}
+
 /* Load BitLinear `name` of logical shape [rows, cols] into a packed bn_tmat. The stored shape
  * is checked before anything sized rows x cols is allocated. */
 static bitnet_status load_tmat(bitnet_model *m, const char *name, int rows, int cols, bn_tmat *w) {
@@ -86,20 +98,11 @@ static bitnet_status load_tmat(bitnet_model *m, const char *name, int rows, int 
     if (s) return s;
     int8_t *q = malloc((size_t)rows * cols);
     if (!q) return bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", name);
-    s = packed ? from_packed(m, t, rows, cols, q, &w->scale) : from_master(m, t, rows, cols, q, &w->scale);
-    if (!s) {
-        if (packed) snprintf(m->weight_format, sizeof m->weight_format, "packed-u8");
-        else snprintf(m->weight_format, sizeof m->weight_format, "master-%s", t->dtype == BN_F32 ? "f32" : t->dtype == BN_F16 ? "f16" : "bf16");
-        w->rows = rows; w->cols = cols;
-        size_t nb = m->k->packed_size(rows, cols);
-        if (!(w->data = bn_alloc(nb))) s = bn_err(BITNET_ERR_NOMEM, "out of memory packing '%s'", name);
-        else {
-            m->k->pack(q, rows, cols, w->data);
-            m->weight_bytes += nb; m->ternary_bytes += nb;
-            m->n_params += (int64_t)rows * cols;
-            m->n_ternary += (int64_t)rows * cols;
-        }
-    }
+    float scale;
+    s = packed ? from_packed(m, t, rows, cols, q, &scale) : from_master(m, t, rows, cols, q, &scale);
+    if (!s) s = make_tmat(m, q, rows, cols, scale, w);
+    if (!s && packed) snprintf(m->weight_format, sizeof m->weight_format, "packed-u8");
+    else if (!s) snprintf(m->weight_format, sizeof m->weight_format, "master-%s", t->dtype == BN_F32 ? "f32" : t->dtype == BN_F16 ? "f16" : "bf16");
     free(q);
     return s;
 }
@@ -288,15 +291,10 @@ bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_mod
                 for (int i = 0; i < (int)sh[0]; i++) (*v)[i] = 1.f;
                 continue;
             }
-            bn_tmat *w = layer_mat(L, sl);
             int rows = (int)sh[0], cols = (int)sh[1];
-            size_t n = (size_t)rows * cols;
-            for (size_t i = 0; i < n; i++) q[i] = (int8_t)((int)(bn_splitmix64(&rs) % 3) - 1);
-            size_t nb = m->k->packed_size(rows, cols);
-            if (!(w->data = bn_alloc(nb))) { free(q); bitnet_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
-            m->k->pack(q, rows, cols, w->data);
-            w->rows = rows; w->cols = cols; w->scale = 1.0f / sqrtf((float)cols);
-            m->weight_bytes += nb; m->ternary_bytes += nb; m->n_params += (int64_t)n; m->n_ternary += (int64_t)n;
+            for (size_t i = 0; i < (size_t)rows * cols; i++) q[i] = (int8_t)((int)(bn_splitmix64(&rs) % 3) - 1);
+            bitnet_status s = make_tmat(m, q, rows, cols, 1.0f / sqrtf((float)cols), layer_mat(L, sl));
+            if (s) { free(q); bitnet_model_free(m); return s; }
         }
     }
     free(q);
