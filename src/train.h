@@ -54,7 +54,8 @@ bitnet_status bn_train_model_new(const bn_config *cfg, int no_quant, int n_threa
 /* Fill with a fresh random init like HF's: linear and embedding weights ~ N(0, std), norms 1.
  * Deterministic in seed. */
 void bn_train_model_init_random(bn_train_model *m, uint64_t seed, float std);
-/* Read a folder's config.json and its master weights (F32/BF16/F16, either naming family). */
+/* Read a folder's config.json and its master weights (F32/BF16/F16, either naming family, named
+ * and shaped by the arch table, arch.h; a NaN/inf value is a FORMAT error naming the tensor). */
 bitnet_status bn_train_model_from_dir(const char *dir, int no_quant, int n_threads, bn_train_model **out);
 /* Load master weights of the same shapes from a folder's model.safetensors into m->params. */
 bitnet_status bn_train_model_load_weights(bn_train_model *m, const char *dir);
