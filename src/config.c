@@ -91,10 +91,18 @@ done:
 }
 
 bitnet_status bn_config_load(const char *dir, bn_config *c) {
-    char *path = bn_path_join(dir, "config.json"), *txt = NULL;
-    if (!path) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    bitnet_status s = bn_read_file(path, &txt, NULL);
-    if (!s) s = bn_config_parse(txt, path, c);
+    bn_src src = bn_src_dir(dir);
+    return bn_config_load_src(&src, c);
+}
+
+bitnet_status bn_config_load_src(const bn_src *src, bn_config *c) {
+    const void *data; size_t n;
+    bitnet_status s = bn_src_open_small(src, "config.json", &data, &n);
+    if (s) return s;
+    char *path = bn_src_path(src, "config.json"), *txt = malloc(n + 1);   /* cJSON wants a NUL */
+    if (!path || !txt) s = bn_err(BITNET_ERR_NOMEM, "out of memory reading config.json");
+    else { memcpy(txt, data, n); txt[n] = 0; s = bn_config_parse(txt, path, c); }
+    bn_files_close(&src->f, data, n);
     free(txt); free(path);
     return s;
 }

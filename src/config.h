@@ -3,6 +3,7 @@
 #ifndef BITNET_CONFIG_H
 #define BITNET_CONFIG_H
 #include "util.h"
+#include "files.h"
 
 typedef enum { BN_ACT_RELU2 = 0, BN_ACT_SILU = 1 } bn_act;
 /* How a stored weight_scale is applied (packed layout only). */
@@ -27,6 +28,8 @@ typedef struct bn_config {
 
 /* Parse dir/config.json. Errors name the file and the field. */
 bitnet_status bn_config_load(const char *dir, bn_config *c);
+/* Parse the provider's config.json (closed again before returning). */
+bitnet_status bn_config_load_src(const bn_src *src, bn_config *c);
 /* Parse a config from JSON text (path used in messages). */
 bitnet_status bn_config_parse(const char *json, const char *path, bn_config *c);
 /* Write a config.json (2B-4T "bitnet" layout when family is BITNET) atomically.
