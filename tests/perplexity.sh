@@ -18,6 +18,9 @@ field() { sed -n "s/^$1 *: *\([-0-9.e+]*\).*/\1/p" "$2" | head -n 1; }
 kl=$(field "Mean    KLD" "$T/p1"); top=$(sed -n 's/^Same top p *: *\([0-9.]*\).*/\1/p' "$T/p1"); d=$(field "Delta PPL (Q - base)" "$T/p1")
 [ "$kl" = "0.00000000" ] && [ "$top" = "100.000" ] && [ "$d" = "0.000000" ] && ok "KL exact vs exact = 0, 100% top-1" || fail "KL exact vs exact" "kl=$kl top=$top d=$d $(cat "$T/p1" "$T/e1")"
 cmp -s <(grep Final "$T/p0") <(grep Final "$T/p1") && ok "KL run reproduces the base PPL" || fail "KL run reproduces the base PPL" "$(grep Final "$T/p0" "$T/p1")"
+"$B" perplexity -m $M -f $TXT -c 128 --kl-divergence-base "$T/base.kl" --kl-divergence > "$T/p2" 2> "$T/e2"
+kl=$(field "Mean    KLD" "$T/p2")
+[ "$kl" = "0.00000000" ] && ok "llama.cpp spelling --kl-divergence-base F --kl-divergence" || fail "llama.cpp spelling" "$(cat "$T/p2" "$T/e2")"
 for h in q8 q4; do
     "$B" perplexity -m $M --kl "$T/base.kl" --head $h -f $TXT > "$T/p$h" 2> "$T/e$h"
     kl=$(field "Mean    KLD" "$T/p$h"); p99=$(field "99.0%   KLD" "$T/p$h"); d=$(field "Delta PPL (Q - base)" "$T/p$h")

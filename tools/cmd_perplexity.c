@@ -14,7 +14,8 @@
  * scores only the tokens after the previous window's end; no BOS is inserted (the text starts
  * with one).
  *
- * KL base file (--kl-base FILE writes it, --kl FILE reads it), little-endian:
+ * KL base file (--kl-base FILE writes it, --kl FILE reads it; llama.cpp's --kl-divergence-base FILE
+ * [--kl-divergence] also work), little-endian:
  *   char magic[8] = "BNKLBAS1"
  *   u32 vocab, n_ctx, n_chunk, topk, first (= n_ctx/2), bos (0xffffffff = none)
  *   u32 tokens[n_chunk * n_ctx]          the text's tokens as read (before the BOS replacement)
@@ -155,6 +156,8 @@ typedef struct {
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *tokfile = NULL, *kl_base = NULL, *kl_in = NULL, *head = "exact";
+    const char *kl_llama = NULL;
+    int kl_cmp = 0;
     int n_ctx = 512, stride = 0, nbatch = 2048, threads = 1, max_chunks = -1, topk = 64, force = 0, ctx_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -163,13 +166,15 @@ int cmd_perplexity(int argc, char **argv) {
         else if (!strcmp(a, "-f") && more) file = argv[++i];
         else if (!strcmp(a, "--tokens") && more) tokfile = argv[++i];
         else if ((!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) && more) { if (!cli_int(a, argv[++i], 4, 1 << 20, &n_ctx)) return 2; ctx_set = 1; }
-        else if (!strcmp(a, "--stride") && more) { if (!cli_int(a, argv[++i], 1, 1 << 20, &stride)) return 2; }
+        else if ((!strcmp(a, "--stride") || !strcmp(a, "--ppl-stride")) && more) { if (!cli_int(a, argv[++i], 1, 1 << 20, &stride)) return 2; }
         else if ((!strcmp(a, "-b") || !strcmp(a, "--batch-size")) && more) { if (!cli_int(a, argv[++i], 1, 1 << 24, &nbatch)) return 2; }
         else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && more) { if (!cli_int(a, argv[++i], 1, 512, &threads)) return 2; }
         else if (!strcmp(a, "--chunks") && more) { if (!cli_int(a, argv[++i], 1, 1 << 24, &max_chunks)) return 2; }
         else if (!strcmp(a, "--head") && more) head = argv[++i];
         else if (!strcmp(a, "--kl-base") && more) kl_base = argv[++i];
-        else if ((!strcmp(a, "--kl") || !strcmp(a, "--kl-divergence")) && more) kl_in = argv[++i];
+        else if (!strcmp(a, "--kl") && more) kl_in = argv[++i];
+        else if (!strcmp(a, "--kl-divergence-base") && more) kl_llama = argv[++i];   /* llama.cpp's spelling */
+        else if (!strcmp(a, "--kl-divergence")) kl_cmp = 1;
         else if (!strcmp(a, "--kl-topk") && more) { if (!cli_int(a, argv[++i], 0, 1 << 24, &topk)) return 2; }
         else if (!strcmp(a, "--force")) force = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -183,10 +188,14 @@ int cmd_perplexity(int argc, char **argv) {
                    "  -b BATCH: tokens per evaluation call (default 2048, at most CTX used). --chunks N: first N only.\n"
                    "  --kl-base OUT: also save this run's top-K log-probs (K default 64, 0 = the whole vocabulary)\n"
                    "  for each scored token; --kl BASE (or --kl-divergence BASE): compare this run against it (mean\n"
-                   "  KL, 99th percentile, top-1 agreement, PPL difference). BASE carries its tokens; -f is optional.\n");
+                   "  KL, 99th percentile, top-1 agreement, PPL difference). BASE carries its tokens; -f is optional.\n"
+                   "  llama.cpp's spelling works too: --kl-divergence-base FILE writes it, adding --kl-divergence\n"
+                   "  reads it; --ppl-stride is --stride.\n");
             return 0;
         } else { fprintf(stderr, "bitnet perplexity: unknown or incomplete option '%s'\n", a); return 2; }
     }
+    if (kl_cmp && !kl_llama) { fprintf(stderr, "bitnet perplexity: --kl-divergence needs --kl-divergence-base FILE (or use --kl FILE)\n"); return 2; }
+    if (kl_llama) { if (kl_cmp) kl_in = kl_llama; else kl_base = kl_llama; }
     bitnet_head_type ht = BITNET_HEAD_EXACT;
     if (!strcmp(head, "q8")) ht = BITNET_HEAD_Q8;
     else if (!strcmp(head, "q4")) ht = BITNET_HEAD_Q4;
