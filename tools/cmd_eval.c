@@ -21,7 +21,7 @@
  * the first option (numpy argmax). +/- is lm-eval's standard error, sqrt(var_sample / n).
  *
  * What it is not: batched yet — options run one after another through bitnet_ctx_eval, sharing
- * the KV cache of their common prefix (bitnet_ctx_truncate); with the multi-sequence API
+ * the KV cache of the context before its last token (bitnet_ctx_truncate); with the multi-sequence API
  * (bitnet_ctx_decode) the options of a question would be sequences of one call (see score_req). */
 #include "cli.h"
 #include "score.h"
@@ -48,12 +48,12 @@ static int iv_push(ivec *a, const int32_t *x, int n) {
 typedef struct {
     bitnet_ctx *c;
     int n_ctx, vocab;
-    ivec cache;        /* tokens now in the KV cache */
+    ivec cache;        /* the shared prefix now in the KV cache (more tokens may follow it) */
     float *lg;         /* [n_ctx][vocab] */
 } scorer;
 
 /* Loglikelihood of cont[0..nc) after ctx[0..nx) (nx >= 1, nc >= 1): the model reads
- * (ctx + cont)[:-1], cut from the left to n_ctx tokens; reuses the cached common prefix.
+ * (ctx + cont)[:-1], cut from the left to n_ctx tokens; reuses the cached context prefix.
  * Sets *ll and *greedy (every continuation token was the argmax). 0 or 1 (message printed). */
 static int score_req(scorer *s, const int32_t *ctx, int nx, const int32_t *cont, int nc, double *ll, int *greedy) {
     if (nc > s->n_ctx) { fprintf(stderr, "bitnet eval: a continuation of %d tokens does not fit the context of %d\n", nc, s->n_ctx); return 1; }
@@ -64,16 +64,21 @@ static int score_req(scorer *s, const int32_t *ctx, int nx, const int32_t *cont,
     const int32_t *x = in.v + cut;
     int n = total - cut;
     int r0 = nx - 1 - cut;                /* row whose logits predict cont[0] */
-    /* common prefix with the cache, leaving row r0 to be computed */
-    int p = 0;
-    while (p < s->cache.n && p < r0 && s->cache.v[p] == x[p]) p++;
-    if (bitnet_ctx_truncate(s->c, p)) { free(in.v); return cli_fail("eval: truncate"); }
-    s->cache.n = p;
-    if (bitnet_ctx_eval(s->c, x + p, n - p, s->lg, 1)) { free(in.v); return cli_fail("eval"); }
-    iv_push(&s->cache, x + p, n - p);
+    /* Always two calls of the same shape: the prefix x[0, r0) (kept in the cache while options
+     * share it), then x[r0, n) with logits. So an option's numbers do not depend on which option
+     * or question came before it. */
+    if (s->cache.n == r0 && !memcmp(s->cache.v, x, (size_t)r0 * sizeof *x)) {
+        if (bitnet_ctx_truncate(s->c, r0)) { free(in.v); return cli_fail("eval: truncate"); }
+    } else {
+        bitnet_ctx_reset(s->c);
+        s->cache.n = 0;
+        if (r0 > 0 && bitnet_ctx_eval(s->c, x, r0, NULL, 0)) { free(in.v); return cli_fail("eval"); }
+        if (iv_push(&s->cache, x, r0)) { free(in.v); fprintf(stderr, "bitnet eval: out of memory\n"); return 1; }
+    }
+    if (bitnet_ctx_eval(s->c, x + r0, n - r0, s->lg, 1)) { free(in.v); return cli_fail("eval"); }
     double sum = 0; int g = 1;
     for (int i = 0; i < nc; i++) {
-        const float *row = s->lg + (size_t)(r0 + i - p) * s->vocab;
+        const float *row = s->lg + (size_t)i * s->vocab;
         double lse = score_logsumexp(row, s->vocab);
         sum -= score_nll(row, lse, cont[i]);
         if (score_argmax(row, s->vocab) != cont[i]) g = 0;
