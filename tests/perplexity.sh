@@ -45,7 +45,7 @@ expect_err "KL base with another -c" "made with -c 128" "$B" perplexity -m $M --
 head -c 1500 $TXT > "$T/short.txt"
 expect_err "too short a text" "at least 1024 tokens" "$B" perplexity -m $M -f "$T/short.txt" -c 512
 expect_err "missing text file" "$T/none.txt" "$B" perplexity -m $M -f "$T/none.txt"
-expect_err "bad --head" "exact, q8 or q4" "$B" perplexity -m $M -f $TXT --head q3
+expect_err "bad --head" "exact|q8|q4" "$B" perplexity -m $M -f $TXT --head q3
 printf '\1\2\3' > "$T/odd.u32"
 expect_err "odd token file" "not a uint32 token file" "$B" perplexity -m $M --tokens "$T/odd.u32"
 expect_err "ctx above the model's" "exceeds the model's context" "$B" perplexity -m $M -f $TXT -c 1024

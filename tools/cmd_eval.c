@@ -25,6 +25,7 @@
  * (bitnet_ctx_decode) the options of a question would be sequences of one call (see score_req). */
 #include "cli.h"
 #include "score.h"
+#include "args.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -142,34 +143,31 @@ static int get_ids(const cJSON *arr, int vocab, ivec *out) {
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *task = NULL, *head = "exact";
     int threads = 1, n_ctx = 0, limit = 0, use_bos = 0, print_ll = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "-m") && more) model = argv[++i];
-        else if (!strcmp(a, "--task") && more) task = argv[++i];
-        else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && more) { if (!cli_int(a, argv[++i], 1, 512, &threads)) return 2; }
-        else if ((!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) && more) { if (!cli_int(a, argv[++i], 2, 1 << 20, &n_ctx)) return 2; }
-        else if (!strcmp(a, "--limit") && more) { if (!cli_int(a, argv[++i], 1, 1 << 30, &limit)) return 2; }
-        else if (!strcmp(a, "--head") && more) head = argv[++i];
-        else if (!strcmp(a, "--bos")) use_bos = 1;
-        else if (!strcmp(a, "--print-ll")) print_ll = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: bitnet eval -m MODEL --task FILE.jsonl [--limit N] [-c CTX] [--bos] [--head exact|q8|q4]\n"
-                   "                   [-t N] [--print-ll]\n"
-                   "  Multiple-choice accuracy (acc, acc_norm) with lm-eval-harness's loglikelihood rules.\n"
-                   "  Lines: {\"context\": S, \"choices\": [S...], \"label\": I} or {\"contexts\": [S...],\n"
-                   "  \"continuation\": S, \"label\": I} or {\"context_ids\": [..], \"choices_ids\": [[..]..], \"label\": I},\n"
-                   "  optional \"delimiter\" (default \"\") between context and continuation.\n"
-                   "  --bos: put BOS before every context (lm-eval's add_bos_token). -c: context (default: the model's).\n"
-                   "  --print-ll: one line per option: 'll QUESTION OPTION LOGLIKELIHOOD TOKENS GREEDY'.\n"
-                   "  scripts/convert_tasks.py converts HellaSwag, ARC, PIQA, WinoGrande and BoolQ JSONL.\n");
-            return 0;
-        } else { fprintf(stderr, "bitnet eval: unknown or incomplete option '%s'\n", a); return 2; }
-    }
+    const arg_opt opts[] = {
+        OPT_STR('m', "model", &model, "DIR", "model folder"),
+        OPT_STR(0, "task", &task, "FILE.jsonl", "task file (scripts/convert_tasks.py writes them)"),
+        OPT_INT(0, "limit", 0, 1 << 30, &limit, "N", "only the first N questions (0: all)"),
+        OPT_INT('c', "ctx-size", 0, 1 << 20, &n_ctx, "CTX", "context; longer inputs are cut from the left (0: the model's)"),
+        OPT_FLAG(0, "bos", &use_bos, "put BOS before every context (lm-eval's add_bos_token)"),
+        OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head representation"),
+        OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
+        OPT_FLAG(0, "print-ll", &print_ll, "one line per option: 'll QUESTION OPTION LOGLIKELIHOOD TOKENS GREEDY'"),
+        OPT_END,
+    };
+    args_spec spec = {"eval",
+        "usage: bitnet eval -m MODEL --task FILE.jsonl [--limit N] [-c CTX] [--bos] [--head exact|q8|q4]\n"
+        "                   [-t N] [--print-ll]\n"
+        "  Multiple-choice accuracy (acc, acc_norm) with lm-eval-harness's loglikelihood rules.\n"
+        "  Lines: {\"context\": S, \"choices\": [S...], \"label\": I} or {\"contexts\": [S...],\n"
+        "  \"continuation\": S, \"label\": I} or {\"context_ids\": [..], \"choices_ids\": [[..]..], \"label\": I},\n"
+        "  optional \"delimiter\" (default \"\") between context and continuation (docs/EVALUATION.md).\n",
+        {opts}, {"options"}, 0};
+    int r = args_parse(&spec, argc, argv, NULL, NULL);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    if (n_ctx == 1) return args_error(&spec, "-c needs at least 2 tokens"), 2;
     bitnet_head_type ht = BITNET_HEAD_EXACT;
     if (!strcmp(head, "q8")) ht = BITNET_HEAD_Q8;
     else if (!strcmp(head, "q4")) ht = BITNET_HEAD_Q4;
-    else if (strcmp(head, "exact")) { fprintf(stderr, "bitnet eval: --head must be exact, q8 or q4, got '%s'\n", head); return 2; }
     if (!model || !task) { fprintf(stderr, "bitnet eval: need -m MODEL --task FILE.jsonl\n"); return 2; }
     FILE *tf = fopen(task, "rb");
     if (!tf) { fprintf(stderr, "bitnet eval: %s: cannot open (%s)\n", task, strerror(errno)); return 1; }

@@ -30,6 +30,7 @@
  * one call (see eval_chunk). */
 #include "cli.h"
 #include "score.h"
+#include "args.h"
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
@@ -158,48 +159,46 @@ int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *tokfile = NULL, *kl_base = NULL, *kl_in = NULL, *head = "exact";
     const char *kl_llama = NULL;
     int kl_cmp = 0;
-    int n_ctx = 512, stride = 0, nbatch = 2048, threads = 1, max_chunks = -1, topk = 64, force = 0, ctx_set = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "-m") && more) model = argv[++i];
-        else if (!strcmp(a, "-f") && more) file = argv[++i];
-        else if (!strcmp(a, "--tokens") && more) tokfile = argv[++i];
-        else if ((!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) && more) { if (!cli_int(a, argv[++i], 4, 1 << 20, &n_ctx)) return 2; ctx_set = 1; }
-        else if ((!strcmp(a, "--stride") || !strcmp(a, "--ppl-stride")) && more) { if (!cli_int(a, argv[++i], 1, 1 << 20, &stride)) return 2; }
-        else if ((!strcmp(a, "-b") || !strcmp(a, "--batch-size")) && more) { if (!cli_int(a, argv[++i], 1, 1 << 24, &nbatch)) return 2; }
-        else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && more) { if (!cli_int(a, argv[++i], 1, 512, &threads)) return 2; }
-        else if (!strcmp(a, "--chunks") && more) { if (!cli_int(a, argv[++i], 1, 1 << 24, &max_chunks)) return 2; }
-        else if (!strcmp(a, "--head") && more) head = argv[++i];
-        else if (!strcmp(a, "--kl-base") && more) kl_base = argv[++i];
-        else if (!strcmp(a, "--kl") && more) kl_in = argv[++i];
-        else if (!strcmp(a, "--kl-divergence-base") && more) kl_llama = argv[++i];   /* llama.cpp's spelling */
-        else if (!strcmp(a, "--kl-divergence")) kl_cmp = 1;
-        else if (!strcmp(a, "--kl-topk") && more) { if (!cli_int(a, argv[++i], 0, 1 << 24, &topk)) return 2; }
-        else if (!strcmp(a, "--force")) force = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: bitnet perplexity -m MODEL (-f TEXT | --tokens FILE.u32) [-c CTX] [--stride S] [-b BATCH]\n"
-                   "                         [--chunks N] [--head exact|q8|q4] [-t N]\n"
-                   "                         [--kl-base OUT [--kl-topk K] [--force] | --kl BASE]\n"
-                   "  Perplexity by llama-perplexity's method: chunks of CTX tokens (default 512) from BOS, the second\n"
-                   "  half of each scored; prints [i]PPL per chunk and 'Final estimate: PPL = X +/- Y'.\n"
-                   "  -f TEXT: tokenized with the model's tokenizer (BOS first). --tokens: a uint32 token file, as is.\n"
-                   "  --stride S: Hugging Face's sliding window instead (windows of CTX tokens every S tokens).\n"
-                   "  -b BATCH: tokens per evaluation call (default 2048, at most CTX used). --chunks N: first N only.\n"
-                   "  --kl-base OUT: also save this run's top-K log-probs (K default 64, 0 = the whole vocabulary)\n"
-                   "  for each scored token; --kl BASE (or --kl-divergence BASE): compare this run against it (mean\n"
-                   "  KL, 99th percentile, top-1 agreement, PPL difference). BASE carries its tokens; -f is optional.\n"
-                   "  llama.cpp's spelling works too: --kl-divergence-base FILE writes it, adding --kl-divergence\n"
-                   "  reads it; --ppl-stride is --stride.\n");
-            return 0;
-        } else { fprintf(stderr, "bitnet perplexity: unknown or incomplete option '%s'\n", a); return 2; }
-    }
+    int n_ctx = 0, stride = 0, nbatch = 2048, threads = 1, max_chunks = 0, topk = 64, force = 0;
+    const arg_opt opts[] = {
+        OPT_STR('m', "model", &model, "DIR", "model folder"),
+        OPT_STR('f', "file", &file, "TEXT", "text file, tokenized with the model's tokenizer (BOS first)"),
+        OPT_STR(0, "tokens", &tokfile, "FILE.u32", "uint32 token file (bitnet tokenize-file), used as is"),
+        OPT_INT('c', "ctx-size", 0, 1 << 20, &n_ctx, "CTX", "chunk / window length in tokens, default 512"),
+        OPT_INT(0, "stride|ppl-stride", 0, 1 << 20, &stride, "S", "Hugging Face's sliding window every S tokens (0: chunked method)"),
+        OPT_INT('b', "batch-size", 1, 1 << 24, &nbatch, "N", "tokens per evaluation call (at most CTX used)"),
+        OPT_INT(0, "chunks", 0, 1 << 24, &max_chunks, "N", "only the first N chunks or windows (0: all)"),
+        OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head representation"),
+        OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
+        OPT_END,
+    };
+    const arg_opt klopts[] = {
+        OPT_STR(0, "kl-base", &kl_base, "OUT", "save this run's top-K log-probs of every scored token"),
+        OPT_INT(0, "kl-topk", 0, 1 << 24, &topk, "K", "K for --kl-base (0: the whole vocabulary)"),
+        OPT_FLAG(0, "force", &force, "overwrite an existing --kl-base file"),
+        OPT_STR(0, "kl", &kl_in, "BASE", "compare this run against BASE: KL, top-1 agreement, PPL difference"),
+        OPT_STR(0, "kl-divergence-base", &kl_llama, "FILE", "llama.cpp's spelling: alone = --kl-base FILE"),
+        OPT_FLAG(0, "kl-divergence", &kl_cmp, "llama.cpp's spelling: with --kl-divergence-base FILE = --kl FILE"),
+        OPT_END,
+    };
+    args_spec spec = {"perplexity",
+        "usage: bitnet perplexity -m MODEL (-f TEXT | --tokens FILE.u32) [-c CTX] [--stride S] [-b BATCH]\n"
+        "                         [--chunks N] [--head exact|q8|q4] [-t N]\n"
+        "                         [--kl-base OUT [--kl-topk K] [--force] | --kl BASE]\n"
+        "  Perplexity by llama-perplexity's method: chunks of CTX tokens from BOS, the second half of each\n"
+        "  scored; prints [i]PPL per chunk and 'Final estimate: PPL = X +/- Y'. --stride: Hugging Face's\n"
+        "  sliding window instead. --kl BASE carries its tokens, so -f is optional there.\n",
+        {opts, klopts}, {"options", "KL divergence"}, 0};
+    int r = args_parse(&spec, argc, argv, NULL, NULL);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    int ctx_set = n_ctx != 0;
+    if (!n_ctx) n_ctx = 512;
+    if (n_ctx < 4) return args_error(&spec, "-c needs at least 4 tokens"), 2;
     if (kl_cmp && !kl_llama) { fprintf(stderr, "bitnet perplexity: --kl-divergence needs --kl-divergence-base FILE (or use --kl FILE)\n"); return 2; }
     if (kl_llama) { if (kl_cmp) kl_in = kl_llama; else kl_base = kl_llama; }
     bitnet_head_type ht = BITNET_HEAD_EXACT;
     if (!strcmp(head, "q8")) ht = BITNET_HEAD_Q8;
     else if (!strcmp(head, "q4")) ht = BITNET_HEAD_Q4;
-    else if (strcmp(head, "exact")) { fprintf(stderr, "bitnet perplexity: --head must be exact, q8 or q4, got '%s'\n", head); return 2; }
     if (!model) { fprintf(stderr, "bitnet perplexity: need -m MODEL\n"); return 2; }
     if (!file && !tokfile && !kl_in) { fprintf(stderr, "bitnet perplexity: need -f TEXT or --tokens FILE.u32 (or --kl BASE)\n"); return 2; }
     if (file && tokfile) { fprintf(stderr, "bitnet perplexity: give -f or --tokens, not both\n"); return 2; }
