@@ -68,5 +68,5 @@ if command -v python3 > /dev/null; then
             && ok "convert $fmt and eval it" || fail "convert $fmt and eval it" "$(cat "$T/cerr" "$T/ev"; diff "$T/$fmt.jsonl" "tests/data/tasks/$fmt.expected" | head -5)"
     done
 else
-    echo "ok convert_tasks.py: python3 not installed here, converter checks not run (SKIP)"
+    echo "skip convert_tasks.py: python3 is not installed, the converter checks did not run"
 fi
