@@ -68,7 +68,7 @@ static int score_req(scorer *s, const int32_t *ctx, int nx, const int32_t *cont,
     /* Always two calls of the same shape: the prefix x[0, r0) (kept in the cache while options
      * share it), then x[r0, n) with logits. So an option's numbers do not depend on which option
      * or question came before it. */
-    if (s->cache.n == r0 && !memcmp(s->cache.v, x, (size_t)r0 * sizeof *x)) {
+    if (s->cache.n == r0 && (r0 == 0 || !memcmp(s->cache.v, x, (size_t)r0 * sizeof *x))) {
         if (bitnet_ctx_truncate(s->c, r0)) { free(in.v); return cli_fail("eval: truncate"); }
     } else {
         bitnet_ctx_reset(s->c);
