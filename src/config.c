@@ -84,6 +84,7 @@ bitnet_status bn_config_parse(const char *json, const char *path, bn_config *c) 
             else { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: quantization_config.linear_class '%s' is not supported", path, lc->valuestring); goto done; }
         }
     }
+    c->full_precision = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "full_precision"));
 done:
     cJSON_Delete(root);
     return s;
@@ -121,8 +122,9 @@ bitnet_status bn_config_save(const bn_config *c, const char *path, int packed) {
     if (c->bos_id >= 0) cJSON_AddNumberToObject(r, "bos_token_id", c->bos_id);
     if (c->eos_id >= 0) cJSON_AddNumberToObject(r, "eos_token_id", c->eos_id);
     cJSON_AddBoolToObject(r, "attention_bias", 0);
-    cJSON_AddStringToObject(r, "torch_dtype", "bfloat16");
-    if (c->family == BN_FAM_BITNET) {
+    cJSON_AddStringToObject(r, "torch_dtype", packed ? "bfloat16" : "float32");
+    if (c->full_precision && !packed) cJSON_AddBoolToObject(r, "full_precision", 1);
+    else if (c->family == BN_FAM_BITNET) {
         cJSON *q = cJSON_AddObjectToObject(r, "quantization_config");
         cJSON_AddStringToObject(q, "quant_method", "bitnet");
         cJSON_AddStringToObject(q, "linear_class", c->linear_class == BN_LC_BITLINEAR ? "bitlinear" : "autobitlinear");

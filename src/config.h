@@ -21,6 +21,8 @@ typedef struct bn_config {
     int bos_id, eos_id;          /* eos: first of a list; -1 if absent */
     int eos_ids[8], n_eos;       /* all eos ids listed */
     bn_linear_class linear_class;
+    int full_precision;          /* "full_precision": true — master weights trained in float
+                                    (`train --no-quant`): no quantization_config, not ternary */
 } bn_config;
 
 /* Parse dir/config.json. Errors name the file and the field. */
@@ -29,6 +31,7 @@ bitnet_status bn_config_load(const char *dir, bn_config *c);
 bitnet_status bn_config_parse(const char *json, const char *path, bn_config *c);
 /* Write a config.json (2B-4T "bitnet" layout when family is BITNET) atomically.
  * packed: add quantization_config (autobitlinear, offline) for the packed layout;
- * otherwise (master weights) quantization_config says online. */
+ * otherwise (float32 master weights) quantization_config says online, torch_dtype float32;
+ * c->full_precision: no quantization_config, "full_precision": true, torch_dtype float32. */
 bitnet_status bn_config_save(const bn_config *c, const char *path, int packed);
 #endif

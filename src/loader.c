@@ -183,6 +183,9 @@ bitnet_status bitnet_model_load_ex(const char *dir, const bitnet_model_params *p
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     m->k = k;
     bitnet_status s = bn_config_load(dir, &m->cfg);
+    if (!s && m->cfg.full_precision)  /* written by `train --no-quant`: ternarizing it would silently change the model */
+        s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: full-precision checkpoint (trained with --no-quant); bitnet runs need ternary weights: "
+                   "train without --no-quant, or ternarize it knowingly with `bitnet export --packed --force`", dir);
     if (!s) s = bn_st_open_dir(dir, &m->st);
     if (!s) s = load_all(m, p.progress, p.progress_ud);
     if (!s && p.head != BITNET_HEAD_EXACT) s = bitnet_model_set_head(m, p.head);

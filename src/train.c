@@ -219,6 +219,11 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
                      + R16(bt * C) + R16(bt * I) * 4;
     size_t total = per_layer * c->n_layers + R16(bt * C) * 3 + R16(bt) * 2 + R16(bt * V) + R16(bt * mx) * 3
                  + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)T * hd2) * 2 + R16(bt) + R16((size_t)bn_pool_size(m->pool) * T * T);
+    /* the same count in double: a shape whose size_t count wrapped is refused, not under-allocated */
+    double dbt = (double)BT, big = ((double)B * H * T * T + dbt * (6.0 * C + 4.0 * I + 3.0 * Q + 2.0 * KV + 4)) * c->n_layers
+                 + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T;
+    if (big * sizeof(float) > (double)SIZE_MAX / 4)
+        return bn_err(BITNET_ERR_NOMEM, "training activations for batch %d x seq %d do not fit in memory (%.3g GiB)", B, T, big * 4 / (1 << 30));
     struct bn_tacts *a = calloc(1, sizeof *a);
     if (!a) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     a->l = calloc((size_t)c->n_layers, sizeof *a->l);
@@ -593,6 +598,7 @@ static void ce_range(void *c_, int a, int b) {
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
     const bn_config *c = &m->cfg;
     if (B < 1 || T < 1) return bn_err(BITNET_ERR_ARG, "batch %d x seq %d: both must be >= 1", B, T);
+    if ((int64_t)B * T > INT32_MAX) return bn_err(BITNET_ERR_ARG, "batch %d x seq %d = %lld tokens is more than %d per forward", B, T, (long long)B * T, INT32_MAX);
     int BT = B * T;
     for (int i = 0; i < BT; i++) {
         if (inputs[i] < 0 || inputs[i] >= c->vocab_size) return bn_err(BITNET_ERR_ARG, "input id %d at position %d is outside the vocabulary (%d)", inputs[i], i, c->vocab_size);
@@ -718,7 +724,9 @@ bitnet_status bn_train_save_weights(const bn_train_model *m, const char *dir) {
     char *cp = bn_path_join(dir, "config.json"), *mp = bn_path_join(dir, "model.safetensors");
     bitnet_status s = (!cp || !mp) ? bn_err(BITNET_ERR_NOMEM, "out of memory") : BITNET_OK;
     if (!s) s = save_tensors(m, m->params, mp);
-    if (!s) s = bn_config_save(&m->cfg, cp, 0);
+    bn_config c = m->cfg;
+    c.full_precision = m->no_quant;   /* label --no-quant weights as what they are */
+    if (!s) s = bn_config_save(&c, cp, 0);
     free(cp); free(mp);
     return s;
 }

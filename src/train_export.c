@@ -74,13 +74,20 @@ bitnet_status bn_export_packed(const char *in_dir, const char *out_dir) {
         s = bn_config_save(&c, cp, 1);
     }
     free(mp); free(cp);
+    if (!s) s = bn_copy_tokenizer_files(in_dir, out_dir, NULL);
+    bn_train_model_free(m);
+    return s;
+}
+
+bitnet_status bn_copy_tokenizer_files(const char *src_dir, const char *dst_dir, int *n_copied) {
     static const char *tok[] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "generation_config.json", "special_tokens_map.json"};
+    bitnet_status s = BITNET_OK;
+    if (n_copied) *n_copied = 0;
     for (size_t i = 0; i < sizeof tok / sizeof *tok && !s; i++) {
-        char *src = bn_path_join(in_dir, tok[i]), *dst = bn_path_join(out_dir, tok[i]);
+        char *src = bn_path_join(src_dir, tok[i]), *dst = bn_path_join(dst_dir, tok[i]);
         if (!src || !dst) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
-        else if (bn_file_exists(src)) s = copy_file(src, dst);
+        else if (bn_file_exists(src) && !(s = copy_file(src, dst)) && n_copied) ++*n_copied;
         free(src); free(dst);
     }
-    bn_train_model_free(m);
     return s;
 }

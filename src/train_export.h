@@ -14,4 +14,8 @@
 /* in_dir: an HF master checkpoint folder; out_dir: created if missing. Errors: out % 4 != 0
  * (names the tensor), unreadable input, write failures. */
 bitnet_status bn_export_packed(const char *in_dir, const char *out_dir);
+/* Copy the tokenizer files present in src_dir (tokenizer.json, tokenizer_config.json,
+ * tokenizer.model, generation_config.json, special_tokens_map.json) into dst_dir, each
+ * atomically; *n_copied (may be NULL) = how many there were. */
+bitnet_status bn_copy_tokenizer_files(const char *src_dir, const char *dst_dir, int *n_copied);
 #endif
