@@ -91,7 +91,7 @@ done:
 bitnet_status bn_config_load(const char *dir, bn_config *c) {
     char *path = bn_path_join(dir, "config.json"), *txt = NULL;
     if (!path) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    bitnet_status s = bn_read_file(path, &txt, NULL);
+    bitnet_status s = bn_read_file_max(path, BN_SMALL_FILE_MAX, &txt, NULL);
     if (!s) s = bn_config_parse(txt, path, c);
     free(txt); free(path);
     return s;
