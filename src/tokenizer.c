@@ -1148,7 +1148,7 @@ bitnet_status bitnet_tokenizer_decode_len(const bitnet_tokenizer *t, const int32
     if (!t || !text || !len || (!ids && n) || n < 0) return bn_err(BITNET_ERR_ARG, "bitnet_tokenizer_decode_len: bad argument");
     *text = NULL; *len = 0;
     bn_buf r = {0};
-    bitnet_status st = decode_into(t, ids, n, &r);
+    bitnet_status st = decode_into(t, ids, n, 0, &r);
     if (st) { free(r.p); return st; }
     *text = r.p; *len = r.n;
     return BITNET_OK;
