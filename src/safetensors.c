@@ -91,10 +91,9 @@ void bn_st_free(bn_st *st) {
     free(st->names); free(st->files); free(st->t); free(st->by_name.slot); free(st);
 }
 
-static _Thread_local const uint8_t *t_sort_base;
-static int cmp_span(const void *a, const void *b) {
+static int cmp_span(const void *a, const void *b, void *base) { /* by start offset, then size */
     const bn_tensor *x = *(const bn_tensor *const *)a, *y = *(const bn_tensor *const *)b;
-    size_t xs = (size_t)((const uint8_t *)x->data - t_sort_base), ys = (size_t)((const uint8_t *)y->data - t_sort_base);
+    size_t xs = (size_t)((const uint8_t *)x->data - (const uint8_t *)base), ys = (size_t)((const uint8_t *)y->data - (const uint8_t *)base);
     if (xs != ys) return xs < ys ? -1 : 1;
     return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
 }
@@ -111,8 +110,7 @@ static bitnet_status check_layout(bn_st *st, int first, const char *path, const 
     const bn_tensor **v = malloc((size_t)k * sizeof *v);
     if (!v) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     for (int i = 0; i < k; i++) v[i] = &st->t[first + i];
-    t_sort_base = data;
-    qsort(v, (size_t)k, sizeof *v, cmp_span);
+    qsort_r(v, (size_t)k, sizeof *v, cmp_span, (void *)data);
     size_t end = 0;
     bitnet_status s = BITNET_OK;
     for (int i = 0; i < k && !s; i++) {
