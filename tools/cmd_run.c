@@ -8,7 +8,7 @@ static void usage_run(void) {
     printf("usage: bitnet run -m MODEL_DIR (-p PROMPT | -f FILE | --ids 1,2,3) [options]\n"
            "  -n N               tokens to generate (default 128; stops early at EOS/EOT)\n"
            "  -c N               context length (default: model max, at most 4096)\n"
-           "  -t N               threads (default 1)\n"
+           "  -t N               threads (default: the physical cores)\n"
            "  --print-ids        print generated ids space-separated on one line (no text)\n"
            "  --no-bos           do not prepend BOS to a text prompt\n"
            "  --ignore-eos       keep generating past EOS/EOT\n");
@@ -17,7 +17,7 @@ static void usage_run(void) {
 
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *file = NULL, *ids_s = NULL;
-    int n_gen = 128, threads = 1, n_ctx = 0, print_ids = 0, no_bos = 0, ignore_eos = 0;
+    int n_gen = 128, threads = 0, n_ctx = 0, print_ids = 0, no_bos = 0, ignore_eos = 0;
     gen_sampling so;
     gen_sampling_default(&so, 0.8f);
     for (int i = 1; i < argc; i++) {
