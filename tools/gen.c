@@ -23,7 +23,7 @@ void gen_usage_sampling(void) {
 
 void gen_sampling_default(gen_sampling *o, float temperature) {
     memset(o, 0, sizeof *o);
-    bitnet_sampler_params_default(&o->sp);
+    o->sp = bitnet_sampler_default_params();
     o->sp.temperature = temperature;
 }
 
