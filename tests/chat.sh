@@ -43,7 +43,7 @@ grep -q "/clear" "$T/e3" && fail "no /clear hint for a message that can never fi
 
 # the format is the library's detection; -v shows it and the seed, and --seed -1 is random
 printf 'Hi\n' | "$B" chat -m $M -t 1 -n 5 -v > /dev/null 2> "$T/e4"
-grep -q "^chat format: bitnet$" "$T/e4" && grep -Eq "^seed: [0-9]+$" "$T/e4" && ok "-v shows the detected format and the seed" || fail "-v shows the detected format and the seed" "$(cat "$T/e4")"
+grep -Eq "^seed [0-9]+, threads 1, context 512, chat format bitnet$" "$T/e4" && ok "-v shows the detected format and the seed" || fail "-v shows the detected format and the seed" "$(cat "$T/e4")"
 "$B" chat -m $M --chat-format chatml < /dev/null > /dev/null 2> "$T/e5"; rc=$?
 [ $rc -eq 2 ] && grep -q "chatml" "$T/e5" && ok "unknown --chat-format refused" || fail "unknown --chat-format refused" "rc=$rc $(cat "$T/e5")"
 exit 0

@@ -14,13 +14,14 @@ HOT="-p Once -n 40 --temp 1.5 --top-k 0 --top-p 1 --min-p 0 -t 1"
 
 "$B" run -m $M $HOT -v > "$T/a" 2> "$T/ea"
 "$B" run -m $M $HOT -v > "$T/b" 2> "$T/eb"
-sa=$(sed -n 's/^seed: \([0-9]*\)$/\1/p' "$T/ea"); sb=$(sed -n 's/^seed: \([0-9]*\)$/\1/p' "$T/eb")
+seed_of() { sed -n 's/^seed \([0-9]*\),.*/\1/p' "$1"; }
+sa=$(seed_of "$T/ea"); sb=$(seed_of "$T/eb")
 [ -n "$sa" ] && [ -n "$sb" ] && [ "$sa" != "$sb" ] && ok "default seed is random, shown by -v ($sa, $sb)" || fail "default seed is random, shown by -v" "'$sa' '$sb' $(head -c 200 "$T/ea")"
 cmp -s "$T/a" "$T/b" && fail "random seeds give other text" "same text" || ok "random seeds give other text"
 "$B" run -m $M $HOT --seed "$sa" > "$T/c" 2>/dev/null
 cmp -s "$T/a" "$T/c" && ok "the shown seed reproduces the text" || fail "the shown seed reproduces the text" "$(head -c 100 "$T/a") vs $(head -c 100 "$T/c")"
 "$B" run -m $M $HOT --seed -1 -v > /dev/null 2> "$T/ed"
-sd=$(sed -n 's/^seed: \([0-9]*\)$/\1/p' "$T/ed")
+sd=$(seed_of "$T/ed")
 [ -n "$sd" ] && [ "$sd" != 18446744073709551615 ] && ok "--seed -1 is random ($sd)" || fail "--seed -1 is random" "'$sd'"
 "$B" run -m $M $HOT --seed -2 > /dev/null 2> "$T/ee"; rc=$?
 [ $rc -eq 2 ] && grep -q -- "--seed" "$T/ee" && ok "--seed -2 refused" || fail "--seed -2 refused" "rc=$rc $(cat "$T/ee")"
@@ -39,7 +40,7 @@ cmp -s "$T/p0" "$T/p2" && fail "--repeat-penalty 3 changes greedy text (window 6
 
 # threads: default = physical cores (-v shows it), a warning beyond the online CPUs
 "$B" run -m $M -p Once -n 2 --temp 0 -v > /dev/null 2> "$T/et"
-nt=$(sed -n 's/^threads: \([0-9]*\)$/\1/p' "$T/et"); on=$(getconf _NPROCESSORS_ONLN)
+nt=$(sed -n 's/^seed .*, threads \([0-9]*\),.*/\1/p' "$T/et"); on=$(getconf _NPROCESSORS_ONLN)
 [ -n "$nt" ] && [ "$nt" -ge 1 ] && [ "$nt" -le "$on" ] && ok "-t defaults to the physical cores ($nt of $on online)" || fail "-t defaults to the physical cores" "'$nt' of $on: $(cat "$T/et")"
 "$B" run -m $M -p Once -n 2 --temp 0 -t $((on + 1)) > /dev/null 2> "$T/ew"; rc=$?
 [ $rc -eq 0 ] && grep -q "warning: -t $((on + 1)) is more threads than the $on online CPUs" "$T/ew" && ok "-t over the online CPUs warns" || fail "-t over the online CPUs warns" "rc=$rc $(cat "$T/ew")"

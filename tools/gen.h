@@ -5,6 +5,7 @@
 #ifndef BITNET_GEN_H
 #define BITNET_GEN_H
 #include "cli.h"
+#include "args.h"
 #include <signal.h>
 
 /* Sampling settings from the command line: sampler parameters and --logit-bias entries
@@ -13,7 +14,7 @@ typedef struct gen_sampling {
     bitnet_sampler_params sp;
     int n_bias;
     bitnet_logit_bias bias[32];
-    int verbose;             /* -v: print the seed and thread count on stderr */
+    int verbose;             /* -v (set by the command's own table): print the seed in use and the settings */
 } gen_sampling;
 
 typedef struct gen_session {
@@ -22,6 +23,7 @@ typedef struct gen_session {
     bitnet_tokenizer *tok;   /* NULL if the folder has none and none was required */
     bitnet_sampler *smp;
     int n_ctx, vocab;
+    int threads;             /* threads in use (the physical cores when 0 was asked for) */
     int eos;                 /* config.json's eos id: the stop token when there is no tokenizer */
     float *logits;           /* [vocab] */
     int32_t *hist;           /* [n_hist] the ids in the KV cache, in order (gen_feed keeps it) */
@@ -37,13 +39,12 @@ typedef struct gen_stats {
 
 enum { GEN_OUT_NONE, GEN_OUT_TEXT, GEN_OUT_IDS };
 
-/* Prints the sampling options. */
-void gen_usage_sampling(void);
 /* Defaults (llama.cpp-like) with the given temperature. */
 void gen_sampling_default(gen_sampling *o, float temperature);
-/* If argv[*i] is a sampling option (incl. --logit-bias ID=BIAS, repeatable), consume it and its
- * value: returns 1; 0 if not one; -1 on a bad value (message printed). */
-int gen_parse_sampling(int argc, char **argv, int *i, gen_sampling *o);
+/* The sampling options (--temp, --top-k, ..., --seed, --logit-bias ID=BIAS repeatable) as an
+ * args.h table writing into *o, for run and chat to pass to args_parse. The table is static:
+ * valid until the next call. */
+const arg_opt *gen_sampling_options(gen_sampling *o);
 /* Load model, tokenizer (required if need_tok), context and sampler. threads 0 = the physical
  * cores; more threads than online CPUs gets a warning. Prints errors; returns 0 on success. */
 int gen_open(gen_session *g, const char *model_dir, int n_ctx, int threads, const gen_sampling *o, int need_tok);
