@@ -52,7 +52,8 @@ FUZZ_SECONDS ?= 30
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all test clean run default-model bench fuzz fuzz-bins fuzz-run
-all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS) $(EXAMPLES)
 
 $(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h)
 	@mkdir -p $(dir $@)
@@ -73,6 +74,11 @@ $(BUILD)/bitnet: $(CLI_SRC) $(wildcard tools/*.h) $(BUILD)/libbitnet.a
 $(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+
+# Examples are apps: public headers only (no -Isrc), linked against the shared library.
+$(BUILD)/examples/%: examples/%.c include/bitnet.h include/bitnet_train.h $(BUILD)/libbitnet.so
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -Wall -Wextra -Iinclude $< -o $@ -L$(BUILD) -lbitnet -Wl,-rpath,$(abspath $(BUILD)) $(LDFLAGS)
 
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
