@@ -102,12 +102,8 @@ static bitnet_status load_tmat(bitnet_model *m, const char *prefix, int rows, in
         free(f);
         snprintf(m->weight_format, sizeof m->weight_format, "master-%s", t->dtype == BN_F32 ? "f32" : t->dtype == BN_F16 ? "f16" : "bf16");
     }
-    w->rows = rows; w->cols = cols;
-    size_t nb = m->k->packed_size(rows, cols);
-    w->data = bn_alloc(nb);
-    if (!w->data) { s = bn_err(BITNET_ERR_NOMEM, "out of memory packing '%s'", name); goto out; }
-    m->k->pack(q, rows, cols, w->data);
-    m->weight_bytes += nb; m->ternary_bytes += nb;
+    if ((s = m->be->tmat_new(m, q, rows, cols, w->scale, w))) goto out;
+    m->weight_bytes += w->bytes; m->ternary_bytes += w->bytes;
     m->n_params += (int64_t)rows * cols;
     m->n_ternary += (int64_t)rows * cols;
 out:
@@ -181,7 +177,7 @@ bitnet_status bitnet_model_load_ex(const char *dir, const bitnet_model_params *p
     if (!bn_is_dir(dir)) return bn_err(BITNET_ERR_IO, "%s: not a model folder (need config.json + model.safetensors)", dir);
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->k = k;
+    m->k = k; m->be = bn_backend_cpu();
     bitnet_status s = bn_config_load(dir, &m->cfg);
     if (!s) s = bn_st_open_dir(dir, &m->st);
     if (!s) s = load_all(m, p.progress, p.progress_ud);
@@ -198,7 +194,7 @@ void bitnet_model_free(bitnet_model *m) {
             bn_layer *L = &m->layers[l];
             bn_free(L->attn_norm); bn_free(L->attn_sub_norm); bn_free(L->ffn_norm); bn_free(L->ffn_sub_norm);
             bn_tmat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
-            for (int i = 0; i < 7; i++) bn_free(ws[i]->data);
+            for (int i = 0; i < 7; i++) m->be->tmat_free(ws[i]);
         }
         free(m->layers);
     }
@@ -254,7 +250,7 @@ bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_mod
     *out = NULL;
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->cfg = *cfg; m->k = bn_kernels_best();
+    m->cfg = *cfg; m->k = bn_kernels_best(); m->be = bn_backend_cpu();
     snprintf(m->weight_format, sizeof m->weight_format, "synthetic");
     const bn_config *c = &m->cfg;
     int dim = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, ffn = c->intermediate_size;
@@ -285,12 +281,9 @@ bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_mod
         for (int w = 0; w < 7; w++) {
             size_t n = (size_t)rr[w] * cc[w];
             for (size_t i = 0; i < n; i++) q[i] = (int8_t)((int)(rng_next(&rs) % 3) - 1);
-            size_t nb = m->k->packed_size(rr[w], cc[w]);
-            ws[w]->data = bn_alloc(nb);
-            if (!ws[w]->data) { free(q); bitnet_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
-            m->k->pack(q, rr[w], cc[w], ws[w]->data);
-            ws[w]->rows = rr[w]; ws[w]->cols = cc[w]; ws[w]->scale = 1.0f / sqrtf((float)cc[w]);
-            m->weight_bytes += nb; m->ternary_bytes += nb; m->n_params += (int64_t)n; m->n_ternary += (int64_t)n;
+            bitnet_status s = m->be->tmat_new(m, q, rr[w], cc[w], 1.0f / sqrtf((float)cc[w]), ws[w]);
+            if (s) { free(q); bitnet_model_free(m); return s; }
+            m->weight_bytes += ws[w]->bytes; m->ternary_bytes += ws[w]->bytes; m->n_params += (int64_t)n; m->n_ternary += (int64_t)n;
         }
     }
     free(q);

@@ -272,7 +272,7 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
         if (bn_pool_new(ths[ti], &probe)) return cli_fail("thread pool");
         double bw = read_bandwidth(probe);
         bn_pool_free(probe);
-        bitnet_ctx_params cp = {pp + tg + 8, ths[ti]};
+        bitnet_ctx_params cp = {.n_ctx = pp + tg + 8, .n_threads = ths[ti]};
         bitnet_ctx *c;
         if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("context");
         double *vpp = calloc((size_t)reps + 1, sizeof(double)), *vtg = calloc((size_t)reps + 1, sizeof(double));
@@ -331,7 +331,7 @@ static int head_error(const char *dir, int n, int json) {
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
     float *ref = malloc(sizeof(float) * (size_t)n * V), *got = malloc(sizeof(float) * (size_t)n * V);
     for (int i = 0; i < n; i++) ids[i] = (int32_t)(brnd() % (uint32_t)V);
-    bitnet_ctx_params cp = {n, 1};
+    bitnet_ctx_params cp = {.n_ctx = n, .n_threads = 1};
     bitnet_ctx *c;
     if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("context");
     if (bitnet_ctx_eval(c, ids, n, ref, 1)) return cli_fail("eval");
