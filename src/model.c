@@ -91,8 +91,8 @@ bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, 
     bitnet_ctx *c = calloc(1, sizeof *c);
     if (!c) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     c->m = m; c->be = m->be; c->n_ctx = n_ctx; c->n_seq = ns;
-    int tot = n_ctx * ns; /* a batch can hold at most this many entries */
-    c->nmax = tot < 256 ? tot : 256;
+    long long tot = (long long)n_ctx * ns; /* a batch can hold at most this many entries */
+    c->nmax = tot < 256 ? (int)tot : 256;
     bn_exec_shape sh = {n_ctx, ns, c->nmax, nt};
     bitnet_status s = c->be->exec_new(m, &sh, &c->ex);
     if (s) { free(c); return s; }

@@ -10,6 +10,8 @@
  *       [-n 128] [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]
  *       pp<p> and tg<n> tokens/s (mean ± stddev over REPS after a warm-up), weight bytes read
  *       per generated token, achieved GB/s, measured read bandwidth and the ratio.
+ *       -B 4,8: also tg<n> with that many sequences decoded together (one bitnet_ctx_decode
+ *       batch of one token per sequence per step), tokens/s summed over the sequences.
  * Not: a correctness test (tests/test_kernels.c is). */
 #include "cli.h"
 #include "util.h"
@@ -244,8 +246,32 @@ static void stats(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
+/* Mean tokens/s (and stddev) of tg steps decoding nb sequences in one batch per step. */
+static int bench_batched(bitnet_model *m, int threads, int nb, int tg, int reps, const int32_t *ids, int vocab, double *mean, double *sd) {
+    bitnet_ctx_params cp = {.n_ctx = tg + 8, .n_threads = threads, .n_seq_max = nb};
+    bitnet_ctx *c;
+    if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("context");
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)nb), *seq = malloc(sizeof(int32_t) * (size_t)nb);
+    float *lg = malloc(sizeof(float) * (size_t)nb * vocab);
+    double *v = calloc((size_t)reps + 1, sizeof(double));
+    for (int r = 0; r <= reps; r++) { /* r == 0: warm-up */
+        bitnet_ctx_reset(c);
+        double t0 = bn_time();
+        for (int i = 0; i < tg; i++) {
+            for (int s = 0; s < nb; s++) { tok[s] = ids[(i + s) % tg]; seq[s] = s; }
+            bitnet_batch b = {nb, tok, NULL, seq, NULL};
+            if (bitnet_ctx_decode(c, &b, lg)) return cli_fail("decode");
+        }
+        v[r] = (double)nb * tg / (bn_time() - t0);
+    }
+    stats(reps > 0 ? v + 1 : v, reps > 0 ? reps : 1, mean, sd);
+    free(tok); free(seq); free(lg); free(v);
+    bitnet_ctx_free(c);
+    return 0;
+}
+
 static int bench_model(const char *dir, const char *synth, const int *ths, int nth, int pp, int tg, int reps,
-                       const char *head, int json) {
+                       const char *head, int json, const int *bs, int nbs) {
     bitnet_model *m = NULL;
     bitnet_status st;
     if (synth) {
@@ -313,6 +339,15 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
         }
         free(vpp); free(vtg);
         bitnet_ctx_free(c);
+        for (int bi = 0; bi < nbs && tg > 0; bi++) {
+            double mean, sd;
+            if (bench_batched(m, ths[ti], bs[bi], tg, reps, ids, vocab, &mean, &sd)) return 1;
+            if (json)
+                printf("{\"test\":\"tg%d\",\"model\":\"%s\",\"isa\":\"%s\",\"head\":\"%s\",\"threads\":%d,\"reps\":%d,"
+                       "\"sequences\":%d,\"tokens_per_s\":%.3f,\"stddev\":%.3f}\n", tg, mname, info.isa, head, ths[ti], reps, bs[bi], mean, sd);
+            else printf("  t=%d  tg%d x %d sequences %8.2f ± %5.2f tok/s (all sequences)\n", ths[ti], tg, bs[bi], mean, sd);
+            fflush(stdout);
+        }
     }
     free(ids); free(logits);
     bitnet_model_free(m);
@@ -367,12 +402,12 @@ static int head_error(const char *dir, int n, int json) {
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--only SHAPE-SUBSTRING] [--json]\n"
                "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
-               "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]\n");
+               "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [-B 4,8] [--json]\n");
 }
 
 int cmd_bench(int argc, char **argv) {
     int kernels = 0, herr = 0, json = 0, pp = 512, tg = 128, reps = 3;
-    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *tl = "1,2", *only = NULL;
+    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *tl = "1,2", *only = NULL, *bl = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--kernels")) kernels = 1;
@@ -383,6 +418,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--isa")) { isa = v; i++; }
         else if (!strcmp(a, "--only")) { only = v; i++; }
         else if (!strcmp(a, "-t")) { tl = v; i++; }
+        else if (!strcmp(a, "-B") || !strcmp(a, "--batch")) { bl = v; i++; }
         else if (!strcmp(a, "-m")) { dir = v; i++; }
         else if (!strcmp(a, "--synthetic")) { synth = v; i++; }
         else if (!strcmp(a, "--head")) { head = v; i++; }
@@ -402,5 +438,13 @@ int cmd_bench(int argc, char **argv) {
     if (!dir && !synth) { bench_usage(stderr); return 2; }
     if (isa) setenv("BITNET_ISA", isa, 1);
     if (herr) { if (!dir) { fprintf(stderr, "bitnet: --head-error needs -m MODEL\n"); return 2; } return head_error(dir, tg, json); }
-    return bench_model(dir, synth, ths, nth, pp, tg, reps, head, json);
+    int bs[32], nbs = 0;
+    if (bl) {
+        int32_t *b32; nbs = cli_parse_ids(bl, &b32);
+        if (nbs <= 0) { fprintf(stderr, "bitnet: bench: -B needs a list like 4,8\n"); return 2; }
+        if (nbs > 32) nbs = 32;
+        for (int i = 0; i < nbs; i++) bs[i] = b32[i] < 1 ? 1 : b32[i] > 256 ? 256 : b32[i];
+        free(b32);
+    }
+    return bench_model(dir, synth, ths, nth, pp, tg, reps, head, json, bs, nbs);
 }
