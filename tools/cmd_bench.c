@@ -423,7 +423,7 @@ int cmd_bench(int argc, char **argv) {
         OPT_STR('m', "model", &dir, "DIR", "benchmark this model folder"),
         OPT_CHOICE(0, "synthetic", &synth, "2b-4t|1bitllm-large|1bitllm-3b", "benchmark a random model of this shape"),
         OPT_LIST('t', "threads", 1, 512, &ths, "1,2", "thread counts"),
-        OPT_LIST('B', "batch", 1, 256, &bs, "4,8", "also tg with this many sequences decoded in one batch per step"),
+        OPT_LIST('B', "batch", 1, 256, &bs, "4,8", "also tg with this many sequences decoded in one batch per step (default: none)"),
         OPT_INT('p', "n-prompt", 0, 1 << 20, &pp, "N", "prompt tokens for pp (default 512, at most the model's context)"),
         OPT_INT('n', "n-gen", 0, 1 << 20, &tg, "N", "generated tokens for tg (default 128, at most the model's context)"),
         OPT_INT('r', "repetitions", 0, 1000, &reps, "N", "measured runs after a warm-up"),
