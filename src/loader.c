@@ -175,7 +175,7 @@ bitnet_status bitnet_model_load(const char *dir, bitnet_model **out) {
 bitnet_status bitnet_model_load_ex(const char *dir, const bitnet_model_params *pp, bitnet_model **out) {
     *out = NULL;
     bitnet_model_params p = pp ? *pp : bitnet_model_default_params();
-    const bn_kernels *k = bn_kernels_best();
+    const bn_kernels *k = bn_kernels_default();
     if (p.kernels && *p.kernels && !(k = bn_kernels_by_name(p.kernels)))
         return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", p.kernels);
     if (!bn_is_dir(dir)) return bn_err(BITNET_ERR_IO, "%s: not a model folder (need config.json + model.safetensors)", dir);
@@ -250,11 +250,14 @@ static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_model **out) {
+bitnet_status bn_model_synthetic(const bn_config *cfg, const char *kernels, uint64_t seed, bitnet_model **out) {
     *out = NULL;
+    const bn_kernels *k = bn_kernels_default();
+    if (kernels && *kernels && !(k = bn_kernels_by_name(kernels)))
+        return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", kernels);
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->cfg = *cfg; m->k = bn_kernels_best();
+    m->cfg = *cfg; m->k = k;
     snprintf(m->weight_format, sizeof m->weight_format, "synthetic");
     const bn_config *c = &m->cfg;
     int dim = c->hidden_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, ffn = c->intermediate_size;

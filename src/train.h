@@ -14,6 +14,7 @@
 #define BITNET_TRAIN_H
 #include "config.h"
 #include "threads.h"
+#include "kernels/kernels.h"
 
 typedef enum { BN_PK_EMBED = 0, BN_PK_NORM = 1, BN_PK_LINEAR = 2, BN_PK_HEAD = 3 } bn_pkind;
 
@@ -38,6 +39,7 @@ typedef struct bn_train_model {
     size_t n_params;
     float *params, *grads, *adam_m, *adam_v;
     float *wq;                          /* dequantized BitLinear weights (same layout; only linear slots used) */
+    const bn_kernels *k;                /* kernel set: GEMM micro-kernel and AdamW rows */
     bn_pool *pool;
     float **ws;                         /* per-thread GEMM workspace */
     /* activations for the current (B, T) */
@@ -48,7 +50,12 @@ typedef struct bn_train_model {
     float loss;
 } bn_train_model;
 
-/* A zero model of the given shape (norm weights 1, everything else 0). n_threads >= 1. */
+/* A zero model of the given shape (norm weights 1, everything else 0). n_threads >= 1.
+ * kernels: the CPU kernel set by name (NULL or "" = bn_kernels_default()); a name that is not
+ * available here is BITNET_ERR_UNSUPPORTED. */
+bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_threads, const char *kernels,
+                                    bn_train_model **out);
+/* The same with the default kernel set. */
 bitnet_status bn_train_model_new(const bn_config *cfg, int no_quant, int n_threads, bn_train_model **out);
 /* Fill with a fresh random init like HF's: linear and embedding weights ~ N(0, std), norms 1.
  * Deterministic in seed. */

@@ -244,15 +244,17 @@ static void stats(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
-static int bench_model(const char *dir, const char *synth, const int *ths, int nth, int pp, int tg, int reps,
-                       const char *head, int json) {
+static int bench_model(const char *dir, const char *synth, const char *isa, const int *ths, int nth, int pp, int tg,
+                       int reps, const char *head, int json) {
     bitnet_model *m = NULL;
     bitnet_status st;
+    bitnet_model_params mp = bitnet_model_default_params();
+    mp.kernels = isa;
     if (synth) {
         bn_config c;
         if (!synth_config(synth, &c)) { fprintf(stderr, "bitnet: unknown --synthetic '%s' (2b-4t, 1bitllm-large, 1bitllm-3b)\n", synth); return 2; }
-        st = bn_model_synthetic(&c, 1234, &m);
-    } else st = bitnet_model_load(dir, &m);
+        st = bn_model_synthetic(&c, isa, 1234, &m);
+    } else st = bitnet_model_load_ex(dir, &mp, &m);
     if (st) return cli_fail("cannot load the model");
     if (strcmp(head, "exact") != 0) {
         if (bitnet_model_set_head(m, !strcmp(head, "q8") ? BITNET_HEAD_Q8 : BITNET_HEAD_Q4)) { bitnet_model_free(m); return cli_fail("--head"); }
@@ -321,9 +323,11 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
 
 /* Logit error of the quantized heads against the exact head on one model: n random tokens,
  * all logits; max |diff|, RMS diff relative to the RMS of the exact logits, top-1 agreement. */
-static int head_error(const char *dir, int n, int json) {
+static int head_error(const char *dir, const char *isa, int n, int json) {
     bitnet_model *m = NULL;
-    if (bitnet_model_load(dir, &m)) return cli_fail("cannot load the model");
+    bitnet_model_params mp = bitnet_model_default_params();
+    mp.kernels = isa;
+    if (bitnet_model_load_ex(dir, &mp, &m)) return cli_fail("cannot load the model");
     bitnet_model_info info;
     bitnet_model_get_info(m, &info);
     int V = info.vocab_size;
@@ -400,7 +404,6 @@ int cmd_bench(int argc, char **argv) {
     if (isa && !bn_kernels_by_name(isa)) { fprintf(stderr, "bitnet: kernel set '%s' is not available here\n", isa); return 2; }
     if (kernels) return bench_kernels(isa, ths, nth, json, only);
     if (!dir && !synth) { bench_usage(stderr); return 2; }
-    if (isa) setenv("BITNET_ISA", isa, 1);
-    if (herr) { if (!dir) { fprintf(stderr, "bitnet: --head-error needs -m MODEL\n"); return 2; } return head_error(dir, tg, json); }
-    return bench_model(dir, synth, ths, nth, pp, tg, reps, head, json);
+    if (herr) { if (!dir) { fprintf(stderr, "bitnet: --head-error needs -m MODEL\n"); return 2; } return head_error(dir, isa, tg, json); }
+    return bench_model(dir, synth, isa, ths, nth, pp, tg, reps, head, json);
 }

@@ -99,12 +99,12 @@ static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
 }
 
 static const bn_kernels SET = {
-    .name = "dotprod", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm,
-    .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = bn_neon_hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = bn_neon_hgemm_q4,
+    .name = "dotprod", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
+    .hgemm_q8 = bn_neon_hgemm_q8, .hgemm_q4 = bn_neon_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
 };
 
+/* Partial table (dispatch.c completes it), or NULL without ASIMDDP. */
+const bn_kernels *bn_kernels_dotprod(void);
 const bn_kernels *bn_kernels_dotprod(void) {
 #if defined(__linux__)
     if (!(getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) return NULL;
@@ -112,5 +112,6 @@ const bn_kernels *bn_kernels_dotprod(void) {
     return &SET;
 }
 #else
+const bn_kernels *bn_kernels_dotprod(void);
 const bn_kernels *bn_kernels_dotprod(void) { return NULL; }
 #endif

@@ -14,6 +14,7 @@
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
 #include <arm_neon.h>
+#include <float.h>
 #include <math.h>
 #if defined(__linux__)
 #include <sys/auxv.h>
@@ -105,11 +106,19 @@ static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
 /* ---- activation quantization (bit-exact with ref: fcvtns rounds half to even) ---- */
 float bn_neon_quant_act(const float *x, int cols, int8_t *q, int kp);
 float bn_neon_quant_act(const float *x, int cols, int8_t *q, int kp) {
+    const float32x4_t big = vdupq_n_f32(FLT_MAX);
     float32x4_t vm = vdupq_n_f32(0.f);
+    uint32x4_t ok = vdupq_n_u32(~0u);
     int k = 0;
-    for (; k + 4 <= cols; k += 4) vm = vmaxq_f32(vm, vabsq_f32(vld1q_f32(x + k)));
-    float m = vmaxvq_f32(vm);
-    for (; k < cols; k++) { float a = fabsf(x[k]); if (a > m) m = a; }
+    for (; k + 4 <= cols; k += 4) {
+        float32x4_t a = vabsq_f32(vld1q_f32(x + k));
+        ok = vandq_u32(ok, vcleq_f32(a, big)); /* false for NaN and inf */
+        vm = vmaxq_f32(vm, a);
+    }
+    int nonfinite = vminvq_u32(ok) == 0;
+    float m = nonfinite ? 0.f : vmaxvq_f32(vm);
+    for (; k < cols; k++) { float a = fabsf(x[k]); if (!(a <= FLT_MAX)) nonfinite = 1; else if (a > m) m = a; }
+    if (nonfinite) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
     if (m < 1e-5f) m = 1e-5f;
     float s = 127.0f / m;
     float32x4_t vs = vdupq_n_f32(s);
@@ -244,12 +253,12 @@ void bn_neon_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
 }
 
 static const bn_kernels SET = {
-    .name = "neon", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm,
-    .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = bn_neon_hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = bn_neon_hgemm_q4,
+    .name = "neon", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
+    .hgemm_q8 = bn_neon_hgemm_q8, .hgemm_q4 = bn_neon_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
 };
 
+/* Partial table (dispatch.c completes it), or NULL without ASIMD. */
+const bn_kernels *bn_kernels_neon(void);
 const bn_kernels *bn_kernels_neon(void) {
 #if defined(__linux__)
     if (!(getauxval(AT_HWCAP) & HWCAP_ASIMD)) return NULL;
@@ -257,5 +266,6 @@ const bn_kernels *bn_kernels_neon(void) {
     return &SET;
 }
 #else
+const bn_kernels *bn_kernels_neon(void);
 const bn_kernels *bn_kernels_neon(void) { return NULL; }
 #endif

@@ -1,12 +1,14 @@
-/* ref.c — the scalar reference kernels: the spec every fast path is tested against.
- * Plain loops, no intrinsics, no tricks. See kernels.h for the contracts and layout. */
+/* ref.c — the scalar reference kernels: the spec every fast path is tested against, plus the
+ * pieces every set shares (the i16 layout's pack, the head formats, the C GEMM micro-kernel,
+ * the AdamW rows). Plain loops, no intrinsics, no tricks. See kernels.h for the contracts. */
 #include "kernels.h"
 #include "util.h"
+#include <float.h>
 #include <math.h>
 
-static size_t ref_packed_size(int rows, int cols) { return (size_t)rows * (size_t)(bn_kpad(cols) / 4); }
+size_t bn_ref_packed_size(int rows, int cols) { return (size_t)rows * (size_t)(bn_kpad(cols) / 4); }
 
-static void ref_pack(const int8_t *w, int rows, int cols, uint8_t *dst) {
+void bn_ref_pack(const int8_t *w, int rows, int cols, uint8_t *dst) {
     int kp = bn_kpad(cols), rb = kp / 4;
     for (int r = 0; r < rows; r++) {
         uint8_t *d = dst + (size_t)r * rb;
@@ -33,7 +35,11 @@ static void ref_tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
 
 static float ref_quant_act(const float *x, int cols, int8_t *q, int kp) {
     float m = 0.f;
-    for (int k = 0; k < cols; k++) { float a = fabsf(x[k]); if (a > m) m = a; }
+    for (int k = 0; k < cols; k++) {
+        float a = fabsf(x[k]);
+        if (!(a <= FLT_MAX)) { memset(q, 0, (size_t)kp); return NAN; } /* NaN or +-inf (kernels.h) */
+        if (a > m) m = a;
+    }
     if (m < 1e-5f) m = 1e-5f;
     float s = 127.0f / m;
     for (int k = 0; k < cols; k++) {
@@ -106,7 +112,7 @@ void bn_hq8_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst) {
         float inv = 127.0f / m;
         for (int k = 0; k < cols; k++) {
             float v = rintf(wget(w, wdt, (size_t)r * cols + k) * inv);
-            q[(size_t)r * cp + k] = (int8_t)(v > 127.f ? 127 : v < -127.f ? -127 : v);
+            q[(size_t)r * cp + k] = (int8_t)(v > 127.f ? 127 : v < -127.f ? -127 : v == v ? v : 0); /* NaN: 0 */
         }
     }
 }
@@ -133,7 +139,7 @@ void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst) {
             uint8_t *qb = q + (size_t)r * (cp / 2) + 16 * b;
             for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
                 float e = rintf(wget(w, wdt, (size_t)r * cols + 32 * b + j) * inv);
-                int qi = (int)(e > 7.f ? 7 : e < -8.f ? -8 : e) + 8;
+                int qi = (int)(e > 7.f ? 7 : e < -8.f ? -8 : e == e ? e : 0) + 8; /* NaN: 0 */
                 if (j < 16) qb[j] = (uint8_t)((qb[j] & 0xf0) | qi);
                 else qb[j - 16] = (uint8_t)((qb[j - 16] & 0x0f) | (qi << 4));
             }
@@ -174,10 +180,37 @@ static void ref_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
         }
 }
 
+/* ---- float32 GEMM micro-kernel, plain C 4x16 (kernels.h bn_sgemm_ukr) ---- */
+static void ukr_c(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    float c[4][16] = {{0}};
+    for (int k = 0; k < kc; k++) {
+        for (int i = 0; i < 4; i++) {
+            float a = A[k * 4 + i];
+            for (int j = 0; j < 16; j++) c[i][j] += a * B[k * 16 + j];
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 16; j++) C[i * ldc + j] = (acc ? C[i * ldc + j] : 0.0f) + c[i][j];
+}
+const bn_sgemm_ukr bn_sgemm_ukr_c = {"c", 4, 16, ukr_c, NULL, NULL};
+
+/* ---- AdamW rows (kernels.h bn_adam_fn): torch's single-tensor AdamW, per element ---- */
+void bn_adam_ref(float *restrict pp, const float *restrict gg, float *restrict mm, float *restrict vv, size_t n,
+                 float decay, float step_size, float bc2s, float omb1, float b2, float omb2, float eps) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gg[i];
+        float p = pp[i] * decay;
+        float m = mm[i] + (g - mm[i]) * omb1;
+        float v = vv[i] * b2 + omb2 * g * g;
+        float denom = sqrtf(v) / bc2s + eps;
+        p += (-step_size * m) / denom;  /* torch addcdiv: p + value * m / denom */
+        pp[i] = p; mm[i] = m; vv[i] = v;
+    }
+}
+
 static const bn_kernels REF = {
-    .name = "ref", .packed_size = ref_packed_size, .pack = ref_pack, .tgemm = ref_tgemm,
-    .quant_act = ref_quant_act, .fgemm = ref_fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = ref_hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = ref_hgemm_q4,
+    .name = "ref", .layout = BN_LAYOUT_REF, .tgemm = ref_tgemm, .quant_act = ref_quant_act, .fgemm = ref_fgemm,
+    .hgemm_q8 = ref_hgemm_q8, .hgemm_q4 = ref_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
 };
-const bn_kernels *bn_kernels_ref(void) { return &REF; }
+const bn_kernels *bn_kernels_part_ref(void);
+const bn_kernels *bn_kernels_part_ref(void) { return &REF; }

@@ -15,6 +15,7 @@
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #include <cpuid.h>
+#include <float.h>
 #include <math.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -46,14 +47,14 @@ static int32_t sum_i8(const int8_t *x, int kp) {
     return (int32_t)(t[0] + t[1] + t[2] + t[3] - 128LL * kp);
 }
 
-static int pf_dist = 4096;
+#define PF_DIST 4096 /* software prefetch distance (bytes) of the GEMV weight stream */
 
 AI void tile1(const uint8_t *wb, int ng, const int8_t *x, __m256i *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256i l0 = _mm256_setzero_si256(), l1 = l0, h0 = l0, h1 = l0;
     for (int g = 0; g < ng; g++) {
         const uint8_t *p = wb + (size_t)g * 64;
-        _mm_prefetch((const char *)(p + pf_dist), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
         __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
         const int8_t *xg = x + 16 * g;
         __m256i x0 = bc4(xg), x1 = bc4(xg + 4), x2 = bc4(xg + 8), x3 = bc4(xg + 12);
@@ -135,14 +136,20 @@ static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
 
 /* ---- activation quantization (bit-exact with ref) ---- */
 static float quant_act(const float *x, int cols, int8_t *q, int kp) {
-    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 vm = _mm256_setzero_ps();
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(FLT_MAX);
+    __m256 vm = _mm256_setzero_ps(), bad = vm;
     int k = 0;
-    for (; k + 8 <= cols; k += 8) vm = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), absm), vm);
+    for (; k + 8 <= cols; k += 8) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + k), absm);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ)); /* NaN or inf */
+        vm = _mm256_max_ps(a, vm);
+    }
     float t[8]; _mm256_storeu_ps(t, vm);
     float m = 0.f;
     for (int i = 0; i < 8; i++) if (t[i] > m) m = t[i];
-    for (; k < cols; k++) { float a = fabsf(x[k]); if (a > m) m = a; }
+    int nonfinite = _mm256_movemask_ps(bad) != 0;
+    for (; k < cols; k++) { float a = fabsf(x[k]); if (!(a <= FLT_MAX)) nonfinite = 1; if (a > m) m = a; }
+    if (nonfinite) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
     if (m < 1e-5f) m = 1e-5f;
     float s = 127.0f / m;
     __m256 vs = _mm256_set1_ps(s);
@@ -282,21 +289,39 @@ static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
             y[(size_t)i * ldy + r] = q4row(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x + (size_t)i * ldx);
 }
 
+/* ---- float32 GEMM micro-kernel 6x16 (kernels.h bn_sgemm_ukr): 12 ymm accumulators ---- */
+static void ukr(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            __m256 a = _mm256_broadcast_ss(A + i);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+        A += 6; B += 16;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(c)); c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(c + 8)); }
+        _mm256_storeu_ps(c, c0[i]); _mm256_storeu_ps(c + 8, c1[i]);
+    }
+}
+static const bn_sgemm_ukr UKR = {"avx2", 6, 16, ukr, NULL, NULL};
+
 static const bn_kernels SET = {
-    .name = "avx2", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm,
-    .quant_act = quant_act, .fgemm = fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = hgemm_q4,
+    .name = "avx2", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = bn_adam_ref,
 };
 
-const bn_kernels *bn_kernels_avx2(void) {
-    static int state = -1;
-    if (state < 0) {
-        const char *p = getenv("BITNET_PF_DIST"); if (p && atoi(p) >= 0) pf_dist = atoi(p);
-        state = cpu_has_avx2();
-    }
-    return state ? &SET : NULL;
-}
+/* Partial table (dispatch.c completes it), or NULL when this CPU/OS lacks AVX2+FMA+F16C. */
+const bn_kernels *bn_kernels_avx2(void);
+const bn_kernels *bn_kernels_avx2(void) { return cpu_has_avx2() ? &SET : NULL; }
 #else
+const bn_kernels *bn_kernels_avx2(void);
 const bn_kernels *bn_kernels_avx2(void) { return NULL; }
 #endif

@@ -1,5 +1,6 @@
 /* x86_avx512.c — the AVX-512 kernel set (F+BW+VL+DQ; vpdpbusd when AVX512-VNNI is present,
- * vpmaddubsw+vpmaddwd otherwise: sets "avx512" and, for CPUs without VNNI, the same name).
+ * vpmaddubsw+vpmaddwd otherwise: sets "avx512" (needs VNNI) and "avx512-novnni"). Also the
+ * AVX-512 float32 GEMM micro-kernels of bn_sgemm and the AdamW rows.
  *
  * Ternary layout "i16" (kernels.h): 16-row blocks, 64 bytes per 16 k. One 64-byte load gives
  * 4 vectors of unsigned codes ((v >> 2s) & 3); each feeds vpdpbusd against the 4 activation
@@ -16,6 +17,7 @@
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #include <cpuid.h>
+#include <float.h>
 #include <math.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -55,12 +57,12 @@ static int32_t sum_i8(const int8_t *x, int kp) {
     return (int32_t)(_mm512_reduce_add_epi64(acc) - 128LL * kp);
 }
 
-static int pf_dist = 8192; /* software prefetch distance (bytes) of the GEMV weight streams (BITNET_PF_DIST) */
+#define PF_DIST 8192 /* software prefetch distance (bytes) of the GEMV weight streams (8 KiB measured best) */
 
-/* Start of a GEMV weight stream: prefetch its first pf_dist bytes at once (the loops prefetch
- * pf_dist ahead from there on), so a new matrix does not wait for the hardware prefetcher. */
+/* Start of a GEMV weight stream: prefetch its first PF_DIST bytes at once (the loops prefetch
+ * PF_DIST ahead from there on), so a new matrix does not wait for the hardware prefetcher. */
 static inline void prefetch_burst(const void *p, size_t len) {
-    size_t n = len < (size_t)pf_dist ? len : (size_t)pf_dist;
+    size_t n = len < (size_t)PF_DIST ? len : (size_t)PF_DIST;
     for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
 }
 /* One 16-row block times one activation row (GEMV): 4 independent accumulators. */
@@ -69,7 +71,7 @@ AI __m512i tile1(const uint8_t *wb, int ng, const int8_t *x, int vnni) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (int g = 0; g < ng; g++) {
         __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
-        _mm_prefetch((const char *)(wb + (size_t)g * 64 + pf_dist), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + (size_t)g * 64 + PF_DIST), _MM_HINT_T0);
         const int8_t *xg = x + 16 * g;
         a0 = dp(a0, _mm512_and_si512(v, m3), bc4(xg), vnni);
         a1 = dp(a1, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3), bc4(xg + 4), vnni);
@@ -155,13 +157,22 @@ static void tgemm_bw(const uint8_t *w, int rows, int cols, int r0, int r1,
 
 /* ---- activation quantization (bit-exact with ref: exact max, float32 x*s, RNE) ---- */
 static float quant_act(const float *x, int cols, int8_t *q, int kp) {
+    const __m512 big = _mm512_set1_ps(FLT_MAX);
     __m512 vm = _mm512_setzero_ps();
+    __mmask16 bad = 0;
     int k = 0;
-    for (; k + 16 <= cols; k += 16) vm = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + k)), vm);
+    for (; k + 16 <= cols; k += 16) {
+        __m512 a = _mm512_abs_ps(_mm512_loadu_ps(x + k));
+        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ); /* NaN or inf */
+        vm = _mm512_max_ps(a, vm);
+    }
     if (k < cols) {
         __mmask16 mk = (__mmask16)((1u << (cols - k)) - 1);
-        vm = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k)), vm);
+        __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k));
+        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ);
+        vm = _mm512_max_ps(a, vm);
     }
+    if (bad) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
     float m = _mm512_reduce_max_ps(vm);
     if (m < 1e-5f) m = 1e-5f;
     float s = 127.0f / m;
@@ -230,7 +241,7 @@ AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y)
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     size_t base = (size_t)r * cols;
     int k = 0;
-    const char *pw = (const char *)w + base * (wdt == BN_W_F32 ? 4 : 2) + pf_dist;
+    const char *pw = (const char *)w + base * (wdt == BN_W_F32 ? 4 : 2) + PF_DIST;
     for (; k + 64 <= cols; k += 64) {
         const int esz = wdt == BN_W_F32 ? 4 : 2; /* 64 weights = esz cache lines */
         for (int o = 0; o < 64 * esz; o += 64) _mm_prefetch(pw + (size_t)k * esz + o, _MM_HINT_T0);
@@ -446,37 +457,136 @@ static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
         }
 }
 
+/* ---- float32 GEMM micro-kernels (kernels.h bn_sgemm_ukr) ---- */
+/* AVX-512 12x32: 24 zmm accumulators, 2 B vectors, broadcast A from memory. */
+static void ukr(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    __m512 c0[12], c1[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) {
+            __m512 a = _mm512_set1_ps(A[i]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+        A += 12; B += 32;
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16)); }
+        _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
+    }
+}
+
+/* AVX-512 12x32 reading A unpacked: row i of the tile at A + i*lda, k contiguous (op(A) not
+ * transposed). Same FMA order as ukr on a packed panel, so results are identical. */
+static void ukra(int kc, const float *A, int lda, const float *B, float *C, int ldc, int acc) {
+    __m512 c0[12], c1[12];
+    const float *a0 = A, *a3 = A + 3 * (size_t)lda, *a6 = A + 6 * (size_t)lda, *a9 = A + 9 * (size_t)lda;
+    const size_t l1 = (size_t)lda, l2 = 2 * (size_t)lda;
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#define ROW(i, p, o) { __m512 a = _mm512_set1_ps(p[o + k]); c0[i] = _mm512_fmadd_ps(a, b0, c0[i]); c1[i] = _mm512_fmadd_ps(a, b1, c1[i]); }
+        ROW(0, a0, 0) ROW(1, a0, l1) ROW(2, a0, l2)
+        ROW(3, a3, 0) ROW(4, a3, l1) ROW(5, a3, l2)
+        ROW(6, a6, 0) ROW(7, a6, l1) ROW(8, a6, l2)
+        ROW(9, a9, 0) ROW(10, a9, l1) ROW(11, a9, l2)
+#undef ROW
+        B += 32;
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16)); }
+        _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
+    }
+}
+/* Transposing pack of a full 32-column B panel (op(B) = B^T): d[k][j] = src[j * ldb + k] for
+ * j < 32, k < kc, via 16x16 in-register transposes; the k tail is scalar. */
+static void pack_bt32(const float *src, int ldb, int kc, float *d) {
+    int k0 = 0;
+    for (; k0 + 16 <= kc; k0 += 16) {
+        for (int j0 = 0; j0 < 32; j0 += 16) {
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)(j0 + i) * ldb + k0);
+            for (int i = 0; i < 8; i++) { t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]); t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]); }
+            for (int g = 0; g < 4; g++) {
+                __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+                __m512d c = _mm512_castps_pd(t[4 * g + 2]), e = _mm512_castps_pd(t[4 * g + 3]);
+                r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+                r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+            }
+            /* r[4g + c] holds rows 4g..4g+3 at columns c, c+4, c+8, c+12 (one per 128-bit lane) */
+            for (int c = 0; c < 4; c++) {
+                __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+                __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+                float *o = d + (size_t)k0 * 32 + j0;
+                _mm512_store_ps(o + (size_t)c * 32, _mm512_shuffle_f32x4(u0, u2, 0x88));
+                _mm512_store_ps(o + (size_t)(c + 8) * 32, _mm512_shuffle_f32x4(u0, u2, 0xdd));
+                _mm512_store_ps(o + (size_t)(c + 4) * 32, _mm512_shuffle_f32x4(u1, u3, 0x88));
+                _mm512_store_ps(o + (size_t)(c + 12) * 32, _mm512_shuffle_f32x4(u1, u3, 0xdd));
+            }
+        }
+    }
+    for (int j = 0; j < 32; j++) {
+        const float *sj = src + (size_t)j * ldb;
+        for (int k = k0; k < kc; k++) d[(size_t)k * 32 + j] = sj[k];
+    }
+}
+static const bn_sgemm_ukr UKR = {"avx512", 12, 32, ukr, ukra, pack_bt32};
+
+/* ---- AdamW rows (kernels.h bn_adam_fn) ---- */
+/* The same arithmetic, 16 lanes at a time (the compiler will not vectorize sqrtf with errno on). */
+static void adam(float *restrict pp, const float *restrict gg, float *restrict mm, float *restrict vv, size_t n,
+                             float decay, float step_size, float bc2s, float omb1, float b2, float omb2, float eps) {
+    const __m512 vdec = _mm512_set1_ps(decay), vo1 = _mm512_set1_ps(omb1), vb2 = _mm512_set1_ps(b2), vo2 = _mm512_set1_ps(omb2);
+    const __m512 vbc = _mm512_set1_ps(bc2s), veps = _mm512_set1_ps(eps), vns = _mm512_set1_ps(-step_size);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_loadu_ps(gg + i), m0 = _mm512_loadu_ps(mm + i), v0 = _mm512_loadu_ps(vv + i);
+        __m512 p = _mm512_mul_ps(_mm512_loadu_ps(pp + i), vdec);
+        __m512 m = _mm512_add_ps(m0, _mm512_mul_ps(_mm512_sub_ps(g, m0), vo1));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(v0, vb2), _mm512_mul_ps(_mm512_mul_ps(vo2, g), g));
+        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), vbc), veps);
+        p = _mm512_add_ps(p, _mm512_div_ps(_mm512_mul_ps(vns, m), den));
+        _mm512_storeu_ps(pp + i, p); _mm512_storeu_ps(mm + i, m); _mm512_storeu_ps(vv + i, v);
+    }
+    bn_adam_ref(pp + i, gg + i, mm + i, vv + i, n - i, decay, step_size, bc2s, omb1, b2, omb2, eps);
+}
+
 #ifdef __AVX512VNNI__
 static const bn_kernels SET_VNNI = {
-    .name = "avx512", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm_vnni,
-    .quant_act = quant_act, .fgemm = fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = hgemm_q4,
+    .name = "avx512", .layout = BN_LAYOUT_I16, .tgemm = tgemm_vnni, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
 };
 #endif
 static const bn_kernels SET_BW = {
-    .name = "avx512", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm_bw,
-    .quant_act = quant_act, .fgemm = fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = hgemm_q4,
+    .name = "avx512-novnni", .layout = BN_LAYOUT_I16, .tgemm = tgemm_bw, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
 };
 
-/* BITNET_AVX512_NOVNNI=1 picks the vpmaddubsw path even on VNNI CPUs (tests). */
+/* Partial tables (dispatch.c completes them): "avx512" needs AVX512-VNNI (vpdpbusd);
+ * "avx512-novnni" (vpmaddubsw + vpmaddwd) runs on any AVX-512 F/BW/VL/DQ CPU. */
+const bn_kernels *bn_kernels_avx512(void);
+const bn_kernels *bn_kernels_avx512_novnni(void);
 const bn_kernels *bn_kernels_avx512(void) {
-    static int state = -1; /* -1 unknown, 0 none, 1 bw, 2 vnni */
-    if (state < 0) {
-        const char *p = getenv("BITNET_PF_DIST"); if (p && atoi(p) >= 0) pf_dist = atoi(p);
-        int vnni = 0, ok = cpu_has_avx512(&vnni);
-        state = ok ? (vnni ? 2 : 1) : 0;
-    }
-    if (state == 0) return NULL;
-    const char *e = getenv("BITNET_AVX512_NOVNNI");
-    if (e && *e == '1') return &SET_BW;
 #ifdef __AVX512VNNI__
-    if (state == 2) return &SET_VNNI;
+    int vnni = 0;
+    if (cpu_has_avx512(&vnni) && vnni) return &SET_VNNI;
 #endif
-    return &SET_BW;
+    return NULL;
 }
+const bn_kernels *bn_kernels_avx512_novnni(void) { int vnni; return cpu_has_avx512(&vnni) ? &SET_BW : NULL; }
 #else
+const bn_kernels *bn_kernels_avx512(void);
+const bn_kernels *bn_kernels_avx512_novnni(void);
 const bn_kernels *bn_kernels_avx512(void) { return NULL; }
+const bn_kernels *bn_kernels_avx512_novnni(void) { return NULL; }
 #endif
