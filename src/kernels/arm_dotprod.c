@@ -25,6 +25,7 @@
 
 /* shared with arm_neon.c */
 int32_t bn_neon_sum_i8(const int8_t *x, int kp);
+void bn_neon_store16(const int32x4_t *out, int nb, const int32_t *sx, int32_t *y, int ldy, int j0, int j1);
 float bn_neon_quant_act(const float *x, int cols, int8_t *q, int kp);
 void bn_neon_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
                    const float *x, int ldx, int n, float *y, int ldy);
@@ -71,31 +72,22 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
         for (int c = 0; c < 4; c++) out[4 * i + c] = acc[i][c];
 }
 
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 4 rows. */
+static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                 int32_t *y, int ldy, int j0, int j1) {
+    int32x4_t out[16];
+    switch (nb) {
+    case 1: tileN(wb, ng, x, ldx, 1, out); break;
+    case 2: tileN(wb, ng, x, ldx, 2, out); break;
+    case 3: tileN(wb, ng, x, ldx, 3, out); break;
+    default: tileN(wb, ng, x, ldx, 4, out); break;
+    }
+    bn_neon_store16(out, nb, sx, y, ldy, j0, j1);
+}
+static const bn_i16_tiler TILER = {4, 0, 0, bn_neon_sum_i8, tile};
 static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    if (r0 >= r1 || n <= 0) return;
-    int kp = bn_kpad(cols), ng = kp / 16;
-    size_t bsz = (size_t)BN_IBLK * (kp / 4);
-    int32x4_t out[16];
-    for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
-        const uint8_t *wb = w + (size_t)b * bsz;
-        int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
-        for (int i0 = 0; i0 < n; i0 += 4) {
-            int nb = n - i0 < 4 ? n - i0 : 4;
-            const int8_t *xi = x + (size_t)i0 * ldx;
-            switch (nb) {
-            case 1: tileN(wb, ng, xi, ldx, 1, out); break;
-            case 2: tileN(wb, ng, xi, ldx, 2, out); break;
-            case 3: tileN(wb, ng, xi, ldx, 3, out); break;
-            default: tileN(wb, ng, xi, ldx, 4, out); break;
-            }
-            for (int i = 0; i < nb; i++) {
-                int32_t t[16], sx = bn_neon_sum_i8(xi + (size_t)i * ldx, kp);
-                for (int c = 0; c < 4; c++) vst1q_s32(t + 4 * c, vsubq_s32(out[4 * i + c], vdupq_n_s32(sx)));
-                memcpy(y + (size_t)(i0 + i) * ldy + lo + j0, t + j0, (size_t)(j1 - j0) * 4);
-            }
-        }
-    }
+    bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 static const bn_kernels SET = {

@@ -149,6 +149,40 @@ void bn_hq8_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst);
 size_t bn_hq4_size(int rows, int cols);
 void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst);
 
+/* The ternary GEMM driver of the i16 layout (tgemm_i16.c), shared by every SIMD set; an ISA
+ * gives its tile. tile: for the 16-row block wb (ng = kp/16 k-groups) and activation rows
+ * i < nb at x + i*ldx: y[i*ldy + j] = sum_k code[j][k] * x_i[k] - sx[i] for j0 <= j < j1 only
+ * (codes 0..2 as in the layout, sx[i] = sum_i8(x_i, kp), so the result is the exact product). */
+#define BN_TCHUNK 256
+typedef struct bn_i16_tiler {
+    int nbmax;                          /* activation rows per tile call, 1..BN_TCHUNK */
+    int pf_burst;                       /* GEMV (n <= 2): bytes of weights prefetched up front (0: none) */
+    int pf_next;                        /* prefetch the first line of the next block */
+    int32_t (*sum_i8)(const int8_t *x, int kp);   /* sum of kp int8 (kp % 128 == 0) */
+    void (*tile)(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                 int32_t *y, int ldy, int j0, int j1);
+} bn_i16_tiler;
+void bn_tgemm_i16(const bn_i16_tiler *t, const uint8_t *w, int rows, int cols, int r0, int r1,
+                  const int8_t *x, int ldx, int n, int32_t *y, int ldy);
+
+/* Shared pieces of every set's quant_act (ref.c), for a row known to be finite: the scale from
+ * its absmax m, and the scalar part q[k0..cols) followed by the zero padding up to kp. */
+float bn_quant_scale(float m);
+void bn_quant_tail(const float *x, int k0, int cols, float s, int8_t *q, int kp);
+
+/* Row drivers of the float kernels (ref.c) for sets whose kernel is one dot product per (weight
+ * row, activation row): y[i*ldy + r] = dot(row r, x + i*ldx) for r in [r0, r1), i < n (the
+ * head formats' offsets and the q8 row scale are applied here). */
+typedef float (*bn_fdot_fn)(const void *w, int wdt, int cols, int r, const float *x);
+typedef float (*bn_q8dot_fn)(const int8_t *q, int cols, const float *x);
+typedef float (*bn_q4dot_fn)(const uint8_t *q, const float *d, int cols, const float *x);
+void bn_fgemm_rows(bn_fdot_fn dot, const void *w, int wdt, int rows, int cols, int r0, int r1,
+                   const float *x, int ldx, int n, float *y, int ldy);
+void bn_hgemm_q8_rows(bn_q8dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,
+                      const float *x, int ldx, int n, float *y, int ldy);
+void bn_hgemm_q4_rows(bn_q4dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,
+                      const float *x, int ldx, int n, float *y, int ldy);
+
 /* Shared inner kernels (ref.c): the plain-C 4x16 GEMM micro-kernel and the AdamW rows. */
 extern const bn_sgemm_ukr bn_sgemm_ukr_c;
 void bn_adam_ref(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,

@@ -33,6 +33,16 @@ static void ref_tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
         }
 }
 
+float bn_quant_scale(float m) { return 127.0f / (m < 1e-5f ? 1e-5f : m); }
+
+void bn_quant_tail(const float *x, int k0, int cols, float s, int8_t *q, int kp) {
+    for (int k = k0; k < cols; k++) {
+        float v = rintf(x[k] * s); /* finite, |v| <= 128: the cast is in range */
+        q[k] = (int8_t)(v > 127.f ? 127 : v < -128.f ? -128 : v);
+    }
+    if (kp > cols) memset(q + cols, 0, (size_t)(kp - cols));
+}
+
 static float ref_quant_act(const float *x, int cols, int8_t *q, int kp) {
     float m = 0.f;
     for (int k = 0; k < cols; k++) {
@@ -40,13 +50,8 @@ static float ref_quant_act(const float *x, int cols, int8_t *q, int kp) {
         if (!(a <= FLT_MAX)) { memset(q, 0, (size_t)kp); return NAN; } /* NaN or +-inf (kernels.h) */
         if (a > m) m = a;
     }
-    if (m < 1e-5f) m = 1e-5f;
-    float s = 127.0f / m;
-    for (int k = 0; k < cols; k++) {
-        float v = rintf(x[k] * s);
-        q[k] = (int8_t)(v > 127.f ? 127 : v < -128.f ? -128 : v);
-    }
-    for (int k = cols; k < kp; k++) q[k] = 0;
+    float s = bn_quant_scale(m);
+    bn_quant_tail(x, 0, cols, s, q, kp);
     return s;
 }
 
@@ -59,14 +64,14 @@ static inline float wget(const void *w, int wdt, size_t i) {
     }
 }
 
+static float ref_fdot(const void *w, int wdt, int cols, int r, const float *x) {
+    float acc = 0.f;
+    for (int k = 0; k < cols; k++) acc += wget(w, wdt, (size_t)r * cols + k) * x[k];
+    return acc;
+}
 static void ref_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
                       const float *x, int ldx, int n, float *y, int ldy) {
-    for (int i = 0; i < n; i++)
-        for (int r = r0; r < r1; r++) {
-            float acc = 0.f;
-            for (int k = 0; k < cols; k++) acc += wget(w, wdt, (size_t)r * cols + k) * x[(size_t)i * ldx + k];
-            y[(size_t)i * ldy + r] = acc;
-        }
+    bn_fgemm_rows(ref_fdot, w, wdt, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- the SIMD ("i16") ternary layout, shared by every ISA set (see kernels.h) ---- */
@@ -146,38 +151,58 @@ void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst) {
         }
 }
 
-static void ref_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                         const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols);
-    const float *sc = (const float *)wq;
-    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
-    for (int i = 0; i < n; i++)
-        for (int r = r0; r < r1; r++) {
-            float acc = 0.f;
-            for (int k = 0; k < cols; k++) acc += (float)q[(size_t)r * cp + k] * x[(size_t)i * ldx + k];
-            y[(size_t)i * ldy + r] = sc[r] * acc;
-        }
+/* ---- row drivers of the float kernels (kernels.h), shared by ref, avx2, neon and dotprod ---- */
+void bn_fgemm_rows(bn_fdot_fn dot, const void *w, int wdt, int rows, int cols, int r0, int r1,
+                   const float *x, int ldx, int n, float *y, int ldy) {
+    for (int r = r0; r < r1; r++)
+        for (int i = 0; i < n; i++) y[(size_t)i * ldy + r] = dot(w, wdt, cols, r, x + (size_t)i * ldx);
 }
 
+void bn_hgemm_q8_rows(bn_q8dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,
+                      const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols);
+    const float *sc = (const float *)(const void *)wq;
+    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
+    for (int r = r0; r < r1; r++)
+        for (int i = 0; i < n; i++) y[(size_t)i * ldy + r] = sc[r] * dot(q + (size_t)r * cp, cols, x + (size_t)i * ldx);
+}
+
+void bn_hgemm_q4_rows(bn_q4dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,
+                      const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols), nb = cp / 32;
+    const float *d = (const float *)(const void *)wq;
+    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
+    for (int r = r0; r < r1; r++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)i * ldy + r] = dot(q + (size_t)r * (cp / 2), d + (size_t)r * nb, cols, x + (size_t)i * ldx);
+}
+
+static float ref_q8dot(const int8_t *q, int cols, const float *x) {
+    float acc = 0.f;
+    for (int k = 0; k < cols; k++) acc += (float)q[k] * x[k];
+    return acc;
+}
+static void ref_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                         const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hgemm_q8_rows(ref_q8dot, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+static float ref_q4dot(const uint8_t *q, const float *d, int cols, const float *x) {
+    float acc = 0.f;
+    for (int b = 0; 32 * b < cols; b++) {
+        const uint8_t *qb = q + 16 * b;
+        float s = 0.f;
+        for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
+            int v = (j < 16 ? (qb[j] & 15) : (qb[j - 16] >> 4)) - 8;
+            s += (float)v * x[32 * b + j];
+        }
+        acc += d[b] * s;
+    }
+    return acc;
+}
 static void ref_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                          const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols), nb = cp / 32;
-    const float *d = (const float *)wq;
-    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
-    for (int i = 0; i < n; i++)
-        for (int r = r0; r < r1; r++) {
-            float acc = 0.f;
-            for (int b = 0; b < nb; b++) {
-                const uint8_t *qb = q + (size_t)r * (cp / 2) + 16 * b;
-                float s = 0.f;
-                for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
-                    int v = (j < 16 ? (qb[j] & 15) : (qb[j - 16] >> 4)) - 8;
-                    s += (float)v * x[(size_t)i * ldx + 32 * b + j];
-                }
-                acc += d[(size_t)r * nb + b] * s;
-            }
-            y[(size_t)i * ldy + r] = acc;
-        }
+    bn_hgemm_q4_rows(ref_q4dot, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- float32 GEMM micro-kernel, plain C 4x16 (kernels.h bn_sgemm_ukr) ---- */

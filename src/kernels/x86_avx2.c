@@ -96,8 +96,6 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
     for (int i = 0; i < NB; i++) { out[2 * i] = al[i]; out[2 * i + 1] = ah[i]; }
 }
 
-#define NCHUNK 256
-
 static void store16(int32_t *y, const __m256i *v, int j0, int j1, int32_t sub) {
     int32_t t[16];
     _mm256_storeu_si256((__m256i *)t, _mm256_sub_epi32(v[0], _mm256_set1_epi32(sub)));
@@ -106,32 +104,22 @@ static void store16(int32_t *y, const __m256i *v, int j0, int j1, int32_t sub) {
     else memcpy(y + j0, t + j0, (size_t)(j1 - j0) * 4);
 }
 
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 4 rows. */
+static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                 int32_t *y, int ldy, int j0, int j1) {
+    __m256i out[8];
+    switch (nb) {
+    case 1: tile1(wb, ng, x, out); break;
+    case 2: tileN(wb, ng, x, ldx, 2, out); break;
+    case 3: tileN(wb, ng, x, ldx, 3, out); break;
+    default: tileN(wb, ng, x, ldx, 4, out); break;
+    }
+    for (int i = 0; i < nb; i++) store16(y + (size_t)i * ldy, out + 2 * i, j0, j1, sx[i]);
+}
+static const bn_i16_tiler TILER = {4, 0, 0, sum_i8, tile};
 static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    if (r0 >= r1 || n <= 0) return;
-    int kp = bn_kpad(cols), ng = kp / 16;
-    size_t bsz = (size_t)BN_IBLK * (kp / 4);
-    int32_t sx[NCHUNK];
-    __m256i out[8];
-    for (int c0 = 0; c0 < n; c0 += NCHUNK) {
-        int cn = n - c0 < NCHUNK ? n - c0 : NCHUNK;
-        for (int i = 0; i < cn; i++) sx[i] = sum_i8(x + (size_t)(c0 + i) * ldx, kp);
-        for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
-            const uint8_t *wb = w + (size_t)b * bsz;
-            int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
-            for (int i0 = 0; i0 < cn; i0 += 4) {
-                int nb = cn - i0 < 4 ? cn - i0 : 4;
-                const int8_t *xi = x + (size_t)(c0 + i0) * ldx;
-                switch (nb) {
-                case 1: tile1(wb, ng, xi, out); break;
-                case 2: tileN(wb, ng, xi, ldx, 2, out); break;
-                case 3: tileN(wb, ng, xi, ldx, 3, out); break;
-                default: tileN(wb, ng, xi, ldx, 4, out); break;
-                }
-                for (int i = 0; i < nb; i++) store16(y + (size_t)(c0 + i0 + i) * ldy + lo, out + 2 * i, j0, j1, sx[i0 + i]);
-            }
-        }
-    }
+    bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- activation quantization (bit-exact with ref) ---- */
@@ -150,8 +138,7 @@ static float quant_act(const float *x, int cols, int8_t *q, int kp) {
     int nonfinite = _mm256_movemask_ps(bad) != 0;
     for (; k < cols; k++) { float a = fabsf(x[k]); if (!(a <= FLT_MAX)) nonfinite = 1; if (a > m) m = a; }
     if (nonfinite) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
-    if (m < 1e-5f) m = 1e-5f;
-    float s = 127.0f / m;
+    float s = bn_quant_scale(m);
     __m256 vs = _mm256_set1_ps(s);
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (k = 0; k + 32 <= cols; k += 32) {
@@ -162,11 +149,7 @@ static float quant_act(const float *x, int cols, int8_t *q, int kp) {
         __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
         _mm256_storeu_si256((__m256i *)(q + k), _mm256_permutevar8x32_epi32(v, perm));
     }
-    for (; k < cols; k++) {
-        float v = rintf(x[k] * s);
-        q[k] = (int8_t)(v > 127.f ? 127 : v < -128.f ? -128 : v);
-    }
-    if (kp > cols) memset(q + cols, 0, (size_t)(kp - cols));
+    bn_quant_tail(x, k, cols, s, q, kp);
     return s;
 }
 
@@ -207,16 +190,14 @@ AI float frow(const void *w, int wdt, int cols, int r, const float *x) {
     return s;
 }
 
+static float fdot(const void *w, int wdt, int cols, int r, const float *x) {
+    if (wdt == BN_W_F32) return frow(w, BN_W_F32, cols, r, x);
+    if (wdt == BN_W_F16) return frow(w, BN_W_F16, cols, r, x);
+    return frow(w, BN_W_BF16, cols, r, x);
+}
 static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
                   const float *x, int ldx, int n, float *y, int ldy) {
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float *yi = y + (size_t)i * ldy + r;
-            if (wdt == BN_W_F32) *yi = frow(w, BN_W_F32, cols, r, xi);
-            else if (wdt == BN_W_F16) *yi = frow(w, BN_W_F16, cols, r, xi);
-            else *yi = frow(w, BN_W_BF16, cols, r, xi);
-        }
+    bn_fgemm_rows(fdot, w, wdt, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- quantized heads ---- */
@@ -239,11 +220,7 @@ static float q8row(const int8_t *q, int cols, const float *x) {
 
 static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols);
-    const float *sc = (const float *)wq;
-    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++) y[(size_t)i * ldy + r] = sc[r] * q8row(q + (size_t)r * cp, cols, x + (size_t)i * ldx);
+    bn_hgemm_q8_rows(q8row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
@@ -281,12 +258,7 @@ static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
 
 static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols), nbk = cp / 32;
-    const float *d = (const float *)wq;
-    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++)
-            y[(size_t)i * ldy + r] = q4row(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x + (size_t)i * ldx);
+    bn_hgemm_q4_rows(q4row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- float32 GEMM micro-kernel 6x16 (kernels.h bn_sgemm_ukr): 12 ymm accumulators ---- */

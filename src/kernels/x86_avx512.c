@@ -108,51 +108,40 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
     for (int i = 0; i < NB; i++) out[i] = acc[i];
 }
 
-#define NCHUNK 256
-
-AI void tgemm_impl(const uint8_t *w, int rows, int cols, int r0, int r1,
-                   const int8_t *x, int ldx, int n, int32_t *y, int ldy, int vnni) {
-    if (r0 >= r1 || n <= 0) return;
-    int kp = bn_kpad(cols), ng = kp / 16;
-    size_t bsz = (size_t)BN_IBLK * (kp / 4);
-    int32_t sx[NCHUNK];
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 16 rows. */
+AI void tile_t(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+               int32_t *y, int ldy, int j0, int j1, int vnni) {
     __m512i out[16];
-    if (n <= 2) prefetch_burst(w + (size_t)(r0 / BN_IBLK) * bsz, (size_t)((r1 - 1) / BN_IBLK - r0 / BN_IBLK + 1) * bsz);
-    for (int c0 = 0; c0 < n; c0 += NCHUNK) {
-        int cn = n - c0 < NCHUNK ? n - c0 : NCHUNK;
-        for (int i = 0; i < cn; i++) sx[i] = sum_i8(x + (size_t)(c0 + i) * ldx, kp);
-        for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
-            const uint8_t *wb = w + (size_t)b * bsz;
-            int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
-            __mmask16 mk = (__mmask16)(((1u << j1) - 1) & ~((1u << j0) - 1));
-            if (b * BN_IBLK + 2 * BN_IBLK <= r1) _mm_prefetch((const char *)(wb + bsz), _MM_HINT_T0);
-            for (int i0 = 0; i0 < cn; i0 += 16) {
-                int nb = cn - i0 < 16 ? cn - i0 : 16;
-                const int8_t *xi = x + (size_t)(c0 + i0) * ldx;
-                switch (nb) {
-                case 1: out[0] = tile1(wb, ng, xi, vnni); break;
-#define C(N) case N: tileN(wb, ng, xi, ldx, N, out, vnni); break;
-                C(2) C(3) C(4) C(5) C(6) C(7) C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15) C(16)
+    switch (nb) {
+    case 1: out[0] = tile1(wb, ng, x, vnni); break;
+#define C(N) case N: tileN(wb, ng, x, ldx, N, out, vnni); break;
+    C(2) C(3) C(4) C(5) C(6) C(7) C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15) C(16)
 #undef C
-                }
-                for (int i = 0; i < nb; i++) {
-                    __m512i r = _mm512_sub_epi32(out[i], _mm512_set1_epi32(sx[i0 + i]));
-                    _mm512_mask_storeu_epi32(y + (size_t)(c0 + i0 + i) * ldy + lo, mk, r);
-                }
-            }
-        }
     }
+    __mmask16 mk = (__mmask16)(((1u << j1) - 1) & ~((1u << j0) - 1));
+    for (int i = 0; i < nb; i++)
+        _mm512_mask_storeu_epi32(y + (size_t)i * ldy, mk, _mm512_sub_epi32(out[i], _mm512_set1_epi32(sx[i])));
 }
 
 #ifdef __AVX512VNNI__
+static void tile_vnni(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                      int32_t *y, int ldy, int j0, int j1) {
+    tile_t(wb, ng, x, ldx, nb, sx, y, ldy, j0, j1, 1);
+}
+static const bn_i16_tiler TILER_VNNI = {16, PF_DIST, 1, sum_i8, tile_vnni};
 static void tgemm_vnni(const uint8_t *w, int rows, int cols, int r0, int r1,
                        const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    tgemm_impl(w, rows, cols, r0, r1, x, ldx, n, y, ldy, 1);
+    bn_tgemm_i16(&TILER_VNNI, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 #endif
+static void tile_bw(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                    int32_t *y, int ldy, int j0, int j1) {
+    tile_t(wb, ng, x, ldx, nb, sx, y, ldy, j0, j1, 0);
+}
+static const bn_i16_tiler TILER_BW = {16, PF_DIST, 1, sum_i8, tile_bw};
 static void tgemm_bw(const uint8_t *w, int rows, int cols, int r0, int r1,
                      const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    tgemm_impl(w, rows, cols, r0, r1, x, ldx, n, y, ldy, 0);
+    bn_tgemm_i16(&TILER_BW, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- activation quantization (bit-exact with ref: exact max, float32 x*s, RNE) ---- */
@@ -173,9 +162,7 @@ static float quant_act(const float *x, int cols, int8_t *q, int kp) {
         vm = _mm512_max_ps(a, vm);
     }
     if (bad) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
-    float m = _mm512_reduce_max_ps(vm);
-    if (m < 1e-5f) m = 1e-5f;
-    float s = 127.0f / m;
+    float s = bn_quant_scale(_mm512_reduce_max_ps(vm));
     __m512 vs = _mm512_set1_ps(s);
     for (k = 0; k + 16 <= cols; k += 16) {
         __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
