@@ -24,6 +24,7 @@
 #define AI static inline __attribute__((always_inline))
 
 /* shared with arm_neon.c */
+const bn_kernels *bn_arm_if_hwcap(unsigned long bit, const bn_kernels *k);
 int32_t bn_neon_sum_i8(const int8_t *x, int kp);
 void bn_neon_store16(const int32x4_t *out, int nb, const int32_t *sx, int32_t *y, int ldy, int j0, int j1);
 float bn_neon_quant_act(const float *x, int cols, int8_t *q, int kp);
@@ -97,12 +98,7 @@ static const bn_kernels SET = {
 
 /* Partial table (dispatch.c completes it), or NULL without ASIMDDP. */
 const bn_kernels *bn_kernels_dotprod(void);
-const bn_kernels *bn_kernels_dotprod(void) {
-#if defined(__linux__)
-    if (!(getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) return NULL;
-#endif
-    return &SET;
-}
+const bn_kernels *bn_kernels_dotprod(void) { return bn_arm_if_hwcap(HWCAP_ASIMDDP, &SET); }
 #else
 const bn_kernels *bn_kernels_dotprod(void);
 const bn_kernels *bn_kernels_dotprod(void) { return NULL; }

@@ -140,12 +140,6 @@ AI float32x4_t ldw4(const void *w, int wdt, size_t i) {
     if (wdt == BN_W_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
     return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
 }
-AI float wsc(const void *w, int wdt, size_t i) {
-    uint16_t h;
-    if (wdt == BN_W_F32) { float f; memcpy(&f, (const char *)w + i * 4, 4); return f; }
-    memcpy(&h, (const char *)w + i * 2, 2);
-    return wdt == BN_W_F16 ? bn_f16_to_f32(h) : bn_bf16_to_f32(h);
-}
 AI float frow(const void *w, int wdt, int cols, int r, const float *x) {
     float32x4_t a0 = vdupq_n_f32(0.f), a1 = a0, a2 = a0, a3 = a0;
     size_t base = (size_t)r * cols;
@@ -158,7 +152,7 @@ AI float frow(const void *w, int wdt, int cols, int r, const float *x) {
     }
     for (; k + 4 <= cols; k += 4) a0 = vfmaq_f32(a0, ldw4(w, wdt, base + k), vld1q_f32(x + k));
     float s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-    for (; k < cols; k++) s += wsc(w, wdt, base + k) * x[k];
+    for (; k < cols; k++) s += bn_wget(w, wdt, base + k) * x[k];
     return s;
 }
 
@@ -216,15 +210,7 @@ static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
         acc = vfmaq_n_f32(acc, t, d[b]);
     }
     float s = vaddvq_f32(acc);
-    for (; 32 * b < cols; b++) {
-        float t = 0.f;
-        for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
-            int v = (j < 16 ? (q[16 * b + j] & 15) : (q[16 * b + j - 16] >> 4)) - 8;
-            t += (float)v * x[32 * b + j];
-        }
-        s += d[b] * t;
-    }
-    return s;
+    return s + bn_q4dot_from(q, d, b, cols, x); /* the last, partial block */
 }
 
 void bn_neon_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
@@ -237,14 +223,17 @@ static const bn_kernels SET = {
     .hgemm_q8 = bn_neon_hgemm_q8, .hgemm_q4 = bn_neon_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
 };
 
+/* k if the OS reports the hwcap bit (or is not Linux), else NULL (shared with arm_dotprod.c). */
+const bn_kernels *bn_arm_if_hwcap(unsigned long bit, const bn_kernels *k);
+const bn_kernels *bn_arm_if_hwcap(unsigned long bit, const bn_kernels *k) {
+#if defined(__linux__)
+    if (!(getauxval(AT_HWCAP) & bit)) return NULL;
+#endif
+    return k;
+}
 /* Partial table (dispatch.c completes it), or NULL without ASIMD. */
 const bn_kernels *bn_kernels_neon(void);
-const bn_kernels *bn_kernels_neon(void) {
-#if defined(__linux__)
-    if (!(getauxval(AT_HWCAP) & HWCAP_ASIMD)) return NULL;
-#endif
-    return &SET;
-}
+const bn_kernels *bn_kernels_neon(void) { return bn_arm_if_hwcap(HWCAP_ASIMD, &SET); }
 #else
 const bn_kernels *bn_kernels_neon(void);
 const bn_kernels *bn_kernels_neon(void) { return NULL; }

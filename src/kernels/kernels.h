@@ -62,12 +62,21 @@
 #define BITNET_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include "util.h"
 
 #define BN_KBLOCK 128
 static inline int bn_kpad(int cols) { return (cols + BN_KBLOCK - 1) / BN_KBLOCK * BN_KBLOCK; }
 
 /* dtype codes for float weight matrices in fgemm (same numbering as bn_dtype in safetensors.h) */
 enum { BN_W_F32 = 0, BN_W_F16 = 1, BN_W_BF16 = 2 };
+/* Element i of a float weight matrix of dtype wdt (possibly unaligned), as float32. */
+static inline float bn_wget(const void *w, int wdt, size_t i) {
+    uint16_t h;
+    if (wdt == BN_W_F32) { float f; memcpy(&f, (const char *)w + i * 4, 4); return f; }
+    memcpy(&h, (const char *)w + i * 2, 2);
+    return wdt == BN_W_F16 ? bn_f16_to_f32(h) : bn_bf16_to_f32(h);
+}
 
 /* Float32 GEMM micro-kernel of bn_sgemm (gemm_f32.c). fn: C[i][j] (i < mr, j < nr, row stride
  * ldc) = (acc ? C[i][j] : 0) + sum_{k<kc} A[k*mr + i] * B[k*nr + j] (packed panels, B 64-byte
@@ -176,6 +185,8 @@ void bn_quant_tail(const float *x, int k0, int cols, float s, int8_t *q, int kp)
 typedef float (*bn_fdot_fn)(const void *w, int wdt, int cols, int r, const float *x);
 typedef float (*bn_q8dot_fn)(const int8_t *q, int cols, const float *x);
 typedef float (*bn_q4dot_fn)(const uint8_t *q, const float *d, int cols, const float *x);
+/* Scalar Q4 dot of one row over its blocks b0.. (the reference, and the SIMD sets' tail). */
+float bn_q4dot_from(const uint8_t *q, const float *d, int b0, int cols, const float *x);
 void bn_fgemm_rows(bn_fdot_fn dot, const void *w, int wdt, int rows, int cols, int r0, int r1,
                    const float *x, int ldx, int n, float *y, int ldy);
 void bn_hgemm_q8_rows(bn_q8dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,

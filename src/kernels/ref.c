@@ -55,18 +55,10 @@ static float ref_quant_act(const float *x, int cols, int8_t *q, int kp) {
     return s;
 }
 
-static inline float wget(const void *w, int wdt, size_t i) {
-    uint16_t h;
-    switch (wdt) {
-    case BN_W_F32: { float f; memcpy(&f, (const char *)w + i * 4, 4); return f; }
-    case BN_W_F16: memcpy(&h, (const char *)w + i * 2, 2); return bn_f16_to_f32(h);
-    default: memcpy(&h, (const char *)w + i * 2, 2); return bn_bf16_to_f32(h);
-    }
-}
 
 static float ref_fdot(const void *w, int wdt, int cols, int r, const float *x) {
     float acc = 0.f;
-    for (int k = 0; k < cols; k++) acc += wget(w, wdt, (size_t)r * cols + k) * x[k];
+    for (int k = 0; k < cols; k++) acc += bn_wget(w, wdt, (size_t)r * cols + k) * x[k];
     return acc;
 }
 static void ref_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
@@ -111,12 +103,12 @@ void bn_hq8_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst) {
     memset(dst, 0, bn_hq8_size(rows, cols));
     for (int r = 0; r < rows; r++) {
         float m = 0.f;
-        for (int k = 0; k < cols; k++) { float a = fabsf(wget(w, wdt, (size_t)r * cols + k)); if (a > m) m = a; }
+        for (int k = 0; k < cols; k++) { float a = fabsf(bn_wget(w, wdt, (size_t)r * cols + k)); if (a > m) m = a; }
         sc[r] = m / 127.0f;
         if (m == 0.f) continue;
         float inv = 127.0f / m;
         for (int k = 0; k < cols; k++) {
-            float v = rintf(wget(w, wdt, (size_t)r * cols + k) * inv);
+            float v = rintf(bn_wget(w, wdt, (size_t)r * cols + k) * inv);
             q[(size_t)r * cp + k] = (int8_t)(v > 127.f ? 127 : v < -127.f ? -127 : v == v ? v : 0); /* NaN: 0 */
         }
     }
@@ -134,7 +126,7 @@ void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst) {
         for (int b = 0; b < nb; b++) {
             float v = 0.f, a = 0.f;
             for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
-                float e = wget(w, wdt, (size_t)r * cols + 32 * b + j);
+                float e = bn_wget(w, wdt, (size_t)r * cols + 32 * b + j);
                 if (fabsf(e) > a) { a = fabsf(e); v = e; }
             }
             float dd = v / -8.0f;
@@ -143,7 +135,7 @@ void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst) {
             float inv = 1.0f / dd;
             uint8_t *qb = q + (size_t)r * (cp / 2) + 16 * b;
             for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
-                float e = rintf(wget(w, wdt, (size_t)r * cols + 32 * b + j) * inv);
+                float e = rintf(bn_wget(w, wdt, (size_t)r * cols + 32 * b + j) * inv);
                 int qi = (int)(e > 7.f ? 7 : e < -8.f ? -8 : e == e ? e : 0) + 8; /* NaN: 0 */
                 if (j < 16) qb[j] = (uint8_t)((qb[j] & 0xf0) | qi);
                 else qb[j - 16] = (uint8_t)((qb[j - 16] & 0x0f) | (qi << 4));
@@ -187,9 +179,9 @@ static void ref_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
     bn_hgemm_q8_rows(ref_q8dot, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
-static float ref_q4dot(const uint8_t *q, const float *d, int cols, const float *x) {
+float bn_q4dot_from(const uint8_t *q, const float *d, int b0, int cols, const float *x) {
     float acc = 0.f;
-    for (int b = 0; 32 * b < cols; b++) {
+    for (int b = b0; 32 * b < cols; b++) {
         const uint8_t *qb = q + 16 * b;
         float s = 0.f;
         for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
@@ -200,6 +192,7 @@ static float ref_q4dot(const uint8_t *q, const float *d, int cols, const float *
     }
     return acc;
 }
+static float ref_q4dot(const uint8_t *q, const float *d, int cols, const float *x) { return bn_q4dot_from(q, d, 0, cols, x); }
 static void ref_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                          const float *x, int ldx, int n, float *y, int ldy) {
     bn_hgemm_q4_rows(ref_q4dot, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);

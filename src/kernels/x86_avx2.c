@@ -161,12 +161,6 @@ AI __m256 ldw8(const void *w, int wdt, size_t i) {
     if (wdt == BN_W_F16) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
-AI float wsc(const void *w, int wdt, size_t i) {
-    uint16_t h;
-    if (wdt == BN_W_F32) { float f; memcpy(&f, (const char *)w + i * 4, 4); return f; }
-    memcpy(&h, (const char *)w + i * 2, 2);
-    return wdt == BN_W_F16 ? bn_f16_to_f32(h) : bn_bf16_to_f32(h);
-}
 AI float hsum(__m256 v) {
     __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     a = _mm_add_ps(a, _mm_movehl_ps(a, a));
@@ -186,7 +180,7 @@ AI float frow(const void *w, int wdt, int cols, int r, const float *x) {
     }
     for (; k + 8 <= cols; k += 8) a0 = _mm256_fmadd_ps(ldw8(w, wdt, base + k), _mm256_loadu_ps(x + k), a0);
     float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; k < cols; k++) s += wsc(w, wdt, base + k) * x[k];
+    for (; k < cols; k++) s += bn_wget(w, wdt, base + k) * x[k];
     return s;
 }
 
@@ -245,15 +239,7 @@ static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
         else a0 = _mm256_fmadd_ps(db, _mm256_add_ps(t, u), a0);
     }
     float s = hsum(_mm256_add_ps(a0, a1));
-    for (; 32 * b < cols; b++) {
-        float t = 0.f;
-        for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
-            int v = (j < 16 ? (q[16 * b + j] & 15) : (q[16 * b + j - 16] >> 4)) - 8;
-            t += (float)v * x[32 * b + j];
-        }
-        s += d[b] * t;
-    }
-    return s;
+    return s + bn_q4dot_from(q, d, b, cols, x); /* the last, partial block */
 }
 
 static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,

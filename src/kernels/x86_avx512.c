@@ -177,6 +177,26 @@ static float quant_act(const float *x, int cols, int8_t *q, int kp) {
     return s;
 }
 
+/* The blocking of the float kernels' GEMM (n > 1), written once for fgemm, Q8 and Q4: blocks of
+ * 4 weight rows (kept hot in L1) times all n activation rows, 4 at a time, then the last rows one
+ * by one. BLOCK(RB, NB) computes rows r..r+RB-1 for the NB activation rows at xi / yi. */
+#define BLOCK4_DRIVER(BLOCK) do { \
+        int r = r0; \
+        for (; r + 4 <= r1; r += 4) \
+            for (int i0 = 0; i0 < n; i0 += 4) { \
+                const float *xi = x + (size_t)i0 * ldx; \
+                float *yi = y + (size_t)i0 * ldy; \
+                switch (n - i0 < 4 ? n - i0 : 4) { \
+                case 1: BLOCK(4, 1); break; \
+                case 2: BLOCK(4, 2); break; \
+                case 3: BLOCK(4, 3); break; \
+                default: BLOCK(4, 4); break; \
+                } \
+            } \
+        for (; r < r1; r++) \
+            for (int i = 0; i < n; i++) { const float *xi = x + (size_t)i * ldx; float *yi = y + (size_t)i * ldy; BLOCK(1, 1); } \
+    } while (0)
+
 /* ---- float GEMM (LM head): RB rows x NB activation rows per step, f32 accumulate ---- */
 AI __m512 ldw(const void *w, int wdt, size_t i, __mmask16 mk) {
     const char *p = (const char *)w;
@@ -244,7 +264,7 @@ AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y)
     *y = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-/* GEMM: blocks of 4 weight rows (kept hot in L1) times all n activation rows, 4 at a time. */
+/* GEMV: one sequential stream per row; GEMM: BLOCK4_DRIVER over fblock. */
 AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1,
                 const float *x, int ldx, int n, float *y, int ldy) {
     if (n == 1) {
@@ -252,21 +272,9 @@ AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1
         for (int r = r0; r < r1; r++) frow1(w, wdt, cols, r, x, y + r);
         return;
     }
-    int r = r0;
-    for (; r + 4 <= r1; r += 4)
-        for (int i0 = 0; i0 < n; i0 += 4) {
-            int nb = n - i0 < 4 ? n - i0 : 4;
-            const float *xi = x + (size_t)i0 * ldx;
-            float *yi = y + (size_t)i0 * ldy;
-            switch (nb) {
-            case 1: fblock(w, wdt, cols, r, 4, xi, ldx, 1, yi, ldy); break;
-            case 2: fblock(w, wdt, cols, r, 4, xi, ldx, 2, yi, ldy); break;
-            case 3: fblock(w, wdt, cols, r, 4, xi, ldx, 3, yi, ldy); break;
-            default: fblock(w, wdt, cols, r, 4, xi, ldx, 4, yi, ldy); break;
-            }
-        }
-    for (; r < r1; r++)
-        for (int i = 0; i < n; i++) frow1(w, wdt, cols, r, x + (size_t)i * ldx, y + (size_t)i * ldy + r);
+#define FB(RB, NB) fblock(w, wdt, cols, r, RB, xi, ldx, NB, yi, ldy)
+    BLOCK4_DRIVER(FB);
+#undef FB
 }
 
 static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
@@ -329,25 +337,9 @@ static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
         for (int r = r0; r < r1; r++) y[r] = sc[r] * q8row1(q + (size_t)r * cp, cols, x);
         return;
     }
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) /* 4 weight rows stay in L1 while all n activation rows pass */
-        for (int i0 = 0; i0 < n; i0 += 4) {
-            int nb = n - i0 < 4 ? n - i0 : 4;
-            const float *xi = x + (size_t)i0 * ldx;
-            float *yi = y + (size_t)i0 * ldy;
-            switch (nb) {
-            case 1: q8block(q, cp, cols, r, 4, xi, ldx, 1, yi, ldy, sc); break;
-            case 2: q8block(q, cp, cols, r, 4, xi, ldx, 2, yi, ldy, sc); break;
-            case 3: q8block(q, cp, cols, r, 4, xi, ldx, 3, yi, ldy, sc); break;
-            default: q8block(q, cp, cols, r, 4, xi, ldx, 4, yi, ldy, sc); break;
-            }
-        }
-    for (; r < r1; r++)
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float *yi = y + (size_t)i * ldy;
-            q8block(q, cp, cols, r, 1, xi, ldx, 1, yi, ldy, sc);
-        }
+#define QB(RB, NB) q8block(q, cp, cols, r, RB, xi, ldx, NB, yi, ldy, sc)
+    BLOCK4_DRIVER(QB);
+#undef QB
 }
 
 /* Q4: per 32-block, s = sum(q*x) over the block (2 FMAs), acc += d * s. */
@@ -423,25 +415,9 @@ static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
         for (int r = r0; r < r1; r++) y[r] = q4row1(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x);
         return;
     }
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) /* 4 weight rows stay in L1 while all n activation rows pass */
-        for (int i0 = 0; i0 < n; i0 += 4) {
-            int nb = n - i0 < 4 ? n - i0 : 4;
-            const float *xi = x + (size_t)i0 * ldx;
-            float *yi = y + (size_t)i0 * ldy;
-            switch (nb) {
-            case 1: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 1, yi, ldy, d); break;
-            case 2: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 2, yi, ldy, d); break;
-            case 3: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 3, yi, ldy, d); break;
-            default: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 4, yi, ldy, d); break;
-            }
-        }
-    for (; r < r1; r++)
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float *yi = y + (size_t)i * ldy;
-            q4block(q, cp, nbk, cols, r, 1, xi, ldx, 1, yi, ldy, d);
-        }
+#define QB(RB, NB) q4block(q, cp, nbk, cols, r, RB, xi, ldx, NB, yi, ldy, d)
+    BLOCK4_DRIVER(QB);
+#undef QB
 }
 
 /* ---- float32 GEMM micro-kernels (kernels.h bn_sgemm_ukr) ---- */
