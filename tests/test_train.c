@@ -338,6 +338,41 @@ static void test_export(void) {
 }
 
 
+/* The training model takes its kernel set by parameter (bn_train_model_new_ex): every set here
+ * gives the same loss and gradients as ref within float rounding (full precision, so that no
+ * quantizer step can flip on a rounding difference), two models on different sets live side by
+ * side, each reports its own set, and an unknown name is refused. */
+static void test_train_sets(void) {
+    bn_config c = tiny_cfg(0); c.max_pos = 256;
+    const char *const *av = bn_kernels_available();
+    int B = 2, T = 70;
+    int32_t *in = malloc((size_t)B * T * sizeof *in), *tg = malloc((size_t)B * T * sizeof *tg);
+    for (int i = 0; i < B * T; i++) { in[i] = (i * 7 + 2) % c.vocab_size; tg[i] = (i * 5 + 1) % c.vocab_size; }
+    bn_train_model *r = NULL;
+    CHECK("train sets: ref model", bn_train_model_new_ex(&c, 1, 2, "ref", &r) == BITNET_OK && !strcmp(r->k->name, "ref"), "%s", bitnet_last_error());
+    if (!r) { free(in); free(tg); return; }
+    bn_train_model_init_random(r, 5, 0.2f);
+    float lr_ = 0; bn_train_forward(r, in, tg, B, T, &lr_); bn_train_zero_grad(r); bn_train_backward(r, 1.0f);
+    for (int k = 0; av[k]; k++) {
+        if (!strcmp(av[k], "ref")) continue;
+        bn_train_model *m = NULL;
+        char nm[128]; snprintf(nm, sizeof nm, "train sets: %s model has its own set", av[k]);
+        CHECK(nm, bn_train_model_new_ex(&c, 1, 2, av[k], &m) == BITNET_OK && !strcmp(m->k->name, av[k]), "%s", bitnet_last_error());
+        if (!m) continue;
+        memcpy(m->params, r->params, r->n_params * sizeof(float));
+        float l = 0; bn_train_forward(m, in, tg, B, T, &l); bn_train_zero_grad(m); bn_train_backward(m, 1.0f);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < r->n_params; i++) { double d = (double)m->grads[i] - r->grads[i]; num += d * d; den += (double)r->grads[i] * r->grads[i]; }
+        double rel = sqrt(num / (den > 0 ? den : 1));
+        snprintf(nm, sizeof nm, "train sets: %s loss and gradients match ref (rel 1e-5)", av[k]);
+        CHECK(nm, fabsf(l - lr_) <= 1e-5f * fabsf(lr_) && rel < 1e-5, "loss %.7g vs %.7g, grad rel L2 %g", l, lr_, rel);
+        bn_train_model_free(m);
+    }
+    bn_train_model *x = NULL;
+    CHECK("train sets: an unknown kernel set is refused", bn_train_model_new_ex(&c, 0, 1, "no-such-set", &x) == BITNET_ERR_UNSUPPORTED && !x, " ");
+    bn_train_model_free(r); free(in); free(tg);
+}
+
 /* Causality across attention's row blocks: logits of the first n positions of a length-T
  * sequence equal those of the length-n prefix (n inside, at and past block edges). */
 static void test_causal(int T) {
@@ -448,22 +483,22 @@ static void test_gemm(void) {
     bn_pool *pool; bn_pool_new(2, &pool);
     float *ws2[2] = {ws, bn_alloc(bn_sgemm_ws_floats() * sizeof(float))};
     for (int is = 0; isas[is]; is++) {
-    const bn_kernels *ks = bn_kernels_by_name(isas[is]);
-    int same = 1;
-    static const int msz[][3] = {{300, 70, 90}, {70, 300, 90}, {2048, 384, 64}, {384, 1024, 300}};
-    for (size_t z = 0; z < sizeof msz / sizeof msz[0]; z++)
-        for (int t = 0; t < 4; t++) {
-            int ta = t & 1, tb = t >> 1, M = msz[z][0], N = msz[z][1], K = msz[z][2];
-            float *A = malloc((size_t)M * K * 4), *B = malloc((size_t)K * N * 4), *C1 = malloc((size_t)M * N * 4), *C2 = malloc((size_t)M * N * 4);
-            for (size_t i = 0; i < (size_t)M * K; i++) A[i] = sinf((float)i * 0.37f);
-            for (size_t i = 0; i < (size_t)K * N; i++) B[i] = cosf((float)i * 0.11f);
-            bn_sgemm(ks, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C1, N, ws);
-            bn_sgemm_mt(ks, pool, ws2, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C2, N);
-            if (memcmp(C1, C2, (size_t)M * N * 4)) same = 0;
-            free(A); free(B); free(C1); free(C2);
-        }
-    char nm[96]; snprintf(nm, sizeof nm, "gemm %s: 2 threads bit-identical to 1 thread", isas[is]);
-    CHECK(nm, same, "results differ");
+        const bn_kernels *ks = bn_kernels_by_name(isas[is]);
+        int same = 1;
+        static const int msz[][3] = {{300, 70, 90}, {70, 300, 90}, {2048, 384, 64}, {384, 1024, 300}};
+        for (size_t z = 0; z < sizeof msz / sizeof msz[0]; z++)
+            for (int t = 0; t < 4; t++) {
+                int ta = t & 1, tb = t >> 1, M = msz[z][0], N = msz[z][1], K = msz[z][2];
+                float *A = malloc((size_t)M * K * 4), *B = malloc((size_t)K * N * 4), *C1 = malloc((size_t)M * N * 4), *C2 = malloc((size_t)M * N * 4);
+                for (size_t i = 0; i < (size_t)M * K; i++) A[i] = sinf((float)i * 0.37f);
+                for (size_t i = 0; i < (size_t)K * N; i++) B[i] = cosf((float)i * 0.11f);
+                bn_sgemm(ks, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C1, N, ws);
+                bn_sgemm_mt(ks, pool, ws2, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C2, N);
+                if (memcmp(C1, C2, (size_t)M * N * 4)) same = 0;
+                free(A); free(B); free(C1); free(C2);
+            }
+        char nm[96]; snprintf(nm, sizeof nm, "gemm %s: 2 threads bit-identical to 1 thread", isas[is]);
+        CHECK(nm, same, "results differ");
     }
     bn_free(ws2[1]); bn_free(ws); bn_pool_free(pool);
 }
@@ -471,6 +506,7 @@ static void test_gemm(void) {
 int main(void) {
     test_gemm();
     test_adamw();
+    test_train_sets();
     test_golden(1);
     test_golden(2);
     test_fd(0, 2, 7);
