@@ -17,10 +17,11 @@
  * 64 bytes at offset 64*g; byte 4*j + t (row j of the block, t = 0..3) holds the codes of
  * k = 16g + 4s + t for s = 0..3 in bits 2s..2s+1 (code = value + 1; padding code 1).
  * So (byte >> 2s) & 3 over a 64-byte vector gives, for each row j, 4 consecutive codes that a
- * 4-way byte dot product (x86 vpdpbusd / vpmaddubsw, ARM sdot) multiplies by the 4 activation
+ * 4-way byte dot product (x86 vpdpbusd / vpmaddubsw, ARM sdot / smull) multiplies by the 4 activation
  * bytes x[16g+4s .. +3] broadcast to every 32-bit lane; one activation load serves 16 rows.
- * Every SIMD set computes sum(code*x) - sum(x) with codes 0..2 (x86: unsigned codes times signed
- * x; ARM: signed bytes), then subtracts sum(x).
+ * Every SIMD set computes sum(code*x) with codes 0..2 (x86: unsigned codes times signed x; ARM:
+ * signed bytes) and subtracts sum(x), which the shared driver (tgemm_i16.c) computes once per
+ * activation row.
  * packed_size = ceil(rows/16)*16 * kp/4 bytes (2 bits per weight).
  *
  * Quantized LM head (opt-in, same layout for every set, made by hq8_quant / hq4_quant):
@@ -51,7 +52,9 @@
  * and prefill attention) and the AdamW row kernel. A model (inference or training) is given
  * its set by parameter; two models in one process may use different sets. Per-ISA files
  * (x86_avx2.c, x86_avx512.c, arm_neon.c, arm_dotprod.c) define only their inner kernels and a
- * partial table; dispatch.c completes each table once (the layout slots packed_size/pack and
+ * partial table; the drivers are written once (tgemm_i16.c: blocks, chunks, GEMV prefetch; ref.c:
+ * the float/head row drivers, the quantizer's scalar tail; gemm_f32.c: the float GEMM blocking);
+ * dispatch.c completes each table once (the layout slots packed_size/pack and
  * the head formats hq8/hq4 are layout properties, filled from shared code) and is the one
  * place that reads the environment: BITNET_ISA may name the DEFAULT set, read once.
  * Prefetch distances are compile-time constants of the ISA files. The elementwise row loops of
