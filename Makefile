@@ -73,6 +73,10 @@ run:
 	$(MAKE) all
 	$(BUILD)/bitnet run -m $(DEFAULT_MODEL) -p "$(PROMPT)" -n 200 --temp 0.7 --seed 1 -t 2
 
+# Prefill and decode speed of the bundled model (a few seconds): pp512 and tg128 at 1 and 2 threads.
+bench: all
+	$(BUILD)/bitnet bench -m $(DEFAULT_MODEL) -t 1,2
+
 # Retrain the bundled model from ../shared/data (see models/bitnet-tinystories/README.md).
 default-model: all
 	bash scripts/default-model.sh

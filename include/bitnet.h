@@ -141,6 +141,8 @@ bitnet_status bitnet_tokenizer_encode_ex(const bitnet_tokenizer *t, const char *
                                          int32_t **ids, int *n_ids);
 /* Decode ids to a malloc'd NUL-terminated UTF-8 string (as HF decode, skip_special_tokens=false). */
 bitnet_status bitnet_tokenizer_decode(const bitnet_tokenizer *t, const int32_t *ids, int n, char **text);
+/* As bitnet_tokenizer_decode, also giving the length in bytes: the text may hold NUL bytes. */
+bitnet_status bitnet_tokenizer_decode_len(const bitnet_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len);
 
 /* Streaming decoder: feed ids one at a time; returns only complete UTF-8 text. */
 typedef struct bitnet_detok bitnet_detok;

@@ -26,7 +26,8 @@ static bitnet_status get_float(cJSON *root, const char *path, const char *key, d
 bitnet_status bn_config_parse(const char *json, const char *path, bn_config *c) {
     memset(c, 0, sizeof *c);
     cJSON *root = cJSON_Parse(json);
-    if (!root || !cJSON_IsObject(root)) { cJSON_Delete(root); return bn_err(BITNET_ERR_FORMAT, "%s: not a JSON object", path); }
+    if (!root) { const char *e = cJSON_GetErrorPtr(); return bn_err(BITNET_ERR_FORMAT, "%s: invalid JSON at byte %td", path, e && e >= json ? e - json : (ptrdiff_t)0); }
+    if (!cJSON_IsObject(root)) { cJSON_Delete(root); return bn_err(BITNET_ERR_FORMAT, "%s: not a JSON object", path); }
     bitnet_status s = BITNET_OK;
     cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     const char *mts = cJSON_IsString(mt) ? mt->valuestring : NULL;

@@ -1075,6 +1075,18 @@ bitnet_status bitnet_tokenizer_decode(const bitnet_tokenizer *t, const int32_t *
     return BITNET_OK;
 }
 
+/* As bitnet_tokenizer_decode, and *len = the text's length in bytes (the text may hold NUL
+ * bytes, which strlen would stop at). */
+bitnet_status bitnet_tokenizer_decode_len(const bitnet_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len) {
+    if (!t || !text || !len || (!ids && n) || n < 0) return bn_err(BITNET_ERR_ARG, "bitnet_tokenizer_decode_len: bad argument");
+    *text = NULL; *len = 0;
+    bn_buf r = {0};
+    bitnet_status st = decode_into(t, ids, n, &r);
+    if (st) { free(r.p); return st; }
+    *text = r.p; *len = r.n;
+    return BITNET_OK;
+}
+
 /* ---------------------------------------------------------------- streaming detokenizer */
 
 /* Keeps the ids since the last emitted point ("window") and the text those ids before the new

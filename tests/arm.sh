@@ -3,13 +3,13 @@
 # src/threads.c) for AArch64 with aarch64-linux-gnu-gcc and runs it under qemu-aarch64, once on
 # a CPU with the dot-product extension (sets neon + dotprod) and once on a Cortex-A72 (neon
 # only). Prints the test's ok/FAIL lines prefixed with the CPU. Without the cross tools it prints
-# a note only and exits 0 (nothing counted as passed).
+# a skip line with the reason and exits 0 (nothing counted as passed).
 # Debian packages: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 set -u
 CC=${ARM_CC:-aarch64-linux-gnu-gcc}
 QEMU=${ARM_QEMU:-qemu-aarch64}
 if ! command -v "$CC" >/dev/null 2>&1 || ! command -v "$QEMU" >/dev/null 2>&1; then
-    echo "# arm.sh: $CC or $QEMU not installed; ARM kernel test not run"
+    echo "skip arm: $CC or $QEMU not installed (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)"
     exit 0
 fi
 BUILD=${BUILD:-build}

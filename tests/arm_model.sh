@@ -6,14 +6,14 @@
 # Needs: gcc-aarch64-linux-gnu qemu-user and the arm64 libraries libcjson-dev:arm64
 # libpcre2-dev:arm64 (dpkg --add-architecture arm64). Programs run against the multiarch arm64
 # libc (qemu -L /): qemu 7.2 hangs creating threads with the cross libc. Without those tools it
-# prints a note only and exits 0 (nothing counted as passed).
+# prints a skip line with the reason and exits 0 (nothing counted as passed).
 set -u
 CC=${ARM_CC:-aarch64-linux-gnu-gcc}
 QEMU=${ARM_QEMU:-qemu-aarch64}
 PCDIR=/usr/lib/aarch64-linux-gnu/pkgconfig
 if ! command -v "$CC" >/dev/null 2>&1 || ! command -v "$QEMU" >/dev/null 2>&1 || [ ! -e /lib/ld-linux-aarch64.so.1 ] ||
    ! PKG_CONFIG_LIBDIR=$PCDIR pkg-config --exists libcjson libpcre2-8; then
-    echo "# arm_model.sh: cross tools or arm64 libcjson/libpcre2 not installed; AArch64 model tests not run"
+    echo "skip arm_model: $CC, $QEMU, the arm64 loader or arm64 libcjson/libpcre2 not installed; AArch64 model tests not run"
     exit 0
 fi
 B=build-arm

@@ -1,7 +1,9 @@
 /* bitnet.c — the `bitnet` command-line tool: a dispatcher over subcommands (tools/cmd_*.c). */
 #include "cli.h"
 #include <errno.h>
+#include "util.h"
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #define STUB(fn, what) __attribute__((weak)) int fn(int argc, char **argv) { \
     (void)argc; (void)argv; fprintf(stderr, "bitnet: '%s' is not built into this binary\n", what); return 2; }
@@ -77,6 +79,9 @@ static void load_progress(void *ud, int done, int total) {
 }
 
 bitnet_status cli_load_model(const char *dir, bitnet_model **out) {
+    struct stat sb;
+    *out = NULL;
+    if (stat(dir, &sb)) return bn_err(BITNET_ERR_IO, "%s: %s", dir, errno == ENOENT ? "no such file or folder" : strerror(errno));
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
     load_t0 = ts.tv_sec + ts.tv_nsec * 1e-9;
     bitnet_model_params p = bitnet_model_default_params();
@@ -90,14 +95,28 @@ size_t cli_peak_rss(void) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: bitnet <command> [options]   (bitnet <command> -h for its options)\n\ncommands:\n");
+    fprintf(f, "usage: bitnet <command> [options]   (bitnet help <command> or bitnet <command> -h: its options)\n"
+               "       bitnet --version\n\ncommands:\n");
     for (int i = 0; i < NCMDS; i++) fprintf(f, "  %-16s %s\n", CMDS[i].name, CMDS[i].help);
+}
+
+static int find_cmd(const char *name) {
+    for (int i = 0; i < NCMDS; i++) if (!strcmp(name, CMDS[i].name)) return i;
+    fprintf(stderr, "bitnet: unknown command '%s'\n", name);
+    usage(stderr);
+    return -1;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) { usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
-    for (int i = 0; i < NCMDS; i++) if (!strcmp(argv[1], CMDS[i].name)) return CMDS[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "bitnet: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("bitnet %s\n", bitnet_version()); return 0; }
+    if (!strcmp(argv[1], "help")) {          /* bitnet help [CMD]: the command's -h */
+        if (argc < 3) { usage(stdout); return 0; }
+        int i = find_cmd(argv[2]);
+        if (i < 0) return 2;
+        char *av[] = {argv[2], "--help", NULL};
+        return CMDS[i].fn(2, av);
+    }
+    int i = find_cmd(argv[1]);
+    return i < 0 ? 2 : CMDS[i].fn(argc - 1, argv + 1);
 }

@@ -12,7 +12,8 @@
 int cli_fail(const char *what);
 /* Parse "1,2,3" into a malloc'd array; returns count or -1 on a malformed list. */
 int cli_parse_ids(const char *s, int32_t **out);
-/* Parse an int / float option value, exiting the command with a message on garbage. */
+/* Parse an int / float option value, printing a message on garbage (returns 0 then). For the
+ * commands not yet on tools/args.h (train, export, tokenizer-train); new code uses args_parse. */
 int cli_int(const char *opt, const char *v, int lo, int hi, int *out);
 int cli_float(const char *opt, const char *v, float *out);
 /* Load a model, showing a progress line (layers, rate, ETA) on stderr when it is a terminal. */

@@ -12,6 +12,8 @@
  *       per generated token, achieved GB/s, measured read bandwidth and the ratio.
  * Not: a correctness test (tests/test_kernels.c is). */
 #include "cli.h"
+#include "args.h"
+#include <unistd.h>
 #include "util.h"
 #include "threads.h"
 #include "kernels/kernels.h"
@@ -139,6 +141,8 @@ static int bench_kernels(const char *isa, const int *ths, int nth, int json, con
     for (int ti = 0; ti < nth; ti++) {
         bn_pool *pool;
         if (bn_pool_new(ths[ti], &pool)) return cli_fail("thread pool");
+        fflush(stdout);
+        if (isatty(2)) fprintf(stderr, "\rbench: t=%d measuring read bandwidth (1 GiB)...   ", ths[ti]);
         double bw = read_bandwidth(pool);
         for (int ai = 0; av[ai]; ai++) {
             if (isa ? strcmp(isa, av[ai]) != 0 : !strcmp(av[ai], "ref")) continue;
@@ -146,6 +150,7 @@ static int bench_kernels(const char *isa, const int *ths, int nth, int json, con
             for (int s = 0; s < NS; s++) {
                 if (only && !strstr(SH[s].name, only)) continue;
                 int rows = SH[s].rows, cols = SH[s].cols, kind = SH[s].kind, kp = bn_kpad(cols);
+                if (isatty(2)) fprintf(stderr, "\r%-60s\rbench: t=%d %s %s...", "", ths[ti], av[ai], SH[s].name);
                 size_t wsz;
                 uint8_t *w1;
                 if (kind == 0) {
@@ -204,8 +209,10 @@ static int bench_kernels(const char *isa, const int *ths, int nth, int json, con
                     printf("{\"test\":\"kernel\",\"isa\":\"%s\",\"threads\":%d,\"shape\":\"%s\",\"rows\":%d,\"cols\":%d,"
                            "\"weight_bytes\":%zu,\"gemv_gb_per_s\":%.3f,\"mem_gb_per_s\":%.3f,\"ratio\":%.4f,\"gemm_n\":%d,\"gemm_gops\":%.2f}\n",
                            av[ai], ths[ti], SH[s].name, rows, cols, wsz, gbs, bw, gbs / bw, NG, gops);
-                else
+                else {
+                    if (isatty(2)) fprintf(stderr, "\r%-60s\r", "");
                     printf("%-8s %2d  %-26s %10.2f %8.2f %6.1f%% %10.1f\n", av[ai], ths[ti], SH[s].name, gbs, bw, 100 * gbs / bw, gops);
+                }
                 fflush(stdout);
                 for (int c = 0; c < ncopy; c++) bn_free(cp[c]);
                 free(cp); bn_free(xq); bn_free(xf); bn_free(yi); bn_free(yf);
@@ -264,40 +271,47 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
     const char *mname = synth ? synth : dir;
     size_t wbt = bn_model_weight_bytes_per_token(m);
     int vocab = info.vocab_size;
-    if (pp + tg + 1 > info.max_seq_len) { fprintf(stderr, "bitnet: -p + -n exceeds the model's context %d\n", info.max_seq_len); bitnet_model_free(m); return 2; }
+    /* pp and tg each start from an empty cache: the context needs max(pp, tg) positions. A value
+     * left at its default (-1) is clamped to the model's context; one given that does not fit is an error. */
+    if (pp > info.max_seq_len || tg > info.max_seq_len) {
+        fprintf(stderr, "bitnet bench: %s %d exceeds the model's context of %d positions (use %s %d or less)\n",
+                pp > info.max_seq_len ? "-p" : "-n", pp > info.max_seq_len ? pp : tg, info.max_seq_len,
+                pp > info.max_seq_len ? "-p" : "-n", info.max_seq_len);
+        bitnet_model_free(m); return 2;
+    }
+    if (pp < 0) pp = info.max_seq_len < 512 ? info.max_seq_len : 512;
+    if (tg < 0) tg = info.max_seq_len < 128 ? info.max_seq_len : 128;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(pp + tg + 1));
     float *logits = malloc(sizeof(float) * (size_t)vocab);
+    if (!ids || !logits) { free(ids); free(logits); bitnet_model_free(m); fprintf(stderr, "bitnet bench: out of memory\n"); return 1; }
     for (int i = 0; i < pp + tg + 1; i++) ids[i] = (int32_t)(brnd() % (uint32_t)vocab);
     if (!json) printf("model %s  isa %s  head %s  weight bytes/token %.1f MB  (ternary %.1f MB)\n", mname, info.isa, head, wbt / 1e6, info.ternary_bytes / 1e6);
+    fflush(stdout);
+    int tty = isatty(2);
     for (int ti = 0; ti < nth; ti++) {
         bn_pool *probe;
+        if (tty) fprintf(stderr, "\rbench: t=%d measuring read bandwidth (1 GiB)...   ", ths[ti]);
         if (bn_pool_new(ths[ti], &probe)) return cli_fail("thread pool");
         double bw = read_bandwidth(probe);
         bn_pool_free(probe);
-        bitnet_ctx_params cp = {pp + tg + 8, ths[ti]};
+        bitnet_ctx_params cp = {pp > tg ? pp : (tg > 0 ? tg : 1), ths[ti]};
         bitnet_ctx *c;
-        if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("context");
-        double *vpp = calloc((size_t)reps + 1, sizeof(double)), *vtg = calloc((size_t)reps + 1, sizeof(double));
-        for (int r = 0; r <= reps; r++) { /* r == 0: warm-up */
-            bitnet_ctx_reset(c);
-            if (pp > 0) {
-                double t0 = bn_time();
-                if (bitnet_ctx_eval(c, ids, pp, logits, 0)) return cli_fail("eval");
-                vpp[r] = pp / (bn_time() - t0);
-            }
-            if (tg > 0) {
-                bitnet_ctx_reset(c);
-                double t0 = bn_time();
-                for (int i = 0; i < tg; i++) if (bitnet_ctx_eval(c, ids + i, 1, logits, 0)) return cli_fail("eval");
-                vtg[r] = tg / (bn_time() - t0);
-            }
-        }
+        if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
+        double *v = calloc((size_t)reps + 1, sizeof(double));
         for (int test = 0; test < 2; test++) {
             int cnt = test == 0 ? pp : tg;
             if (cnt <= 0) continue;
+            for (int r = 0; r <= reps; r++) { /* r == 0: warm-up */
+                if (tty) fprintf(stderr, "\rbench: t=%d %s%d %s %d/%d   ", ths[ti], test ? "tg" : "pp", cnt, r ? "run" : "warm-up", r, reps);
+                bitnet_ctx_reset(c);
+                double t0 = bn_time();
+                if (test == 0) { if (bitnet_ctx_eval(c, ids, pp, logits, 0)) return cli_fail("eval"); }
+                else for (int i = 0; i < tg; i++) if (bitnet_ctx_eval(c, ids + i, 1, logits, 0)) return cli_fail("eval");
+                v[r] = cnt / (bn_time() - t0);
+            }
+            if (tty) fprintf(stderr, "\r%60s\r", "");
             double mean, sd;
-            stats((test == 0 ? vpp : vtg) + 1, reps > 0 ? reps : 1, &mean, &sd);
-            if (reps == 0) stats(test == 0 ? vpp : vtg, 1, &mean, &sd);
+            if (reps > 0) stats(v + 1, reps, &mean, &sd); else stats(v, 1, &mean, &sd);
             double gbs = test ? mean * (double)wbt / 1e9 : 0;
             char tname[32]; snprintf(tname, sizeof tname, "%s%d", test == 0 ? "pp" : "tg", cnt);
             double gops = 2.0 * (double)m->n_ternary * mean / 1e9; /* ternary GEMM ops/s */
@@ -313,7 +327,7 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
                 printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %7.1f GOPS in the ternary GEMMs\n", ths[ti], tname, mean, sd, gops);
             fflush(stdout);
         }
-        free(vpp); free(vtg);
+        free(v);
         bitnet_ctx_free(c);
     }
     free(ids); free(logits);
@@ -337,7 +351,7 @@ static int head_error(const char *dir, const char *isa, int n, int json) {
     for (int i = 0; i < n; i++) ids[i] = (int32_t)(brnd() % (uint32_t)V);
     bitnet_ctx_params cp = {n, 1};
     bitnet_ctx *c;
-    if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("context");
+    if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
     if (bitnet_ctx_eval(c, ids, n, ref, 1)) return cli_fail("eval");
     for (int h = 1; h <= 2; h++) {
         if (bitnet_model_set_head(m, (bitnet_head_type)h)) return cli_fail("--head");
@@ -368,42 +382,36 @@ static int head_error(const char *dir, const char *isa, int n, int json) {
     return 0;
 }
 
-static void bench_usage(FILE *f) {
-    fprintf(f, "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--only SHAPE-SUBSTRING] [--json]\n"
-               "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
-               "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]\n");
-}
-
 int cmd_bench(int argc, char **argv) {
-    int kernels = 0, herr = 0, json = 0, pp = 512, tg = 128, reps = 3;
-    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *tl = "1,2", *only = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--kernels")) kernels = 1;
-        else if (!strcmp(a, "--head-error")) herr = 1;
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { bench_usage(stdout); return 0; }
-        else if (!v) { fprintf(stderr, "bitnet: bench: %s needs a value\n", a); return 2; }
-        else if (!strcmp(a, "--isa")) { isa = v; i++; }
-        else if (!strcmp(a, "--only")) { only = v; i++; }
-        else if (!strcmp(a, "-t")) { tl = v; i++; }
-        else if (!strcmp(a, "-m")) { dir = v; i++; }
-        else if (!strcmp(a, "--synthetic")) { synth = v; i++; }
-        else if (!strcmp(a, "--head")) { head = v; i++; }
-        else if (!strcmp(a, "-p")) { if (!cli_int("-p", v, 0, 100000, &pp)) return 2; i++; }
-        else if (!strcmp(a, "-n")) { if (!cli_int("-n", v, 0, 100000, &tg)) return 2; i++; }
-        else if (!strcmp(a, "-r")) { if (!cli_int("-r", v, 0, 1000, &reps)) return 2; i++; }
-        else { fprintf(stderr, "bitnet: bench: unknown option %s\n", a); bench_usage(stderr); return 2; }
-    }
-    int32_t *t32; int nth = cli_parse_ids(tl, &t32);
-    if (nth <= 0) { fprintf(stderr, "bitnet: bench: -t needs a list like 1,2\n"); return 2; }
-    int ths[32]; if (nth > 32) nth = 32;
-    for (int i = 0; i < nth; i++) { ths[i] = t32[i] < 1 ? 1 : t32[i] > 512 ? 512 : t32[i]; }
-    free(t32);
-    if (strcmp(head, "exact") && strcmp(head, "q8") && strcmp(head, "q4")) { fprintf(stderr, "bitnet: --head must be exact, q8 or q4\n"); return 2; }
-    if (isa && !bn_kernels_by_name(isa)) { fprintf(stderr, "bitnet: kernel set '%s' is not available here\n", isa); return 2; }
-    if (kernels) return bench_kernels(isa, ths, nth, json, only);
-    if (!dir && !synth) { bench_usage(stderr); return 2; }
-    if (herr) { if (!dir) { fprintf(stderr, "bitnet: --head-error needs -m MODEL\n"); return 2; } return head_error(dir, isa, tg, json); }
-    return bench_model(dir, synth, isa, ths, nth, pp, tg, reps, head, json);
+    int kernels = 0, herr = 0, json = 0, pp = -1, tg = -1, reps = 3;
+    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *only = NULL;
+    arg_ints ths = {2, {1, 2}};
+    const arg_opt opts[] = {
+        OPT_FLAG(0, "kernels", &kernels, "kernel micro-benchmarks (GEMV GB/s, GEMM GOPS) at the 2B-4T shapes"),
+        OPT_STR('m', "model", &dir, "DIR", "benchmark this model folder"),
+        OPT_CHOICE(0, "synthetic", &synth, "2b-4t|1bitllm-large|1bitllm-3b", "benchmark a random model of this shape"),
+        OPT_LIST('t', "threads", 1, 512, &ths, "1,2", "thread counts"),
+        OPT_INT('p', "n-prompt", 0, 1 << 20, &pp, "N", "prompt tokens for pp (default 512, at most the model's context)"),
+        OPT_INT('n', "n-gen", 0, 1 << 20, &tg, "N", "generated tokens for tg (default 128, at most the model's context)"),
+        OPT_INT('r', "repetitions", 0, 1000, &reps, "N", "measured runs after a warm-up"),
+        OPT_STR(0, "isa", &isa, "NAME", "kernel set (default: the best this CPU has)"),
+        OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head"),
+        OPT_FLAG(0, "head-error", &herr, "logit error of the q8/q4 heads against the exact head (-m; -n tokens)"),
+        OPT_STR(0, "only", &only, "SUBSTRING", "--kernels: only shapes whose name contains SUBSTRING"),
+        OPT_FLAG(0, "json", &json, "one JSON object per row"),
+        OPT_END,
+    };
+    args_spec spec = {"bench",
+        "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--only SHAPE-SUBSTRING] [--json]\n"
+        "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
+        "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]\n"
+        "  each row is printed as soon as it is measured\n",
+        {opts}, {"options"}, 0};
+    int r = args_parse(&spec, argc, argv, NULL, NULL);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    if (isa && !bn_kernels_by_name(isa)) return args_error(&spec, "kernel set '%s' is not available here", isa), 2;
+    if (kernels) return bench_kernels(isa, ths.v, ths.n, json, only);
+    if (!dir && !synth) { args_usage(&spec, stderr); return 2; }
+    if (herr) { if (!dir) return args_error(&spec, "--head-error needs -m MODEL"), 2; return head_error(dir, isa, tg < 0 ? 128 : tg, json); }
+    return bench_model(dir, synth, isa, ths.v, ths.n, pp, tg, reps, head, json);
 }

@@ -47,23 +47,21 @@ int cmd_chat(int argc, char **argv) {
     int threads = 1, n_ctx = 0, n_gen = 512;
     gen_sampling so;
     gen_sampling_default(&so, 0.8f);
-    for (int i = 1; i < argc; i++) {
-        int r = gen_parse_sampling(argc, argv, &i, &so);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "-s") && i + 1 < argc) sys = argv[++i];
-        else if (!strcmp(argv[i], "--chat-format") && i + 1 < argc) fmt_s = argv[++i];
-        else if (!strcmp(argv[i], "-t") && i + 1 < argc) { if (!cli_int("-t", argv[++i], 1, 512, &threads)) return 2; }
-        else if (!strcmp(argv[i], "-c") && i + 1 < argc) { if (!cli_int("-c", argv[++i], 1, 1 << 24, &n_ctx)) return 2; }
-        else if (!strcmp(argv[i], "-n") && i + 1 < argc) { if (!cli_int("-n", argv[++i], 1, 1 << 24, &n_gen)) return 2; }
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: bitnet chat -m MODEL_DIR [-s SYSTEM_PROMPT] [--chat-format bitnet|llama3|plain] [-t N] [-c N] [-n MAX_REPLY]\n"
-                   "  reads one user message per line from stdin; /clear starts over, /exit quits\n");
-            gen_usage_sampling();
-            return 0;
-        } else { fprintf(stderr, "bitnet chat: unknown or incomplete option '%s' (see bitnet chat -h)\n", argv[i]); return 2; }
-    }
+    const arg_opt opts[] = {
+        OPT_STR('m', "model", &model, "DIR", "model folder"),
+        OPT_STR('s', "system-prompt", &sys, "TEXT", "system prompt"),
+        OPT_CHOICE(0, "chat-format", &fmt_s, "bitnet|llama3|plain", "chat format (default: from tokenizer_config.json)"),
+        OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
+        OPT_INT('c', "ctx-size", 1, 1 << 24, &n_ctx, "N", "context length (default: the model's, at most 4096)"),
+        OPT_INT('n', "n-predict|predict", 1, 1 << 24, &n_gen, "N", "most tokens per reply"),
+        OPT_END,
+    };
+    args_spec spec = {"chat",
+        "usage: bitnet chat -m MODEL_DIR [-s SYSTEM_PROMPT] [--chat-format bitnet|llama3|plain] [-t N] [-c N] [-n MAX_REPLY]\n"
+        "  reads one user message per line from stdin; /clear starts over, /exit quits\n",
+        {opts, gen_sampling_options(&so)}, {"options", "sampling"}, 0};
+    int r = args_parse(&spec, argc, argv, NULL, NULL);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
     if (!model) { fprintf(stderr, "bitnet chat: need -m MODEL_DIR\n"); return 2; }
     int fmt = detect_format(model);
     if (fmt_s) {

@@ -1,23 +1,25 @@
 /* cmd_model.c — `bitnet logits` and `bitnet info`: one forward pass to a file; model facts. */
 #include "cli.h"
+#include "args.h"
 
 int cmd_logits(int argc, char **argv) {
     const char *model = NULL, *ids_s = NULL, *out = NULL;
     int decode = 0, threads = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--ids") && i + 1 < argc) ids_s = argv[++i];
-        else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--decode")) decode = 1;
-        else if (!strcmp(argv[i], "-t") && i + 1 < argc) { if (!cli_int("-t", argv[++i], 1, 512, &threads)) return 2; }
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: bitnet logits -m MODEL_DIR --ids 1,2,3 -o OUT.f32 [--decode] [-t N]\n"
-                   "  writes float32 little-endian logits [n_ids, vocab] of one forward over the ids;\n"
-                   "  --decode feeds them one at a time through the KV cache instead\n");
-            return 0;
-        } else { fprintf(stderr, "bitnet logits: unknown or incomplete option '%s'\n", argv[i]); return 2; }
-    }
-    if (!model || !ids_s || !out) { fprintf(stderr, "bitnet logits: need -m MODEL_DIR --ids LIST -o OUT.f32\n"); return 2; }
+    const arg_opt opts[] = {
+        OPT_STR('m', "model", &model, "DIR", "model folder"),
+        OPT_STR(0, "ids", &ids_s, "1,2,3", "token ids to evaluate"),
+        OPT_STR('o', "output", &out, "OUT.f32", "where to write the logits"),
+        OPT_FLAG(0, "decode", &decode, "feed the ids one at a time through the KV cache"),
+        OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
+        OPT_END,
+    };
+    args_spec spec = {"logits",
+        "usage: bitnet logits -m MODEL_DIR --ids 1,2,3 -o OUT.f32 [--decode] [-t N]\n"
+        "  writes float32 little-endian logits [n_ids, vocab] of one forward over the ids\n",
+        {opts}, {"options"}, 0};
+    int r = args_parse(&spec, argc, argv, NULL, NULL);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    if (!model || !ids_s || !out) return args_error(&spec, "need -m MODEL_DIR --ids LIST -o OUT.f32"), 2;
     int32_t *ids = NULL;
     int n = cli_parse_ids(ids_s, &ids);
     if (n <= 0) { fprintf(stderr, "bitnet logits: --ids must be a comma-separated list of token ids\n"); free(ids); return 2; }
@@ -29,7 +31,7 @@ int cmd_logits(int argc, char **argv) {
     bitnet_model_info info; bitnet_model_get_info(m, &info);
     bitnet_ctx_params p = {.n_ctx = n < info.max_seq_len ? (n > 0 ? n : 1) : info.max_seq_len, .n_threads = threads};
     if (n > info.max_seq_len) { fprintf(stderr, "bitnet logits: %d ids exceed the model's context %d\n", n, info.max_seq_len); goto done; }
-    if (bitnet_ctx_new(m, &p, &c)) { rc = cli_fail("context"); goto done; }
+    if (bitnet_ctx_new(m, &p, &c)) { rc = cli_fail("cannot create the context"); goto done; }
     lg = malloc((size_t)n * info.vocab_size * sizeof(float));
     if (!lg) { fprintf(stderr, "bitnet logits: out of memory\n"); goto done; }
     if (decode) {
@@ -51,12 +53,11 @@ done:
 
 int cmd_info(int argc, char **argv) {
     const char *model = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { printf("usage: bitnet info -m MODEL_DIR\n"); return 0; }
-        else { fprintf(stderr, "bitnet info: unknown or incomplete option '%s'\n", argv[i]); return 2; }
-    }
-    if (!model) { fprintf(stderr, "bitnet info: need -m MODEL_DIR\n"); return 2; }
+    const arg_opt opts[] = {OPT_STR('m', "model", &model, "DIR", "model folder"), OPT_END};
+    args_spec spec = {"info", "usage: bitnet info -m MODEL_DIR\n  prints the model's architecture, sizes and memory\n", {opts}, {"options"}, 0};
+    int r = args_parse(&spec, argc, argv, NULL, NULL);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    if (!model) return args_error(&spec, "need -m MODEL_DIR"), 2;
     bitnet_model *m = NULL;
     if (cli_load_model(model, &m)) return cli_fail("cannot load the model");
     bitnet_model_info i; bitnet_model_get_info(m, &i);

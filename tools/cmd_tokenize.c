@@ -1,6 +1,7 @@
 /* cmd_tokenize.c — `bitnet tokenize` (ids of stdin, or the tokenizer benchmark with --bench) and
  * `bitnet tokenize-file` (a text file to a uint32 little-endian token file for training). */
 #include "cli.h"
+#include "args.h"
 #include "util.h"
 #include <stdint.h>
 
@@ -48,24 +49,23 @@ static int bench(const char *model, const char *file, int repeat) {
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *benchf = NULL;
     int bos = 0, repeat = 3, decode = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--bos")) bos = 1;
-        else if (!strcmp(argv[i], "--decode")) decode = 1;
-        else if (!strcmp(argv[i], "--bench") && i + 1 < argc) benchf = argv[++i];
-        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) { if (!cli_int("--repeat", argv[++i], 1, 1000, &repeat)) return 2; }
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: bitnet tokenize -m PATH [--bos] < text\n"
-                   "       bitnet tokenize -m PATH --decode < ids\n"
-                   "       bitnet tokenize -m PATH --bench FILE [--repeat N]\n"
-                   "  PATH: a model folder, a tokenizer.json or a tokenizer.model.\n"
-                   "  Prints the ids of stdin (raw bytes) on one line; --bos prepends BOS.\n"
-                   "  --decode reads ids (space or comma separated) and prints their text.\n"
-                   "  --bench encodes FILE N times (default 3) and prints load time and MB/s.\n");
-            return 0;
-        } else { fprintf(stderr, "bitnet tokenize: unknown or incomplete option '%s'\n", argv[i]); return 2; }
-    }
-    if (!model) { fprintf(stderr, "bitnet tokenize: need -m PATH\n"); return 2; }
+    const arg_opt opts[] = {
+        OPT_STR('m', "model", &model, "PATH", "a model folder, a tokenizer.json or a tokenizer.model"),
+        OPT_FLAG(0, "bos", &bos, "prepend BOS"),
+        OPT_FLAG(0, "decode", &decode, "read ids (space or comma separated) and write their text"),
+        OPT_STR(0, "bench", &benchf, "FILE", "encode FILE --repeat times; print load time and MB/s"),
+        OPT_INT(0, "repeat", 1, 1000, &repeat, "N", "encodings for --bench"),
+        OPT_END,
+    };
+    args_spec spec = {"tokenize",
+        "usage: bitnet tokenize -m PATH [--bos] < text\n"
+        "       bitnet tokenize -m PATH --decode < ids\n"
+        "       bitnet tokenize -m PATH --bench FILE [--repeat N]\n"
+        "  prints the ids of stdin (raw bytes) on one line\n",
+        {opts}, {"options"}, 0};
+    int r = args_parse(&spec, argc, argv, NULL, NULL);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    if (!model) return args_error(&spec, "need -m PATH"), 2;
     if (benchf) return bench(model, benchf, repeat);
     bitnet_tokenizer *tok = NULL;
     if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
@@ -75,12 +75,12 @@ int cmd_tokenize(int argc, char **argv) {
     if (decode) {
         for (size_t i = 0; i < n; i++) if (text[i] == '\n' || text[i] == '\t') text[i] = ' ';
         nid = cli_parse_ids(text, &ids);
-        char *out = NULL;
+        char *out = NULL; size_t nout = 0;
         int bad = nid < 0;
         for (int i = 0; i < nid && !bad; i++) bad = ids[i] >= bitnet_tokenizer_vocab_size(tok);
         if (bad) fprintf(stderr, "bitnet tokenize --decode: stdin must hold token ids below %d\n", bitnet_tokenizer_vocab_size(tok));
-        else if (bitnet_tokenizer_decode(tok, ids, nid, &out)) { bad = cli_fail("decode"); }
-        else fputs(out, stdout);
+        else if (bitnet_tokenizer_decode_len(tok, ids, nid, &out, &nout)) { bad = cli_fail("decode"); }
+        else if (fwrite(out, 1, nout, stdout) != nout || fflush(stdout)) { bad = 1; fprintf(stderr, "bitnet tokenize --decode: cannot write stdout\n"); }
         free(out); free(ids); free(text); bitnet_tokenizer_free(tok);
         return bad ? 1 : 0;
     }
@@ -101,22 +101,22 @@ static size_t chunk_end(const char *text, size_t n, size_t s, size_t want) {
 }
 
 int cmd_tokenize_file(int argc, char **argv) {
-    const char *model = NULL, *in = NULL, *out = NULL;
-    int bos = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--bos")) bos = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: bitnet tokenize-file -m TOKENIZER [--bos] IN.txt OUT.u32\n"
-                   "  writes the ids of IN.txt as uint32 little-endian (written to a temp file, then renamed);\n"
-                   "  --bos puts BOS first. Progress (rate, ETA) goes to stderr.\n");
-            return 0;
-        } else if (argv[i][0] == '-' && argv[i][1]) { fprintf(stderr, "bitnet tokenize-file: unknown or incomplete option '%s'\n", argv[i]); return 2; }
-        else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else { fprintf(stderr, "bitnet tokenize-file: too many arguments\n"); return 2; }
-    }
-    if (!model || !in || !out) { fprintf(stderr, "bitnet tokenize-file: need -m TOKENIZER IN.txt OUT.u32\n"); return 2; }
+    const char *model = NULL, *pos[2] = {NULL, NULL};
+    int bos = 0, npos = 0;
+    const arg_opt opts[] = {
+        OPT_STR('m', "model", &model, "TOKENIZER", "a model folder, a tokenizer.json or a tokenizer.model"),
+        OPT_FLAG(0, "bos", &bos, "put BOS first"),
+        OPT_END,
+    };
+    args_spec spec = {"tokenize-file",
+        "usage: bitnet tokenize-file -m TOKENIZER [--bos] IN.txt OUT.u32\n"
+        "  writes the ids of IN.txt as uint32 little-endian (to a temp file, then renamed);\n"
+        "  progress (rate, ETA) goes to stderr\n",
+        {opts}, {"options"}, 2};
+    int r = args_parse(&spec, argc, argv, pos, &npos);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    const char *in = pos[0], *out = pos[1];
+    if (!model || npos != 2) return args_error(&spec, "need -m TOKENIZER IN.txt OUT.u32"), 2;
     bitnet_tokenizer *tok = NULL;
     if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
     FILE *f = fopen(in, "rb");

@@ -2,21 +2,10 @@
 #include "gen.h"
 #include <time.h>
 #include <math.h>
+#include <errno.h>
+#include <stdint.h>
 
 static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
-
-void gen_usage_sampling(void) {
-    printf("sampling:\n"
-           "  --temp T           temperature (0 = greedy; default 0.8)\n"
-           "  --top-k K          keep the K most likely tokens (0 = off; default 40)\n"
-           "  --top-p P          nucleus sampling (1 = off; default 0.95)\n"
-           "  --min-p P          drop tokens below P x the top probability (0 = off; default 0.05)\n"
-           "  --repeat-penalty R llama.cpp-style repetition penalty (1 = off)\n"
-           "  --frequency-penalty F, --presence-penalty P   OpenAI-style penalties (0 = off)\n"
-           "  --repeat-last-n N  penalty window (default 64)\n"
-           "  --seed S           random seed (default 42): same seed and settings, same text\n"
-           "  --logit-bias ID=B  add B to token ID's logit (repeatable; -inf bans it)\n");
-}
 
 void gen_sampling_default(gen_sampling *o, float temperature) {
     memset(o, 0, sizeof *o);
@@ -24,39 +13,58 @@ void gen_sampling_default(gen_sampling *o, float temperature) {
     o->sp.temperature = temperature;
 }
 
-static int parse_bias(const char *v, gen_sampling *o) {
-    char *end; long id = strtol(v, &end, 10);
-    if (end == v || *end != '=' || id < 0 || o->n_bias >= 32) { fprintf(stderr, "bitnet: --logit-bias needs ID=BIAS (at most 32), got '%s'\n", v); return 0; }
-    const char *b = end + 1;
-    float f;
-    if (!strcmp(b, "-inf")) f = -INFINITY;
-    else if (!cli_float("--logit-bias", b, &f)) return 0;
-    o->bias_id[o->n_bias] = (int)id; o->bias[o->n_bias] = f; o->n_bias++;
-    return 1;
+/* --logit-bias ID=BIAS (also llama.cpp's ID+BIAS / ID-BIAS); BIAS finite or -inf (bans ID). */
+static int parse_bias(void *dst, const char *v, char *err, size_t errlen) {
+    gen_sampling *o = dst;
+    char *end; errno = 0;
+    long id = strtol(v, &end, 10);
+    const char *b = end + (*end == '=');
+    char *bend; errno = 0;
+    double f = (*end == '=' || *end == '+' || *end == '-') ? strtod(b, &bend) : NAN;
+    if (end == v || id < 0 || id > INT32_MAX || isnan(f) || *bend || (isinf(f) ? f > 0 : !isfinite((float)f))) {
+        snprintf(err, errlen, "needs ID=BIAS (a token id and a finite number or -inf), got '%s'", v); return 1; }
+    if (o->n_bias >= 32) { snprintf(err, errlen, "at most 32 entries"); return 1; }
+    o->bias_id[o->n_bias] = (int)id; o->bias[o->n_bias] = isinf(f) ? -INFINITY : (float)f; o->n_bias++;
+    return 0;
 }
 
-int gen_parse_sampling(int argc, char **argv, int *i, gen_sampling *go) {
-    bitnet_sampler_params *sp = &go->sp;
-    const char *o = argv[*i];
-    if (*i + 1 >= argc) return 0;
-    const char *v = argv[*i + 1];
-    int ok = 1, iv;
-    if (!strcmp(o, "--temp")) ok = cli_float(o, v, &sp->temperature) && sp->temperature >= 0;
-    else if (!strcmp(o, "--top-k")) { ok = cli_int(o, v, 0, 1 << 30, &iv); sp->top_k = iv; }
-    else if (!strcmp(o, "--top-p")) ok = cli_float(o, v, &sp->top_p) && sp->top_p > 0 && sp->top_p <= 1;
-    else if (!strcmp(o, "--min-p")) ok = cli_float(o, v, &sp->min_p) && sp->min_p >= 0 && sp->min_p <= 1;
-    else if (!strcmp(o, "--repeat-penalty")) ok = cli_float(o, v, &sp->repeat_penalty) && sp->repeat_penalty > 0;
-    else if (!strcmp(o, "--frequency-penalty")) ok = cli_float(o, v, &sp->frequency_penalty);
-    else if (!strcmp(o, "--presence-penalty")) ok = cli_float(o, v, &sp->presence_penalty);
-    else if (!strcmp(o, "--repeat-last-n")) { ok = cli_int(o, v, 0, 1 << 20, &iv); sp->penalty_last_n = iv; }
-    else if (!strcmp(o, "--logit-bias")) { if (!parse_bias(v, go)) return -1; }
-    else if (!strcmp(o, "--seed")) {
-        char *end; unsigned long long s = strtoull(v, &end, 10);
-        ok = *v && !*end; sp->seed = s;
-    } else return 0;
-    if (!ok) { fprintf(stderr, "bitnet: bad value '%s' for %s\n", v, o); return -1; }
-    *i += 1;
-    return 1;
+/* --seed S: an unsigned 64-bit integer, or -1 for a random seed (from /dev/urandom). */
+static int parse_seed(void *dst, const char *v, char *err, size_t errlen) {
+    uint64_t *seed = dst;
+    if (!strcmp(v, "-1")) {
+        uint64_t s = 0;
+        FILE *f = fopen("/dev/urandom", "rb");
+        if (!f || fread(&s, sizeof s, 1, f) != 1) s = (uint64_t)time(NULL) * 6364136223846793005ull ^ (uint64_t)clock();
+        if (f) fclose(f);
+        *seed = s;
+        return 0;
+    }
+    char *end; errno = 0;
+    unsigned long long s = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end || errno) {
+        snprintf(err, errlen, "needs an integer in [0, 18446744073709551615] or -1 (random), got '%s'", v); return 1; }
+    *seed = s;
+    return 0;
+}
+
+const arg_opt *gen_sampling_options(gen_sampling *o) {
+    static arg_opt t[12];
+    bitnet_sampler_params *p = &o->sp;
+    const arg_opt tab[] = {
+        OPT_FLOAT(0, "temp", 0, INFINITY, &p->temperature, "T", "temperature (0 = greedy)"),
+        OPT_INT(0, "top-k", 0, 1 << 30, &p->top_k, "K", "keep the K most likely tokens (0 = off)"),
+        OPT_FLOAT_GT(0, "top-p", 0, 1, &p->top_p, "P", "nucleus sampling (1 = off)"),
+        OPT_FLOAT(0, "min-p", 0, 1, &p->min_p, "P", "drop tokens below P x the top probability (0 = off)"),
+        OPT_FLOAT_GT(0, "repeat-penalty", 0, INFINITY, &p->repeat_penalty, "R", "llama.cpp-style repetition penalty (1 = off)"),
+        OPT_FLOAT(0, "frequency-penalty", -INFINITY, INFINITY, &p->frequency_penalty, "F", "OpenAI-style frequency penalty (0 = off)"),
+        OPT_FLOAT(0, "presence-penalty", -INFINITY, INFINITY, &p->presence_penalty, "P", "OpenAI-style presence penalty (0 = off)"),
+        OPT_INT(0, "repeat-last-n", 0, 1 << 20, &p->penalty_last_n, "N", "penalty window in tokens"),
+        OPT_FUNC(0, "seed", parse_seed, &p->seed, "S", "random seed (-1 = random): same seed and settings, same text"),
+        OPT_FUNC(0, "logit-bias", parse_bias, o, "ID=B", "add B to token ID's logit (repeatable; -inf bans it)"),
+        OPT_END,
+    };
+    memcpy(t, tab, sizeof tab);
+    return t;
 }
 
 int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_sampling *o, int need_tok) {
@@ -69,8 +77,17 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
         if (need_tok) { cli_fail("tokenizer"); gen_close(g); return 1; }
         g->tok = NULL;
     }
+    if (g->tok && bitnet_tokenizer_vocab_size(g->tok) > g->vocab) {
+        fprintf(stderr, "bitnet: %s: the tokenizer has %d tokens but the model's vocabulary is %d: they do not belong together\n",
+                dir, bitnet_tokenizer_vocab_size(g->tok), g->vocab);
+        gen_close(g); return 1;
+    }
+    if (n_ctx > info.max_seq_len) {
+        fprintf(stderr, "bitnet: -c %d exceeds the model's %d positions (use -c %d or less)\n", n_ctx, info.max_seq_len, info.max_seq_len);
+        gen_close(g); return 1;
+    }
     bitnet_ctx_params p = {.n_ctx = n_ctx, .n_threads = threads};
-    if (bitnet_ctx_new(g->model, &p, &g->ctx)) { cli_fail("context"); gen_close(g); return 1; }
+    if (bitnet_ctx_new(g->model, &p, &g->ctx)) { cli_fail("cannot create the context"); gen_close(g); return 1; }
     g->n_ctx = n_ctx > 0 ? n_ctx : (info.max_seq_len < 4096 ? info.max_seq_len : 4096);
     if (bitnet_sampler_new(&o->sp, g->vocab, &g->smp)) { cli_fail("sampler"); gen_close(g); return 1; }
     for (int i = 0; i < o->n_bias; i++)

@@ -3,6 +3,7 @@
 #ifndef BITNET_GEN_H
 #define BITNET_GEN_H
 #include "cli.h"
+#include "args.h"
 #include <signal.h>
 
 /* Sampling settings from the command line: sampler parameters and --logit-bias entries. */
@@ -33,13 +34,12 @@ typedef struct gen_stats {
 
 enum { GEN_OUT_NONE, GEN_OUT_TEXT, GEN_OUT_IDS };
 
-/* Prints the sampling options. */
-void gen_usage_sampling(void);
 /* Defaults (llama.cpp-like) with the given temperature. */
 void gen_sampling_default(gen_sampling *o, float temperature);
-/* If argv[*i] is a sampling option (incl. --logit-bias ID=BIAS, repeatable), consume it and its
- * value: returns 1; 0 if not one; -1 on a bad value (message printed). */
-int gen_parse_sampling(int argc, char **argv, int *i, gen_sampling *o);
+/* The sampling options (--temp, --top-k, ..., --seed, --logit-bias ID=BIAS repeatable) as an
+ * args.h table writing into *o, for run and chat to pass to args_parse. The table is static:
+ * valid until the next call. */
+const arg_opt *gen_sampling_options(gen_sampling *o);
 /* Load model, tokenizer (required if need_tok), context and sampler. Prints errors; returns 0 on success. */
 int gen_open(gen_session *g, const char *model_dir, int n_ctx, int threads, const gen_sampling *o, int need_tok);
 void gen_close(gen_session *g);
