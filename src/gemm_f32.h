@@ -5,27 +5,26 @@
  *     op(B)[k,j] = tb ? B[j*ldb + k] : B[k*ldb + j]
  * BLIS-style: blocks of A and B are packed into panels (packing absorbs the transposes), and a
  * register-blocked micro-kernel (AVX-512 12x32, AVX2+FMA 6x16, or plain C 4x16) runs over them.
- * The ISA is picked at run time with __builtin_cpu_supports (env BITNET_GEMM=c|avx2|avx512
- * forces one). Results are deterministic for a given ISA and thread count: K is never split
- * across threads, and the summation order over K is fixed.
+ * The micro-kernel is the caller's kernel set's (k->sgemm, kernels.h): the set the model was
+ * given. Results are deterministic for a given set and thread count: K is never split across
+ * threads, and the summation order over K is fixed.
  * What it is not: a general BLAS (no alpha/beta other than 0/1, float32 only). */
 #ifndef BITNET_GEMM_F32_H
 #define BITNET_GEMM_F32_H
 #include <stddef.h>
 #include "threads.h"
+#include "kernels/kernels.h"
 
 /* Floats of workspace one single-threaded bn_sgemm call needs. */
 size_t bn_sgemm_ws_floats(void);
 /* Single-threaded GEMM (see above). ws: bn_sgemm_ws_floats() floats, 64-byte aligned.
  * M, N or K may be 0 (K == 0 with accumulate == 0 zeroes C). */
-void bn_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+void bn_sgemm(const bn_kernels *k, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
               int accumulate, float *C, int ldc, float *ws);
 /* The same, split over the pool's threads (by rows of C or columns of C, whichever is larger).
  * ws[ith] is thread ith's workspace. pool may be NULL (one thread, ws[0]). */
-void bn_sgemm_mt(bn_pool *pool, float *const *ws, int ta, int tb, int M, int N, int K,
+void bn_sgemm_mt(const bn_kernels *k, bn_pool *pool, float *const *ws, int ta, int tb, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb, int accumulate, float *C, int ldc);
-/* Name of the micro-kernel in use ("avx512", "avx2", "c"). */
+/* Name of the default kernel set's micro-kernel ("avx512", "avx2", "c"). */
 const char *bn_sgemm_isa(void);
-/* Force a micro-kernel by name (for tests/benchmarks); returns 0 if unavailable here. */
-int bn_sgemm_set_isa(const char *name);
 #endif

@@ -3,14 +3,9 @@
  * are also built for AVX2 and AVX-512 (target_clones, picked at load time), exactly as train.c's
  * and model.c's private copies were, so results are unchanged. */
 #include "layers.h"
+#include "kernels/kernels.h"   /* BN_CLONES */
 #include <math.h>
 #include <stddef.h>
-
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define BN_CLONES
-#endif
 
 BN_CLONES float bn_sumsq(const float *x, int n) {
     float s = 0;

@@ -164,7 +164,7 @@ bitnet_status bitnet_model_load(const char *dir, bitnet_model **out) {
 static bitnet_status load_src(const bn_src *src, const char *weights, const bitnet_model_params *pp, bitnet_model **out) {
     *out = NULL;
     bitnet_model_params p = pp ? *pp : bitnet_model_default_params();
-    const bn_kernels *k = bn_kernels_best();
+    const bn_kernels *k = bn_kernels_default();
     if (p.kernels && *p.kernels && !(k = bn_kernels_by_name(p.kernels)))
         return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", p.kernels);
     bitnet_model *m = calloc(1, sizeof *m);
@@ -260,11 +260,14 @@ size_t bn_model_weight_bytes_per_token(const bitnet_model *m) {
     return m->ternary_bytes + hb;
 }
 
-bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_model **out) {
+bitnet_status bn_model_synthetic(const bn_config *cfg, const char *kernels, uint64_t seed, bitnet_model **out) {
     *out = NULL;
+    const bn_kernels *k = bn_kernels_default();
+    if (kernels && *kernels && !(k = bn_kernels_by_name(kernels)))
+        return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", kernels);
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->cfg = *cfg; m->k = bn_kernels_best(); m->be = bn_backend_cpu();
+    m->cfg = *cfg; m->k = k; m->be = bn_backend_cpu();
     snprintf(m->weight_format, sizeof m->weight_format, "synthetic");
     const bn_config *c = &m->cfg;
     int dim = c->hidden_size, qd = c->n_heads * c->head_dim, ffn = c->intermediate_size;

@@ -39,7 +39,7 @@ struct bitnet_model {
 
 /* A model with the shapes of cfg and random ternary weights (scale ~ 1/sqrt(cols)), random
  * bf16 embeddings and unit norms, built in memory (for benchmarks). */
-bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_model **out);
+bitnet_status bn_model_synthetic(const bn_config *cfg, const char *kernels, uint64_t seed, bitnet_model **out);
 /* Weight bytes streamed per generated token (all ternary matrices + one head pass). */
 size_t bn_model_weight_bytes_per_token(const bitnet_model *m);
 /* The ternary codec (bn_ternarize, bn_pack_2b4t, bn_unpack_2b4t) is in ternary.h. */

@@ -2,12 +2,6 @@
 #include "optim.h"
 #include <math.h>
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define BN_CLONES
-#endif
-
 void bn_optim_cfg_default(bn_optim_cfg *c) {
     memset(c, 0, sizeof *c);
     c->lr = 1e-3f; c->beta1 = 0.9f; c->beta2 = 0.95f; c->eps = 1e-8f; c->wd = 0.1f; c->clip = 1.0f;
@@ -43,64 +37,20 @@ void bn_optim_schedule(const bn_optim_cfg *c, int64_t s, float *lr, float *wd) {
     *lr = (float)r;
 }
 
-typedef struct { float *p; const float *g; float *m, *v; size_t n; float lr, b1, b2, eps, wd; double bc1, bc2s; } adam_job;
-
-/* The update of elements [0, n), per element exactly as torch's single-tensor AdamW (IEEE sqrt
- * and division, no FMA contraction). decay is exactly 1 when there is no weight decay. */
-static void adam_span_c(float *restrict pp, const float *restrict gg, float *restrict mm, float *restrict vv, size_t n,
-                        float decay, float step_size, float bc2s, float omb1, float b2, float omb2, float eps) {
-    for (size_t i = 0; i < n; i++) {
-        float g = gg[i];
-        float p = pp[i] * decay;
-        float m = mm[i] + (g - mm[i]) * omb1;
-        float v = vv[i] * b2 + omb2 * g * g;
-        float denom = sqrtf(v) / bc2s + eps;
-        p += (-step_size * m) / denom;  /* torch addcdiv: p + value * m / denom */
-        pp[i] = p; mm[i] = m; vv[i] = v;
-    }
-}
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-/* The same arithmetic, 16 lanes at a time (the compiler will not vectorize sqrtf with errno on). */
-__attribute__((target("avx512f")))
-static void adam_span_avx512(float *restrict pp, const float *restrict gg, float *restrict mm, float *restrict vv, size_t n,
-                             float decay, float step_size, float bc2s, float omb1, float b2, float omb2, float eps) {
-    const __m512 vdec = _mm512_set1_ps(decay), vo1 = _mm512_set1_ps(omb1), vb2 = _mm512_set1_ps(b2), vo2 = _mm512_set1_ps(omb2);
-    const __m512 vbc = _mm512_set1_ps(bc2s), veps = _mm512_set1_ps(eps), vns = _mm512_set1_ps(-step_size);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 g = _mm512_loadu_ps(gg + i), m0 = _mm512_loadu_ps(mm + i), v0 = _mm512_loadu_ps(vv + i);
-        __m512 p = _mm512_mul_ps(_mm512_loadu_ps(pp + i), vdec);
-        __m512 m = _mm512_add_ps(m0, _mm512_mul_ps(_mm512_sub_ps(g, m0), vo1));
-        __m512 v = _mm512_add_ps(_mm512_mul_ps(v0, vb2), _mm512_mul_ps(_mm512_mul_ps(vo2, g), g));
-        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), vbc), veps);
-        p = _mm512_add_ps(p, _mm512_div_ps(_mm512_mul_ps(vns, m), den));
-        _mm512_storeu_ps(pp + i, p); _mm512_storeu_ps(mm + i, m); _mm512_storeu_ps(vv + i, v);
-    }
-    adam_span_c(pp + i, gg + i, mm + i, vv + i, n - i, decay, step_size, bc2s, omb1, b2, omb2, eps);
-}
-#endif
+typedef struct { bn_adam_fn fn; float *p; const float *g; float *m, *v; size_t n; float lr, b1, b2, eps, wd; double bc1, bc2s; } adam_job;
 
 static void adam_run(void *arg, int ith, int nth) {
     adam_job *j = arg;
     size_t a = j->n * ith / nth, b = j->n * (ith + 1) / nth;
     const float decay = j->wd != 0.0f ? 1.0f - j->lr * j->wd : 1.0f;
     const float step_size = (float)(j->lr / j->bc1);
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        adam_span_avx512(j->p + a, j->g + a, j->m + a, j->v + a, b - a, decay, step_size, (float)j->bc2s,
-                         1.0f - j->b1, j->b2, 1.0f - j->b2, j->eps);
-        return;
-    }
-#endif
-    adam_span_c(j->p + a, j->g + a, j->m + a, j->v + a, b - a, decay, step_size, (float)j->bc2s,
-                1.0f - j->b1, j->b2, 1.0f - j->b2, j->eps);
+    j->fn(j->p + a, j->g + a, j->m + a, j->v + a, b - a, decay, step_size, (float)j->bc2s,
+          1.0f - j->b1, j->b2, 1.0f - j->b2, j->eps);
 }
 
-void bn_adamw_update(bn_pool *pool, float *p, const float *g, float *m, float *v, size_t n,
+void bn_adamw_update(const bn_kernels *k, bn_pool *pool, float *p, const float *g, float *m, float *v, size_t n,
                      float lr, float beta1, float beta2, float eps, float wd, int64_t t) {
-    adam_job j = {p, g, m, v, n, lr, beta1, beta2, eps, wd,
+    adam_job j = {k->adam, p, g, m, v, n, lr, beta1, beta2, eps, wd,
                   1.0 - pow((double)beta1, (double)t), sqrt(1.0 - pow((double)beta2, (double)t))};
     if (n < 65536 || bn_pool_size(pool) == 1) adam_run(&j, 0, 1);
     else bn_pool_run(pool, adam_run, &j);

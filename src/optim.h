@@ -18,6 +18,7 @@
 #ifndef BITNET_OPTIM_H
 #define BITNET_OPTIM_H
 #include "threads.h"
+#include "kernels/kernels.h"
 
 typedef enum { BN_LR_CONSTANT = 0, BN_LR_COSINE = 1, BN_LR_TWO_STAGE = 2 } bn_lr_sched;
 
@@ -35,8 +36,9 @@ void bn_optim_cfg_default(bn_optim_cfg *c);
 /* LR and weight decay for 0-based step s. */
 void bn_optim_schedule(const bn_optim_cfg *c, int64_t s, float *lr, float *wd);
 /* One AdamW update of n elements; t is the 1-based step count. wd is applied as given (pass 0 for
- * parameters without decay). Split over the pool. */
-void bn_adamw_update(bn_pool *pool, float *p, const float *g, float *m, float *v, size_t n,
+ * parameters without decay). Split over the pool; the row kernel is k->adam (every set gives
+ * the same bits). */
+void bn_adamw_update(const bn_kernels *k, bn_pool *pool, float *p, const float *g, float *m, float *v, size_t n,
                      float lr, float beta1, float beta2, float eps, float wd, int64_t t);
 /* Global L2 norm of g[n]: double sums over fixed 64k-element chunks, added in order, so the
  * result does not depend on the thread count. Split over the pool (may be NULL). */

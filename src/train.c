@@ -88,10 +88,18 @@ static int add_tp(bn_train_model *m, bn_slot sl, int l) {
 }
 
 bitnet_status bn_train_model_new(const bn_config *cfg, int no_quant, int n_threads, bn_train_model **out) {
+    return bn_train_model_new_ex(cfg, no_quant, n_threads, NULL, out);
+}
+
+bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_threads, const char *kernels,
+                                    bn_train_model **out) {
     *out = NULL;
+    const bn_kernels *k = bn_kernels_default();
+    if (kernels && *kernels && !(k = bn_kernels_by_name(kernels)))
+        return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", kernels);
     bn_train_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->cfg = *cfg; m->no_quant = no_quant;
+    m->cfg = *cfg; m->no_quant = no_quant; m->k = k;
     const bn_config *c = cfg;
     m->tp = calloc((size_t)c->n_layers * BN_LAYER_SLOTS + 3, sizeof *m->tp);
     m->L = calloc((size_t)c->n_layers, sizeof *m->L);
@@ -179,12 +187,16 @@ bitnet_status bn_train_model_load_weights(bn_train_model *m, const char *dir) {
 }
 
 bitnet_status bn_train_model_from_dir(const char *dir, int no_quant, int n_threads, bn_train_model **out) {
+    return bn_train_model_from_dir_ex(dir, no_quant, n_threads, NULL, out);
+}
+
+bitnet_status bn_train_model_from_dir_ex(const char *dir, int no_quant, int n_threads, const char *kernels, bn_train_model **out) {
     *out = NULL;
     bn_config c;
     bitnet_status s = bn_config_load(dir, &c);
     if (s) return s;
     bn_train_model *m;
-    if ((s = bn_train_model_new(&c, no_quant, n_threads, &m))) return s;
+    if ((s = bn_train_model_new_ex(&c, no_quant, n_threads, kernels, &m))) return s;
     if ((s = bn_train_model_load_weights(m, dir))) { bn_train_model_free(m); return s; }
     *out = m;
     return BITNET_OK;
@@ -244,14 +256,9 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 
 /* ---------------------------------------------------------------- vectorized row kernels
  * Loops carry `omp simd` (enabled by -fopenmp-simd, no OpenMP runtime); on x86-64 Linux
- * BN_CLONES also builds AVX2 and AVX-512 versions picked at load time (ifunc). Elementwise
+ * BN_CLONES (kernels.h) also builds AVX2 and AVX-512 versions picked at load time (ifunc). Elementwise
  * arithmetic is the same as the scalar code (no FMA contraction under -std=c11); reductions
  * (sums, maxima) are vectorized, so sums are in a fixed, thread-count-independent order. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define BN_CLONES
-#endif
 
 /* Per-token absmax int8 quantization of one row, dequantized: y = clamp(rint(x s), -128, 127) / s,
  * s = 127 / max(max|x|, 1e-5). y may equal x. */
@@ -374,13 +381,13 @@ static void rmsnorm_backward(bn_train_model *m, const float *dy, const float *x,
 /* y[N, out] = x[N, in] @ W^T (W: [out, in]) ; accumulate: y += */
 static void linear_forward(bn_train_model *m, const float *x, int widx, float *y, int N, int acc) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
-    bn_sgemm_mt(m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
+    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
 }
 /* dW += dy^T @ x ; dx (= or +=) dy @ W (STE: W is the dequantized weight). */
 static void linear_backward(bn_train_model *m, const float *dy, const float *x, int widx, float *dx, int N, int acc_dx) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
-    bn_sgemm_mt(m->pool, m->ws, 1, 0, out, in, N, dy, out, x, in, 1, G(m, widx), in);
-    if (dx) bn_sgemm_mt(m->pool, m->ws, 0, 0, N, in, out, dy, out, WQ(m, widx), in, acc_dx, dx, in);
+    bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, out, in, N, dy, out, x, in, 1, G(m, widx), in);
+    if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, out, dy, out, WQ(m, widx), in, acc_dx, dx, in);
 }
 
 /* ---------------------------------------------------------------- rope (rotate-half) */
@@ -428,13 +435,13 @@ static void att_fwd_bh(att_ctx *c, int bh, float *ws) {
     float *P = c->att + (size_t)bh * T * T, *out = c->out + (size_t)bi * T * Q + h * hd;
     for (int r0 = 0; r0 < T; r0 += ATT_TB) {
         int r1 = r0 + ATT_TB < T ? r0 + ATT_TB : T;
-        bn_sgemm(0, 1, r1 - r0, r1, hd, q + (size_t)r0 * Q, Q, k, KV, 0, P + (size_t)r0 * T, T, ws);
+        bn_sgemm(c->m->k, 0, 1, r1 - r0, r1, hd, q + (size_t)r0 * Q, Q, k, KV, 0, P + (size_t)r0 * T, T, ws);
         for (int t = r0; t < r1; t++) {
             float *p = P + (size_t)t * T;
             bn_softmax_row(p, t + 1, scale);
             if (r1 > t + 1) memset(p + t + 1, 0, (size_t)(r1 - t - 1) * sizeof(float));
         }
-        bn_sgemm(0, 0, r1 - r0, hd, r1, P + (size_t)r0 * T, T, v, KV, 0, out + (size_t)r0 * Q, Q, ws);
+        bn_sgemm(c->m->k, 0, 0, r1 - r0, hd, r1, P + (size_t)r0 * T, T, v, KV, 0, out + (size_t)r0 * Q, Q, ws);
     }
 }
 /* Backward for one (batch, kv head) — all heads of its group, so dk/dv slices are owned:
@@ -458,15 +465,15 @@ static void att_bwd_bk(att_ctx *c, int bk, float *ws, float *dP) {
             int r0 = ib * ATT_TB, r1 = r0 + ATT_TB < T ? r0 + ATT_TB : T, mb = r1 - r0;
             int acc = g > 0 || ib < nb - 1;
             const float *Pb = P + (size_t)r0 * T; float *dPb = dP + (size_t)r0 * T;
-            bn_sgemm(0, 1, mb, r1, hd, dout + (size_t)r0 * Q, Q, v, KV, 0, dPb, T, ws);
-            bn_sgemm(1, 0, r1, hd, mb, Pb, T, dout + (size_t)r0 * Q, Q, acc, dv, KV, ws);
+            bn_sgemm(c->m->k, 0, 1, mb, r1, hd, dout + (size_t)r0 * Q, Q, v, KV, 0, dPb, T, ws);
+            bn_sgemm(c->m->k, 1, 0, r1, hd, mb, Pb, T, dout + (size_t)r0 * Q, Q, acc, dv, KV, ws);
             for (int t = r0; t < r1; t++) {
                 const float *p = P + (size_t)t * T; float *d = dP + (size_t)t * T;
                 dsoftmax_row(d, p, dot2(p, d, t + 1), scale, t + 1);
                 if (r1 > t + 1) memset(d + t + 1, 0, (size_t)(r1 - t - 1) * sizeof(float));
             }
-            bn_sgemm(0, 0, mb, hd, r1, dPb, T, k, KV, 0, dq + (size_t)r0 * Q, Q, ws);
-            bn_sgemm(1, 0, r1, hd, mb, dPb, T, q + (size_t)r0 * Q, Q, acc, dk, KV, ws);
+            bn_sgemm(c->m->k, 0, 0, mb, hd, r1, dPb, T, k, KV, 0, dq + (size_t)r0 * Q, Q, ws);
+            bn_sgemm(c->m->k, 1, 0, r1, hd, mb, dPb, T, q + (size_t)r0 * Q, Q, acc, dk, KV, ws);
         }
     }
 }
@@ -592,7 +599,7 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     (void)Q; (void)KV;
     rmsnorm_forward(m, a->out, P(m, m->final_norm), a->xf, a->rstd_f, NULL, BT, C);
     int hi = m->head >= 0 ? m->head : m->embed;
-    bn_sgemm_mt(m->pool, m->ws, 0, 1, BT, V, C, a->xf, C, P(m, hi), C, 0, a->logits, V);
+    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, BT, V, C, a->xf, C, P(m, hi), C, 0, a->logits, V);
     if (targets) {
         ce_ctx cc = {a->logits, targets, a->rowbuf, V, 0, 0};
         par_for(m->pool, BT, ce_range, &cc);
@@ -619,8 +626,8 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
     par_for(m->pool, BT, ce_range, &cc);
     /* head: logits = xf @ H^T */
     int hi = m->head >= 0 ? m->head : m->embed;
-    bn_sgemm_mt(m->pool, m->ws, 1, 0, V, C, BT, a->logits, V, a->xf, C, 1, G(m, hi), C);
-    bn_sgemm_mt(m->pool, m->ws, 0, 0, BT, C, V, a->logits, V, P(m, hi), C, 0, a->d_a, C);
+    bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, V, C, BT, a->logits, V, a->xf, C, 1, G(m, hi), C);
+    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, BT, C, V, a->logits, V, P(m, hi), C, 0, a->d_a, C);
     rmsnorm_backward(m, a->d_a, a->out, P(m, m->final_norm), a->rstd_f, a->d_res, G(m, m->final_norm), BT, C, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];

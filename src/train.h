@@ -14,6 +14,7 @@
 #define BITNET_TRAIN_H
 #include "config.h"
 #include "threads.h"
+#include "kernels/kernels.h"
 
 typedef enum { BN_PK_EMBED = 0, BN_PK_NORM = 1, BN_PK_LINEAR = 2, BN_PK_HEAD = 3 } bn_pkind;
 
@@ -39,6 +40,7 @@ typedef struct bn_train_model {
     size_t n_params;
     float *params, *grads, *adam_m, *adam_v;
     float *wq;                          /* dequantized BitLinear weights (same layout; only linear slots used) */
+    const bn_kernels *k;                /* kernel set: GEMM micro-kernel and AdamW rows */
     bn_pool *pool;
     float **ws;                         /* per-thread GEMM workspace */
     /* activations for the current (B, T) */
@@ -49,7 +51,12 @@ typedef struct bn_train_model {
     float loss;
 } bn_train_model;
 
-/* A zero model of the given shape (norm weights 1, everything else 0). n_threads >= 1. */
+/* A zero model of the given shape (norm weights 1, everything else 0). n_threads >= 1.
+ * kernels: the CPU kernel set by name (NULL or "" = bn_kernels_default()); a name that is not
+ * available here is BITNET_ERR_UNSUPPORTED. */
+bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_threads, const char *kernels,
+                                    bn_train_model **out);
+/* The same with the default kernel set. */
 bitnet_status bn_train_model_new(const bn_config *cfg, int no_quant, int n_threads, bn_train_model **out);
 /* Fill with a fresh random init like HF's: linear and embedding weights ~ N(0, std), norms 1.
  * Deterministic in seed. */
@@ -57,6 +64,8 @@ void bn_train_model_init_random(bn_train_model *m, uint64_t seed, float std);
 /* Read a folder's config.json and its master weights (F32/BF16/F16, either naming family, named
  * and shaped by the arch table, arch.h; a NaN/inf value is a FORMAT error naming the tensor). */
 bitnet_status bn_train_model_from_dir(const char *dir, int no_quant, int n_threads, bn_train_model **out);
+/* The same on the kernel set named kernels (NULL or "": the default). */
+bitnet_status bn_train_model_from_dir_ex(const char *dir, int no_quant, int n_threads, const char *kernels, bn_train_model **out);
 /* Load master weights of the same shapes from a folder's model.safetensors into m->params. */
 bitnet_status bn_train_model_load_weights(bn_train_model *m, const char *dir);
 void bn_train_model_free(bn_train_model *m);

@@ -83,12 +83,12 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
     if (!t) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     t->p = p;
     int nth = p.n_threads > 0 ? p.n_threads : bn_physical_cores();
-    if (bn_is_dir(from)) s = bn_train_model_from_dir(from, p.no_quant, nth, &t->m);
+    if (bn_is_dir(from)) s = bn_train_model_from_dir_ex(from, p.no_quant, nth, p.kernels, &t->m);
     else {
         char *txt = NULL; bn_config c;
         s = bn_read_file(from, &txt, NULL);
         if (!s) { s = bn_config_parse(txt, from, &c); free(txt); }
-        if (!s) s = bn_train_model_new(&c, p.no_quant, nth, &t->m);
+        if (!s) s = bn_train_model_new_ex(&c, p.no_quant, nth, p.kernels, &t->m);
         if (!s) bn_train_model_init_random(t->m, p.seed, p.init_std);
     }
     if (s) { bitnet_trainer_free(t); return s; }
@@ -206,7 +206,7 @@ void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
     i->flops_per_token = bn_train_flops_per_token(m);
     i->vocab_size = m->cfg.vocab_size; i->hidden_size = m->cfg.hidden_size; i->n_layers = m->cfg.n_layers;
     i->full_precision = m->cfg.full_precision;
-    i->gemm = bn_sgemm_isa();
+    i->gemm = m->k->sgemm->name;
 }
 
 bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, int flags) {

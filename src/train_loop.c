@@ -61,7 +61,7 @@ bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
     bn_optim_schedule(&t->opt, t->step, &st->lr, &st->wd);
     for (int i = 0; i < m->n_tp; i++) {
         const bn_tparam *p = &m->tp[i];
-        bn_adamw_update(m->pool, m->params + p->off, m->grads + p->off, m->adam_m + p->off, m->adam_v + p->off, p->numel,
+        bn_adamw_update(m->k, m->pool, m->params + p->off, m->grads + p->off, m->adam_m + p->off, m->adam_v + p->off, p->numel,
                         st->lr, t->opt.beta1, t->opt.beta2, t->opt.eps, decays(p) ? st->wd : 0.0f, t->step + 1);
     }
     t->step++;

@@ -24,7 +24,9 @@
 #define AI static inline __attribute__((always_inline))
 
 /* shared with arm_neon.c */
+const bn_kernels *bn_arm_if_hwcap(unsigned long bit, const bn_kernels *k);
 int32_t bn_neon_sum_i8(const int8_t *x, int kp);
+void bn_neon_store16(const int32x4_t *out, int nb, const int32_t *sx, int32_t *y, int ldy, int j0, int j1);
 float bn_neon_quant_act(const float *x, int cols, int8_t *q, int kp);
 void bn_neon_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
                    const float *x, int ldx, int n, float *y, int ldy);
@@ -71,46 +73,33 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
         for (int c = 0; c < 4; c++) out[4 * i + c] = acc[i][c];
 }
 
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 4 rows. */
+static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                 int32_t *y, int ldy, int j0, int j1) {
+    int32x4_t out[16];
+    switch (nb) {
+    case 1: tileN(wb, ng, x, ldx, 1, out); break;
+    case 2: tileN(wb, ng, x, ldx, 2, out); break;
+    case 3: tileN(wb, ng, x, ldx, 3, out); break;
+    default: tileN(wb, ng, x, ldx, 4, out); break;
+    }
+    bn_neon_store16(out, nb, sx, y, ldy, j0, j1);
+}
+static const bn_i16_tiler TILER = {4, 0, 0, bn_neon_sum_i8, tile};
 static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    if (r0 >= r1 || n <= 0) return;
-    int kp = bn_kpad(cols), ng = kp / 16;
-    size_t bsz = (size_t)BN_IBLK * (kp / 4);
-    int32x4_t out[16];
-    for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
-        const uint8_t *wb = w + (size_t)b * bsz;
-        int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
-        for (int i0 = 0; i0 < n; i0 += 4) {
-            int nb = n - i0 < 4 ? n - i0 : 4;
-            const int8_t *xi = x + (size_t)i0 * ldx;
-            switch (nb) {
-            case 1: tileN(wb, ng, xi, ldx, 1, out); break;
-            case 2: tileN(wb, ng, xi, ldx, 2, out); break;
-            case 3: tileN(wb, ng, xi, ldx, 3, out); break;
-            default: tileN(wb, ng, xi, ldx, 4, out); break;
-            }
-            for (int i = 0; i < nb; i++) {
-                int32_t t[16], sx = bn_neon_sum_i8(xi + (size_t)i * ldx, kp);
-                for (int c = 0; c < 4; c++) vst1q_s32(t + 4 * c, vsubq_s32(out[4 * i + c], vdupq_n_s32(sx)));
-                memcpy(y + (size_t)(i0 + i) * ldy + lo + j0, t + j0, (size_t)(j1 - j0) * 4);
-            }
-        }
-    }
+    bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 static const bn_kernels SET = {
-    .name = "dotprod", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm,
-    .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = bn_neon_hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = bn_neon_hgemm_q4,
+    .name = "dotprod", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
+    .hgemm_q8 = bn_neon_hgemm_q8, .hgemm_q4 = bn_neon_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
 };
 
-const bn_kernels *bn_kernels_dotprod(void) {
-#if defined(__linux__)
-    if (!(getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) return NULL;
-#endif
-    return &SET;
-}
+/* Partial table (dispatch.c completes it), or NULL without ASIMDDP. */
+const bn_kernels *bn_kernels_dotprod(void);
+const bn_kernels *bn_kernels_dotprod(void) { return bn_arm_if_hwcap(HWCAP_ASIMDDP, &SET); }
 #else
+const bn_kernels *bn_kernels_dotprod(void);
 const bn_kernels *bn_kernels_dotprod(void) { return NULL; }
 #endif

@@ -14,6 +14,7 @@
 
 #if defined(__aarch64__) && defined(__ARM_NEON)
 #include <arm_neon.h>
+#include <float.h>
 #include <math.h>
 #if defined(__linux__)
 #include <sys/auxv.h>
@@ -80,49 +81,54 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
         for (int c = 0; c < 4; c++) out[4 * i + c] = acc[i][c];
 }
 
+/* Store nb rows of one block's results (out[4i + c] = rows 4c..4c+3 of activation row i) minus
+ * sx[i], columns j0..j1 only (shared with arm_dotprod.c). */
+void bn_neon_store16(const int32x4_t *out, int nb, const int32_t *sx, int32_t *y, int ldy, int j0, int j1);
+void bn_neon_store16(const int32x4_t *out, int nb, const int32_t *sx, int32_t *y, int ldy, int j0, int j1) {
+    for (int i = 0; i < nb; i++) {
+        int32_t t[16];
+        for (int c = 0; c < 4; c++) vst1q_s32(t + 4 * c, vsubq_s32(out[4 * i + c], vdupq_n_s32(sx[i])));
+        memcpy(y + (size_t)i * ldy + j0, t + j0, (size_t)(j1 - j0) * 4);
+    }
+}
+
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 2 rows. */
+static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                 int32_t *y, int ldy, int j0, int j1) {
+    int32x4_t out[8];
+    if (nb == 1) tileN(wb, ng, x, ldx, 1, out); else tileN(wb, ng, x, ldx, 2, out);
+    bn_neon_store16(out, nb, sx, y, ldy, j0, j1);
+}
+static const bn_i16_tiler TILER = {2, 0, 0, bn_neon_sum_i8, tile};
 static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    if (r0 >= r1 || n <= 0) return;
-    int kp = bn_kpad(cols), ng = kp / 16;
-    size_t bsz = (size_t)BN_IBLK * (kp / 4);
-    int32x4_t out[8];
-    for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
-        const uint8_t *wb = w + (size_t)b * bsz;
-        int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
-        for (int i0 = 0; i0 < n; i0 += 2) {
-            int nb = n - i0 < 2 ? n - i0 : 2;
-            const int8_t *xi = x + (size_t)i0 * ldx;
-            if (nb == 1) tileN(wb, ng, xi, ldx, 1, out); else tileN(wb, ng, xi, ldx, 2, out);
-            for (int i = 0; i < nb; i++) {
-                int32_t t[16], sx = bn_neon_sum_i8(xi + (size_t)i * ldx, kp);
-                for (int c = 0; c < 4; c++) vst1q_s32(t + 4 * c, vsubq_s32(out[4 * i + c], vdupq_n_s32(sx)));
-                memcpy(y + (size_t)(i0 + i) * ldy + lo + j0, t + j0, (size_t)(j1 - j0) * 4);
-            }
-        }
-    }
+    bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- activation quantization (bit-exact with ref: fcvtns rounds half to even) ---- */
 float bn_neon_quant_act(const float *x, int cols, int8_t *q, int kp);
 float bn_neon_quant_act(const float *x, int cols, int8_t *q, int kp) {
+    const float32x4_t big = vdupq_n_f32(FLT_MAX);
     float32x4_t vm = vdupq_n_f32(0.f);
+    uint32x4_t ok = vdupq_n_u32(~0u);
     int k = 0;
-    for (; k + 4 <= cols; k += 4) vm = vmaxq_f32(vm, vabsq_f32(vld1q_f32(x + k)));
-    float m = vmaxvq_f32(vm);
-    for (; k < cols; k++) { float a = fabsf(x[k]); if (a > m) m = a; }
-    if (m < 1e-5f) m = 1e-5f;
-    float s = 127.0f / m;
+    for (; k + 4 <= cols; k += 4) {
+        float32x4_t a = vabsq_f32(vld1q_f32(x + k));
+        ok = vandq_u32(ok, vcleq_f32(a, big)); /* false for NaN and inf */
+        vm = vmaxq_f32(vm, a);
+    }
+    int nonfinite = vminvq_u32(ok) == 0;
+    float m = nonfinite ? 0.f : vmaxvq_f32(vm);
+    for (; k < cols; k++) { float a = fabsf(x[k]); if (!(a <= FLT_MAX)) nonfinite = 1; else if (a > m) m = a; }
+    if (nonfinite) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
+    float s = bn_quant_scale(m);
     float32x4_t vs = vdupq_n_f32(s);
     for (k = 0; k + 8 <= cols; k += 8) {
         int32x4_t a = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + k), vs));
         int32x4_t b = vcvtnq_s32_f32(vmulq_f32(vld1q_f32(x + k + 4), vs));
         vst1_s8(q + k, vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b))));
     }
-    for (; k < cols; k++) {
-        float v = rintf(x[k] * s);
-        q[k] = (int8_t)(v > 127.f ? 127 : v < -128.f ? -128 : v);
-    }
-    if (kp > cols) memset(q + cols, 0, (size_t)(kp - cols));
+    bn_quant_tail(x, k, cols, s, q, kp);
     return s;
 }
 
@@ -133,12 +139,6 @@ AI float32x4_t ldw4(const void *w, int wdt, size_t i) {
     uint16x4_t h = vld1_u16((const uint16_t *)(const void *)(p + i * 2));
     if (wdt == BN_W_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
     return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
-}
-AI float wsc(const void *w, int wdt, size_t i) {
-    uint16_t h;
-    if (wdt == BN_W_F32) { float f; memcpy(&f, (const char *)w + i * 4, 4); return f; }
-    memcpy(&h, (const char *)w + i * 2, 2);
-    return wdt == BN_W_F16 ? bn_f16_to_f32(h) : bn_bf16_to_f32(h);
 }
 AI float frow(const void *w, int wdt, int cols, int r, const float *x) {
     float32x4_t a0 = vdupq_n_f32(0.f), a1 = a0, a2 = a0, a3 = a0;
@@ -152,22 +152,18 @@ AI float frow(const void *w, int wdt, int cols, int r, const float *x) {
     }
     for (; k + 4 <= cols; k += 4) a0 = vfmaq_f32(a0, ldw4(w, wdt, base + k), vld1q_f32(x + k));
     float s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-    for (; k < cols; k++) s += wsc(w, wdt, base + k) * x[k];
+    for (; k < cols; k++) s += bn_wget(w, wdt, base + k) * x[k];
     return s;
 }
 
+static float fdot(const void *w, int wdt, int cols, int r, const float *x) {
+    if (wdt == BN_W_F32) return frow(w, BN_W_F32, cols, r, x);
+    if (wdt == BN_W_F16) return frow(w, BN_W_F16, cols, r, x);
+    return frow(w, BN_W_BF16, cols, r, x);
+}
 void bn_neon_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
-                   const float *x, int ldx, int n, float *y, int ldy);
-void bn_neon_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
-                   const float *x, int ldx, int n, float *y, int ldy) {
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float *yi = y + (size_t)i * ldy + r;
-            if (wdt == BN_W_F32) *yi = frow(w, BN_W_F32, cols, r, xi);
-            else if (wdt == BN_W_F16) *yi = frow(w, BN_W_F16, cols, r, xi);
-            else *yi = frow(w, BN_W_BF16, cols, r, xi);
-        }
+                  const float *x, int ldx, int n, float *y, int ldy) {
+    bn_fgemm_rows(fdot, w, wdt, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- quantized heads ---- */
@@ -188,14 +184,8 @@ static float q8row(const int8_t *q, int cols, const float *x) {
 }
 
 void bn_neon_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                      const float *x, int ldx, int n, float *y, int ldy);
-void bn_neon_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                      const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols);
-    const float *sc = (const float *)(const void *)wq;
-    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++) y[(size_t)i * ldy + r] = sc[r] * q8row(q + (size_t)r * cp, cols, x + (size_t)i * ldx);
+                     const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hgemm_q8_rows(q8row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
@@ -220,42 +210,31 @@ static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
         acc = vfmaq_n_f32(acc, t, d[b]);
     }
     float s = vaddvq_f32(acc);
-    for (; 32 * b < cols; b++) {
-        float t = 0.f;
-        for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
-            int v = (j < 16 ? (q[16 * b + j] & 15) : (q[16 * b + j - 16] >> 4)) - 8;
-            t += (float)v * x[32 * b + j];
-        }
-        s += d[b] * t;
-    }
-    return s;
+    return s + bn_q4dot_from(q, d, b, cols, x); /* the last, partial block */
 }
 
 void bn_neon_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                      const float *x, int ldx, int n, float *y, int ldy);
-void bn_neon_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                      const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols), nbk = cp / 32;
-    const float *d = (const float *)(const void *)wq;
-    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++)
-            y[(size_t)i * ldy + r] = q4row(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x + (size_t)i * ldx);
+                     const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hgemm_q4_rows(q4row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 static const bn_kernels SET = {
-    .name = "neon", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm,
-    .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = bn_neon_hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = bn_neon_hgemm_q4,
+    .name = "neon", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
+    .hgemm_q8 = bn_neon_hgemm_q8, .hgemm_q4 = bn_neon_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
 };
 
-const bn_kernels *bn_kernels_neon(void) {
+/* k if the OS reports the hwcap bit (or is not Linux), else NULL (shared with arm_dotprod.c). */
+const bn_kernels *bn_arm_if_hwcap(unsigned long bit, const bn_kernels *k);
+const bn_kernels *bn_arm_if_hwcap(unsigned long bit, const bn_kernels *k) {
 #if defined(__linux__)
-    if (!(getauxval(AT_HWCAP) & HWCAP_ASIMD)) return NULL;
+    if (!(getauxval(AT_HWCAP) & bit)) return NULL;
 #endif
-    return &SET;
+    return k;
 }
+/* Partial table (dispatch.c completes it), or NULL without ASIMD. */
+const bn_kernels *bn_kernels_neon(void);
+const bn_kernels *bn_kernels_neon(void) { return bn_arm_if_hwcap(HWCAP_ASIMD, &SET); }
 #else
+const bn_kernels *bn_kernels_neon(void);
 const bn_kernels *bn_kernels_neon(void) { return NULL; }
 #endif

@@ -15,6 +15,7 @@
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #include <cpuid.h>
+#include <float.h>
 #include <math.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -46,14 +47,14 @@ static int32_t sum_i8(const int8_t *x, int kp) {
     return (int32_t)(t[0] + t[1] + t[2] + t[3] - 128LL * kp);
 }
 
-static int pf_dist = 4096;
+#define PF_DIST 4096 /* software prefetch distance (bytes) of the GEMV weight stream */
 
 AI void tile1(const uint8_t *wb, int ng, const int8_t *x, __m256i *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256i l0 = _mm256_setzero_si256(), l1 = l0, h0 = l0, h1 = l0;
     for (int g = 0; g < ng; g++) {
         const uint8_t *p = wb + (size_t)g * 64;
-        _mm_prefetch((const char *)(p + pf_dist), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
         __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
         const int8_t *xg = x + 16 * g;
         __m256i x0 = bc4(xg), x1 = bc4(xg + 4), x2 = bc4(xg + 8), x3 = bc4(xg + 12);
@@ -95,8 +96,6 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
     for (int i = 0; i < NB; i++) { out[2 * i] = al[i]; out[2 * i + 1] = ah[i]; }
 }
 
-#define NCHUNK 256
-
 static void store16(int32_t *y, const __m256i *v, int j0, int j1, int32_t sub) {
     int32_t t[16];
     _mm256_storeu_si256((__m256i *)t, _mm256_sub_epi32(v[0], _mm256_set1_epi32(sub)));
@@ -105,46 +104,41 @@ static void store16(int32_t *y, const __m256i *v, int j0, int j1, int32_t sub) {
     else memcpy(y + j0, t + j0, (size_t)(j1 - j0) * 4);
 }
 
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 4 rows. */
+static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                 int32_t *y, int ldy, int j0, int j1) {
+    __m256i out[8];
+    switch (nb) {
+    case 1: tile1(wb, ng, x, out); break;
+    case 2: tileN(wb, ng, x, ldx, 2, out); break;
+    case 3: tileN(wb, ng, x, ldx, 3, out); break;
+    default: tileN(wb, ng, x, ldx, 4, out); break;
+    }
+    for (int i = 0; i < nb; i++) store16(y + (size_t)i * ldy, out + 2 * i, j0, j1, sx[i]);
+}
+static const bn_i16_tiler TILER = {4, 0, 0, sum_i8, tile};
 static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    if (r0 >= r1 || n <= 0) return;
-    int kp = bn_kpad(cols), ng = kp / 16;
-    size_t bsz = (size_t)BN_IBLK * (kp / 4);
-    int32_t sx[NCHUNK];
-    __m256i out[8];
-    for (int c0 = 0; c0 < n; c0 += NCHUNK) {
-        int cn = n - c0 < NCHUNK ? n - c0 : NCHUNK;
-        for (int i = 0; i < cn; i++) sx[i] = sum_i8(x + (size_t)(c0 + i) * ldx, kp);
-        for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
-            const uint8_t *wb = w + (size_t)b * bsz;
-            int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
-            for (int i0 = 0; i0 < cn; i0 += 4) {
-                int nb = cn - i0 < 4 ? cn - i0 : 4;
-                const int8_t *xi = x + (size_t)(c0 + i0) * ldx;
-                switch (nb) {
-                case 1: tile1(wb, ng, xi, out); break;
-                case 2: tileN(wb, ng, xi, ldx, 2, out); break;
-                case 3: tileN(wb, ng, xi, ldx, 3, out); break;
-                default: tileN(wb, ng, xi, ldx, 4, out); break;
-                }
-                for (int i = 0; i < nb; i++) store16(y + (size_t)(c0 + i0 + i) * ldy + lo, out + 2 * i, j0, j1, sx[i0 + i]);
-            }
-        }
-    }
+    bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- activation quantization (bit-exact with ref) ---- */
 static float quant_act(const float *x, int cols, int8_t *q, int kp) {
-    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 vm = _mm256_setzero_ps();
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(FLT_MAX);
+    __m256 vm = _mm256_setzero_ps(), bad = vm;
     int k = 0;
-    for (; k + 8 <= cols; k += 8) vm = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), absm), vm);
+    for (; k + 8 <= cols; k += 8) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + k), absm);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ)); /* NaN or inf */
+        vm = _mm256_max_ps(a, vm);
+    }
     float t[8]; _mm256_storeu_ps(t, vm);
     float m = 0.f;
     for (int i = 0; i < 8; i++) if (t[i] > m) m = t[i];
-    for (; k < cols; k++) { float a = fabsf(x[k]); if (a > m) m = a; }
-    if (m < 1e-5f) m = 1e-5f;
-    float s = 127.0f / m;
+    int nonfinite = _mm256_movemask_ps(bad) != 0;
+    for (; k < cols; k++) { float a = fabsf(x[k]); if (!(a <= FLT_MAX)) nonfinite = 1; if (a > m) m = a; }
+    if (nonfinite) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
+    float s = bn_quant_scale(m);
     __m256 vs = _mm256_set1_ps(s);
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (k = 0; k + 32 <= cols; k += 32) {
@@ -155,11 +149,7 @@ static float quant_act(const float *x, int cols, int8_t *q, int kp) {
         __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
         _mm256_storeu_si256((__m256i *)(q + k), _mm256_permutevar8x32_epi32(v, perm));
     }
-    for (; k < cols; k++) {
-        float v = rintf(x[k] * s);
-        q[k] = (int8_t)(v > 127.f ? 127 : v < -128.f ? -128 : v);
-    }
-    if (kp > cols) memset(q + cols, 0, (size_t)(kp - cols));
+    bn_quant_tail(x, k, cols, s, q, kp);
     return s;
 }
 
@@ -170,12 +160,6 @@ AI __m256 ldw8(const void *w, int wdt, size_t i) {
     __m128i h = _mm_loadu_si128((const __m128i *)(p + i * 2));
     if (wdt == BN_W_F16) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-AI float wsc(const void *w, int wdt, size_t i) {
-    uint16_t h;
-    if (wdt == BN_W_F32) { float f; memcpy(&f, (const char *)w + i * 4, 4); return f; }
-    memcpy(&h, (const char *)w + i * 2, 2);
-    return wdt == BN_W_F16 ? bn_f16_to_f32(h) : bn_bf16_to_f32(h);
 }
 AI float hsum(__m256 v) {
     __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -196,20 +180,18 @@ AI float frow(const void *w, int wdt, int cols, int r, const float *x) {
     }
     for (; k + 8 <= cols; k += 8) a0 = _mm256_fmadd_ps(ldw8(w, wdt, base + k), _mm256_loadu_ps(x + k), a0);
     float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; k < cols; k++) s += wsc(w, wdt, base + k) * x[k];
+    for (; k < cols; k++) s += bn_wget(w, wdt, base + k) * x[k];
     return s;
 }
 
+static float fdot(const void *w, int wdt, int cols, int r, const float *x) {
+    if (wdt == BN_W_F32) return frow(w, BN_W_F32, cols, r, x);
+    if (wdt == BN_W_F16) return frow(w, BN_W_F16, cols, r, x);
+    return frow(w, BN_W_BF16, cols, r, x);
+}
 static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
                   const float *x, int ldx, int n, float *y, int ldy) {
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float *yi = y + (size_t)i * ldy + r;
-            if (wdt == BN_W_F32) *yi = frow(w, BN_W_F32, cols, r, xi);
-            else if (wdt == BN_W_F16) *yi = frow(w, BN_W_F16, cols, r, xi);
-            else *yi = frow(w, BN_W_BF16, cols, r, xi);
-        }
+    bn_fgemm_rows(fdot, w, wdt, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- quantized heads ---- */
@@ -232,11 +214,7 @@ static float q8row(const int8_t *q, int cols, const float *x) {
 
 static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols);
-    const float *sc = (const float *)wq;
-    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++) y[(size_t)i * ldy + r] = sc[r] * q8row(q + (size_t)r * cp, cols, x + (size_t)i * ldx);
+    bn_hgemm_q8_rows(q8row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
@@ -261,42 +239,47 @@ static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
         else a0 = _mm256_fmadd_ps(db, _mm256_add_ps(t, u), a0);
     }
     float s = hsum(_mm256_add_ps(a0, a1));
-    for (; 32 * b < cols; b++) {
-        float t = 0.f;
-        for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
-            int v = (j < 16 ? (q[16 * b + j] & 15) : (q[16 * b + j - 16] >> 4)) - 8;
-            t += (float)v * x[32 * b + j];
-        }
-        s += d[b] * t;
-    }
-    return s;
+    return s + bn_q4dot_from(q, d, b, cols, x); /* the last, partial block */
 }
 
 static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols), nbk = cp / 32;
-    const float *d = (const float *)wq;
-    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
-    for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++)
-            y[(size_t)i * ldy + r] = q4row(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x + (size_t)i * ldx);
+    bn_hgemm_q4_rows(q4row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
+
+/* ---- float32 GEMM micro-kernel 6x16 (kernels.h bn_sgemm_ukr): 12 ymm accumulators ---- */
+static void ukr(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            __m256 a = _mm256_broadcast_ss(A + i);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+        A += 6; B += 16;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(c)); c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(c + 8)); }
+        _mm256_storeu_ps(c, c0[i]); _mm256_storeu_ps(c + 8, c1[i]);
+    }
+}
+static const bn_sgemm_ukr UKR = {"avx2", 6, 16, ukr, NULL, NULL};
 
 static const bn_kernels SET = {
-    .name = "avx2", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm,
-    .quant_act = quant_act, .fgemm = fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = hgemm_q4,
+    .name = "avx2", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = bn_adam_ref,
 };
 
-const bn_kernels *bn_kernels_avx2(void) {
-    static int state = -1;
-    if (state < 0) {
-        const char *p = getenv("BITNET_PF_DIST"); if (p && atoi(p) >= 0) pf_dist = atoi(p);
-        state = cpu_has_avx2();
-    }
-    return state ? &SET : NULL;
-}
+/* Partial table (dispatch.c completes it), or NULL when this CPU/OS lacks AVX2+FMA+F16C. */
+const bn_kernels *bn_kernels_avx2(void);
+const bn_kernels *bn_kernels_avx2(void) { return cpu_has_avx2() ? &SET : NULL; }
 #else
+const bn_kernels *bn_kernels_avx2(void);
 const bn_kernels *bn_kernels_avx2(void) { return NULL; }
 #endif

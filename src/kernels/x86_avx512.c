@@ -1,5 +1,6 @@
 /* x86_avx512.c — the AVX-512 kernel set (F+BW+VL+DQ; vpdpbusd when AVX512-VNNI is present,
- * vpmaddubsw+vpmaddwd otherwise: sets "avx512" and, for CPUs without VNNI, the same name).
+ * vpmaddubsw+vpmaddwd otherwise: sets "avx512" (needs VNNI) and "avx512-novnni"). Also the
+ * AVX-512 float32 GEMM micro-kernels of bn_sgemm and the AdamW rows.
  *
  * Ternary layout "i16" (kernels.h): 16-row blocks, 64 bytes per 16 k. One 64-byte load gives
  * 4 vectors of unsigned codes ((v >> 2s) & 3); each feeds vpdpbusd against the 4 activation
@@ -16,6 +17,7 @@
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #include <cpuid.h>
+#include <float.h>
 #include <math.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -55,12 +57,12 @@ static int32_t sum_i8(const int8_t *x, int kp) {
     return (int32_t)(_mm512_reduce_add_epi64(acc) - 128LL * kp);
 }
 
-static int pf_dist = 8192; /* software prefetch distance (bytes) of the GEMV weight streams (BITNET_PF_DIST) */
+#define PF_DIST 8192 /* software prefetch distance (bytes) of the GEMV weight streams (8 KiB measured best) */
 
-/* Start of a GEMV weight stream: prefetch its first pf_dist bytes at once (the loops prefetch
- * pf_dist ahead from there on), so a new matrix does not wait for the hardware prefetcher. */
+/* Start of a GEMV weight stream: prefetch its first PF_DIST bytes at once (the loops prefetch
+ * PF_DIST ahead from there on), so a new matrix does not wait for the hardware prefetcher. */
 static inline void prefetch_burst(const void *p, size_t len) {
-    size_t n = len < (size_t)pf_dist ? len : (size_t)pf_dist;
+    size_t n = len < (size_t)PF_DIST ? len : (size_t)PF_DIST;
     for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
 }
 /* One 16-row block times one activation row (GEMV): 4 independent accumulators. */
@@ -69,7 +71,7 @@ AI __m512i tile1(const uint8_t *wb, int ng, const int8_t *x, int vnni) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (int g = 0; g < ng; g++) {
         __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
-        _mm_prefetch((const char *)(wb + (size_t)g * 64 + pf_dist), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + (size_t)g * 64 + PF_DIST), _MM_HINT_T0);
         const int8_t *xg = x + 16 * g;
         a0 = dp(a0, _mm512_and_si512(v, m3), bc4(xg), vnni);
         a1 = dp(a1, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3), bc4(xg + 4), vnni);
@@ -106,65 +108,61 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
     for (int i = 0; i < NB; i++) out[i] = acc[i];
 }
 
-#define NCHUNK 256
-
-AI void tgemm_impl(const uint8_t *w, int rows, int cols, int r0, int r1,
-                   const int8_t *x, int ldx, int n, int32_t *y, int ldy, int vnni) {
-    if (r0 >= r1 || n <= 0) return;
-    int kp = bn_kpad(cols), ng = kp / 16;
-    size_t bsz = (size_t)BN_IBLK * (kp / 4);
-    int32_t sx[NCHUNK];
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 16 rows. */
+AI void tile_t(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+               int32_t *y, int ldy, int j0, int j1, int vnni) {
     __m512i out[16];
-    if (n <= 2) prefetch_burst(w + (size_t)(r0 / BN_IBLK) * bsz, (size_t)((r1 - 1) / BN_IBLK - r0 / BN_IBLK + 1) * bsz);
-    for (int c0 = 0; c0 < n; c0 += NCHUNK) {
-        int cn = n - c0 < NCHUNK ? n - c0 : NCHUNK;
-        for (int i = 0; i < cn; i++) sx[i] = sum_i8(x + (size_t)(c0 + i) * ldx, kp);
-        for (int b = r0 / BN_IBLK; b * BN_IBLK < r1; b++) {
-            const uint8_t *wb = w + (size_t)b * bsz;
-            int lo = b * BN_IBLK, j0 = r0 > lo ? r0 - lo : 0, j1 = r1 - lo < BN_IBLK ? r1 - lo : BN_IBLK;
-            __mmask16 mk = (__mmask16)(((1u << j1) - 1) & ~((1u << j0) - 1));
-            if (b * BN_IBLK + 2 * BN_IBLK <= r1) _mm_prefetch((const char *)(wb + bsz), _MM_HINT_T0);
-            for (int i0 = 0; i0 < cn; i0 += 16) {
-                int nb = cn - i0 < 16 ? cn - i0 : 16;
-                const int8_t *xi = x + (size_t)(c0 + i0) * ldx;
-                switch (nb) {
-                case 1: out[0] = tile1(wb, ng, xi, vnni); break;
-#define C(N) case N: tileN(wb, ng, xi, ldx, N, out, vnni); break;
-                C(2) C(3) C(4) C(5) C(6) C(7) C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15) C(16)
+    switch (nb) {
+    case 1: out[0] = tile1(wb, ng, x, vnni); break;
+#define C(N) case N: tileN(wb, ng, x, ldx, N, out, vnni); break;
+    C(2) C(3) C(4) C(5) C(6) C(7) C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15) C(16)
 #undef C
-                }
-                for (int i = 0; i < nb; i++) {
-                    __m512i r = _mm512_sub_epi32(out[i], _mm512_set1_epi32(sx[i0 + i]));
-                    _mm512_mask_storeu_epi32(y + (size_t)(c0 + i0 + i) * ldy + lo, mk, r);
-                }
-            }
-        }
     }
+    __mmask16 mk = (__mmask16)(((1u << j1) - 1) & ~((1u << j0) - 1));
+    for (int i = 0; i < nb; i++)
+        _mm512_mask_storeu_epi32(y + (size_t)i * ldy, mk, _mm512_sub_epi32(out[i], _mm512_set1_epi32(sx[i])));
 }
 
 #ifdef __AVX512VNNI__
+static void tile_vnni(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                      int32_t *y, int ldy, int j0, int j1) {
+    tile_t(wb, ng, x, ldx, nb, sx, y, ldy, j0, j1, 1);
+}
+static const bn_i16_tiler TILER_VNNI = {16, PF_DIST, 1, sum_i8, tile_vnni};
 static void tgemm_vnni(const uint8_t *w, int rows, int cols, int r0, int r1,
                        const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    tgemm_impl(w, rows, cols, r0, r1, x, ldx, n, y, ldy, 1);
+    bn_tgemm_i16(&TILER_VNNI, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 #endif
+static void tile_bw(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                    int32_t *y, int ldy, int j0, int j1) {
+    tile_t(wb, ng, x, ldx, nb, sx, y, ldy, j0, j1, 0);
+}
+static const bn_i16_tiler TILER_BW = {16, PF_DIST, 1, sum_i8, tile_bw};
 static void tgemm_bw(const uint8_t *w, int rows, int cols, int r0, int r1,
                      const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
-    tgemm_impl(w, rows, cols, r0, r1, x, ldx, n, y, ldy, 0);
+    bn_tgemm_i16(&TILER_BW, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- activation quantization (bit-exact with ref: exact max, float32 x*s, RNE) ---- */
 static float quant_act(const float *x, int cols, int8_t *q, int kp) {
+    const __m512 big = _mm512_set1_ps(FLT_MAX);
     __m512 vm = _mm512_setzero_ps();
+    __mmask16 bad = 0;
     int k = 0;
-    for (; k + 16 <= cols; k += 16) vm = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + k)), vm);
+    for (; k + 16 <= cols; k += 16) {
+        __m512 a = _mm512_abs_ps(_mm512_loadu_ps(x + k));
+        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ); /* NaN or inf */
+        vm = _mm512_max_ps(a, vm);
+    }
     if (k < cols) {
         __mmask16 mk = (__mmask16)((1u << (cols - k)) - 1);
-        vm = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k)), vm);
+        __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k));
+        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ);
+        vm = _mm512_max_ps(a, vm);
     }
-    float m = _mm512_reduce_max_ps(vm);
-    if (m < 1e-5f) m = 1e-5f;
-    float s = 127.0f / m;
+    if (bad) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
+    float s = bn_quant_scale(_mm512_reduce_max_ps(vm));
     __m512 vs = _mm512_set1_ps(s);
     for (k = 0; k + 16 <= cols; k += 16) {
         __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -178,6 +176,26 @@ static float quant_act(const float *x, int cols, int8_t *q, int kp) {
     if (kp > cols) memset(q + cols, 0, (size_t)(kp - cols));
     return s;
 }
+
+/* The blocking of the float kernels' GEMM (n > 1), written once for fgemm, Q8 and Q4: blocks of
+ * 4 weight rows (kept hot in L1) times all n activation rows, 4 at a time, then the last rows one
+ * by one. BLOCK(RB, NB) computes rows r..r+RB-1 for the NB activation rows at xi / yi. */
+#define BLOCK4_DRIVER(BLOCK) do { \
+        int r = r0; \
+        for (; r + 4 <= r1; r += 4) \
+            for (int i0 = 0; i0 < n; i0 += 4) { \
+                const float *xi = x + (size_t)i0 * ldx; \
+                float *yi = y + (size_t)i0 * ldy; \
+                switch (n - i0 < 4 ? n - i0 : 4) { \
+                case 1: BLOCK(4, 1); break; \
+                case 2: BLOCK(4, 2); break; \
+                case 3: BLOCK(4, 3); break; \
+                default: BLOCK(4, 4); break; \
+                } \
+            } \
+        for (; r < r1; r++) \
+            for (int i = 0; i < n; i++) { const float *xi = x + (size_t)i * ldx; float *yi = y + (size_t)i * ldy; BLOCK(1, 1); } \
+    } while (0)
 
 /* ---- float GEMM (LM head): RB rows x NB activation rows per step, f32 accumulate ---- */
 AI __m512 ldw(const void *w, int wdt, size_t i, __mmask16 mk) {
@@ -230,7 +248,7 @@ AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y)
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     size_t base = (size_t)r * cols;
     int k = 0;
-    const char *pw = (const char *)w + base * (wdt == BN_W_F32 ? 4 : 2) + pf_dist;
+    const char *pw = (const char *)w + base * (wdt == BN_W_F32 ? 4 : 2) + PF_DIST;
     for (; k + 64 <= cols; k += 64) {
         const int esz = wdt == BN_W_F32 ? 4 : 2; /* 64 weights = esz cache lines */
         for (int o = 0; o < 64 * esz; o += 64) _mm_prefetch(pw + (size_t)k * esz + o, _MM_HINT_T0);
@@ -246,7 +264,7 @@ AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y)
     *y = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-/* GEMM: blocks of 4 weight rows (kept hot in L1) times all n activation rows, 4 at a time. */
+/* GEMV: one sequential stream per row; GEMM: BLOCK4_DRIVER over fblock. */
 AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1,
                 const float *x, int ldx, int n, float *y, int ldy) {
     if (n == 1) {
@@ -254,21 +272,9 @@ AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1
         for (int r = r0; r < r1; r++) frow1(w, wdt, cols, r, x, y + r);
         return;
     }
-    int r = r0;
-    for (; r + 4 <= r1; r += 4)
-        for (int i0 = 0; i0 < n; i0 += 4) {
-            int nb = n - i0 < 4 ? n - i0 : 4;
-            const float *xi = x + (size_t)i0 * ldx;
-            float *yi = y + (size_t)i0 * ldy;
-            switch (nb) {
-            case 1: fblock(w, wdt, cols, r, 4, xi, ldx, 1, yi, ldy); break;
-            case 2: fblock(w, wdt, cols, r, 4, xi, ldx, 2, yi, ldy); break;
-            case 3: fblock(w, wdt, cols, r, 4, xi, ldx, 3, yi, ldy); break;
-            default: fblock(w, wdt, cols, r, 4, xi, ldx, 4, yi, ldy); break;
-            }
-        }
-    for (; r < r1; r++)
-        for (int i = 0; i < n; i++) frow1(w, wdt, cols, r, x + (size_t)i * ldx, y + (size_t)i * ldy + r);
+#define FB(RB, NB) fblock(w, wdt, cols, r, RB, xi, ldx, NB, yi, ldy)
+    BLOCK4_DRIVER(FB);
+#undef FB
 }
 
 static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
@@ -331,25 +337,9 @@ static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
         for (int r = r0; r < r1; r++) y[r] = sc[r] * q8row1(q + (size_t)r * cp, cols, x);
         return;
     }
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) /* 4 weight rows stay in L1 while all n activation rows pass */
-        for (int i0 = 0; i0 < n; i0 += 4) {
-            int nb = n - i0 < 4 ? n - i0 : 4;
-            const float *xi = x + (size_t)i0 * ldx;
-            float *yi = y + (size_t)i0 * ldy;
-            switch (nb) {
-            case 1: q8block(q, cp, cols, r, 4, xi, ldx, 1, yi, ldy, sc); break;
-            case 2: q8block(q, cp, cols, r, 4, xi, ldx, 2, yi, ldy, sc); break;
-            case 3: q8block(q, cp, cols, r, 4, xi, ldx, 3, yi, ldy, sc); break;
-            default: q8block(q, cp, cols, r, 4, xi, ldx, 4, yi, ldy, sc); break;
-            }
-        }
-    for (; r < r1; r++)
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float *yi = y + (size_t)i * ldy;
-            q8block(q, cp, cols, r, 1, xi, ldx, 1, yi, ldy, sc);
-        }
+#define QB(RB, NB) q8block(q, cp, cols, r, RB, xi, ldx, NB, yi, ldy, sc)
+    BLOCK4_DRIVER(QB);
+#undef QB
 }
 
 /* Q4: per 32-block, s = sum(q*x) over the block (2 FMAs), acc += d * s. */
@@ -425,58 +415,141 @@ static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
         for (int r = r0; r < r1; r++) y[r] = q4row1(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x);
         return;
     }
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) /* 4 weight rows stay in L1 while all n activation rows pass */
-        for (int i0 = 0; i0 < n; i0 += 4) {
-            int nb = n - i0 < 4 ? n - i0 : 4;
-            const float *xi = x + (size_t)i0 * ldx;
-            float *yi = y + (size_t)i0 * ldy;
-            switch (nb) {
-            case 1: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 1, yi, ldy, d); break;
-            case 2: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 2, yi, ldy, d); break;
-            case 3: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 3, yi, ldy, d); break;
-            default: q4block(q, cp, nbk, cols, r, 4, xi, ldx, 4, yi, ldy, d); break;
+#define QB(RB, NB) q4block(q, cp, nbk, cols, r, RB, xi, ldx, NB, yi, ldy, d)
+    BLOCK4_DRIVER(QB);
+#undef QB
+}
+
+/* ---- float32 GEMM micro-kernels (kernels.h bn_sgemm_ukr) ---- */
+/* AVX-512 12x32: 24 zmm accumulators, 2 B vectors, broadcast A from memory. */
+static void ukr(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    __m512 c0[12], c1[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) {
+            __m512 a = _mm512_set1_ps(A[i]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+        A += 12; B += 32;
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16)); }
+        _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
+    }
+}
+
+/* AVX-512 12x32 reading A unpacked: row i of the tile at A + i*lda, k contiguous (op(A) not
+ * transposed). Same FMA order as ukr on a packed panel, so results are identical. */
+static void ukra(int kc, const float *A, int lda, const float *B, float *C, int ldc, int acc) {
+    __m512 c0[12], c1[12];
+    const float *a0 = A, *a3 = A + 3 * (size_t)lda, *a6 = A + 6 * (size_t)lda, *a9 = A + 9 * (size_t)lda;
+    const size_t l1 = (size_t)lda, l2 = 2 * (size_t)lda;
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#define ROW(i, p, o) { __m512 a = _mm512_set1_ps(p[o + k]); c0[i] = _mm512_fmadd_ps(a, b0, c0[i]); c1[i] = _mm512_fmadd_ps(a, b1, c1[i]); }
+        ROW(0, a0, 0) ROW(1, a0, l1) ROW(2, a0, l2)
+        ROW(3, a3, 0) ROW(4, a3, l1) ROW(5, a3, l2)
+        ROW(6, a6, 0) ROW(7, a6, l1) ROW(8, a6, l2)
+        ROW(9, a9, 0) ROW(10, a9, l1) ROW(11, a9, l2)
+#undef ROW
+        B += 32;
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16)); }
+        _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
+    }
+}
+/* Transposing pack of a full 32-column B panel (op(B) = B^T): d[k][j] = src[j * ldb + k] for
+ * j < 32, k < kc, via 16x16 in-register transposes; the k tail is scalar. */
+static void pack_bt32(const float *src, int ldb, int kc, float *d) {
+    int k0 = 0;
+    for (; k0 + 16 <= kc; k0 += 16) {
+        for (int j0 = 0; j0 < 32; j0 += 16) {
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)(j0 + i) * ldb + k0);
+            for (int i = 0; i < 8; i++) { t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]); t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]); }
+            for (int g = 0; g < 4; g++) {
+                __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+                __m512d c = _mm512_castps_pd(t[4 * g + 2]), e = _mm512_castps_pd(t[4 * g + 3]);
+                r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+                r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+            }
+            /* r[4g + c] holds rows 4g..4g+3 at columns c, c+4, c+8, c+12 (one per 128-bit lane) */
+            for (int c = 0; c < 4; c++) {
+                __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+                __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+                float *o = d + (size_t)k0 * 32 + j0;
+                _mm512_store_ps(o + (size_t)c * 32, _mm512_shuffle_f32x4(u0, u2, 0x88));
+                _mm512_store_ps(o + (size_t)(c + 8) * 32, _mm512_shuffle_f32x4(u0, u2, 0xdd));
+                _mm512_store_ps(o + (size_t)(c + 4) * 32, _mm512_shuffle_f32x4(u1, u3, 0x88));
+                _mm512_store_ps(o + (size_t)(c + 12) * 32, _mm512_shuffle_f32x4(u1, u3, 0xdd));
             }
         }
-    for (; r < r1; r++)
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float *yi = y + (size_t)i * ldy;
-            q4block(q, cp, nbk, cols, r, 1, xi, ldx, 1, yi, ldy, d);
-        }
+    }
+    for (int j = 0; j < 32; j++) {
+        const float *sj = src + (size_t)j * ldb;
+        for (int k = k0; k < kc; k++) d[(size_t)k * 32 + j] = sj[k];
+    }
+}
+static const bn_sgemm_ukr UKR = {"avx512", 12, 32, ukr, ukra, pack_bt32};
+
+/* ---- AdamW rows (kernels.h bn_adam_fn) ---- */
+/* The same arithmetic, 16 lanes at a time (the compiler will not vectorize sqrtf with errno on). */
+static void adam(float *restrict pp, const float *restrict gg, float *restrict mm, float *restrict vv, size_t n,
+                             float decay, float step_size, float bc2s, float omb1, float b2, float omb2, float eps) {
+    const __m512 vdec = _mm512_set1_ps(decay), vo1 = _mm512_set1_ps(omb1), vb2 = _mm512_set1_ps(b2), vo2 = _mm512_set1_ps(omb2);
+    const __m512 vbc = _mm512_set1_ps(bc2s), veps = _mm512_set1_ps(eps), vns = _mm512_set1_ps(-step_size);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_loadu_ps(gg + i), m0 = _mm512_loadu_ps(mm + i), v0 = _mm512_loadu_ps(vv + i);
+        __m512 p = _mm512_mul_ps(_mm512_loadu_ps(pp + i), vdec);
+        __m512 m = _mm512_add_ps(m0, _mm512_mul_ps(_mm512_sub_ps(g, m0), vo1));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(v0, vb2), _mm512_mul_ps(_mm512_mul_ps(vo2, g), g));
+        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), vbc), veps);
+        p = _mm512_add_ps(p, _mm512_div_ps(_mm512_mul_ps(vns, m), den));
+        _mm512_storeu_ps(pp + i, p); _mm512_storeu_ps(mm + i, m); _mm512_storeu_ps(vv + i, v);
+    }
+    bn_adam_ref(pp + i, gg + i, mm + i, vv + i, n - i, decay, step_size, bc2s, omb1, b2, omb2, eps);
 }
 
 #ifdef __AVX512VNNI__
 static const bn_kernels SET_VNNI = {
-    .name = "avx512", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm_vnni,
-    .quant_act = quant_act, .fgemm = fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = hgemm_q4,
+    .name = "avx512", .layout = BN_LAYOUT_I16, .tgemm = tgemm_vnni, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
 };
 #endif
 static const bn_kernels SET_BW = {
-    .name = "avx512", .packed_size = bn_i16_packed_size, .pack = bn_pack_i16, .tgemm = tgemm_bw,
-    .quant_act = quant_act, .fgemm = fgemm,
-    .hq8_size = bn_hq8_size, .hq8_quant = bn_hq8_quant, .hgemm_q8 = hgemm_q8,
-    .hq4_size = bn_hq4_size, .hq4_quant = bn_hq4_quant, .hgemm_q4 = hgemm_q4,
+    .name = "avx512-novnni", .layout = BN_LAYOUT_I16, .tgemm = tgemm_bw, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
 };
 
-/* BITNET_AVX512_NOVNNI=1 picks the vpmaddubsw path even on VNNI CPUs (tests). */
+/* Partial tables (dispatch.c completes them): "avx512" needs AVX512-VNNI (vpdpbusd);
+ * "avx512-novnni" (vpmaddubsw + vpmaddwd) runs on any AVX-512 F/BW/VL/DQ CPU. */
+const bn_kernels *bn_kernels_avx512(void);
+const bn_kernels *bn_kernels_avx512_novnni(void);
 const bn_kernels *bn_kernels_avx512(void) {
-    static int state = -1; /* -1 unknown, 0 none, 1 bw, 2 vnni */
-    if (state < 0) {
-        const char *p = getenv("BITNET_PF_DIST"); if (p && atoi(p) >= 0) pf_dist = atoi(p);
-        int vnni = 0, ok = cpu_has_avx512(&vnni);
-        state = ok ? (vnni ? 2 : 1) : 0;
-    }
-    if (state == 0) return NULL;
-    const char *e = getenv("BITNET_AVX512_NOVNNI");
-    if (e && *e == '1') return &SET_BW;
 #ifdef __AVX512VNNI__
-    if (state == 2) return &SET_VNNI;
+    int vnni = 0;
+    if (cpu_has_avx512(&vnni) && vnni) return &SET_VNNI;
 #endif
-    return &SET_BW;
+    return NULL;
 }
+const bn_kernels *bn_kernels_avx512_novnni(void) { int vnni; return cpu_has_avx512(&vnni) ? &SET_BW : NULL; }
 #else
+const bn_kernels *bn_kernels_avx512(void);
+const bn_kernels *bn_kernels_avx512_novnni(void);
 const bn_kernels *bn_kernels_avx512(void) { return NULL; }
+const bn_kernels *bn_kernels_avx512_novnni(void) { return NULL; }
 #endif
