@@ -16,7 +16,7 @@
  *    NaN logits with BITNET_OK, and leaves the positions unchanged. */
 #include "t.h"
 #include "bitnet.h"
-#include "model.h"
+#include "model/model.h"
 
 #define NS 4
 #define DEC 6       /* decode tokens per sequence */

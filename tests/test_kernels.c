@@ -4,8 +4,8 @@
  * rounding; quant_act total on NaN/inf (all q 0, scale NaN, bit-identical to ref). The
  * AVX-512 path without VNNI is its own set ("avx512-novnni"), tested like any other. */
 #include "t.h"
-#include "kernels/kernels.h"
-#include "util.h"
+#include "backend/cpu/kernels/kernels.h"
+#include "core/util.h"
 #include <stdint.h>
 #include <float.h>
 

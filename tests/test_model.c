@@ -3,7 +3,7 @@
  * of the reference, and greedy ids identical, for every layout and every kernel set here. */
 #include "t.h"
 #include "bitnet.h"
-#include "model.h"
+#include "model/model.h"
 #include <cjson/cJSON.h>
 
 static int read_ids(cJSON *root, const char *key, int32_t *ids, int max) {

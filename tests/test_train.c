@@ -4,14 +4,14 @@
  * loader errors, export round trip, shuffled data windows, text-as-data hints, trainer_state range
  * checks and stored options on resume, batch x seq size limits. */
 #include "t.h"
-#include "train.h"
-#include "model.h"
-#include "optim.h"
-#include "gemm_f32.h"
-#include "safetensors.h"
-#include "train_loop.h"
-#include "data.h"
-#include "train_export.h"
+#include "train/train.h"
+#include "model/model.h"
+#include "train/optim.h"
+#include "backend/cpu/gemm_f32.h"
+#include "io/safetensors.h"
+#include "train/train_loop.h"
+#include "train/data.h"
+#include "train/train_export.h"
 #include <cjson/cJSON.h>
 #include <unistd.h>
 #include <sys/stat.h>

@@ -16,10 +16,10 @@
 #include "cli.h"
 #include "args.h"
 #include <unistd.h>
-#include "util.h"
-#include "threads.h"
-#include "kernels/kernels.h"
-#include "model.h"
+#include "core/util.h"
+#include "core/threads.h"
+#include "backend/cpu/kernels/kernels.h"
+#include "model/model.h"
 #include <math.h>
 #include <stdint.h>
 #if defined(__x86_64__)

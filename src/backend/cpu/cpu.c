@@ -6,9 +6,9 @@
  * thread count (every output element is computed by one thread in a fixed order).
  * Not: a graph executor; buffers are host memory (device = BN_DEV_CPU). */
 #include "backend/backend.h"
-#include "model.h"
-#include "threads.h"
-#include "gemm_f32.h"
+#include "model/model.h"
+#include "core/threads.h"
+#include "backend/cpu/gemm_f32.h"
 #include <math.h>
 
 struct bn_exec {
