@@ -37,6 +37,9 @@ typedef enum bitnet_status {
 const char *bitnet_last_error(void);
 /* Short name of a status code. */
 const char *bitnet_status_str(bitnet_status s);
+/* Write len bytes to path atomically: a temp file in the same folder, fsync, rename; path is
+ * either the old file or the new one, never a mix. */
+bitnet_status bitnet_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* ---- model ---------------------------------------------------------------------------- */
 typedef struct bitnet_model bitnet_model;
@@ -84,8 +87,33 @@ const char *const *bitnet_kernel_sets(void);
  * model.safetensors.index.json). Layouts: 2B-4T packed, 2B-4T bf16/f32 master, 1bitLLM.
  * Same as bitnet_model_load_ex with the default params. */
 bitnet_status bitnet_model_load(const char *path, bitnet_model **out);
-/* Load with params (p NULL = defaults). */
+/* Load with params (p NULL = defaults). path: a model folder as above, or one .safetensors
+ * file with config.json in the same folder. */
 bitnet_status bitnet_model_load_ex(const char *path, const bitnet_model_params *p, bitnet_model **out);
+
+/* A file provider (whisper-style reader): how the loader gets a model's files without a
+ * folder — from memory, an archive, an asset manager. The loader asks for files by plain name:
+ * "config.json", then "model.safetensors" or, if that fails with BITNET_ERR_IO,
+ * "model.safetensors.index.json" and the shards it names.
+ * open: set *data / *size to the whole file and return BITNET_OK, or return BITNET_ERR_IO if
+ *   there is no such file (another status for other failures). The bytes must stay valid and
+ *   unchanged until close is called for them; they need no alignment.
+ * close: NULL, or called once for every successful open (config.json and the index right after
+ *   parsing; weight files at bitnet_model_free, since tensors may be used in place).
+ * ud is passed to both; it and the functions must stay valid until bitnet_model_free. */
+typedef struct bitnet_files {
+    void *ud;
+    bitnet_status (*open)(void *ud, const char *name, const void **data, size_t *size);
+    void (*close)(void *ud, const void *data, size_t size);
+} bitnet_files;
+/* Load a model whose files f provides (same layouts and checks as a folder; messages name the
+ * files by their plain names). p NULL = defaults. */
+bitnet_status bitnet_model_load_files(const bitnet_files *f, const bitnet_model_params *p, bitnet_model **out);
+/* One in-memory file for bitnet_files_from_memory. */
+typedef struct bitnet_file_buf { const char *name; const void *data; size_t size; } bitnet_file_buf;
+/* A provider over caller-owned buffers (not copied): bufs is an array ended by an entry whose
+ * name is NULL; it and the buffers must outlive the model. */
+bitnet_files bitnet_files_from_memory(const bitnet_file_buf *bufs);
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
 

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "safetensors.h"
 #include "kernels/kernels.h"
+#include "ternary.h"
 
 /* A BitLinear weight W[rows=out, cols=in], ternary, packed by kernel set k:
  *     y[r] = (sum_k W[r][k] * xq[k]) / s_act * scale */
@@ -46,13 +47,5 @@ struct bitnet_model {
 bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_model **out);
 /* Weight bytes streamed per generated token (all ternary matrices + one head pass). */
 size_t bn_model_weight_bytes_per_token(const bitnet_model *m);
-/* Ternarize float weights w[rows*cols] as the reference does (absmean per tensor):
- * g = 1/max(mean|w|, 1e-5); q = clamp(rint(w*g), -1, 1) (skipped when q is NULL).
- * Returns max(mean|w|, 1e-5), the dequantization scale (W ~ q * scale). */
-float bn_ternarize(const float *w, int64_t n, int8_t *q);
-/* Unpack a 2B-4T packed uint8[rows/4, cols] tensor into int8[rows, cols] in {-1,0,1};
- * returns -1 (and sets nothing) if a code 3 appears, else 0. */
-int bn_unpack_2b4t(const uint8_t *p, int rows, int cols, int8_t *q);
-/* Pack int8[rows, cols] ternary into the 2B-4T uint8[rows/4, cols] layout (rows % 4 == 0). */
-void bn_pack_2b4t(const int8_t *q, int rows, int cols, uint8_t *p);
+/* The ternary codec (bn_ternarize, bn_pack_2b4t, bn_unpack_2b4t) is in ternary.h. */
 #endif
