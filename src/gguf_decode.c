@@ -9,6 +9,7 @@
  *   I2_S  (numel/4 + 32 B)    2-bit codes in 128- (x86) or 64-value (ARM) blocks, then an f32 scale
  * Not: quantizers (files are written by the converter / the test generator), or SIMD. */
 #include "gguf.h"
+#include "ternary.h"
 #include <math.h>
 #include <stdio.h>
 
@@ -224,15 +225,8 @@ bitnet_status bn_gguf_read_linear(const bn_gguf *g, const char *base, int64_t ro
         if (ternary && a > 0) {
             for (int64_t i = 0; i < n; i++) q[i] = (int8_t)(w[i] > 0 ? 1 : w[i] < 0 ? -1 : 0);
             s = a;
-        } else {             /* latent weights: absmean per tensor, as the loader does for masters */
-            double sum = 0;
-            for (int64_t i = 0; i < n; i++) sum += fabsf(w[i]);
-            float mean = (float)(sum / (double)n);
-            if (mean < 1e-5f) mean = 1e-5f;
-            float gi = 1.0f / mean;
-            for (int64_t i = 0; i < n; i++) { float r = rintf(w[i] * gi); q[i] = (int8_t)(r > 1 ? 1 : r < -1 ? -1 : r); }
-            s = mean;
-        }
+        } else              /* latent weights: absmean per tensor, the loader's codec for masters */
+            s = bn_ternarize(w, n, q);
         free(w);
     } else
         return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s; a BitLinear weight must be i2_s, tq1_0, tq2_0, f32, f16 or bf16",
