@@ -146,7 +146,8 @@ bitnet_status bitnet_ctx_eval(bitnet_ctx *c, const int32_t *ids, int n, float *l
 typedef struct bitnet_tokenizer bitnet_tokenizer;
 
 /* path: a model folder (tokenizer.json preferred, else tokenizer.model), a tokenizer.json or a
- * tokenizer.model. Special ids are read from the folder's config files when present. */
+ * tokenizer.model, or a .gguf file (its tokenizer.ggml.* metadata: gpt2 byte-level BPE). Special
+ * ids are read from the folder's config files when present (a GGUF file carries its own). */
 bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out);
 void bitnet_tokenizer_free(bitnet_tokenizer *t);
 int bitnet_tokenizer_vocab_size(const bitnet_tokenizer *t);

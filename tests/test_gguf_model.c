@@ -5,6 +5,9 @@
  *     tests/golden/README.md) and, where the file holds the weights exactly (every file but
  *     packed-tq1_0, whose token_embd is f16), bit-identical to the folder load's logits;
  *   - greedy ids identical to golden.json;
+ *   - the tokenizer from tokenizer.ggml.* metadata encodes and decodes every case of the
+ *     tokenizer goldens (tokenizer-bpe, tokenizer-bpe-32k) as HF tokenizers does, and a file
+ *     without tokenizer.ggml.pre falls back to the Llama-3 regex with the same results;
  *   - a missing file, a wrong architecture, missing metadata, a missing tensor and a shape
  *     mismatch give one clear error naming the file.
  * Not: the reader/decoders on their own (test_gguf.c). */
@@ -126,7 +129,42 @@ static void badn(const char *name, const char *from, const char *to, size_t lf, 
 }
 static void bad(const char *name, const char *from, const char *to, bitnet_status want, const char *msg) { badn(name, from, to, strlen(from), want, msg); }
 
+/* Every case of golden_encode.json in golden dir gdir through the tokenizer of GGUF file f. */
+static void tok_cases(const char *f, const char *gdir) {
+    char path[512], name[300];
+    snprintf(path, sizeof path, "tests/gguf/%s", f);
+    bitnet_tokenizer *t = NULL;
+    bitnet_status s = bitnet_tokenizer_load(path, &t);
+    snprintf(name, sizeof name, "%s: tokenizer loads", f);
+    CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
+    snprintf(path, sizeof path, "%s/%s/golden_encode.json", t_golden(), gdir);
+    char *js = t_read_file(path, NULL);
+    cJSON *root = js ? cJSON_Parse(js) : NULL, *c;
+    if (!t || !root) { bitnet_tokenizer_free(t); cJSON_Delete(root); free(js); return; }
+    int n = 0, bad_enc = 0, bad_dec = 0; char why[400] = "";
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring, *dec = cJSON_GetObjectItem(c, "decoded")->valuestring;
+        int32_t want[4096]; int nw = read_ids(c, "ids", want, 4096);
+        int32_t *ids = NULL; int ni = 0;
+        n++;
+        if (bitnet_tokenizer_encode_ex(t, text, strlen(text), 0, &ids, &ni) || ni != nw || memcmp(ids, want, (size_t)nw * 4)) {
+            if (!bad_enc++) snprintf(why, sizeof why, "encode '%.40s': %d ids, want %d", text, ni, nw);
+        }
+        char *out = NULL;
+        if (bitnet_tokenizer_decode(t, want, nw, &out) || strcmp(out, dec)) { if (!bad_dec++ && !why[0]) snprintf(why, sizeof why, "decode '%.40s'", text); }
+        free(out); free(ids);
+    }
+    snprintf(name, sizeof name, "%s: %d golden cases of %s encode and decode as HF tokenizers", f, n, gdir);
+    CHECK(name, n > 0 && !bad_enc && !bad_dec, "%d encodes and %d decodes differ; first: %s", bad_enc, bad_dec, why);
+    snprintf(name, sizeof name, "%s: bos/eos from metadata", f);
+    CHECK(name, bitnet_tokenizer_bos(t) >= 0 && bitnet_tokenizer_is_eog(t, bitnet_tokenizer_eos(t)), "bos %d eos %d", bitnet_tokenizer_bos(t), bitnet_tokenizer_eos(t));
+    bitnet_tokenizer_free(t); cJSON_Delete(root); free(js);
+}
+
 int main(void) {
+    tok_cases("packed-tq2_0.gguf", "tokenizer-bpe");
+    tok_cases("tokenizer-bpe-nopre.gguf", "tokenizer-bpe");
+    tok_cases("tokenizer-bpe-32k.gguf", "tokenizer-bpe-32k");
     run("packed-tq2_0.gguf", "bitnet-b158-packed", 1);
     run("packed-tq1_0.gguf", "bitnet-b158-packed", 0);
     run("packed-i2_s.gguf", "bitnet-b158-packed", 1);

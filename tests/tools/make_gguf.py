@@ -19,6 +19,8 @@ What it writes (byte-deterministic):
                       token_embd F32.
   1bitllm-i2_s.gguf   bitnet-1bitllm (f16 latent weights), arch "bitnet" (silu), token_embd and
                       output F16 (as in the source: exact).
+  tokenizer-bpe-32k.gguf   tokenizer.ggml.* only (gpt2, pre llama-bpe) from tokenizer-bpe-32k;
+  tokenizer-bpe-nopre.gguf the same from tokenizer-bpe without tokenizer.ggml.pre (old files);
   quants.gguf         decoder cases: for each type, "t.<type>" and "t.<type>.ref" (F32, what
                       gguf-py's dequantize gives; for I2_S the ternary values times the scale,
                       in both bitnet.cpp layouts), and ternary TQ tensors "tern.<type>" with
@@ -247,7 +249,7 @@ def hparams(w, arch, cfg):
     w.add(f"{arch}.attention.layer_norm_rms_epsilon", "f32", float(cfg["rms_norm_eps"]))
 
 
-def bpe_tokenizer(w, folder):
+def bpe_tokenizer(w, folder, pre=True):
     """tokenizer.ggml.* (gpt2 / llama-bpe) from a byte-level BPE tokenizer.json."""
     tj = json.load(open(os.path.join(folder, "tokenizer.json"), encoding="utf-8"))
     vocab = dict(tj["model"]["vocab"])
@@ -261,9 +263,12 @@ def bpe_tokenizer(w, folder):
     for k, i in vocab.items():
         toks[i] = k
     merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"]["merges"]]
-    cfg = json.load(open(os.path.join(folder, "config.json")))
+    cp = os.path.join(folder, "config.json")
+    cfg = json.load(open(cp)) if os.path.exists(cp) else {
+        "bos_token_id": vocab["<|begin_of_text|>"], "eos_token_id": vocab["<|end_of_text|>"]}
     w.add("tokenizer.ggml.model", "str", "gpt2")
-    w.add("tokenizer.ggml.pre", "str", "llama-bpe")
+    if pre:
+        w.add("tokenizer.ggml.pre", "str", "llama-bpe")
     w.add("tokenizer.ggml.tokens", "arr:str", toks)
     w.add("tokenizer.ggml.token_type", "arr:i32", [3 if i in special else 1 for i in range(n)])
     w.add("tokenizer.ggml.merges", "arr:str", merges)
@@ -323,6 +328,16 @@ def make_model(out, name, folder, arch, lin_type, embd_type, tq_scale_tensor=Fal
     return path
 
 
+def make_tokenizer(out, name, folder, pre):
+    """A GGUF file with only tokenizer metadata (no tensors)."""
+    w = Writer()
+    w.add("general.architecture", "str", "bitnet-b1.58")
+    bpe_tokenizer(w, os.path.join(GOLD, folder), pre)
+    path = os.path.join(out, name)
+    w.save(path)
+    return path
+
+
 def make_quants(out):
     rng = np.random.default_rng(10)
     w = Writer(64)
@@ -373,7 +388,6 @@ def make_quants(out):
 def check(path):
     """Read back with gguf-py (I2_S and I8 are listed by type number only)."""
     r = gguf.GGUFReader(path)
-    assert len(r.tensors) > 0
     return len(r.tensors), len(r.fields)
 
 
@@ -387,6 +401,8 @@ def main():
         make_model(out, "master-i2_s.gguf", "bitnet-b158-master", "bitnet-25", I2_S, T.F32),
         make_model(out, "1bitllm-i2_s.gguf", "bitnet-1bitllm", "bitnet", I2_S, T.F16, tok=False),
         make_quants(out),
+        make_tokenizer(out, "tokenizer-bpe-32k.gguf", "tokenizer-bpe-32k", True),
+        make_tokenizer(out, "tokenizer-bpe-nopre.gguf", "tokenizer-bpe", False),
     ]
     for p in paths:
         try:
