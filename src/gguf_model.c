@@ -41,8 +41,7 @@ static bitnet_status get_f(const bn_gguf *g, const char *arch, const char *key, 
     return s;
 }
 
-/* The model config from g's metadata. */
-static bitnet_status gguf_config(const bn_gguf *g, bn_config *c) {
+bitnet_status bn_gguf_config(const bn_gguf *g, bn_config *c) {
     const char *f = bn_gguf_file(g);
     bn_gguf_str as;
     bitnet_status s = bn_gguf_get_str(g, "general.architecture", &as);
@@ -222,7 +221,7 @@ bitnet_status bn_gguf_model_load(const bn_src *src, const char *name, const bitn
     if (!path) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     if (!s) s = bn_gguf_parse(data, size, path, &g);
     if (!s && !(m = calloc(1, sizeof *m))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
-    if (!s) { m->k = k; s = gguf_config(g, &m->cfg); }
+    if (!s) { m->k = k; s = bn_gguf_config(g, &m->cfg); }
     if (!s) s = load_tensors(m, g, p.progress, p.progress_ud);
     if (!s && p.head != BITNET_HEAD_EXACT) s = bitnet_model_set_head(m, p.head);
     bn_gguf_free(g);

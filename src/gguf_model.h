@@ -4,6 +4,13 @@
 #define BITNET_GGUF_MODEL_H
 #include "model.h"
 #include "files.h"
+#include "gguf.h"
+
+/* The model config from a GGUF file's metadata: general.architecture bitnet (silu) or
+ * bitnet-b1.58 / bitnet-25 (relu2); the "<arch>.*" hyper-parameters range-checked (vocab_size
+ * defaults to the token count, head_count_kv to head_count, rope.freq_base to 10000);
+ * tied when there is no output.weight; bos/eos/eot ids from tokenizer.ggml.*. */
+bitnet_status bn_gguf_config(const bn_gguf *g, bn_config *c);
 
 /* Load the GGUF file `name` from src (opened, parsed, decoded, packed and closed again before
  * returning; the model keeps no pointer into it). p NULL = defaults. Errors name the file and

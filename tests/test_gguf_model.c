@@ -8,6 +8,9 @@
  *   - the tokenizer from tokenizer.ggml.* metadata encodes and decodes every case of the
  *     tokenizer goldens (tokenizer-bpe, tokenizer-bpe-32k) as HF tokenizers does, and a file
  *     without tokenizer.ggml.pre falls back to the Llama-3 regex with the same results;
+ *   - bitnet_convert_gguf (`bitnet convert`): every golden folder, and a GGUF file, written as
+ *     TQ2_0, TQ1_0 and I2_S loads back with logits bit-identical to the folder load (the ternary
+ *     values and scales survive exactly); an existing output is refused without the force flag;
  *   - a missing file, a wrong architecture, missing metadata, a missing tensor and a shape
  *     mismatch give one clear error naming the file.
  * Not: the reader/decoders on their own (test_gguf.c). */
@@ -51,7 +54,7 @@ static void run(const char *file, const char *golden, int exact) {
     int32_t ids[256]; int np = read_ids(gj, "prompt_ids", ids, 128), ng = read_ids(gj, "greedy_ids", ids + np, 128);
     int V = cJSON_GetObjectItem(gj, "vocab_size")->valueint, N = np + ng;
     bitnet_model *mg = NULL, *mf = NULL;
-    snprintf(path, sizeof path, "tests/gguf/%s", file);
+    if (strchr(file, '/')) snprintf(path, sizeof path, "%s", file); else snprintf(path, sizeof path, "tests/gguf/%s", file);
     bitnet_status s = bitnet_model_load_ex(path, NULL, &mg);
     snprintf(name, sizeof name, "%s: loads", file);
     CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
@@ -132,7 +135,7 @@ static void bad(const char *name, const char *from, const char *to, bitnet_statu
 /* Every case of golden_encode.json in golden dir gdir through the tokenizer of GGUF file f. */
 static void tok_cases(const char *f, const char *gdir) {
     char path[512], name[300];
-    snprintf(path, sizeof path, "tests/gguf/%s", f);
+    if (strchr(f, '/')) snprintf(path, sizeof path, "%s", f); else snprintf(path, sizeof path, "tests/gguf/%s", f);
     bitnet_tokenizer *t = NULL;
     bitnet_status s = bitnet_tokenizer_load(path, &t);
     snprintf(name, sizeof name, "%s: tokenizer loads", f);
@@ -170,6 +173,31 @@ int main(void) {
     run("packed-i2_s.gguf", "bitnet-b158-packed", 1);
     run("master-i2_s.gguf", "bitnet-b158-master", 1);
     run("1bitllm-i2_s.gguf", "bitnet-1bitllm", 1);
+    /* convert round trips */
+    static const char *gold[3] = {"bitnet-b158-packed", "bitnet-b158-master", "bitnet-1bitllm"};
+    static const char *types[3] = {"tq2_0", "tq1_0", "i2_s"};
+    char out[256], in[512], name[300];
+    for (int gi = 0; gi < 3; gi++)
+        for (int ti = 0; ti < 3; ti++) {
+            snprintf(out, sizeof out, "/tmp/bitnet_conv_%d_%s_%s.gguf", (int)getpid(), gold[gi], types[ti]);
+            snprintf(in, sizeof in, "%s/%s", t_golden(), gold[gi]);
+            bitnet_status cs = bitnet_convert_gguf(in, out, types[ti], 0);
+            snprintf(name, sizeof name, "convert %s --type %s", gold[gi], types[ti]);
+            CHECK(name, cs == BITNET_OK, "%s", bitnet_last_error());
+            if (!cs) run(out, gold[gi], 1);
+            if (gi == 0 && ti == 0) {
+                cs = bitnet_convert_gguf(in, out, "tq2_0", 0);
+                CHECK("convert: an existing output is refused", cs == BITNET_ERR_ARG && strstr(bitnet_last_error(), "already exists"), "%d %s", cs, bitnet_last_error());
+                CHECK("convert: unknown type", bitnet_convert_gguf(in, out, "q4_k", BITNET_CONVERT_FORCE) == BITNET_ERR_ARG && strstr(bitnet_last_error(), "q4_k"), "%s", bitnet_last_error());
+            }
+            unlink(out);
+        }
+    snprintf(out, sizeof out, "/tmp/bitnet_conv_%d_from_gguf.gguf", (int)getpid());
+    bitnet_status cs = bitnet_convert_gguf("tests/gguf/packed-tq2_0.gguf", out, "tq1_0", 0);
+    CHECK("convert packed-tq2_0.gguf --type tq1_0", cs == BITNET_OK, "%s", bitnet_last_error());
+    if (!cs) { run(out, "bitnet-b158-packed", 1); tok_cases(out, "tokenizer-bpe"); }
+    unlink(out);
+
     bitnet_model *m = NULL;
     bitnet_status s = bitnet_model_load_ex("tests/gguf/nope.gguf", NULL, &m);
     CHECK("gguf model: missing file", s == BITNET_ERR_IO && strstr(bitnet_last_error(), "nope.gguf"), "%d %s", s, bitnet_last_error());
