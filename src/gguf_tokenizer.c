@@ -6,8 +6,10 @@
  *   as in old bitnet.cpp files, the same) gives the Llama-3 split regex with ignore_merges, as
  *   the Llama-3 tokenizer.json does; "gpt2" / "default" the GPT-2 regex; bos/eos/eot/eom ids.
  * The file is mmap'd for the parse and unmapped again.
- * Not: tokenizer.ggml.model "llama" (SentencePiece from scores): refused as unsupported for now;
- * other pre-tokenizer names: refused, naming them. */
+ *   tokenizer.ggml.model "llama": SentencePiece BPE from tokens, scores and token_type (byte
+ *   tokens give byte fallback), add_space_prefix (default on), unk/bos/eos/eot ids; the pieces are
+ *   re-encoded as a tokenizer.model protobuf in memory and read by tokenizer_spm.c.
+ * Not: other tokenizer models (bert, t5, rwkv) or pre-tokenizer names: refused, naming them. */
 #include "tokenizer_internal.h"
 #include "gguf.h"
 #include <errno.h>
@@ -32,12 +34,80 @@ static bitnet_status add_step(bn_tok_step **arr, int *n, bn_tok_step **out, cons
 
 static int str_is(bn_gguf_str s, const char *lit) { return s.n == strlen(lit) && !memcmp(s.s, lit, s.n); }
 
+/* ---- tokenizer.ggml.model "llama": the pieces re-encoded as a SentencePiece ModelProto and
+ * read by the tokenizer.model loader (tokenizer_spm.c), so both follow the same rules ---- */
+typedef struct { uint8_t *b; size_t n, cap; int oom; } pbuf;
+static void pb_put(pbuf *o, const void *p, size_t n) {
+    if (o->oom) return;
+    if (o->n + n > o->cap) { size_t c = (o->n + n) * 2 + 256; uint8_t *q = realloc(o->b, c); if (!q) { o->oom = 1; return; } o->b = q; o->cap = c; }
+    memcpy(o->b + o->n, p, n); o->n += n;
+}
+static void pb_var(pbuf *o, uint64_t v) { uint8_t b[10]; int k = 0; do { b[k] = (uint8_t)(v & 0x7f); v >>= 7; if (v) b[k] |= 0x80; k++; } while (v); pb_put(o, b, (size_t)k); }
+static void pb_tag(pbuf *o, unsigned f, unsigned wt) { pb_var(o, (uint64_t)f << 3 | wt); }
+
+static bitnet_status build_spm(bitnet_tokenizer *t, const bn_gguf *g, const char *path) {
+    const bn_gguf_kv *toks, *scores = NULL, *types = NULL;
+    bitnet_status s = bn_gguf_get_arr(g, "tokenizer.ggml.tokens", BN_GV_STRING, &toks);
+    if (s) return s;
+    uint64_t n = toks->arr_n;
+    if (n < 1 || n > (1u << 24)) return bn_err(BITNET_ERR_FORMAT, "%s: tokenizer.ggml.tokens has %llu entries (1 to 2^24 allowed)", path, (unsigned long long)n);
+    if ((s = bn_gguf_get_arr(g, "tokenizer.ggml.scores", BN_GV_F32, &scores))) return s;
+    if (scores->arr_n != n) return bn_err(BITNET_ERR_FORMAT, "%s: tokenizer.ggml.scores has %llu entries, tokens %llu", path, (unsigned long long)scores->arr_n, (unsigned long long)n);
+    if (bn_gguf_find_kv(g, "tokenizer.ggml.token_type")) {
+        if ((s = bn_gguf_get_arr(g, "tokenizer.ggml.token_type", BN_GV_COUNT, &types))) return s;
+        if (types->arr_n != n || types->arr_type == BN_GV_STRING || types->arr_type == BN_GV_F32 || types->arr_type == BN_GV_F64)
+            return bn_err(BITNET_ERR_FORMAT, "%s: tokenizer.ggml.token_type must hold %llu integers", path, (unsigned long long)n);
+    }
+    pbuf o = {0}, p = {0};
+    int byte_fb = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        bn_gguf_str x = bn_gguf_arr_str(toks, i);
+        float sc = (float)bn_gguf_arr_float(scores, i);
+        int64_t ty = types ? bn_gguf_arr_int(types, i) : 1;
+        if (ty < 1 || ty > 6) { free(o.b); free(p.b); return bn_err(BITNET_ERR_FORMAT, "%s: tokenizer.ggml.token_type[%llu] = %lld (1 to 6)", path, (unsigned long long)i, (long long)ty); }
+        byte_fb |= ty == 6;
+        p.n = 0;
+        pb_tag(&p, 1, 2); pb_var(&p, x.n); pb_put(&p, x.s, x.n);
+        uint32_t u; memcpy(&u, &sc, 4);
+        pb_tag(&p, 2, 5); pb_put(&p, &u, 4);
+        pb_tag(&p, 3, 0); pb_var(&p, (uint64_t)ty);
+        pb_tag(&o, 1, 2); pb_var(&o, p.n); pb_put(&o, p.b, p.n);
+    }
+    /* TrainerSpec: BPE, byte fallback, special ids (-1 when absent); NormalizerSpec: identity,
+     * dummy prefix = tokenizer.ggml.add_space_prefix (default on), extra whitespace kept */
+    static const char *idk[3] = {"tokenizer.ggml.unknown_token_id", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
+    int64_t ids[3] = {-1, -1, -1};
+    for (int i = 0; i < 3; i++)
+        if (bn_gguf_find_kv(g, idk[i]) && (s = bn_gguf_get_int(g, idk[i], 0, (int64_t)n - 1, &ids[i]))) { free(o.b); free(p.b); return s; }
+    p.n = 0;
+    pb_tag(&p, 3, 0); pb_var(&p, 2);
+    pb_tag(&p, 35, 0); pb_var(&p, (uint64_t)byte_fb);
+    for (int i = 0; i < 3; i++) { pb_tag(&p, 40 + (unsigned)i, 0); pb_var(&p, (uint64_t)ids[i]); }
+    pb_tag(&o, 2, 2); pb_var(&o, p.n); pb_put(&o, p.b, p.n);
+    int dummy = 1;
+    if (bn_gguf_find_kv(g, "tokenizer.ggml.add_space_prefix") && (s = bn_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &dummy))) { free(o.b); free(p.b); return s; }
+    p.n = 0;
+    pb_tag(&p, 3, 0); pb_var(&p, (uint64_t)dummy);
+    pb_tag(&p, 4, 0); pb_var(&p, 0);
+    pb_tag(&p, 5, 0); pb_var(&p, 1);
+    pb_tag(&o, 3, 2); pb_var(&o, p.n); pb_put(&o, p.b, p.n);
+    if (o.oom || p.oom) s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+    else s = bn_tok_parse_spm(t, (const char *)o.b, o.n, path);
+    free(o.b); free(p.b);
+    if (!s) {
+        int64_t v;
+        if (bn_gguf_find_kv(g, "tokenizer.ggml.eot_token_id") && !bn_gguf_get_int(g, "tokenizer.ggml.eot_token_id", 0, (int64_t)n - 1, &v)) t->eot = (int)v;
+    }
+    return s;
+}
+
 static bitnet_status build(bitnet_tokenizer *t, const bn_gguf *g, const char *path) {
     bn_gguf_str model, pre = {"", 0};
     bitnet_status s = bn_gguf_get_str(g, "tokenizer.ggml.model", &model);
     if (s) return s;
+    if (str_is(model, "llama")) return build_spm(t, g, path);
     if (!str_is(model, "gpt2"))
-        return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%.*s' is not supported from GGUF (only gpt2: byte-level BPE)", path, (int)(model.n > 40 ? 40 : model.n), model.s);
+        return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%.*s' is not supported from GGUF (gpt2: byte-level BPE; llama: SentencePiece BPE)", path, (int)(model.n > 40 ? 40 : model.n), model.s);
     int has_pre = bn_gguf_find_kv(g, "tokenizer.ggml.pre") != NULL;
     if (has_pre && (s = bn_gguf_get_str(g, "tokenizer.ggml.pre", &pre))) return s;
     int llama3 = !has_pre || str_is(pre, "llama-bpe") || str_is(pre, "llama3") || str_is(pre, "llama-v3");

@@ -6,7 +6,8 @@
  *     packed-tq1_0, whose token_embd is f16), bit-identical to the folder load's logits;
  *   - greedy ids identical to golden.json;
  *   - the tokenizer from tokenizer.ggml.* metadata encodes and decodes every case of the
- *     tokenizer goldens (tokenizer-bpe, tokenizer-bpe-32k) as HF tokenizers does, and a file
+ *     tokenizer goldens (tokenizer-bpe, tokenizer-bpe-32k) as HF tokenizers does (SentencePiece
+ *     "llama" metadata: tokenizer-spm, tokenizer-spm-8k as the sentencepiece library does), and a file
  *     without tokenizer.ggml.pre falls back to the Llama-3 regex with the same results;
  *   - bitnet_convert_gguf (`bitnet convert`): every golden folder, and a GGUF file, written as
  *     TQ2_0, TQ1_0 and I2_S loads back with logits bit-identical to the folder load (the ternary
@@ -133,7 +134,7 @@ static void badn(const char *name, const char *from, const char *to, size_t lf, 
 static void bad(const char *name, const char *from, const char *to, bitnet_status want, const char *msg) { badn(name, from, to, strlen(from), want, msg); }
 
 /* Every case of golden_encode.json in golden dir gdir through the tokenizer of GGUF file f. */
-static void tok_cases(const char *f, const char *gdir) {
+static void tok_cases_key(const char *f, const char *gdir, const char *key) {
     char path[512], name[300];
     if (strchr(f, '/')) snprintf(path, sizeof path, "%s", f); else snprintf(path, sizeof path, "tests/gguf/%s", f);
     bitnet_tokenizer *t = NULL;
@@ -147,27 +148,31 @@ static void tok_cases(const char *f, const char *gdir) {
     int n = 0, bad_enc = 0, bad_dec = 0; char why[400] = "";
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
         const char *text = cJSON_GetObjectItem(c, "text")->valuestring, *dec = cJSON_GetObjectItem(c, "decoded")->valuestring;
-        int32_t want[4096]; int nw = read_ids(c, "ids", want, 4096);
+        int32_t want[4096], dids[4096]; int nw = read_ids(c, key, want, 4096), nd = read_ids(c, "ids", dids, 4096);
         int32_t *ids = NULL; int ni = 0;
         n++;
         if (bitnet_tokenizer_encode_ex(t, text, strlen(text), 0, &ids, &ni) || ni != nw || memcmp(ids, want, (size_t)nw * 4)) {
             if (!bad_enc++) snprintf(why, sizeof why, "encode '%.40s': %d ids, want %d", text, ni, nw);
         }
         char *out = NULL;
-        if (bitnet_tokenizer_decode(t, want, nw, &out) || strcmp(out, dec)) { if (!bad_dec++ && !why[0]) snprintf(why, sizeof why, "decode '%.40s'", text); }
+        if (bitnet_tokenizer_decode(t, dids, nd, &out) || strcmp(out, dec)) { if (!bad_dec++ && !why[0]) snprintf(why, sizeof why, "decode '%.40s'", text); }
         free(out); free(ids);
     }
-    snprintf(name, sizeof name, "%s: %d golden cases of %s encode and decode as HF tokenizers", f, n, gdir);
+    snprintf(name, sizeof name, "%s: %d golden cases of %s encode to their %s and decode as HF tokenizers", f, n, gdir, key);
     CHECK(name, n > 0 && !bad_enc && !bad_dec, "%d encodes and %d decodes differ; first: %s", bad_enc, bad_dec, why);
     snprintf(name, sizeof name, "%s: bos/eos from metadata", f);
     CHECK(name, bitnet_tokenizer_bos(t) >= 0 && bitnet_tokenizer_is_eog(t, bitnet_tokenizer_eos(t)), "bos %d eos %d", bitnet_tokenizer_bos(t), bitnet_tokenizer_eos(t));
     bitnet_tokenizer_free(t); cJSON_Delete(root); free(js);
 }
+static void tok_cases(const char *f, const char *gdir) { tok_cases_key(f, gdir, "ids"); }
 
 int main(void) {
     tok_cases("packed-tq2_0.gguf", "tokenizer-bpe");
     tok_cases("tokenizer-bpe-nopre.gguf", "tokenizer-bpe");
     tok_cases("tokenizer-bpe-32k.gguf", "tokenizer-bpe-32k");
+    /* SentencePiece ("llama"): encodes as the sentencepiece library does, like tokenizer.model */
+    tok_cases_key("1bitllm-i2_s.gguf", "tokenizer-spm", "sentencepiece_ids");
+    tok_cases_key("tokenizer-spm-8k.gguf", "tokenizer-spm-8k", "sentencepiece_ids");
     run("packed-tq2_0.gguf", "bitnet-b158-packed", 1);
     run("packed-tq1_0.gguf", "bitnet-b158-packed", 0);
     run("packed-i2_s.gguf", "bitnet-b158-packed", 1);

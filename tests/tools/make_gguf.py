@@ -18,9 +18,10 @@ What it writes (byte-deterministic):
                       loader does: scale = (float)(sequential double sum |w| / n)), arch "bitnet-25",
                       token_embd F32.
   1bitllm-i2_s.gguf   bitnet-1bitllm (f16 latent weights), arch "bitnet" (silu), token_embd and
-                      output F16 (as in the source: exact).
+                      output F16 (as in the source: exact); tokenizer "llama" from tokenizer.model.
   tokenizer-bpe-32k.gguf   tokenizer.ggml.* only (gpt2, pre llama-bpe) from tokenizer-bpe-32k;
   tokenizer-bpe-nopre.gguf the same from tokenizer-bpe without tokenizer.ggml.pre (old files);
+  tokenizer-spm-8k.gguf    tokenizer.ggml.* only (llama: tokens, scores, token_type) from tokenizer-spm-8k;
   quants.gguf         decoder cases: for each type, "t.<type>" and "t.<type>.ref" (F32, what
                       gguf-py's dequantize gives; for I2_S the ternary values times the scale,
                       in both bitnet.cpp layouts), and ternary TQ tensors "tern.<type>" with
@@ -276,6 +277,71 @@ def bpe_tokenizer(w, folder, pre=True):
     w.add("tokenizer.ggml.eos_token_id", "u32", cfg["eos_token_id"])
 
 
+def _varint(b, i):
+    x = sh = 0
+    while True:
+        c = b[i]; i += 1
+        x |= (c & 0x7F) << sh; sh += 7
+        if not c & 0x80:
+            return x, i
+
+
+def _fields(b):
+    """(field, wire type, value) of a protobuf message (value: int, or bytes for type 2)."""
+    i = 0
+    while i < len(b):
+        tag, i = _varint(b, i)
+        f, wt = tag >> 3, tag & 7
+        if wt == 0:
+            v, i = _varint(b, i)
+        elif wt == 5:
+            v = b[i:i + 4]; i += 4
+        elif wt == 1:
+            v = b[i:i + 8]; i += 8
+        elif wt == 2:
+            n, i = _varint(b, i)
+            v = b[i:i + n]; i += n
+        else:
+            raise SystemExit("protobuf: wire type %d" % wt)
+        yield f, wt, v
+
+
+def spm_tokenizer(w, folder):
+    """tokenizer.ggml.* (llama / SentencePiece) from a tokenizer.model, as llama.cpp's converter
+    writes them: tokens, scores, token_type (the piece types), special ids, add_space_prefix."""
+    b = open(os.path.join(folder, "tokenizer.model"), "rb").read()
+    toks, scores, types = [], [], []
+    ids = {"unk": 0, "bos": 1, "eos": 2}
+    dummy = True
+    for f, wt, v in _fields(b):
+        if f == 1 and wt == 2:
+            piece, score, ty = b"", 0.0, 1
+            for g, wt2, x in _fields(v):
+                if g == 1:
+                    piece = x
+                elif g == 2:
+                    score = struct.unpack("<f", x)[0]
+                elif g == 3:
+                    ty = x
+            toks.append(piece); scores.append(score); types.append(ty)
+        elif f == 2 and wt == 2:
+            for g, wt2, x in _fields(v):
+                if g in (40, 41, 42) and wt2 == 0:
+                    ids[{40: "unk", 41: "bos", 42: "eos"}[g]] = x if x < 2 ** 31 else x - 2 ** 64
+        elif f == 3 and wt == 2:
+            for g, wt2, x in _fields(v):
+                if g == 3 and wt2 == 0:
+                    dummy = bool(x)
+    w.add("tokenizer.ggml.model", "str", "llama")
+    w.add("tokenizer.ggml.tokens", "arr:str", toks)
+    w.add("tokenizer.ggml.scores", "arr:f32", scores)
+    w.add("tokenizer.ggml.token_type", "arr:i32", types)
+    for k, v in ids.items():
+        if v >= 0:
+            w.add(f"tokenizer.ggml.{'unknown' if k == 'unk' else k}_token_id", "u32", v)
+    w.add("tokenizer.ggml.add_space_prefix", "bool", int(dummy))
+
+
 def make_model(out, name, folder, arch, lin_type, embd_type, tq_scale_tensor=False, tok=True):
     folder = os.path.join(GOLD, folder)
     cfg = json.load(open(os.path.join(folder, "config.json")))
@@ -283,7 +349,9 @@ def make_model(out, name, folder, arch, lin_type, embd_type, tq_scale_tensor=Fal
     onebit = cfg.get("model_type") == "llama"
     w = Writer()
     hparams(w, arch, cfg)
-    if tok:
+    if tok == "spm":
+        spm_tokenizer(w, folder)
+    elif tok:
         bpe_tokenizer(w, folder)
     emb = st["model.embed_tokens.weight"]
     V, H = emb.shape
@@ -333,6 +401,15 @@ def make_tokenizer(out, name, folder, pre):
     w = Writer()
     w.add("general.architecture", "str", "bitnet-b1.58")
     bpe_tokenizer(w, os.path.join(GOLD, folder), pre)
+    path = os.path.join(out, name)
+    w.save(path)
+    return path
+
+
+def make_spm_tokenizer(out, name, folder):
+    w = Writer()
+    w.add("general.architecture", "str", "bitnet")
+    spm_tokenizer(w, os.path.join(GOLD, folder))
     path = os.path.join(out, name)
     w.save(path)
     return path
@@ -399,10 +476,11 @@ def main():
         make_model(out, "packed-tq1_0.gguf", "bitnet-b158-packed", "bitnet-b1.58", T.TQ1_0, T.F16, tq_scale_tensor=True),
         make_model(out, "packed-i2_s.gguf", "bitnet-b158-packed", "bitnet-b1.58", I2_S, T.BF16),
         make_model(out, "master-i2_s.gguf", "bitnet-b158-master", "bitnet-25", I2_S, T.F32),
-        make_model(out, "1bitllm-i2_s.gguf", "bitnet-1bitllm", "bitnet", I2_S, T.F16, tok=False),
+        make_model(out, "1bitllm-i2_s.gguf", "bitnet-1bitllm", "bitnet", I2_S, T.F16, tok="spm"),
         make_quants(out),
         make_tokenizer(out, "tokenizer-bpe-32k.gguf", "tokenizer-bpe-32k", True),
         make_tokenizer(out, "tokenizer-bpe-nopre.gguf", "tokenizer-bpe", False),
+        make_spm_tokenizer(out, "tokenizer-spm-8k.gguf", "tokenizer-spm-8k"),
     ]
     for p in paths:
         try:
