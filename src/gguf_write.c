@@ -8,14 +8,16 @@
  *   I2_S: codes + f32 scale (all shapes whose element count is a multiple of 128);
  * norms as F32, token_embd / output in the source's float type (F32/F16/BF16; quantized GGUF
  * heads as F32), hyper-parameters under "bitnet-b1.58" (2B-4T family) or "bitnet" (1bitLLM),
- * and from a GGUF source its tokenizer.ggml.* metadata copied. Written through a temp file and
- * a rename. Not: a HF writer, the tokenizer from tokenizer.json (not yet), quantized heads. */
+ * and the tokenizer: from a GGUF source its tokenizer.ggml.* metadata copied, from a folder its
+ * byte-level BPE tokenizer.json as gpt2 metadata. Written through a temp file and a rename.
+ * Not: a HF writer, a SentencePiece folder's tokenizer (ids only), quantized heads. */
 #include "model.h"
 #include "arch.h"
 #include "files.h"
 #include "gguf.h"
 #include "gguf_model.h"
 #include "ternary.h"
+#include "tokenizer_internal.h"
 #include <math.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -184,6 +186,62 @@ static void close_source(csrc *s) {
     free(s->dir);
 }
 
+static int cmp_rank(const void *a, const void *b, void *ctx) {
+    const bn_mergemap *m = ctx;
+    uint32_t x = m->rank[*(const uint32_t *)a], y = m->rank[*(const uint32_t *)b];
+    return x < y ? -1 : x > y;
+}
+/* tokenizer.ggml.* (gpt2) from the folder's byte-level BPE tokenizer.json: tokens, token_type
+ * (added special tokens 3, other added 4), merges in rank order, pre llama-bpe when the
+ * tokenizer splits with a regex first and ignores merges (Llama 3), else gpt2; ids. A folder
+ * without a tokenizer, or with a SentencePiece one, gets the ids alone (not yet written). */
+static bitnet_status folder_tokenizer(gwriter *g, const char *dir, const bn_config *c) {
+    bitnet_tokenizer *t = NULL;
+    if (c->bos_id >= 0) kv_u32(g, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id);
+    if (c->eos_id >= 0) kv_u32(g, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id);
+    if (bitnet_tokenizer_load(dir, &t) != BITNET_OK) return BITNET_OK;   /* no tokenizer: ids only */
+    bitnet_status st = BITNET_OK;
+    int llama3 = t->n_pre >= 2 && t->pre[0].kind == BN_PT_SPLIT && t->pre[1].kind == BN_PT_BYTELEVEL && !t->pre[1].re && t->ignore_merges;
+    int gpt2 = t->n_pre == 1 && t->pre[0].kind == BN_PT_BYTELEVEL && t->pre[0].re && !t->ignore_merges;
+    if (t->spm || !t->byte_level || (!llama3 && !gpt2)) { bitnet_tokenizer_free(t); return BITNET_OK; }
+    uint8_t *ty = calloc((size_t)t->n_vocab, 1);
+    uint32_t *ord = malloc(((size_t)t->merges.mask + 1) * sizeof *ord);
+    if (!ty || !ord) { free(ty); free(ord); bitnet_tokenizer_free(t); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    for (int i = 0; i < t->n_vocab; i++) ty[i] = 1;
+    for (int i = 0; i < t->n_added; i++) ty[t->added[i].id] = t->added[i].special ? 3 : 4;
+    kv_str(g, "tokenizer.ggml.model", "gpt2");
+    kv_str(g, "tokenizer.ggml.pre", llama3 ? "llama-bpe" : "gpt2");
+    wbuf *w = &g->kv;
+    const char *k = "tokenizer.ggml.tokens";
+    wstr(w, k, strlen(k)); w32(w, BN_GV_ARRAY); w32(w, BN_GV_STRING); w64(w, (uint64_t)t->n_vocab);
+    for (int i = 0; i < t->n_vocab; i++) {
+        char hole[32];
+        if (t->text[i]) wstr(w, t->text[i], t->tlen[i]);
+        else { int n = snprintf(hole, sizeof hole, "[PAD%d]", i); wstr(w, hole, (size_t)n); ty[i] = 5; }
+    }
+    g->nkv++;
+    k = "tokenizer.ggml.token_type";
+    wstr(w, k, strlen(k)); w32(w, BN_GV_ARRAY); w32(w, BN_GV_I32); w64(w, (uint64_t)t->n_vocab);
+    for (int i = 0; i < t->n_vocab; i++) w32(w, ty[i]);
+    g->nkv++;
+    uint32_t nm = 0;
+    for (uint32_t i = 0; i <= t->merges.mask; i++) if (t->merges.key[i] != UINT64_MAX) ord[nm++] = i;
+    qsort_r(ord, nm, sizeof *ord, cmp_rank, &t->merges);
+    k = "tokenizer.ggml.merges";
+    wstr(w, k, strlen(k)); w32(w, BN_GV_ARRAY); w32(w, BN_GV_STRING); w64(w, nm);
+    for (uint32_t i = 0; i < nm; i++) {
+        uint64_t key = t->merges.key[ord[i]];
+        int32_t a = (int32_t)(key >> 32), b = (int32_t)(key & 0xffffffffu);
+        w64(w, (uint64_t)t->tlen[a] + 1 + t->tlen[b]);
+        wput(w, t->text[a], t->tlen[a]); wput(w, " ", 1); wput(w, t->text[b], t->tlen[b]);
+    }
+    g->nkv++;
+    if (t->eot >= 0) kv_u32(g, "tokenizer.ggml.eot_token_id", (uint32_t)t->eot);
+    free(ty); free(ord);
+    bitnet_tokenizer_free(t);
+    return st;
+}
+
 bitnet_status bitnet_convert_gguf(const char *in, const char *out, const char *type, int flags) {
     if (!in || !out || !type) return bn_err(BITNET_ERR_ARG, "bitnet_convert_gguf: NULL argument");
     uint32_t lt = !strcmp(type, "tq2_0") ? BN_GT_TQ2_0 : !strcmp(type, "tq1_0") ? BN_GT_TQ1_0 : !strcmp(type, "i2_s") ? BN_GT_I2_S : 0;
@@ -214,10 +272,7 @@ bitnet_status bitnet_convert_gguf(const char *in, const char *out, const char *t
             const bn_gguf_kv *kv = bn_gguf_kv_at(s.g, i);
             if (!strncmp(kv->key, "tokenizer.", 10)) kv_copy(&g, kv);
         }
-    } else {
-        if (c->bos_id >= 0) kv_u32(&g, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id);
-        if (c->eos_id >= 0) kv_u32(&g, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id);
-    }
+    } else if ((st = folder_tokenizer(&g, s.dir, c))) goto done;
     /* embeddings, head, final norm */
     bn_slot gl[3] = {BN_S_EMBED, BN_S_HEAD, BN_S_FINAL_NORM};
     for (int i = 0; i < 3 && !st; i++) {

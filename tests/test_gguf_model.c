@@ -20,6 +20,7 @@
 #include "model.h"
 #include <cjson/cJSON.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 static int read_ids(cJSON *root, const char *key, int32_t *ids, int max) {
     cJSON *a = cJSON_GetObjectItem(root, key), *e; int n = 0;
@@ -46,8 +47,9 @@ static int forward(bitnet_model *m, const int32_t *ids, int n, float *lg) {
     return s ? -1 : 0;
 }
 
-static void run(const char *file, const char *golden, int exact) {
+static void run(const char *fpath, const char *golden, int exact) {
     char path[512], name[300];
+    const char *file = strrchr(fpath, '/') ? strrchr(fpath, '/') + 1 : fpath;   /* for messages */
     snprintf(path, sizeof path, "%s/%s/golden.json", t_golden(), golden);
     char *js = t_read_file(path, NULL);
     cJSON *gj = js ? cJSON_Parse(js) : NULL;
@@ -55,7 +57,7 @@ static void run(const char *file, const char *golden, int exact) {
     int32_t ids[256]; int np = read_ids(gj, "prompt_ids", ids, 128), ng = read_ids(gj, "greedy_ids", ids + np, 128);
     int V = cJSON_GetObjectItem(gj, "vocab_size")->valueint, N = np + ng;
     bitnet_model *mg = NULL, *mf = NULL;
-    if (strchr(file, '/')) snprintf(path, sizeof path, "%s", file); else snprintf(path, sizeof path, "tests/gguf/%s", file);
+    if (strchr(fpath, '/')) snprintf(path, sizeof path, "%s", fpath); else snprintf(path, sizeof path, "tests/gguf/%s", fpath);
     bitnet_status s = bitnet_model_load_ex(path, NULL, &mg);
     snprintf(name, sizeof name, "%s: loads", file);
     CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
@@ -134,9 +136,10 @@ static void badn(const char *name, const char *from, const char *to, size_t lf, 
 static void bad(const char *name, const char *from, const char *to, bitnet_status want, const char *msg) { badn(name, from, to, strlen(from), want, msg); }
 
 /* Every case of golden_encode.json in golden dir gdir through the tokenizer of GGUF file f. */
-static void tok_cases_key(const char *f, const char *gdir, const char *key) {
+static void tok_cases_key(const char *fpath, const char *gdir, const char *key) {
     char path[512], name[300];
-    if (strchr(f, '/')) snprintf(path, sizeof path, "%s", f); else snprintf(path, sizeof path, "tests/gguf/%s", f);
+    const char *f = strrchr(fpath, '/') ? strrchr(fpath, '/') + 1 : fpath;
+    if (strchr(fpath, '/')) snprintf(path, sizeof path, "%s", fpath); else snprintf(path, sizeof path, "tests/gguf/%s", fpath);
     bitnet_tokenizer *t = NULL;
     bitnet_status s = bitnet_tokenizer_load(path, &t);
     snprintf(name, sizeof name, "%s: tokenizer loads", f);
@@ -184,24 +187,27 @@ int main(void) {
     char out[256], in[512], name[300];
     for (int gi = 0; gi < 3; gi++)
         for (int ti = 0; ti < 3; ti++) {
-            snprintf(out, sizeof out, "/tmp/bitnet_conv_%d_%s_%s.gguf", (int)getpid(), gold[gi], types[ti]);
+            snprintf(out, sizeof out, "/tmp/bitnet_conv_%d_%d/%s-%s.gguf", (int)getpid(), gi * 3 + ti, gold[gi], types[ti]);
+            char od[128]; snprintf(od, sizeof od, "/tmp/bitnet_conv_%d_%d", (int)getpid(), gi * 3 + ti); mkdir(od, 0755);
             snprintf(in, sizeof in, "%s/%s", t_golden(), gold[gi]);
             bitnet_status cs = bitnet_convert_gguf(in, out, types[ti], 0);
             snprintf(name, sizeof name, "convert %s --type %s", gold[gi], types[ti]);
             CHECK(name, cs == BITNET_OK, "%s", bitnet_last_error());
             if (!cs) run(out, gold[gi], 1);
+            if (!cs && gi == 0) tok_cases(out, "tokenizer-bpe");   /* tokenizer.json written as gpt2 metadata */
             if (gi == 0 && ti == 0) {
                 cs = bitnet_convert_gguf(in, out, "tq2_0", 0);
                 CHECK("convert: an existing output is refused", cs == BITNET_ERR_ARG && strstr(bitnet_last_error(), "already exists"), "%d %s", cs, bitnet_last_error());
                 CHECK("convert: unknown type", bitnet_convert_gguf(in, out, "q4_k", BITNET_CONVERT_FORCE) == BITNET_ERR_ARG && strstr(bitnet_last_error(), "q4_k"), "%s", bitnet_last_error());
             }
-            unlink(out);
+            unlink(out); rmdir(od);
         }
-    snprintf(out, sizeof out, "/tmp/bitnet_conv_%d_from_gguf.gguf", (int)getpid());
+    char od[128]; snprintf(od, sizeof od, "/tmp/bitnet_conv_%d_g", (int)getpid()); mkdir(od, 0755);
+    snprintf(out, sizeof out, "%s/converted-from-gguf.gguf", od);
     bitnet_status cs = bitnet_convert_gguf("tests/gguf/packed-tq2_0.gguf", out, "tq1_0", 0);
     CHECK("convert packed-tq2_0.gguf --type tq1_0", cs == BITNET_OK, "%s", bitnet_last_error());
     if (!cs) { run(out, "bitnet-b158-packed", 1); tok_cases(out, "tokenizer-bpe"); }
-    unlink(out);
+    unlink(out); rmdir(od);
 
     bitnet_model *m = NULL;
     bitnet_status s = bitnet_model_load_ex("tests/gguf/nope.gguf", NULL, &m);
