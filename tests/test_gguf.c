@@ -11,7 +11,7 @@
  *                            scales): each one clear error naming the file, never a crash (run
  *                            under `make test SAN=1`), plus random byte corruptions.
  * The files are made by tests/tools/make_gguf.py (optional; not run here). Not tested here: the
- * model loader's GGUF path (see test_model / the loader tests once wired). */
+ * model loader's GGUF path, the tokenizer and convert (test_gguf_model.c). */
 #include "t.h"
 #include "gguf.h"
 #include "safetensors.h"
