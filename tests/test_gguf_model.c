@@ -4,7 +4,8 @@
  *   - prompt and full logits within the goldens' bounds (mean|d| <= 1e-2 std, max|d| <= 0.25 std,
  *     tests/golden/README.md) and, where the file holds the weights exactly (every file but
  *     packed-tq1_0, whose token_embd is f16), bit-identical to the folder load's logits;
- *   - greedy ids identical to golden.json;
+ *   - greedy ids identical to golden.json; a Q6_K embedding/head reports its distance (and KL
+ *     divergence) from the exact head within test_model.c's quantized-head bounds;
  *   - the tokenizer from tokenizer.ggml.* metadata encodes and decodes every case of the
  *     tokenizer goldens (tokenizer-bpe, tokenizer-bpe-32k) as HF tokenizers does (SentencePiece
  *     "llama" metadata: tokenizer-spm, tokenizer-spm-8k as the sentencepiece library does), and a file
@@ -113,6 +114,41 @@ static void run(const char *fpath, const char *golden, int exact) {
     bitnet_model_free(mg); bitnet_model_free(mf); cJSON_Delete(gj); free(js);
 }
 
+/* A quantized (Q6_K) token_embd / head: logits against the exact-head file, with the KL
+ * divergence of the next-token distributions; bounds of test_model.c's quantized heads. */
+static void quant_head(const char *file, const char *exact, const char *golden) {
+    char path[512], name[300];
+    snprintf(path, sizeof path, "%s/%s/golden.json", t_golden(), golden);
+    char *js = t_read_file(path, NULL);
+    cJSON *gj = js ? cJSON_Parse(js) : NULL;
+    if (!gj) { CHECK(file, 0, "no golden.json"); free(js); return; }
+    int32_t ids[256]; int np = read_ids(gj, "prompt_ids", ids, 128);
+    int V = cJSON_GetObjectItem(gj, "vocab_size")->valueint;
+    bitnet_model *mq = NULL, *me = NULL;
+    snprintf(path, sizeof path, "tests/gguf/%s", file);
+    bitnet_status s = bitnet_model_load_ex(path, NULL, &mq);
+    snprintf(path, sizeof path, "tests/gguf/%s", exact);
+    if (!s) s = bitnet_model_load_ex(path, NULL, &me);
+    snprintf(name, sizeof name, "%s: loads", file);
+    CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
+    float *a = malloc((size_t)np * V * 4), *b = malloc((size_t)np * V * 4);
+    if (!s && !forward(mq, ids, np, a) && !forward(me, ids, np, b)) {
+        double mad, mx, kl = 0;
+        stats(a, b, (size_t)np * V, &mad, &mx);
+        for (int r = 0; r < np; r++) {
+            const float *p = b + (size_t)r * V, *q = a + (size_t)r * V;
+            double mp = p[0], mq2 = q[0], zp = 0, zq = 0;
+            for (int j = 1; j < V; j++) { if (p[j] > mp) mp = p[j]; if (q[j] > mq2) mq2 = q[j]; }
+            for (int j = 0; j < V; j++) { zp += exp(p[j] - mp); zq += exp(q[j] - mq2); }
+            for (int j = 0; j < V; j++) { double lp = p[j] - mp - log(zp), lq = q[j] - mq2 - log(zq); kl += exp(lp) * (lp - lq); }
+        }
+        kl /= np;
+        snprintf(name, sizeof name, "%s: logits vs the exact head (mean|d|/std %.2e, max|d|/std %.2e, mean KL %.2e nats)", file, mad, mx, kl);
+        CHECK(name, mad <= 0.1 && mx <= 0.6 && kl >= 0, "outside the quantized-head bounds");
+    } else CHECK(name, 0, "forward: %s", bitnet_last_error());
+    free(a); free(b); bitnet_model_free(mq); bitnet_model_free(me); cJSON_Delete(gj); free(js);
+}
+
 /* Copy of tests/gguf/packed-i2_s.gguf with the bytes of `from` replaced by `to` (same length). */
 static const char *edited(const char *from, const char *to, size_t lf) {
     static char out[256];
@@ -180,6 +216,7 @@ int main(void) {
     run("packed-tq1_0.gguf", "bitnet-b158-packed", 0);
     run("packed-i2_s.gguf", "bitnet-b158-packed", 1);
     run("master-i2_s.gguf", "bitnet-b158-master", 1);
+    quant_head("packed-i2_s-q6_k.gguf", "packed-i2_s.gguf", "bitnet-b158-packed");
     run("1bitllm-i2_s.gguf", "bitnet-1bitllm", 1);
     /* convert round trips */
     static const char *gold[3] = {"bitnet-b158-packed", "bitnet-b158-master", "bitnet-1bitllm"};

@@ -14,6 +14,7 @@ What it writes (byte-deterministic):
                       file small); token_embd F16 (rounded: the one allowed difference).
   packed-i2_s.gguf    every linear I2_S (bitnet.cpp's x86 layout: 128-value blocks, f32 scale
                       after the codes); token_embd BF16.
+  packed-i2_s-q6_k.gguf  the same with token_embd Q6_K (bitnet.cpp's --quant-embd): a quantized head.
   master-i2_s.gguf    bitnet-b158-master (f32 master weights ternarized here exactly as the
                       loader does: scale = (float)(sequential double sum |w| / n)), arch "bitnet-25",
                       token_embd F32.
@@ -475,6 +476,7 @@ def main():
         make_model(out, "packed-tq2_0.gguf", "bitnet-b158-packed", "bitnet-b1.58", T.TQ2_0, T.BF16),
         make_model(out, "packed-tq1_0.gguf", "bitnet-b158-packed", "bitnet-b1.58", T.TQ1_0, T.F16, tq_scale_tensor=True),
         make_model(out, "packed-i2_s.gguf", "bitnet-b158-packed", "bitnet-b1.58", I2_S, T.BF16),
+        make_model(out, "packed-i2_s-q6_k.gguf", "bitnet-b158-packed", "bitnet-b1.58", I2_S, T.Q6_K, tok=False),
         make_model(out, "master-i2_s.gguf", "bitnet-b158-master", "bitnet-25", I2_S, T.F32),
         make_model(out, "1bitllm-i2_s.gguf", "bitnet-1bitllm", "bitnet", I2_S, T.F16, tok="spm"),
         make_quants(out),
