@@ -7,6 +7,8 @@
 #include "train_export.h"
 #include "bpe_train.h"
 #include "gemm_f32.h"
+#include "lora.h"
+#include "arch.h"
 #include <stdatomic.h>
 #include <math.h>
 
@@ -15,6 +17,8 @@ _Static_assert(BITNET_TRAIN_MAX_STEPS == BN_TRAIN_MAX_STEPS, "one step limit");
 struct bitnet_trainer {
     bitnet_train_params p;
     bn_train_model *m;
+    bn_lora *lora;          /* LoRA trainers: the adapters (attached to m) */
+    char *base;             /* LoRA trainers: the base's path, for adapter_config.json */
     bn_data *data, *val;
     bn_trainer tr;
     int have_tr;
@@ -42,6 +46,8 @@ bitnet_train_params bitnet_train_default_params(void) {
         .optim = {.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.wd,
                   .clip = c.clip, .schedule = (bitnet_lr_schedule)c.sched, .warmup = c.warmup,
                   .min_lr_frac = c.min_lr_frac, .stage2_frac = c.stage2_frac},
+        .param_set = BITNET_TRAIN_ALL, .lora_rank = 8, .lora_alpha = 16.0f, .lora_dropout = 0.0f,
+        .lora_targets = BITNET_LORA_Q | BITNET_LORA_V,
     };
     return p;
 }
@@ -61,6 +67,13 @@ static bitnet_status check_params(const bitnet_train_params *p) {
     if (!(o->min_lr_frac >= 0 && o->min_lr_frac <= 1) || !(o->stage2_frac > 0 && o->stage2_frac <= 1)) return bn_err(BITNET_ERR_ARG, "train: min_lr_frac must be in [0, 1] and stage2_frac in (0, 1]");
     if (o->schedule < BITNET_LR_CONSTANT || o->schedule > BITNET_LR_TWO_STAGE) return bn_err(BITNET_ERR_ARG, "train: unknown lr schedule %d", (int)o->schedule);
     if (!(p->init_std >= 0 && p->init_std < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: init_std %g must be a finite number >= 0", p->init_std);
+    if (p->param_set != BITNET_TRAIN_ALL && p->param_set != BITNET_TRAIN_LORA) return bn_err(BITNET_ERR_ARG, "train: unknown param_set %d", (int)p->param_set);
+    if (p->param_set == BITNET_TRAIN_LORA) {
+        if (p->lora_rank < 1 || p->lora_rank > 65536) return bn_err(BITNET_ERR_ARG, "train: lora_rank %d must be in [1, 65536]", p->lora_rank);
+        if (!(p->lora_alpha > 0 && p->lora_alpha < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: lora_alpha %g must be a finite number > 0", p->lora_alpha);
+        if (p->lora_dropout != 0) return bn_err(BITNET_ERR_UNSUPPORTED, "train: lora_dropout %g: LoRA dropout is not implemented (use 0)", p->lora_dropout);
+        if (p->lora_targets > 127u) return bn_err(BITNET_ERR_ARG, "train: lora_targets 0x%x has bits outside BITNET_LORA_*", p->lora_targets);
+    }
     return BITNET_OK;
 }
 
@@ -71,6 +84,27 @@ static bn_optim_cfg optim_cfg(const bitnet_train_params *p) {
     c.sched = (bn_lr_sched)o->schedule; c.warmup = o->warmup; c.min_lr_frac = o->min_lr_frac; c.stage2_frac = o->stage2_frac;
     c.total_steps = (int)p->total_steps;
     return c;
+}
+
+static const bn_slot lora_slot[7] = {BN_S_Q, BN_S_K, BN_S_V, BN_S_O, BN_S_GATE, BN_S_UP, BN_S_DOWN};
+
+bitnet_status bitnet_lora_parse_targets(const char *list, unsigned *mask) {
+    unsigned sl; char err[160];
+    *mask = 0;
+    if (!list || !bn_lora_parse_targets(list, &sl, err, sizeof err)) return bn_err(BITNET_ERR_ARG, "%s", list ? err : "no LoRA targets given");
+    for (int i = 0; i < 7; i++) if (sl & (1u << lora_slot[i])) *mask |= 1u << i;
+    return BITNET_OK;
+}
+
+/* Freeze t->m and attach fresh adapters as t->p says. */
+static bitnet_status attach_lora(bitnet_trainer *t, const char *from) {
+    unsigned sl = 0, pub = t->p.lora_targets ? t->p.lora_targets : 127u;
+    for (int i = 0; i < 7; i++) if (pub & (1u << i)) sl |= 1u << lora_slot[i];
+    bitnet_status s = bn_train_model_freeze(t->m);
+    if (!s) s = bn_lora_new(t->m, t->p.lora_rank, t->p.lora_alpha, sl, t->p.seed, &t->lora);
+    if (!s && !(t->base = strdup(from))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    if (!s) t->m->lora = t->lora;
+    return s;
 }
 
 bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp, bitnet_trainer **out) {
@@ -91,6 +125,7 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
         if (!s) s = bn_train_model_new(&c, p.no_quant, nth, &t->m);
         if (!s) bn_train_model_init_random(t->m, p.seed, p.init_std);
     }
+    if (!s && p.param_set == BITNET_TRAIN_LORA) s = attach_lora(t, from);
     if (s) { bitnet_trainer_free(t); return s; }
     *out = t;
     return BITNET_OK;
@@ -101,6 +136,7 @@ void bitnet_trainer_free(bitnet_trainer *t) {
     if (t->have_tr) bn_trainer_free(&t->tr);
     bn_data_free(t->data); bn_data_free(t->val);
     bn_train_model_free(t->m);
+    bn_lora_free(t->lora); free(t->base);
     free(t->options); free(t->dump);
     free(t);
 }
@@ -123,6 +159,7 @@ bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path,
     t->have_tr = 1;
     t->tr.rng = p->seed;
     t->tr.options = t->options;
+    t->tr.base_name = t->base;
     return BITNET_OK;
 }
 
@@ -202,7 +239,8 @@ void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
     memset(i, 0, sizeof *i);
     const bn_train_model *m = t->m;
     i->step = bitnet_trainer_get_step(t);
-    i->n_params = (int64_t)m->n_params;
+    i->n_params = (int64_t)(t->lora ? t->lora->n_params : m->n_params);
+    i->n_base_params = (int64_t)m->n_params;
     i->flops_per_token = bn_train_flops_per_token(m);
     i->vocab_size = m->cfg.vocab_size; i->hidden_size = m->cfg.hidden_size; i->n_layers = m->cfg.n_layers;
     i->full_precision = m->cfg.full_precision;
