@@ -38,6 +38,10 @@ static void usage(void) {
         "  --seed S (1337) -t THREADS (1) --no-quant (full precision; the checkpoint is labelled\n"
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
+        "  --lora-rank R       LoRA: train rank-R adapters on the frozen --init base (ternarized once; no\n"
+        "                      base gradients or moments); OUTDIR gets PEFT's adapter_model.safetensors +\n"
+        "                      adapter_config.json (load with `bitnet run --lora OUTDIR`)\n"
+        "  --lora-alpha A (2R) --lora-targets q,k,v,o,gate,up,down|all (q,v) --lora-dropout 0 (only 0)\n"
         "  Ctrl-C saves a checkpoint at the end of the current step and exits (continue with --resume).\n"
         "config.json keys (HF names): model_type \"bitnet\", vocab_size (>= the tokenizer's), hidden_size,\n"
         "  intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads (default: heads),\n"
@@ -196,9 +200,9 @@ static void fmt_eta(double s, char *b, size_t n) {
 /* The run's options: parsed from the command line, stored in the checkpoint (train_options,
  * JSON) and restored by --resume. */
 typedef struct {
-    const char *init, *config, *data, *val, *tokenizer;
-    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup;
-    float lr, beta1, beta2, eps, wd, clip;
+    const char *init, *config, *data, *val, *tokenizer, *lora_targets;
+    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup, lora_rank;
+    float lr, beta1, beta2, eps, wd, clip, lora_alpha;
     int sched;
 } run_opts;
 
@@ -228,6 +232,9 @@ static const struct { const char *opt, *key; int kind; size_t off; int fixed, in
     {"--eps", "eps", K_FLOAT, offsetof(run_opts, eps), 0, 0},
     {"--wd", "wd", K_FLOAT, offsetof(run_opts, wd), 0, 0},
     {"--clip", "clip", K_FLOAT, offsetof(run_opts, clip), 0, 0},
+    {"--lora-rank", "lora_rank", K_INT, offsetof(run_opts, lora_rank), 1, 0},
+    {"--lora-alpha", "lora_alpha", K_FLOAT, offsetof(run_opts, lora_alpha), 1, 0},
+    {"--lora-targets", "lora_targets", K_STR, offsetof(run_opts, lora_targets), 1, 0},
 };
 #define NOPTS (int)(sizeof OPTS / sizeof OPTS[0])
 #define FIELD(o, i, T) ((T *)((char *)(o) + OPTS[i].off))
@@ -380,6 +387,13 @@ int cmd_train(int argc, char **argv) {
         else if (OPT("--eps")) { if (!opt_float(a, v, &o.eps, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
         else if (OPT("--wd")) { if (!opt_float(a, v, &o.wd, 0, 1, INFINITY, 0, "a finite number >= 0")) return 2; }
         else if (OPT("--clip")) { if (!opt_float(a, v, &o.clip, 0, 1, INFINITY, 0, "a finite number >= 0 (0 = no clipping)")) return 2; }
+        else if (OPT("--lora-rank")) { if (!cli_int(a, v, 0, 65536, &o.lora_rank)) return 2; }
+        else if (OPT("--lora-alpha")) { if (!opt_float(a, v, &o.lora_alpha, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
+        else if (OPT("--lora-targets")) { unsigned mk; if (bitnet_lora_parse_targets(v, &mk)) { fprintf(stderr, "bitnet: --lora-targets: %s\n", bitnet_last_error()); return 2; } o.lora_targets = v; }
+        else if (OPT("--lora-dropout")) {
+            float d; if (!opt_float(a, v, &d, 0, 1, 1, 0, "a number in [0, 1)")) return 2;
+            if (d != 0) { fprintf(stderr, "bitnet: --lora-dropout %g: LoRA dropout is not implemented (only 0)\n", d); return 2; }
+        }
         else if (OPT("--lr-schedule")) {
             bitnet_lr_schedule sc;
             if (!bitnet_lr_schedule_parse(v, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", v); return 2; }
@@ -392,7 +406,7 @@ int cmd_train(int argc, char **argv) {
     /* paths are stored absolute, so a resume from another directory finds them */
     char *absp[NOPTS] = {0};
     for (int k = 0; k < NOPTS; k++)
-        if (OPTS[k].kind == K_STR && given[k] && (absp[k] = realpath(*FIELD(&o, k, const char *), NULL)))
+        if (OPTS[k].kind == K_STR && given[k] && OPTS[k].off != offsetof(run_opts, lora_targets) && (absp[k] = realpath(*FIELD(&o, k, const char *), NULL)))
             *FIELD(&o, k, const char *) = absp[k];
     if (!outdir || (!resume && (!o.data || !o.init == !o.config))) {
         for (int k = 0; k < NOPTS; k++) free(absp[k]);
@@ -413,8 +427,8 @@ int cmd_train(int argc, char **argv) {
         if (!o.data) { fprintf(stderr, "bitnet: train --resume: the checkpoint names no --data; give it\n"); rc = 2; goto done; }
     } else {
         if (cli_file_exists(outdir) && !cli_is_dir(outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", outdir); rc = 1; goto done; }
-        static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv"};
-        for (int k = 0; k < 3; k++) {
+        static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv", "adapter_model.safetensors"};
+        for (int k = 0; k < 4; k++) {
             char *p = cli_path_join(outdir, run_files[k]);
             int there = p && cli_file_exists(p);
             if (there && !force) {
@@ -429,10 +443,16 @@ int cmd_train(int argc, char **argv) {
     tp.optim.clip = o.clip; tp.optim.warmup = o.warmup; tp.optim.schedule = (bitnet_lr_schedule)o.sched;
     tp.total_steps = o.steps; tp.batch = o.B; tp.seq = o.T; tp.accum = o.accum; tp.no_quant = o.no_quant;
     tp.n_threads = nth; tp.seed = (uint64_t)o.seed;
+    if (o.lora_rank > 0) {   /* LoRA: adapters on the frozen --init base; OUTDIR gets the PEFT adapter */
+        if (!o.init) { fprintf(stderr, "bitnet: train: --lora-rank needs --init DIR (the base model)\n"); rc = 2; goto done; }
+        tp.param_set = BITNET_TRAIN_LORA; tp.lora_rank = o.lora_rank;
+        tp.lora_alpha = o.lora_alpha > 0 ? o.lora_alpha : 2.0f * o.lora_rank;
+        if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &tp.lora_targets)) { rc = cli_fail("train: --lora-targets"); goto done; }
+    }
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); rc = 1; goto done; }
 
     /* resume: shape + weights from OUTDIR, the state below; else --init DIR or a fresh --config model */
-    s = bitnet_trainer_new(resume ? outdir : o.init ? o.init : o.config, &tp, &tr);
+    s = bitnet_trainer_new(resume && o.lora_rank <= 0 ? outdir : o.init ? o.init : o.config, &tp, &tr);
     if (s) { rc = cli_fail(resume ? "train --resume" : "train: model"); goto done; }
     bitnet_trainer_get_info(tr, &info);
     if (resume && !stored && info.full_precision && !o.no_quant) {
