@@ -36,7 +36,7 @@ int bn_lora_parse_targets(const char *list, unsigned *mask, char *err, size_t er
 static int slot_index(int slot) { for (int i = 0; i < 7; i++) if ((int)lin_slots[i] == slot) return i; return -1; }
 
 /* PEFT name of base tensor name ("...q_proj.weight") with part "lora_A"/"lora_B". */
-static void peft_name(const char *base, const char *part, char *out, size_t n) {
+void bn_lora_peft_name(const char *base, const char *part, char *out, size_t n) {
     size_t bl = strlen(base);
     if (bl > 7 && !strcmp(base + bl - 7, ".weight")) bl -= 7;
     snprintf(out, n, "base_model.model.%.*s.%s.weight", (int)bl, base, part);
@@ -61,7 +61,7 @@ bitnet_status bn_lora_new(const bn_train_model *m, int rank, float alpha, unsign
         l->ad_of[i] = l->n_tp;
         for (int k = 0; k < 2; k++) {
             bn_tparam *t = &l->tp[l->n_tp++];
-            peft_name(b->name, k ? "lora_B" : "lora_A", t->name, sizeof t->name);
+            bn_lora_peft_name(b->name, k ? "lora_B" : "lora_A", t->name, sizeof t->name);
             t->ndim = 2;
             t->shape[0] = k ? b->shape[0] : rank; t->shape[1] = k ? rank : b->shape[1];
             t->numel = (size_t)t->shape[0] * (size_t)t->shape[1];
@@ -161,15 +161,14 @@ bitnet_status bn_lora_save(const bn_lora *l, const char *dir, const char *base) 
     return s;
 }
 
-bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **out) {
-    *out = NULL;
+bitnet_status bn_lora_read_config(const char *dir, int *rank, float *alpha, unsigned *mask) {
     char *cp = bn_path_join(dir, "adapter_config.json"), *txt = NULL;
     if (!cp) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     bitnet_status s = bn_read_file(cp, &txt, NULL);
     if (s) { free(cp); return s; }
     cJSON *j = cJSON_Parse(txt);
     free(txt);
-    int rank = 0; float alpha = 0; unsigned mask = 0;
+    *rank = 0; *alpha = 0; *mask = 0;
     if (!j) s = bn_err(BITNET_ERR_FORMAT, "%s: not valid JSON", cp);
     else {
         cJSON *pt = cJSON_GetObjectItem(j, "peft_type"), *r = cJSON_GetObjectItem(j, "r"), *a = cJSON_GetObjectItem(j, "lora_alpha");
@@ -180,16 +179,24 @@ bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **o
         else if (cJSON_IsTrue(dora) || cJSON_IsTrue(rs)) s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: DoRA / rsLoRA adapters are not supported", cp);
         else if (!cJSON_IsArray(tm) || !cJSON_GetArraySize(tm)) s = bn_err(BITNET_ERR_FORMAT, "%s: target_modules is not a list of module names", cp);
         else {
-            rank = (int)r->valuedouble; alpha = a ? (float)a->valuedouble : 8.0f;   /* PEFT's default lora_alpha is 8 */
+            *rank = (int)r->valuedouble; *alpha = a ? (float)a->valuedouble : 8.0f;   /* PEFT's default lora_alpha is 8 */
             cJSON *e;
             cJSON_ArrayForEach(e, tm) {
                 char err[160]; unsigned one;
                 if (!cJSON_IsString(e) || !bn_lora_parse_targets(e->valuestring, &one, err, sizeof err)) { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: target_modules: %s", cp, cJSON_IsString(e) ? err : "not a string"); break; }
-                mask |= one;
+                *mask |= one;
             }
         }
     }
     cJSON_Delete(j);
+    free(cp);
+    return s;
+}
+
+bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **out) {
+    *out = NULL;
+    int rank; float alpha; unsigned mask;
+    bitnet_status s = bn_lora_read_config(dir, &rank, &alpha, &mask);
     bn_lora *l = NULL;
     if (!s) s = bn_lora_new(m, rank, alpha, mask, 0, &l);
     char *mp = s ? NULL : bn_path_join(dir, "adapter_model.safetensors");
@@ -199,7 +206,7 @@ bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **o
         s = bn_arch_read_f32(st, l->tp[i].name, 2, l->tp[i].shape, l->params + l->tp[i].off);
     if (!s && (int)bn_st_count(st) != l->n_tp)
         s = bn_err(BITNET_ERR_FORMAT, "%s: holds %d tensors, expected the %d lora_A/lora_B matrices of target_modules", mp, (int)bn_st_count(st), l->n_tp);
-    bn_st_free(st); free(mp); free(cp);
+    bn_st_free(st); free(mp);
     if (s) { bn_lora_free(l); return s; }
     *out = l;
     return BITNET_OK;

@@ -54,5 +54,11 @@ bitnet_status bn_lora_save(const bn_lora *l, const char *dir, const char *base);
 /* Read dir's adapter_config.json (peft_type LORA; r, lora_alpha, target_modules) and
  * adapter_model.safetensors (F32/BF16/F16; every targeted matrix of every layer present with
  * its shape; nothing else). Shapes come from cfg. */
+/* Read dir/adapter_config.json: rank r, lora_alpha (PEFT's default 8 when absent) and the
+ * target_modules as 1 << bn_slot bits; FORMAT/UNSUPPORTED errors name the file. */
+bitnet_status bn_lora_read_config(const char *dir, int *rank, float *alpha, unsigned *mask);
+/* PEFT's name of base tensor name ("model.layers.0.self_attn.q_proj.weight") for part "lora_A"
+ * or "lora_B": "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight". */
+void bn_lora_peft_name(const char *base, const char *part, char *out, size_t n);
 bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **out);
 #endif

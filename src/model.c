@@ -110,6 +110,7 @@ static void bitlinear(bitnet_ctx *c, const float *x, int n, int nw, const bn_tma
     if (n == 1) quant_worker(&qj, 0, 1); else bn_pool_run(c->pool, quant_worker, &qj);
     mm_job j = {c, {w0, w1, w2}, {y0, y1, y2}, nw, n, bn_kpad(w0->cols)};
     bn_pool_run(c->pool, mm_worker, &j);
+    for (int i = 0; i < nw; i++) if (j.w[i]->lora) bn_lora_apply(j.w[i], c->xq, j.ldx, c->xs, n, j.y[i]);   /* LoRA hook */
 }
 
 /* ---- attention ---- */

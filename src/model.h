@@ -13,6 +13,7 @@ typedef struct bn_tmat {
     int rows, cols;
     uint8_t *data;     /* k->packed_size(rows, cols) bytes */
     float scale;
+    struct bn_lora_ad *lora; /* LoRA adapters on this matrix (lora_infer.c), NULL if none */
 } bn_tmat;
 
 typedef struct bn_layer {
@@ -22,6 +23,11 @@ typedef struct bn_layer {
     float *ffn_sub_norm;   /* [ffn]  ffn_sub_norm / ffn_layernorm */
     bn_tmat wq, wk, wv, wo, wgate, wup, wdown;
 } bn_layer;
+
+/* LoRA at inference (lora_infer.c): y[n][w->rows] += w's adapters applied to the dequantized
+ * activations xq[n][ldx] / xs[n]; and freeing every adapter of m. */
+void bn_lora_apply(const bn_tmat *w, const int8_t *xq, int ldx, const float *xs, int n, float *y);
+void bn_lora_model_free(bitnet_model *m);
 
 struct bitnet_model {
     bn_config cfg;

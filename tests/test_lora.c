@@ -2,7 +2,8 @@
  * set): adapter gradients against central finite differences (--no-quant, both families, every
  * target), base weights bit-identical after LoRA steps, PEFT file names and adapter_config.json,
  * the adapter read back giving identical logits, a save/resume that continues bit-exactly, and
- * parameter errors. Not: a PyTorch/PEFT reference (no golden adapter yet). */
+ * parameter errors, and inference with the adapter on the exported packed base (bitnet_model_load_lora)
+ * against the trainer's logits. Not: a PyTorch/PEFT reference (no golden adapter yet). */
 #include "t.h"
 #include "train.h"
 #include "lora.h"
@@ -147,10 +148,58 @@ static void test_frozen(void) {
         CHECK("files: loaded adapter gives identical logits", !memcmp(l1, bn_train_logits(m), nl * 4), "differ");
         bn_lora_free(l2);
     }
+    /* inference with the adapter (bitnet_model_load_lora) = the trainer's forward (README: master rows agree to ~1e-6) */
+    s = bitnet_export_packed(master(), tpath("packed"), 0);
+    bitnet_model *im = NULL; bitnet_ctx *cx = NULL;
+    if (!s) s = bitnet_model_load(master(), &im);   /* F32 embeddings as the trainer (the export writes BF16) */
+    if (!s) s = bitnet_ctx_new(im, NULL, &cx);
+    int V = m->cfg.vocab_size;
+    float *base = malloc((size_t)32 * V * 4), *withl = malloc((size_t)32 * V * 4);
+    if (!s) s = bitnet_ctx_eval(cx, in, 32, base, 1);
+    if (!s) s = bitnet_model_load_lora(im, tpath("ad"), 1.0f);
+    if (!s) { bitnet_ctx_reset(cx); s = bitnet_ctx_eval(cx, in, 32, withl, 1); }
+    CHECK("infer: master base + bitnet_model_load_lora", s == BITNET_OK, "%s", bitnet_last_error());
+    if (!s) {
+        m->lora = NULL;
+        bn_train_forward(m, in, NULL, 1, 32, NULL);
+        double d_nb = 0; for (size_t i = 0; i < (size_t)32 * V; i++) d_nb = fmax(d_nb, fabs(base[i] - bn_train_logits(m)[i]));
+        printf("# infer vs trainer logits without adapters: max |diff| %.3g\n", d_nb);
+        m->lora = l;
+        bn_train_forward(m, in, NULL, 1, 32, NULL);
+        const float *tl = bn_train_logits(m);
+        int okrows = 0, okbase = 0; double sd = 0;
+        for (size_t i = 0; i < (size_t)32 * V; i++) sd += (double)tl[i] * tl[i];
+        sd = sqrt(sd / (32.0 * V));
+        for (int r = 0; r < 32; r++) {
+            double a1 = 0, a0 = 0;
+            for (int i = 0; i < V; i++) { a1 = fmax(a1, fabs(withl[(size_t)r * V + i] - tl[(size_t)r * V + i])); }
+            okrows += a1 < 1e-3 * sd; (void)a0;
+            if (getenv("LORA_VERBOSE")) printf("#   row %d: %.3g\n", r, a1 / sd);
+        }
+        printf("# rows within 1e-3 std: %d/32 (std %.3g)\n", okrows, sd); (void)okbase;
+        double d_l = 0, d_base = 0, mx = 0;
+        for (size_t i = 0; i < (size_t)32 * V; i++) {
+            d_l = fmax(d_l, fabs(withl[i] - tl[i])); d_base = fmax(d_base, fabs(base[i] - tl[i])); mx = fmax(mx, fabs(tl[i]));
+        }
+        printf("# infer vs trainer logits: max |diff| %.3g with the adapter, %.3g without (max |logit| %.3g)\n", d_l, d_base, mx);
+        CHECK("infer: logits with the adapter equal the trainer's (float rounding)", d_l < 1e-5 * (mx > 1 ? mx : 1), "max diff %g", d_l);
+        CHECK("infer: the adapter changes the logits", d_base > 100 * d_l && d_base > 1e-3, "base diff %g vs %g", d_base, d_l);
+        s = bitnet_model_load_lora(im, tpath("ad"), -1.0f);   /* stacking: +1 and -1 cancel */
+        if (!s) { bitnet_ctx_reset(cx); s = bitnet_ctx_eval(cx, in, 32, withl, 1); }
+        double d0 = 0; for (size_t i = 0; i < (size_t)32 * V; i++) d0 = fmax(d0, fabs(withl[i] - base[i]));
+        CHECK("infer: two adapters stack (scale 1 and -1 cancel)", s == BITNET_OK && d0 < 1e-3, "%g %s", d0, bitnet_last_error());
+    }
+    free(base); free(withl); bitnet_ctx_free(cx); bitnet_model_free(im);
     /* a broken config is refused with the file's name */
     bitnet_write_file_atomic(tpath("ad/adapter_config.json"), "{\"peft_type\": \"IA3\", \"r\": 4}", 28);
     s = bn_lora_load(m, tpath("ad"), &l2);
     CHECK("files: non-LoRA adapter refused", s == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), "adapter_config.json"), "%d %s", s, bitnet_last_error());
+    bitnet_model *im2 = NULL;
+    if (bitnet_model_load(tpath("packed"), &im2) == BITNET_OK) {
+        s = bitnet_model_load_lora(im2, tpath("ad"), 1.0f);
+        CHECK("infer: non-LoRA adapter refused at load", s == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), "peft_type"), "%d %s", s, bitnet_last_error());
+        bitnet_model_free(im2);
+    }
     m->lora = l;
     free(l1); free(snap);
     bn_trainer_free(&tr); bn_data_free(d); bn_lora_free(l); bn_train_model_free(m);
