@@ -12,6 +12,9 @@ typedef struct gen_sampling {
     int n_bias;
     int bias_id[32];
     float bias[32];
+    int n_lora;              /* --lora DIR (repeatable) with its --lora-scale (default 1) */
+    const char *lora[8];
+    float lora_scale[8];
 } gen_sampling;
 
 typedef struct gen_session {
