@@ -6,6 +6,7 @@
 #include "rng.h"
 #include "gemm_f32.h"
 #include "safetensors.h"
+#include "ternary.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -209,5 +210,52 @@ bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **o
     bn_st_free(st); free(mp);
     if (s) { bn_lora_free(l); return s; }
     *out = l;
+    return BITNET_OK;
+}
+
+bitnet_status bn_train_model_from_dir_frozen(const char *dir, int no_quant, int n_threads, bn_train_model **out) {
+    *out = NULL;
+    bn_config c;
+    bitnet_status s = bn_config_load(dir, &c);
+    if (s) return s;
+    bn_train_model *m;
+    if ((s = bn_train_model_new(&c, no_quant, n_threads, &m))) return s;
+    bn_free(m->wq); m->wq = NULL;   /* every BitLinear weight is made W_deq here, once */
+    bn_st *st = NULL;
+    s = bn_st_open_dir(dir, &st);
+    for (int i = 0; i < m->n_tp && !s; i++) {
+        const bn_tparam *p = &m->tp[i];
+        float *w = m->params + p->off;
+        const bn_tensor *t = bn_st_find(st, p->name);
+        if (p->kind == BN_PK_LINEAR && t && t->dtype == BN_U8) {   /* packed 2B-4T: W_deq = q * weight_scale multiplier */
+            int rows = (int)p->shape[0], cols = (int)p->shape[1];
+            int64_t sh[2] = {rows / 4, cols};
+            char sn[160], what[400];
+            if (rows % 4) { s = bn_err(BITNET_ERR_FORMAT, "%s: '%s': packed rows %d not a multiple of 4", t->file, p->name, rows); break; }
+            if ((s = bn_st_get(st, p->name, 1u << BN_U8, 2, sh, &t))) break;
+            snprintf(sn, sizeof sn, "%s_scale", p->name);
+            const bn_tensor *ts = bn_st_find(st, sn);
+            if (!ts || !(BN_FLOAT_DTYPES & (1u << ts->dtype)) || ts->numel != 1) { s = bn_err(BITNET_ERR_FORMAT, "%s: '%s' must be one float value (packed weights need a weight_scale)", t->file, sn); break; }
+            float ws, mult;
+            bn_tensor_to_f32(ts, &ws, 0, 1);
+            snprintf(what, sizeof what, "%s: '%s'", ts->file, sn);
+            if ((s = bn_scale_multiplier(ws, m->cfg.linear_class, what, &mult))) break;
+            int8_t *q = malloc((size_t)rows * cols);
+            if (!q) { s = bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", p->name); break; }
+            if (bn_unpack_2b4t(t->data, rows, cols, q)) s = bn_err(BITNET_ERR_FORMAT, "%s: '%s' holds the invalid ternary code 3", t->file, p->name);
+            else for (size_t j = 0; j < p->numel; j++) w[j] = (float)q[j] * mult;
+            free(q);
+            continue;
+        }
+        if ((s = bn_arch_read_f32(st, p->name, p->ndim, p->shape, w))) break;
+        if (p->kind == BN_PK_LINEAR && !no_quant) {   /* master: absmean ternary, as the trainer's forward does it */
+            float g = 1.0f / bn_ternarize(w, (int64_t)p->numel, NULL);
+            for (size_t j = 0; j < p->numel; j++) w[j] = bn_ternary_q(w[j], g) / g;
+        }
+    }
+    bn_st_free(st);
+    if (!s) s = bn_train_model_freeze(m);
+    if (s) { bn_train_model_free(m); return s; }
+    *out = m;
     return BITNET_OK;
 }

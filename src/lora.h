@@ -61,4 +61,9 @@ bitnet_status bn_lora_read_config(const char *dir, int *rank, float *alpha, unsi
  * or "lora_B": "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight". */
 void bn_lora_peft_name(const char *base, const char *part, char *out, size_t n);
 bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **out);
+/* A frozen base (bn_train_model_freeze) read from a folder in any layout the trainer names:
+ * float master weights (ternarized here, once, unless no_quant) or the packed 2B-4T layout
+ * (uint8 + weight_scale, decoded to W_deq = q * multiplier as the inference loader does it), so
+ * adapters train on a model that ships packed only. */
+bitnet_status bn_train_model_from_dir_frozen(const char *dir, int no_quant, int n_threads, bn_train_model **out);
 #endif

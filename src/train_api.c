@@ -117,7 +117,8 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
     if (!t) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     t->p = p;
     int nth = p.n_threads > 0 ? p.n_threads : 1;
-    if (bn_is_dir(from)) s = bn_train_model_from_dir(from, p.no_quant, nth, &t->m);
+    if (bn_is_dir(from) && p.param_set == BITNET_TRAIN_LORA) s = bn_train_model_from_dir_frozen(from, p.no_quant, nth, &t->m);
+    else if (bn_is_dir(from)) s = bn_train_model_from_dir(from, p.no_quant, nth, &t->m);
     else {
         char *txt = NULL; bn_config c;
         s = bn_read_file(from, &txt, NULL);

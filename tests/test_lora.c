@@ -190,6 +190,38 @@ static void test_frozen(void) {
         CHECK("infer: two adapters stack (scale 1 and -1 cancel)", s == BITNET_OK && d0 < 1e-3, "%g %s", d0, bitnet_last_error());
     }
     free(base); free(withl); bitnet_ctx_free(cx); bitnet_model_free(im);
+    /* a packed base: the trainer reads it (bn_train_model_from_dir_frozen) and its forward equals inference */
+    {
+        bn_train_model *pm = NULL, *fm = NULL;
+        bitnet_status s2 = bn_train_model_from_dir_frozen(tpath("packed"), 0, 1, &pm);
+        CHECK("packed: a frozen trainer base from the packed layout", s2 == BITNET_OK, "%s", bitnet_last_error());
+        s2 = bn_train_model_from_dir_frozen(master(), 0, 1, &fm);
+        int same = !s2;
+        for (int i = 0; !s2 && i < fm->n_tp; i++)
+            if (fm->tp[i].kind == BN_PK_LINEAR) same &= !memcmp(fm->params + fm->tp[i].off, m->params + m->tp[i].off, fm->tp[i].numel * 4);
+        CHECK("packed: master read frozen = master read + freeze (bit-exact)", same, "%s", bitnet_last_error());
+        double dw = 0;
+        for (int i = 0; pm && fm && i < fm->n_tp; i++)
+            if (fm->tp[i].kind == BN_PK_LINEAR)
+                for (size_t k = 0; k < fm->tp[i].numel; k++) dw = fmax(dw, fabs(pm->params[pm->tp[i].off + k] - fm->params[fm->tp[i].off + k]) / fabs(fm->params[fm->tp[i].off + k] ? fm->params[fm->tp[i].off + k] : 1));
+        int tern = 1;
+        for (int i = 0; pm && fm && i < fm->n_tp; i++)
+            if (fm->tp[i].kind == BN_PK_LINEAR)
+                for (size_t k = 0; k < fm->tp[i].numel; k++) { float x = pm->params[pm->tp[i].off + k], y = fm->params[fm->tp[i].off + k]; tern &= (x > 0) == (y > 0) && (x < 0) == (y < 0); }
+        CHECK("packed: packed W_deq = the master's ternarization (same ternary, scale within its BF16 rounding)", pm && fm && tern && dw <= 0x1p-8, "ternary %d, scale rel %g", tern, dw);
+        bitnet_model *pim = NULL; bitnet_ctx *pc = NULL;
+        float *lg = malloc((size_t)32 * V * 4);
+        if (pm && !bitnet_model_load(tpath("packed"), &pim) && !bitnet_ctx_new(pim, NULL, &pc) && !bitnet_model_load_lora(pim, tpath("ad"), 1.0f) && !bitnet_ctx_eval(pc, in, 32, lg, 1)) {
+            pm->lora = l;
+            bn_train_forward(pm, in, NULL, 1, 32, NULL);
+            double d = 0, mx = 0;
+            for (size_t i = 0; i < (size_t)32 * V; i++) { d = fmax(d, fabs(lg[i] - bn_train_logits(pm)[i])); mx = fmax(mx, fabs(lg[i])); }
+            printf("# packed base + adapter: trainer vs inference max |diff| %.3g\n", d);
+            CHECK("packed: trainer on the packed base + adapter = inference --lora", d < 1e-5 * (mx > 1 ? mx : 1), "max diff %g", d);
+            pm->lora = NULL;
+        } else CHECK("packed: inference on the packed base + adapter", 0, "%s", bitnet_last_error());
+        free(lg); bitnet_ctx_free(pc); bitnet_model_free(pim); bn_train_model_free(pm); bn_train_model_free(fm);
+    }
     /* a broken config is refused with the file's name */
     bitnet_write_file_atomic(tpath("ad/adapter_config.json"), "{\"peft_type\": \"IA3\", \"r\": 4}", 28);
     s = bn_lora_load(m, tpath("ad"), &l2);
