@@ -166,6 +166,12 @@ int64_t bitnet_trainer_get_step(const bitnet_trainer *t);
  * changes the model it learned) unless flags has BITNET_EXPORT_ALLOW_FULL_PRECISION. */
 #define BITNET_EXPORT_ALLOW_FULL_PRECISION 1
 bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, int flags);
+/* Merge a PEFT LoRA adapter (lora_dir: adapter_config.json + adapter_model.safetensors) into the
+ * float master weights of master_dir: W += scale * (lora_alpha / r) * B A for every targeted
+ * matrix; out_dir (created if missing) gets config.json + model.safetensors (float32 master)
+ * and the tokenizer files. Running or packing the result ternarizes W again, which keeps only
+ * the part of the adapter that survives the absmean rounding (no longer the exact LoRA model). */
+bitnet_status bitnet_export_merge_lora(const char *master_dir, const char *lora_dir, float scale, const char *out_dir);
 /* Copy the tokenizer files (tokenizer.json / tokenizer.model, tokenizer_config.json,
  * special_tokens_map.json, generation_config.json) found in src_dir into dst_dir, each
  * atomically; *n_copied (may be NULL) counts them. */

@@ -11,6 +11,8 @@
 #include "arch.h"
 #include <stdatomic.h>
 #include <math.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 _Static_assert(BITNET_TRAIN_MAX_STEPS == BN_TRAIN_MAX_STEPS, "one step limit");
 
@@ -256,6 +258,35 @@ bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, 
         return bn_err(BITNET_ERR_ARG, "%s is a full-precision checkpoint (trained with --no-quant): packing ternarizes it, "
                       "which changes the model it learned", master_dir);
     return bn_export_packed(master_dir, out_dir);
+}
+
+bitnet_status bitnet_export_merge_lora(const char *master_dir, const char *lora_dir, float scale, const char *out_dir) {
+    if (!master_dir || !lora_dir || !out_dir) return bn_err(BITNET_ERR_ARG, "merge-lora: master folder, adapter folder and output folder are all needed");
+    if (!isfinite(scale)) return bn_err(BITNET_ERR_ARG, "merge-lora: scale %g is not finite", scale);
+    bn_train_model *m = NULL; bn_lora *l = NULL;
+    bitnet_status s = bn_train_model_from_dir(master_dir, 1, 1, &m);   /* no_quant: the float master, no wq */
+    if (!s) s = bn_lora_load(m, lora_dir, &l);
+    float *ba = NULL;
+    for (int i = 0; !s && i < m->n_tp; i++) {
+        int a = l->ad_of[i];
+        if (a < 0) continue;
+        const bn_tparam *A = &l->tp[a], *B = &l->tp[a + 1], *W = &m->tp[i];
+        free(ba);
+        if (!(ba = malloc(W->numel * sizeof(float)))) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
+        bn_sgemm_mt(m->pool, m->ws, 0, 0, (int)W->shape[0], (int)W->shape[1], l->rank, l->params + B->off, l->rank, l->params + A->off, (int)W->shape[1], 0, ba, (int)W->shape[1]);
+        float k = scale * l->scale;
+        for (size_t j = 0; j < W->numel; j++) m->params[W->off + j] += k * ba[j];
+    }
+    free(ba);
+    if (!s) {
+        int fp = m->cfg.full_precision;
+        m->no_quant = fp;   /* keep the master's own label (no_quant was only for loading) */
+        if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) s = bn_err(BITNET_ERR_IO, "%s: cannot create directory: %s", out_dir, strerror(errno));
+        if (!s) s = bn_train_save_weights(m, out_dir);
+        if (!s) s = bn_copy_tokenizer_files(master_dir, out_dir, NULL);
+    }
+    bn_lora_free(l); bn_train_model_free(m);
+    return s;
 }
 
 bitnet_status bitnet_copy_tokenizer_files(const char *src_dir, const char *dst_dir, int *n_copied) {

@@ -37,3 +37,7 @@ zero=$($BN run -m "$G" --ids "$ids" -n 6 --temp 0 --print-ids --lora "$D/a" --lo
 out=$($BN run -m "$G" --ids 1 -n 1 --lora "$D/nope" 2>&1); [[ "$out" == *"nope/adapter_config.json"* ]] && ok "lora: missing adapter names the file" || fail "lora: missing adapter names the file" "$out"
 out=$($BN train $T -o "$D/c" --lora-targets q,x 2>&1); [[ "$out" == *"'x'"* ]] && ok "lora: bad --lora-targets" || fail "lora: bad --lora-targets" "$out"
 out=$($BN train $T -o "$D/c" --lora-dropout 0.1 2>&1); [[ "$out" == *"not implemented"* ]] && ok "lora: --lora-dropout refused" || fail "lora: --lora-dropout refused" "$out"
+$BN export --merge-lora "$D/a" "$G" "$D/m" > /dev/null 2>&1 && [ -f "$D/m/model.safetensors" ] && [ -f "$D/m/tokenizer.json" ] \
+    && ok "lora: export --merge-lora writes a merged master" || fail "lora: export --merge-lora writes a merged master" "$(ls "$D/m" 2>&1)"
+$BN export --packed --merge-lora "$D/a" "$G" "$D/mp" > /dev/null 2>&1 && [ -n "$($BN run -m "$D/mp" --ids "$ids" -n 2 --temp 0 --print-ids 2>/dev/null)" ] \
+    && [ -z "$(ls -d "$D"/mp.merge.* 2>/dev/null)" ] && ok "lora: export --packed --merge-lora runs, leaves no temp folder" || fail "lora: export --packed --merge-lora" "$(ls "$D")"

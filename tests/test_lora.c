@@ -222,6 +222,27 @@ static void test_frozen(void) {
         } else CHECK("packed: inference on the packed base + adapter", 0, "%s", bitnet_last_error());
         free(lg); bitnet_ctx_free(pc); bitnet_model_free(pim); bn_train_model_free(pm); bn_train_model_free(fm);
     }
+    /* merge: the merged float master (no quantizers) computes what base + adapter computes */
+    {
+        bitnet_status s3 = bitnet_export_merge_lora(master(), tpath("ad"), 1.0f, tpath("merged"));
+        CHECK("merge: bitnet_export_merge_lora writes a master", s3 == BITNET_OK, "%s", bitnet_last_error());
+        bn_train_model *a0 = NULL, *a1 = NULL;
+        if (!s3) s3 = bn_train_model_from_dir(master(), 1, 1, &a0);
+        if (!s3) s3 = bn_train_model_from_dir(tpath("merged"), 1, 1, &a1);
+        if (!s3) {
+            float *lg = malloc((size_t)32 * V * 4);
+            a0->lora = l; bn_train_forward(a0, in, NULL, 1, 32, NULL); memcpy(lg, bn_train_logits(a0), (size_t)32 * V * 4); a0->lora = NULL;
+            bn_train_forward(a1, in, NULL, 1, 32, NULL);
+            double d = 0, mx = 0;
+            for (size_t i = 0; i < (size_t)32 * V; i++) { d = fmax(d, fabs(lg[i] - bn_train_logits(a1)[i])); mx = fmax(mx, fabs(lg[i])); }
+            printf("# merged vs base + adapter (full precision): max |diff| %.3g\n", d);
+            CHECK("merge: merged master = base + adapter (full-precision forward, float rounding)", d < 1e-5 * (mx > 1 ? mx : 1), "max diff %g", d);
+            int emb_same = !memcmp(a0->params + a0->tp[a0->embed].off, a1->params + a1->tp[a1->embed].off, a0->tp[a0->embed].numel * 4);
+            CHECK("merge: untargeted tensors unchanged", emb_same, "embedding changed");
+            free(lg);
+        } else CHECK("merge: reload", 0, "%s", bitnet_last_error());
+        bn_train_model_free(a0); bn_train_model_free(a1);
+    }
     /* a broken config is refused with the file's name */
     bitnet_write_file_atomic(tpath("ad/adapter_config.json"), "{\"peft_type\": \"IA3\", \"r\": 4}", 28);
     s = bn_lora_load(m, tpath("ad"), &l2);
