@@ -160,6 +160,16 @@ typedef struct bitnet_trainer_info {
 void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *info);
 int64_t bitnet_trainer_get_step(const bitnet_trainer *t);
 
+/* Bytes a trainer made from `from` with params p will hold (computed from the config; nothing is
+ * loaded): weights (float32 master, + the dequantized ternary copy in QAT; the frozen base for
+ * LoRA), grads, optimizer (AdamW m and v), adapters (LoRA: parameters, grads, m, v), activations
+ * (kept for backward, per micro-batch, incl. the LoRA terms). Excludes the GEMM workspaces and
+ * the data file. */
+typedef struct bitnet_train_memory {
+    int64_t weights, grads, optimizer, adapters, activations, total;
+} bitnet_train_memory;
+bitnet_status bitnet_train_plan(const char *from, const bitnet_train_params *p, bitnet_train_memory *out);
+
 /* Write a 2B-4T packed inference checkpoint (what bitnet_model_load runs) from the master
  * weights in master_dir to out_dir (created if missing; tokenizer files copied along). A
  * full-precision (no_quant) checkpoint is refused (BITNET_ERR_ARG: packing ternarizes it, which

@@ -290,6 +290,18 @@ static void test_resume(void) {
     free(a); free(b);
     struct stat sb;
     CHECK("api: a LoRA save writes no model weights", stat(tpath("full/model.safetensors"), &sb) != 0 && stat(tpath("full/train_state.safetensors"), &sb) == 0, "model.safetensors written");
+    {   /* the memory plan agrees with what the trainer builds */
+        bitnet_train_params q = bitnet_train_default_params();
+        q.param_set = BITNET_TRAIN_LORA; q.lora_rank = 2; q.lora_targets = BITNET_LORA_Q | BITNET_LORA_O | BITNET_LORA_UP;
+        bitnet_train_memory ml, mf;
+        bitnet_status a1 = bitnet_train_plan(master(), &q, &ml);
+        q.param_set = BITNET_TRAIN_ALL;
+        bitnet_status a2 = bitnet_train_plan(master(), &q, &mf);
+        CHECK("plan: LoRA adapters = 4 buffers of the trainer's adapter parameters; no base grads/moments",
+              !a1 && !a2 && ml.adapters == 16 * info.n_params && ml.grads == 0 && ml.optimizer == 0 && ml.weights == 4 * info.n_base_params &&
+              mf.grads == 4 * info.n_base_params && mf.optimizer == 8 * info.n_base_params && mf.weights == 8 * info.n_base_params && ml.total < mf.total,
+              "adapters %lld vs %lld, weights %lld vs %lld", (long long)ml.adapters, 16LL * info.n_params, (long long)ml.weights, 4LL * info.n_base_params);
+    }
     bitnet_train_params p = bitnet_train_default_params();
     p.param_set = BITNET_TRAIN_LORA; p.lora_dropout = 0.1f;
     bitnet_trainer *t = NULL;

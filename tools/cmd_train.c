@@ -38,6 +38,7 @@ static void usage(void) {
         "  --seed S (1337) -t THREADS (1) --no-quant (full precision; the checkpoint is labelled\n"
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
+        "  --dry-run           print the memory plan (weights, gradients, optimizer, adapters, activations) and exit\n"
         "  --lora-rank R       LoRA: train rank-R adapters on the frozen --init base (ternarized once; no\n"
         "                      base gradients or moments); OUTDIR gets PEFT's adapter_model.safetensors +\n"
         "                      adapter_config.json (load with `bitnet run --lora OUTDIR`)\n"
@@ -348,7 +349,7 @@ static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 int cmd_train(int argc, char **argv) {
     run_opts o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337};
     const char *outdir = NULL, *dump = NULL;
-    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0;
+    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0;
     int given[NOPTS] = {0};
     char *keep[NOPTS] = {0};
     bitnet_train_params tp = bitnet_train_default_params();
@@ -362,6 +363,7 @@ int cmd_train(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         else if (!strcmp(a, "--no-quant")) o.no_quant = 1;
         else if (!strcmp(a, "--resume")) resume = 1;
+        else if (!strcmp(a, "--dry-run")) dry_run = 1;
         else if (!strcmp(a, "--force")) force = 1;
         else if (OPT("--init")) o.init = v;
         else if (OPT("--config")) o.config = v;
@@ -412,6 +414,23 @@ int cmd_train(int argc, char **argv) {
         for (int k = 0; k < NOPTS; k++) free(absp[k]);
         fprintf(stderr, "bitnet: train needs --data, -o OUTDIR and exactly one of --init DIR / --config FILE.json (or --resume)\n");
         usage(); return 2;
+    }
+    if (dry_run && !resume) {   /* the memory plan of this run; nothing is loaded or written */
+        bitnet_train_params dp = tp;
+        dp.batch = o.B; dp.seq = o.T; dp.n_threads = nth; dp.no_quant = o.no_quant;
+        if (o.lora_rank > 0) {
+            dp.param_set = BITNET_TRAIN_LORA; dp.lora_rank = o.lora_rank;
+            if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &dp.lora_targets)) { for (int k = 0; k < NOPTS; k++) free(absp[k]); return cli_fail("train: --lora-targets"); }
+        }
+        bitnet_train_memory mp;
+        bitnet_status ds = bitnet_train_plan(o.init ? o.init : o.config, &dp, &mp);
+        for (int k = 0; k < NOPTS; k++) free(absp[k]);
+        if (ds) return cli_fail("train --dry-run");
+        const double MB = 1024.0 * 1024.0;
+        printf("memory plan (%s, batch %d x seq %d):\n", o.lora_rank > 0 ? "LoRA on a frozen base" : "full training", o.B, o.T);
+        printf("  weights      %10.1f MiB\n  gradients    %10.1f MiB\n  optimizer    %10.1f MiB\n  adapters     %10.1f MiB\n  activations  %10.1f MiB\n  total        %10.1f MiB\n",
+               mp.weights / MB, mp.grads / MB, mp.optimizer / MB, mp.adapters / MB, mp.activations / MB, mp.total / MB);
+        return 0;
     }
     int rc = 0;
     bitnet_trainer *tr = NULL;
