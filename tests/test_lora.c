@@ -5,13 +5,13 @@
  * parameter errors, and inference with the adapter on the exported packed base (bitnet_model_load_lora)
  * against the trainer's logits. Not: a PyTorch/PEFT reference (no golden adapter yet). */
 #include "t.h"
-#include "train.h"
-#include "lora.h"
-#include "train_loop.h"
-#include "data.h"
-#include "arch.h"
-#include "rng.h"
-#include "safetensors.h"
+#include "train/train.h"
+#include "train/lora.h"
+#include "train/train_loop.h"
+#include "train/data.h"
+#include "arch/arch.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
 #include "bitnet_train.h"
 #include <cjson/cJSON.h>
 #include <unistd.h>
@@ -193,9 +193,9 @@ static void test_frozen(void) {
     /* a packed base: the trainer reads it (bn_train_model_from_dir_frozen) and its forward equals inference */
     {
         bn_train_model *pm = NULL, *fm = NULL;
-        bitnet_status s2 = bn_train_model_from_dir_frozen(tpath("packed"), 0, 1, &pm);
+        bitnet_status s2 = bn_train_model_from_dir_frozen(tpath("packed"), 0, 1, NULL, &pm);
         CHECK("packed: a frozen trainer base from the packed layout", s2 == BITNET_OK, "%s", bitnet_last_error());
-        s2 = bn_train_model_from_dir_frozen(master(), 0, 1, &fm);
+        s2 = bn_train_model_from_dir_frozen(master(), 0, 1, NULL, &fm);
         int same = !s2;
         for (int i = 0; !s2 && i < fm->n_tp; i++)
             if (fm->tp[i].kind == BN_PK_LINEAR) same &= !memcmp(fm->params + fm->tp[i].off, m->params + m->tp[i].off, fm->tp[i].numel * 4);
