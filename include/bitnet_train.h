@@ -152,7 +152,8 @@ typedef struct bitnet_trainer_info {
     int64_t step;                /* optimizer steps done */
     int64_t n_params;            /* trained parameters (the adapters' for a LoRA trainer) */
     int64_t n_base_params;       /* the model's parameters (frozen for a LoRA trainer) */
-    double flops_per_token;      /* forward + backward model FLOPs per token ("6N") */
+    double flops_per_token;      /* forward + backward model FLOPs per token ("6N"; LoRA: 4N of the
+                                  * frozen base, no dW, + 6 x the adapters) */
     int vocab_size, hidden_size, n_layers;
     int full_precision;          /* the model was trained without quantizers */
     const char *gemm;            /* float GEMM kernels in use */

@@ -527,6 +527,9 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
             info.n_layers, info.hidden_size, info.vocab_size, info.n_params / 1e6,
             o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", info.gemm, nth);
+    if (o.lora_rank > 0)
+        fprintf(stderr, "LoRA: rank %d, alpha %g, %.3fM adapter parameters trained on a frozen base of %.2fM\n",
+                o.lora_rank, tp.lora_alpha, info.n_params / 1e6, info.n_base_params / 1e6);
     int64_t last_saved = bitnet_trainer_get_step(tr);
     double tok_total = 0, sec_total = 0;
     g_interrupted = 0;

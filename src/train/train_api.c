@@ -245,6 +245,8 @@ void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
     i->n_params = (int64_t)(t->lora ? t->lora->n_params : m->n_params);
     i->n_base_params = (int64_t)m->n_params;
     i->flops_per_token = bn_train_flops_per_token(m);
+    if (t->lora)   /* frozen base: forward + dX (4N, no dW), plus 6 x the adapters */
+        i->flops_per_token = i->flops_per_token * 4.0 / 6.0 + 6.0 * (double)t->lora->n_params;
     i->vocab_size = m->cfg.vocab_size; i->hidden_size = m->cfg.hidden_size; i->n_layers = m->cfg.n_layers;
     i->full_precision = m->cfg.full_precision;
     i->gemm = m->k->sgemm->name;
