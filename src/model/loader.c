@@ -217,6 +217,7 @@ bitnet_status bitnet_model_load_files(const bitnet_files *f, const bitnet_model_
 
 void bitnet_model_free(bitnet_model *m) {
     if (!m) return;
+    bn_lora_model_free(m);
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
             bn_layer *L = &m->layers[l];
