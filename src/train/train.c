@@ -399,14 +399,7 @@ static void rope_range(void *c_, int a, int b) {
     for (int r = a; r < b; r++) {
         int t = r % c->T;
         const float *cs = c->cs + (size_t)t * h2, *sn = c->sn + (size_t)t * h2;
-        for (int h = 0; h < c->nh; h++) {
-            float *x = c->x + (size_t)r * W + h * c->hd;
-            for (int i = 0; i < h2; i++) {
-                float x1 = x[i], x2 = x[i + h2], co = cs[i], si = c->inv ? -sn[i] : sn[i];
-                x[i] = x1 * co - x2 * si;
-                x[i + h2] = x2 * co + x1 * si;
-            }
-        }
+        for (int h = 0; h < c->nh; h++) bn_rope_row(c->x + (size_t)r * W + h * c->hd, cs, sn, h2, c->inv);
     }
 }
 /* In place on x[BT, nh*hd]: forward rotates by +angle; backward (inv) is the transpose, -angle. */
@@ -436,11 +429,7 @@ static void att_fwd_bh(att_ctx *c, int bh, float *ws) {
     for (int r0 = 0; r0 < T; r0 += ATT_TB) {
         int r1 = r0 + ATT_TB < T ? r0 + ATT_TB : T;
         bn_sgemm(c->m->k, 0, 1, r1 - r0, r1, hd, q + (size_t)r0 * Q, Q, k, KV, 0, P + (size_t)r0 * T, T, ws);
-        for (int t = r0; t < r1; t++) {
-            float *p = P + (size_t)t * T;
-            bn_softmax_row(p, t + 1, scale);
-            if (r1 > t + 1) memset(p + t + 1, 0, (size_t)(r1 - t - 1) * sizeof(float));
-        }
+        for (int t = r0; t < r1; t++) bn_softmax_causal_row(P + (size_t)t * T, t + 1, r1, scale);
         bn_sgemm(c->m->k, 0, 0, r1 - r0, hd, r1, P + (size_t)r0 * T, T, v, KV, 0, out + (size_t)r0 * Q, Q, ws);
     }
 }
@@ -491,10 +480,6 @@ static void att_run(void *arg, int ith, int nth) {
 /* ---------------------------------------------------------------- gated FFN activation */
 
 typedef struct { const float *g, *u, *dh; float *h, *dg, *du; int silu; } act_ctx;
-BN_CLONES static void relu2_fwd(const float *gt, const float *u, float *h, int n) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) { float g = gt[i] > 0 ? gt[i] : 0; h[i] = g * g * u[i]; }
-}
 BN_CLONES static void relu2_bwd(const float *gt, const float *u, const float *dh, float *dg, float *du, int n) {
 #pragma omp simd
     for (int i = 0; i < n; i++) {
@@ -505,8 +490,7 @@ BN_CLONES static void relu2_bwd(const float *gt, const float *u, const float *dh
 }
 static void act_fwd_range(void *c_, int a, int b) {
     act_ctx *c = c_;
-    if (c->silu) for (int i = a; i < b; i++) { float g = c->g[i]; c->h[i] = g / (1.0f + expf(-g)) * c->u[i]; }
-    else relu2_fwd(c->g + a, c->u + a, c->h + a, b - a);
+    bn_glu_row(c->h + a, c->g + a, c->u + a, (size_t)(b - a), c->silu);
 }
 static void act_bwd_range(void *c_, int a, int b) {
     act_ctx *c = c_;
