@@ -41,6 +41,27 @@ static int dupstr(char **d, size_t *dn, const char *s) {
     memcpy(*d, s, n + 1); *dn = n; return 1;
 }
 
+typedef bitnet_status (*step_fn)(bitnet_tokenizer *t, const cJSON *n, const char *type, const char *path);
+/* One of the three pipelines: its JSON name, the list key of its Sequence, its step parser. */
+typedef struct { const char *what, *list; step_fn step; int decoder; } pipe_kind;
+
+/* Pipeline object n (absent or null: nothing) of kind k into t: a typed step, or a Sequence
+ * whose elements are parsed in order (nested Sequences allowed). A decoder that is present sets
+ * t->has_decoder. */
+static bitnet_status parse_pipe(bitnet_tokenizer *t, const cJSON *n, const pipe_kind *k, const char *path) {
+    if (!n || cJSON_IsNull(n)) return BITNET_OK;
+    const char *type = jstr(n, "type");
+    if (!type) return bn_err(BITNET_ERR_FORMAT, "%s: %s without a type", path, k->what);
+    if (k->decoder) t->has_decoder = 1;
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, k->list), *x;
+        if (!cJSON_IsArray(l)) return bn_err(BITNET_ERR_FORMAT, "%s: %s Sequence without a %s list", path, k->what, k->list);
+        cJSON_ArrayForEach(x, l) { bitnet_status s = parse_pipe(t, x, k, path); if (s) return s; }
+        return BITNET_OK;
+    }
+    return k->step(t, n, type, path);
+}
+
 /* pattern: {"String": "..."} or {"Regex": "..."}; *is_regex set accordingly. */
 static const char *pattern_of(const cJSON *o, int *is_regex) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "pattern");
@@ -50,16 +71,8 @@ static const char *pattern_of(const cJSON *o, int *is_regex) {
     return NULL;
 }
 
-static bitnet_status parse_normalizer(bitnet_tokenizer *t, const cJSON *n, const char *path) {
-    if (!n || cJSON_IsNull(n)) return BITNET_OK;
-    const char *type = jstr(n, "type");
-    if (!type) return bn_err(BITNET_ERR_FORMAT, "%s: normalizer without a type", path);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, "normalizers"), *x;
-        if (!cJSON_IsArray(l)) return bn_err(BITNET_ERR_FORMAT, "%s: normalizer Sequence without a normalizers list", path);
-        cJSON_ArrayForEach(x, l) { bitnet_status s = parse_normalizer(t, x, path); if (s) return s; }
-        return BITNET_OK;
-    }
+/* One normalizer step n of type `type` (not Sequence) appended to t. */
+static bitnet_status norm_step(bitnet_tokenizer *t, const cJSON *n, const char *type, const char *path) {
     bn_tok_step *st; bitnet_status s;
     if (!strcmp(type, "Prepend")) {
         const char *p = jstr(n, "prepend");
@@ -87,16 +100,8 @@ static int prepend_scheme(const cJSON *o) {
     return jbool(o, "add_prefix_space", 1) ? BN_PREPEND_ALWAYS : BN_PREPEND_NEVER;
 }
 
-static bitnet_status parse_pre(bitnet_tokenizer *t, const cJSON *n, const char *path) {
-    if (!n || cJSON_IsNull(n)) return BITNET_OK;
-    const char *type = jstr(n, "type");
-    if (!type) return bn_err(BITNET_ERR_FORMAT, "%s: pre_tokenizer without a type", path);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, "pretokenizers"), *x;
-        if (!cJSON_IsArray(l)) return bn_err(BITNET_ERR_FORMAT, "%s: pre_tokenizer Sequence without a pretokenizers list", path);
-        cJSON_ArrayForEach(x, l) { bitnet_status s = parse_pre(t, x, path); if (s) return s; }
-        return BITNET_OK;
-    }
+/* One pre_tokenizer step n of type `type` (not Sequence) appended to t. */
+static bitnet_status pre_step(bitnet_tokenizer *t, const cJSON *n, const char *type, const char *path) {
     bn_tok_step *st; bitnet_status s;
     if (!strcmp(type, "Split")) {
         int rx = 0; const char *p = pattern_of(n, &rx), *b = jstr(n, "behavior");
@@ -137,17 +142,8 @@ static bitnet_status parse_pre(bitnet_tokenizer *t, const cJSON *n, const char *
     return bn_err(BITNET_ERR_UNSUPPORTED, "%s: pre_tokenizer '%s' is not supported (only Split, ByteLevel, Metaspace, Sequence)", path, type);
 }
 
-static bitnet_status parse_decoder(bitnet_tokenizer *t, const cJSON *n, const char *path) {
-    if (!n || cJSON_IsNull(n)) return BITNET_OK;
-    const char *type = jstr(n, "type");
-    if (!type) return bn_err(BITNET_ERR_FORMAT, "%s: decoder without a type", path);
-    t->has_decoder = 1;
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, "decoders"), *x;
-        if (!cJSON_IsArray(l)) return bn_err(BITNET_ERR_FORMAT, "%s: decoder Sequence without a decoders list", path);
-        cJSON_ArrayForEach(x, l) { bitnet_status s = parse_decoder(t, x, path); if (s) return s; }
-        return BITNET_OK;
-    }
+/* One decoder step n of type `type` (not Sequence) appended to t. */
+static bitnet_status dec_step(bitnet_tokenizer *t, const cJSON *n, const char *type, const char *path) {
     bn_tok_step *st; bitnet_status s;
     int kind = !strcmp(type, "ByteLevel") ? BN_DEC_BYTELEVEL : !strcmp(type, "Replace") ? BN_DEC_REPLACE
              : !strcmp(type, "ByteFallback") ? BN_DEC_BYTEFALLBACK : !strcmp(type, "Fuse") ? BN_DEC_FUSE
@@ -356,9 +352,11 @@ bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) { s = bn_err(BITNET_ERR_FORMAT, "%s: no \"model\" object", path); goto done; }
     if ((s = check_model(t, model, path))) goto done;
-    if ((s = parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), path))) goto done;
-    if ((s = parse_pre(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path))) goto done;
-    if ((s = parse_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), path))) goto done;
+    static const pipe_kind NORM = {"normalizer", "normalizers", norm_step, 0}, PRE = {"pre_tokenizer", "pretokenizers", pre_step, 0},
+                           DEC = {"decoder", "decoders", dec_step, 1};
+    if ((s = parse_pipe(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), &NORM, path))) goto done;
+    if ((s = parse_pipe(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), &PRE, path))) goto done;
+    if ((s = parse_pipe(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), &DEC, path))) goto done;
     if ((s = load_vocab(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), cJSON_GetObjectItemCaseSensitive(root, "added_tokens"),
                         path, &scratch, &scap))) goto done;
     if ((s = load_merges(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), scratch, scap, path))) goto done;
