@@ -644,7 +644,7 @@ static void test_state_checks(void) {
     rmdir(dir); unlink(p);
 }
 
-/* The training op table is complete (a device backend must fill every slot), the model uses it,
+/* The training op table is complete (a device backend must fill every slot),
  * and the shared row pieces keep their contracts: a causal row is a softmax over the visible keys
  * and zero after them; RoPE's inverse undoes it. */
 static void test_ops_and_rows(void) {
