@@ -5,6 +5,8 @@
  * checks and stored options on resume, batch x seq size limits. */
 #include "t.h"
 #include "train/train.h"
+#include "backend/backend.h"
+#include "backend/cpu/layers.h"
 #include "model/model.h"
 #include "train/optim.h"
 #include "backend/cpu/gemm_f32.h"
@@ -642,7 +644,33 @@ static void test_state_checks(void) {
     rmdir(dir); unlink(p);
 }
 
+/* The training op table is complete (a device backend must fill every slot),
+ * and the shared row pieces keep their contracts: a causal row is a softmax over the visible keys
+ * and zero after them; RoPE's inverse undoes it. */
+static void test_ops_and_rows(void) {
+    const bn_train_ops *op = bn_train_ops_cpu();
+    int filled = !!op->rmsnorm_fwd + !!op->rmsnorm_bwd + !!op->linear_fwd + !!op->linear_bwd + !!op->rope +
+                 !!op->attn_fwd + !!op->attn_bwd + !!op->glu_fwd + !!op->glu_bwd + !!op->embed_fwd + !!op->embed_bwd +
+                 !!op->ce_fwd + !!op->ce_bwd + !!op->head_fwd + !!op->head_bwd;
+    CHECK("ops: every CPU training op is set", filled == 15, "%d of 15", filled);
+    float p[8] = {1, 2, 3, 4, 9, 9, 9, 9}, sum = 0;
+    bn_softmax_causal_row(p, 4, 8, 0.5f);
+    for (int i = 0; i < 4; i++) sum += p[i];
+    CHECK("rows: causal softmax sums to 1 over visible keys, 0 after", fabsf(sum - 1) < 1e-6f && p[4] == 0 && p[7] == 0 && p[3] > p[0], "sum %g p4 %g", sum, p[4]);
+    float cs[4], sn[4], x[8] = {1, -2, 3, 0.5f, 7, 1, -1, 2}, y[8];
+    float ct[16], st[16];
+    bn_rope_tables(10000.0f, 8, 4, ct, st);
+    memcpy(cs, ct + 3 * 4, sizeof cs); memcpy(sn, st + 3 * 4, sizeof sn);
+    memcpy(y, x, sizeof y);
+    bn_rope_row(y, cs, sn, 4, 0);
+    int moved = memcmp(x, y, sizeof x) != 0;
+    bn_rope_row(y, cs, sn, 4, 1);
+    float md = 0; for (int i = 0; i < 8; i++) md = fmaxf(md, fabsf(y[i] - x[i]));
+    CHECK("rows: RoPE at position 3 rotates, its inverse restores", moved && md < 1e-5f, "max|d| %g", md);
+}
+
 int main(void) {
+    test_ops_and_rows();
     test_gemm();
     test_adamw();
     test_train_sets();

@@ -90,4 +90,52 @@ typedef struct bn_backend {
 
 /* The CPU backend (src/backend/cpu/cpu.c): the model's bn_kernels set plus a thread pool. */
 const bn_backend *bn_backend_cpu(void);
+
+/* ---- training ops: the forward ops with what backward needs saved, and their backward ----
+ * The training model (bn_train_model, src/train/train.h) is the execution state: it holds the
+ * parameters (P), gradients (G), dequantized BitLinear weights, threads and scratch; a weight is
+ * named by its parameter index widx. Layouts are row-major, token-major [N][width], N = B*T
+ * tokens in sequences of m->T; attention probabilities [B][H][T][T]. Gradients accumulate (+=)
+ * into G unless said otherwise; "acc" selects dx += (1) or dx = (0). Every op's result is
+ * independent of the thread count. Not yet: device buffers (all pointers are host memory; a
+ * device backend would also need the weight quantization pass and the optimizer as ops). */
+typedef struct bn_train_model bn_train_model;
+typedef struct bn_train_ops {
+    const char *name;
+    /* y = rmsnorm(x) * w ([N][D]), rstd[N] saved; yq (optional): the activation-quantized y, the
+     * STE-saved input of the BitLinear that follows. */
+    void (*rmsnorm_fwd)(bn_train_model *m, const float *x, const float *w, float *y, float *rstd, float *yq, int N, int D);
+    /* dx (acc) = d rmsnorm/dx . dy; dw += sum over rows dy * x * rstd. dx must not alias dy. */
+    void (*rmsnorm_bwd)(bn_train_model *m, const float *dy, const float *x, const float *w, const float *rstd,
+                        float *dx, float *dw, int N, int D, int acc);
+    /* BitLinear on quantized operands: y[N][out] (= or += when acc) x[N][in] @ Wq^T. */
+    void (*linear_fwd)(bn_train_model *m, const float *x, int widx, float *y, int N, int acc);
+    /* G[widx] += dy^T x; dx (acc_dx; NULL: skipped) = dy @ Wq (straight-through estimator). */
+    void (*linear_bwd)(bn_train_model *m, const float *dy, const float *x, int widx, float *dx, int N, int acc_dx);
+    /* Rotate-half RoPE in place on x[N][nh*head_dim] at position (row % T); inv = 1: backward. */
+    void (*rope)(bn_train_model *m, float *x, int N, int nh, int inv);
+    /* Causal GQA attention: att = softmax(q k^T / sqrt(hd)) (saved), out = att v. */
+    void (*attn_fwd)(bn_train_model *m, const float *q, const float *k, const float *v, float *att, float *out);
+    /* From dout: dq, dk, dv (all written, not accumulated). */
+    void (*attn_bwd)(bn_train_model *m, const float *q, const float *k, const float *v, const float *att,
+                     const float *dout, float *dq, float *dk, float *dv);
+    /* Gated activation of the model's act (relu^2 or silu): h = act(g) * u, n elements. */
+    void (*glu_fwd)(bn_train_model *m, const float *g, const float *u, float *h, int n);
+    /* dg, du (written) from dh. */
+    void (*glu_bwd)(bn_train_model *m, const float *g, const float *u, const float *dh, float *dg, float *du, int n);
+    /* x[N][C] = embedding rows ids[N] of parameter widx; backward: G[widx] rows += dx. */
+    void (*embed_fwd)(bn_train_model *m, int widx, const int32_t *ids, int N, float *x);
+    void (*embed_bwd)(bn_train_model *m, int widx, const int32_t *ids, int N, const float *dx);
+    /* Cross-entropy of logits[N][V] against tg: rowloss[r] = logsumexp - logit[tg]. */
+    void (*ce_fwd)(bn_train_model *m, float *logits, const int32_t *tg, float *rowloss, int N);
+    /* In place: logits = (softmax - onehot(tg)) * dscale. */
+    void (*ce_bwd)(bn_train_model *m, float *logits, const int32_t *tg, int N, float dscale);
+    /* LM head (float, parameter widx = H [V][C]): logits[N][V] = x[N][C] @ H^T; backward:
+     * G[widx] += dlogits^T x, dx = dlogits @ H (written). */
+    void (*head_fwd)(bn_train_model *m, int widx, const float *x, float *logits, int N);
+    void (*head_bwd)(bn_train_model *m, int widx, const float *dlogits, const float *x, float *dx, int N);
+} bn_train_ops;
+
+/* The CPU training ops (src/train/train.c, on the model's bn_kernels set and thread pool). */
+const bn_train_ops *bn_train_ops_cpu(void);
 #endif

@@ -41,6 +41,27 @@ static int dupstr(char **d, size_t *dn, const char *s) {
     memcpy(*d, s, n + 1); *dn = n; return 1;
 }
 
+typedef bitnet_status (*step_fn)(bitnet_tokenizer *t, const cJSON *n, const char *type, const char *path);
+/* One of the three pipelines: its JSON name, the list key of its Sequence, its step parser. */
+typedef struct { const char *what, *list; step_fn step; int decoder; } pipe_kind;
+
+/* Pipeline object n (absent or null: nothing) of kind k into t: a typed step, or a Sequence
+ * whose elements are parsed in order (nested Sequences allowed). A decoder that is present sets
+ * t->has_decoder. */
+static bitnet_status parse_pipe(bitnet_tokenizer *t, const cJSON *n, const pipe_kind *k, const char *path) {
+    if (!n || cJSON_IsNull(n)) return BITNET_OK;
+    const char *type = jstr(n, "type");
+    if (!type) return bn_err(BITNET_ERR_FORMAT, "%s: %s without a type", path, k->what);
+    if (k->decoder) t->has_decoder = 1;
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, k->list), *x;
+        if (!cJSON_IsArray(l)) return bn_err(BITNET_ERR_FORMAT, "%s: %s Sequence without a %s list", path, k->what, k->list);
+        cJSON_ArrayForEach(x, l) { bitnet_status s = parse_pipe(t, x, k, path); if (s) return s; }
+        return BITNET_OK;
+    }
+    return k->step(t, n, type, path);
+}
+
 /* pattern: {"String": "..."} or {"Regex": "..."}; *is_regex set accordingly. */
 static const char *pattern_of(const cJSON *o, int *is_regex) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "pattern");
@@ -50,16 +71,8 @@ static const char *pattern_of(const cJSON *o, int *is_regex) {
     return NULL;
 }
 
-static bitnet_status parse_normalizer(bitnet_tokenizer *t, const cJSON *n, const char *path) {
-    if (!n || cJSON_IsNull(n)) return BITNET_OK;
-    const char *type = jstr(n, "type");
-    if (!type) return bn_err(BITNET_ERR_FORMAT, "%s: normalizer without a type", path);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, "normalizers"), *x;
-        if (!cJSON_IsArray(l)) return bn_err(BITNET_ERR_FORMAT, "%s: normalizer Sequence without a normalizers list", path);
-        cJSON_ArrayForEach(x, l) { bitnet_status s = parse_normalizer(t, x, path); if (s) return s; }
-        return BITNET_OK;
-    }
+/* One normalizer step n of type `type` (not Sequence) appended to t. */
+static bitnet_status norm_step(bitnet_tokenizer *t, const cJSON *n, const char *type, const char *path) {
     bn_tok_step *st; bitnet_status s;
     if (!strcmp(type, "Prepend")) {
         const char *p = jstr(n, "prepend");
@@ -87,16 +100,8 @@ static int prepend_scheme(const cJSON *o) {
     return jbool(o, "add_prefix_space", 1) ? BN_PREPEND_ALWAYS : BN_PREPEND_NEVER;
 }
 
-static bitnet_status parse_pre(bitnet_tokenizer *t, const cJSON *n, const char *path) {
-    if (!n || cJSON_IsNull(n)) return BITNET_OK;
-    const char *type = jstr(n, "type");
-    if (!type) return bn_err(BITNET_ERR_FORMAT, "%s: pre_tokenizer without a type", path);
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, "pretokenizers"), *x;
-        if (!cJSON_IsArray(l)) return bn_err(BITNET_ERR_FORMAT, "%s: pre_tokenizer Sequence without a pretokenizers list", path);
-        cJSON_ArrayForEach(x, l) { bitnet_status s = parse_pre(t, x, path); if (s) return s; }
-        return BITNET_OK;
-    }
+/* One pre_tokenizer step n of type `type` (not Sequence) appended to t. */
+static bitnet_status pre_step(bitnet_tokenizer *t, const cJSON *n, const char *type, const char *path) {
     bn_tok_step *st; bitnet_status s;
     if (!strcmp(type, "Split")) {
         int rx = 0; const char *p = pattern_of(n, &rx), *b = jstr(n, "behavior");
@@ -137,17 +142,8 @@ static bitnet_status parse_pre(bitnet_tokenizer *t, const cJSON *n, const char *
     return bn_err(BITNET_ERR_UNSUPPORTED, "%s: pre_tokenizer '%s' is not supported (only Split, ByteLevel, Metaspace, Sequence)", path, type);
 }
 
-static bitnet_status parse_decoder(bitnet_tokenizer *t, const cJSON *n, const char *path) {
-    if (!n || cJSON_IsNull(n)) return BITNET_OK;
-    const char *type = jstr(n, "type");
-    if (!type) return bn_err(BITNET_ERR_FORMAT, "%s: decoder without a type", path);
-    t->has_decoder = 1;
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(n, "decoders"), *x;
-        if (!cJSON_IsArray(l)) return bn_err(BITNET_ERR_FORMAT, "%s: decoder Sequence without a decoders list", path);
-        cJSON_ArrayForEach(x, l) { bitnet_status s = parse_decoder(t, x, path); if (s) return s; }
-        return BITNET_OK;
-    }
+/* One decoder step n of type `type` (not Sequence) appended to t. */
+static bitnet_status dec_step(bitnet_tokenizer *t, const cJSON *n, const char *type, const char *path) {
     bn_tok_step *st; bitnet_status s;
     int kind = !strcmp(type, "ByteLevel") ? BN_DEC_BYTELEVEL : !strcmp(type, "Replace") ? BN_DEC_REPLACE
              : !strcmp(type, "ByteFallback") ? BN_DEC_BYTEFALLBACK : !strcmp(type, "Fuse") ? BN_DEC_FUSE
@@ -232,6 +228,114 @@ static int32_t part_id(const bitnet_tokenizer *t, const char *s, size_t n, char 
     return k < 0 ? -1 : bn_tok_key_lookup(t, scratch, (size_t)k);
 }
 
+/* The BPE model object's options that the tokenizer does not implement are refused; the
+ * supported flags are copied into t. */
+static bitnet_status check_model(bitnet_tokenizer *t, const cJSON *model, const char *path) {
+    const char *mtype = jstr(model, "type");
+    if (mtype && strcmp(mtype, "BPE")) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (only BPE)", path, mtype);
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!cJSON_IsObject(vocab)) return bn_err(BITNET_ERR_FORMAT, "%s: model.vocab is missing or not an object", path);
+    if (merges && !cJSON_IsArray(merges) && !cJSON_IsNull(merges)) return bn_err(BITNET_ERR_FORMAT, "%s: model.merges is not a list", path);
+    const cJSON *dr = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (cJSON_IsNumber(dr) && dr->valuedouble > 0) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: BPE dropout is not supported", path);
+    const char *csp = jstr(model, "continuing_subword_prefix"), *ews = jstr(model, "end_of_word_suffix");
+    if ((csp && *csp) || (ews && *ews)) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: BPE continuing_subword_prefix / end_of_word_suffix are not supported", path);
+    t->byte_fallback = jbool(model, "byte_fallback", 0);
+    t->fuse_unk = jbool(model, "fuse_unk", 0);
+    t->ignore_merges = jbool(model, "ignore_merges", 0);
+    return BITNET_OK;
+}
+
+/* The vocabulary of t from model.vocab and added_tokens (ids, texts, keys, key map). On success
+ * *scratch (the caller frees it, also on failure) holds *scap bytes for part_id. */
+static bitnet_status load_vocab(bitnet_tokenizer *t, const cJSON *vocab, const cJSON *added, const char *path,
+                                char **scratch, size_t *scap) {
+    bitnet_status s;
+    /* sizes */
+    int maxid = -1, id;
+    size_t maxlen = 16;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, vocab) {
+        if (!json_id(x, &id)) return bn_err(BITNET_ERR_FORMAT, "%s: vocab entry '%.40s' has no valid id", path, x->string ? x->string : "");
+        if (id > maxid) maxid = id;
+        size_t l = strlen(x->string); if (l > maxlen) maxlen = l;
+    }
+    if (added && !cJSON_IsArray(added) && !cJSON_IsNull(added)) return bn_err(BITNET_ERR_FORMAT, "%s: added_tokens is not a list", path);
+    int nadd = cJSON_GetArraySize(added);
+    cJSON_ArrayForEach(x, added) {
+        const char *c = jstr(x, "content");
+        if (!json_id(cJSON_GetObjectItemCaseSensitive(x, "id"), &id) || !c) return bn_err(BITNET_ERR_FORMAT, "%s: an added token lacks a valid id or content", path);
+        if (id > maxid) maxid = id;
+    }
+    if (maxid < 0) return bn_err(BITNET_ERR_FORMAT, "%s: empty vocabulary", path);
+    if ((s = bn_tok_alloc_vocab(t, maxid + 1))) return s;
+    *scap = maxlen * 4 + 16; /* set_key writes at most tlen <= maxlen bytes */
+    if (!(*scratch = malloc(*scap))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+    cJSON_ArrayForEach(x, vocab) {
+        json_id(x, &id);
+        if (t->text[id]) return bn_err(BITNET_ERR_FORMAT, "%s: id %d is used by two vocab entries", path, id);
+        size_t l = strlen(x->string);
+        if (!(t->text[id] = bn_tok_strdup(t, x->string, l))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+        t->tlen[id] = (uint32_t)l;
+        if ((s = set_key(t, id, *scratch, path))) return s;
+    }
+    if (nadd > 0 && !(t->added = calloc((size_t)nadd, sizeof *t->added))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+    cJSON_ArrayForEach(x, added) {
+        const char *c = jstr(x, "content");
+        json_id(cJSON_GetObjectItemCaseSensitive(x, "id"), &id);
+        size_t l = strlen(c);
+        bn_added_token *a = &t->added[t->n_added++];
+        if (!(a->text = bn_tok_strdup(t, c, l))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+        a->len = l; a->id = id;
+        a->special = jbool(x, "special", 0); a->lstrip = jbool(x, "lstrip", 0); a->rstrip = jbool(x, "rstrip", 0);
+        a->single_word = jbool(x, "single_word", 0); a->normalized = jbool(x, "normalized", 0);
+        if (!t->text[id]) { t->text[id] = a->text; t->tlen[id] = (uint32_t)l; }
+    }
+    return bn_tok_build_keymap(t, path);
+}
+
+/* The merge map of t from model.merges: "a b" strings or [a, b] pairs; rank = position. Every
+ * part and the merged token must be in the vocabulary. scratch: scap bytes (load_vocab). */
+static bitnet_status load_merges(bitnet_tokenizer *t, const cJSON *merges, char *scratch, size_t scap, const char *path) {
+    bitnet_status s;
+    int nm = cJSON_GetArraySize(merges);
+    if ((s = bn_mergemap_init(&t->merges, (size_t)(nm > 0 ? nm : 0)))) return s;
+    uint32_t rank = 0;
+    char *cat = NULL; size_t catcap = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, merges) {
+        const char *a, *b; size_t an, bnn;
+        if (cJSON_IsString(x)) {
+            a = x->valuestring;
+            const char *sp = strchr(a, ' ');
+            if (!sp || strchr(sp + 1, ' ')) { s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u '%.60s' is not two tokens separated by one space", path, rank, a); break; }
+            an = (size_t)(sp - a); b = sp + 1; bnn = strlen(b);
+        } else if (cJSON_IsArray(x) && cJSON_GetArraySize(x) == 2 && cJSON_IsString(x->child) && cJSON_IsString(x->child->next)) {
+            a = x->child->valuestring; an = strlen(a); b = x->child->next->valuestring; bnn = strlen(b);
+        } else { s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u is neither \"a b\" nor [a, b]", path, rank); break; }
+        if (an + bnn + 1 > catcap) {
+            catcap = (an + bnn + 1) * 2;
+            char *q = realloc(cat, catcap * 2);
+            if (!q) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); break; }
+            cat = q;
+        }
+        if (an + bnn + 1 > scap) { s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u is longer than any token", path, rank); break; }
+        int32_t ia = part_id(t, a, an, scratch, scap), ib = part_id(t, b, bnn, scratch, scap);
+        memcpy(cat, a, an); memcpy(cat + an, b, bnn);
+        int32_t ic = part_id(t, cat, an + bnn, scratch, scap);
+        if (ia < 0 || ib < 0 || ic < 0) {
+            s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u ('%.*s' + '%.*s'): %s is not in the vocabulary", path, rank,
+                       (int)(an > 40 ? 40 : an), a, (int)(bnn > 40 ? 40 : bnn), b, ia < 0 ? "the left part" : ib < 0 ? "the right part" : "the merged token");
+            break;
+        }
+        bn_mergemap_put(&t->merges, ia, ib, rank, ic);
+        rank++;
+    }
+    free(cat);
+    return s;
+}
+
 bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path) {
     char *buf = NULL; size_t len = 0;
     bitnet_status s = bn_tok_read(path, &buf, &len);
@@ -244,105 +348,18 @@ bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path) {
         return bn_err(BITNET_ERR_FORMAT, "%s: not valid JSON (error near byte %zu of %zu)", path, at, len);
     }
     free(buf);
-    char *scratch = NULL;
+    char *scratch = NULL; size_t scap = 0;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) { s = bn_err(BITNET_ERR_FORMAT, "%s: no \"model\" object", path); goto done; }
-    const char *mtype = jstr(model, "type");
-    if (mtype && strcmp(mtype, "BPE")) { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: model type '%s' is not supported (only BPE)", path, mtype); goto done; }
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!cJSON_IsObject(vocab)) { s = bn_err(BITNET_ERR_FORMAT, "%s: model.vocab is missing or not an object", path); goto done; }
-    if (merges && !cJSON_IsArray(merges) && !cJSON_IsNull(merges)) { s = bn_err(BITNET_ERR_FORMAT, "%s: model.merges is not a list", path); goto done; }
-    const cJSON *dr = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (cJSON_IsNumber(dr) && dr->valuedouble > 0) { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: BPE dropout is not supported", path); goto done; }
-    const char *csp = jstr(model, "continuing_subword_prefix"), *ews = jstr(model, "end_of_word_suffix");
-    if ((csp && *csp) || (ews && *ews)) { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: BPE continuing_subword_prefix / end_of_word_suffix are not supported", path); goto done; }
-    t->byte_fallback = jbool(model, "byte_fallback", 0);
-    t->fuse_unk = jbool(model, "fuse_unk", 0);
-    t->ignore_merges = jbool(model, "ignore_merges", 0);
-
-    if ((s = parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), path))) goto done;
-    if ((s = parse_pre(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), path))) goto done;
-    if ((s = parse_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), path))) goto done;
-
-    /* sizes */
-    int maxid = -1, id;
-    size_t maxlen = 16;
-    const cJSON *x;
-    cJSON_ArrayForEach(x, vocab) {
-        if (!json_id(x, &id)) { s = bn_err(BITNET_ERR_FORMAT, "%s: vocab entry '%.40s' has no valid id", path, x->string ? x->string : ""); goto done; }
-        if (id > maxid) maxid = id;
-        size_t l = strlen(x->string); if (l > maxlen) maxlen = l;
-    }
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    if (added && !cJSON_IsArray(added) && !cJSON_IsNull(added)) { s = bn_err(BITNET_ERR_FORMAT, "%s: added_tokens is not a list", path); goto done; }
-    int nadd = cJSON_GetArraySize(added);
-    cJSON_ArrayForEach(x, added) {
-        const char *c = jstr(x, "content");
-        if (!json_id(cJSON_GetObjectItemCaseSensitive(x, "id"), &id) || !c) { s = bn_err(BITNET_ERR_FORMAT, "%s: an added token lacks a valid id or content", path); goto done; }
-        if (id > maxid) maxid = id;
-    }
-    if (maxid < 0) { s = bn_err(BITNET_ERR_FORMAT, "%s: empty vocabulary", path); goto done; }
-    if ((s = bn_tok_alloc_vocab(t, maxid + 1))) goto done;
-    size_t scap = maxlen * 4 + 16; /* set_key writes at most tlen <= maxlen bytes */
-    if (!(scratch = malloc(scap))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
-    cJSON_ArrayForEach(x, vocab) {
-        json_id(x, &id);
-        if (t->text[id]) { s = bn_err(BITNET_ERR_FORMAT, "%s: id %d is used by two vocab entries", path, id); goto done; }
-        size_t l = strlen(x->string);
-        if (!(t->text[id] = bn_tok_strdup(t, x->string, l))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
-        t->tlen[id] = (uint32_t)l;
-        if ((s = set_key(t, id, scratch, path))) goto done;
-    }
-    if (nadd > 0 && !(t->added = calloc((size_t)nadd, sizeof *t->added))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
-    cJSON_ArrayForEach(x, added) {
-        const char *c = jstr(x, "content");
-        json_id(cJSON_GetObjectItemCaseSensitive(x, "id"), &id);
-        size_t l = strlen(c);
-        bn_added_token *a = &t->added[t->n_added++];
-        if (!(a->text = bn_tok_strdup(t, c, l))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
-        a->len = l; a->id = id;
-        a->special = jbool(x, "special", 0); a->lstrip = jbool(x, "lstrip", 0); a->rstrip = jbool(x, "rstrip", 0);
-        a->single_word = jbool(x, "single_word", 0); a->normalized = jbool(x, "normalized", 0);
-        if (!t->text[id]) { t->text[id] = a->text; t->tlen[id] = (uint32_t)l; }
-    }
-    if ((s = bn_tok_build_keymap(t, path))) goto done;
-
-    /* merges: "a b" strings or [a, b] pairs; rank = position */
-    int nm = cJSON_GetArraySize(merges);
-    if ((s = bn_mergemap_init(&t->merges, (size_t)(nm > 0 ? nm : 0)))) goto done;
-    uint32_t rank = 0;
-    char *cat = NULL; size_t catcap = 0;
-    cJSON_ArrayForEach(x, merges) {
-        const char *a, *b; size_t an, bnn;
-        if (cJSON_IsString(x)) {
-            a = x->valuestring;
-            const char *sp = strchr(a, ' ');
-            if (!sp || strchr(sp + 1, ' ')) { free(cat); s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u '%.60s' is not two tokens separated by one space", path, rank, a); goto done; }
-            an = (size_t)(sp - a); b = sp + 1; bnn = strlen(b);
-        } else if (cJSON_IsArray(x) && cJSON_GetArraySize(x) == 2 && cJSON_IsString(x->child) && cJSON_IsString(x->child->next)) {
-            a = x->child->valuestring; an = strlen(a); b = x->child->next->valuestring; bnn = strlen(b);
-        } else { free(cat); s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u is neither \"a b\" nor [a, b]", path, rank); goto done; }
-        if (an + bnn + 1 > catcap) {
-            catcap = (an + bnn + 1) * 2;
-            char *q = realloc(cat, catcap * 2);
-            if (!q) { free(cat); s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
-            cat = q;
-        }
-        if (an + bnn + 1 > scap) { free(cat); s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u is longer than any token", path, rank); goto done; }
-        int32_t ia = part_id(t, a, an, scratch, scap), ib = part_id(t, b, bnn, scratch, scap);
-        memcpy(cat, a, an); memcpy(cat + an, b, bnn);
-        int32_t ic = part_id(t, cat, an + bnn, scratch, scap);
-        if (ia < 0 || ib < 0 || ic < 0) {
-            free(cat);
-            s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u ('%.*s' + '%.*s'): %s is not in the vocabulary", path, rank,
-                       (int)(an > 40 ? 40 : an), a, (int)(bnn > 40 ? 40 : bnn), b, ia < 0 ? "the left part" : ib < 0 ? "the right part" : "the merged token");
-            goto done;
-        }
-        bn_mergemap_put(&t->merges, ia, ib, rank, ic);
-        rank++;
-    }
-    free(cat);
+    if ((s = check_model(t, model, path))) goto done;
+    static const pipe_kind NORM = {"normalizer", "normalizers", norm_step, 0}, PRE = {"pre_tokenizer", "pretokenizers", pre_step, 0},
+                           DEC = {"decoder", "decoders", dec_step, 1};
+    if ((s = parse_pipe(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), &NORM, path))) goto done;
+    if ((s = parse_pipe(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), &PRE, path))) goto done;
+    if ((s = parse_pipe(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), &DEC, path))) goto done;
+    if ((s = load_vocab(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), cJSON_GetObjectItemCaseSensitive(root, "added_tokens"),
+                        path, &scratch, &scap))) goto done;
+    if ((s = load_merges(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), scratch, scap, path))) goto done;
     const char *unk = jstr(model, "unk_token");
     if (unk) {
         t->unk_id = part_id(t, unk, strlen(unk), scratch, scap);

@@ -52,93 +52,110 @@ static int cmp_score_desc(const void *a, const void *b, void *ctx) {
 
 static int utf8_len1(unsigned char c) { return c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1; }
 
-bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path) {
-    char *buf = NULL; size_t len = 0;
-    bitnet_status s = bn_tok_read(path, &buf, &len);
-    if (s) return s;
-    s = bn_tok_parse_spm(t, buf, len, path);
-    free(buf);
-    return s;
+/* What the ModelProto says, as parsed (pieces point into the file buffer). */
+typedef struct {
+    sp_piece *pc; size_t np, cp;
+    int model_type, byte_fallback, ws_suffix;
+    int64_t unk_id, bos_id, eos_id;
+    int dummy, rmws, escws;  /* normalizer: add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces */
+    size_t charsmap;         /* bytes of precompiled_charsmap */
+    char nname[64];
+} sp_model;
+
+/* One SentencePiece message (field 1) appended to m->pc after its checks. */
+static bitnet_status parse_piece(pb_rd q, sp_model *m, const char *path) {
+    sp_piece p = {"", 0, 0.0f, SP_NORMAL};
+    pb_rd qs; uint32_t f, wt; uint64_t v;
+    size_t np = m->np;
+    while (q.p < q.end) {
+        if (!pb_next(&q, &f, &wt, &v, &qs)) return bn_err(BITNET_ERR_FORMAT, "%s: malformed piece %zu", path, np);
+        if (f == 1 && wt == 2) { p.s = (const char *)qs.p; p.n = (uint32_t)v; }
+        else if (f == 2 && wt == 5) { uint32_t u = (uint32_t)v; memcpy(&p.score, &u, 4); }
+        else if (f == 3 && wt == 0) p.type = (int)v;
+    }
+    if (p.type < 1 || p.type > 6) return bn_err(BITNET_ERR_FORMAT, "%s: piece %zu has unknown type %d", path, np, p.type);
+    if (!p.n) return bn_err(BITNET_ERR_FORMAT, "%s: piece %zu is empty", path, np);
+    if (p.score != p.score) return bn_err(BITNET_ERR_FORMAT, "%s: piece %zu has a NaN score", path, np);
+    if (np == m->cp) {
+        m->cp = m->cp ? m->cp * 2 : 1024;
+        sp_piece *q2 = realloc(m->pc, m->cp * sizeof *q2);
+        if (!q2) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+        m->pc = q2;
+    }
+    if (np >= (1u << 24)) return bn_err(BITNET_ERR_FORMAT, "%s: too many pieces", path);
+    m->pc[m->np++] = p;
+    return BITNET_OK;
 }
 
-bitnet_status bn_tok_parse_spm(bitnet_tokenizer *t, const char *buf, size_t len, const char *path) {
-    bitnet_status s = BITNET_OK;
+/* TrainerSpec (field 2): model type, byte fallback, whitespace suffix, special ids. */
+static bitnet_status parse_trainer(pb_rd q, sp_model *m, const char *path) {
+    pb_rd qs; uint32_t f, wt; uint64_t v;
+    while (q.p < q.end) {
+        if (!pb_next(&q, &f, &wt, &v, &qs)) return bn_err(BITNET_ERR_FORMAT, "%s: malformed trainer_spec", path);
+        if (wt != 0) continue;
+        if (f == 3) m->model_type = (int)v;
+        else if (f == 35) m->byte_fallback = v != 0;
+        else if (f == 24) m->ws_suffix = v != 0;
+        else if (f == 40) m->unk_id = (int32_t)v;
+        else if (f == 41) m->bos_id = (int32_t)v;
+        else if (f == 42) m->eos_id = (int32_t)v;
+    }
+    return BITNET_OK;
+}
+
+/* NormalizerSpec (field 3): name, charsmap size, the three whitespace flags. */
+static bitnet_status parse_normalizer(pb_rd q, sp_model *m, const char *path) {
+    pb_rd qs; uint32_t f, wt; uint64_t v;
+    while (q.p < q.end) {
+        if (!pb_next(&q, &f, &wt, &v, &qs)) return bn_err(BITNET_ERR_FORMAT, "%s: malformed normalizer_spec", path);
+        if (f == 1 && wt == 2) { size_t n = v < sizeof m->nname - 1 ? (size_t)v : sizeof m->nname - 1; memcpy(m->nname, qs.p, n); m->nname[n] = 0; }
+        else if (f == 2 && wt == 2) m->charsmap = (size_t)v;
+        else if (f == 3 && wt == 0) m->dummy = v != 0;
+        else if (f == 4 && wt == 0) m->rmws = v != 0;
+        else if (f == 5 && wt == 0) m->escws = v != 0;
+    }
+    return BITNET_OK;
+}
+
+/* Parse the whole ModelProto in buf[len] into m (m->pc is the caller's to free), then refuse
+ * what the tokenizer does not implement. */
+static bitnet_status parse_model(const char *buf, size_t len, sp_model *m, const char *path) {
     pb_rd r = {(const uint8_t *)buf, (const uint8_t *)buf + len}, sub;
     uint32_t f, wt; uint64_t v;
-    sp_piece *pc = NULL; size_t np = 0, cp = 0;
-    int *order = NULL; uint32_t *rank = NULL;
-    int model_type = 1, byte_fallback = 0, ws_suffix = 0;
-    int64_t unk_id = 0, bos_id = 1, eos_id = 2;
-    int dummy = 1, rmws = 1, escws = 1;
-    size_t charsmap = 0;
-    char nname[64] = "";
-    while (r.p < r.end) {
-        if (!pb_next(&r, &f, &wt, &v, &sub)) { s = bn_err(BITNET_ERR_FORMAT, "%s: malformed or truncated protobuf at byte %zu", path, (size_t)(r.p - (const uint8_t *)buf)); goto done; }
-        if (f == 1 && wt == 2) { /* SentencePiece */
-            sp_piece p = {"", 0, 0.0f, SP_NORMAL};
-            pb_rd q = sub, qs;
-            while (q.p < q.end) {
-                if (!pb_next(&q, &f, &wt, &v, &qs)) { s = bn_err(BITNET_ERR_FORMAT, "%s: malformed piece %zu", path, np); goto done; }
-                if (f == 1 && wt == 2) { p.s = (const char *)qs.p; p.n = (uint32_t)v; }
-                else if (f == 2 && wt == 5) { uint32_t u = (uint32_t)v; memcpy(&p.score, &u, 4); }
-                else if (f == 3 && wt == 0) p.type = (int)v;
-            }
-            if (p.type < 1 || p.type > 6) { s = bn_err(BITNET_ERR_FORMAT, "%s: piece %zu has unknown type %d", path, np, p.type); goto done; }
-            if (!p.n) { s = bn_err(BITNET_ERR_FORMAT, "%s: piece %zu is empty", path, np); goto done; }
-            if (p.score != p.score) { s = bn_err(BITNET_ERR_FORMAT, "%s: piece %zu has a NaN score", path, np); goto done; }
-            if (np == cp) {
-                cp = cp ? cp * 2 : 1024;
-                sp_piece *q2 = realloc(pc, cp * sizeof *q2);
-                if (!q2) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
-                pc = q2;
-            }
-            if (np >= (1u << 24)) { s = bn_err(BITNET_ERR_FORMAT, "%s: too many pieces", path); goto done; }
-            pc[np++] = p;
-        } else if (f == 2 && wt == 2) { /* TrainerSpec */
-            pb_rd q = sub, qs;
-            while (q.p < q.end) {
-                if (!pb_next(&q, &f, &wt, &v, &qs)) { s = bn_err(BITNET_ERR_FORMAT, "%s: malformed trainer_spec", path); goto done; }
-                if (wt != 0) continue;
-                if (f == 3) model_type = (int)v;
-                else if (f == 35) byte_fallback = v != 0;
-                else if (f == 24) ws_suffix = v != 0;
-                else if (f == 40) unk_id = (int32_t)v;
-                else if (f == 41) bos_id = (int32_t)v;
-                else if (f == 42) eos_id = (int32_t)v;
-            }
-        } else if (f == 3 && wt == 2) { /* NormalizerSpec */
-            pb_rd q = sub, qs;
-            while (q.p < q.end) {
-                if (!pb_next(&q, &f, &wt, &v, &qs)) { s = bn_err(BITNET_ERR_FORMAT, "%s: malformed normalizer_spec", path); goto done; }
-                if (f == 1 && wt == 2) { size_t n = v < sizeof nname - 1 ? (size_t)v : sizeof nname - 1; memcpy(nname, qs.p, n); nname[n] = 0; }
-                else if (f == 2 && wt == 2) charsmap = (size_t)v;
-                else if (f == 3 && wt == 0) dummy = v != 0;
-                else if (f == 4 && wt == 0) rmws = v != 0;
-                else if (f == 5 && wt == 0) escws = v != 0;
-            }
-        }
+    bitnet_status s = BITNET_OK;
+    while (r.p < r.end && !s) {
+        if (!pb_next(&r, &f, &wt, &v, &sub)) return bn_err(BITNET_ERR_FORMAT, "%s: malformed or truncated protobuf at byte %zu", path, (size_t)(r.p - (const uint8_t *)buf));
+        if (f == 1 && wt == 2) s = parse_piece(sub, m, path);
+        else if (f == 2 && wt == 2) s = parse_trainer(sub, m, path);
+        else if (f == 3 && wt == 2) s = parse_normalizer(sub, m, path);
     }
-    if (!np) { s = bn_err(BITNET_ERR_FORMAT, "%s: no pieces (not a SentencePiece model?)", path); goto done; }
-    if (model_type != 2) {
+    if (s) return s;
+    if (!m->np) return bn_err(BITNET_ERR_FORMAT, "%s: no pieces (not a SentencePiece model?)", path);
+    if (m->model_type != 2) {
         static const char *names[] = {"?", "UNIGRAM", "BPE", "WORD", "CHAR"};
-        s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: SentencePiece model type %s is not supported (only BPE)", path,
-                   model_type >= 1 && model_type <= 4 ? names[model_type] : "unknown");
-        goto done;
+        return bn_err(BITNET_ERR_UNSUPPORTED, "%s: SentencePiece model type %s is not supported (only BPE)", path,
+                      m->model_type >= 1 && m->model_type <= 4 ? names[m->model_type] : "unknown");
     }
-    if (charsmap) { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: SentencePiece normalizer '%s' with a precompiled charsmap is not supported (only identity)", path, nname); goto done; }
-    if (ws_suffix) { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: SentencePiece treat_whitespace_as_suffix is not supported", path); goto done; }
+    if (m->charsmap) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: SentencePiece normalizer '%s' with a precompiled charsmap is not supported (only identity)", path, m->nname);
+    if (m->ws_suffix) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: SentencePiece treat_whitespace_as_suffix is not supported", path);
+    return BITNET_OK;
+}
 
-    if ((s = bn_tok_alloc_vocab(t, (int)np))) goto done;
+/* The vocabulary (text and key of each piece) and the user-defined symbols of t. */
+static bitnet_status set_vocab(bitnet_tokenizer *t, const sp_model *m, const char *path) {
+    const sp_piece *pc = m->pc; size_t np = m->np;
+    bitnet_status s;
+    if ((s = bn_tok_alloc_vocab(t, (int)np))) return s;
     size_t nuser = 0;
     for (size_t i = 0; i < np; i++) {
-        if (!(t->text[i] = bn_tok_strdup(t, pc[i].s, pc[i].n))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
+        if (!(t->text[i] = bn_tok_strdup(t, pc[i].s, pc[i].n))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
         t->tlen[i] = pc[i].n;
         t->key[i] = t->text[i]; t->klen[i] = pc[i].n;
         if (pc[i].type == SP_USER) nuser++;
     }
-    if ((s = bn_tok_build_keymap(t, path))) goto done;
+    if ((s = bn_tok_build_keymap(t, path))) return s;
     if (nuser) {
-        if (!(t->usym = calloc(nuser, sizeof *t->usym)) || !(t->added = calloc(nuser, sizeof *t->added))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
+        if (!(t->usym = calloc(nuser, sizeof *t->usym)) || !(t->added = calloc(nuser, sizeof *t->added))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
         for (size_t i = 0; i < np; i++) if (pc[i].type == SP_USER) {
             bn_added_token *a = &t->added[t->n_added++]; /* kept for token_id(); not matched as added tokens */
             a->text = t->text[i]; a->len = t->tlen[i]; a->id = (int32_t)i; a->special = 0;
@@ -146,11 +163,18 @@ bitnet_status bn_tok_parse_spm(bitnet_tokenizer *t, const char *buf, size_t len,
         }
         t->n_added = 0; /* user symbols are matched inside the model (atomic), not before it */
     }
+    return BITNET_OK;
+}
+
+/* The merge map: every split of a normal piece into two pieces merges at the piece's rank. */
+static bitnet_status set_merges(bitnet_tokenizer *t, const sp_model *m, const char *path) {
+    const sp_piece *pc = m->pc; size_t np = m->np;
+    bitnet_status s = BITNET_OK;
     /* merge ranks from scores: equal scores share a rank (ties go to the leftmost pair) */
-    order = malloc(np * sizeof *order); rank = malloc(np * sizeof *rank);
+    int *order = malloc(np * sizeof *order); uint32_t *rank = malloc(np * sizeof *rank);
     if (!order || !rank) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
     for (size_t i = 0; i < np; i++) order[i] = (int)i;
-    qsort_r(order, np, sizeof *order, cmp_score_desc, pc);
+    qsort_r(order, np, sizeof *order, cmp_score_desc, (void *)pc);
     for (size_t i = 0, rk = 0; i < np; i++) {
         if (i && pc[order[i]].score != pc[order[i - 1]].score) rk++;
         rank[order[i]] = (uint32_t)rk;
@@ -170,24 +194,48 @@ bitnet_status bn_tok_parse_spm(bitnet_tokenizer *t, const char *buf, size_t len,
             bn_mergemap_put(&t->merges, a, b, rank[i], (int32_t)i);
         }
     }
+done:
+    free(order); free(rank);
+    return s;
+}
+
+/* Special ids, and the pipeline: sentencepiece normalizer; HF's LLaMA decoder (Replace,
+ * ByteFallback, Fuse, Strip). */
+static bitnet_status set_pipeline(bitnet_tokenizer *t, const sp_model *m, const char *path) {
+    size_t np = m->np;
     t->spm = 1;
-    t->byte_fallback = byte_fallback;
+    t->byte_fallback = m->byte_fallback;
     t->fuse_unk = 1;
     t->unk_id = -1;
-    if (unk_id >= 0 && (size_t)unk_id < np) t->unk_id = (int32_t)unk_id;
-    else for (size_t i = 0; i < np; i++) if (pc[i].type == SP_UNKNOWN) { t->unk_id = (int32_t)i; break; }
-    t->bos = bos_id >= 0 && (size_t)bos_id < np ? (int)bos_id : -1;
-    t->eos = eos_id >= 0 && (size_t)eos_id < np ? (int)eos_id : -1;
-    /* pipeline: sentencepiece normalizer; HF's LLaMA decoder (Replace, ByteFallback, Fuse, Strip) */
-    if (!(t->norm = calloc(1, sizeof *t->norm)) || !(t->decs = calloc(4, sizeof *t->decs))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
+    if (m->unk_id >= 0 && (size_t)m->unk_id < np) t->unk_id = (int32_t)m->unk_id;
+    else for (size_t i = 0; i < np; i++) if (m->pc[i].type == SP_UNKNOWN) { t->unk_id = (int32_t)i; break; }
+    t->bos = m->bos_id >= 0 && (size_t)m->bos_id < np ? (int)m->bos_id : -1;
+    t->eos = m->eos_id >= 0 && (size_t)m->eos_id < np ? (int)m->eos_id : -1;
+    if (!(t->norm = calloc(1, sizeof *t->norm)) || !(t->decs = calloc(4, sizeof *t->decs))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
     t->n_norm = 1;
-    t->norm[0].kind = BN_NM_SPM; t->norm[0].spm_dummy_prefix = dummy; t->norm[0].spm_remove_ws = rmws; t->norm[0].spm_escape_ws = escws;
+    t->norm[0].kind = BN_NM_SPM; t->norm[0].spm_dummy_prefix = m->dummy; t->norm[0].spm_remove_ws = m->rmws; t->norm[0].spm_escape_ws = m->escws;
     t->n_decs = 4; t->has_decoder = 1;
     t->decs[0].kind = BN_DEC_REPLACE; t->decs[1].kind = BN_DEC_BYTEFALLBACK; t->decs[2].kind = BN_DEC_FUSE; t->decs[3].kind = BN_DEC_STRIP;
     t->decs[0].a = strdup("\xE2\x96\x81"); t->decs[0].alen = 3; t->decs[0].b = strdup(" "); t->decs[0].blen = 1;
     t->decs[3].a = strdup(" "); t->decs[3].alen = 1; t->decs[3].start = 1; t->decs[3].stop = 0;
-    if (!t->decs[0].a || !t->decs[0].b || !t->decs[3].a) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
-done:
-    free(pc); free(order); free(rank);
+    if (!t->decs[0].a || !t->decs[0].b || !t->decs[3].a) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+    return BITNET_OK;
+}
+
+bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path) {
+    char *buf = NULL; size_t len = 0;
+    bitnet_status s = bn_tok_read(path, &buf, &len);
+    if (s) return s;
+    s = bn_tok_parse_spm(t, buf, len, path);
+    free(buf);
+    return s;
+}
+
+bitnet_status bn_tok_parse_spm(bitnet_tokenizer *t, const char *buf, size_t len, const char *path) {
+    sp_model m = {.model_type = 1, .unk_id = 0, .bos_id = 1, .eos_id = 2, .dummy = 1, .rmws = 1, .escws = 1};
+    bitnet_status s;
+    if (!(s = parse_model(buf, len, &m, path)) && !(s = set_vocab(t, &m, path)) && !(s = set_merges(t, &m, path)))
+        s = set_pipeline(t, &m, path);
+    free(m.pc);
     return s;
 }

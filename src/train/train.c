@@ -5,6 +5,7 @@
  * I = intermediate, V = vocab): token-major activations [BT, D]; attention probabilities
  * [B, H, T, T]. Not: an inference path (no KV cache), not mixed precision. */
 #include "train/train.h"
+#include "backend/backend.h"
 #include "arch/arch.h"
 #include "io/ternary.h"
 #include "backend/cpu/layers.h"
@@ -100,7 +101,7 @@ bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_th
         return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", kernels);
     bn_train_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->cfg = *cfg; m->no_quant = no_quant; m->k = k;
+    m->cfg = *cfg; m->no_quant = no_quant; m->k = k; m->ops = bn_train_ops_cpu();
     const bn_config *c = cfg;
     m->tp = calloc((size_t)c->n_layers * BN_LAYER_SLOTS + 3, sizeof *m->tp);
     m->L = calloc((size_t)c->n_layers, sizeof *m->L);
@@ -414,14 +415,7 @@ static void rope_range(void *c_, int a, int b) {
     for (int r = a; r < b; r++) {
         int t = r % c->T;
         const float *cs = c->cs + (size_t)t * h2, *sn = c->sn + (size_t)t * h2;
-        for (int h = 0; h < c->nh; h++) {
-            float *x = c->x + (size_t)r * W + h * c->hd;
-            for (int i = 0; i < h2; i++) {
-                float x1 = x[i], x2 = x[i + h2], co = cs[i], si = c->inv ? -sn[i] : sn[i];
-                x[i] = x1 * co - x2 * si;
-                x[i + h2] = x2 * co + x1 * si;
-            }
-        }
+        for (int h = 0; h < c->nh; h++) bn_rope_row(c->x + (size_t)r * W + h * c->hd, cs, sn, h2, c->inv);
     }
 }
 /* In place on x[BT, nh*hd]: forward rotates by +angle; backward (inv) is the transpose, -angle. */
@@ -451,11 +445,7 @@ static void att_fwd_bh(att_ctx *c, int bh, float *ws) {
     for (int r0 = 0; r0 < T; r0 += ATT_TB) {
         int r1 = r0 + ATT_TB < T ? r0 + ATT_TB : T;
         bn_sgemm(c->m->k, 0, 1, r1 - r0, r1, hd, q + (size_t)r0 * Q, Q, k, KV, 0, P + (size_t)r0 * T, T, ws);
-        for (int t = r0; t < r1; t++) {
-            float *p = P + (size_t)t * T;
-            bn_softmax_row(p, t + 1, scale);
-            if (r1 > t + 1) memset(p + t + 1, 0, (size_t)(r1 - t - 1) * sizeof(float));
-        }
+        for (int t = r0; t < r1; t++) bn_softmax_causal_row(P + (size_t)t * T, t + 1, r1, scale);
         bn_sgemm(c->m->k, 0, 0, r1 - r0, hd, r1, P + (size_t)r0 * T, T, v, KV, 0, out + (size_t)r0 * Q, Q, ws);
     }
 }
@@ -503,13 +493,19 @@ static void att_run(void *arg, int ith, int nth) {
     }
 }
 
+static void attn_forward(bn_train_model *m, const float *q, const float *k, const float *v, float *att, float *out) {
+    att_ctx ac = {m, q, k, v, NULL, att, out, NULL, NULL, NULL, 0};
+    bn_pool_run(m->pool, att_run, &ac);
+}
+static void attn_backward(bn_train_model *m, const float *q, const float *k, const float *v, const float *att,
+                          const float *dout, float *dq, float *dk, float *dv) {
+    att_ctx ac = {m, q, k, v, dout, (float *)att, NULL, dq, dk, dv, 1};  /* att is only read in backward */
+    bn_pool_run(m->pool, att_run, &ac);
+}
+
 /* ---------------------------------------------------------------- gated FFN activation */
 
 typedef struct { const float *g, *u, *dh; float *h, *dg, *du; int silu; } act_ctx;
-BN_CLONES static void relu2_fwd(const float *gt, const float *u, float *h, int n) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) { float g = gt[i] > 0 ? gt[i] : 0; h[i] = g * g * u[i]; }
-}
 BN_CLONES static void relu2_bwd(const float *gt, const float *u, const float *dh, float *dg, float *du, int n) {
 #pragma omp simd
     for (int i = 0; i < n; i++) {
@@ -520,8 +516,7 @@ BN_CLONES static void relu2_bwd(const float *gt, const float *u, const float *dh
 }
 static void act_fwd_range(void *c_, int a, int b) {
     act_ctx *c = c_;
-    if (c->silu) for (int i = a; i < b; i++) { float g = c->g[i]; c->h[i] = g / (1.0f + expf(-g)) * c->u[i]; }
-    else relu2_fwd(c->g + a, c->u + a, c->h + a, b - a);
+    bn_glu_row(c->h + a, c->g + a, c->u + a, (size_t)(b - a), c->silu);
 }
 static void act_bwd_range(void *c_, int a, int b) {
     act_ctx *c = c_;
@@ -534,9 +529,18 @@ static void act_bwd_range(void *c_, int a, int b) {
     }
 }
 
+static void glu_forward(bn_train_model *m, const float *g, const float *u, float *h, int n) {
+    act_ctx fc = {g, u, NULL, h, NULL, NULL, m->cfg.act == BN_ACT_SILU};
+    par_for(m->pool, n, act_fwd_range, &fc);
+}
+static void glu_backward(bn_train_model *m, const float *g, const float *u, const float *dh, float *dg, float *du, int n) {
+    act_ctx fc = {g, u, dh, NULL, dg, du, m->cfg.act == BN_ACT_SILU};
+    par_for(m->pool, n, act_bwd_range, &fc);
+}
+
 /* ---------------------------------------------------------------- embedding, cross-entropy */
 
-typedef struct { const float *E; const int32_t *ids; float *out, *dout, *dE; int C, N; } emb_ctx;
+typedef struct { const float *E; const int32_t *ids; float *out; const float *dout; float *dE; int C, N; } emb_ctx;
 static void emb_fwd_range(void *c_, int a, int b) {
     emb_ctx *c = c_;
     for (int r = a; r < b; r++) memcpy(c->out + (size_t)r * c->C, c->E + (size_t)c->ids[r] * c->C, (size_t)c->C * sizeof(float));
@@ -566,6 +570,46 @@ static void ce_range(void *c_, int a, int b) {
     }
 }
 
+static void embed_forward(bn_train_model *m, int widx, const int32_t *ids, int N, float *x) {
+    emb_ctx ec = {P(m, widx), ids, x, NULL, NULL, m->cfg.hidden_size, N};
+    par_for(m->pool, N, emb_fwd_range, &ec);
+}
+static void embed_backward(bn_train_model *m, int widx, const int32_t *ids, int N, const float *dx) {
+    if (!m->grads) return;   /* frozen base (LoRA) */
+    emb_ctx ec = {NULL, ids, NULL, dx, G(m, widx), m->cfg.hidden_size, N};
+    par_for(m->pool, m->cfg.hidden_size, emb_bwd_cols, &ec);
+}
+static void ce_forward(bn_train_model *m, float *logits, const int32_t *tg, float *rowloss, int N) {
+    ce_ctx cc = {logits, tg, rowloss, m->cfg.vocab_size, 0, 0};
+    par_for(m->pool, N, ce_range, &cc);
+}
+static void ce_backward(bn_train_model *m, float *logits, const int32_t *tg, int N, float dscale) {
+    ce_ctx cc = {logits, tg, NULL, m->cfg.vocab_size, dscale, 1};
+    par_for(m->pool, N, ce_range, &cc);
+}
+
+/* logits[N][V] = x[N][C] @ H^T, H = parameter widx ([V][C]). */
+static void head_forward(bn_train_model *m, int widx, const float *x, float *logits, int N) {
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, V, C, x, C, P(m, widx), C, 0, logits, V);
+}
+/* G[widx] += dlogits^T x; dx = dlogits @ H. */
+static void head_backward(bn_train_model *m, int widx, const float *dlogits, const float *x, float *dx, int N) {
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, V, C, N, dlogits, V, x, C, 1, G(m, widx), C);  /* NULL grads: frozen */
+    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, C, V, dlogits, V, P(m, widx), C, 0, dx, C);
+}
+
+static const bn_train_ops CPU_TRAIN = {
+    .name = "cpu",
+    .rmsnorm_fwd = rmsnorm_forward, .rmsnorm_bwd = rmsnorm_backward,
+    .linear_fwd = linear_forward, .linear_bwd = linear_backward, .rope = rope,
+    .attn_fwd = attn_forward, .attn_bwd = attn_backward, .glu_fwd = glu_forward, .glu_bwd = glu_backward,
+    .embed_fwd = embed_forward, .embed_bwd = embed_backward, .ce_fwd = ce_forward, .ce_bwd = ce_backward,
+    .head_fwd = head_forward, .head_bwd = head_backward,
+};
+const bn_train_ops *bn_train_ops_cpu(void) { return &CPU_TRAIN; }
+
 /* ---------------------------------------------------------------- forward / backward */
 
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
@@ -581,44 +625,41 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     if (!s && m->lora) s = bn_lora_reserve(m->lora, BT);
     if (s) return s;
     struct bn_tacts *a = m->a;
-    int C = c->hidden_size, Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim, I = c->intermediate_size, V = c->vocab_size;
+    int C = c->hidden_size, Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim, I = c->intermediate_size;
     quantize_weights(m);
     m->have_targets = targets != NULL;
     if (targets) memcpy(m->targets, targets, (size_t)BT * sizeof *targets);
     memcpy(a->inputs, inputs, (size_t)BT * sizeof *inputs);
-    emb_ctx ec = {P(m, m->embed), inputs, a->l[0].resid, NULL, NULL, C, BT};
-    par_for(m->pool, BT, emb_fwd_range, &ec);
+    const bn_train_ops *op = m->ops;
+    op->embed_fwd(m, m->embed, inputs, BT, a->l[0].resid);
     for (int l = 0; l < c->n_layers; l++) {
         bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
         float *next = l + 1 < c->n_layers ? a->l[l + 1].resid : a->out;
         int nq = m->no_quant;
-        rmsnorm_forward(m, L->resid, P(m, W->in_norm), nq ? L->x_in : a->tmp, L->rstd_in, nq ? NULL : L->x_in, BT, C);
-        linear_forward(m, L->x_in, W->q, L->q, BT, 0);
-        linear_forward(m, L->x_in, W->k, L->k, BT, 0);
-        linear_forward(m, L->x_in, W->v, L->v, BT, 0);
-        rope(m, L->q, BT, c->n_heads, 0);
-        rope(m, L->k, BT, c->n_kv_heads, 0);
-        att_ctx ac = {m, L->q, L->k, L->v, NULL, L->att, L->atto, NULL, NULL, NULL, 0};
-        bn_pool_run(m->pool, att_run, &ac);
-        rmsnorm_forward(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
+        op->rmsnorm_fwd(m, L->resid, P(m, W->in_norm), nq ? L->x_in : a->tmp, L->rstd_in, nq ? NULL : L->x_in, BT, C);
+        op->linear_fwd(m, L->x_in, W->q, L->q, BT, 0);
+        op->linear_fwd(m, L->x_in, W->k, L->k, BT, 0);
+        op->linear_fwd(m, L->x_in, W->v, L->v, BT, 0);
+        op->rope(m, L->q, BT, c->n_heads, 0);
+        op->rope(m, L->k, BT, c->n_kv_heads, 0);
+        op->attn_fwd(m, L->q, L->k, L->v, L->att, L->atto);
+        op->rmsnorm_fwd(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
         memcpy(L->mid, L->resid, (size_t)BT * C * sizeof(float));
-        linear_forward(m, L->x_as, W->o, L->mid, BT, 1);
-        rmsnorm_forward(m, L->mid, P(m, W->post_norm), nq ? L->x_post : a->tmp, L->rstd_post, nq ? NULL : L->x_post, BT, C);
-        linear_forward(m, L->x_post, W->gate, L->gate, BT, 0);
-        linear_forward(m, L->x_post, W->up, L->up, BT, 0);
-        act_ctx fc = {L->gate, L->up, NULL, L->hmul, NULL, NULL, c->act == BN_ACT_SILU};
-        par_for(m->pool, BT * I, act_fwd_range, &fc);
-        rmsnorm_forward(m, L->hmul, P(m, W->ffn_sub), nq ? L->x_fs : a->tmp, L->rstd_fs, nq ? NULL : L->x_fs, BT, I);
+        op->linear_fwd(m, L->x_as, W->o, L->mid, BT, 1);
+        op->rmsnorm_fwd(m, L->mid, P(m, W->post_norm), nq ? L->x_post : a->tmp, L->rstd_post, nq ? NULL : L->x_post, BT, C);
+        op->linear_fwd(m, L->x_post, W->gate, L->gate, BT, 0);
+        op->linear_fwd(m, L->x_post, W->up, L->up, BT, 0);
+        op->glu_fwd(m, L->gate, L->up, L->hmul, BT * I);
+        op->rmsnorm_fwd(m, L->hmul, P(m, W->ffn_sub), nq ? L->x_fs : a->tmp, L->rstd_fs, nq ? NULL : L->x_fs, BT, I);
         memcpy(next, L->mid, (size_t)BT * C * sizeof(float));
-        linear_forward(m, L->x_fs, W->down, next, BT, 1);
+        op->linear_fwd(m, L->x_fs, W->down, next, BT, 1);
     }
     (void)Q; (void)KV;
-    rmsnorm_forward(m, a->out, P(m, m->final_norm), a->xf, a->rstd_f, NULL, BT, C);
+    op->rmsnorm_fwd(m, a->out, P(m, m->final_norm), a->xf, a->rstd_f, NULL, BT, C);
     int hi = m->head >= 0 ? m->head : m->embed;
-    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, BT, V, C, a->xf, C, P(m, hi), C, 0, a->logits, V);
+    op->head_fwd(m, hi, a->xf, a->logits, BT);
     if (targets) {
-        ce_ctx cc = {a->logits, targets, a->rowbuf, V, 0, 0};
-        par_for(m->pool, BT, ce_range, &cc);
+        op->ce_fwd(m, a->logits, targets, a->rowbuf, BT);
         double sum = 0;
         for (int i = 0; i < BT; i++) sum += a->rowbuf[i];
         m->loss = (float)(sum / BT);
@@ -635,40 +676,36 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
     const bn_config *c = &m->cfg;
     struct bn_tacts *a = m->a;
     int B = m->B, T = m->T, BT = B * T;
-    int C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size, V = c->vocab_size;
+    int C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
     m->have_targets = 0;   /* logits are overwritten below */
     /* cross-entropy: dlogits = (softmax - onehot) * grad_scale / BT, in place */
-    ce_ctx cc = {a->logits, m->targets, NULL, V, grad_scale / (float)BT, 1};
-    par_for(m->pool, BT, ce_range, &cc);
+    const bn_train_ops *op = m->ops;
+    op->ce_bwd(m, a->logits, m->targets, BT, grad_scale / (float)BT);
     /* head: logits = xf @ H^T */
     int hi = m->head >= 0 ? m->head : m->embed;
-    if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, V, C, BT, a->logits, V, a->xf, C, 1, G(m, hi), C);
-    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, BT, C, V, a->logits, V, P(m, hi), C, 0, a->d_a, C);
-    rmsnorm_backward(m, a->d_a, a->out, P(m, m->final_norm), a->rstd_f, a->d_res, G(m, m->final_norm), BT, C, 0);
+    op->head_bwd(m, hi, a->logits, a->xf, a->d_a, BT);
+    op->rmsnorm_bwd(m, a->d_a, a->out, P(m, m->final_norm), a->rstd_f, a->d_res, G(m, m->final_norm), BT, C, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
         /* FFN: next = mid + down(x_fs) */
-        linear_backward(m, a->d_res, L->x_fs, W->down, a->d_a, BT, 0);           /* d_a = d x_fs [BT, I] */
-        rmsnorm_backward(m, a->d_a, L->hmul, P(m, W->ffn_sub), L->rstd_fs, a->d_b, G(m, W->ffn_sub), BT, I, 0); /* d_b = d hmul */
-        act_ctx fc = {L->gate, L->up, a->d_b, NULL, a->d_a, a->tmp, c->act == BN_ACT_SILU};  /* d_a = d gate, tmp = d up */
-        par_for(m->pool, BT * I, act_bwd_range, &fc);
-        linear_backward(m, a->d_a, L->x_post, W->gate, a->d_b, BT, 0);          /* d_b = d x_post [BT, C] */
-        linear_backward(m, a->tmp, L->x_post, W->up, a->d_b, BT, 1);
-        rmsnorm_backward(m, a->d_b, L->mid, P(m, W->post_norm), L->rstd_post, a->d_res, G(m, W->post_norm), BT, C, 1);
+        op->linear_bwd(m, a->d_res, L->x_fs, W->down, a->d_a, BT, 0);           /* d_a = d x_fs [BT, I] */
+        op->rmsnorm_bwd(m, a->d_a, L->hmul, P(m, W->ffn_sub), L->rstd_fs, a->d_b, G(m, W->ffn_sub), BT, I, 0); /* d_b = d hmul */
+        op->glu_bwd(m, L->gate, L->up, a->d_b, a->d_a, a->tmp, BT * I);  /* d_a = d gate, tmp = d up */
+        op->linear_bwd(m, a->d_a, L->x_post, W->gate, a->d_b, BT, 0);          /* d_b = d x_post [BT, C] */
+        op->linear_bwd(m, a->tmp, L->x_post, W->up, a->d_b, BT, 1);
+        op->rmsnorm_bwd(m, a->d_b, L->mid, P(m, W->post_norm), L->rstd_post, a->d_res, G(m, W->post_norm), BT, C, 1);
         /* attention: mid = resid + o(x_as) */
-        linear_backward(m, a->d_res, L->x_as, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
-        rmsnorm_backward(m, a->d_a, L->atto, P(m, W->attn_sub), L->rstd_as, a->d_b, G(m, W->attn_sub), BT, Q, 0); /* d_b = d atto */
-        att_ctx ac = {m, L->q, L->k, L->v, a->d_b, L->att, NULL, a->d_q, a->d_k, a->d_v, 1};
-        bn_pool_run(m->pool, att_run, &ac);
-        rope(m, a->d_q, BT, c->n_heads, 1);
-        rope(m, a->d_k, BT, c->n_kv_heads, 1);
-        linear_backward(m, a->d_q, L->x_in, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
-        linear_backward(m, a->d_k, L->x_in, W->k, a->d_a, BT, 1);
-        linear_backward(m, a->d_v, L->x_in, W->v, a->d_a, BT, 1);
-        rmsnorm_backward(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
+        op->linear_bwd(m, a->d_res, L->x_as, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
+        op->rmsnorm_bwd(m, a->d_a, L->atto, P(m, W->attn_sub), L->rstd_as, a->d_b, G(m, W->attn_sub), BT, Q, 0); /* d_b = d atto */
+        op->attn_bwd(m, L->q, L->k, L->v, L->att, a->d_b, a->d_q, a->d_k, a->d_v);
+        op->rope(m, a->d_q, BT, c->n_heads, 1);
+        op->rope(m, a->d_k, BT, c->n_kv_heads, 1);
+        op->linear_bwd(m, a->d_q, L->x_in, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
+        op->linear_bwd(m, a->d_k, L->x_in, W->k, a->d_a, BT, 1);
+        op->linear_bwd(m, a->d_v, L->x_in, W->v, a->d_a, BT, 1);
+        op->rmsnorm_bwd(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
     }
-    emb_ctx ec = {NULL, a->inputs, NULL, a->d_res, G(m, m->embed), C, BT};
-    if (m->grads) par_for(m->pool, C, emb_bwd_cols, &ec);
+    op->embed_bwd(m, m->embed, a->inputs, BT, a->d_res);
     return BITNET_OK;
 }
 

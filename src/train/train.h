@@ -41,6 +41,7 @@ typedef struct bn_train_model {
     float *params, *grads, *adam_m, *adam_v;
     float *wq;                          /* dequantized BitLinear weights (same layout; only linear slots used) */
     const bn_kernels *k;                /* kernel set: GEMM micro-kernel and AdamW rows */
+    const struct bn_train_ops *ops;     /* forward/backward ops (backend.h); bn_train_ops_cpu() */
     bn_pool *pool;
     float **ws;                         /* per-thread GEMM workspace */
     /* activations for the current (B, T) */

@@ -1,5 +1,6 @@
 /* cpu.c — the CPU backend (backend.h): ternary weights packed by the model's bn_kernels set,
  * ops as plain loops and kernel calls spread over a persistent thread pool.
+ * Row-level math (RMSNorm, RoPE, softmax, gated activation) is layers.c's, shared with training.
  * Threading: BitLinear splits output rows (32-row aligned) over threads; decode attention splits
  * (token, head) pairs; prefill attention of a run of >= ATT_GEMM_MIN tokens of one sequence
  * splits heads and uses float GEMMs; the head splits vocab rows. Results do not depend on the
@@ -9,6 +10,7 @@
 #include "model/model.h"
 #include "core/threads.h"
 #include "backend/cpu/gemm_f32.h"
+#include "backend/cpu/layers.h"
 #include <math.h>
 
 struct bn_exec {
@@ -44,16 +46,8 @@ static inline __attribute__((always_inline)) void axpy(float *y, float a, const 
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-/* out[d] = x[d] * rsqrt(mean(x^2) + eps) * w[d] */
-BN_CLONES static void rmsnorm_row(float *out, const float *x, const float *w, int d, float eps) {
-    float ss = dot(x, x, d);
-    float r = 1.0f / sqrtf(ss / (float)d + eps);
-#pragma omp simd
-    for (int i = 0; i < d; i++) out[i] = w[i] * (x[i] * r);
-}
-
 static void cpu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, int n, int d, float eps) {
-    for (int t = 0; t < n; t++) rmsnorm_row(out + (size_t)t * d, x + (size_t)t * d, w, d, eps);
+    for (int t = 0; t < n; t++) bn_rmsnorm_row(out + (size_t)t * d, x + (size_t)t * d, w, d, eps);
 }
 
 /* ---- weights ---- */
@@ -127,14 +121,7 @@ static void cpu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *po
     int hd = e->m->cfg.head_dim, half = hd / 2;
     for (int t = 0; t < n; t++) {
         const float *cs = e->rope_cos + (size_t)pos[t] * half, *sn = e->rope_sin + (size_t)pos[t] * half;
-        for (int h = 0; h < n_heads; h++) {
-            float *r = v + ((size_t)t * n_heads + h) * hd;
-            for (int i = 0; i < half; i++) {
-                float x1 = r[i], x2 = r[i + half];
-                r[i] = x1 * cs[i] - x2 * sn[i];
-                r[i + half] = x2 * cs[i] + x1 * sn[i];
-            }
-        }
+        for (int h = 0; h < n_heads; h++) bn_rope_row(v + ((size_t)t * n_heads + h) * hd, cs, sn, half, 0);
     }
 }
 
@@ -168,17 +155,11 @@ BN_CLONES static void att_worker(void *arg, int ith, int nth) {
         const float *kc = cache_of(e, e->kcache, j->layer, j->seq[t]);
         const float *vc = cache_of(e, e->vcache, j->layer, j->seq[t]);
         const float *q = j->q + (size_t)t * qd + h * hd;
-        float mx = -INFINITY;
-        for (int s = 0; s <= p; s++) {
-            sc[s] = dot(q, kc + (size_t)s * kvd + kh * hd, hd) * scale;
-            if (sc[s] > mx) mx = sc[s];
-        }
-        float sum = 0.f;
-        for (int s = 0; s <= p; s++) { sc[s] = expf(sc[s] - mx); sum += sc[s]; }
-        float inv = 1.0f / sum;
+        for (int s = 0; s <= p; s++) sc[s] = dot(q, kc + (size_t)s * kvd + kh * hd, hd);
+        bn_softmax_row(sc, p + 1, scale);
         float *o = j->out + (size_t)t * qd + h * hd;
         for (int i = 0; i < hd; i++) o[i] = 0.f;
-        for (int s = 0; s <= p; s++) axpy(o, sc[s] * inv, vc + (size_t)s * kvd + kh * hd, hd);
+        for (int s = 0; s <= p; s++) axpy(o, sc[s], vc + (size_t)s * kvd + kh * hd, hd);
     }
 }
 
@@ -203,17 +184,7 @@ static void att_gemm_worker(void *arg, int ith, int nth) {
     for (int h = a; h < b; h++) {
         int kh = h / grp;
         bn_sgemm(e->k, 0, 1, n, L, hd, Q + h * hd, qd, kc + kh * hd, kvd, 0, S, L, e->gws[ith]);
-        for (int t = 0; t < n; t++) {
-            float *row = S + (size_t)t * L;
-            int last = pos0 + t;           /* causal: positions 0..last */
-            float mx = -INFINITY;
-            for (int s2 = 0; s2 <= last; s2++) { row[s2] *= scale; if (row[s2] > mx) mx = row[s2]; }
-            float sum = 0.f;
-            for (int s2 = 0; s2 <= last; s2++) { row[s2] = expf(row[s2] - mx); sum += row[s2]; }
-            float inv = 1.0f / sum;
-            for (int s2 = 0; s2 <= last; s2++) row[s2] *= inv;
-            for (int s2 = last + 1; s2 < L; s2++) row[s2] = 0.f;
-        }
+        for (int t = 0; t < n; t++) bn_softmax_causal_row(S + (size_t)t * L, pos0 + t + 1, L, scale);  /* causal: 0..pos0+t */
         bn_sgemm(e->k, 0, 0, n, hd, L, S, L, vc + kh * hd, kvd, 0, O + h * hd, qd, e->gws[ith]);
     }
 }
@@ -242,12 +213,8 @@ static void cpu_attention(bn_exec *e, int layer, const float *q, const float *k,
 }
 
 /* ---- activation, residual, embedding, head ---- */
-BN_CLONES static void cpu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) {
-    if (act == BN_ACT_RELU2) {
-        for (size_t i = 0; i < n; i++) { float r = g[i] > 0.f ? g[i] : 0.f; g[i] = r * r * u[i]; }
-    } else {
-        for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-    }
+static void cpu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) {
+    bn_glu_row(g, g, u, n, act == BN_ACT_SILU);
 }
 
 static void cpu_add(bn_exec *e, float *x, const float *y, size_t n) {
@@ -338,15 +305,7 @@ static bitnet_status cpu_exec_new(const bitnet_model *m, const bn_exec_shape *sh
         cpu_exec_free(e);
         return bn_err(BITNET_ERR_NOMEM, "out of memory for a context of %d sequences x %d tokens", sh->n_seq, sh->n_ctx);
     }
-    /* inv_freq[i] = theta^(-2i/hd) computed as the reference does: 1 / theta^(2i/hd) in float32 */
-    for (int i = 0; i < hd / 2; i++) {
-        float inv = 1.0f / powf(cf->rope_theta, (float)(2 * i) / (float)hd);
-        for (int p2 = 0; p2 < e->n_ctx; p2++) {
-            float ang = (float)p2 * inv;
-            e->rope_cos[(size_t)p2 * (hd / 2) + i] = cosf(ang);
-            e->rope_sin[(size_t)p2 * (hd / 2) + i] = sinf(ang);
-        }
-    }
+    bn_rope_tables(cf->rope_theta, hd, e->n_ctx, e->rope_cos, e->rope_sin);
     *out = e;
     return BITNET_OK;
 }

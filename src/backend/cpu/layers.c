@@ -1,11 +1,12 @@
 /* layers.c — row-level layer math shared by training and inference (see layers.h).
  * Loops carry `omp simd` (-fopenmp-simd, no OpenMP runtime); on x86-64 Linux the reductions
  * are also built for AVX2 and AVX-512 (target_clones, picked at load time), exactly as train.c's
- * and model.c's private copies were, so results are unchanged. */
+ * and cpu.c's private copies were, so results are unchanged. */
 #include "backend/cpu/layers.h"
 #include "backend/cpu/kernels/kernels.h"   /* BN_CLONES */
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 BN_CLONES float bn_sumsq(const float *x, int n) {
     float s = 0;
@@ -52,4 +53,26 @@ void bn_softmax_row(float *p, int n, float scale) {
     float sum = 0, mx = scale_max(p, scale, n);
     for (int j = 0; j < n; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
     scale_row(p, 1.0f / sum, n);
+}
+
+void bn_softmax_causal_row(float *p, int n, int w, float scale) {
+    bn_softmax_row(p, n, scale);
+    if (w > n) memset(p + n, 0, (size_t)(w - n) * sizeof(float));
+}
+
+void bn_rope_row(float *x, const float *cs, const float *sn, int half, int inv) {
+    for (int i = 0; i < half; i++) {
+        float x1 = x[i], x2 = x[i + half], co = cs[i], si = inv ? -sn[i] : sn[i];
+        x[i] = x1 * co - x2 * si;
+        x[i + half] = x2 * co + x1 * si;
+    }
+}
+
+BN_CLONES void bn_glu_row(float *h, const float *g, const float *u, size_t n, int silu) {
+    if (silu) {
+        for (size_t i = 0; i < n; i++) { float x = g[i]; h[i] = x / (1.0f + expf(-x)) * u[i]; }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) { float r = g[i] > 0 ? g[i] : 0; h[i] = r * r * u[i]; }
+    }
 }

@@ -1,9 +1,11 @@
-/* layers.h — the row-level layer math shared by training (train.c) and CPU inference (model.c,
- * once switched): RMSNorm of one row, the RoPE cos/sin tables, the causal softmax of one
- * attention row. Each is one definition, so both paths compute bit-identical values.
+/* layers.h — the row-level layer math shared by training (src/train/train.c) and CPU inference
+ * (src/backend/cpu/cpu.c): RMSNorm of one row, the RoPE cos/sin tables and the rotation of one
+ * head, the (causal) softmax of one attention row, the gated FFN activation. Each is one
+ * definition, so both paths compute bit-identical values.
  * Not: threading or batching (callers split rows), not backward passes (train.c). */
 #ifndef BITNET_LAYERS_H
 #define BITNET_LAYERS_H
+#include <stddef.h>
 
 /* sum x[i]^2 over n (vectorized reduction: a fixed order for a given build and CPU). */
 float bn_sumsq(const float *x, int n);
@@ -19,4 +21,14 @@ void bn_rope_tables(float theta, int hd, int n_pos, float *cs, float *sn);
 /* Softmax of p[0..n) after scaling by scale, in place: p = exp(p*scale - max) / sum.
  * (The causal mask is the caller's: n = the number of visible keys.) */
 void bn_softmax_row(float *p, int n, float scale);
+/* One causal attention row of width w: softmax of p[0..n) (bn_softmax_row), then p[n..w) = 0
+ * (the keys the query may not see). n <= w. */
+void bn_softmax_causal_row(float *p, int n, int w, float scale);
+/* Rotate-half RoPE of one head x[0..2*half) by the angles of one position (cs, sn: [half], a row
+ * of bn_rope_tables): (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin); inv != 0 rotates by the
+ * negative angle (the transpose: RoPE's backward). In place. */
+void bn_rope_row(float *x, const float *cs, const float *sn, int half, int inv);
+/* Gated FFN activation: h[i] = act(g[i]) * u[i], i < n; act: silu == 0 -> relu(g)^2, else
+ * silu(g) = g / (1 + exp(-g)). h may equal g. */
+void bn_glu_row(float *h, const float *g, const float *u, size_t n, int silu);
 #endif
