@@ -100,6 +100,7 @@ static bitnet_status load_tmat(bitnet_model *m, const char *name, int rows, int 
     float scale;
     s = packed ? from_packed(m, t, rows, cols, q, &scale) : from_master(m, t, rows, cols, q, &scale);
     if (!s) s = make_tmat(m, q, rows, cols, scale, w);
+    if (!s) bn_st_release(m->st, t);   /* repacked: its file pages need not stay resident */
     if (!s && packed) snprintf(m->weight_format, sizeof m->weight_format, "packed-u8");
     else if (!s) snprintf(m->weight_format, sizeof m->weight_format, "master-%s", t->dtype == BN_F32 ? "f32" : t->dtype == BN_F16 ? "f16" : "bf16");
     free(q);
