@@ -86,12 +86,12 @@ void bn_st_free(bn_st *st) {
     free(st->names); free(st->files); free(st->t); free(st->by_name.slot); free(st);
 }
 
-void bn_st_release(const bn_st *st, const bn_tensor *t) {
-    const uint8_t *p = t->data;
-    for (int i = 0; i < st->n_files; i++) {
+void bn_st_release(const bn_st *st, const void *ptr, size_t n) {
+    const uint8_t *p = ptr;
+    for (int i = 0; st && i < st->n_files; i++) {
         const st_file *f = &st->files[i];
         const uint8_t *b = f->map;
-        if (b && p >= b && p + t->nbytes <= b + f->size) { bn_files_release(&f->f, f->map, f->size, p, t->nbytes); return; }
+        if (b && p >= b && n <= f->size && p - b <= (ptrdiff_t)(f->size - n)) { bn_files_release(&f->f, f->map, f->size, p, n); return; }
     }
 }
 
