@@ -57,8 +57,10 @@ int main(void) {
     char mfile[700]; snprintf(mfile, sizeof mfile, "%s/model.safetensors", mdir);
     size_t fsz = 0; void *whole = t_read_file(mfile, &fsz);
     free(whole);
-    long m0 = rss_file_kib();
     bitnet_model *m = NULL;
+    if (bitnet_model_load(mdir, &m) == BITNET_OK) bitnet_model_free(m);  /* fault in the loader's code pages first */
+    m = NULL;
+    long m0 = rss_file_kib();
     CHECK("load golden packed model", bitnet_model_load(mdir, &m) == BITNET_OK, "%s", bitnet_last_error());
     long m1 = rss_file_kib();
     if (m) {
