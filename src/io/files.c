@@ -27,6 +27,15 @@ static bitnet_status dir_open(void *ud, const char *name, const void **data, siz
 }
 static void dir_close(void *ud, const void *data, size_t size) { if (size) munmap((void *)data, size); }
 
+void bn_files_release(const bitnet_files *f, const void *data, size_t size, const void *p, size_t n) {
+    if (f->close != dir_close || !size) return;   /* only our own mmap may be dropped */
+    uintptr_t b0 = (uintptr_t)data, b1 = b0 + size, a0 = (uintptr_t)p, a1 = a0 + n;
+    if (a0 < b0 || a1 > b1 || a1 < a0) return;
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    a0 = (a0 + pg - 1) / pg * pg; a1 = a1 / pg * pg;     /* the whole pages inside the range */
+    if (a1 > a0) madvise((void *)a0, a1 - a0, MADV_DONTNEED);
+}
+
 bn_src bn_src_dir(const char *dir) {
     bn_src s = {{(void *)dir, dir_open, dir_close}, dir, 1};
     return s;

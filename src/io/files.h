@@ -27,6 +27,12 @@ bitnet_status bn_src_open(const bn_src *s, const char *name, const void **data, 
 /* bn_src_open for a small JSON file: over BN_SMALL_FILE_MAX bytes is a FORMAT error ("too
  * large", the file closed again). */
 bitnet_status bn_src_open_small(const bn_src *s, const char *name, const void **data, size_t *size);
+/* Hint that [p, p+n) inside data (what f->open returned, size bytes) will not be read again soon:
+ * for the folder provider the whole pages inside the range are dropped from the process's
+ * resident set (madvise MADV_DONTNEED on a read-only private file map: the bytes stay readable,
+ * a later read faults them back in from the file). No-op for every other provider (their memory
+ * is the caller's) and for ranges outside data. */
+void bn_files_release(const bitnet_files *f, const void *data, size_t size, const void *p, size_t n);
 /* Give back what bn_src_open returned (no-op for providers without close). */
 void bn_files_close(const bitnet_files *f, const void *data, size_t size);
 /* The display path of name under s (malloc'd; NULL when out of memory). */

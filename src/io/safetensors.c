@@ -86,6 +86,15 @@ void bn_st_free(bn_st *st) {
     free(st->names); free(st->files); free(st->t); free(st->by_name.slot); free(st);
 }
 
+void bn_st_release(const bn_st *st, const void *ptr, size_t n) {
+    const uint8_t *p = ptr;
+    for (int i = 0; st && i < st->n_files; i++) {
+        const st_file *f = &st->files[i];
+        const uint8_t *b = f->map;
+        if (b && p >= b && n <= f->size && p - b <= (ptrdiff_t)(f->size - n)) { bn_files_release(&f->f, f->map, f->size, p, n); return; }
+    }
+}
+
 static int cmp_span(const void *a, const void *b, void *base) { /* by start offset, then size */
     const bn_tensor *x = *(const bn_tensor *const *)a, *y = *(const bn_tensor *const *)b;
     size_t xs = (size_t)((const uint8_t *)x->data - (const uint8_t *)base), ys = (size_t)((const uint8_t *)y->data - (const uint8_t *)base);

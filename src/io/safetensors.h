@@ -41,6 +41,10 @@ const bn_tensor *bn_st_find(const bn_st *st, const char *name);
  * Error names the file, tensor and the mismatch. */
 bitnet_status bn_st_get(const bn_st *st, const char *name, unsigned dtypes, int ndim,
                         const int64_t *shape, const bn_tensor **out);
+/* Hint that the bytes [p, p+n) of one of st's files (a tensor's data) will not be read again
+ * soon: for mmap'd folder files their whole pages leave the resident set (bn_files_release); the
+ * bytes stay valid and readable. No-op when st is NULL or no file of st holds the range. */
+void bn_st_release(const bn_st *st, const void *p, size_t n);
 /* Convert element i.. of a float tensor (F32/F16/BF16) into dst[n] float32. */
 void bn_tensor_to_f32(const bn_tensor *t, float *dst, int64_t start, int64_t n);
 

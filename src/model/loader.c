@@ -106,6 +106,7 @@ static bitnet_status load_tmat(bitnet_model *m, const char *name, int rows, int 
     float scale;
     s = packed ? from_packed(m, t, rows, cols, q, &scale) : from_master(m, t, rows, cols, q, &scale);
     if (!s) s = make_tmat(m, q, rows, cols, scale, w);
+    if (!s) bn_st_release(m->st, t->data, t->nbytes);   /* repacked: its file pages need not stay resident */
     if (!s && packed) snprintf(m->weight_format, sizeof m->weight_format, "packed-u8");
     else if (!s) snprintf(m->weight_format, sizeof m->weight_format, "master-%s", t->dtype == BN_F32 ? "f32" : t->dtype == BN_F16 ? "f16" : "bf16");
     free(q);
@@ -261,6 +262,9 @@ bitnet_status bitnet_model_set_head(bitnet_model *m, bitnet_head_type t) {
     } else if (t != BITNET_HEAD_EXACT) return bn_err(BITNET_ERR_ARG, "unknown head type %d", (int)t);
     bn_free(m->head_q);
     m->head_q = q; m->head_q_bytes = nb; m->head_type = t;
+    /* the float head is now read only for embedding lookups (tied) or not at all: let its file
+     * pages go (they fault back in if the exact head is chosen again) */
+    if (q) bn_st_release(m->st, m->head, (size_t)V * D * (m->head_dt == BN_W_F32 ? 4 : 2));
     return BITNET_OK;
 }
 

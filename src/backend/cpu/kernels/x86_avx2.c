@@ -49,26 +49,38 @@ static int32_t sum_i8(const int8_t *x, int kp) {
 
 #define PF_DIST 4096 /* software prefetch distance (bytes) of the GEMV weight stream */
 
+/* Products are summed in int16 over GC 16-k groups before widening (one vpmaddwd per GC groups,
+ * not per group): a vpmaddubsw lane is w0*x0 + w1*x1 with w in 0..2, x in -128..127, so in
+ * [-512, 508]; 4 per group times GC = 8 groups stays within [-16384, 16256], no wrap. */
+#define GC 8
+AI __m256i mad16(__m256i acc, __m256i w, __m256i x) { return _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, x)); }
+AI __m256i widen(__m256i acc, __m256i s16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(s16, _mm256_set1_epi16(1))); }
+
 AI void tile1(const uint8_t *wb, int ng, const int8_t *x, __m256i *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256i l0 = _mm256_setzero_si256(), l1 = l0, h0 = l0, h1 = l0;
-    for (int g = 0; g < ng; g++) {
-        const uint8_t *p = wb + (size_t)g * 64;
-        _mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
-        __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
-        const int8_t *xg = x + 16 * g;
-        __m256i x0 = bc4(xg), x1 = bc4(xg + 4), x2 = bc4(xg + 8), x3 = bc4(xg + 12);
-        l0 = dp(l0, _mm256_and_si256(lo, m3), x0);
-        h0 = dp(h0, _mm256_and_si256(hi, m3), x0);
-        l1 = dp(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 2), m3), x1);
-        h1 = dp(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 2), m3), x1);
-        l0 = dp(l0, _mm256_and_si256(_mm256_srli_epi16(lo, 4), m3), x2);
-        h0 = dp(h0, _mm256_and_si256(_mm256_srli_epi16(hi, 4), m3), x2);
-        l1 = dp(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 6), m3), x3);
-        h1 = dp(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 6), m3), x3);
+    __m256i l = _mm256_setzero_si256(), h = l;
+    for (int g0 = 0; g0 < ng; g0 += GC) {
+        int g1 = ng - g0 < GC ? ng : g0 + GC;
+        __m256i l0 = _mm256_setzero_si256(), l1 = l0, h0 = l0, h1 = l0;
+        for (int g = g0; g < g1; g++) {
+            const uint8_t *p = wb + (size_t)g * 64;
+            _mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
+            __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
+            const int8_t *xg = x + 16 * g;
+            __m256i x0 = bc4(xg), x1 = bc4(xg + 4), x2 = bc4(xg + 8), x3 = bc4(xg + 12);
+            l0 = mad16(l0, _mm256_and_si256(lo, m3), x0);
+            h0 = mad16(h0, _mm256_and_si256(hi, m3), x0);
+            l1 = mad16(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 2), m3), x1);
+            h1 = mad16(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 2), m3), x1);
+            l0 = mad16(l0, _mm256_and_si256(_mm256_srli_epi16(lo, 4), m3), x2);
+            h0 = mad16(h0, _mm256_and_si256(_mm256_srli_epi16(hi, 4), m3), x2);
+            l1 = mad16(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 6), m3), x3);
+            h1 = mad16(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 6), m3), x3);
+        }
+        l = widen(widen(l, l0), l1);
+        h = widen(widen(h, h0), h1);
     }
-    out[0] = _mm256_add_epi32(l0, l1);
-    out[1] = _mm256_add_epi32(h0, h1);
+    out[0] = l; out[1] = h;
 }
 
 AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB, __m256i *out) {
@@ -76,21 +88,29 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
     __m256i al[4], ah[4];
 #pragma GCC unroll 4
     for (int i = 0; i < NB; i++) al[i] = ah[i] = _mm256_setzero_si256();
-    for (int g = 0; g < ng; g++) {
-        const uint8_t *p = wb + (size_t)g * 64;
-        __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
-        const int8_t *xg = x + 16 * g;
+    for (int g0 = 0; g0 < ng; g0 += GC) {
+        int g1 = ng - g0 < GC ? ng : g0 + GC;
+        __m256i sl[4], sh[4];
 #pragma GCC unroll 4
-        for (int s = 0; s < 4; s++) {
-            __m256i wl = _mm256_and_si256(_mm256_srli_epi16(lo, 2 * s), m3);
-            __m256i wh = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * s), m3);
+        for (int i = 0; i < NB; i++) sl[i] = sh[i] = _mm256_setzero_si256();
+        for (int g = g0; g < g1; g++) {
+            const uint8_t *p = wb + (size_t)g * 64;
+            __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
+            const int8_t *xg = x + 16 * g;
 #pragma GCC unroll 4
-            for (int i = 0; i < NB; i++) {
-                __m256i xb = bc4(xg + (size_t)i * ldx + 4 * s);
-                al[i] = dp(al[i], wl, xb);
-                ah[i] = dp(ah[i], wh, xb);
+            for (int s = 0; s < 4; s++) {
+                __m256i wl = _mm256_and_si256(_mm256_srli_epi16(lo, 2 * s), m3);
+                __m256i wh = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * s), m3);
+#pragma GCC unroll 4
+                for (int i = 0; i < NB; i++) {
+                    __m256i xb = bc4(xg + (size_t)i * ldx + 4 * s);
+                    sl[i] = mad16(sl[i], wl, xb);
+                    sh[i] = mad16(sh[i], wh, xb);
+                }
             }
         }
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) { al[i] = widen(al[i], sl[i]); ah[i] = widen(ah[i], sh[i]); }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < NB; i++) { out[2 * i] = al[i]; out[2 * i + 1] = ah[i]; }
