@@ -1,5 +1,7 @@
 # bitnet.c build. `make` builds build/libbitnet.a and build/bitnet; `make test` runs every test.
 # Options: SAN=1 (AddressSanitizer + UBSan, into build-san/), CC=..., OPT=...
+# `make fuzz` builds the libFuzzer harnesses tests/fuzz/fuzz_*.c with clang (ASan + UBSan) into
+# build-fuzz/fuzz/; `make fuzz-run FUZZ_SECONDS=N` runs each for N seconds (scripts/fuzz.sh).
 # Every src/*.c and src/kernels/*.c goes into the library; every tests/test_*.c becomes a test
 # binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
 
@@ -12,7 +14,14 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lpc
 CFLAGS  += -std=c11 $(OPT) -fopenmp-simd -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
-ifeq ($(SAN),1)
+FUZZ_CC ?= clang
+ifeq ($(FUZZ),1)
+BUILD   ?= build-fuzz
+CC      := $(FUZZ_CC)
+OPT     := -O1
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SAN),1)
 BUILD   ?= build-san
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -21,6 +30,9 @@ BUILD   ?= build
 endif
 
 SRC     := $(wildcard src/*.c src/kernels/*.c)
+ifeq ($(FUZZ),1) # the harnesses use no ISA kernels (and clang rejects some GCC-only kernel code)
+SRC     := $(filter-out src/kernels/x86_% src/kernels/arm_%,$(SRC))
+endif
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 CLI_SRC := $(wildcard tools/*.c)
@@ -36,8 +48,12 @@ $(BUILD)/src/kernels/arm_neon.o:    CFLAGS += -march=armv8-a
 $(BUILD)/src/kernels/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
 endif
 
-.PHONY: all test clean run default-model bench
-all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS)
+FUZZ_SECONDS ?= 30
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: all test clean run default-model bench fuzz fuzz-bins fuzz-run
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS) $(EXAMPLES)
 
 $(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h)
 	@mkdir -p $(dir $@)
@@ -59,11 +75,26 @@ $(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
 
+# Examples are apps: public headers only (no -Isrc), linked against the shared library.
+$(BUILD)/examples/%: examples/%.c include/bitnet.h include/bitnet_train.h $(BUILD)/libbitnet.so
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -Wall -Wextra -Iinclude $< -o $@ -L$(BUILD) -lbitnet -Wl,-rpath,$(abspath $(BUILD)) $(LDFLAGS)
+
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
 
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c; not test_*.c, so `make test` leaves them out).
+fuzz:
+	$(MAKE) FUZZ=1 fuzz-bins
+fuzz-bins: $(FUZZERS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/libbitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+fuzz-run: fuzz
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 # The README's first command: install deps, build, tell a story with the bundled model.
 DEFAULT_MODEL ?= models/bitnet-tinystories

@@ -14,12 +14,55 @@ const char *bn_dtype_name(bn_dtype t) { return t < BN_DT_COUNT ? DT[t].name : "u
 
 typedef struct { char *path; const void *map; size_t size; bitnet_files f; } st_file;  /* f: to close map */
 
+/* Open-addressing hash set of names: slot holds index + 1 into an array of names, 0 = empty.
+ * Keeps duplicate checks and lookups O(1) (a header may list millions of tensors). */
+typedef struct { uint32_t *slot; uint32_t mask, n; } name_set;
+
+static uint64_t name_hash(const char *s) { /* FNV-1a, then a final mix */
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h ^= h >> 29; h *= 0xBF58476D1CE4E5B9ull; h ^= h >> 32;
+    return h;
+}
+/* Index of name in the set (names via get(ctx, i)), or -1. */
+static int ns_find(const name_set *ns, const char *name, const char *(*get)(const void *, uint32_t), const void *ctx) {
+    if (!ns->slot) return -1;
+    for (uint32_t h = (uint32_t)name_hash(name) & ns->mask;; h = (h + 1) & ns->mask) {
+        uint32_t v = ns->slot[h];
+        if (!v) return -1;
+        if (!strcmp(get(ctx, v - 1), name)) return (int)(v - 1);
+    }
+}
+/* Add index i (its name is get(ctx, i), not yet in the set). 0 on OOM. */
+static int ns_add(name_set *ns, uint32_t i, const char *(*get)(const void *, uint32_t), const void *ctx) {
+    if ((ns->n + 1) * 2 > (ns->slot ? ns->mask + 1 : 0)) { /* grow to keep the load under 1/2 */
+        uint32_t cap = ns->slot ? (ns->mask + 1) * 2 : 256;
+        uint32_t *q = calloc(cap, sizeof *q);
+        if (!q) return 0;
+        for (uint32_t k = 0; ns->slot && k <= ns->mask; k++) {
+            uint32_t v = ns->slot[k];
+            if (!v) continue;
+            uint32_t h = (uint32_t)name_hash(get(ctx, v - 1)) & (cap - 1);
+            while (q[h]) h = (h + 1) & (cap - 1);
+            q[h] = v;
+        }
+        free(ns->slot); ns->slot = q; ns->mask = cap - 1;
+    }
+    uint32_t h = (uint32_t)name_hash(get(ctx, i)) & ns->mask;
+    while (ns->slot[h]) h = (h + 1) & ns->mask;
+    ns->slot[h] = i + 1; ns->n++;
+    return 1;
+}
+
 struct bn_st {
     st_file *files; int n_files;
     bn_tensor *t; int n, cap;
     char **names;     /* owned strings (names + file paths) */
     int n_names, cap_names;
+    name_set by_name; /* tensor name -> index into t */
 };
+
+static const char *tensor_name(const void *ctx, uint32_t i) { return ((const bn_st *)ctx)->t[i].name; }
 
 static char *own(bn_st *st, const char *s) {
     if (st->n_names == st->cap_names) {
@@ -40,7 +83,40 @@ void bn_st_free(bn_st *st) {
         free(st->files[i].path);
     }
     for (int i = 0; i < st->n_names; i++) free(st->names[i]);
-    free(st->names); free(st->files); free(st->t); free(st);
+    free(st->names); free(st->files); free(st->t); free(st->by_name.slot); free(st);
+}
+
+static int cmp_span(const void *a, const void *b, void *base) { /* by start offset, then size */
+    const bn_tensor *x = *(const bn_tensor *const *)a, *y = *(const bn_tensor *const *)b;
+    size_t xs = (size_t)((const uint8_t *)x->data - (const uint8_t *)base), ys = (size_t)((const uint8_t *)y->data - (const uint8_t *)base);
+    if (xs != ys) return xs < ys ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
+}
+
+/* The data section must be exactly the tensors, back to back, as the safetensors spec (and HF's
+ * reader) require: no two tensors may share bytes, no gap between them and no bytes after the
+ * last. t[first..n) are this file's tensors, data/data_size its data section. */
+static bitnet_status check_layout(bn_st *st, int first, const char *path, const uint8_t *data, size_t data_size) {
+    int k = st->n - first;
+    if (k == 0) {
+        if (data_size) return bn_err(BITNET_ERR_FORMAT, "%s: %zu bytes after the header belong to no tensor", path, data_size);
+        return BITNET_OK;
+    }
+    const bn_tensor **v = malloc((size_t)k * sizeof *v);
+    if (!v) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < k; i++) v[i] = &st->t[first + i];
+    qsort_r(v, (size_t)k, sizeof *v, cmp_span, (void *)data);
+    size_t end = 0;
+    bitnet_status s = BITNET_OK;
+    for (int i = 0; i < k && !s; i++) {
+        size_t b0 = (size_t)((const uint8_t *)v[i]->data - data);
+        if (b0 < end) s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' (bytes %zu..%zu) overlaps tensor '%s'", path, v[i]->name, b0, b0 + v[i]->nbytes, v[i - 1]->name);
+        else if (b0 > end) s = bn_err(BITNET_ERR_FORMAT, "%s: %zu unused bytes before tensor '%s' (bytes %zu..%zu)", path, b0 - end, v[i]->name, end, b0);
+        else end = b0 + v[i]->nbytes;
+    }
+    if (!s && end != data_size) s = bn_err(BITNET_ERR_FORMAT, "%s: %zu bytes after the last tensor belong to no tensor", path, data_size - end);
+    free(v);
+    return s;
 }
 
 /* Open file `name` through src, keep it in st (closed by bn_st_free) and index its tensors. */
@@ -66,6 +142,7 @@ static bitnet_status parse_file(bn_st *st, const bn_src *src, const char *name) 
     const uint8_t *data = (const uint8_t *)map + 8 + hlen;
     size_t data_size = size - 8 - (size_t)hlen;
     bitnet_status s = BITNET_OK;
+    int first = st->n; /* this file's tensors are t[first..n) */
     for (cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) continue;
         const char *nm = e->string;
@@ -100,7 +177,7 @@ static bitnet_status parse_file(bn_st *st, const bn_src *src, const char *name) 
                 s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s': %zu bytes do not match shape (%lld elements of %s)", path, nm, t.nbytes, (long long)t.numel, DT[t.dtype].name); break; }
         }
         t.data = data + (size_t)b0;
-        if (bn_st_find(st, nm)) { s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' appears twice", path, nm); break; }
+        if (ns_find(&st->by_name, nm, tensor_name, st) >= 0) { s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' appears twice", path, nm); break; }
         t.name = own(st, nm); t.file = f->path;
         if (!t.name) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
         if (st->n == st->cap) {
@@ -109,9 +186,12 @@ static bitnet_status parse_file(bn_st *st, const bn_src *src, const char *name) 
             if (!p) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
             st->t = p; st->cap = c;
         }
-        st->t[st->n++] = t;
+        st->t[st->n] = t;
+        if (!ns_add(&st->by_name, (uint32_t)st->n, tensor_name, st)) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
+        st->n++;
     }
     cJSON_Delete(root);
+    if (!s) s = check_layout(st, first, path, data, data_size);
     return s;
 }
 
@@ -128,6 +208,12 @@ static bitnet_status open_one(const bn_src *src, const char *name, bn_st **out) 
 bitnet_status bn_st_open(const char *path, bn_st **out) {
     bn_src src = bn_src_dir("");   /* "" joined with path is path */
     return open_one(&src, path, out);
+}
+
+struct shard_ctx { const bn_st *st; };
+static const char *shard_name(const void *ctx, uint32_t i) {
+    const char *p = ((const struct shard_ctx *)ctx)->st->files[i].path, *b = strrchr(p, '/');
+    return b ? b + 1 : p;
 }
 
 bitnet_status bn_st_open_dir(const char *dir, bn_st **out) {
@@ -154,17 +240,16 @@ bitnet_status bn_st_open_src(const bn_src *src, const char *name, bn_st **out) {
     bn_st *st = calloc(1, sizeof *st);
     if (!st) { cJSON_Delete(root); free(index); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     s = BITNET_OK;
+    name_set shards = {0};  /* shard file name -> index into st->files */
+    struct shard_ctx shard_ctx = {st};
     for (cJSON *e = wm->child; e && !s; e = e->next) {
         if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || !strcmp(e->valuestring, "..")) {
             s = bn_err(BITNET_ERR_FORMAT, "%s: bad shard name for '%s'", index, e->string); break; }
-        int seen = 0;
-        for (int i = 0; i < st->n_files; i++) {
-            const char *b = strrchr(st->files[i].path, '/');
-            if (!strcmp(b ? b + 1 : st->files[i].path, e->valuestring)) seen = 1;
-        }
-        if (seen) continue;
+        if (ns_find(&shards, e->valuestring, shard_name, &shard_ctx) >= 0) continue;
         s = parse_file(st, src, e->valuestring);
+        if (!s && !ns_add(&shards, (uint32_t)(st->n_files - 1), shard_name, &shard_ctx)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     }
+    free(shards.slot);
     /* every tensor named in the index must be present */
     for (cJSON *e = wm->child; e && !s; e = e->next)
         if (!bn_st_find(st, e->string)) s = bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' is listed but not in shard %s", index, e->string, e->valuestring);
@@ -177,8 +262,8 @@ int bn_st_count(const bn_st *st) { return st->n; }
 const bn_tensor *bn_st_at(const bn_st *st, int i) { return i >= 0 && i < st->n ? &st->t[i] : NULL; }
 
 const bn_tensor *bn_st_find(const bn_st *st, const char *name) {
-    for (int i = 0; i < st->n; i++) if (!strcmp(st->t[i].name, name)) return &st->t[i];
-    return NULL;
+    int i = ns_find(&st->by_name, name, tensor_name, st);
+    return i >= 0 ? &st->t[i] : NULL;
 }
 
 bitnet_status bn_st_get(const bn_st *st, const char *name, unsigned dtypes, int ndim,

@@ -278,7 +278,8 @@ void bitnet_tokenizer_free(bitnet_tokenizer *t) {
     free(t->merges.key); free(t->merges.rank); free(t->merges.id);
     free(t->added);
     for (int i = 0; i < 256; i++) free(t->added_first[i]);
-    free(t->usym);
+    free(t->usym); free(t->utrie.key); free(t->utrie.rank); free(t->utrie.id); free(t->uterm);
+    free(t->tslot); free(t->eog_map);
     free_steps(t->norm, t->n_norm); free_steps(t->pre, t->n_pre); free_steps(t->decs, t->n_decs);
     free(t->eog);
     char *b = t->arena_blocks;
@@ -293,7 +294,63 @@ static int cmp_added_len(const void *a, const void *b, void *ctx) {
     return x < y ? -1 : x > y;
 }
 
+/* Text of text-map entry v - 1 (see tslot). */
+static const char *tm_text(const bitnet_tokenizer *t, uint32_t v, size_t *n, int32_t *id) {
+    uint32_t i = v - 1;
+    if (i < (uint32_t)t->n_added) { *n = t->added[i].len; *id = t->added[i].id; return t->added[i].text; }
+    i -= (uint32_t)t->n_added; *n = t->tlen[i]; *id = (int32_t)i; return t->text[i];
+}
+
+/* The exact-text map behind bitnet_tokenizer_token_id: added tokens first (in file order), then
+ * the vocabulary by ascending id; the first entry of a text wins. */
+static bitnet_status build_textmap(bitnet_tokenizer *t, const char *path) {
+    uint64_t need = (uint64_t)t->n_vocab + (uint64_t)t->n_added;
+    uint32_t cap = 16;
+    while (cap < need * 2 + 16) cap <<= 1;
+    free(t->tslot);
+    if (!(t->tslot = calloc(cap, sizeof *t->tslot))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+    t->tmask = cap - 1;
+    for (uint64_t v = 1; v <= need; v++) {
+        size_t n; int32_t id; const char *s = tm_text(t, (uint32_t)v, &n, &id);
+        if (!s) continue;
+        for (uint32_t h = (uint32_t)bn_tok_hash(s, n) & t->tmask;; h = (h + 1) & t->tmask) {
+            uint32_t o = t->tslot[h];
+            if (!o) { t->tslot[h] = (uint32_t)v; break; }
+            size_t on; int32_t oid; const char *os = tm_text(t, o, &on, &oid);
+            if (on == n && !memcmp(os, s, n)) break; /* the earlier entry keeps the text */
+        }
+    }
+    return BITNET_OK;
+}
+
+/* Byte trie of the SentencePiece user-defined symbols, so that the longest symbol at a position
+ * is found in time proportional to its length (not to the number of symbols). Node 0 is the root. */
+static bitnet_status build_usym_trie(bitnet_tokenizer *t, const char *path) {
+    if (!t->n_usym) return BITNET_OK;
+    size_t total = 1;
+    for (int i = 0; i < t->n_usym; i++) total += t->usym[i]->len;
+    if (total >= INT32_MAX) return bn_err(BITNET_ERR_FORMAT, "%s: user-defined symbols are too long", path);
+    bitnet_status s = bn_mergemap_init(&t->utrie, total);
+    if (s) return s;
+    if (!(t->uterm = malloc(total * sizeof *t->uterm))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < total; i++) t->uterm[i] = -1;
+    int32_t nodes = 1;
+    for (int i = 0; i < t->n_usym; i++) {
+        const bn_added_token *a = t->usym[i];
+        int32_t node = 0;
+        for (size_t k = 0; k < a->len; k++) {
+            uint32_t rk; int32_t child;
+            int32_t b = (unsigned char)a->text[k];
+            if (!bn_mergemap_get(&t->utrie, node, b, &rk, &child)) { child = nodes++; bn_mergemap_put(&t->utrie, node, b, 0, child); }
+            node = child;
+        }
+        if (a->len && t->uterm[node] < 0) t->uterm[node] = a->id; /* the first symbol of a text wins */
+    }
+    return BITNET_OK;
+}
+
 bitnet_status bn_tok_finish(bitnet_tokenizer *t, const char *path) {
+    bitnet_status s_;
     for (int b = 0; b < 256; b++) { t->byte_tok[b] = -1; t->byte_id[b] = -1; }
     for (int id = 0; id < t->n_vocab; id++) {
         const char *s = t->text[id];
@@ -317,6 +374,7 @@ bitnet_status bn_tok_finish(bitnet_tokenizer *t, const char *path) {
         for (uint32_t i = 1; i + 3 <= n; i++)
             if (!memcmp(k + i, SP_META, 3) && !(i >= 3 && !memcmp(k + i - 3, SP_META, 3))) { t->meta_split = 0; break; }
     }
+    if ((s_ = build_textmap(t, path)) || (s_ = build_usym_trie(t, path))) return s_;
     /* added tokens by first byte, longest first */
     int cnt[256] = {0};
     for (int i = 0; i < t->n_added; i++) if (t->added[i].len) cnt[(unsigned char)t->added[i].text[0]]++;
@@ -333,24 +391,17 @@ bitnet_status bn_tok_finish(bitnet_tokenizer *t, const char *path) {
     return BITNET_OK;
 }
 
-/* The id of a token by its exact text: added tokens first, then the model vocabulary. */
+/* The id of a token by its exact text: added tokens first, then the model vocabulary (lowest id
+ * of that text). One hash lookup (tslot, built by bn_tok_finish). */
 int bitnet_tokenizer_token_id(const bitnet_tokenizer *t, const char *piece) {
-    if (!t || !piece) return -1;
+    if (!t || !piece || !t->tslot) return -1;
     size_t n = strlen(piece);
-    for (int i = 0; i < t->n_added; i++)
-        if (t->added[i].len == n && !memcmp(t->added[i].text, piece, n)) return t->added[i].id;
-    int32_t id;
-    if (t->byte_level) {
-        char *tmp = malloc(n + 1);
-        if (!tmp) return -1;
-        long k = bn_bytelevel_to_bytes(piece, n, tmp);
-        id = k < 0 ? -1 : bn_tok_key_lookup(t, tmp, (size_t)k);
-        free(tmp);
-    } else id = bn_tok_key_lookup(t, piece, n);
-    if (id >= 0 && t->tlen[id] == n && !memcmp(t->text[id], piece, n)) return id;
-    for (int i = 0; i < t->n_vocab; i++) /* a text that the key form cannot reach */
-        if (t->text[i] && t->tlen[i] == n && !memcmp(t->text[i], piece, n)) return i;
-    return -1;
+    for (uint32_t h = (uint32_t)bn_tok_hash(piece, n) & t->tmask;; h = (h + 1) & t->tmask) {
+        uint32_t v = t->tslot[h];
+        if (!v) return -1;
+        size_t on; int32_t id; const char *os = tm_text(t, v, &on, &id);
+        if (on == n && !memcmp(os, piece, n)) return id;
+    }
 }
 
 /* id from a JSON config value: an integer, or a token string / {"content": "..."}. */
@@ -363,19 +414,22 @@ static int cfg_id(const bitnet_tokenizer *t, const cJSON *v) {
     return -1;
 }
 
+/* Add id to the end-of-generation set (ignored if out of range or already there). 0 on OOM.
+ * O(1): a config may list any number of ids; the set holds each vocabulary id at most once. */
 static int add_eog(bitnet_tokenizer *t, int id) {
     if (id < 0 || id >= t->n_vocab) return 1;
-    for (int i = 0; i < t->n_eog; i++) if (t->eog[i] == id) return 1;
-    int32_t *q = realloc(t->eog, (t->n_eog + 1) * sizeof *q);
-    if (!q) return 0;
-    t->eog = q; t->eog[t->n_eog++] = id; return 1;
+    if (!t->eog_map && !(t->eog_map = calloc((size_t)t->n_vocab, 1))) return 0;
+    if (t->eog_map[id]) return 1;
+    int32_t *q = t->eog;
+    if (!(t->n_eog & (t->n_eog - 1)) && !(q = realloc(t->eog, (size_t)(t->n_eog ? t->n_eog * 2 : 1) * sizeof *q))) return 0;
+    t->eog = q; t->eog[t->n_eog++] = id; t->eog_map[id] = 1; return 1;
 }
 
 static cJSON *read_json_opt(const char *dir, const char *name) {
     char *p = bn_path_join(dir, name);
     if (!p) return NULL;
     char *buf = NULL; size_t len = 0; cJSON *j = NULL;
-    if (bn_file_exists(p) && bn_tok_read(p, &buf, &len) == BITNET_OK) j = cJSON_ParseWithLength(buf, len);
+    if (bn_file_exists(p) && bn_read_file_max(p, BN_SMALL_FILE_MAX, &buf, &len) == BITNET_OK) j = cJSON_ParseWithLength(buf, len);
     free(buf); free(p);
     return j;
 }
@@ -474,9 +528,7 @@ int bitnet_tokenizer_bos(const bitnet_tokenizer *t) { return t ? t->bos : -1; }
 int bitnet_tokenizer_eos(const bitnet_tokenizer *t) { return t ? t->eos : -1; }
 int bitnet_tokenizer_eot(const bitnet_tokenizer *t) { return t ? t->eot : -1; }
 int bitnet_tokenizer_is_eog(const bitnet_tokenizer *t, int id) {
-    if (!t || id < 0) return 0;
-    for (int i = 0; i < t->n_eog; i++) if (t->eog[i] == id) return 1;
-    return 0;
+    return t && id >= 0 && id < t->n_vocab && t->eog_map && t->eog_map[id];
 }
 
 /* ---------------------------------------------------------------- BPE merge of one word */
@@ -605,10 +657,12 @@ static bitnet_status model_word(const bitnet_tokenizer *t, bn_ws *w, const char 
         if (t->byte_level) { cl = 1; id = t->byte_id[u[i]]; }
         else {
             cl = 0;
-            if (t->n_usym) /* sentencepiece user-defined symbols are atomic */
-                for (int j = 0; j < t->n_usym; j++) {
-                    const bn_added_token *a = t->usym[j];
-                    if (a->len <= n - i && a->len > cl && !memcmp(a->text, s + i, a->len)) { cl = a->len; id = a->id; }
+            if (t->uterm) /* sentencepiece user-defined symbols are atomic: the longest one here */
+                for (size_t k = i, node = 0; k < n; k++) {
+                    uint32_t rk; int32_t child;
+                    if (!bn_mergemap_get(&t->utrie, (int32_t)node, u[k], &rk, &child)) break;
+                    node = (size_t)child;
+                    if (t->uterm[node] >= 0) { cl = k + 1 - i; id = t->uterm[node]; }
                 }
             if (!cl) {
                 int32_t cp; cl = (size_t)utf8_dec(u + i, n - i, &cp);
@@ -715,7 +769,7 @@ static bitnet_status flush_pieces(const bitnet_tokenizer *t, bn_ws *w, const cha
         bitnet_status st = model_piece(t, w, buf + w->pc2[i].s, w->pc2[i].e - w->pc2[i].s, out);
         if (st) return st;
     }
-    memmove(w->pc2, w->pc2 + k, (w->npc2 - k) * sizeof *w->pc2);
+    if (w->npc2 > k) memmove(w->pc2, w->pc2 + k, (w->npc2 - k) * sizeof *w->pc2); /* pc2 may be NULL when empty */
     w->npc2 -= k;
     return BITNET_OK;
 }
@@ -970,7 +1024,17 @@ static const char *token_text(const bitnet_tokenizer *t, int32_t id, size_t *n) 
     return t->text[id];
 }
 
-static bitnet_status decode_into(const bitnet_tokenizer *t, const int32_t *ids, int n, bn_buf *res) {
+/* decode_into flags, for the streaming detokenizer's windows: */
+enum { DEC_CONT = 1,   /* the ids continue a text (no start-of-text rules: Metaspace's first-token
+                        * space, Strip at the start of joined text; a space before the first id
+                        * when there is no decoder) */
+       DEC_OPEN = 2 }; /* more ids may follow (no Strip at the end of joined text) */
+
+/* HF decode of ids into res. With flags 0 this is the full decode; for a window that starts at a
+ * boundary where the decoders are separable (no open byte-fallback run, no partial UTF-8
+ * character), decode(all) == decode(before, OPEN) + decode(window, CONT). */
+static bitnet_status decode_into(const bitnet_tokenizer *t, const int32_t *ids, int n, int flags, bn_buf *res) {
+    int cont = flags & DEC_CONT, open = flags & DEC_OPEN, joined = 0; /* joined: one item (after ByteLevel/Fuse) */
     bn_slist a = {0}, b = {0};
     bitnet_status st = bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory");
     res->n = 0;
@@ -985,7 +1049,7 @@ static bitnet_status decode_into(const bitnet_tokenizer *t, const int32_t *ids, 
     }
     if (!t->has_decoder) {
         for (size_t i = 0; i < a.n; i++)
-            if ((i && !buf_put(res, " ", 1)) || !buf_put(res, SL_S(&a, i), SL_N(&a, i))) goto done;
+            if (((i || cont) && !buf_put(res, " ", 1)) || !buf_put(res, SL_S(&a, i), SL_N(&a, i))) goto done;
         st = BITNET_OK; goto done;
     }
     for (int k = 0; k < t->n_decs; k++) {
@@ -1005,6 +1069,7 @@ static bitnet_status decode_into(const bitnet_tokenizer *t, const int32_t *ids, 
             ok = ok && put_lossy(&b.b, (const unsigned char *)raw.p, raw.n) && sl_end_item(&b);
             free(raw.p);
             if (!ok) goto done;
+            joined = 1;
             break;
         }
         case BN_DEC_REPLACE: case BN_DEC_METASPACE:
@@ -1013,7 +1078,7 @@ static bitnet_status decode_into(const bitnet_tokenizer *t, const int32_t *ids, 
                 if (d->kind == BN_DEC_REPLACE) { if (!replace_all(&b.b, SL_S(&a, i), SL_N(&a, i), d->a, d->alen, d->b, d->blen)) goto done; }
                 else {
                     if (!replace_all(&b.b, SL_S(&a, i), SL_N(&a, i), d->a, d->alen, " ", 1)) goto done;
-                    if (i == 0 && d->prepend_scheme != BN_PREPEND_NEVER && b.b.n > st0 && b.b.p[st0] == ' ') {
+                    if (i == 0 && !cont && d->prepend_scheme != BN_PREPEND_NEVER && b.b.n > st0 && b.b.p[st0] == ' ') {
                         memmove(b.b.p + st0, b.b.p + st0 + 1, b.b.n - st0 - 1); b.b.n--; b.b.p[b.b.n] = 0;
                     }
                 }
@@ -1046,12 +1111,14 @@ static bitnet_status decode_into(const bitnet_tokenizer *t, const int32_t *ids, 
         }
         case BN_DEC_FUSE:
             if (!buf_put(&b.b, a.b.p, a.b.n) || !sl_end_item(&b)) goto done;
+            joined = 1;
             break;
         case BN_DEC_STRIP:
             for (size_t i = 0; i < a.n; i++) {
                 const char *s = SL_S(&a, i); size_t l = SL_N(&a, i), lo = 0, hi = l;
-                for (int c = 0; c < d->start && hi - lo >= d->alen && d->alen && !memcmp(s + lo, d->a, d->alen); c++) lo += d->alen;
-                for (int c = 0; c < d->stop && hi - lo >= d->alen && d->alen && !memcmp(s + hi - d->alen, d->a, d->alen); c++) hi -= d->alen;
+                int start = joined && cont ? 0 : d->start, stop = joined && open ? 0 : d->stop;
+                for (int c = 0; c < start && hi - lo >= d->alen && d->alen && !memcmp(s + lo, d->a, d->alen); c++) lo += d->alen;
+                for (int c = 0; c < stop && hi - lo >= d->alen && d->alen && !memcmp(s + hi - d->alen, d->a, d->alen); c++) hi -= d->alen;
                 if (!buf_put(&b.b, s + lo, hi - lo) || !sl_end_item(&b)) goto done;
             }
             break;
@@ -1069,7 +1136,7 @@ bitnet_status bitnet_tokenizer_decode(const bitnet_tokenizer *t, const int32_t *
     if (!t || !text || (!ids && n) || n < 0) return bn_err(BITNET_ERR_ARG, "bitnet_tokenizer_decode: bad argument");
     *text = NULL;
     bn_buf r = {0};
-    bitnet_status st = decode_into(t, ids, n, &r);
+    bitnet_status st = decode_into(t, ids, n, 0, &r);
     if (st) { free(r.p); return st; }
     *text = r.p;
     return BITNET_OK;
@@ -1081,7 +1148,7 @@ bitnet_status bitnet_tokenizer_decode_len(const bitnet_tokenizer *t, const int32
     if (!t || !text || !len || (!ids && n) || n < 0) return bn_err(BITNET_ERR_ARG, "bitnet_tokenizer_decode_len: bad argument");
     *text = NULL; *len = 0;
     bn_buf r = {0};
-    bitnet_status st = decode_into(t, ids, n, &r);
+    bitnet_status st = decode_into(t, ids, n, 0, &r);
     if (st) { free(r.p); return st; }
     *text = r.p; *len = r.n;
     return BITNET_OK;
@@ -1089,39 +1156,61 @@ bitnet_status bitnet_tokenizer_decode_len(const bitnet_tokenizer *t, const int32
 
 /* ---------------------------------------------------------------- streaming detokenizer */
 
-/* Keeps the ids since the last emitted point ("window") and the text those ids before the new
- * one decode to ("prefix"); a push decodes the window and emits what extends the prefix, unless
- * it ends in U+FFFD (an incomplete character that later tokens may complete). This is HF's
- * DecodeStream scheme, so Strip/Metaspace start-of-text rules behave as in a full decode. */
+/* Holds the ids since the last point where the decoders are separable (the "window") and emits
+ * the window's text when the newest id closes it again: after a byte-fallback "<0xXX>" token a
+ * longer run may follow (HF decodes a whole run at once and turns all of it into U+FFFD when any
+ * part is invalid), and after a byte-level token the bytes may end inside a UTF-8 character.
+ * Each window is decoded once, as a continuation (DEC_CONT) of the text before it, so the pieces
+ * add up to the full decode of all ids (up to a Strip "stop" after joined text, which no stream
+ * can know before the end, and a Strip "start" > 1 that would reach past the first window), and
+ * the work is linear in the ids: nothing is decoded while a window is held open. */
 struct bitnet_detok {
     const bitnet_tokenizer *t;
-    int32_t *win; int nwin, cwin, nprefix;
-    bn_buf prefix, cur, out;
+    int32_t *win; int nwin, cwin;
+    int started;                /* a window was emitted since the start (or the last flush) */
+    int has_bf, has_bl;         /* the decoder has ByteFallback / ByteLevel steps */
+    bn_buf cur;
 };
 
 bitnet_status bitnet_detok_new(const bitnet_tokenizer *t, bitnet_detok **out) {
     if (!t || !out) return bn_err(BITNET_ERR_ARG, "bitnet_detok_new: NULL argument");
     bitnet_detok *d = calloc(1, sizeof *d);
-    if (!d || !buf_put(&d->prefix, "", 0) || !buf_put(&d->out, "", 0)) {
-        if (d) { free(d->prefix.p); free(d); }
-        return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory");
-    }
+    if (!d || !buf_put(&d->cur, "", 0)) { free(d); return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory"); }
     d->t = t;
+    for (int k = 0; k < t->n_decs; k++) {
+        if (t->decs[k].kind == BN_DEC_BYTEFALLBACK) d->has_bf = 1;
+        if (t->decs[k].kind == BN_DEC_BYTELEVEL) d->has_bl = 1;
+    }
     *out = d;
     return BITNET_OK;
 }
 
 void bitnet_detok_free(bitnet_detok *d) {
     if (!d) return;
-    free(d->win); free(d->prefix.p); free(d->cur.p); free(d->out.p); free(d);
+    free(d->win); free(d->cur.p); free(d);
 }
 
-static void detok_emit(bitnet_detok *d) { /* out = cur minus the common prefix with prefix */
-    size_t c = 0;
-    while (c < d->prefix.n && c < d->cur.n && d->prefix.p[c] == d->cur.p[c]) c++;
-    while (c > 0 && c < d->cur.n && ((unsigned char)d->cur.p[c] & 0xC0) == 0x80) c--; /* whole chars */
-    d->out.n = 0;
-    buf_put(&d->out, d->cur.p + c, d->cur.n - c);
+/* Byte-level window: do its raw bytes end inside a UTF-8 character (a lead byte followed by fewer
+ * continuation bytes than it needs, all valid so far)? Only the last 3 bytes can matter. */
+static int bl_tail_incomplete(const bitnet_detok *d) {
+    unsigned char tail[3]; int n = 0; /* tail[3 - n .. 3) */
+    char small[256];
+    for (int i = d->nwin - 1; i >= 0 && n < 3; i--) {
+        const char *s = d->t->text[d->win[i]]; size_t l = d->t->tlen[d->win[i]];
+        char *raw = l <= sizeof small ? small : malloc(l);
+        if (!raw) return 1;
+        long m = bn_bytelevel_to_bytes(s, l, raw);
+        const char *src = m < 0 ? s : raw; size_t ml = m < 0 ? l : (size_t)m;
+        while (ml > 0 && n < 3) tail[3 - ++n] = (unsigned char)src[--ml];
+        if (raw != small) free(raw);
+    }
+    const unsigned char *q = tail + 3 - n;
+    for (int p = n - 1; p >= 0; p--) {
+        if (q[p] < 0xC0) continue;
+        int need = q[p] >= 0xC2 && q[p] <= 0xDF ? 2 : q[p] >= 0xE0 && q[p] <= 0xEF ? 3 : q[p] >= 0xF0 && q[p] <= 0xF4 ? 4 : 0;
+        return need > n - p && utf8_bad_len(q + p, (size_t)(n - p)) == n - p;
+    }
+    return 0;
 }
 
 bitnet_status bitnet_detok_push(bitnet_detok *d, int32_t id, const char **piece) {
@@ -1129,36 +1218,25 @@ bitnet_status bitnet_detok_push(bitnet_detok *d, int32_t id, const char **piece)
     *piece = "";
     if (id < 0 || id >= d->t->n_vocab || !d->t->text[id]) return bn_err(BITNET_ERR_ARG, "tokenizer: id %d is not in the vocabulary (size %d)", (int)id, d->t->n_vocab);
     if (d->nwin == d->cwin) {
+        if (d->cwin > INT_MAX / 2) return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory");
         int c = d->cwin ? d->cwin * 2 : 16;
         int32_t *q = realloc(d->win, (size_t)c * sizeof *q);
         if (!q) return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory");
         d->win = q; d->cwin = c;
     }
     d->win[d->nwin++] = id;
-    bitnet_status st = decode_into(d->t, d->win, d->nwin, &d->cur);
+    if ((d->has_bf && d->t->dec[id]) || (d->has_bl && bl_tail_incomplete(d))) return BITNET_OK; /* held */
+    bitnet_status st = decode_into(d->t, d->win, d->nwin, DEC_OPEN | (d->started ? DEC_CONT : 0), &d->cur);
     if (st) { d->nwin--; return st; }
-    int incomplete = d->cur.n >= 3 && !memcmp(d->cur.p + d->cur.n - 3, "\xEF\xBF\xBD", 3);
-    if (d->cur.n <= d->prefix.n || incomplete) return BITNET_OK;
-    detok_emit(d);
-    if (!d->out.p) return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory");
-    /* the window restarts at the ids not yet part of a previous prefix */
-    memmove(d->win, d->win + d->nprefix, (size_t)(d->nwin - d->nprefix) * sizeof *d->win);
-    d->nwin -= d->nprefix;
-    st = decode_into(d->t, d->win, d->nwin, &d->prefix);
-    if (st) return st;
-    d->nprefix = d->nwin;
-    *piece = d->out.p;
+    d->nwin = 0; d->started = 1;
+    *piece = d->cur.p;
     return BITNET_OK;
 }
 
 const char *bitnet_detok_flush(bitnet_detok *d) {
     if (!d) return "";
     const char *r = "";
-    if (d->nwin > d->nprefix && decode_into(d->t, d->win, d->nwin, &d->cur) == BITNET_OK && d->cur.n > 0) {
-        detok_emit(d);
-        if (d->out.p) r = d->out.p;
-    }
-    d->nwin = d->nprefix = 0;
-    d->prefix.n = 0; if (d->prefix.p) d->prefix.p[0] = 0;
+    if (d->nwin > 0 && decode_into(d->t, d->win, d->nwin, d->started ? DEC_CONT : 0, &d->cur) == BITNET_OK) r = d->cur.p;
+    d->nwin = 0; d->started = 0;
     return r;
 }

@@ -74,11 +74,15 @@ struct bitnet_tokenizer {
     bn_added_token *added; int n_added;
     int32_t *added_first[256];  /* per first byte: indices into added[], longest first, -1 terminated */
     bn_added_token **usym; int n_usym; /* spm user-defined symbols (atomic in the char split) */
+    bn_mergemap utrie;          /* byte trie of the user symbols: (node, byte) -> child node (in id) */
+    int32_t *uterm;             /* [trie nodes] token id of the symbol ending at the node, -1 if none */
+    uint32_t *tslot, tmask;     /* exact text -> token: v-1 < n_added: added[v-1], else id v-1-n_added */
     bn_tok_step *norm; int n_norm;
     bn_tok_step *pre; int n_pre;
     bn_tok_step *decs; int n_decs; int has_decoder;
     int bos, eos, eot;
     int32_t *eog; int n_eog;
+    uint8_t *eog_map;           /* [n_vocab] 1 if the id is in eog (allocated by the first add) */
     char *arena_blocks;         /* linked list of arena blocks (first word = next) */
     char *arena_cur; size_t arena_left;
 };

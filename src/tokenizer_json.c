@@ -176,27 +176,33 @@ static bitnet_status parse_decoder(bitnet_tokenizer *t, const cJSON *n, const ch
     return BITNET_OK;
 }
 
-/* BOS from a TemplateProcessing post-processor: the first special token of "single". */
+/* BOS from a TemplateProcessing post-processor: the first special token of "single" of the first
+ * template that starts with one (-1 if it names no token; -2 if there is no such template; only
+ * that one template is resolved, so a long processor list costs one vocabulary scan at most). */
 static int template_bos(const bitnet_tokenizer *t, const cJSON *pp) {
-    if (!pp) return -1;
+    if (!pp) return -2;
     const char *type = jstr(pp, "type");
-    if (!type) return -1;
+    if (!type) return -2;
     if (!strcmp(type, "Sequence")) {
         const cJSON *x, *l = cJSON_GetObjectItemCaseSensitive(pp, "processors");
-        cJSON_ArrayForEach(x, l) { int b = template_bos(t, x); if (b >= 0) return b; }
-        return -1;
+        cJSON_ArrayForEach(x, l) { int b = template_bos(t, x); if (b != -2) return b; }
+        return -2;
     }
-    if (strcmp(type, "TemplateProcessing")) return -1;
+    if (strcmp(type, "TemplateProcessing")) return -2;
     const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
     const cJSON *first = cJSON_GetArrayItem(single, 0);
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(first, "SpecialToken");
     const char *name = jstr(sp, "id");
-    if (!name) return -1;
+    if (!name) return -2;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pp, "special_tokens"), name);
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(st, "ids");
     const cJSON *id0 = cJSON_GetArrayItem(ids, 0);
     if (cJSON_IsNumber(id0) && id0->valuedouble >= 0 && id0->valuedouble < t->n_vocab) return (int)id0->valuedouble;
-    return bitnet_tokenizer_token_id(t, name);
+    /* by name (the text map of bitnet_tokenizer_token_id is built after loading): added tokens, then vocab */
+    size_t n = strlen(name);
+    for (int i = 0; i < t->n_added; i++) if (t->added[i].len == n && !memcmp(t->added[i].text, name, n)) return t->added[i].id;
+    for (int id = 0; id < t->n_vocab; id++) if (t->text[id] && t->tlen[id] == n && !memcmp(t->text[id], name, n)) return id;
+    return -1;
 }
 
 static int json_id(const cJSON *v, int *id) {
@@ -216,9 +222,12 @@ static bitnet_status set_key(bitnet_tokenizer *t, int id, char *scratch, const c
     return BITNET_OK;
 }
 
-/* Model id of a merge part (its text), or -1. */
-static int32_t part_id(const bitnet_tokenizer *t, const char *s, size_t n, char *scratch) {
+/* Model id of a merge part or the unk token (its text), or -1. scratch holds cap bytes; a text
+ * longer than that cannot be a vocabulary token (every key is at most maxlen bytes, and a text of
+ * n bytes has at least n/2 byte-level characters, cap >= 2 * maxlen), so it is never converted. */
+static int32_t part_id(const bitnet_tokenizer *t, const char *s, size_t n, char *scratch, size_t cap) {
     if (!t->byte_level) return bn_tok_key_lookup(t, s, n);
+    if (n > cap) return -1;
     long k = bn_bytelevel_to_bytes(s, n, scratch);
     return k < 0 ? -1 : bn_tok_key_lookup(t, scratch, (size_t)k);
 }
@@ -275,7 +284,8 @@ bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path) {
     }
     if (maxid < 0) { s = bn_err(BITNET_ERR_FORMAT, "%s: empty vocabulary", path); goto done; }
     if ((s = bn_tok_alloc_vocab(t, maxid + 1))) goto done;
-    if (!(scratch = malloc(maxlen * 4 + 16))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
+    size_t scap = maxlen * 4 + 16; /* set_key writes at most tlen <= maxlen bytes */
+    if (!(scratch = malloc(scap))) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
     cJSON_ArrayForEach(x, vocab) {
         json_id(x, &id);
         if (t->text[id]) { s = bn_err(BITNET_ERR_FORMAT, "%s: id %d is used by two vocab entries", path, id); goto done; }
@@ -319,10 +329,10 @@ bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path) {
             if (!q) { free(cat); s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
             cat = q;
         }
-        if (an + bnn + 1 > maxlen * 4 + 16) { free(cat); s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u is longer than any token", path, rank); goto done; }
-        int32_t ia = part_id(t, a, an, scratch), ib = part_id(t, b, bnn, scratch);
+        if (an + bnn + 1 > scap) { free(cat); s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u is longer than any token", path, rank); goto done; }
+        int32_t ia = part_id(t, a, an, scratch, scap), ib = part_id(t, b, bnn, scratch, scap);
         memcpy(cat, a, an); memcpy(cat + an, b, bnn);
-        int32_t ic = part_id(t, cat, an + bnn, scratch);
+        int32_t ic = part_id(t, cat, an + bnn, scratch, scap);
         if (ia < 0 || ib < 0 || ic < 0) {
             free(cat);
             s = bn_err(BITNET_ERR_FORMAT, "%s: merge %u ('%.*s' + '%.*s'): %s is not in the vocabulary", path, rank,
@@ -335,10 +345,11 @@ bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path) {
     free(cat);
     const char *unk = jstr(model, "unk_token");
     if (unk) {
-        t->unk_id = part_id(t, unk, strlen(unk), scratch);
+        t->unk_id = part_id(t, unk, strlen(unk), scratch, scap);
         if (t->unk_id < 0) for (int i = 0; i < t->n_added; i++) if (!strcmp(t->added[i].text, unk)) t->unk_id = t->added[i].id;
     }
     t->bos = template_bos(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"));
+    if (t->bos < 0) t->bos = -1;
 done:
     free(scratch);
     cJSON_Delete(root);

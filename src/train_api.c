@@ -82,7 +82,7 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
     bitnet_trainer *t = calloc(1, sizeof *t);
     if (!t) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     t->p = p;
-    int nth = p.n_threads > 0 ? p.n_threads : 1;
+    int nth = p.n_threads > 0 ? p.n_threads : bn_physical_cores();
     if (bn_is_dir(from)) s = bn_train_model_from_dir(from, p.no_quant, nth, &t->m);
     else {
         char *txt = NULL; bn_config c;

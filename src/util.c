@@ -89,20 +89,36 @@ double bn_time(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-bitnet_status bn_read_file(const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return bn_err(BITNET_ERR_IO, "%s: cannot seek", path); }
-    long sz = ftell(f);
-    if (sz < 0) { fclose(f); return bn_err(BITNET_ERR_IO, "%s: cannot size (is it a directory?)", path); }
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    if (!b) { fclose(f); return bn_err(BITNET_ERR_NOMEM, "%s: out of memory reading %ld bytes", path, sz); }
-    size_t r = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    if (r != (size_t)sz) { free(b); return bn_err(BITNET_ERR_IO, "%s: short read", path); }
+bitnet_status bn_read_file_max(const char *path, size_t max, char **out, size_t *len) {
+    *out = NULL; if (len) *len = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) { bitnet_status s = bn_err(BITNET_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); close(fd); return s; }
+    if (!S_ISREG(st.st_mode)) { close(fd); return bn_err(BITNET_ERR_IO, "%s: not a regular file%s", path, S_ISDIR(st.st_mode) ? " (it is a directory)" : ""); }
+    if ((uint64_t)st.st_size > (uint64_t)max || (uint64_t)st.st_size >= (uint64_t)SIZE_MAX) {
+        close(fd);
+        return bn_err(BITNET_ERR_FORMAT, "%s: %lld bytes is too large for this file (limit %zu)", path, (long long)st.st_size, max);
+    }
+    size_t sz = (size_t)st.st_size;
+    char *b = malloc(sz + 1);
+    if (!b) { close(fd); return bn_err(BITNET_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, sz); }
+    size_t r = 0;
+    while (r < sz) {
+        ssize_t k = read(fd, b + r, sz - r);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) { bitnet_status s = bn_err(BITNET_ERR_IO, "%s: read failed: %s", path, strerror(errno)); free(b); close(fd); return s; }
+        if (k == 0) break; /* shrank while reading */
+        r += (size_t)k;
+    }
+    close(fd);
+    if (r != sz) { free(b); return bn_err(BITNET_ERR_IO, "%s: short read", path); }
     b[r] = 0; *out = b; if (len) *len = r;
     return BITNET_OK;
+}
+
+bitnet_status bn_read_file(const char *path, char **out, size_t *len) {
+    return bn_read_file_max(path, SIZE_MAX - 1, out, len);
 }
 
 char *bn_path_join(const char *dir, const char *name) {

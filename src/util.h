@@ -28,8 +28,13 @@ void bn_free(void *p);
 /* Monotonic seconds. */
 double bn_time(void);
 
-/* Read a whole small file into a malloc'd NUL-terminated buffer. */
+/* Read a whole regular file into a malloc'd NUL-terminated buffer (*len bytes, may hold NULs).
+ * A directory or other non-regular file is an IO error naming the path; a file over max bytes
+ * is a FORMAT error naming the size and the limit. bn_read_file: no size limit. */
+bitnet_status bn_read_file_max(const char *path, size_t max, char **out, size_t *len);
 bitnet_status bn_read_file(const char *path, char **out, size_t *len);
+/* Size limit for small JSON companions (config.json, generation_config.json, the shard index). */
+#define BN_SMALL_FILE_MAX ((size_t)64 << 20)
 /* Join dir and name into a malloc'd path. */
 char *bn_path_join(const char *dir, const char *name);
 int bn_file_exists(const char *path);
