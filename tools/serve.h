@@ -98,8 +98,10 @@ void srv_engine_counts(srv_engine *E, int *busy, int *idle, int *queued);
 void srv_engine_drain(srv_engine *E);
 /* Requests active or queued. */
 int srv_engine_pending(srv_engine *E);
-/* Stop the thread (cancelling what is left) and free everything. */
-void srv_engine_stop(srv_engine *E);
+/* Stop the thread: requests still running or queued fail (503/499). Requests stay valid. */
+void srv_engine_halt(srv_engine *E);
+/* Free the engine (after srv_engine_halt and after every HTTP thread has released its requests). */
+void srv_engine_free(srv_engine *E);
 /* Tokens generated and decode steps so far (for the log). */
 void srv_engine_stats(srv_engine *E, long long *tokens, long long *steps);
 
