@@ -2,7 +2,7 @@
 # Options: SAN=1 (AddressSanitizer + UBSan, into build-san/), CC=..., OPT=...
 # `make fuzz` builds the libFuzzer harnesses tests/fuzz/fuzz_*.c with clang (ASan + UBSan) into
 # build-fuzz/fuzz/; `make fuzz-run FUZZ_SECONDS=N` runs each for N seconds (scripts/fuzz.sh).
-# Every src/*.c and src/kernels/*.c goes into the library; every tests/test_*.c becomes a test
+# Every src/**.c goes into the library; every tests/test_*.c becomes a test
 # binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
 
 CC      ?= cc
@@ -29,7 +29,7 @@ else
 BUILD   ?= build
 endif
 
-SRC     := $(wildcard src/*.c src/kernels/*.c)
+SRC     := $(wildcard src/*.c src/kernels/*.c src/backend/*.c src/backend/*/*.c)
 ifeq ($(FUZZ),1) # the harnesses use no ISA kernels (and clang rejects some GCC-only kernel code)
 SRC     := $(filter-out src/kernels/x86_% src/kernels/arm_%,$(SRC))
 endif
@@ -65,7 +65,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS) $(EXAMPLES)
 
-$(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h)
+$(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h src/backend/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 

@@ -74,13 +74,12 @@ static bitnet_status from_master(const bitnet_model *m, const bn_tensor *t, int 
     return bn_scale_check(*mult, what);
 }
 
-/* Make w from ternary q[rows*cols] and its scale: packed for m's kernel set, counted in m's sizes. */
+/* Make w from ternary q[rows*cols] and its scale: prepared by m's backend (packed for m's kernel
+ * set), counted in m's sizes. */
 static bitnet_status make_tmat(bitnet_model *m, const int8_t *q, int rows, int cols, float scale, bn_tmat *w) {
-    size_t nb = m->k->packed_size(rows, cols);
-    if (!(w->data = bn_alloc(nb))) return bn_err(BITNET_ERR_NOMEM, "out of memory packing a %d x %d matrix", rows, cols);
-    m->k->pack(q, rows, cols, w->data);
-    w->rows = rows; w->cols = cols; w->scale = scale;
-    m->weight_bytes += nb; m->ternary_bytes += nb;
+    bitnet_status s = m->be->tmat_new(m, q, rows, cols, scale, w);
+    if (s) return s;
+    m->weight_bytes += w->bytes; m->ternary_bytes += w->bytes;
     m->n_params += (int64_t)rows * cols;
     m->n_ternary += (int64_t)rows * cols;
     return BITNET_OK;
@@ -170,7 +169,7 @@ static bitnet_status load_src(const bn_src *src, const char *weights, const bitn
         return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", p.kernels);
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->k = k;
+    m->k = k; m->be = bn_backend_cpu();
     bitnet_status s = bn_config_load_src(src, &m->cfg);
     if (!s && m->cfg.full_precision)  /* written by `train --no-quant`: ternarizing it would silently change the model */
         s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: full-precision checkpoint (trained with --no-quant); bitnet runs need ternary weights: "
@@ -215,7 +214,7 @@ void bitnet_model_free(bitnet_model *m) {
             bn_layer *L = &m->layers[l];
             bn_free(L->attn_norm); bn_free(L->attn_sub_norm); bn_free(L->ffn_norm); bn_free(L->ffn_sub_norm);
             bn_tmat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
-            for (int i = 0; i < 7; i++) bn_free(ws[i]->data);
+            for (int i = 0; i < 7; i++) m->be->tmat_free(ws[i]);
         }
         free(m->layers);
     }
@@ -265,7 +264,7 @@ bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_mod
     *out = NULL;
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->cfg = *cfg; m->k = bn_kernels_best();
+    m->cfg = *cfg; m->k = bn_kernels_best(); m->be = bn_backend_cpu();
     snprintf(m->weight_format, sizeof m->weight_format, "synthetic");
     const bn_config *c = &m->cfg;
     int dim = c->hidden_size, qd = c->n_heads * c->head_dim, ffn = c->intermediate_size;

@@ -6,15 +6,9 @@
 #include "safetensors.h"
 #include "kernels/kernels.h"
 #include "ternary.h"
+#include "backend/backend.h"
 
-/* A BitLinear weight W[rows=out, cols=in], ternary, packed by kernel set k:
- *     y[r] = (sum_k W[r][k] * xq[k]) / s_act * scale */
-typedef struct bn_tmat {
-    int rows, cols;
-    uint8_t *data;     /* k->packed_size(rows, cols) bytes */
-    float scale;
-} bn_tmat;
-
+/* bn_tmat, a ternary BitLinear weight, is defined with the backend that makes it (backend.h). */
 typedef struct bn_layer {
     float *attn_norm;      /* [dim]  input_layernorm */
     float *attn_sub_norm;  /* [q_dim] attn_sub_norm / inner_attn_ln */
@@ -25,7 +19,8 @@ typedef struct bn_layer {
 
 struct bitnet_model {
     bn_config cfg;
-    const bn_kernels *k;
+    const bn_kernels *k;     /* CPU kernel set (inner loops of the CPU backend) */
+    const bn_backend *be;    /* makes the weights and runs the ops (src/backend/backend.h) */
     bn_st *st;               /* open checkpoint (embeddings/head may point into its mmap) */
     const void *embed;       /* [vocab, dim] of dtype embed_dt (BN_W_*) */
     int embed_dt;

@@ -303,7 +303,7 @@ static void test_export(void) {
     s = bitnet_model_load(out, &bm);
     CHECK("export: inference engine loads the packed export", s == BITNET_OK, "%s", bitnet_last_error());
     if (!s) {
-        bitnet_ctx_params cp2 = {0, 1};
+        bitnet_ctx_params cp2 = {.n_ctx = 0, .n_threads = 1};
         bitnet_ctx_new(bm, &cp2, &ctx);
         float *lg = malloc((size_t)n * V * 4);
         s = bitnet_ctx_eval(ctx, ids, n, lg, 1);
