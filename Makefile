@@ -6,6 +6,7 @@
 # binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
 
 CC      ?= cc
+KDIR    := src/backend/cpu/kernels
 OPT     ?= -O2
 ARCH    := $(shell $(CC) -dumpmachine)
 PKGS    := libcjson libpcre2-8
@@ -29,9 +30,10 @@ else
 BUILD   ?= build
 endif
 
-SRC     := $(wildcard src/*.c src/kernels/*.c src/backend/*.c src/backend/*/*.c)
+SRC     := $(shell find src -name "*.c" | LC_ALL=C sort)
+HDRS    := $(shell find src include -name "*.h")
 ifeq ($(FUZZ),1) # the harnesses use no ISA kernels (and clang rejects some GCC-only kernel code)
-SRC     := $(filter-out src/kernels/x86_% src/kernels/arm_%,$(SRC))
+SRC     := $(filter-out $(KDIR)/x86_% $(KDIR)/arm_%,$(SRC))
 endif
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
@@ -50,12 +52,12 @@ TOOLS   := $(BUILD)/bitnet
 
 # ISA-specific kernel files get their own flags; they guard themselves by architecture.
 ifneq (,$(findstring x86_64,$(ARCH)))
-$(BUILD)/src/kernels/x86_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
-$(BUILD)/src/kernels/x86_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+$(BUILD)/$(KDIR)/x86_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/$(KDIR)/x86_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 endif
 ifneq (,$(findstring aarch64,$(ARCH)))
-$(BUILD)/src/kernels/arm_neon.o:    CFLAGS += -march=armv8-a
-$(BUILD)/src/kernels/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
+$(BUILD)/$(KDIR)/arm_neon.o:    CFLAGS += -march=armv8-a
+$(BUILD)/$(KDIR)/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
 endif
 
 FUZZ_SECONDS ?= 30
@@ -65,7 +67,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS) $(EXAMPLES)
 
-$(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h src/backend/*.h)
+$(BUILD)/src/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 

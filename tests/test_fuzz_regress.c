@@ -5,9 +5,9 @@
  * What it is not: the fuzzers themselves (tests/fuzz/fuzz_*.c, `make fuzz`). */
 #include "t.h"
 #include "bitnet.h"
-#include "util.h"
-#include "config.h"
-#include "safetensors.h"
+#include "core/util.h"
+#include "io/config.h"
+#include "io/safetensors.h"
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,8 +1,8 @@
-/* test_threads.c — the thread pool (src/threads.c): every part of every job runs exactly once,
+/* test_threads.c — the thread pool (src/core/threads.c): every part of every job runs exactly once,
  * a job completes while a worker is frozen (its parts are run by the caller: a descheduled
  * worker must not stall the pool), and the physical-core count is sane. */
 #include "t.h"
-#include "threads.h"
+#include "core/threads.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>

@@ -3,7 +3,7 @@
  * up to 4 training texts. The written tokenizer.json must load, and valid UTF-8 without NULs
  * must round-trip through encode and decode. */
 #include "fuzz.h"
-#include "bpe_train.h"
+#include "tokenizer/bpe_train.h"
 
 static int utf8_ok(const uint8_t *s, size_t n) {
     for (size_t i = 0; i < n;) {

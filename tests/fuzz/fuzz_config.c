@@ -1,7 +1,7 @@
 /* fuzz_config.c — libFuzzer harness: the input is a config.json text, parsed by bn_config_parse
  * (the parser behind bn_config_load). Every accepted config must be internally consistent. */
 #include "fuzz.h"
-#include "config.h"
+#include "io/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *s = malloc(size + 1);

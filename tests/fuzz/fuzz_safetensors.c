@@ -1,7 +1,7 @@
 /* fuzz_safetensors.c — libFuzzer harness: the input is a .safetensors file; opened through
  * bn_st_open, then every tensor is looked up and converted to float (small ones). */
 #include "fuzz.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *p = fz_write("model.safetensors", data, size);

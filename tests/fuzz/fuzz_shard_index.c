@@ -1,7 +1,7 @@
 /* fuzz_shard_index.c — libFuzzer harness: the input is a model.safetensors.index.json, next to two
  * fixed shards (tensors a, b and c); the folder is opened with bn_st_open_dir. */
 #include "fuzz.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 static void make_shards(void) {
     static int done;

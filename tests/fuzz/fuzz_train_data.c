@@ -2,7 +2,7 @@
  * size (1..1021), batch (1..4) and sequence length (1..32); the rest is the token file (uint32
  * LE ids). Every batch drawn from an accepted file must hold ids below the vocabulary size. */
 #include "fuzz.h"
-#include "data.h"
+#include "train/data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 3) return 0;
