@@ -28,7 +28,7 @@ start() {
     "$B" serve -m "$M" --port 0 -t 1 "$@" 2>"$T/$name.log" &
     PID=$!; PIDS+=("$PID")
     for _ in $(seq 100); do
-        URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/$name.log" | head -n 1)
+        URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/$name.log" 2>/dev/null | head -n 1)
         [ -n "$URL" ] && return 0
         kill -0 "$PID" 2>/dev/null || break
         sleep 0.1
@@ -57,6 +57,8 @@ for e in evs[:-2]:
 print(json.dumps({"text": text, "finish": fin, "usage": usage}))
 EOF
 }
+
+wait_jobs() { for p in $(jobs -p); do [ "$p" = "$PID" ] || wait "$p"; done; }  # every background client
 
 start main --parallel 4
 code=$(curl -s -o "$T/h.json" -w '%{http_code}' "$URL/health")
@@ -90,6 +92,25 @@ check serve_stream_chunk_object grep -q '"object":"chat.completion.chunk"' "$T/s
 curl -sN -d '{"prompt":"Once upon a time","max_tokens":24,"temperature":0,"stream":true}' "$URL/v1/completions" >"$T/s2.txt"
 res=$(sse "$T/s2.txt")
 MSG="$res"; check serve_stream_completion test "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["text"]==sys.argv[2], r["finish"])' "$res" "$(j "$T/c.json" 'd["choices"][0]["text"]')" 2>/dev/null)" = "True length"
+
+# batched decoding keeps sequences apart: 4 greedy requests at once, each == bitnet run alone
+prompts=("Once upon a time" "The little dog" "Tom had a red ball" "One day, a girl named Sue")
+curl -s "$URL/health" >"$T/h0.json"
+for i in 0 1 2 3; do
+    curl -s -d "{\"prompt\":\"${prompts[$i]}\",\"max_tokens\":100,\"temperature\":0}" "$URL/v1/completions" >"$T/par$i.json" &
+done
+wait_jobs
+curl -s "$URL/health" >"$T/h1.json"
+dt=$(( $(j "$T/h1.json" 'd["tokens_generated"]') - $(j "$T/h0.json" 'd["tokens_generated"]') ))
+ds=$(( $(j "$T/h1.json" 'd["decode_steps"]') - $(j "$T/h0.json" 'd["decode_steps"]') ))
+# one forward per step over every active sequence: 400 tokens in far fewer than 400 steps
+MSG="$dt tokens in $ds steps"; check serve_batched_steps test "$dt" = 400 -a "$ds" -lt 300
+same=0
+for i in 0 1 2 3; do
+    w=$("$B" run -m "$M" -p "${prompts[$i]}" -n 100 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
+    [ "$(j "$T/par$i.json" 'd["choices"][0]["text"]')" = "$w" ] && same=$((same + 1))
+done
+MSG="$same of 4 equal"; check serve_parallel_greedy_equals_run test "$same" = 4
 
 # stop strings: "girl named" spans several tokens; the text ends right before it, in both modes
 full=$(j "$T/c.json" 'd["choices"][0]["text"]')
@@ -200,7 +221,6 @@ check serve_body_too_large test "$code" = 413 -a -n "$(j "$T/b.json" 'd["error"]
 for i in 1 2 3 4 5 6 7 8; do
     curl -s -o "$T/q$i.json" -D "$T/qh$i" -w '%{http_code}\n' -d '{"prompt":"Once upon a time","max_tokens":500,"temperature":0}' "$URL/v1/completions" >"$T/qc$i" &
 done
-wait_jobs() { for p in $(jobs -p); do [ "$p" = "$PID" ] || wait "$p"; done; }
 wait_jobs
 n503=0; n200=0; hdr=0
 for i in 1 2 3 4 5 6 7 8; do
@@ -217,7 +237,11 @@ curl -sN -d '{"prompt":"Once upon a time","max_tokens":500,"temperature":0,"stre
 C1=$!
 for _ in $(seq 100); do [ -s "$T/d1.txt" ] && break; sleep 0.02; done
 for i in 2 3 4 5; do curl -s -d '{"prompt":"Once upon a time","max_tokens":500,"temperature":0}' "$URL/v1/completions" >"$T/d$i.json" & done
-sleep 0.1
+for _ in $(seq 100); do  # until all five are in (one running, four queued)
+    curl -s "$URL/health" >"$T/h.json"
+    [ "$(j "$T/h.json" 'd["queued"] + d["slots_processing"]')" = 5 ] && break
+    sleep 0.02
+done
 kill -TERM "$PID"
 code=$(curl -s -o "$T/dr.json" -w '%{http_code}' -d '{"prompt":"a","max_tokens":2}' "$URL/v1/completions")
 MSG="$code $(cat "$T/dr.json")"; check serve_draining_refuses test "$code" = 503 -o "$code" = 000

@@ -15,7 +15,7 @@ T=$(mktemp -d); SP=
 trap '[ -n "$SP" ] && { kill "$SP" 2>/dev/null; wait "$SP" 2>/dev/null; }; rm -rf "$T"' EXIT
 "$B" serve -m models/bitnet-tinystories --port 0 -t 1 2>"$T/log" & SP=$!
 URL=
-for _ in $(seq 100); do URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/log" | head -n 1); [ -n "$URL" ] && break; sleep 0.1; done
+for _ in $(seq 100); do URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/log" 2>/dev/null | head -n 1); [ -n "$URL" ] && break; sleep 0.1; done
 [ -n "$URL" ] || { echo "FAIL serve_browser: the server did not start: $(cat "$T/log")"; exit 1; }
 C=("$CHROME" --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars --user-data-dir="$T/prof"
    --window-size=1000,600 --virtual-time-budget=15000)

@@ -245,9 +245,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (models) return send_json(c, 200, models_json(S), NULL, NULL);
         int busy, idle, queued;
         srv_engine_counts(S->E, &busy, &idle, &queued);
-        char *j = malloc(160);
-        if (j) snprintf(j, 160, "{\"status\":\"%s\",\"slots_idle\":%d,\"slots_processing\":%d,\"queued\":%d}",
-                        atomic_load(&S->draining) ? "shutting down" : "ok", idle, busy, queued);
+        long long toks, steps;
+        srv_engine_stats(S->E, &toks, &steps);
+        char *j = malloc(256);
+        if (j) snprintf(j, 256, "{\"status\":\"%s\",\"slots_idle\":%d,\"slots_processing\":%d,\"queued\":%d,"
+                        "\"tokens_generated\":%lld,\"decode_steps\":%lld}",
+                        atomic_load(&S->draining) ? "shutting down" : "ok", idle, busy, queued, toks, steps);
         return send_json(c, atomic_load(&S->draining) ? 503 : 200, j, NULL, NULL);
     }
     return fail(c, 404, "invalid_request_error", "no such endpoint: %s", url);
