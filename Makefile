@@ -37,7 +37,17 @@ SRC     := $(filter-out $(KDIR)/x86_% $(KDIR)/arm_%,$(SRC))
 endif
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
-CLI_SRC := $(wildcard tools/*.c)
+# `bitnet serve` (tools/cmd_serve.c, tools/serve_*.c) is built only when pkg-config finds
+# libmicrohttpd; the library never links it. The chat page is compiled in from serve_page.html.
+HTTP_OK := $(shell pkg-config --exists libmicrohttpd 2>/dev/null && echo 1)
+SERVE_SRC := tools/cmd_serve.c $(wildcard tools/serve_*.c)
+ifeq ($(HTTP_OK),1)
+CLI_SRC := $(wildcard tools/*.c) $(BUILD)/tools/serve_page.c
+HTTP_CFLAGS := $(shell pkg-config --cflags libmicrohttpd)
+HTTP_LIBS := $(shell pkg-config --libs libmicrohttpd)
+else
+CLI_SRC := $(filter-out $(SERVE_SRC),$(wildcard tools/*.c))
+endif
 TOOLS   := $(BUILD)/bitnet
 
 # ISA-specific kernel files get their own flags; they guard themselves by architecture.
@@ -71,7 +81,14 @@ $(BUILD)/libbitnet.so: $(OBJ) src/bitnet.map
 	$(CC) -shared -Wl,--version-script=src/bitnet.map -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bitnet: $(CLI_SRC) $(wildcard tools/*.h) $(BUILD)/libbitnet.a
-	$(CC) $(CFLAGS) -Itools $(CLI_SRC) -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(HTTP_CFLAGS) -Itools $(CLI_SRC) -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS) $(HTTP_LIBS)
+
+# The chat page as a byte array (od, not a string literal: no escaping, no trigraphs).
+$(BUILD)/tools/serve_page.c: tools/serve_page.html
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from tools/serve_page.html by the Makefile: do not edit */'; echo '#include <stddef.h>'; \
+	  echo 'const unsigned char serve_page[] = {'; od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0};'; echo 'const size_t serve_page_len = sizeof serve_page - 1;'; } > $@
 
 $(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)

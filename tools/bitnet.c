@@ -10,6 +10,13 @@ STUB(cmd_run, "run") STUB(cmd_logits, "logits") STUB(cmd_info, "info") STUB(cmd_
 STUB(cmd_tokenize, "tokenize") STUB(cmd_tokenize_file, "tokenize-file") STUB(cmd_tokenizer_train, "tokenizer-train")
 STUB(cmd_train, "train") STUB(cmd_export, "export") STUB(cmd_bench, "bench")
 STUB(cmd_perplexity, "perplexity") STUB(cmd_eval, "eval") STUB(cmd_convert, "convert")
+/* cmd_serve.c is built only with libmicrohttpd (see the Makefile). */
+__attribute__((weak)) int cmd_serve(int argc, char **argv) {
+    (void)argc; (void)argv;
+    fprintf(stderr, "bitnet: 'serve' is not in this binary: it was built without HTTP support "
+                    "(install libmicrohttpd-dev, found by pkg-config, and rebuild)\n");
+    return 2;
+}
 
 static const struct { const char *name; int (*fn)(int, char **); const char *help; } CMDS[] = {
     {"run", cmd_run, "generate text or ids from a prompt"},
@@ -25,6 +32,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     {"convert", cmd_convert, "write a model as a GGUF file (tq2_0, tq1_0, i2_s)"},
     {"perplexity", cmd_perplexity, "perplexity of a text (llama-perplexity method), KL against a base run"},
     {"eval", cmd_eval, "zero-shot multiple-choice accuracy (lm-eval-harness loglikelihood)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with a chat page"},
 };
 #define NCMDS (int)(sizeof CMDS / sizeof CMDS[0])
 

@@ -1,0 +1,359 @@
+/* serve_engine.c — the decoding side of `bitnet serve`: --parallel slots, a bounded FIFO of
+ * waiting requests, and one engine thread that runs every active slot forward together, step
+ * by step (continuous batching): a newcomer joins between steps, its prompt fed in chunks of at
+ * most `chunk` tokens per step so running streams keep flowing; a finished or cancelled request
+ * leaves its slot at once. Each slot remembers the tokens in its KV cache, and a request is
+ * placed in the free slot sharing the longest prefix with its prompt, which is reused (prompt
+ * caching: a chat that extends the slot's previous conversation only evaluates the new turn).
+ * Stop strings are matched on the generated text across token boundaries: text that could be
+ * the start of a stop string is held back until it cannot. Not: the HTTP layer (cmd_serve.c). */
+#include "serve.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct slot {
+    srv_req *r;               /* NULL: free */
+    int32_t *cache; int n_cache; /* the tokens in this slot's KV cache, in order */
+    int n_fed;                /* prompt tokens of r in the cache */
+    int pending;              /* sampled id to feed at the next step (-1: none) */
+    bitnet_sampler *smp;
+    bitnet_detok *dt;
+    char *gen; size_t glen, gcap; /* generated text (before stop-string cutting) */
+    size_t released;          /* bytes of gen handed to r->text */
+    long long used;           /* step it was last given a request (least recently used wins ties) */
+    /* this step */
+    int n_in, want;           /* tokens fed, whether its logits are needed */
+} slot;
+
+struct srv_engine {
+    srv_engine_params p;
+    int vocab;
+    bitnet_ctx *ctx;          /* one context, a sequence per slot */
+    slot *slots;
+    float *logits;            /* [n_parallel][vocab] */
+    int32_t *b_tok, *b_seq; int8_t *b_want; /* the step's batch */
+    srv_req **queue; int q_head, q_len;
+    int draining, stop, busy;
+    long long step, tokens;
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    pthread_t th;
+};
+
+static void req_unref(srv_req *r) { if (--r->refs == 0) srv_req_free(r); }   /* under mu */
+
+/* Append n bytes to r->text (under mu). NUL bytes are dropped (the JSON writer would cut there). */
+static int req_append(srv_req *r, const char *s, size_t n) {
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 256;
+        while (cap < r->len + n + 1) cap *= 2;
+        char *t = realloc(r->text, cap);
+        if (!t) return -1;
+        r->text = t; r->cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) if (s[i]) r->text[r->len++] = s[i];
+    r->text[r->len] = 0;
+    return 0;
+}
+
+static void slot_clear(slot *s) {
+    bitnet_sampler_free(s->smp); s->smp = NULL;
+    bitnet_detok_free(s->dt); s->dt = NULL;
+    s->r = NULL; s->glen = s->released = 0; s->pending = -1; s->n_fed = 0;
+}
+
+/* Finish the slot's request (under mu): reason "stop"/"length", or an error when status != 0. */
+static void slot_finish(srv_engine *E, slot *s, const char *reason, int status, const char *msg) {
+    srv_req *r = s->r;
+    if (!r) return;
+    if (status) srv_error_set(&r->err, status, "server_error", NULL, "%s", msg);
+    else {
+        req_append(r, s->gen + s->released, s->glen - s->released);   /* nothing is held back now */
+        r->finish = reason;
+    }
+    r->done = 1;
+    pthread_cond_broadcast(&r->cv);
+    req_unref(r);
+    slot_clear(s);
+    E->busy--;
+}
+
+/* Longest k such that the last k bytes of g[from..n) are a proper prefix of some stop string. */
+static size_t holdback(const srv_req *r, const char *g, size_t from, size_t n) {
+    size_t best = 0;
+    for (int i = 0; i < r->n_stop; i++) {
+        size_t L = strlen(r->stop[i]);
+        for (size_t k = L - 1; k > best; k--)
+            if (k <= n - from && !memcmp(g + n - k, r->stop[i], k)) { best = k; break; }
+    }
+    return best;
+}
+
+/* A new piece of text for slot s (under mu): append, cut at a stop string, release what is safe.
+ * Returns 1 if a stop string ended the request. */
+static int slot_text(srv_engine *E, slot *s, const char *piece) {
+    srv_req *r = s->r;
+    size_t n = strlen(piece);
+    if (s->glen + n + 1 > s->gcap) {
+        size_t cap = s->gcap ? s->gcap * 2 : 256;
+        while (cap < s->glen + n + 1) cap *= 2;
+        char *t = realloc(s->gen, cap);
+        if (!t) { slot_finish(E, s, NULL, 500, "out of memory"); return 1; }
+        s->gen = t; s->gcap = cap;
+    }
+    memcpy(s->gen + s->glen, piece, n + 1);
+    size_t old = s->glen;
+    s->glen += n;
+    /* a stop string can only end inside the new piece, so it starts at most maxlen-1 before it */
+    size_t best = (size_t)-1;
+    for (int i = 0; i < r->n_stop; i++) {
+        size_t L = strlen(r->stop[i]);
+        size_t from = old + 1 > L ? old + 1 - L : 0;
+        if (from < s->released) from = s->released;
+        for (size_t p = from; p + L <= s->glen; p++)
+            if (!memcmp(s->gen + p, r->stop[i], L)) { if (p < best) best = p; break; }
+    }
+    if (best != (size_t)-1) {
+        s->glen = best;
+        s->gen[best] = 0;
+        slot_finish(E, s, "stop", 0, NULL);
+        return 1;
+    }
+    size_t keep = holdback(r, s->gen, s->released, s->glen);
+    if (s->glen - keep > s->released) {
+        if (req_append(r, s->gen + s->released, s->glen - keep - s->released)) { slot_finish(E, s, NULL, 500, "out of memory"); return 1; }
+        s->released = s->glen - keep;
+        pthread_cond_broadcast(&r->cv);
+    }
+    return 0;
+}
+
+static int lcp(const int32_t *a, int na, const int32_t *b, int nb) {
+    int i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    return i;
+}
+
+/* Give queued requests free slots (under mu). */
+static void admit(srv_engine *E) {
+    while (E->q_len > 0 && E->busy < E->p.n_parallel) {
+        srv_req *r = E->queue[E->q_head];
+        E->q_head = (E->q_head + 1) % E->p.queue_max; E->q_len--;
+        if (r->cancelled) { r->done = 1; req_unref(r); continue; }
+        int bi = -1, bl = -1;
+        for (int i = 0; i < E->p.n_parallel; i++) {
+            slot *s = &E->slots[i];
+            if (s->r) continue;
+            int l = lcp(s->cache, s->n_cache, r->prompt, r->n_prompt);
+            if (l > bl || (l == bl && s->used < E->slots[bi].used)) { bi = i; bl = l; }
+        }
+        slot *s = &E->slots[bi];
+        if (bl >= r->n_prompt) bl = r->n_prompt - 1;   /* the last prompt token is fed again for its logits */
+        bitnet_ctx_seq_truncate(E->ctx, bi, bl);
+        s->n_cache = bl;
+        s->r = r; s->n_fed = bl; s->pending = -1; s->used = E->step; s->glen = s->released = 0;
+        r->n_cached = bl;
+        E->busy++;
+        if (bitnet_sampler_new(&r->sp, E->vocab, &s->smp) || bitnet_detok_new(E->p.tok, &s->dt)) {
+            slot_finish(E, s, NULL, 500, bitnet_last_error());
+            continue;
+        }
+        for (int i = 0; i < r->n_prompt; i++) bitnet_sampler_accept(s->smp, r->prompt[i]);
+    }
+}
+
+/* One step: every active slot feeds a prompt chunk or its pending token, all in one batch. */
+static void step(srv_engine *E) {
+    int n = 0, nw = 0;
+    for (int i = 0; i < E->p.n_parallel; i++) {
+        slot *s = &E->slots[i];
+        s->n_in = 0; s->want = 0;
+        if (!s->r) continue;
+        const int32_t *src; int k;
+        if (s->n_fed < s->r->n_prompt) {
+            k = s->r->n_prompt - s->n_fed;
+            if (k > E->p.chunk) k = E->p.chunk;
+            src = s->r->prompt + s->n_fed;
+            s->want = s->n_fed + k == s->r->n_prompt;
+        } else if (s->pending >= 0) {
+            k = 1; src = &s->pending; s->want = 1;
+        } else continue;
+        memcpy(s->cache + s->n_cache, src, (size_t)k * sizeof *src);
+        for (int j = 0; j < k; j++) { E->b_tok[n + j] = src[j]; E->b_seq[n + j] = i; E->b_want[n + j] = 0; }
+        n += k;
+        E->b_want[n - 1] = (int8_t)s->want;
+        nw += s->want;
+        s->n_in = k;
+    }
+    if (n == 0) return;
+    bitnet_batch b = {.n = n, .token = E->b_tok, .seq_id = E->b_seq, .logits = E->b_want};
+    bitnet_status st = bitnet_ctx_decode(E->ctx, &b, E->logits);
+    pthread_mutex_lock(&E->mu);
+    E->step++;
+    int row = 0;
+    for (int i = 0; i < E->p.n_parallel; i++) {
+        slot *s = &E->slots[i];
+        if (!s->n_in) continue;
+        if (st) { slot_finish(E, s, NULL, 500, bitnet_last_error()); s->n_cache = bitnet_ctx_seq_pos(E->ctx, i); continue; }
+        s->n_cache += s->n_in;
+        if (s->n_fed < s->r->n_prompt) s->n_fed += s->n_in; else s->pending = -1;
+        if (!s->want) continue;
+        float *lg = E->logits + (size_t)row++ * E->vocab;
+        srv_req *r = s->r;
+        if (r->cancelled) continue;   /* dropped below */
+        int id = bitnet_sampler_sample(s->smp, lg);
+        if (id < 0 || bitnet_tokenizer_is_eog(E->p.tok, id)) { slot_finish(E, s, "stop", 0, NULL); continue; }
+        bitnet_sampler_accept(s->smp, id);
+        r->n_gen++; E->tokens++;
+        const char *piece = "";
+        if (bitnet_detok_push(s->dt, id, &piece)) piece = "";
+        if (slot_text(E, s, piece)) continue;
+        if (r->n_gen == r->max_tokens || s->n_cache >= E->p.n_ctx) {
+            if (slot_text(E, s, bitnet_detok_flush(s->dt))) continue;
+            slot_finish(E, s, "length", 0, NULL);
+            continue;
+        }
+        s->pending = id;
+    }
+    pthread_mutex_unlock(&E->mu);
+}
+
+static void *engine_main(void *arg) {
+    srv_engine *E = arg;
+    pthread_mutex_lock(&E->mu);
+    for (;;) {
+        for (int i = 0; i < E->p.n_parallel; i++) {
+            slot *s = &E->slots[i];
+            if (s->r && (s->r->cancelled || E->stop)) slot_finish(E, s, NULL, 499, "cancelled");
+        }
+        if (E->stop) break;
+        admit(E);
+        if (E->busy == 0) { pthread_cond_wait(&E->work, &E->mu); continue; }
+        pthread_mutex_unlock(&E->mu);
+        step(E);
+        pthread_mutex_lock(&E->mu);
+    }
+    while (E->q_len > 0) {   /* stopped: whatever still waits is refused */
+        srv_req *r = E->queue[E->q_head];
+        E->q_head = (E->q_head + 1) % E->p.queue_max; E->q_len--;
+        srv_error_set(&r->err, 503, "server_error", NULL, "the server is shutting down");
+        r->done = 1; pthread_cond_broadcast(&r->cv); req_unref(r);
+    }
+    pthread_mutex_unlock(&E->mu);
+    return NULL;
+}
+
+bitnet_status srv_engine_start(const srv_engine_params *p, srv_engine **out) {
+    *out = NULL;
+    srv_engine *E = calloc(1, sizeof *E);
+    if (!E) return BITNET_ERR_NOMEM;
+    E->p = *p;
+    bitnet_model_info info; bitnet_model_get_info(p->model, &info);
+    E->vocab = info.vocab_size;
+    bitnet_ctx_params cp = bitnet_ctx_default_params();
+    cp.n_ctx = p->n_ctx; cp.n_threads = p->n_threads; cp.n_seq_max = p->n_parallel;
+    bitnet_status st = bitnet_ctx_new(p->model, &cp, &E->ctx);
+    if (st) { free(E); return st; }
+    size_t nb = (size_t)p->n_parallel * (size_t)p->chunk;
+    E->slots = calloc((size_t)p->n_parallel, sizeof *E->slots);
+    E->logits = malloc((size_t)p->n_parallel * E->vocab * sizeof(float));
+    E->b_tok = malloc(nb * sizeof(int32_t)); E->b_seq = malloc(nb * sizeof(int32_t)); E->b_want = malloc(nb);
+    E->queue = calloc((size_t)p->queue_max, sizeof *E->queue);
+    int ok = E->slots && E->logits && E->b_tok && E->b_seq && E->b_want && E->queue;
+    for (int i = 0; ok && i < p->n_parallel; i++) {
+        E->slots[i].pending = -1;
+        ok = (E->slots[i].cache = malloc((size_t)p->n_ctx * sizeof(int32_t))) != NULL;
+    }
+    pthread_mutex_init(&E->mu, NULL);
+    pthread_cond_init(&E->work, NULL);
+    if (!ok || pthread_create(&E->th, NULL, engine_main, E)) {
+        srv_engine_free(E);   /* th not started: nothing to join */
+        return BITNET_ERR_NOMEM;
+    }
+    *out = E;
+    return BITNET_OK;
+}
+
+int srv_engine_submit(srv_engine *E, srv_req *r, srv_error *e) {
+    pthread_mutex_lock(&E->mu);
+    int rc = 0;
+    if (E->draining || E->stop) { srv_error_set(e, 503, "server_error", NULL, "the server is shutting down"); rc = -1; }
+    else if (E->q_len >= E->p.queue_max) {
+        srv_error_set(e, 503, "server_error", NULL, "too many requests: %d running and %d waiting; retry later", E->busy, E->q_len);
+        rc = -1;
+    } else {
+        r->refs++;
+        E->queue[(E->q_head + E->q_len) % E->p.queue_max] = r; E->q_len++;
+        pthread_cond_signal(&E->work);
+    }
+    pthread_mutex_unlock(&E->mu);
+    return rc;
+}
+
+int srv_engine_wait(srv_engine *E, srv_req *r, size_t have, int timeout_ms, char **snap, size_t *snap_len) {
+    *snap = NULL; *snap_len = 0;
+    pthread_mutex_lock(&E->mu);
+    if (r->len <= have && !r->done) {
+        struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L; ts.tv_sec += timeout_ms / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&r->cv, &E->mu, &ts);
+    }
+    if (r->len > have && (*snap = malloc(r->len - have + 1))) {
+        memcpy(*snap, r->text + have, r->len - have); (*snap)[r->len - have] = 0;
+        *snap_len = r->len - have;
+    }
+    int done = r->done && (*snap_len == r->len - have);
+    pthread_mutex_unlock(&E->mu);
+    return done;
+}
+
+void srv_engine_release(srv_engine *E, srv_req *r, int cancel) {
+    pthread_mutex_lock(&E->mu);
+    if (cancel && !r->done) { r->cancelled = 1; pthread_cond_signal(&E->work); }
+    req_unref(r);
+    pthread_mutex_unlock(&E->mu);
+}
+
+void srv_engine_counts(srv_engine *E, int *busy, int *idle, int *queued) {
+    pthread_mutex_lock(&E->mu);
+    *busy = E->busy; *idle = E->p.n_parallel - E->busy; *queued = E->q_len;
+    pthread_mutex_unlock(&E->mu);
+}
+
+void srv_engine_drain(srv_engine *E) { pthread_mutex_lock(&E->mu); E->draining = 1; pthread_mutex_unlock(&E->mu); }
+
+int srv_engine_pending(srv_engine *E) {
+    pthread_mutex_lock(&E->mu);
+    int n = E->busy + E->q_len;
+    pthread_mutex_unlock(&E->mu);
+    return n;
+}
+
+void srv_engine_stats(srv_engine *E, long long *tokens, long long *steps) {
+    pthread_mutex_lock(&E->mu);
+    *tokens = E->tokens; *steps = E->step;
+    pthread_mutex_unlock(&E->mu);
+}
+
+void srv_engine_halt(srv_engine *E) {
+    if (!E || !E->th) return;
+    pthread_mutex_lock(&E->mu);
+    E->stop = 1;
+    pthread_cond_signal(&E->work);
+    pthread_mutex_unlock(&E->mu);
+    pthread_join(E->th, NULL);
+    E->th = 0;
+}
+
+void srv_engine_free(srv_engine *E) {
+    if (!E) return;
+    srv_engine_halt(E);
+    for (int i = 0; E->slots && i < E->p.n_parallel; i++) { free(E->slots[i].cache); free(E->slots[i].gen); }
+    free(E->slots); free(E->logits); free(E->b_tok); free(E->b_seq); free(E->b_want); free(E->queue);
+    bitnet_ctx_free(E->ctx);
+    pthread_mutex_destroy(&E->mu); pthread_cond_destroy(&E->work);
+    free(E);
+}
