@@ -1,5 +1,7 @@
 # bitnet.c build. `make` builds build/libbitnet.a and build/bitnet; `make test` runs every test.
 # Options: SAN=1 (AddressSanitizer + UBSan, into build-san/), CC=..., OPT=...
+# CUDA=1 also builds src/backend/cuda/*.cu with nvcc (into build-cuda/, linking cudart);
+# `make CUDA=1 test-cuda` runs the GPU tests and kernel bench (needs a GPU). NVCC=... picks nvcc.
 # Every src/*.c and src/kernels/*.c goes into the library; every tests/test_*.c becomes a test
 # binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
 
@@ -12,6 +14,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lpc
 CFLAGS  += -std=c11 $(OPT) -fopenmp-simd -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
+ifeq ($(CUDA),1)
+BUILD   ?= build-cuda
+endif
 ifeq ($(SAN),1)
 BUILD   ?= build-san
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -35,6 +40,35 @@ ifneq (,$(findstring aarch64,$(ARCH)))
 $(BUILD)/src/kernels/arm_neon.o:    CFLAGS += -march=armv8-a
 $(BUILD)/src/kernels/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
 endif
+
+# CUDA=1: the .cu files join the library (they are never picked up otherwise).
+ifeq ($(CUDA),1)
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CU_ARCH   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
+NVFLAGS   ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc
+CU_SRC  := $(wildcard src/backend/cuda/*.cu)
+CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
+OBJ     += $(CU_OBJ)
+CFLAGS  += -DBN_CUDA=1
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
+$(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu $(wildcard include/*.h src/*.h src/kernels/*.h src/backend/*.h src/backend/cuda/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+CUDA_TESTS := $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(wildcard tests/cuda/*.c))
+all: $(CUDA_TESTS)
+$(BUILD)/tests/cuda/%: tests/cuda/%.c tests/t.h $(BUILD)/libbitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+# GPU checks against the CPU reference, then the kernel bench (on a machine with a GPU).
+test-cuda: all
+	$(BUILD)/tests/cuda/test_cuda
+	$(BUILD)/tests/cuda/bench_cuda
+else
+test-cuda:
+	@echo "test-cuda needs the CUDA build: make CUDA=1 test-cuda" >&2; exit 2
+endif
+.PHONY: test-cuda
 
 .PHONY: all test clean run default-model bench
 all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS)
@@ -63,7 +97,7 @@ test: all
 	BUILD=$(BUILD) bash tests/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-cuda
 
 # The README's first command: install deps, build, tell a story with the bundled model.
 DEFAULT_MODEL ?= models/bitnet-tinystories
