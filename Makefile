@@ -2,7 +2,7 @@
 # Options: SAN=1 (AddressSanitizer + UBSan, into build-san/), CC=..., OPT=...
 # CUDA=1 also builds src/backend/cuda/*.cu with nvcc (into build-cuda/, linking cudart);
 # `make CUDA=1 test-cuda` runs the GPU tests and kernel bench (needs a GPU). NVCC=... picks nvcc.
-# Every src/*.c and src/kernels/*.c goes into the library; every tests/test_*.c becomes a test
+# Every src/*.c, src/kernels/*.c and src/backend/**.c goes into the library; every tests/test_*.c becomes a test
 # binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
 
 CC      ?= cc
@@ -25,7 +25,7 @@ else
 BUILD   ?= build
 endif
 
-SRC     := $(wildcard src/*.c src/kernels/*.c)
+SRC     := $(wildcard src/*.c src/kernels/*.c src/backend/*.c src/backend/*/*.c)
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 CLI_SRC := $(wildcard tools/*.c)
@@ -73,7 +73,7 @@ endif
 .PHONY: all test clean run default-model bench
 all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS)
 
-$(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h)
+$(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h src/backend/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 

@@ -37,6 +37,9 @@ typedef enum bitnet_status {
 const char *bitnet_last_error(void);
 /* Short name of a status code. */
 const char *bitnet_status_str(bitnet_status s);
+/* Write len bytes to path atomically: a temp file in the same folder, fsync, rename; path is
+ * either the old file or the new one, never a mix. */
+bitnet_status bitnet_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* ---- model ---------------------------------------------------------------------------- */
 typedef struct bitnet_model bitnet_model;
@@ -84,8 +87,33 @@ const char *const *bitnet_kernel_sets(void);
  * model.safetensors.index.json). Layouts: 2B-4T packed, 2B-4T bf16/f32 master, 1bitLLM.
  * Same as bitnet_model_load_ex with the default params. */
 bitnet_status bitnet_model_load(const char *path, bitnet_model **out);
-/* Load with params (p NULL = defaults). */
+/* Load with params (p NULL = defaults). path: a model folder as above, or one .safetensors
+ * file with config.json in the same folder. */
 bitnet_status bitnet_model_load_ex(const char *path, const bitnet_model_params *p, bitnet_model **out);
+
+/* A file provider (whisper-style reader): how the loader gets a model's files without a
+ * folder — from memory, an archive, an asset manager. The loader asks for files by plain name:
+ * "config.json", then "model.safetensors" or, if that fails with BITNET_ERR_IO,
+ * "model.safetensors.index.json" and the shards it names.
+ * open: set *data / *size to the whole file and return BITNET_OK, or return BITNET_ERR_IO if
+ *   there is no such file (another status for other failures). The bytes must stay valid and
+ *   unchanged until close is called for them; they need no alignment.
+ * close: NULL, or called once for every successful open (config.json and the index right after
+ *   parsing; weight files at bitnet_model_free, since tensors may be used in place).
+ * ud is passed to both; it and the functions must stay valid until bitnet_model_free. */
+typedef struct bitnet_files {
+    void *ud;
+    bitnet_status (*open)(void *ud, const char *name, const void **data, size_t *size);
+    void (*close)(void *ud, const void *data, size_t size);
+} bitnet_files;
+/* Load a model whose files f provides (same layouts and checks as a folder; messages name the
+ * files by their plain names). p NULL = defaults. */
+bitnet_status bitnet_model_load_files(const bitnet_files *f, const bitnet_model_params *p, bitnet_model **out);
+/* One in-memory file for bitnet_files_from_memory. */
+typedef struct bitnet_file_buf { const char *name; const void *data; size_t size; } bitnet_file_buf;
+/* A provider over caller-owned buffers (not copied): bufs is an array ended by an entry whose
+ * name is NULL; it and the buffers must outlive the model. */
+bitnet_files bitnet_files_from_memory(const bitnet_file_buf *bufs);
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
 
@@ -96,23 +124,53 @@ bitnet_status bitnet_model_set_head(bitnet_model *m, bitnet_head_type t);
 /* ---- inference context ---------------------------------------------------------------- */
 typedef struct bitnet_ctx bitnet_ctx;
 
+/* A context holds n_seq_max independent sequences (ids 0..n_seq_max-1), each with its own KV
+ * cache of n_ctx positions; one bitnet_ctx_decode call runs tokens of several sequences through
+ * each weight matrix together (decoding k sequences costs about one weight pass, not k).
+ * bitnet_ctx_eval/reset/pos/truncate are the single-sequence API: they act on sequence 0. */
 typedef struct bitnet_ctx_params {
-    int n_ctx;      /* KV cache length in tokens (0: min(model max, 4096)) */
+    int n_ctx;      /* KV cache length per sequence, in tokens (0: min(model max, 4096)) */
     int n_threads;  /* worker threads (0: 1) */
+    int n_seq_max;  /* sequences (0: 1) */
 } bitnet_ctx_params;
+bitnet_ctx_params bitnet_ctx_default_params(void); /* all fields 0: the defaults above */
 
 bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, bitnet_ctx **out);
 void bitnet_ctx_free(bitnet_ctx *c);
-/* Forget the KV cache (position back to 0). */
+/* Forget every sequence's KV cache (all positions back to 0). */
 void bitnet_ctx_reset(bitnet_ctx *c);
-/* Tokens already in the KV cache. */
+/* Tokens already in sequence 0's KV cache. */
 int bitnet_ctx_pos(const bitnet_ctx *c);
-/* Drop cache entries at and after pos (0 <= pos <= current position). */
+/* Drop sequence 0's cache entries at and after pos (0 <= pos <= current position). */
 bitnet_status bitnet_ctx_truncate(bitnet_ctx *c, int pos);
-/* Run n tokens (ids[n]) through the model at the current position, appending them to the KV
- * cache. logits: NULL, or float[n][vocab] when all_logits, or float[vocab] (last row) otherwise.
- * Fails with BITNET_ERR_ARG (cache unchanged) if an id is out of vocab or the cache would overflow. */
+/* Run n tokens (ids[n]) of sequence 0 through the model at its current position, appending them
+ * to its KV cache. logits: NULL, or float[n][vocab] when all_logits, or float[vocab] (last row).
+ * Fails with BITNET_ERR_ARG (cache unchanged) if an id is out of vocab or the cache would
+ * overflow, with BITNET_ERR_NUMERIC (cache unchanged) if the hidden state or logits are not finite. */
 bitnet_status bitnet_ctx_eval(bitnet_ctx *c, const int32_t *ids, int n, float *logits, int all_logits);
+
+/* A batch of n entries for bitnet_ctx_decode, like llama_batch. Entry i is token[i] of sequence
+ * seq_id[i] (seq_id NULL: all 0) at position pos[i]. Each sequence's entries, in batch order,
+ * must continue it without gaps: its first entry at bitnet_ctx_seq_pos(c, seq), the next at +1...
+ * (pos NULL: exactly those positions; pos only restates them, as a check). logits[i] != 0 asks
+ * for entry i's logits (logits NULL: the last entry of each sequence in the batch). */
+typedef struct bitnet_batch {
+    int n;
+    const int32_t *token;   /* [n] */
+    const int32_t *pos;     /* [n] or NULL */
+    const int32_t *seq_id;  /* [n] or NULL */
+    const int8_t *logits;   /* [n] or NULL */
+} bitnet_batch;
+/* Run a batch, appending every entry to its sequence's KV cache. logits: NULL (nothing is
+ * computed for the head), or float[number of entries asking for logits][vocab], rows in batch
+ * order. Every id, sequence id, position and capacity is checked before anything runs:
+ * BITNET_ERR_ARG leaves every cache unchanged; so does BITNET_ERR_NUMERIC (non-finite hidden
+ * state or logits; the logits written are then meaningless). */
+bitnet_status bitnet_ctx_decode(bitnet_ctx *c, const bitnet_batch *b, float *logits);
+/* Tokens in sequence seq's cache (its next position); -1 if seq is out of range. */
+int bitnet_ctx_seq_pos(const bitnet_ctx *c, int seq);
+/* Drop sequence seq's entries at and after pos (0 <= pos <= its position; 0 clears it). */
+bitnet_status bitnet_ctx_seq_truncate(bitnet_ctx *c, int seq, int pos);
 
 /* ---- tokenizer ------------------------------------------------------------------------ */
 typedef struct bitnet_tokenizer bitnet_tokenizer;

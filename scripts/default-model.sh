@@ -49,7 +49,7 @@ JSON
 #    run side by side on one thread each
 COMMON=(--config "$WORK/config.json" --data "$WORK/train.u32" --val "$WORK/val.u32" --batch "${BATCH:-8}" --seq 256
         --steps "$STEPS" --lr "${LR:-2e-3}" --warmup 50 --wd 0.1 --clip 1.0
-        --eval-every 100 --eval-batches 16 --save-every 200 --seed 1 -t 1)
+        --eval-every 100 --eval-batches 16 --save-every 200 --seed 1 -t 1 --force)  # --force: WORK is reused
 "$B" train "${COMMON[@]}" --lr-schedule two-stage -o "$WORK/ternary" > "$WORK/ternary.log" 2>&1 &
 P1=$!
 "$B" train "${COMMON[@]}" --lr-schedule cosine --no-quant -o "$WORK/fp" > "$WORK/fp.log" 2>&1 &
@@ -58,7 +58,7 @@ while kill -0 $P1 2>/dev/null || kill -0 $P2 2>/dev/null; do sleep 30; tail -n 1
 wait $P1; wait $P2
 
 # 5. packed inference checkpoint (2B-4T layout) + tokenizer files
-"$B" export --packed "$WORK/ternary" "$OUT"
+"$B" export --packed --force "$WORK/ternary" "$OUT"
 cp "$WORK/tokenizer.json" "$WORK/tokenizer_config.json" "$OUT/"
 echo "default-model: wrote $OUT; last evaluations (ternary, then full precision):" >&2
 grep -i "val" "$WORK/ternary.log" | tail -n 1 >&2

@@ -84,16 +84,25 @@ bitnet_status bn_config_parse(const char *json, const char *path, bn_config *c) 
             else { s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: quantization_config.linear_class '%s' is not supported", path, lc->valuestring); goto done; }
         }
     }
+    c->full_precision = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "full_precision"));
 done:
     cJSON_Delete(root);
     return s;
 }
 
 bitnet_status bn_config_load(const char *dir, bn_config *c) {
-    char *path = bn_path_join(dir, "config.json"), *txt = NULL;
-    if (!path) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    bitnet_status s = bn_read_file(path, &txt, NULL);
-    if (!s) s = bn_config_parse(txt, path, c);
+    bn_src src = bn_src_dir(dir);
+    return bn_config_load_src(&src, c);
+}
+
+bitnet_status bn_config_load_src(const bn_src *src, bn_config *c) {
+    const void *data; size_t n;
+    bitnet_status s = bn_src_open_small(src, "config.json", &data, &n);
+    if (s) return s;
+    char *path = bn_src_path(src, "config.json"), *txt = malloc(n + 1);   /* cJSON wants a NUL */
+    if (!path || !txt) s = bn_err(BITNET_ERR_NOMEM, "out of memory reading config.json");
+    else { memcpy(txt, data, n); txt[n] = 0; s = bn_config_parse(txt, path, c); }
+    bn_files_close(&src->f, data, n);
     free(txt); free(path);
     return s;
 }
@@ -121,8 +130,9 @@ bitnet_status bn_config_save(const bn_config *c, const char *path, int packed) {
     if (c->bos_id >= 0) cJSON_AddNumberToObject(r, "bos_token_id", c->bos_id);
     if (c->eos_id >= 0) cJSON_AddNumberToObject(r, "eos_token_id", c->eos_id);
     cJSON_AddBoolToObject(r, "attention_bias", 0);
-    cJSON_AddStringToObject(r, "torch_dtype", "bfloat16");
-    if (c->family == BN_FAM_BITNET) {
+    cJSON_AddStringToObject(r, "torch_dtype", packed ? "bfloat16" : "float32");
+    if (c->full_precision && !packed) cJSON_AddBoolToObject(r, "full_precision", 1);
+    else if (c->family == BN_FAM_BITNET) {
         cJSON *q = cJSON_AddObjectToObject(r, "quantization_config");
         cJSON_AddStringToObject(q, "quant_method", "bitnet");
         cJSON_AddStringToObject(q, "linear_class", c->linear_class == BN_LC_BITLINEAR ? "bitlinear" : "autobitlinear");

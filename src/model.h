@@ -5,15 +5,10 @@
 #include "config.h"
 #include "safetensors.h"
 #include "kernels/kernels.h"
+#include "ternary.h"
+#include "backend/backend.h"
 
-/* A BitLinear weight W[rows=out, cols=in], ternary, packed by kernel set k:
- *     y[r] = (sum_k W[r][k] * xq[k]) / s_act * scale */
-typedef struct bn_tmat {
-    int rows, cols;
-    uint8_t *data;     /* k->packed_size(rows, cols) bytes */
-    float scale;
-} bn_tmat;
-
+/* bn_tmat, a ternary BitLinear weight, is defined with the backend that makes it (backend.h). */
 typedef struct bn_layer {
     float *attn_norm;      /* [dim]  input_layernorm */
     float *attn_sub_norm;  /* [q_dim] attn_sub_norm / inner_attn_ln */
@@ -24,7 +19,8 @@ typedef struct bn_layer {
 
 struct bitnet_model {
     bn_config cfg;
-    const bn_kernels *k;
+    const bn_kernels *k;     /* CPU kernel set (inner loops of the CPU backend) */
+    const bn_backend *be;    /* makes the weights and runs the ops (src/backend/backend.h) */
     bn_st *st;               /* open checkpoint (embeddings/head may point into its mmap) */
     const void *embed;       /* [vocab, dim] of dtype embed_dt (BN_W_*) */
     int embed_dt;
@@ -46,13 +42,5 @@ struct bitnet_model {
 bitnet_status bn_model_synthetic(const bn_config *cfg, uint64_t seed, bitnet_model **out);
 /* Weight bytes streamed per generated token (all ternary matrices + one head pass). */
 size_t bn_model_weight_bytes_per_token(const bitnet_model *m);
-/* Ternarize float weights w[rows*cols] as the reference does (absmean per tensor):
- * g = 1/max(mean|w|, 1e-5); q = clamp(rint(w*g), -1, 1) (skipped when q is NULL).
- * Returns max(mean|w|, 1e-5), the dequantization scale (W ~ q * scale). */
-float bn_ternarize(const float *w, int64_t n, int8_t *q);
-/* Unpack a 2B-4T packed uint8[rows/4, cols] tensor into int8[rows, cols] in {-1,0,1};
- * returns -1 (and sets nothing) if a code 3 appears, else 0. */
-int bn_unpack_2b4t(const uint8_t *p, int rows, int cols, int8_t *q);
-/* Pack int8[rows, cols] ternary into the 2B-4T uint8[rows/4, cols] layout (rows % 4 == 0). */
-void bn_pack_2b4t(const int8_t *q, int rows, int cols, uint8_t *p);
+/* The ternary codec (bn_ternarize, bn_pack_2b4t, bn_unpack_2b4t) is in ternary.h. */
 #endif

@@ -4,11 +4,6 @@
 #include "safetensors.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static const struct { const char *name; size_t size; } DT[BN_DT_COUNT] = {
     [BN_F32] = {"F32", 4}, [BN_F16] = {"F16", 2}, [BN_BF16] = {"BF16", 2}, [BN_U8] = {"U8", 1},
@@ -17,7 +12,7 @@ static const struct { const char *name; size_t size; } DT[BN_DT_COUNT] = {
 size_t bn_dtype_size(bn_dtype t) { return t < BN_DT_COUNT ? DT[t].size : 0; }
 const char *bn_dtype_name(bn_dtype t) { return t < BN_DT_COUNT ? DT[t].name : "unknown"; }
 
-typedef struct { char *path; void *map; size_t size; } st_file;
+typedef struct { char *path; const void *map; size_t size; bitnet_files f; } st_file;  /* f: to close map */
 
 struct bn_st {
     st_file *files; int n_files;
@@ -41,29 +36,26 @@ static char *own(bn_st *st, const char *s) {
 void bn_st_free(bn_st *st) {
     if (!st) return;
     for (int i = 0; i < st->n_files; i++) {
-        if (st->files[i].map && st->files[i].size) munmap(st->files[i].map, st->files[i].size);
+        if (st->files[i].map) bn_files_close(&st->files[i].f, st->files[i].map, st->files[i].size);
         free(st->files[i].path);
     }
     for (int i = 0; i < st->n_names; i++) free(st->names[i]);
     free(st->names); free(st->files); free(st->t); free(st);
 }
 
-static bitnet_status parse_file(bn_st *st, const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { close(fd); return bn_err(BITNET_ERR_IO, "%s: not a regular file", path); }
-    size_t size = (size_t)sb.st_size;
-    if (size < 8) { close(fd); return bn_err(BITNET_ERR_FORMAT, "%s: truncated: %zu bytes, no safetensors header", path, size); }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return bn_err(BITNET_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+/* Open file `name` through src, keep it in st (closed by bn_st_free) and index its tensors. */
+static bitnet_status parse_file(bn_st *st, const bn_src *src, const char *name) {
+    const void *map; size_t size;
+    bitnet_status s0 = bn_src_open(src, name, &map, &size);
+    if (s0) return s0;
     st_file *nf = realloc(st->files, (st->n_files + 1) * sizeof *nf);
-    if (!nf) { munmap(map, size); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    if (!nf) { bn_files_close(&src->f, map, size); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     st->files = nf;
     st_file *f = &st->files[st->n_files++];
-    f->path = strdup(path); f->map = map; f->size = size;
+    f->path = bn_src_path(src, name); f->map = map; f->size = size; f->f = src->f;
     if (!f->path) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    const char *path = f->path;
+    if (size < 8) return bn_err(BITNET_ERR_FORMAT, "%s: truncated: %zu bytes, no safetensors header", path, size);
 
     uint64_t hlen = 0; memcpy(&hlen, map, 8); /* little-endian hosts only (all we target) */
     if (hlen > size - 8) return bn_err(BITNET_ERR_FORMAT, "%s: truncated or corrupt: header length %llu exceeds file size %zu", path, (unsigned long long)hlen, size);
@@ -123,31 +115,40 @@ static bitnet_status parse_file(bn_st *st, const char *path) {
     return s;
 }
 
-bitnet_status bn_st_open(const char *path, bn_st **out) {
+/* Open one file `name` of src into a new set. */
+static bitnet_status open_one(const bn_src *src, const char *name, bn_st **out) {
     *out = NULL;
     bn_st *st = calloc(1, sizeof *st);
     if (!st) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    bitnet_status s = parse_file(st, path);
+    bitnet_status s = parse_file(st, src, name);
     if (s) { bn_st_free(st); return s; }
     *out = st; return BITNET_OK;
 }
 
+bitnet_status bn_st_open(const char *path, bn_st **out) {
+    bn_src src = bn_src_dir("");   /* "" joined with path is path */
+    return open_one(&src, path, out);
+}
+
 bitnet_status bn_st_open_dir(const char *dir, bn_st **out) {
+    bn_src src = bn_src_dir(dir);
+    return bn_st_open_src(&src, NULL, out);
+}
+
+bitnet_status bn_st_open_src(const bn_src *src, const char *name, bn_st **out) {
     *out = NULL;
-    char *single = bn_path_join(dir, "model.safetensors");
-    char *index = bn_path_join(dir, "model.safetensors.index.json");
-    bitnet_status s;
-    if (!single || !index) { free(single); free(index); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
-    if (bn_file_exists(single)) { s = bn_st_open(single, out); free(single); free(index); return s; }
-    if (!bn_file_exists(index)) {
-        s = bn_err(BITNET_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
-        free(single); free(index); return s;
+    if (name) return open_one(src, name, out);
+    bitnet_status s = open_one(src, "model.safetensors", out);
+    if (s != BITNET_ERR_IO) return s;
+    const void *itxt; size_t ilen;
+    if ((s = bn_src_open_small(src, "model.safetensors.index.json", &itxt, &ilen))) {
+        if (s != BITNET_ERR_IO) return s;
+        return bn_err(BITNET_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", src->where ? src->where : "file provider");
     }
-    free(single);
-    char *txt = NULL;
-    if ((s = bn_read_file(index, &txt, NULL))) { free(index); return s; }
-    cJSON *root = cJSON_Parse(txt);
-    free(txt);
+    char *index = bn_src_path(src, "model.safetensors.index.json");
+    cJSON *root = cJSON_ParseWithLength(itxt, ilen);
+    bn_files_close(&src->f, itxt, ilen);
+    if (!index) { cJSON_Delete(root); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     cJSON *wm = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
     if (!cJSON_IsObject(wm)) { cJSON_Delete(root); s = bn_err(BITNET_ERR_FORMAT, "%s: no weight_map object", index); free(index); return s; }
     bn_st *st = calloc(1, sizeof *st);
@@ -162,10 +163,7 @@ bitnet_status bn_st_open_dir(const char *dir, bn_st **out) {
             if (!strcmp(b ? b + 1 : st->files[i].path, e->valuestring)) seen = 1;
         }
         if (seen) continue;
-        char *p = bn_path_join(dir, e->valuestring);
-        if (!p) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
-        s = parse_file(st, p);
-        free(p);
+        s = parse_file(st, src, e->valuestring);
     }
     /* every tensor named in the index must be present */
     for (cJSON *e = wm->child; e && !s; e = e->next)

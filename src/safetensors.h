@@ -1,10 +1,11 @@
 /* safetensors.h — read-only access to .safetensors files (single or sharded via
- * model.safetensors.index.json), mmap'd. Every header length, offset, shape and dtype is
+ * model.safetensors.index.json), mmap'd from a folder or handed over by a file provider (files.h). Every header length, offset, shape and dtype is
  * validated before use; a tensor's bytes are guaranteed to lie inside its file.
  * Also a small writer (float32/bf16/u8 tensors) used by training and export. */
 #ifndef BITNET_SAFETENSORS_H
 #define BITNET_SAFETENSORS_H
 #include "util.h"
+#include "files.h"
 
 typedef enum { BN_F32, BN_F16, BN_BF16, BN_U8, BN_I8, BN_I32, BN_I64, BN_DT_COUNT } bn_dtype;
 size_t bn_dtype_size(bn_dtype t);
@@ -28,6 +29,9 @@ typedef struct bn_st bn_st; /* a set of tensors from one or more files */
 bitnet_status bn_st_open(const char *path, bn_st **out);
 /* Open a model folder: model.safetensors, or the shards named in model.safetensors.index.json. */
 bitnet_status bn_st_open_dir(const char *dir, bn_st **out);
+/* Open through a file provider: the file `name`, or (name NULL) model.safetensors, else the
+ * shards of model.safetensors.index.json. Files stay open (in place) until bn_st_free. */
+bitnet_status bn_st_open_src(const bn_src *src, const char *name, bn_st **out);
 void bn_st_free(bn_st *st);
 int bn_st_count(const bn_st *st);
 const bn_tensor *bn_st_at(const bn_st *st, int i);

@@ -5,7 +5,10 @@
  * I = intermediate, V = vocab): token-major activations [BT, D]; attention probabilities
  * [B, H, T, T]. Not: an inference path (no KV cache), not mixed precision. */
 #include "train.h"
-#include "model.h"
+#include "arch.h"
+#include "ternary.h"
+#include "layers.h"
+#include "rng.h"
 #include "gemm_f32.h"
 #include "safetensors.h"
 #include <math.h>
@@ -71,12 +74,15 @@ static inline float *WQ(const bn_train_model *m, int i) { return m->no_quant ? P
 
 /* ---------------------------------------------------------------- model construction */
 
-static int add_tp(bn_train_model *m, const char *name, int ndim, int64_t d0, int64_t d1, bn_pkind kind) {
+/* Append parameter slot sl of layer l (-1 for globals), named and shaped by the arch table. */
+static int add_tp(bn_train_model *m, bn_slot sl, int l) {
     bn_tparam *t = &m->tp[m->n_tp];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = ndim; t->shape[0] = d0; t->shape[1] = ndim == 2 ? d1 : 0;
-    t->numel = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
-    t->off = m->n_params; t->kind = kind;
+    bn_arch_tensor_name(bn_arch_naming(&m->cfg), sl, l, t->name, sizeof t->name);
+    t->ndim = bn_arch_shape(&m->cfg, sl, t->shape);
+    if (t->ndim == 1) t->shape[1] = 0;
+    t->numel = (size_t)t->shape[0] * (t->ndim == 2 ? (size_t)t->shape[1] : 1);
+    t->off = m->n_params; t->kind = (bn_pkind)bn_arch_kind(sl);   /* bn_tkind values == bn_pkind */
+    t->slot = sl; t->layer = l;
     m->n_params += (t->numel + 15) & ~(size_t)15;   /* keep each tensor 64-byte aligned */
     return m->n_tp++;
 }
@@ -87,31 +93,18 @@ bitnet_status bn_train_model_new(const bn_config *cfg, int no_quant, int n_threa
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     m->cfg = *cfg; m->no_quant = no_quant;
     const bn_config *c = cfg;
-    int Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim;
-    m->tp = calloc((size_t)c->n_layers * 11 + 3, sizeof *m->tp);
+    m->tp = calloc((size_t)c->n_layers * BN_LAYER_SLOTS + 3, sizeof *m->tp);
     m->L = calloc((size_t)c->n_layers, sizeof *m->L);
     if (!m->tp || !m->L) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
-    int fam1 = c->family == BN_FAM_1BITLLM;
-    char nm[96];
-    m->embed = add_tp(m, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden_size, BN_PK_EMBED);
+    m->embed = add_tp(m, BN_S_EMBED, -1);
     for (int l = 0; l < c->n_layers; l++) {
         bn_tlayer *L = &m->L[l];
-#define NM(s) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, s), nm)
-        L->in_norm = add_tp(m, NM("input_layernorm.weight"), 1, c->hidden_size, 0, BN_PK_NORM);
-        L->q = add_tp(m, NM("self_attn.q_proj.weight"), 2, Q, c->hidden_size, BN_PK_LINEAR);
-        L->k = add_tp(m, NM("self_attn.k_proj.weight"), 2, KV, c->hidden_size, BN_PK_LINEAR);
-        L->v = add_tp(m, NM("self_attn.v_proj.weight"), 2, KV, c->hidden_size, BN_PK_LINEAR);
-        L->attn_sub = add_tp(m, NM(fam1 ? "self_attn.inner_attn_ln.weight" : "self_attn.attn_sub_norm.weight"), 1, Q, 0, BN_PK_NORM);
-        L->o = add_tp(m, NM("self_attn.o_proj.weight"), 2, c->hidden_size, Q, BN_PK_LINEAR);
-        L->post_norm = add_tp(m, NM("post_attention_layernorm.weight"), 1, c->hidden_size, 0, BN_PK_NORM);
-        L->gate = add_tp(m, NM("mlp.gate_proj.weight"), 2, c->intermediate_size, c->hidden_size, BN_PK_LINEAR);
-        L->up = add_tp(m, NM("mlp.up_proj.weight"), 2, c->intermediate_size, c->hidden_size, BN_PK_LINEAR);
-        L->ffn_sub = add_tp(m, NM(fam1 ? "mlp.ffn_layernorm.weight" : "mlp.ffn_sub_norm.weight"), 1, c->intermediate_size, 0, BN_PK_NORM);
-        L->down = add_tp(m, NM("mlp.down_proj.weight"), 2, c->hidden_size, c->intermediate_size, BN_PK_LINEAR);
-#undef NM
+        int *idx[BN_LAYER_SLOTS] = {&L->in_norm, &L->q, &L->k, &L->v, &L->attn_sub, &L->o,
+                                    &L->post_norm, &L->gate, &L->up, &L->ffn_sub, &L->down};  /* bn_slot order */
+        for (int sl = 0; sl < BN_LAYER_SLOTS; sl++) *idx[sl] = add_tp(m, (bn_slot)sl, l);
     }
-    m->final_norm = add_tp(m, "model.norm.weight", 1, c->hidden_size, 0, BN_PK_NORM);
-    m->head = c->tied ? -1 : add_tp(m, "lm_head.weight", 2, c->vocab_size, c->hidden_size, BN_PK_HEAD);
+    m->final_norm = add_tp(m, BN_S_FINAL_NORM, -1);
+    m->head = c->tied ? -1 : add_tp(m, BN_S_HEAD, -1);
     size_t bytes = m->n_params * sizeof(float);
     m->params = bn_alloc(bytes); m->grads = bn_alloc(bytes);
     m->adam_m = bn_alloc(bytes); m->adam_v = bn_alloc(bytes);
@@ -156,19 +149,13 @@ int bn_train_param_index(const bn_train_model *m, const char *name) {
     return -1;
 }
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull; z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 void bn_train_model_init_random(bn_train_model *m, uint64_t seed, float std) {
     uint64_t s = seed;
     for (int i = 0; i < m->n_tp; i++) {
         float *p = P(m, i);
         if (m->tp[i].kind == BN_PK_NORM) { for (size_t j = 0; j < m->tp[i].numel; j++) p[j] = 1.0f; continue; }
         for (size_t j = 0; j < m->tp[i].numel; j += 2) {   /* Box-Muller */
-            double u1 = ((splitmix(&s) >> 11) + 1.0) * 0x1.0p-53, u2 = (splitmix(&s) >> 11) * 0x1.0p-53;
+            double u1 = ((bn_splitmix64(&s) >> 11) + 1.0) * 0x1.0p-53, u2 = (bn_splitmix64(&s) >> 11) * 0x1.0p-53;
             double r = sqrt(-2.0 * log(u1));
             p[j] = (float)(std * r * cos(2 * M_PI * u2));
             if (j + 1 < m->tp[i].numel) p[j + 1] = (float)(std * r * sin(2 * M_PI * u2));
@@ -180,13 +167,12 @@ bitnet_status bn_train_model_load_weights(bn_train_model *m, const char *dir) {
     bn_st *st;
     bitnet_status s = bn_st_open_dir(dir, &st);
     if (s) return s;
-    unsigned fl = 1u << BN_F32 | 1u << BN_F16 | 1u << BN_BF16;
     for (int i = 0; i < m->n_tp && !s; i++) {
-        const bn_tensor *t;
-        s = bn_st_get(st, m->tp[i].name, fl, m->tp[i].ndim, m->tp[i].shape, &t);
-        if (s && m->tp[i].kind == BN_PK_LINEAR && bn_st_find(st, m->tp[i].name) && bn_st_find(st, m->tp[i].name)->dtype == BN_U8)
-            s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: tensor '%s' is packed ternary (uint8); training needs float master weights", dir, m->tp[i].name);
-        if (!s) bn_tensor_to_f32(t, P(m, i), 0, (int64_t)m->tp[i].numel);
+        const bn_tparam *p = &m->tp[i];
+        const bn_tensor *t = bn_st_find(st, p->name);
+        if (t && p->kind == BN_PK_LINEAR && t->dtype == BN_U8)
+            s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: tensor '%s' is packed ternary (uint8); training needs float master weights", dir, p->name);
+        else s = bn_arch_read_f32(st, p->name, p->ndim, p->shape, P(m, i));
     }
     bn_st_free(st);
     return s;
@@ -219,6 +205,11 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
                      + R16(bt * C) + R16(bt * I) * 4;
     size_t total = per_layer * c->n_layers + R16(bt * C) * 3 + R16(bt) * 2 + R16(bt * V) + R16(bt * mx) * 3
                  + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)T * hd2) * 2 + R16(bt) + R16((size_t)bn_pool_size(m->pool) * T * T);
+    /* the same count in double: a shape whose size_t count wrapped is refused, not under-allocated */
+    double dbt = (double)BT, big = ((double)B * H * T * T + dbt * (6.0 * C + 4.0 * I + 3.0 * Q + 2.0 * KV + 4)) * c->n_layers
+                 + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T;
+    if (big * sizeof(float) > (double)SIZE_MAX / 4)
+        return bn_err(BITNET_ERR_NOMEM, "training activations for batch %d x seq %d do not fit in memory (%.3g GiB)", B, T, big * 4 / (1 << 30));
     struct bn_tacts *a = calloc(1, sizeof *a);
     if (!a) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     a->l = calloc((size_t)c->n_layers, sizeof *a->l);
@@ -246,14 +237,7 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
     a->dP = TAKE((size_t)bn_pool_size(m->pool) * T * T);
 #undef TAKE
 #undef R16
-    /* RoPE tables as transformers computes them: inv_freq = 1 / theta^(2i/d) in float32 */
-    for (size_t i = 0; i < hd2; i++) {
-        float inv = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-        for (int t = 0; t < T; t++) {
-            float f = (float)t * inv;
-            a->rope_cos[t * hd2 + i] = cosf(f); a->rope_sin[t * hd2 + i] = sinf(f);
-        }
-    }
+    bn_rope_tables(c->rope_theta, c->head_dim, T, a->rope_cos, a->rope_sin);
     m->a = a; m->B = B; m->T = T; m->cap_bt = BT;
     return BITNET_OK;
 }
@@ -269,33 +253,20 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 #define BN_CLONES
 #endif
 
-/* sum x[i]^2 */
-BN_CLONES static float sumsq(const float *x, int n) {
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += x[i] * x[i];
-    return s;
-}
-/* y = w * (x * rs) */
-BN_CLONES static void scale_mul(float *y, const float *x, const float *w, float rs, int n) {
-#pragma omp simd
-    for (int i = 0; i < n; i++) y[i] = w[i] * (x[i] * rs);
-}
 /* Per-token absmax int8 quantization of one row, dequantized: y = clamp(rint(x s), -128, 127) / s,
  * s = 127 / max(max|x|, 1e-5). y may equal x. */
 BN_CLONES static void quant_row(const float *x, float *y, int D) {
     float mx = 0;
 #pragma omp simd reduction(max : mx)
     for (int i = 0; i < D; i++) { float v = fabsf(x[i]); mx = v > mx ? v : mx; }
-    if (!(mx >= 1e-5f)) mx = 1e-5f;
-    float s = 127.0f / mx;
+    float s = bn_act_scale(mx);
 #pragma omp simd
-    for (int i = 0; i < D; i++) { float q = rintf(x[i] * s); q = q > 127 ? 127 : q < -128 ? -128 : q; y[i] = q / s; }
+    for (int i = 0; i < D; i++) y[i] = bn_act_q(x[i], s) / s;
 }
-/* W_deq = clamp(rint(w g), -1, 1) / g */
+/* W_deq = bn_ternary_q(w, g) / g = clamp(rint(w g), -1, 1) / g */
 BN_CLONES static void ternary_deq(const float *w, float *dq, float g, int n) {
 #pragma omp simd
-    for (int i = 0; i < n; i++) { float r = rintf(w[i] * g); r = r > 1 ? 1 : r < -1 ? -1 : r; dq[i] = r / g; }
+    for (int i = 0; i < n; i++) dq[i] = bn_ternary_q(w[i], g) / g;
 }
 /* sum dy[i] w[i] x[i] */
 BN_CLONES static float dot3(const float *dy, const float *w, const float *x, int n) {
@@ -320,17 +291,6 @@ BN_CLONES static void rms_dw(float *dw, const float *dy, const float *x, float r
     for (int i = 0; i < n; i++) dw[i] += dy[i] * x[i] * rs;
 }
 
-/* p *= scale; returns max p */
-BN_CLONES static float scale_max(float *p, float scale, int n) {
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < n; j++) { p[j] *= scale; mx = p[j] > mx ? p[j] : mx; }
-    return mx;
-}
-BN_CLONES static void scale_row(float *p, float s, int n) {
-#pragma omp simd
-    for (int j = 0; j < n; j++) p[j] *= s;
-}
 BN_CLONES static float dot2(const float *a, const float *b, int n) {
     float s = 0;
 #pragma omp simd reduction(+ : s)
@@ -374,9 +334,7 @@ static void rms_fwd_range(void *c_, int a, int b) {
     int D = c->D;
     for (int r = a; r < b; r++) {
         const float *x = c->x + (size_t)r * D; float *y = c->y + (size_t)r * D;
-        float rs = 1.0f / sqrtf(sumsq(x, D) / (float)D + c->eps);
-        c->rstd[r] = rs;
-        scale_mul(y, x, c->w, rs, D);
+        c->rstd[r] = bn_rmsnorm_row(y, x, c->w, D, c->eps);
         if (c->yq) quant_row(y, c->yq + (size_t)r * D, D);   /* fused: y's row is still in L1 */
     }
 }
@@ -472,10 +430,8 @@ static void att_fwd_bh(att_ctx *c, int bh, float *ws) {
         int r1 = r0 + ATT_TB < T ? r0 + ATT_TB : T;
         bn_sgemm(0, 1, r1 - r0, r1, hd, q + (size_t)r0 * Q, Q, k, KV, 0, P + (size_t)r0 * T, T, ws);
         for (int t = r0; t < r1; t++) {
-            float *p = P + (size_t)t * T, sum = 0;
-            float mx = scale_max(p, scale, t + 1);
-            for (int j = 0; j <= t; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-            scale_row(p, 1.0f / sum, t + 1);
+            float *p = P + (size_t)t * T;
+            bn_softmax_row(p, t + 1, scale);
             if (r1 > t + 1) memset(p + t + 1, 0, (size_t)(r1 - t - 1) * sizeof(float));
         }
         bn_sgemm(0, 0, r1 - r0, hd, r1, P + (size_t)r0 * T, T, v, KV, 0, out + (size_t)r0 * Q, Q, ws);
@@ -593,6 +549,7 @@ static void ce_range(void *c_, int a, int b) {
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
     const bn_config *c = &m->cfg;
     if (B < 1 || T < 1) return bn_err(BITNET_ERR_ARG, "batch %d x seq %d: both must be >= 1", B, T);
+    if ((int64_t)B * T > INT32_MAX) return bn_err(BITNET_ERR_ARG, "batch %d x seq %d = %lld tokens is more than %d per forward", B, T, (long long)B * T, INT32_MAX);
     int BT = B * T;
     for (int i = 0; i < BT; i++) {
         if (inputs[i] < 0 || inputs[i] >= c->vocab_size) return bn_err(BITNET_ERR_ARG, "input id %d at position %d is outside the vocabulary (%d)", inputs[i], i, c->vocab_size);
@@ -718,7 +675,9 @@ bitnet_status bn_train_save_weights(const bn_train_model *m, const char *dir) {
     char *cp = bn_path_join(dir, "config.json"), *mp = bn_path_join(dir, "model.safetensors");
     bitnet_status s = (!cp || !mp) ? bn_err(BITNET_ERR_NOMEM, "out of memory") : BITNET_OK;
     if (!s) s = save_tensors(m, m->params, mp);
-    if (!s) s = bn_config_save(&m->cfg, cp, 0);
+    bn_config c = m->cfg;
+    c.full_precision = m->no_quant;   /* label --no-quant weights as what they are */
+    if (!s) s = bn_config_save(&c, cp, 0);
     free(cp); free(mp);
     return s;
 }

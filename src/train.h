@@ -23,6 +23,7 @@ typedef struct bn_tparam {
     int64_t shape[2];       /* [out, in] for matrices, [n] for norms */
     size_t off, numel;      /* offset into params (floats), element count */
     bn_pkind kind;
+    int slot, layer;        /* arch.h bn_slot, and layer index (-1 for globals) */
 } bn_tparam;
 
 typedef struct bn_tlayer {  /* indices into tp[] */
@@ -53,7 +54,8 @@ bitnet_status bn_train_model_new(const bn_config *cfg, int no_quant, int n_threa
 /* Fill with a fresh random init like HF's: linear and embedding weights ~ N(0, std), norms 1.
  * Deterministic in seed. */
 void bn_train_model_init_random(bn_train_model *m, uint64_t seed, float std);
-/* Read a folder's config.json and its master weights (F32/BF16/F16, either naming family). */
+/* Read a folder's config.json and its master weights (F32/BF16/F16, either naming family, named
+ * and shaped by the arch table, arch.h; a NaN/inf value is a FORMAT error naming the tensor). */
 bitnet_status bn_train_model_from_dir(const char *dir, int no_quant, int n_threads, bn_train_model **out);
 /* Load master weights of the same shapes from a folder's model.safetensors into m->params. */
 bitnet_status bn_train_model_load_weights(bn_train_model *m, const char *dir);
@@ -82,7 +84,4 @@ bitnet_status bn_train_save_grads(const bn_train_model *m, const char *path);
 /* Model FLOPs per token for forward+backward, 6 * (non-embedding matrix params + head) —
  * the llm.c/PaLM "6N" convention without attention. */
 double bn_train_flops_per_token(const bn_train_model *m);
-
-/* Ternary quantization of a master weight as the forward does it (exposed for export/tests):
- * scale = max(mean|w|, 1e-5); q[i] = clamp(rint(w[i] / scale' ), -1, 1) with g = 1/scale. */
 #endif

@@ -1,7 +1,8 @@
 /* train_export.c — master weights -> 2B-4T packed checkpoint (see train_export.h). */
 #include "train_export.h"
 #include "train.h"
-#include "model.h"
+#include "arch.h"
+#include "ternary.h"
 #include "safetensors.h"
 #include <stdio.h>
 #include <errno.h>
@@ -16,12 +17,35 @@ static bitnet_status copy_file(const char *src, const char *dst) {
     return s;
 }
 
-static const char *packed_name(const char *name, char *buf, size_t n) {
-    const char *p;
-    if ((p = strstr(name, "inner_attn_ln"))) snprintf(buf, n, "%.*sattn_sub_norm%s", (int)(p - name), name, p + strlen("inner_attn_ln"));
-    else if ((p = strstr(name, "ffn_layernorm"))) snprintf(buf, n, "%.*sffn_sub_norm%s", (int)(p - name), name, p + strlen("ffn_layernorm"));
-    else snprintf(buf, n, "%s", name);
-    return buf;
+/* Write parameter p (values x) into w under its 2B-4T name: BitLinear weights ternarized and
+ * packed (ternary.h) with a bf16 "<name>_scale" = mean|W| (autobitlinear); the rest bf16. */
+static bitnet_status export_param(bn_st_writer *w, const bn_tparam *p, const float *x) {
+    char nm[160], sn[176];
+    bn_arch_tensor_name(BN_NAMES_BITNET, (bn_slot)p->slot, p->layer, nm, sizeof nm);
+    bitnet_status s = BITNET_OK;
+    if (p->kind == BN_PK_LINEAR) {
+        int out = (int)p->shape[0], in = (int)p->shape[1];
+        int8_t *q = malloc(p->numel);
+        uint8_t *pk = malloc(p->numel / 4);
+        if (!q || !pk) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+        else {
+            float mean = bn_ternarize(x, p->numel, q);
+            bn_pack_2b4t(q, out, in, pk);
+            int64_t sh[2] = {out / 4, in}, sh1[1] = {1};
+            s = bn_st_writer_add(w, nm, BN_U8, 2, sh, pk);
+            uint16_t sc = bn_f32_to_bf16(mean);
+            snprintf(sn, sizeof sn, "%s_scale", nm);
+            if (!s) s = bn_st_writer_add(w, sn, BN_BF16, 1, sh1, &sc);
+        }
+        free(q); free(pk);
+        return s;
+    }
+    uint16_t *h = malloc(p->numel * 2);
+    if (!h) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; j < p->numel; j++) h[j] = bn_f32_to_bf16(x[j]);
+    s = bn_st_writer_add(w, nm, BN_BF16, p->ndim, p->shape, h);
+    free(h);
+    return s;
 }
 
 bitnet_status bn_export_packed(const char *in_dir, const char *out_dir) {
@@ -37,33 +61,7 @@ bitnet_status bn_export_packed(const char *in_dir, const char *out_dir) {
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) { bn_train_model_free(m); return bn_err(BITNET_ERR_IO, "%s: cannot create directory: %s", out_dir, strerror(errno)); }
     bn_st_writer *w;
     if ((s = bn_st_writer_new(&w))) { bn_train_model_free(m); return s; }
-    char nm[160];
-    for (int i = 0; i < m->n_tp && !s; i++) {
-        const bn_tparam *p = &m->tp[i];
-        const float *x = m->params + p->off;
-        if (p->kind == BN_PK_LINEAR) {
-            int out = (int)p->shape[0], in = (int)p->shape[1];
-            int8_t *q = malloc(p->numel);
-            uint8_t *pk = malloc(p->numel / 4);
-            if (!q || !pk) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
-            else {
-                float mean = bn_ternarize(x, p->numel, q);
-                bn_pack_2b4t(q, out, in, pk);
-                int64_t sh[2] = {out / 4, in}, sh1[1] = {1};
-                s = bn_st_writer_add(w, p->name, BN_U8, 2, sh, pk);
-                uint16_t sc = bn_f32_to_bf16(mean);
-                snprintf(nm, sizeof nm, "%s_scale", p->name);
-                if (!s) s = bn_st_writer_add(w, nm, BN_BF16, 1, sh1, &sc);
-            }
-            free(q); free(pk);
-        } else {
-            uint16_t *h = malloc(p->numel * 2);
-            if (!h) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
-            for (size_t j = 0; j < p->numel; j++) h[j] = bn_f32_to_bf16(x[j]);
-            s = bn_st_writer_add(w, packed_name(p->name, nm, sizeof nm), BN_BF16, p->ndim, p->shape, h);
-            free(h);
-        }
-    }
+    for (int i = 0; i < m->n_tp && !s; i++) s = export_param(w, &m->tp[i], m->params + m->tp[i].off);
     char *mp = bn_path_join(out_dir, "model.safetensors"), *cp = bn_path_join(out_dir, "config.json");
     if (!s && (!mp || !cp)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     if (!s) s = bn_st_writer_save(w, mp);
@@ -74,13 +72,20 @@ bitnet_status bn_export_packed(const char *in_dir, const char *out_dir) {
         s = bn_config_save(&c, cp, 1);
     }
     free(mp); free(cp);
+    if (!s) s = bn_copy_tokenizer_files(in_dir, out_dir, NULL);
+    bn_train_model_free(m);
+    return s;
+}
+
+bitnet_status bn_copy_tokenizer_files(const char *src_dir, const char *dst_dir, int *n_copied) {
     static const char *tok[] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "generation_config.json", "special_tokens_map.json"};
+    bitnet_status s = BITNET_OK;
+    if (n_copied) *n_copied = 0;
     for (size_t i = 0; i < sizeof tok / sizeof *tok && !s; i++) {
-        char *src = bn_path_join(in_dir, tok[i]), *dst = bn_path_join(out_dir, tok[i]);
+        char *src = bn_path_join(src_dir, tok[i]), *dst = bn_path_join(dst_dir, tok[i]);
         if (!src || !dst) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
-        else if (bn_file_exists(src)) s = copy_file(src, dst);
+        else if (bn_file_exists(src) && !(s = copy_file(src, dst)) && n_copied) ++*n_copied;
         free(src); free(dst);
     }
-    bn_train_model_free(m);
     return s;
 }

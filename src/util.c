@@ -14,6 +14,8 @@ const char *bitnet_last_error(void) { return g_err; }
 
 const char *bitnet_version(void) { return BITNET_VERSION; }
 
+bitnet_status bitnet_write_file_atomic(const char *path, const void *data, size_t len) { return bn_write_file_atomic(path, data, len); }
+
 const char *bitnet_status_str(bitnet_status s) {
     switch (s) {
     case BITNET_OK: return "ok";

@@ -1,8 +1,10 @@
 /* test_loader_errors.c — bad input gives a clear error naming the file/tensor and the problem,
  * never a crash: missing/truncated files, missing tensors, wrong shapes and dtypes, unknown
  * model_type, config fields out of range, bad packed codes, ids out of vocabulary, and a fuzz
- * of random header corruptions (run under `make test SAN=1` for ASan/UBSan). Each case is a
- * deliberately corrupted copy of a golden model made in a temp dir. */
+ * of random header corruptions (run under `make test SAN=1` for ASan/UBSan); non-finite
+ * embeddings/heads and overflowing weight scales (issue 9 F4); a shape error found before a
+ * huge allocation (F7). Each case is a deliberately corrupted copy of a golden model (or a
+ * small hand-made folder) in a temp dir. */
 #include "t.h"
 #include "bitnet.h"
 #include "model.h"
@@ -10,7 +12,7 @@
 #include <unistd.h>
 
 static char tmpdir[256];
-static const char *SRC = "bitnet-b158-packed";
+static const char *SRC = "bitnet-b158-packed";   /* golden model make_case copies */
 
 static void write_file(const char *path, const void *d, size_t n) {
     FILE *f = fopen(path, "wb"); fwrite(d, 1, n, f); fclose(f);
@@ -80,6 +82,66 @@ static void badcode(bn_st_writer *w, const bn_tensor *t, void *arg) {
     bn_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data);
 }
 
+/* Set element 3 of tensor `name` (struct setval) to a value, stored as F32. */
+struct setval { const char *name; float v; };
+static void setval(bn_st_writer *w, const bn_tensor *t, void *arg) {
+    struct setval *a = arg;
+    if (strcmp(t->name, a->name)) { bn_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data); return; }
+    float *f = malloc((size_t)t->numel * 4);
+    bn_tensor_to_f32(t, f, 0, t->numel);
+    f[t->numel > 3 ? 3 : 0] = a->v;
+    bn_st_writer_add(w, t->name, BN_F32, t->ndim, t->shape, f);
+    free(f);
+}
+
+/* F4: NaN/inf in embed / lm_head, and finite weight scales whose multiplier overflows. */
+static void test_nonfinite(void) {
+    struct setval nan_e = {"model.embed_tokens.weight", NAN}, inf_h = {"lm_head.weight", INFINITY};
+    expect("NaN in embed_tokens is rejected", make_case("nan_embed", NULL, NULL, setval, &nan_e), BITNET_ERR_FORMAT, "model.embed_tokens.weight", "non-finite");
+    SRC = "bitnet-1bitllm";   /* untied head */
+    expect("inf in lm_head is rejected", make_case("inf_head", NULL, NULL, setval, &inf_h), BITNET_ERR_FORMAT, "lm_head.weight", "non-finite");
+    struct setval big_m = {"model.layers.1.mlp.up_proj.weight", 3.3e38f};
+    expect("master weight with mean|W| > 2^64 is rejected", make_case("big_master", NULL, NULL, setval, &big_m), BITNET_ERR_FORMAT, "up_proj.weight", "overflow");
+    SRC = "bitnet-b158-packed";
+    struct setval big = {"model.layers.0.self_attn.k_proj.weight_scale", 3.3e38f};
+    expect("weight_scale 3.3e38 (autobitlinear) is rejected", make_case("big_scale", NULL, NULL, setval, &big), BITNET_ERR_FORMAT, "k_proj.weight_scale", "overflow");
+    SRC = "bitnet-b158-packed-bitlinear";
+    struct setval tiny = {"model.layers.2.mlp.down_proj.weight_scale", 1e-40f};
+    expect("weight_scale 1e-40 under bitlinear (1/scale) is rejected", make_case("tiny_scale", NULL, NULL, setval, &tiny), BITNET_ERR_FORMAT, "down_proj.weight_scale", "bitlinear");
+    struct setval ok = {"model.layers.2.mlp.down_proj.weight_scale", 1e-3f};
+    const char *d = make_case("ok_scale", NULL, NULL, setval, &ok);
+    bitnet_model *m = NULL;
+    CHECK("weight_scale 1e-3 under bitlinear still loads", bitnet_model_load(d, &m) == BITNET_OK, "%s", bitnet_last_error());
+    bitnet_model_free(m);
+    SRC = "bitnet-b158-packed";
+}
+
+/* F7: a folder of a few MB whose config makes q_proj 4M x 64k (256 GiB as int8) but whose
+ * q_proj tensor has the wrong shape: a shape error, found before allocating rows x cols. */
+static void test_shape_before_alloc(void) {
+    char dir[600], p[700];
+    snprintf(dir, sizeof dir, "%s/huge", tmpdir); mkdir(dir, 0755);
+    const char *cfg = "{\"model_type\": \"bitnet\", \"vocab_size\": 1, \"hidden_size\": 65536, \"intermediate_size\": 1,"
+                      " \"num_hidden_layers\": 1, \"num_attention_heads\": 1024, \"num_key_value_heads\": 1024, \"head_dim\": 4096}";
+    snprintf(p, sizeof p, "%s/config.json", dir); write_file(p, cfg, strlen(cfg));
+    uint16_t *ones = malloc((size_t)4194304 * 2);
+    for (size_t i = 0; i < 4194304; i++) ones[i] = 0x3f80;   /* bf16 1.0 */
+    bn_st_writer *w; bn_st_writer_new(&w);
+    int64_t e[2] = {1, 65536}, c1[1] = {65536}, q1[1] = {4194304}, f1[1] = {1}, bad[2] = {1, 1};
+    bn_st_writer_add(w, "model.embed_tokens.weight", BN_BF16, 2, e, ones);
+    bn_st_writer_add(w, "model.norm.weight", BN_BF16, 1, c1, ones);
+    bn_st_writer_add(w, "model.layers.0.input_layernorm.weight", BN_BF16, 1, c1, ones);
+    bn_st_writer_add(w, "model.layers.0.post_attention_layernorm.weight", BN_BF16, 1, c1, ones);
+    bn_st_writer_add(w, "model.layers.0.self_attn.attn_sub_norm.weight", BN_BF16, 1, q1, ones);
+    bn_st_writer_add(w, "model.layers.0.mlp.ffn_sub_norm.weight", BN_BF16, 1, f1, ones);
+    uint8_t b = 0x55, sc[2] = {0x80, 0x3f};
+    bn_st_writer_add(w, "model.layers.0.self_attn.q_proj.weight", BN_U8, 2, bad, &b);
+    bn_st_writer_add(w, "model.layers.0.self_attn.q_proj.weight_scale", BN_BF16, 1, f1, sc);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    bn_st_writer_save(w, p); bn_st_writer_free(w); free(ones);
+    expect("wrong-shaped 256 GiB matrix: shape error, not out-of-memory", dir, BITNET_ERR_FORMAT, "q_proj.weight", "shape");
+}
+
 static uint64_t rs = 12345;
 static uint32_t rnd(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return (uint32_t)rs; }
 
@@ -106,6 +168,8 @@ int main(void) {
     expect("wrong shape", make_case("shape", NULL, NULL, reshape, "model.layers.1.self_attn.o_proj.weight"), BITNET_ERR_FORMAT, "model.layers.1.self_attn.o_proj.weight", "shape");
     expect("wrong dtype", make_case("dtype", NULL, NULL, redtype, "model.norm.weight"), BITNET_ERR_UNSUPPORTED, "model.norm.weight", "I32");
     expect("invalid ternary code", make_case("code", NULL, NULL, badcode, "model.layers.3.mlp.gate_proj.weight"), BITNET_ERR_FORMAT, "gate_proj.weight", "code 3");
+    test_nonfinite();
+    test_shape_before_alloc();
     /* 5. truncated files */
     const char *base = make_case("trunc", NULL, NULL, NULL, NULL);
     char st_path[700]; snprintf(st_path, sizeof st_path, "%s/model.safetensors", base);

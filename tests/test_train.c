@@ -1,7 +1,8 @@
 /* test_train.c — training model checks: golden step-0 logits and gradients and 8 AdamW losses
  * (tests/golden/bitnet-b158-master, made with transformers), finite-difference gradient checks
  * of every layer type in --no-quant mode (both families), AdamW vs a scalar reference, data
- * loader errors, export round trip. */
+ * loader errors, export round trip, shuffled data windows, text-as-data hints, trainer_state range
+ * checks and stored options on resume, batch x seq size limits. */
 #include "t.h"
 #include "train.h"
 #include "model.h"
@@ -302,7 +303,7 @@ static void test_export(void) {
     s = bitnet_model_load(out, &bm);
     CHECK("export: inference engine loads the packed export", s == BITNET_OK, "%s", bitnet_last_error());
     if (!s) {
-        bitnet_ctx_params cp2 = {0, 1};
+        bitnet_ctx_params cp2 = {.n_ctx = 0, .n_threads = 1};
         bitnet_ctx_new(bm, &cp2, &ctx);
         float *lg = malloc((size_t)n * V * 4);
         s = bitnet_ctx_eval(ctx, ids, n, lg, 1);
@@ -460,6 +461,144 @@ static void test_gemm(void) {
     bn_free(ws2[1]); bn_free(ws); bn_pool_free(pool);
 }
 
+/* Shuffled windows: each epoch visits every window once, in a seeded order that (seed, pos)
+ * alone reproduce; rows are whole windows (T+1 consecutive tokens at a multiple of T). */
+static void test_shuffle(void) {
+    char p[64]; snprintf(p, sizeof p, "/tmp/bn_test_train_shuf.%d.u32", (int)getpid());
+    uint32_t t[401];
+    for (int i = 0; i < 401; i++) t[i] = (uint32_t)i;   /* token == its position */
+    write_u32(p, t, 401);
+    bn_data *a, *b;
+    bitnet_status s = bn_data_open(p, 401, 2, 8, &a);
+    if (!s) s = bn_data_open(p, 401, 2, 8, &b);
+    CHECK("shuffle: open", s == BITNET_OK, "%s", bitnet_last_error());
+    if (s) return;
+    bn_data_shuffle(a, 7);
+    int32_t in[16], tg[16], in2[16], tg2[16];
+    int seen[50] = {0}, rows_ok = 1, in_order = 1;
+    for (int k = 0; k < 25; k++) {                      /* 50 windows = one epoch */
+        bn_data_next(a, in, tg);
+        for (int r = 0; r < 2; r++) {
+            int w = in[r * 8] / 8;
+            rows_ok &= in[r * 8] % 8 == 0 && w < 50;
+            for (int j = 0; j < 8; j++) rows_ok &= in[r * 8 + j] == in[r * 8] + j && tg[r * 8 + j] == in[r * 8 + j] + 1;
+            if (w < 50) seen[w]++;
+            in_order &= w == 2 * k + r;
+        }
+    }
+    int once = 1; for (int w = 0; w < 50; w++) once &= seen[w] == 1;
+    CHECK("shuffle: rows are whole windows at multiples of T", rows_ok, "bad row");
+    CHECK("shuffle: an epoch visits every window exactly once", once, "not a permutation");
+    CHECK("shuffle: the order is not the file order", !in_order, "sequential");
+    /* same seed and position -> same batches (resume); another seed -> another order */
+    bn_data_next(a, in, tg);
+    bn_data_shuffle(b, 7); b->pos = 50;
+    bn_data_next(b, in2, tg2);
+    CHECK("shuffle: (seed, pos) reproduce a batch in the next epoch", !memcmp(in, in2, sizeof in) && !memcmp(tg, tg2, sizeof tg), "differs");
+    bn_data_shuffle(a, 7); bn_data_next(a, in, tg);
+    bn_data_shuffle(b, 8); bn_data_next(b, in2, tg2);
+    CHECK("shuffle: another seed gives another order", memcmp(in, in2, sizeof in), "same");
+    bn_data_free(a); bn_data_free(b);
+    /* text given as token data */
+    char tp[64]; snprintf(tp, sizeof tp, "/tmp/bn_test_train_text.%d.txt", (int)getpid());
+    FILE *f = fopen(tp, "wb"); fputs("Once upon a time there was a cat. It sat on a mat, all day long!\n", f); fclose(f);  /* 65 bytes */
+    s = bn_data_open(tp, 1000, 1, 4, &a);
+    CHECK("data: a text file (size not a multiple of 4) suggests tokenize-file", s == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), "tokenize-file") && strstr(bitnet_last_error(), tp), "%d %s", s, bitnet_last_error());
+    f = fopen(tp, "wb"); fputs("Once upon a time there was a cat. It sat on a mat, all day long.\n\n\n", f); fclose(f);  /* 68 bytes */
+    s = bn_data_open(tp, 1000, 1, 4, &a);
+    CHECK("data: a text file (ids out of range) suggests tokenize-file", s == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), "tokenize-file"), "%d %s", s, bitnet_last_error());
+    s = bn_data_open("/tmp", 1000, 1, 4, &a);
+    CHECK("data: a directory is an error, not a read", s == BITNET_ERR_IO && strstr(bitnet_last_error(), "not a regular file"), "%d %s", s, bitnet_last_error());
+    unlink(tp); unlink(p);
+}
+
+/* A train_state.safetensors laid out as bn_trainer_save writes it, with a chosen trainer_state. */
+static void write_state(const bn_train_model *m, const char *path, const int64_t state[8]) {
+    bn_st_writer *w; bn_st_writer_new(&w);
+    static const char *pre[3] = {"param.", "adam_m.", "adam_v."};
+    const float *buf[3] = {m->params, m->adam_m, m->adam_v};
+    char nm[128];
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < m->n_tp; i++) {
+            snprintf(nm, sizeof nm, "%s%s", pre[k], m->tp[i].name);
+            bn_st_writer_add(w, nm, BN_F32, m->tp[i].ndim, m->tp[i].shape, buf[k] + m->tp[i].off);
+        }
+    int64_t sh[1] = {8};
+    bn_st_writer_add(w, "trainer_state", BN_I64, 1, sh, state);
+    bn_st_writer_save(w, path);
+    bn_st_writer_free(w);
+}
+
+/* F6: every trainer_state field is range-checked on resume; options round-trip; F10 sizes. */
+static void test_state_checks(void) {
+    char p[64], dir[64];
+    snprintf(p, sizeof p, "/tmp/bn_test_train_state.%d.u32", (int)getpid());
+    snprintf(dir, sizeof dir, "/tmp/bn_test_train_state_dir.%d", (int)getpid());
+    uint32_t t[200];
+    for (int i = 0; i < 200; i++) t[i] = (uint32_t)(i % 20);
+    write_u32(p, t, 200);
+    bn_config c = tiny_cfg(0); c.vocab_size = 20;
+    bn_train_model *m; bn_data *d;
+    bn_train_model_new(&c, 0, 1, &m);
+    bn_train_model_init_random(m, 1, 0.02f);
+    bn_data_open(p, 20, 2, 8, &d);
+    bn_data_shuffle(d, 5);
+    bn_optim_cfg oc; bn_optim_cfg_default(&oc);
+    bn_trainer tr; bn_trainer_init(&tr, m, d, &oc, 2, 8, 1);
+    tr.rng = 5;
+    tr.options = "{\"lr\":0.001}";
+    bn_step_stats st;
+    bn_trainer_step(&tr, &st); bn_trainer_step(&tr, &st);
+    mkdir(dir, 0777);
+    char sp[256]; snprintf(sp, sizeof sp, "%s/train_state.safetensors", dir);
+    unlink(sp);
+    char *opt = NULL;
+    bitnet_status s = bn_trainer_read_options(dir, &opt);
+    CHECK("state: --resume on a folder without a checkpoint says 'no checkpoint in DIR'", s == BITNET_ERR_IO && strstr(bitnet_last_error(), "no checkpoint in") && strstr(bitnet_last_error(), dir), "%d %s", s, bitnet_last_error());
+    s = bn_trainer_save(&tr, dir);
+    CHECK("state: save", s == BITNET_OK, "%s", bitnet_last_error());
+    s = bn_trainer_read_options(dir, &opt);
+    CHECK("state: options round-trip", s == BITNET_OK && opt && !strcmp(opt, tr.options), "%s", opt ? opt : "(null)");
+    free(opt);
+    bn_trainer t2; bn_trainer_init(&t2, m, d, &oc, 2, 8, 1);
+    s = bn_trainer_load(&t2, dir);
+    CHECK("state: a good checkpoint loads (step 2, window 4, seed 5)", s == BITNET_OK && t2.step == 2 && d->pos == 4 && t2.rng == 5, "%d %s", s, bitnet_last_error());
+    struct { const char *what, *msg; int field; int64_t v; } bad[] = {
+        {"step INT64_MAX", "step", 1, INT64_MAX}, {"step -1", "step", 1, -1}, {"step 2^31", "step", 1, (int64_t)1 << 31},
+        {"version 1 (older bitnet)", "version 1", 0, 1}, {"version 99", "version", 0, 99},
+        {"data position -1", "data position", 2, -1}, {"data position off the step", "data position", 2, 5},
+        {"batch 3", "batch", 4, 3}, {"batch 0", "batch", 4, 0}, {"seq 9", "seq", 5, 9}, {"seq -1", "seq", 5, -1},
+        {"n_params + 1", "n_params", 6, (int64_t)m->n_params + 1}, {"n_params -1", "n_params", 6, -1},
+        {"accum 2", "accum", 7, 2}, {"accum INT64_MIN", "accum", 7, INT64_MIN},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int64_t state[8] = {2, 2, 4, 5, 2, 8, (int64_t)m->n_params, 1};
+        state[bad[i].field] = bad[i].v;
+        write_state(m, sp, state);
+        int64_t step0 = t2.step = 7;
+        s = bn_trainer_load(&t2, dir);
+        char name[128]; snprintf(name, sizeof name, "state: trainer_state %s is refused naming the file and the field", bad[i].what);
+        CHECK(name, s != BITNET_OK && strstr(bitnet_last_error(), sp) && strstr(bitnet_last_error(), bad[i].msg) && t2.step == step0, "%d %s", s, bitnet_last_error());
+    }
+    /* F10: B*T beyond int is refused before any allocation or arithmetic */
+    bn_config cb = tiny_cfg(0); cb.max_pos = 1 << 16;
+    bn_train_model *mb; bn_train_model_new(&cb, 1, 1, &mb);
+    bn_trainer tb;
+    s = bn_trainer_init(&tb, mb, d, &oc, 1 << 16, 1 << 16, 1);
+    CHECK("sizes: batch x seq beyond INT32_MAX is refused (trainer)", s == BITNET_ERR_ARG && strstr(bitnet_last_error(), "more than"), "%d %s", s, bitnet_last_error());
+    int32_t ids[4] = {0};
+    float loss;
+    s = bn_train_forward(mb, ids, ids, 1 << 16, 1 << 16, &loss);
+    CHECK("sizes: batch x seq beyond INT32_MAX is refused (forward)", s == BITNET_ERR_ARG && strstr(bitnet_last_error(), "more than"), "%d %s", s, bitnet_last_error());
+    bn_train_model_free(mb);
+    bn_trainer_free(&t2); bn_trainer_free(&tr); bn_data_free(d); bn_train_model_free(m);
+    unlink(sp);
+    char buf[300];
+    snprintf(buf, sizeof buf, "%s/config.json", dir); unlink(buf);
+    snprintf(buf, sizeof buf, "%s/model.safetensors", dir); unlink(buf);
+    rmdir(dir); unlink(p);
+}
+
 int main(void) {
     test_gemm();
     test_adamw();
@@ -472,5 +611,7 @@ int main(void) {
     test_data_and_errors();
     test_loss_falls();
     test_export();
+    test_shuffle();
+    test_state_checks();
     T_DONE();
 }

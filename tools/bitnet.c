@@ -1,7 +1,6 @@
 /* bitnet.c — the `bitnet` command-line tool: a dispatcher over subcommands (tools/cmd_*.c). */
 #include "cli.h"
 #include <errno.h>
-#include "util.h"
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -25,10 +24,50 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
 };
 #define NCMDS (int)(sizeof CMDS / sizeof CMDS[0])
 
+/* A message of the tools' own that the next cli_fail prints instead of the library's. */
+static char cli_err[1024];
+
 int cli_fail(const char *what) {
-    fprintf(stderr, "bitnet: %s: %s\n", what, bitnet_last_error());
+    fprintf(stderr, "bitnet: %s: %s\n", what, cli_err[0] ? cli_err : bitnet_last_error());
+    cli_err[0] = 0;
     return 1;
 }
+
+int cli_read_file(const char *path, char **out, size_t *len) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb)) return -1;
+    if (S_ISDIR(sb.st_mode)) { errno = EISDIR; return -1; }
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    while (b) {
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) break;
+        char *q = realloc(b, 2 * cap + 1);
+        if (!q) { free(b); b = NULL; break; }
+        b = q; cap *= 2;
+    }
+    int err = !b || ferror(f);
+    fclose(f);
+    if (err) { free(b); errno = b ? EIO : ENOMEM; return -1; }
+    b[n] = 0;
+    *out = b;
+    if (len) *len = n;
+    return 0;
+}
+
+char *cli_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (p) { memcpy(p, dir, a); p[a] = '/'; memcpy(p + a + 1, name, b + 1); }
+    return p;
+}
+
+int cli_file_exists(const char *path) { struct stat sb; return stat(path, &sb) == 0; }
+int cli_is_dir(const char *path) { struct stat sb; return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode); }
 
 int cli_parse_ids(const char *s, int32_t **out) {
     int cap = 16, n = 0;
@@ -81,13 +120,18 @@ static void load_progress(void *ud, int done, int total) {
 bitnet_status cli_load_model(const char *dir, bitnet_model **out) {
     struct stat sb;
     *out = NULL;
-    if (stat(dir, &sb)) return bn_err(BITNET_ERR_IO, "%s: %s", dir, errno == ENOENT ? "no such file or folder" : strerror(errno));
+    if (stat(dir, &sb)) {
+        snprintf(cli_err, sizeof cli_err, "%s: %s", dir, errno == ENOENT ? "no such file or folder" : strerror(errno));
+        return BITNET_ERR_IO;
+    }
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
     load_t0 = ts.tv_sec + ts.tv_nsec * 1e-9;
     bitnet_model_params p = bitnet_model_default_params();
     p.progress = isatty(2) ? load_progress : NULL;
     return bitnet_model_load_ex(dir, &p, out);
 }
+
+double cli_time(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
 
 size_t cli_peak_rss(void) {
     struct rusage ru; getrusage(RUSAGE_SELF, &ru);

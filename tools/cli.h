@@ -18,6 +18,15 @@ int cli_int(const char *opt, const char *v, int lo, int hi, int *out);
 int cli_float(const char *opt, const char *v, float *out);
 /* Load a model, showing a progress line (layers, rate, ETA) on stderr when it is a terminal. */
 bitnet_status cli_load_model(const char *dir, bitnet_model **out);
+/* Small file helpers for the tools (the library's own are internal). cli_read_file: the whole
+ * file into a malloc'd NUL-terminated buffer (len may be NULL); 0 on success, else -1 with
+ * errno set (a folder is EISDIR). cli_path_join: malloc'd "dir/name". */
+int cli_read_file(const char *path, char **out, size_t *len);
+char *cli_path_join(const char *dir, const char *name);
+int cli_file_exists(const char *path);
+int cli_is_dir(const char *path);
+/* Monotonic seconds. */
+double cli_time(void);
 /* Peak resident set size of this process in bytes. */
 size_t cli_peak_rss(void);
 

@@ -10,6 +10,8 @@
  *       [-n 128] [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]
  *       pp<p> and tg<n> tokens/s (mean ± stddev over REPS after a warm-up), weight bytes read
  *       per generated token, achieved GB/s, measured read bandwidth and the ratio.
+ *       -B 4,8: also tg<n> with that many sequences decoded together (one bitnet_ctx_decode
+ *       batch of one token per sequence per step), tokens/s summed over the sequences.
  * Not: a correctness test (tests/test_kernels.c is). */
 #include "cli.h"
 #include "args.h"
@@ -251,8 +253,33 @@ static void stats(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
+/* Mean tokens/s (and stddev) of tg steps decoding nb sequences in one batch per step. */
+static int bench_batched(bitnet_model *m, int threads, int nb, int tg, int reps, const int32_t *ids, int vocab, double *mean, double *sd) {
+    bitnet_ctx_params cp = {.n_ctx = tg, .n_threads = threads, .n_seq_max = nb};
+    bitnet_ctx *c;
+    if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)nb), *seq = malloc(sizeof(int32_t) * (size_t)nb);
+    float *lg = malloc(sizeof(float) * (size_t)nb * vocab);
+    double *v = calloc((size_t)reps + 1, sizeof(double));
+    if (!tok || !seq || !lg || !v) { free(tok); free(seq); free(lg); free(v); bitnet_ctx_free(c); fprintf(stderr, "bitnet bench: out of memory\n"); return 1; }
+    for (int r = 0; r <= reps; r++) { /* r == 0: warm-up */
+        bitnet_ctx_reset(c);
+        double t0 = bn_time();
+        for (int i = 0; i < tg; i++) {
+            for (int s = 0; s < nb; s++) { tok[s] = ids[(i + s) % tg]; seq[s] = s; }
+            bitnet_batch b = {nb, tok, NULL, seq, NULL};
+            if (bitnet_ctx_decode(c, &b, lg)) return cli_fail("decode");
+        }
+        v[r] = (double)nb * tg / (bn_time() - t0);
+    }
+    stats(reps > 0 ? v + 1 : v, reps > 0 ? reps : 1, mean, sd);
+    free(tok); free(seq); free(lg); free(v);
+    bitnet_ctx_free(c);
+    return 0;
+}
+
 static int bench_model(const char *dir, const char *synth, const int *ths, int nth, int pp, int tg, int reps,
-                       const char *head, int json) {
+                       const char *head, int json, const arg_ints *bs) {
     bitnet_model *m = NULL;
     bitnet_status st;
     if (synth) {
@@ -292,7 +319,7 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
         if (bn_pool_new(ths[ti], &probe)) return cli_fail("thread pool");
         double bw = read_bandwidth(probe);
         bn_pool_free(probe);
-        bitnet_ctx_params cp = {pp > tg ? pp : (tg > 0 ? tg : 1), ths[ti]};
+        bitnet_ctx_params cp = {.n_ctx = pp > tg ? pp : (tg > 0 ? tg : 1), .n_threads = ths[ti]};
         bitnet_ctx *c;
         if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
         double *v = calloc((size_t)reps + 1, sizeof(double));
@@ -327,6 +354,15 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
         }
         free(v);
         bitnet_ctx_free(c);
+        for (int bi = 0; bi < bs->n && tg > 0; bi++) {
+            double mean, sd;
+            if (bench_batched(m, ths[ti], bs->v[bi], tg, reps, ids, vocab, &mean, &sd)) return 1;
+            if (json)
+                printf("{\"test\":\"tg%d\",\"model\":\"%s\",\"isa\":\"%s\",\"head\":\"%s\",\"threads\":%d,\"reps\":%d,"
+                       "\"sequences\":%d,\"tokens_per_s\":%.3f,\"stddev\":%.3f}\n", tg, mname, info.isa, head, ths[ti], reps, bs->v[bi], mean, sd);
+            else printf("  t=%d  tg%d x %d sequences %8.2f ± %5.2f tok/s (all sequences)\n", ths[ti], tg, bs->v[bi], mean, sd);
+            fflush(stdout);
+        }
     }
     free(ids); free(logits);
     bitnet_model_free(m);
@@ -345,7 +381,7 @@ static int head_error(const char *dir, int n, int json) {
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
     float *ref = malloc(sizeof(float) * (size_t)n * V), *got = malloc(sizeof(float) * (size_t)n * V);
     for (int i = 0; i < n; i++) ids[i] = (int32_t)(brnd() % (uint32_t)V);
-    bitnet_ctx_params cp = {n, 1};
+    bitnet_ctx_params cp = {.n_ctx = n, .n_threads = 1};
     bitnet_ctx *c;
     if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
     if (bitnet_ctx_eval(c, ids, n, ref, 1)) return cli_fail("eval");
@@ -381,12 +417,13 @@ static int head_error(const char *dir, int n, int json) {
 int cmd_bench(int argc, char **argv) {
     int kernels = 0, herr = 0, json = 0, pp = -1, tg = -1, reps = 3;
     const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *only = NULL;
-    arg_ints ths = {2, {1, 2}};
+    arg_ints ths = {2, {1, 2}}, bs = {0, {0}};
     const arg_opt opts[] = {
         OPT_FLAG(0, "kernels", &kernels, "kernel micro-benchmarks (GEMV GB/s, GEMM GOPS) at the 2B-4T shapes"),
         OPT_STR('m', "model", &dir, "DIR", "benchmark this model folder"),
         OPT_CHOICE(0, "synthetic", &synth, "2b-4t|1bitllm-large|1bitllm-3b", "benchmark a random model of this shape"),
         OPT_LIST('t', "threads", 1, 512, &ths, "1,2", "thread counts"),
+        OPT_LIST('B', "batch", 1, 256, &bs, "4,8", "also tg with this many sequences decoded in one batch per step (default: none)"),
         OPT_INT('p', "n-prompt", 0, 1 << 20, &pp, "N", "prompt tokens for pp (default 512, at most the model's context)"),
         OPT_INT('n', "n-gen", 0, 1 << 20, &tg, "N", "generated tokens for tg (default 128, at most the model's context)"),
         OPT_INT('r', "repetitions", 0, 1000, &reps, "N", "measured runs after a warm-up"),
@@ -400,7 +437,7 @@ int cmd_bench(int argc, char **argv) {
     args_spec spec = {"bench",
         "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--only SHAPE-SUBSTRING] [--json]\n"
         "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
-        "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--json]\n"
+        "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [-B 4,8] [--json]\n"
         "  each row is printed as soon as it is measured\n",
         {opts}, {"options"}, 0};
     int r = args_parse(&spec, argc, argv, NULL, NULL);
@@ -410,5 +447,5 @@ int cmd_bench(int argc, char **argv) {
     if (!dir && !synth) { args_usage(&spec, stderr); return 2; }
     if (isa) setenv("BITNET_ISA", isa, 1);
     if (herr) { if (!dir) return args_error(&spec, "--head-error needs -m MODEL"), 2; return head_error(dir, tg < 0 ? 128 : tg, json); }
-    return bench_model(dir, synth, ths.v, ths.n, pp, tg, reps, head, json);
+    return bench_model(dir, synth, ths.v, ths.n, pp, tg, reps, head, json, &bs);
 }

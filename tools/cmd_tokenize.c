@@ -2,7 +2,6 @@
  * `bitnet tokenize-file` (a text file to a uint32 little-endian token file for training). */
 #include "cli.h"
 #include "args.h"
-#include "util.h"
 #include <stdint.h>
 
 static char *slurp(FILE *f, size_t *n) {
@@ -20,10 +19,10 @@ static char *slurp(FILE *f, size_t *n) {
 }
 
 static int bench(const char *model, const char *file, int repeat) {
-    double t0 = bn_time();
+    double t0 = cli_time();
     bitnet_tokenizer *tok = NULL;
     if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
-    double load_ms = (bn_time() - t0) * 1e3;
+    double load_ms = (cli_time() - t0) * 1e3;
     FILE *f = fopen(file, "rb");
     if (!f) { fprintf(stderr, "bitnet tokenize: cannot open %s\n", file); bitnet_tokenizer_free(tok); return 1; }
     size_t n = 0; char *text = slurp(f, &n);
@@ -32,9 +31,9 @@ static int bench(const char *model, const char *file, int repeat) {
     double best = 1e30, total = 0; int ntok = 0;
     for (int r = 0; r < repeat; r++) {
         int32_t *ids = NULL;
-        double t1 = bn_time();
+        double t1 = cli_time();
         if (bitnet_tokenizer_encode(tok, text, n, 0, &ids, &ntok)) { free(text); bitnet_tokenizer_free(tok); return cli_fail("encode"); }
-        double dt = bn_time() - t1;
+        double dt = cli_time() - t1;
         total += dt; if (dt < best) best = dt;
         free(ids);
     }
@@ -127,7 +126,7 @@ int cmd_tokenize_file(int argc, char **argv) {
     size_t cap = n / 3 + 16, nt = 0;
     uint8_t *buf = malloc(cap * 4);
     int rc = 0;
-    double t0 = bn_time(), last = t0;
+    double t0 = cli_time(), last = t0;
     if (!buf) { fprintf(stderr, "bitnet tokenize-file: out of memory\n"); rc = 1; goto done; }
     for (size_t s = 0; s < n || (s == 0 && bos);) {
         size_t e = chunk_end(text, n, s, 1 << 20);
@@ -147,7 +146,7 @@ int cmd_tokenize_file(int argc, char **argv) {
         }
         nt += (size_t)k; free(ids);
         s = e;
-        double now = bn_time();
+        double now = cli_time();
         if (now - last > 0.5 || s >= n) {
             double rate = s / (now - t0 + 1e-9);
             fprintf(stderr, "\rtokenize-file: %5.1f%%  %zu tokens  %.1f MB/s  ETA %.0f s   ",
@@ -157,8 +156,8 @@ int cmd_tokenize_file(int argc, char **argv) {
         if (s >= n) break;
     }
     fprintf(stderr, "\n");
-    if (bn_write_file_atomic(out, buf, nt * 4)) { rc = cli_fail("write"); goto done; }
-    fprintf(stderr, "tokenize-file: wrote %zu tokens to %s (%.1f s)\n", nt, out, bn_time() - t0);
+    if (bitnet_write_file_atomic(out, buf, nt * 4)) { rc = cli_fail("write"); goto done; }
+    fprintf(stderr, "tokenize-file: wrote %zu tokens to %s (%.1f s)\n", nt, out, cli_time() - t0);
 done:
     free(buf); free(text); bitnet_tokenizer_free(tok);
     return rc;

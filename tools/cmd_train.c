@@ -1,12 +1,17 @@
 /* cmd_train.c — `bitnet train`: quantization-aware training (or --no-quant full precision) of a
  * BitNet b1.58 model on a uint32 token file, with AdamW, LR schedules, evaluation, checkpoints,
- * --resume, metrics.csv and a hand-drawn loss.svg in OUTDIR. All numerics are in the library
+ * --resume, metrics.csv and a hand-drawn loss.svg in OUTDIR. The run's options are stored in the
+ * checkpoint (train_options JSON) and reused by --resume; Ctrl-C saves a checkpoint and exits 130
+ * (the handler only sets a flag the step loop checks). All numerics are in the library
  * (src/train*.c, src/optim.c, src/data.c); this file parses options, prints and draws. */
 #include "cli.h"
-#include "train_loop.h"
-#include "gemm_f32.h"
+#include "bitnet_train.h"
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 static void usage(void) {
@@ -14,14 +19,33 @@ static void usage(void) {
         "usage: bitnet train (--init DIR | --config FILE.json | --resume) --data FILE.u32 -o OUTDIR [options]\n"
         "  --init DIR          start from an HF master checkpoint folder (F32/BF16/F16)\n"
         "  --config FILE.json  start from a fresh random model of this config (--seed)\n"
-        "  --resume            continue from OUTDIR's last checkpoint (bit-exact)\n"
-        "  --data FILE.u32     training tokens (uint32 LE)     --val FILE.u32  validation tokens\n"
+        "  --resume            continue OUTDIR's run from its last checkpoint (bit-exact): the run's\n"
+        "                      options are stored in the checkpoint and reused; an option given again\n"
+        "                      with a new value is applied with a note, except --batch/--seq/--accum/\n"
+        "                      --no-quant, which cannot change within a run (start a new run with\n"
+        "                      --init OUTDIR -o NEWDIR); --steps M > the checkpoint's step extends it\n"
+        "  --force             start a new run in an OUTDIR that already holds one (overwrites it)\n"
+        "  --data FILE.u32     training tokens (uint32 LE; make them with bitnet tokenize-file), read in\n"
+        "                      random windows of --seq tokens (seeded by --seed, resumable)\n"
+        "  --val FILE.u32      validation tokens (read from the start, in order)\n"
+        "  --tokenizer DIR|FILE  tokenizer copied into OUTDIR (default: --init DIR, or the --config\n"
+        "                      file's folder, when they hold tokenizer.json / tokenizer.model)\n"
         "  --batch B (4) --seq T (128) --steps N (100) --accum K (1)\n"
-        "  --lr (1e-3) --beta1 (0.9) --beta2 (0.95) --eps (1e-8) --wd (0.1) --clip (1.0, 0 = off)\n"
+        "  --lr (1e-3, > 0) --beta1 (0.9) --beta2 (0.95, both in [0, 1)) --eps (1e-8, > 0)\n"
+        "  --wd (0.1, >= 0) --clip (1.0, >= 0; 0 = off)\n"
         "  --lr-schedule constant|cosine|two-stage (constant) --warmup STEPS (0)\n"
         "  --eval-every N (0 = at the end only) --eval-batches N (8) --save-every N (0 = at the end)\n"
-        "  --seed S (1337) -t THREADS (1) --no-quant --dump-grads FILE.safetensors\n"
-        "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n");
+        "  --seed S (1337) -t THREADS (1) --no-quant (full precision; the checkpoint is labelled\n"
+        "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
+        "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
+        "  Ctrl-C saves a checkpoint at the end of the current step and exits (continue with --resume).\n"
+        "config.json keys (HF names): model_type \"bitnet\", vocab_size (>= the tokenizer's), hidden_size,\n"
+        "  intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads (default: heads),\n"
+        "  head_dim (default hidden/heads), max_position_embeddings (>= --seq), rope_theta (10000),\n"
+        "  rms_norm_eps (1e-6), hidden_act relu2|silu, tie_word_embeddings (true), bos_token_id,\n"
+        "  eos_token_id. `bitnet tokenizer-train` writes a starter config.json next to its tokenizer.\n"
+        "OUTDIR gets config.json + model.safetensors (float32 master weights), train_state.safetensors\n"
+        "  (resume state and options), metrics.csv, loss.svg and the tokenizer files.\n");
 }
 
 typedef struct { int step; float loss, val, lr, tps; } mrow;
@@ -35,61 +59,113 @@ static int write_metrics(const char *dir, const mrow *r, int n) {
         if (!isnan(r[i].val)) snprintf(v, sizeof v, "%.6f", r[i].val);
         o += (size_t)snprintf(b + o, cap - o, "%d,%.6f,%s,%.6e,%.1f\n", r[i].step, r[i].loss, v, r[i].lr, r[i].tps);
     }
-    char *p = bn_path_join(dir, "metrics.csv");
-    bitnet_status s = p ? bn_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
+    char *p = cli_path_join(dir, "metrics.csv");
+    bitnet_status s = p ? bitnet_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
     free(p); free(b);
     return s == BITNET_OK;
 }
 
-/* A small hand-written SVG: train loss as a polyline, validation loss as a polyline with dots. */
+/* A "nice" tick step for a span divided into about n parts: 1, 2 or 5 times a power of ten. */
+static double nice_step(double span, int n) {
+    double raw = span / n, p = pow(10, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
+/* loss.svg, hand-written: the loss panel (raw train loss faint, its EMA bold, validation as
+ * dots joined by a line) over a small learning-rate panel, both on one step axis with round
+ * ticks. The EMA (alpha 0.1, bias-corrected like Adam's moments) starts at the first row. */
 static int write_svg(const char *dir, const mrow *r, int n) {
     if (n == 0) return 1;
-    float lo = INFINITY, hi = -INFINITY;
-    int s0 = r[0].step, s1 = r[n - 1].step;
+    float lo = INFINITY, hi = -INFINITY, lrhi = 0;
+    int s0 = 0, s1 = r[n - 1].step;   /* the axis starts at step 0 */
     for (int i = 0; i < n; i++) {
         float v[2] = {r[i].loss, r[i].val};
         for (int k = 0; k < 2; k++) if (isfinite(v[k])) { lo = v[k] < lo ? v[k] : lo; hi = v[k] > hi ? v[k] : hi; }
+        if (isfinite(r[i].lr) && r[i].lr > lrhi) lrhi = r[i].lr;
     }
+    if (!(lo <= hi)) { lo = 0; hi = 1; }
     if (!(hi > lo)) { hi = lo + 1; }
-    const double W = 800, H = 500, L = 70, R = 20, T = 30, B = 50;
-    size_t cap = 4096 + (size_t)n * 64 * 2;
+    if (!(lrhi > 0)) lrhi = 1;
+    if (s1 <= s0) s1 = s0 + 1;
+    double ystep = nice_step(hi - lo, 6), ylo = floor(lo / ystep + 1e-6) * ystep, yhi = ceil(hi / ystep - 1e-6) * ystep;
+    double xstep = nice_step(s1 - s0, 6);
+    if (xstep < 1) xstep = 1;
+    double lstep = nice_step(lrhi * 1.15, 2), lrtop = ceil(lrhi * 1.15 / lstep - 1e-6) * lstep;  /* headroom above the peak */
+    /* layout: loss panel [T, T+PH], lr panel [T+PH+G, H-B] */
+    const double W = 860, H = 600, L = 80, R = 40, T = 40, B = 50, G = 30, LH = 110;
+    const double PH = H - T - B - G - LH, LT = T + PH + G;
+    size_t cap = 16384 + (size_t)n * 64 * 3;
     char *b = malloc(cap); if (!b) return 0;
     size_t o = 0;
-#define OUT(...) o += (size_t)snprintf(b + o, cap - o, __VA_ARGS__)
-#define X(s) (L + (W - L - R) * (s1 > s0 ? (double)((s) - s0) / (s1 - s0) : 0.5))
-#define Y(v) (T + (H - T - B) * (1.0 - ((v) - lo) / (hi - lo)))
-    OUT("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+#define OUT(...) o += (size_t)snprintf(b + o, o < cap ? cap - o : 0, __VA_ARGS__)
+#define X(s) (L + (W - L - R) * ((double)(s) - s0) / (s1 - s0))
+#define Y(v) (T + PH * (1.0 - ((v) - ylo) / (yhi - ylo)))
+#define YL(v) (LT + LH * (1.0 - (v) / lrtop))
+    OUT("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"13\">\n", W, H);
     OUT("<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", L, H - B, W - R, H - B);
-    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", L, T, L, H - B);
-    for (int k = 0; k <= 4; k++) {
-        double v = lo + (hi - lo) * k / 4.0;
-        OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3f</text>\n", L - 5, Y(v) + 4, v);
-        OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#ddd\"/>\n", L, Y(v), W - R, Y(v));
+    OUT("<text x=\"%g\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">training loss (steps %d to %d)</text>\n", W / 2, r[0].step, r[n - 1].step);
+    /* y grid + labels, loss panel */
+    int yd = ystep >= 1 ? 0 : (int)ceil(-log10(ystep) - 1e-9);
+    for (double v = ylo; v <= yhi + ystep * 1e-6; v += ystep) {
+        OUT("<line class=\"ytick\" x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", L, Y(v), W - R, Y(v));
+        OUT("<text class=\"ylabel\" x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", L - 6, Y(v) + 4, yd, v);
     }
-    OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step %d</text>\n", L, H - B + 18, s0);
-    OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step %d</text>\n", W - R, H - B + 18, s1);
-    OUT("<text x=\"%g\" y=\"18\" text-anchor=\"middle\">loss (blue: train, red: validation)</text>\n", W / 2);
-    OUT("<polyline fill=\"none\" stroke=\"steelblue\" stroke-width=\"1.5\" points=\"");
+    /* lr panel grid + labels */
+    for (int k = 0; k * lstep <= lrtop * (1 + 1e-6); k++) {
+        double v = k * lstep;
+        OUT("<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", L, YL(v), W - R, YL(v));
+        OUT("<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%.2g</text>\n", L - 6, YL(v) + 4, fabs(v) < 1e-30 ? 0.0 : v);
+    }
+    /* x ticks on both panels, labels under the lr panel */
+    for (double st = ceil(s0 / xstep) * xstep; st <= s1 + 1e-9; st += xstep) {
+        OUT("<line class=\"xtick\" x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#e4e4e4\"/>\n", X(st), T, X(st), T + PH);
+        OUT("<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#e4e4e4\"/>\n", X(st), LT, X(st), LT + LH);
+        OUT("<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%.0f</text>\n", X(st), LT + LH + 17, st);
+    }
+    OUT("<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">step</text>\n", L + (W - L - R) / 2, H - 8);
+    OUT("<text transform=\"translate(16,%g) rotate(-90)\" text-anchor=\"middle\">loss</text>\n", T + PH / 2);
+    OUT("<text transform=\"translate(16,%g) rotate(-90)\" text-anchor=\"middle\">lr</text>\n", LT + LH / 2);
+    OUT("<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n", L, T, W - L - R, PH);
+    OUT("<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n", L, LT, W - L - R, LH);
+    /* curves */
+    OUT("<polyline id=\"train\" fill=\"none\" stroke=\"#9ecae1\" stroke-width=\"1\" points=\"");
     for (int i = 0; i < n; i++) if (isfinite(r[i].loss)) OUT("%.1f,%.1f ", X(r[i].step), Y(r[i].loss));
-    OUT("\"/>\n<polyline fill=\"none\" stroke=\"crimson\" stroke-width=\"2\" points=\"");
+    OUT("\"/>\n<polyline id=\"train-ema\" fill=\"none\" stroke=\"#08519c\" stroke-width=\"2.5\" points=\"");
+    double ema = 0, wsum = 0;
+    for (int i = 0; i < n; i++) if (isfinite(r[i].loss)) {
+        ema = 0.9 * ema + 0.1 * r[i].loss; wsum = 0.9 * wsum + 0.1;
+        OUT("%.1f,%.1f ", X(r[i].step), Y(ema / wsum));
+    }
+    OUT("\"/>\n<polyline id=\"val\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"");
     for (int i = 0; i < n; i++) if (isfinite(r[i].val)) OUT("%.1f,%.1f ", X(r[i].step), Y(r[i].val));
     OUT("\"/>\n");
-    for (int i = 0; i < n; i++) if (isfinite(r[i].val)) OUT("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"crimson\"/>\n", X(r[i].step), Y(r[i].val));
+    for (int i = 0; i < n; i++) if (isfinite(r[i].val)) OUT("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"#d62728\"/>\n", X(r[i].step), Y(r[i].val));
+    OUT("<polyline id=\"lr\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"2\" points=\"");
+    for (int i = 0; i < n; i++) if (isfinite(r[i].lr)) OUT("%.1f,%.1f ", X(r[i].step), YL(r[i].lr));
+    OUT("\"/>\n");
+    /* legend, top right inside the loss panel */
+    double lx = W - R - 210, ly = T + 10;
+    OUT("<rect x=\"%g\" y=\"%g\" width=\"200\" height=\"66\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n", lx, ly);
+    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#9ecae1\" stroke-width=\"1\"/><text x=\"%g\" y=\"%g\">train (per step)</text>\n", lx + 8, ly + 16, lx + 32, ly + 16, lx + 40, ly + 20);
+    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#08519c\" stroke-width=\"2.5\"/><text x=\"%g\" y=\"%g\">train (EMA 0.9)</text>\n", lx + 8, ly + 34, lx + 32, ly + 34, lx + 40, ly + 38);
+    OUT("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"#d62728\" stroke-width=\"2\"/><circle cx=\"%g\" cy=\"%g\" r=\"3.5\" fill=\"#d62728\"/><text x=\"%g\" y=\"%g\">validation</text>\n",
+        lx + 8, ly + 52, lx + 32, ly + 52, lx + 20, ly + 52, lx + 40, ly + 56);
     OUT("</svg>\n");
 #undef OUT
 #undef X
 #undef Y
-    char *p = bn_path_join(dir, "loss.svg");
-    bitnet_status s = p ? bn_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
+#undef YL
+    int ok = o < cap;
+    char *p = ok ? cli_path_join(dir, "loss.svg") : NULL;
+    bitnet_status s = p ? bitnet_write_file_atomic(p, b, o) : BITNET_ERR_NOMEM;
     free(p); free(b);
     return s == BITNET_OK;
 }
 
 /* Read back OUTDIR/metrics.csv rows with step < upto (resume keeps the history). */
 static int read_metrics(const char *dir, int upto, mrow **rows, int *n, int *cap) {
-    char *p = bn_path_join(dir, "metrics.csv"), *txt = NULL;
-    if (!p || bn_read_file(p, &txt, NULL) != BITNET_OK) { free(p); return 0; }
+    char *p = cli_path_join(dir, "metrics.csv"), *txt = NULL;
+    if (!p || cli_read_file(p, &txt, NULL) != BITNET_OK) { free(p); return 0; }
     free(p);
     char *line = strchr(txt, '\n');
     while (line && *++line) {
@@ -117,87 +193,312 @@ static void fmt_eta(double s, char *b, size_t n) {
     else snprintf(b, n, "%ds", t);
 }
 
+/* The run's options: parsed from the command line, stored in the checkpoint (train_options,
+ * JSON) and restored by --resume. */
+typedef struct {
+    const char *init, *config, *data, *val, *tokenizer;
+    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup;
+    float lr, beta1, beta2, eps, wd, clip;
+    int sched;
+} run_opts;
+
+enum { K_INT, K_FLOAT, K_STR, K_SCHED };
+/* fixed: cannot change on --resume (the step's shape or the kind of model); info: stored as a
+ * record, never applied on resume (the model comes from OUTDIR). */
+static const struct { const char *opt, *key; int kind; size_t off; int fixed, info; } OPTS[] = {
+    {"--init", "init", K_STR, offsetof(run_opts, init), 0, 1},
+    {"--config", "config", K_STR, offsetof(run_opts, config), 0, 1},
+    {"--data", "data", K_STR, offsetof(run_opts, data), 0, 0},
+    {"--val", "val", K_STR, offsetof(run_opts, val), 0, 0},
+    {"--tokenizer", "tokenizer", K_STR, offsetof(run_opts, tokenizer), 0, 1},
+    {"--batch", "batch", K_INT, offsetof(run_opts, B), 1, 0},
+    {"--seq", "seq", K_INT, offsetof(run_opts, T), 1, 0},
+    {"--accum", "accum", K_INT, offsetof(run_opts, accum), 1, 0},
+    {"--no-quant", "no_quant", K_INT, offsetof(run_opts, no_quant), 1, 0},
+    {"--steps", "steps", K_INT, offsetof(run_opts, steps), 0, 0},
+    {"--eval-every", "eval_every", K_INT, offsetof(run_opts, eval_every), 0, 0},
+    {"--eval-batches", "eval_batches", K_INT, offsetof(run_opts, eval_batches), 0, 0},
+    {"--save-every", "save_every", K_INT, offsetof(run_opts, save_every), 0, 0},
+    {"--seed", "seed", K_INT, offsetof(run_opts, seed), 0, 0},
+    {"--warmup", "warmup", K_INT, offsetof(run_opts, warmup), 0, 0},
+    {"--lr-schedule", "lr_schedule", K_SCHED, offsetof(run_opts, sched), 0, 0},
+    {"--lr", "lr", K_FLOAT, offsetof(run_opts, lr), 0, 0},
+    {"--beta1", "beta1", K_FLOAT, offsetof(run_opts, beta1), 0, 0},
+    {"--beta2", "beta2", K_FLOAT, offsetof(run_opts, beta2), 0, 0},
+    {"--eps", "eps", K_FLOAT, offsetof(run_opts, eps), 0, 0},
+    {"--wd", "wd", K_FLOAT, offsetof(run_opts, wd), 0, 0},
+    {"--clip", "clip", K_FLOAT, offsetof(run_opts, clip), 0, 0},
+};
+#define NOPTS (int)(sizeof OPTS / sizeof OPTS[0])
+#define FIELD(o, i, T) ((T *)((char *)(o) + OPTS[i].off))
+
+static void fmt_opt(const run_opts *o, int i, char *b, size_t n) {
+    switch (OPTS[i].kind) {
+    case K_INT: snprintf(b, n, "%d", *FIELD(o, i, const int)); break;
+    case K_FLOAT: snprintf(b, n, "%.7g", (double)*FIELD(o, i, const float)); break;
+    case K_SCHED: snprintf(b, n, "%s", bitnet_lr_schedule_name((bitnet_lr_schedule)*FIELD(o, i, const int))); break;
+    default: { const char *v = *FIELD(o, i, const char *const); snprintf(b, n, "%s", v ? v : "(none)"); }
+    }
+}
+
+static char *opts_to_json(const run_opts *o) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "version", 1);
+    for (int i = 0; i < NOPTS; i++) {
+        switch (OPTS[i].kind) {
+        case K_INT: cJSON_AddNumberToObject(r, OPTS[i].key, *FIELD(o, i, const int)); break;
+        case K_FLOAT: cJSON_AddNumberToObject(r, OPTS[i].key, *FIELD(o, i, const float)); break;  /* float -> double: exact */
+        case K_SCHED: cJSON_AddStringToObject(r, OPTS[i].key, bitnet_lr_schedule_name((bitnet_lr_schedule)*FIELD(o, i, const int))); break;
+        default: { const char *v = *FIELD(o, i, const char *const); if (v) cJSON_AddStringToObject(r, OPTS[i].key, v); }
+        }
+    }
+    char *js = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    return js;
+}
+
+/* Merge the checkpoint's stored options into o: a stored option not given on the command line
+ * is taken; one given with another value is applied with a note, or refused when fixed.
+ * Strings taken from the JSON are strdup'd into keep[] (freed by the caller). Returns 0 after
+ * printing an error. */
+static int merge_stored(run_opts *o, const int *given, const char *json, const char *dir, char **keep) {
+    cJSON *r = cJSON_Parse(json);
+    if (!cJSON_IsObject(r)) { cJSON_Delete(r); fprintf(stderr, "bitnet: train --resume: %s/train_state.safetensors: train_options is not a JSON object\n", dir); return 0; }
+    run_opts st = *o;
+    int ok = 1;
+    for (int i = 0; i < NOPTS && ok; i++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(r, OPTS[i].key);
+        if (!v) continue;
+        switch (OPTS[i].kind) {
+        case K_INT:
+            if (!cJSON_IsNumber(v) || v->valuedouble != (int)v->valuedouble) ok = 0;
+            else *FIELD(&st, i, int) = (int)v->valuedouble;
+            break;
+        case K_FLOAT:
+            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) ok = 0;
+            else *FIELD(&st, i, float) = (float)v->valuedouble;
+            break;
+        case K_SCHED: {
+            bitnet_lr_schedule sc;
+            if (!cJSON_IsString(v) || !bitnet_lr_schedule_parse(v->valuestring, &sc)) ok = 0;
+            else *FIELD(&st, i, int) = (int)sc;
+            break;
+        }
+        default:
+            if (!cJSON_IsString(v) || !(keep[i] = strdup(v->valuestring))) ok = 0;
+            else *FIELD(&st, i, const char *) = keep[i];
+        }
+        if (!ok) { fprintf(stderr, "bitnet: train --resume: %s/train_state.safetensors: stored option '%s' is malformed\n", dir, OPTS[i].key); break; }
+        char was[512], now[512];
+        fmt_opt(&st, i, was, sizeof was); fmt_opt(o, i, now, sizeof now);
+        if (!given[i]) { memcpy((char *)o + OPTS[i].off, (char *)&st + OPTS[i].off, OPTS[i].kind == K_STR ? sizeof(char *) : OPTS[i].kind == K_FLOAT ? sizeof(float) : sizeof(int)); continue; }
+        int same = OPTS[i].kind == K_FLOAT ? *FIELD(&st, i, float) == *FIELD(o, i, float) : !strcmp(was, now);
+        if (same || OPTS[i].info) continue;
+        if (OPTS[i].fixed) {
+            fprintf(stderr, "bitnet: train --resume: %s %s differs from the run's %s: batch shape and quantization cannot change "
+                    "within a run; start a new run from its weights with --init %s -o NEWDIR\n", OPTS[i].opt, now, was, dir);
+            ok = 0;
+        } else fprintf(stderr, "note: %s %s replaces the run's %s\n", OPTS[i].opt, now, was);
+    }
+    cJSON_Delete(r);
+    return ok;
+}
+
+/* Print "bitnet: OPT needs <what>, got 'V'" and return 0 unless v parses to a float in range. */
+static int opt_float(const char *opt, const char *v, float *out, double lo, int lo_incl, double hi, int hi_incl, const char *what) {
+    float x;
+    if (!cli_float(opt, v, &x)) return 0;
+    if (!isfinite(x) || (lo_incl ? x < lo : x <= lo) || (hi_incl ? x > hi : x >= hi)) {
+        fprintf(stderr, "bitnet: %s needs %s, got '%s'\n", opt, what, v);
+        return 0;
+    }
+    *out = x; return 1;
+}
+
+/* Copy the tokenizer from src (a folder, or a tokenizer.json / .model file whose folder may
+ * hold tokenizer_config.json etc.) into dir. Returns the number of files copied, -1 on error. */
+static int copy_tokenizer(const char *src, const char *dir) {
+    int n = 0;
+    if (cli_is_dir(src)) return bitnet_copy_tokenizer_files(src, dir, &n) ? -1 : n;
+    if (!cli_file_exists(src)) { fprintf(stderr, "bitnet: train: tokenizer: %s: no such tokenizer file or folder\n", src); return -2; }
+    const char *slash = strrchr(src, '/');
+    char folder[4096];
+    snprintf(folder, sizeof folder, "%.*s", slash ? (int)(slash - src) : 1, slash ? src : ".");
+    if (bitnet_copy_tokenizer_files(folder, dir, &n)) return -1;
+    size_t L = strlen(src);
+    const char *name = L > 6 && !strcmp(src + L - 6, ".model") ? "tokenizer.model" : "tokenizer.json";
+    char *txt; size_t len;
+    char *dst = cli_path_join(dir, name);
+    if (!dst || cli_read_file(src, &txt, &len)) { free(dst); fprintf(stderr, "bitnet: train: cannot read the tokenizer %s\n", src); return -2; }
+    bitnet_status s = bitnet_write_file_atomic(dst, txt, len);
+    free(txt); free(dst);
+    return s ? -1 : n + 1;
+}
+
+static volatile sig_atomic_t g_interrupted;
+static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
+
 int cmd_train(int argc, char **argv) {
-    const char *init = NULL, *config = NULL, *data_path = NULL, *val_path = NULL, *outdir = NULL, *dump = NULL;
-    int B = 4, T = 128, steps = 100, accum = 1, eval_every = 0, eval_batches = 8, save_every = 0, nth = 1, no_quant = 0, resume = 0;
-    int seed = 1337, stop_after = 0, ran = 0;
-    bn_optim_cfg oc; bn_optim_cfg_default(&oc);
+    run_opts o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337};
+    const char *outdir = NULL, *dump = NULL;
+    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0;
+    int given[NOPTS] = {0};
+    char *keep[NOPTS] = {0};
+    bitnet_train_params tp = bitnet_train_default_params();
+    const bitnet_optim_params *oc = &tp.optim;
+    o.lr = oc->lr; o.beta1 = oc->beta1; o.beta2 = oc->beta2; o.eps = oc->eps; o.wd = oc->weight_decay; o.clip = oc->clip;
+    o.warmup = oc->warmup; o.sched = (int)oc->schedule;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!strcmp(a, name) && (v || (fprintf(stderr, "bitnet: %s needs a value\n", name), 0)) && (i++, 1))
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--no-quant")) no_quant = 1;
+        else if (!strcmp(a, "--no-quant")) o.no_quant = 1;
         else if (!strcmp(a, "--resume")) resume = 1;
-        else if (OPT("--init")) init = v;
-        else if (OPT("--config")) config = v;
-        else if (OPT("--data")) data_path = v;
-        else if (OPT("--val")) val_path = v;
+        else if (!strcmp(a, "--force")) force = 1;
+        else if (OPT("--init")) o.init = v;
+        else if (OPT("--config")) o.config = v;
+        else if (OPT("--data")) o.data = v;
+        else if (OPT("--val")) o.val = v;
+        else if (OPT("--tokenizer")) o.tokenizer = v;
         else if (OPT("-o")) outdir = v;
         else if (OPT("--dump-grads")) dump = v;
-        else if (OPT("--batch")) { if (!cli_int(a, v, 1, 1 << 20, &B)) return 2; }
-        else if (OPT("--seq")) { if (!cli_int(a, v, 1, 1 << 20, &T)) return 2; }
-        else if (OPT("--steps")) { if (!cli_int(a, v, 0, 1 << 30, &steps)) return 2; }
-        else if (OPT("--accum")) { if (!cli_int(a, v, 1, 1 << 16, &accum)) return 2; }
-        else if (OPT("--eval-every")) { if (!cli_int(a, v, 0, 1 << 30, &eval_every)) return 2; }
-        else if (OPT("--eval-batches")) { if (!cli_int(a, v, 1, 1 << 20, &eval_batches)) return 2; }
-        else if (OPT("--save-every")) { if (!cli_int(a, v, 0, 1 << 30, &save_every)) return 2; }
-        else if (OPT("--stop-after")) { if (!cli_int(a, v, 0, 1 << 30, &stop_after)) return 2; }
-        else if (OPT("--seed")) { if (!cli_int(a, v, 0, INT32_MAX, &seed)) return 2; }
-        else if (OPT("-t") || (!strcmp(a, "--threads") && v && (i++, 1))) { if (!cli_int(a, v, 1, 512, &nth)) return 2; }
-        else if (OPT("--warmup")) { if (!cli_int(a, v, 0, 1 << 30, &oc.warmup)) return 2; }
-        else if (OPT("--lr")) { if (!cli_float(a, v, &oc.lr)) return 2; }
-        else if (OPT("--beta1")) { if (!cli_float(a, v, &oc.beta1)) return 2; }
-        else if (OPT("--beta2")) { if (!cli_float(a, v, &oc.beta2)) return 2; }
-        else if (OPT("--eps")) { if (!cli_float(a, v, &oc.eps)) return 2; }
-        else if (OPT("--wd")) { if (!cli_float(a, v, &oc.wd)) return 2; }
-        else if (OPT("--clip")) { if (!cli_float(a, v, &oc.clip)) return 2; }
-        else if (OPT("--lr-schedule")) { if (!bn_lr_sched_parse(v, &oc.sched)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", v); return 2; } }
+        else if (OPT("--batch")) { if (!cli_int(a, v, 1, 1 << 20, &o.B)) return 2; }
+        else if (OPT("--seq")) { if (!cli_int(a, v, 1, 1 << 20, &o.T)) return 2; }
+        else if (OPT("--steps")) { if (!cli_int(a, v, 1, BITNET_TRAIN_MAX_STEPS, &o.steps)) return 2; }
+        else if (OPT("--accum")) { if (!cli_int(a, v, 1, 1 << 16, &o.accum)) return 2; }
+        else if (OPT("--eval-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.eval_every)) return 2; }
+        else if (OPT("--eval-batches")) { if (!cli_int(a, v, 1, 1 << 20, &o.eval_batches)) return 2; }
+        else if (OPT("--save-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.save_every)) return 2; }
+        else if (OPT("--stop-after")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &stop_after)) return 2; }
+        else if (OPT("--seed")) { if (!cli_int(a, v, 0, INT32_MAX, &o.seed)) return 2; }
+        else if (OPT("-t") || OPT("--threads")) { if (!cli_int(a, v, 1, 512, &nth)) return 2; }
+        else if (OPT("--warmup")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.warmup)) return 2; }
+        else if (OPT("--lr")) { if (!opt_float(a, v, &o.lr, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
+        else if (OPT("--beta1")) { if (!opt_float(a, v, &o.beta1, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
+        else if (OPT("--beta2")) { if (!opt_float(a, v, &o.beta2, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
+        else if (OPT("--eps")) { if (!opt_float(a, v, &o.eps, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
+        else if (OPT("--wd")) { if (!opt_float(a, v, &o.wd, 0, 1, INFINITY, 0, "a finite number >= 0")) return 2; }
+        else if (OPT("--clip")) { if (!opt_float(a, v, &o.clip, 0, 1, INFINITY, 0, "a finite number >= 0 (0 = no clipping)")) return 2; }
+        else if (OPT("--lr-schedule")) {
+            bitnet_lr_schedule sc;
+            if (!bitnet_lr_schedule_parse(v, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", v); return 2; }
+            o.sched = (int)sc;
+        }
         else { fprintf(stderr, "bitnet: train: unknown option '%s'\n", a); usage(); return 2; }
 #undef OPT
+        for (int k = 0; k < NOPTS; k++) if (!strcmp(a, OPTS[k].opt)) given[k] = 1;
     }
-    if (!data_path || !outdir || (!resume && !init == !config)) {
+    /* paths are stored absolute, so a resume from another directory finds them */
+    char *absp[NOPTS] = {0};
+    for (int k = 0; k < NOPTS; k++)
+        if (OPTS[k].kind == K_STR && given[k] && (absp[k] = realpath(*FIELD(&o, k, const char *), NULL)))
+            *FIELD(&o, k, const char *) = absp[k];
+    if (!outdir || (!resume && (!o.data || !o.init == !o.config))) {
+        for (int k = 0; k < NOPTS; k++) free(absp[k]);
         fprintf(stderr, "bitnet: train needs --data, -o OUTDIR and exactly one of --init DIR / --config FILE.json (or --resume)\n");
         usage(); return 2;
     }
-    oc.total_steps = steps;
-    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); return 1; }
-
-    bn_train_model *m = NULL;
-    bitnet_status s;
-    if (resume) s = bn_train_model_from_dir(outdir, no_quant, nth, &m);  /* shape + weights; state below */
-    else if (init) s = bn_train_model_from_dir(init, no_quant, nth, &m);
-    else {
-        char *txt; bn_config c;
-        s = bn_read_file(config, &txt, NULL);
-        if (!s) { s = bn_config_parse(txt, config, &c); free(txt); }
-        if (!s) s = bn_train_model_new(&c, no_quant, nth, &m);
-        if (!s) bn_train_model_init_random(m, (uint64_t)seed, 0.02f);
-    }
-    if (s) return cli_fail(resume ? "train --resume" : "train: model");
-    bn_data *data = NULL, *val = NULL;
-    if ((s = bn_data_open(data_path, m->cfg.vocab_size, B, T, &data))) { bn_train_model_free(m); return cli_fail("train: data"); }
-    if (val_path && (s = bn_data_open(val_path, m->cfg.vocab_size, B, T, &val))) { bn_data_free(data); bn_train_model_free(m); return cli_fail("train: validation data"); }
-    bn_trainer tr;
     int rc = 0;
+    bitnet_trainer *tr = NULL;
+    bitnet_trainer_info info;
     mrow *rows = NULL; int nrows = 0, caprows = 0;
-    if ((s = bn_trainer_init(&tr, m, data, &oc, B, T, accum))) { rc = cli_fail("train"); goto done; }
-    tr.rng = (uint64_t)seed;
+    char *stored = NULL, *optjs = NULL;
+    bitnet_status s;
     if (resume) {
-        if ((s = bn_trainer_load(&tr, outdir))) { rc = cli_fail("train --resume"); goto done; }
-        read_metrics(outdir, (int)tr.step + 1, &rows, &nrows, &caprows);
-        fprintf(stderr, "resuming %s at step %lld\n", outdir, (long long)tr.step);
+        if (o.init || o.config) fprintf(stderr, "note: --resume continues %s's model; %s is ignored\n", outdir, o.init ? "--init" : "--config");
+        if ((s = bitnet_trainer_read_options_text(outdir, &stored))) { rc = cli_fail("train --resume"); goto done; }
+        if (stored && !merge_stored(&o, given, stored, outdir, keep)) { rc = 2; goto done; }
+        if (!stored) fprintf(stderr, "note: %s's checkpoint stores no options (older bitnet); using the command line's\n", outdir);
+        if (!o.data) { fprintf(stderr, "bitnet: train --resume: the checkpoint names no --data; give it\n"); rc = 2; goto done; }
+    } else {
+        if (cli_file_exists(outdir) && !cli_is_dir(outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", outdir); rc = 1; goto done; }
+        static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv"};
+        for (int k = 0; k < 3; k++) {
+            char *p = cli_path_join(outdir, run_files[k]);
+            int there = p && cli_file_exists(p);
+            if (there && !force) {
+                fprintf(stderr, "bitnet: train: %s already holds a run (%s); continue it with --resume, or pass --force to start over and overwrite it\n", outdir, run_files[k]);
+                free(p); rc = 1; goto done;
+            }
+            if (there && k == 0) unlink(p);  /* --force: a crash before the first save must not resume the old run */
+            free(p);
+        }
     }
-    tr.dump_grads = dump;
-    double fpt = bn_train_flops_per_token(m);
+    tp.optim.lr = o.lr; tp.optim.beta1 = o.beta1; tp.optim.beta2 = o.beta2; tp.optim.eps = o.eps; tp.optim.weight_decay = o.wd;
+    tp.optim.clip = o.clip; tp.optim.warmup = o.warmup; tp.optim.schedule = (bitnet_lr_schedule)o.sched;
+    tp.total_steps = o.steps; tp.batch = o.B; tp.seq = o.T; tp.accum = o.accum; tp.no_quant = o.no_quant;
+    tp.n_threads = nth; tp.seed = (uint64_t)o.seed;
+    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); rc = 1; goto done; }
+
+    /* resume: shape + weights from OUTDIR, the state below; else --init DIR or a fresh --config model */
+    s = bitnet_trainer_new(resume ? outdir : o.init ? o.init : o.config, &tp, &tr);
+    if (s) { rc = cli_fail(resume ? "train --resume" : "train: model"); goto done; }
+    bitnet_trainer_get_info(tr, &info);
+    if (resume && !stored && info.full_precision && !o.no_quant) {
+        fprintf(stderr, "bitnet: train --resume: %s is a full-precision (--no-quant) run; pass --no-quant to continue it\n", outdir);
+        rc = 2; goto done;
+    }
+    if ((s = bitnet_trainer_set_data(tr, o.data, o.val))) { rc = cli_fail("train: data"); goto done; }
+    if (resume) {
+        int given_seed = 0;
+        for (int k = 0; k < NOPTS; k++) if (!strcmp(OPTS[k].opt, "--seed")) given_seed = given[k];
+        if ((s = bitnet_trainer_load_state(tr, outdir))) { rc = cli_fail("train --resume"); goto done; }
+        /* the checkpoint's data order is restored; a new --seed reorders the remaining windows */
+        if (given_seed && (s = bitnet_trainer_reseed(tr, (uint64_t)o.seed))) { rc = cli_fail("train --resume"); goto done; }
+        if (bitnet_trainer_get_step(tr) >= o.steps) {
+            fprintf(stderr, "bitnet: train --resume: %s is already at step %lld of %d; to train further pass --steps M with M > %lld "
+                    "(the lr schedule then spans M steps)\n", outdir, (long long)bitnet_trainer_get_step(tr), o.steps, (long long)bitnet_trainer_get_step(tr));
+            rc = 1; goto done;
+        }
+        read_metrics(outdir, (int)bitnet_trainer_get_step(tr) + 1, &rows, &nrows, &caprows);
+        fprintf(stderr, "resuming %s at step %lld of %d\n", outdir, (long long)bitnet_trainer_get_step(tr), o.steps);
+    } else {
+        const char *tsrc = o.tokenizer ? o.tokenizer : o.init;
+        char cfgdir[4096];
+        if (!tsrc && o.config) {
+            const char *slash = strrchr(o.config, '/');
+            snprintf(cfgdir, sizeof cfgdir, "%.*s", slash ? (int)(slash - o.config) : 1, slash ? o.config : ".");
+            tsrc = cfgdir;
+        }
+        int nt = tsrc ? copy_tokenizer(tsrc, outdir) : 0;
+        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
+        if (nt) {
+            bitnet_tokenizer *tk;
+            if (bitnet_tokenizer_load(outdir, &tk) == BITNET_OK) {
+                int tv = bitnet_tokenizer_vocab_size(tk);
+                bitnet_tokenizer_free(tk);
+                if (tv > info.vocab_size) {
+                    fprintf(stderr, "bitnet: train: the tokenizer from %s has %d tokens but the model's vocab_size is %d: "
+                            "prompts would encode to ids the model cannot embed; raise vocab_size to >= %d\n", tsrc, tv, info.vocab_size, tv);
+                    rc = 2; goto done;
+                }
+            }
+            fprintf(stderr, "tokenizer: copied %d file(s) from %s\n", nt, tsrc);
+        }
+        else fprintf(stderr, "note: no tokenizer files found (pass --tokenizer DIR): %s cannot be run until one is copied into it\n", outdir);
+    }
+    if (resume && o.tokenizer && given[4]) {  /* OPTS[4] is --tokenizer: a new one given on resume */
+        int nt = copy_tokenizer(o.tokenizer, outdir);
+        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
+    }
+    if (!(optjs = opts_to_json(&o))) { fprintf(stderr, "bitnet: train: out of memory\n"); rc = 1; goto done; }
+    if ((s = bitnet_trainer_set_options_text(tr, optjs)) || (dump && (s = bitnet_trainer_dump_next_grads(tr, dump)))) { rc = cli_fail("train"); goto done; }
+    double fpt = info.flops_per_token;
     fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
-            m->cfg.n_layers, m->cfg.hidden_size, m->cfg.vocab_size, m->n_params / 1e6,
-            no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", bn_sgemm_isa(), nth);
-    int64_t last_saved = tr.step;
+            info.n_layers, info.hidden_size, info.vocab_size, info.n_params / 1e6,
+            o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", info.gemm, nth);
+    int64_t last_saved = bitnet_trainer_get_step(tr);
     double tok_total = 0, sec_total = 0;
-    while (tr.step < steps && !(stop_after && ran >= stop_after)) {
-        bn_step_stats st;
-        s = bn_trainer_step(&tr, &st);
+    g_interrupted = 0;
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint; sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C kills as usual */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    while (bitnet_trainer_get_step(tr) < o.steps && !(stop_after && ran >= stop_after)) {
+        bitnet_train_stats st;
+        s = bitnet_trainer_step(tr, &st);
         if (s) {
             fprintf(stderr, "bitnet: train: %s\n", bitnet_last_error());
             if (s == BITNET_ERR_NUMERIC) fprintf(stderr, "bitnet: train: stopped; the last good checkpoint in %s is from step %lld\n", outdir, (long long)last_saved);
@@ -205,39 +506,46 @@ int cmd_train(int argc, char **argv) {
         }
         tok_total += st.tokens; sec_total += st.seconds;
         double tps = st.tokens / st.seconds, avg = tok_total / sec_total;
-        char eta[32]; fmt_eta((double)(steps - tr.step) * st.tokens / avg, eta, sizeof eta);
+        char eta[32]; fmt_eta((double)(o.steps - bitnet_trainer_get_step(tr)) * st.tokens / avg, eta, sizeof eta);
         printf("step %lld/%d | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | %.1f GFLOP/s | ETA %s\n",
-               (long long)tr.step, steps, st.loss, st.lr, st.grad_norm, tps, fpt * tps / 1e9, eta);
+               (long long)bitnet_trainer_get_step(tr), o.steps, st.loss, st.lr, st.grad_norm, tps, fpt * tps / 1e9, eta);
         fflush(stdout);
         if (nrows == caprows) { caprows = caprows ? caprows * 2 : 256; mrow *q = realloc(rows, caprows * sizeof *q); if (!q) { rc = 1; goto done; } rows = q; }
-        rows[nrows++] = (mrow){(int)tr.step, st.loss, NAN, st.lr, (float)tps};
+        rows[nrows++] = (mrow){(int)bitnet_trainer_get_step(tr), st.loss, NAN, st.lr, (float)tps};
         ran++;
-        int last = tr.step == steps || ran == stop_after;
-        if (val && ((eval_every > 0 && tr.step % eval_every == 0) || last)) {
+        int stop = g_interrupted;
+        int last = bitnet_trainer_get_step(tr) == o.steps || ran == stop_after || stop;
+        int eval_now = o.val && ((o.eval_every > 0 && bitnet_trainer_get_step(tr) % o.eval_every == 0) || last);
+        if (eval_now) {
             float vl;
-            if ((s = bn_trainer_eval(&tr, val, eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
+            if ((s = bitnet_trainer_eval(tr, o.eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
             rows[nrows - 1].val = vl;
-            printf("eval step %lld | val_loss %.6f\n", (long long)tr.step, vl);
+            printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(tr), vl);
             fflush(stdout);
         }
-        if ((val && ((eval_every > 0 && tr.step % eval_every == 0) || last)) || last) {
+        if (eval_now || last) {
             if (!write_metrics(outdir, rows, nrows) || !write_svg(outdir, rows, nrows))
                 fprintf(stderr, "bitnet: train: warning: cannot write metrics.csv/loss.svg in %s: %s\n", outdir, bitnet_last_error());
         }
-        if ((save_every > 0 && tr.step % save_every == 0) || last) {
-            if ((s = bn_trainer_save(&tr, outdir))) {
-                fprintf(stderr, "bitnet: train: saving checkpoint at step %lld failed: %s\n", (long long)tr.step, bitnet_last_error());
+        if ((o.save_every > 0 && bitnet_trainer_get_step(tr) % o.save_every == 0) || last) {
+            if ((s = bitnet_trainer_save(tr, outdir))) {
+                fprintf(stderr, "bitnet: train: saving checkpoint at step %lld failed: %s\n", (long long)bitnet_trainer_get_step(tr), bitnet_last_error());
                 fprintf(stderr, "bitnet: train: the previous checkpoint in %s (step %lld) is intact\n", outdir, (long long)last_saved);
                 rc = 1; goto done;
             }
-            last_saved = tr.step;
+            last_saved = bitnet_trainer_get_step(tr);
+        }
+        if (stop) {
+            fprintf(stderr, "interrupted: checkpoint at step %lld of %d saved in %s; continue with: bitnet train --resume -o %s\n",
+                    (long long)bitnet_trainer_get_step(tr), o.steps, outdir, outdir);
+            rc = 130; break;
         }
     }
-    if (sec_total > 0) fprintf(stderr, "done: %lld steps, %.0f tokens/s average, checkpoint in %s\n", (long long)tr.step, tok_total / sec_total, outdir);
+    sigaction(SIGINT, &old_sa, NULL);
+    if (sec_total > 0 && rc == 0) fprintf(stderr, "done: %lld steps, %.0f tokens/s average, checkpoint in %s\n", (long long)bitnet_trainer_get_step(tr), tok_total / sec_total, outdir);
 done:
-    free(rows);
-    bn_trainer_free(&tr);
-    bn_data_free(data); bn_data_free(val);
-    bn_train_model_free(m);
+    free(rows); free(stored); free(optjs);
+    for (int k = 0; k < NOPTS; k++) { free(keep[k]); free(absp[k]); }
+    bitnet_trainer_free(tr);
     return rc;
 }

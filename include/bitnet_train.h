@@ -1,0 +1,165 @@
+/* bitnet_train.h — the public training API of bitnet.c: quantization-aware training (QAT) of
+ * BitNet b1.58 models (absmean ternary weights and absmax int8 activations in the forward, the
+ * straight-through estimator in the backward, float32 master weights, AdamW), full-precision
+ * baselines, checkpoints that resume bit-exactly, export to the packed inference layout, and
+ * byte-level BPE tokenizer training.
+ *
+ * What it is: opaque handles, params structs by value from *_default_params(), a status from
+ * every call and the message in bitnet_last_error(), as in bitnet.h (which this includes). No
+ * function prints, exits or installs a signal handler: bitnet_trainer_cancel() may be called
+ * from another thread or a signal handler, and the caller's loop checks it between steps.
+ * What it is not: an autograd engine or a graph framework; the model is the BitNet b1.58
+ * architecture that bitnet.h runs.
+ *
+ * A run (what `bitnet train` does, tools/cmd_train.c):
+ *     bitnet_train_params p = bitnet_train_default_params();  p.total_steps = 100;
+ *     bitnet_trainer *t;  bitnet_trainer_new("config.json" or "master_dir", &p, &t);
+ *     bitnet_trainer_set_data(t, "train.u32", "val.u32");
+ *     while (bitnet_trainer_get_step(t) < p.total_steps) bitnet_trainer_step(t, &stats);
+ *     bitnet_trainer_save(t, "out");  bitnet_export_packed("out", "out-packed");
+ * Resume: bitnet_trainer_new("out", &p, &t); set_data; bitnet_trainer_load_state(t, "out"). */
+#ifndef BITNET_TRAIN_API_H
+#define BITNET_TRAIN_API_H
+#include "bitnet.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+typedef enum bitnet_lr_schedule {
+    BITNET_LR_CONSTANT = 0,   /* linear warmup, then lr */
+    BITNET_LR_COSINE = 1,     /* warmup, then cosine to lr * min_lr_frac at total_steps */
+    BITNET_LR_TWO_STAGE = 2,  /* BitNet b1.58 recipe: cosine to lr/2 at the midpoint, then
+                               * lr * stage2_frac cosine-decaying by min_lr_frac; no weight
+                               * decay in stage 2 */
+} bitnet_lr_schedule;
+/* "constant" / "cosine" / "two-stage"; NULL for an unknown value. */
+const char *bitnet_lr_schedule_name(bitnet_lr_schedule s);
+/* Parse a schedule name; 0 if unknown. */
+int bitnet_lr_schedule_parse(const char *name, bitnet_lr_schedule *out);
+
+/* AdamW with torch.optim.AdamW's arithmetic, global-norm clipping and the schedule. */
+typedef struct bitnet_optim_params {
+    float lr, beta1, beta2, eps, weight_decay;
+    float clip;                  /* max gradient L2 norm; 0: no clipping */
+    bitnet_lr_schedule schedule;
+    int warmup;                  /* steps of linear warmup (0: none) */
+    float min_lr_frac;           /* cosine floor as a fraction of the peak */
+    float stage2_frac;           /* two-stage: stage-2 lr as a fraction of lr */
+} bitnet_optim_params;
+
+/* The longest run: steps are 0 .. BITNET_TRAIN_MAX_STEPS. */
+#define BITNET_TRAIN_MAX_STEPS (1 << 30)
+
+typedef struct bitnet_train_params {
+    const char *kernels;         /* CPU kernel set, as bitnet_model_params.kernels */
+    int n_threads;               /* worker threads (0: 1) */
+    int no_quant;                /* 1: full-precision baseline (no quantizers; the checkpoint is
+                                  * labelled full_precision and bitnet_model_load refuses it) */
+    int batch, seq, accum;       /* micro-batch of batch x seq tokens; accum micro-batches a step */
+    int64_t total_steps;         /* the run's length (the schedule spans it) */
+    uint64_t seed;               /* random init of a fresh model, and the order of data windows */
+    float init_std;              /* fresh models: weights ~ N(0, init_std), norms 1 */
+    bitnet_optim_params optim;
+} bitnet_train_params;
+/* batch 4, seq 128, accum 1, 100 steps, seed 1337, init_std 0.02, lr 1e-3, betas 0.9/0.95,
+ * eps 1e-8, weight decay 0.1, clip 1, constant schedule, min_lr_frac 0.1, stage2_frac 0.1. */
+bitnet_train_params bitnet_train_default_params(void);
+
+typedef struct bitnet_trainer bitnet_trainer;
+
+/* A trainer. from: a folder holding config.json and master weights (model.safetensors in
+ * F32/BF16/F16, 2B-4T or 1bitLLM names; a checkpoint this API saved), or a config.json file
+ * (a fresh model, random init from p->seed). p: NULL = defaults. */
+bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *p, bitnet_trainer **out);
+void bitnet_trainer_free(bitnet_trainer *t);
+
+/* Training data: files of uint32 little-endian token ids (bitnet tokenize-file writes them),
+ * every id inside the model's vocabulary. Training reads random windows of seq+1 tokens in an
+ * order fixed by the seed (a new permutation each epoch); validation reads from its start, in
+ * order. val_path may be NULL. Needed before step/eval/load_state. */
+bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path, const char *val_path);
+/* Re-seed the order of the remaining training windows (a resume with another seed). */
+bitnet_status bitnet_trainer_reseed(bitnet_trainer *t, uint64_t seed);
+
+typedef struct bitnet_train_stats {
+    float loss;                  /* mean cross-entropy over the step's micro-batches */
+    float lr, weight_decay;      /* as the schedule set them for this step */
+    double grad_norm;            /* global L2 norm before clipping */
+    double seconds;              /* wall time of the step */
+    int64_t tokens;              /* tokens the step processed */
+} bitnet_train_stats;
+
+/* One optimizer step over accum micro-batches. BITNET_ERR_NUMERIC on a non-finite loss or
+ * gradient norm, with parameters and optimizer state left as they were. */
+bitnet_status bitnet_trainer_step(bitnet_trainer *t, bitnet_train_stats *st);
+/* Mean validation loss over n_batches batches from the start of the validation data. */
+bitnet_status bitnet_trainer_eval(bitnet_trainer *t, int n_batches, float *val_loss);
+/* Write the checkpoint into dir (created if missing; every file through a temp file and a
+ * rename): config.json + model.safetensors (float32 master weights, HF names) and
+ * train_state.safetensors (what a bit-exact resume needs, and the options text). */
+bitnet_status bitnet_trainer_save(const bitnet_trainer *t, const char *dir);
+/* Restore parameters, AdamW moments, step and data order from dir's checkpoint (the trainer
+ * must have been made from dir, and its data set). BITNET_ERR_IO "no checkpoint in DIR" when
+ * there is none; every stored field is range-checked. */
+bitnet_status bitnet_trainer_load_state(bitnet_trainer *t, const char *dir);
+/* A caller's text (e.g. its options as JSON) stored verbatim in the next checkpoints; copied. */
+bitnet_status bitnet_trainer_set_options_text(bitnet_trainer *t, const char *text);
+/* *text = a malloc'd copy of the options text stored in dir's checkpoint (NULL if none). */
+bitnet_status bitnet_trainer_read_options_text(const char *dir, char **text);
+/* Write the gradients of the next step (before clipping) to path as float32 safetensors. */
+bitnet_status bitnet_trainer_dump_next_grads(bitnet_trainer *t, const char *path);
+
+/* Ask the caller's loop to stop: sets a flag that bitnet_trainer_cancelled() reports. Safe
+ * from any thread and from a signal handler. */
+void bitnet_trainer_cancel(bitnet_trainer *t);
+int bitnet_trainer_cancelled(const bitnet_trainer *t);
+
+typedef struct bitnet_trainer_info {
+    int64_t step;                /* optimizer steps done */
+    int64_t n_params;            /* trained parameters */
+    double flops_per_token;      /* forward + backward model FLOPs per token ("6N") */
+    int vocab_size, hidden_size, n_layers;
+    int full_precision;          /* the model was trained without quantizers */
+    const char *gemm;            /* float GEMM kernels in use */
+} bitnet_trainer_info;
+void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *info);
+int64_t bitnet_trainer_get_step(const bitnet_trainer *t);
+
+/* Write a 2B-4T packed inference checkpoint (what bitnet_model_load runs) from the master
+ * weights in master_dir to out_dir (created if missing; tokenizer files copied along). A
+ * full-precision (no_quant) checkpoint is refused (BITNET_ERR_ARG: packing ternarizes it, which
+ * changes the model it learned) unless flags has BITNET_EXPORT_ALLOW_FULL_PRECISION. */
+#define BITNET_EXPORT_ALLOW_FULL_PRECISION 1
+bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, int flags);
+/* Copy the tokenizer files (tokenizer.json / tokenizer.model, tokenizer_config.json,
+ * special_tokens_map.json, generation_config.json) found in src_dir into dst_dir, each
+ * atomically; *n_copied (may be NULL) counts them. */
+bitnet_status bitnet_copy_tokenizer_files(const char *src_dir, const char *dst_dir, int *n_copied);
+
+/* ---- tokenizer training ---------------------------------------------------------------- */
+typedef struct bitnet_bpe_params {
+    int vocab_size;              /* total, incl. the 256 byte tokens and the specials */
+    const char *const *specials; /* special tokens appended after the vocabulary */
+    int n_specials;
+    const char *bos;             /* special the post-processor adds at the start, or NULL */
+    int min_frequency;           /* stop when the best pair occurs fewer times (2) */
+    /* progress (may be NULL): phase 0 = counting words (bytes), 1 = merging (merges) */
+    void (*progress)(void *ud, int phase, double done, double total);
+    void *progress_ud;
+} bitnet_bpe_params;
+bitnet_bpe_params bitnet_bpe_default_params(void);
+/* Train byte-level BPE (Llama 3 pre-tokenizer + ByteLevel) on texts[n] (lens[n] bytes each)
+ * and write a Hugging Face tokenizer.json to out_path atomically. */
+bitnet_status bitnet_bpe_train(const char *const *texts, const size_t *lens, int n,
+                               const bitnet_bpe_params *p, const char *out_path, int *n_merges);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+#ifdef __cplusplus
+}
+#endif
+#endif

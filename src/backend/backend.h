@@ -1,0 +1,93 @@
+/* backend.h — the interface between the model code (src/model.c) and the hardware that runs it,
+ * at layer-op granularity: one call per BitLinear group, norm, RoPE, attention, activation, head.
+ *
+ * What it is: a table of function pointers (bn_backend) and the two kinds of objects it makes:
+ *   - ternary weights (bn_tmat), prepared once at load time from plain int8 values; a weight
+ *     records its layout and the device that holds its bytes, which only the backend reads;
+ *   - an execution state (bn_exec) per inference context: worker threads, scratch, the KV cache
+ *     (n_seq sequences x n_ctx positions per layer) and RoPE tables.
+ * Activation buffers (float *) come from be->alloc and may live on the device: the model code
+ * passes them (and pointers offset into them) to ops but never reads or writes them itself.
+ * Arrays of token ids, positions and sequence ids are host memory; so are the logits the head
+ * writes. Everything a kernel produces is defined by the CPU backend (src/backend/cpu/cpu.c),
+ * whose inner kernels are the bn_kernels set of the model (src/kernels/kernels.h).
+ * What it is not: a graph, a scheduler or an allocator of the model's float vectors (norm
+ * weights and the embedding/head matrices are host memory for now; a device backend would
+ * mirror them in exec_new). */
+#ifndef BITNET_BACKEND_H
+#define BITNET_BACKEND_H
+#include <stddef.h>
+#include <stdint.h>
+#include "util.h"
+
+/* Where a buffer's bytes live. */
+enum { BN_DEV_CPU = 0 };
+/* Packed ternary layouts (kernels.h describes them). */
+enum { BN_LAYOUT_NONE = 0, BN_LAYOUT_TERN_REF = 1, BN_LAYOUT_TERN_I16 = 2 };
+
+/* A BitLinear weight W[rows=out, cols=in], ternary, in `layout` on `device`:
+ *     y[r] = (sum_k W[r][k] * xq[k]) / s_act * scale */
+typedef struct bn_tmat {
+    int rows, cols;
+    float scale;
+    int layout, device;  /* BN_LAYOUT_*, BN_DEV_* */
+    size_t bytes;        /* size of data */
+    uint8_t *data;       /* owned by the backend that made it; opaque to the model code */
+} bn_tmat;
+
+typedef struct bitnet_model bitnet_model;
+typedef struct bn_exec bn_exec;
+
+/* What an execution state must hold. */
+typedef struct bn_exec_shape {
+    int n_ctx;      /* KV positions per sequence */
+    int n_seq;      /* sequences (cache slots) */
+    int nmax;       /* most tokens per op call */
+    int n_threads;  /* CPU worker threads (a device backend may ignore it) */
+} bn_exec_shape;
+
+typedef struct bn_backend {
+    const char *name;
+    int device;  /* BN_DEV_* of everything it makes */
+    /* ---- weights ---- */
+    /* Make w (rows, cols, scale, layout, device, bytes, data) from q: int8[rows][cols] in
+     * {-1,0,1}, for model m (whose kernel set picks the layout). On failure w->data is NULL. */
+    bitnet_status (*tmat_new)(const bitnet_model *m, const int8_t *q, int rows, int cols, float scale, bn_tmat *w);
+    /* Free w's data (NULL data: nothing). */
+    void (*tmat_free)(bn_tmat *w);
+    /* ---- execution state ---- */
+    bitnet_status (*exec_new)(const bitnet_model *m, const bn_exec_shape *sh, bn_exec **out);
+    void (*exec_free)(bn_exec *e);
+    /* A device float buffer of n floats (NULL on failure); freed by buf_free (NULL: nothing). */
+    float *(*buf_new)(bn_exec *e, size_t n);
+    void (*buf_free)(bn_exec *e, float *p);
+    /* ---- ops; tensors are row-major [n][width] with rows packed (stride = width) ---- */
+    /* x[n][dim] = embedding rows of ids[n] (host), as float. */
+    void (*embed)(bn_exec *e, const int32_t *ids, int n, float *x);
+    /* out[t] = x[t] * rsqrt(mean(x[t]^2) + eps) * w, t < n; out may be x. w: [d]. */
+    void (*rmsnorm)(bn_exec *e, float *out, const float *x, const float *w, int n, int d, float eps);
+    /* Fused BitLinear: quantize each row of x[n][w[0]->cols] to int8 (absmax per row), then
+     * y[i][n][w[i]->rows] = (W_i xq) / s_act * w[i]->scale for i < nw (nw <= 3; all w[i] share cols;
+     * one pass over the weights serves all n rows). */
+    void (*bitlinear)(bn_exec *e, const float *x, int n, int nw, const bn_tmat *const *w, float *const *y);
+    /* Rotate-half RoPE in place on v[n][n_heads*head_dim], row t at position pos[t] (host). */
+    void (*rope)(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos);
+    /* Causal attention of layer `layer`: store k[t], v[t] ([n][kv_dim], already roped) in the
+     * cache of sequence seq[t] at position pos[t], then out[t] = softmax(q[t] K^T / sqrt(hd)) V over
+     * positions 0..pos[t] of that sequence (GQA: query head h reads kv head h / (nh/nkv)).
+     * q, out: [n][q_dim]. Callers guarantee positions 0..pos[t]-1 of seq[t] hold valid entries. */
+    void (*attention)(bn_exec *e, int layer, const float *q, const float *k, const float *v, int n,
+                      const int32_t *seq, const int32_t *pos, float *out);
+    /* Gated activation in place: g[i] = act(g[i]) * u[i], i < n; act 0 = relu^2, 1 = silu. */
+    void (*glu)(bn_exec *e, float *g, const float *u, size_t n, int act);
+    /* x[i] += y[i], i < n. */
+    void (*add)(bn_exec *e, float *x, const float *y, size_t n);
+    /* LM head of the model's current head type: logits[n][vocab] (host) = x[n][dim] @ head^T. */
+    void (*head)(bn_exec *e, const float *x, int n, float *logits);
+    /* 1 if all of x[n] are finite, else 0. */
+    int (*finite)(bn_exec *e, const float *x, size_t n);
+} bn_backend;
+
+/* The CPU backend (src/backend/cpu/cpu.c): the model's bn_kernels set plus a thread pool. */
+const bn_backend *bn_backend_cpu(void);
+#endif
