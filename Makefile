@@ -41,6 +41,7 @@ $(BUILD)/src/kernels/arm_neon.o:    CFLAGS += -march=armv8-a
 $(BUILD)/src/kernels/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
 endif
 
+.DEFAULT_GOAL := all
 # CUDA=1: the .cu files join the library (they are never picked up otherwise).
 ifeq ($(CUDA),1)
 NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
@@ -63,6 +64,7 @@ $(BUILD)/tests/cuda/%: tests/cuda/%.c tests/t.h $(BUILD)/libbitnet.a
 # GPU checks against the CPU reference, then the kernel bench (on a machine with a GPU).
 test-cuda: all
 	$(BUILD)/tests/cuda/test_cuda
+	$(BUILD)/tests/cuda/test_cuda_model
 	$(BUILD)/tests/cuda/bench_cuda
 else
 test-cuda:
