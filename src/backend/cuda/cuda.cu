@@ -7,7 +7,7 @@
  * finite() and head() wait for it. A failing op records its error for status() and turns the
  * later ops of the forward into no-ops, so the caller gets that error, never a crash.
  * Host arrays of positions / sequence ids are uploaded once per forward (compared with the last
- * upload). Not yet: CUDA graphs, fused norm+quant, tensor-core prefill, GPU argmax through the
+ * upload). Forwards of up to GRAPH_MAX tokens run as CUDA graphs (below). Not yet: fused norm+quant, tensor-core prefill, GPU argmax through the
  * API (bn_cu_argmax exists; the interface returns full logits). */
 extern "C" {
 #include "backend/backend.h"
@@ -31,7 +31,11 @@ struct bn_exec {
     int8_t *xq; float *xs; int32_t *xsum;
     float *attws;
     int32_t *ids_d, *pos_d, *seq_d;
-    int32_t *pos_h, *seq_h; int pos_n, seq_n; /* last uploaded (host copies) */
+    int32_t *pos_h, *seq_h, *ids_h; int pos_n, seq_n; /* last uploaded (host copies) */
+    void *up;                        /* stream for synchronous uploads in graph modes */
+    int graphs, mode, cur, nrec, caprec, nrec_ok;
+    struct oprec *rec;
+    void *gexec;                     /* cudaGraphExec_t */
     float *logits_d;
     int *bad_d;
     /* mirrors */
@@ -40,7 +44,8 @@ struct bn_exec {
     const float **norm_h; float **norm_d; int n_norm;
 };
 
-#define OK_OR_RET(e) do { if ((e)->err) return; } while (0)
+enum { M_EAGER, M_CAPTURE, M_REPLAY };  /* how ops run (see "decode graphs" below) */
+static void graph_drop(bn_exec *e);
 static void note(bn_exec *e, bitnet_status s) { if (s && !e->err) e->err = s; }
 
 /* ---- weights ---- */
@@ -105,8 +110,10 @@ static void cu_exec_free(bn_exec *e) {
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) bn_cu_free(d[i]);
     if (e->head_owned) bn_cu_free(e->head_d);
     for (int i = 0; i < e->n_norm; i++) bn_cu_free(e->norm_d[i]);
-    free(e->norm_h); free(e->norm_d); free(e->pos_h); free(e->seq_h);
-    bn_cu_stream_free(e->st);
+    free(e->norm_h); free(e->norm_d); free(e->pos_h); free(e->seq_h); free(e->ids_h);
+    if (e->mode == M_CAPTURE) { cudaGraph_t g = NULL; cudaStreamEndCapture((cudaStream_t)e->st, &g); if (g) cudaGraphDestroy(g); cudaGetLastError(); }
+    graph_drop(e); free(e->rec);
+    bn_cu_stream_free(e->st); bn_cu_stream_free(e->up);
     free(e);
 }
 
@@ -137,8 +144,10 @@ static bitnet_status cu_exec_new(const bitnet_model *m, const bn_exec_shape *sh,
     if (!s) s = bn_cu_malloc((void **)&e->seq_d, N * 4, "sequence ids");
     if (!s) s = bn_cu_malloc((void **)&e->logits_d, N * cf->vocab_size * 4, "logits");
     if (!s) s = bn_cu_malloc((void **)&e->bad_d, 4, "a flag");
-    e->pos_h = (int32_t *)calloc(N, 4); e->seq_h = (int32_t *)calloc(N, 4);
-    if (!s && (!e->pos_h || !e->seq_h)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    e->pos_h = (int32_t *)calloc(N, 4); e->seq_h = (int32_t *)calloc(N, 4); e->ids_h = (int32_t *)calloc(N, 4);
+    if (!s && (!e->pos_h || !e->seq_h || !e->ids_h)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    if (!s) s = bn_cu_stream_new(&e->up);
+    e->graphs = 1;
     /* RoPE tables exactly as the CPU backend computes them */
     if (!s) {
         float *c = (float *)malloc((size_t)e->n_ctx * (hd / 2) * 4 + 4), *sn = (float *)malloc((size_t)e->n_ctx * (hd / 2) * 4 + 4);
@@ -192,59 +201,193 @@ static float *cu_buf_new(bn_exec *e, size_t n) {
 }
 static void cu_buf_free(bn_exec *e, float *p) { bn_cu_free(p); }
 
-/* ---- host arrays -> device, once per distinct content ---- */
-static void upload(bn_exec *e, const int32_t *h, int n, int32_t *shadow, int *sn, int32_t *dst) {
-    if (*sn == n && !memcmp(shadow, h, (size_t)n * 4)) return;
-    /* pageable source: the runtime stages it before returning, so h may change afterwards */
-    note(e, bn_cu_h2d(dst, h, (size_t)n * 4, e->st));
+/* ---- decode graphs ----
+ * Every op becomes a record (kind + arguments). A forward of at most GRAPH_MAX tokens is
+ * captured into a CUDA graph while its ops are recorded (embed, the first op, begins the
+ * capture; finite, which follows the last layer, ends it and launches the graph). The next
+ * forward whose ops repeat the records exactly (same buffers and sizes: decode steps do) only
+ * compares them and relaunches the graph: one launch per token instead of ~20 per layer. On
+ * the first difference the ops matched so far run eagerly from their records and the forward
+ * goes on eagerly. Token ids, positions and sequence ids are device arrays the kernels read,
+ * uploaded synchronously before the launch (the previous forward has finished: finite and
+ * head wait for the stream). Attention in a graph uses the grid for the whole context (blocks
+ * past a token's position exit at once), so it does not depend on the position. */
+enum { OP_EMBED, OP_NORM, OP_BITLIN, OP_ROPE, OP_ATT, OP_GLU, OP_ADD };
+struct oprec {
+    int kind, n, a, b, c;         /* kind-specific ints */
+    float f[3];                    /* eps; scales */
+    const void *p[7];              /* pointers */
+    size_t z;
+};
+#define GRAPH_MAX 64
+
+static bool same(const oprec &x, const oprec &y) { return !memcmp(&x, &y, sizeof x); }
+
+static void run_op(bn_exec *e, const oprec &r) {
+    const bn_config *cf = &e->m->cfg;
+    switch (r.kind) {
+    case OP_EMBED: note(e, bn_cu_embed(e->embed_d, e->embed_dt, cf->hidden_size, e->ids_d, r.n, (float *)r.p[0], e->st)); break;
+    case OP_NORM: note(e, bn_cu_rmsnorm((float *)r.p[0], (const float *)r.p[1], (const float *)r.p[2], r.n, r.a, r.f[0], e->st)); break;
+    case OP_BITLIN: {
+        int cols = r.b, kp = bn_kpad(cols);
+        note(e, bn_cu_quant((const float *)r.p[0], r.n, cols, cols, e->xq, kp, e->xs, e->xsum, e->st));
+        bn_cu_tmm mm[3];
+        for (int i = 0; i < r.a; i++) mm[i] = bn_cu_tmm{(const uint8_t *)r.p[1 + i], (int)((r.z >> (20 * i)) & 0xfffff), r.f[i], (float *)r.p[4 + i], NULL};
+        note(e, bn_cu_tgemm(mm, r.a, cols, e->xq, e->xs, e->xsum, r.n, e->st));
+        break;
+    }
+    case OP_ROPE: note(e, bn_cu_rope((float *)r.p[0], r.n, r.a, cf->head_dim, e->pos_d, e->rcos, e->rsin, e->st)); break;
+    case OP_ATT: {
+        int kvd = cf->n_kv_heads * cf->head_dim, layer = r.a;
+        float *kc = e->kc + (size_t)layer * e->layer_stride, *vc = e->vc + (size_t)layer * e->layer_stride;
+        note(e, bn_cu_kv_store(kc, vc, e->seq_stride, (const float *)r.p[1], (const float *)r.p[2], r.n, kvd, e->seq_d, e->pos_d, e->st));
+        note(e, bn_cu_attention((const float *)r.p[0], kc, vc, e->seq_stride, r.n, cf->n_heads, cf->n_kv_heads, cf->head_dim,
+                                e->seq_d, e->pos_d, r.b, e->attws, (float *)r.p[3], e->st));
+        break;
+    }
+    case OP_GLU: note(e, bn_cu_glu((float *)r.p[0], (const float *)r.p[1], r.z, r.a, e->st)); break;
+    case OP_ADD: note(e, bn_cu_add((float *)r.p[0], (const float *)r.p[1], r.z, e->st)); break;
+    }
+}
+
+static void graph_drop(bn_exec *e) {
+    if (e->gexec) cudaGraphExecDestroy((cudaGraphExec_t)e->gexec);
+    e->gexec = NULL; e->nrec_ok = 0;
+}
+
+static void dispatch(bn_exec *e, const oprec &r) {
+    if (e->err) return;
+    if (e->mode == M_REPLAY) {
+        if (e->cur < e->nrec && same(e->rec[e->cur], r)) { e->cur++; return; }
+        /* differs: run what matched, then this forward is eager */
+        e->mode = M_EAGER;
+        for (int i = 0; i < e->cur; i++) run_op(e, e->rec[i]);
+        graph_drop(e);
+    } else if (e->mode == M_CAPTURE) {
+        if (e->nrec == e->caprec) {
+            int nc = e->caprec ? 2 * e->caprec : 1024;
+            oprec *nr = (oprec *)realloc(e->rec, (size_t)nc * sizeof *nr);
+            if (!nr) { note(e, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
+            e->rec = nr; e->caprec = nc;
+        }
+        e->rec[e->nrec++] = r;
+    }
+    run_op(e, r);
+}
+
+/* host arrays -> device, once per distinct content. Eager: async on the stream (a pageable
+ * source is staged before the call returns); graph modes: synchronous, before the launch. */
+static void upload(bn_exec *e, const int32_t *h, int n, int32_t *shadow, int *sn, int32_t *dst, int force) {
+    if (!force && *sn == n && !memcmp(shadow, h, (size_t)n * 4)) return;
+    if (e->mode == M_EAGER) note(e, bn_cu_h2d(dst, h, (size_t)n * 4, e->st));
+    else {
+        cudaError_t ce = cudaMemcpyAsync(dst, h, (size_t)n * 4, cudaMemcpyHostToDevice, (cudaStream_t)e->up);
+        if (ce == cudaSuccess) ce = cudaStreamSynchronize((cudaStream_t)e->up);
+        if (ce != cudaSuccess) note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: upload: %s", cudaGetErrorString(ce)));
+    }
     memcpy(shadow, h, (size_t)n * 4); *sn = n;
 }
 
 /* ---- ops ---- */
 static void cu_embed(bn_exec *e, const int32_t *ids, int n, float *x) {
-    OK_OR_RET(e);
-    note(e, bn_cu_h2d(e->ids_d, ids, (size_t)n * 4, e->st));
-    note(e, bn_cu_embed(e->embed_d, e->embed_dt, e->m->cfg.hidden_size, e->ids_d, n, x, e->st));
+    if (e->err) return;
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_EMBED; r.n = n; r.p[0] = x;
+    e->mode = M_EAGER;
+    if (n <= GRAPH_MAX && e->graphs) {
+        if (e->gexec && e->nrec_ok && same(e->rec[0], r)) { e->mode = M_REPLAY; e->cur = 1; }
+        else {
+            graph_drop(e);
+            cudaError_t ce = cudaStreamBeginCapture((cudaStream_t)e->st, cudaStreamCaptureModeRelaxed);
+            if (ce == cudaSuccess) { e->mode = M_CAPTURE; e->nrec = 0; }
+            else cudaGetLastError();
+        }
+    }
+    int32_t dummy;
+    upload(e, ids, n, e->ids_h, &dummy, e->ids_d, 1);
+    if (e->mode == M_REPLAY) return;
+    dispatch(e, r);
 }
 static void cu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, int n, int d, float eps) {
-    OK_OR_RET(e);
+    if (e->err) return;
     float *wd = norm_dev(e, w);
-    if (wd) note(e, bn_cu_rmsnorm(out, x, wd, n, d, eps, e->st));
+    if (!wd) return;
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_NORM; r.n = n; r.a = d; r.f[0] = eps; r.p[0] = out; r.p[1] = x; r.p[2] = wd;
+    dispatch(e, r);
 }
 static void cu_bitlinear(bn_exec *e, const float *x, int n, int nw, const bn_tmat *const *w, float *const *y) {
-    OK_OR_RET(e);
-    int cols = w[0]->cols, kp = bn_kpad(cols);
-    note(e, bn_cu_quant(x, n, cols, cols, e->xq, kp, e->xs, e->xsum, e->st));
-    bn_cu_tmm mm[3];
-    for (int i = 0; i < nw; i++) mm[i] = bn_cu_tmm{w[i]->data, w[i]->rows, w[i]->scale, y[i], NULL};
-    note(e, bn_cu_tgemm(mm, nw, cols, e->xq, e->xs, e->xsum, n, e->st));
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_BITLIN; r.n = n; r.a = nw; r.b = w[0]->cols; r.p[0] = x;
+    for (int i = 0; i < nw; i++) { r.p[1 + i] = w[i]->data; r.p[4 + i] = y[i]; r.f[i] = w[i]->scale; r.z |= (size_t)w[i]->rows << (20 * i); }
+    dispatch(e, r);
 }
 static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos) {
-    OK_OR_RET(e);
-    upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d);
-    note(e, bn_cu_rope(v, n, n_heads, e->m->cfg.head_dim, e->pos_d, e->rcos, e->rsin, e->st));
+    if (e->err) return;
+    upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d, 0);
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_ROPE; r.n = n; r.a = n_heads; r.p[0] = v;
+    dispatch(e, r);
 }
 static void cu_attention(bn_exec *e, int layer, const float *q, const float *k, const float *v, int n,
                          const int32_t *seq, const int32_t *pos, float *out) {
-    OK_OR_RET(e);
-    const bn_config *cf = &e->m->cfg;
-    upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d);
-    upload(e, seq, n, e->seq_h, &e->seq_n, e->seq_d);
+    if (e->err) return;
+    upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d, 0);
+    upload(e, seq, n, e->seq_h, &e->seq_n, e->seq_d, 0);
     int maxpos = 0;
     for (int t = 0; t < n; t++) if (pos[t] > maxpos) maxpos = pos[t];
-    int kvd = cf->n_kv_heads * cf->head_dim;
-    float *kc = e->kc + (size_t)layer * e->layer_stride, *vc = e->vc + (size_t)layer * e->layer_stride;
-    note(e, bn_cu_kv_store(kc, vc, e->seq_stride, k, v, n, kvd, e->seq_d, e->pos_d, e->st));
-    note(e, bn_cu_attention(q, kc, vc, e->seq_stride, n, cf->n_heads, cf->n_kv_heads, cf->head_dim, e->seq_d, e->pos_d,
-                            maxpos, e->attws, out, e->st));
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_ATT; r.n = n; r.a = layer; r.b = e->mode == M_EAGER ? maxpos : e->n_ctx - 1;
+    r.p[0] = q; r.p[1] = k; r.p[2] = v; r.p[3] = out;
+    dispatch(e, r);
 }
-static void cu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) { OK_OR_RET(e); note(e, bn_cu_glu(g, u, n, act, e->st)); }
-static void cu_add(bn_exec *e, float *x, const float *y, size_t n) { OK_OR_RET(e); note(e, bn_cu_add(x, y, n, e->st)); }
+static void cu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) {
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_GLU; r.a = act; r.z = n; r.p[0] = g; r.p[1] = u;
+    dispatch(e, r);
+}
+static void cu_add(bn_exec *e, float *x, const float *y, size_t n) {
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_ADD; r.z = n; r.p[0] = x; r.p[1] = y;
+    dispatch(e, r);
+}
+
+/* End a capture or a replay: launch the graph (or run the matched prefix); then eager. */
+static void graph_finish(bn_exec *e) {
+    if (e->mode == M_CAPTURE) {
+        cudaGraph_t g = NULL;
+        cudaError_t ce = cudaStreamEndCapture((cudaStream_t)e->st, &g);
+        e->mode = M_EAGER;
+        if (ce != cudaSuccess || e->err) {
+            cudaGetLastError();
+            if (g) cudaGraphDestroy(g);
+            graph_drop(e);
+            if (!e->err) note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph capture: %s", cudaGetErrorString(ce)));
+            return;
+        }
+        cudaGraphExec_t x = NULL;
+        ce = cudaGraphInstantiate(&x, g, 0);
+        cudaGraphDestroy(g);
+        if (ce != cudaSuccess) { cudaGetLastError(); note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph instantiate: %s", cudaGetErrorString(ce))); return; }
+        e->gexec = x; e->nrec_ok = e->nrec;
+        e->nrec = e->nrec_ok;
+    } else if (e->mode == M_REPLAY) {
+        e->mode = M_EAGER;
+        if (e->cur != e->nrec) {  /* fewer ops than recorded */
+            for (int i = 0; i < e->cur; i++) run_op(e, e->rec[i]);
+            graph_drop(e);
+            return;
+        }
+    } else return;
+    cudaError_t ce = cudaGraphLaunch((cudaGraphExec_t)e->gexec, (cudaStream_t)e->st);
+    if (ce != cudaSuccess) { cudaGetLastError(); note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph launch: %s", cudaGetErrorString(ce))); graph_drop(e); }
+}
 
 static void cu_head(bn_exec *e, const float *x, int n, float *logits) {
-    OK_OR_RET(e);
+    graph_finish(e);
+    if (e->err) return;
     const bitnet_model *m = e->m;
-    if (m->head_type != e->head_type) { note(e, mirror_head(e)); OK_OR_RET(e); }
+    if (m->head_type != e->head_type) { note(e, mirror_head(e)); if (e->err) return; }
     int V = m->cfg.vocab_size;
     for (int t0 = 0; t0 < n && !e->err; t0 += e->nmax) {
         int nn = n - t0 < e->nmax ? n - t0 : e->nmax;
@@ -254,6 +397,7 @@ static void cu_head(bn_exec *e, const float *x, int n, float *logits) {
 }
 
 static int cu_finite(bn_exec *e, const float *x, size_t n) {
+    graph_finish(e);
     if (e->err) return 1; /* status() reports the real failure */
     int bad = 0;
     note(e, bn_cu_memset(e->bad_d, 0, 4, e->st));
@@ -263,9 +407,10 @@ static int cu_finite(bn_exec *e, const float *x, size_t n) {
 }
 
 static bitnet_status cu_status(bn_exec *e) {
+    if (e->err) graph_finish(e);  /* never leave a capture open */
     bitnet_status s = e->err;
     e->err = BITNET_OK;
-    if (s) { e->pos_n = e->seq_n = -1; } /* re-upload after a failure */
+    if (s) { e->pos_n = e->seq_n = -1; graph_drop(e); e->mode = M_EAGER; } /* re-upload, re-capture after a failure */
     return s;
 }
 
