@@ -179,7 +179,7 @@ __global__ void k_quant(const float *x, int cols, int ldx, int8_t *xq, int kp, f
 
 extern "C" bitnet_status bn_cu_quant(const float *x, int n, int cols, int ldx, int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_quant<<<n, 256, 0, ST(s)>>>(x, cols, ldx, xq, kp, xs, xsum);
+    k_quant<<<n, cols >= 2048 ? 1024 : 256, 0, ST(s)>>>(x, cols, ldx, xq, kp, xs, xsum);
     return launched("activation quantization");
 }
 
@@ -283,7 +283,7 @@ __global__ void k_rmsnorm(float *out, const float *x, const float *w, int d, flo
 }
 extern "C" bitnet_status bn_cu_rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_rmsnorm<<<n, d >= 2048 ? 512 : 256, 0, ST(s)>>>(out, x, w, d, eps);
+    k_rmsnorm<<<n, d >= 2048 ? 1024 : 256, 0, ST(s)>>>(out, x, w, d, eps);
     return launched("RMSNorm");
 }
 
@@ -348,6 +348,7 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, const
     __syncthreads();
     const float *K = kc + (size_t)seq[t] * sstr, *V = vc + (size_t)seq[t] * sstr;
     float scale = 1.0f / sqrtf((float)hd);
+#pragma unroll 2
     for (int s2 = s0 + w; s2 < s1; s2 += ATT_THREADS / 32) {
         const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
         float kv[ATT_MAXD];
@@ -377,6 +378,7 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, const
         int j = idx / hd, d = idx - j * hd;
         const float *vp = V + (size_t)kh * hd + d;
         float a = 0.f;
+#pragma unroll 8
         for (int i = 0; i < len; i++) a += sc[j * ch + i] * vp[(size_t)(s0 + i) * kvd];
         base[((size_t)j * nsplit + sp) * rec + 2 + d] = a;
     }
