@@ -1,11 +1,14 @@
 # bitnet.c build. `make` builds build/libbitnet.a and build/bitnet; `make test` runs every test.
 # Options: SAN=1 (AddressSanitizer + UBSan, into build-san/), CC=..., OPT=...
+# `make fuzz` builds the libFuzzer harnesses tests/fuzz/fuzz_*.c with clang (ASan + UBSan) into
+# build-fuzz/fuzz/; `make fuzz-run FUZZ_SECONDS=N` runs each for N seconds (scripts/fuzz.sh).
 # CUDA=1 also builds src/backend/cuda/*.cu with nvcc (into build-cuda/, linking cudart);
-# `make CUDA=1 test-cuda` runs the GPU tests and kernel bench (needs a GPU). NVCC=... picks nvcc.
-# Every src/*.c, src/kernels/*.c and src/backend/**.c goes into the library; every tests/test_*.c becomes a test
+# `make CUDA=1 test-cuda` runs the GPU tests and benches (needs a GPU). NVCC=... picks nvcc.
+# Every src/**.c goes into the library; every tests/test_*.c becomes a test
 # binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
 
 CC      ?= cc
+KDIR    := src/backend/cpu/kernels
 OPT     ?= -O2
 ARCH    := $(shell $(CC) -dumpmachine)
 PKGS    := libcjson libpcre2-8
@@ -17,7 +20,14 @@ LDLIBS  += $(PKG_LIBS) -lm -lpthread
 ifeq ($(CUDA),1)
 BUILD   ?= build-cuda
 endif
-ifeq ($(SAN),1)
+FUZZ_CC ?= clang
+ifeq ($(FUZZ),1)
+BUILD   ?= build-fuzz
+CC      := $(FUZZ_CC)
+OPT     := -O1
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SAN),1)
 BUILD   ?= build-san
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -25,7 +35,11 @@ else
 BUILD   ?= build
 endif
 
-SRC     := $(wildcard src/*.c src/kernels/*.c src/backend/*.c src/backend/*/*.c)
+SRC     := $(shell find src -name "*.c" | LC_ALL=C sort)
+HDRS    := $(shell find src include -name "*.h")
+ifeq ($(FUZZ),1) # the harnesses use no ISA kernels (and clang rejects some GCC-only kernel code)
+SRC     := $(filter-out $(KDIR)/x86_% $(KDIR)/arm_%,$(SRC))
+endif
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 CLI_SRC := $(wildcard tools/*.c)
@@ -33,12 +47,12 @@ TOOLS   := $(BUILD)/bitnet
 
 # ISA-specific kernel files get their own flags; they guard themselves by architecture.
 ifneq (,$(findstring x86_64,$(ARCH)))
-$(BUILD)/src/kernels/x86_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
-$(BUILD)/src/kernels/x86_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+$(BUILD)/$(KDIR)/x86_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/$(KDIR)/x86_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 endif
 ifneq (,$(findstring aarch64,$(ARCH)))
-$(BUILD)/src/kernels/arm_neon.o:    CFLAGS += -march=armv8-a
-$(BUILD)/src/kernels/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
+$(BUILD)/$(KDIR)/arm_neon.o:    CFLAGS += -march=armv8-a
+$(BUILD)/$(KDIR)/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
 endif
 
 .DEFAULT_GOAL := all
@@ -47,13 +61,13 @@ ifeq ($(CUDA),1)
 NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_ARCH   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
-NVFLAGS   ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Isrc
+NVFLAGS   ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Drestrict=__restrict__ -Iinclude -Isrc
 CU_SRC  := $(wildcard src/backend/cuda/*.cu)
 CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 OBJ     += $(CU_OBJ)
 CFLAGS  += -DBN_CUDA=1
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
-$(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu $(wildcard include/*.h src/*.h src/kernels/*.h src/backend/*.h src/backend/cuda/*.h)
+$(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu $(HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 CUDA_TESTS := $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(wildcard tests/cuda/*.c))
@@ -61,21 +75,26 @@ all: $(CUDA_TESTS)
 $(BUILD)/tests/cuda/%: tests/cuda/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
-# GPU checks against the CPU reference, then the kernel bench (on a machine with a GPU).
+# GPU checks against the CPU reference, then the benches (on a machine with a GPU).
 test-cuda: all
 	$(BUILD)/tests/cuda/test_cuda
 	$(BUILD)/tests/cuda/test_cuda_model
 	$(BUILD)/tests/cuda/bench_cuda
+	$(BUILD)/tests/cuda/test_cuda_model --bench
 else
 test-cuda:
 	@echo "test-cuda needs the CUDA build: make CUDA=1 test-cuda" >&2; exit 2
 endif
 .PHONY: test-cuda
 
-.PHONY: all test clean run default-model bench
-all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS)
+FUZZ_SECONDS ?= 30
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-$(BUILD)/src/%.o: src/%.c $(wildcard include/*.h src/*.h src/kernels/*.h src/backend/*.h)
+.PHONY: all test clean run default-model bench fuzz fuzz-bins fuzz-run
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS) $(EXAMPLES)
+
+$(BUILD)/src/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
@@ -95,11 +114,26 @@ $(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
 
+# Examples are apps: public headers only (no -Isrc), linked against the shared library.
+$(BUILD)/examples/%: examples/%.c include/bitnet.h include/bitnet_train.h $(BUILD)/libbitnet.so
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -Wall -Wextra -Iinclude $< -o $@ -L$(BUILD) -lbitnet -Wl,-rpath,$(abspath $(BUILD)) $(LDFLAGS)
+
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
 
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c; not test_*.c, so `make test` leaves them out).
+fuzz:
+	$(MAKE) FUZZ=1 fuzz-bins
+fuzz-bins: $(FUZZERS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/libbitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+fuzz-run: fuzz
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-san build-cuda
+	rm -rf build build-san build-fuzz build-cuda
 
 # The README's first command: install deps, build, tell a story with the bundled model.
 DEFAULT_MODEL ?= models/bitnet-tinystories

@@ -133,10 +133,13 @@ typedef struct bitnet_ctx bitnet_ctx;
  * bitnet_ctx_eval/reset/pos/truncate are the single-sequence API: they act on sequence 0. */
 typedef struct bitnet_ctx_params {
     int n_ctx;      /* KV cache length per sequence, in tokens (0: min(model max, 4096)) */
-    int n_threads;  /* worker threads (0: 1) */
+    int n_threads;  /* worker threads (0: bitnet_physical_cores()) */
     int n_seq_max;  /* sequences (0: 1) */
 } bitnet_ctx_params;
 bitnet_ctx_params bitnet_ctx_default_params(void); /* all fields 0: the defaults above */
+/* Physical cores this process may run on (CPUs of its affinity mask, hyperthread siblings
+ * counted once, from /sys/devices/system/cpu topology; else the online CPU count); >= 1. */
+int bitnet_physical_cores(void);
 
 bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, bitnet_ctx **out);
 void bitnet_ctx_free(bitnet_ctx *c);
@@ -214,25 +217,88 @@ bitnet_status bitnet_detok_push(bitnet_detok *d, int32_t id, const char **piece)
 /* Flush held-back bytes (as U+FFFD where incomplete). */
 const char *bitnet_detok_flush(bitnet_detok *d);
 
-/* ---- sampler -------------------------------------------------------------------------- */
+/* ---- sampler ----------------------------------------------------------------------------
+ * The sampler chain, one call (bitnet_sampler_sample), always in this order:
+ *   logit bias -> penalties (repeat, frequency, presence over the penalty window)
+ *   -> temperature 0: argmax, done
+ *   -> top-k -> top-p -> min-p (top-p/min-p on the temperature-1 softmax, as llama.cpp)
+ *   -> temperature -> softmax -> draw with the seeded RNG.
+ * The same seed and settings give the same tokens. Not: grammars, beam search, mirostat. */
 typedef struct bitnet_sampler bitnet_sampler;
+/* Add bias to token's logit before anything else (-INFINITY bans the token). */
+typedef struct bitnet_logit_bias { int32_t token; float bias; } bitnet_logit_bias;
+/* seed value meaning "pick a random seed from the OS" (bitnet_sampler_seed tells which). */
+#define BITNET_SEED_RANDOM UINT64_MAX
 typedef struct bitnet_sampler_params {
     float temperature;     /* 0: greedy */
     int top_k;             /* 0: off */
     float top_p;           /* 1: off */
     float min_p;           /* 0: off */
-    float repeat_penalty;  /* 1: off (llama.cpp semantics) */
-    float frequency_penalty, presence_penalty; /* 0: off */
-    int penalty_last_n;    /* window for penalties (0: 64) */
-    uint64_t seed;
+    float repeat_penalty;  /* 1: off (llama.cpp semantics: positive logits / r, negative * r) */
+    float frequency_penalty, presence_penalty; /* 0: off (OpenAI semantics) */
+    int penalty_last_n;    /* penalty window, as llama.cpp: N = the last N accepted ids (default 64),
+                            * 0 = no window (penalties off), -1 = every id accepted since the
+                            * sampler was made or reset (the whole context) */
+    uint64_t seed;         /* RNG seed; BITNET_SEED_RANDOM: one from the OS */
+    const bitnet_logit_bias *logit_bias; /* n_logit_bias entries, copied by bitnet_sampler_new;
+                            * tokens must be in the vocabulary; the same token twice adds up */
+    int n_logit_bias;
 } bitnet_sampler_params;
+/* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties (window 64),
+ * seed BITNET_SEED_RANDOM, no logit bias. */
+bitnet_sampler_params bitnet_sampler_default_params(void);
+/* Same as *p = bitnet_sampler_default_params() (kept for older callers). */
 void bitnet_sampler_params_default(bitnet_sampler_params *p);
+/* p NULL = defaults. BITNET_ERR_ARG for a parameter out of range (temperature < 0, top_k < 0,
+ * top_p not in (0,1], min_p not in [0,1], repeat_penalty <= 0, non-finite penalties,
+ * penalty_last_n < -1, a bias token outside [0, vocab_size), a NaN or +inf bias). */
 bitnet_status bitnet_sampler_new(const bitnet_sampler_params *p, int vocab_size, bitnet_sampler **out);
 void bitnet_sampler_free(bitnet_sampler *s);
-/* Pick the next id from logits[vocab] (logits may be modified). */
+/* Run the chain on logits[vocab] (modified in place: bias and penalties are applied to it) and
+ * return the picked id; -1 if no token can be picked (every logit NaN or -inf). */
 int bitnet_sampler_sample(bitnet_sampler *s, float *logits);
-/* Tell the sampler an id was emitted or fed (for penalties). */
+/* Tell the sampler an id was emitted or fed (for penalties). Ids outside the vocab are ignored. */
 void bitnet_sampler_accept(bitnet_sampler *s, int id);
+/* Start a new sequence: forget the accepted ids and restart the RNG from the seed, so the
+ * sampler behaves exactly as a new one with the same params. */
+void bitnet_sampler_reset(bitnet_sampler *s);
+/* The seed in use (the one drawn from the OS when the params said BITNET_SEED_RANDOM). */
+uint64_t bitnet_sampler_seed(const bitnet_sampler *s);
+
+/* ---- chat templates -----------------------------------------------------------------------
+ * The chat formats bitnet.c knows, rendered exactly as the Jinja chat_template of
+ * tokenizer_config.json renders them (without the BOS text: encode the result with
+ * BITNET_TOK_BOS at the start of a conversation):
+ *   BITNET (2B-4T): "System: S<|eot_id|>User: U<|eot_id|>Assistant: A<|eot_id|>" and, with
+ *     add_assistant, a final "Assistant: " (the role capitalized as Jinja's capitalize does);
+ *   LLAMA3: "<|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>" per message (content
+ *     trimmed of leading/trailing whitespace, as the Llama 3 template does), and with
+ *     add_assistant "<|start_header_id|>assistant<|end_header_id|>\n\n";
+ *   PLAIN: "Role: CONTENT\n" per message, and with add_assistant "Assistant:".
+ * Each message renders on its own, so a conversation can be rendered one turn at a time.
+ * Not: a Jinja interpreter; other templates are detected as PLAIN. */
+typedef enum bitnet_chat_template {
+    BITNET_CHAT_PLAIN = 0,
+    BITNET_CHAT_BITNET = 1,
+    BITNET_CHAT_LLAMA3 = 2,
+} bitnet_chat_template;
+/* One OpenAI-style message: role "system", "user", "assistant" (or another name), content text. */
+typedef struct bitnet_chat_message { const char *role; const char *content; } bitnet_chat_message;
+/* Classify a Jinja chat_template string (NULL or unknown: PLAIN). */
+bitnet_chat_template bitnet_chat_template_from_jinja(const char *jinja);
+/* Detect the template of a model: path is a folder (its tokenizer_config.json is read) or a
+ * tokenizer_config.json file. No file or no chat_template key: PLAIN and BITNET_OK. A file that
+ * is not a JSON object: BITNET_ERR_FORMAT naming it. */
+bitnet_status bitnet_chat_template_detect(const char *path, bitnet_chat_template *out);
+/* "plain", "bitnet", "llama3". */
+const char *bitnet_chat_template_name(bitnet_chat_template t);
+/* Parse one of those names; BITNET_ERR_ARG for another. */
+bitnet_status bitnet_chat_template_from_name(const char *name, bitnet_chat_template *out);
+/* Render msgs[n] (n >= 0) in template t, then the assistant prefix if add_assistant, into a
+ * malloc'd NUL-terminated string *out (caller frees). BITNET_ERR_ARG for a NULL or empty role,
+ * NULL content, or an unknown template. */
+bitnet_status bitnet_chat_apply(bitnet_chat_template t, const bitnet_chat_message *msgs, int n, int add_assistant,
+                                char **out);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

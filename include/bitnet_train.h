@@ -55,7 +55,7 @@ typedef struct bitnet_optim_params {
 
 typedef struct bitnet_train_params {
     const char *kernels;         /* CPU kernel set, as bitnet_model_params.kernels */
-    int n_threads;               /* worker threads (0: 1) */
+    int n_threads;               /* worker threads (0: this machine's physical cores) */
     int no_quant;                /* 1: full-precision baseline (no quantizers; the checkpoint is
                                   * labelled full_precision and bitnet_model_load refuses it) */
     int batch, seq, accum;       /* micro-batch of batch x seq tokens; accum micro-batches a step */

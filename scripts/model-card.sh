@@ -6,6 +6,41 @@ cd "$(dirname "$0")/.."
 WORK=${WORK:-build/default-model}
 OUT=${OUT:-models/bitnet-tinystories}
 B=build/bitnet
+# Quality by `bitnet perplexity` / `bitnet eval` (docs/EVALUATION.md) on the validation split
+# ($WORK/val.txt): llama-perplexity's method at the training length (256) and at the model's
+# context (512), and the q8/q4 heads' KL against the exact head. `model-card.sh --quality` prints
+# this section alone (it needs only $WORK/val.txt and the model).
+quality() {
+    local p256 p512 h out
+    p256=$("$B" perplexity -m "$OUT" -f "$WORK/val.txt" -c 256 -t 2 2>/dev/null | sed -n 's/^Final estimate: PPL = //p')
+    p512=$("$B" perplexity -m "$OUT" -f "$WORK/val.txt" -c 512 -t 2 --kl-base "$WORK/val512.kl" --force 2>/dev/null | sed -n 's/^Final estimate: PPL = //p')
+    local ntok=$("$B" perplexity -m "$OUT" --kl "$WORK/val512.kl" 2>/dev/null | sed -n 's/^KL divergence against .* (\([0-9]*\) tokens.*/\1/p')
+    echo "## Quality (\`bitnet perplexity\`, \`bitnet eval\`)"
+    echo
+    echo "Validation split (the held-out lines above), llama-perplexity's method (chunks of CTX tokens"
+    echo "from BOS, the second half of each chunk scored; \`bitnet perplexity -m models/bitnet-tinystories -f val.txt -c CTX\`):"
+    echo
+    echo "| context | perplexity |"
+    echo "| --- | --- |"
+    echo "| 256 (the training length) | $p256 |"
+    echo "| 512 (the model's maximum; positions past 256 were never trained) | $p512 |"
+    echo
+    echo "LM heads against the exact head (\`--kl-base\` with the exact head, then \`--kl --head q8|q4\`;"
+    echo "context 512, $ntok scored tokens, KL over the base's top 64 tokens plus the rest as one bucket):"
+    echo
+    echo "| head | perplexity | ΔPPL | mean KL | 99% KL | max KL | same top-1 |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    for h in q8 q4; do
+        out=$("$B" perplexity -m "$OUT" --kl "$WORK/val512.kl" --head $h -t 2 2>/dev/null)
+        f() { echo "$out" | sed -n "s/^$1 *: *\([-0-9.]*\).*/\1/p"; }
+        echo "| $h | $(f 'Mean PPL(Q)') | $(f 'Delta PPL (Q - base)') | $(f 'Mean    KLD') | $(f '99.0%   KLD') | $(f 'Maximum KLD') | $(f 'Same top p') % |"
+    done
+    out=$("$B" eval -m "$OUT" --task tests/data/tinystories_mc.jsonl 2>/dev/null)
+    echo
+    echo "Multiple choice (\`bitnet eval\`, lm-eval-harness loglikelihoods) on the 20 hand-written TinyStories"
+    echo "questions of tests/data/tinystories_mc.jsonl: $(echo "$out" | grep '^acc ' | tr -s ' '), $(echo "$out" | grep '^acc_norm' | tr -s ' ')."
+}
+if [ "${1:-}" = --quality ]; then quality; exit 0; fi
 val() { grep "val_loss" "$1" | tail -n 1 | sed 's/.*val_loss \([0-9.]*\).*/\1/'; }
 vt=$(val "$WORK/ternary.log"); vf=$(val "$WORK/fp.log")
 tt=$(grep "^step" "$WORK/ternary.log" | tail -n 1 | sed 's/.*loss \([0-9.]*\).*/\1/')
@@ -52,6 +87,8 @@ layout (uint8 ternary + bf16 weight_scale), so it is also a regular Hugging Face
 Final training loss (ternary, last batch): $tt. Training and validation curves of this run:
 \`loss.svg\` in this folder (\`metrics.csv\` is under build/default-model/ternary after
 \`make default-model\`).
+
+$(quality)
 
 ## Sample
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# arm.sh — cross-builds the kernel test (tests/test_kernels.c with src/kernels/*.c, src/util.c,
-# src/threads.c) for AArch64 with aarch64-linux-gnu-gcc and runs it under qemu-aarch64, once on
+# arm.sh — cross-builds the kernel test (tests/test_kernels.c with src/backend/cpu/kernels/*.c, src/core/util.c,
+# src/core/threads.c) for AArch64 with aarch64-linux-gnu-gcc and runs it under qemu-aarch64, once on
 # a CPU with the dot-product extension (sets neon + dotprod) and once on a Cortex-A72 (neon
 # only). Prints the test's ok/FAIL lines prefixed with the CPU. Without the cross tools it prints
 # a skip line with the reason and exits 0 (nothing counted as passed).
@@ -17,7 +17,7 @@ OUT="$BUILD/arm"
 mkdir -p "$OUT"
 CFLAGS="-std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Iinclude -Isrc"
 objs=()
-for f in src/kernels/*.c src/util.c src/threads.c; do
+for f in src/backend/cpu/kernels/*.c src/core/util.c src/core/threads.c; do
     o="$OUT/$(basename "${f%.c}").o"
     extra=""
     case "$f" in

@@ -1,10 +1,10 @@
-/* test_arch.c — the architecture table (src/arch.h) describes each golden checkpoint exactly:
+/* test_arch.c — the architecture table (src/arch/arch.h) describes each golden checkpoint exactly:
  * the names it generates for the family (plus "<name>_scale" for packed BitLinear weights) are
  * the checkpoint's tensor names, one for one, with the shapes it gives; the trainer's parameter
  * list is the same table; GGUF names follow llama.cpp's bitnet arch. */
 #include "t.h"
-#include "arch.h"
-#include "train.h"
+#include "arch/arch.h"
+#include "train/train.h"
 
 static void check_family(const char *model) {
     char dir[512], p[600], nm[160], what[256];

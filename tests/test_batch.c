@@ -16,7 +16,7 @@
  *    NaN logits with BITNET_OK, and leaves the positions unchanged. */
 #include "t.h"
 #include "bitnet.h"
-#include "model.h"
+#include "model/model.h"
 
 #define NS 4
 #define DEC 6       /* decode tokens per sequence */
@@ -224,7 +224,7 @@ static void numeric(void) {
     cf.n_layers = 2; cf.n_heads = 2; cf.n_kv_heads = 1; cf.head_dim = 32; cf.max_pos = 64;
     cf.rope_theta = 10000.f; cf.norm_eps = 1e-5f; cf.act = BN_ACT_RELU2; cf.tied = 1; cf.bos_id = cf.eos_id = -1;
     bitnet_model *m = NULL;
-    CHECK("synthetic model", bn_model_synthetic(&cf, 7, &m) == BITNET_OK, "%s", bitnet_last_error());
+    CHECK("synthetic model", bn_model_synthetic(&cf, NULL, 7, &m) == BITNET_OK, "%s", bitnet_last_error());
     if (!m) return;
     bitnet_ctx *c = NULL;
     bitnet_ctx_params p = bitnet_ctx_default_params();

@@ -4,7 +4,7 @@
  * vocabulary too small for the 256 byte tokens. */
 #include "t.h"
 #include "bitnet.h"
-#include "bpe_train.h"
+#include "tokenizer/bpe_train.h"
 #include <unistd.h>
 
 int main(void) {

@@ -4,7 +4,7 @@
  * must give logits bit-identical to loading the folder. */
 #include "t.h"
 #include "bitnet.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -7,7 +7,7 @@
  * small hand-made folder) in a temp dir. */
 #include "t.h"
 #include "bitnet.h"
-#include "model.h"
+#include "model/model.h"
 #include <sys/stat.h>
 #include <unistd.h>
 

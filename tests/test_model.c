@@ -3,7 +3,7 @@
  * of the reference, and greedy ids identical, for every layout and every kernel set here. */
 #include "t.h"
 #include "bitnet.h"
-#include "model.h"
+#include "model/model.h"
 #include <cjson/cJSON.h>
 
 static int read_ids(cJSON *root, const char *key, int32_t *ids, int max) {
@@ -37,7 +37,9 @@ static void run_model(const char *dir, const char *isa) {
     int V = cJSON_GetObjectItem(g, "vocab_size")->valueint, N = np + ng;
     snprintf(path, sizeof path, "%s/%s", t_golden(), dir);
     bitnet_model *m = NULL;
-    bitnet_status s = bitnet_model_load(path, &m);
+    bitnet_model_params mp = bitnet_model_default_params();
+    mp.kernels = isa;
+    bitnet_status s = bitnet_model_load_ex(path, &mp, &m);
     snprintf(name, sizeof name, "%s[%s] load", dir, isa);
     CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
     if (s) { cJSON_Delete(g); free(js); return; }
@@ -126,17 +128,69 @@ static void head_errors(const char *dir) {
     free(lg); free(ref); bitnet_model_free(m); cJSON_Delete(g); free(js);
 }
 
+/* Two models of one checkpoint in one process, on different kernel sets (ref and the best
+ * set here), used alternately: the same logits within the ISA tolerance above (each against the
+ * other), greedy ids identical, and each model keeps its own set. */
+static void two_sets(const char *dir) {
+    const char *best = bitnet_kernel_sets()[0];
+    char path[512], name[256];
+    if (!strcmp(best, "ref")) { printf("# skip two kernel sets in one process: only ref here\n"); return; }
+    snprintf(path, sizeof path, "%s/%s/golden.json", t_golden(), dir);
+    char *js = t_read_file(path, NULL);
+    cJSON *g = js ? cJSON_Parse(js) : NULL;
+    CHECK("two sets: golden.json", g != NULL, "cannot read %s", path);
+    if (!g) { free(js); return; }
+    int32_t ids[256]; int np = read_ids(g, "prompt_ids", ids, 128);
+    int V = cJSON_GetObjectItem(g, "vocab_size")->valueint;
+    snprintf(path, sizeof path, "%s/%s", t_golden(), dir);
+    bitnet_model *m[2] = {NULL, NULL}; bitnet_ctx *c[2] = {NULL, NULL};
+    const char *set[2] = {"ref", best};
+    float *lg[2] = {malloc((size_t)np * V * 4), malloc((size_t)np * V * 4)};
+    int ok = 1;
+    for (int i = 0; i < 2 && ok; i++) {
+        bitnet_model_params mp = bitnet_model_default_params();
+        mp.kernels = set[i];
+        bitnet_ctx_params cp = {.n_ctx = 64, .n_threads = 2};
+        ok = bitnet_model_load_ex(path, &mp, &m[i]) == BITNET_OK && bitnet_ctx_new(m[i], &cp, &c[i]) == BITNET_OK;
+    }
+    CHECK("two sets: load ref and best in one process", ok, "%s", bitnet_last_error());
+    if (ok) {
+        CHECK("two sets: each model keeps its own set", !strcmp(m[0]->k->name, "ref") && !strcmp(m[1]->k->name, best),
+              "%s / %s", m[0]->k->name, m[1]->k->name);
+        for (int i = 0; i < 2; i++) ok &= bitnet_ctx_eval(c[i], ids, np, lg[i], 1) == BITNET_OK;
+        snprintf(name, sizeof name, "two sets: %s[ref] vs %s[%s] prompt logits", dir, dir, best);
+        if (ok) cmp(name, lg[1], lg[0], (size_t)np * V); else CHECK(name, 0, "%s", bitnet_last_error());
+        /* greedy, alternating between the two models token by token */
+        int same = 1, at = -1, id[2] = {0, 0};
+        for (int t = 0; t < 24 && ok && same; t++) {
+            for (int i = 0; i < 2; i++) {
+                const float *l = t == 0 ? lg[i] + (size_t)(np - 1) * V : lg[i];
+                id[i] = 0;
+                for (int v = 1; v < V; v++) if (l[v] > l[id[i]]) id[i] = v;
+            }
+            if (id[0] != id[1]) { same = 0; at = t; break; }
+            for (int i = 0; i < 2; i++) ok &= bitnet_ctx_eval(c[i], &id[i], 1, lg[i], 0) == BITNET_OK;
+        }
+        snprintf(name, sizeof name, "two sets: ref and %s give the same 24 greedy ids", best);
+        CHECK(name, ok && same, "step %d: ref %d, %s %d %s", at, id[0], best, id[1], ok ? "" : bitnet_last_error());
+    }
+    for (int i = 0; i < 2; i++) { bitnet_ctx_free(c[i]); bitnet_model_free(m[i]); free(lg[i]); }
+    cJSON_Delete(g); free(js);
+}
+
 int main(void) {
     const char *models[] = {"bitnet-b158-packed", "bitnet-b158-packed-bitlinear", "bitnet-b158-master", "bitnet-1bitllm"};
-    const char *const *isas = bn_kernels_available();
-    char forced[64] = "";
-    const char *env = getenv("BITNET_ISA");
-    if (env) snprintf(forced, sizeof forced, "%s", env);
-    for (int k = 0; isas[k]; k++) {
-        if (*forced && strcmp(forced, isas[k])) continue;
-        setenv("BITNET_ISA", isas[k], 1);
+    const char *const *isas = bitnet_kernel_sets();
+    for (int k = 0; isas[k]; k++)   /* every set, forced through bitnet_model_params.kernels */
         for (int i = 0; i < 4; i++) run_model(models[i], isas[k]);
+    {
+        bitnet_model *mx = NULL; bitnet_model_params mp = bitnet_model_default_params();
+        char p2[512]; snprintf(p2, sizeof p2, "%s/%s", t_golden(), models[0]);
+        mp.kernels = "no-such-set";
+        CHECK("an unknown kernel set is refused", bitnet_model_load_ex(p2, &mp, &mx) == BITNET_ERR_UNSUPPORTED && !mx, "%s", bitnet_last_error());
     }
+    two_sets("bitnet-b158-packed");
+    two_sets("bitnet-1bitllm");
     head_errors("bitnet-b158-master");
     head_errors("bitnet-1bitllm");
     T_DONE();

@@ -1,7 +1,7 @@
 /* test_quant.c — quantizers and packed-weight unpacking against hand-computed cases,
  * including rounding ties (half to even), clamping, and the 2B-4T bit order. */
 #include "t.h"
-#include "model.h"
+#include "model/model.h"
 
 int main(void) {
     const bn_kernels *k = bn_kernels_ref();

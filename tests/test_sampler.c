@@ -1,4 +1,6 @@
-/* test_sampler.c — the sampler: greedy, top-k, top-p, min-p, temperature, penalties, seeds. */
+/* test_sampler.c — the sampler chain: greedy, top-k, top-p, min-p, temperature, penalties and
+ * their window (N, 0 = off, -1 = everything since reset), logit bias (copied at new, applied
+ * first), random and reused seeds, reset. */
 #include "t.h"
 #include "bitnet.h"
 
@@ -78,5 +80,79 @@ int main(void) {
     bitnet_sampler_free(s);
     bitnet_sampler_params_default(&p); p.top_p = 0;
     CHECK("bad params rejected", bitnet_sampler_new(&p, 5, &s) == BITNET_ERR_ARG, "");
+    p = bitnet_sampler_default_params(); p.penalty_last_n = -2;
+    CHECK("penalty_last_n < -1 rejected", bitnet_sampler_new(&p, 5, &s) == BITNET_ERR_ARG, "");
+
+    /* penalty window 0 = no penalties, -1 = every id since reset (llama.cpp) */
+    p = bitnet_sampler_default_params(); p.temperature = 0; p.repeat_penalty = 2.0f; p.penalty_last_n = 0;
+    bitnet_sampler_new(&p, 5, &s);
+    bitnet_sampler_accept(s, 1);
+    memcpy(l5, lg, 20); id = bitnet_sampler_sample(s, l5);
+    CHECK("penalty_last_n 0 disables the penalties", id == 1 && l5[1] == 3.0f, "id=%d l=%g", id, l5[1]);
+    bitnet_sampler_free(s);
+    p.penalty_last_n = -1;
+    bitnet_sampler_new(&p, 5, &s);
+    bitnet_sampler_accept(s, 1);
+    for (int i = 0; i < 1000; i++) bitnet_sampler_accept(s, i % 2 ? 3 : 4);
+    memcpy(l5, lg, 20); id = bitnet_sampler_sample(s, l5);
+    CHECK("penalty_last_n -1 remembers every id (1000 later)", id == 2 && l5[1] == 1.5f, "id=%d l=%g", id, l5[1]);
+    bitnet_sampler_reset(s);
+    memcpy(l5, lg, 20); id = bitnet_sampler_sample(s, l5);
+    CHECK("reset forgets the accepted ids", id == 1 && l5[1] == 3.0f, "id=%d l=%g", id, l5[1]);
+    bitnet_sampler_free(s);
+
+    /* logit bias: first in the chain, copied at new, validated */
+    bitnet_logit_bias bias[2] = {{3, 10.0f}, {1, -INFINITY}};
+    p = bitnet_sampler_default_params(); p.temperature = 0; p.logit_bias = bias; p.n_logit_bias = 1;
+    CHECK("bias +10 on id 3 makes it the argmax", draw(&p, lg, 5) == 3, "");
+    p.logit_bias = bias + 1;
+    CHECK("bias -inf bans the argmax", draw(&p, lg, 5) == 2, "");
+    p = bitnet_sampler_default_params(); p.temperature = 5; p.top_k = 1; p.logit_bias = bias; p.n_logit_bias = 1;
+    bitnet_sampler_new(&p, 5, &s);
+    bias[0].token = 0; /* the sampler keeps its own copy */
+    ok = 1; for (int i = 0; i < 50; i++) { memcpy(l5, lg, 20); ok &= bitnet_sampler_sample(s, l5) == 3; }
+    CHECK("bias comes before top-k, and is copied at new", ok, "");
+    bitnet_sampler_free(s);
+    bias[0].token = 3;
+    /* order: bias, then penalties: (3.0 - 2) / 2 = 0.5; penalties first would give 1.5 - 2 = -0.5 */
+    bitnet_logit_bias b2 = {1, -2.0f};
+    p = bitnet_sampler_default_params(); p.temperature = 0; p.repeat_penalty = 2.0f; p.logit_bias = &b2; p.n_logit_bias = 1;
+    bitnet_sampler_new(&p, 5, &s);
+    bitnet_sampler_accept(s, 1);
+    memcpy(l5, lg, 20); bitnet_sampler_sample(s, l5);
+    CHECK("chain order: bias before penalties", l5[1] == 0.5f, "l=%g", l5[1]);
+    bitnet_sampler_free(s);
+    bitnet_logit_bias bad[3] = {{5, 1.0f}, {-1, 1.0f}, {2, NAN}};
+    int rej = 1;
+    for (int i = 0; i < 3; i++) { p.logit_bias = bad + i; p.n_logit_bias = 1; rej &= bitnet_sampler_new(&p, 5, &s) == BITNET_ERR_ARG; }
+    p.logit_bias = NULL; p.n_logit_bias = 2; rej &= bitnet_sampler_new(&p, 5, &s) == BITNET_ERR_ARG;
+    CHECK("bias out of vocab, negative, NaN or missing rejected", rej, "");
+    bitnet_logit_bias all[5] = {{0, -INFINITY}, {1, -INFINITY}, {2, -INFINITY}, {3, -INFINITY}, {4, -INFINITY}};
+    p = bitnet_sampler_default_params(); p.logit_bias = all; p.n_logit_bias = 5;
+    int g0 = (p.temperature = 0, draw(&p, lg, 5)), g1 = (p.temperature = 1, draw(&p, lg, 5));
+    CHECK("every token banned -> -1", g0 == -1 && g1 == -1, "%d %d", g0, g1);
+
+    /* seeds: BITNET_SEED_RANDOM draws one from the OS (reported), and reusing it reproduces */
+    p = bitnet_sampler_default_params(); p.temperature = 1; p.top_k = 0; p.top_p = 1; p.min_p = 0;
+    CHECK("default seed is random", p.seed == BITNET_SEED_RANDOM, "");
+    bitnet_sampler *r1, *r2, *r3;
+    bitnet_sampler_new(&p, 3, &r1); bitnet_sampler_new(&p, 3, &r2);
+    uint64_t s1 = bitnet_sampler_seed(r1), s2 = bitnet_sampler_seed(r2);
+    CHECK("two random seeds differ", s1 != s2 && s1 != BITNET_SEED_RANDOM && s2 != BITNET_SEED_RANDOM, "%llx %llx",
+          (unsigned long long)s1, (unsigned long long)s2);
+    p.seed = s1; bitnet_sampler_new(&p, 3, &r3);
+    int same = bitnet_sampler_seed(r3) == s1, diff = 0, again = 1, d1[64];
+    for (int i = 0; i < 64; i++) {
+        float a[3], b[3], c[3]; memcpy(a, l3, 12); memcpy(b, l3, 12); memcpy(c, l3, 12);
+        d1[i] = bitnet_sampler_sample(r1, a);
+        same &= d1[i] == bitnet_sampler_sample(r3, b);
+        diff |= d1[i] != bitnet_sampler_sample(r2, c);
+    }
+    bitnet_sampler_reset(r1);
+    for (int i = 0; i < 64; i++) { float a[3]; memcpy(a, l3, 12); again &= bitnet_sampler_sample(r1, a) == d1[i]; }
+    CHECK("reusing the reported seed reproduces the draws", same, "");
+    CHECK("another random seed gives other draws", diff, "");
+    CHECK("reset restarts the RNG from the seed", again, "");
+    bitnet_sampler_free(r1); bitnet_sampler_free(r2); bitnet_sampler_free(r3);
     T_DONE();
 }

@@ -4,14 +4,14 @@
  * loader errors, export round trip, shuffled data windows, text-as-data hints, trainer_state range
  * checks and stored options on resume, batch x seq size limits. */
 #include "t.h"
-#include "train.h"
-#include "model.h"
-#include "optim.h"
-#include "gemm_f32.h"
-#include "safetensors.h"
-#include "train_loop.h"
-#include "data.h"
-#include "train_export.h"
+#include "train/train.h"
+#include "model/model.h"
+#include "train/optim.h"
+#include "backend/cpu/gemm_f32.h"
+#include "io/safetensors.h"
+#include "train/train_loop.h"
+#include "train/data.h"
+#include "train/train_export.h"
 #include <cjson/cJSON.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -93,7 +93,7 @@ static void test_golden(int nthreads) {
         double ref = cJSON_GetArrayItem(losses, st)->valuedouble;
         double r = fabs(loss - ref) / ref;
         if (r > wl) wl = r;
-        bn_adamw_update(m->pool, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, oc.lr, oc.beta1, oc.beta2, oc.eps, oc.wd, st + 1);
+        bn_adamw_update(m->k, m->pool, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, oc.lr, oc.beta1, oc.beta2, oc.eps, oc.wd, st + 1);
     }
     CHECK("golden: 8 AdamW losses within rel 2e-3", wl < 2e-3, "worst rel %g", wl);
     printf("# threads %d: worst loss rel err %.3g (last loss %.6f)\n", nthreads, wl, loss);
@@ -339,6 +339,41 @@ static void test_export(void) {
 }
 
 
+/* The training model takes its kernel set by parameter (bn_train_model_new_ex): every set here
+ * gives the same loss and gradients as ref within float rounding (full precision, so that no
+ * quantizer step can flip on a rounding difference), two models on different sets live side by
+ * side, each reports its own set, and an unknown name is refused. */
+static void test_train_sets(void) {
+    bn_config c = tiny_cfg(0); c.max_pos = 256;
+    const char *const *av = bn_kernels_available();
+    int B = 2, T = 70;
+    int32_t *in = malloc((size_t)B * T * sizeof *in), *tg = malloc((size_t)B * T * sizeof *tg);
+    for (int i = 0; i < B * T; i++) { in[i] = (i * 7 + 2) % c.vocab_size; tg[i] = (i * 5 + 1) % c.vocab_size; }
+    bn_train_model *r = NULL;
+    CHECK("train sets: ref model", bn_train_model_new_ex(&c, 1, 2, "ref", &r) == BITNET_OK && !strcmp(r->k->name, "ref"), "%s", bitnet_last_error());
+    if (!r) { free(in); free(tg); return; }
+    bn_train_model_init_random(r, 5, 0.2f);
+    float lr_ = 0; bn_train_forward(r, in, tg, B, T, &lr_); bn_train_zero_grad(r); bn_train_backward(r, 1.0f);
+    for (int k = 0; av[k]; k++) {
+        if (!strcmp(av[k], "ref")) continue;
+        bn_train_model *m = NULL;
+        char nm[128]; snprintf(nm, sizeof nm, "train sets: %s model has its own set", av[k]);
+        CHECK(nm, bn_train_model_new_ex(&c, 1, 2, av[k], &m) == BITNET_OK && !strcmp(m->k->name, av[k]), "%s", bitnet_last_error());
+        if (!m) continue;
+        memcpy(m->params, r->params, r->n_params * sizeof(float));
+        float l = 0; bn_train_forward(m, in, tg, B, T, &l); bn_train_zero_grad(m); bn_train_backward(m, 1.0f);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < r->n_params; i++) { double d = (double)m->grads[i] - r->grads[i]; num += d * d; den += (double)r->grads[i] * r->grads[i]; }
+        double rel = sqrt(num / (den > 0 ? den : 1));
+        snprintf(nm, sizeof nm, "train sets: %s loss and gradients match ref (rel 1e-5)", av[k]);
+        CHECK(nm, fabsf(l - lr_) <= 1e-5f * fabsf(lr_) && rel < 1e-5, "loss %.7g vs %.7g, grad rel L2 %g", l, lr_, rel);
+        bn_train_model_free(m);
+    }
+    bn_train_model *x = NULL;
+    CHECK("train sets: an unknown kernel set is refused", bn_train_model_new_ex(&c, 0, 1, "no-such-set", &x) == BITNET_ERR_UNSUPPORTED && !x, " ");
+    bn_train_model_free(r); free(in); free(tg);
+}
+
 /* Causality across attention's row blocks: logits of the first n positions of a length-T
  * sequence equal those of the length-n prefix (n inside, at and past block edges). */
 static void test_causal(int T) {
@@ -369,8 +404,9 @@ static void test_causal(int T) {
 }
 
 /* bn_adamw_update (vectorized, split over 2 threads) equals torch's per-element AdamW formula in
- * scalar float32 bit for bit, with and without weight decay, over a length with a ragged tail. */
-static void test_adamw(void) {
+ * scalar float32 bit for bit, with and without weight decay, over a length with a ragged tail,
+ * with every kernel set's row kernel. */
+static void test_adamw_set(const bn_kernels *K) {
     size_t n = 70000 + 13;
     float *p = malloc(n * 4), *g = malloc(n * 4), *m = malloc(n * 4), *v = malloc(n * 4);
     float *p2 = malloc(n * 4), *m2 = malloc(n * 4), *v2 = malloc(n * 4);
@@ -382,7 +418,7 @@ static void test_adamw(void) {
     int same = 1;
     for (int t = 1; t <= 3; t++) {
         float lr = 1e-3f * t, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = t == 2 ? 0.0f : 0.1f;
-        bn_adamw_update(pool, p, g, m, v, n, lr, b1, b2, eps, wd, t);
+        bn_adamw_update(K, pool, p, g, m, v, n, lr, b1, b2, eps, wd, t);
         double bc1 = 1.0 - pow(b1, t), bc2s = sqrt(1.0 - pow(b2, t));
         for (size_t i = 0; i < n; i++) {
             float pp = p2[i];
@@ -395,22 +431,26 @@ static void test_adamw(void) {
         }
         same &= !memcmp(p, p2, n * 4) && !memcmp(m, m2, n * 4) && !memcmp(v, v2, n * 4);
     }
-    CHECK("adamw: vectorized 2-thread update equals the scalar formula bit for bit", same, "differs");
+    char nm[96]; snprintf(nm, sizeof nm, "adamw[%s]: vectorized 2-thread update equals the scalar formula bit for bit", K->name);
+    CHECK(nm, same, "differs");
     bn_pool_free(pool);
     free(p); free(g); free(m); free(v); free(p2); free(m2); free(v2);
+}
+static void test_adamw(void) {
+    for (const char *const *av = bn_kernels_available(); *av; av++) test_adamw_set(bn_kernels_by_name(*av));
 }
 
 /* bn_sgemm against a double reference for every transpose combination, edge sizes (M, N, K not
  * multiples of the tiles, K > KC, M > MC), padded leading dimensions and accumulate, on every
- * micro-kernel this CPU has; bn_sgemm_mt on 2 threads must equal 1 thread bit for bit. */
+ * kernel set this CPU has (each set's micro-kernel, given as the parameter); bn_sgemm_mt on 2
+ * threads must equal 1 thread bit for bit, on every set. */
 static void test_gemm(void) {
     static const int sz[][3] = {{1, 1, 1}, {13, 33, 7}, {25, 70, 300}, {150, 100, 520}, {12, 32, 64}, {290, 64, 256}, {37, 300, 45}};
-    static const char *isas[] = {"c", "avx2", "avx512"};
-    char isa0[16]; snprintf(isa0, sizeof isa0, "%s", bn_sgemm_isa());
+    const char *const *isas = bn_kernels_available();
     float *ws = bn_alloc(bn_sgemm_ws_floats() * sizeof(float));
     uint64_t r = 12345;
-    for (int is = 0; is < 3; is++) {
-        if (!bn_sgemm_set_isa(isas[is])) continue;
+    for (int is = 0; isas[is]; is++) {
+        const bn_kernels *ks = bn_kernels_by_name(isas[is]);
         double worst = 0; int bad = 0;
         for (size_t z = 0; z < sizeof sz / sizeof sz[0]; z++)
             for (int t = 0; t < 8; t++) {
@@ -421,7 +461,7 @@ static void test_gemm(void) {
                 for (size_t i = 0; i < na; i++) { r = r * 6364136223846793005ull + 1442695040888963407ull; A[i] = (float)((r >> 40) % 2001) / 1000.0f - 1.0f; }
                 for (size_t i = 0; i < nb; i++) { r = r * 6364136223846793005ull + 1442695040888963407ull; B[i] = (float)((r >> 40) % 2001) / 1000.0f - 1.0f; }
                 for (size_t i = 0; i < nc; i++) C[i] = C0[i] = (float)(i % 7) - 3.0f;
-                bn_sgemm(ta, tb, M, N, K, A, lda, B, ldb, acc, C, ldc, ws);
+                bn_sgemm(ks, ta, tb, M, N, K, A, lda, B, ldb, acc, C, ldc, ws);
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < ldc; j++) {
                         double ref = C0[(size_t)i * ldc + j];
@@ -437,27 +477,30 @@ static void test_gemm(void) {
                     }
                 free(A); free(B); free(C); free(C0);
             }
-        char nm[64]; snprintf(nm, sizeof nm, "gemm %s: all transposes, edges, acc vs reference", isas[is]);
+        char nm[96]; snprintf(nm, sizeof nm, "gemm %s (%s): all transposes, edges, acc vs reference", isas[is], ks->sgemm->name);
         CHECK(nm, bad == 0, "%d elements off, worst scaled error %g", bad, worst);
     }
-    bn_sgemm_set_isa(isa0);
     /* threads: 2-thread split (rows or columns) equals one thread bit for bit */
     bn_pool *pool; bn_pool_new(2, &pool);
     float *ws2[2] = {ws, bn_alloc(bn_sgemm_ws_floats() * sizeof(float))};
-    int same = 1;
-    static const int msz[][3] = {{300, 70, 90}, {70, 300, 90}, {2048, 384, 64}, {384, 1024, 300}};
-    for (size_t z = 0; z < sizeof msz / sizeof msz[0]; z++)
-        for (int t = 0; t < 4; t++) {
-            int ta = t & 1, tb = t >> 1, M = msz[z][0], N = msz[z][1], K = msz[z][2];
-            float *A = malloc((size_t)M * K * 4), *B = malloc((size_t)K * N * 4), *C1 = malloc((size_t)M * N * 4), *C2 = malloc((size_t)M * N * 4);
-            for (size_t i = 0; i < (size_t)M * K; i++) A[i] = sinf((float)i * 0.37f);
-            for (size_t i = 0; i < (size_t)K * N; i++) B[i] = cosf((float)i * 0.11f);
-            bn_sgemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C1, N, ws);
-            bn_sgemm_mt(pool, ws2, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C2, N);
-            if (memcmp(C1, C2, (size_t)M * N * 4)) same = 0;
-            free(A); free(B); free(C1); free(C2);
-        }
-    CHECK("gemm: 2 threads bit-identical to 1 thread", same, "results differ");
+    for (int is = 0; isas[is]; is++) {
+        const bn_kernels *ks = bn_kernels_by_name(isas[is]);
+        int same = 1;
+        static const int msz[][3] = {{300, 70, 90}, {70, 300, 90}, {2048, 384, 64}, {384, 1024, 300}};
+        for (size_t z = 0; z < sizeof msz / sizeof msz[0]; z++)
+            for (int t = 0; t < 4; t++) {
+                int ta = t & 1, tb = t >> 1, M = msz[z][0], N = msz[z][1], K = msz[z][2];
+                float *A = malloc((size_t)M * K * 4), *B = malloc((size_t)K * N * 4), *C1 = malloc((size_t)M * N * 4), *C2 = malloc((size_t)M * N * 4);
+                for (size_t i = 0; i < (size_t)M * K; i++) A[i] = sinf((float)i * 0.37f);
+                for (size_t i = 0; i < (size_t)K * N; i++) B[i] = cosf((float)i * 0.11f);
+                bn_sgemm(ks, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C1, N, ws);
+                bn_sgemm_mt(ks, pool, ws2, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, 0, C2, N);
+                if (memcmp(C1, C2, (size_t)M * N * 4)) same = 0;
+                free(A); free(B); free(C1); free(C2);
+            }
+        char nm[96]; snprintf(nm, sizeof nm, "gemm %s: 2 threads bit-identical to 1 thread", isas[is]);
+        CHECK(nm, same, "results differ");
+    }
     bn_free(ws2[1]); bn_free(ws); bn_pool_free(pool);
 }
 
@@ -602,6 +645,7 @@ static void test_state_checks(void) {
 int main(void) {
     test_gemm();
     test_adamw();
+    test_train_sets();
     test_golden(1);
     test_golden(2);
     test_fd(0, 2, 7);

@@ -16,10 +16,10 @@
 #include "cli.h"
 #include "args.h"
 #include <unistd.h>
-#include "util.h"
-#include "threads.h"
-#include "kernels/kernels.h"
-#include "model.h"
+#include "core/util.h"
+#include "core/threads.h"
+#include "backend/cpu/kernels/kernels.h"
+#include "model/model.h"
 #include <math.h>
 #include <stdint.h>
 #if defined(__x86_64__)
@@ -278,15 +278,17 @@ static int bench_batched(bitnet_model *m, int threads, int nb, int tg, int reps,
     return 0;
 }
 
-static int bench_model(const char *dir, const char *synth, const int *ths, int nth, int pp, int tg, int reps,
-                       const char *head, int json, const arg_ints *bs) {
+static int bench_model(const char *dir, const char *synth, const char *isa, const int *ths, int nth, int pp, int tg,
+                       int reps, const char *head, int json, const arg_ints *bs) {
     bitnet_model *m = NULL;
     bitnet_status st;
+    bitnet_model_params mp = bitnet_model_default_params();
+    mp.kernels = isa;
     if (synth) {
         bn_config c;
         if (!synth_config(synth, &c)) { fprintf(stderr, "bitnet: unknown --synthetic '%s' (2b-4t, 1bitllm-large, 1bitllm-3b)\n", synth); return 2; }
-        st = bn_model_synthetic(&c, 1234, &m);
-    } else st = bitnet_model_load(dir, &m);
+        st = bn_model_synthetic(&c, isa, 1234, &m);
+    } else st = bitnet_model_load_ex(dir, &mp, &m);
     if (st) return cli_fail("cannot load the model");
     if (strcmp(head, "exact") != 0) {
         if (bitnet_model_set_head(m, !strcmp(head, "q8") ? BITNET_HEAD_Q8 : BITNET_HEAD_Q4)) { bitnet_model_free(m); return cli_fail("--head"); }
@@ -371,9 +373,11 @@ static int bench_model(const char *dir, const char *synth, const int *ths, int n
 
 /* Logit error of the quantized heads against the exact head on one model: n random tokens,
  * all logits; max |diff|, RMS diff relative to the RMS of the exact logits, top-1 agreement. */
-static int head_error(const char *dir, int n, int json) {
+static int head_error(const char *dir, const char *isa, int n, int json) {
     bitnet_model *m = NULL;
-    if (bitnet_model_load(dir, &m)) return cli_fail("cannot load the model");
+    bitnet_model_params mp = bitnet_model_default_params();
+    mp.kernels = isa;
+    if (bitnet_model_load_ex(dir, &mp, &m)) return cli_fail("cannot load the model");
     bitnet_model_info info;
     bitnet_model_get_info(m, &info);
     int V = info.vocab_size;
@@ -445,7 +449,6 @@ int cmd_bench(int argc, char **argv) {
     if (isa && !bn_kernels_by_name(isa)) return args_error(&spec, "kernel set '%s' is not available here", isa), 2;
     if (kernels) return bench_kernels(isa, ths.v, ths.n, json, only);
     if (!dir && !synth) { args_usage(&spec, stderr); return 2; }
-    if (isa) setenv("BITNET_ISA", isa, 1);
-    if (herr) { if (!dir) return args_error(&spec, "--head-error needs -m MODEL"), 2; return head_error(dir, tg < 0 ? 128 : tg, json); }
-    return bench_model(dir, synth, ths.v, ths.n, pp, tg, reps, head, json, &bs);
+    if (herr) { if (!dir) return args_error(&spec, "--head-error needs -m MODEL"), 2; return head_error(dir, isa, tg < 0 ? 128 : tg, json); }
+    return bench_model(dir, synth, isa, ths.v, ths.n, pp, tg, reps, head, json, &bs);
 }

@@ -32,7 +32,7 @@ static char *read_prompt_file(const char *path, size_t *len) {
 
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *file = NULL, *ids_s = NULL;
-    int n_gen = 128, threads = 1, n_ctx = 0, print_ids = 0, no_bos = 0, ignore_eos = 0, no_prompt = 0, verbose = 0;
+    int n_gen = 128, threads = 0, n_ctx = 0, print_ids = 0, no_bos = 0, ignore_eos = 0, no_prompt = 0;
     gen_sampling so;
     gen_sampling_default(&so, 0.8f);
     const arg_opt opts[] = {
@@ -42,12 +42,12 @@ int cmd_run(int argc, char **argv) {
         OPT_STR(0, "ids", &ids_s, "1,2,3", "prompt token ids (no tokenizer needed)"),
         OPT_INT('n', "n-predict|predict", -1, 1 << 24, &n_gen, "N", "tokens to generate (-1 = until the context is full; stops early at EOS/EOT)"),
         OPT_INT('c', "ctx-size", 0, 1 << 24, &n_ctx, "N", "context length (0 = the model's, at most 4096; default 0)"),
-        OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
+        OPT_INT('t', "threads", 1, 512, &threads, "N", "threads (default: the physical cores; a warning beyond the online CPUs)"),
         OPT_FLAG(0, "print-ids", &print_ids, "print the generated ids space-separated on one line (no text, no prompt)"),
         OPT_FLAG(0, "no-display-prompt", &no_prompt, "do not echo the prompt before the continuation"),
         OPT_FLAG(0, "no-bos", &no_bos, "do not prepend BOS to a text prompt"),
         OPT_FLAG(0, "ignore-eos", &ignore_eos, "keep generating past EOS/EOT"),
-        OPT_FLAG('v', "verbose", &verbose, "print the seed and the settings on stderr"),
+        OPT_FLAG('v', "verbose", &so.verbose, "print the seed and the settings on stderr"),
         OPT_END,
     };
     args_spec spec = {"run",
@@ -84,9 +84,9 @@ int cmd_run(int argc, char **argv) {
             fprintf(stderr, "bitnet run: the prompt has %d tokens but the model holds at most %d positions: shorten the prompt\n", n, info.max_seq_len);
         goto done;
     }
-    if (verbose)
+    if (so.verbose)
         fprintf(stderr, "seed %llu, temp %g, top-k %d, top-p %g, min-p %g, context %d, threads %d, prompt %d tokens\n",
-                (unsigned long long)so.sp.seed, so.sp.temperature, so.sp.top_k, so.sp.top_p, so.sp.min_p, g.n_ctx, threads, n);
+                (unsigned long long)bitnet_sampler_seed(g.smp), so.sp.temperature, so.sp.top_k, so.sp.top_p, so.sp.min_p, g.n_ctx, g.threads, n);
     /* everything is checked: only now does anything go to stdout */
     int out = (print_ids || !g.tok) ? GEN_OUT_IDS : GEN_OUT_TEXT;
     if (text && out == GEN_OUT_TEXT && !no_prompt) { fwrite(text, 1, len, stdout); fflush(stdout); }

@@ -2,6 +2,7 @@
 #include "gen.h"
 #include <time.h>
 #include <math.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdint.h>
 
@@ -9,7 +10,7 @@ static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts
 
 void gen_sampling_default(gen_sampling *o, float temperature) {
     memset(o, 0, sizeof *o);
-    bitnet_sampler_params_default(&o->sp);
+    o->sp = bitnet_sampler_default_params();
     o->sp.temperature = temperature;
 }
 
@@ -24,31 +25,25 @@ static int parse_bias(void *dst, const char *v, char *err, size_t errlen) {
     if (end == v || id < 0 || id > INT32_MAX || isnan(f) || *bend || (isinf(f) ? f > 0 : !isfinite((float)f))) {
         snprintf(err, errlen, "needs ID=BIAS (a token id and a finite number or -inf), got '%s'", v); return 1; }
     if (o->n_bias >= 32) { snprintf(err, errlen, "at most 32 entries"); return 1; }
-    o->bias_id[o->n_bias] = (int)id; o->bias[o->n_bias] = isinf(f) ? -INFINITY : (float)f; o->n_bias++;
+    o->bias[o->n_bias].token = (int32_t)id; o->bias[o->n_bias].bias = isinf(f) ? -INFINITY : (float)f; o->n_bias++;
     return 0;
 }
 
-/* --seed S: an unsigned 64-bit integer, or -1 for a random seed (from /dev/urandom). */
+/* --seed S: an unsigned 64-bit integer below 2^64-1, or -1 for a random one (BITNET_SEED_RANDOM:
+ * the library draws it from the OS; -v shows it). */
 static int parse_seed(void *dst, const char *v, char *err, size_t errlen) {
     uint64_t *seed = dst;
-    if (!strcmp(v, "-1")) {
-        uint64_t s = 0;
-        FILE *f = fopen("/dev/urandom", "rb");
-        if (!f || fread(&s, sizeof s, 1, f) != 1) s = (uint64_t)time(NULL) * 6364136223846793005ull ^ (uint64_t)clock();
-        if (f) fclose(f);
-        *seed = s;
-        return 0;
-    }
+    if (!strcmp(v, "-1")) { *seed = BITNET_SEED_RANDOM; return 0; }
     char *end; errno = 0;
     unsigned long long s = strtoull(v, &end, 10);
-    if (v[0] < '0' || v[0] > '9' || *end || errno) {
-        snprintf(err, errlen, "needs an integer in [0, 18446744073709551615] or -1 (random), got '%s'", v); return 1; }
+    if (v[0] < '0' || v[0] > '9' || *end || errno || s == BITNET_SEED_RANDOM) {
+        snprintf(err, errlen, "needs an integer in [0, 18446744073709551614] or -1 (random), got '%s'", v); return 1; }
     *seed = s;
     return 0;
 }
 
 const arg_opt *gen_sampling_options(gen_sampling *o) {
-    static arg_opt t[12];
+    static arg_opt t[16];
     bitnet_sampler_params *p = &o->sp;
     const arg_opt tab[] = {
         OPT_FLOAT(0, "temp", 0, INFINITY, &p->temperature, "T", "temperature (0 = greedy)"),
@@ -58,8 +53,9 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
         OPT_FLOAT_GT(0, "repeat-penalty", 0, INFINITY, &p->repeat_penalty, "R", "llama.cpp-style repetition penalty (1 = off)"),
         OPT_FLOAT(0, "frequency-penalty", -INFINITY, INFINITY, &p->frequency_penalty, "F", "OpenAI-style frequency penalty (0 = off)"),
         OPT_FLOAT(0, "presence-penalty", -INFINITY, INFINITY, &p->presence_penalty, "P", "OpenAI-style presence penalty (0 = off)"),
-        OPT_INT(0, "repeat-last-n", 0, 1 << 20, &p->penalty_last_n, "N", "penalty window in tokens"),
-        OPT_FUNC(0, "seed", parse_seed, &p->seed, "S", "random seed (-1 = random): same seed and settings, same text"),
+        OPT_INT(0, "repeat-last-n", -1, 1 << 20, &p->penalty_last_n, "N", "penalty window in tokens (0 = no penalties, -1 = the whole context)"),
+        OPT_FUNC(0, "seed", parse_seed, &p->seed, "S", "random seed (default -1 = random, shown by -v): same seed and settings, same text; "
+                 "the sampler applies logit bias, penalties, top-k, top-p, min-p, temperature, in that order"),
         OPT_FUNC(0, "logit-bias", parse_bias, o, "ID=B", "add B to token ID's logit (repeatable; -inf bans it)"),
         OPT_END,
     };
@@ -86,13 +82,17 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
         fprintf(stderr, "bitnet: -c %d exceeds the model's %d positions (use -c %d or less)\n", n_ctx, info.max_seq_len, info.max_seq_len);
         gen_close(g); return 1;
     }
+    if (threads <= 0) threads = bitnet_physical_cores();
+    g->threads = threads;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online > 0 && threads > online)
+        fprintf(stderr, "bitnet: warning: -t %d is more threads than the %ld online CPUs; they will share cores (slower)\n", threads, online);
     bitnet_ctx_params p = {.n_ctx = n_ctx, .n_threads = threads};
     if (bitnet_ctx_new(g->model, &p, &g->ctx)) { cli_fail("cannot create the context"); gen_close(g); return 1; }
     g->n_ctx = n_ctx > 0 ? n_ctx : (info.max_seq_len < 4096 ? info.max_seq_len : 4096);
-    if (bitnet_sampler_new(&o->sp, g->vocab, &g->smp)) { cli_fail("sampler"); gen_close(g); return 1; }
-    for (int i = 0; i < o->n_bias; i++)
-        if (o->bias_id[i] >= g->vocab) { fprintf(stderr, "bitnet: --logit-bias token %d is out of the vocabulary (%d)\n", o->bias_id[i], g->vocab); gen_close(g); return 1; }
-    g->smp_opts = *o;
+    bitnet_sampler_params sp = o->sp;
+    sp.logit_bias = o->bias; sp.n_logit_bias = o->n_bias;
+    if (bitnet_sampler_new(&sp, g->vocab, &g->smp)) { fprintf(stderr, "bitnet: %s\n", bitnet_last_error()); gen_close(g); return 1; }
     g->logits = malloc((size_t)g->vocab * sizeof(float));
     if (!g->logits) { fprintf(stderr, "bitnet: out of memory\n"); gen_close(g); return 1; }
     return 0;
@@ -100,10 +100,29 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
 
 void gen_close(gen_session *g) {
     bitnet_sampler_free(g->smp); bitnet_ctx_free(g->ctx); bitnet_tokenizer_free(g->tok); bitnet_model_free(g->model);
-    free(g->logits);
+    free(g->logits); free(g->hist);
     memset(g, 0, sizeof *g);
 }
 
+int gen_feed(gen_session *g, const int32_t *ids, int n, int want_logits, const char *what) {
+    if (g->n_hist + n > g->cap_hist) {
+        int cap = (g->n_hist + n) * 2;
+        int32_t *h = realloc(g->hist, (size_t)cap * sizeof *h);
+        if (!h) { fprintf(stderr, "bitnet: out of memory\n"); return 1; }
+        g->hist = h; g->cap_hist = cap;
+    }
+    if (bitnet_ctx_eval(g->ctx, ids, n, want_logits ? g->logits : NULL, 0)) return cli_fail(what);
+    memcpy(g->hist + g->n_hist, ids, (size_t)n * sizeof *ids);
+    g->n_hist += n;
+    return 0;
+}
+
+void gen_truncate(gen_session *g, int pos) {
+    if (pos < g->n_hist) g->n_hist = pos;
+    bitnet_ctx_truncate(g->ctx, pos);
+}
+
+/* The library's end-of-generation test; without a tokenizer, config.json's eos id. */
 static int is_eog(const gen_session *g, int id) {
     return g->tok ? bitnet_tokenizer_is_eog(g->tok, id) : id == g->eos;
 }
@@ -119,7 +138,7 @@ int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignor
     }
     for (int i = 0; i < n; i++) bitnet_sampler_accept(g->smp, ids[i]);
     double t0 = now();
-    if (bitnet_ctx_eval(g->ctx, ids, n, g->logits, 0)) return cli_fail("prompt");
+    if (gen_feed(g, ids, n, 1, "prompt")) return 1;
     st->t_prompt = now() - t0; st->n_prompt = n;
     bitnet_detok *dt = NULL;
     if (out == GEN_OUT_TEXT && bitnet_detok_new(g->tok, &dt)) return cli_fail("detokenizer");
@@ -127,8 +146,8 @@ int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignor
     int first = 1;
     while (st->n_gen < n_gen) {
         if (stop && *stop) { st->stopped_by = 2; break; }
-        for (int b = 0; b < g->smp_opts.n_bias; b++) g->logits[g->smp_opts.bias_id[b]] += g->smp_opts.bias[b];
         int id = bitnet_sampler_sample(g->smp, g->logits);
+        if (id < 0) { fprintf(stderr, "bitnet: no token can be sampled (every logit is -inf: --logit-bias bans them all?)\n"); bitnet_detok_free(dt); return 1; }
         st->last_id = id;
         if (!ignore_eos && is_eog(g, id)) { st->stopped_by = 1; break; }
         bitnet_sampler_accept(g->smp, id);
@@ -138,7 +157,7 @@ int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignor
         first = 0;
         if (st->n_gen == n_gen) break;
         if (bitnet_ctx_pos(g->ctx) >= g->n_ctx) { st->stopped_by = 3; break; }
-        if (bitnet_ctx_eval(g->ctx, &id, 1, g->logits, 0)) { bitnet_detok_free(dt); return cli_fail("decode"); }
+        if (gen_feed(g, &id, 1, 1, "decode")) { bitnet_detok_free(dt); return 1; }
         st->last_id = -1;
     }
     if (dt) { fputs(bitnet_detok_flush(dt), stdout); bitnet_detok_free(dt); }

@@ -1,17 +1,20 @@
 /* gen.h — the generation loop shared by `bitnet run` and `bitnet chat`: model + context +
- * tokenizer + sampler in one session, sampling flags, streaming output and speed stats. */
+ * tokenizer + sampler in one session, sampling flags, streaming output and speed stats. The
+ * policy (sampler chain, logit bias, end-of-generation) is the library's; this file only wires
+ * it to the command line and the terminal. */
 #ifndef BITNET_GEN_H
 #define BITNET_GEN_H
 #include "cli.h"
 #include "args.h"
 #include <signal.h>
 
-/* Sampling settings from the command line: sampler parameters and --logit-bias entries. */
+/* Sampling settings from the command line: sampler parameters and --logit-bias entries
+ * (sp.logit_bias is pointed at bias[] when the sampler is made). */
 typedef struct gen_sampling {
     bitnet_sampler_params sp;
     int n_bias;
-    int bias_id[32];
-    float bias[32];
+    bitnet_logit_bias bias[32];
+    int verbose;             /* -v (set by the command's own table): print the seed in use and the settings */
 } gen_sampling;
 
 typedef struct gen_session {
@@ -20,9 +23,11 @@ typedef struct gen_session {
     bitnet_tokenizer *tok;   /* NULL if the folder has none and none was required */
     bitnet_sampler *smp;
     int n_ctx, vocab;
+    int threads;             /* threads in use (the physical cores when 0 was asked for) */
     int eos;                 /* config.json's eos id: the stop token when there is no tokenizer */
     float *logits;           /* [vocab] */
-    gen_sampling smp_opts;   /* --logit-bias entries are applied to the logits before sampling */
+    int32_t *hist;           /* [n_hist] the ids in the KV cache, in order (gen_feed keeps it) */
+    int n_hist, cap_hist;
 } gen_session;
 
 typedef struct gen_stats {
@@ -40,11 +45,18 @@ void gen_sampling_default(gen_sampling *o, float temperature);
  * args.h table writing into *o, for run and chat to pass to args_parse. The table is static:
  * valid until the next call. */
 const arg_opt *gen_sampling_options(gen_sampling *o);
-/* Load model, tokenizer (required if need_tok), context and sampler. Prints errors; returns 0 on success. */
+/* Load model, tokenizer (required if need_tok), context and sampler. threads 0 = the physical
+ * cores; more threads than online CPUs gets a warning. Prints errors; returns 0 on success. */
 int gen_open(gen_session *g, const char *model_dir, int n_ctx, int threads, const gen_sampling *o, int need_tok);
 void gen_close(gen_session *g);
+/* Evaluate ids[n] at the end of the cache (logits of the last into g->logits if want_logits),
+ * recording them in g->hist. Returns 0, or 1 with "bitnet: WHAT: error" printed. */
+int gen_feed(gen_session *g, const int32_t *ids, int n, int want_logits, const char *what);
+/* Drop the cache (and g->hist) from pos on. */
+void gen_truncate(gen_session *g, int pos);
 /* Feed ids[n] (prompt) then sample up to n_gen tokens, writing them as out says. Stops at an
- * end-of-generation token unless ignore_eos, at *stop != 0, or when the context is full.
+ * end-of-generation token (bitnet_tokenizer_is_eog; config.json's eos without a tokenizer)
+ * unless ignore_eos, at *stop != 0, or when the context is full.
  * The last sampled token is NOT fed to the model (st->last_id has it). Returns 0 or 1 on error. */
 int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignore_eos, int out,
                  volatile sig_atomic_t *stop, gen_stats *st);

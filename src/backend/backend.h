@@ -18,7 +18,7 @@
 #define BITNET_BACKEND_H
 #include <stddef.h>
 #include <stdint.h>
-#include "util.h"
+#include "core/util.h"
 
 /* Where a buffer's bytes live. */
 enum { BN_DEV_CPU = 0, BN_DEV_CUDA = 1 };

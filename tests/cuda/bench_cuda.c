@@ -7,8 +7,8 @@
  * packed weight bytes (the activations are a few KB and stay in cache). Medians of 20 runs.
  * Prints a table; no checks (tests/cuda/test_cuda.c checks the results). Not: a model bench. */
 #include "backend/cuda/bn_cuda.h"
-#include "kernels/kernels.h"
-#include "util.h"
+#include "backend/cpu/kernels/kernels.h"
+#include "core/util.h"
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
  * without a GPU it prints one skip line. Not: a model-level test (tests/cuda/test_cuda_model.c). */
 #include "t.h"
 #include "backend/cuda/bn_cuda.h"
-#include "kernels/kernels.h"
-#include "util.h"
+#include "backend/cpu/kernels/kernels.h"
+#include "core/util.h"
 #include <stdint.h>
 #include <time.h>
 

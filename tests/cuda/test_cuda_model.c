@@ -10,7 +10,7 @@
  * Without a GPU it prints one skip line. Not: a kernel test (test_cuda.c). */
 #include "t.h"
 #include "bitnet.h"
-#include "model.h"
+#include "model/model.h"
 #include "backend/cuda/bn_cuda.h"
 #include <cuda_runtime.h>
 #include <cjson/cJSON.h>
@@ -179,7 +179,7 @@ static int bench(const char *dir) {
             c.family = BN_FAM_BITNET; c.vocab_size = 128256; c.hidden_size = 2560; c.intermediate_size = 6912;
             c.n_layers = 30; c.n_heads = 20; c.n_kv_heads = 5; c.head_dim = 128; c.max_pos = 4096;
             c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = 128000; c.eos_id = 128001; c.eos_ids[0] = c.eos_id; c.n_eos = 1;
-            if (!bn_model_synthetic_on(&c, 1234, "cuda", &m) && h) bitnet_model_set_head(m, BITNET_HEAD_Q8);
+            if (!bn_model_synthetic_on(&c, NULL, 1234, "cuda", &m) && h) bitnet_model_set_head(m, BITNET_HEAD_Q8);
         }
         if (!m) { printf("FAIL bench load: %s\n", bitnet_last_error()); return 1; }
         tl = now() - tl;

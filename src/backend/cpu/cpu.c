@@ -6,9 +6,9 @@
  * thread count (every output element is computed by one thread in a fixed order).
  * Not: a graph executor; buffers are host memory (device = BN_DEV_CPU). */
 #include "backend/backend.h"
-#include "model.h"
-#include "threads.h"
-#include "gemm_f32.h"
+#include "model/model.h"
+#include "core/threads.h"
+#include "backend/cpu/gemm_f32.h"
 #include <math.h>
 
 struct bn_exec {
@@ -29,13 +29,8 @@ struct bn_exec {
 
 /* ---- small float ops (per row) ----
  * Their loops carry `omp simd` reductions (enabled by -fopenmp-simd, no OpenMP runtime) so the
- * compiler vectorizes them; on x86-64 Linux, BN_CLONES builds AVX2 and AVX-512 versions of the
+ * compiler vectorizes them; on x86-64 Linux, BN_CLONES (kernels.h) builds AVX2 and AVX-512 versions of the
  * row functions that inline them, picked at load time (ifunc). Elsewhere plain portable C. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define BN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define BN_CLONES
-#endif
 
 static inline __attribute__((always_inline)) float dot(const float *a, const float *b, int n) {
     float d = 0.f;
@@ -207,7 +202,7 @@ static void att_gemm_worker(void *arg, int ith, int nth) {
     bn_split(nh, 1, ith, nth, &a, &b);
     for (int h = a; h < b; h++) {
         int kh = h / grp;
-        bn_sgemm(0, 1, n, L, hd, Q + h * hd, qd, kc + kh * hd, kvd, 0, S, L, e->gws[ith]);
+        bn_sgemm(e->k, 0, 1, n, L, hd, Q + h * hd, qd, kc + kh * hd, kvd, 0, S, L, e->gws[ith]);
         for (int t = 0; t < n; t++) {
             float *row = S + (size_t)t * L;
             int last = pos0 + t;           /* causal: positions 0..last */
@@ -219,7 +214,7 @@ static void att_gemm_worker(void *arg, int ith, int nth) {
             for (int s2 = 0; s2 <= last; s2++) row[s2] *= inv;
             for (int s2 = last + 1; s2 < L; s2++) row[s2] = 0.f;
         }
-        bn_sgemm(0, 0, n, hd, L, S, L, vc + kh * hd, kvd, 0, O + h * hd, qd, e->gws[ith]);
+        bn_sgemm(e->k, 0, 0, n, hd, L, S, L, vc + kh * hd, kvd, 0, O + h * hd, qd, e->gws[ith]);
     }
 }
 

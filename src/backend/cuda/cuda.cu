@@ -12,7 +12,7 @@
 extern "C" {
 #include "backend/backend.h"
 #include "backend/cuda/bn_cuda.h"
-#include "model.h"
+#include "model/model.h"
 }
 #include <cuda_runtime.h>
 #include <math.h>

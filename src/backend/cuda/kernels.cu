@@ -5,8 +5,8 @@
  * Not here: tensor-core (mma/wgmma) GEMMs, a tiled prefill attention, graphs (the backend). */
 extern "C" {
 #include "backend/cuda/bn_cuda.h"
-#include "kernels/kernels.h"
-#include "util.h"
+#include "backend/cpu/kernels/kernels.h"
+#include "core/util.h"
 }
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>

@@ -1,0 +1,285 @@
+/* x86_avx2.c — the AVX2 (+FMA, F16C) kernel set "avx2".
+ *
+ * Ternary layout "i16" (kernels.h), as avx512: a 16-row block is two ymm halves (rows 0-7 and
+ * 8-15) per 16 k. (v >> 2s) & 3 gives unsigned codes; vpmaddubsw against the broadcast
+ * activation bytes x[16g+4s..+3] and vpmaddwd with ones give per-row int32 sums of 4 products
+ * (no saturation: |2*128 + 2*128| < 32768). Result = sum(code*x) - sum(x), exact. GEMM keeps up
+ * to 4 activation rows in registers per unpacked weight vector.
+ * Not: the reference (ref.c); not compiled for non-x86 targets (returns NULL). */
+#include "backend/cpu/kernels/kernels.h"
+#include "core/util.h"
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#include <cpuid.h>
+#include <float.h>
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+
+static int cpu_has_avx2(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 27)) || !(c & (1u << 28)) || !(c & (1u << 12)) || !(c & (1u << 29))) return 0; /* osxsave avx fma f16c */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0x6) != 0x6) return 0; /* XMM and YMM state enabled by the OS */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 5) & 1;
+}
+
+/* ---- ternary GEMM ---- */
+AI __m256i dp(__m256i acc, __m256i w, __m256i x) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
+}
+AI __m256i bc4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return _mm256_set1_epi32(v); }
+
+static int32_t sum_i8(const int8_t *x, int kp) {
+    __m256i acc = _mm256_setzero_si256();
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    for (int k = 0; k < kp; k += 32)
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(x + k)), bias), _mm256_setzero_si256()));
+    int64_t t[4]; memcpy(t, &acc, 32);
+    return (int32_t)(t[0] + t[1] + t[2] + t[3] - 128LL * kp);
+}
+
+#define PF_DIST 4096 /* software prefetch distance (bytes) of the GEMV weight stream */
+
+AI void tile1(const uint8_t *wb, int ng, const int8_t *x, __m256i *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i l0 = _mm256_setzero_si256(), l1 = l0, h0 = l0, h1 = l0;
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *p = wb + (size_t)g * 64;
+        _mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
+        __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
+        const int8_t *xg = x + 16 * g;
+        __m256i x0 = bc4(xg), x1 = bc4(xg + 4), x2 = bc4(xg + 8), x3 = bc4(xg + 12);
+        l0 = dp(l0, _mm256_and_si256(lo, m3), x0);
+        h0 = dp(h0, _mm256_and_si256(hi, m3), x0);
+        l1 = dp(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 2), m3), x1);
+        h1 = dp(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 2), m3), x1);
+        l0 = dp(l0, _mm256_and_si256(_mm256_srli_epi16(lo, 4), m3), x2);
+        h0 = dp(h0, _mm256_and_si256(_mm256_srli_epi16(hi, 4), m3), x2);
+        l1 = dp(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 6), m3), x3);
+        h1 = dp(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 6), m3), x3);
+    }
+    out[0] = _mm256_add_epi32(l0, l1);
+    out[1] = _mm256_add_epi32(h0, h1);
+}
+
+AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB, __m256i *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i al[4], ah[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++) al[i] = ah[i] = _mm256_setzero_si256();
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *p = wb + (size_t)g * 64;
+        __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
+        const int8_t *xg = x + 16 * g;
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++) {
+            __m256i wl = _mm256_and_si256(_mm256_srli_epi16(lo, 2 * s), m3);
+            __m256i wh = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * s), m3);
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++) {
+                __m256i xb = bc4(xg + (size_t)i * ldx + 4 * s);
+                al[i] = dp(al[i], wl, xb);
+                ah[i] = dp(ah[i], wh, xb);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++) { out[2 * i] = al[i]; out[2 * i + 1] = ah[i]; }
+}
+
+static void store16(int32_t *y, const __m256i *v, int j0, int j1, int32_t sub) {
+    int32_t t[16];
+    _mm256_storeu_si256((__m256i *)t, _mm256_sub_epi32(v[0], _mm256_set1_epi32(sub)));
+    _mm256_storeu_si256((__m256i *)(t + 8), _mm256_sub_epi32(v[1], _mm256_set1_epi32(sub)));
+    if (j0 == 0 && j1 == 16) memcpy(y, t, 64);
+    else memcpy(y + j0, t + j0, (size_t)(j1 - j0) * 4);
+}
+
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 4 rows. */
+static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                 int32_t *y, int ldy, int j0, int j1) {
+    __m256i out[8];
+    switch (nb) {
+    case 1: tile1(wb, ng, x, out); break;
+    case 2: tileN(wb, ng, x, ldx, 2, out); break;
+    case 3: tileN(wb, ng, x, ldx, 3, out); break;
+    default: tileN(wb, ng, x, ldx, 4, out); break;
+    }
+    for (int i = 0; i < nb; i++) store16(y + (size_t)i * ldy, out + 2 * i, j0, j1, sx[i]);
+}
+static const bn_i16_tiler TILER = {4, 0, 0, sum_i8, tile};
+static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
+                  const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+/* ---- activation quantization (bit-exact with ref) ---- */
+static float quant_act(const float *x, int cols, int8_t *q, int kp) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(FLT_MAX);
+    __m256 vm = _mm256_setzero_ps(), bad = vm;
+    int k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + k), absm);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ)); /* NaN or inf */
+        vm = _mm256_max_ps(a, vm);
+    }
+    float t[8]; _mm256_storeu_ps(t, vm);
+    float m = 0.f;
+    for (int i = 0; i < 8; i++) if (t[i] > m) m = t[i];
+    int nonfinite = _mm256_movemask_ps(bad) != 0;
+    for (; k < cols; k++) { float a = fabsf(x[k]); if (!(a <= FLT_MAX)) nonfinite = 1; if (a > m) m = a; }
+    if (nonfinite) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
+    float s = bn_quant_scale(m);
+    __m256 vs = _mm256_set1_ps(s);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (k = 0; k + 32 <= cols; k += 32) {
+        __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), vs));
+        __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 8), vs));
+        __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 16), vs));
+        __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 24), vs));
+        __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+        _mm256_storeu_si256((__m256i *)(q + k), _mm256_permutevar8x32_epi32(v, perm));
+    }
+    bn_quant_tail(x, k, cols, s, q, kp);
+    return s;
+}
+
+/* ---- float GEMM: per (row, activation row) dot products, row kept hot across activations ---- */
+AI __m256 ldw8(const void *w, int wdt, size_t i) {
+    const char *p = (const char *)w;
+    if (wdt == BN_W_F32) return _mm256_loadu_ps((const float *)(p + i * 4));
+    __m128i h = _mm_loadu_si128((const __m128i *)(p + i * 2));
+    if (wdt == BN_W_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+AI float hsum(__m256 v) {
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+AI float frow(const void *w, int wdt, int cols, int r, const float *x) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t base = (size_t)r * cols;
+    int k = 0;
+    for (; k + 32 <= cols; k += 32) {
+        a0 = _mm256_fmadd_ps(ldw8(w, wdt, base + k), _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(ldw8(w, wdt, base + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_fmadd_ps(ldw8(w, wdt, base + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_fmadd_ps(ldw8(w, wdt, base + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= cols; k += 8) a0 = _mm256_fmadd_ps(ldw8(w, wdt, base + k), _mm256_loadu_ps(x + k), a0);
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; k < cols; k++) s += bn_wget(w, wdt, base + k) * x[k];
+    return s;
+}
+
+static float fdot(const void *w, int wdt, int cols, int r, const float *x) {
+    if (wdt == BN_W_F32) return frow(w, BN_W_F32, cols, r, x);
+    if (wdt == BN_W_F16) return frow(w, BN_W_F16, cols, r, x);
+    return frow(w, BN_W_BF16, cols, r, x);
+}
+static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
+                  const float *x, int ldx, int n, float *y, int ldy) {
+    bn_fgemm_rows(fdot, w, wdt, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+/* ---- quantized heads ---- */
+AI __m256 i8x8(const int8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+
+static float q8row(const int8_t *q, int cols, const float *x) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 32 <= cols; k += 32) {
+        a0 = _mm256_fmadd_ps(i8x8(q + k), _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(i8x8(q + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_fmadd_ps(i8x8(q + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_fmadd_ps(i8x8(q + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= cols; k += 8) a0 = _mm256_fmadd_ps(i8x8(q + k), _mm256_loadu_ps(x + k), a0);
+    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; k < cols; k++) s += (float)q[k] * x[k];
+    return s;
+}
+
+static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                     const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hgemm_q8_rows(q8row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
+    const __m128i m15 = _mm_set1_epi8(15);
+    const __m256 e8 = _mm256_set1_ps(8.f);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int b = 0;
+    for (; 32 * b + 32 <= cols; b++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(q + 16 * b));
+        __m128i lo = _mm_and_si128(v, m15), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m15);
+        const float *xb = x + 32 * b;
+        __m256 w0 = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), e8);
+        __m256 w1 = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), e8);
+        __m256 w2 = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), e8);
+        __m256 w3 = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), e8);
+        __m256 t = _mm256_mul_ps(w0, _mm256_loadu_ps(xb));
+        __m256 u = _mm256_mul_ps(w1, _mm256_loadu_ps(xb + 8));
+        t = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), t);
+        u = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), u);
+        __m256 db = _mm256_set1_ps(d[b]);
+        if (b & 1) a1 = _mm256_fmadd_ps(db, _mm256_add_ps(t, u), a1);
+        else a0 = _mm256_fmadd_ps(db, _mm256_add_ps(t, u), a0);
+    }
+    float s = hsum(_mm256_add_ps(a0, a1));
+    return s + bn_q4dot_from(q, d, b, cols, x); /* the last, partial block */
+}
+
+static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                     const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hgemm_q4_rows(q4row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+/* ---- float32 GEMM micro-kernel 6x16 (kernels.h bn_sgemm_ukr): 12 ymm accumulators ---- */
+static void ukr(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    __m256 c0[6], c1[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            __m256 a = _mm256_broadcast_ss(A + i);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+        A += 6; B += 16;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(c)); c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(c + 8)); }
+        _mm256_storeu_ps(c, c0[i]); _mm256_storeu_ps(c + 8, c1[i]);
+    }
+}
+static const bn_sgemm_ukr UKR = {"avx2", 6, 16, ukr, NULL, NULL};
+
+static const bn_kernels SET = {
+    .name = "avx2", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = bn_adam_ref,
+};
+
+/* Partial table (dispatch.c completes it), or NULL when this CPU/OS lacks AVX2+FMA+F16C. */
+const bn_kernels *bn_kernels_avx2(void);
+const bn_kernels *bn_kernels_avx2(void) { return cpu_has_avx2() ? &SET : NULL; }
+#else
+const bn_kernels *bn_kernels_avx2(void);
+const bn_kernels *bn_kernels_avx2(void) { return NULL; }
+#endif

@@ -1,0 +1,555 @@
+/* x86_avx512.c — the AVX-512 kernel set (F+BW+VL+DQ; vpdpbusd when AVX512-VNNI is present,
+ * vpmaddubsw+vpmaddwd otherwise: sets "avx512" (needs VNNI) and "avx512-novnni"). Also the
+ * AVX-512 float32 GEMM micro-kernels of bn_sgemm and the AdamW rows.
+ *
+ * Ternary layout "i16" (kernels.h): 16-row blocks, 64 bytes per 16 k. One 64-byte load gives
+ * 4 vectors of unsigned codes ((v >> 2s) & 3); each feeds vpdpbusd against the 4 activation
+ * bytes x[16g+4s..] broadcast to all lanes, so lane j accumulates row j. The result is
+ * sum(code*x) - sum(x) = sum(w*x), exact in int32. GEMM (n > 1) keeps up to 16 activation rows
+ * in registers per unpacked weight vector (register blocking over n).
+ * Not: the reference (ref.c is the spec); not compiled for non-x86 targets (returns NULL). */
+#include "backend/cpu/kernels/kernels.h"
+#include "core/util.h"
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#include <cpuid.h>
+#include <float.h>
+#include <math.h>
+
+#define AI static inline __attribute__((always_inline))
+
+static int cpu_has_avx512(int *vnni) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 27)) || !(c & (1u << 28)) || !(c & (1u << 12)) || !(c & (1u << 29))) return 0; /* osxsave avx fma f16c */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xe6) != 0xe6) return 0; /* SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state enabled by the OS */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    if (!(f && dq && bw && vl && ((b >> 5) & 1))) return 0; /* + avx2 */
+    *vnni = (c >> 11) & 1;
+    return 1;
+}
+
+/* ---- ternary GEMM ---- */
+
+AI __m512i dp(__m512i acc, __m512i w, __m512i x, int vnni) {
+#ifdef __AVX512VNNI__
+    if (vnni) return _mm512_dpbusd_epi32(acc, w, x);
+#endif
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(w, x), _mm512_set1_epi16(1)));
+}
+
+AI __m512i bc4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return _mm512_set1_epi32(v); }
+
+/* sum of the kp int8 entries of x (kp % 64 == 0) */
+static int32_t sum_i8(const int8_t *x, int kp) {
+    __m512i acc = _mm512_setzero_si512();
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int k = 0; k < kp; k += 64)
+        acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(x + k), bias), _mm512_setzero_si512()));
+    return (int32_t)(_mm512_reduce_add_epi64(acc) - 128LL * kp);
+}
+
+#define PF_DIST 8192 /* software prefetch distance (bytes) of the GEMV weight streams (8 KiB measured best) */
+
+/* Start of a GEMV weight stream: prefetch its first PF_DIST bytes at once (the loops prefetch
+ * PF_DIST ahead from there on), so a new matrix does not wait for the hardware prefetcher. */
+static inline void prefetch_burst(const void *p, size_t len) {
+    size_t n = len < (size_t)PF_DIST ? len : (size_t)PF_DIST;
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+/* One 16-row block times one activation row (GEMV): 4 independent accumulators. */
+AI __m512i tile1(const uint8_t *wb, int ng, const int8_t *x, int vnni) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (int g = 0; g < ng; g++) {
+        __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
+        _mm_prefetch((const char *)(wb + (size_t)g * 64 + PF_DIST), _MM_HINT_T0);
+        const int8_t *xg = x + 16 * g;
+        a0 = dp(a0, _mm512_and_si512(v, m3), bc4(xg), vnni);
+        a1 = dp(a1, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3), bc4(xg + 4), vnni);
+        a2 = dp(a2, _mm512_and_si512(_mm512_srli_epi16(v, 4), m3), bc4(xg + 8), vnni);
+        a3 = dp(a3, _mm512_and_si512(_mm512_srli_epi16(v, 6), m3), bc4(xg + 12), vnni);
+    }
+    return _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+}
+
+/* One 16-row block times NB activation rows (NB <= 16): each unpacked weight vector serves NB
+ * rows; acc[i] lane j = sum(code[j]*x_i). */
+AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB, __m512i *out, int vnni) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i acc[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < NB; i++) acc[i] = _mm512_setzero_si512();
+    for (int g = 0; g < ng; g++) {
+        __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
+        const int8_t *xg = x + 16 * g;
+        __m512i w0 = _mm512_and_si512(v, m3);
+        __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        __m512i w3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+#pragma GCC unroll 16
+        for (int i = 0; i < NB; i++) {
+            const int8_t *xi = xg + (size_t)i * ldx;
+            acc[i] = dp(acc[i], w0, bc4(xi), vnni);
+            acc[i] = dp(acc[i], w1, bc4(xi + 4), vnni);
+            acc[i] = dp(acc[i], w2, bc4(xi + 8), vnni);
+            acc[i] = dp(acc[i], w3, bc4(xi + 12), vnni);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < NB; i++) out[i] = acc[i];
+}
+
+/* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 16 rows. */
+AI void tile_t(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+               int32_t *y, int ldy, int j0, int j1, int vnni) {
+    __m512i out[16];
+    switch (nb) {
+    case 1: out[0] = tile1(wb, ng, x, vnni); break;
+#define C(N) case N: tileN(wb, ng, x, ldx, N, out, vnni); break;
+    C(2) C(3) C(4) C(5) C(6) C(7) C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15) C(16)
+#undef C
+    }
+    __mmask16 mk = (__mmask16)(((1u << j1) - 1) & ~((1u << j0) - 1));
+    for (int i = 0; i < nb; i++)
+        _mm512_mask_storeu_epi32(y + (size_t)i * ldy, mk, _mm512_sub_epi32(out[i], _mm512_set1_epi32(sx[i])));
+}
+
+#ifdef __AVX512VNNI__
+static void tile_vnni(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                      int32_t *y, int ldy, int j0, int j1) {
+    tile_t(wb, ng, x, ldx, nb, sx, y, ldy, j0, j1, 1);
+}
+static const bn_i16_tiler TILER_VNNI = {16, PF_DIST, 1, sum_i8, tile_vnni};
+static void tgemm_vnni(const uint8_t *w, int rows, int cols, int r0, int r1,
+                       const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    bn_tgemm_i16(&TILER_VNNI, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+#endif
+static void tile_bw(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                    int32_t *y, int ldy, int j0, int j1) {
+    tile_t(wb, ng, x, ldx, nb, sx, y, ldy, j0, j1, 0);
+}
+static const bn_i16_tiler TILER_BW = {16, PF_DIST, 1, sum_i8, tile_bw};
+static void tgemm_bw(const uint8_t *w, int rows, int cols, int r0, int r1,
+                     const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    bn_tgemm_i16(&TILER_BW, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+/* ---- activation quantization (bit-exact with ref: exact max, float32 x*s, RNE) ---- */
+static float quant_act(const float *x, int cols, int8_t *q, int kp) {
+    const __m512 big = _mm512_set1_ps(FLT_MAX);
+    __m512 vm = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    int k = 0;
+    for (; k + 16 <= cols; k += 16) {
+        __m512 a = _mm512_abs_ps(_mm512_loadu_ps(x + k));
+        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ); /* NaN or inf */
+        vm = _mm512_max_ps(a, vm);
+    }
+    if (k < cols) {
+        __mmask16 mk = (__mmask16)((1u << (cols - k)) - 1);
+        __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k));
+        bad |= _mm512_cmp_ps_mask(a, big, _CMP_NLE_UQ);
+        vm = _mm512_max_ps(a, vm);
+    }
+    if (bad) { memset(q, 0, (size_t)kp); return NAN; } /* kernels.h: non-finite input */
+    float s = bn_quant_scale(_mm512_reduce_max_ps(vm));
+    __m512 vs = _mm512_set1_ps(s);
+    for (k = 0; k + 16 <= cols; k += 16) {
+        __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(v));
+    }
+    if (k < cols) {
+        __mmask16 mk = (__mmask16)((1u << (cols - k)) - 1);
+        __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_mask_storeu_epi8(q + k, mk, _mm512_cvtsepi32_epi8(v));
+    }
+    if (kp > cols) memset(q + cols, 0, (size_t)(kp - cols));
+    return s;
+}
+
+/* The blocking of the float kernels' GEMM (n > 1), written once for fgemm, Q8 and Q4: blocks of
+ * 4 weight rows (kept hot in L1) times all n activation rows, 4 at a time, then the last rows one
+ * by one. BLOCK(RB, NB) computes rows r..r+RB-1 for the NB activation rows at xi / yi. */
+#define BLOCK4_DRIVER(BLOCK) do { \
+        int r = r0; \
+        for (; r + 4 <= r1; r += 4) \
+            for (int i0 = 0; i0 < n; i0 += 4) { \
+                const float *xi = x + (size_t)i0 * ldx; \
+                float *yi = y + (size_t)i0 * ldy; \
+                switch (n - i0 < 4 ? n - i0 : 4) { \
+                case 1: BLOCK(4, 1); break; \
+                case 2: BLOCK(4, 2); break; \
+                case 3: BLOCK(4, 3); break; \
+                default: BLOCK(4, 4); break; \
+                } \
+            } \
+        for (; r < r1; r++) \
+            for (int i = 0; i < n; i++) { const float *xi = x + (size_t)i * ldx; float *yi = y + (size_t)i * ldy; BLOCK(1, 1); } \
+    } while (0)
+
+/* ---- float GEMM (LM head): RB rows x NB activation rows per step, f32 accumulate ---- */
+AI __m512 ldw(const void *w, int wdt, size_t i, __mmask16 mk) {
+    const char *p = (const char *)w;
+    if (wdt == BN_W_F32) return _mm512_maskz_loadu_ps(mk, p + i * 4);
+    __m256i h = _mm256_maskz_loadu_epi16(mk, p + i * 2);
+    if (wdt == BN_W_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+AI void fblock(const void *w, int wdt, int cols, int r, const int RB, const float *x, int ldx,
+               const int NB, float *y, int ldy) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) acc[a][i] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= cols; k += 16) {
+        __m512 xv[4], wv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) xv[i] = _mm512_loadu_ps(x + (size_t)i * ldx + k);
+#pragma GCC unroll 4
+        for (int a = 0; a < RB; a++) {
+            wv[a] = ldw(w, wdt, (size_t)(r + a) * cols + k, 0xffff);
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++) acc[a][i] = _mm512_fmadd_ps(wv[a], xv[i], acc[a][i]);
+        }
+    }
+    if (k < cols) {
+        __mmask16 mk = (__mmask16)((1u << (cols - k)) - 1);
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) xv[i] = _mm512_maskz_loadu_ps(mk, x + (size_t)i * ldx + k);
+#pragma GCC unroll 4
+        for (int a = 0; a < RB; a++) {
+            __m512 wv = ldw(w, wdt, (size_t)(r + a) * cols + k, mk);
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++) acc[a][i] = _mm512_fmadd_ps(wv, xv[i], acc[a][i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = _mm512_reduce_add_ps(acc[a][i]);
+}
+
+/* GEMV (n == 1): one row at a time, one sequential stream, 4 accumulators. */
+AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t base = (size_t)r * cols;
+    int k = 0;
+    const char *pw = (const char *)w + base * (wdt == BN_W_F32 ? 4 : 2) + PF_DIST;
+    for (; k + 64 <= cols; k += 64) {
+        const int esz = wdt == BN_W_F32 ? 4 : 2; /* 64 weights = esz cache lines */
+        for (int o = 0; o < 64 * esz; o += 64) _mm_prefetch(pw + (size_t)k * esz + o, _MM_HINT_T0);
+        a0 = _mm512_fmadd_ps(ldw(w, wdt, base + k, 0xffff), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 16, 0xffff), _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 32, 0xffff), _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 48, 0xffff), _mm512_loadu_ps(x + k + 48), a3);
+    }
+    for (; k < cols; k += 16) {
+        __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        a0 = _mm512_fmadd_ps(ldw(w, wdt, base + k, mk), _mm512_maskz_loadu_ps(mk, x + k), a0);
+    }
+    *y = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* GEMV: one sequential stream per row; GEMM: BLOCK4_DRIVER over fblock. */
+AI void fgemm_t(const void *w, const int wdt, int rows, int cols, int r0, int r1,
+                const float *x, int ldx, int n, float *y, int ldy) {
+    if (n == 1) {
+        if (r0 < r1) prefetch_burst((const char *)w + (size_t)r0 * cols * (wdt == BN_W_F32 ? 4 : 2), (size_t)(r1 - r0) * cols * (wdt == BN_W_F32 ? 4 : 2));
+        for (int r = r0; r < r1; r++) frow1(w, wdt, cols, r, x, y + r);
+        return;
+    }
+#define FB(RB, NB) fblock(w, wdt, cols, r, RB, xi, ldx, NB, yi, ldy)
+    BLOCK4_DRIVER(FB);
+#undef FB
+}
+
+static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
+                  const float *x, int ldx, int n, float *y, int ldy) {
+    if (wdt == BN_W_F32) fgemm_t(w, BN_W_F32, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    else if (wdt == BN_W_F16) fgemm_t(w, BN_W_F16, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    else fgemm_t(w, BN_W_BF16, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+/* ---- quantized heads ---- */
+/* Q8: 4 rows x NB activation rows; int8 -> f32, FMA, scale at the end. */
+AI void q8block(const int8_t *q, int cp, int cols, int r, const int RB, const float *x, int ldx,
+                const int NB, float *y, int ldy, const float *sc) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) acc[a][i] = _mm512_setzero_ps();
+    for (int k = 0; k < cols; k += 16) {
+        __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) xv[i] = _mm512_maskz_loadu_ps(mk, x + (size_t)i * ldx + k);
+#pragma GCC unroll 4
+        for (int a = 0; a < RB; a++) {
+            __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + (size_t)(r + a) * cp + k))));
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++) acc[a][i] = _mm512_fmadd_ps(wv, xv[i], acc[a][i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = sc[r + a] * _mm512_reduce_add_ps(acc[a][i]);
+}
+
+/* GEMV row: one sequential stream, 4 accumulators */
+AI float q8row1(const int8_t *q, int cols, const float *x) {
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int k = 0;
+    for (; k + 64 <= cols; k += 64) {
+        __m512i v = _mm512_loadu_si512(q + k);
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++)
+            a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, u))), _mm512_loadu_ps(x + k + 16 * u), a[u]);
+    }
+    for (; k < cols; k += 16) {
+        __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        a[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + k)))), _mm512_maskz_loadu_ps(mk, x + k), a[0]);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+}
+
+static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                     const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols);
+    const float *sc = (const float *)wq;
+    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
+    if (n == 1) {
+        for (int r = r0; r < r1; r++) y[r] = sc[r] * q8row1(q + (size_t)r * cp, cols, x);
+        return;
+    }
+#define QB(RB, NB) q8block(q, cp, cols, r, RB, xi, ldx, NB, yi, ldy, sc)
+    BLOCK4_DRIVER(QB);
+#undef QB
+}
+
+/* Q4: per 32-block, s = sum(q*x) over the block (2 FMAs), acc += d * s. */
+AI void q4block(const uint8_t *q, int cp, int nbk, int cols, int r, const int RB, const float *x, int ldx,
+                const int NB, float *y, int ldy, const float *d) {
+    __m512 acc[4][4];
+    const __m512i m15 = _mm512_set1_epi32(15), e8 = _mm512_set1_epi32(8);
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) acc[a][i] = _mm512_setzero_ps();
+    for (int b = 0; b * 32 < cols; b++) {
+        int k = 32 * b;
+        __mmask16 m0 = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        __mmask16 m1 = cols - k >= 32 ? (__mmask16)0xffff : cols - k <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - k - 16)) - 1);
+        __m512 x0[4], x1[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) {
+            x0[i] = _mm512_maskz_loadu_ps(m0, x + (size_t)i * ldx + k);
+            x1[i] = _mm512_maskz_loadu_ps(m1, x + (size_t)i * ldx + k + 16);
+        }
+#pragma GCC unroll 4
+        for (int a = 0; a < RB; a++) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + (size_t)(r + a) * (cp / 2) + 16 * b)));
+            __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), e8));
+            __m512 w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), e8));
+            __m512 db = _mm512_set1_ps(d[(size_t)(r + a) * nbk + b]);
+#pragma GCC unroll 4
+            for (int i = 0; i < NB; i++)
+                acc[a][i] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(w1, x1[i], _mm512_mul_ps(w0, x0[i])), acc[a][i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int a = 0; a < RB; a++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = _mm512_reduce_add_ps(acc[a][i]);
+}
+
+/* GEMV row for Q4: 4 blocks per step, 4 accumulators */
+AI __m512 q4blk(const uint8_t *qb, const float *xb, float d, __mmask16 m0, __mmask16 m1, __m512 acc) {
+    /* nibble -> float (nibble - 8) by a 16-entry table: vpermps only looks at the low 4 bits */
+    const __m512 tbl = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qb));
+    __m512 w0 = _mm512_permutexvar_ps(v, tbl);
+    __m512 w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl);
+    __m512 t = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, xb + 16), _mm512_mul_ps(w0, _mm512_maskz_loadu_ps(m0, xb)));
+    return _mm512_fmadd_ps(_mm512_set1_ps(d), t, acc);
+}
+AI float q4row1(const uint8_t *q, const float *d, int cols, const float *x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int b = 0;
+    for (; 32 * b + 128 <= cols; b += 4) {
+        a0 = q4blk(q + 16 * b, x + 32 * b, d[b], 0xffff, 0xffff, a0);
+        a1 = q4blk(q + 16 * b + 16, x + 32 * b + 32, d[b + 1], 0xffff, 0xffff, a1);
+        a2 = q4blk(q + 16 * b + 32, x + 32 * b + 64, d[b + 2], 0xffff, 0xffff, a2);
+        a3 = q4blk(q + 16 * b + 48, x + 32 * b + 96, d[b + 3], 0xffff, 0xffff, a3);
+    }
+    for (; 32 * b < cols; b++) {
+        int k = 32 * b;
+        __mmask16 m0 = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+        __mmask16 m1 = cols - k >= 32 ? (__mmask16)0xffff : cols - k <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - k - 16)) - 1);
+        a0 = q4blk(q + 16 * b, x + k, d[b], m0, m1, a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                     const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols), nbk = cp / 32;
+    const float *d = (const float *)wq;
+    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
+    if (n == 1) {
+        for (int r = r0; r < r1; r++) y[r] = q4row1(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x);
+        return;
+    }
+#define QB(RB, NB) q4block(q, cp, nbk, cols, r, RB, xi, ldx, NB, yi, ldy, d)
+    BLOCK4_DRIVER(QB);
+#undef QB
+}
+
+/* ---- float32 GEMM micro-kernels (kernels.h bn_sgemm_ukr) ---- */
+/* AVX-512 12x32: 24 zmm accumulators, 2 B vectors, broadcast A from memory. */
+static void ukr(int kc, const float *A, const float *B, float *C, int ldc, int acc) {
+    __m512 c0[12], c1[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) {
+            __m512 a = _mm512_set1_ps(A[i]);
+            c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+        }
+        A += 12; B += 32;
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16)); }
+        _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
+    }
+}
+
+/* AVX-512 12x32 reading A unpacked: row i of the tile at A + i*lda, k contiguous (op(A) not
+ * transposed). Same FMA order as ukr on a packed panel, so results are identical. */
+static void ukra(int kc, const float *A, int lda, const float *B, float *C, int ldc, int acc) {
+    __m512 c0[12], c1[12];
+    const float *a0 = A, *a3 = A + 3 * (size_t)lda, *a6 = A + 6 * (size_t)lda, *a9 = A + 9 * (size_t)lda;
+    const size_t l1 = (size_t)lda, l2 = 2 * (size_t)lda;
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+#define ROW(i, p, o) { __m512 a = _mm512_set1_ps(p[o + k]); c0[i] = _mm512_fmadd_ps(a, b0, c0[i]); c1[i] = _mm512_fmadd_ps(a, b1, c1[i]); }
+        ROW(0, a0, 0) ROW(1, a0, l1) ROW(2, a0, l2)
+        ROW(3, a3, 0) ROW(4, a3, l1) ROW(5, a3, l2)
+        ROW(6, a6, 0) ROW(7, a6, l1) ROW(8, a6, l2)
+        ROW(9, a9, 0) ROW(10, a9, l1) ROW(11, a9, l2)
+#undef ROW
+        B += 32;
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (acc) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(c)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(c + 16)); }
+        _mm512_storeu_ps(c, c0[i]); _mm512_storeu_ps(c + 16, c1[i]);
+    }
+}
+/* Transposing pack of a full 32-column B panel (op(B) = B^T): d[k][j] = src[j * ldb + k] for
+ * j < 32, k < kc, via 16x16 in-register transposes; the k tail is scalar. */
+static void pack_bt32(const float *src, int ldb, int kc, float *d) {
+    int k0 = 0;
+    for (; k0 + 16 <= kc; k0 += 16) {
+        for (int j0 = 0; j0 < 32; j0 += 16) {
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)(j0 + i) * ldb + k0);
+            for (int i = 0; i < 8; i++) { t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]); t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]); }
+            for (int g = 0; g < 4; g++) {
+                __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+                __m512d c = _mm512_castps_pd(t[4 * g + 2]), e = _mm512_castps_pd(t[4 * g + 3]);
+                r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+                r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+            }
+            /* r[4g + c] holds rows 4g..4g+3 at columns c, c+4, c+8, c+12 (one per 128-bit lane) */
+            for (int c = 0; c < 4; c++) {
+                __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+                __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88), u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+                float *o = d + (size_t)k0 * 32 + j0;
+                _mm512_store_ps(o + (size_t)c * 32, _mm512_shuffle_f32x4(u0, u2, 0x88));
+                _mm512_store_ps(o + (size_t)(c + 8) * 32, _mm512_shuffle_f32x4(u0, u2, 0xdd));
+                _mm512_store_ps(o + (size_t)(c + 4) * 32, _mm512_shuffle_f32x4(u1, u3, 0x88));
+                _mm512_store_ps(o + (size_t)(c + 12) * 32, _mm512_shuffle_f32x4(u1, u3, 0xdd));
+            }
+        }
+    }
+    for (int j = 0; j < 32; j++) {
+        const float *sj = src + (size_t)j * ldb;
+        for (int k = k0; k < kc; k++) d[(size_t)k * 32 + j] = sj[k];
+    }
+}
+static const bn_sgemm_ukr UKR = {"avx512", 12, 32, ukr, ukra, pack_bt32};
+
+/* ---- AdamW rows (kernels.h bn_adam_fn) ---- */
+/* The same arithmetic, 16 lanes at a time (the compiler will not vectorize sqrtf with errno on). */
+static void adam(float *restrict pp, const float *restrict gg, float *restrict mm, float *restrict vv, size_t n,
+                             float decay, float step_size, float bc2s, float omb1, float b2, float omb2, float eps) {
+    const __m512 vdec = _mm512_set1_ps(decay), vo1 = _mm512_set1_ps(omb1), vb2 = _mm512_set1_ps(b2), vo2 = _mm512_set1_ps(omb2);
+    const __m512 vbc = _mm512_set1_ps(bc2s), veps = _mm512_set1_ps(eps), vns = _mm512_set1_ps(-step_size);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_loadu_ps(gg + i), m0 = _mm512_loadu_ps(mm + i), v0 = _mm512_loadu_ps(vv + i);
+        __m512 p = _mm512_mul_ps(_mm512_loadu_ps(pp + i), vdec);
+        __m512 m = _mm512_add_ps(m0, _mm512_mul_ps(_mm512_sub_ps(g, m0), vo1));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(v0, vb2), _mm512_mul_ps(_mm512_mul_ps(vo2, g), g));
+        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), vbc), veps);
+        p = _mm512_add_ps(p, _mm512_div_ps(_mm512_mul_ps(vns, m), den));
+        _mm512_storeu_ps(pp + i, p); _mm512_storeu_ps(mm + i, m); _mm512_storeu_ps(vv + i, v);
+    }
+    bn_adam_ref(pp + i, gg + i, mm + i, vv + i, n - i, decay, step_size, bc2s, omb1, b2, omb2, eps);
+}
+
+#ifdef __AVX512VNNI__
+static const bn_kernels SET_VNNI = {
+    .name = "avx512", .layout = BN_LAYOUT_I16, .tgemm = tgemm_vnni, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
+};
+#endif
+static const bn_kernels SET_BW = {
+    .name = "avx512-novnni", .layout = BN_LAYOUT_I16, .tgemm = tgemm_bw, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
+};
+
+/* Partial tables (dispatch.c completes them): "avx512" needs AVX512-VNNI (vpdpbusd);
+ * "avx512-novnni" (vpmaddubsw + vpmaddwd) runs on any AVX-512 F/BW/VL/DQ CPU. */
+const bn_kernels *bn_kernels_avx512(void);
+const bn_kernels *bn_kernels_avx512_novnni(void);
+const bn_kernels *bn_kernels_avx512(void) {
+#ifdef __AVX512VNNI__
+    int vnni = 0;
+    if (cpu_has_avx512(&vnni) && vnni) return &SET_VNNI;
+#endif
+    return NULL;
+}
+const bn_kernels *bn_kernels_avx512_novnni(void) { int vnni; return cpu_has_avx512(&vnni) ? &SET_BW : NULL; }
+#else
+const bn_kernels *bn_kernels_avx512(void);
+const bn_kernels *bn_kernels_avx512_novnni(void);
+const bn_kernels *bn_kernels_avx512(void) { return NULL; }
+const bn_kernels *bn_kernels_avx512_novnni(void) { return NULL; }
+#endif

@@ -1,0 +1,81 @@
+/* files.c — file providers (see files.h): a folder (mmap) and memory buffers. */
+#include "io/files.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bitnet_status dir_open(void *ud, const char *name, const void **data, size_t *size) {
+    char *path = bn_path_join(ud, name);
+    if (!path) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    bitnet_status s = BITNET_OK;
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    if (fd < 0) s = bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        s = bn_err(BITNET_ERR_IO, "%s: not a regular file%s", path, S_ISDIR(sb.st_mode) ? " (it is a directory)" : "");
+    else if (sb.st_size == 0) { *data = ""; *size = 0; }
+    else {
+        void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) s = bn_err(BITNET_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+        else { *data = map; *size = (size_t)sb.st_size; }
+    }
+    if (fd >= 0) close(fd);
+    free(path);
+    return s;
+}
+static void dir_close(void *ud, const void *data, size_t size) { if (size) munmap((void *)data, size); }
+
+bn_src bn_src_dir(const char *dir) {
+    bn_src s = {{(void *)dir, dir_open, dir_close}, dir, 1};
+    return s;
+}
+
+bn_src bn_src_user(const bitnet_files *f) {
+    bn_src s = {*f, NULL, 0};
+    return s;
+}
+
+char *bn_src_path(const bn_src *s, const char *name) { return s->where ? bn_path_join(s->where, name) : strdup(name); }
+
+bitnet_status bn_src_open(const bn_src *s, const char *name, const void **data, size_t *size) {
+    *data = NULL; *size = 0;
+    if (!s->f.open) return bn_err(BITNET_ERR_ARG, "file provider has no open function");
+    bitnet_status st = s->f.open(s->f.ud, name, data, size);
+    if (st == BITNET_OK && !*data && *size) st = BITNET_ERR_FORMAT;
+    if (st != BITNET_OK && !s->sets_errors) {
+        char *p = bn_src_path(s, name);
+        st = bn_err(st, "%s: cannot open (file provider: %s)", p ? p : name, bitnet_status_str(st));
+        free(p);
+    }
+    if (st == BITNET_OK && !*data) *data = "";
+    return st;
+}
+
+bitnet_status bn_src_open_small(const bn_src *s, const char *name, const void **data, size_t *size) {
+    bitnet_status st = bn_src_open(s, name, data, size);
+    if (st || *size <= BN_SMALL_FILE_MAX) return st;
+    char *p = bn_src_path(s, name);
+    st = bn_err(BITNET_ERR_FORMAT, "%s: %zu bytes is too large for this file (limit %zu)", p ? p : name, *size, (size_t)BN_SMALL_FILE_MAX);
+    free(p);
+    bn_files_close(&s->f, *data, *size);
+    *data = NULL; *size = 0;
+    return st;
+}
+
+void bn_files_close(const bitnet_files *f, const void *data, size_t size) {
+    if (f->close) f->close(f->ud, data, size);
+}
+
+/* ---- memory provider: an array of {name, data, size} ended by name == NULL ---- */
+static bitnet_status mem_open(void *ud, const char *name, const void **data, size_t *size) {
+    for (const bitnet_file_buf *b = ud; b && b->name; b++)
+        if (!strcmp(b->name, name)) { *data = b->data; *size = b->size; return BITNET_OK; }
+    return BITNET_ERR_IO;
+}
+
+bitnet_files bitnet_files_from_memory(const bitnet_file_buf *bufs) {
+    bitnet_files f = {(void *)bufs, mem_open, NULL};
+    return f;
+}

@@ -1,0 +1,132 @@
+/* data.c — mmap'd token file reader, sequential and shuffled windows (see data.h). */
+#include "train/data.h"
+#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+static uint32_t rd32(const uint8_t *b) { return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24; }
+
+/* Text, not token ids: no NUL in the first 64 KiB and >= 95% of it printable ASCII, whitespace
+ * or UTF-8 bytes (a uint32 id file below 2^24 has a zero byte in every id). */
+static int looks_like_text(const uint8_t *b, size_t n) {
+    if (n > 65536) n = 65536;
+    size_t good = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!b[i]) return 0;
+        good += (b[i] >= 0x20 && b[i] < 0x7f) || b[i] == '\n' || b[i] == '\r' || b[i] == '\t' || b[i] >= 0x80;
+    }
+    return n > 0 && good * 20 >= n * 19;
+}
+
+static bitnet_status text_err(const char *path) {
+    return bn_err(BITNET_ERR_FORMAT, "%s: looks like a text file, not uint32 token ids; tokenize it first: "
+                  "bitnet tokenize-file -m TOKENIZER %s OUT.u32", path, path);
+}
+
+bitnet_status bn_data_open(const char *path, int vocab, int B, int T, bn_data **out) {
+    *out = NULL;
+    if (B < 1 || T < 1) return bn_err(BITNET_ERR_ARG, "%s: batch %d x seq %d must both be >= 1", path, B, T);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) { int e = errno; close(fd); return bn_err(BITNET_ERR_IO, "%s: cannot stat: %s", path, strerror(e)); }
+    if (!S_ISREG(sb.st_mode)) { close(fd); return bn_err(BITNET_ERR_IO, "%s: not a regular file", path); }
+    bn_data *d = calloc(1, sizeof *d);
+    if (!d || !(d->path = strdup(path))) { free(d); close(fd); return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); }
+    d->B = B; d->T = T;
+    bitnet_status s = BITNET_OK;
+    size_t sz = (size_t)sb.st_size;
+    if (sz > 0) {
+        void *map = mmap(NULL, sz, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) { s = bn_err(BITNET_ERR_IO, "%s: mmap failed: %s", path, strerror(errno)); goto fail; }
+        d->raw = map; d->map_len = sz;
+    }
+    if (sz % 4) {
+        if (looks_like_text(d->raw, sz)) { s = text_err(path); goto fail; }
+        s = bn_err(BITNET_ERR_FORMAT, "%s: size %zu is not a multiple of 4 (expected uint32 token ids; "
+                   "make them from text with bitnet tokenize-file)", path, sz);
+        goto fail;
+    }
+    d->n = sz / 4;
+    /* size_t is 64-bit on every supported target, so B*T (each <= INT_MAX) cannot overflow */
+    size_t need = (size_t)B * (size_t)T + 1;
+    if (d->n < need) {
+        if (d->n && looks_like_text(d->raw, sz)) { s = text_err(path); goto fail; }
+        s = bn_err(BITNET_ERR_FORMAT, "%s: %zu tokens is too short for one batch of %d x %d (needs %zu)", path, d->n, B, T, need);
+        goto fail;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        uint32_t v = rd32(d->raw + 4 * i);
+        if (v >= (uint32_t)vocab) {
+            if (looks_like_text(d->raw, sz)) { s = text_err(path); goto fail; }
+            s = bn_err(BITNET_ERR_FORMAT, "%s: token %zu has id %u, outside the model's vocabulary of %d", path, i, v, vocab);
+            goto fail;
+        }
+    }
+    d->nw = (d->n - 1) / (size_t)T;
+    close(fd);
+    *out = d;
+    return BITNET_OK;
+fail:
+    close(fd);
+    bn_data_free(d);
+    return s;
+}
+
+void bn_data_free(bn_data *d) {
+    if (!d) return;
+    if (d->raw) munmap((void *)d->raw, d->map_len);
+    free(d->perm); free(d->path); free(d);
+}
+
+bitnet_status bn_data_shuffle(bn_data *d, uint64_t seed) {
+    if (d->nw > UINT32_MAX) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: %zu windows of %d tokens is more than 2^32; use a longer --seq", d->path, d->nw, d->T);
+    d->shuffled = 1; d->seed = seed; d->pos = 0; d->perm_epoch = -1;
+    return BITNET_OK;
+}
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Fisher-Yates permutation of [0, nw) for epoch e, from (seed, e) only. */
+static bitnet_status make_perm(bn_data *d, int64_t e) {
+    if (!d->perm && !(d->perm = malloc(d->nw * sizeof *d->perm))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory for the window order", d->path);
+    uint64_t x = d->seed ^ ((uint64_t)e * 0xd1b54a32d192ed03ull);
+    for (size_t i = 0; i < d->nw; i++) d->perm[i] = (uint32_t)i;
+    for (size_t i = d->nw - 1; i > 0; i--) {
+        size_t j = (size_t)(splitmix(&x) % (i + 1));  /* modulo bias < nw / 2^64: negligible */
+        uint32_t t = d->perm[i]; d->perm[i] = d->perm[j]; d->perm[j] = t;
+    }
+    d->perm_epoch = e;
+    return BITNET_OK;
+}
+
+static void fill_row(const bn_data *d, size_t start, int32_t *in, int32_t *tg, size_t len) {
+    const uint8_t *b = d->raw + 4 * start;
+    for (size_t i = 0; i < len; i++) { in[i] = (int32_t)rd32(b + 4 * i); tg[i] = (int32_t)rd32(b + 4 * i + 4); }
+}
+
+bitnet_status bn_data_next(bn_data *d, int32_t *inputs, int32_t *targets) {
+    size_t bt = (size_t)d->B * d->T;
+    if (!d->shuffled) {
+        if (d->pos + bt + 1 > d->n) d->pos = 0;
+        fill_row(d, d->pos, inputs, targets, bt);
+        d->pos += bt;
+        return BITNET_OK;
+    }
+    for (int b = 0; b < d->B; b++) {
+        size_t c = d->pos + (size_t)b;
+        int64_t e = (int64_t)(c / d->nw);
+        if (e != d->perm_epoch) { bitnet_status s = make_perm(d, e); if (s) return s; }
+        fill_row(d, (size_t)d->perm[c % d->nw] * d->T, inputs + (size_t)b * d->T, targets + (size_t)b * d->T, (size_t)d->T);
+    }
+    d->pos += (size_t)d->B;
+    return BITNET_OK;
+}

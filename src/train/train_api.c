@@ -1,0 +1,242 @@
+/* train_api.c — the public training API (include/bitnet_train.h) over the internal trainer:
+ * bn_train_model (train.c), bn_data (data.c), bn_trainer (train_loop.c), the exporter and the
+ * BPE trainer. It owns what the handles hold and translates parameters; no numerics here.
+ * Not: a CLI (tools/cmd_train.c prints progress, draws loss.svg and keeps metrics.csv). */
+#include "bitnet_train.h"
+#include "train/train_loop.h"
+#include "train/train_export.h"
+#include "tokenizer/bpe_train.h"
+#include "backend/cpu/gemm_f32.h"
+#include <stdatomic.h>
+#include <math.h>
+
+_Static_assert(BITNET_TRAIN_MAX_STEPS == BN_TRAIN_MAX_STEPS, "one step limit");
+
+struct bitnet_trainer {
+    bitnet_train_params p;
+    bn_train_model *m;
+    bn_data *data, *val;
+    bn_trainer tr;
+    int have_tr;
+    char *options;          /* owned copy of the caller's options text */
+    char *dump;             /* owned path for the next step's gradients */
+    atomic_int cancel;
+};
+
+const char *bitnet_lr_schedule_name(bitnet_lr_schedule s) {
+    return s >= BITNET_LR_CONSTANT && s <= BITNET_LR_TWO_STAGE ? bn_lr_sched_name((bn_lr_sched)s) : NULL;
+}
+
+int bitnet_lr_schedule_parse(const char *name, bitnet_lr_schedule *out) {
+    bn_lr_sched s;
+    if (!name || !bn_lr_sched_parse(name, &s)) return 0;
+    *out = (bitnet_lr_schedule)s;
+    return 1;
+}
+
+bitnet_train_params bitnet_train_default_params(void) {
+    bn_optim_cfg c; bn_optim_cfg_default(&c);
+    bitnet_train_params p = {
+        .kernels = NULL, .n_threads = 0, .no_quant = 0, .batch = 4, .seq = 128, .accum = 1,
+        .total_steps = 100, .seed = 1337, .init_std = 0.02f,
+        .optim = {.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.wd,
+                  .clip = c.clip, .schedule = (bitnet_lr_schedule)c.sched, .warmup = c.warmup,
+                  .min_lr_frac = c.min_lr_frac, .stage2_frac = c.stage2_frac},
+    };
+    return p;
+}
+
+/* Every numeric field in range; the message names the field. */
+static bitnet_status check_params(const bitnet_train_params *p) {
+    const bitnet_optim_params *o = &p->optim;
+    if (p->batch < 1 || p->seq < 1 || p->accum < 1) return bn_err(BITNET_ERR_ARG, "train: batch %d, seq %d and accum %d must be >= 1", p->batch, p->seq, p->accum);
+    if (p->total_steps < 1 || p->total_steps > BN_TRAIN_MAX_STEPS) return bn_err(BITNET_ERR_ARG, "train: total_steps %lld must be in [1, %d]", (long long)p->total_steps, BN_TRAIN_MAX_STEPS);
+    if (p->n_threads < 0 || p->n_threads > 1024) return bn_err(BITNET_ERR_ARG, "train: n_threads %d must be in [0, 1024]", p->n_threads);
+    if (!(o->lr > 0 && o->lr < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: lr %g must be a finite number > 0", o->lr);
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1)) return bn_err(BITNET_ERR_ARG, "train: betas %g, %g must be in [0, 1)", o->beta1, o->beta2);
+    if (!(o->eps > 0 && o->eps < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: eps %g must be a finite number > 0", o->eps);
+    if (!(o->weight_decay >= 0 && o->weight_decay < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: weight_decay %g must be a finite number >= 0", o->weight_decay);
+    if (!(o->clip >= 0 && o->clip < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: clip %g must be a finite number >= 0", o->clip);
+    if (o->warmup < 0) return bn_err(BITNET_ERR_ARG, "train: warmup %d must be >= 0", o->warmup);
+    if (!(o->min_lr_frac >= 0 && o->min_lr_frac <= 1) || !(o->stage2_frac > 0 && o->stage2_frac <= 1)) return bn_err(BITNET_ERR_ARG, "train: min_lr_frac must be in [0, 1] and stage2_frac in (0, 1]");
+    if (o->schedule < BITNET_LR_CONSTANT || o->schedule > BITNET_LR_TWO_STAGE) return bn_err(BITNET_ERR_ARG, "train: unknown lr schedule %d", (int)o->schedule);
+    if (!(p->init_std >= 0 && p->init_std < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: init_std %g must be a finite number >= 0", p->init_std);
+    return BITNET_OK;
+}
+
+static bn_optim_cfg optim_cfg(const bitnet_train_params *p) {
+    bn_optim_cfg c; bn_optim_cfg_default(&c);
+    const bitnet_optim_params *o = &p->optim;
+    c.lr = o->lr; c.beta1 = o->beta1; c.beta2 = o->beta2; c.eps = o->eps; c.wd = o->weight_decay; c.clip = o->clip;
+    c.sched = (bn_lr_sched)o->schedule; c.warmup = o->warmup; c.min_lr_frac = o->min_lr_frac; c.stage2_frac = o->stage2_frac;
+    c.total_steps = (int)p->total_steps;
+    return c;
+}
+
+bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp, bitnet_trainer **out) {
+    *out = NULL;
+    bitnet_train_params p = pp ? *pp : bitnet_train_default_params();
+    bitnet_status s = check_params(&p);
+    if (s) return s;
+    if (!from) return bn_err(BITNET_ERR_ARG, "train: no model folder or config.json given");
+    bitnet_trainer *t = calloc(1, sizeof *t);
+    if (!t) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    t->p = p;
+    int nth = p.n_threads > 0 ? p.n_threads : bn_physical_cores();
+    if (bn_is_dir(from)) s = bn_train_model_from_dir_ex(from, p.no_quant, nth, p.kernels, &t->m);
+    else {
+        char *txt = NULL; bn_config c;
+        s = bn_read_file(from, &txt, NULL);
+        if (!s) { s = bn_config_parse(txt, from, &c); free(txt); }
+        if (!s) s = bn_train_model_new_ex(&c, p.no_quant, nth, p.kernels, &t->m);
+        if (!s) bn_train_model_init_random(t->m, p.seed, p.init_std);
+    }
+    if (s) { bitnet_trainer_free(t); return s; }
+    *out = t;
+    return BITNET_OK;
+}
+
+void bitnet_trainer_free(bitnet_trainer *t) {
+    if (!t) return;
+    if (t->have_tr) bn_trainer_free(&t->tr);
+    bn_data_free(t->data); bn_data_free(t->val);
+    bn_train_model_free(t->m);
+    free(t->options); free(t->dump);
+    free(t);
+}
+
+bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path, const char *val_path) {
+    const bitnet_train_params *p = &t->p;
+    int V = t->m->cfg.vocab_size;
+    bn_data *d = NULL, *v = NULL;
+    if (!train_path) return bn_err(BITNET_ERR_ARG, "train: no training data given");
+    bitnet_status s = bn_data_open(train_path, V, p->batch, p->seq, &d);
+    if (!s) s = bn_data_shuffle(d, p->seed);
+    if (!s && val_path) s = bn_err_prefix(bn_data_open(val_path, V, p->batch, p->seq, &v), "validation data: ");
+    if (s) { bn_data_free(d); bn_data_free(v); return s; }
+    if (t->have_tr) { bn_trainer_free(&t->tr); t->have_tr = 0; }
+    bn_data_free(t->data); bn_data_free(t->val);
+    t->data = d; t->val = v;
+    bn_optim_cfg oc = optim_cfg(p);
+    s = bn_trainer_init(&t->tr, t->m, t->data, &oc, p->batch, p->seq, p->accum);
+    if (s) return s;
+    t->have_tr = 1;
+    t->tr.rng = p->seed;
+    t->tr.options = t->options;
+    return BITNET_OK;
+}
+
+static bitnet_status need_data(const bitnet_trainer *t) {
+    return t->have_tr ? BITNET_OK : bn_err(BITNET_ERR_ARG, "train: no training data set (bitnet_trainer_set_data)");
+}
+
+bitnet_status bitnet_trainer_reseed(bitnet_trainer *t, uint64_t seed) {
+    bitnet_status s = need_data(t);
+    if (s) return s;
+    size_t pos = t->data->pos;
+    if ((s = bn_data_shuffle(t->data, seed))) return s;
+    t->data->pos = pos;
+    t->tr.rng = seed; t->p.seed = seed;
+    return BITNET_OK;
+}
+
+bitnet_status bitnet_trainer_step(bitnet_trainer *t, bitnet_train_stats *st) {
+    bitnet_status s = need_data(t);
+    if (s) return s;
+    bn_step_stats ss;
+    t->tr.dump_grads = t->dump;
+    s = bn_trainer_step(&t->tr, &ss);
+    if (!t->tr.dump_grads) { free(t->dump); t->dump = NULL; }
+    if (st) {
+        memset(st, 0, sizeof *st);
+        st->loss = ss.loss; st->lr = ss.lr; st->weight_decay = ss.wd; st->grad_norm = ss.grad_norm;
+        st->seconds = ss.seconds; st->tokens = ss.tokens;
+    }
+    return s;
+}
+
+bitnet_status bitnet_trainer_eval(bitnet_trainer *t, int n_batches, float *val_loss) {
+    bitnet_status s = need_data(t);
+    if (s) return s;
+    if (!t->val) return bn_err(BITNET_ERR_ARG, "train: no validation data set");
+    return bn_trainer_eval(&t->tr, t->val, n_batches, val_loss);
+}
+
+bitnet_status bitnet_trainer_save(const bitnet_trainer *t, const char *dir) {
+    bitnet_status s = need_data(t);
+    return s ? s : bn_trainer_save(&t->tr, dir);
+}
+
+bitnet_status bitnet_trainer_load_state(bitnet_trainer *t, const char *dir) {
+    bitnet_status s = need_data(t);
+    return s ? s : bn_trainer_load(&t->tr, dir);
+}
+
+bitnet_status bitnet_trainer_set_options_text(bitnet_trainer *t, const char *text) {
+    char *c = text ? strdup(text) : NULL;
+    if (text && !c) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    free(t->options);
+    t->options = c;
+    t->tr.options = c;
+    return BITNET_OK;
+}
+
+bitnet_status bitnet_trainer_read_options_text(const char *dir, char **text) {
+    return bn_trainer_read_options(dir, text);
+}
+
+bitnet_status bitnet_trainer_dump_next_grads(bitnet_trainer *t, const char *path) {
+    char *c = path ? strdup(path) : NULL;
+    if (path && !c) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    free(t->dump);
+    t->dump = c;
+    return BITNET_OK;
+}
+
+void bitnet_trainer_cancel(bitnet_trainer *t) { atomic_store(&t->cancel, 1); }
+int bitnet_trainer_cancelled(const bitnet_trainer *t) { return atomic_load(&((bitnet_trainer *)t)->cancel); }
+
+int64_t bitnet_trainer_get_step(const bitnet_trainer *t) { return t->have_tr ? t->tr.step : 0; }
+
+void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
+    memset(i, 0, sizeof *i);
+    const bn_train_model *m = t->m;
+    i->step = bitnet_trainer_get_step(t);
+    i->n_params = (int64_t)m->n_params;
+    i->flops_per_token = bn_train_flops_per_token(m);
+    i->vocab_size = m->cfg.vocab_size; i->hidden_size = m->cfg.hidden_size; i->n_layers = m->cfg.n_layers;
+    i->full_precision = m->cfg.full_precision;
+    i->gemm = m->k->sgemm->name;
+}
+
+bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, int flags) {
+    bn_config c;
+    bitnet_status s = bn_config_load(master_dir, &c);
+    if (s) return s;
+    if (c.full_precision && !(flags & BITNET_EXPORT_ALLOW_FULL_PRECISION))
+        return bn_err(BITNET_ERR_ARG, "%s is a full-precision checkpoint (trained with --no-quant): packing ternarizes it, "
+                      "which changes the model it learned", master_dir);
+    return bn_export_packed(master_dir, out_dir);
+}
+
+bitnet_status bitnet_copy_tokenizer_files(const char *src_dir, const char *dst_dir, int *n_copied) {
+    int n = 0;
+    bitnet_status s = bn_copy_tokenizer_files(src_dir, dst_dir, &n);
+    if (n_copied) *n_copied = n;
+    return s;
+}
+
+bitnet_bpe_params bitnet_bpe_default_params(void) {
+    bitnet_bpe_params p = {.vocab_size = 0, .specials = NULL, .n_specials = 0, .bos = NULL, .min_frequency = 2};
+    return p;
+}
+
+bitnet_status bitnet_bpe_train(const char *const *texts, const size_t *lens, int n, const bitnet_bpe_params *p,
+                               const char *out_path, int *n_merges) {
+    bn_bpe_train_params q = {.vocab_size = p->vocab_size, .specials = (const char **)p->specials, .n_specials = p->n_specials,
+                             .bos = p->bos, .min_frequency = p->min_frequency, .progress = p->progress, .ud = p->progress_ud};
+    int nm = 0;
+    bitnet_status s = bn_bpe_train(texts, lens, n, &q, out_path, &nm);
+    if (n_merges) *n_merges = nm;
+    return s;
+}

@@ -1,0 +1,182 @@
+/* train_loop.c — optimizer steps, evaluation and checkpoints (see train_loop.h). */
+#include "train/train_loop.h"
+#include "io/safetensors.h"
+#include <math.h>
+#include <stdio.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+#define STATE_VERSION 2
+
+bitnet_status bn_trainer_init(bn_trainer *t, bn_train_model *m, bn_data *data, const bn_optim_cfg *opt, int B, int T, int accum) {
+    memset(t, 0, sizeof *t);
+    if (B < 1 || T < 1 || accum < 1) return bn_err(BITNET_ERR_ARG, "batch %d, seq %d, accum %d must all be >= 1", B, T, accum);
+    if (T > m->cfg.max_pos) return bn_err(BITNET_ERR_ARG, "seq %d exceeds the model's max_position_embeddings %d", T, m->cfg.max_pos);
+    if ((int64_t)B * T > INT32_MAX) return bn_err(BITNET_ERR_ARG, "batch %d x seq %d = %lld tokens is more than %d per step", B, T, (long long)B * T, INT32_MAX);
+    t->m = m; t->data = data; t->opt = *opt; t->B = B; t->T = T; t->accum = accum;
+    t->in = malloc((size_t)B * T * sizeof(int32_t)); t->tg = malloc((size_t)B * T * sizeof(int32_t));
+    if (!t->in || !t->tg) { bn_trainer_free(t); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    return BITNET_OK;
+}
+
+void bn_trainer_free(bn_trainer *t) { free(t->in); free(t->tg); t->in = t->tg = NULL; }
+
+static int decays(const bn_tparam *p) { return p->kind == BN_PK_LINEAR || p->kind == BN_PK_HEAD; }
+
+bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
+    bn_train_model *m = t->m;
+    double t0 = bn_time();
+    memset(st, 0, sizeof *st);
+    size_t save_pos = t->data->pos;
+    bn_train_zero_grad(m);
+    double lsum = 0;
+    bitnet_status s = BITNET_OK;
+    for (int k = 0; k < t->accum && !s; k++) {
+        float loss = 0;
+        s = bn_data_next(t->data, t->in, t->tg);
+        if (!s) s = bn_train_forward(m, t->in, t->tg, t->B, t->T, &loss);
+        if (!s) s = bn_train_backward(m, 1.0f / (float)t->accum);
+        lsum += loss;
+    }
+    st->loss = (float)(lsum / t->accum);
+    if (s) {
+        t->data->pos = save_pos;
+        if (s == BITNET_ERR_NUMERIC) return bn_err(s, "step %lld: loss is %g (not finite); parameters not updated", (long long)t->step, st->loss);
+        return s;
+    }
+    if (t->dump_grads) {
+        s = bn_train_save_grads(m, t->dump_grads);
+        t->dump_grads = NULL;
+        if (s) { t->data->pos = save_pos; return s; }
+    }
+    st->grad_norm = bn_grad_norm(m->pool, m->grads, m->n_params);
+    if (!isfinite(st->grad_norm)) {
+        t->data->pos = save_pos;
+        return bn_err(BITNET_ERR_NUMERIC, "step %lld: gradient norm is %g (not finite); parameters not updated", (long long)t->step, st->grad_norm);
+    }
+    if (t->opt.clip > 0) {  /* torch clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1 */
+        double coef = t->opt.clip / (st->grad_norm + 1e-6);
+        if (coef < 1.0) bn_grad_scale(m->pool, m->grads, m->n_params, (float)coef);
+    }
+    bn_optim_schedule(&t->opt, t->step, &st->lr, &st->wd);
+    for (int i = 0; i < m->n_tp; i++) {
+        const bn_tparam *p = &m->tp[i];
+        bn_adamw_update(m->k, m->pool, m->params + p->off, m->grads + p->off, m->adam_m + p->off, m->adam_v + p->off, p->numel,
+                        st->lr, t->opt.beta1, t->opt.beta2, t->opt.eps, decays(p) ? st->wd : 0.0f, t->step + 1);
+    }
+    t->step++;
+    st->tokens = (int64_t)t->B * t->T * t->accum;
+    st->seconds = bn_time() - t0;
+    return BITNET_OK;
+}
+
+bitnet_status bn_trainer_eval(bn_trainer *t, bn_data *val, int n, float *loss) {
+    val->pos = 0;
+    double sum = 0;
+    if (n < 1) n = 1;
+    for (int k = 0; k < n; k++) {
+        float l;
+        bitnet_status s = bn_data_next(val, t->in, t->tg);
+        if (!s) s = bn_train_forward(t->m, t->in, t->tg, t->B, t->T, &l);
+        if (s) return bn_err_prefix(s, "validation");
+        sum += l;
+    }
+    *loss = (float)(sum / n);
+    return BITNET_OK;
+}
+
+bitnet_status bn_trainer_save(const bn_trainer *t, const char *dir) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return bn_err(BITNET_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+    const bn_train_model *m = t->m;
+    bn_st_writer *w;
+    bitnet_status s = bn_st_writer_new(&w);
+    if (s) return s;
+    char nm[128];
+    static const char *pre[3] = {"param.", "adam_m.", "adam_v."};
+    const float *buf[3] = {m->params, m->adam_m, m->adam_v};
+    for (int k = 0; k < 3 && !s; k++)
+        for (int i = 0; i < m->n_tp && !s; i++) {
+            snprintf(nm, sizeof nm, "%s%s", pre[k], m->tp[i].name);
+            s = bn_st_writer_add(w, nm, BN_F32, m->tp[i].ndim, m->tp[i].shape, buf[k] + m->tp[i].off);
+        }
+    int64_t state[8] = {STATE_VERSION, t->step, (int64_t)t->data->pos, (int64_t)t->rng, t->B, t->T, (int64_t)m->n_params, t->accum};
+    int64_t sh[1] = {8};
+    if (!s) s = bn_st_writer_add(w, "trainer_state", BN_I64, 1, sh, state);
+    if (!s && t->options) {
+        int64_t on[1] = {(int64_t)strlen(t->options)};
+        if (on[0] > 0) s = bn_st_writer_add(w, "train_options", BN_U8, 1, on, t->options);
+    }
+    char *sp = bn_path_join(dir, "train_state.safetensors");
+    if (!s) s = sp ? bn_st_writer_save(w, sp) : bn_err(BITNET_ERR_NOMEM, "out of memory");
+    free(sp);
+    bn_st_writer_free(w);
+    if (!s) s = bn_train_save_weights(m, dir);
+    return s;
+}
+
+bitnet_status bn_trainer_load(bn_trainer *t, const char *dir) {
+    bn_train_model *m = t->m;
+    char *sp = bn_path_join(dir, "train_state.safetensors");
+    if (!sp) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    bn_st *st;
+    bitnet_status s = bn_st_open(sp, &st);
+    free(sp);
+    if (s) return s;
+    const bn_tensor *ts;
+    int64_t sh8[1] = {8};
+    s = bn_st_get(st, "trainer_state", 1u << BN_I64, 1, sh8, &ts);
+    int64_t state[8] = {0};
+    if (!s) {
+        memcpy(state, ts->data, sizeof state);
+        const char *f = ts->file;
+        long long v[8]; for (int i = 0; i < 8; i++) v[i] = (long long)state[i];
+        int64_t per = (int64_t)t->B * t->accum;     /* windows per step when shuffled */
+        if (state[0] == 1) s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: trainer_state version 1 is from an older bitnet (contiguous data order); resume it with that version, or start a new run from its weights with --init", f);
+        else if (state[0] != STATE_VERSION) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state version %lld is not %d", f, v[0], STATE_VERSION);
+        else if (state[1] < 0 || state[1] > BN_TRAIN_MAX_STEPS) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state step %lld is outside [0, %d]", f, v[1], BN_TRAIN_MAX_STEPS);
+        else if (state[4] != t->B) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state batch %lld is not this run's %d", f, v[4], t->B);
+        else if (state[5] != t->T) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state seq %lld is not this run's %d", f, v[5], t->T);
+        else if (state[7] != t->accum) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state accum %lld is not this run's %d", f, v[7], t->accum);
+        else if (state[6] < 0 || (uint64_t)state[6] != m->n_params) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state n_params %lld is not the model's %zu", f, v[6], m->n_params);
+        else if (t->data->shuffled ? (state[2] < 0 || state[2] % per || state[2] / per != state[1]) : (state[2] < 0 || (uint64_t)state[2] > t->data->n))
+            s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state data position %lld does not fit step %lld (batch %d, accum %d, %zu tokens)", f, v[2], v[1], t->B, t->accum, t->data->n);
+    }
+    char nm[128];
+    static const char *pre[3] = {"param.", "adam_m.", "adam_v."};
+    float *buf[3] = {m->params, m->adam_m, m->adam_v};
+    for (int k = 0; k < 3 && !s; k++)
+        for (int i = 0; i < m->n_tp && !s; i++) {
+            const bn_tensor *x;
+            snprintf(nm, sizeof nm, "%s%s", pre[k], m->tp[i].name);
+            s = bn_st_get(st, nm, 1u << BN_F32, m->tp[i].ndim, m->tp[i].shape, &x);
+            if (!s) memcpy(buf[k] + m->tp[i].off, x->data, m->tp[i].numel * sizeof(float));
+        }
+    if (!s) {
+        t->step = state[1]; t->rng = (uint64_t)state[3];
+        if (t->data->shuffled) s = bn_data_shuffle(t->data, t->rng);
+        t->data->pos = (size_t)state[2];
+    }
+    bn_st_free(st);
+    return s;
+}
+
+bitnet_status bn_trainer_read_options(const char *dir, char **options) {
+    *options = NULL;
+    char *sp = bn_path_join(dir, "train_state.safetensors");
+    if (!sp) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    struct stat sb;
+    if (stat(sp, &sb) != 0) { free(sp); return bn_err(BITNET_ERR_IO, "no checkpoint in %s (no train_state.safetensors)", dir); }
+    bn_st *st;
+    bitnet_status s = bn_st_open(sp, &st);
+    free(sp);
+    if (s) return s;
+    const bn_tensor *x = bn_st_find(st, "train_options");
+    if (x && (x->dtype != BN_U8 || x->ndim != 1)) s = bn_err(BITNET_ERR_FORMAT, "%s: train_options is not a U8 vector", x->file);
+    else if (x) {
+        char *o = malloc(x->nbytes + 1);
+        if (!o) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+        else { memcpy(o, x->data, x->nbytes); o[x->nbytes] = 0; *options = o; }
+    }
+    bn_st_free(st);
+    return s;
+}
