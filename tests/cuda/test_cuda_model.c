@@ -7,12 +7,14 @@
  * tests/tools/make_2b4t_shaped.py) or of the in-memory 2B-4T-shaped synthetic model: pp512,
  * tg128 after a 512-token prompt (exact and q8 heads), batched decode of 8/32/64 sequences,
  * GB/s against a device copy probe run in the same process, and GPU memory at a 4k context.
+ * `--profile`: two graph-replayed decode steps between cudaProfilerStart/Stop (for ncu).
  * Without a GPU it prints one skip line. Not: a kernel test (test_cuda.c). */
 #include "t.h"
 #include "bitnet.h"
 #include "model/model.h"
 #include "backend/cuda/bn_cuda.h"
 #include <cuda_runtime.h>
+#include <cuda_profiler_api.h>
 #include <cjson/cJSON.h>
 
 static int read_ids(cJSON *root, const char *key, int32_t *ids, int max) {
@@ -239,10 +241,37 @@ static int bench(const char *dir) {
     return 0;
 }
 
+/* `--profile`: 2 decode steps of the synthetic 2B-4T inside cudaProfilerStart/Stop, for
+ * `ncu --profile-from-start off` (the first step is captured as a graph, the second replays it). */
+static int profile(void) {
+    bn_config c; memset(&c, 0, sizeof c);
+    c.rope_theta = 500000.f; c.norm_eps = 1e-5f; c.linear_class = BN_LC_AUTOBITLINEAR;
+    c.family = BN_FAM_BITNET; c.vocab_size = 128256; c.hidden_size = 2560; c.intermediate_size = 6912;
+    c.n_layers = 30; c.n_heads = 20; c.n_kv_heads = 5; c.head_dim = 128; c.max_pos = 4096;
+    c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = 128000; c.eos_id = 128001; c.eos_ids[0] = c.eos_id; c.n_eos = 1;
+    bitnet_model *m = NULL;
+    if (bn_model_synthetic_on(&c, NULL, 1234, "cuda", &m)) { printf("FAIL profile load: %s\n", bitnet_last_error()); return 1; }
+    bitnet_ctx *cx = NULL;
+    bitnet_ctx_params p = {.n_ctx = 4096, .n_threads = 1};
+    if (bitnet_ctx_new(m, &p, &cx)) { printf("FAIL profile ctx: %s\n", bitnet_last_error()); return 1; }
+    int32_t pr[512];
+    for (int i = 0; i < 512; i++) pr[i] = (int32_t)((i * 7919 + 13) % c.vocab_size);
+    float *lg = malloc((size_t)c.vocab_size * 4);
+    bitnet_ctx_eval(cx, pr, 512, lg, 0);
+    int32_t tok = 5;
+    bitnet_ctx_eval(cx, &tok, 1, lg, 0);  /* capture */
+    cudaProfilerStart();
+    for (int i = 0; i < 2; i++) bitnet_ctx_eval(cx, &tok, 1, lg, 0);
+    cudaProfilerStop();
+    free(lg); bitnet_ctx_free(cx); bitnet_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *why = NULL;
     if (bn_cu_device_count(&why) == 0) { printf("skip cuda model: %s\n", why ? why : "no GPU"); return 0; }
     if (argc > 1 && !strcmp(argv[1], "--bench")) return bench(argc > 2 ? argv[2] : NULL);
+    if (argc > 1 && !strcmp(argv[1], "--profile")) return profile();
     errors();
     const char *models[] = {"bitnet-b158-packed", "bitnet-b158-packed-bitlinear", "bitnet-b158-master", "bitnet-1bitllm"};
     for (int i = 0; i < 4; i++) run_model(models[i]);
