@@ -157,6 +157,25 @@ static void test_rmsnorm(int n, int d) {
     double e = relerr(g, r, (size_t)n * d);
     char name[96]; snprintf(name, sizeof name, "cuda rmsnorm in place n=%d d=%d", n, d);
     CHECK(name, !st && e < 1e-6, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
+    /* fused norm + quant == norm, then quant (GPU), bit for bit; in place too */
+    int kp = bn_kpad(d);
+    float *x2 = dup_d(x, (size_t)n * d * 4), *x3 = dup_d(x, (size_t)n * d * 4);
+    int8_t *q2 = poison_d((size_t)n * kp), *q3 = poison_d((size_t)n * kp);
+    float *s2 = poison_d((size_t)n * 4), *s3 = poison_d((size_t)n * 4);
+    int32_t *u2 = poison_d((size_t)n * 4), *u3 = poison_d((size_t)n * 4);
+    st = bn_cu_rmsnorm(x2, x2, wd, n, d, 1e-5f, NULL);
+    if (!st) st = bn_cu_quant(x2, n, d, d, q2, kp, s2, u2, NULL);
+    if (!st) st = bn_cu_rmsnorm_quant(x3, x3, wd, n, d, 1e-5f, q3, kp, s3, u3, NULL);
+    size_t hb = (size_t)n * d * 4 + (size_t)n * kp + (size_t)n * 8;
+    uint8_t *h2 = malloc(hb), *h3 = malloc(hb);
+    get(h2, x2, (size_t)n * d * 4); get(h2 + (size_t)n * d * 4, q2, (size_t)n * kp);
+    get(h2 + (size_t)n * d * 4 + (size_t)n * kp, s2, (size_t)n * 4); get(h2 + (size_t)n * d * 4 + (size_t)n * kp + (size_t)n * 4, u2, (size_t)n * 4);
+    get(h3, x3, (size_t)n * d * 4); get(h3 + (size_t)n * d * 4, q3, (size_t)n * kp);
+    get(h3 + (size_t)n * d * 4 + (size_t)n * kp, s3, (size_t)n * 4); get(h3 + (size_t)n * d * 4 + (size_t)n * kp + (size_t)n * 4, u3, (size_t)n * 4);
+    snprintf(name, sizeof name, "cuda rmsnorm+quant fused identical n=%d d=%d", n, d);
+    CHECK(name, !st && !memcmp(h2, h3, hb), "differs (%s)", st ? bitnet_last_error() : "");
+    free(h2); free(h3);
+    bn_cu_free(x2); bn_cu_free(x3); bn_cu_free(q2); bn_cu_free(q3); bn_cu_free(s2); bn_cu_free(s3); bn_cu_free(u2); bn_cu_free(u3);
     free(x); free(w); free(r); free(g); bn_cu_free(xd); bn_cu_free(wd);
 }
 

@@ -75,6 +75,9 @@ bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, const int8_t *x
 
 /* out[t] = x[t] * rsqrt(mean(x[t]^2) + eps) * w, t < n; out may be x. */
 bitnet_status bn_cu_rmsnorm(float *out_d, const float *x_d, const float *w_d, int n, int d, float eps, void *stream);
+/* bn_cu_rmsnorm, then bn_cu_quant of the normed rows (one launch; the same bits). */
+bitnet_status bn_cu_rmsnorm_quant(float *out_d, const float *x_d, const float *w_d, int n, int d, float eps,
+                                  int8_t *xq_d, int kp, float *xs_d, int32_t *xsum_d, void *stream);
 /* Rotate-half RoPE in place on v[n][nheads*hd], row t at position pos_d[t]; cos/sin tables
  * [n_ctx][hd/2] as the CPU backend makes them. */
 bitnet_status bn_cu_rope(float *v_d, int n, int nheads, int hd, const int32_t *pos_d,

@@ -36,6 +36,7 @@ struct bn_exec {
     int graphs, mode, cur, nrec, caprec, nrec_ok;
     struct oprec *rec;
     void *gexec;                     /* cudaGraphExec_t */
+    const float *qt_ptr; int qt_n, qt_d; /* rows whose quantized form xq holds (fused norm) */
     float *logits_d;
     int *bad_d;
     /* mirrors */
@@ -227,10 +228,11 @@ static void run_op(bn_exec *e, const oprec &r) {
     const bn_config *cf = &e->m->cfg;
     switch (r.kind) {
     case OP_EMBED: note(e, bn_cu_embed(e->embed_d, e->embed_dt, cf->hidden_size, e->ids_d, r.n, (float *)r.p[0], e->st)); break;
-    case OP_NORM: note(e, bn_cu_rmsnorm((float *)r.p[0], (const float *)r.p[1], (const float *)r.p[2], r.n, r.a, r.f[0], e->st)); break;
+    case OP_NORM: note(e, bn_cu_rmsnorm_quant((float *)r.p[0], (const float *)r.p[1], (const float *)r.p[2], r.n, r.a, r.f[0],
+                                              e->xq, bn_kpad(r.a), e->xs, e->xsum, e->st)); break;
     case OP_BITLIN: {
         int cols = r.b, kp = bn_kpad(cols);
-        note(e, bn_cu_quant((const float *)r.p[0], r.n, cols, cols, e->xq, kp, e->xs, e->xsum, e->st));
+        if (!r.c) note(e, bn_cu_quant((const float *)r.p[0], r.n, cols, cols, e->xq, kp, e->xs, e->xsum, e->st));
         bn_cu_tmm mm[3];
         for (int i = 0; i < r.a; i++) mm[i] = bn_cu_tmm{(const uint8_t *)r.p[1 + i], (int)((r.z >> (20 * i)) & 0xfffff), r.f[i], (float *)r.p[4 + i], NULL};
         note(e, bn_cu_tgemm(mm, r.a, cols, e->xq, e->xs, e->xsum, r.n, e->st));
@@ -290,6 +292,7 @@ static void upload(bn_exec *e, const int32_t *h, int n, int32_t *shadow, int *sn
 
 /* ---- ops ---- */
 static void cu_embed(bn_exec *e, const int32_t *ids, int n, float *x) {
+    e->qt_ptr = NULL;
     if (e->err) return;
     oprec r; memset(&r, 0, sizeof r);
     r.kind = OP_EMBED; r.n = n; r.p[0] = x;
@@ -315,14 +318,18 @@ static void cu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, i
     oprec r; memset(&r, 0, sizeof r);
     r.kind = OP_NORM; r.n = n; r.a = d; r.f[0] = eps; r.p[0] = out; r.p[1] = x; r.p[2] = wd;
     dispatch(e, r);
+    e->qt_ptr = out; e->qt_n = n; e->qt_d = d;  /* the next BitLinear of out can skip its quantizer */
 }
 static void cu_bitlinear(bn_exec *e, const float *x, int n, int nw, const bn_tmat *const *w, float *const *y) {
     oprec r; memset(&r, 0, sizeof r);
     r.kind = OP_BITLIN; r.n = n; r.a = nw; r.b = w[0]->cols; r.p[0] = x;
+    r.c = x == e->qt_ptr && n == e->qt_n && w[0]->cols == e->qt_d;  /* xq already holds x quantized */
+    e->qt_ptr = NULL;
     for (int i = 0; i < nw; i++) { r.p[1 + i] = w[i]->data; r.p[4 + i] = y[i]; r.f[i] = w[i]->scale; r.z |= (size_t)w[i]->rows << (20 * i); }
     dispatch(e, r);
 }
 static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos) {
+    e->qt_ptr = NULL;
     if (e->err) return;
     upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d, 0);
     oprec r; memset(&r, 0, sizeof r);
@@ -331,6 +338,7 @@ static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos
 }
 static void cu_attention(bn_exec *e, int layer, const float *q, const float *k, const float *v, int n,
                          const int32_t *seq, const int32_t *pos, float *out) {
+    e->qt_ptr = NULL;
     if (e->err) return;
     upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d, 0);
     upload(e, seq, n, e->seq_h, &e->seq_n, e->seq_d, 0);
@@ -342,11 +350,13 @@ static void cu_attention(bn_exec *e, int layer, const float *q, const float *k, 
     dispatch(e, r);
 }
 static void cu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) {
+    e->qt_ptr = NULL;
     oprec r; memset(&r, 0, sizeof r);
     r.kind = OP_GLU; r.a = act; r.z = n; r.p[0] = g; r.p[1] = u;
     dispatch(e, r);
 }
 static void cu_add(bn_exec *e, float *x, const float *y, size_t n) {
+    e->qt_ptr = NULL;
     oprec r; memset(&r, 0, sizeof r);
     r.kind = OP_ADD; r.z = n; r.p[0] = x; r.p[1] = y;
     dispatch(e, r);
@@ -384,6 +394,7 @@ static void graph_finish(bn_exec *e) {
 }
 
 static void cu_head(bn_exec *e, const float *x, int n, float *logits) {
+    e->qt_ptr = NULL;
     graph_finish(e);
     if (e->err) return;
     const bitnet_model *m = e->m;

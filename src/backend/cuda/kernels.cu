@@ -281,6 +281,43 @@ __global__ void k_rmsnorm(float *out, const float *x, const float *w, int d, flo
     float r = 1.0f / sqrtf(ss / (float)d + eps);
     for (int i = threadIdx.x; i < d; i += blockDim.x) o[i] = __fmul_rn(w[i], __fmul_rn(xr[i], r));
 }
+/* RMSNorm then the activation quantizer of the normed row (bit-identical to the two kernels in
+ * turn: the quantizer reads back the stored normed values). */
+__global__ void k_rmsnorm_quant(float *out, const float *x, const float *w, int d, float eps, int8_t *xq, int kp, float *xs, int32_t *xsum) {
+    __shared__ float sh[32];
+    __shared__ int shi[32];
+    const float *xr = x + (size_t)blockIdx.x * d;
+    float *o = out + (size_t)blockIdx.x * d;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_reduce(ss, OpAddF(), sh);
+    float r = 1.0f / sqrtf(ss / (float)d + eps);
+    float m = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        float v = __fmul_rn(w[i], __fmul_rn(xr[i], r));
+        o[i] = v;
+        float a = fabsf(v); if (a > m) m = a;
+    }
+    m = block_reduce(m, OpMax(), sh);
+    if (m < 1e-5f) m = 1e-5f;
+    float s = 127.0f / m;
+    int sum = 0;
+    int8_t *q = xq + (size_t)blockIdx.x * kp;
+    for (int k = threadIdx.x; k < kp; k += blockDim.x) {  /* same indices as the writes above: own values */
+        int v = 0;
+        if (k < d) { float f = rintf(__fmul_rn(o[k], s)); v = f > 127.f ? 127 : f < -128.f ? -128 : (int)f; }
+        q[k] = (int8_t)v;
+        sum += v;
+    }
+    sum = block_reduce(sum, OpAddI(), shi);
+    if (threadIdx.x == 0) { xs[blockIdx.x] = s; xsum[blockIdx.x] = sum; }
+}
+extern "C" bitnet_status bn_cu_rmsnorm_quant(float *out, const float *x, const float *w, int n, int d, float eps,
+                                             int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
+    if (n <= 0) return BITNET_OK;
+    k_rmsnorm_quant<<<n, d >= 2048 ? 1024 : 256, 0, ST(s)>>>(out, x, w, d, eps, xq, kp, xs, xsum);
+    return launched("RMSNorm + quantization");
+}
 extern "C" bitnet_status bn_cu_rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps, void *s) {
     if (n <= 0) return BITNET_OK;
     k_rmsnorm<<<n, d >= 2048 ? 1024 : 256, 0, ST(s)>>>(out, x, w, d, eps);
@@ -328,7 +365,9 @@ extern "C" bitnet_status bn_cu_kv_store(float *kc, float *vc, size_t sstr, const
  * Block (kv head, split, token): the grp query heads of that kv head over positions
  * [sp*ch, min((sp+1)*ch, pos+1)); partial (max, sum, unnormalized out[hd]) per query head. */
 #define ATT_THREADS 128
-#define ATT_MAXSPLIT 64
+#define ATT_MAXSPLIT 256
+#define ATT_TOKSPLITS 16384  /* workspace: tokens x splits */
+static int att_maxsplit(int n) { int m = ATT_TOKSPLITS / (n > 0 ? n : 1); return m < 1 ? 1 : m > ATT_MAXSPLIT ? ATT_MAXSPLIT : m; }
 #define ATT_MAXD 8  /* hd <= 256: 8 values per lane */
 __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, const float *kc, const float *vc, size_t sstr,
         int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int nsplit, int ch, float *ws) {
@@ -391,26 +430,29 @@ __global__ void k_att_combine(const float *ws, int nh, int hd, int nsplit, const
     size_t rec = (size_t)hd + 2;
     const float *b = ws + ((size_t)t * nh + h) * nsplit * rec;
     float M = -INFINITY;
+#pragma unroll 8
     for (int i = 0; i < ns; i++) M = fmaxf(M, b[i * rec]);
     float L = 0.f;
+#pragma unroll 8
     for (int i = 0; i < ns; i++) if (b[i * rec + 1] > 0.f) L += b[i * rec + 1] * expf(b[i * rec] - M);
     float inv = 1.0f / L;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float a = 0.f;
+#pragma unroll 8
         for (int i = 0; i < ns; i++) if (b[i * rec + 1] > 0.f) a += b[i * rec + 2 + d] * expf(b[i * rec] - M);
         out[((size_t)t * nh + h) * hd + d] = a * inv;
     }
 }
 
-extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return (size_t)n * nh * ATT_MAXSPLIT * ((size_t)hd + 2); }
+extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
 
 extern "C" bitnet_status bn_cu_attention(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv,
                                          int hd, const int32_t *seq, const int32_t *pos, int maxpos, float *ws, float *out, void *s) {
     if (n <= 0) return BITNET_OK;
     if (hd > 32 * ATT_MAXD || nkv <= 0 || nh % nkv) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention with head_dim %d, %d heads, %d kv heads", hd, nh, nkv);
     int len = maxpos + 1;
-    int ch = 64, nsplit = (len + ch - 1) / ch;
-    if (nsplit > ATT_MAXSPLIT) { ch = (len + ATT_MAXSPLIT - 1) / ATT_MAXSPLIT; ch = (ch + 31) / 32 * 32; nsplit = (len + ch - 1) / ch; }
+    int ms = att_maxsplit(n), ch = 16, nsplit = (len + ch - 1) / ch;
+    if (nsplit > ms) { ch = (len + ms - 1) / ms; ch = (ch + 15) / 16 * 16; nsplit = (len + ch - 1) / ch; }
     int grp = nh / nkv;
     size_t smem = ((size_t)grp * hd + (size_t)grp * ch) * sizeof(float);
     static int raised = -1;
