@@ -9,7 +9,7 @@
 STUB(cmd_run, "run") STUB(cmd_logits, "logits") STUB(cmd_info, "info") STUB(cmd_chat, "chat")
 STUB(cmd_tokenize, "tokenize") STUB(cmd_tokenize_file, "tokenize-file") STUB(cmd_tokenizer_train, "tokenizer-train")
 STUB(cmd_train, "train") STUB(cmd_export, "export") STUB(cmd_bench, "bench")
-STUB(cmd_perplexity, "perplexity") STUB(cmd_eval, "eval")
+STUB(cmd_perplexity, "perplexity") STUB(cmd_eval, "eval") STUB(cmd_convert, "convert")
 
 static const struct { const char *name; int (*fn)(int, char **); const char *help; } CMDS[] = {
     {"run", cmd_run, "generate text or ids from a prompt"},
@@ -22,6 +22,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     {"train", cmd_train, "train or fine-tune a model (quantization-aware)"},
     {"export", cmd_export, "write a packed inference checkpoint"},
     {"bench", cmd_bench, "benchmark kernels and models"},
+    {"convert", cmd_convert, "write a model as a GGUF file (tq2_0, tq1_0, i2_s)"},
     {"perplexity", cmd_perplexity, "perplexity of a text (llama-perplexity method), KL against a base run"},
     {"eval", cmd_eval, "zero-shot multiple-choice accuracy (lm-eval-harness loglikelihood)"},
 };

@@ -38,6 +38,11 @@ static void usage(void) {
         "  --seed S (1337) -t THREADS (1) --no-quant (full precision; the checkpoint is labelled\n"
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
+        "  --dry-run           print the memory plan (weights, gradients, optimizer, adapters, activations) and exit\n"
+        "  --lora-rank R       LoRA: train rank-R adapters on the frozen --init base (ternarized once; no\n"
+        "                      base gradients or moments); OUTDIR gets PEFT's adapter_model.safetensors +\n"
+        "                      adapter_config.json (load with `bitnet run --lora OUTDIR`)\n"
+        "  --lora-alpha A (2R) --lora-targets q,k,v,o,gate,up,down|all (q,v) --lora-dropout 0 (only 0)\n"
         "  Ctrl-C saves a checkpoint at the end of the current step and exits (continue with --resume).\n"
         "config.json keys (HF names): model_type \"bitnet\", vocab_size (>= the tokenizer's), hidden_size,\n"
         "  intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads (default: heads),\n"
@@ -196,9 +201,9 @@ static void fmt_eta(double s, char *b, size_t n) {
 /* The run's options: parsed from the command line, stored in the checkpoint (train_options,
  * JSON) and restored by --resume. */
 typedef struct {
-    const char *init, *config, *data, *val, *tokenizer;
-    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup;
-    float lr, beta1, beta2, eps, wd, clip;
+    const char *init, *config, *data, *val, *tokenizer, *lora_targets;
+    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup, lora_rank;
+    float lr, beta1, beta2, eps, wd, clip, lora_alpha;
     int sched;
 } run_opts;
 
@@ -228,6 +233,9 @@ static const struct { const char *opt, *key; int kind; size_t off; int fixed, in
     {"--eps", "eps", K_FLOAT, offsetof(run_opts, eps), 0, 0},
     {"--wd", "wd", K_FLOAT, offsetof(run_opts, wd), 0, 0},
     {"--clip", "clip", K_FLOAT, offsetof(run_opts, clip), 0, 0},
+    {"--lora-rank", "lora_rank", K_INT, offsetof(run_opts, lora_rank), 1, 0},
+    {"--lora-alpha", "lora_alpha", K_FLOAT, offsetof(run_opts, lora_alpha), 1, 0},
+    {"--lora-targets", "lora_targets", K_STR, offsetof(run_opts, lora_targets), 1, 0},
 };
 #define NOPTS (int)(sizeof OPTS / sizeof OPTS[0])
 #define FIELD(o, i, T) ((T *)((char *)(o) + OPTS[i].off))
@@ -341,7 +349,7 @@ static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 int cmd_train(int argc, char **argv) {
     run_opts o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337};
     const char *outdir = NULL, *dump = NULL;
-    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0;
+    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0;
     int given[NOPTS] = {0};
     char *keep[NOPTS] = {0};
     bitnet_train_params tp = bitnet_train_default_params();
@@ -355,6 +363,7 @@ int cmd_train(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         else if (!strcmp(a, "--no-quant")) o.no_quant = 1;
         else if (!strcmp(a, "--resume")) resume = 1;
+        else if (!strcmp(a, "--dry-run")) dry_run = 1;
         else if (!strcmp(a, "--force")) force = 1;
         else if (OPT("--init")) o.init = v;
         else if (OPT("--config")) o.config = v;
@@ -380,6 +389,13 @@ int cmd_train(int argc, char **argv) {
         else if (OPT("--eps")) { if (!opt_float(a, v, &o.eps, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
         else if (OPT("--wd")) { if (!opt_float(a, v, &o.wd, 0, 1, INFINITY, 0, "a finite number >= 0")) return 2; }
         else if (OPT("--clip")) { if (!opt_float(a, v, &o.clip, 0, 1, INFINITY, 0, "a finite number >= 0 (0 = no clipping)")) return 2; }
+        else if (OPT("--lora-rank")) { if (!cli_int(a, v, 0, 65536, &o.lora_rank)) return 2; }
+        else if (OPT("--lora-alpha")) { if (!opt_float(a, v, &o.lora_alpha, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
+        else if (OPT("--lora-targets")) { unsigned mk; if (bitnet_lora_parse_targets(v, &mk)) { fprintf(stderr, "bitnet: --lora-targets: %s\n", bitnet_last_error()); return 2; } o.lora_targets = v; }
+        else if (OPT("--lora-dropout")) {
+            float d; if (!opt_float(a, v, &d, 0, 1, 1, 0, "a number in [0, 1)")) return 2;
+            if (d != 0) { fprintf(stderr, "bitnet: --lora-dropout %g: LoRA dropout is not implemented (only 0)\n", d); return 2; }
+        }
         else if (OPT("--lr-schedule")) {
             bitnet_lr_schedule sc;
             if (!bitnet_lr_schedule_parse(v, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", v); return 2; }
@@ -392,12 +408,29 @@ int cmd_train(int argc, char **argv) {
     /* paths are stored absolute, so a resume from another directory finds them */
     char *absp[NOPTS] = {0};
     for (int k = 0; k < NOPTS; k++)
-        if (OPTS[k].kind == K_STR && given[k] && (absp[k] = realpath(*FIELD(&o, k, const char *), NULL)))
+        if (OPTS[k].kind == K_STR && given[k] && OPTS[k].off != offsetof(run_opts, lora_targets) && (absp[k] = realpath(*FIELD(&o, k, const char *), NULL)))
             *FIELD(&o, k, const char *) = absp[k];
     if (!outdir || (!resume && (!o.data || !o.init == !o.config))) {
         for (int k = 0; k < NOPTS; k++) free(absp[k]);
         fprintf(stderr, "bitnet: train needs --data, -o OUTDIR and exactly one of --init DIR / --config FILE.json (or --resume)\n");
         usage(); return 2;
+    }
+    if (dry_run && !resume) {   /* the memory plan of this run; nothing is loaded or written */
+        bitnet_train_params dp = tp;
+        dp.batch = o.B; dp.seq = o.T; dp.n_threads = nth; dp.no_quant = o.no_quant;
+        if (o.lora_rank > 0) {
+            dp.param_set = BITNET_TRAIN_LORA; dp.lora_rank = o.lora_rank;
+            if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &dp.lora_targets)) { for (int k = 0; k < NOPTS; k++) free(absp[k]); return cli_fail("train: --lora-targets"); }
+        }
+        bitnet_train_memory mp;
+        bitnet_status ds = bitnet_train_plan(o.init ? o.init : o.config, &dp, &mp);
+        for (int k = 0; k < NOPTS; k++) free(absp[k]);
+        if (ds) return cli_fail("train --dry-run");
+        const double MB = 1024.0 * 1024.0;
+        printf("memory plan (%s, batch %d x seq %d):\n", o.lora_rank > 0 ? "LoRA on a frozen base" : "full training", o.B, o.T);
+        printf("  weights      %10.1f MiB\n  gradients    %10.1f MiB\n  optimizer    %10.1f MiB\n  adapters     %10.1f MiB\n  activations  %10.1f MiB\n  total        %10.1f MiB\n",
+               mp.weights / MB, mp.grads / MB, mp.optimizer / MB, mp.adapters / MB, mp.activations / MB, mp.total / MB);
+        return 0;
     }
     int rc = 0;
     bitnet_trainer *tr = NULL;
@@ -413,8 +446,8 @@ int cmd_train(int argc, char **argv) {
         if (!o.data) { fprintf(stderr, "bitnet: train --resume: the checkpoint names no --data; give it\n"); rc = 2; goto done; }
     } else {
         if (cli_file_exists(outdir) && !cli_is_dir(outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", outdir); rc = 1; goto done; }
-        static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv"};
-        for (int k = 0; k < 3; k++) {
+        static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv", "adapter_model.safetensors"};
+        for (int k = 0; k < 4; k++) {
             char *p = cli_path_join(outdir, run_files[k]);
             int there = p && cli_file_exists(p);
             if (there && !force) {
@@ -429,10 +462,16 @@ int cmd_train(int argc, char **argv) {
     tp.optim.clip = o.clip; tp.optim.warmup = o.warmup; tp.optim.schedule = (bitnet_lr_schedule)o.sched;
     tp.total_steps = o.steps; tp.batch = o.B; tp.seq = o.T; tp.accum = o.accum; tp.no_quant = o.no_quant;
     tp.n_threads = nth; tp.seed = (uint64_t)o.seed;
+    if (o.lora_rank > 0) {   /* LoRA: adapters on the frozen --init base; OUTDIR gets the PEFT adapter */
+        if (!o.init) { fprintf(stderr, "bitnet: train: --lora-rank needs --init DIR (the base model)\n"); rc = 2; goto done; }
+        tp.param_set = BITNET_TRAIN_LORA; tp.lora_rank = o.lora_rank;
+        tp.lora_alpha = o.lora_alpha > 0 ? o.lora_alpha : 2.0f * o.lora_rank;
+        if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &tp.lora_targets)) { rc = cli_fail("train: --lora-targets"); goto done; }
+    }
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); rc = 1; goto done; }
 
     /* resume: shape + weights from OUTDIR, the state below; else --init DIR or a fresh --config model */
-    s = bitnet_trainer_new(resume ? outdir : o.init ? o.init : o.config, &tp, &tr);
+    s = bitnet_trainer_new(resume && o.lora_rank <= 0 ? outdir : o.init ? o.init : o.config, &tp, &tr);
     if (s) { rc = cli_fail(resume ? "train --resume" : "train: model"); goto done; }
     bitnet_trainer_get_info(tr, &info);
     if (resume && !stored && info.full_precision && !o.no_quant) {
@@ -488,6 +527,9 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
             info.n_layers, info.hidden_size, info.vocab_size, info.n_params / 1e6,
             o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", info.gemm, nth);
+    if (o.lora_rank > 0)
+        fprintf(stderr, "LoRA: rank %d, alpha %g, %.3fM adapter parameters trained on a frozen base of %.2fM\n",
+                o.lora_rank, tp.lora_alpha, info.n_params / 1e6, info.n_base_params / 1e6);
     int64_t last_saved = bitnet_trainer_get_step(tr);
     double tok_total = 0, sec_total = 0;
     g_interrupted = 0;
