@@ -2,6 +2,8 @@
 # Options: SAN=1 (AddressSanitizer + UBSan, into build-san/), CC=..., OPT=...
 # `make fuzz` builds the libFuzzer harnesses tests/fuzz/fuzz_*.c with clang (ASan + UBSan) into
 # build-fuzz/fuzz/; `make fuzz-run FUZZ_SECONDS=N` runs each for N seconds (scripts/fuzz.sh).
+# CUDA=1 also builds src/backend/cuda/*.cu with nvcc (into build-cuda/, linking cudart);
+# `make CUDA=1 test-cuda` runs the GPU tests and benches (needs a GPU). NVCC=... picks nvcc.
 # Every src/**.c goes into the library; every tests/test_*.c becomes a test
 # binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
 
@@ -15,6 +17,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lpc
 CFLAGS  += -std=c11 $(OPT) -fopenmp-simd -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
+ifeq ($(CUDA),1)
+BUILD   ?= build-cuda
+endif
 FUZZ_CC ?= clang
 ifeq ($(FUZZ),1)
 BUILD   ?= build-fuzz
@@ -59,6 +64,38 @@ ifneq (,$(findstring aarch64,$(ARCH)))
 $(BUILD)/$(KDIR)/arm_neon.o:    CFLAGS += -march=armv8-a
 $(BUILD)/$(KDIR)/arm_dotprod.o: CFLAGS += -march=armv8.2-a+dotprod
 endif
+
+.DEFAULT_GOAL := all
+# CUDA=1: the .cu files join the library (they are never picked up otherwise).
+ifeq ($(CUDA),1)
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),/usr/local/cuda/bin/nvcc)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CU_ARCH   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
+NVFLAGS   ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Drestrict=__restrict__ -Iinclude -Isrc
+CU_SRC  := $(wildcard src/backend/cuda/*.cu)
+CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
+OBJ     += $(CU_OBJ)
+CFLAGS  += -DBN_CUDA=1
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
+$(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu $(HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+CUDA_TESTS := $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(wildcard tests/cuda/*.c))
+all: $(CUDA_TESTS)
+$(BUILD)/tests/cuda/%: tests/cuda/%.c tests/t.h $(BUILD)/libbitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+# GPU checks against the CPU reference, then the benches (on a machine with a GPU).
+test-cuda: all
+	$(BUILD)/tests/cuda/test_cuda
+	$(BUILD)/tests/cuda/test_cuda_model
+	$(BUILD)/tests/cuda/bench_cuda
+	$(BUILD)/tests/cuda/test_cuda_model --bench
+else
+test-cuda:
+	@echo "test-cuda needs the CUDA build: make CUDA=1 test-cuda" >&2; exit 2
+endif
+.PHONY: test-cuda
 
 FUZZ_SECONDS ?= 30
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -113,7 +150,7 @@ fuzz-run: fuzz
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-cuda
 
 # The README's first command: install deps, build, tell a story with the bundled model.
 DEFAULT_MODEL ?= models/bitnet-tinystories

@@ -76,6 +76,9 @@ typedef struct bitnet_model_params {
                                    * else a name from bitnet_kernel_sets() — an unknown or
                                    * unsupported name is an error (BITNET_ERR_UNSUPPORTED) */
     bitnet_head_type head;        /* LM head representation (default EXACT) */
+    const char *device;           /* where weights live and ops run: NULL, "" or "cpu" = the CPU;
+                                   * "cuda" or "cuda:N" = GPU N (builds made with CUDA=1; else,
+                                   * or with no driver/GPU, loading fails with a clear error) */
     bitnet_progress_fn progress;  /* NULL: none */
     void *progress_ud;
 } bitnet_model_params;

@@ -21,9 +21,9 @@
 #include "core/util.h"
 
 /* Where a buffer's bytes live. */
-enum { BN_DEV_CPU = 0 };
+enum { BN_DEV_CPU = 0, BN_DEV_CUDA = 1 };
 /* Packed ternary layouts (kernels.h describes them). */
-enum { BN_LAYOUT_NONE = 0, BN_LAYOUT_TERN_REF = 1, BN_LAYOUT_TERN_I16 = 2 };
+enum { BN_LAYOUT_NONE = 0, BN_LAYOUT_TERN_REF = 1, BN_LAYOUT_TERN_I16 = 2, BN_LAYOUT_TERN_CU2 = 3 /* src/backend/cuda/bn_cuda.h */ };
 
 /* A BitLinear weight W[rows=out, cols=in], ternary, in `layout` on `device`:
  *     y[r] = (sum_k W[r][k] * xq[k]) / s_act * scale */
@@ -86,10 +86,19 @@ typedef struct bn_backend {
     void (*head)(bn_exec *e, const float *x, int n, float *logits);
     /* 1 if all of x[n] are finite, else 0. */
     int (*finite)(bn_exec *e, const float *x, size_t n);
+    /* The first failure of an op since the last call (BITNET_OK if none; bn_err set), then
+     * cleared. NULL for a backend whose ops cannot fail (the CPU). */
+    bitnet_status (*status)(bn_exec *e);
 } bn_backend;
 
 /* The CPU backend (src/backend/cpu/cpu.c): the model's bn_kernels set plus a thread pool. */
 const bn_backend *bn_backend_cpu(void);
+/* The CUDA backend (src/backend/cuda/cuda.cu), only in `make CUDA=1` builds. */
+const bn_backend *bn_backend_cuda(void);
+/* Pick the backend a device string names (src/backend/pick.c): NULL, "" or "cpu" -> CPU;
+ * "cuda" or "cuda:N" -> CUDA device N (0), opened and checked now. *index: the device number.
+ * Errors: unknown name, a build without CUDA, no driver or GPU, no such device. */
+bitnet_status bn_backend_pick(const char *device, const bn_backend **be, int *index);
 
 /* ---- training ops: the forward ops with what backward needs saved, and their backward ----
  * The training model (bn_train_model, src/train/train.h) is the execution state: it holds the

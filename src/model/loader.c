@@ -156,7 +156,7 @@ static bitnet_status load_all(bitnet_model *m, bitnet_progress_fn progress, void
 }
 
 bitnet_model_params bitnet_model_default_params(void) {
-    bitnet_model_params p = {.kernels = NULL, .head = BITNET_HEAD_EXACT, .progress = NULL, .progress_ud = NULL};
+    bitnet_model_params p = {.kernels = NULL, .head = BITNET_HEAD_EXACT, .device = NULL, .progress = NULL, .progress_ud = NULL};
     return p;
 }
 
@@ -174,10 +174,14 @@ static bitnet_status load_src(const bn_src *src, const char *weights, const bitn
     const bn_kernels *k = bn_kernels_default();
     if (p.kernels && *p.kernels && !(k = bn_kernels_by_name(p.kernels)))
         return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", p.kernels);
+    const bn_backend *be = NULL;
+    int dev = 0;
+    bitnet_status s = bn_backend_pick(p.device, &be, &dev);
+    if (s) return s;
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->k = k; m->be = bn_backend_cpu();
-    bitnet_status s = bn_config_load_src(src, &m->cfg);
+    m->k = k; m->be = be; m->device_index = dev;
+    s = bn_config_load_src(src, &m->cfg);
     if (!s && m->cfg.full_precision)  /* written by `train --no-quant`: ternarizing it would silently change the model */
         s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: full-precision checkpoint (trained with --no-quant); bitnet runs need ternary weights: "
                    "train without --no-quant, or ternarize it knowingly with `bitnet export --packed --force`", src->where ? src->where : "model");
@@ -274,13 +278,21 @@ size_t bn_model_weight_bytes_per_token(const bitnet_model *m) {
 }
 
 bitnet_status bn_model_synthetic(const bn_config *cfg, const char *kernels, uint64_t seed, bitnet_model **out) {
+    return bn_model_synthetic_on(cfg, kernels, seed, NULL, out);
+}
+
+bitnet_status bn_model_synthetic_on(const bn_config *cfg, const char *kernels, uint64_t seed, const char *device, bitnet_model **out) {
     *out = NULL;
     const bn_kernels *k = bn_kernels_default();
     if (kernels && *kernels && !(k = bn_kernels_by_name(kernels)))
         return bn_err(BITNET_ERR_UNSUPPORTED, "kernel set '%s' is not available on this machine", kernels);
+    const bn_backend *be = NULL;
+    int dev = 0;
+    bitnet_status s0 = bn_backend_pick(device, &be, &dev);
+    if (s0) return s0;
     bitnet_model *m = calloc(1, sizeof *m);
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    m->cfg = *cfg; m->k = k; m->be = bn_backend_cpu();
+    m->cfg = *cfg; m->k = k; m->be = be; m->device_index = dev;
     snprintf(m->weight_format, sizeof m->weight_format, "synthetic");
     const bn_config *c = &m->cfg;
     int dim = c->hidden_size, qd = c->n_heads * c->head_dim, ffn = c->intermediate_size;

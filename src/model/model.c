@@ -68,10 +68,13 @@ static bitnet_status forward(bitnet_ctx *c, int n, const int *lrow, int nl, floa
         if (m->lora) bn_lora_after(m, l, (const int[]){BN_S_DOWN}, 1, c->hg, n, &c->q);       /* down */
         be->add(ex, c->x, c->q, (size_t)n * dim);
     }
+    bitnet_status bs = be->status ? be->status(ex) : BITNET_OK;
+    if (bs) return bs;
     if (!be->finite(ex, c->x, (size_t)n * dim)) return bn_err(BITNET_ERR_NUMERIC, "the hidden state became non-finite (NaN or inf)");
     if (!logits || !nl) return BITNET_OK;
     for (int r = 0; r < nl; r++) be->rmsnorm(ex, c->xb + (size_t)r * dim, c->x + (size_t)lrow[r] * dim, m->final_norm, 1, dim, eps);
     be->head(ex, c->xb, nl, logits);
+    if (be->status && (bs = be->status(ex))) return bs;
     /* logits are host memory: check them here */
     size_t cnt = (size_t)nl * cf->vocab_size;
     float z = 0.f;

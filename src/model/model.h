@@ -22,6 +22,7 @@ struct bitnet_model {
     bn_config cfg;
     const bn_kernels *k;     /* CPU kernel set (inner loops of the CPU backend) */
     const bn_backend *be;    /* makes the weights and runs the ops (src/backend/backend.h) */
+    int device_index;        /* GPU number for a device backend (cuda:N) */
     bn_st *st;               /* open checkpoint (embeddings/head may point into its mmap) */
     const void *embed;       /* [vocab, dim] of dtype embed_dt (BN_W_*) */
     int embed_dt;
@@ -42,6 +43,8 @@ struct bitnet_model {
 /* A model with the shapes of cfg and random ternary weights (scale ~ 1/sqrt(cols)), random
  * bf16 embeddings and unit norms, built in memory (for benchmarks). */
 bitnet_status bn_model_synthetic(const bn_config *cfg, const char *kernels, uint64_t seed, bitnet_model **out);
+/* The same on a device (bitnet_model_params.device: NULL/"cpu", "cuda", "cuda:N"). */
+bitnet_status bn_model_synthetic_on(const bn_config *cfg, const char *kernels, uint64_t seed, const char *device, bitnet_model **out);
 /* Weight bytes streamed per generated token (all ternary matrices + one head pass). */
 size_t bn_model_weight_bytes_per_token(const bitnet_model *m);
 /* The ternary codec (bn_ternarize, bn_pack_2b4t, bn_unpack_2b4t) is in ternary.h. */

@@ -1,0 +1,120 @@
+/* bn_cuda.h — CUDA kernels for BitNet inference (src/backend/cuda/kernels.cu), callable from C.
+ * Built only by `make CUDA=1`; nothing in the CPU-only build includes this file.
+ *
+ * What it is: device management with clear errors, the GPU ternary layout, and one function per
+ * kernel. Every pointer named *_d (and every float/int array argument unless it says "host") is
+ * device memory. Kernels are asynchronous on `stream` (a cudaStream_t passed as void *; NULL is
+ * the legacy default stream); a function returns BITNET_OK when the launch was accepted, else a
+ * status with bn_err() set ("cuda: ...: reason"). Nothing prints, nothing exits.
+ *
+ * The contracts are those of the CPU reference (src/kernels/ref.c and src/backend/cpu/cpu.c):
+ *   - bn_cu_quant: exactly kernels.h quant_act (bit-identical int8 values and scale);
+ *   - bn_cu_tgemm: exact int32 sums, then y = (float)acc * (scale / s_act), bit-identical to the
+ *     CPU backend's BitLinear outputs;
+ *   - rmsnorm, attention, softmax, silu and the head: within float rounding (the order of float
+ *     sums differs); rope, relu2 gating and add: the CPU's float operations, unfused.
+ *
+ * GPU ternary layout ("cu2"): kp = bn_kpad(cols); row r is kp/16 little-endian 32-bit words at
+ * word offset r*(kp/16); word g holds k = 16g .. 16g+15: byte b, bits 2s..2s+1 hold the code of
+ * k = 16g + 4s + b (code = value + 1, padding code 1). So (word >> 2s) & 0x03030303 is the
+ * 4 codes of k = 16g+4s .. 16g+4s+3, one dp4a against 4 int8 activations; sum(code*x) - sum(x)
+ * is the exact ternary product. 2 bits per weight, rows*kp/4 bytes.
+ * What it is not: a scheduler, an allocator of model state, or a tensor-core (mma) GEMM. */
+#ifndef BITNET_BN_CUDA_H
+#define BITNET_BN_CUDA_H
+#include <stddef.h>
+#include <stdint.h>
+#include "bitnet.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- device ---- */
+/* GPUs the driver reports; 0 when there is no driver, no GPU or the runtime fails (why: *why,
+ * a static string, when why is non-NULL). Never fails loudly. */
+int bn_cu_device_count(const char **why);
+/* Make device dev current and describe it (name[nlen], total memory, multiprocessors,
+ * compute capability major*10+minor). Errors: no such device, driver too old, ... */
+bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, size_t *mem_total, int *sms, int *cc);
+bitnet_status bn_cu_malloc(void **p, size_t bytes, const char *what);  /* "out of GPU memory" names what */
+void bn_cu_free(void *p);
+bitnet_status bn_cu_stream_new(void **stream);
+void bn_cu_stream_free(void *stream);
+/* Pinned host memory (for async copies); NULL on failure. */
+void *bn_cu_host_alloc(size_t bytes);
+void bn_cu_host_free(void *p);
+bitnet_status bn_cu_h2d(void *dst_d, const void *src, size_t bytes, void *stream);   /* async */
+bitnet_status bn_cu_d2h(void *dst, const void *src_d, size_t bytes, void *stream);   /* waits */
+bitnet_status bn_cu_memset(void *dst_d, int byte, size_t bytes, void *stream);
+bitnet_status bn_cu_sync(void *stream);
+
+/* ---- ternary weights in the cu2 layout ---- */
+size_t bn_cu_tern_bytes(int rows, int cols);
+/* Host: q int8[rows][cols] in {-1,0,1} -> dst[bn_cu_tern_bytes(rows, cols)] (cu2 layout). */
+void bn_cu_tern_pack(const int8_t *q, int rows, int cols, uint8_t *dst);
+
+/* One matrix of a fused BitLinear launch: w_d in cu2 layout, output y_d[n][rows] (floats), or
+ * when yi_d is non-NULL the raw exact sums yi_d[n][rows] (int32; y_d unused). */
+typedef struct bn_cu_tmm {
+    const uint8_t *w_d;
+    int rows;
+    float scale;
+    float *y_d;
+    int32_t *yi_d;
+} bn_cu_tmm;
+
+/* Per-row int8 activation quantization (kernels.h quant_act): row t of x_d[n][ldx] (cols used)
+ * -> xq_d[t*kp ..] (zero padded to kp), xs_d[t] = s, xsum_d[t] = sum of the int8 values. */
+bitnet_status bn_cu_quant(const float *x_d, int n, int cols, int ldx, int8_t *xq_d, int kp,
+                          float *xs_d, int32_t *xsum_d, void *stream);
+/* Ternary GEMM of nw <= 3 matrices sharing cols (one launch): for each matrix i, token t < n,
+ * row r: acc = sum_k W_i[r][k] * xq[t][k] (exact), y_i[t][r] = (float)acc * (scale_i / xs[t]). */
+bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, const int8_t *xq_d, const float *xs_d,
+                          const int32_t *xsum_d, int n, void *stream);
+
+/* out[t] = x[t] * rsqrt(mean(x[t]^2) + eps) * w, t < n; out may be x. */
+bitnet_status bn_cu_rmsnorm(float *out_d, const float *x_d, const float *w_d, int n, int d, float eps, void *stream);
+/* bn_cu_rmsnorm, then bn_cu_quant of the normed rows (one launch; the same bits). */
+bitnet_status bn_cu_rmsnorm_quant(float *out_d, const float *x_d, const float *w_d, int n, int d, float eps,
+                                  int8_t *xq_d, int kp, float *xs_d, int32_t *xsum_d, void *stream);
+/* Rotate-half RoPE in place on v[n][nheads*hd], row t at position pos_d[t]; cos/sin tables
+ * [n_ctx][hd/2] as the CPU backend makes them. */
+bitnet_status bn_cu_rope(float *v_d, int n, int nheads, int hd, const int32_t *pos_d,
+                         const float *cos_d, const float *sin_d, void *stream);
+/* Cache of one layer: K of sequence s, position p at kc_d + s*seq_stride + p*kvd (same for V).
+ * Store k[t], v[t] ([n][kvd]) at (seq_d[t], pos_d[t]). */
+bitnet_status bn_cu_kv_store(float *kc_d, float *vc_d, size_t seq_stride, const float *k_d, const float *v_d,
+                             int n, int kvd, const int32_t *seq_d, const int32_t *pos_d, void *stream);
+/* Workspace floats that bn_cu_attention needs for up to n tokens of heads nh, dim hd. */
+size_t bn_cu_attention_ws(int n, int nh, int hd);
+/* out[t] = softmax(q[t] K^T / sqrt(hd)) V over positions 0..pos[t] of sequence seq[t] (GQA:
+ * query head h reads kv head h / (nh/nkv)); split over the sequence in chunks, then combined.
+ * maxpos: host upper bound of pos_d[]; ws_d: bn_cu_attention_ws(n, nh, hd) floats. */
+bitnet_status bn_cu_attention(const float *q_d, const float *kc_d, const float *vc_d, size_t seq_stride,
+                              int n, int nh, int nkv, int hd, const int32_t *seq_d, const int32_t *pos_d,
+                              int maxpos, float *ws_d, float *out_d, void *stream);
+/* g[i] = act(g[i]) * u[i]; act 0 = relu^2, 1 = silu. */
+bitnet_status bn_cu_glu(float *g_d, const float *u_d, size_t n, int act, void *stream);
+/* x[i] += y[i]. */
+bitnet_status bn_cu_add(float *x_d, const float *y_d, size_t n, void *stream);
+/* x[t] = float(table[ids[t]]), table [vocab][dim] of dtype dt (BN_W_F32/F16/BF16). */
+bitnet_status bn_cu_embed(const void *table_d, int dt, int dim, const int32_t *ids_d, int n, float *x_d, void *stream);
+
+/* LM head kinds: the dense dtypes of kernels.h (BN_W_F32/F16/BF16), or the quantized layouts. */
+enum { BN_CU_HEAD_Q8 = 16, BN_CU_HEAD_Q4 = 17 };
+/* y[t][r] = head row r . x[t], t < n, r < rows; x [n][cols] floats. w_d: [rows][cols] of the
+ * dense dtype, or the kernels.h Q8/Q4 layout. */
+bitnet_status bn_cu_head(const void *w_d, int kind, int rows, int cols, const float *x_d, int n, float *y_d, void *stream);
+/* idx_d[t] = the first index of the largest of y[t][0..rows) (NaN never wins), val_d[t] its value. */
+bitnet_status bn_cu_argmax(const float *y_d, int n, int rows, int32_t *idx_d, float *val_d, void *stream);
+/* *bad_d = 1 if any of x[0..n) is NaN or inf (else left as it was: clear it first). */
+bitnet_status bn_cu_nonfinite(const float *x_d, size_t n, int *bad_d, void *stream);
+
+/* Device-to-device copy rate over `bytes` (read + written bytes over time, GB/s; median of reps). */
+bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,432 @@
+/* cuda.cu — the CUDA backend (src/backend/backend.h) on the kernels of bn_cuda.h.
+ * Ternary weights are uploaded once at load in the cu2 layout (2 bits per weight, device memory
+ * only; no host or fp16 copy is kept). An execution state holds one stream, the KV cache
+ * ([n_seq][n_layers][n_ctx][kv_dim] float32), RoPE tables made exactly as the CPU backend makes
+ * them, scratch, and device mirrors of what the model keeps in host memory (norm weights, the
+ * embedding and the head in the model's current head type). Ops are asynchronous on the stream;
+ * finite() and head() wait for it. A failing op records its error for status() and turns the
+ * later ops of the forward into no-ops, so the caller gets that error, never a crash.
+ * Host arrays of positions / sequence ids are uploaded once per forward (compared with the last
+ * upload). Forwards of up to GRAPH_MAX tokens run as CUDA graphs (below). Not yet: fused norm+quant, tensor-core prefill, GPU argmax through the
+ * API (bn_cu_argmax exists; the interface returns full logits). */
+extern "C" {
+#include "backend/backend.h"
+#include "backend/cuda/bn_cuda.h"
+#include "model/model.h"
+}
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bn_exec {
+    const bitnet_model *m;
+    int n_ctx, n_seq, nmax, dev;
+    void *st;                        /* cudaStream_t */
+    bitnet_status err;               /* first failure since the last status() */
+    float *kc, *vc;                  /* [n_seq][n_layers][n_ctx][kvd] */
+    size_t seq_stride, layer_stride; /* floats */
+    float *rcos, *rsin;              /* [n_ctx][hd/2] */
+    int8_t *xq; float *xs; int32_t *xsum;
+    float *attws;
+    int32_t *ids_d, *pos_d, *seq_d;
+    int32_t *pos_h, *seq_h, *ids_h; int pos_n, seq_n; /* last uploaded (host copies) */
+    void *up;                        /* stream for synchronous uploads in graph modes */
+    int graphs, mode, cur, nrec, caprec, nrec_ok;
+    struct oprec *rec;
+    void *gexec;                     /* cudaGraphExec_t */
+    const float *qt_ptr; int qt_n, qt_d; /* rows whose quantized form xq holds (fused norm) */
+    float *logits_d;
+    int *bad_d;
+    /* mirrors */
+    void *embed_d; int embed_dt;
+    void *head_d; int head_kind, head_type; int head_owned;
+    const float **norm_h; float **norm_d; int n_norm;
+};
+
+enum { M_EAGER, M_CAPTURE, M_REPLAY };  /* how ops run (see "decode graphs" below) */
+static void graph_drop(bn_exec *e);
+static void note(bn_exec *e, bitnet_status s) { if (s && !e->err) e->err = s; }
+
+/* ---- weights ---- */
+static bitnet_status cu_tmat_new(const bitnet_model *m, const int8_t *q, int rows, int cols, float scale, bn_tmat *w) {
+    w->rows = rows; w->cols = cols; w->scale = scale;
+    w->device = BN_DEV_CUDA; w->layout = BN_LAYOUT_TERN_CU2;
+    w->bytes = bn_cu_tern_bytes(rows, cols);
+    w->data = NULL;
+    uint8_t *h = (uint8_t *)malloc(w->bytes ? w->bytes : 1);
+    if (!h) { w->bytes = 0; return bn_err(BITNET_ERR_NOMEM, "out of memory packing a %d x %d matrix", rows, cols); }
+    bn_cu_tern_pack(q, rows, cols, h);
+    void *d = NULL;
+    char what[64];
+    snprintf(what, sizeof what, "a %d x %d ternary matrix", rows, cols);
+    bitnet_status s = cudaSetDevice(m->device_index) == cudaSuccess ? BITNET_OK : bn_err(BITNET_ERR_UNSUPPORTED, "cuda: cannot select device %d", m->device_index);
+    if (!s) s = bn_cu_malloc(&d, w->bytes, what);
+    if (!s) s = bn_cu_h2d(d, h, w->bytes, NULL);
+    if (!s) s = bn_cu_sync(NULL);
+    free(h);
+    if (s) { bn_cu_free(d); w->bytes = 0; return s; }
+    w->data = (uint8_t *)d;
+    return BITNET_OK;
+}
+static void cu_tmat_free(bn_tmat *w) { bn_cu_free(w->data); w->data = NULL; }
+
+/* ---- mirrors ---- */
+static float *norm_dev(bn_exec *e, const float *h) {
+    for (int i = 0; i < e->n_norm; i++) if (e->norm_h[i] == h) return e->norm_d[i];
+    note(e, bn_err(BITNET_ERR_ARG, "cuda: a norm weight the backend has no device copy of"));
+    return NULL;
+}
+
+static size_t dt_size(int dt) { return dt == BN_W_F32 ? 4 : 2; }
+
+/* Mirror the head in the model's current type (re-done when bitnet_model_set_head changed it). */
+static bitnet_status mirror_head(bn_exec *e) {
+    const bitnet_model *m = e->m;
+    size_t V = (size_t)m->cfg.vocab_size, D = (size_t)m->cfg.hidden_size;
+    if (e->head_owned) bn_cu_free(e->head_d);
+    e->head_d = NULL; e->head_owned = 0;
+    e->head_type = m->head_type;
+    if (m->head_type == BITNET_HEAD_Q8 || m->head_type == BITNET_HEAD_Q4) {
+        e->head_kind = m->head_type == BITNET_HEAD_Q8 ? BN_CU_HEAD_Q8 : BN_CU_HEAD_Q4;
+        bitnet_status s = bn_cu_malloc(&e->head_d, m->head_q_bytes, "the quantized LM head");
+        if (!s) s = bn_cu_h2d(e->head_d, m->head_q, m->head_q_bytes, e->st);
+        e->head_owned = 1;
+        return s;
+    }
+    e->head_kind = m->head_dt;
+    if (m->head == m->embed && e->embed_d) { e->head_d = e->embed_d; return BITNET_OK; }
+    bitnet_status s = bn_cu_malloc(&e->head_d, V * D * dt_size(m->head_dt), "the LM head");
+    if (!s) s = bn_cu_h2d(e->head_d, m->head, V * D * dt_size(m->head_dt), e->st);
+    e->head_owned = 1;
+    return s;
+}
+
+/* ---- execution state ---- */
+static void cu_exec_free(bn_exec *e) {
+    if (!e) return;
+    if (e->st) bn_cu_sync(e->st);
+    void *d[] = {e->kc, e->vc, e->rcos, e->rsin, e->xq, e->xs, e->xsum, e->attws, e->ids_d, e->pos_d, e->seq_d, e->logits_d, e->bad_d, e->embed_d};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) bn_cu_free(d[i]);
+    if (e->head_owned) bn_cu_free(e->head_d);
+    for (int i = 0; i < e->n_norm; i++) bn_cu_free(e->norm_d[i]);
+    free(e->norm_h); free(e->norm_d); free(e->pos_h); free(e->seq_h); free(e->ids_h);
+    if (e->mode == M_CAPTURE) { cudaGraph_t g = NULL; cudaStreamEndCapture((cudaStream_t)e->st, &g); if (g) cudaGraphDestroy(g); cudaGetLastError(); }
+    graph_drop(e); free(e->rec);
+    bn_cu_stream_free(e->st); bn_cu_stream_free(e->up);
+    free(e);
+}
+
+static bitnet_status cu_exec_new(const bitnet_model *m, const bn_exec_shape *sh, bn_exec **out) {
+    *out = NULL;
+    const bn_config *cf = &m->cfg;
+    bn_exec *e = (bn_exec *)calloc(1, sizeof *e);
+    if (!e) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    e->m = m; e->n_ctx = sh->n_ctx; e->n_seq = sh->n_seq; e->nmax = sh->nmax; e->dev = m->device_index;
+    int dim = cf->hidden_size, hd = cf->head_dim, nh = cf->n_heads, qd = nh * hd, kvd = cf->n_kv_heads * hd, ffn = cf->intermediate_size;
+    int wide = dim > qd ? dim : qd; if (ffn > wide) wide = ffn;
+    size_t N = (size_t)e->nmax;
+    bitnet_status s = cudaSetDevice(e->dev) == cudaSuccess ? BITNET_OK : bn_err(BITNET_ERR_UNSUPPORTED, "cuda: cannot select device %d", e->dev);
+    if (!s) s = bn_cu_stream_new(&e->st);
+    e->layer_stride = (size_t)e->n_ctx * kvd;
+    e->seq_stride = (size_t)cf->n_layers * e->layer_stride;
+    size_t cache = (size_t)e->n_seq * e->seq_stride * 4;
+    if (!s) s = bn_cu_malloc((void **)&e->kc, cache, "the KV cache (keys)");
+    if (!s) s = bn_cu_malloc((void **)&e->vc, cache, "the KV cache (values)");
+    if (!s) s = bn_cu_malloc((void **)&e->rcos, (size_t)e->n_ctx * (hd / 2) * 4 + 4, "RoPE tables");
+    if (!s) s = bn_cu_malloc((void **)&e->rsin, (size_t)e->n_ctx * (hd / 2) * 4 + 4, "RoPE tables");
+    if (!s) s = bn_cu_malloc((void **)&e->xq, N * bn_kpad(wide), "activations");
+    if (!s) s = bn_cu_malloc((void **)&e->xs, N * 4, "activations");
+    if (!s) s = bn_cu_malloc((void **)&e->xsum, N * 4, "activations");
+    if (!s) s = bn_cu_malloc((void **)&e->attws, bn_cu_attention_ws((int)N, nh, hd) * 4, "the attention workspace");
+    if (!s) s = bn_cu_malloc((void **)&e->ids_d, N * 4, "token ids");
+    if (!s) s = bn_cu_malloc((void **)&e->pos_d, N * 4, "positions");
+    if (!s) s = bn_cu_malloc((void **)&e->seq_d, N * 4, "sequence ids");
+    if (!s) s = bn_cu_malloc((void **)&e->logits_d, N * cf->vocab_size * 4, "logits");
+    if (!s) s = bn_cu_malloc((void **)&e->bad_d, 4, "a flag");
+    e->pos_h = (int32_t *)calloc(N, 4); e->seq_h = (int32_t *)calloc(N, 4); e->ids_h = (int32_t *)calloc(N, 4);
+    if (!s && (!e->pos_h || !e->seq_h || !e->ids_h)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    if (!s) s = bn_cu_stream_new(&e->up);
+    e->graphs = 1;
+    /* RoPE tables exactly as the CPU backend computes them */
+    if (!s) {
+        float *c = (float *)malloc((size_t)e->n_ctx * (hd / 2) * 4 + 4), *sn = (float *)malloc((size_t)e->n_ctx * (hd / 2) * 4 + 4);
+        if (!c || !sn) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+        for (int i = 0; !s && i < hd / 2; i++) {
+            float inv = 1.0f / powf(cf->rope_theta, (float)(2 * i) / (float)hd);
+            for (int p2 = 0; p2 < e->n_ctx; p2++) {
+                float ang = (float)p2 * inv;
+                c[(size_t)p2 * (hd / 2) + i] = cosf(ang);
+                sn[(size_t)p2 * (hd / 2) + i] = sinf(ang);
+            }
+        }
+        if (!s) s = bn_cu_h2d(e->rcos, c, (size_t)e->n_ctx * (hd / 2) * 4, e->st);
+        if (!s) s = bn_cu_h2d(e->rsin, sn, (size_t)e->n_ctx * (hd / 2) * 4, e->st);
+        if (!s) s = bn_cu_sync(e->st);
+        free(c); free(sn);
+    }
+    /* norms */
+    int nn = cf->n_layers * 4 + 1;
+    e->norm_h = (const float **)calloc((size_t)nn, sizeof *e->norm_h);
+    e->norm_d = (float **)calloc((size_t)nn, sizeof *e->norm_d);
+    if (!s && (!e->norm_h || !e->norm_d)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    for (int l = 0; !s && l <= cf->n_layers; l++) {
+        const float *v[4]; int d[4], k = 0;
+        if (l < cf->n_layers) {
+            const bn_layer *L = &m->layers[l];
+            v[0] = L->attn_norm; d[0] = dim; v[1] = L->attn_sub_norm; d[1] = qd; v[2] = L->ffn_norm; d[2] = dim; v[3] = L->ffn_sub_norm; d[3] = ffn; k = 4;
+        } else { v[0] = m->final_norm; d[0] = dim; k = 1; }
+        for (int i = 0; !s && i < k; i++) {
+            float *dp = NULL;
+            s = bn_cu_malloc((void **)&dp, (size_t)d[i] * 4, "norm weights");
+            if (!s) { e->norm_h[e->n_norm] = v[i]; e->norm_d[e->n_norm++] = dp; s = bn_cu_h2d(dp, v[i], (size_t)d[i] * 4, e->st); }
+        }
+    }
+    /* embedding (and the head, shared when tied) */
+    size_t ebytes = (size_t)cf->vocab_size * dim * dt_size(m->embed_dt);
+    e->embed_dt = m->embed_dt;
+    if (!s) s = bn_cu_malloc(&e->embed_d, ebytes, "the embedding table");
+    if (!s) s = bn_cu_h2d(e->embed_d, m->embed, ebytes, e->st);
+    if (!s) s = mirror_head(e);
+    if (!s) s = bn_cu_sync(e->st);
+    if (s) { cu_exec_free(e); return s; }
+    *out = e;
+    return BITNET_OK;
+}
+
+static float *cu_buf_new(bn_exec *e, size_t n) {
+    void *p = NULL;
+    if (bn_cu_malloc(&p, n * sizeof(float), "an activation buffer")) return NULL;
+    return (float *)p;
+}
+static void cu_buf_free(bn_exec *e, float *p) { bn_cu_free(p); }
+
+/* ---- decode graphs ----
+ * Every op becomes a record (kind + arguments). A forward of at most GRAPH_MAX tokens is
+ * captured into a CUDA graph while its ops are recorded (embed, the first op, begins the
+ * capture; finite, which follows the last layer, ends it and launches the graph). The next
+ * forward whose ops repeat the records exactly (same buffers and sizes: decode steps do) only
+ * compares them and relaunches the graph: one launch per token instead of ~20 per layer. On
+ * the first difference the ops matched so far run eagerly from their records and the forward
+ * goes on eagerly. Token ids, positions and sequence ids are device arrays the kernels read,
+ * uploaded synchronously before the launch (the previous forward has finished: finite and
+ * head wait for the stream). Attention in a graph uses the grid for the whole context (blocks
+ * past a token's position exit at once), so it does not depend on the position. */
+enum { OP_EMBED, OP_NORM, OP_BITLIN, OP_ROPE, OP_ATT, OP_GLU, OP_ADD };
+struct oprec {
+    int kind, n, a, b, c;         /* kind-specific ints */
+    float f[3];                    /* eps; scales */
+    const void *p[7];              /* pointers */
+    size_t z;
+};
+#define GRAPH_MAX 64
+
+static bool same(const oprec &x, const oprec &y) { return !memcmp(&x, &y, sizeof x); }
+
+static void run_op(bn_exec *e, const oprec &r) {
+    const bn_config *cf = &e->m->cfg;
+    switch (r.kind) {
+    case OP_EMBED: note(e, bn_cu_embed(e->embed_d, e->embed_dt, cf->hidden_size, e->ids_d, r.n, (float *)r.p[0], e->st)); break;
+    case OP_NORM: note(e, bn_cu_rmsnorm_quant((float *)r.p[0], (const float *)r.p[1], (const float *)r.p[2], r.n, r.a, r.f[0],
+                                              e->xq, bn_kpad(r.a), e->xs, e->xsum, e->st)); break;
+    case OP_BITLIN: {
+        int cols = r.b, kp = bn_kpad(cols);
+        if (!r.c) note(e, bn_cu_quant((const float *)r.p[0], r.n, cols, cols, e->xq, kp, e->xs, e->xsum, e->st));
+        bn_cu_tmm mm[3];
+        for (int i = 0; i < r.a; i++) mm[i] = bn_cu_tmm{(const uint8_t *)r.p[1 + i], (int)((r.z >> (20 * i)) & 0xfffff), r.f[i], (float *)r.p[4 + i], NULL};
+        note(e, bn_cu_tgemm(mm, r.a, cols, e->xq, e->xs, e->xsum, r.n, e->st));
+        break;
+    }
+    case OP_ROPE: note(e, bn_cu_rope((float *)r.p[0], r.n, r.a, cf->head_dim, e->pos_d, e->rcos, e->rsin, e->st)); break;
+    case OP_ATT: {
+        int kvd = cf->n_kv_heads * cf->head_dim, layer = r.a;
+        float *kc = e->kc + (size_t)layer * e->layer_stride, *vc = e->vc + (size_t)layer * e->layer_stride;
+        note(e, bn_cu_kv_store(kc, vc, e->seq_stride, (const float *)r.p[1], (const float *)r.p[2], r.n, kvd, e->seq_d, e->pos_d, e->st));
+        note(e, bn_cu_attention((const float *)r.p[0], kc, vc, e->seq_stride, r.n, cf->n_heads, cf->n_kv_heads, cf->head_dim,
+                                e->seq_d, e->pos_d, r.b, e->attws, (float *)r.p[3], e->st));
+        break;
+    }
+    case OP_GLU: note(e, bn_cu_glu((float *)r.p[0], (const float *)r.p[1], r.z, r.a, e->st)); break;
+    case OP_ADD: note(e, bn_cu_add((float *)r.p[0], (const float *)r.p[1], r.z, e->st)); break;
+    }
+}
+
+static void graph_drop(bn_exec *e) {
+    if (e->gexec) cudaGraphExecDestroy((cudaGraphExec_t)e->gexec);
+    e->gexec = NULL; e->nrec_ok = 0;
+}
+
+static void dispatch(bn_exec *e, const oprec &r) {
+    if (e->err) return;
+    if (e->mode == M_REPLAY) {
+        if (e->cur < e->nrec && same(e->rec[e->cur], r)) { e->cur++; return; }
+        /* differs: run what matched, then this forward is eager */
+        e->mode = M_EAGER;
+        for (int i = 0; i < e->cur; i++) run_op(e, e->rec[i]);
+        graph_drop(e);
+    } else if (e->mode == M_CAPTURE) {
+        if (e->nrec == e->caprec) {
+            int nc = e->caprec ? 2 * e->caprec : 1024;
+            oprec *nr = (oprec *)realloc(e->rec, (size_t)nc * sizeof *nr);
+            if (!nr) { note(e, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
+            e->rec = nr; e->caprec = nc;
+        }
+        e->rec[e->nrec++] = r;
+    }
+    run_op(e, r);
+}
+
+/* host arrays -> device, once per distinct content. Eager: async on the stream (a pageable
+ * source is staged before the call returns); graph modes: synchronous, before the launch. */
+static void upload(bn_exec *e, const int32_t *h, int n, int32_t *shadow, int *sn, int32_t *dst, int force) {
+    if (!force && *sn == n && !memcmp(shadow, h, (size_t)n * 4)) return;
+    if (e->mode == M_EAGER) note(e, bn_cu_h2d(dst, h, (size_t)n * 4, e->st));
+    else {
+        cudaError_t ce = cudaMemcpyAsync(dst, h, (size_t)n * 4, cudaMemcpyHostToDevice, (cudaStream_t)e->up);
+        if (ce == cudaSuccess) ce = cudaStreamSynchronize((cudaStream_t)e->up);
+        if (ce != cudaSuccess) note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: upload: %s", cudaGetErrorString(ce)));
+    }
+    memcpy(shadow, h, (size_t)n * 4); *sn = n;
+}
+
+/* ---- ops ---- */
+static void cu_embed(bn_exec *e, const int32_t *ids, int n, float *x) {
+    e->qt_ptr = NULL;
+    if (e->err) return;
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_EMBED; r.n = n; r.p[0] = x;
+    e->mode = M_EAGER;
+    if (n <= GRAPH_MAX && e->graphs) {
+        if (e->gexec && e->nrec_ok && same(e->rec[0], r)) { e->mode = M_REPLAY; e->cur = 1; }
+        else {
+            graph_drop(e);
+            cudaError_t ce = cudaStreamBeginCapture((cudaStream_t)e->st, cudaStreamCaptureModeRelaxed);
+            if (ce == cudaSuccess) { e->mode = M_CAPTURE; e->nrec = 0; }
+            else cudaGetLastError();
+        }
+    }
+    int32_t dummy;
+    upload(e, ids, n, e->ids_h, &dummy, e->ids_d, 1);
+    if (e->mode == M_REPLAY) return;
+    dispatch(e, r);
+}
+static void cu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, int n, int d, float eps) {
+    if (e->err) return;
+    float *wd = norm_dev(e, w);
+    if (!wd) return;
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_NORM; r.n = n; r.a = d; r.f[0] = eps; r.p[0] = out; r.p[1] = x; r.p[2] = wd;
+    dispatch(e, r);
+    e->qt_ptr = out; e->qt_n = n; e->qt_d = d;  /* the next BitLinear of out can skip its quantizer */
+}
+static void cu_bitlinear(bn_exec *e, const float *x, int n, int nw, const bn_tmat *const *w, float *const *y) {
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_BITLIN; r.n = n; r.a = nw; r.b = w[0]->cols; r.p[0] = x;
+    r.c = x == e->qt_ptr && n == e->qt_n && w[0]->cols == e->qt_d;  /* xq already holds x quantized */
+    e->qt_ptr = NULL;
+    for (int i = 0; i < nw; i++) { r.p[1 + i] = w[i]->data; r.p[4 + i] = y[i]; r.f[i] = w[i]->scale; r.z |= (size_t)w[i]->rows << (20 * i); }
+    dispatch(e, r);
+}
+static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos) {
+    e->qt_ptr = NULL;
+    if (e->err) return;
+    upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d, 0);
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_ROPE; r.n = n; r.a = n_heads; r.p[0] = v;
+    dispatch(e, r);
+}
+static void cu_attention(bn_exec *e, int layer, const float *q, const float *k, const float *v, int n,
+                         const int32_t *seq, const int32_t *pos, float *out) {
+    e->qt_ptr = NULL;
+    if (e->err) return;
+    upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d, 0);
+    upload(e, seq, n, e->seq_h, &e->seq_n, e->seq_d, 0);
+    int maxpos = 0;
+    for (int t = 0; t < n; t++) if (pos[t] > maxpos) maxpos = pos[t];
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_ATT; r.n = n; r.a = layer; r.b = e->mode == M_EAGER ? maxpos : e->n_ctx - 1;
+    r.p[0] = q; r.p[1] = k; r.p[2] = v; r.p[3] = out;
+    dispatch(e, r);
+}
+static void cu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) {
+    e->qt_ptr = NULL;
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_GLU; r.a = act; r.z = n; r.p[0] = g; r.p[1] = u;
+    dispatch(e, r);
+}
+static void cu_add(bn_exec *e, float *x, const float *y, size_t n) {
+    e->qt_ptr = NULL;
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = OP_ADD; r.z = n; r.p[0] = x; r.p[1] = y;
+    dispatch(e, r);
+}
+
+/* End a capture or a replay: launch the graph (or run the matched prefix); then eager. */
+static void graph_finish(bn_exec *e) {
+    if (e->mode == M_CAPTURE) {
+        cudaGraph_t g = NULL;
+        cudaError_t ce = cudaStreamEndCapture((cudaStream_t)e->st, &g);
+        e->mode = M_EAGER;
+        if (ce != cudaSuccess || e->err) {
+            cudaGetLastError();
+            if (g) cudaGraphDestroy(g);
+            graph_drop(e);
+            if (!e->err) note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph capture: %s", cudaGetErrorString(ce)));
+            return;
+        }
+        cudaGraphExec_t x = NULL;
+        ce = cudaGraphInstantiate(&x, g, 0);
+        cudaGraphDestroy(g);
+        if (ce != cudaSuccess) { cudaGetLastError(); note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph instantiate: %s", cudaGetErrorString(ce))); return; }
+        e->gexec = x; e->nrec_ok = e->nrec;
+        e->nrec = e->nrec_ok;
+    } else if (e->mode == M_REPLAY) {
+        e->mode = M_EAGER;
+        if (e->cur != e->nrec) {  /* fewer ops than recorded */
+            for (int i = 0; i < e->cur; i++) run_op(e, e->rec[i]);
+            graph_drop(e);
+            return;
+        }
+    } else return;
+    cudaError_t ce = cudaGraphLaunch((cudaGraphExec_t)e->gexec, (cudaStream_t)e->st);
+    if (ce != cudaSuccess) { cudaGetLastError(); note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph launch: %s", cudaGetErrorString(ce))); graph_drop(e); }
+}
+
+static void cu_head(bn_exec *e, const float *x, int n, float *logits) {
+    e->qt_ptr = NULL;
+    graph_finish(e);
+    if (e->err) return;
+    const bitnet_model *m = e->m;
+    if (m->head_type != e->head_type) { note(e, mirror_head(e)); if (e->err) return; }
+    int V = m->cfg.vocab_size;
+    for (int t0 = 0; t0 < n && !e->err; t0 += e->nmax) {
+        int nn = n - t0 < e->nmax ? n - t0 : e->nmax;
+        note(e, bn_cu_head(e->head_d, e->head_kind, V, m->cfg.hidden_size, x + (size_t)t0 * m->cfg.hidden_size, nn, e->logits_d, e->st));
+        if (!e->err) note(e, bn_cu_d2h(logits + (size_t)t0 * V, e->logits_d, (size_t)nn * V * 4, e->st));
+    }
+}
+
+static int cu_finite(bn_exec *e, const float *x, size_t n) {
+    graph_finish(e);
+    if (e->err) return 1; /* status() reports the real failure */
+    int bad = 0;
+    note(e, bn_cu_memset(e->bad_d, 0, 4, e->st));
+    note(e, bn_cu_nonfinite(x, n, e->bad_d, e->st));
+    if (!e->err) note(e, bn_cu_d2h(&bad, e->bad_d, 4, e->st));
+    return !bad;
+}
+
+static bitnet_status cu_status(bn_exec *e) {
+    if (e->err) graph_finish(e);  /* never leave a capture open */
+    bitnet_status s = e->err;
+    e->err = BITNET_OK;
+    if (s) { e->pos_n = e->seq_n = -1; graph_drop(e); e->mode = M_EAGER; } /* re-upload, re-capture after a failure */
+    return s;
+}
+
+static const bn_backend CUDA_BE = {
+    "cuda", BN_DEV_CUDA, cu_tmat_new, cu_tmat_free, cu_exec_new, cu_exec_free, cu_buf_new, cu_buf_free,
+    cu_embed, cu_rmsnorm, cu_bitlinear, cu_rope, cu_attention, cu_glu, cu_add, cu_head, cu_finite, cu_status,
+};
+extern "C" const bn_backend *bn_backend_cuda(void) { return &CUDA_BE; }

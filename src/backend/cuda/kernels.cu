@@ -1,0 +1,721 @@
+/* kernels.cu — the CUDA kernels behind bn_cuda.h (contracts and the cu2 ternary layout there).
+ * Memory-bound decode kernels: one warp per output row streaming 16-byte loads, int8 dp4a with
+ * exact int32 sums for the ternary products; float kernels keep the CPU's operation order where
+ * it is a single operation (scale, rope, relu2, add) and differ only in the order of sums.
+ * Not here: tensor-core (mma/wgmma) GEMMs, a tiled prefill attention, graphs (the backend). */
+extern "C" {
+#include "backend/cuda/bn_cuda.h"
+#include "backend/cpu/kernels/kernels.h"
+#include "core/util.h"
+}
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ST(s) ((cudaStream_t)(s))
+
+static bitnet_status cerr(cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return BITNET_OK;
+    if (e == cudaErrorMemoryAllocation)
+        return bn_err(BITNET_ERR_NOMEM, "cuda: out of GPU memory (%s)", what);
+    return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: %s: %s", what, cudaGetErrorString(e));
+}
+static bitnet_status launched(const char *what) { return cerr(cudaGetLastError(), what); }
+
+/* ---- device ---- */
+extern "C" int bn_cu_device_count(const char **why) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        if (why) *why = e == cudaErrorNoDevice ? "no CUDA GPU found"
+                      : e == cudaErrorInsufficientDriver ? "the NVIDIA driver is missing or older than this build's CUDA runtime"
+                      : cudaGetErrorString(e);
+        cudaGetLastError();
+        return 0;
+    }
+    if (n == 0 && why) *why = "no CUDA GPU found";
+    return n;
+}
+
+extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, size_t *mem_total, int *sms, int *cc) {
+    const char *why = NULL;
+    int n = bn_cu_device_count(&why);
+    if (n == 0) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: %s", why ? why : "no CUDA GPU found");
+    if (dev < 0 || dev >= n) return bn_err(BITNET_ERR_ARG, "cuda: device %d does not exist (%d GPU%s found)", dev, n, n == 1 ? "" : "s");
+    bitnet_status s = cerr(cudaSetDevice(dev), "cudaSetDevice");
+    if (s) return s;
+    cudaDeviceProp p;
+    if ((s = cerr(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties"))) return s;
+    if (p.major < 8) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: device %d (%s) has compute capability %d.%d; this build needs 8.0 or newer", dev, p.name, p.major, p.minor);
+    if (name && nlen) { strncpy(name, p.name, nlen - 1); name[nlen - 1] = 0; }
+    if (mem_total) *mem_total = p.totalGlobalMem;
+    if (sms) *sms = p.multiProcessorCount;
+    if (cc) *cc = p.major * 10 + p.minor;
+    /* a first call that touches the context, so a broken driver shows here and not later */
+    return cerr(cudaFree(0), "creating the CUDA context");
+}
+
+extern "C" bitnet_status bn_cu_malloc(void **p, size_t bytes, const char *what) {
+    *p = NULL;
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        *p = NULL;
+        if (e == cudaErrorMemoryAllocation) {
+            size_t fr = 0, tot = 0;
+            cudaMemGetInfo(&fr, &tot);
+            cudaGetLastError();
+            return bn_err(BITNET_ERR_NOMEM, "cuda: out of GPU memory allocating %.1f MiB for %s (%.1f MiB free of %.1f MiB)",
+                          bytes / 1048576.0, what, fr / 1048576.0, tot / 1048576.0);
+        }
+        return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: allocating %s: %s", what, cudaGetErrorString(e));
+    }
+    return BITNET_OK;
+}
+extern "C" void bn_cu_free(void *p) { if (p) cudaFree(p); }
+extern "C" bitnet_status bn_cu_stream_new(void **s) {
+    cudaStream_t st = NULL;
+    bitnet_status r = cerr(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), "cudaStreamCreate");
+    *s = r ? NULL : (void *)st;
+    return r;
+}
+extern "C" void bn_cu_stream_free(void *s) { if (s) cudaStreamDestroy(ST(s)); }
+extern "C" void *bn_cu_host_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess) { cudaGetLastError(); return NULL; }
+    return p;
+}
+extern "C" void bn_cu_host_free(void *p) { if (p) cudaFreeHost(p); }
+extern "C" bitnet_status bn_cu_h2d(void *dst, const void *src, size_t n, void *s) {
+    return cerr(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, ST(s)), "copy to the GPU");
+}
+extern "C" bitnet_status bn_cu_d2h(void *dst, const void *src, size_t n, void *s) {
+    bitnet_status r = cerr(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, ST(s)), "copy from the GPU");
+    return r ? r : cerr(cudaStreamSynchronize(ST(s)), "running GPU work");
+}
+extern "C" bitnet_status bn_cu_memset(void *dst, int byte, size_t n, void *s) {
+    return cerr(cudaMemsetAsync(dst, byte, n, ST(s)), "cudaMemsetAsync");
+}
+extern "C" bitnet_status bn_cu_sync(void *s) { return cerr(cudaStreamSynchronize(ST(s)), "running GPU work"); }
+
+/* ---- reductions ---- */
+__device__ __forceinline__ int warp_sum_i(int v) {
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_sum_f(float v) {
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max_f(float v) {
+    for (int o = 16; o; o >>= 1) { float w = __shfl_xor_sync(0xffffffffu, v, o); v = w > v ? w : v; }
+    return v;
+}
+/* Block-wide reductions (blockDim.x a multiple of 32, <= 1024); every thread gets the result. */
+template <typename T, typename F>
+__device__ T block_reduce(T v, F op, T *sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    for (int o = 16; o; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    T r = sh[0];
+    for (int i = 1; i < nw; i++) r = op(r, sh[i]);
+    return r;
+}
+struct OpMax { __device__ float operator()(float a, float b) const { return b > a ? b : a; } };
+struct OpAddF { __device__ float operator()(float a, float b) const { return a + b; } };
+struct OpAddI { __device__ int operator()(int a, int b) const { return a + b; } };
+
+/* ---- ternary layout ---- */
+extern "C" size_t bn_cu_tern_bytes(int rows, int cols) { return (size_t)rows * (size_t)(bn_kpad(cols) / 4); }
+
+extern "C" void bn_cu_tern_pack(const int8_t *q, int rows, int cols, uint8_t *dst) {
+    int kp = bn_kpad(cols), nw = kp / 16;
+    for (int r = 0; r < rows; r++) {
+        const int8_t *qr = q + (size_t)r * cols;
+        uint8_t *d = dst + (size_t)r * (kp / 4);
+        for (int g = 0; g < nw; g++)
+            for (int b = 0; b < 4; b++) {
+                unsigned byte = 0;
+                for (int s = 0; s < 4; s++) {
+                    int k = 16 * g + 4 * s + b;
+                    unsigned code = k < cols ? (unsigned)(qr[k] + 1) : 1u;
+                    byte |= code << (2 * s);
+                }
+                d[4 * g + b] = (uint8_t)byte; /* little-endian word g, byte b */
+            }
+    }
+}
+
+/* ---- activation quantization: one block per row ---- */
+__global__ void k_quant(const float *x, int cols, int ldx, int8_t *xq, int kp, float *xs, int32_t *xsum) {
+    __shared__ float shf[32];
+    __shared__ int shi[32];
+    int t = blockIdx.x;
+    const float *xr = x + (size_t)t * ldx;
+    float m = 0.f;
+    for (int k = threadIdx.x; k < cols; k += blockDim.x) { float a = fabsf(xr[k]); if (a > m) m = a; }
+    m = block_reduce(m, OpMax(), shf);
+    if (m < 1e-5f) m = 1e-5f;
+    float s = 127.0f / m;
+    int sum = 0;
+    int8_t *q = xq + (size_t)t * kp;
+    for (int k = threadIdx.x; k < kp; k += blockDim.x) {
+        int v = 0;
+        if (k < cols) {
+            float f = rintf(__fmul_rn(xr[k], s));
+            v = f > 127.f ? 127 : f < -128.f ? -128 : (int)f;
+        }
+        q[k] = (int8_t)v;
+        sum += v;
+    }
+    sum = block_reduce(sum, OpAddI(), shi);
+    if (threadIdx.x == 0) { xs[t] = s; xsum[t] = sum; }
+}
+
+extern "C" bitnet_status bn_cu_quant(const float *x, int n, int cols, int ldx, int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
+    if (n <= 0) return BITNET_OK;
+    k_quant<<<n, cols >= 2048 ? 1024 : 256, 0, ST(s)>>>(x, cols, ldx, xq, kp, xs, xsum);
+    return launched("activation quantization");
+}
+
+/* ---- ternary GEMM: one warp per output row, lanes stride over 64-weight chunks (16 bytes) ---- */
+struct TGArgs {
+    bn_cu_tmm m[3];
+    int end[3];  /* cumulative row ends */
+    int nw;
+};
+
+__device__ __forceinline__ int dot16(unsigned w, int4 x, int acc) {
+    acc = __dp4a((int)(w & 0x03030303u), x.x, acc);
+    acc = __dp4a((int)((w >> 2) & 0x03030303u), x.y, acc);
+    acc = __dp4a((int)((w >> 4) & 0x03030303u), x.z, acc);
+    acc = __dp4a((int)((w >> 6) & 0x03030303u), x.w, acc);
+    return acc;
+}
+
+__device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+#define TG_WARPS 8
+template <int TG_NT>
+__global__ void __launch_bounds__(TG_WARPS * 32) k_tgemm(TGArgs A, int nchunk, const int8_t *xq, int kp,
+                                                        const float *xs, const int32_t *xsum, int n) {
+    int gw = blockIdx.x * TG_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (gw >= A.end[2]) return;
+    int i = gw < A.end[0] ? 0 : gw < A.end[1] ? 1 : 2;  /* selects, so the argument block stays in param space */
+    const uint8_t *wb = i == 0 ? A.m[0].w_d : i == 1 ? A.m[1].w_d : A.m[2].w_d;
+    int rows = i == 0 ? A.m[0].rows : i == 1 ? A.m[1].rows : A.m[2].rows;
+    int r = gw - (i == 0 ? 0 : i == 1 ? A.end[0] : A.end[1]);
+    float scale = i == 0 ? A.m[0].scale : i == 1 ? A.m[1].scale : A.m[2].scale;
+    float *y = i == 0 ? A.m[0].y_d : i == 1 ? A.m[1].y_d : A.m[2].y_d;
+    int32_t *yi = i == 0 ? A.m[0].yi_d : i == 1 ? A.m[1].yi_d : A.m[2].yi_d;
+    const uint4 *wr = (const uint4 *)wb + (size_t)r * nchunk;
+    for (int t0 = 0; t0 < n; t0 += TG_NT) {
+        int acc[TG_NT];
+#pragma unroll
+        for (int j = 0; j < TG_NT; j++) acc[j] = 0;
+#pragma unroll 4
+        for (int c = lane; c < nchunk; c += 32) {
+            uint4 w = ld_stream(wr + c);
+#pragma unroll
+            for (int j = 0; j < TG_NT; j++) {
+                if (t0 + j < n) {
+                    const int4 *xp = (const int4 *)(xq + (size_t)(t0 + j) * kp) + 4 * c;
+                    int4 x0 = __ldg(xp), x1 = __ldg(xp + 1), x2 = __ldg(xp + 2), x3 = __ldg(xp + 3);
+                    int a = acc[j];
+                    a = dot16(w.x, x0, a); a = dot16(w.y, x1, a); a = dot16(w.z, x2, a); a = dot16(w.w, x3, a);
+                    acc[j] = a;
+                }
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < TG_NT; j++) {
+            int a = warp_sum_i(acc[j]);
+            int t = t0 + j;
+            if (lane == 0 && t < n) {
+                int v = a - xsum[t];
+                if (yi) yi[(size_t)t * rows + r] = v;
+                else y[(size_t)t * rows + r] = (float)v * (scale / xs[t]);
+            }
+        }
+    }
+}
+
+extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, const int8_t *xq, const float *xs,
+                                     const int32_t *xsum, int n, void *s) {
+    if (nw < 1 || nw > 3) return bn_err(BITNET_ERR_ARG, "cuda: tgemm of %d matrices (1..3)", nw);
+    if (n <= 0) return BITNET_OK;
+    TGArgs a;
+    memset(&a, 0, sizeof a);
+    int tot = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i < nw) { a.m[i] = mm[i]; tot += mm[i].rows; }
+        a.end[i] = tot;
+    }
+    a.nw = nw;
+    if (tot == 0) return BITNET_OK;
+    int kp = bn_kpad(cols);
+    int nb = (tot + TG_WARPS - 1) / TG_WARPS;
+    if (n == 1) k_tgemm<1><<<nb, TG_WARPS * 32, 0, ST(s)>>>(a, kp / 64, xq, kp, xs, xsum, n);
+    else k_tgemm<4><<<nb, TG_WARPS * 32, 0, ST(s)>>>(a, kp / 64, xq, kp, xs, xsum, n);
+    return launched("ternary GEMM");
+}
+
+/* ---- RMSNorm: one block per row ---- */
+__global__ void k_rmsnorm(float *out, const float *x, const float *w, int d, float eps) {
+    __shared__ float sh[32];
+    const float *xr = x + (size_t)blockIdx.x * d;
+    float *o = out + (size_t)blockIdx.x * d;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_reduce(ss, OpAddF(), sh);
+    float r = 1.0f / sqrtf(ss / (float)d + eps);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) o[i] = __fmul_rn(w[i], __fmul_rn(xr[i], r));
+}
+/* RMSNorm then the activation quantizer of the normed row (bit-identical to the two kernels in
+ * turn: the quantizer reads back the stored normed values). */
+__global__ void k_rmsnorm_quant(float *out, const float *x, const float *w, int d, float eps, int8_t *xq, int kp, float *xs, int32_t *xsum) {
+    __shared__ float sh[32];
+    __shared__ int shi[32];
+    const float *xr = x + (size_t)blockIdx.x * d;
+    float *o = out + (size_t)blockIdx.x * d;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_reduce(ss, OpAddF(), sh);
+    float r = 1.0f / sqrtf(ss / (float)d + eps);
+    float m = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        float v = __fmul_rn(w[i], __fmul_rn(xr[i], r));
+        o[i] = v;
+        float a = fabsf(v); if (a > m) m = a;
+    }
+    m = block_reduce(m, OpMax(), sh);
+    if (m < 1e-5f) m = 1e-5f;
+    float s = 127.0f / m;
+    int sum = 0;
+    int8_t *q = xq + (size_t)blockIdx.x * kp;
+    for (int k = threadIdx.x; k < kp; k += blockDim.x) {  /* same indices as the writes above: own values */
+        int v = 0;
+        if (k < d) { float f = rintf(__fmul_rn(o[k], s)); v = f > 127.f ? 127 : f < -128.f ? -128 : (int)f; }
+        q[k] = (int8_t)v;
+        sum += v;
+    }
+    sum = block_reduce(sum, OpAddI(), shi);
+    if (threadIdx.x == 0) { xs[blockIdx.x] = s; xsum[blockIdx.x] = sum; }
+}
+extern "C" bitnet_status bn_cu_rmsnorm_quant(float *out, const float *x, const float *w, int n, int d, float eps,
+                                             int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
+    if (n <= 0) return BITNET_OK;
+    k_rmsnorm_quant<<<n, d >= 2048 ? 1024 : 256, 0, ST(s)>>>(out, x, w, d, eps, xq, kp, xs, xsum);
+    return launched("RMSNorm + quantization");
+}
+extern "C" bitnet_status bn_cu_rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps, void *s) {
+    if (n <= 0) return BITNET_OK;
+    k_rmsnorm<<<n, d >= 2048 ? 1024 : 256, 0, ST(s)>>>(out, x, w, d, eps);
+    return launched("RMSNorm");
+}
+
+/* ---- RoPE: block per (row, head) ---- */
+__global__ void k_rope(float *v, int nheads, int hd, const int32_t *pos, const float *cs, const float *sn) {
+    int t = blockIdx.x, h = blockIdx.y, half = hd / 2;
+    int p = pos[t];
+    float *vh = v + ((size_t)t * nheads + h) * hd;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        float c = cs[(size_t)p * half + i], sv = sn[(size_t)p * half + i];
+        float x1 = vh[i], x2 = vh[i + half];
+        vh[i] = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, sv));
+        vh[i + half] = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, sv));
+    }
+}
+extern "C" bitnet_status bn_cu_rope(float *v, int n, int nheads, int hd, const int32_t *pos, const float *cs, const float *sn, void *s) {
+    if (n <= 0 || nheads <= 0) return BITNET_OK;
+    int th = hd / 2 < 32 ? 32 : (hd / 2 + 31) / 32 * 32;
+    if (th > 256) th = 256;
+    k_rope<<<dim3(n, nheads), th, 0, ST(s)>>>(v, nheads, hd, pos, cs, sn);
+    return launched("RoPE");
+}
+
+/* ---- KV cache store ---- */
+__global__ void k_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v, int kvd,
+                           const int32_t *seq, const int32_t *pos) {
+    int t = blockIdx.x;
+    size_t off = (size_t)seq[t] * sstr + (size_t)pos[t] * kvd;
+    for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
+        kc[off + i] = k[(size_t)t * kvd + i];
+        vc[off + i] = v[(size_t)t * kvd + i];
+    }
+}
+extern "C" bitnet_status bn_cu_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v,
+                                        int n, int kvd, const int32_t *seq, const int32_t *pos, void *s) {
+    if (n <= 0) return BITNET_OK;
+    k_kv_store<<<n, 256, 0, ST(s)>>>(kc, vc, sstr, k, v, kvd, seq, pos);
+    return launched("KV cache store");
+}
+
+/* ---- attention: split over positions, then combine ----
+ * Block (kv head, split, token): the grp query heads of that kv head over positions
+ * [sp*ch, min((sp+1)*ch, pos+1)); partial (max, sum, unnormalized out[hd]) per query head. */
+#define ATT_THREADS 128
+#define ATT_MAXSPLIT 256
+#define ATT_TOKSPLITS 16384  /* workspace: tokens x splits */
+static int att_maxsplit(int n) { int m = ATT_TOKSPLITS / (n > 0 ? n : 1); return m < 1 ? 1 : m > ATT_MAXSPLIT ? ATT_MAXSPLIT : m; }
+#define ATT_MAXD 8  /* hd <= 256: 8 values per lane */
+__global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, const float *kc, const float *vc, size_t sstr,
+        int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int nsplit, int ch, float *ws) {
+    extern __shared__ float sm[];
+    int kh = blockIdx.x, sp = blockIdx.y, t = blockIdx.z;
+    int grp = nh / nkv, kvd = nkv * hd, qd = nh * hd;
+    int p = pos[t], s0 = sp * ch, s1 = min(s0 + ch, p + 1);
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    size_t rec = (size_t)hd + 2;
+    float *base = ws + ((size_t)t * nh + (size_t)kh * grp) * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
+    if (s0 >= s1) {
+        for (int j = threadIdx.x; j < grp; j += blockDim.x) { float *r = base + ((size_t)j * nsplit + sp) * rec; r[0] = -INFINITY; r[1] = 0.f; }
+        return;
+    }
+    float *qs = sm, *sc = sm + grp * hd;
+    for (int i = threadIdx.x; i < grp * hd; i += blockDim.x) qs[i] = q[(size_t)t * qd + (size_t)kh * grp * hd + i];
+    __syncthreads();
+    const float *K = kc + (size_t)seq[t] * sstr, *V = vc + (size_t)seq[t] * sstr;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma unroll 2
+    for (int s2 = s0 + w; s2 < s1; s2 += ATT_THREADS / 32) {
+        const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
+        float kv[ATT_MAXD];
+#pragma unroll
+        for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[u] = d < hd ? kr[d] : 0.f; }
+        for (int j = 0; j < grp; j++) {
+            float a = 0.f;
+#pragma unroll
+            for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; if (d < hd) a += qs[j * hd + d] * kv[u]; }
+            a = warp_sum_f(a);
+            if (lane == 0) sc[j * ch + (s2 - s0)] = a * scale;
+        }
+    }
+    __syncthreads();
+    int len = s1 - s0;
+    for (int j = w; j < grp; j += ATT_THREADS / 32) {
+        float m = -INFINITY;
+        for (int i = lane; i < len; i += 32) m = fmaxf(m, sc[j * ch + i]);
+        m = warp_max_f(m);
+        float l = 0.f;
+        for (int i = lane; i < len; i += 32) { float e = expf(sc[j * ch + i] - m); sc[j * ch + i] = e; l += e; }
+        l = warp_sum_f(l);
+        if (lane == 0) { float *r = base + ((size_t)j * nsplit + sp) * rec; r[0] = m; r[1] = l; }
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < grp * hd; idx += blockDim.x) {
+        int j = idx / hd, d = idx - j * hd;
+        const float *vp = V + (size_t)kh * hd + d;
+        float a = 0.f;
+#pragma unroll 8
+        for (int i = 0; i < len; i++) a += sc[j * ch + i] * vp[(size_t)(s0 + i) * kvd];
+        base[((size_t)j * nsplit + sp) * rec + 2 + d] = a;
+    }
+}
+
+__global__ void k_att_combine(const float *ws, int nh, int hd, int nsplit, const int32_t *pos, int ch, float *out) {
+    int h = blockIdx.x, t = blockIdx.y;
+    int ns = (pos[t] + 1 + ch - 1) / ch;
+    if (ns > nsplit) ns = nsplit;
+    size_t rec = (size_t)hd + 2;
+    const float *b = ws + ((size_t)t * nh + h) * nsplit * rec;
+    float M = -INFINITY;
+#pragma unroll 8
+    for (int i = 0; i < ns; i++) M = fmaxf(M, b[i * rec]);
+    float L = 0.f;
+#pragma unroll 8
+    for (int i = 0; i < ns; i++) if (b[i * rec + 1] > 0.f) L += b[i * rec + 1] * expf(b[i * rec] - M);
+    float inv = 1.0f / L;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a = 0.f;
+#pragma unroll 8
+        for (int i = 0; i < ns; i++) if (b[i * rec + 1] > 0.f) a += b[i * rec + 2 + d] * expf(b[i * rec] - M);
+        out[((size_t)t * nh + h) * hd + d] = a * inv;
+    }
+}
+
+extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
+
+extern "C" bitnet_status bn_cu_attention(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv,
+                                         int hd, const int32_t *seq, const int32_t *pos, int maxpos, float *ws, float *out, void *s) {
+    if (n <= 0) return BITNET_OK;
+    if (hd > 32 * ATT_MAXD || nkv <= 0 || nh % nkv) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention with head_dim %d, %d heads, %d kv heads", hd, nh, nkv);
+    int len = maxpos + 1;
+    int ms = att_maxsplit(n), ch = 16, nsplit = (len + ch - 1) / ch;
+    if (nsplit > ms) { ch = (len + ms - 1) / ms; ch = (ch + 15) / 16 * 16; nsplit = (len + ch - 1) / ch; }
+    int grp = nh / nkv;
+    size_t smem = ((size_t)grp * hd + (size_t)grp * ch) * sizeof(float);
+    static int raised = -1;
+    if (smem > 48 * 1024) {
+        if (smem > 200 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention over %d positions needs %zu bytes of shared memory", len, smem);
+        if (raised < 0) {
+            bitnet_status r = cerr(cudaFuncSetAttribute(k_att_split, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024), "attention shared memory");
+            if (r) return r;
+            raised = 1;
+        }
+    }
+    k_att_split<<<dim3(nkv, nsplit, n), ATT_THREADS, smem, ST(s)>>>(q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ch, ws);
+    bitnet_status r = launched("attention");
+    if (r) return r;
+    k_att_combine<<<dim3(nh, n), hd < 32 ? 32 : (hd > 256 ? 256 : (hd + 31) / 32 * 32), 0, ST(s)>>>(ws, nh, hd, nsplit, pos, ch, out);
+    return launched("attention combine");
+}
+
+/* ---- elementwise ---- */
+__global__ void k_glu(float *g, const float *u, size_t n, int act) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float x = g[i];
+        if (act == 0) { float r = x > 0.f ? x : 0.f; g[i] = __fmul_rn(__fmul_rn(r, r), u[i]); }
+        else g[i] = __fmul_rn(x / (1.0f + expf(-x)), u[i]);
+    }
+}
+__global__ void k_add(float *x, const float *y, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) x[i] += y[i];
+}
+static int eblocks(size_t n) { size_t b = (n + 255) / 256; return b > 4096 ? 4096 : (int)(b ? b : 1); }
+extern "C" bitnet_status bn_cu_glu(float *g, const float *u, size_t n, int act, void *s) {
+    if (!n) return BITNET_OK;
+    k_glu<<<eblocks(n), 256, 0, ST(s)>>>(g, u, n, act);
+    return launched("gated activation");
+}
+extern "C" bitnet_status bn_cu_add(float *x, const float *y, size_t n, void *s) {
+    if (!n) return BITNET_OK;
+    k_add<<<eblocks(n), 256, 0, ST(s)>>>(x, y, n);
+    return launched("residual add");
+}
+
+__device__ __forceinline__ float ldw(const void *w, int dt, size_t i) {
+    if (dt == BN_W_F32) return ((const float *)w)[i];
+    unsigned short h = ((const unsigned short *)w)[i];
+    if (dt == BN_W_F16) return __half2float(__ushort_as_half(h));
+    return __uint_as_float((unsigned)h << 16);
+}
+__global__ void k_embed(const void *tab, int dt, int dim, const int32_t *ids, float *x) {
+    int t = blockIdx.x;
+    size_t off = (size_t)ids[t] * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) x[(size_t)t * dim + i] = ldw(tab, dt, off + i);
+}
+extern "C" bitnet_status bn_cu_embed(const void *tab, int dt, int dim, const int32_t *ids, int n, float *x, void *s) {
+    if (n <= 0) return BITNET_OK;
+    k_embed<<<n, 256, 0, ST(s)>>>(tab, dt, dim, ids, x);
+    return launched("embedding");
+}
+
+/* ---- LM head: warp per row ---- */
+#define HD_WARPS 8
+#define HD_NT 4
+/* 8 weights of a dense row as floats from one 16-byte load (bf16/f16), or 4 (f32) */
+template <int DT>
+__device__ __forceinline__ void unpack16(uint4 v, float *f) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+    if (DT == BN_W_F32) { for (int i = 0; i < 4; i++) f[i] = __uint_as_float(u[i]); }
+    else if (DT == BN_W_BF16) { for (int i = 0; i < 4; i++) { f[2 * i] = __uint_as_float(u[i] << 16); f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u); } }
+    else { for (int i = 0; i < 4; i++) { f[2 * i] = __half2float(__ushort_as_half((unsigned short)(u[i] & 0xffff))); f[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(u[i] >> 16))); } }
+}
+
+template <int DT>
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int rows, int cols, const float *x, int n, float *y, int vec) {
+    int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const int es = DT == BN_W_F32 ? 4 : 2, per = 16 / es;
+    for (int t0 = 0; t0 < n; t0 += HD_NT) {
+        float acc[HD_NT];
+#pragma unroll
+        for (int j = 0; j < HD_NT; j++) acc[j] = 0.f;
+        if (vec) {
+            const uint4 *wr = (const uint4 *)((const char *)w + (size_t)r * cols * es);
+            int nc = cols / per;
+#pragma unroll 4
+            for (int c = lane; c < nc; c += 32) {
+                float f[8];
+                unpack16<DT>(ld_stream(wr + c), f);
+#pragma unroll
+                for (int j = 0; j < HD_NT; j++)
+                    if (t0 + j < n) {
+                        const float4 *xp = (const float4 *)(x + (size_t)(t0 + j) * cols + (size_t)c * per);
+                        float4 a = __ldg(xp);
+                        float s = acc[j] + f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w;
+                        if (per == 8) { float4 b = __ldg(xp + 1); s += f[4] * b.x + f[5] * b.y + f[6] * b.z + f[7] * b.w; }
+                        acc[j] = s;
+                    }
+            }
+        } else {
+            for (int k = lane; k < cols; k += 32) {
+                float f = ldw(w, DT, (size_t)r * cols + k);
+#pragma unroll
+                for (int j = 0; j < HD_NT; j++) if (t0 + j < n) acc[j] += f * x[(size_t)(t0 + j) * cols + k];
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < HD_NT; j++) {
+            float a = warp_sum_f(acc[j]);
+            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = a;
+        }
+    }
+}
+
+/* Q8: float scale[rows] then int8 q[rows][cp] at bn_hq8_qoff(rows). */
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, float *y) {
+    int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const float *sc = (const float *)wq;
+    const int8_t *q = (const int8_t *)(wq + qoff) + (size_t)r * cp;
+    for (int t0 = 0; t0 < n; t0 += HD_NT) {
+        float acc[HD_NT];
+#pragma unroll
+        for (int j = 0; j < HD_NT; j++) acc[j] = 0.f;
+        for (int c = lane; c * 16 < cols; c += 32) {
+            uint4 v = ld_stream((const uint4 *)q + c);
+            const unsigned u[4] = {v.x, v.y, v.z, v.w};
+            float f[16];
+#pragma unroll
+            for (int i = 0; i < 16; i++) f[i] = (float)(int8_t)(u[i / 4] >> (8 * (i % 4)));
+            int k0 = c * 16;
+#pragma unroll
+            for (int j = 0; j < HD_NT; j++)
+                if (t0 + j < n) {
+                    const float *xr = x + (size_t)(t0 + j) * cols + k0;
+                    float s = acc[j];
+                    if (k0 + 16 <= cols) { for (int i = 0; i < 16; i++) s += f[i] * xr[i]; }
+                    else { for (int i = 0; k0 + i < cols; i++) s += f[i] * xr[i]; }
+                    acc[j] = s;
+                }
+        }
+#pragma unroll
+        for (int j = 0; j < HD_NT; j++) {
+            float a = warp_sum_f(acc[j]);
+            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = sc[r] * a;
+        }
+    }
+}
+
+/* Q4: float d[rows][nb] then nibbles [rows][cp/2] at bn_hq4_qoff; block b of a row is 16 bytes. */
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, float *y) {
+    int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    int nb = cp / 32;
+    const float *d = (const float *)wq + (size_t)r * nb;
+    const uint8_t *q = wq + qoff + (size_t)r * (cp / 2);
+    for (int t0 = 0; t0 < n; t0 += HD_NT) {
+        float acc[HD_NT];
+#pragma unroll
+        for (int j = 0; j < HD_NT; j++) acc[j] = 0.f;
+        for (int b = lane; b < nb; b += 32) {
+            uint4 v = ld_stream((const uint4 *)(q + 16 * b));
+            const unsigned u[4] = {v.x, v.y, v.z, v.w};
+            float f[32];
+#pragma unroll
+            for (int i = 0; i < 16; i++) {
+                unsigned byte = (u[i / 4] >> (8 * (i % 4))) & 0xff;
+                f[i] = (float)((int)(byte & 15) - 8);
+                f[16 + i] = (float)((int)(byte >> 4) - 8);
+            }
+            float db = d[b];
+            int k0 = 32 * b;
+#pragma unroll
+            for (int j = 0; j < HD_NT; j++)
+                if (t0 + j < n) {
+                    const float *xr = x + (size_t)(t0 + j) * cols + k0;
+                    float s = 0.f;
+                    if (k0 + 32 <= cols) { for (int i = 0; i < 32; i++) s += f[i] * xr[i]; }
+                    else { for (int i = 0; k0 + i < cols; i++) s += f[i] * xr[i]; }
+                    acc[j] += db * s;
+                }
+        }
+#pragma unroll
+        for (int j = 0; j < HD_NT; j++) {
+            float a = warp_sum_f(acc[j]);
+            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = a;
+        }
+    }
+}
+
+extern "C" bitnet_status bn_cu_head(const void *w, int kind, int rows, int cols, const float *x, int n, float *y, void *s) {
+    if (n <= 0 || rows <= 0) return BITNET_OK;
+    int nb = (rows + HD_WARPS - 1) / HD_WARPS, th = HD_WARPS * 32;
+    int es = kind == BN_W_F32 ? 4 : 2;
+    int vec = ((size_t)cols * es) % 16 == 0 && ((uintptr_t)w & 15) == 0;
+    switch (kind) {
+    case BN_W_F32: k_head_dense<BN_W_F32><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
+    case BN_W_F16: k_head_dense<BN_W_F16><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
+    case BN_W_BF16: k_head_dense<BN_W_BF16><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
+    case BN_CU_HEAD_Q8: k_head_q8<<<nb, th, 0, ST(s)>>>((const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, y); break;
+    case BN_CU_HEAD_Q4: k_head_q4<<<nb, th, 0, ST(s)>>>((const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, y); break;
+    default: return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: LM head kind %d", kind);
+    }
+    return launched("LM head");
+}
+
+/* ---- argmax: one block per row ---- */
+__global__ void k_argmax(const float *y, int rows, int32_t *idx, float *val) {
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const float *yr = y + (size_t)blockIdx.x * rows;
+    float bv = -INFINITY; int bi = -1;
+    for (int i = threadIdx.x; i < rows; i += blockDim.x) { float v = yr[i]; if (v > bv || (bi < 0 && v == v)) { bv = v; bi = i; } }
+    for (int o = 16; o; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, bv, o); int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) { bv = v2; bi = i2; }
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    if (lane == 0) { sv[w] = bv; si[w] = bi; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++)
+            if (si[k] >= 0 && (bi < 0 || sv[k] > bv || (sv[k] == bv && si[k] < bi))) { bv = sv[k]; bi = si[k]; }
+        idx[blockIdx.x] = bi < 0 ? 0 : bi;
+        val[blockIdx.x] = bv;
+    }
+}
+extern "C" bitnet_status bn_cu_argmax(const float *y, int n, int rows, int32_t *idx, float *val, void *s) {
+    if (n <= 0) return BITNET_OK;
+    k_argmax<<<n, 1024, 0, ST(s)>>>(y, rows, idx, val);
+    return launched("argmax");
+}
+
+__global__ void k_nonfinite(const float *x, size_t n, int *bad) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        if (!isfinite(x[i])) { *bad = 1; return; }
+}
+extern "C" bitnet_status bn_cu_nonfinite(const float *x, size_t n, int *bad, void *s) {
+    if (!n) return BITNET_OK;
+    k_nonfinite<<<eblocks(n), 256, 0, ST(s)>>>(x, n, bad);
+    return launched("finite check");
+}
+
+static int cmp_f(const void *a, const void *b) { float x = *(const float *)a, y = *(const float *)b; return (x > y) - (x < y); }
+
+extern "C" bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps) {
+    void *a = NULL, *b = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    float ms[64];
+    if (reps > 64) reps = 64;
+    if (reps < 1) reps = 1;
+    bitnet_status s = bn_cu_malloc(&a, bytes, "the copy probe");
+    if (!s) s = bn_cu_malloc(&b, bytes, "the copy probe");
+    if (!s) s = cerr(cudaEventCreate(&e0), "cudaEventCreate");
+    if (!s) s = cerr(cudaEventCreate(&e1), "cudaEventCreate");
+    if (!s) s = cerr(cudaMemset(a, 0x5a, bytes), "cudaMemset");
+    for (int i = -2; !s && i < reps; i++) {  /* two warm-ups */
+        cudaEventRecord(e0, 0);
+        s = cerr(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0), "device copy");
+        cudaEventRecord(e1, 0);
+        if (!s) s = cerr(cudaEventSynchronize(e1), "device copy");
+        if (!s && i >= 0) cudaEventElapsedTime(&ms[i], e0, e1);
+    }
+    if (!s) { qsort(ms, (size_t)reps, sizeof ms[0], cmp_f); *gbps = 2.0 * (double)bytes / (ms[reps / 2] * 1e-3) / 1e9; }
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    bn_cu_free(a); bn_cu_free(b);
+    return s;
+}

@@ -1,0 +1,449 @@
+/* tests/cuda/test_cuda.c — every CUDA kernel (src/backend/cuda/bn_cuda.h) against the CPU
+ * reference (src/kernels/ref.c and the CPU backend's formulas), on fresh random inputs (the seed
+ * is printed; BITNET_SEED=N repeats a run): the ternary GEMM's int32 sums and the BitLinear
+ * float outputs bit-identical on awkward shapes (rows/cols not multiples of any tile, several
+ * matrices in one launch, -128 activations), activation quantization identical (ties too),
+ * rope/relu2/add/embed identical, norms, attention, silu and the heads within float rounding.
+ * Outputs are poisoned before each run. Built by `make CUDA=1`, run by `make CUDA=1 test-cuda`;
+ * without a GPU it prints one skip line. Not: a model-level test (tests/cuda/test_cuda_model.c). */
+#include "t.h"
+#include "backend/cuda/bn_cuda.h"
+#include "backend/cpu/kernels/kernels.h"
+#include "core/util.h"
+#include <stdint.h>
+#include <time.h>
+
+static uint64_t rng;
+static uint32_t rnd(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return (uint32_t)(rng >> 16); }
+static float frnd(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
+
+static void *dup_d(const void *h, size_t n) {
+    void *d = NULL;
+    if (bn_cu_malloc(&d, n, "test") || bn_cu_h2d(d, h, n, NULL) || bn_cu_sync(NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); exit(1); }
+    return d;
+}
+static void *poison_d(size_t n) {
+    void *d = NULL;
+    if (bn_cu_malloc(&d, n, "test") || bn_cu_memset(d, 0xa5, n, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); exit(1); }
+    return d;
+}
+static void get(void *h, const void *d, size_t n) {
+    if (bn_cu_d2h(h, d, n, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); exit(1); }
+}
+/* ||a-b|| / ||b|| in double; NaN never passes */
+static double relerr(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) { double d = (double)a[i] - b[i]; num += d * d; den += (double)b[i] * b[i]; }
+    double r = sqrt(num / (den > 0 ? den : 1));
+    return r == r ? r : 1e30;
+}
+
+/* ---- ternary GEMM, int32 exact: nw matrices of rows[i] x cols in one launch ---- */
+static void tg_case(int nw, const int *rows, int cols, int n, int pat) {
+    const bn_kernels *R = bn_kernels_ref();
+    int kp = bn_kpad(cols);
+    int8_t *x = calloc((size_t)n * kp, 1);
+    int32_t *xsum = calloc((size_t)n, 4);
+    float *xs = malloc((size_t)n * 4);
+    for (int t = 0; t < n; t++) {
+        xs[t] = 1.f;
+        for (int k = 0; k < cols; k++) {
+            int8_t v = pat == 1 ? -128 : pat == 2 ? 127 : (int8_t)(rnd() & 0xff);
+            x[(size_t)t * kp + k] = v;
+            xsum[t] += v;
+        }
+    }
+    int8_t *xd = dup_d(x, (size_t)n * kp);
+    int32_t *xsd = dup_d(xsum, (size_t)n * 4);
+    float *xsf = dup_d(xs, (size_t)n * 4);
+    bn_cu_tmm mm[3];
+    int8_t *w[3]; uint8_t *pr[3]; void *wd[3]; int32_t *yd[3];
+    for (int i = 0; i < nw; i++) {
+        size_t nn = (size_t)rows[i] * cols;
+        w[i] = malloc(nn ? nn : 1);
+        for (size_t j = 0; j < nn; j++) w[i][j] = pat == 1 ? -1 : pat == 2 ? 1 : (int8_t)(rnd() % 3) - 1;
+        uint8_t *pc = malloc(bn_cu_tern_bytes(rows[i], cols) + 1);
+        bn_cu_tern_pack(w[i], rows[i], cols, pc);
+        wd[i] = dup_d(pc, bn_cu_tern_bytes(rows[i], cols) + 1);
+        free(pc);
+        pr[i] = malloc(R->packed_size(rows[i], cols) + 1);
+        R->pack(w[i], rows[i], cols, pr[i]);
+        yd[i] = poison_d((size_t)n * rows[i] * 4 + 4);
+        mm[i] = (bn_cu_tmm){wd[i], rows[i], 1.f, NULL, yd[i]};
+    }
+    bitnet_status st = bn_cu_tgemm(mm, nw, cols, xd, xsf, xsd, n, NULL);
+    char name[128], why[200] = "";
+    snprintf(name, sizeof name, "cuda tgemm int32 nw=%d rows=%d,%d,%d cols=%d n=%d pat=%d", nw, rows[0], nw > 1 ? rows[1] : 0, nw > 2 ? rows[2] : 0, cols, n, pat);
+    int ok = st == BITNET_OK && !bn_cu_sync(NULL);
+    if (!ok) snprintf(why, sizeof why, "%s", bitnet_last_error());
+    for (int i = 0; i < nw && ok; i++) {
+        int32_t *yr = malloc((size_t)n * rows[i] * 4 + 4), *yg = malloc((size_t)n * rows[i] * 4 + 4);
+        R->tgemm(pr[i], rows[i], cols, 0, rows[i], x, kp, n, yr, rows[i]);
+        get(yg, yd[i], (size_t)n * rows[i] * 4);
+        for (size_t j = 0; j < (size_t)n * rows[i]; j++)
+            if (yr[j] != yg[j]) { snprintf(why, sizeof why, "matrix %d entry %zu: ref %d, cuda %d", i, j, yr[j], yg[j]); ok = 0; break; }
+        free(yr); free(yg);
+    }
+    CHECK(name, ok, "%s", why);
+    for (int i = 0; i < nw; i++) { free(w[i]); free(pr[i]); bn_cu_free(wd[i]); bn_cu_free(yd[i]); }
+    free(x); free(xsum); free(xs); bn_cu_free(xd); bn_cu_free(xsd); bn_cu_free(xsf);
+}
+
+/* ---- quantization + BitLinear float outputs, bit-identical to the CPU backend ---- */
+static void bitlinear_case(int rows, int cols, int n, int ties) {
+    const bn_kernels *R = bn_kernels_ref();
+    int kp = bn_kpad(cols);
+    float *x = malloc((size_t)n * cols * 4);
+    for (int t = 0; t < n; t++)
+        for (int k = 0; k < cols; k++) {
+            float v = frnd() * (t == 0 ? 1e-7f : 3.f);  /* row 0 below the 1e-5 floor */
+            if (ties) v = (k == 0) ? 127.f : (float)((int)(rnd() % 255) - 127) + 0.5f; /* s = 1: exact .5 ties */
+            x[(size_t)t * cols + k] = v;
+        }
+    int8_t *w = malloc((size_t)rows * cols);
+    for (size_t j = 0; j < (size_t)rows * cols; j++) w[j] = (int8_t)(rnd() % 3) - 1;
+    float scale = 0.37f + frnd() * 0.1f;
+    /* CPU */
+    int8_t *xq = calloc((size_t)n * kp, 1);
+    float *xs = malloc((size_t)n * 4), *yr = malloc((size_t)n * rows * 4), *yg = malloc((size_t)n * rows * 4);
+    int32_t *acc = malloc((size_t)n * rows * 4);
+    for (int t = 0; t < n; t++) xs[t] = R->quant_act(x + (size_t)t * cols, cols, xq + (size_t)t * kp, kp);
+    uint8_t *pr = malloc(R->packed_size(rows, cols));
+    R->pack(w, rows, cols, pr);
+    R->tgemm(pr, rows, cols, 0, rows, xq, kp, n, acc, rows);
+    for (int t = 0; t < n; t++) { float f = scale / xs[t]; for (int r = 0; r < rows; r++) yr[(size_t)t * rows + r] = (float)acc[(size_t)t * rows + r] * f; }
+    /* GPU */
+    float *xd = dup_d(x, (size_t)n * cols * 4);
+    int8_t *xqd = poison_d((size_t)n * kp);
+    float *xsd = poison_d((size_t)n * 4);
+    int32_t *xsumd = poison_d((size_t)n * 4);
+    uint8_t *pc = malloc(bn_cu_tern_bytes(rows, cols));
+    bn_cu_tern_pack(w, rows, cols, pc);
+    void *wd = dup_d(pc, bn_cu_tern_bytes(rows, cols));
+    float *yd = poison_d((size_t)n * rows * 4);
+    bn_cu_tmm mm = {wd, rows, scale, yd, NULL};
+    bitnet_status st = bn_cu_quant(xd, n, cols, cols, xqd, kp, xsd, xsumd, NULL);
+    if (!st) st = bn_cu_tgemm(&mm, 1, cols, xqd, xsd, xsumd, n, NULL);
+    char name[128], why[200] = "";
+    int ok = st == BITNET_OK;
+    if (!ok) snprintf(why, sizeof why, "%s", bitnet_last_error());
+    int8_t *xqg = malloc((size_t)n * kp);
+    float *xsg = malloc((size_t)n * 4);
+    if (ok) { get(xqg, xqd, (size_t)n * kp); get(xsg, xsd, (size_t)n * 4); get(yg, yd, (size_t)n * rows * 4); }
+    snprintf(name, sizeof name, "cuda quant int8 identical cols=%d n=%d%s", cols, n, ties ? " (ties)" : "");
+    int qok = ok && !memcmp(xq, xqg, (size_t)n * kp) && !memcmp(xs, xsg, (size_t)n * 4);
+    if (ok && !qok) for (size_t j = 0; j < (size_t)n * kp; j++) if (xq[j] != xqg[j]) { snprintf(why, sizeof why, "q[%zu]: ref %d, cuda %d", j, xq[j], xqg[j]); break; }
+    CHECK(name, qok, "%s", why);
+    snprintf(name, sizeof name, "cuda bitlinear float identical rows=%d cols=%d n=%d%s", rows, cols, n, ties ? " (ties)" : "");
+    int yok = ok && !memcmp(yr, yg, (size_t)n * rows * 4);
+    if (ok && !yok) for (size_t j = 0; j < (size_t)n * rows; j++) if (yr[j] != yg[j]) { snprintf(why, sizeof why, "y[%zu]: ref %.9g, cuda %.9g", j, yr[j], yg[j]); break; }
+    CHECK(name, yok, "%s", why);
+    free(x); free(w); free(xq); free(xs); free(yr); free(yg); free(acc); free(pr); free(pc); free(xqg); free(xsg);
+    bn_cu_free(xd); bn_cu_free(xqd); bn_cu_free(xsd); bn_cu_free(xsumd); bn_cu_free(wd); bn_cu_free(yd);
+}
+
+static void test_rmsnorm(int n, int d) {
+    float *x = malloc((size_t)n * d * 4), *w = malloc((size_t)d * 4), *r = malloc((size_t)n * d * 4), *g = malloc((size_t)n * d * 4);
+    for (size_t i = 0; i < (size_t)n * d; i++) x[i] = frnd() * 4.f;
+    for (int i = 0; i < d; i++) w[i] = 0.5f + frnd();
+    for (int t = 0; t < n; t++) {
+        double ss = 0; for (int i = 0; i < d; i++) ss += (double)x[(size_t)t * d + i] * x[(size_t)t * d + i];
+        double rr = 1.0 / sqrt(ss / d + 1e-5);
+        for (int i = 0; i < d; i++) r[(size_t)t * d + i] = (float)(w[i] * (x[(size_t)t * d + i] * rr));
+    }
+    float *xd = dup_d(x, (size_t)n * d * 4), *wd = dup_d(w, (size_t)d * 4);
+    bitnet_status st = bn_cu_rmsnorm(xd, xd, wd, n, d, 1e-5f, NULL); /* in place */
+    get(g, xd, (size_t)n * d * 4);
+    double e = relerr(g, r, (size_t)n * d);
+    char name[96]; snprintf(name, sizeof name, "cuda rmsnorm in place n=%d d=%d", n, d);
+    CHECK(name, !st && e < 1e-6, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
+    /* fused norm + quant == norm, then quant (GPU), bit for bit; in place too */
+    int kp = bn_kpad(d);
+    float *x2 = dup_d(x, (size_t)n * d * 4), *x3 = dup_d(x, (size_t)n * d * 4);
+    int8_t *q2 = poison_d((size_t)n * kp), *q3 = poison_d((size_t)n * kp);
+    float *s2 = poison_d((size_t)n * 4), *s3 = poison_d((size_t)n * 4);
+    int32_t *u2 = poison_d((size_t)n * 4), *u3 = poison_d((size_t)n * 4);
+    st = bn_cu_rmsnorm(x2, x2, wd, n, d, 1e-5f, NULL);
+    if (!st) st = bn_cu_quant(x2, n, d, d, q2, kp, s2, u2, NULL);
+    if (!st) st = bn_cu_rmsnorm_quant(x3, x3, wd, n, d, 1e-5f, q3, kp, s3, u3, NULL);
+    size_t hb = (size_t)n * d * 4 + (size_t)n * kp + (size_t)n * 8;
+    uint8_t *h2 = malloc(hb), *h3 = malloc(hb);
+    get(h2, x2, (size_t)n * d * 4); get(h2 + (size_t)n * d * 4, q2, (size_t)n * kp);
+    get(h2 + (size_t)n * d * 4 + (size_t)n * kp, s2, (size_t)n * 4); get(h2 + (size_t)n * d * 4 + (size_t)n * kp + (size_t)n * 4, u2, (size_t)n * 4);
+    get(h3, x3, (size_t)n * d * 4); get(h3 + (size_t)n * d * 4, q3, (size_t)n * kp);
+    get(h3 + (size_t)n * d * 4 + (size_t)n * kp, s3, (size_t)n * 4); get(h3 + (size_t)n * d * 4 + (size_t)n * kp + (size_t)n * 4, u3, (size_t)n * 4);
+    snprintf(name, sizeof name, "cuda rmsnorm+quant fused identical n=%d d=%d", n, d);
+    CHECK(name, !st && !memcmp(h2, h3, hb), "differs (%s)", st ? bitnet_last_error() : "");
+    free(h2); free(h3);
+    bn_cu_free(x2); bn_cu_free(x3); bn_cu_free(q2); bn_cu_free(q3); bn_cu_free(s2); bn_cu_free(s3); bn_cu_free(u2); bn_cu_free(u3);
+    free(x); free(w); free(r); free(g); bn_cu_free(xd); bn_cu_free(wd);
+}
+
+static void test_rope(int n, int nh, int hd, int nctx) {
+    int half = hd / 2;
+    float *cs = malloc((size_t)nctx * half * 4), *sn = malloc((size_t)nctx * half * 4);
+    for (int i = 0; i < half; i++) {
+        float inv = 1.0f / powf(10000.f, (float)(2 * i) / (float)hd);
+        for (int p = 0; p < nctx; p++) { cs[(size_t)p * half + i] = cosf(p * inv); sn[(size_t)p * half + i] = sinf(p * inv); }
+    }
+    size_t nv = (size_t)n * nh * hd;
+    float *v = malloc(nv * 4), *r = malloc(nv * 4), *g = malloc(nv * 4);
+    int32_t *pos = malloc((size_t)n * 4);
+    for (size_t i = 0; i < nv; i++) v[i] = frnd();
+    for (int t = 0; t < n; t++) pos[t] = (int32_t)(rnd() % nctx);
+    memcpy(r, v, nv * 4);
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < nh; h++) {
+            float *x = r + ((size_t)t * nh + h) * hd;
+            const float *c = cs + (size_t)pos[t] * half, *s = sn + (size_t)pos[t] * half;
+            for (int i = 0; i < half; i++) {
+                float x1 = x[i], x2 = x[i + half];
+                float a = x1 * c[i], b = x2 * s[i]; x[i] = a - b;
+                float e = x2 * c[i], f = x1 * s[i]; x[i + half] = e + f;
+            }
+        }
+    float *vd = dup_d(v, nv * 4), *cd = dup_d(cs, (size_t)nctx * half * 4), *sd = dup_d(sn, (size_t)nctx * half * 4);
+    int32_t *pd = dup_d(pos, (size_t)n * 4);
+    bitnet_status st = bn_cu_rope(vd, n, nh, hd, pd, cd, sd, NULL);
+    get(g, vd, nv * 4);
+    char name[96]; snprintf(name, sizeof name, "cuda rope identical n=%d heads=%d hd=%d", n, nh, hd);
+    CHECK(name, !st && !memcmp(g, r, nv * 4), "differs (%s)", st ? bitnet_last_error() : "");
+    free(cs); free(sn); free(v); free(r); free(g); free(pos);
+    bn_cu_free(vd); bn_cu_free(cd); bn_cu_free(sd); bn_cu_free(pd);
+}
+
+/* attention over caches of nseq sequences; each token t of the batch at (seq[t], pos[t]) */
+static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, int longpos) {
+    int kvd = nkv * hd, qd = nh * hd, grp = nh / nkv;
+    size_t sstr = (size_t)nctx * kvd, csz = (size_t)nseq * sstr;
+    float *kc = malloc(csz * 4), *vc = malloc(csz * 4);
+    for (size_t i = 0; i < csz; i++) { kc[i] = frnd(); vc[i] = frnd(); }
+    float *q = malloc((size_t)n * qd * 4), *k = malloc((size_t)n * kvd * 4), *v = malloc((size_t)n * kvd * 4);
+    for (size_t i = 0; i < (size_t)n * qd; i++) q[i] = frnd() * 2.f;
+    for (size_t i = 0; i < (size_t)n * kvd; i++) { k[i] = frnd(); v[i] = frnd(); }
+    int32_t *seq = malloc((size_t)n * 4), *pos = malloc((size_t)n * 4);
+    int maxpos = 0;
+    for (int t = 0; t < n; t++) {
+        seq[t] = (int32_t)(rnd() % nseq);
+        pos[t] = longpos && t == 0 ? nctx - 1 : (int32_t)(rnd() % nctx);
+        for (int u = 0; u < t; u++) if (seq[u] == seq[t] && pos[u] == pos[t]) pos[t] = (pos[t] + 1) % nctx; /* keep slots distinct-ish */
+        if (pos[t] > maxpos) maxpos = pos[t];
+    }
+    /* CPU: store then attend (the later store wins on a shared slot, as on the GPU in order... avoid: slots distinct) */
+    float *kc2 = malloc(csz * 4), *vc2 = malloc(csz * 4);
+    memcpy(kc2, kc, csz * 4); memcpy(vc2, vc, csz * 4);
+    for (int t = 0; t < n; t++) {
+        memcpy(kc2 + seq[t] * sstr + (size_t)pos[t] * kvd, k + (size_t)t * kvd, (size_t)kvd * 4);
+        memcpy(vc2 + seq[t] * sstr + (size_t)pos[t] * kvd, v + (size_t)t * kvd, (size_t)kvd * 4);
+    }
+    float *ref = malloc((size_t)n * qd * 4), *g = malloc((size_t)n * qd * 4), *sc = malloc((size_t)nctx * 8);
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < nh; h++) {
+            const float *K = kc2 + seq[t] * sstr + (size_t)(h / grp) * hd, *V = vc2 + seq[t] * sstr + (size_t)(h / grp) * hd;
+            const float *qq = q + (size_t)t * qd + (size_t)h * hd;
+            double mx = -1e300, sum = 0;
+            double *s = (double *)sc;
+            for (int p = 0; p <= pos[t]; p++) {
+                double d = 0; for (int i = 0; i < hd; i++) d += (double)qq[i] * K[(size_t)p * kvd + i];
+                s[p] = d / sqrt((double)hd); if (s[p] > mx) mx = s[p];
+            }
+            for (int p = 0; p <= pos[t]; p++) { s[p] = exp(s[p] - mx); sum += s[p]; }
+            for (int i = 0; i < hd; i++) {
+                double o = 0; for (int p = 0; p <= pos[t]; p++) o += s[p] * V[(size_t)p * kvd + i];
+                ref[(size_t)t * qd + (size_t)h * hd + i] = (float)(o / sum);
+            }
+        }
+    float *kcd = dup_d(kc, csz * 4), *vcd = dup_d(vc, csz * 4), *qdv = dup_d(q, (size_t)n * qd * 4);
+    float *kd = dup_d(k, (size_t)n * kvd * 4), *vd = dup_d(v, (size_t)n * kvd * 4);
+    int32_t *sd = dup_d(seq, (size_t)n * 4), *pd = dup_d(pos, (size_t)n * 4);
+    float *ws = poison_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
+    bitnet_status st = bn_cu_kv_store(kcd, vcd, sstr, kd, vd, n, kvd, sd, pd, NULL);
+    if (!st) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
+    if (!st) st = bn_cu_sync(NULL);
+    get(g, od, (size_t)n * qd * 4);
+    double e = relerr(g, ref, (size_t)n * qd);
+    char name[128]; snprintf(name, sizeof name, "cuda attention n=%d heads=%d/%d hd=%d ctx=%d seqs=%d maxpos=%d", n, nh, nkv, hd, nctx, nseq, maxpos);
+    CHECK(name, !st && e < 2e-6, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
+    /* the cache holds the stored rows */
+    float *kg = malloc(csz * 4);
+    get(kg, kcd, csz * 4);
+    snprintf(name, sizeof name, "cuda kv store n=%d seqs=%d", n, nseq);
+    CHECK(name, !memcmp(kg, kc2, csz * 4), "cache differs");
+    free(kg); free(kc); free(vc); free(kc2); free(vc2); free(q); free(k); free(v); free(seq); free(pos); free(ref); free(g); free(sc);
+    bn_cu_free(kcd); bn_cu_free(vcd); bn_cu_free(qdv); bn_cu_free(kd); bn_cu_free(vd); bn_cu_free(sd); bn_cu_free(pd); bn_cu_free(ws); bn_cu_free(od);
+}
+
+static void test_elementwise(size_t n) {
+    float *g = malloc(n * 4), *u = malloc(n * 4), *r = malloc(n * 4), *o = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) { g[i] = frnd() * 3.f; u[i] = frnd() * 3.f; }
+    for (int act = 0; act < 2; act++) {
+        for (size_t i = 0; i < n; i++) {
+            if (act == 0) { float x = g[i] > 0.f ? g[i] : 0.f; float x2 = x * x; r[i] = x2 * u[i]; }
+            else r[i] = (float)(g[i] / (1.0 + exp(-(double)g[i])) * u[i]);
+        }
+        float *gd = dup_d(g, n * 4), *ud = dup_d(u, n * 4);
+        bitnet_status st = bn_cu_glu(gd, ud, n, act, NULL);
+        get(o, gd, n * 4);
+        char name[64]; snprintf(name, sizeof name, "cuda glu %s n=%zu", act ? "silu" : "relu2 identical", n);
+        if (act == 0) CHECK(name, !st && !memcmp(o, r, n * 4), "differs");
+        else { double e = relerr(o, r, n); CHECK(name, !st && e < 1e-6, "rel err %.3g", e); }
+        bn_cu_free(gd); bn_cu_free(ud);
+    }
+    for (size_t i = 0; i < n; i++) r[i] = g[i] + u[i];
+    float *gd = dup_d(g, n * 4), *ud = dup_d(u, n * 4);
+    bitnet_status st = bn_cu_add(gd, ud, n, NULL);
+    get(o, gd, n * 4);
+    CHECK("cuda add identical", !st && !memcmp(o, r, n * 4), "differs");
+    int *bad = poison_d(4);
+    bn_cu_memset(bad, 0, 4, NULL);
+    int hb = -1;
+    bn_cu_nonfinite(gd, n, bad, NULL); get(&hb, bad, 4);
+    CHECK("cuda nonfinite: all finite", hb == 0, "flag %d", hb);
+    float nanv = NAN;
+    bn_cu_h2d(gd + n / 2, &nanv, 4, NULL);
+    bn_cu_nonfinite(gd, n, bad, NULL); get(&hb, bad, 4);
+    CHECK("cuda nonfinite: finds a NaN", hb == 1, "flag %d", hb);
+    free(g); free(u); free(r); free(o); bn_cu_free(gd); bn_cu_free(ud); bn_cu_free(bad);
+}
+
+static void test_embed(int vocab, int dim, int n) {
+    for (int dt = 0; dt < 3; dt++) {
+        size_t es = dt == BN_W_F32 ? 4 : 2, tn = (size_t)vocab * dim;
+        uint8_t *tab = malloc(tn * es);
+        float *ref = malloc((size_t)n * dim * 4), *g = malloc((size_t)n * dim * 4);
+        int32_t *ids = malloc((size_t)n * 4);
+        for (size_t i = 0; i < tn; i++) {
+            float f = frnd();
+            if (dt == BN_W_F32) memcpy(tab + 4 * i, &f, 4);
+            else { uint16_t h = dt == BN_W_F16 ? bn_f32_to_f16(f) : bn_f32_to_bf16(f); memcpy(tab + 2 * i, &h, 2); }
+        }
+        for (int t = 0; t < n; t++) {
+            ids[t] = (int32_t)(rnd() % vocab);
+            for (int i = 0; i < dim; i++) {
+                size_t j = (size_t)ids[t] * dim + i;
+                uint16_t h; memcpy(&h, tab + 2 * j, 2);
+                float f; if (dt == BN_W_F32) memcpy(&f, tab + 4 * j, 4); else f = dt == BN_W_F16 ? bn_f16_to_f32(h) : bn_bf16_to_f32(h);
+                ref[(size_t)t * dim + i] = f;
+            }
+        }
+        void *td = dup_d(tab, tn * es);
+        int32_t *idd = dup_d(ids, (size_t)n * 4);
+        float *xd = poison_d((size_t)n * dim * 4);
+        bitnet_status st = bn_cu_embed(td, dt, dim, idd, n, xd, NULL);
+        get(g, xd, (size_t)n * dim * 4);
+        char name[64]; snprintf(name, sizeof name, "cuda embed identical dtype %d", dt);
+        CHECK(name, !st && !memcmp(g, ref, (size_t)n * dim * 4), "differs");
+        free(tab); free(ref); free(g); free(ids); bn_cu_free(td); bn_cu_free(idd); bn_cu_free(xd);
+    }
+}
+
+/* heads: dense dtypes against ref fgemm, Q8/Q4 against ref hgemm, then argmax */
+static void test_head(int rows, int cols, int n) {
+    const bn_kernels *R = bn_kernels_ref();
+    float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)n * cols * 4);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) wf[i] = frnd() * 0.1f;
+    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = frnd();
+    uint16_t *wb = malloc((size_t)rows * cols * 2), *wh = malloc((size_t)rows * cols * 2);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) { wb[i] = bn_f32_to_bf16(wf[i]); wh[i] = bn_f32_to_f16(wf[i]); }
+    float *yr = malloc((size_t)n * rows * 4), *yg = malloc((size_t)n * rows * 4);
+    float *xd = dup_d(x, (size_t)n * cols * 4), *yd = poison_d((size_t)n * rows * 4);
+    char name[128];
+    const void *ws[3] = {wf, wh, wb};
+    size_t es[3] = {4, 2, 2};
+    for (int dt = 0; dt < 3; dt++) {
+        R->fgemm(ws[dt], dt, rows, cols, 0, rows, x, cols, n, yr, rows);
+        void *wd = dup_d(ws[dt], (size_t)rows * cols * es[dt]);
+        bn_cu_memset(yd, 0xa5, (size_t)n * rows * 4, NULL);
+        bitnet_status st = bn_cu_head(wd, dt, rows, cols, xd, n, yd, NULL);
+        get(yg, yd, (size_t)n * rows * 4);
+        double e = relerr(yg, yr, (size_t)n * rows);
+        snprintf(name, sizeof name, "cuda head dtype %d rows=%d cols=%d n=%d", dt, rows, cols, n);
+        CHECK(name, !st && e < 1e-5, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
+        bn_cu_free(wd);
+    }
+    for (int qk = 0; qk < 2; qk++) {
+        size_t sz = qk ? bn_hq4_size(rows, cols) : bn_hq8_size(rows, cols);
+        uint8_t *hq = malloc(sz);
+        if (qk) { bn_hq4_quant(wb, BN_W_BF16, rows, cols, hq); R->hgemm_q4(hq, rows, cols, 0, rows, x, cols, n, yr, rows); }
+        else { bn_hq8_quant(wb, BN_W_BF16, rows, cols, hq); R->hgemm_q8(hq, rows, cols, 0, rows, x, cols, n, yr, rows); }
+        void *wd = dup_d(hq, sz);
+        bn_cu_memset(yd, 0xa5, (size_t)n * rows * 4, NULL);
+        bitnet_status st = bn_cu_head(wd, qk ? BN_CU_HEAD_Q4 : BN_CU_HEAD_Q8, rows, cols, xd, n, yd, NULL);
+        get(yg, yd, (size_t)n * rows * 4);
+        double e = relerr(yg, yr, (size_t)n * rows);
+        snprintf(name, sizeof name, "cuda head %s rows=%d cols=%d n=%d", qk ? "q4" : "q8", rows, cols, n);
+        CHECK(name, !st && e < 1e-5, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
+        free(hq); bn_cu_free(wd);
+    }
+    /* argmax of the last logits, with a planted tie at two rows: the first one wins */
+    int tie = rows > 3 ? rows / 3 : 0;
+    for (int t = 0; t < n; t++) {
+        float mx = -INFINITY; for (int r = 0; r < rows; r++) if (yg[(size_t)t * rows + r] > mx) mx = yg[(size_t)t * rows + r];
+        yg[(size_t)t * rows + tie] = mx + 1.f; yg[(size_t)t * rows + rows - 1] = mx + 1.f;
+    }
+    float *yd2 = dup_d(yg, (size_t)n * rows * 4), *vd = poison_d((size_t)n * 4);
+    int32_t *id = poison_d((size_t)n * 4), *ig = malloc((size_t)n * 4);
+    bitnet_status st = bn_cu_argmax(yd2, n, rows, id, vd, NULL);
+    get(ig, id, (size_t)n * 4);
+    int ok = !st;
+    for (int t = 0; t < n && ok; t++) {
+        int bi = 0; for (int r = 1; r < rows; r++) if (yg[(size_t)t * rows + r] > yg[(size_t)t * rows + bi]) bi = r;
+        if (ig[t] != bi) ok = 0;
+    }
+    snprintf(name, sizeof name, "cuda argmax first max rows=%d n=%d", rows, n);
+    CHECK(name, ok, "index %d", ig[0]);
+    free(wf); free(x); free(wb); free(wh); free(yr); free(yg); free(ig);
+    bn_cu_free(xd); bn_cu_free(yd); bn_cu_free(yd2); bn_cu_free(vd); bn_cu_free(id);
+}
+
+int main(void) {
+    const char *why = NULL;
+    if (bn_cu_device_count(&why) == 0) { printf("skip cuda kernels: %s\n", why ? why : "no GPU"); return 0; }
+    char name[256]; size_t mem = 0; int sms = 0, cc = 0;
+    if (bn_cu_device_open(0, name, sizeof name, &mem, &sms, &cc)) { printf("FAIL cuda device: %s\n", bitnet_last_error()); return 1; }
+    const char *se = getenv("BITNET_SEED");
+    rng = se ? strtoull(se, NULL, 10) : (uint64_t)time(NULL) * 2654435761u;
+    if (!rng) rng = 1;
+    printf("# device 0: %s, %.1f GiB, %d SMs, cc %d; seed %llu\n", name, mem / 1073741824.0, sms, cc, (unsigned long long)rng);
+
+    /* errors: a device that does not exist, an allocation that cannot succeed */
+    bitnet_status s = bn_cu_device_open(999, NULL, 0, NULL, NULL, NULL);
+    CHECK("cuda: missing device is an error", s == BITNET_ERR_ARG && strstr(bitnet_last_error(), "999"), "%d %s", s, bitnet_last_error());
+    bn_cu_device_open(0, NULL, 0, NULL, NULL, NULL);
+    void *p = NULL;
+    s = bn_cu_malloc(&p, (size_t)1 << 52, "a test buffer");
+    CHECK("cuda: out of GPU memory is BITNET_ERR_NOMEM", s == BITNET_ERR_NOMEM && !p && strstr(bitnet_last_error(), "out of GPU memory"), "%d %s", s, bitnet_last_error());
+    s = bn_cu_malloc(&p, 1024, "after OOM");
+    CHECK("cuda: usable after an OOM", s == BITNET_OK && p, "%s", bitnet_last_error());
+    bn_cu_free(p);
+
+    static const int shapes[][4] = { /* nw, rows..., cols, n in the loop below */
+        {1, 1, 0, 0}, {1, 7, 0, 0}, {1, 33, 0, 0}, {3, 17, 5, 9}, {2, 100, 3, 0}, {1, 257, 0, 0},
+    };
+    static const int colsv[] = {1, 13, 129, 300, 1000, 2561};
+    static const int nv[] = {1, 2, 5, 9};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int c = 0; c < 6; c++) tg_case(shapes[i][0], shapes[i] + 1, colsv[c], nv[(i + c) % 4], 0);
+    { int r[3] = {2560, 640, 640}; tg_case(3, r, 2560, 1, 0); tg_case(3, r, 2560, 4, 0); }
+    { int r[2] = {6912, 6912}; tg_case(2, r, 2560, 1, 0); }
+    { int r[1] = {2560}; tg_case(1, r, 6912, 1, 0); tg_case(1, r, 6912, 7, 1); tg_case(1, r, 6912, 3, 2); }
+    { int r[1] = {50}; tg_case(1, r, 13824, 2, 1); tg_case(1, r, 640, 300, 0); }
+
+    bitlinear_case(37, 300, 3, 0);
+    bitlinear_case(2560, 2560, 1, 0);
+    bitlinear_case(100, 6912, 6, 0);
+    bitlinear_case(64, 257, 2, 1);
+    bitlinear_case(2000, 640, 33, 0);
+
+    test_rmsnorm(3, 2560); test_rmsnorm(5, 6912); test_rmsnorm(1, 77);
+    test_rope(3, 20, 128, 100); test_rope(7, 5, 64, 50); test_rope(1, 3, 2, 10);
+    test_attention(1, 20, 5, 128, 700, 1, 1);
+    test_attention(5, 20, 5, 128, 300, 3, 0);
+    test_attention(9, 8, 8, 64, 200, 2, 0);
+    test_attention(2, 6, 2, 32, 5000, 2, 1);  /* more than 64 chunks of 64 */
+    test_attention(3, 4, 1, 256, 90, 1, 0);
+    test_elementwise(100003);
+    test_embed(1000, 300, 9);
+    test_head(1000, 2560, 1); test_head(333, 100, 3); test_head(129, 2560, 6); test_head(32000, 2560, 1);
+    T_DONE();
+}
