@@ -193,7 +193,7 @@ int cmd_eval(int argc, char **argv) {
     if (!S.lg) { fprintf(stderr, "bitnet eval: out of memory\n"); goto done; }
     int bos = info.bos_id, eos = info.eos_id;
 
-    struct timespec ts0; clock_gettime(CLOCK_MONOTONIC, &ts0);
+    double t0 = cli_time();
     long nq = 0, nreq = 0, ntok = 0;
     double s_acc = 0, s_norm = 0;
     ssize_t got;
@@ -262,8 +262,7 @@ int cmd_eval(int argc, char **argv) {
     if (ferror(tf)) { fprintf(stderr, "bitnet eval: %s: read error\n", task); goto done; }
     if (isatty(2) && !isatty(1)) fprintf(stderr, "\r%50s\r", "");
     if (nq == 0) { fprintf(stderr, "bitnet eval: %s: no questions\n", task); goto done; }
-    struct timespec ts1; clock_gettime(CLOCK_MONOTONIC, &ts1);
-    double el = ts1.tv_sec - ts0.tv_sec + (ts1.tv_nsec - ts0.tv_nsec) * 1e-9;
+    double el = cli_time() - t0;
     double pa = s_acc / nq, pn = s_norm / nq;
     /* lm-eval's stderr of a mean: sample standard deviation / sqrt(n) */
     double ea = nq > 1 ? sqrt(pa * (1 - pa) * nq / (nq - 1) / nq) : 0, en = nq > 1 ? sqrt(pn * (1 - pn) * nq / (nq - 1) / nq) : 0;

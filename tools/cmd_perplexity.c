@@ -40,11 +40,6 @@
 #define KL_MAGIC "BNKLBAS1"
 #define KL_HDR (8 + 6 * 4)
 
-static double now_s(void) {
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static char *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -228,11 +223,11 @@ int cmd_perplexity(int argc, char **argv) {
         size_t len = 0;
         char *text = read_all(file, &len);
         if (!text) { fprintf(stderr, "bitnet perplexity: %s: cannot read (%s)\n", file, strerror(errno)); goto done; }
-        double t0 = now_s();
+        double t0 = cli_time();
         bitnet_status st = bitnet_tokenizer_encode(tok, text, len, bos >= 0, &toks, &n_tok);
         free(text);
         if (st) { rc = cli_fail("tokenize"); goto done; }
-        fprintf(stderr, "perplexity: tokenized %s: %zu bytes -> %d tokens in %.2f s\n", file, len, n_tok, now_s() - t0);
+        fprintf(stderr, "perplexity: tokenized %s: %zu bytes -> %d tokens in %.2f s\n", file, len, n_tok, cli_time() - t0);
         for (int i = 0; i < n_tok; i++)
             if (toks[i] < 0 || toks[i] >= V) { fprintf(stderr, "bitnet perplexity: tokenizer id %d is outside the model's vocabulary of %d\n", toks[i], V); goto done; }
     } else if (tokfile) {
@@ -310,7 +305,7 @@ int cmd_perplexity(int argc, char **argv) {
     double b_nll = 0, b_nll2 = 0, kl_sum = 0, kl_sum2 = 0, kl_max = 0;
     long same_top = 0, nkl = 0;
     int tty = isatty(2) && !isatty(1);
-    double t0 = now_s();
+    double t0 = cli_time();
     long evaluated = 0;
     for (int ci = 0, prev_end = 0; ci < n_chunk; ci++) {
         int start, len, from, tstart;  /* window tokens [start, start+len); scored rows [from, len-1) */
@@ -359,7 +354,7 @@ int cmd_perplexity(int argc, char **argv) {
         }
         printf("[%d]%.4f,", ci + 1, exp(A.nll / A.count));
         fflush(stdout);
-        double el = now_s() - t0, per = el / (ci + 1);
+        double el = cli_time() - t0, per = el / (ci + 1);
         if (ci == 0) {
             int tot = (int)(per * n_chunk);
             fprintf(stderr, "perplexity: %.2f seconds per pass - ETA ", per);
@@ -369,7 +364,7 @@ int cmd_perplexity(int argc, char **argv) {
         if (tty) fprintf(stderr, "\rperplexity: %d/%d, %.0f tokens/s, ETA %.0f s   ", ci + 1, n_chunk, evaluated / el, per * (n_chunk - ci - 1));
     }
     printf("\n");
-    double el = now_s() - t0;
+    double el = cli_time() - t0;
     if (tty) fprintf(stderr, "\r%60s\r", "");
     double mean = A.nll / A.count, ppl = exp(mean), var = A.nll2 / A.count - mean * mean;
     if (A.count > 1 && var > 0) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, sqrt(var / (A.count - 1)) * ppl);

@@ -48,8 +48,7 @@ static int write_starter_config(const char *dir, const char *tok_path, const cha
 static double t_start;
 static void progress(void *ud, int phase, double done, double total) {
     (void)ud;
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    double el = ts.tv_sec + ts.tv_nsec * 1e-9 - t_start;
+    double el = cli_time() - t_start;
     double rate = el > 0 ? done / el : 0, eta = rate > 0 ? (total - done) / rate : 0;
     if (phase == 0) fprintf(stderr, "\rcounting words: %5.1f%% %.1f MB/s ETA %.0fs   ", total ? 100 * done / total : 100, rate / 1e6, eta);
     else fprintf(stderr, "\rmerges: %.0f/%.0f  %.0f merges/s   ", done, total, el > 0 ? done / el : 0);
@@ -98,7 +97,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
             return 1;
         }
     }
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); t_start = ts.tv_sec + ts.tv_nsec * 1e-9;
+    t_start = cli_time();
     bitnet_bpe_params p = bitnet_bpe_default_params();
     p.vocab_size = vocab; p.specials = (const char *const *)specials; p.n_specials = ns; p.bos = bos; p.progress = progress;
     int nm = 0;
@@ -106,8 +105,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
     size_t total = 0;
     for (int i = 0; i < nf; i++) { total += lens[i]; free(texts[i]); }
     if (s) return cli_fail("tokenizer-train");
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double el = ts.tv_sec + ts.tv_nsec * 1e-9 - t_start;
+    double el = cli_time() - t_start;
     fprintf(stderr, "tokenizer-train: %d merges, vocab %d, %.1f MB in %.2fs (%.2f MB/s) -> %s\n",
             nm, 256 + nm + ns, total / 1e6, el, el > 0 ? total / 1e6 / el : 0, out);
     /* tokenizer_config.json beside it */

@@ -84,10 +84,11 @@ void *bn_alloc(size_t n) {
 }
 void bn_free(void *p) { free(p); }
 
-double bn_time(void) {
+long long bn_time_ns(void) {
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+double bn_time(void) { return (double)bn_time_ns() * 1e-9; }
 
 bitnet_status bn_read_file_max(const char *path, size_t max, char **out, size_t *len) {
     *out = NULL; if (len) *len = 0;

@@ -25,8 +25,9 @@ uint16_t bn_f32_to_f16(float f);
 void *bn_alloc(size_t n);
 void bn_free(void *p);
 
-/* Monotonic seconds. */
+/* The monotonic clock (the library reads it here only): seconds, nanoseconds. */
 double bn_time(void);
+long long bn_time_ns(void);
 
 /* Read a whole regular file into a malloc'd NUL-terminated buffer (*len bytes, may hold NULs).
  * A directory or other non-regular file is an IO error naming the path; a file over max bytes

@@ -107,6 +107,4 @@ bitnet_status bn_tok_compile_regex(const char *pat, size_t len, pcre2_code **out
 
 bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path);
 bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path);
-/* Read a whole file (binary safe). */
-bitnet_status bn_tok_read(const char *path, char **buf, size_t *len);
 #endif

@@ -234,7 +234,7 @@ static int32_t part_id(const bitnet_tokenizer *t, const char *s, size_t n, char 
 
 bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path) {
     char *buf = NULL; size_t len = 0;
-    bitnet_status s = bn_tok_read(path, &buf, &len);
+    bitnet_status s = bn_read_file(path, &buf, &len);
     if (s) return s;
     cJSON *root = cJSON_ParseWithLength(buf, len);
     if (!root) {

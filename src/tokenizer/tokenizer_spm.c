@@ -54,7 +54,7 @@ static int utf8_len1(unsigned char c) { return c < 0x80 ? 1 : c >= 0xF0 ? 4 : c 
 
 bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path) {
     char *buf = NULL; size_t len = 0;
-    bitnet_status s = bn_tok_read(path, &buf, &len);
+    bitnet_status s = bn_read_file(path, &buf, &len);
     if (s) return s;
     pb_rd r = {(const uint8_t *)buf, (const uint8_t *)buf + len}, sub;
     uint32_t f, wt; uint64_t v;

@@ -1,5 +1,6 @@
 /* data.c — mmap'd token file reader, sequential and shuffled windows (see data.h). */
 #include "train/data.h"
+#include "core/rng.h"
 #include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -88,20 +89,13 @@ bitnet_status bn_data_shuffle(bn_data *d, uint64_t seed) {
     return BITNET_OK;
 }
 
-static uint64_t splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Fisher-Yates permutation of [0, nw) for epoch e, from (seed, e) only. */
 static bitnet_status make_perm(bn_data *d, int64_t e) {
     if (!d->perm && !(d->perm = malloc(d->nw * sizeof *d->perm))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory for the window order", d->path);
     uint64_t x = d->seed ^ ((uint64_t)e * 0xd1b54a32d192ed03ull);
     for (size_t i = 0; i < d->nw; i++) d->perm[i] = (uint32_t)i;
     for (size_t i = d->nw - 1; i > 0; i--) {
-        size_t j = (size_t)(splitmix(&x) % (i + 1));  /* modulo bias < nw / 2^64: negligible */
+        size_t j = (size_t)(bn_splitmix64(&x) % (i + 1));  /* modulo bias < nw / 2^64: negligible */
         uint32_t t = d->perm[i]; d->perm[i] = d->perm[j]; d->perm[j] = t;
     }
     d->perm_epoch = e;
