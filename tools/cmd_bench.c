@@ -1,6 +1,6 @@
 /* cmd_bench.c — `bitnet bench`: kernel micro-benchmarks and model throughput, each next to the
  * machine's measured read bandwidth at the same thread count (a STREAM-like read probe run in
- * the same process, with the same thread pool).
+ * the same process, with as many threads).
  *
  *   bitnet bench --kernels [--isa NAME] [-t 1,2] [--json]
  *       GEMV from DRAM (cycling through enough copies of the weights to defeat the caches) in

@@ -3,27 +3,27 @@
  * with IN_DIR's tokenizer files. Refuses a full-precision (--no-quant) IN_DIR and an OUT_DIR
  * that already holds a model unless --force. */
 #include "cli.h"
+#include "args.h"
 #include "bitnet_train.h"
 
-static const char *USAGE =
-    "usage: bitnet export --packed [--force] IN_DIR OUT_DIR\n"
-    "  IN_DIR: a training output or HF master checkpoint (config.json + float model.safetensors);\n"
-    "  its tokenizer files (tokenizer.json, tokenizer_config.json, ...) are copied to OUT_DIR.\n"
-    "  --force  ternarize a full-precision (--no-quant) checkpoint anyway, and overwrite OUT_DIR's model\n";
-
 int cmd_export(int argc, char **argv) {
-    const char *in = NULL, *out = NULL;
     int packed = 0, force = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(USAGE, stdout); return 0; }
-        else if (!strcmp(argv[i], "--packed")) packed = 1;
-        else if (!strcmp(argv[i], "--force")) force = 1;
-        else if (argv[i][0] == '-') { fprintf(stderr, "bitnet export: unknown option '%s'\n%s", argv[i], USAGE); return 2; }
-        else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else { fprintf(stderr, "bitnet export: unexpected argument '%s'\n%s", argv[i], USAGE); return 2; }
-    }
-    if (!packed || !in || !out) { fputs(USAGE, stderr); return 2; }
+    const arg_opt opts[] = {
+        OPT_FLAG(0, "packed", &packed, "write the 2B-4T packed layout (uint8 ternary + bf16 weight_scale; required)"),
+        OPT_FLAG(0, "force", &force, "ternarize a full-precision (--no-quant) checkpoint anyway, and overwrite OUT_DIR's model"),
+        OPT_END,
+    };
+    args_spec spec = {"export",
+        "usage: bitnet export --packed [--force] IN_DIR OUT_DIR\n"
+        "  IN_DIR: a training output or HF master checkpoint (config.json + float model.safetensors);\n"
+        "  its tokenizer files (tokenizer.json, tokenizer_config.json, ...) are copied to OUT_DIR.\n",
+        {opts}, {"options"}, 2};
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    int r = args_parse(&spec, argc, argv, pos, &npos);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    const char *in = pos[0], *out = pos[1];
+    if (!packed || npos != 2) { args_usage(&spec, stderr); return 2; }
     char *mp = cli_path_join(out, "model.safetensors");
     int there = mp && cli_file_exists(mp);
     free(mp);
