@@ -116,6 +116,14 @@ typedef struct bitnet_file_buf { const char *name; const void *data; size_t size
 /* A provider over caller-owned buffers (not copied): bufs is an array ended by an entry whose
  * name is NULL; it and the buffers must outlive the model. */
 bitnet_files bitnet_files_from_memory(const bitnet_file_buf *bufs);
+/* Convert a model into a GGUF file: in is a model folder (2B-4T packed or master, 1bitLLM) or a
+ * .gguf file; type "tq2_0", "tq1_0" (llama.cpp; d = 1 per block and the exact f32 scale in
+ * "<name>.scale"; matrices whose rows are not a multiple of 256 as f16 {-1,0,1} + .scale) or
+ * "i2_s" (bitnet.cpp, x86 layout). Ternary values and scales are kept exactly; norms f32,
+ * embeddings/head in the source's float type. out is written through a temp file and a rename;
+ * an existing out is BITNET_ERR_ARG unless flags has BITNET_CONVERT_FORCE. */
+#define BITNET_CONVERT_FORCE 1
+bitnet_status bitnet_convert_gguf(const char *in, const char *out, const char *type, int flags);
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
 
@@ -129,6 +137,14 @@ bitnet_status bitnet_model_synthetic(const char *preset, uint64_t seed, const bi
 /* Switch the head representation (quantizing from the checkpoint's weights); not while a
  * context is evaluating. */
 bitnet_status bitnet_model_set_head(bitnet_model *m, bitnet_head_type t);
+/* Apply a LoRA adapter in Hugging Face PEFT's format (dir/adapter_config.json, peft_type LORA,
+ * and dir/adapter_model.safetensors with lora_A/lora_B matrices named
+ * base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight etc.): after each targeted
+ * BitLinear the forward adds scale * (lora_alpha / r) * B A x, x the BitLinear's int8
+ * activation dequantized (as bitnet_train's BITNET_TRAIN_LORA trains it). Call again to stack
+ * several adapters. All or nothing: on error the model is unchanged. Not while a context is
+ * evaluating. */
+bitnet_status bitnet_model_load_lora(bitnet_model *m, const char *dir, float scale);
 
 /* ---- inference context ---------------------------------------------------------------- */
 typedef struct bitnet_ctx bitnet_ctx;
@@ -188,7 +204,8 @@ bitnet_status bitnet_ctx_seq_truncate(bitnet_ctx *c, int seq, int pos);
 typedef struct bitnet_tokenizer bitnet_tokenizer;
 
 /* path: a model folder (tokenizer.json preferred, else tokenizer.model), a tokenizer.json or a
- * tokenizer.model. Special ids are read from the folder's config files when present. */
+ * tokenizer.model, or a .gguf file (its tokenizer.ggml.* metadata: gpt2 byte-level BPE). Special
+ * ids are read from the folder's config files when present (a GGUF file carries its own). */
 bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out);
 void bitnet_tokenizer_free(bitnet_tokenizer *t);
 int bitnet_tokenizer_vocab_size(const bitnet_tokenizer *t);

@@ -53,6 +53,31 @@ typedef struct bitnet_optim_params {
 /* The longest run: steps are 0 .. BITNET_TRAIN_MAX_STEPS. */
 #define BITNET_TRAIN_MAX_STEPS (1 << 30)
 
+/* What a trainer trains. */
+typedef enum bitnet_param_set {
+    BITNET_TRAIN_ALL = 0,        /* every weight (float32 master weights, QAT) */
+    BITNET_TRAIN_LORA = 1,       /* LoRA adapters on a frozen base: y = BitLinear(x) + (alpha/r) B A x,
+                                  * A [r, in] (PEFT init: kaiming-uniform from seed), B [out, r] = 0,
+                                  * both float32; the base's BitLinear weights are ternarized once
+                                  * and get no gradients or AdamW moments. The low-rank term reads
+                                  * the BitLinear's (int8-quantized) input. Saves write the adapter
+                                  * in Hugging Face PEFT's format (adapter_model.safetensors +
+                                  * adapter_config.json) instead of model weights; resume with a
+                                  * trainer made from the same base and bitnet_trainer_load_state. */
+} bitnet_param_set;
+
+/* LoRA targets: bits of bitnet_train_params.lora_targets (0: all seven). */
+#define BITNET_LORA_Q    (1u << 0)
+#define BITNET_LORA_K    (1u << 1)
+#define BITNET_LORA_V    (1u << 2)
+#define BITNET_LORA_O    (1u << 3)
+#define BITNET_LORA_GATE (1u << 4)
+#define BITNET_LORA_UP   (1u << 5)
+#define BITNET_LORA_DOWN (1u << 6)
+/* Parse "q,k,v,o,gate,up,down" (or PEFT's q_proj, ..., or "all") into BITNET_LORA_* bits;
+ * BITNET_ERR_ARG naming an unknown entry. */
+bitnet_status bitnet_lora_parse_targets(const char *list, unsigned *mask);
+
 typedef struct bitnet_train_params {
     const char *kernels;         /* CPU kernel set, as bitnet_model_params.kernels */
     int n_threads;               /* worker threads (0: this machine's physical cores) */
@@ -63,9 +88,15 @@ typedef struct bitnet_train_params {
     uint64_t seed;               /* random init of a fresh model, and the order of data windows */
     float init_std;              /* fresh models: weights ~ N(0, init_std), norms 1 */
     bitnet_optim_params optim;
+    bitnet_param_set param_set;  /* BITNET_TRAIN_ALL (default) or BITNET_TRAIN_LORA */
+    int lora_rank;               /* r (default 8) */
+    float lora_alpha;            /* alpha (default 16); the term is scaled by alpha / r */
+    float lora_dropout;          /* must be 0: dropout on the adapter input is not implemented */
+    unsigned lora_targets;       /* BITNET_LORA_* bits (default q and v, PEFT's llama default) */
 } bitnet_train_params;
 /* batch 4, seq 128, accum 1, 100 steps, seed 1337, init_std 0.02, lr 1e-3, betas 0.9/0.95,
- * eps 1e-8, weight decay 0.1, clip 1, constant schedule, min_lr_frac 0.1, stage2_frac 0.1. */
+ * eps 1e-8, weight decay 0.1, clip 1, constant schedule, min_lr_frac 0.1, stage2_frac 0.1,
+ * param_set ALL (LoRA: r 8, alpha 16, dropout 0, targets q,v). */
 bitnet_train_params bitnet_train_default_params(void);
 
 typedef struct bitnet_trainer bitnet_trainer;
@@ -119,8 +150,10 @@ int bitnet_trainer_cancelled(const bitnet_trainer *t);
 
 typedef struct bitnet_trainer_info {
     int64_t step;                /* optimizer steps done */
-    int64_t n_params;            /* trained parameters */
-    double flops_per_token;      /* forward + backward model FLOPs per token ("6N") */
+    int64_t n_params;            /* trained parameters (the adapters' for a LoRA trainer) */
+    int64_t n_base_params;       /* the model's parameters (frozen for a LoRA trainer) */
+    double flops_per_token;      /* forward + backward model FLOPs per token ("6N"; LoRA: 4N of the
+                                  * frozen base, no dW, + 6 x the adapters) */
     int vocab_size, hidden_size, n_layers;
     int full_precision;          /* the model was trained without quantizers */
     const char *gemm;            /* float GEMM kernels in use */
@@ -128,12 +161,28 @@ typedef struct bitnet_trainer_info {
 void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *info);
 int64_t bitnet_trainer_get_step(const bitnet_trainer *t);
 
+/* Bytes a trainer made from `from` with params p will hold (computed from the config; nothing is
+ * loaded): weights (float32 master, + the dequantized ternary copy in QAT; the frozen base for
+ * LoRA), grads, optimizer (AdamW m and v), adapters (LoRA: parameters, grads, m, v), activations
+ * (kept for backward, per micro-batch, incl. the LoRA terms). Excludes the GEMM workspaces and
+ * the data file. */
+typedef struct bitnet_train_memory {
+    int64_t weights, grads, optimizer, adapters, activations, total;
+} bitnet_train_memory;
+bitnet_status bitnet_train_plan(const char *from, const bitnet_train_params *p, bitnet_train_memory *out);
+
 /* Write a 2B-4T packed inference checkpoint (what bitnet_model_load runs) from the master
  * weights in master_dir to out_dir (created if missing; tokenizer files copied along). A
  * full-precision (no_quant) checkpoint is refused (BITNET_ERR_ARG: packing ternarizes it, which
  * changes the model it learned) unless flags has BITNET_EXPORT_ALLOW_FULL_PRECISION. */
 #define BITNET_EXPORT_ALLOW_FULL_PRECISION 1
 bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, int flags);
+/* Merge a PEFT LoRA adapter (lora_dir: adapter_config.json + adapter_model.safetensors) into the
+ * float master weights of master_dir: W += scale * (lora_alpha / r) * B A for every targeted
+ * matrix; out_dir (created if missing) gets config.json + model.safetensors (float32 master)
+ * and the tokenizer files. Running or packing the result ternarizes W again, which keeps only
+ * the part of the adapter that survives the absmean rounding (no longer the exact LoRA model). */
+bitnet_status bitnet_export_merge_lora(const char *master_dir, const char *lora_dir, float scale, const char *out_dir);
 /* Copy the tokenizer files (tokenizer.json / tokenizer.model, tokenizer_config.json,
  * special_tokens_map.json, generation_config.json) found in src_dir into dst_dir, each
  * atomically; *n_copied (may be NULL) counts them. */

@@ -17,3 +17,15 @@ grep -q '^generated: Once upon a time.' <<<"$out" && echo "ok example generates 
 # the example uses only the public headers: no include of a src/ header
 bad=$(grep -h '#include "' examples/*.c | grep -v '"bitnet.h"\|"bitnet_train.h"')
 [ -z "$bad" ] && echo "ok examples include only public headers" || echo "FAIL examples include: $bad"
+# finetune_lora: LoRA adapters on the frozen golden master through the public API, saved in PEFT's
+# format, applied at inference: with the adapter the greedy next token is the data's
+G=${BITNET_GOLDEN:-tests/golden}/bitnet-b158-master
+lx="$BUILD/examples/finetune_lora"
+pat() { for i in $(seq 0 $(($1 - 1))); do v=$(( (i % 13) * 77 % 1024 )); printf "\\x$(printf %02x $((v & 255)))\\x$(printf %02x $((v >> 8)))\\x00\\x00"; done; }
+if [ -x "$lx" ]; then
+    pat 3000 > "$W/pat.u32"
+    out=$("$lx" "$G" "$W/pat.u32" "$W/ad" 80 2>&1)
+    [ -f "$W/ad/adapter_model.safetensors" ] && grep -q "with the adapter: next token 154 (data: 154)" <<<"$out" \
+        && echo "ok example finetune_lora trains and the adapter predicts the data" \
+        || echo "FAIL example finetune_lora: $(tail -3 <<<"$out" | tr '\n' '|')"
+else echo "FAIL examples: $lx was not built"; fi

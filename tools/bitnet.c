@@ -15,6 +15,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     {"train", cmd_train, "train or fine-tune a model (quantization-aware)"},
     {"export", cmd_export, "write a packed inference checkpoint"},
     {"bench", cmd_bench, "benchmark kernels and models"},
+    {"convert", cmd_convert, "write a model as a GGUF file (tq2_0, tq1_0, i2_s)"},
     {"perplexity", cmd_perplexity, "perplexity of a text (llama-perplexity method), KL against a base run"},
     {"eval", cmd_eval, "zero-shot multiple-choice accuracy (lm-eval-harness loglikelihood)"},
 };

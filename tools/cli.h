@@ -38,6 +38,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_tokenize_file(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);

@@ -38,6 +38,11 @@ static void usage(void) {
         "  --seed S (1337) -t THREADS (1) --no-quant (full precision; the checkpoint is labelled\n"
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
+        "  --dry-run           print the memory plan (weights, gradients, optimizer, adapters, activations) and exit\n"
+        "  --lora-rank R       LoRA: train rank-R adapters on the frozen --init base (ternarized once; no\n"
+        "                      base gradients or moments); OUTDIR gets PEFT's adapter_model.safetensors +\n"
+        "                      adapter_config.json (load with `bitnet run --lora OUTDIR`)\n"
+        "  --lora-alpha A (2R) --lora-targets q,k,v,o,gate,up,down|all (q,v) --lora-dropout 0 (only 0)\n"
         "  Ctrl-C saves a checkpoint at the end of the current step and exits (continue with --resume).\n"
         "config.json keys (HF names): model_type \"bitnet\", vocab_size (>= the tokenizer's), hidden_size,\n"
         "  intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads (default: heads),\n"
@@ -196,9 +201,9 @@ static void fmt_eta(double s, char *b, size_t n) {
 /* The run's options: parsed from the command line, stored in the checkpoint (train_options,
  * JSON) and restored by --resume. */
 typedef struct {
-    const char *init, *config, *data, *val, *tokenizer;
-    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup;
-    float lr, beta1, beta2, eps, wd, clip;
+    const char *init, *config, *data, *val, *tokenizer, *lora_targets;
+    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup, lora_rank;
+    float lr, beta1, beta2, eps, wd, clip, lora_alpha;
     int sched;
 } run_opts;
 
@@ -228,6 +233,9 @@ static const struct { const char *opt, *key; int kind; size_t off; int fixed, in
     {"--eps", "eps", K_FLOAT, offsetof(run_opts, eps), 0, 0},
     {"--wd", "wd", K_FLOAT, offsetof(run_opts, wd), 0, 0},
     {"--clip", "clip", K_FLOAT, offsetof(run_opts, clip), 0, 0},
+    {"--lora-rank", "lora_rank", K_INT, offsetof(run_opts, lora_rank), 1, 0},
+    {"--lora-alpha", "lora_alpha", K_FLOAT, offsetof(run_opts, lora_alpha), 1, 0},
+    {"--lora-targets", "lora_targets", K_STR, offsetof(run_opts, lora_targets), 1, 0},
 };
 #define NOPTS (int)(sizeof OPTS / sizeof OPTS[0])
 #define FIELD(o, i, T) ((T *)((char *)(o) + OPTS[i].off))
@@ -338,130 +346,191 @@ static int copy_tokenizer(const char *src, const char *dir) {
 static volatile sig_atomic_t g_interrupted;
 static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 
-/* One `bitnet train` invocation: its options, the trainer, and the metrics rows so far. */
-typedef struct {
-    run_opts o;
-    const char *outdir, *dump;
-    int nth, resume, force, stop_after, ran;
-    int given[NOPTS];
-    char *keep[NOPTS], *absp[NOPTS];
-    bitnet_train_params tp;
-    bitnet_trainer *tr;
-    bitnet_trainer_info info;
-    mrow *rows; int nrows, caprows;
-    char *stored, *optjs;
-} train_run;
-
-/* Parse the command line into R (o, outdir, dump, nth, resume, force, stop_after, given).
- * -1 to go on, else the exit status (0 for --help). */
-static int train_parse(train_run *R, int argc, char **argv) {
+int cmd_train(int argc, char **argv) {
+    run_opts o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337};
+    const char *outdir = NULL, *dump = NULL;
+    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0;
+    int given[NOPTS] = {0};
+    char *keep[NOPTS] = {0};
+    bitnet_train_params tp = bitnet_train_default_params();
+    const bitnet_optim_params *oc = &tp.optim;
+    o.lr = oc->lr; o.beta1 = oc->beta1; o.beta2 = oc->beta2; o.eps = oc->eps; o.wd = oc->weight_decay; o.clip = oc->clip;
+    o.warmup = oc->warmup; o.sched = (int)oc->schedule;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!strcmp(a, name) && (v || (fprintf(stderr, "bitnet: %s needs a value\n", name), 0)) && (i++, 1))
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--no-quant")) R->o.no_quant = 1;
-        else if (!strcmp(a, "--resume")) R->resume = 1;
-        else if (!strcmp(a, "--force")) R->force = 1;
-        else if (OPT("--init")) R->o.init = v;
-        else if (OPT("--config")) R->o.config = v;
-        else if (OPT("--data")) R->o.data = v;
-        else if (OPT("--val")) R->o.val = v;
-        else if (OPT("--tokenizer")) R->o.tokenizer = v;
-        else if (OPT("-o")) R->outdir = v;
-        else if (OPT("--dump-grads")) R->dump = v;
-        else if (OPT("--batch")) { if (!cli_int(a, v, 1, 1 << 20, &R->o.B)) return 2; }
-        else if (OPT("--seq")) { if (!cli_int(a, v, 1, 1 << 20, &R->o.T)) return 2; }
-        else if (OPT("--steps")) { if (!cli_int(a, v, 1, BITNET_TRAIN_MAX_STEPS, &R->o.steps)) return 2; }
-        else if (OPT("--accum")) { if (!cli_int(a, v, 1, 1 << 16, &R->o.accum)) return 2; }
-        else if (OPT("--eval-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &R->o.eval_every)) return 2; }
-        else if (OPT("--eval-batches")) { if (!cli_int(a, v, 1, 1 << 20, &R->o.eval_batches)) return 2; }
-        else if (OPT("--save-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &R->o.save_every)) return 2; }
-        else if (OPT("--stop-after")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &R->stop_after)) return 2; }
-        else if (OPT("--seed")) { if (!cli_int(a, v, 0, INT32_MAX, &R->o.seed)) return 2; }
-        else if (OPT("-t") || OPT("--threads")) { if (!cli_int(a, v, 1, 512, &R->nth)) return 2; }
-        else if (OPT("--warmup")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &R->o.warmup)) return 2; }
-        else if (OPT("--lr")) { if (!opt_float(a, v, &R->o.lr, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
-        else if (OPT("--beta1")) { if (!opt_float(a, v, &R->o.beta1, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
-        else if (OPT("--beta2")) { if (!opt_float(a, v, &R->o.beta2, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
-        else if (OPT("--eps")) { if (!opt_float(a, v, &R->o.eps, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
-        else if (OPT("--wd")) { if (!opt_float(a, v, &R->o.wd, 0, 1, INFINITY, 0, "a finite number >= 0")) return 2; }
-        else if (OPT("--clip")) { if (!opt_float(a, v, &R->o.clip, 0, 1, INFINITY, 0, "a finite number >= 0 (0 = no clipping)")) return 2; }
+        else if (!strcmp(a, "--no-quant")) o.no_quant = 1;
+        else if (!strcmp(a, "--resume")) resume = 1;
+        else if (!strcmp(a, "--dry-run")) dry_run = 1;
+        else if (!strcmp(a, "--force")) force = 1;
+        else if (OPT("--init")) o.init = v;
+        else if (OPT("--config")) o.config = v;
+        else if (OPT("--data")) o.data = v;
+        else if (OPT("--val")) o.val = v;
+        else if (OPT("--tokenizer")) o.tokenizer = v;
+        else if (OPT("-o")) outdir = v;
+        else if (OPT("--dump-grads")) dump = v;
+        else if (OPT("--batch")) { if (!cli_int(a, v, 1, 1 << 20, &o.B)) return 2; }
+        else if (OPT("--seq")) { if (!cli_int(a, v, 1, 1 << 20, &o.T)) return 2; }
+        else if (OPT("--steps")) { if (!cli_int(a, v, 1, BITNET_TRAIN_MAX_STEPS, &o.steps)) return 2; }
+        else if (OPT("--accum")) { if (!cli_int(a, v, 1, 1 << 16, &o.accum)) return 2; }
+        else if (OPT("--eval-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.eval_every)) return 2; }
+        else if (OPT("--eval-batches")) { if (!cli_int(a, v, 1, 1 << 20, &o.eval_batches)) return 2; }
+        else if (OPT("--save-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.save_every)) return 2; }
+        else if (OPT("--stop-after")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &stop_after)) return 2; }
+        else if (OPT("--seed")) { if (!cli_int(a, v, 0, INT32_MAX, &o.seed)) return 2; }
+        else if (OPT("-t") || OPT("--threads")) { if (!cli_int(a, v, 1, 512, &nth)) return 2; }
+        else if (OPT("--warmup")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.warmup)) return 2; }
+        else if (OPT("--lr")) { if (!opt_float(a, v, &o.lr, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
+        else if (OPT("--beta1")) { if (!opt_float(a, v, &o.beta1, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
+        else if (OPT("--beta2")) { if (!opt_float(a, v, &o.beta2, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
+        else if (OPT("--eps")) { if (!opt_float(a, v, &o.eps, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
+        else if (OPT("--wd")) { if (!opt_float(a, v, &o.wd, 0, 1, INFINITY, 0, "a finite number >= 0")) return 2; }
+        else if (OPT("--clip")) { if (!opt_float(a, v, &o.clip, 0, 1, INFINITY, 0, "a finite number >= 0 (0 = no clipping)")) return 2; }
+        else if (OPT("--lora-rank")) { if (!cli_int(a, v, 0, 65536, &o.lora_rank)) return 2; }
+        else if (OPT("--lora-alpha")) { if (!opt_float(a, v, &o.lora_alpha, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
+        else if (OPT("--lora-targets")) { unsigned mk; if (bitnet_lora_parse_targets(v, &mk)) { fprintf(stderr, "bitnet: --lora-targets: %s\n", bitnet_last_error()); return 2; } o.lora_targets = v; }
+        else if (OPT("--lora-dropout")) {
+            float d; if (!opt_float(a, v, &d, 0, 1, 1, 0, "a number in [0, 1)")) return 2;
+            if (d != 0) { fprintf(stderr, "bitnet: --lora-dropout %g: LoRA dropout is not implemented (only 0)\n", d); return 2; }
+        }
         else if (OPT("--lr-schedule")) {
             bitnet_lr_schedule sc;
             if (!bitnet_lr_schedule_parse(v, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", v); return 2; }
-            R->o.sched = (int)sc;
+            o.sched = (int)sc;
         }
         else { fprintf(stderr, "bitnet: train: unknown option '%s'\n", a); usage(); return 2; }
 #undef OPT
-        for (int k = 0; k < NOPTS; k++) if (!strcmp(a, OPTS[k].opt)) R->given[k] = 1;
+        for (int k = 0; k < NOPTS; k++) if (!strcmp(a, OPTS[k].opt)) given[k] = 1;
     }
-    return -1;
-}
-
-/* --resume: read the checkpoint's options and merge the command line's into them; a new run:
- * refuse an OUTDIR that is a file or holds a run (unless --force). 0 or the exit status. */
-static int train_prepare(train_run *R) {
+    /* paths are stored absolute, so a resume from another directory finds them */
+    char *absp[NOPTS] = {0};
+    for (int k = 0; k < NOPTS; k++)
+        if (OPTS[k].kind == K_STR && given[k] && OPTS[k].off != offsetof(run_opts, lora_targets) && (absp[k] = realpath(*FIELD(&o, k, const char *), NULL)))
+            *FIELD(&o, k, const char *) = absp[k];
+    if (!outdir || (!resume && (!o.data || !o.init == !o.config))) {
+        for (int k = 0; k < NOPTS; k++) free(absp[k]);
+        fprintf(stderr, "bitnet: train needs --data, -o OUTDIR and exactly one of --init DIR / --config FILE.json (or --resume)\n");
+        usage(); return 2;
+    }
+    if (dry_run && !resume) {   /* the memory plan of this run; nothing is loaded or written */
+        bitnet_train_params dp = tp;
+        dp.batch = o.B; dp.seq = o.T; dp.n_threads = nth; dp.no_quant = o.no_quant;
+        if (o.lora_rank > 0) {
+            dp.param_set = BITNET_TRAIN_LORA; dp.lora_rank = o.lora_rank;
+            if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &dp.lora_targets)) { for (int k = 0; k < NOPTS; k++) free(absp[k]); return cli_fail("train: --lora-targets"); }
+        }
+        bitnet_train_memory mp;
+        bitnet_status ds = bitnet_train_plan(o.init ? o.init : o.config, &dp, &mp);
+        for (int k = 0; k < NOPTS; k++) free(absp[k]);
+        if (ds) return cli_fail("train --dry-run");
+        const double MB = 1024.0 * 1024.0;
+        printf("memory plan (%s, batch %d x seq %d):\n", o.lora_rank > 0 ? "LoRA on a frozen base" : "full training", o.B, o.T);
+        printf("  weights      %10.1f MiB\n  gradients    %10.1f MiB\n  optimizer    %10.1f MiB\n  adapters     %10.1f MiB\n  activations  %10.1f MiB\n  total        %10.1f MiB\n",
+               mp.weights / MB, mp.grads / MB, mp.optimizer / MB, mp.adapters / MB, mp.activations / MB, mp.total / MB);
+        return 0;
+    }
+    int rc = 0;
+    bitnet_trainer *tr = NULL;
+    bitnet_trainer_info info;
+    mrow *rows = NULL; int nrows = 0, caprows = 0;
+    char *stored = NULL, *optjs = NULL;
     bitnet_status s;
-    if (R->resume) {
-        if (R->o.init || R->o.config) fprintf(stderr, "note: --resume continues %s's model; %s is ignored\n", R->outdir, R->o.init ? "--init" : "--config");
-        if ((s = bitnet_trainer_read_options_text(R->outdir, &R->stored))) { return cli_fail("train --resume"); }
-        if (R->stored && !merge_stored(&R->o, R->given, R->stored, R->outdir, R->keep)) return 2;
-        if (!R->stored) fprintf(stderr, "note: %s's checkpoint stores no options (older bitnet); using the command line's\n", R->outdir);
-        if (!R->o.data) { fprintf(stderr, "bitnet: train --resume: the checkpoint names no --data; give it\n"); return 2; }
+    if (resume) {
+        if (o.init || o.config) fprintf(stderr, "note: --resume continues %s's model; %s is ignored\n", outdir, o.init ? "--init" : "--config");
+        if ((s = bitnet_trainer_read_options_text(outdir, &stored))) { rc = cli_fail("train --resume"); goto done; }
+        if (stored && !merge_stored(&o, given, stored, outdir, keep)) { rc = 2; goto done; }
+        if (!stored) fprintf(stderr, "note: %s's checkpoint stores no options (older bitnet); using the command line's\n", outdir);
+        if (!o.data) { fprintf(stderr, "bitnet: train --resume: the checkpoint names no --data; give it\n"); rc = 2; goto done; }
     } else {
-        if (cli_file_exists(R->outdir) && !cli_is_dir(R->outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", R->outdir); return 1; }
-        static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv"};
-        for (int k = 0; k < 3; k++) {
-            char *p = cli_path_join(R->outdir, run_files[k]);
+        if (cli_file_exists(outdir) && !cli_is_dir(outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", outdir); rc = 1; goto done; }
+        static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv", "adapter_model.safetensors"};
+        for (int k = 0; k < 4; k++) {
+            char *p = cli_path_join(outdir, run_files[k]);
             int there = p && cli_file_exists(p);
-            if (there && !R->force) {
-                fprintf(stderr, "bitnet: train: %s already holds a run (%s); continue it with --resume, or pass --force to start over and overwrite it\n", R->outdir, run_files[k]);
-                free(p); return 1;
+            if (there && !force) {
+                fprintf(stderr, "bitnet: train: %s already holds a run (%s); continue it with --resume, or pass --force to start over and overwrite it\n", outdir, run_files[k]);
+                free(p); rc = 1; goto done;
             }
             if (there && k == 0) unlink(p);  /* --force: a crash before the first save must not resume the old run */
             free(p);
         }
     }
-    return 0;
-}
-
-/* A new run: copy the tokenizer (--tokenizer, --init's, or the one beside --config) into
- * OUTDIR and check it fits the model's vocabulary. 0 or the exit status. */
-static int train_tokenizer(train_run *R) {
-    const char *tsrc = R->o.tokenizer ? R->o.tokenizer : R->o.init;
-    char cfgdir[4096];
-    if (!tsrc && R->o.config) {
-        const char *slash = strrchr(R->o.config, '/');
-        snprintf(cfgdir, sizeof cfgdir, "%.*s", slash ? (int)(slash - R->o.config) : 1, slash ? R->o.config : ".");
-        tsrc = cfgdir;
+    tp.optim.lr = o.lr; tp.optim.beta1 = o.beta1; tp.optim.beta2 = o.beta2; tp.optim.eps = o.eps; tp.optim.weight_decay = o.wd;
+    tp.optim.clip = o.clip; tp.optim.warmup = o.warmup; tp.optim.schedule = (bitnet_lr_schedule)o.sched;
+    tp.total_steps = o.steps; tp.batch = o.B; tp.seq = o.T; tp.accum = o.accum; tp.no_quant = o.no_quant;
+    tp.n_threads = nth; tp.seed = (uint64_t)o.seed;
+    if (o.lora_rank > 0) {   /* LoRA: adapters on the frozen --init base; OUTDIR gets the PEFT adapter */
+        if (!o.init) { fprintf(stderr, "bitnet: train: --lora-rank needs --init DIR (the base model)\n"); rc = 2; goto done; }
+        tp.param_set = BITNET_TRAIN_LORA; tp.lora_rank = o.lora_rank;
+        tp.lora_alpha = o.lora_alpha > 0 ? o.lora_alpha : 2.0f * o.lora_rank;
+        if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &tp.lora_targets)) { rc = cli_fail("train: --lora-targets"); goto done; }
     }
-    int nt = tsrc ? copy_tokenizer(tsrc, R->outdir) : 0;
-    if (nt < 0) return nt == -2 ? 1 : cli_fail("train: tokenizer");
-    if (nt) {
-        bitnet_tokenizer *tk;
-        if (bitnet_tokenizer_load(R->outdir, &tk) == BITNET_OK) {
-            int tv = bitnet_tokenizer_vocab_size(tk);
-            bitnet_tokenizer_free(tk);
-            if (tv > R->info.vocab_size) {
-                fprintf(stderr, "bitnet: train: the tokenizer from %s has %d tokens but the model's vocab_size is %d: "
-                        "prompts would encode to ids the model cannot embed; raise vocab_size to >= %d\n", tsrc, tv, R->info.vocab_size, tv);
-                return 2;
-            }
+    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); rc = 1; goto done; }
+
+    /* resume: shape + weights from OUTDIR, the state below; else --init DIR or a fresh --config model */
+    s = bitnet_trainer_new(resume && o.lora_rank <= 0 ? outdir : o.init ? o.init : o.config, &tp, &tr);
+    if (s) { rc = cli_fail(resume ? "train --resume" : "train: model"); goto done; }
+    bitnet_trainer_get_info(tr, &info);
+    if (resume && !stored && info.full_precision && !o.no_quant) {
+        fprintf(stderr, "bitnet: train --resume: %s is a full-precision (--no-quant) run; pass --no-quant to continue it\n", outdir);
+        rc = 2; goto done;
+    }
+    if ((s = bitnet_trainer_set_data(tr, o.data, o.val))) { rc = cli_fail("train: data"); goto done; }
+    if (resume) {
+        int given_seed = 0;
+        for (int k = 0; k < NOPTS; k++) if (!strcmp(OPTS[k].opt, "--seed")) given_seed = given[k];
+        if ((s = bitnet_trainer_load_state(tr, outdir))) { rc = cli_fail("train --resume"); goto done; }
+        /* the checkpoint's data order is restored; a new --seed reorders the remaining windows */
+        if (given_seed && (s = bitnet_trainer_reseed(tr, (uint64_t)o.seed))) { rc = cli_fail("train --resume"); goto done; }
+        if (bitnet_trainer_get_step(tr) >= o.steps) {
+            fprintf(stderr, "bitnet: train --resume: %s is already at step %lld of %d; to train further pass --steps M with M > %lld "
+                    "(the lr schedule then spans M steps)\n", outdir, (long long)bitnet_trainer_get_step(tr), o.steps, (long long)bitnet_trainer_get_step(tr));
+            rc = 1; goto done;
         }
-        fprintf(stderr, "tokenizer: copied %d file(s) from %s\n", nt, tsrc);
+        read_metrics(outdir, (int)bitnet_trainer_get_step(tr) + 1, &rows, &nrows, &caprows);
+        fprintf(stderr, "resuming %s at step %lld of %d\n", outdir, (long long)bitnet_trainer_get_step(tr), o.steps);
+    } else {
+        const char *tsrc = o.tokenizer ? o.tokenizer : o.init;
+        char cfgdir[4096];
+        if (!tsrc && o.config) {
+            const char *slash = strrchr(o.config, '/');
+            snprintf(cfgdir, sizeof cfgdir, "%.*s", slash ? (int)(slash - o.config) : 1, slash ? o.config : ".");
+            tsrc = cfgdir;
+        }
+        int nt = tsrc ? copy_tokenizer(tsrc, outdir) : 0;
+        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
+        if (nt) {
+            bitnet_tokenizer *tk;
+            if (bitnet_tokenizer_load(outdir, &tk) == BITNET_OK) {
+                int tv = bitnet_tokenizer_vocab_size(tk);
+                bitnet_tokenizer_free(tk);
+                if (tv > info.vocab_size) {
+                    fprintf(stderr, "bitnet: train: the tokenizer from %s has %d tokens but the model's vocab_size is %d: "
+                            "prompts would encode to ids the model cannot embed; raise vocab_size to >= %d\n", tsrc, tv, info.vocab_size, tv);
+                    rc = 2; goto done;
+                }
+            }
+            fprintf(stderr, "tokenizer: copied %d file(s) from %s\n", nt, tsrc);
+        }
+        else fprintf(stderr, "note: no tokenizer files found (pass --tokenizer DIR): %s cannot be run until one is copied into it\n", outdir);
     }
-    else fprintf(stderr, "note: no tokenizer files found (pass --tokenizer DIR): %s cannot be run until one is copied into it\n", R->outdir);
-    return 0;
-}
-
-/* Step until --steps (or --stop-after, or Ctrl-C): print each step, evaluate, write metrics
- * and loss.svg, save checkpoints. 0, 130 after Ctrl-C (checkpoint saved), or the exit status. */
-static int train_loop(train_run *R) {
-    int rc = 0;
-    bitnet_status s;
-    double fpt = R->info.flops_per_token;
-    int64_t last_saved = bitnet_trainer_get_step(R->tr);
+    if (resume && o.tokenizer && given[4]) {  /* OPTS[4] is --tokenizer: a new one given on resume */
+        int nt = copy_tokenizer(o.tokenizer, outdir);
+        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
+    }
+    if (!(optjs = opts_to_json(&o))) { fprintf(stderr, "bitnet: train: out of memory\n"); rc = 1; goto done; }
+    if ((s = bitnet_trainer_set_options_text(tr, optjs)) || (dump && (s = bitnet_trainer_dump_next_grads(tr, dump)))) { rc = cli_fail("train"); goto done; }
+    double fpt = info.flops_per_token;
+    fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
+            info.n_layers, info.hidden_size, info.vocab_size, info.n_params / 1e6,
+            o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", info.gemm, nth);
+    if (o.lora_rank > 0)
+        fprintf(stderr, "LoRA: rank %d, alpha %g, %.3fM adapter parameters trained on a frozen base of %.2fM\n",
+                o.lora_rank, tp.lora_alpha, info.n_params / 1e6, info.n_base_params / 1e6);
+    int64_t last_saved = bitnet_trainer_get_step(tr);
     double tok_total = 0, sec_total = 0;
     g_interrupted = 0;
     struct sigaction sa, old_sa;
@@ -469,119 +538,56 @@ static int train_loop(train_run *R) {
     sa.sa_handler = on_sigint; sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C kills as usual */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
-    while (bitnet_trainer_get_step(R->tr) < R->o.steps && !(R->stop_after && R->ran >= R->stop_after)) {
+    while (bitnet_trainer_get_step(tr) < o.steps && !(stop_after && ran >= stop_after)) {
         bitnet_train_stats st;
-        s = bitnet_trainer_step(R->tr, &st);
+        s = bitnet_trainer_step(tr, &st);
         if (s) {
             fprintf(stderr, "bitnet: train: %s\n", bitnet_last_error());
-            if (s == BITNET_ERR_NUMERIC) fprintf(stderr, "bitnet: train: stopped; the last good checkpoint in %s is from step %lld\n", R->outdir, (long long)last_saved);
-            rc = 1; break;
+            if (s == BITNET_ERR_NUMERIC) fprintf(stderr, "bitnet: train: stopped; the last good checkpoint in %s is from step %lld\n", outdir, (long long)last_saved);
+            rc = 1; goto done;
         }
         tok_total += st.tokens; sec_total += st.seconds;
         double tps = st.tokens / st.seconds, avg = tok_total / sec_total;
-        char eta[32]; fmt_eta((double)(R->o.steps - bitnet_trainer_get_step(R->tr)) * st.tokens / avg, eta, sizeof eta);
+        char eta[32]; fmt_eta((double)(o.steps - bitnet_trainer_get_step(tr)) * st.tokens / avg, eta, sizeof eta);
         printf("step %lld/%d | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | %.1f GFLOP/s | ETA %s\n",
-               (long long)bitnet_trainer_get_step(R->tr), R->o.steps, st.loss, st.lr, st.grad_norm, tps, fpt * tps / 1e9, eta);
+               (long long)bitnet_trainer_get_step(tr), o.steps, st.loss, st.lr, st.grad_norm, tps, fpt * tps / 1e9, eta);
         fflush(stdout);
-        if (R->nrows == R->caprows) { R->caprows = R->caprows ? R->caprows * 2 : 256; mrow *q = realloc(R->rows, R->caprows * sizeof *q); if (!q) { rc = 1; break; } R->rows = q; }
-        R->rows[R->nrows++] = (mrow){(int)bitnet_trainer_get_step(R->tr), st.loss, NAN, st.lr, (float)tps};
-        R->ran++;
+        if (nrows == caprows) { caprows = caprows ? caprows * 2 : 256; mrow *q = realloc(rows, caprows * sizeof *q); if (!q) { rc = 1; goto done; } rows = q; }
+        rows[nrows++] = (mrow){(int)bitnet_trainer_get_step(tr), st.loss, NAN, st.lr, (float)tps};
+        ran++;
         int stop = g_interrupted;
-        int last = bitnet_trainer_get_step(R->tr) == R->o.steps || R->ran == R->stop_after || stop;
-        int eval_now = R->o.val && ((R->o.eval_every > 0 && bitnet_trainer_get_step(R->tr) % R->o.eval_every == 0) || last);
+        int last = bitnet_trainer_get_step(tr) == o.steps || ran == stop_after || stop;
+        int eval_now = o.val && ((o.eval_every > 0 && bitnet_trainer_get_step(tr) % o.eval_every == 0) || last);
         if (eval_now) {
             float vl;
-            if ((s = bitnet_trainer_eval(R->tr, R->o.eval_batches, &vl))) { rc = cli_fail("train: eval"); break; }
-            R->rows[R->nrows - 1].val = vl;
-            printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(R->tr), vl);
+            if ((s = bitnet_trainer_eval(tr, o.eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
+            rows[nrows - 1].val = vl;
+            printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(tr), vl);
             fflush(stdout);
         }
         if (eval_now || last) {
-            if (!write_metrics(R->outdir, R->rows, R->nrows) || !write_svg(R->outdir, R->rows, R->nrows))
-                fprintf(stderr, "bitnet: train: warning: cannot write metrics.csv/loss.svg in %s: %s\n", R->outdir, bitnet_last_error());
+            if (!write_metrics(outdir, rows, nrows) || !write_svg(outdir, rows, nrows))
+                fprintf(stderr, "bitnet: train: warning: cannot write metrics.csv/loss.svg in %s: %s\n", outdir, bitnet_last_error());
         }
-        if ((R->o.save_every > 0 && bitnet_trainer_get_step(R->tr) % R->o.save_every == 0) || last) {
-            if ((s = bitnet_trainer_save(R->tr, R->outdir))) {
-                fprintf(stderr, "bitnet: train: saving checkpoint at step %lld failed: %s\n", (long long)bitnet_trainer_get_step(R->tr), bitnet_last_error());
-                fprintf(stderr, "bitnet: train: the previous checkpoint in %s (step %lld) is intact\n", R->outdir, (long long)last_saved);
-                rc = 1; break;
+        if ((o.save_every > 0 && bitnet_trainer_get_step(tr) % o.save_every == 0) || last) {
+            if ((s = bitnet_trainer_save(tr, outdir))) {
+                fprintf(stderr, "bitnet: train: saving checkpoint at step %lld failed: %s\n", (long long)bitnet_trainer_get_step(tr), bitnet_last_error());
+                fprintf(stderr, "bitnet: train: the previous checkpoint in %s (step %lld) is intact\n", outdir, (long long)last_saved);
+                rc = 1; goto done;
             }
-            last_saved = bitnet_trainer_get_step(R->tr);
+            last_saved = bitnet_trainer_get_step(tr);
         }
         if (stop) {
             fprintf(stderr, "interrupted: checkpoint at step %lld of %d saved in %s; continue with: bitnet train --resume -o %s\n",
-                    (long long)bitnet_trainer_get_step(R->tr), R->o.steps, R->outdir, R->outdir);
+                    (long long)bitnet_trainer_get_step(tr), o.steps, outdir, outdir);
             rc = 130; break;
         }
     }
     sigaction(SIGINT, &old_sa, NULL);
-    if (sec_total > 0 && rc == 0) fprintf(stderr, "done: %lld steps, %.0f tokens/s average, checkpoint in %s\n", (long long)bitnet_trainer_get_step(R->tr), tok_total / sec_total, R->outdir);
-    return rc;
-}
-
-int cmd_train(int argc, char **argv) {
-    train_run run = {.o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337}, .nth = 1};
-    train_run *R = &run;
-    R->tp = bitnet_train_default_params();
-    const bitnet_optim_params *oc = &R->tp.optim;
-    R->o.lr = oc->lr; R->o.beta1 = oc->beta1; R->o.beta2 = oc->beta2; R->o.eps = oc->eps; R->o.wd = oc->weight_decay; R->o.clip = oc->clip;
-    R->o.warmup = oc->warmup; R->o.sched = (int)oc->schedule;
-    int rc = train_parse(R, argc, argv);
-    if (rc >= 0) return rc;
-    /* paths are stored absolute, so a resume from another directory finds them */
-    for (int k = 0; k < NOPTS; k++)
-        if (OPTS[k].kind == K_STR && R->given[k] && (R->absp[k] = realpath(*FIELD(&R->o, k, const char *), NULL)))
-            *FIELD(&R->o, k, const char *) = R->absp[k];
-    if (!R->outdir || (!R->resume && (!R->o.data || !R->o.init == !R->o.config))) {
-        for (int k = 0; k < NOPTS; k++) free(R->absp[k]);
-        fprintf(stderr, "bitnet: train needs --data, -o OUTDIR and exactly one of --init DIR / --config FILE.json (or --resume)\n");
-        usage(); return 2;
-    }
-    rc = 0;
-    bitnet_status s;
-    if ((rc = train_prepare(R))) goto done;
-    R->tp.optim.lr = R->o.lr; R->tp.optim.beta1 = R->o.beta1; R->tp.optim.beta2 = R->o.beta2; R->tp.optim.eps = R->o.eps; R->tp.optim.weight_decay = R->o.wd;
-    R->tp.optim.clip = R->o.clip; R->tp.optim.warmup = R->o.warmup; R->tp.optim.schedule = (bitnet_lr_schedule)R->o.sched;
-    R->tp.total_steps = R->o.steps; R->tp.batch = R->o.B; R->tp.seq = R->o.T; R->tp.accum = R->o.accum; R->tp.no_quant = R->o.no_quant;
-    R->tp.n_threads = R->nth; R->tp.seed = (uint64_t)R->o.seed;
-    if (mkdir(R->outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", R->outdir, strerror(errno)); rc = 1; goto done; }
-
-    /* resume: shape + weights from OUTDIR, the state below; else --init DIR or a fresh --config model */
-    s = bitnet_trainer_new(R->resume ? R->outdir : R->o.init ? R->o.init : R->o.config, &R->tp, &R->tr);
-    if (s) { rc = cli_fail(R->resume ? "train --resume" : "train: model"); goto done; }
-    bitnet_trainer_get_info(R->tr, &R->info);
-    if (R->resume && !R->stored && R->info.full_precision && !R->o.no_quant) {
-        fprintf(stderr, "bitnet: train --resume: %s is a full-precision (--no-quant) run; pass --no-quant to continue it\n", R->outdir);
-        rc = 2; goto done;
-    }
-    if ((s = bitnet_trainer_set_data(R->tr, R->o.data, R->o.val))) { rc = cli_fail("train: data"); goto done; }
-    if (R->resume) {
-        int given_seed = 0;
-        for (int k = 0; k < NOPTS; k++) if (!strcmp(OPTS[k].opt, "--seed")) given_seed = R->given[k];
-        if ((s = bitnet_trainer_load_state(R->tr, R->outdir))) { rc = cli_fail("train --resume"); goto done; }
-        /* the checkpoint's data order is restored; a new --seed reorders the remaining windows */
-        if (given_seed && (s = bitnet_trainer_reseed(R->tr, (uint64_t)R->o.seed))) { rc = cli_fail("train --resume"); goto done; }
-        if (bitnet_trainer_get_step(R->tr) >= R->o.steps) {
-            fprintf(stderr, "bitnet: train --resume: %s is already at step %lld of %d; to train further pass --steps M with M > %lld "
-                    "(the lr schedule then spans M steps)\n", R->outdir, (long long)bitnet_trainer_get_step(R->tr), R->o.steps, (long long)bitnet_trainer_get_step(R->tr));
-            rc = 1; goto done;
-        }
-        read_metrics(R->outdir, (int)bitnet_trainer_get_step(R->tr) + 1, &R->rows, &R->nrows, &R->caprows);
-        fprintf(stderr, "resuming %s at step %lld of %d\n", R->outdir, (long long)bitnet_trainer_get_step(R->tr), R->o.steps);
-    } else if ((rc = train_tokenizer(R))) goto done;
-    if (R->resume && R->o.tokenizer && R->given[4]) {  /* OPTS[4] is --tokenizer: a new one given on resume */
-        int nt = copy_tokenizer(R->o.tokenizer, R->outdir);
-        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
-    }
-    if (!(R->optjs = opts_to_json(&R->o))) { fprintf(stderr, "bitnet: train: out of memory\n"); rc = 1; goto done; }
-    if ((s = bitnet_trainer_set_options_text(R->tr, R->optjs)) || (R->dump && (s = bitnet_trainer_dump_next_grads(R->tr, R->dump)))) { rc = cli_fail("train"); goto done; }
-    fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
-            R->info.n_layers, R->info.hidden_size, R->info.vocab_size, R->info.n_params / 1e6,
-            R->o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", R->info.gemm, R->nth);
-    rc = train_loop(R);
+    if (sec_total > 0 && rc == 0) fprintf(stderr, "done: %lld steps, %.0f tokens/s average, checkpoint in %s\n", (long long)bitnet_trainer_get_step(tr), tok_total / sec_total, outdir);
 done:
-    free(R->rows); free(R->stored); free(R->optjs);
-    for (int k = 0; k < NOPTS; k++) { free(R->keep[k]); free(R->absp[k]); }
-    bitnet_trainer_free(R->tr);
+    free(rows); free(stored); free(optjs);
+    for (int k = 0; k < NOPTS; k++) { free(keep[k]); free(absp[k]); }
+    bitnet_trainer_free(tr);
     return rc;
 }

@@ -40,6 +40,24 @@ static int parse_seed(void *dst, const char *v, char *err, size_t errlen) {
     return 0;
 }
 
+/* --lora DIR: one more adapter (scale 1 until a --lora-scale after it). */
+static int parse_lora(void *dst, const char *v, char *err, size_t errlen) {
+    gen_sampling *o = dst;
+    if (o->n_lora >= 8) { snprintf(err, errlen, "at most 8 adapters"); return 1; }
+    o->lora[o->n_lora] = v; o->lora_scale[o->n_lora++] = 1.0f;
+    return 0;
+}
+/* --lora-scale S: the scale of the --lora given before it. */
+static int parse_lora_scale(void *dst, const char *v, char *err, size_t errlen) {
+    gen_sampling *o = dst;
+    char *end; errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || *end || errno || !isfinite(x)) { snprintf(err, errlen, "needs a finite number, got '%s'", v); return 1; }
+    if (!o->n_lora) { snprintf(err, errlen, "needs a --lora DIR before it"); return 1; }
+    o->lora_scale[o->n_lora - 1] = (float)x;
+    return 0;
+}
+
 const arg_opt *gen_sampling_options(gen_sampling *o) {
     static arg_opt t[16];
     bitnet_sampler_params *p = &o->sp;
@@ -55,6 +73,8 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
         OPT_FUNC(0, "seed", parse_seed, &p->seed, "S", "random seed (default -1 = random, shown by -v): same seed and settings, same text; "
                  "the sampler applies logit bias, penalties, top-k, top-p, min-p, temperature, in that order"),
         OPT_FUNC(0, "logit-bias", parse_bias, o, "ID=B", "add B to token ID's logit (repeatable; -inf bans it)"),
+        OPT_FUNC(0, "lora", parse_lora, o, "DIR", "apply the PEFT LoRA adapter in DIR (repeatable; bitnet train --lora-rank makes one)"),
+        OPT_FUNC(0, "lora-scale", parse_lora_scale, o, "S", "scale of the --lora before it (1)"),
         OPT_END,
     };
     memcpy(t, tab, sizeof tab);
@@ -64,6 +84,8 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
 int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_sampling *o, int need_tok) {
     memset(g, 0, sizeof *g);
     if (cli_load_model(dir, &g->model)) return cli_fail("cannot load the model");
+    for (int i = 0; i < o->n_lora; i++)
+        if (bitnet_model_load_lora(g->model, o->lora[i], o->lora_scale[i])) { cli_fail("--lora"); gen_close(g); return 1; }
     bitnet_model_info info; bitnet_model_get_info(g->model, &info);
     g->vocab = info.vocab_size;
     g->eos = info.eos_id;

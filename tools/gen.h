@@ -15,6 +15,9 @@ typedef struct gen_sampling {
     int n_bias;
     bitnet_logit_bias bias[32];
     int verbose;             /* -v (set by the command's own table): print the seed in use and the settings */
+    int n_lora;              /* --lora DIR (repeatable) with its --lora-scale (default 1) */
+    const char *lora[8];
+    float lora_scale[8];
 } gen_sampling;
 
 typedef struct gen_session {

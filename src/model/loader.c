@@ -9,6 +9,7 @@
 #include "arch/arch.h"
 #include "io/ternary.h"
 #include "core/rng.h"
+#include "model/gguf_model.h"
 #include <math.h>
 #include <stdio.h>
 #include <errno.h>
@@ -83,6 +84,11 @@ static bitnet_status make_tmat(bitnet_model *m, const int8_t *q, int rows, int c
     m->n_params += (int64_t)rows * cols;
     m->n_ternary += (int64_t)rows * cols;
     return BITNET_OK;
+}
+
+/* make_tmat for the GGUF loader (gguf_model.c). */
+bitnet_status bn_model_make_tmat(bitnet_model *m, const int8_t *q, int rows, int cols, float scale, bn_tmat *w) {
+    return make_tmat(m, q, rows, cols, scale, w);
 }
 
 /* Load BitLinear `name` of logical shape [rows, cols] into a packed bn_tmat. The stored shape
@@ -188,14 +194,16 @@ bitnet_status bitnet_model_load_ex(const char *path, const bitnet_model_params *
     size_t n = strlen(path);
     struct stat sb;
     if (stat(path, &sb) != 0) return bn_err(BITNET_ERR_IO, "%s: no such model folder or file: %s", path, strerror(errno));
-    if (!(n > 12 && !strcmp(path + n - 12, ".safetensors") && S_ISREG(sb.st_mode)))
-        return bn_err(BITNET_ERR_IO, "%s: not a model folder (need config.json + model.safetensors) or a .safetensors file", path);
+    int gguf = n > 5 && !strcmp(path + n - 5, ".gguf") && S_ISREG(sb.st_mode);
+    if (!gguf && !(n > 12 && !strcmp(path + n - 12, ".safetensors") && S_ISREG(sb.st_mode)))
+        return bn_err(BITNET_ERR_IO, "%s: not a model folder (need config.json + model.safetensors), a .safetensors file or a .gguf file", path);
     /* one .safetensors file: config.json comes from its folder */
     const char *slash = strrchr(path, '/');
     char *dir = slash ? strndup(path, (size_t)(slash - path) + 1) : strdup(".");
     if (!dir) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     bn_src src = bn_src_dir(dir);
-    bitnet_status s = load_src(&src, slash ? slash + 1 : path, pp, out);
+    bitnet_status s = gguf ? bn_gguf_model_load(&src, slash ? slash + 1 : path, pp, out)
+                           : load_src(&src, slash ? slash + 1 : path, pp, out);
     free(dir);
     return s;
 }
@@ -209,6 +217,7 @@ bitnet_status bitnet_model_load_files(const bitnet_files *f, const bitnet_model_
 
 void bitnet_model_free(bitnet_model *m) {
     if (!m) return;
+    bn_lora_model_free(m);
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
             bn_layer *L = &m->layers[l];

@@ -7,6 +7,7 @@
  * Not: a sampler, a scheduler of requests, or code that touches weight or activation bytes
  * (only the backend does). */
 #include "model/model.h"
+#include "arch/arch.h"
 #include "core/threads.h"
 #include <math.h>
 
@@ -45,22 +46,26 @@ static bitnet_status forward(bitnet_ctx *c, int n, const int *lrow, int nl, floa
         const bn_tmat *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         float *yqkv[3] = {c->q, c->k, c->v};
         be->bitlinear(ex, c->xb, n, 3, wqkv, yqkv);
+        if (m->lora) bn_lora_after(m, l, (const int[]){BN_S_Q, BN_S_K, BN_S_V}, 3, c->xb, n, yqkv);   /* LoRA: q, k, v */
         be->rope(ex, c->q, n, cf->n_heads, c->cpos);
         be->rope(ex, c->k, n, cf->n_kv_heads, c->cpos);
         be->attention(ex, l, c->q, c->k, c->v, n, c->cseq, c->cpos, c->att);
         be->rmsnorm(ex, c->att, c->att, L->attn_sub_norm, n, qd, eps);
         const bn_tmat *wo[1] = {&L->wo};
         be->bitlinear(ex, c->att, n, 1, wo, &c->q);
+        if (m->lora) bn_lora_after(m, l, (const int[]){BN_S_O}, 1, c->att, n, &c->q);       /* o */
         be->add(ex, c->x, c->q, (size_t)n * dim);
         /* feed-forward block */
         be->rmsnorm(ex, c->xb, c->x, L->ffn_norm, n, dim, eps);
         const bn_tmat *wgu[2] = {&L->wgate, &L->wup};
         float *ygu[2] = {c->hg, c->hu};
         be->bitlinear(ex, c->xb, n, 2, wgu, ygu);
+        if (m->lora) bn_lora_after(m, l, (const int[]){BN_S_GATE, BN_S_UP}, 2, c->xb, n, ygu);       /* gate, up */
         be->glu(ex, c->hg, c->hu, (size_t)n * ffn, cf->act);
         be->rmsnorm(ex, c->hg, c->hg, L->ffn_sub_norm, n, ffn, eps);
         const bn_tmat *wd[1] = {&L->wdown};
         be->bitlinear(ex, c->hg, n, 1, wd, &c->q);
+        if (m->lora) bn_lora_after(m, l, (const int[]){BN_S_DOWN}, 1, c->hg, n, &c->q);       /* down */
         be->add(ex, c->x, c->q, (size_t)n * dim);
     }
     if (!be->finite(ex, c->x, (size_t)n * dim)) return bn_err(BITNET_ERR_NUMERIC, "the hidden state became non-finite (NaN or inf)");

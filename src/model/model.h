@@ -17,6 +17,7 @@ typedef struct bn_layer {
     bn_tmat wq, wk, wv, wo, wgate, wup, wdown;
 } bn_layer;
 
+
 struct bitnet_model {
     bn_config cfg;
     const bn_kernels *k;     /* CPU kernel set (inner loops of the CPU backend) */
@@ -32,6 +33,7 @@ struct bitnet_model {
     uint8_t *head_q;         /* quantized head (kernels.h layouts) or NULL */
     size_t head_q_bytes;
     bn_layer *layers;        /* [n_layers] */
+    struct bn_lora_ad **lora; /* LoRA adapters (lora_infer.c): [n_layers * BN_LAYER_SLOTS] chains, or NULL */
     char weight_format[32];
     int64_t n_params, n_ternary;
     size_t weight_bytes, ternary_bytes;
@@ -43,4 +45,9 @@ bitnet_status bn_model_synthetic(const bn_config *cfg, const char *kernels, uint
 /* Weight bytes streamed per generated token (all ternary matrices + one head pass). */
 size_t bn_model_weight_bytes_per_token(const bitnet_model *m);
 /* The ternary codec (bn_ternarize, bn_pack_2b4t, bn_unpack_2b4t) is in ternary.h. */
+/* LoRA at inference (lora_infer.c; host buffers, CPU backend): after the BitLinears of layer
+ * `layer` in slots[nw] (bn_slot values) read x[n][cols], add each matrix's adapters to y[i][n][rows];
+ * and free every adapter of m. */
+void bn_lora_after(const bitnet_model *m, int layer, const int *slots, int nw, const float *x, int n, float *const *y);
+void bn_lora_model_free(bitnet_model *m);
 #endif

@@ -478,7 +478,8 @@ bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out) {
         do c = fgetc(f); while (c == ' ' || c == '\n' || c == '\r' || c == '\t');
         fclose(f);
         size_t pl = strlen(path);
-        if (pl >= 5 && !strcmp(path + pl - 5, ".json")) is_spm = 0;
+        if (pl >= 5 && !strcmp(path + pl - 5, ".gguf")) is_spm = 2;   /* tokenizer.ggml.* metadata */
+        else if (pl >= 5 && !strcmp(path + pl - 5, ".json")) is_spm = 0;
         else if (pl >= 6 && !strcmp(path + pl - 6, ".model")) is_spm = 1;
         else is_spm = c != '{' && c != '[';
     }
@@ -487,12 +488,12 @@ bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out) {
     if (!t) { free(file); free(dir); return bn_err(BITNET_ERR_NOMEM, "tokenizer: out of memory"); }
     t->bos = t->eos = t->eot = -1; t->unk_id = -1;
     bytelevel_init();
-    bitnet_status s = is_spm ? bn_tok_load_spm(t, file) : bn_tok_load_json(t, file);
+    bitnet_status s = is_spm == 2 ? bn_tok_load_gguf(t, file) : is_spm ? bn_tok_load_spm(t, file) : bn_tok_load_json(t, file);
     if (!s) s = bn_tok_finish(t, file);
     if (!s) {
         if (t->eos < 0) { t->eos = bitnet_tokenizer_token_id(t, "<|end_of_text|>"); if (t->eos < 0) t->eos = bitnet_tokenizer_token_id(t, "</s>"); }
         t->eot = bitnet_tokenizer_token_id(t, "<|eot_id|>");
-        s = read_configs(t, dir);
+        if (is_spm != 2) s = read_configs(t, dir);   /* a GGUF file carries its own ids */
     }
     if (!s) {
         const char *extra[] = {"<|end_of_text|>", "<|eot_id|>", "<|eom_id|>", "</s>"};

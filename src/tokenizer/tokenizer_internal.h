@@ -107,4 +107,8 @@ bitnet_status bn_tok_compile_regex(const char *pat, size_t len, pcre2_code **out
 
 bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path);
 bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path);
+/* The same from a tokenizer.model's bytes buf[len] in memory (path names it in messages). */
+bitnet_status bn_tok_parse_spm(bitnet_tokenizer *t, const char *buf, size_t len, const char *path);
+/* tokenizer.ggml.* metadata of a GGUF file (gguf_tokenizer.c). */
+bitnet_status bn_tok_load_gguf(bitnet_tokenizer *t, const char *path);
 #endif

@@ -56,6 +56,13 @@ bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path) {
     char *buf = NULL; size_t len = 0;
     bitnet_status s = bn_read_file(path, &buf, &len);
     if (s) return s;
+    s = bn_tok_parse_spm(t, buf, len, path);
+    free(buf);
+    return s;
+}
+
+bitnet_status bn_tok_parse_spm(bitnet_tokenizer *t, const char *buf, size_t len, const char *path) {
+    bitnet_status s = BITNET_OK;
     pb_rd r = {(const uint8_t *)buf, (const uint8_t *)buf + len}, sub;
     uint32_t f, wt; uint64_t v;
     sp_piece *pc = NULL; size_t np = 0, cp = 0;
@@ -181,6 +188,6 @@ bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path) {
     t->decs[3].a = strdup(" "); t->decs[3].alen = 1; t->decs[3].start = 1; t->decs[3].stop = 0;
     if (!t->decs[0].a || !t->decs[0].b || !t->decs[3].a) { s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); goto done; }
 done:
-    free(pc); free(order); free(rank); free(buf);
+    free(pc); free(order); free(rank);
     return s;
 }

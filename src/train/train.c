@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "backend/cpu/gemm_f32.h"
 #include "io/safetensors.h"
+#include "train/lora.h"
 #include <math.h>
 #include <stdio.h>
 
@@ -69,8 +70,8 @@ static void par_for(bn_pool *p, int n, range_fn fn, void *ctx) {
 }
 
 static inline float *P(const bn_train_model *m, int i) { return m->params + m->tp[i].off; }
-static inline float *G(const bn_train_model *m, int i) { return m->grads + m->tp[i].off; }
-static inline float *WQ(const bn_train_model *m, int i) { return m->no_quant ? P(m, i) : m->wq + m->tp[i].off; }
+static inline float *G(const bn_train_model *m, int i) { return m->grads ? m->grads + m->tp[i].off : NULL; }   /* NULL: frozen */
+static inline float *WQ(const bn_train_model *m, int i) { return m->wq ? m->wq + m->tp[i].off : P(m, i); }   /* no wq: no_quant or frozen */
 
 /* ---------------------------------------------------------------- model construction */
 
@@ -130,6 +131,18 @@ bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_th
     for (int i = 0; i < nth; i++)
         if (!(m->ws[i] = bn_alloc(bn_sgemm_ws_floats() * sizeof(float)))) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     *out = m;
+    return BITNET_OK;
+}
+
+static void quantize_weights(bn_train_model *m);
+bitnet_status bn_train_model_freeze(bn_train_model *m) {
+    if (!m->grads) return BITNET_OK;
+    quantize_weights(m);   /* W_deq once, then kept in params */
+    if (m->wq)
+        for (int i = 0; i < m->n_tp; i++)
+            if (m->tp[i].kind == BN_PK_LINEAR) memcpy(P(m, i), m->wq + m->tp[i].off, m->tp[i].numel * sizeof(float));
+    bn_free(m->wq); bn_free(m->grads); bn_free(m->adam_m); bn_free(m->adam_v);
+    m->wq = m->grads = m->adam_m = m->adam_v = NULL;
     return BITNET_OK;
 }
 
@@ -329,7 +342,7 @@ static void wq_run(void *arg, int ith, int nth) {
 }
 /* Weight quantization of every BitLinear matrix into m->wq: W_deq = clamp(rint(W g), -1, 1) / g. */
 static void quantize_weights(bn_train_model *m) {
-    if (m->no_quant) return;
+    if (!m->wq) return;   /* no_quant, or frozen (params hold W_deq already) */
     bn_pool_run(m->pool, wq_run, m);
 }
 
@@ -372,7 +385,7 @@ static void rms_bwd_cols(void *c_, int a, int b) {
 static void rmsnorm_backward(bn_train_model *m, const float *dy, const float *x, const float *w, const float *rstd,
                              float *dx, float *dw, int N, int D, int acc) {
     rmsb_ctx c = {dy, x, w, rstd, dx, dw, NULL, D, N, acc};
-    par_for(m->pool, D, rms_bwd_cols, &c);
+    if (dw) par_for(m->pool, D, rms_bwd_cols, &c);   /* dw NULL: frozen base */
     par_for(m->pool, N, rms_bwd_rows, &c);
 }
 
@@ -382,12 +395,14 @@ static void rmsnorm_backward(bn_train_model *m, const float *dy, const float *x,
 static void linear_forward(bn_train_model *m, const float *x, int widx, float *y, int N, int acc) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
+    if (m->lora) bn_lora_forward(m, widx, x, y, N);
 }
 /* dW += dy^T @ x ; dx (= or +=) dy @ W (STE: W is the dequantized weight). */
 static void linear_backward(bn_train_model *m, const float *dy, const float *x, int widx, float *dx, int N, int acc_dx) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
-    bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, out, in, N, dy, out, x, in, 1, G(m, widx), in);
+    if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, out, in, N, dy, out, x, in, 1, G(m, widx), in);
     if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, out, dy, out, WQ(m, widx), in, acc_dx, dx, in);
+    if (m->lora) bn_lora_backward(m, widx, dy, x, dx, N);
 }
 
 /* ---------------------------------------------------------------- rope (rotate-half) */
@@ -563,6 +578,7 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
         if (targets && (targets[i] < 0 || targets[i] >= c->vocab_size)) return bn_err(BITNET_ERR_ARG, "target id %d at position %d is outside the vocabulary (%d)", targets[i], i, c->vocab_size);
     }
     bitnet_status s = ensure_acts(m, B, T);
+    if (!s && m->lora) s = bn_lora_reserve(m->lora, BT);
     if (s) return s;
     struct bn_tacts *a = m->a;
     int C = c->hidden_size, Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim, I = c->intermediate_size, V = c->vocab_size;
@@ -626,7 +642,7 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
     par_for(m->pool, BT, ce_range, &cc);
     /* head: logits = xf @ H^T */
     int hi = m->head >= 0 ? m->head : m->embed;
-    bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, V, C, BT, a->logits, V, a->xf, C, 1, G(m, hi), C);
+    if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, V, C, BT, a->logits, V, a->xf, C, 1, G(m, hi), C);
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, BT, C, V, a->logits, V, P(m, hi), C, 0, a->d_a, C);
     rmsnorm_backward(m, a->d_a, a->out, P(m, m->final_norm), a->rstd_f, a->d_res, G(m, m->final_norm), BT, C, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -652,7 +668,7 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
         rmsnorm_backward(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
     }
     emb_ctx ec = {NULL, a->inputs, NULL, a->d_res, G(m, m->embed), C, BT};
-    par_for(m->pool, C, emb_bwd_cols, &ec);
+    if (m->grads) par_for(m->pool, C, emb_bwd_cols, &ec);
     return BITNET_OK;
 }
 
@@ -663,6 +679,8 @@ static void zero_range(void *c_, int a, int b) {
     memset(c->p + lo, 0, (hi - lo) * sizeof(float));
 }
 void bn_train_zero_grad(bn_train_model *m) {
+    if (m->lora) bn_lora_zero_grad(m->lora);
+    if (!m->grads) return;
     zero_ctx c = {m->grads, m->n_params};
     par_for(m->pool, 64, zero_range, &c);   /* 64 slices split over the threads */
 }

@@ -49,6 +49,7 @@ typedef struct bn_train_model {
     int32_t *targets;                   /* [B*T] copy of the last forward's targets */
     int have_targets;
     float loss;
+    struct bn_lora *lora;               /* adapters (lora.h) added after each targeted BitLinear; not owned */
 } bn_train_model;
 
 /* A zero model of the given shape (norm weights 1, everything else 0). n_threads >= 1.
@@ -69,6 +70,11 @@ bitnet_status bn_train_model_from_dir_ex(const char *dir, int no_quant, int n_th
 /* Load master weights of the same shapes from a folder's model.safetensors into m->params. */
 bitnet_status bn_train_model_load_weights(bn_train_model *m, const char *dir);
 void bn_train_model_free(bn_train_model *m);
+/* Freeze the base for adapter training: BitLinear weights are ternarized once (params then hold
+ * W_deq = ternary / scale, or stay float in no_quant mode) and grads, AdamW moments and wq are
+ * freed (NULL): backward then computes only activation gradients (dX through the frozen
+ * matrices, as a float GEMM over W_deq) and the adapters' gradients. Idempotent. */
+bitnet_status bn_train_model_freeze(bn_train_model *m);
 /* Index of the parameter named name, -1 if none. */
 int bn_train_param_index(const bn_train_model *m, const char *name);
 

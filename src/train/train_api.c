@@ -7,14 +7,20 @@
 #include "train/train_export.h"
 #include "tokenizer/bpe_train.h"
 #include "backend/cpu/gemm_f32.h"
+#include "train/lora.h"
+#include "arch/arch.h"
 #include <stdatomic.h>
 #include <math.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 _Static_assert(BITNET_TRAIN_MAX_STEPS == BN_TRAIN_MAX_STEPS, "one step limit");
 
 struct bitnet_trainer {
     bitnet_train_params p;
     bn_train_model *m;
+    bn_lora *lora;          /* LoRA trainers: the adapters (attached to m) */
+    char *base;             /* LoRA trainers: the base's path, for adapter_config.json */
     bn_data *data, *val;
     bn_trainer tr;
     int have_tr;
@@ -42,6 +48,8 @@ bitnet_train_params bitnet_train_default_params(void) {
         .optim = {.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.eps, .weight_decay = c.wd,
                   .clip = c.clip, .schedule = (bitnet_lr_schedule)c.sched, .warmup = c.warmup,
                   .min_lr_frac = c.min_lr_frac, .stage2_frac = c.stage2_frac},
+        .param_set = BITNET_TRAIN_ALL, .lora_rank = 8, .lora_alpha = 16.0f, .lora_dropout = 0.0f,
+        .lora_targets = BITNET_LORA_Q | BITNET_LORA_V,
     };
     return p;
 }
@@ -61,6 +69,13 @@ static bitnet_status check_params(const bitnet_train_params *p) {
     if (!(o->min_lr_frac >= 0 && o->min_lr_frac <= 1) || !(o->stage2_frac > 0 && o->stage2_frac <= 1)) return bn_err(BITNET_ERR_ARG, "train: min_lr_frac must be in [0, 1] and stage2_frac in (0, 1]");
     if (o->schedule < BITNET_LR_CONSTANT || o->schedule > BITNET_LR_TWO_STAGE) return bn_err(BITNET_ERR_ARG, "train: unknown lr schedule %d", (int)o->schedule);
     if (!(p->init_std >= 0 && p->init_std < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: init_std %g must be a finite number >= 0", p->init_std);
+    if (p->param_set != BITNET_TRAIN_ALL && p->param_set != BITNET_TRAIN_LORA) return bn_err(BITNET_ERR_ARG, "train: unknown param_set %d", (int)p->param_set);
+    if (p->param_set == BITNET_TRAIN_LORA) {
+        if (p->lora_rank < 1 || p->lora_rank > 65536) return bn_err(BITNET_ERR_ARG, "train: lora_rank %d must be in [1, 65536]", p->lora_rank);
+        if (!(p->lora_alpha > 0 && p->lora_alpha < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: lora_alpha %g must be a finite number > 0", p->lora_alpha);
+        if (p->lora_dropout != 0) return bn_err(BITNET_ERR_UNSUPPORTED, "train: lora_dropout %g: LoRA dropout is not implemented (use 0)", p->lora_dropout);
+        if (p->lora_targets > 127u) return bn_err(BITNET_ERR_ARG, "train: lora_targets 0x%x has bits outside BITNET_LORA_*", p->lora_targets);
+    }
     return BITNET_OK;
 }
 
@@ -73,6 +88,27 @@ static bn_optim_cfg optim_cfg(const bitnet_train_params *p) {
     return c;
 }
 
+static const bn_slot lora_slot[7] = {BN_S_Q, BN_S_K, BN_S_V, BN_S_O, BN_S_GATE, BN_S_UP, BN_S_DOWN};
+
+bitnet_status bitnet_lora_parse_targets(const char *list, unsigned *mask) {
+    unsigned sl; char err[160];
+    *mask = 0;
+    if (!list || !bn_lora_parse_targets(list, &sl, err, sizeof err)) return bn_err(BITNET_ERR_ARG, "%s", list ? err : "no LoRA targets given");
+    for (int i = 0; i < 7; i++) if (sl & (1u << lora_slot[i])) *mask |= 1u << i;
+    return BITNET_OK;
+}
+
+/* Freeze t->m and attach fresh adapters as t->p says. */
+static bitnet_status attach_lora(bitnet_trainer *t, const char *from) {
+    unsigned sl = 0, pub = t->p.lora_targets ? t->p.lora_targets : 127u;
+    for (int i = 0; i < 7; i++) if (pub & (1u << i)) sl |= 1u << lora_slot[i];
+    bitnet_status s = bn_train_model_freeze(t->m);
+    if (!s) s = bn_lora_new(t->m, t->p.lora_rank, t->p.lora_alpha, sl, t->p.seed, &t->lora);
+    if (!s && !(t->base = strdup(from))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    if (!s) t->m->lora = t->lora;
+    return s;
+}
+
 bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp, bitnet_trainer **out) {
     *out = NULL;
     bitnet_train_params p = pp ? *pp : bitnet_train_default_params();
@@ -83,7 +119,8 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
     if (!t) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     t->p = p;
     int nth = p.n_threads > 0 ? p.n_threads : bn_physical_cores();
-    if (bn_is_dir(from)) s = bn_train_model_from_dir_ex(from, p.no_quant, nth, p.kernels, &t->m);
+    if (bn_is_dir(from) && p.param_set == BITNET_TRAIN_LORA) s = bn_train_model_from_dir_frozen(from, p.no_quant, nth, p.kernels, &t->m);
+    else if (bn_is_dir(from)) s = bn_train_model_from_dir_ex(from, p.no_quant, nth, p.kernels, &t->m);
     else {
         char *txt = NULL; bn_config c;
         s = bn_read_file(from, &txt, NULL);
@@ -91,6 +128,7 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
         if (!s) s = bn_train_model_new_ex(&c, p.no_quant, nth, p.kernels, &t->m);
         if (!s) bn_train_model_init_random(t->m, p.seed, p.init_std);
     }
+    if (!s && p.param_set == BITNET_TRAIN_LORA) s = attach_lora(t, from);
     if (s) { bitnet_trainer_free(t); return s; }
     *out = t;
     return BITNET_OK;
@@ -101,6 +139,7 @@ void bitnet_trainer_free(bitnet_trainer *t) {
     if (t->have_tr) bn_trainer_free(&t->tr);
     bn_data_free(t->data); bn_data_free(t->val);
     bn_train_model_free(t->m);
+    bn_lora_free(t->lora); free(t->base);
     free(t->options); free(t->dump);
     free(t);
 }
@@ -123,6 +162,7 @@ bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path,
     t->have_tr = 1;
     t->tr.rng = p->seed;
     t->tr.options = t->options;
+    t->tr.base_name = t->base;
     return BITNET_OK;
 }
 
@@ -202,8 +242,11 @@ void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
     memset(i, 0, sizeof *i);
     const bn_train_model *m = t->m;
     i->step = bitnet_trainer_get_step(t);
-    i->n_params = (int64_t)m->n_params;
+    i->n_params = (int64_t)(t->lora ? t->lora->n_params : m->n_params);
+    i->n_base_params = (int64_t)m->n_params;
     i->flops_per_token = bn_train_flops_per_token(m);
+    if (t->lora)   /* frozen base: forward + dX (4N, no dW), plus 6 x the adapters */
+        i->flops_per_token = i->flops_per_token * 4.0 / 6.0 + 6.0 * (double)t->lora->n_params;
     i->vocab_size = m->cfg.vocab_size; i->hidden_size = m->cfg.hidden_size; i->n_layers = m->cfg.n_layers;
     i->full_precision = m->cfg.full_precision;
     i->gemm = m->k->sgemm->name;
@@ -217,6 +260,35 @@ bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, 
         return bn_err(BITNET_ERR_ARG, "%s is a full-precision checkpoint (trained with --no-quant): packing ternarizes it, "
                       "which changes the model it learned", master_dir);
     return bn_export_packed(master_dir, out_dir);
+}
+
+bitnet_status bitnet_export_merge_lora(const char *master_dir, const char *lora_dir, float scale, const char *out_dir) {
+    if (!master_dir || !lora_dir || !out_dir) return bn_err(BITNET_ERR_ARG, "merge-lora: master folder, adapter folder and output folder are all needed");
+    if (!isfinite(scale)) return bn_err(BITNET_ERR_ARG, "merge-lora: scale %g is not finite", scale);
+    bn_train_model *m = NULL; bn_lora *l = NULL;
+    bitnet_status s = bn_train_model_from_dir(master_dir, 1, 1, &m);   /* no_quant: the float master, no wq */
+    if (!s) s = bn_lora_load(m, lora_dir, &l);
+    float *ba = NULL;
+    for (int i = 0; !s && i < m->n_tp; i++) {
+        int a = l->ad_of[i];
+        if (a < 0) continue;
+        const bn_tparam *A = &l->tp[a], *B = &l->tp[a + 1], *W = &m->tp[i];
+        free(ba);
+        if (!(ba = malloc(W->numel * sizeof(float)))) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
+        bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, (int)W->shape[0], (int)W->shape[1], l->rank, l->params + B->off, l->rank, l->params + A->off, (int)W->shape[1], 0, ba, (int)W->shape[1]);
+        float k = scale * l->scale;
+        for (size_t j = 0; j < W->numel; j++) m->params[W->off + j] += k * ba[j];
+    }
+    free(ba);
+    if (!s) {
+        int fp = m->cfg.full_precision;
+        m->no_quant = fp;   /* keep the master's own label (no_quant was only for loading) */
+        if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) s = bn_err(BITNET_ERR_IO, "%s: cannot create directory: %s", out_dir, strerror(errno));
+        if (!s) s = bn_train_save_weights(m, out_dir);
+        if (!s) s = bn_copy_tokenizer_files(master_dir, out_dir, NULL);
+    }
+    bn_lora_free(l); bn_train_model_free(m);
+    return s;
 }
 
 bitnet_status bitnet_copy_tokenizer_files(const char *src_dir, const char *dst_dir, int *n_copied) {

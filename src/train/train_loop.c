@@ -1,6 +1,7 @@
 /* train_loop.c — optimizer steps, evaluation and checkpoints (see train_loop.h). */
 #include "train/train_loop.h"
 #include "io/safetensors.h"
+#include "train/lora.h"
 #include <math.h>
 #include <stdio.h>
 #include <errno.h>
@@ -22,6 +23,23 @@ bitnet_status bn_trainer_init(bn_trainer *t, bn_train_model *m, bn_data *data, c
 void bn_trainer_free(bn_trainer *t) { free(t->in); free(t->tg); t->in = t->tg = NULL; }
 
 static int decays(const bn_tparam *p) { return p->kind == BN_PK_LINEAR || p->kind == BN_PK_HEAD; }
+
+/* What the optimizer trains: the model's parameters, or its LoRA adapters (every adapter matrix
+ * decays, as transformers' Trainer decays every non-bias, non-norm parameter). */
+typedef struct { int n_tp; const bn_tparam *tp; float *p, *g, *m, *v; size_t n; } pview;
+static pview view(const bn_train_model *m) {
+    const bn_lora *l = m->lora;
+    if (l) return (pview){l->n_tp, l->tp, l->params, l->grads, l->adam_m, l->adam_v, l->n_params};
+    return (pview){m->n_tp, m->tp, m->params, m->grads, m->adam_m, m->adam_v, m->n_params};
+}
+static bitnet_status save_view(const pview *v, const float *buf, const char *path) {
+    bn_st_writer *w;
+    bitnet_status s = bn_st_writer_new(&w);
+    for (int i = 0; i < v->n_tp && !s; i++) s = bn_st_writer_add(w, v->tp[i].name, BN_F32, v->tp[i].ndim, v->tp[i].shape, buf + v->tp[i].off);
+    if (!s) s = bn_st_writer_save(w, path);
+    if (w) bn_st_writer_free(w);
+    return s;
+}
 
 bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
     bn_train_model *m = t->m;
@@ -45,23 +63,25 @@ bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
         return s;
     }
     if (t->dump_grads) {
-        s = bn_train_save_grads(m, t->dump_grads);
+        pview dv = view(m);
+        s = save_view(&dv, dv.g, t->dump_grads);
         t->dump_grads = NULL;
         if (s) { t->data->pos = save_pos; return s; }
     }
-    st->grad_norm = bn_grad_norm(m->pool, m->grads, m->n_params);
+    pview pv = view(m);
+    st->grad_norm = bn_grad_norm(m->pool, pv.g, pv.n);
     if (!isfinite(st->grad_norm)) {
         t->data->pos = save_pos;
         return bn_err(BITNET_ERR_NUMERIC, "step %lld: gradient norm is %g (not finite); parameters not updated", (long long)t->step, st->grad_norm);
     }
     if (t->opt.clip > 0) {  /* torch clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1 */
         double coef = t->opt.clip / (st->grad_norm + 1e-6);
-        if (coef < 1.0) bn_grad_scale(m->pool, m->grads, m->n_params, (float)coef);
+        if (coef < 1.0) bn_grad_scale(m->pool, pv.g, pv.n, (float)coef);
     }
     bn_optim_schedule(&t->opt, t->step, &st->lr, &st->wd);
-    for (int i = 0; i < m->n_tp; i++) {
-        const bn_tparam *p = &m->tp[i];
-        bn_adamw_update(m->k, m->pool, m->params + p->off, m->grads + p->off, m->adam_m + p->off, m->adam_v + p->off, p->numel,
+    for (int i = 0; i < pv.n_tp; i++) {
+        const bn_tparam *p = &pv.tp[i];
+        bn_adamw_update(m->k, m->pool, pv.p + p->off, pv.g + p->off, pv.m + p->off, pv.v + p->off, p->numel,
                         st->lr, t->opt.beta1, t->opt.beta2, t->opt.eps, decays(p) ? st->wd : 0.0f, t->step + 1);
     }
     t->step++;
@@ -93,13 +113,14 @@ bitnet_status bn_trainer_save(const bn_trainer *t, const char *dir) {
     if (s) return s;
     char nm[128];
     static const char *pre[3] = {"param.", "adam_m.", "adam_v."};
-    const float *buf[3] = {m->params, m->adam_m, m->adam_v};
+    pview pv = view(m);
+    const float *buf[3] = {pv.p, pv.m, pv.v};
     for (int k = 0; k < 3 && !s; k++)
-        for (int i = 0; i < m->n_tp && !s; i++) {
-            snprintf(nm, sizeof nm, "%s%s", pre[k], m->tp[i].name);
-            s = bn_st_writer_add(w, nm, BN_F32, m->tp[i].ndim, m->tp[i].shape, buf[k] + m->tp[i].off);
+        for (int i = 0; i < pv.n_tp && !s; i++) {
+            snprintf(nm, sizeof nm, "%s%s", pre[k], pv.tp[i].name);
+            s = bn_st_writer_add(w, nm, BN_F32, pv.tp[i].ndim, pv.tp[i].shape, buf[k] + pv.tp[i].off);
         }
-    int64_t state[8] = {STATE_VERSION, t->step, (int64_t)t->data->pos, (int64_t)t->rng, t->B, t->T, (int64_t)m->n_params, t->accum};
+    int64_t state[8] = {STATE_VERSION, t->step, (int64_t)t->data->pos, (int64_t)t->rng, t->B, t->T, (int64_t)pv.n, t->accum};
     int64_t sh[1] = {8};
     if (!s) s = bn_st_writer_add(w, "trainer_state", BN_I64, 1, sh, state);
     if (!s && t->options) {
@@ -110,7 +131,7 @@ bitnet_status bn_trainer_save(const bn_trainer *t, const char *dir) {
     if (!s) s = sp ? bn_st_writer_save(w, sp) : bn_err(BITNET_ERR_NOMEM, "out of memory");
     free(sp);
     bn_st_writer_free(w);
-    if (!s) s = bn_train_save_weights(m, dir);
+    if (!s) s = m->lora ? bn_lora_save(m->lora, dir, t->base_name) : bn_train_save_weights(m, dir);
     return s;
 }
 
@@ -137,19 +158,20 @@ bitnet_status bn_trainer_load(bn_trainer *t, const char *dir) {
         else if (state[4] != t->B) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state batch %lld is not this run's %d", f, v[4], t->B);
         else if (state[5] != t->T) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state seq %lld is not this run's %d", f, v[5], t->T);
         else if (state[7] != t->accum) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state accum %lld is not this run's %d", f, v[7], t->accum);
-        else if (state[6] < 0 || (uint64_t)state[6] != m->n_params) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state n_params %lld is not the model's %zu", f, v[6], m->n_params);
+        else if (state[6] < 0 || (uint64_t)state[6] != view(m).n) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state n_params %lld is not the %s's %zu", f, v[6], m->lora ? "adapters" : "model", view(m).n);
         else if (t->data->shuffled ? (state[2] < 0 || state[2] % per || state[2] / per != state[1]) : (state[2] < 0 || (uint64_t)state[2] > t->data->n))
             s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state data position %lld does not fit step %lld (batch %d, accum %d, %zu tokens)", f, v[2], v[1], t->B, t->accum, t->data->n);
     }
     char nm[128];
     static const char *pre[3] = {"param.", "adam_m.", "adam_v."};
-    float *buf[3] = {m->params, m->adam_m, m->adam_v};
+    pview pv = view(m);
+    float *buf[3] = {pv.p, pv.m, pv.v};
     for (int k = 0; k < 3 && !s; k++)
-        for (int i = 0; i < m->n_tp && !s; i++) {
+        for (int i = 0; i < pv.n_tp && !s; i++) {
             const bn_tensor *x;
-            snprintf(nm, sizeof nm, "%s%s", pre[k], m->tp[i].name);
-            s = bn_st_get(st, nm, 1u << BN_F32, m->tp[i].ndim, m->tp[i].shape, &x);
-            if (!s) memcpy(buf[k] + m->tp[i].off, x->data, m->tp[i].numel * sizeof(float));
+            snprintf(nm, sizeof nm, "%s%s", pre[k], pv.tp[i].name);
+            s = bn_st_get(st, nm, 1u << BN_F32, pv.tp[i].ndim, pv.tp[i].shape, &x);
+            if (!s) memcpy(buf[k] + pv.tp[i].off, x->data, pv.tp[i].numel * sizeof(float));
         }
     if (!s) {
         t->step = state[1]; t->rng = (uint64_t)state[3];

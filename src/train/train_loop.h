@@ -15,6 +15,11 @@
  * trainer's; the data position consistent with the data order); errors name the file.
  * Weight decay: BitLinear matrices and an untied lm_head decay; norms and the embedding
  * (which is also the tied head) do not.
+ * LoRA runs (m->lora set; the base frozen, bn_train_model_freeze): the optimizer, the gradient
+ * norm, the dumped gradients and train_state ("param.<peft name>" ...) cover the adapters only,
+ * n_params counts them, and the weights written are OUTDIR/adapter_model.safetensors +
+ * adapter_config.json (lora.h) instead of config.json + model.safetensors; resume = a trainer on
+ * the same base with the same adapter shape, then bn_trainer_load(OUTDIR).
  * Not: a CLI (tools/cmd_train.c prints progress); never prints. */
 #ifndef BITNET_TRAIN_LOOP_H
 #define BITNET_TRAIN_LOOP_H
@@ -32,6 +37,7 @@ typedef struct bn_trainer {
     int32_t *in, *tg;           /* [B*T] */
     const char *dump_grads;     /* if set: write the first step's gradients here (before clipping) */
     const char *options;        /* if set: saved as "train_options" (not owned) */
+    const char *base_name;      /* LoRA runs: base_model_name_or_path in adapter_config.json (not owned) */
 } bn_trainer;
 
 typedef struct bn_step_stats {

@@ -1,0 +1,69 @@
+/* lora.h — LoRA adapters for the training model (train.h): y = BitLinear(x) + (alpha/r) B A x
+ * on chosen BitLinear matrices of a frozen base, with A [r, in] and B [out, r] in float32.
+ *
+ * What it is: a parameter table in the training model's shape (bn_tparam entries named as
+ * Hugging Face PEFT names them, "base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight"),
+ * one float buffer each for the adapter parameters, gradients and AdamW moments, the forward and
+ * backward hooks train.c calls after each BitLinear, and PEFT's adapter files (read and write).
+ * The input x of the low-rank term is the BitLinear's input as train.c feeds it to the base GEMM
+ * (the per-token absmax int8 activation, dequantized; the float input in no_quant mode), which
+ * differs from PEFT on transformers' AutoBitLinear (it feeds lora_A the unquantized input) by
+ * the int8 rounding of x. Init as PEFT's default: A ~ kaiming_uniform(a = sqrt(5)), i.e.
+ * U(-1/sqrt(in), 1/sqrt(in)), from a seed; B = 0. Dropout is not implemented (0 only).
+ * Not: an inference path (model.c), a merger (see bn_lora_merge), or a general PEFT reader (only
+ * LoRA with these target names, no bias, no DoRA/rsLoRA). Never prints. */
+#ifndef BITNET_LORA_H
+#define BITNET_LORA_H
+#include "train/train.h"
+
+/* Target bits: 1 << bn_slot for the seven BitLinear slots (arch.h). */
+#define BN_LORA_ALL_TARGETS 0
+/* Parse "q,k,v,o,gate,up,down" (also the PEFT names q_proj, ..., down_proj, and "all") into a
+ * mask of 1 << bn_slot. Returns 0 on an unknown name (err names it). */
+int bn_lora_parse_targets(const char *list, unsigned *mask, char *err, size_t errlen);
+
+typedef struct bn_lora {
+    int rank;
+    float alpha, scale;            /* scale = alpha / rank */
+    unsigned targets;              /* 1 << bn_slot */
+    int n_tp; bn_tparam *tp;       /* 2 per adapter: lora_A then lora_B; slot, layer of the base */
+    int *ad_of;                    /* [base n_tp]: index into tp of the A entry, or -1 */
+    size_t n_params;
+    float *params, *grads, *adam_m, *adam_v;
+    float *us;                     /* [n_adapters][cap_bt * rank]: scale * A x of the last forward */
+    float *du;                     /* [cap_bt * rank] backward scratch */
+    int cap_bt;
+} bn_lora;
+
+/* Adapters of rank r on the targeted matrices of m (mask 0: all seven), A from seed, B = 0.
+ * Does not attach them (set m->lora). */
+bitnet_status bn_lora_new(const bn_train_model *m, int rank, float alpha, unsigned targets, uint64_t seed, bn_lora **out);
+void bn_lora_free(bn_lora *l);
+/* Activation storage for B*T tokens (called by bn_train_forward). */
+bitnet_status bn_lora_reserve(bn_lora *l, int BT);
+/* Hooks (train.c): after base y (+)= x W^T: y += scale (x A^T) B^T, keeping scale x A^T. */
+void bn_lora_forward(bn_train_model *m, int widx, const float *x, float *y, int N);
+/* After the base backward: gB += dy^T us; du = scale dy B; gA += du^T x; dx += du A. */
+void bn_lora_backward(bn_train_model *m, int widx, const float *dy, const float *x, float *dx, int N);
+void bn_lora_zero_grad(bn_lora *l);
+
+/* Write dir/adapter_model.safetensors (float32, PEFT names) and dir/adapter_config.json
+ * (peft_type LORA, task_type CAUSAL_LM, r, lora_alpha, lora_dropout 0, target_modules,
+ * base_model_name_or_path = base, may be NULL), each atomically. dir must exist. */
+bitnet_status bn_lora_save(const bn_lora *l, const char *dir, const char *base);
+/* Read dir's adapter_config.json (peft_type LORA; r, lora_alpha, target_modules) and
+ * adapter_model.safetensors (F32/BF16/F16; every targeted matrix of every layer present with
+ * its shape; nothing else). Shapes come from cfg. */
+/* Read dir/adapter_config.json: rank r, lora_alpha (PEFT's default 8 when absent) and the
+ * target_modules as 1 << bn_slot bits; FORMAT/UNSUPPORTED errors name the file. */
+bitnet_status bn_lora_read_config(const char *dir, int *rank, float *alpha, unsigned *mask);
+/* PEFT's name of base tensor name ("model.layers.0.self_attn.q_proj.weight") for part "lora_A"
+ * or "lora_B": "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight". */
+void bn_lora_peft_name(const char *base, const char *part, char *out, size_t n);
+bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **out);
+/* A frozen base (bn_train_model_freeze) read from a folder in any layout the trainer names:
+ * float master weights (ternarized here, once, unless no_quant) or the packed 2B-4T layout
+ * (uint8 + weight_scale, decoded to W_deq = q * multiplier as the inference loader does it), so
+ * adapters train on a model that ships packed only. kernels: as bn_train_model_new_ex. */
+bitnet_status bn_train_model_from_dir_frozen(const char *dir, int no_quant, int n_threads, const char *kernels, bn_train_model **out);
+#endif
