@@ -14,7 +14,9 @@ ARCH    := $(shell $(CC) -dumpmachine)
 PKGS    := libcjson libpcre2-8
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lpcre2-8)
-CFLAGS  += -std=c11 $(OPT) -fopenmp-simd -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS)
+CFLAGS  += -std=c11 $(OPT) -fopenmp-simd -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS)
+# The library, tests and fuzzers see src/; the tools see include/ (and tools/) only.
+INTERNAL := -Isrc
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
 ifeq ($(CUDA),1)
@@ -84,7 +86,7 @@ CUDA_TESTS := $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(wildcard tests/c
 all: $(CUDA_TESTS)
 $(BUILD)/tests/cuda/%: tests/cuda/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(INTERNAL) -I$(CUDA_HOME)/include -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
 # GPU checks against the CPU reference, then the benches (on a machine with a GPU).
 test-cuda: all
 	$(BUILD)/tests/cuda/test_cuda
@@ -106,7 +108,7 @@ all: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS) $(TESTS) $(EXAMPLES)
 
 $(BUILD)/src/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(CC) $(CFLAGS) $(INTERNAL) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(BUILD)/libbitnet.a: $(OBJ)
 	@rm -f $@
@@ -117,7 +119,7 @@ $(BUILD)/libbitnet.a: $(OBJ)
 $(BUILD)/libbitnet.so: $(OBJ) src/bitnet.map
 	$(CC) -shared -Wl,--version-script=src/bitnet.map -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/bitnet: $(CLI_SRC) $(wildcard tools/*.h) $(BUILD)/libbitnet.a
+$(BUILD)/bitnet: $(CLI_SRC) $(wildcard tools/*.h include/*.h) $(BUILD)/libbitnet.a
 	$(CC) $(CFLAGS) $(HTTP_CFLAGS) -Itools $(CLI_SRC) -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS) $(HTTP_LIBS)
 
 # The chat page as a byte array (od, not a string literal: no escaping, no trigraphs).
@@ -129,10 +131,10 @@ $(BUILD)/tools/serve_page.c: tools/serve_page.html
 
 $(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(INTERNAL) -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
 
 # Examples are apps: public headers only (no -Isrc), linked against the shared library.
-$(BUILD)/examples/%: examples/%.c include/bitnet.h include/bitnet_train.h $(BUILD)/libbitnet.so
+$(BUILD)/examples/%: examples/%.c $(wildcard include/*.h) $(BUILD)/libbitnet.so
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(OPT) -Wall -Wextra -Iinclude $< -o $@ -L$(BUILD) -lbitnet -Wl,-rpath,$(abspath $(BUILD)) $(LDFLAGS)
 
@@ -145,7 +147,7 @@ fuzz:
 fuzz-bins: $(FUZZERS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(INTERNAL) -fsanitize=fuzzer -Itests/fuzz $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
 fuzz-run: fuzz
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 

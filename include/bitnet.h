@@ -59,6 +59,8 @@ typedef struct bitnet_model_info {
     size_t ternary_bytes;   /* of which: packed ternary matrices */
     const char *isa;        /* kernel set in use */
     int head_type;          /* bitnet_head_type */
+    size_t weight_bytes_per_token; /* weight bytes one decoded token reads: the packed ternary
+                                    * matrices plus the LM head in its current representation */
 } bitnet_model_info;
 
 /* LM head precision. EXACT (default): the checkpoint's f32/f16/bf16 weights, f32 accumulation.
@@ -127,6 +129,13 @@ bitnet_files bitnet_files_from_memory(const bitnet_file_buf *bufs);
 bitnet_status bitnet_convert_gguf(const char *in, const char *out, const char *type, int flags);
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
+
+/* A model with random weights (seeded, deterministic) in the shape of a known checkpoint, for
+ * benchmarks: preset "2b-4t" (BitNet b1.58 2B-4T), "1bitllm-large" (bitnet_b1_58-large) or
+ * "1bitllm-3b" (bitnet_b1_58-3B). p may be NULL (defaults); its kernels and head are used.
+ * Its logits mean nothing. Errors: ARG (unknown preset), UNSUPPORTED (kernel set), NOMEM. */
+bitnet_status bitnet_model_synthetic(const char *preset, uint64_t seed, const bitnet_model_params *p,
+                                     bitnet_model **out);
 
 /* Switch the head representation (quantizing from the checkpoint's weights); not while a
  * context is evaluating. */

@@ -4,12 +4,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#define STUB(fn, what) __attribute__((weak)) int fn(int argc, char **argv) { \
-    (void)argc; (void)argv; fprintf(stderr, "bitnet: '%s' is not built into this binary\n", what); return 2; }
-STUB(cmd_run, "run") STUB(cmd_logits, "logits") STUB(cmd_info, "info") STUB(cmd_chat, "chat")
-STUB(cmd_tokenize, "tokenize") STUB(cmd_tokenize_file, "tokenize-file") STUB(cmd_tokenizer_train, "tokenizer-train")
-STUB(cmd_train, "train") STUB(cmd_export, "export") STUB(cmd_bench, "bench")
-STUB(cmd_perplexity, "perplexity") STUB(cmd_eval, "eval") STUB(cmd_convert, "convert")
 /* cmd_serve.c is built only with libmicrohttpd (see the Makefile). */
 __attribute__((weak)) int cmd_serve(int argc, char **argv) {
     (void)argc; (void)argv;
@@ -123,8 +117,7 @@ int cli_float(const char *opt, const char *v, float *out) {
 static double load_t0;
 static void load_progress(void *ud, int done, int total) {
     (void)ud;
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    double el = ts.tv_sec + ts.tv_nsec * 1e-9 - load_t0, rate = el > 0 ? done / el : 0;
+    double el = cli_time() - load_t0, rate = el > 0 ? done / el : 0;
     fprintf(stderr, "\rloading: layer %d/%d  %.1f layers/s  ETA %.1fs   ", done, total, rate, rate > 0 ? (total - done) / rate : 0.0);
     if (done == total) fprintf(stderr, "\r%60s\r", "");
 }
@@ -136,8 +129,7 @@ bitnet_status cli_load_model(const char *dir, bitnet_model **out) {
         snprintf(cli_err, sizeof cli_err, "%s: %s", dir, errno == ENOENT ? "no such file or folder" : strerror(errno));
         return BITNET_ERR_IO;
     }
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    load_t0 = ts.tv_sec + ts.tv_nsec * 1e-9;
+    load_t0 = cli_time();
     bitnet_model_params p = bitnet_model_default_params();
     p.progress = isatty(2) ? load_progress : NULL;
     return bitnet_model_load_ex(dir, &p, out);

@@ -1,6 +1,6 @@
 /* cmd_bench.c — `bitnet bench`: kernel micro-benchmarks and model throughput, each next to the
  * machine's measured read bandwidth at the same thread count (a STREAM-like read probe run in
- * the same process, with the same thread pool).
+ * the same process, with as many threads).
  *
  *   bitnet bench --kernels [--isa NAME] [-t 1,2] [--json]
  *       GEMV from DRAM (cycling through enough copies of the weights to defeat the caches) in
@@ -12,14 +12,13 @@
  *       per generated token, achieved GB/s, measured read bandwidth and the ratio.
  *       -B 4,8: also tg<n> with that many sequences decoded together (one bitnet_ctx_decode
  *       batch of one token per sequence per step), tokens/s summed over the sequences.
- * Not: a correctness test (tests/test_kernels.c is). */
+ * The kernels are timed by the library (bitnet_bench.h); the read probe and the model timings
+ * are here. Not: a correctness test (tests/test_kernels.c is). */
 #include "cli.h"
 #include "args.h"
+#include "bitnet_bench.h"
 #include <unistd.h>
-#include "core/util.h"
-#include "core/threads.h"
-#include "backend/cpu/kernels/kernels.h"
-#include "model/model.h"
+#include <pthread.h>
 #include <math.h>
 #include <stdint.h>
 #if defined(__x86_64__)
@@ -66,8 +65,7 @@ static uint64_t read_c(const uint8_t *p, size_t n) {
     return a0 ^ a1 ^ a2 ^ a3;
 }
 
-static void probe_worker(void *arg, int ith, int nth) {
-    probe_job *j = arg;
+static void probe_part(probe_job *j, int ith, int nth) {
     size_t chunk = j->len / (size_t)nth / 4096 * 4096;
     const uint8_t *p = j->buf + chunk * (size_t)ith;
 #if defined(__x86_64__)
@@ -77,15 +75,32 @@ static void probe_worker(void *arg, int ith, int nth) {
     j->sink[ith % 64] += read_c(p, chunk);
 }
 
-/* Best read bandwidth (GB/s) over a 1 GiB buffer with the pool's threads: 3 passes each with
- * no software prefetch and with prefetch 4, 8 and 16 KiB ahead (the kernels prefetch too, so the
- * probe must be at least as good at streaming as they are). */
-static double read_bandwidth(bn_pool *pool) {
+typedef struct { probe_job *j; int ith, nth; } probe_arg;
+static void *probe_thread(void *arg) { probe_arg *a = arg; probe_part(a->j, a->ith, a->nth); return NULL; }
+
+/* One pass over the buffer split over nt threads (part 0 on the caller); 0 on success. */
+static int probe_pass(probe_job *j, int nt) {
+    pthread_t th[512];
+    probe_arg pa[512];
+    int started = 1;
+    for (; started < nt; started++) {
+        pa[started] = (probe_arg){j, started, nt};
+        if (pthread_create(&th[started], NULL, probe_thread, &pa[started])) break;
+    }
+    probe_part(j, 0, nt);
+    for (int i = 1; i < started; i++) pthread_join(th[i], NULL);
+    return started == nt ? 0 : -1;
+}
+
+/* Best read bandwidth (GB/s) over a 1 GiB buffer with nt threads: 3 passes each with no
+ * software prefetch and with prefetch 4, 8 and 16 KiB ahead (the kernels prefetch too, so the
+ * probe must be at least as good at streaming as they are). 0 if it could not be measured. */
+static double read_bandwidth(int nt) {
     static double cache[64];
-    int nt = bn_pool_size(pool);
+    if (nt < 1 || nt > 512) return 0;
     if (nt < 64 && cache[nt] > 0) return cache[nt];
     size_t len = (size_t)1 << 30;
-    uint8_t *buf = bn_alloc(len);
+    uint8_t *buf = aligned_alloc(64, len);
     if (!buf) return 0;
     memset(buf, 1, len);
     probe_job j = {buf, len, {0}};
@@ -93,158 +108,60 @@ static double read_bandwidth(bn_pool *pool) {
     static const size_t PF[4] = {0, 4096, 8192, 16384};
     for (int r = 0; r < 12; r++) {
         probe_pf = PF[r % 4];
-        double t0 = bn_time();
-        bn_pool_run(pool, probe_worker, &j);
-        double dt = bn_time() - t0;
+        double t0 = cli_time();
+        if (probe_pass(&j, nt)) { best = 0; break; }
+        double dt = cli_time() - t0;
         double gbs = (double)(len / (size_t)nt / 4096 * 4096 * (size_t)nt) / dt / 1e9;
         if (gbs > best) best = gbs;
     }
-    bn_free(buf);
+    free(buf);
     if (nt < 64) cache[nt] = best;
     return best;
 }
 
 /* ---- kernel micro-benchmarks ---- */
-typedef struct {
-    const bn_kernels *k;
-    int kind; /* 0 tgemm, 1 fgemm bf16, 2 q8 head, 3 q4 head */
-    const uint8_t *w; int rows, cols, n;
-    const int8_t *xq; const float *xf; int ldx;
-    int32_t *yi; float *yf;
-} kjob;
-
-static void kworker(void *arg, int ith, int nth) {
-    kjob *j = arg;
-    int a, b;
-    bn_split(j->rows, 64, ith, nth, &a, &b);
-    if (a >= b) return;
-    switch (j->kind) {
-    case 0: j->k->tgemm(j->w, j->rows, j->cols, a, b, j->xq, j->ldx, j->n, j->yi, j->rows); break;
-    case 1: j->k->fgemm(j->w, BN_W_BF16, j->rows, j->cols, a, b, j->xf, j->ldx, j->n, j->yf, j->rows); break;
-    case 2: j->k->hgemm_q8(j->w, j->rows, j->cols, a, b, j->xf, j->ldx, j->n, j->yf, j->rows); break;
-    default: j->k->hgemm_q4(j->w, j->rows, j->cols, a, b, j->xf, j->ldx, j->n, j->yf, j->rows); break;
-    }
-}
-
 static uint64_t brng = 88172645463325252ull;
 static uint32_t brnd(void) { brng ^= brng << 13; brng ^= brng >> 7; brng ^= brng << 17; return (uint32_t)brng; }
 
 static int bench_kernels(const char *isa, const int *ths, int nth, int json, const char *only) {
-    const char *const *av = bn_kernels_available();
-    static const struct { const char *name; int rows, cols, kind; } SH[] = {
-        {"attn q/o 2560x2560", 2560, 2560, 0}, {"attn k/v 640x2560", 640, 2560, 0},
-        {"ffn gate/up 6912x2560", 6912, 2560, 0}, {"ffn down 2560x6912", 2560, 6912, 0},
-        {"lm head bf16 128256x2560", 128256, 2560, 1}, {"lm head q8 128256x2560", 128256, 2560, 2},
-        {"lm head q4 128256x2560", 128256, 2560, 3},
+    const char *const *av = bitnet_kernel_sets();
+    static const struct { const char *name; int rows, cols; bitnet_bench_op op; } SH[] = {
+        {"attn q/o 2560x2560", 2560, 2560, BITNET_BENCH_TERNARY}, {"attn k/v 640x2560", 640, 2560, BITNET_BENCH_TERNARY},
+        {"ffn gate/up 6912x2560", 6912, 2560, BITNET_BENCH_TERNARY}, {"ffn down 2560x6912", 2560, 6912, BITNET_BENCH_TERNARY},
+        {"lm head bf16 128256x2560", 128256, 2560, BITNET_BENCH_HEAD_BF16}, {"lm head q8 128256x2560", 128256, 2560, BITNET_BENCH_HEAD_Q8},
+        {"lm head q4 128256x2560", 128256, 2560, BITNET_BENCH_HEAD_Q4},
     };
     const int NS = (int)(sizeof SH / sizeof SH[0]);
-    const int NG = 128;
     if (!json) printf("%-8s %2s  %-26s %10s %8s %7s %10s\n", "isa", "t", "shape", "GEMV GB/s", "mem GB/s", "% mem", "GEMM GOPS");
     for (int ti = 0; ti < nth; ti++) {
-        bn_pool *pool;
-        if (bn_pool_new(ths[ti], &pool)) return cli_fail("thread pool");
         fflush(stdout);
         if (isatty(2)) fprintf(stderr, "\rbench: t=%d measuring read bandwidth (1 GiB)...   ", ths[ti]);
-        double bw = read_bandwidth(pool);
+        double bw = read_bandwidth(ths[ti]);
+        if (bw <= 0) { fprintf(stderr, "bitnet bench: cannot measure the read bandwidth (1 GiB buffer, %d threads)\n", ths[ti]); return 1; }
         for (int ai = 0; av[ai]; ai++) {
             if (isa ? strcmp(isa, av[ai]) != 0 : !strcmp(av[ai], "ref")) continue;
-            const bn_kernels *k = bn_kernels_by_name(av[ai]);
             for (int s = 0; s < NS; s++) {
                 if (only && !strstr(SH[s].name, only)) continue;
-                int rows = SH[s].rows, cols = SH[s].cols, kind = SH[s].kind, kp = bn_kpad(cols);
                 if (isatty(2)) fprintf(stderr, "\r%-60s\rbench: t=%d %s %s...", "", ths[ti], av[ai], SH[s].name);
-                size_t wsz;
-                uint8_t *w1;
-                if (kind == 0) {
-                    int8_t *wi = malloc((size_t)rows * cols);
-                    if (!wi) return cli_fail("alloc");
-                    for (size_t i = 0; i < (size_t)rows * cols; i++) wi[i] = (int8_t)(brnd() % 3) - 1;
-                    wsz = k->packed_size(rows, cols);
-                    w1 = bn_alloc(wsz);
-                    if (!w1) { free(wi); return cli_fail("alloc"); }
-                    k->pack(wi, rows, cols, w1);
-                    free(wi);
-                } else {
-                    size_t ne = (size_t)rows * cols;
-                    uint16_t *h = bn_alloc(ne * 2);
-                    if (!h) return cli_fail("alloc");
-                    for (size_t i = 0; i < ne; i++) h[i] = bn_f32_to_bf16(((int)(brnd() % 2001) - 1000) * 1e-3f);
-                    if (kind == 1) { w1 = (uint8_t *)h; wsz = ne * 2; }
-                    else {
-                        wsz = kind == 2 ? k->hq8_size(rows, cols) : k->hq4_size(rows, cols);
-                        w1 = bn_alloc(wsz);
-                        if (!w1) return cli_fail("alloc");
-                        if (kind == 2) k->hq8_quant(h, BN_W_BF16, rows, cols, w1); else k->hq4_quant(h, BN_W_BF16, rows, cols, w1);
-                        bn_free(h);
-                    }
-                }
-                /* copies to exceed the caches: at least 512 MiB of weights in rotation */
-                int ncopy = (int)(((size_t)512 << 20) / wsz) + 1;
-                if (ncopy > 1024) ncopy = 1024;
-                uint8_t **cp = calloc((size_t)ncopy, sizeof *cp);
-                cp[0] = w1;
-                for (int c = 1; c < ncopy; c++) {
-                    cp[c] = bn_alloc(wsz);
-                    if (!cp[c]) { ncopy = c; break; }
-                    memcpy(cp[c], w1, wsz);
-                }
-                int8_t *xq = bn_alloc((size_t)NG * kp);
-                float *xf = bn_alloc((size_t)NG * kp * 4);
-                int32_t *yi = bn_alloc((size_t)NG * rows * 4);
-                float *yf = bn_alloc((size_t)NG * rows * 4);
-                if (!xq || !xf || !yi || !yf) return cli_fail("alloc");
-                for (size_t i = 0; i < (size_t)NG * kp; i++) { xq[i] = (int8_t)(i % kp < (size_t)cols ? brnd() : 0); xf[i] = (float)((int)(brnd() % 2001) - 1000) * 1e-3f; }
-                kjob j = {k, kind, NULL, rows, cols, 1, xq, xf, kp, yi, yf};
-                /* GEMV, cold */
-                int iters = 0; double t0 = bn_time(), dt;
-                do { j.w = cp[iters % ncopy]; bn_pool_run(pool, kworker, &j); iters++; dt = bn_time() - t0; }
-                while (dt < 0.5 || iters < ncopy);
-                double gbs = (double)wsz * iters / dt / 1e9;
-                /* GEMM, NG rows, hot weights */
-                j.w = w1; j.n = NG;
-                double ops = 2.0 * rows * cols * NG;
-                iters = 0; t0 = bn_time();
-                double tmin = kind == 0 ? 0.5 : 0.0;
-                do { bn_pool_run(pool, kworker, &j); iters++; dt = bn_time() - t0; } while (dt < tmin);
-                double gops = ops * iters / dt / 1e9;
+                bitnet_bench_kernel_result br;
+                if (bitnet_bench_kernel(av[ai], SH[s].op, SH[s].rows, SH[s].cols, ths[ti], &br)) return cli_fail("kernel benchmark");
+                double gbs = br.gemv_gb_per_s, gops = br.gemm_gops;
                 if (json)
                     printf("{\"test\":\"kernel\",\"isa\":\"%s\",\"threads\":%d,\"shape\":\"%s\",\"rows\":%d,\"cols\":%d,"
                            "\"weight_bytes\":%zu,\"gemv_gb_per_s\":%.3f,\"mem_gb_per_s\":%.3f,\"ratio\":%.4f,\"gemm_n\":%d,\"gemm_gops\":%.2f}\n",
-                           av[ai], ths[ti], SH[s].name, rows, cols, wsz, gbs, bw, gbs / bw, NG, gops);
+                           av[ai], ths[ti], SH[s].name, SH[s].rows, SH[s].cols, br.weight_bytes, gbs, bw, gbs / bw, br.gemm_n, gops);
                 else {
                     if (isatty(2)) fprintf(stderr, "\r%-60s\r", "");
                     printf("%-8s %2d  %-26s %10.2f %8.2f %6.1f%% %10.1f\n", av[ai], ths[ti], SH[s].name, gbs, bw, 100 * gbs / bw, gops);
                 }
                 fflush(stdout);
-                for (int c = 0; c < ncopy; c++) bn_free(cp[c]);
-                free(cp); bn_free(xq); bn_free(xf); bn_free(yi); bn_free(yf);
             }
         }
-        bn_pool_free(pool);
     }
     return 0;
 }
 
 /* ---- model benchmark ---- */
-static int synth_config(const char *name, bn_config *c) {
-    memset(c, 0, sizeof *c);
-    c->rope_theta = 10000.f; c->norm_eps = 1e-5f; c->bos_id = 1; c->eos_id = 2; c->max_pos = 2048;
-    c->linear_class = BN_LC_AUTOBITLINEAR;
-    if (!strcmp(name, "2b-4t")) {
-        c->family = BN_FAM_BITNET; c->vocab_size = 128256; c->hidden_size = 2560; c->intermediate_size = 6912;
-        c->n_layers = 30; c->n_heads = 20; c->n_kv_heads = 5; c->head_dim = 128; c->max_pos = 4096;
-        c->rope_theta = 500000.f; c->act = BN_ACT_RELU2; c->tied = 1; c->bos_id = 128000; c->eos_id = 128001;
-    } else if (!strcmp(name, "1bitllm-large")) {
-        c->family = BN_FAM_1BITLLM; c->vocab_size = 32002; c->hidden_size = 1536; c->intermediate_size = 4096;
-        c->n_layers = 24; c->n_heads = 16; c->n_kv_heads = 16; c->head_dim = 96; c->act = BN_ACT_SILU;
-    } else if (!strcmp(name, "1bitllm-3b")) {
-        c->family = BN_FAM_1BITLLM; c->vocab_size = 32002; c->hidden_size = 3200; c->intermediate_size = 8640;
-        c->n_layers = 26; c->n_heads = 32; c->n_kv_heads = 32; c->head_dim = 100; c->act = BN_ACT_SILU;
-    } else return 0;
-    c->eos_ids[0] = c->eos_id; c->n_eos = 1;
-    return 1;
-}
-
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
     for (int i = 0; i < n; i++) s += v[i];
@@ -264,13 +181,13 @@ static int bench_batched(bitnet_model *m, int threads, int nb, int tg, int reps,
     if (!tok || !seq || !lg || !v) { free(tok); free(seq); free(lg); free(v); bitnet_ctx_free(c); fprintf(stderr, "bitnet bench: out of memory\n"); return 1; }
     for (int r = 0; r <= reps; r++) { /* r == 0: warm-up */
         bitnet_ctx_reset(c);
-        double t0 = bn_time();
+        double t0 = cli_time();
         for (int i = 0; i < tg; i++) {
             for (int s = 0; s < nb; s++) { tok[s] = ids[(i + s) % tg]; seq[s] = s; }
             bitnet_batch b = {nb, tok, NULL, seq, NULL};
             if (bitnet_ctx_decode(c, &b, lg)) return cli_fail("decode");
         }
-        v[r] = (double)nb * tg / (bn_time() - t0);
+        v[r] = (double)nb * tg / (cli_time() - t0);
     }
     stats(reps > 0 ? v + 1 : v, reps > 0 ? reps : 1, mean, sd);
     free(tok); free(seq); free(lg); free(v);
@@ -284,11 +201,8 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
     bitnet_status st;
     bitnet_model_params mp = bitnet_model_default_params();
     mp.kernels = isa;
-    if (synth) {
-        bn_config c;
-        if (!synth_config(synth, &c)) { fprintf(stderr, "bitnet: unknown --synthetic '%s' (2b-4t, 1bitllm-large, 1bitllm-3b)\n", synth); return 2; }
-        st = bn_model_synthetic(&c, isa, 1234, &m);
-    } else st = bitnet_model_load_ex(dir, &mp, &m);
+    if (synth) st = bitnet_model_synthetic(synth, 1234, &mp, &m);
+    else st = bitnet_model_load_ex(dir, &mp, &m);
     if (st) return cli_fail("cannot load the model");
     if (strcmp(head, "exact") != 0) {
         if (bitnet_model_set_head(m, !strcmp(head, "q8") ? BITNET_HEAD_Q8 : BITNET_HEAD_Q4)) { bitnet_model_free(m); return cli_fail("--head"); }
@@ -296,7 +210,7 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
     bitnet_model_info info;
     bitnet_model_get_info(m, &info);
     const char *mname = synth ? synth : dir;
-    size_t wbt = bn_model_weight_bytes_per_token(m);
+    size_t wbt = info.weight_bytes_per_token;
     int vocab = info.vocab_size;
     /* pp and tg each start from an empty cache: the context needs max(pp, tg) positions. A value
      * left at its default (-1) is clamped to the model's context; one given that does not fit is an error. */
@@ -316,11 +230,8 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
     fflush(stdout);
     int tty = isatty(2);
     for (int ti = 0; ti < nth; ti++) {
-        bn_pool *probe;
         if (tty) fprintf(stderr, "\rbench: t=%d measuring read bandwidth (1 GiB)...   ", ths[ti]);
-        if (bn_pool_new(ths[ti], &probe)) return cli_fail("thread pool");
-        double bw = read_bandwidth(probe);
-        bn_pool_free(probe);
+        double bw = read_bandwidth(ths[ti]);
         bitnet_ctx_params cp = {.n_ctx = pp > tg ? pp : (tg > 0 ? tg : 1), .n_threads = ths[ti]};
         bitnet_ctx *c;
         if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
@@ -331,17 +242,17 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
             for (int r = 0; r <= reps; r++) { /* r == 0: warm-up */
                 if (tty) fprintf(stderr, "\rbench: t=%d %s%d %s %d/%d   ", ths[ti], test ? "tg" : "pp", cnt, r ? "run" : "warm-up", r, reps);
                 bitnet_ctx_reset(c);
-                double t0 = bn_time();
+                double t0 = cli_time();
                 if (test == 0) { if (bitnet_ctx_eval(c, ids, pp, logits, 0)) return cli_fail("eval"); }
                 else for (int i = 0; i < tg; i++) if (bitnet_ctx_eval(c, ids + i, 1, logits, 0)) return cli_fail("eval");
-                v[r] = cnt / (bn_time() - t0);
+                v[r] = cnt / (cli_time() - t0);
             }
             if (tty) fprintf(stderr, "\r%60s\r", "");
             double mean, sd;
             if (reps > 0) stats(v + 1, reps, &mean, &sd); else stats(v, 1, &mean, &sd);
             double gbs = test ? mean * (double)wbt / 1e9 : 0;
             char tname[32]; snprintf(tname, sizeof tname, "%s%d", test == 0 ? "pp" : "tg", cnt);
-            double gops = 2.0 * (double)m->n_ternary * mean / 1e9; /* ternary GEMM ops/s */
+            double gops = 2.0 * (double)info.n_ternary * mean / 1e9; /* ternary GEMM ops/s */
             if (json)
                 printf("{\"test\":\"%s\",\"model\":\"%s\",\"isa\":\"%s\",\"head\":\"%s\",\"threads\":%d,\"reps\":%d,"
                        "\"tokens_per_s\":%.3f,\"stddev\":%.3f,\"weight_bytes_per_token\":%zu,\"weight_gb_per_s\":%.3f,"
@@ -418,6 +329,11 @@ static int head_error(const char *dir, const char *isa, int n, int json) {
     return 0;
 }
 
+static int kernel_set_known(const char *name) {
+    for (const char *const *k = bitnet_kernel_sets(); *k; k++) if (!strcmp(*k, name)) return 1;
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     int kernels = 0, herr = 0, json = 0, pp = -1, tg = -1, reps = 3;
     const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *only = NULL;
@@ -446,7 +362,7 @@ int cmd_bench(int argc, char **argv) {
         {opts}, {"options"}, 0};
     int r = args_parse(&spec, argc, argv, NULL, NULL);
     if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
-    if (isa && !bn_kernels_by_name(isa)) return args_error(&spec, "kernel set '%s' is not available here", isa), 2;
+    if (isa && !kernel_set_known(isa)) return args_error(&spec, "kernel set '%s' is not available here", isa), 2;
     if (kernels) return bench_kernels(isa, ths.v, ths.n, json, only);
     if (!dir && !synth) { args_usage(&spec, stderr); return 2; }
     if (herr) { if (!dir) return args_error(&spec, "--head-error needs -m MODEL"), 2; return head_error(dir, isa, tg < 0 ? 128 : tg, json); }

@@ -140,6 +140,83 @@ static int get_ids(const cJSON *arr, int vocab, ivec *out) {
     return 0;
 }
 
+/* One eval run: the options, the scorer and tokenizer, the buffers and the running counts. */
+typedef struct {
+    const char *model, *task;
+    int use_bos, print_ll, bos, eos;
+    scorer S;
+    bitnet_tokenizer *tok;
+    ivec cx, ct;
+    double *lls, *lens;
+    int nopt_cap;
+    long nq, nreq, ntok;
+    double s_acc, s_norm;
+} eval_run;
+
+/* Score the question on line lineno (got bytes, not blank): every option's loglikelihood, then
+ * acc and acc_norm counted. 0 on success, else 1 (the message printed). */
+static int eval_question(eval_run *E, const char *line, size_t got, int lineno) {
+    int rc = 1;
+    cJSON *j = cJSON_ParseWithLength(line, got);
+    if (!cJSON_IsObject(j)) { fprintf(stderr, "bitnet eval: %s:%d: not a JSON object\n", E->task, lineno); goto fail; }
+    const cJSON *ctxj = cJSON_GetObjectItemCaseSensitive(j, "context"), *chj = cJSON_GetObjectItemCaseSensitive(j, "choices");
+    const cJSON *ctxsj = cJSON_GetObjectItemCaseSensitive(j, "contexts"), *contj = cJSON_GetObjectItemCaseSensitive(j, "continuation");
+    const cJSON *cidj = cJSON_GetObjectItemCaseSensitive(j, "context_ids"), *chidj = cJSON_GetObjectItemCaseSensitive(j, "choices_ids");
+    const cJSON *labj = cJSON_GetObjectItemCaseSensitive(j, "label"), *delj = cJSON_GetObjectItemCaseSensitive(j, "delimiter");
+    int kind = cJSON_IsString(ctxj) && cJSON_IsArray(chj) ? 0 : cJSON_IsArray(ctxsj) && cJSON_IsString(contj) ? 1
+             : cJSON_IsArray(cidj) && cJSON_IsArray(chidj) ? 2 : -1;
+    if (kind < 0) { fprintf(stderr, "bitnet eval: %s:%d: need \"context\" + \"choices\", \"contexts\" + \"continuation\", or \"context_ids\" + \"choices_ids\"\n", E->task, lineno); goto fail; }
+    if (delj && !cJSON_IsString(delj)) { fprintf(stderr, "bitnet eval: %s:%d: \"delimiter\" must be a string\n", E->task, lineno); goto fail; }
+    const char *delim = delj ? delj->valuestring : "";
+    int nopt = cJSON_GetArraySize(kind == 0 ? chj : kind == 1 ? ctxsj : chidj);
+    if (nopt < 1) { fprintf(stderr, "bitnet eval: %s:%d: no options\n", E->task, lineno); goto fail; }
+    if (!cJSON_IsNumber(labj) || labj->valuedouble != floor(labj->valuedouble) || labj->valuedouble < 0 || labj->valuedouble >= nopt) {
+        fprintf(stderr, "bitnet eval: %s:%d: \"label\" must be an integer in [0, %d)\n", E->task, lineno, nopt); goto fail; }
+    int label = (int)labj->valuedouble;
+    if (kind != 2 && !E->tok && bitnet_tokenizer_load(E->model, &E->tok)) { cli_fail("cannot load the tokenizer"); goto fail; }
+    if (nopt > E->nopt_cap) {
+        free(E->lls); free(E->lens);
+        E->lls = malloc((size_t)nopt * sizeof *E->lls); E->lens = malloc((size_t)nopt * sizeof *E->lens);
+        if (!E->lls || !E->lens) { fprintf(stderr, "bitnet eval: out of memory\n"); goto fail; }
+        E->nopt_cap = nopt;
+    }
+    for (int o = 0; o < nopt; o++) {
+        if (kind == 2) {
+            if (get_ids(cidj, E->S.vocab, &E->cx) || E->cx.n < 1 || get_ids(cJSON_GetArrayItem(chidj, o), E->S.vocab, &E->ct) || E->ct.n < 1) {
+                fprintf(stderr, "bitnet eval: %s:%d: ids must be non-empty arrays of token ids below %d\n", E->task, lineno, E->S.vocab); goto fail; }
+            E->lens[o] = E->ct.n;
+        } else {
+            const cJSON *cj = kind == 0 ? ctxj : cJSON_GetArrayItem(ctxsj, o), *kj = kind == 0 ? cJSON_GetArrayItem(chj, o) : contj;
+            if (!cJSON_IsString(cj) || !cJSON_IsString(kj)) { fprintf(stderr, "bitnet eval: %s:%d: options must be strings\n", E->task, lineno); goto fail; }
+            size_t ld = strlen(delim), lk = strlen(kj->valuestring);
+            char *cont = malloc(ld + lk + 1);
+            if (!cont) { fprintf(stderr, "bitnet eval: out of memory\n"); goto fail; }
+            memcpy(cont, delim, ld); memcpy(cont + ld, kj->valuestring, lk + 1);
+            int r = encode_pair(E->tok, cj->valuestring, cont, E->use_bos ? E->bos : -1, E->bos >= 0 ? E->bos : E->eos, &E->cx, &E->ct);
+            free(cont);
+            if (r) goto fail;
+            if (E->ct.n < 1) { fprintf(stderr, "bitnet eval: %s:%d: option %d has an empty continuation\n", E->task, lineno, o); goto fail; }
+            if (E->cx.n < 1) { fprintf(stderr, "bitnet eval: %s:%d: the model has no BOS/EOS to stand for an empty context\n", E->task, lineno); goto fail; }
+            E->lens[o] = (double)utf8_chars(kj->valuestring);
+        }
+        int g = 0;
+        if (score_req(&E->S, E->cx.v, E->cx.n, E->ct.v, E->ct.n, &E->lls[o], &g)) { fprintf(stderr, "bitnet eval: at %s:%d\n", E->task, lineno); goto fail; }
+        E->nreq++; E->ntok += E->ct.n;
+        if (E->print_ll) printf("ll %ld %d %.9g %d %d\n", E->nq, o, E->lls[o], E->ct.n, g);
+    }
+    int best = 0, bestn = 0;
+    for (int o = 1; o < nopt; o++) {
+        if (E->lls[o] > E->lls[best]) best = o;
+        if (E->lls[o] / E->lens[o] > E->lls[bestn] / E->lens[bestn]) bestn = o;
+    }
+    E->s_acc += best == label; E->s_norm += bestn == label;
+    E->nq++;
+    rc = 0;
+fail:
+    cJSON_Delete(j);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *task = NULL, *head = "exact";
     int threads = 1, n_ctx = 0, limit = 0, use_bos = 0, print_ll = 0;
@@ -173,110 +250,50 @@ int cmd_eval(int argc, char **argv) {
     if (!tf) { fprintf(stderr, "bitnet eval: %s: cannot open (%s)\n", task, strerror(errno)); return 1; }
 
     int rc = 1;
-    bitnet_model *m = NULL; bitnet_tokenizer *tok = NULL;
-    scorer S = {0};
+    bitnet_model *m = NULL;
+    eval_run E = {.model = model, .task = task, .use_bos = use_bos, .print_ll = print_ll};
+    scorer *S = &E.S;
     char *line = NULL; size_t lcap = 0;
-    cJSON *j = NULL;
-    ivec cx = {0}, ct = {0};
-    double *lls = NULL, *lens = NULL;
-    int nopt_cap = 0;
     bitnet_model_params mp = bitnet_model_default_params();
     mp.head = ht;
     if (bitnet_model_load_ex(model, &mp, &m)) { rc = cli_fail("cannot load the model"); goto done; }
     bitnet_model_info info; bitnet_model_get_info(m, &info);
-    S.vocab = info.vocab_size;
-    S.n_ctx = n_ctx ? n_ctx : info.max_seq_len;
-    if (S.n_ctx > info.max_seq_len) { fprintf(stderr, "bitnet eval: -c %d exceeds the model's context of %d\n", S.n_ctx, info.max_seq_len); goto done; }
-    bitnet_ctx_params cp = {.n_ctx = S.n_ctx, .n_threads = threads};
-    if (bitnet_ctx_new(m, &cp, &S.c)) { rc = cli_fail("context"); goto done; }
-    S.lg = malloc((size_t)S.n_ctx * S.vocab * sizeof *S.lg);
-    if (!S.lg) { fprintf(stderr, "bitnet eval: out of memory\n"); goto done; }
-    int bos = info.bos_id, eos = info.eos_id;
+    S->vocab = info.vocab_size;
+    S->n_ctx = n_ctx ? n_ctx : info.max_seq_len;
+    if (S->n_ctx > info.max_seq_len) { fprintf(stderr, "bitnet eval: -c %d exceeds the model's context of %d\n", S->n_ctx, info.max_seq_len); goto done; }
+    bitnet_ctx_params cp = {.n_ctx = S->n_ctx, .n_threads = threads};
+    if (bitnet_ctx_new(m, &cp, &S->c)) { rc = cli_fail("context"); goto done; }
+    S->lg = malloc((size_t)S->n_ctx * S->vocab * sizeof *S->lg);
+    if (!S->lg) { fprintf(stderr, "bitnet eval: out of memory\n"); goto done; }
+    E.bos = info.bos_id; E.eos = info.eos_id;
 
-    struct timespec ts0; clock_gettime(CLOCK_MONOTONIC, &ts0);
-    long nq = 0, nreq = 0, ntok = 0;
-    double s_acc = 0, s_norm = 0;
+    double t0 = cli_time();
     ssize_t got;
     int lineno = 0;
-    while ((got = getline(&line, &lcap, tf)) > 0 && (!limit || nq < limit)) {
+    while ((got = getline(&line, &lcap, tf)) > 0 && (!limit || E.nq < limit)) {
         lineno++;
         char *p = line; while (*p && is_ws(*p)) p++;
         if (!*p) continue;
-        cJSON_Delete(j);
-        j = cJSON_ParseWithLength(line, (size_t)got);
-        if (!cJSON_IsObject(j)) { fprintf(stderr, "bitnet eval: %s:%d: not a JSON object\n", task, lineno); goto done; }
-        const cJSON *ctxj = cJSON_GetObjectItemCaseSensitive(j, "context"), *chj = cJSON_GetObjectItemCaseSensitive(j, "choices");
-        const cJSON *ctxsj = cJSON_GetObjectItemCaseSensitive(j, "contexts"), *contj = cJSON_GetObjectItemCaseSensitive(j, "continuation");
-        const cJSON *cidj = cJSON_GetObjectItemCaseSensitive(j, "context_ids"), *chidj = cJSON_GetObjectItemCaseSensitive(j, "choices_ids");
-        const cJSON *labj = cJSON_GetObjectItemCaseSensitive(j, "label"), *delj = cJSON_GetObjectItemCaseSensitive(j, "delimiter");
-        int kind = cJSON_IsString(ctxj) && cJSON_IsArray(chj) ? 0 : cJSON_IsArray(ctxsj) && cJSON_IsString(contj) ? 1
-                 : cJSON_IsArray(cidj) && cJSON_IsArray(chidj) ? 2 : -1;
-        if (kind < 0) { fprintf(stderr, "bitnet eval: %s:%d: need \"context\" + \"choices\", \"contexts\" + \"continuation\", or \"context_ids\" + \"choices_ids\"\n", task, lineno); goto done; }
-        if (delj && !cJSON_IsString(delj)) { fprintf(stderr, "bitnet eval: %s:%d: \"delimiter\" must be a string\n", task, lineno); goto done; }
-        const char *delim = delj ? delj->valuestring : "";
-        int nopt = cJSON_GetArraySize(kind == 0 ? chj : kind == 1 ? ctxsj : chidj);
-        if (nopt < 1) { fprintf(stderr, "bitnet eval: %s:%d: no options\n", task, lineno); goto done; }
-        if (!cJSON_IsNumber(labj) || labj->valuedouble != floor(labj->valuedouble) || labj->valuedouble < 0 || labj->valuedouble >= nopt) {
-            fprintf(stderr, "bitnet eval: %s:%d: \"label\" must be an integer in [0, %d)\n", task, lineno, nopt); goto done; }
-        int label = (int)labj->valuedouble;
-        if (kind != 2 && !tok && bitnet_tokenizer_load(model, &tok)) { rc = cli_fail("cannot load the tokenizer"); goto done; }
-        if (nopt > nopt_cap) {
-            free(lls); free(lens);
-            lls = malloc((size_t)nopt * sizeof *lls); lens = malloc((size_t)nopt * sizeof *lens);
-            if (!lls || !lens) { fprintf(stderr, "bitnet eval: out of memory\n"); goto done; }
-            nopt_cap = nopt;
-        }
-        for (int o = 0; o < nopt; o++) {
-            if (kind == 2) {
-                if (get_ids(cidj, S.vocab, &cx) || cx.n < 1 || get_ids(cJSON_GetArrayItem(chidj, o), S.vocab, &ct) || ct.n < 1) {
-                    fprintf(stderr, "bitnet eval: %s:%d: ids must be non-empty arrays of token ids below %d\n", task, lineno, S.vocab); goto done; }
-                lens[o] = ct.n;
-            } else {
-                const cJSON *cj = kind == 0 ? ctxj : cJSON_GetArrayItem(ctxsj, o), *kj = kind == 0 ? cJSON_GetArrayItem(chj, o) : contj;
-                if (!cJSON_IsString(cj) || !cJSON_IsString(kj)) { fprintf(stderr, "bitnet eval: %s:%d: options must be strings\n", task, lineno); goto done; }
-                size_t ld = strlen(delim), lk = strlen(kj->valuestring);
-                char *cont = malloc(ld + lk + 1);
-                if (!cont) { fprintf(stderr, "bitnet eval: out of memory\n"); goto done; }
-                memcpy(cont, delim, ld); memcpy(cont + ld, kj->valuestring, lk + 1);
-                int r = encode_pair(tok, cj->valuestring, cont, use_bos ? bos : -1, bos >= 0 ? bos : eos, &cx, &ct);
-                free(cont);
-                if (r) goto done;
-                if (ct.n < 1) { fprintf(stderr, "bitnet eval: %s:%d: option %d has an empty continuation\n", task, lineno, o); goto done; }
-                if (cx.n < 1) { fprintf(stderr, "bitnet eval: %s:%d: the model has no BOS/EOS to stand for an empty context\n", task, lineno); goto done; }
-                lens[o] = (double)utf8_chars(kj->valuestring);
-            }
-            int g = 0;
-            if (score_req(&S, cx.v, cx.n, ct.v, ct.n, &lls[o], &g)) { fprintf(stderr, "bitnet eval: at %s:%d\n", task, lineno); goto done; }
-            nreq++; ntok += ct.n;
-            if (print_ll) printf("ll %ld %d %.9g %d %d\n", nq, o, lls[o], ct.n, g);
-        }
-        int best = 0, bestn = 0;
-        for (int o = 1; o < nopt; o++) {
-            if (lls[o] > lls[best]) best = o;
-            if (lls[o] / lens[o] > lls[bestn] / lens[bestn]) bestn = o;
-        }
-        s_acc += best == label; s_norm += bestn == label;
-        nq++;
-        if (isatty(2) && !isatty(1) && nq % 10 == 0) fprintf(stderr, "\reval: %ld questions, acc %.4f   ", nq, s_acc / nq);
+        if (eval_question(&E, line, (size_t)got, lineno)) goto done;
+        if (isatty(2) && !isatty(1) && E.nq % 10 == 0) fprintf(stderr, "\reval: %ld questions, acc %.4f   ", E.nq, E.s_acc / E.nq);
     }
     if (ferror(tf)) { fprintf(stderr, "bitnet eval: %s: read error\n", task); goto done; }
     if (isatty(2) && !isatty(1)) fprintf(stderr, "\r%50s\r", "");
+    long nq = E.nq;
     if (nq == 0) { fprintf(stderr, "bitnet eval: %s: no questions\n", task); goto done; }
-    struct timespec ts1; clock_gettime(CLOCK_MONOTONIC, &ts1);
-    double el = ts1.tv_sec - ts0.tv_sec + (ts1.tv_nsec - ts0.tv_nsec) * 1e-9;
-    double pa = s_acc / nq, pn = s_norm / nq;
+    double el = cli_time() - t0;
+    double pa = E.s_acc / nq, pn = E.s_norm / nq;
     /* lm-eval's stderr of a mean: sample standard deviation / sqrt(n) */
     double ea = nq > 1 ? sqrt(pa * (1 - pa) * nq / (nq - 1) / nq) : 0, en = nq > 1 ? sqrt(pn * (1 - pn) * nq / (nq - 1) / nq) : 0;
-    printf("task: %s (%ld questions, %ld options)\n", task, nq, nreq);
+    printf("task: %s (%ld questions, %ld options)\n", task, nq, E.nreq);
     printf("acc      = %.4f +/- %.4f\n", pa, ea);
     printf("acc_norm = %.4f +/- %.4f\n", pn, en);
-    fprintf(stderr, "eval: %ld requests, %ld continuation tokens in %.2f s\n", nreq, ntok, el);
+    fprintf(stderr, "eval: %ld requests, %ld continuation tokens in %.2f s\n", E.nreq, E.ntok, el);
     rc = 0;
 done:
-    cJSON_Delete(j);
     free(line); fclose(tf);
-    free(cx.v); free(ct.v); free(lls); free(lens);
-    free(S.lg); free(S.cache.v);
-    bitnet_ctx_free(S.c); bitnet_tokenizer_free(tok); bitnet_model_free(m);
+    free(E.cx.v); free(E.ct.v); free(E.lls); free(E.lens);
+    free(S->lg); free(S->cache.v);
+    bitnet_ctx_free(S->c); bitnet_tokenizer_free(E.tok); bitnet_model_free(m);
     return rc;
 }

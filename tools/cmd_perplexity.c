@@ -40,11 +40,6 @@
 #define KL_MAGIC "BNKLBAS1"
 #define KL_HDR (8 + 6 * 4)
 
-static double now_s(void) {
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static char *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -155,6 +150,237 @@ typedef struct {
     long count;
 } acc_t;
 
+/* One perplexity run: the options, what was loaded, and the running sums. */
+typedef struct {
+    const char *model, *file, *tokfile, *kl_base, *kl_in, *head;
+    int n_ctx, ctx_set, stride, nbatch, threads, max_chunks, topk;
+    bitnet_model *m; bitnet_ctx *c; bitnet_tokenizer *tok;
+    int32_t *toks, *kltoks, *buf;
+    float *out, *tmp;
+    double *kls;
+    uint32_t *kids; float *klp;  /* one top-k row */
+    klfile kf;
+    char *tmpname;
+    int n_tok, bos, V, n_chunk, first, nscore, nb;
+    acc_t A;
+    double b_nll, b_nll2, kl_sum, kl_sum2, kl_max;  /* KL sums */
+    long same_top, nkl, evaluated;
+} ppl_run;
+
+/* Load the model and the tokens (-f, --tokens or the --kl base's), and check the --kl base
+ * against them. 0 on success, else the exit status (the message printed). */
+static int ppl_load(ppl_run *P, bitnet_head_type ht) {
+    bitnet_model_params mp = bitnet_model_default_params();
+    mp.head = ht;
+    if (bitnet_model_load_ex(P->model, &mp, &P->m)) return cli_fail("cannot load the model");
+    bitnet_model_info info; bitnet_model_get_info(P->m, &info);
+    const int V = P->V = info.vocab_size;
+    P->bos = info.bos_id;
+    if (P->file) {
+        if (bitnet_tokenizer_load(P->model, &P->tok)) return cli_fail("cannot load the tokenizer");
+        if (bitnet_tokenizer_bos(P->tok) >= 0) P->bos = bitnet_tokenizer_bos(P->tok);
+        size_t len = 0;
+        char *text = read_all(P->file, &len);
+        if (!text) { fprintf(stderr, "bitnet perplexity: %s: cannot read (%s)\n", P->file, strerror(errno)); return 1; }
+        double t0 = cli_time();
+        bitnet_status st = bitnet_tokenizer_encode(P->tok, text, len, P->bos >= 0, &P->toks, &P->n_tok);
+        free(text);
+        if (st) return cli_fail("tokenize");
+        fprintf(stderr, "perplexity: tokenized %s: %zu bytes -> %d tokens in %.2f s\n", P->file, len, P->n_tok, cli_time() - t0);
+        for (int i = 0; i < P->n_tok; i++)
+            if (P->toks[i] < 0 || P->toks[i] >= V) { fprintf(stderr, "bitnet perplexity: tokenizer id %d is outside the model's vocabulary of %d\n", P->toks[i], V); return 1; }
+    } else if (P->tokfile) {
+        P->n_tok = read_tokens(P->tokfile, V, &P->toks);
+        if (P->n_tok < 0) return 1;
+    }
+    if (P->kl_in) {
+        int fctx, fchunk, fbos;
+        const char *kl_in = P->kl_in;
+        if (kl_open_read(&P->kf, kl_in, V, &fctx, &fchunk, &fbos, &P->kltoks)) return 1;
+        if (P->ctx_set && fctx != P->n_ctx) { fprintf(stderr, "bitnet perplexity: --kl %s was made with -c %d, not %d\n", kl_in, fctx, P->n_ctx); return 1; }
+        if (P->toks) {
+            if (P->n_tok < fctx * fchunk || memcmp(P->toks, P->kltoks, (size_t)fctx * fchunk * sizeof *P->toks)) {
+                fprintf(stderr, "bitnet perplexity: --kl %s was made from other tokens than %s gives; drop -f/--tokens or use the same text\n",
+                        kl_in, P->file ? P->file : P->tokfile);
+                return 1;
+            }
+        }
+        if (fbos != P->bos) { fprintf(stderr, "bitnet perplexity: --kl %s: made with BOS %d, this model's is %d\n", kl_in, fbos, P->bos); return 1; }
+        free(P->toks); P->toks = P->kltoks; P->kltoks = NULL;
+        P->n_ctx = fctx; P->n_chunk = fchunk; P->n_tok = fctx * fchunk;
+        if (P->max_chunks > 0 && P->max_chunks < P->n_chunk) P->n_chunk = P->max_chunks;
+        P->topk = P->kf.topk;
+    }
+    if (P->n_ctx > info.max_seq_len) { fprintf(stderr, "bitnet perplexity: -c %d exceeds the model's context of %d\n", P->n_ctx, info.max_seq_len); return 1; }
+    return 0;
+}
+
+/* The chunks or windows to score, the context and buffers, and the --kl-base file's header and
+ * tokens (into a temporary file). 0 on success, else the exit status (the message printed). */
+static int ppl_plan(ppl_run *P) {
+    const int V = P->V, n_ctx = P->n_ctx, n_tok = P->n_tok;
+    if (P->stride) {
+        if (n_tok <= n_ctx) { fprintf(stderr, "bitnet perplexity: %d tokens are not enough for a window of %d (need more than -c)\n", n_tok, n_ctx); return 1; }
+        P->n_chunk = 0;
+        for (int b = 0, prev = 0; prev < n_tok; b += P->stride) { int e = b + n_ctx < n_tok ? b + n_ctx : n_tok; P->n_chunk++; prev = e; }
+        P->first = 0; P->nscore = 0;
+    } else {
+        if (!P->kl_in && n_tok < 2 * n_ctx) {
+            fprintf(stderr, "bitnet perplexity: you need at least %d tokens to evaluate perplexity with a context of %d; "
+                    "the text gives only %d\n", 2 * n_ctx, n_ctx, n_tok);
+            return 1;
+        }
+        if (!P->kl_in) P->n_chunk = n_tok / n_ctx;
+        P->first = n_ctx / 2; P->nscore = n_ctx - P->first - 1;
+    }
+    if (P->max_chunks > 0 && P->max_chunks < P->n_chunk) P->n_chunk = P->max_chunks;
+    if (P->topk == 0 || P->topk > V) P->topk = V;
+    int nb = P->nb = P->nbatch < n_ctx ? P->nbatch : n_ctx, topk = P->topk;
+    bitnet_ctx_params cp = {.n_ctx = n_ctx, .n_threads = P->threads};
+    if (bitnet_ctx_new(P->m, &cp, &P->c)) return cli_fail("context");
+    P->out = malloc((size_t)n_ctx * V * sizeof *P->out);
+    P->tmp = malloc((size_t)nb * V * sizeof *P->tmp);
+    P->buf = malloc((size_t)n_ctx * sizeof *P->buf);
+    P->kids = malloc((size_t)topk * sizeof *P->kids); P->klp = malloc((size_t)topk * sizeof *P->klp);
+    if (!P->out || !P->tmp || !P->buf || !P->kids || !P->klp) { fprintf(stderr, "bitnet perplexity: out of memory for %d x %d logits\n", n_ctx, V); return 1; }
+    if (P->kl_base) {
+        klfile *kf = &P->kf;
+        kf->topk = topk; kf->rec_len = 8 + 8 * (size_t)topk; kf->path = P->kl_base;
+        kf->rec = malloc(kf->rec_len);
+        P->tmpname = malloc(strlen(P->kl_base) + 16);
+        if (!kf->rec || !P->tmpname) { fprintf(stderr, "bitnet perplexity: out of memory\n"); return 1; }
+        sprintf(P->tmpname, "%s.tmp%d", P->kl_base, (int)getpid());
+        kf->f = fopen(P->tmpname, "wb");
+        if (!kf->f) { fprintf(stderr, "bitnet perplexity: --kl-base %s: cannot write (%s)\n", P->tmpname, strerror(errno)); return 1; }
+        unsigned char h[KL_HDR];
+        memcpy(h, KL_MAGIC, 8);
+        put32(h + 8, (uint32_t)V); put32(h + 12, (uint32_t)n_ctx); put32(h + 16, (uint32_t)P->n_chunk);
+        put32(h + 20, (uint32_t)topk); put32(h + 24, (uint32_t)P->first); put32(h + 28, P->bos >= 0 ? (uint32_t)P->bos : 0xffffffffu);
+        fwrite(h, 1, KL_HDR, kf->f);
+        for (size_t i = 0; i < (size_t)P->n_chunk * n_ctx; i++) { unsigned char b4[4]; put32(b4, (uint32_t)P->toks[i]); fwrite(b4, 1, 4, kf->f); }
+    }
+    if (P->kl_in) {
+        P->kls = malloc((size_t)P->n_chunk * P->nscore * sizeof *P->kls);
+        if (!P->kls) { fprintf(stderr, "bitnet perplexity: out of memory\n"); return 1; }
+    }
+    return 0;
+}
+
+/* Score one logits row against target (chunk ci): the NLL sums, and the --kl-base record
+ * written or the --kl record read and compared. 0 on success, else 1 (the message printed). */
+static int ppl_score_row(ppl_run *P, const float *row, int target, int ci) {
+    const int V = P->V, topk = P->topk;
+    klfile *kf = &P->kf;
+    double lse = score_logsumexp(row, V);
+    double v = score_nll(row, lse, target);
+    if (!isfinite(v)) { fprintf(stderr, "bitnet perplexity: non-finite logits in chunk %d\n", ci + 1); return 1; }
+    P->A.nll += v; P->A.nll2 += v * v; P->A.count++;
+    if (P->kl_base) {
+        memcpy(kf->rec, &v, 8);
+        score_topk(row, V, lse, topk, P->kids, P->klp);
+        for (int q = 0; q < topk; q++) put32(kf->rec + 8 + 4 * (size_t)q, P->kids[q]);
+        memcpy(kf->rec + 8 + 4 * (size_t)topk, P->klp, 4 * (size_t)topk);
+        if (fwrite(kf->rec, 1, kf->rec_len, kf->f) != kf->rec_len) { fprintf(stderr, "bitnet perplexity: --kl-base %s: write failed\n", P->tmpname); return 1; }
+    }
+    if (P->kl_in) {
+        const char *kl_in = P->kl_in;
+        if (fread(kf->rec, 1, kf->rec_len, kf->f) != kf->rec_len) { fprintf(stderr, "bitnet perplexity: --kl %s: read failed\n", kl_in); return 1; }
+        double bn; memcpy(&bn, kf->rec, 8);
+        uint32_t *ids = P->kids; float *lp = P->klp;
+        for (int q = 0; q < topk; q++) { ids[q] = get32(kf->rec + 8 + 4 * (size_t)q); if (ids[q] >= (uint32_t)V) { fprintf(stderr, "bitnet perplexity: --kl %s: corrupt record (id %u)\n", kl_in, ids[q]); return 1; } }
+        memcpy(lp, kf->rec + 8 + 4 * (size_t)topk, 4 * (size_t)topk);
+        if (!isfinite(bn)) { fprintf(stderr, "bitnet perplexity: --kl %s: corrupt record (nll)\n", kl_in); return 1; }
+        double kl = score_kl_topk(ids, lp, topk, row, lse);
+        P->b_nll += bn; P->b_nll2 += bn * bn;
+        P->kl_sum += kl; P->kl_sum2 += kl * kl; if (kl > P->kl_max) P->kl_max = kl;
+        P->kls[P->nkl++] = kl;
+        P->same_top += score_argmax(row, V) == (int)ids[0];
+    }
+    return 0;
+}
+
+/* Evaluate and score every chunk or window, printing [i]PPL as each ends and the progress.
+ * 0 on success, else 1 (the message printed). */
+static int ppl_chunks(ppl_run *P, double t0) {
+    const int V = P->V, n_ctx = P->n_ctx, n_tok = P->n_tok, n_chunk = P->n_chunk;
+    int tty = isatty(2) && !isatty(1);
+    for (int ci = 0, prev_end = 0; ci < n_chunk; ci++) {
+        int start, len, from;  /* window tokens [start, start+len); scored rows [from, len-1) */
+        if (P->stride) {
+            start = ci * P->stride;
+            len = start + n_ctx < n_tok ? n_ctx : n_tok - start;
+            int end = start + len;
+            int tstart = prev_end > start + 1 ? prev_end : start + 1;  /* first target (absolute) */
+            from = tstart - 1 - start;
+            prev_end = end;
+            memcpy(P->buf, P->toks + start, (size_t)len * sizeof *P->buf);
+        } else {
+            start = ci * n_ctx; len = n_ctx; from = P->first;
+            memcpy(P->buf, P->toks + start, (size_t)len * sizeof *P->buf);
+            if (P->bos >= 0) P->buf[0] = P->bos;  /* llama-perplexity: BOS first in every chunk */
+        }
+        if (eval_chunk(P->c, P->buf, len, P->nb, from, V, P->out, P->tmp)) return 1;
+        P->evaluated += len;
+        for (int j = from; j < len - 1; j++)
+            if (ppl_score_row(P, P->out + (size_t)(j - from) * V, P->toks[start + j + 1], ci)) return 1;
+        printf("[%d]%.4f,", ci + 1, exp(P->A.nll / P->A.count));
+        fflush(stdout);
+        double el = cli_time() - t0, per = el / (ci + 1);
+        if (ci == 0) {
+            int tot = (int)(per * n_chunk);
+            fprintf(stderr, "perplexity: %.2f seconds per pass - ETA ", per);
+            if (tot >= 3600) fprintf(stderr, "%d hours ", tot / 3600);
+            fprintf(stderr, "%.2f minutes\n", (tot % 3600) / 60.0);
+        }
+        if (tty) fprintf(stderr, "\rperplexity: %d/%d, %.0f tokens/s, ETA %.0f s   ", ci + 1, n_chunk, P->evaluated / el, per * (n_chunk - ci - 1));
+    }
+    printf("\n");
+    if (tty) fprintf(stderr, "\r%60s\r", "");
+    return 0;
+}
+
+/* The final estimate, the KL report (--kl) and the --kl-base file moved into place.
+ * 0 on success, else 1 (the message printed). */
+static int ppl_report(ppl_run *P, double el) {
+    const acc_t A = P->A;
+    double mean = A.nll / A.count, ppl = exp(mean), var = A.nll2 / A.count - mean * mean;
+    if (A.count > 1 && var > 0) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, sqrt(var / (A.count - 1)) * ppl);
+    else printf("Final estimate: PPL = %.4f +/- nan\n", ppl);
+    fprintf(stderr, "perplexity: %ld tokens scored, %ld evaluated in %.2f s (%.1f tokens/s)\n", A.count, P->evaluated, el, P->evaluated / el);
+    if (P->kl_in) {
+        long n = P->nkl;
+        double bm = P->b_nll / n, bppl = exp(bm);
+        double km = P->kl_sum / n, kv = P->kl_sum2 / n - km * km;
+        double ps = (double)P->same_top / n;
+        /* ln(PPL(Q)/PPL(base)) = mean(nll_q - nll_base) */
+        printf("KL divergence against %s (%ld tokens, base top-%d of %d):\n", P->kl_in, n, P->topk, P->V);
+        printf("Mean PPL(Q)                  : %10.6f\n", ppl);
+        printf("Mean PPL(base)               : %10.6f\n", bppl);
+        printf("Delta PPL (Q - base)         : %10.6f\n", ppl - bppl);
+        printf("Mean ln(PPL(Q)/PPL(base))    : %10.6f\n", mean - bm);
+        printf("Mean    KLD                  : %12.8f +/- %12.8f\n", km, n > 1 && kv > 0 ? sqrt(kv / (n - 1)) : 0.0);
+        printf("Maximum KLD                  : %12.8f\n", P->kl_max);
+        printf("99.0%%   KLD                  : %12.8f\n", score_percentile(P->kls, (size_t)n, 0.99));
+        printf("Median  KLD                  : %12.8f\n", score_percentile(P->kls, (size_t)n, 0.5));
+        printf("Same top p                   : %7.3f +/- %5.3f %%\n", 100 * ps, n > 1 ? 100 * sqrt(ps * (1 - ps) / (n - 1)) : 0.0);
+    }
+    if (P->kl_base) {
+        FILE *f = P->kf.f; P->kf.f = NULL;
+        if (fflush(f) || ferror(f) || fsync(fileno(f)) || fclose(f)) { fprintf(stderr, "bitnet perplexity: --kl-base %s: write failed\n", P->tmpname); return 1; }
+        if (rename(P->tmpname, P->kl_base)) { fprintf(stderr, "bitnet perplexity: --kl-base %s: cannot rename into place (%s)\n", P->kl_base, strerror(errno)); return 1; }
+        free(P->tmpname); P->tmpname = NULL;
+        fprintf(stderr, "perplexity: wrote the KL base (top-%d log-probs of %ld tokens) to %s\n", P->topk, A.count, P->kl_base);
+    }
+    return 0;
+}
+
+static void ppl_free(ppl_run *P) {
+    if (P->kf.f) fclose(P->kf.f);
+    if (P->tmpname) { unlink(P->tmpname); free(P->tmpname); }
+    free(P->kf.rec); free(P->kls); free(P->kids); free(P->klp); free(P->out); free(P->tmp); free(P->buf); free(P->toks); free(P->kltoks);
+    bitnet_ctx_free(P->c); bitnet_tokenizer_free(P->tok); bitnet_model_free(P->m);
+}
+
 int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *tokfile = NULL, *kl_base = NULL, *kl_in = NULL, *head = "exact";
     const char *kl_llama = NULL;
@@ -207,203 +433,19 @@ int cmd_perplexity(int argc, char **argv) {
     if (kl_base && !force && access(kl_base, F_OK) == 0) {
         fprintf(stderr, "bitnet perplexity: --kl-base %s exists; pass --force to overwrite it\n", kl_base); return 1; }
 
-    int rc = 1;
-    bitnet_model *m = NULL; bitnet_ctx *c = NULL; bitnet_tokenizer *tok = NULL;
-    int32_t *toks = NULL, *kltoks = NULL, *buf = NULL;
-    float *out = NULL, *tmp = NULL;
-    double *kls = NULL;
-    uint32_t *kids = NULL; float *klp = NULL;  /* one top-k row */
-    klfile kf = {0};
-    char *tmpname = NULL;
-    int n_tok = 0, bos = -1;
-    bitnet_model_params mp = bitnet_model_default_params();
-    mp.head = ht;
-    if (bitnet_model_load_ex(model, &mp, &m)) { rc = cli_fail("cannot load the model"); goto done; }
-    bitnet_model_info info; bitnet_model_get_info(m, &info);
-    const int V = info.vocab_size;
-    bos = info.bos_id;
-    if (file) {
-        if (bitnet_tokenizer_load(model, &tok)) { rc = cli_fail("cannot load the tokenizer"); goto done; }
-        if (bitnet_tokenizer_bos(tok) >= 0) bos = bitnet_tokenizer_bos(tok);
-        size_t len = 0;
-        char *text = read_all(file, &len);
-        if (!text) { fprintf(stderr, "bitnet perplexity: %s: cannot read (%s)\n", file, strerror(errno)); goto done; }
-        double t0 = now_s();
-        bitnet_status st = bitnet_tokenizer_encode(tok, text, len, bos >= 0, &toks, &n_tok);
-        free(text);
-        if (st) { rc = cli_fail("tokenize"); goto done; }
-        fprintf(stderr, "perplexity: tokenized %s: %zu bytes -> %d tokens in %.2f s\n", file, len, n_tok, now_s() - t0);
-        for (int i = 0; i < n_tok; i++)
-            if (toks[i] < 0 || toks[i] >= V) { fprintf(stderr, "bitnet perplexity: tokenizer id %d is outside the model's vocabulary of %d\n", toks[i], V); goto done; }
-    } else if (tokfile) {
-        n_tok = read_tokens(tokfile, V, &toks);
-        if (n_tok < 0) goto done;
+    ppl_run P = {.model = model, .file = file, .tokfile = tokfile, .kl_base = kl_base, .kl_in = kl_in, .head = head,
+                 .n_ctx = n_ctx, .ctx_set = ctx_set, .stride = stride, .nbatch = nbatch, .threads = threads,
+                 .max_chunks = max_chunks, .topk = topk, .bos = -1};
+    int rc = ppl_load(&P, ht);
+    if (!rc) rc = ppl_plan(&P);
+    if (!rc) {
+        fprintf(stderr, "perplexity: %s method, %d tokens, %d %s of %d, batch %d, head %s, %d thread%s\n",
+                stride ? "sliding-window" : "chunked (llama-perplexity)", P.n_tok, P.n_chunk, stride ? "windows" : "chunks",
+                P.n_ctx, P.nb, head, threads, threads > 1 ? "s" : "");
+        double t0 = cli_time();
+        rc = ppl_chunks(&P, t0);
+        if (!rc) rc = ppl_report(&P, cli_time() - t0);
     }
-    int n_chunk = 0, first = 0, nscore = 0;
-    if (kl_in) {
-        int fctx, fchunk, fbos;
-        if (kl_open_read(&kf, kl_in, V, &fctx, &fchunk, &fbos, &kltoks)) goto done;
-        if (ctx_set && fctx != n_ctx) { fprintf(stderr, "bitnet perplexity: --kl %s was made with -c %d, not %d\n", kl_in, fctx, n_ctx); goto done; }
-        if (toks) {
-            if (n_tok < fctx * fchunk || memcmp(toks, kltoks, (size_t)fctx * fchunk * sizeof *toks)) {
-                fprintf(stderr, "bitnet perplexity: --kl %s was made from other tokens than %s gives; drop -f/--tokens or use the same text\n",
-                        kl_in, file ? file : tokfile);
-                goto done;
-            }
-        }
-        if (fbos != bos) { fprintf(stderr, "bitnet perplexity: --kl %s: made with BOS %d, this model's is %d\n", kl_in, fbos, bos); goto done; }
-        free(toks); toks = kltoks; kltoks = NULL;
-        n_ctx = fctx; n_chunk = fchunk; n_tok = fctx * fchunk;
-        if (max_chunks > 0 && max_chunks < n_chunk) n_chunk = max_chunks;
-        topk = kf.topk;
-    }
-    if (n_ctx > info.max_seq_len) { fprintf(stderr, "bitnet perplexity: -c %d exceeds the model's context of %d\n", n_ctx, info.max_seq_len); goto done; }
-    if (stride) {
-        if (n_tok <= n_ctx) { fprintf(stderr, "bitnet perplexity: %d tokens are not enough for a window of %d (need more than -c)\n", n_tok, n_ctx); goto done; }
-        n_chunk = 0;
-        for (int b = 0, prev = 0; prev < n_tok; b += stride) { int e = b + n_ctx < n_tok ? b + n_ctx : n_tok; n_chunk++; prev = e; }
-        first = 0; nscore = 0;
-    } else {
-        if (!kl_in && n_tok < 2 * n_ctx) {
-            fprintf(stderr, "bitnet perplexity: you need at least %d tokens to evaluate perplexity with a context of %d; "
-                    "the text gives only %d\n", 2 * n_ctx, n_ctx, n_tok);
-            goto done;
-        }
-        if (!kl_in) n_chunk = n_tok / n_ctx;
-        first = n_ctx / 2; nscore = n_ctx - first - 1;
-    }
-    if (max_chunks > 0 && max_chunks < n_chunk) n_chunk = max_chunks;
-    if (topk == 0 || topk > V) topk = V;
-    int nb = nbatch < n_ctx ? nbatch : n_ctx;
-    bitnet_ctx_params cp = {.n_ctx = n_ctx, .n_threads = threads};
-    if (bitnet_ctx_new(m, &cp, &c)) { rc = cli_fail("context"); goto done; }
-    out = malloc((size_t)n_ctx * V * sizeof *out);
-    tmp = malloc((size_t)nb * V * sizeof *tmp);
-    buf = malloc((size_t)n_ctx * sizeof *buf);
-    kids = malloc((size_t)topk * sizeof *kids); klp = malloc((size_t)topk * sizeof *klp);
-    if (!out || !tmp || !buf || !kids || !klp) { fprintf(stderr, "bitnet perplexity: out of memory for %d x %d logits\n", n_ctx, V); goto done; }
-    if (kl_base) {
-        kf.topk = topk; kf.rec_len = 8 + 8 * (size_t)topk; kf.path = kl_base;
-        kf.rec = malloc(kf.rec_len);
-        tmpname = malloc(strlen(kl_base) + 16);
-        if (!kf.rec || !tmpname) { fprintf(stderr, "bitnet perplexity: out of memory\n"); goto done; }
-        sprintf(tmpname, "%s.tmp%d", kl_base, (int)getpid());
-        kf.f = fopen(tmpname, "wb");
-        if (!kf.f) { fprintf(stderr, "bitnet perplexity: --kl-base %s: cannot write (%s)\n", tmpname, strerror(errno)); goto done; }
-        unsigned char h[KL_HDR];
-        memcpy(h, KL_MAGIC, 8);
-        put32(h + 8, (uint32_t)V); put32(h + 12, (uint32_t)n_ctx); put32(h + 16, (uint32_t)n_chunk);
-        put32(h + 20, (uint32_t)topk); put32(h + 24, (uint32_t)first); put32(h + 28, bos >= 0 ? (uint32_t)bos : 0xffffffffu);
-        fwrite(h, 1, KL_HDR, kf.f);
-        for (size_t i = 0; i < (size_t)n_chunk * n_ctx; i++) { unsigned char b4[4]; put32(b4, (uint32_t)toks[i]); fwrite(b4, 1, 4, kf.f); }
-    }
-    if (kl_in) {
-        kls = malloc((size_t)n_chunk * nscore * sizeof *kls);
-        if (!kls) { fprintf(stderr, "bitnet perplexity: out of memory\n"); goto done; }
-    }
-    fprintf(stderr, "perplexity: %s method, %d tokens, %d %s of %d, batch %d, head %s, %d thread%s\n",
-            stride ? "sliding-window" : "chunked (llama-perplexity)", n_tok, n_chunk, stride ? "windows" : "chunks",
-            n_ctx, nb, head, threads, threads > 1 ? "s" : "");
-
-    acc_t A = {0};
-    /* KL sums */
-    double b_nll = 0, b_nll2 = 0, kl_sum = 0, kl_sum2 = 0, kl_max = 0;
-    long same_top = 0, nkl = 0;
-    int tty = isatty(2) && !isatty(1);
-    double t0 = now_s();
-    long evaluated = 0;
-    for (int ci = 0, prev_end = 0; ci < n_chunk; ci++) {
-        int start, len, from, tstart;  /* window tokens [start, start+len); scored rows [from, len-1) */
-        if (stride) {
-            start = ci * stride;
-            len = start + n_ctx < n_tok ? n_ctx : n_tok - start;
-            int end = start + len;
-            tstart = prev_end > start + 1 ? prev_end : start + 1;  /* first target (absolute) */
-            from = tstart - 1 - start;
-            prev_end = end;
-            memcpy(buf, toks + start, (size_t)len * sizeof *buf);
-        } else {
-            start = ci * n_ctx; len = n_ctx; from = first;
-            memcpy(buf, toks + start, (size_t)len * sizeof *buf);
-            if (bos >= 0) buf[0] = bos;  /* llama-perplexity: BOS first in every chunk */
-        }
-        if (eval_chunk(c, buf, len, nb, from, V, out, tmp)) goto done;
-        evaluated += len;
-        for (int j = from; j < len - 1; j++) {
-            const float *row = out + (size_t)(j - from) * V;
-            int target = toks[start + j + 1];
-            double lse = score_logsumexp(row, V);
-            double v = score_nll(row, lse, target);
-            if (!isfinite(v)) { fprintf(stderr, "bitnet perplexity: non-finite logits in chunk %d\n", ci + 1); goto done; }
-            A.nll += v; A.nll2 += v * v; A.count++;
-            if (kl_base) {
-                memcpy(kf.rec, &v, 8);
-                score_topk(row, V, lse, topk, kids, klp);
-                for (int q = 0; q < topk; q++) put32(kf.rec + 8 + 4 * (size_t)q, kids[q]);
-                memcpy(kf.rec + 8 + 4 * (size_t)topk, klp, 4 * (size_t)topk);
-                if (fwrite(kf.rec, 1, kf.rec_len, kf.f) != kf.rec_len) { fprintf(stderr, "bitnet perplexity: --kl-base %s: write failed\n", tmpname); goto done; }
-            }
-            if (kl_in) {
-                if (fread(kf.rec, 1, kf.rec_len, kf.f) != kf.rec_len) { fprintf(stderr, "bitnet perplexity: --kl %s: read failed\n", kl_in); goto done; }
-                double bn; memcpy(&bn, kf.rec, 8);
-                uint32_t *ids = kids; float *lp = klp;
-                for (int q = 0; q < topk; q++) { ids[q] = get32(kf.rec + 8 + 4 * (size_t)q); if (ids[q] >= (uint32_t)V) { fprintf(stderr, "bitnet perplexity: --kl %s: corrupt record (id %u)\n", kl_in, ids[q]); goto done; } }
-                memcpy(lp, kf.rec + 8 + 4 * (size_t)topk, 4 * (size_t)topk);
-                if (!isfinite(bn)) { fprintf(stderr, "bitnet perplexity: --kl %s: corrupt record (nll)\n", kl_in); goto done; }
-                double kl = score_kl_topk(ids, lp, topk, row, lse);
-                b_nll += bn; b_nll2 += bn * bn;
-                kl_sum += kl; kl_sum2 += kl * kl; if (kl > kl_max) kl_max = kl;
-                kls[nkl++] = kl;
-                same_top += score_argmax(row, V) == (int)ids[0];
-            }
-        }
-        printf("[%d]%.4f,", ci + 1, exp(A.nll / A.count));
-        fflush(stdout);
-        double el = now_s() - t0, per = el / (ci + 1);
-        if (ci == 0) {
-            int tot = (int)(per * n_chunk);
-            fprintf(stderr, "perplexity: %.2f seconds per pass - ETA ", per);
-            if (tot >= 3600) fprintf(stderr, "%d hours ", tot / 3600);
-            fprintf(stderr, "%.2f minutes\n", (tot % 3600) / 60.0);
-        }
-        if (tty) fprintf(stderr, "\rperplexity: %d/%d, %.0f tokens/s, ETA %.0f s   ", ci + 1, n_chunk, evaluated / el, per * (n_chunk - ci - 1));
-    }
-    printf("\n");
-    double el = now_s() - t0;
-    if (tty) fprintf(stderr, "\r%60s\r", "");
-    double mean = A.nll / A.count, ppl = exp(mean), var = A.nll2 / A.count - mean * mean;
-    if (A.count > 1 && var > 0) printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, sqrt(var / (A.count - 1)) * ppl);
-    else printf("Final estimate: PPL = %.4f +/- nan\n", ppl);
-    fprintf(stderr, "perplexity: %ld tokens scored, %ld evaluated in %.2f s (%.1f tokens/s)\n", A.count, evaluated, el, evaluated / el);
-    if (kl_in) {
-        long n = nkl;
-        double bm = b_nll / n, bppl = exp(bm);
-        double km = kl_sum / n, kv = kl_sum2 / n - km * km;
-        double ps = (double)same_top / n;
-        /* ln(PPL(Q)/PPL(base)) = mean(nll_q - nll_base) */
-        printf("KL divergence against %s (%ld tokens, base top-%d of %d):\n", kl_in, n, topk, V);
-        printf("Mean PPL(Q)                  : %10.6f\n", ppl);
-        printf("Mean PPL(base)               : %10.6f\n", bppl);
-        printf("Delta PPL (Q - base)         : %10.6f\n", ppl - bppl);
-        printf("Mean ln(PPL(Q)/PPL(base))    : %10.6f\n", mean - bm);
-        printf("Mean    KLD                  : %12.8f +/- %12.8f\n", km, n > 1 && kv > 0 ? sqrt(kv / (n - 1)) : 0.0);
-        printf("Maximum KLD                  : %12.8f\n", kl_max);
-        printf("99.0%%   KLD                  : %12.8f\n", score_percentile(kls, (size_t)n, 0.99));
-        printf("Median  KLD                  : %12.8f\n", score_percentile(kls, (size_t)n, 0.5));
-        printf("Same top p                   : %7.3f +/- %5.3f %%\n", 100 * ps, n > 1 ? 100 * sqrt(ps * (1 - ps) / (n - 1)) : 0.0);
-    }
-    if (kl_base) {
-        FILE *f = kf.f; kf.f = NULL;
-        if (fflush(f) || ferror(f) || fsync(fileno(f)) || fclose(f)) { fprintf(stderr, "bitnet perplexity: --kl-base %s: write failed\n", tmpname); goto done; }
-        if (rename(tmpname, kl_base)) { fprintf(stderr, "bitnet perplexity: --kl-base %s: cannot rename into place (%s)\n", kl_base, strerror(errno)); goto done; }
-        free(tmpname); tmpname = NULL;
-        fprintf(stderr, "perplexity: wrote the KL base (top-%d log-probs of %ld tokens) to %s\n", topk, A.count, kl_base);
-    }
-    rc = 0;
-done:
-    if (kf.f) fclose(kf.f);
-    if (tmpname) { unlink(tmpname); free(tmpname); }
-    free(kf.rec); free(kls); free(kids); free(klp); free(out); free(tmp); free(buf); free(toks); free(kltoks);
-    bitnet_ctx_free(c); bitnet_tokenizer_free(tok); bitnet_model_free(m);
+    ppl_free(&P);
     return rc;
 }

@@ -2,6 +2,7 @@
  * text files and write tokenizer.json + tokenizer_config.json (2B-4T chat template) and, when
  * the folder has none, a starter model config.json (vocab size and bos/eos ids filled in). */
 #include "cli.h"
+#include "args.h"
 #include "bitnet_train.h"
 #include <errno.h>
 #include <cjson/cJSON.h>
@@ -48,34 +49,45 @@ static int write_starter_config(const char *dir, const char *tok_path, const cha
 static double t_start;
 static void progress(void *ud, int phase, double done, double total) {
     (void)ud;
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    double el = ts.tv_sec + ts.tv_nsec * 1e-9 - t_start;
+    double el = cli_time() - t_start;
     double rate = el > 0 ? done / el : 0, eta = rate > 0 ? (total - done) / rate : 0;
     if (phase == 0) fprintf(stderr, "\rcounting words: %5.1f%% %.1f MB/s ETA %.0fs   ", total ? 100 * done / total : 100, rate / 1e6, eta);
     else fprintf(stderr, "\rmerges: %.0f/%.0f  %.0f merges/s   ", done, total, el > 0 ? done / el : 0);
     if (done >= total) fputc('\n', stderr);
 }
 
+typedef struct { const char *v[64]; int n; } str_list;
+/* --special TOK: appended to the list (up to 64; more are ignored, as before). */
+static int add_special(void *dst, const char *value, char *err, size_t errlen) {
+    str_list *l = dst;
+    (void)err; (void)errlen;
+    if (l->n < 64) l->v[l->n++] = value;
+    return 0;
+}
+
 int cmd_tokenizer_train(int argc, char **argv) {
     int vocab = 0;
     const char *out = NULL, *bos = NULL;
-    const char *specials[64]; int ns = 0;
+    str_list sp = {{0}, 0};
+    const char **specials = sp.v;
+    const arg_opt opts[] = {
+        OPT_INT(0, "vocab", 257, 1 << 22, &vocab, "N", "vocabulary size: 256 bytes + merges + specials (no default: required)"),
+        OPT_FUNC(0, "special", add_special, &sp, "TOK", "a special token (repeat; default: the five Llama 3 ones above)"),
+        OPT_STR(0, "bos", &bos, "TOK", "the BOS token (default <|begin_of_text|> when it is a special)"),
+        OPT_STR('o', NULL, &out, "FILE", "tokenizer.json to write (required)"),
+        OPT_END,
+    };
+    args_spec spec = {"tokenizer-train",
+        "usage: bitnet tokenizer-train --vocab N [--special TOK ...] [--bos TOK] IN.txt... -o tokenizer.json\n"
+        "  byte-level BPE with the Llama 3 pre-tokenizer; N counts bytes, merges and specials.\n"
+        "  Default specials: <|begin_of_text|> <|end_of_text|> <|start_header_id|> <|end_header_id|> <|eot_id|>.\n"
+        "  Also writes tokenizer_config.json (chat template) next to the output, and a starter\n"
+        "  config.json for `bitnet train --config` when that folder has none (keys: bitnet train -h).\n",
+        {opts}, {"options"}, 256};
     const char *files[256]; int nf = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--vocab") && i + 1 < argc) { if (!cli_int("--vocab", argv[++i], 257, 1 << 22, &vocab)) return 2; }
-        else if (!strcmp(argv[i], "--special") && i + 1 < argc) { if (ns < 64) specials[ns++] = argv[++i]; }
-        else if (!strcmp(argv[i], "--bos") && i + 1 < argc) bos = argv[++i];
-        else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: bitnet tokenizer-train --vocab N [--special TOK ...] [--bos TOK] IN.txt... -o tokenizer.json\n"
-                   "  byte-level BPE with the Llama 3 pre-tokenizer; N counts bytes, merges and specials.\n"
-                   "  Default specials: <|begin_of_text|> <|end_of_text|> <|start_header_id|> <|end_header_id|> <|eot_id|>.\n"
-                   "  Also writes tokenizer_config.json (chat template) next to the output, and a starter\n"
-                   "  config.json for `bitnet train --config` when that folder has none (keys: bitnet train -h).\n");
-            return 0;
-        } else if (argv[i][0] == '-') { fprintf(stderr, "bitnet tokenizer-train: unknown option '%s'\n", argv[i]); return 2; }
-        else if (nf < 256) files[nf++] = argv[i];
-    }
+    int r = args_parse(&spec, argc, argv, files, &nf);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    int ns = sp.n;
     if (!vocab || !out || !nf) { fprintf(stderr, "bitnet tokenizer-train: need --vocab N, input files and -o tokenizer.json\n"); return 2; }
     if (!ns) {
         static const char *def[] = {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
@@ -98,7 +110,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
             return 1;
         }
     }
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); t_start = ts.tv_sec + ts.tv_nsec * 1e-9;
+    t_start = cli_time();
     bitnet_bpe_params p = bitnet_bpe_default_params();
     p.vocab_size = vocab; p.specials = (const char *const *)specials; p.n_specials = ns; p.bos = bos; p.progress = progress;
     int nm = 0;
@@ -106,8 +118,7 @@ int cmd_tokenizer_train(int argc, char **argv) {
     size_t total = 0;
     for (int i = 0; i < nf; i++) { total += lens[i]; free(texts[i]); }
     if (s) return cli_fail("tokenizer-train");
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double el = ts.tv_sec + ts.tv_nsec * 1e-9 - t_start;
+    double el = cli_time() - t_start;
     fprintf(stderr, "tokenizer-train: %d merges, vocab %d, %.1f MB in %.2fs (%.2f MB/s) -> %s\n",
             nm, 256 + nm + ns, total / 1e6, el, el > 0 ? total / 1e6 / el : 0, out);
     /* tokenizer_config.json beside it */

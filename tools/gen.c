@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <stdint.h>
 
-static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
-
 void gen_sampling_default(gen_sampling *o, float temperature) {
     memset(o, 0, sizeof *o);
     o->sp = bitnet_sampler_default_params();
@@ -159,12 +157,12 @@ int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignor
         return 1;
     }
     for (int i = 0; i < n; i++) bitnet_sampler_accept(g->smp, ids[i]);
-    double t0 = now();
+    double t0 = cli_time();
     if (gen_feed(g, ids, n, 1, "prompt")) return 1;
-    st->t_prompt = now() - t0; st->n_prompt = n;
+    st->t_prompt = cli_time() - t0; st->n_prompt = n;
     bitnet_detok *dt = NULL;
     if (out == GEN_OUT_TEXT && bitnet_detok_new(g->tok, &dt)) return cli_fail("detokenizer");
-    t0 = now();
+    t0 = cli_time();
     int first = 1;
     while (st->n_gen < n_gen) {
         if (stop && *stop) { st->stopped_by = 2; break; }
@@ -184,7 +182,7 @@ int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignor
     }
     if (dt) { fputs(bitnet_detok_flush(dt), stdout); bitnet_detok_free(dt); }
     fflush(stdout);
-    st->t_gen = now() - t0;
+    st->t_gen = cli_time() - t0;
     return 0;
 }
 

@@ -47,12 +47,6 @@ struct bn_pool {
  * the vCPU gets descheduled, which made 2-thread GEMV calls 2x slower here. */
 static inline void cpu_relax(void) { __asm__ volatile("" ::: "memory"); }
 
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Claim and run unclaimed parts of the current job until none is left. A stale claim (the job
  * changed since the ticket was read) fails its compare-and-swap. fn/arg are read after a
  * successful claim: the caller cannot start the next job before this part is finished. */
@@ -72,12 +66,12 @@ static void *worker(void *p_) {
     for (;;) {
         int g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g == seen && !atomic_load_explicit(&p->quit, memory_order_relaxed)) {
-            long long t0 = now_ns();
+            long long t0 = bn_time_ns();
             for (unsigned spins = 0;; spins++) {
                 g = atomic_load_explicit(&p->gen, memory_order_acquire);
                 if (g != seen || atomic_load_explicit(&p->quit, memory_order_relaxed)) break;
                 if (spins < BN_PLAIN_SPINS) cpu_relax(); else sched_yield(); /* yield: a busy machine needs the core */
-                if ((spins & 63) == 63 && now_ns() - t0 > BN_SPIN_NS) {
+                if ((spins & 63) == 63 && bn_time_ns() - t0 > BN_SPIN_NS) {
                     pthread_mutex_lock(&p->mu);
                     atomic_fetch_add(&p->sleeping, 1);
                     while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
@@ -142,14 +136,14 @@ void bn_pool_run(bn_pool *p, bn_pool_fn fn, void *arg) {
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    long long t0 = now_ns();
+    long long t0 = bn_time_ns();
     fn(arg, 0, p->n);
     /* Give the workers as long as our own part took to claim theirs (a worker that is merely slow
      * to wake keeps its part), then run the parts nobody has started: a descheduled worker
      * costs at most about one part's time, not a scheduler time slice. */
-    long long t1 = now_ns(), deadline = t1 + (t1 - t0);
+    long long t1 = bn_time_ns(), deadline = t1 + (t1 - t0);
     for (unsigned spins = 0; (int)(uint32_t)atomic_load_explicit(&p->ticket, memory_order_acquire) < p->n; spins++) {
-        if ((spins & 15) == 15 && now_ns() > deadline) { run_parts(p); break; }
+        if ((spins & 15) == 15 && bn_time_ns() > deadline) { run_parts(p); break; }
         cpu_relax();
     }
     for (unsigned spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {

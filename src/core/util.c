@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 static _Thread_local char g_err[1024];
 
@@ -84,10 +85,11 @@ void *bn_alloc(size_t n) {
 }
 void bn_free(void *p) { free(p); }
 
-double bn_time(void) {
+long long bn_time_ns(void) {
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+double bn_time(void) { return (double)bn_time_ns() * 1e-9; }
 
 bitnet_status bn_read_file_max(const char *path, size_t max, char **out, size_t *len) {
     *out = NULL; if (len) *len = 0;
@@ -120,6 +122,27 @@ bitnet_status bn_read_file_max(const char *path, size_t max, char **out, size_t 
 bitnet_status bn_read_file(const char *path, char **out, size_t *len) {
     return bn_read_file_max(path, SIZE_MAX - 1, out, len);
 }
+
+bitnet_status bn_map_file(const char *path, const void **data, size_t *size) {
+    *data = NULL; *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    bitnet_status s = BITNET_OK;
+    if (fstat(fd, &sb) != 0) s = bn_err(BITNET_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode)) s = bn_err(BITNET_ERR_IO, "%s: not a regular file%s", path, S_ISDIR(sb.st_mode) ? " (it is a directory)" : "");
+    else if ((uint64_t)sb.st_size >= (uint64_t)SIZE_MAX) s = bn_err(BITNET_ERR_FORMAT, "%s: too large to map", path);
+    else if (sb.st_size == 0) *data = "";
+    else {
+        void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) s = bn_err(BITNET_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+        else { *data = map; *size = (size_t)sb.st_size; }
+    }
+    close(fd);
+    return s;
+}
+
+void bn_unmap_file(const void *data, size_t size) { if (data && size) munmap((void *)data, size); }
 
 char *bn_path_join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);

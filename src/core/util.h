@@ -25,14 +25,20 @@ uint16_t bn_f32_to_f16(float f);
 void *bn_alloc(size_t n);
 void bn_free(void *p);
 
-/* Monotonic seconds. */
+/* The monotonic clock (the library reads it here only): seconds, nanoseconds. */
 double bn_time(void);
+long long bn_time_ns(void);
 
 /* Read a whole regular file into a malloc'd NUL-terminated buffer (*len bytes, may hold NULs).
  * A directory or other non-regular file is an IO error naming the path; a file over max bytes
  * is a FORMAT error naming the size and the limit. bn_read_file: no size limit. */
 bitnet_status bn_read_file_max(const char *path, size_t max, char **out, size_t *len);
 bitnet_status bn_read_file(const char *path, char **out, size_t *len);
+/* Map a whole regular file read-only (mmap, private): *data, *size bytes; an empty file gives
+ * *data = "" and *size = 0. A directory or other non-regular file is an IO error naming the
+ * path. Unmap with bn_unmap_file(*data, *size) (a no-op for size 0). */
+bitnet_status bn_map_file(const char *path, const void **data, size_t *size);
+void bn_unmap_file(const void *data, size_t size);
 /* Size limit for small JSON companions (config.json, generation_config.json, the shard index). */
 #define BN_SMALL_FILE_MAX ((size_t)64 << 20)
 /* Join dir and name into a malloc'd path. */

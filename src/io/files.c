@@ -1,31 +1,16 @@
 /* files.c — file providers (see files.h): a folder (mmap) and memory buffers. */
 #include "io/files.h"
-#include <errno.h>
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static bitnet_status dir_open(void *ud, const char *name, const void **data, size_t *size) {
     char *path = bn_path_join(ud, name);
     if (!path) return bn_err(BITNET_ERR_NOMEM, "out of memory");
-    bitnet_status s = BITNET_OK;
-    int fd = open(path, O_RDONLY);
-    struct stat sb;
-    if (fd < 0) s = bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        s = bn_err(BITNET_ERR_IO, "%s: not a regular file%s", path, S_ISDIR(sb.st_mode) ? " (it is a directory)" : "");
-    else if (sb.st_size == 0) { *data = ""; *size = 0; }
-    else {
-        void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) s = bn_err(BITNET_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
-        else { *data = map; *size = (size_t)sb.st_size; }
-    }
-    if (fd >= 0) close(fd);
+    bitnet_status s = bn_map_file(path, data, size);
     free(path);
     return s;
 }
-static void dir_close(void *ud, const void *data, size_t size) { if (size) munmap((void *)data, size); }
+static void dir_close(void *ud, const void *data, size_t size) { bn_unmap_file(data, size); }
 
 void bn_files_release(const bitnet_files *f, const void *data, size_t size, const void *p, size_t n) {
     if (f->close != dir_close || !size) return;   /* only our own mmap may be dropped */

@@ -251,6 +251,7 @@ void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *i) {
     i->n_params = m->n_params; i->n_ternary = m->n_ternary; i->weight_bytes = m->weight_bytes; i->ternary_bytes = m->ternary_bytes;
     i->isa = m->k->name;
     i->head_type = m->head_type;
+    i->weight_bytes_per_token = bn_model_weight_bytes_per_token(m);
 }
 
 bitnet_status bitnet_model_set_head(bitnet_model *m, bitnet_head_type t) {
@@ -330,4 +331,39 @@ bitnet_status bn_model_synthetic_on(const bn_config *cfg, const char *kernels, u
     free(q);
     *out = m;
     return BITNET_OK;
+}
+
+/* The shape of preset name (see bitnet_model_synthetic) into *c; 0 if the name is unknown. */
+static int synth_config(const char *name, bn_config *c) {
+    memset(c, 0, sizeof *c);
+    c->rope_theta = 10000.f; c->norm_eps = 1e-5f; c->bos_id = 1; c->eos_id = 2; c->max_pos = 2048;
+    c->linear_class = BN_LC_AUTOBITLINEAR;
+    if (!strcmp(name, "2b-4t")) {
+        c->family = BN_FAM_BITNET; c->vocab_size = 128256; c->hidden_size = 2560; c->intermediate_size = 6912;
+        c->n_layers = 30; c->n_heads = 20; c->n_kv_heads = 5; c->head_dim = 128; c->max_pos = 4096;
+        c->rope_theta = 500000.f; c->act = BN_ACT_RELU2; c->tied = 1; c->bos_id = 128000; c->eos_id = 128001;
+    } else if (!strcmp(name, "1bitllm-large")) {
+        c->family = BN_FAM_1BITLLM; c->vocab_size = 32002; c->hidden_size = 1536; c->intermediate_size = 4096;
+        c->n_layers = 24; c->n_heads = 16; c->n_kv_heads = 16; c->head_dim = 96; c->act = BN_ACT_SILU;
+    } else if (!strcmp(name, "1bitllm-3b")) {
+        c->family = BN_FAM_1BITLLM; c->vocab_size = 32002; c->hidden_size = 3200; c->intermediate_size = 8640;
+        c->n_layers = 26; c->n_heads = 32; c->n_kv_heads = 32; c->head_dim = 100; c->act = BN_ACT_SILU;
+    } else return 0;
+    c->eos_ids[0] = c->eos_id; c->n_eos = 1;
+    return 1;
+}
+
+bitnet_status bitnet_model_synthetic(const char *preset, uint64_t seed, const bitnet_model_params *p,
+                                     bitnet_model **out) {
+    *out = NULL;
+    bitnet_model_params dp = bitnet_model_default_params();
+    if (!p) p = &dp;
+    bn_config c;
+    if (!preset || !synth_config(preset, &c))
+        return bn_err(BITNET_ERR_ARG, "unknown synthetic model '%s' (2b-4t, 1bitllm-large, 1bitllm-3b)", preset ? preset : "(null)");
+    bitnet_status st = bn_model_synthetic(&c, p->kernels, seed, out);
+    if (st == BITNET_OK && p->head != BITNET_HEAD_EXACT && (st = bitnet_model_set_head(*out, p->head))) {
+        bitnet_model_free(*out); *out = NULL;
+    }
+    return st;
 }

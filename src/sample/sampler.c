@@ -4,6 +4,7 @@
  * and settings give the same tokens. The seed can come from the OS (BITNET_SEED_RANDOM).
  * Not: grammars, beam search, mirostat; no knowledge of the model or the context. */
 #include "core/util.h"
+#include "core/rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <time.h>
@@ -120,9 +121,7 @@ void bitnet_sampler_accept(bitnet_sampler *s, int id) {
 }
 
 static double next_uniform(bitnet_sampler *s) { /* splitmix64 -> [0,1) */
-    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; z = (z ^ (z >> 27)) * 0x94d049bb133111ebull; z ^= z >> 31;
-    return (z >> 11) * (1.0 / 9007199254740992.0);
+    return (bn_splitmix64(&s->rng) >> 11) * (1.0 / 9007199254740992.0);
 }
 
 static int cand_cmp(const void *a, const void *b) {

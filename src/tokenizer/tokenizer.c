@@ -230,21 +230,6 @@ static int ids_push(bn_ids *v, int32_t id) {
 
 /* ---------------------------------------------------------------- load, free, config */
 
-bitnet_status bn_tok_read(const char *path, char **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return bn_err(BITNET_ERR_IO, "%s: cannot open", path);
-    bn_buf b = {0};
-    char tmp[65536]; size_t r;
-    while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
-        if (!buf_put(&b, tmp, r)) { fclose(f); free(b.p); return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); }
-    int err = ferror(f);
-    fclose(f);
-    if (err) { free(b.p); return bn_err(BITNET_ERR_IO, "%s: read error", path); }
-    if (!b.p && !buf_put(&b, "", 0)) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
-    *buf = b.p; *len = b.n;
-    return BITNET_OK;
-}
-
 bitnet_status bn_tok_compile_regex(const char *pat, size_t len, pcre2_code **out, const char *path) {
     int ec; PCRE2_SIZE eo;
     uint32_t opts = PCRE2_UTF | PCRE2_UCP;

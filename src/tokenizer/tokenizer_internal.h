@@ -111,6 +111,4 @@ bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path);
 bitnet_status bn_tok_parse_spm(bitnet_tokenizer *t, const char *buf, size_t len, const char *path);
 /* tokenizer.ggml.* metadata of a GGUF file (gguf_tokenizer.c). */
 bitnet_status bn_tok_load_gguf(bitnet_tokenizer *t, const char *path);
-/* Read a whole file (binary safe). */
-bitnet_status bn_tok_read(const char *path, char **buf, size_t *len);
 #endif

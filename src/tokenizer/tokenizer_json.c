@@ -338,7 +338,7 @@ static bitnet_status load_merges(bitnet_tokenizer *t, const cJSON *merges, char 
 
 bitnet_status bn_tok_load_json(bitnet_tokenizer *t, const char *path) {
     char *buf = NULL; size_t len = 0;
-    bitnet_status s = bn_tok_read(path, &buf, &len);
+    bitnet_status s = bn_read_file(path, &buf, &len);
     if (s) return s;
     cJSON *root = cJSON_ParseWithLength(buf, len);
     if (!root) {

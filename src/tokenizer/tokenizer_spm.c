@@ -224,7 +224,7 @@ static bitnet_status set_pipeline(bitnet_tokenizer *t, const sp_model *m, const 
 
 bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path) {
     char *buf = NULL; size_t len = 0;
-    bitnet_status s = bn_tok_read(path, &buf, &len);
+    bitnet_status s = bn_read_file(path, &buf, &len);
     if (s) return s;
     s = bn_tok_parse_spm(t, buf, len, path);
     free(buf);

@@ -1,11 +1,7 @@
 /* data.c — mmap'd token file reader, sequential and shuffled windows (see data.h). */
 #include "train/data.h"
+#include "core/rng.h"
 #include <stdio.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <unistd.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 static uint32_t rd32(const uint8_t *b) { return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24; }
 
@@ -29,21 +25,13 @@ static bitnet_status text_err(const char *path) {
 bitnet_status bn_data_open(const char *path, int vocab, int B, int T, bn_data **out) {
     *out = NULL;
     if (B < 1 || T < 1) return bn_err(BITNET_ERR_ARG, "%s: batch %d x seq %d must both be >= 1", path, B, T);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return bn_err(BITNET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) { int e = errno; close(fd); return bn_err(BITNET_ERR_IO, "%s: cannot stat: %s", path, strerror(e)); }
-    if (!S_ISREG(sb.st_mode)) { close(fd); return bn_err(BITNET_ERR_IO, "%s: not a regular file", path); }
+    const void *map; size_t sz;
+    bitnet_status s = bn_map_file(path, &map, &sz);
+    if (s) return s;
     bn_data *d = calloc(1, sizeof *d);
-    if (!d || !(d->path = strdup(path))) { free(d); close(fd); return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); }
+    if (!d || !(d->path = strdup(path))) { free(d); bn_unmap_file(map, sz); return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); }
     d->B = B; d->T = T;
-    bitnet_status s = BITNET_OK;
-    size_t sz = (size_t)sb.st_size;
-    if (sz > 0) {
-        void *map = mmap(NULL, sz, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) { s = bn_err(BITNET_ERR_IO, "%s: mmap failed: %s", path, strerror(errno)); goto fail; }
-        d->raw = map; d->map_len = sz;
-    }
+    d->raw = map; d->map_len = sz;
     if (sz % 4) {
         if (looks_like_text(d->raw, sz)) { s = text_err(path); goto fail; }
         s = bn_err(BITNET_ERR_FORMAT, "%s: size %zu is not a multiple of 4 (expected uint32 token ids; "
@@ -67,18 +55,16 @@ bitnet_status bn_data_open(const char *path, int vocab, int B, int T, bn_data **
         }
     }
     d->nw = (d->n - 1) / (size_t)T;
-    close(fd);
     *out = d;
     return BITNET_OK;
 fail:
-    close(fd);
     bn_data_free(d);
     return s;
 }
 
 void bn_data_free(bn_data *d) {
     if (!d) return;
-    if (d->raw) munmap((void *)d->raw, d->map_len);
+    bn_unmap_file(d->raw, d->map_len);
     free(d->perm); free(d->path); free(d);
 }
 
@@ -88,20 +74,13 @@ bitnet_status bn_data_shuffle(bn_data *d, uint64_t seed) {
     return BITNET_OK;
 }
 
-static uint64_t splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Fisher-Yates permutation of [0, nw) for epoch e, from (seed, e) only. */
 static bitnet_status make_perm(bn_data *d, int64_t e) {
     if (!d->perm && !(d->perm = malloc(d->nw * sizeof *d->perm))) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory for the window order", d->path);
     uint64_t x = d->seed ^ ((uint64_t)e * 0xd1b54a32d192ed03ull);
     for (size_t i = 0; i < d->nw; i++) d->perm[i] = (uint32_t)i;
     for (size_t i = d->nw - 1; i > 0; i--) {
-        size_t j = (size_t)(splitmix(&x) % (i + 1));  /* modulo bias < nw / 2^64: negligible */
+        size_t j = (size_t)(bn_splitmix64(&x) % (i + 1));  /* modulo bias < nw / 2^64: negligible */
         uint32_t t = d->perm[i]; d->perm[i] = d->perm[j]; d->perm[j] = t;
     }
     d->perm_epoch = e;
