@@ -157,7 +157,7 @@ static int unknown(const args_spec *s, const char *a) {
     return args_error(s, "unknown option '%s'; see bitnet %s -h", a, s->cmd);
 }
 
-static const arg_opt HELP = {'h', "help", ARG_FLAG, 0, 0, NULL, NULL, "print this help", NULL, NULL, 0};
+static const arg_opt HELP = {.short_name = 'h', .names = "help", .kind = ARG_FLAG, .help = "print this help"};
 
 /* Resolve argv[i] as an option: *o the option, *val an inline "=value" or NULL. 0: not an
  * option (a positional), 1: an option, ARGS_ERR: unknown (message printed when report). */
@@ -198,6 +198,7 @@ int args_parse(const args_spec *s, int argc, char **argv, const char **pos, int 
         }
         char name[64]; /* the option as typed, without "=value" */
         snprintf(name, sizeof name, "%.*s", (int)strcspn(a, "="), a);
+        if (o->seen) *o->seen = 1;
         if (o->kind == ARG_FLAG) {
             if (val) return args_error(s, "%s takes no value (got '%s')", name, a);
             *(int *)o->dst = 1;

@@ -35,6 +35,7 @@ typedef struct arg_opt {
     const char *choices; /* ARG_STR: allowed values "a|b|c", or NULL */
     int (*fn)(void *dst, const char *value, char *err, size_t errlen);
     int flags;
+    int *seen;           /* if set: becomes 1 when the option is given (to tell given from default) */
 } arg_opt;
 
 /* Table entries (designated initializers: fields not named are 0). S: short name char or 0. */

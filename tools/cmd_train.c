@@ -5,6 +5,7 @@
  * (the handler only sets a flag the step loop checks). All numerics are in the library
  * (src/train*.c, src/optim.c, src/data.c); this file parses options, prints and draws. */
 #include "cli.h"
+#include "args.h"
 #include "bitnet_train.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -312,17 +313,6 @@ static int merge_stored(run_opts *o, const int *given, const char *json, const c
     return ok;
 }
 
-/* Print "bitnet: OPT needs <what>, got 'V'" and return 0 unless v parses to a float in range. */
-static int opt_float(const char *opt, const char *v, float *out, double lo, int lo_incl, double hi, int hi_incl, const char *what) {
-    float x;
-    if (!cli_float(opt, v, &x)) return 0;
-    if (!isfinite(x) || (lo_incl ? x < lo : x <= lo) || (hi_incl ? x > hi : x >= hi)) {
-        fprintf(stderr, "bitnet: %s needs %s, got '%s'\n", opt, what, v);
-        return 0;
-    }
-    *out = x; return 1;
-}
-
 /* Copy the tokenizer from src (a folder, or a tokenizer.json / .model file whose folder may
  * hold tokenizer_config.json etc.) into dir. Returns the number of files copied, -1 on error. */
 static int copy_tokenizer(const char *src, const char *dir) {
@@ -343,6 +333,12 @@ static int copy_tokenizer(const char *src, const char *dir) {
     return s ? -1 : n + 1;
 }
 
+/* &given[k] for the stored option named opt (NULL when it is not one of OPTS). */
+static int *given_slot(const char *opt, int *given) {
+    for (int k = 0; k < NOPTS; k++) if (!strcmp(OPTS[k].opt, opt)) return &given[k];
+    return NULL;
+}
+
 static volatile sig_atomic_t g_interrupted;
 static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 
@@ -356,55 +352,54 @@ int cmd_train(int argc, char **argv) {
     const bitnet_optim_params *oc = &tp.optim;
     o.lr = oc->lr; o.beta1 = oc->beta1; o.beta2 = oc->beta2; o.eps = oc->eps; o.wd = oc->weight_decay; o.clip = oc->clip;
     o.warmup = oc->warmup; o.sched = (int)oc->schedule;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && (v || (fprintf(stderr, "bitnet: %s needs a value\n", name), 0)) && (i++, 1))
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--no-quant")) o.no_quant = 1;
-        else if (!strcmp(a, "--resume")) resume = 1;
-        else if (!strcmp(a, "--dry-run")) dry_run = 1;
-        else if (!strcmp(a, "--force")) force = 1;
-        else if (OPT("--init")) o.init = v;
-        else if (OPT("--config")) o.config = v;
-        else if (OPT("--data")) o.data = v;
-        else if (OPT("--val")) o.val = v;
-        else if (OPT("--tokenizer")) o.tokenizer = v;
-        else if (OPT("-o")) outdir = v;
-        else if (OPT("--dump-grads")) dump = v;
-        else if (OPT("--batch")) { if (!cli_int(a, v, 1, 1 << 20, &o.B)) return 2; }
-        else if (OPT("--seq")) { if (!cli_int(a, v, 1, 1 << 20, &o.T)) return 2; }
-        else if (OPT("--steps")) { if (!cli_int(a, v, 1, BITNET_TRAIN_MAX_STEPS, &o.steps)) return 2; }
-        else if (OPT("--accum")) { if (!cli_int(a, v, 1, 1 << 16, &o.accum)) return 2; }
-        else if (OPT("--eval-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.eval_every)) return 2; }
-        else if (OPT("--eval-batches")) { if (!cli_int(a, v, 1, 1 << 20, &o.eval_batches)) return 2; }
-        else if (OPT("--save-every")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.save_every)) return 2; }
-        else if (OPT("--stop-after")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &stop_after)) return 2; }
-        else if (OPT("--seed")) { if (!cli_int(a, v, 0, INT32_MAX, &o.seed)) return 2; }
-        else if (OPT("-t") || OPT("--threads")) { if (!cli_int(a, v, 1, 512, &nth)) return 2; }
-        else if (OPT("--warmup")) { if (!cli_int(a, v, 0, BITNET_TRAIN_MAX_STEPS, &o.warmup)) return 2; }
-        else if (OPT("--lr")) { if (!opt_float(a, v, &o.lr, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
-        else if (OPT("--beta1")) { if (!opt_float(a, v, &o.beta1, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
-        else if (OPT("--beta2")) { if (!opt_float(a, v, &o.beta2, 0, 1, 1, 0, "a number in [0, 1)")) return 2; }
-        else if (OPT("--eps")) { if (!opt_float(a, v, &o.eps, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
-        else if (OPT("--wd")) { if (!opt_float(a, v, &o.wd, 0, 1, INFINITY, 0, "a finite number >= 0")) return 2; }
-        else if (OPT("--clip")) { if (!opt_float(a, v, &o.clip, 0, 1, INFINITY, 0, "a finite number >= 0 (0 = no clipping)")) return 2; }
-        else if (OPT("--lora-rank")) { if (!cli_int(a, v, 0, 65536, &o.lora_rank)) return 2; }
-        else if (OPT("--lora-alpha")) { if (!opt_float(a, v, &o.lora_alpha, 0, 0, INFINITY, 0, "a finite number > 0")) return 2; }
-        else if (OPT("--lora-targets")) { unsigned mk; if (bitnet_lora_parse_targets(v, &mk)) { fprintf(stderr, "bitnet: --lora-targets: %s\n", bitnet_last_error()); return 2; } o.lora_targets = v; }
-        else if (OPT("--lora-dropout")) {
-            float d; if (!opt_float(a, v, &d, 0, 1, 1, 0, "a number in [0, 1)")) return 2;
-            if (d != 0) { fprintf(stderr, "bitnet: --lora-dropout %g: LoRA dropout is not implemented (only 0)\n", d); return 2; }
-        }
-        else if (OPT("--lr-schedule")) {
-            bitnet_lr_schedule sc;
-            if (!bitnet_lr_schedule_parse(v, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", v); return 2; }
-            o.sched = (int)sc;
-        }
-        else { fprintf(stderr, "bitnet: train: unknown option '%s'\n", a); usage(); return 2; }
-#undef OPT
-        for (int k = 0; k < NOPTS; k++) if (!strcmp(a, OPTS[k].opt)) given[k] = 1;
-    }
+    float dropout = 0;
+    const char *sched = bitnet_lr_schedule_name((bitnet_lr_schedule)o.sched);
+#define SEEN(name) given_slot(name, given)
+    arg_opt opts[] = {
+        {.names = "init", .kind = ARG_STR, .dst = &o.init, .meta = "DIR", .help = "start from an HF master checkpoint folder (F32/BF16/F16)", .seen = SEEN("--init")},
+        {.names = "config", .kind = ARG_STR, .dst = &o.config, .meta = "FILE.json", .help = "start from a fresh random model of this config (--seed)", .seen = SEEN("--config")},
+        OPT_FLAG(0, "resume", &resume, "continue OUTDIR's run from its last checkpoint (bit-exact)"),
+        OPT_FLAG(0, "force", &force, "start a new run in an OUTDIR that already holds one (overwrites it)"),
+        {.names = "data", .kind = ARG_STR, .dst = &o.data, .meta = "FILE.u32", .help = "training tokens (uint32 LE; bitnet tokenize-file)", .seen = SEEN("--data")},
+        {.names = "val", .kind = ARG_STR, .dst = &o.val, .meta = "FILE.u32", .help = "validation tokens", .seen = SEEN("--val")},
+        {.names = "tokenizer", .kind = ARG_STR, .dst = &o.tokenizer, .meta = "DIR|FILE", .help = "tokenizer copied into OUTDIR", .seen = SEEN("--tokenizer")},
+        OPT_STR('o', NULL, &outdir, "OUTDIR", "output folder (checkpoint, metrics.csv, loss.svg)"),
+        OPT_STR(0, "dump-grads", &dump, "FILE", "write the first step's gradients (safetensors)"),
+        {.names = "batch", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o.B, .meta = "B", .help = "sequences per micro-batch", .seen = SEEN("--batch")},
+        {.names = "seq", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o.T, .meta = "T", .help = "tokens per sequence", .seen = SEEN("--seq")},
+        {.names = "steps", .kind = ARG_INT, .lo = 1, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.steps, .meta = "N", .help = "optimizer steps of the run", .seen = SEEN("--steps")},
+        {.names = "accum", .kind = ARG_INT, .lo = 1, .hi = 1 << 16, .dst = &o.accum, .meta = "K", .help = "micro-batches per step", .seen = SEEN("--accum")},
+        {.names = "eval-every", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.eval_every, .meta = "N", .help = "validation every N steps (0 = at the end only)", .seen = SEEN("--eval-every")},
+        {.names = "eval-batches", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o.eval_batches, .meta = "N", .help = "validation batches", .seen = SEEN("--eval-batches")},
+        {.names = "save-every", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.save_every, .meta = "N", .help = "checkpoint every N steps (0 = at the end)", .seen = SEEN("--save-every")},
+        OPT_INT(0, "stop-after", 0, BITNET_TRAIN_MAX_STEPS, &stop_after, "N", "run at most N steps now, save, and exit (continue with --resume)"),
+        {.names = "seed", .kind = ARG_INT, .lo = 0, .hi = INT32_MAX, .dst = &o.seed, .meta = "S", .help = "random init and data order", .seen = SEEN("--seed")},
+        OPT_INT('t', "threads", 1, 512, &nth, "N", "worker threads"),
+        {.names = "warmup", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.warmup, .meta = "STEPS", .help = "linear warmup steps", .seen = SEEN("--warmup")},
+        {.names = "lr", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.lr, .meta = "LR", .help = "peak learning rate (> 0)", .flags = ARG_OPEN_LO, .seen = SEEN("--lr")},
+        {.names = "beta1", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o.beta1, .meta = "B", .help = "AdamW beta1 in [0, 1)", .seen = SEEN("--beta1")},
+        {.names = "beta2", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o.beta2, .meta = "B", .help = "AdamW beta2 in [0, 1)", .seen = SEEN("--beta2")},
+        {.names = "eps", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.eps, .meta = "E", .help = "AdamW epsilon (> 0)", .flags = ARG_OPEN_LO, .seen = SEEN("--eps")},
+        {.names = "wd", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.wd, .meta = "WD", .help = "weight decay (>= 0)", .seen = SEEN("--wd")},
+        {.names = "clip", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.clip, .meta = "C", .help = "gradient norm clip (0 = off)", .seen = SEEN("--clip")},
+        {.names = "lr-schedule", .kind = ARG_STR, .dst = &sched, .choices = "constant|cosine|two-stage", .help = "learning-rate schedule", .seen = SEEN("--lr-schedule")},
+        {.names = "no-quant", .kind = ARG_FLAG, .dst = &o.no_quant, .help = "full precision (labelled full_precision; bitnet run refuses it)", .seen = SEEN("--no-quant")},
+        OPT_FLAG(0, "dry-run", &dry_run, "print the memory plan and exit"),
+        {.names = "lora-rank", .kind = ARG_INT, .lo = 0, .hi = 65536, .dst = &o.lora_rank, .meta = "R", .help = "train LoRA adapters of rank R on the frozen base (0 = all weights)", .seen = SEEN("--lora-rank")},
+        {.names = "lora-alpha", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.lora_alpha, .meta = "A", .help = "LoRA alpha (> 0; default 2R)", .flags = ARG_OPEN_LO, .seen = SEEN("--lora-alpha")},
+        {.names = "lora-targets", .kind = ARG_STR, .dst = &o.lora_targets, .meta = "LIST", .help = "LoRA targets from q,k,v,o,gate,up,down", .seen = SEEN("--lora-targets")},
+        OPT_FLOAT(0, "lora-dropout", 0, 1, &dropout, "P", "LoRA dropout (only 0 is implemented)"),
+        OPT_END,
+    };
+#undef SEEN
+    args_spec spec = {.cmd = "train", .usage = NULL, .tables = {opts}, .titles = {"options"}};
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
+    if (args_parse(&spec, argc, argv, NULL, NULL) != ARGS_OK) return 2;
+    if (o.beta1 >= 1 || o.beta2 >= 1) { fprintf(stderr, "bitnet: %s needs a number in [0, 1), got %g\n", o.beta1 >= 1 ? "--beta1" : "--beta2", o.beta1 >= 1 ? o.beta1 : o.beta2); return 2; }
+    if (dropout != 0) { fprintf(stderr, "bitnet: --lora-dropout %g: LoRA dropout is not implemented (only 0)\n", dropout); return 2; }
+    { unsigned mk; if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &mk)) { fprintf(stderr, "bitnet: --lora-targets: %s\n", bitnet_last_error()); return 2; } }
+    { bitnet_lr_schedule sc; if (!bitnet_lr_schedule_parse(sched, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", sched); return 2; } o.sched = (int)sc; }
     /* paths are stored absolute, so a resume from another directory finds them */
     char *absp[NOPTS] = {0};
     for (int k = 0; k < NOPTS; k++)
