@@ -3,6 +3,7 @@
  * with IN_DIR's tokenizer files. Refuses a full-precision (--no-quant) IN_DIR and an OUT_DIR
  * that already holds a model unless --force. */
 #include "cli.h"
+#include "args.h"
 #include "bitnet_train.h"
 #include <dirent.h>
 #include <errno.h>
@@ -37,20 +38,19 @@ int cmd_export(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
     int packed = 0, force = 0;
     const char *merge = NULL; float lscale = 1.0f;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(USAGE, stdout); return 0; }
-        else if (!strcmp(argv[i], "--packed")) packed = 1;
-        else if (!strcmp(argv[i], "--force")) force = 1;
-        else if (!strcmp(argv[i], "--merge-lora") && i + 1 < argc) merge = argv[++i];
-        else if (!strcmp(argv[i], "--lora-scale") && i + 1 < argc) {
-            char *e; lscale = strtof(argv[++i], &e);
-            if (!*argv[i] || *e || !isfinite(lscale)) { fprintf(stderr, "bitnet export: --lora-scale needs a finite number, got '%s'\n", argv[i]); return 2; }
-        }
-        else if (argv[i][0] == '-') { fprintf(stderr, "bitnet export: unknown option '%s'\n%s", argv[i], USAGE); return 2; }
-        else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else { fprintf(stderr, "bitnet export: unexpected argument '%s'\n%s", argv[i], USAGE); return 2; }
-    }
+    const arg_opt opts[] = {
+        OPT_FLAG(0, "packed", &packed, "write the 2B-4T packed inference layout"),
+        OPT_FLAG(0, "force", &force, "ternarize a full-precision checkpoint anyway; overwrite OUT_DIR's model"),
+        OPT_STR(0, "merge-lora", &merge, "ADAPTER_DIR", "merge a LoRA adapter into the master weights first"),
+        OPT_FLOAT(0, "lora-scale", -INFINITY, INFINITY, &lscale, "S", "scale of the merged adapter"),
+        OPT_END,
+    };
+    args_spec spec = {.cmd = "export", .usage = USAGE, .tables = {opts}, .titles = {"options"}, .max_pos = 2};
+    const char *pos[2]; int npos = 0;
+    int r = args_parse(&spec, argc, argv, pos, &npos);
+    if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
+    if (npos > 0) in = pos[0];
+    if (npos > 1) out = pos[1];
     if ((!packed && !merge) || !in || !out) { fputs(USAGE, stderr); return 2; }
     char *mp = cli_path_join(out, "model.safetensors");
     int there = mp && cli_file_exists(mp);
