@@ -128,17 +128,6 @@ static void strip_weight(const char *name, char *base, size_t n) {
     if (l > 7 && !strcmp(base + l - 7, ".weight")) base[l - 7] = 0;
 }
 
-static float **layer_vec(bn_layer *L, bn_slot s) {
-    return s == BN_S_ATTN_NORM ? &L->attn_norm : s == BN_S_ATTN_SUB_NORM ? &L->attn_sub_norm
-         : s == BN_S_FFN_NORM ? &L->ffn_norm : &L->ffn_sub_norm;
-}
-static bn_tmat *layer_mat(bn_layer *L, bn_slot s) {
-    switch (s) {
-    case BN_S_Q: return &L->wq;       case BN_S_K: return &L->wk;   case BN_S_V: return &L->wv;
-    case BN_S_O: return &L->wo;       case BN_S_GATE: return &L->wgate;
-    case BN_S_UP: return &L->wup;     default: return &L->wdown;
-    }
-}
 
 static bitnet_status load_tensors(bitnet_model *m, const bn_gguf *g, bitnet_progress_fn progress, void *ud) {
     const bn_config *c = &m->cfg;
@@ -183,7 +172,7 @@ static bitnet_status load_tensors(bitnet_model *m, const bn_gguf *g, bitnet_prog
             strip_weight(bn_arch_tensor_name(BN_NAMES_GGUF, sl, l, n, sizeof n), base, sizeof base);
             bn_arch_shape(c, sl, sh);
             if (bn_arch_kind(sl) == BN_TK_NORM) {
-                float **v = layer_vec(L, sl);
+                float **v = bn_layer_vec(L, sl);
                 if (!(*v = bn_alloc((size_t)sh[0] * 4))) { s = bn_err(BITNET_ERR_NOMEM, "out of memory"); break; }
                 s = bn_gguf_read_float(g, base, 0, sh[0], *v);
                 m->weight_bytes += (size_t)sh[0] * 4; m->n_params += sh[0];
@@ -196,7 +185,7 @@ static bitnet_status load_tensors(bitnet_model *m, const bn_gguf *g, bitnet_prog
                 snprintf(what, sizeof what, "%s: tensor '%s'", f, n);
                 s = bn_scale_check(scale, what);
             }
-            if (!s) s = bn_model_make_tmat(m, q, (int)sh[0], (int)sh[1], scale, layer_mat(L, sl));
+            if (!s) s = bn_model_make_tmat(m, q, (int)sh[0], (int)sh[1], scale, bn_layer_mat(L, sl));
             if (!s && !fmt) fmt = bn_gguf_type_name(bn_gguf_find_tensor(g, n)->type);
         }
         if (!s && progress) progress(ud, l + 1, c->n_layers);

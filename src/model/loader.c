@@ -17,19 +17,6 @@
 
 static int wdt_of(bn_dtype d) { return d == BN_F32 ? BN_W_F32 : d == BN_F16 ? BN_W_F16 : BN_W_BF16; }
 
-/* The float vector of norm slot s in L. */
-static float **layer_vec(bn_layer *L, bn_slot s) {
-    return s == BN_S_ATTN_NORM ? &L->attn_norm : s == BN_S_ATTN_SUB_NORM ? &L->attn_sub_norm
-         : s == BN_S_FFN_NORM ? &L->ffn_norm : &L->ffn_sub_norm;
-}
-/* The BitLinear matrix of linear slot s in L. */
-static bn_tmat *layer_mat(bn_layer *L, bn_slot s) {
-    switch (s) {
-    case BN_S_Q: return &L->wq;       case BN_S_K: return &L->wk;   case BN_S_V: return &L->wv;
-    case BN_S_O: return &L->wo;       case BN_S_GATE: return &L->wgate;
-    case BN_S_UP: return &L->wup;     default: return &L->wdown;
-    }
-}
 
 /* Load a float vector tensor [n] into a new f32 buffer (finite values only). */
 static bitnet_status load_vec(bitnet_model *m, const char *name, int n, float **out) {
@@ -146,8 +133,8 @@ static bitnet_status load_all(bitnet_model *m, bitnet_progress_fn progress, void
             bn_slot sl = (bn_slot)si;
             bn_arch_tensor_name(nm, sl, l, n, sizeof n);
             bn_arch_shape(c, sl, sh);
-            if (bn_arch_kind(sl) == BN_TK_NORM) s = load_vec(m, n, (int)sh[0], layer_vec(L, sl));
-            else s = load_tmat(m, n, (int)sh[0], (int)sh[1], layer_mat(L, sl));
+            if (bn_arch_kind(sl) == BN_TK_NORM) s = load_vec(m, n, (int)sh[0], bn_layer_vec(L, sl));
+            else s = load_tmat(m, n, (int)sh[0], (int)sh[1], bn_layer_mat(L, sl));
             if (s) return s;
         }
         if (progress) progress(ud, l + 1, c->n_layers);
@@ -317,14 +304,14 @@ bitnet_status bn_model_synthetic_on(const bn_config *cfg, const char *kernels, u
             int64_t sh[2];
             bn_arch_shape(c, sl, sh);
             if (bn_arch_kind(sl) == BN_TK_NORM) {
-                float **v = layer_vec(L, sl);
+                float **v = bn_layer_vec(L, sl);
                 if (!(*v = bn_alloc((size_t)sh[0] * 4))) { free(q); bitnet_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
                 for (int i = 0; i < (int)sh[0]; i++) (*v)[i] = 1.f;
                 continue;
             }
             int rows = (int)sh[0], cols = (int)sh[1];
             for (size_t i = 0; i < (size_t)rows * cols; i++) q[i] = (int8_t)((int)(bn_splitmix64(&rs) % 3) - 1);
-            bitnet_status s = make_tmat(m, q, rows, cols, 1.0f / sqrtf((float)cols), layer_mat(L, sl));
+            bitnet_status s = make_tmat(m, q, rows, cols, 1.0f / sqrtf((float)cols), bn_layer_mat(L, sl));
             if (s) { free(q); bitnet_model_free(m); return s; }
         }
     }

@@ -7,6 +7,7 @@
 #include "backend/cpu/kernels/kernels.h"
 #include "io/ternary.h"
 #include "backend/backend.h"
+#include "arch/arch.h"
 
 /* bn_tmat, a ternary BitLinear weight, is defined with the backend that makes it (backend.h). */
 typedef struct bn_layer {
@@ -53,4 +54,17 @@ size_t bn_model_weight_bytes_per_token(const bitnet_model *m);
  * and free every adapter of m. */
 void bn_lora_after(const bitnet_model *m, int layer, const int *slots, int nw, const float *x, int n, float *const *y);
 void bn_lora_model_free(bitnet_model *m);
+/* The float vector of norm slot s in L (an arch.h slot), and the BitLinear matrix of linear
+ * slot s: how the loaders map the architecture table onto bn_layer. */
+static inline float **bn_layer_vec(bn_layer *L, bn_slot s) {
+    return s == BN_S_ATTN_NORM ? &L->attn_norm : s == BN_S_ATTN_SUB_NORM ? &L->attn_sub_norm
+         : s == BN_S_FFN_NORM ? &L->ffn_norm : &L->ffn_sub_norm;
+}
+static inline bn_tmat *bn_layer_mat(bn_layer *L, bn_slot s) {
+    switch (s) {
+    case BN_S_Q: return &L->wq;       case BN_S_K: return &L->wk;   case BN_S_V: return &L->wv;
+    case BN_S_O: return &L->wo;       case BN_S_GATE: return &L->wgate;
+    case BN_S_UP: return &L->wup;     default: return &L->wdown;
+    }
+}
 #endif
