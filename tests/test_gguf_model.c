@@ -19,10 +19,13 @@
 #include "t.h"
 #include "bitnet.h"
 #include "model/model.h"
+#include "io/safetensors.h"
+#include "io/gguf.h"
 #include <cjson/cJSON.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
+static int t_is_dir(const char *p) { struct stat sb; return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode); }
 static int read_ids(cJSON *root, const char *key, int32_t *ids, int max) {
     cJSON *a = cJSON_GetObjectItem(root, key), *e; int n = 0;
     cJSON_ArrayForEach(e, a) if (n < max) ids[n++] = e->valueint;
@@ -59,6 +62,7 @@ static void run(const char *fpath, const char *golden, int exact) {
     int V = cJSON_GetObjectItem(gj, "vocab_size")->valueint, N = np + ng;
     bitnet_model *mg = NULL, *mf = NULL;
     if (strchr(fpath, '/')) snprintf(path, sizeof path, "%s", fpath); else snprintf(path, sizeof path, "tests/gguf/%s", fpath);
+    char path_in[512]; snprintf(path_in, sizeof path_in, "%s", path);
     bitnet_status s = bitnet_model_load_ex(path, NULL, &mg);
     snprintf(name, sizeof name, "%s: loads", file);
     CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
@@ -71,7 +75,7 @@ static void run(const char *fpath, const char *golden, int exact) {
     CHECK(name, a.vocab_size == b.vocab_size && a.hidden_size == b.hidden_size && a.intermediate_size == b.intermediate_size && a.n_layers == b.n_layers
           && a.n_heads == b.n_heads && a.n_kv_heads == b.n_kv_heads && a.head_dim == b.head_dim && a.max_seq_len == b.max_seq_len
           && a.rope_theta == b.rope_theta && a.norm_eps == b.norm_eps && a.act == b.act && a.tied_embeddings == b.tied_embeddings
-          && a.n_ternary == b.n_ternary && !strncmp(a.weight_format, "gguf-", 5),
+          && a.n_ternary == b.n_ternary && (!strncmp(a.weight_format, "gguf-", 5) || t_is_dir(path_in)),
           "vocab %d/%d hidden %d/%d ffn %d/%d layers %d/%d heads %d/%d kv %d/%d ctx %d/%d theta %g/%g eps %g/%g act %d/%d tied %d/%d",
           a.vocab_size, b.vocab_size, a.hidden_size, b.hidden_size, a.intermediate_size, b.intermediate_size, a.n_layers, b.n_layers,
           a.n_heads, b.n_heads, a.n_kv_heads, b.n_kv_heads, a.max_seq_len, b.max_seq_len, a.rope_theta, b.rope_theta, a.norm_eps, b.norm_eps,
@@ -205,6 +209,79 @@ static void tok_cases_key(const char *fpath, const char *gdir, const char *key) 
 }
 static void tok_cases(const char *f, const char *gdir) { tok_cases_key(f, gdir, "ids"); }
 
+static int same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0; char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x); free(y);
+    return same;
+}
+/* Every tensor of folder a's model.safetensors in folder b's with the same dtype, shape and bytes
+ * (scales_too = 0: "*_scale" tensors are left out, *nscale counts them). Returns the count
+ * compared, -1 on a difference (why says which). */
+static int same_tensors(const char *a, const char *b, int scales_too, char *why, size_t nw) {
+    bn_st *sa = NULL, *sb = NULL;
+    int n = -1;
+    if (bn_st_open_dir(a, &sa) || bn_st_open_dir(b, &sb)) { snprintf(why, nw, "%s", bitnet_last_error()); goto out; }
+    n = 0;
+    for (int i = 0; i < bn_st_count(sa); i++) {
+        const bn_tensor *x = bn_st_at(sa, i), *y = bn_st_find(sb, x->name);
+        size_t l = strlen(x->name);
+        if (!scales_too && l > 6 && !strcmp(x->name + l - 6, "_scale")) continue;
+        if (!y || x->dtype != y->dtype || x->ndim != y->ndim || x->nbytes != y->nbytes || memcmp(x->shape, y->shape, sizeof x->shape) || memcmp(x->data, y->data, x->nbytes)) {
+            snprintf(why, nw, "%s: %s", x->name, !y ? "missing" : x->dtype != y->dtype ? "dtype" : "bytes or shape"); n = -1; break;
+        }
+        n++;
+    }
+    if (n >= 0 && bn_st_count(sa) != bn_st_count(sb)) { snprintf(why, nw, "%d tensors, want %d", bn_st_count(sb), bn_st_count(sa)); n = -1; }
+out:
+    bn_st_free(sa); bn_st_free(sb);
+    return n;
+}
+
+/* HF folder -> GGUF (type) -> HF folder -> GGUF: the two GGUF files byte-identical (the ternary
+ * codes, scales, floats and tokenizer metadata survive), the folder's tensors byte-identical to
+ * the source's (scales too where the source is autobitlinear), logits bit-identical to the source
+ * folder's, and the folder's tokenizer encodes the goldens. */
+static void hf_roundtrip(const char *gold, const char *type, int autobit, const char *tokgold, const char *tokkey) {
+    char in[512], a[256], d[256], b[256], name[400], why[200] = "";
+    snprintf(in, sizeof in, "%s/%s", t_golden(), gold);
+    char top[64]; snprintf(top, sizeof top, "/tmp/bitnet_hf_%d", (int)getpid()); mkdir(top, 0755);
+    snprintf(a, sizeof a, "%s/%s-%s.gguf", top, gold, type);
+    snprintf(b, sizeof b, "%s/%s-%s-2.gguf", top, gold, type);
+    snprintf(d, sizeof d, "%s/%s-%s-hf", top, gold, type);
+    bitnet_convert_params p = bitnet_convert_default_params();
+    p.type = type;
+    bitnet_status s = bitnet_convert(in, a, &p);
+    if (!s) s = bitnet_convert(a, d, &p);
+    if (!s) s = bitnet_convert(d, b, &p);
+    snprintf(name, sizeof name, "convert %s -> %s -> HF folder -> %s", gold, type, type);
+    CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
+    if (!s) {
+        snprintf(name, sizeof name, "%s %s: GGUF -> HF -> GGUF byte-identical", gold, type);
+        CHECK(name, same_file(a, b), "the second GGUF differs");
+        if (!strstr(gold, "master") && !strstr(gold, "1bitllm")) {
+            int n = same_tensors(in, d, autobit, why, sizeof why);
+            snprintf(name, sizeof name, "%s %s: HF -> GGUF -> HF gives the source's tensors byte-identical (%d tensors%s)", gold, type, n, autobit ? ", scales included" : "; scales are 1/x: bitlinear source");
+            CHECK(name, n > 0, "%s", why);
+        }
+        run(d, gold, 1);
+        if (tokgold) tok_cases_key(d, tokgold, tokkey);
+    }
+    if (!strcmp(type, "tq2_0") && !s) {   /* clobbering */
+        s = bitnet_convert(a, d, &p);
+        snprintf(name, sizeof name, "%s: an existing HF folder is refused without force", gold);
+        CHECK(name, s == BITNET_ERR_ARG && strstr(bitnet_last_error(), "already holds") && strstr(bitnet_last_error(), "--force"), "%d %s", s, bitnet_last_error());
+        p.flags = BITNET_CONVERT_FORCE;
+        snprintf(name, sizeof name, "%s: force overwrites the HF folder", gold);
+        CHECK(name, bitnet_convert(a, d, &p) == BITNET_OK, "%s", bitnet_last_error());
+        s = bitnet_convert(in, d, &p);
+        CHECK("convert: a folder output needs a .gguf input", s == BITNET_ERR_ARG && strstr(bitnet_last_error(), "needs a .gguf input"), "%d %s", s, bitnet_last_error());
+    }
+    static const char *files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) { char f[300]; snprintf(f, sizeof f, "%s/%s", d, files[i]); unlink(f); }
+    rmdir(d); unlink(a); unlink(b); rmdir(top);
+}
+
 int main(void) {
     tok_cases("packed-tq2_0.gguf", "tokenizer-bpe");
     tok_cases("tokenizer-bpe-nopre.gguf", "tokenizer-bpe");
@@ -245,6 +322,14 @@ int main(void) {
     CHECK("convert packed-tq2_0.gguf --type tq1_0", cs == BITNET_OK, "%s", bitnet_last_error());
     if (!cs) { run(out, "bitnet-b158-packed", 1); tok_cases(out, "tokenizer-bpe"); }
     unlink(out); rmdir(od);
+
+    /* GGUF -> HF folder round trips */
+    for (int ti = 0; ti < 3; ti++) {
+        hf_roundtrip("bitnet-b158-packed", types[ti], 1, ti ? NULL : "tokenizer-bpe", "ids");
+        hf_roundtrip("bitnet-b158-packed-bitlinear", types[ti], 0, NULL, NULL);
+        hf_roundtrip("bitnet-b158-master", types[ti], 1, NULL, NULL);
+        hf_roundtrip("bitnet-1bitllm", types[ti], 1, ti ? NULL : "tokenizer-spm", "sentencepiece_ids");
+    }
 
     bitnet_model *m = NULL;
     bitnet_status s = bitnet_model_load_ex("tests/gguf/nope.gguf", NULL, &m);
