@@ -282,6 +282,82 @@ static void hf_roundtrip(const char *gold, const char *type, int autobit, const 
     rmdir(d); unlink(a); unlink(b); rmdir(top);
 }
 
+/* Mean KL(p || q) over rows of the softmaxes of logits p (reference) and q, [rows, V]. */
+static double mean_kl(const float *pl, const float *ql, int rows, int V) {
+    double kl = 0;
+    for (int r = 0; r < rows; r++) {
+        const float *p = pl + (size_t)r * V, *q = ql + (size_t)r * V;
+        double mp = p[0], mq = q[0], zp = 0, zq = 0;
+        for (int j = 1; j < V; j++) { if (p[j] > mp) mp = p[j]; if (q[j] > mq) mq = q[j]; }
+        for (int j = 0; j < V; j++) { zp += exp(p[j] - mp); zq += exp(q[j] - mq); }
+        for (int j = 0; j < V; j++) { double lp = p[j] - mp - log(zp), lq = q[j] - mq - log(zq); kl += exp(lp) * (lp - lq); }
+    }
+    return kl / rows;
+}
+
+/* `convert GOLD X.gguf --type i2_s --head HEAD`: loads; prompt logits against the folder load's:
+ * bit-identical when the head is exact for the source (exact = 1), else mean|d|/std <= bmad and
+ * max|d|/std <= bmax, with the KL divergence from the exact head reported and the prompt's next
+ * token unchanged. Quantized heads (quant = 1): also bit-identical to the file converted again
+ * with --head f32 (the dequantized values as f32: the load path adds nothing to the quantizer's
+ * error, which test_gguf.c checks byte-exact against gguf-py). */
+static void head_case(const char *gold, const char *head, int exact, double bmad, double bmax) {
+    int quant = head[0] == 'q';
+    char in[512], out[256], name[400];
+    snprintf(in, sizeof in, "%s/%s", t_golden(), gold);
+    snprintf(out, sizeof out, "/tmp/bitnet_head_%d_%s_%s.gguf", (int)getpid(), gold, head);
+    bitnet_convert_params p = bitnet_convert_default_params();
+    p.head = head;
+    bitnet_status s = bitnet_convert(in, out, &p);
+    bitnet_model *mq = NULL, *me = NULL;
+    if (!s) s = bitnet_model_load_ex(out, NULL, &mq);
+    if (!s) s = bitnet_model_load(in, &me);
+    snprintf(name, sizeof name, "%s --head %s: converts and loads", gold, head);
+    CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
+    snprintf(in, sizeof in, "%s/%s/golden.json", t_golden(), gold);
+    char *js = t_read_file(in, NULL);
+    cJSON *gj = js ? cJSON_Parse(js) : NULL;
+    if (!s && gj) {
+        int32_t ids[256]; int np = read_ids(gj, "prompt_ids", ids, 128);
+        int V = cJSON_GetObjectItem(gj, "vocab_size")->valueint;
+        float *a = malloc((size_t)np * V * 4), *b = malloc((size_t)np * V * 4);
+        if (!forward(mq, ids, np, a) && !forward(me, ids, np, b)) {
+            double mad, mx, kl = mean_kl(b, a, np, V);
+            stats(a, b, (size_t)np * V, &mad, &mx);
+            const float *la = a + (size_t)(np - 1) * V, *lb = b + (size_t)(np - 1) * V;
+            int ia = 0, ib = 0;
+            for (int j = 1; j < V; j++) { if (la[j] > la[ia]) ia = j; if (lb[j] > lb[ib]) ib = j; }
+            if (exact) snprintf(name, sizeof name, "%s --head %s: prompt logits bit-identical to the folder load", gold, head);
+            else snprintf(name, sizeof name, "%s --head %s: logits vs the exact head mean|d|/std %.2e (<= %g), max %.2e (<= %g), mean KL %.2e nats", gold, head, mad, bmad, mx, bmax, kl);
+            CHECK(name, exact ? !memcmp(a, b, (size_t)np * V * 4) : mad <= bmad && mx <= bmax && kl > 0 && ia == ib, "mean|d|/std %.2e max %.2e KL %.2e next id %d vs %d", mad, mx, kl, ia, ib);
+        } else CHECK(name, 0, "forward: %s", bitnet_last_error());
+        if (quant) {   /* the same values as an f32 head */
+            char o2[300]; snprintf(o2, sizeof o2, "%s-f32.gguf", out);
+            bitnet_convert_params p2 = bitnet_convert_default_params();
+            p2.head = "f32";
+            bitnet_model *m2 = NULL;
+            bitnet_status s2 = bitnet_convert(out, o2, &p2);
+            if (!s2) s2 = bitnet_model_load_ex(o2, NULL, &m2);
+            snprintf(name, sizeof name, "%s --head %s: logits bit-identical to its dequantized values as an f32 head", gold, head);
+            CHECK(name, !s2 && !forward(m2, ids, np, b) && !memcmp(a, b, (size_t)np * V * 4), "%s", s2 ? bitnet_last_error() : "differ");
+            bitnet_model_free(m2); unlink(o2);
+        }
+        free(a); free(b);
+    }
+    if (!strcmp(head, "q6_k") && !strcmp(gold, "bitnet-b158-packed") && !s) {   /* same bytes as make_gguf.py's encoder */
+        size_t n1, n2; void *b1 = t_read_file(out, &n1), *b2 = t_read_file("tests/gguf/packed-i2_s-q6_k.gguf", &n2);
+        bn_gguf *g1 = NULL, *g2 = NULL;
+        int same = b1 && b2 && !bn_gguf_parse(b1, n1, out, &g1) && !bn_gguf_parse(b2, n2, "q6k", &g2);
+        const bn_gguf_tensor *t1 = same ? bn_gguf_find_tensor(g1, "token_embd.weight") : NULL, *t2 = same ? bn_gguf_find_tensor(g2, "token_embd.weight") : NULL;
+        same = t1 && t2 && t1->type == BN_GT_Q6_K && t1->nbytes == t2->nbytes && !memcmp(t1->data, t2->data, t1->nbytes);
+        CHECK("--head q6_k: token_embd bytes equal packed-i2_s-q6_k.gguf's (make_gguf.py)", same, "differ");
+        bn_gguf_free(g1); bn_gguf_free(g2); free(b1); free(b2);
+    }
+    cJSON_Delete(gj); free(js);
+    bitnet_model_free(mq); bitnet_model_free(me);
+    unlink(out);
+}
+
 int main(void) {
     tok_cases("packed-tq2_0.gguf", "tokenizer-bpe");
     tok_cases("tokenizer-bpe-nopre.gguf", "tokenizer-bpe");
@@ -322,6 +398,30 @@ int main(void) {
     CHECK("convert packed-tq2_0.gguf --type tq1_0", cs == BITNET_OK, "%s", bitnet_last_error());
     if (!cs) { run(out, "bitnet-b158-packed", 1); tok_cases(out, "tokenizer-bpe"); }
     unlink(out); rmdir(od);
+    bitnet_convert_params p;
+
+    /* --head: exact where the source's values fit, else bounded (bounds: docs/GGUF.md) */
+    head_case("bitnet-b158-packed", "f32", 1, 0, 0);
+    head_case("bitnet-b158-packed", "bf16", 1, 0, 0);
+    head_case("bitnet-1bitllm", "f32", 1, 0, 0);
+    head_case("bitnet-1bitllm", "f16", 1, 0, 0);
+    head_case("bitnet-b158-packed", "f16", 0, 2e-3, 0.05);
+    head_case("bitnet-1bitllm", "bf16", 0, 2e-2, 0.25);
+    /* quantized: a quarter of the 1 std a real bug gives (tests/golden/README.md), max 1.5 std */
+    static const char *qh[3] = {"q8_0", "q6_k", "q4_0"};
+    for (int k = 0; k < 3; k++) {
+        head_case(gold[0], qh[k], 0, 0.25, 1.5);
+        if (k != 1) head_case(gold[2], qh[k], 0, 0.25, 1.5);
+    }
+    p = bitnet_convert_default_params(); p.head = "q5_k";
+    snprintf(in, sizeof in, "%s/%s", t_golden(), gold[0]);
+    cs = bitnet_convert(in, "/tmp/bitnet_never.gguf", &p);
+    CHECK("convert: unknown head type", cs == BITNET_ERR_ARG && strstr(bitnet_last_error(), "q5_k"), "%d %s", cs, bitnet_last_error());
+    p.head = "q6_k";   /* 1bitLLM golden: hidden 192 is not a multiple of the Q6_K block */
+    snprintf(in, sizeof in, "%s/%s", t_golden(), gold[2]);
+    cs = bitnet_convert(in, "/tmp/bitnet_never.gguf", &p);
+    CHECK("convert --head q6_k: rows not a multiple of 256 refused, naming the file and tensor", cs == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), "bitnet-1bitllm: tensor 'token_embd.weight'")
+          && strstr(bitnet_last_error(), "256"), "%d %s", cs, bitnet_last_error());
 
     /* GGUF -> HF folder round trips */
     for (int ti = 0; ti < 3; ti++) {

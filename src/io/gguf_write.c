@@ -344,7 +344,7 @@ static bitnet_status write_globals(gwriter *g, csrc *s, uint32_t head, const cha
         if (gl[i] == BN_S_FINAL_NORM) ty = BN_GT_F32;
         else if (head) ty = head;
         uint8_t *d = NULL; size_t nb = 0;
-        if (!st && (st = to_type(f, (rows ? rows : 1) * cols, cols, ty, n, &d, &nb))) bn_err_prefix(st, in);
+        if (!st && (st = to_type(f, (rows ? rows : 1) * cols, cols, ty, n, &d, &nb))) { char pre[600]; snprintf(pre, sizeof pre, "%s: ", in); bn_err_prefix(st, pre); }
         if (!st) st = add_t(g, n, (uint32_t)nd, cols, rows ? rows : 1, ty, d, nb);
         free(f);
         if (!st) tick(pr);
