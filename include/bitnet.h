@@ -229,9 +229,14 @@ bitnet_status bitnet_ctx_seq_truncate(bitnet_ctx *c, int seq, int pos);
 typedef struct bitnet_tokenizer bitnet_tokenizer;
 
 /* path: a model folder (tokenizer.json preferred, else tokenizer.model), a tokenizer.json or a
- * tokenizer.model, or a .gguf file (its tokenizer.ggml.* metadata: gpt2 byte-level BPE). Special
+ * tokenizer.model, or a .gguf file (its tokenizer.ggml.* metadata: gpt2 byte-level BPE or llama
+ * SentencePiece). Special
  * ids are read from the folder's config files when present (a GGUF file carries its own). */
 bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out);
+/* A note about how t was read that a user should see once (a fallback the loader took: a GGUF
+ * file without tokenizer.ggml.pre, as old bitnet.cpp files, gets the Llama-3 pre-tokenizer
+ * regex), or NULL. Static text owned by t. */
+const char *bitnet_tokenizer_notice(const bitnet_tokenizer *t);
 void bitnet_tokenizer_free(bitnet_tokenizer *t);
 int bitnet_tokenizer_vocab_size(const bitnet_tokenizer *t);
 int bitnet_tokenizer_bos(const bitnet_tokenizer *t);  /* -1 if none */

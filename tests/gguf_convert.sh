@@ -28,6 +28,9 @@ field() { sed -n "s/^$1 *: *\([-0-9.e+]*\).*/\1/p" "$2" | head -n 1; }
 "$B" run -m "$T/a.gguf" -p "Once upon a time" -n 12 --temp 0 > "$T/r2" 2> /dev/null
 [ -s "$T/r0" ] && cmp -s "$T/r0" "$T/r1" && cmp -s "$T/r0" "$T/r2" && ok "run from the HF folder and the GGUF prints what the source prints" || fail "run" "$(cat "$T/r0" "$T/r1" "$T/r2")"
 
+echo -n "hello world" | "$B" tokenize -m tests/gguf/tokenizer-bpe-nopre.gguf > "$T/ids" 2> "$T/note"
+[ "$(grep -c "no tokenizer.ggml.pre.*Llama-3" "$T/note")" = 1 ] && [ -s "$T/ids" ] && ok "a GGUF without tokenizer.ggml.pre: the Llama-3 fallback is said once" || fail "pre fallback notice" "$(cat "$T/note")"
+
 expect_err() { # name, pattern, command...
     local name=$1 pat=$2; shift 2
     "$@" > /dev/null 2> "$T/err"; local rc=$?

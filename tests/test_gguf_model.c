@@ -208,6 +208,26 @@ static void tok_cases_key(const char *fpath, const char *gdir, const char *key) 
     bitnet_tokenizer_free(t); cJSON_Delete(root); free(js);
 }
 static void tok_cases(const char *f, const char *gdir) { tok_cases_key(f, gdir, "ids"); }
+/* Tokenizers a and b encode every text of gdir's golden cases to the same ids. */
+static void same_encodes(const char *a, const char *b, const char *gdir) {
+    char path[512], name[700];
+    bitnet_tokenizer *ta = NULL, *tb = NULL;
+    snprintf(path, sizeof path, "%s/%s/golden_encode.json", t_golden(), gdir);
+    char *js = t_read_file(path, NULL);
+    cJSON *root = js ? cJSON_Parse(js) : NULL, *c;
+    int n = 0, bad = 0;
+    if (root && !bitnet_tokenizer_load(a, &ta) && !bitnet_tokenizer_load(b, &tb))
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
+            const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+            int32_t *x = NULL, *y = NULL; int nx = 0, ny = 0;
+            n++;
+            if (bitnet_tokenizer_encode_ex(ta, text, strlen(text), 0, &x, &nx) || bitnet_tokenizer_encode_ex(tb, text, strlen(text), 0, &y, &ny) || nx != ny || memcmp(x, y, (size_t)nx * 4)) bad++;
+            free(x); free(y);
+        }
+    snprintf(name, sizeof name, "%.200s: %d texts of %.60s encode as %.300s does", strrchr(a, '/') ? strrchr(a, '/') + 1 : a, n, gdir, b);
+    CHECK(name, n > 0 && !bad, "%d differ (%s)", bad, bitnet_last_error());
+    bitnet_tokenizer_free(ta); bitnet_tokenizer_free(tb); cJSON_Delete(root); free(js);
+}
 
 static int same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0; char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
@@ -362,6 +382,14 @@ int main(void) {
     tok_cases("packed-tq2_0.gguf", "tokenizer-bpe");
     tok_cases("tokenizer-bpe-nopre.gguf", "tokenizer-bpe");
     tok_cases("tokenizer-bpe-32k.gguf", "tokenizer-bpe-32k");
+    {   /* the fallback for a missing tokenizer.ggml.pre is said (once, by the CLI) */
+        bitnet_tokenizer *t1 = NULL, *t2 = NULL;
+        bitnet_tokenizer_load("tests/gguf/tokenizer-bpe-nopre.gguf", &t1);
+        bitnet_tokenizer_load("tests/gguf/tokenizer-bpe-32k.gguf", &t2);
+        const char *n1 = bitnet_tokenizer_notice(t1);
+        CHECK("no tokenizer.ggml.pre: a notice names the Llama-3 fallback", n1 && strstr(n1, "tokenizer.ggml.pre") && strstr(n1, "Llama-3") && t2 && !bitnet_tokenizer_notice(t2), "%s", n1 ? n1 : "none");
+        bitnet_tokenizer_free(t1); bitnet_tokenizer_free(t2);
+    }
     /* SentencePiece ("llama"): encodes as the sentencepiece library does, like tokenizer.model */
     tok_cases_key("1bitllm-i2_s.gguf", "tokenizer-spm", "sentencepiece_ids");
     tok_cases_key("tokenizer-spm-8k.gguf", "tokenizer-spm-8k", "sentencepiece_ids");
@@ -385,6 +413,11 @@ int main(void) {
             CHECK(name, cs == BITNET_OK, "%s", bitnet_last_error());
             if (!cs) run(out, gold[gi], 1);
             if (!cs && gi == 0) tok_cases(out, "tokenizer-bpe");   /* tokenizer.json written as gpt2 metadata */
+            if (!cs && gi == 2) {   /* tokenizer.model written as llama metadata: as sentencepiece and the folder's tokenizer.model */
+                tok_cases_key(out, "tokenizer-spm", "sentencepiece_ids");
+                char tm[600]; snprintf(tm, sizeof tm, "%s/tokenizer.model", in);
+                same_encodes(out, tm, "tokenizer-spm");
+            }
             if (gi == 0 && ti == 0) {
                 cs = bitnet_convert_gguf(in, out, "tq2_0", 0);
                 CHECK("convert: an existing output is refused", cs == BITNET_ERR_ARG && strstr(bitnet_last_error(), "already exists"), "%d %s", cs, bitnet_last_error());

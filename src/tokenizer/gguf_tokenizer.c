@@ -120,6 +120,7 @@ static bitnet_status build(bitnet_tokenizer *t, const bn_gguf *g, const char *pa
         return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%.*s' is not supported from GGUF (gpt2: byte-level BPE; llama: SentencePiece BPE)", path, (int)(model.n > 40 ? 40 : model.n), model.s);
     int has_pre = bn_gguf_find_kv(g, "tokenizer.ggml.pre") != NULL;
     if (has_pre && (s = bn_gguf_get_str(g, "tokenizer.ggml.pre", &pre))) return s;
+    if (!has_pre) t->notice = "the GGUF file has no tokenizer.ggml.pre (an old bitnet.cpp conversion): using the Llama-3 pre-tokenizer regex";
     int llama3 = !has_pre || str_is(pre, "llama-bpe") || str_is(pre, "llama3") || str_is(pre, "llama-v3");
     if (!llama3 && !str_is(pre, "gpt2") && !str_is(pre, "default"))
         return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre '%.*s' is not supported (llama-bpe, gpt2, default)", path, (int)(pre.n > 40 ? 40 : pre.n), pre.s);

@@ -83,6 +83,7 @@ struct bitnet_tokenizer {
     int bos, eos, eot;
     int32_t *eog; int n_eog;
     uint8_t *eog_map;           /* [n_vocab] 1 if the id is in eog (allocated by the first add) */
+    const char *notice;         /* bitnet_tokenizer_notice (static text), NULL if none */
     char *arena_blocks;         /* linked list of arena blocks (first word = next) */
     char *arena_cur; size_t arena_left;
 };
