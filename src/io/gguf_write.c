@@ -107,8 +107,11 @@ static bitnet_status src_linear(csrc *s, bn_slot sl, int l, int rows, int cols, 
     char n[256];
     if (s->g) {
         bn_arch_tensor_name(BN_NAMES_GGUF, sl, l, n, sizeof n);
+        const bn_gguf_tensor *t = bn_gguf_find_tensor(s->g, n);
         n[strlen(n) - 7] = 0;
-        return bn_gguf_read_linear(s->g, n, rows, cols, BN_I2S_X86, q, scale);
+        bitnet_status st = bn_gguf_read_linear(s->g, n, rows, cols, BN_I2S_X86, q, scale);
+        if (!st) bn_files_release(&s->src.f, s->map, s->size, t->data, t->nbytes);   /* read: its pages may go */
+        return st;
     }
     bn_arch_tensor_name(bn_arch_naming(&s->cfg), sl, l, n, sizeof n);
     const bn_tensor *t = bn_st_find(s->st, n);
@@ -124,6 +127,7 @@ static bitnet_status src_linear(csrc *s, bn_slot sl, int l, int rows, int cols, 
         char what[400]; snprintf(what, sizeof what, "%s: '%s'", ts->file, sn);
         if ((st = bn_scale_multiplier(ws, s->cfg.linear_class, what, scale))) return st;
         if (bn_unpack_2b4t(t->data, rows, cols, q)) return bn_err(BITNET_ERR_FORMAT, "%s: '%s' holds the invalid ternary code 3", t->file, n);
+        bn_st_release(s->st, t->data, t->nbytes);
         return BITNET_OK;
     }
     int64_t sh[2] = {rows, cols};
@@ -131,6 +135,7 @@ static bitnet_status src_linear(csrc *s, bn_slot sl, int l, int rows, int cols, 
     if (!f) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     bitnet_status st = bn_arch_read_f32(s->st, n, 2, sh, f);
     if (!st) *scale = bn_ternarize(f, (int64_t)rows * cols, q);
+    if (!st) bn_st_release(s->st, t->data, t->nbytes);
     free(f);
     return st;
 }
@@ -146,14 +151,18 @@ static bitnet_status src_float(csrc *s, bn_slot sl, int l, int64_t rows, int64_t
         const bn_gguf_tensor *t = bn_gguf_find_tensor(s->g, n);
         if (t && (t->type == BN_GT_F16 || t->type == BN_GT_BF16)) *type = t->type;
         n[strlen(n) - 7] = 0;
-        return bn_gguf_read_float(s->g, n, rows, cols, *f);
+        bitnet_status st = bn_gguf_read_float(s->g, n, rows, cols, *f);
+        if (!st) bn_files_release(&s->src.f, s->map, s->size, t->data, t->nbytes);
+        return st;
     }
     bn_arch_tensor_name(bn_arch_naming(&s->cfg), sl, l, n, sizeof n);
     const bn_tensor *t = bn_st_find(s->st, n);
     if (t && t->dtype == BN_F16) *type = BN_GT_F16;
     if (t && t->dtype == BN_BF16) *type = BN_GT_BF16;
     int64_t sh[2] = {rows ? rows : cols, cols};
-    return bn_arch_read_f32(s->st, n, rows ? 2 : 1, rows ? sh : sh + 1, *f);
+    bitnet_status st = bn_arch_read_f32(s->st, n, rows ? 2 : 1, rows ? sh : sh + 1, *f);
+    if (!st) bn_st_release(s->st, t->data, t->nbytes);
+    return st;
 }
 
 /* f[n] (innermost dimension ne0) encoded as type into a malloc'd *d of *nb bytes. */
@@ -402,7 +411,8 @@ static bitnet_status write_layer(gwriter *g, csrc *s, int l, uint32_t lt, int8_t
     return st;
 }
 
-/* Header, metadata, tensor infos and 32-aligned data, written to out atomically. */
+/* Header, metadata, tensor infos and 32-aligned data, written to out atomically (streamed from
+ * the tensors' own buffers: nothing is assembled twice in memory). */
 static bitnet_status assemble(const gwriter *g, const char *out) {
     wbuf o = {0};
     wput(&o, "GGUF", 4); w32(&o, 3); w64(&o, (uint64_t)g->nt); w64(&o, g->nkv);
@@ -417,9 +427,20 @@ static bitnet_status assemble(const gwriter *g, const char *out) {
     }
     static const uint8_t zero[32];
     wput(&o, zero, (32 - o.n % 32) % 32);
-    for (int i = 0; i < g->nt; i++) { wput(&o, g->t[i].data, g->t[i].n); wput(&o, zero, (32 - g->t[i].n % 32) % 32); }
-    bitnet_status st = o.oom || g->kv.oom ? bn_err(BITNET_ERR_NOMEM, "out of memory assembling %s", out) : bn_write_file_atomic(out, o.b, o.n);
-    free(o.b);
+    int np = 1 + 2 * g->nt;
+    const void **parts = malloc((size_t)np * sizeof *parts);
+    size_t *lens = malloc((size_t)np * sizeof *lens);
+    bitnet_status st = BITNET_OK;
+    if (o.oom || g->kv.oom || !parts || !lens) st = bn_err(BITNET_ERR_NOMEM, "out of memory assembling %s", out);
+    else {
+        parts[0] = o.b; lens[0] = o.n;
+        for (int i = 0; i < g->nt; i++) {
+            parts[1 + 2 * i] = g->t[i].data; lens[1 + 2 * i] = g->t[i].n;
+            parts[2 + 2 * i] = zero; lens[2 + 2 * i] = (32 - g->t[i].n % 32) % 32;
+        }
+        st = bn_write_parts_atomic(out, parts, lens, np);
+    }
+    free(o.b); free(parts); free(lens);
     return st;
 }
 
