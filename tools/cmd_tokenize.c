@@ -21,7 +21,7 @@ static char *slurp(FILE *f, size_t *n) {
 static int bench(const char *model, const char *file, int repeat) {
     double t0 = cli_time();
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
     double load_ms = (cli_time() - t0) * 1e3;
     FILE *f = fopen(file, "rb");
     if (!f) { fprintf(stderr, "bitnet tokenize: cannot open %s\n", file); bitnet_tokenizer_free(tok); return 1; }
@@ -67,7 +67,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (!model) return args_error(&spec, "need -m PATH"), 2;
     if (benchf) return bench(model, benchf, repeat);
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
     size_t n = 0; char *text = slurp(stdin, &n);
     if (!text) { fprintf(stderr, "bitnet tokenize: cannot read stdin\n"); bitnet_tokenizer_free(tok); return 1; }
     int32_t *ids = NULL; int nid = 0;
@@ -117,7 +117,7 @@ int cmd_tokenize_file(int argc, char **argv) {
     const char *in = pos[0], *out = pos[1];
     if (!model || npos != 2) return args_error(&spec, "need -m TOKENIZER IN.txt OUT.u32"), 2;
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
     FILE *f = fopen(in, "rb");
     if (!f) { fprintf(stderr, "bitnet tokenize-file: cannot open %s\n", in); bitnet_tokenizer_free(tok); return 1; }
     size_t n = 0; char *text = slurp(f, &n);
