@@ -43,6 +43,7 @@ static void usage(void) {
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
         "  --dry-run           print the memory plan (weights, gradients, optimizer, adapters, activations) and exit\n"
+        "  --eval-first        also evaluate --val before the first step (e.g. the base model's loss)\n"
         "  --lora-rank R       LoRA: train rank-R adapters on the frozen --init base (ternarized once; no\n"
         "                      base gradients or moments); OUTDIR gets PEFT's adapter_model.safetensors +\n"
         "                      adapter_config.json (load with `bitnet run --lora OUTDIR`)\n"
@@ -388,7 +389,7 @@ static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 int cmd_train(int argc, char **argv) {
     run_opts o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337};
     const char *outdir = NULL, *dump = NULL;
-    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0;
+    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0, eval_first = 0;
     int given[NOPTS] = {0};
     char *keep[NOPTS] = {0};
     bitnet_train_params tp = bitnet_train_default_params();
@@ -428,6 +429,7 @@ int cmd_train(int argc, char **argv) {
         {.names = "lr-schedule", .kind = ARG_STR, .dst = &sched, .choices = "constant|cosine|two-stage", .help = "learning-rate schedule", .seen = SEEN("--lr-schedule")},
         {.names = "no-quant", .kind = ARG_FLAG, .dst = &o.no_quant, .help = "full precision (labelled full_precision; bitnet run refuses it)", .seen = SEEN("--no-quant")},
         OPT_FLAG(0, "dry-run", &dry_run, "print the memory plan and exit"),
+        OPT_FLAG(0, "eval-first", &eval_first, "also evaluate --val before the first step of this invocation"),
         {.names = "lora-rank", .kind = ARG_INT, .lo = 0, .hi = 65536, .dst = &o.lora_rank, .meta = "R", .help = "train LoRA adapters of rank R on the frozen base (0 = all weights)", .seen = SEEN("--lora-rank")},
         {.names = "lora-alpha", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.lora_alpha, .meta = "A", .help = "LoRA alpha (> 0; default 2R)", .flags = ARG_OPEN_LO, .seen = SEEN("--lora-alpha")},
         {.names = "lora-targets", .kind = ARG_STR, .dst = &o.lora_targets, .meta = "LIST", .help = "LoRA targets from q,k,v,o,gate,up,down", .seen = SEEN("--lora-targets")},
@@ -580,6 +582,12 @@ int cmd_train(int argc, char **argv) {
     sa.sa_handler = on_sigint; sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C kills as usual */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
+    if (eval_first && o.val) {
+        float vl;
+        if ((s = bitnet_trainer_eval(tr, o.eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
+        printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(tr), vl);
+        fflush(stdout);
+    }
     while (bitnet_trainer_get_step(tr) < o.steps && !(stop_after && ran >= stop_after)) {
         bitnet_train_stats st;
         s = bitnet_trainer_step(tr, &st);
