@@ -5,7 +5,7 @@
 # lowers the held-out loss (assistant turns only) and makes the greedy replies to held-out
 # questions take the trained style, which the base never shows; the adapter loads back the same
 # way in `bitnet chat --lora` and `bitnet run --lora` (one greedy reply), and two half-scale copies
-# at once give the same reply; tokenize-file --eos-between-lines / --doc-sep put EOS after each
+# at once give the same reply, and `bitnet serve --lora` replies in the style; tokenize-file --eos-between-lines / --doc-sep put EOS after each
 # document. Not: the merged model (the bundled model ships packed, with no master weights to
 # merge into: tests/lora.sh merges on the golden master). Writes only under a temp dir.
 set -u
@@ -42,6 +42,20 @@ txt=$($BN run -m $M -p "$p" --temp 0 -t 2 -n 12 --no-display-prompt --lora "$D/a
 ch=$(printf 'Where did Tom see the lion?\n' | $BN chat -m $M --temp 0 -t 2 -n 12 --lora "$D/a" 2>/dev/null)
 [ -n "$r1" ] && [ "$txt" = "$ch" ] && ok "sft: the adapter loads back: run --lora and chat --lora give one reply" || fail "sft: run --lora = chat --lora" "run '$txt' chat '$ch'"
 [ -n "$r1" ] && [ "$r1" = "$r2" ] && ok "sft: two adapters at half scale = one at full scale (greedy)" || fail "sft: two half adapters" "'$r1' vs '$r2'"
+# serve --lora: the adapter on every request of the server
+if ! "$BN" serve -h 2>&1 | grep -q -- "--lora DIR"; then echo "skip sft serve --lora: built without libmicrohttpd"
+elif ! command -v curl > /dev/null; then echo "skip sft serve --lora: curl is not installed"
+else
+    "$BN" serve -m $M --port 0 -t 2 --lora "$D/a" 2> "$D/serve.log" & SP=$!
+    URL=""
+    for _ in $(seq 100); do URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$D/serve.log" | head -1); [ -n "$URL" ] && break; kill -0 $SP 2>/dev/null || break; sleep 0.1; done
+    body='{"messages": [{"role": "user", "content": "Where did Tom see the lion?"}], "max_tokens": 12, "temperature": 0}'
+    resp=$(curl -s -H 'Content-Type: application/json' --data-binary "$body" "$URL/v1/chat/completions")
+    kill $SP 2>/dev/null; wait $SP 2>/dev/null
+    [[ "$resp" == *'"content":"Yo ho!'* || "$resp" == *'"content": "Yo ho!'* ]] && ok "sft: serve --lora replies in the trained style" || fail "sft: serve --lora" "$resp $(tail -2 "$D/serve.log")"
+    out=$("$BN" serve -m $M --port 0 --lora "$D/nope" 2>&1); rc=$?
+    [ $rc -ne 0 ] && [[ "$out" == *"nope/adapter_config.json"* ]] && ok "sft: serve --lora with a missing adapter names the file" || fail "sft: serve --lora missing" "rc=$rc $out"
+fi
 # errors
 printf '{"messages": [{"role": "user"}]}\n' > "$D/bad.jsonl"
 out=$($BN train --init $M --data "$D/bad.jsonl" --lora-rank 8 -o "$D/b" 2>&1); rc=$?
