@@ -56,6 +56,12 @@ else
     out=$("$BN" serve -m $M --port 0 --lora "$D/nope" 2>&1); rc=$?
     [ $rc -ne 0 ] && [[ "$out" == *"nope/adapter_config.json"* ]] && ok "sft: serve --lora with a missing adapter names the file" || fail "sft: serve --lora missing" "rc=$rc $out"
 fi
+# a chat-data run resumes bit-exactly (the JSONL is rendered again from the stored --data)
+R="--init $M --data $D/data/train.jsonl --lora-rank 4 --batch 2 --seq 32 --steps 6 -t 2"
+$BN train $R -o "$D/r1" > /dev/null 2>&1; $BN train $R -o "$D/r2" --stop-after 3 > /dev/null 2>&1
+$BN train --resume -o "$D/r2" > "$D/r2.log" 2>&1
+[ -f "$D/r1/adapter_model.safetensors" ] && cmp -s "$D/r1/adapter_model.safetensors" "$D/r2/adapter_model.safetensors" \
+    && ok "sft: a chat-data run resumes bit-exactly" || fail "sft: chat-data resume" "$(tail -2 "$D/r2.log")"
 # errors
 printf '{"messages": [{"role": "user"}]}\n' > "$D/bad.jsonl"
 out=$($BN train --init $M --data "$D/bad.jsonl" --lora-rank 8 -o "$D/b" 2>&1); rc=$?
