@@ -93,6 +93,10 @@ typedef struct bitnet_train_params {
     float lora_alpha;            /* alpha (default 16); the term is scaled by alpha / r */
     float lora_dropout;          /* must be 0: dropout on the adapter input is not implemented */
     unsigned lora_targets;       /* BITNET_LORA_* bits (default q and v, PEFT's llama default) */
+    const char *device;          /* NULL, "" or "cpu": the CPU; "cuda" or "cuda:N": CUDA device N
+                                  * (`make CUDA=1` builds; param_set ALL): parameters, gradients,
+                                  * AdamW moments and activations on the GPU, the same math and
+                                  * checkpoints as the CPU trainer (within float rounding) */
 } bitnet_train_params;
 /* batch 4, seq 128, accum 1, 100 steps, seed 1337, init_std 0.02, lr 1e-3, betas 0.9/0.95,
  * eps 1e-8, weight decay 0.1, clip 1, constant schedule, min_lr_frac 0.1, stage2_frac 0.1,

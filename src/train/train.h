@@ -51,6 +51,7 @@ typedef struct bn_train_model {
     int have_targets;
     float loss;
     struct bn_lora *lora;               /* adapters (lora.h) added after each targeted BitLinear; not owned */
+    void *gpu;                          /* the device ops' state (train_cuda.cu); NULL on the CPU */
 } bn_train_model;
 
 /* A zero model of the given shape (norm weights 1, everything else 0). n_threads >= 1.
