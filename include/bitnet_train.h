@@ -78,6 +78,16 @@ typedef enum bitnet_param_set {
  * BITNET_ERR_ARG naming an unknown entry. */
 bitnet_status bitnet_lora_parse_targets(const char *list, unsigned *mask);
 
+/* How a device trainer rounds (bitnet_train_params.precision; the CPU ignores it). BitLinear
+ * forward products are exact in every mode. */
+typedef enum bitnet_train_precision {
+    BITNET_TRAIN_PREC_DEFAULT = 0,  /* attention forward fp32 (it feeds the int8 quantizer), head and
+                                     * attention backward TF32, BitLinear backward bf16 x 2 terms */
+    BITNET_TRAIN_PREC_FAST = 1,     /* all TF32, BitLinear backward one bf16 term */
+    BITNET_TRAIN_PREC_PARITY = 2,   /* head and attention fp32, BitLinear backward bf16 x 3 terms:
+                                     * step-0 gradients within 1e-6 of the CPU's */
+} bitnet_train_precision;
+
 typedef struct bitnet_train_params {
     const char *kernels;         /* CPU kernel set, as bitnet_model_params.kernels */
     int n_threads;               /* worker threads (0: this machine's physical cores) */
@@ -97,6 +107,7 @@ typedef struct bitnet_train_params {
                                   * (`make CUDA=1` builds; param_set ALL): parameters, gradients,
                                   * AdamW moments and activations on the GPU, the same math and
                                   * checkpoints as the CPU trainer (within float rounding) */
+    bitnet_train_precision precision; /* device trainers: BITNET_TRAIN_PREC_* (default 0) */
 } bitnet_train_params;
 /* batch 4, seq 128, accum 1, 100 steps, seed 1337, init_std 0.02, lr 1e-3, betas 0.9/0.95,
  * eps 1e-8, weight decay 0.1, clip 1, constant schedule, min_lr_frac 0.1, stage2_frac 0.1,

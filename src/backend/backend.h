@@ -176,9 +176,7 @@ const bn_train_ops *bn_train_ops_cpu(void);
 /* Move training model m (no LoRA adapters, no activations yet) onto CUDA device dev: upload its
  * parameters and moments and switch m->ops to the CUDA training ops (src/backend/cuda/
  * train_cuda.cu, only in `make CUDA=1` builds). BitLinear forward products are exact (int8 x
- * ternary in bf16, fp32 sums); backward products in bf16 (dY split hi + lo) with fp32 sums; the
- * attention forward in fp32, its backward and the head in TF32 (environment BN_CUDA_TRAIN_FP32=1:
- * those all fp32 and dY in 3 bf16 terms; BN_CUDA_TRAIN_FAST=1: all TF32, dY one bf16 term).
+ * ternary in bf16, fp32 sums); the rest as precision (bitnet_train.h BITNET_TRAIN_PREC_*) says.
  * On failure m is unchanged. */
-bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev);
+bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision);
 #endif

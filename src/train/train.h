@@ -85,7 +85,8 @@ int bn_train_param_index(const bn_train_model *m, const char *name);
  * loss: mean cross-entropy over the B*T positions. */
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets,
                                int B, int T, float *loss);
-/* Logits of the last forward: float[B*T][vocab]. Valid until backward (which overwrites them). */
+/* Logits of the last forward: float[B*T][vocab]. Valid until backward (which overwrites them).
+ * On a device trainer (m->gpu) this is device memory. */
 const float *bn_train_logits(const bn_train_model *m);
 /* Backward of the last forward with targets; adds grad_scale * d(loss)/d(param) into m->grads
  * (grad_scale lets gradient accumulation average micro-batches). */

@@ -70,6 +70,7 @@ static bitnet_status check_params(const bitnet_train_params *p) {
     if (!(o->min_lr_frac >= 0 && o->min_lr_frac <= 1) || !(o->stage2_frac > 0 && o->stage2_frac <= 1)) return bn_err(BITNET_ERR_ARG, "train: min_lr_frac must be in [0, 1] and stage2_frac in (0, 1]");
     if (o->schedule < BITNET_LR_CONSTANT || o->schedule > BITNET_LR_TWO_STAGE) return bn_err(BITNET_ERR_ARG, "train: unknown lr schedule %d", (int)o->schedule);
     if (!(p->init_std >= 0 && p->init_std < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: init_std %g must be a finite number >= 0", p->init_std);
+    if (p->precision < BITNET_TRAIN_PREC_DEFAULT || p->precision > BITNET_TRAIN_PREC_PARITY) return bn_err(BITNET_ERR_ARG, "train: unknown precision %d", (int)p->precision);
     if (p->param_set != BITNET_TRAIN_ALL && p->param_set != BITNET_TRAIN_LORA) return bn_err(BITNET_ERR_ARG, "train: unknown param_set %d", (int)p->param_set);
     if (p->param_set == BITNET_TRAIN_LORA) {
         if (p->lora_rank < 1 || p->lora_rank > 65536) return bn_err(BITNET_ERR_ARG, "train: lora_rank %d must be in [1, 65536]", p->lora_rank);
@@ -118,7 +119,7 @@ static bitnet_status to_device(bitnet_trainer *t, const char *dev) {
     if (be->device != BN_DEV_CUDA) return BITNET_OK;
     if (t->lora) return bn_err(BITNET_ERR_UNSUPPORTED, "train: LoRA training runs on the CPU only (not on device %s)", dev);
 #ifdef BN_CUDA
-    return bn_train_cuda_attach(t->m, idx);
+    return bn_train_cuda_attach(t->m, idx, (int)t->p.precision);
 #else
     return bn_err(BITNET_ERR_UNSUPPORTED, "train: device %s: this build has no CUDA (make CUDA=1)", dev);
 #endif

@@ -4,9 +4,11 @@
  * MFU counts the model FLOPs of bn_train_flops_per_token ("6N": BitLinear matrices + head, no
  * attention). Shapes: 125m = hidden 768, 12 layers, 12 heads, ffn 2048, vocab 32000;
  * 1b = hidden 2048, 18 layers, 16 heads, ffn 5632, vocab 32000; T = 1024, relu2, tied.
- * BENCH_B=N overrides the batch, BENCH_STEPS=N the timed steps (5). Weights are filled from a
+ * BENCH_B=N overrides the batch, BENCH_STEPS=N the timed steps (5), BENCH_PREC=fast|parity the
+ * precision (bitnet_train.h BITNET_TRAIN_PREC_*; default: default). Weights are filled from a
  * fast LCG (not Box-Muller: the speed does not depend on the values). Not: a correctness test. */
 #include "t.h"
+#include "bitnet_train.h"
 #include "train/train.h"
 #include "train/train_loop.h"
 #include "train/data.h"
@@ -38,6 +40,7 @@ static double peak_bf16(void) {
     return 2.0 * n * n * (double)n * 10 / (ms * 1e-3) / 1e12;
 }
 
+static int prec;
 static void bench(const char *name, int C, int L, int H, int I, int V, int B, int T, int steps, double peak) {
     bn_config c; memset(&c, 0, sizeof c);
     c.vocab_size = V; c.hidden_size = C; c.intermediate_size = I; c.n_layers = L; c.n_heads = H; c.n_kv_heads = H;
@@ -52,7 +55,7 @@ static void bench(const char *name, int C, int L, int H, int I, int V, int B, in
         for (size_t j = 0; j < m->tp[i].numel; j++) { r = r * 6364136223846793005ull + 1442695040888963407ull; p[j] = ((int)(r >> 41) - (1 << 22)) * (0.02f / (1 << 22)); }
     }
     double t0 = now();
-    s = bn_train_cuda_attach(m, 0);
+    s = bn_train_cuda_attach(m, 0, prec);
     double t_att = now() - t0;
     FILE *f = fopen("/tmp/bn_bench_tok.u32", "wb");
     for (int i = 0; i < 4 << 20; i++) { r = r * 6364136223846793005ull + 1442695040888963407ull; uint32_t x = (uint32_t)(r >> 33) % V; fwrite(&x, 4, 1, f); }
@@ -100,8 +103,9 @@ int main(int argc, char **argv) {
     if (bn_cu_device_count(&why) == 0) { printf("skip cuda training bench: %s\n", why ? why : "no GPU"); return 0; }
     double peak = peak_bf16();
     printf("bench peak: cuBLAS bf16 GEMM 8192^3 (fp32 accumulate) %.0f TFLOP/s\n", peak);
-    const char *fa = getenv("BN_CUDA_TRAIN_FAST"), *fp = getenv("BN_CUDA_TRAIN_FP32");
-    printf("bench precision: %s\n", fp && *fp == '1' ? "fp32 (BN_CUDA_TRAIN_FP32=1)" : fa && *fa == '1' ? "fast (BN_CUDA_TRAIN_FAST=1)" : "default");
+    const char *pe = getenv("BENCH_PREC");
+    prec = pe && !strcmp(pe, "fast") ? BITNET_TRAIN_PREC_FAST : pe && !strcmp(pe, "parity") ? BITNET_TRAIN_PREC_PARITY : BITNET_TRAIN_PREC_DEFAULT;
+    printf("bench precision: %s\n", prec == BITNET_TRAIN_PREC_FAST ? "fast" : prec == BITNET_TRAIN_PREC_PARITY ? "parity" : "default");
     int steps = getenv("BENCH_STEPS") ? atoi(getenv("BENCH_STEPS")) : 5, Bo = getenv("BENCH_B") ? atoi(getenv("BENCH_B")) : 0;
     for (int i = 1; i < argc || i == 1; i++) {
         const char *w = i < argc ? argv[i] : "125m";

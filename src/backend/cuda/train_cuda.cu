@@ -20,8 +20,8 @@
  *     keeps it): the forward in full fp32, because its output feeds the activation quantizer
  *     (TF32's 2^-11 rounding flips int8 values and moves the step-0 gradients of the golden
  *     model by 3e-2 relative L2); the backward and the LM head in TF32 tensor cores.
- *     BN_CUDA_TRAIN_FP32=1 (parity mode): head and attention all fp32, dY in 3 terms;
- *     BN_CUDA_TRAIN_FAST=1: the attention forward in TF32 too, dY one bf16 term (measured, not
+ *     BITNET_TRAIN_PREC_PARITY: head and attention all fp32, dY in 3 terms;
+ *     BITNET_TRAIN_PREC_FAST: the attention forward in TF32 too, dY one bf16 term (measured, not
  *     within the golden bounds).
  *   - norms, RoPE, gating, cross-entropy: fp32 kernels, one block per row where rows reduce.
  *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
@@ -32,6 +32,7 @@
  * for the status op and later ops still run on whatever memory exists (never a crash: every
  * allocation failure turns the op into a no-op). */
 extern "C" {
+#include "bitnet_train.h"
 #include "train/train.h"
 #include "backend/backend.h"
 #include "backend/cuda/bn_cuda.h"
@@ -456,11 +457,7 @@ __global__ void k_dsoftmax(const float *P, float *dP, int T, float scale) {
     s = block_sum(s);
     for (int j = threadIdx.x; j < T; j += blockDim.x) d[j] = j <= t ? p[j] * (d[j] - s) * scale : 0.f;
 }
-static int att_nb(int T) {
-    static int one = -1;   /* BN_CUDA_TRAIN_ATTNB=1: one block (every key computed) */
-    if (one < 0) { const char *e = getenv("BN_CUDA_TRAIN_ATTNB"); one = e && *e == '1'; }
-    return !one && T >= 4 * ATT_NB ? ATT_NB : 1;
-}
+static int att_nb(int T) { return T >= 4 * ATT_NB ? ATT_NB : 1; }
 static void **att_ptrs(bn_train_model *m, att_bases a) {
     struct gt *g = GT(m);
     const bn_config *c = &m->cfg;
@@ -780,8 +777,9 @@ static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
     return s;
 }
 
-extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev) {
+extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
     if (m->gpu) return BITNET_OK;
+    if (precision < BITNET_TRAIN_PREC_DEFAULT || precision > BITNET_TRAIN_PREC_PARITY) return bn_err(BITNET_ERR_ARG, "cuda training: unknown precision %d", precision);
     if (m->lora || !m->grads) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda training: LoRA / frozen models run on the CPU only");
     if (m->a) return bn_err(BITNET_ERR_ARG, "cuda training: attach before the first forward");
     bitnet_status s = bn_cu_device_open(dev, NULL, 0, NULL, NULL, NULL);
@@ -789,8 +787,7 @@ extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev) {
     struct gt *g = (struct gt *)calloc(1, sizeof *g);
     if (!g) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     g->dev = dev;
-    const char *e = getenv("BN_CUDA_TRAIN_FP32"), *f = getenv("BN_CUDA_TRAIN_FAST");
-    int fp32 = e && *e == '1', fast = !fp32 && f && *f == '1';
+    int fp32 = precision == BITNET_TRAIN_PREC_PARITY, fast = precision == BITNET_TRAIN_PREC_FAST;
     g->fct = fp32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
     g->afct = fast ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     g->split = fast ? 1 : fp32 ? 3 : 2;
