@@ -78,7 +78,7 @@ CU_SRC  := $(wildcard src/backend/cuda/*.cu)
 CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 OBJ     += $(CU_OBJ)
 CFLAGS  += -DBN_CUDA=1
-LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lstdc++
 $(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu $(HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
@@ -93,6 +93,8 @@ test-cuda: all
 	$(BUILD)/tests/cuda/test_cuda_model
 	$(BUILD)/tests/cuda/bench_cuda
 	$(BUILD)/tests/cuda/test_cuda_model --bench
+	$(BUILD)/tests/cuda/test_cuda_train
+	$(BUILD)/tests/cuda/bench_cuda_train 125m 1b
 else
 test-cuda:
 	@echo "test-cuda needs the CUDA build: make CUDA=1 test-cuda" >&2; exit 2

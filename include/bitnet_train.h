@@ -78,6 +78,16 @@ typedef enum bitnet_param_set {
  * BITNET_ERR_ARG naming an unknown entry. */
 bitnet_status bitnet_lora_parse_targets(const char *list, unsigned *mask);
 
+/* How a device trainer rounds (bitnet_train_params.precision; the CPU ignores it). BitLinear
+ * forward products are exact in every mode. */
+typedef enum bitnet_train_precision {
+    BITNET_TRAIN_PREC_DEFAULT = 0,  /* attention forward fp32 (it feeds the int8 quantizer), head and
+                                     * attention backward TF32, BitLinear backward bf16 x 2 terms */
+    BITNET_TRAIN_PREC_FAST = 1,     /* all TF32, BitLinear backward one bf16 term */
+    BITNET_TRAIN_PREC_PARITY = 2,   /* head and attention fp32, BitLinear backward bf16 x 3 terms:
+                                     * step-0 gradients within 1e-6 of the CPU's */
+} bitnet_train_precision;
+
 struct bitnet_train_progress;
 typedef struct bitnet_train_params {
     const char *kernels;         /* CPU kernel set, as bitnet_model_params.kernels */
@@ -98,6 +108,11 @@ typedef struct bitnet_train_params {
      * thread, with progress_ud; it may call bitnet_trainer_cancel. */
     void (*progress)(void *ud, const struct bitnet_train_progress *p);
     void *progress_ud;
+    const char *device;          /* NULL, "" or "cpu": the CPU; "cuda" or "cuda:N": CUDA device N
+                                  * (`make CUDA=1` builds; param_set ALL): parameters, gradients,
+                                  * AdamW moments and activations on the GPU, the same math and
+                                  * checkpoints as the CPU trainer (within float rounding) */
+    bitnet_train_precision precision; /* device trainers: BITNET_TRAIN_PREC_* (default 0) */
 } bitnet_train_params;
 /* What the progress callback gets after a step. */
 typedef struct bitnet_train_progress {

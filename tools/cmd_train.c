@@ -39,6 +39,7 @@ static void usage(void) {
         "  --wd (0.1, >= 0) --clip (1.0, >= 0; 0 = off)\n"
         "  --lr-schedule constant|cosine|two-stage (constant) --warmup STEPS (0)\n"
         "  --eval-every N (0 = at the end only) --eval-batches N (8) --save-every N (0 = at the end)\n"
+        "  --device cpu|cuda|cuda:N  train on the GPU (make CUDA=1 builds): same math and checkpoints\n"
         "  --seed S (1337) -t THREADS (1) --no-quant (full precision; the checkpoint is labelled\n"
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
@@ -388,7 +389,7 @@ static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 
 int cmd_train(int argc, char **argv) {
     run_opts o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337};
-    const char *outdir = NULL, *dump = NULL;
+    const char *outdir = NULL, *dump = NULL, *device = NULL;
     int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0, eval_first = 0;
     int given[NOPTS] = {0};
     char *keep[NOPTS] = {0};
@@ -419,6 +420,7 @@ int cmd_train(int argc, char **argv) {
         OPT_INT(0, "stop-after", 0, BITNET_TRAIN_MAX_STEPS, &stop_after, "N", "run at most N steps now, save, and exit (continue with --resume)"),
         {.names = "seed", .kind = ARG_INT, .lo = 0, .hi = INT32_MAX, .dst = &o.seed, .meta = "S", .help = "random init and data order", .seen = SEEN("--seed")},
         OPT_INT('t', "threads", 1, 512, &nth, "N", "worker threads"),
+        OPT_STR(0, "device", &device, "DEV", "cpu (default), cuda or cuda:N (make CUDA=1 builds; not stored: a resume picks its own)"),
         {.names = "warmup", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.warmup, .meta = "STEPS", .help = "linear warmup steps", .seen = SEEN("--warmup")},
         {.names = "lr", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.lr, .meta = "LR", .help = "peak learning rate (> 0)", .flags = ARG_OPEN_LO, .seen = SEEN("--lr")},
         {.names = "beta1", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o.beta1, .meta = "B", .help = "AdamW beta1 in [0, 1)", .seen = SEEN("--beta1")},
@@ -501,7 +503,7 @@ int cmd_train(int argc, char **argv) {
     tp.optim.lr = o.lr; tp.optim.beta1 = o.beta1; tp.optim.beta2 = o.beta2; tp.optim.eps = o.eps; tp.optim.weight_decay = o.wd;
     tp.optim.clip = o.clip; tp.optim.warmup = o.warmup; tp.optim.schedule = (bitnet_lr_schedule)o.sched;
     tp.total_steps = o.steps; tp.batch = o.B; tp.seq = o.T; tp.accum = o.accum; tp.no_quant = o.no_quant;
-    tp.n_threads = nth; tp.seed = (uint64_t)o.seed;
+    tp.n_threads = nth; tp.seed = (uint64_t)o.seed; tp.device = device;
     if (o.lora_rank > 0) {   /* LoRA: adapters on the frozen --init base; OUTDIR gets the PEFT adapter */
         if (!o.init) { fprintf(stderr, "bitnet: train: --lora-rank needs --init DIR (the base model)\n"); rc = 2; goto done; }
         tp.param_set = BITNET_TRAIN_LORA; tp.lora_rank = o.lora_rank;

@@ -109,8 +109,11 @@ bitnet_status bn_backend_pick(const char *device, const bn_backend **be, int *in
  * named by its parameter index widx. Layouts are row-major, token-major [N][width], N = B*T
  * tokens in sequences of m->T; attention probabilities [B][H][T][T]. Gradients accumulate (+=)
  * into G unless said otherwise; "acc" selects dx += (1) or dx = (0). Every op's result is
- * independent of the thread count. Not yet: device buffers (all pointers are host memory; a
- * device backend would also need the weight quantization pass and the optimizer as ops). */
+ * independent of the thread count. Activation buffers come from alloc and may live on the device
+ * (train.c passes them to ops and never reads them); ids, targets and rowloss are host memory.
+ * A device backend (train_cuda.cu) keeps parameters, gradients and AdamW moments on the device:
+ * P(m, i) / G(m, i) pointers into m->params / m->grads name the device copies, and sync moves
+ * them to and from those host arrays (the checkpoint's view). */
 typedef struct bn_train_model bn_train_model;
 typedef struct bn_train_ops {
     const char *name;
@@ -147,8 +150,37 @@ typedef struct bn_train_ops {
      * G[widx] += dlogits^T x, dx = dlogits @ H (written). */
     void (*head_fwd)(bn_train_model *m, int widx, const float *x, float *logits, int N);
     void (*head_bwd)(bn_train_model *m, int widx, const float *dlogits, const float *x, float *dx, int N);
+    /* ---- memory and the step ---- */
+    /* n floats of activation memory (NULL on failure); free(NULL) does nothing. */
+    float *(*alloc)(bn_train_model *m, size_t n);
+    void (*free)(bn_train_model *m, float *p);
+    /* dst[n] = src[n], activation buffers. */
+    void (*copy)(bn_train_model *m, float *dst, const float *src, size_t n);
+    /* Absmean-ternarize every BitLinear master weight for the next forward (no wq: nothing). */
+    void (*wquant)(bn_train_model *m);
+    /* G = 0. */
+    void (*zero_grad)(bn_train_model *m);
+    /* The rest is NULL on the CPU (train_loop.c runs the optimizer on the host arrays).
+     * Global L2 norm of G (fixed-order double sums). */
+    double (*grad_norm)(bn_train_model *m);
+    /* G *= coef when coef < 1, then torch's AdamW on every parameter (bn_adam_ref's arithmetic;
+     * weight decay wd on BitLinear and head matrices, none on norms and the embedding). */
+    void (*adamw)(bn_train_model *m, float coef, float lr, float beta1, float beta2, float eps, float wd, int64_t t);
+    /* to_host 1: device parameters, gradients and moments -> m->params/grads/adam_m/adam_v;
+     * 0: parameters and moments from those host arrays to the device. */
+    bitnet_status (*sync)(bn_train_model *m, int to_host);
+    /* The first failure of an op since the last call (BITNET_OK if none; bn_err set), cleared. */
+    bitnet_status (*status)(bn_train_model *m);
+    /* Free the device state (after the activations are freed). */
+    void (*release)(bn_train_model *m);
 } bn_train_ops;
 
 /* The CPU training ops (src/train/train.c, on the model's bn_kernels set and thread pool). */
 const bn_train_ops *bn_train_ops_cpu(void);
+/* Move training model m (no LoRA adapters, no activations yet) onto CUDA device dev: upload its
+ * parameters and moments and switch m->ops to the CUDA training ops (src/backend/cuda/
+ * train_cuda.cu, only in `make CUDA=1` builds). BitLinear forward products are exact (int8 x
+ * ternary in bf16, fp32 sums); the rest as precision (bitnet_train.h BITNET_TRAIN_PREC_*) says.
+ * On failure m is unchanged. */
+bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision);
 #endif

@@ -50,7 +50,8 @@ struct bn_tacts {
     float *rowbuf;     /* [BT] per-row losses */
     float *dP;         /* [threads, T, T] attention backward scratch */
     int32_t *inputs;   /* [BT] */
-    void *block;
+    float *block;      /* everything above but the rope tables and rowbuf, from ops->alloc */
+    float *hblock;     /* rope_cos, rope_sin, rowbuf: host memory */
 };
 
 /* ---------------------------------------------------------------- helpers, thread splits */
@@ -149,7 +150,8 @@ bitnet_status bn_train_model_freeze(bn_train_model *m) {
 
 static void free_acts(bn_train_model *m) {
     if (!m->a) return;
-    bn_free(m->a->block);
+    m->ops->free(m, m->a->block);
+    bn_free(m->a->hblock);
     free(m->a->l);
     free(m->a);
     m->a = NULL;
@@ -160,6 +162,7 @@ static void free_acts(bn_train_model *m) {
 void bn_train_model_free(bn_train_model *m) {
     if (!m) return;
     free_acts(m);
+    if (m->ops && m->ops->release) m->ops->release(m);
     if (m->ws) { for (int i = 0; i < bn_pool_size(m->pool); i++) bn_free(m->ws[i]); free(m->ws); }
     bn_pool_free(m->pool);
     bn_free(m->params); bn_free(m->grads); bn_free(m->adam_m); bn_free(m->adam_v); bn_free(m->wq);
@@ -229,8 +232,9 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 #define R16(x) (((x) + 15) & ~(size_t)15)
     size_t per_layer = R16(bt * C) * 3 + R16(bt) * 4 + R16(bt * Q) * 3 + R16(bt * KV) * 2 + R16((size_t)B * H * T * T)
                      + R16(bt * C) + R16(bt * I) * 4;
-    size_t total = per_layer * c->n_layers + R16(bt * C) * 3 + R16(bt) * 2 + R16(bt * V) + R16(bt * mx) * 3
-                 + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)T * hd2) * 2 + R16(bt) + R16((size_t)bn_pool_size(m->pool) * T * T);
+    size_t total = per_layer * c->n_layers + R16(bt * C) * 3 + R16(bt) + R16(bt * V) + R16(bt * mx) * 3
+                 + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)bn_pool_size(m->pool) * T * T);
+    size_t htotal = R16((size_t)T * hd2) * 2 + R16(bt);
     /* the same count in double: a shape whose size_t count wrapped is refused, not under-allocated */
     double dbt = (double)BT, big = ((double)B * H * T * T + dbt * (6.0 * C + 4.0 * I + 3.0 * Q + 2.0 * KV + 4)) * c->n_layers
                  + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T;
@@ -239,10 +243,11 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
     struct bn_tacts *a = calloc(1, sizeof *a);
     if (!a) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     a->l = calloc((size_t)c->n_layers, sizeof *a->l);
-    a->block = bn_alloc(total * sizeof(float));
+    a->block = m->ops->alloc(m, total);
+    a->hblock = bn_alloc(htotal * sizeof(float));
     m->targets = malloc(2 * bt * sizeof(int32_t));
-    if (!a->l || !a->block || !m->targets) {
-        free(a->l); bn_free(a->block); free(a); free(m->targets); m->targets = NULL;
+    if (!a->l || !a->block || !a->hblock || !m->targets) {
+        free(a->l); m->ops->free(m, a->block); bn_free(a->hblock); free(a); free(m->targets); m->targets = NULL;
         return bn_err(BITNET_ERR_NOMEM, "out of memory for training activations (B*T = %d, %.1f GiB)", BT, total * 4.0 / (1 << 30));
     }
     float *p = a->block;
@@ -259,8 +264,9 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
     a->tmp = TAKE(bt * mx); a->d_res = TAKE(bt * C); a->d_a = TAKE(bt * mx); a->d_b = TAKE(bt * mx);
     a->d_q = TAKE(bt * Q); a->d_k = TAKE(bt * KV); a->d_v = TAKE(bt * KV);
     a->inputs = m->targets + bt;
-    a->rope_cos = TAKE((size_t)T * hd2); a->rope_sin = TAKE((size_t)T * hd2); a->rowbuf = TAKE(bt);
     a->dP = TAKE((size_t)bn_pool_size(m->pool) * T * T);
+    p = a->hblock;
+    a->rope_cos = TAKE((size_t)T * hd2); a->rope_sin = TAKE((size_t)T * hd2); a->rowbuf = TAKE(bt);
 #undef TAKE
 #undef R16
     bn_rope_tables(c->rope_theta, c->head_dim, T, a->rope_cos, a->rope_sin);
@@ -604,6 +610,12 @@ static void head_backward(bn_train_model *m, int widx, const float *dlogits, con
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, C, V, dlogits, V, P(m, widx), C, 0, dx, C);
 }
 
+/* ---------------------------------------------------------------- memory (host) */
+static float *alloc_cpu(bn_train_model *m, size_t n) { return bn_alloc(n * sizeof(float)); }
+static void free_cpu(bn_train_model *m, float *p) { bn_free(p); }
+static void copy_cpu(bn_train_model *m, float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
+static void zero_grad_cpu(bn_train_model *m);
+
 static const bn_train_ops CPU_TRAIN = {
     .name = "cpu",
     .rmsnorm_fwd = rmsnorm_forward, .rmsnorm_bwd = rmsnorm_backward,
@@ -611,6 +623,7 @@ static const bn_train_ops CPU_TRAIN = {
     .attn_fwd = attn_forward, .attn_bwd = attn_backward, .glu_fwd = glu_forward, .glu_bwd = glu_backward,
     .embed_fwd = embed_forward, .embed_bwd = embed_backward, .ce_fwd = ce_forward, .ce_bwd = ce_backward,
     .head_fwd = head_forward, .head_bwd = head_backward,
+    .alloc = alloc_cpu, .free = free_cpu, .copy = copy_cpu, .wquant = quantize_weights, .zero_grad = zero_grad_cpu,
 };
 const bn_train_ops *bn_train_ops_cpu(void) { return &CPU_TRAIN; }
 
@@ -630,11 +643,11 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     if (s) return s;
     struct bn_tacts *a = m->a;
     int C = c->hidden_size, Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim, I = c->intermediate_size;
-    quantize_weights(m);
+    const bn_train_ops *op = m->ops;
+    op->wquant(m);
     m->have_targets = targets != NULL;
     if (targets) memcpy(m->targets, targets, (size_t)BT * sizeof *targets);
     memcpy(a->inputs, inputs, (size_t)BT * sizeof *inputs);
-    const bn_train_ops *op = m->ops;
     op->embed_fwd(m, m->embed, inputs, BT, a->l[0].resid);
     for (int l = 0; l < c->n_layers; l++) {
         bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
@@ -648,14 +661,14 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
         op->rope(m, L->k, BT, c->n_kv_heads, 0);
         op->attn_fwd(m, L->q, L->k, L->v, L->att, L->atto);
         op->rmsnorm_fwd(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
-        memcpy(L->mid, L->resid, (size_t)BT * C * sizeof(float));
+        op->copy(m, L->mid, L->resid, (size_t)BT * C);
         op->linear_fwd(m, L->x_as, W->o, L->mid, BT, 1);
         op->rmsnorm_fwd(m, L->mid, P(m, W->post_norm), nq ? L->x_post : a->tmp, L->rstd_post, nq ? NULL : L->x_post, BT, C);
         op->linear_fwd(m, L->x_post, W->gate, L->gate, BT, 0);
         op->linear_fwd(m, L->x_post, W->up, L->up, BT, 0);
         op->glu_fwd(m, L->gate, L->up, L->hmul, BT * I);
         op->rmsnorm_fwd(m, L->hmul, P(m, W->ffn_sub), nq ? L->x_fs : a->tmp, L->rstd_fs, nq ? NULL : L->x_fs, BT, I);
-        memcpy(next, L->mid, (size_t)BT * C * sizeof(float));
+        op->copy(m, next, L->mid, (size_t)BT * C);
         op->linear_fwd(m, L->x_fs, W->down, next, BT, 1);
     }
     (void)Q; (void)KV;
@@ -664,6 +677,7 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     op->head_fwd(m, hi, a->xf, a->logits, BT);
     if (targets) {
         op->ce_fwd(m, a->logits, targets, a->rowbuf, BT);
+        if (op->status && (s = op->status(m))) return s;
         double sum = 0;
         int nv = 0;
         for (int i = 0; i < BT; i++) { sum += a->rowbuf[i]; nv += targets[i] >= 0; }
@@ -672,7 +686,7 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
         if (loss) *loss = m->loss;
         if (!isfinite(m->loss)) return bn_err(BITNET_ERR_NUMERIC, "loss is %g (not finite)", m->loss);
     }
-    return BITNET_OK;
+    return op->status ? op->status(m) : BITNET_OK;
 }
 
 const float *bn_train_logits(const bn_train_model *m) { return m->a ? m->a->logits : NULL; }
@@ -713,7 +727,7 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
         op->rmsnorm_bwd(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
     }
     op->embed_bwd(m, m->embed, a->inputs, BT, a->d_res);
-    return BITNET_OK;
+    return op->status ? op->status(m) : BITNET_OK;
 }
 
 typedef struct { float *p; size_t n; } zero_ctx;
@@ -722,11 +736,14 @@ static void zero_range(void *c_, int a, int b) {
     size_t lo = c->n * (size_t)a / 64, hi = c->n * (size_t)b / 64;
     memset(c->p + lo, 0, (hi - lo) * sizeof(float));
 }
+static void zero_grad_cpu(bn_train_model *m) {
+    zero_ctx c = {m->grads, m->n_params};
+    par_for(m->pool, 64, zero_range, &c);   /* 64 slices split over the threads */
+}
 void bn_train_zero_grad(bn_train_model *m) {
     if (m->lora) bn_lora_zero_grad(m->lora);
     if (!m->grads) return;
-    zero_ctx c = {m->grads, m->n_params};
-    par_for(m->pool, 64, zero_range, &c);   /* 64 slices split over the threads */
+    m->ops->zero_grad(m);
 }
 
 static bitnet_status save_tensors(const bn_train_model *m, const float *buf, const char *path) {

@@ -52,6 +52,7 @@ typedef struct bn_train_model {
     int n_targets;                      /* the last forward's targets that count (>= 0) */
     float loss;
     struct bn_lora *lora;               /* adapters (lora.h) added after each targeted BitLinear; not owned */
+    void *gpu;                          /* the device ops' state (train_cuda.cu); NULL on the CPU */
 } bn_train_model;
 
 /* A zero model of the given shape (norm weights 1, everything else 0). n_threads >= 1.
@@ -88,7 +89,8 @@ int bn_train_param_index(const bn_train_model *m, const char *name);
 #define BN_TARGET_IGNORE (-1)
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets,
                                int B, int T, float *loss);
-/* Logits of the last forward: float[B*T][vocab]. Valid until backward (which overwrites them). */
+/* Logits of the last forward: float[B*T][vocab]. Valid until backward (which overwrites them).
+ * On a device trainer (m->gpu) this is device memory. */
 const float *bn_train_logits(const bn_train_model *m);
 /* Backward of the last forward with targets; adds grad_scale * d(loss)/d(param) into m->grads
  * (grad_scale lets gradient accumulation average micro-batches). */

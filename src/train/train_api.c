@@ -10,6 +10,7 @@
 #include "train/lora.h"
 #include "train/sft.h"
 #include "arch/arch.h"
+#include "backend/backend.h"
 #include <stdatomic.h>
 #include <math.h>
 #include <errno.h>
@@ -71,6 +72,7 @@ static bitnet_status check_params(const bitnet_train_params *p) {
     if (!(o->min_lr_frac >= 0 && o->min_lr_frac <= 1) || !(o->stage2_frac > 0 && o->stage2_frac <= 1)) return bn_err(BITNET_ERR_ARG, "train: min_lr_frac must be in [0, 1] and stage2_frac in (0, 1]");
     if (o->schedule < BITNET_LR_CONSTANT || o->schedule > BITNET_LR_TWO_STAGE) return bn_err(BITNET_ERR_ARG, "train: unknown lr schedule %d", (int)o->schedule);
     if (!(p->init_std >= 0 && p->init_std < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: init_std %g must be a finite number >= 0", p->init_std);
+    if (p->precision < BITNET_TRAIN_PREC_DEFAULT || p->precision > BITNET_TRAIN_PREC_PARITY) return bn_err(BITNET_ERR_ARG, "train: unknown precision %d", (int)p->precision);
     if (p->param_set != BITNET_TRAIN_ALL && p->param_set != BITNET_TRAIN_LORA) return bn_err(BITNET_ERR_ARG, "train: unknown param_set %d", (int)p->param_set);
     if (p->param_set == BITNET_TRAIN_LORA) {
         if (p->lora_rank < 1 || p->lora_rank > 65536) return bn_err(BITNET_ERR_ARG, "train: lora_rank %d must be in [1, 65536]", p->lora_rank);
@@ -111,6 +113,20 @@ static bitnet_status attach_lora(bitnet_trainer *t, const char *from) {
     return s;
 }
 
+/* Move t's model onto the device named dev (backend.h bn_backend_pick names). */
+static bitnet_status to_device(bitnet_trainer *t, const char *dev) {
+    const bn_backend *be; int idx;
+    bitnet_status s = bn_backend_pick(dev, &be, &idx);
+    if (s) return s;
+    if (be->device != BN_DEV_CUDA) return BITNET_OK;
+    if (t->lora) return bn_err(BITNET_ERR_UNSUPPORTED, "train: LoRA training runs on the CPU only (not on device %s)", dev);
+#ifdef BN_CUDA
+    return bn_train_cuda_attach(t->m, idx, (int)t->p.precision);
+#else
+    return bn_err(BITNET_ERR_UNSUPPORTED, "train: device %s: this build has no CUDA (make CUDA=1)", dev);
+#endif
+}
+
 bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp, bitnet_trainer **out) {
     *out = NULL;
     bitnet_train_params p = pp ? *pp : bitnet_train_default_params();
@@ -131,6 +147,7 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
         if (!s) bn_train_model_init_random(t->m, p.seed, p.init_std);
     }
     if (!s && p.param_set == BITNET_TRAIN_LORA) s = attach_lora(t, from);
+    if (!s && p.device && *p.device && strcmp(p.device, "cpu")) s = to_device(t, p.device);
     if (s) { bitnet_trainer_free(t); return s; }
     *out = t;
     return BITNET_OK;
@@ -291,7 +308,7 @@ void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
         i->flops_per_token = i->flops_per_token * 4.0 / 6.0 + 6.0 * (double)t->lora->n_params;
     i->vocab_size = m->cfg.vocab_size; i->hidden_size = m->cfg.hidden_size; i->n_layers = m->cfg.n_layers;
     i->full_precision = m->cfg.full_precision;
-    i->gemm = m->k->sgemm->name;
+    i->gemm = m->gpu ? "cublas" : m->k->sgemm->name;
 }
 
 bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, int flags) {

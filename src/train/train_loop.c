@@ -1,5 +1,6 @@
 /* train_loop.c — optimizer steps, evaluation and checkpoints (see train_loop.h). */
 #include "train/train_loop.h"
+#include "backend/backend.h"
 #include "io/safetensors.h"
 #include "train/lora.h"
 #include <math.h>
@@ -41,6 +42,29 @@ static bitnet_status save_view(const pview *v, const float *buf, const char *pat
     return s;
 }
 
+/* The optimizer part of a step on a device backend (ops grad_norm and adamw): the same norm,
+ * clipping rule, schedule and AdamW as below, on the device copies. */
+static bitnet_status device_update(bn_trainer *t, bn_step_stats *st, double t0) {
+    bn_train_model *m = t->m;
+    st->grad_norm = m->ops->grad_norm(m);
+    bitnet_status s = m->ops->status(m);
+    if (s) return s;
+    if (!isfinite(st->grad_norm))
+        return bn_err(BITNET_ERR_NUMERIC, "step %lld: gradient norm is %g (not finite); parameters not updated", (long long)t->step, st->grad_norm);
+    float coef = 1.0f;
+    if (t->opt.clip > 0) {  /* torch clip_grad_norm_ */
+        double c = t->opt.clip / (st->grad_norm + 1e-6);
+        if (c < 1.0) coef = (float)c;
+    }
+    bn_optim_schedule(&t->opt, t->step, &st->lr, &st->wd);
+    m->ops->adamw(m, coef, st->lr, t->opt.beta1, t->opt.beta2, t->opt.eps, st->wd, t->step + 1);
+    if ((s = m->ops->status(m))) return s;
+    t->step++;
+    st->tokens = (int64_t)t->B * t->T * t->accum;
+    st->seconds = bn_time() - t0;
+    return BITNET_OK;
+}
+
 bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
     bn_train_model *m = t->m;
     double t0 = bn_time();
@@ -64,11 +88,16 @@ bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
     }
     if (t->dump_grads) {
         pview dv = view(m);
-        s = save_view(&dv, dv.g, t->dump_grads);
+        if (m->ops->sync) s = m->ops->sync(m, 1);   /* device gradients to the host */
+        if (!s) s = save_view(&dv, dv.g, t->dump_grads);
         t->dump_grads = NULL;
         if (s) { t->data->pos = save_pos; return s; }
     }
     pview pv = view(m);
+    if (m->ops->adamw) {
+        if ((s = device_update(t, st, t0))) t->data->pos = save_pos;
+        return s;
+    }
     st->grad_norm = bn_grad_norm(m->pool, pv.g, pv.n);
     if (!isfinite(st->grad_norm)) {
         t->data->pos = save_pos;
@@ -109,8 +138,8 @@ bitnet_status bn_trainer_save(const bn_trainer *t, const char *dir) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) return bn_err(BITNET_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
     const bn_train_model *m = t->m;
     bn_st_writer *w;
-    bitnet_status s = bn_st_writer_new(&w);
-    if (s) return s;
+    bitnet_status s = m->ops->sync ? m->ops->sync(t->m, 1) : BITNET_OK;   /* device state to the host arrays */
+    if (s || (s = bn_st_writer_new(&w))) return s;
     char nm[128];
     static const char *pre[3] = {"param.", "adam_m.", "adam_v."};
     pview pv = view(m);
@@ -173,6 +202,7 @@ bitnet_status bn_trainer_load(bn_trainer *t, const char *dir) {
             s = bn_st_get(st, nm, 1u << BN_F32, pv.tp[i].ndim, pv.tp[i].shape, &x);
             if (!s) memcpy(buf[k] + pv.tp[i].off, x->data, pv.tp[i].numel * sizeof(float));
         }
+    if (!s && m->ops->sync) s = m->ops->sync(m, 0);   /* the loaded state to the device */
     if (!s) {
         t->step = state[1]; t->rng = (uint64_t)state[3];
         if (t->data->shuffled) s = bn_data_shuffle(t->data, t->rng);

@@ -1,0 +1,810 @@
+/* train_cuda.cu — the CUDA training ops (backend.h bn_train_ops) for train.c's forward and
+ * backward, plus the step around them: per-step absmean ternarization of the master weights,
+ * gradient norm and AdamW over all parameters on the device.
+ *
+ * What it is: bn_train_cuda_attach() gives a bn_train_model a device state (struct gt below):
+ * fp32 master weights, gradients and AdamW moments on the GPU (same flat layout as m->params,
+ * which stays the host mirror that checkpoints read and write through the sync op), the bf16
+ * ternary values of every BitLinear weight, scratch, one stream and one cuBLAS handle. Pointers
+ * train.c passes into m->params / m->grads (P(m, i), G(m, i)) are translated to the device
+ * copies; activations come from the alloc op (device memory).
+ * Numerics: the same math as the CPU ops (train.c) within float rounding.
+ *   - BitLinear forward: int8 activation values and ternary weight values are exact in bf16;
+ *     cuBLAS bf16 x bf16 -> fp32 gives the exact integer sums (K <= 2^24/127), then
+ *     y = acc * scale / s_act. The dequantized floats (x_q) are still written for the contract.
+ *   - BitLinear backward (STE): dX = mean * (dY @ T), dW += (dY / s_act)^T @ q with dY split in
+ *     bf16 terms, hi = bf16(dY), lo = bf16(dY - hi), ... one GEMM each (T and q are exact in
+ *     bf16), fp32 sums: 2 terms (16 mantissa bits) by default, 3 (all 24) in fp32 mode, 1 in
+ *     fast mode; tests/cuda/test_cuda_train.c measures the error against the goldens.
+ *   - attention (batched GEMMs over a materialized [B,H,T,T] probability matrix, as the CPU
+ *     keeps it): the forward in full fp32, because its output feeds the activation quantizer
+ *     (TF32's 2^-11 rounding flips int8 values and moves the step-0 gradients of the golden
+ *     model by 3e-2 relative L2); the backward and the LM head in TF32 tensor cores.
+ *     BITNET_TRAIN_PREC_PARITY: head and attention all fp32, dY in 3 terms;
+ *     BITNET_TRAIN_PREC_FAST: the attention forward in TF32 too, dY one bf16 term (measured, not
+ *     within the golden bounds).
+ *   - norms, RoPE, gating, cross-entropy: fp32 kernels, one block per row where rows reduce.
+ *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
+ *     step from the same gradients gives the CPU's bits.
+ * Sums are in a fixed order except the embedding gradient (atomicAdd over the batch's tokens).
+ * What it is not: flash attention (the T x T matrix is kept, like the CPU path), LoRA, or data
+ * parallel (one GPU). Ops are asynchronous on the stream; an op that fails records its error
+ * for the status op and later ops still run on whatever memory exists (never a crash: every
+ * allocation failure turns the op into a no-op). */
+extern "C" {
+#include "bitnet_train.h"
+#include "train/train.h"
+#include "backend/backend.h"
+#include "backend/cuda/bn_cuda.h"
+#include "backend/cpu/layers.h"
+}
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cublas_v2.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef __nv_bfloat16 bf16;
+#define CH 16384            /* elements per chunk of the weight-quant and AdamW passes */
+#define NORM_CH 65536       /* the CPU's fixed gradient-norm chunks */
+
+typedef struct { size_t off; int n, tp; } chunk;
+/* The int8 values (as bf16) and scales of one quantized activation buffer, keyed by its
+ * dequantized float buffer x (what rmsnorm_fwd wrote as yq and linear_* receive as x). */
+typedef struct { const float *x; bf16 *q; float *s; size_t cap_q, cap_s; } shadow;
+
+struct gt {
+    int dev;
+    cudaStream_t st;
+    cublasHandle_t cb;
+    cublasComputeType_t fct;    /* fp32 GEMMs (head, attention backward): TF32 or full fp32 */
+    cublasComputeType_t afct;   /* attention forward (feeds the activation quantizers): fp32 */
+    int split;                  /* BitLinear backward: dY as a sum of this many bf16 terms (1..3) */
+    bitnet_status err;
+    float *p, *g, *m, *v;       /* [n_params] */
+    bf16 *wb;                   /* [n_params]: ternary values of linear slots */
+    float *wscale, *wg;         /* [n_tp]: mean |W| (W_deq = t * mean), its inverse */
+    int *lin, *decay;           /* [n_tp] flags */
+    chunk *ck; int nck;         /* chunks of every tensor */
+    int *tp_c0, *tp_nc;         /* [n_tp]: first chunk, count */
+    size_t *numel;              /* [n_tp] */
+    double *part;               /* [max(nck, norm chunks)] */
+    double *norm_d;
+    float *one_zero;            /* {0, 1} */
+    int32_t *ids; size_t cap_ids;
+    int32_t *tg; size_t cap_tg;
+    float *rowloss; size_t cap_rl;
+    float *rcos, *rsin; int rT;
+    bf16 *dyb, *dys; size_t cap_dy;
+    float *tmp; size_t cap_tmp;
+    float *dP; size_t cap_dP;
+    float *dwpart; size_t cap_dw;
+    void **ptrs; size_t cap_ptrs;
+    shadow *sh; int nsh, capsh;
+};
+
+static struct gt *GT(const bn_train_model *m) { return (struct gt *)m->gpu; }
+static void note(struct gt *g, bitnet_status s) { if (s && !g->err) g->err = s; }
+static int cu_ok(struct gt *g, cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return 1;
+    cudaGetLastError();
+    note(g, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: %s: %s", what, cudaGetErrorString(e)));
+    return 0;
+}
+static int cb_ok(struct gt *g, cublasStatus_t e, const char *what) {
+    if (e == CUBLAS_STATUS_SUCCESS) return 1;
+    note(g, bn_err(BITNET_ERR_UNSUPPORTED, "cublas: %s: status %d", what, (int)e));
+    return 0;
+}
+#define LAUNCHED(g, what) cu_ok(g, cudaGetLastError(), what)
+/* Grow device scratch *p to at least bytes (contents lost); 0 on failure (error noted). */
+static int need(struct gt *g, void **p, size_t *cap, size_t bytes, const char *what) {
+    if (*cap >= bytes && *p) return 1;
+    if (*p) { cudaStreamSynchronize(g->st); cudaFree(*p); *p = NULL; *cap = 0; }
+    bitnet_status s = bn_cu_malloc(p, bytes, what);
+    if (s) { note(g, s); return 0; }
+    *cap = bytes;
+    return 1;
+}
+#define NEED(g, ptr, cap, bytes, what) need(g, (void **)&(ptr), &(cap), (bytes), what)
+/* Device pointer for a pointer train.c passes: into m->params / m->grads -> the device copies. */
+static float *tr(const bn_train_model *m, const float *p) {
+    struct gt *g = GT(m);
+    if (p >= m->params && p < m->params + m->n_params) return g->p + (p - m->params);
+    if (m->grads && p >= m->grads && p < m->grads + m->n_params) return g->g + (p - m->grads);
+    return (float *)p;
+}
+static int blocks(size_t n, int th) { size_t b = (n + th - 1) / th; return (int)(b > 65535 * 16 ? 65535 * 16 : b); }
+
+/* ---------------------------------------------------------------- reductions */
+__device__ float warp_sum(float v) { for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o); return v; }
+__device__ float warp_max(float v) { for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o)); return v; }
+__device__ double warp_sumd(double v) { for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o); return v; }
+/* Block-wide sum / max (blockDim.x a multiple of 32, <= 1024); every thread gets the result. */
+__device__ float block_sum(float v) {
+    __shared__ float sm[32];
+    v = warp_sum(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sm[threadIdx.x >> 5] = v;
+    __syncthreads();
+    int nw = blockDim.x >> 5;
+    v = threadIdx.x < (unsigned)nw ? sm[threadIdx.x] : 0.f;
+    if (threadIdx.x < 32) v = warp_sum(v);
+    if (threadIdx.x == 0) sm[0] = v;
+    __syncthreads();
+    return sm[0];
+}
+__device__ float block_max(float v) {
+    __shared__ float sm[32];
+    v = warp_max(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sm[threadIdx.x >> 5] = v;
+    __syncthreads();
+    int nw = blockDim.x >> 5;
+    v = threadIdx.x < (unsigned)nw ? sm[threadIdx.x] : -INFINITY;
+    if (threadIdx.x < 32) v = warp_max(v);
+    if (threadIdx.x == 0) sm[0] = v;
+    __syncthreads();
+    return sm[0];
+}
+__device__ double block_sumd(double v) {
+    __shared__ double sm[32];
+    v = warp_sumd(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sm[threadIdx.x >> 5] = v;
+    __syncthreads();
+    int nw = blockDim.x >> 5;
+    v = threadIdx.x < (unsigned)nw ? sm[threadIdx.x] : 0.0;
+    if (threadIdx.x < 32) v = warp_sumd(v);
+    if (threadIdx.x == 0) sm[0] = v;
+    __syncthreads();
+    return sm[0];
+}
+
+/* ---------------------------------------------------------------- GEMMs (row-major) */
+/* C[M][N] (ldc) = alpha op(A) op(B) + beta C, op(A) [M][K] (A is [K][M] when ta), op(B) [K][N]
+ * (B is [N][K] when tb): bn_sgemm's argument order. alpha, beta: device floats. */
+static void gemm(struct gt *g, int ta, int tb, int M, int N, int K, const void *A, cudaDataType at, int lda,
+                 const void *B, cudaDataType bt, int ldb, const float *alpha, const float *beta, float *C, int ldc,
+                 cublasComputeType_t ct) {
+    if (g->err || M <= 0 || N <= 0 || K <= 0) return;
+    cb_ok(g, cublasGemmEx(g->cb, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, alpha,
+                          B, bt, ldb, A, at, lda, beta, C, CUDA_R_32F, ldc, ct, CUBLAS_GEMM_DEFAULT), "GEMM");
+}
+static void gemm_batched(struct gt *g, int ta, int tb, int M, int N, int K, void *const *A, int lda, void *const *B, int ldb,
+                         const float *beta, void *const *C, int ldc, int count, cublasComputeType_t ct) {
+    if (g->err) return;
+    cb_ok(g, cublasGemmBatchedEx(g->cb, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, g->one_zero + 1,
+                                 (const void *const *)B, CUDA_R_32F, ldb, (const void *const *)A, CUDA_R_32F, lda, beta,
+                                 (void *const *)C, CUDA_R_32F, ldc, count, ct, CUBLAS_GEMM_DEFAULT), "batched GEMM");
+}
+
+/* ---------------------------------------------------------------- weight quantization */
+__global__ void k_wsum(const float *p, const chunk *ck, const int *lin, double *part) {
+    chunk c = ck[blockIdx.x];
+    if (!lin[c.tp]) return;
+    double s = 0;
+    for (int i = threadIdx.x; i < c.n; i += blockDim.x) s += fabsf(p[c.off + i]);
+    s = block_sumd(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+__global__ void k_wfin(const double *part, const int *c0, const int *nc, const chunk *ck, const int *lin, int ntp,
+                       float *wscale, float *wg, const size_t *numel) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= ntp || !lin[t]) return;
+    double s = 0;
+    for (int c = c0[t]; c < c0[t] + nc[t]; c++) s += part[c];
+    float mean = (float)(s / (double)(numel[t] ? numel[t] : 1));
+    if (mean < 1e-5f) mean = 1e-5f;
+    wscale[t] = mean; wg[t] = 1.0f / mean;
+}
+__global__ void k_wq(const float *p, const chunk *ck, const int *lin, const float *wg, bf16 *wb) {
+    chunk c = ck[blockIdx.x];
+    if (!lin[c.tp]) return;
+    float g = wg[c.tp];
+    for (int i = threadIdx.x; i < c.n; i += blockDim.x) {
+        float r = rintf(__fmul_rn(p[c.off + i], g));
+        wb[c.off + i] = __float2bfloat16(r > 1.f ? 1.f : r < -1.f ? -1.f : r);
+    }
+}
+static void op_wquant(bn_train_model *m) {
+    struct gt *g = GT(m);
+    if (m->no_quant || g->err) return;
+    k_wsum<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->part);
+    k_wfin<<<(m->n_tp + 127) / 128, 128, 0, g->st>>>(g->part, g->tp_c0, g->tp_nc, g->ck, g->lin, m->n_tp, g->wscale, g->wg, g->numel);
+    k_wq<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb);
+    LAUNCHED(g, "weight quantization");
+}
+
+/* ---------------------------------------------------------------- rmsnorm (+ quant) */
+/* Row r: rstd, y = w * (x * rstd); with yq: s = 127 / max|y|, q = clamp(rint(y s)), yq = q / s,
+ * qb = q (bf16, exact), sc[r] = s. One block per row. */
+__global__ void k_rms_fwd(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, float *sc, int D, float eps) {
+    size_t r = blockIdx.x;
+    const float *xr = x + r * D; float *yr = y + r * D;
+    float ss = 0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_sum(ss);
+    float rs = 1.0f / sqrtf(ss / (float)D + eps);
+    float mx = 0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) { float v = __fmul_rn(w[i], __fmul_rn(xr[i], rs)); yr[i] = v; mx = fmaxf(mx, fabsf(v)); }
+    if (threadIdx.x == 0) rstd[r] = rs;
+    if (!yq) return;
+    mx = block_max(mx);
+    if (!(mx >= 1e-5f)) mx = 1e-5f;
+    float s = 127.0f / mx;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float q = rintf(__fmul_rn(yr[i], s));
+        q = q > 127.f ? 127.f : q < -128.f ? -128.f : q;
+        yq[r * D + i] = q / s; qb[r * D + i] = __float2bfloat16(q);
+    }
+    if (threadIdx.x == 0) sc[r] = s;
+}
+static shadow *shadow_for(struct gt *g, const float *x, size_t nq, size_t ns) {
+    for (int i = 0; i < g->nsh; i++) if (g->sh[i].x == x) {
+        shadow *h = &g->sh[i];
+        if (!NEED(g, h->q, h->cap_q, nq * sizeof(bf16), "quantized activations") || !NEED(g, h->s, h->cap_s, ns * sizeof(float), "activation scales")) return NULL;
+        return h;
+    }
+    if (!ns) return NULL;   /* lookup only */
+    if (g->nsh == g->capsh) {
+        int nc = g->capsh ? 2 * g->capsh : 64;
+        shadow *n = (shadow *)realloc(g->sh, nc * sizeof *n);
+        if (!n) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return NULL; }
+        g->sh = n; g->capsh = nc;
+    }
+    shadow *h = &g->sh[g->nsh++];
+    memset(h, 0, sizeof *h); h->x = x;
+    if (!NEED(g, h->q, h->cap_q, nq * sizeof(bf16), "quantized activations") || !NEED(g, h->s, h->cap_s, ns * sizeof(float), "activation scales")) return NULL;
+    return h;
+}
+static shadow *shadow_find(struct gt *g, const float *x) {
+    for (int i = 0; i < g->nsh; i++) if (g->sh[i].x == x) return &g->sh[i];
+    return NULL;
+}
+static void op_rms_fwd(bn_train_model *m, const float *x, const float *w, float *y, float *rstd, float *yq, int N, int D) {
+    struct gt *g = GT(m);
+    if (g->err || N <= 0) return;
+    shadow *h = NULL;
+    if (yq && !(h = shadow_for(g, yq, (size_t)N * D, (size_t)N))) return;
+    int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
+    k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h ? h->s : NULL, D, m->cfg.norm_eps);
+    LAUNCHED(g, "rmsnorm forward");
+}
+__global__ void k_rms_dx(const float *dy, const float *x, const float *w, const float *rstd, float *dx, int D, int acc) {
+    size_t r = blockIdx.x;
+    const float *d = dy + r * D, *xr = x + r * D; float *o = dx + r * D;
+    float dot = 0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) dot += d[i] * w[i] * xr[i];
+    dot = block_sum(dot);
+    float rs = rstd[r], k = dot * rs * rs * rs / (float)D;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float v = rs * d[i] * w[i] - k * xr[i];
+        o[i] = acc ? o[i] + v : v;
+    }
+}
+/* part[split][c] = sum over rows of the split of dy x rstd; block (32, 8), grid (D/32, splits). */
+__global__ void k_rms_dw_part(const float *dy, const float *x, const float *rstd, float *part, int N, int D, int rows) {
+    int c = blockIdx.x * 32 + threadIdx.x;
+    int r0 = blockIdx.y * rows, r1 = min(N, r0 + rows);
+    float s = 0;
+    if (c < D) for (int r = r0 + threadIdx.y; r < r1; r += 8) s += dy[(size_t)r * D + c] * x[(size_t)r * D + c] * rstd[r];
+    __shared__ float sm[8][33];
+    sm[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < D) {
+        for (int k = 1; k < 8; k++) s += sm[k][threadIdx.x];
+        part[(size_t)blockIdx.y * D + c] = s;
+    }
+}
+__global__ void k_rms_dw_fin(const float *part, float *dw, int D, int splits) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= D) return;
+    float s = 0;
+    for (int k = 0; k < splits; k++) s += part[(size_t)k * D + c];
+    dw[c] += s;
+}
+static void op_rms_bwd(bn_train_model *m, const float *dy, const float *x, const float *w, const float *rstd,
+                       float *dx, float *dw, int N, int D, int acc) {
+    struct gt *g = GT(m);
+    if (g->err || N <= 0) return;
+    if (dw) {
+        int splits = (N + 127) / 128; if (splits > 256) splits = 256;
+        int rows = (N + splits - 1) / splits;
+        if (!NEED(g, g->dwpart, g->cap_dw, (size_t)splits * D * sizeof(float), "norm gradient scratch")) return;
+        k_rms_dw_part<<<dim3((D + 31) / 32, splits), dim3(32, 8), 0, g->st>>>(dy, x, rstd, g->dwpart, N, D, rows);
+        k_rms_dw_fin<<<(D + 255) / 256, 256, 0, g->st>>>(g->dwpart, tr(m, dw), D, splits);
+    }
+    int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
+    k_rms_dx<<<N, th, 0, g->st>>>(dy, x, tr(m, w), rstd, dx, D, acc);
+    LAUNCHED(g, "rmsnorm backward");
+}
+
+/* ---------------------------------------------------------------- BitLinear */
+/* y[t][o] (=, or += when acc) tmp[t][o] * scale / s[t] */
+__global__ void k_lin_epi(const float *tmp, float *y, const float *s, const float *scale, size_t n, int out, int acc) {
+    float sc = *scale;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = tmp[i] / s[i / out] * sc;
+        y[i] = acc ? y[i] + v : v;
+    }
+}
+/* dy as split bf16 terms: for k < split, b[2k n + i] = bf16 of what terms < k left of dy, and
+ * b[(2k+1) n + i] the same for dy / s[t] (2 terms carry 16 mantissa bits, 3 all 24). */
+__global__ void k_dy_conv(const float *dy, const float *s, bf16 *b, size_t n, int out, int split) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float d = dy[i], e = d / s[i / out];
+        for (int k = 0; k < split; k++) {
+            bf16 h = __float2bfloat16(d), hs = __float2bfloat16(e);
+            b[2 * k * n + i] = h; b[(2 * k + 1) * n + i] = hs;
+            d -= __bfloat162float(h); e -= __bfloat162float(hs);
+        }
+    }
+}
+static void op_lin_fwd(bn_train_model *m, const float *x, int widx, float *y, int N, int acc) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
+    shadow *h = m->no_quant ? NULL : shadow_find(g, x);
+    size_t off = m->tp[widx].off;
+    if (!h && !m->no_quant) { note(g, bn_err(BITNET_ERR_ARG, "cuda training: a BitLinear input that no rmsnorm quantized")); return; }
+    if (!h) {   /* full precision (no_quant): fp32 operands */
+        gemm(g, 0, 1, N, out, in, x, CUDA_R_32F, in, g->p + off, CUDA_R_32F, in, g->one_zero + 1, g->one_zero + acc, y, out, g->fct);
+        return;
+    }
+    float *dst = y;
+    if (acc) { if (!NEED(g, g->tmp, g->cap_tmp, (size_t)N * out * sizeof(float), "BitLinear scratch")) return; dst = g->tmp; }
+    gemm(g, 0, 1, N, out, in, h->q, CUDA_R_16BF, in, g->wb + off, CUDA_R_16BF, in, g->one_zero + 1, g->one_zero, dst, out, CUBLAS_COMPUTE_32F);
+    size_t n = (size_t)N * out;
+    k_lin_epi<<<blocks(n, 256), 256, 0, g->st>>>(dst, y, h->s, g->wscale + widx, n, out, acc);
+    LAUNCHED(g, "BitLinear forward");
+}
+static void op_lin_bwd(bn_train_model *m, const float *dy, const float *x, int widx, float *dx, int N, int acc_dx) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
+    size_t off = m->tp[widx].off;
+    shadow *h = m->no_quant ? NULL : shadow_find(g, x);
+    if (!h && !m->no_quant) { note(g, bn_err(BITNET_ERR_ARG, "cuda training: a BitLinear input that no rmsnorm quantized")); return; }
+    if (!h) {
+        gemm(g, 1, 0, out, in, N, dy, CUDA_R_32F, out, x, CUDA_R_32F, in, g->one_zero + 1, g->one_zero + 1, g->g + off, in, g->fct);
+        if (dx) gemm(g, 0, 0, N, in, out, dy, CUDA_R_32F, out, g->p + off, CUDA_R_32F, in, g->one_zero + 1, g->one_zero + acc_dx, dx, in, g->fct);
+        return;
+    }
+    size_t n = (size_t)N * out;
+    if (!NEED(g, g->dyb, g->cap_dy, 2 * (size_t)g->split * n * sizeof(bf16), "gradient scratch")) return;
+    k_dy_conv<<<blocks(n, 256), 256, 0, g->st>>>(dy, h->s, g->dyb, n, out, g->split);
+    LAUNCHED(g, "BitLinear backward");
+    for (int k = 0; k < g->split; k++) {   /* hi, then the remainders: q and the ternary values are exact in bf16 */
+        const bf16 *b = g->dyb + 2 * k * n;
+        gemm(g, 1, 0, out, in, N, b + n, CUDA_R_16BF, out, h->q, CUDA_R_16BF, in, g->one_zero + 1, g->one_zero + 1, g->g + off, in, CUBLAS_COMPUTE_32F);
+        if (dx) gemm(g, 0, 0, N, in, out, b, CUDA_R_16BF, out, g->wb + off, CUDA_R_16BF, in, g->wscale + widx, g->one_zero + (k ? 1 : acc_dx), dx, in, CUBLAS_COMPUTE_32F);
+    }
+}
+
+/* ---------------------------------------------------------------- rope */
+__global__ void k_rope(float *x, const float *cs, const float *sn, size_t n, int nh, int hd, int T, int inv) {
+    int h2 = hd / 2;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / ((size_t)nh * h2); int rem = (int)(i % ((size_t)nh * h2)), h = rem / h2, j = rem % h2;
+        int t = (int)(r % T);
+        float *p = x + r * nh * hd + h * hd;
+        float x1 = p[j], x2 = p[j + h2], co = cs[t * h2 + j], si = inv ? -sn[t * h2 + j] : sn[t * h2 + j];
+        p[j] = __fsub_rn(__fmul_rn(x1, co), __fmul_rn(x2, si));
+        p[j + h2] = __fadd_rn(__fmul_rn(x2, co), __fmul_rn(x1, si));
+    }
+}
+static void op_rope(bn_train_model *m, float *x, int N, int nh, int inv) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    int T = m->T, hd = m->cfg.head_dim, h2 = hd / 2;
+    if (g->rT != T) {
+        size_t nb = (size_t)T * h2 * sizeof(float);
+        float *hc = (float *)malloc(2 * nb);
+        if (!hc) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
+        bn_rope_tables(m->cfg.rope_theta, hd, T, hc, hc + (size_t)T * h2);
+        cudaFree(g->rcos); g->rcos = NULL; g->rsin = NULL;
+        bitnet_status s = bn_cu_malloc((void **)&g->rcos, 2 * nb, "RoPE tables");
+        if (!s) s = bn_cu_h2d(g->rcos, hc, 2 * nb, g->st);
+        if (!s) s = bn_cu_sync(g->st);
+        free(hc);
+        if (s) { note(g, s); return; }
+        g->rsin = g->rcos + (size_t)T * h2; g->rT = T;
+    }
+    size_t n = (size_t)N * nh * h2;
+    k_rope<<<blocks(n, 256), 256, 0, g->st>>>(x, g->rcos, g->rsin, n, nh, hd, T, inv);
+    LAUNCHED(g, "rope");
+}
+
+/* ---------------------------------------------------------------- attention */
+/* Pointer arrays for the batched GEMMs: batch i = (g, b, kh), query head h = kh * grp + g, so
+ * the B*KH entries of one g touch each kv slice once (dK, dV are summed over g in turn).
+ * Slots: 0 q, 1 k, 2 v, 3 att, 4 out, 5 dout, 6 dq, 7 dk, 8 dv, 9 dP; row-indexed slots (q, att,
+ * out, dout, dq, dP) start at row r0 = blockIdx.y * T / nb of the causal row block blockIdx.y,
+ * whose arrays are ptrs + blockIdx.y * 10 * n. */
+#define ATT_NB 4            /* causal row blocks: block i sees keys [0, (i+1) T / 4) */
+typedef struct { float *b[10]; } att_bases;
+__global__ void k_att_ptrs(att_bases a, void **ptrs, int B, int H, int KH, int T, int hd, int nb) {
+    int n = B * H, i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int grp = H / KH, BK = B * KH, gi = i / BK, r = i % BK, b = r / KH, kh = r % KH, h = kh * grp + gi;
+    size_t Q = (size_t)H * hd, KV = (size_t)KH * hd, r0 = (size_t)blockIdx.y * T / nb;
+    size_t qo = (size_t)b * T * Q + (size_t)h * hd + r0 * Q, ko = (size_t)b * T * KV + (size_t)kh * hd, po = ((size_t)b * H + h) * T * T + r0 * T;
+    size_t off[10] = {qo, ko, ko, po, qo, qo, qo, ko, ko, po};
+    void **o = ptrs + (size_t)blockIdx.y * 10 * n;
+    for (int s = 0; s < 10; s++) o[(size_t)s * n + i] = a.b[s] ? (void *)(a.b[s] + off[s]) : NULL;
+}
+/* Row of P [rows][T], t = row % T: p_j = softmax(s_j * scale) over j <= t, 0 after. */
+__global__ void k_softmax_causal(float *P, int T, float scale) {
+    size_t r = blockIdx.x; int t = (int)(r % T);
+    float *p = P + r * T;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j <= t; j += blockDim.x) mx = fmaxf(mx, p[j] * scale);
+    mx = block_max(mx);
+    float s = 0;
+    for (int j = threadIdx.x; j <= t; j += blockDim.x) { float e = expf(p[j] * scale - mx); p[j] = e; s += e; }
+    s = block_sum(s);
+    float inv = 1.0f / s;
+    for (int j = threadIdx.x; j < T; j += blockDim.x) p[j] = j <= t ? p[j] * inv : 0.f;
+}
+/* dS = P (dP - sum_j P dP) scale over j <= t, 0 after; in place on dP. */
+__global__ void k_dsoftmax(const float *P, float *dP, int T, float scale) {
+    size_t r = blockIdx.x; int t = (int)(r % T);
+    const float *p = P + r * T; float *d = dP + r * T;
+    float s = 0;
+    for (int j = threadIdx.x; j <= t; j += blockDim.x) s += p[j] * d[j];
+    s = block_sum(s);
+    for (int j = threadIdx.x; j < T; j += blockDim.x) d[j] = j <= t ? p[j] * (d[j] - s) * scale : 0.f;
+}
+static int att_nb(int T) { return T >= 4 * ATT_NB ? ATT_NB : 1; }
+static void **att_ptrs(bn_train_model *m, att_bases a) {
+    struct gt *g = GT(m);
+    const bn_config *c = &m->cfg;
+    int n = m->B * c->n_heads, nb = att_nb(m->T);
+    if (!NEED(g, g->ptrs, g->cap_ptrs, (size_t)nb * 10 * n * sizeof(void *), "attention pointer arrays")) return NULL;
+    k_att_ptrs<<<dim3((n + 127) / 128, nb), 128, 0, g->st>>>(a, g->ptrs, m->B, c->n_heads, c->n_kv_heads, m->T, c->head_dim, nb);
+    return LAUNCHED(g, "attention pointers") ? g->ptrs : NULL;
+}
+static void op_attn_fwd(bn_train_model *m, const float *q, const float *k, const float *v, float *att, float *out) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    const bn_config *c = &m->cfg;
+    int T = m->T, hd = c->head_dim, Q = c->n_heads * hd, KV = c->n_kv_heads * hd, n = m->B * c->n_heads;
+    att_bases a = {{(float *)q, (float *)k, (float *)v, att, out, NULL, NULL, NULL, NULL, NULL}};
+    void **p = att_ptrs(m, a);
+    if (!p) return;
+    int nb = att_nb(T);
+#define PA(s) (p + ((size_t)ib * 10 + (s)) * n)
+#define ROWS int r0 = ib * T / nb, r1 = (ib + 1) * T / nb, mb = r1 - r0; (void)r0
+    /* row block ib: S = Q K^T over keys [0, r1) only; the softmax zeroes the keys after each row */
+    for (int ib = 0; ib < nb; ib++) { ROWS; gemm_batched(g, 0, 1, mb, r1, hd, PA(0), Q, PA(1), KV, g->one_zero, PA(3), T, n, g->afct); }
+    k_softmax_causal<<<n * T, T >= 512 ? 256 : 128, 0, g->st>>>(att, T, 1.0f / sqrtf((float)hd));
+    LAUNCHED(g, "softmax");
+    for (int ib = 0; ib < nb; ib++) { ROWS; gemm_batched(g, 0, 0, mb, hd, r1, PA(3), T, PA(2), KV, g->one_zero, PA(4), Q, n, g->afct); }
+}
+static void op_attn_bwd(bn_train_model *m, const float *q, const float *k, const float *v, const float *att,
+                        const float *dout, float *dq, float *dk, float *dv) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    const bn_config *c = &m->cfg;
+    int T = m->T, hd = c->head_dim, Q = c->n_heads * hd, KV = c->n_kv_heads * hd, n = m->B * c->n_heads;
+    int grp = c->n_heads / c->n_kv_heads, bk = m->B * c->n_kv_heads;
+    if (!NEED(g, g->dP, g->cap_dP, (size_t)n * T * T * sizeof(float), "attention gradient scratch")) return;
+    att_bases a = {{(float *)q, (float *)k, (float *)v, (float *)att, NULL, (float *)dout, dq, dk, dv, g->dP}};
+    void **p = att_ptrs(m, a);
+    if (!p) return;
+    int nb = att_nb(T);
+    /* row blocks as in the forward; dK and dV sum over row blocks (the last spans every key, so
+     * it writes them first) and over the heads of a group */
+    for (int ib = 0; ib < nb; ib++) { ROWS; gemm_batched(g, 0, 1, mb, r1, hd, PA(5), Q, PA(2), KV, g->one_zero, PA(9), T, n, g->fct); }  /* dP = dO V^T */
+    for (int gi = 0; gi < grp; gi++)                                                                                                    /* dV (+)= P^T dO */
+        for (int ib = nb - 1; ib >= 0; ib--) { ROWS; gemm_batched(g, 1, 0, r1, hd, mb, PA(3) + gi * bk, T, PA(5) + gi * bk, Q, g->one_zero + (gi > 0 || ib < nb - 1), PA(8) + gi * bk, KV, bk, g->fct); }
+    k_dsoftmax<<<n * T, T >= 512 ? 256 : 128, 0, g->st>>>(att, g->dP, T, 1.0f / sqrtf((float)hd));
+    LAUNCHED(g, "softmax backward");
+    for (int ib = 0; ib < nb; ib++) { ROWS; gemm_batched(g, 0, 0, mb, hd, r1, PA(9), T, PA(1), KV, g->one_zero, PA(6), Q, n, g->fct); }  /* dQ = dS K */
+    for (int gi = 0; gi < grp; gi++)                                                                                                    /* dK (+)= dS^T Q */
+        for (int ib = nb - 1; ib >= 0; ib--) { ROWS; gemm_batched(g, 1, 0, r1, hd, mb, PA(9) + gi * bk, T, PA(0) + gi * bk, Q, g->one_zero + (gi > 0 || ib < nb - 1), PA(7) + gi * bk, KV, bk, g->fct); }
+#undef PA
+#undef ROWS
+}
+
+/* ---------------------------------------------------------------- gated FFN activation */
+__global__ void k_glu_fwd(const float *g, const float *u, float *h, size_t n, int silu) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float x = g[i];
+        if (silu) h[i] = x / (1.0f + expf(-x)) * u[i];
+        else { float r = x > 0 ? x : 0; h[i] = __fmul_rn(__fmul_rn(r, r), u[i]); }
+    }
+}
+__global__ void k_glu_bwd(const float *g, const float *u, const float *dh, float *dg, float *du, size_t n, int silu) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float x = g[i], d = dh[i], uu = u[i];
+        if (silu) {
+            float sg = 1.0f / (1.0f + expf(-x)), f = x * sg;
+            du[i] = d * f; dg[i] = d * uu * (sg * (1.0f + x * (1.0f - sg)));
+        } else {
+            float r = x > 0 ? x : 0;
+            du[i] = d * r * r; dg[i] = d * uu * 2.0f * r;
+        }
+    }
+}
+static void op_glu_fwd(bn_train_model *m, const float *g_, const float *u, float *h, int n) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    k_glu_fwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, h, (size_t)n, m->cfg.act == BN_ACT_SILU);
+    LAUNCHED(g, "gating");
+}
+static void op_glu_bwd(bn_train_model *m, const float *g_, const float *u, const float *dh, float *dg, float *du, int n) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    k_glu_bwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, dh, dg, du, (size_t)n, m->cfg.act == BN_ACT_SILU);
+    LAUNCHED(g, "gating backward");
+}
+
+/* ---------------------------------------------------------------- embedding, cross-entropy, head */
+static int32_t *upload_ids(struct gt *g, int32_t **d, size_t *cap, const int32_t *h, int N) {
+    if (!NEED(g, *d, *cap, (size_t)N * sizeof(int32_t), "token ids")) return NULL;
+    return cu_ok(g, cudaMemcpyAsync(*d, h, (size_t)N * sizeof(int32_t), cudaMemcpyHostToDevice, g->st), "copy ids") ? *d : NULL;
+}
+__global__ void k_embed_fwd(const float *E, const int32_t *ids, float *x, int C) {
+    size_t r = blockIdx.x;
+    const float *e = E + (size_t)ids[r] * C;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) x[r * C + i] = e[i];
+}
+__global__ void k_embed_bwd(float *dE, const int32_t *ids, const float *dx, int C) {
+    size_t r = blockIdx.x;
+    float *d = dE + (size_t)ids[r] * C;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) atomicAdd(d + i, dx[r * C + i]);
+}
+static void op_embed_fwd(bn_train_model *m, int widx, const int32_t *ids, int N, float *x) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    int32_t *d = upload_ids(g, &g->ids, &g->cap_ids, ids, N);
+    if (!d) return;
+    k_embed_fwd<<<N, 128, 0, g->st>>>(g->p + m->tp[widx].off, d, x, m->cfg.hidden_size);
+    LAUNCHED(g, "embedding");
+}
+static void op_embed_bwd(bn_train_model *m, int widx, const int32_t *ids, int N, const float *dx) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    int32_t *d = upload_ids(g, &g->ids, &g->cap_ids, ids, N);
+    if (!d) return;
+    k_embed_bwd<<<N, 128, 0, g->st>>>(g->g + m->tp[widx].off, d, dx, m->cfg.hidden_size);
+    LAUNCHED(g, "embedding backward");
+}
+/* Row r of logits [N][V]: loss[r] = logsumexp - l[tg]; bwd: l = (softmax - onehot) * dscale. */
+__global__ void k_ce(float *logits, const int32_t *tg, float *loss, int V, float dscale, int bwd) {
+    size_t r = blockIdx.x;
+    float *l = logits + r * V;
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, l[i]);
+    mx = block_max(mx);
+    float s = 0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) s += expf(l[i] - mx);
+    s = block_sum(s);
+    int t = tg[r];
+    if (!bwd) { if (threadIdx.x == 0) loss[r] = (float)(log((double)s) + mx - l[t]); return; }
+    float inv = (float)(1.0 / (double)s);
+    __syncthreads();
+    for (int i = threadIdx.x; i < V; i += blockDim.x) l[i] = expf(l[i] - mx) * inv * dscale - (i == t ? dscale : 0.f);
+}
+static void op_ce_fwd(bn_train_model *m, float *logits, const int32_t *tg, float *rowloss, int N) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    int32_t *d = upload_ids(g, &g->tg, &g->cap_tg, tg, N);
+    if (!d || !NEED(g, g->rowloss, g->cap_rl, (size_t)N * sizeof(float), "row losses")) return;
+    k_ce<<<N, 512, 0, g->st>>>(logits, d, g->rowloss, m->cfg.vocab_size, 0, 0);
+    if (LAUNCHED(g, "cross-entropy")) note(g, bn_cu_d2h(rowloss, g->rowloss, (size_t)N * sizeof(float), g->st));
+}
+static void op_ce_bwd(bn_train_model *m, float *logits, const int32_t *tg, int N, float dscale) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    int32_t *d = upload_ids(g, &g->tg, &g->cap_tg, tg, N);
+    if (!d) return;
+    k_ce<<<N, 512, 0, g->st>>>(logits, d, NULL, m->cfg.vocab_size, dscale, 1);
+    LAUNCHED(g, "cross-entropy backward");
+}
+static void op_head_fwd(bn_train_model *m, int widx, const float *x, float *logits, int N) {
+    struct gt *g = GT(m);
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    gemm(g, 0, 1, N, V, C, x, CUDA_R_32F, C, g->p + m->tp[widx].off, CUDA_R_32F, C, g->one_zero + 1, g->one_zero, logits, V, g->fct);
+}
+static void op_head_bwd(bn_train_model *m, int widx, const float *dl, const float *x, float *dx, int N) {
+    struct gt *g = GT(m);
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    size_t off = m->tp[widx].off;
+    gemm(g, 1, 0, V, C, N, dl, CUDA_R_32F, V, x, CUDA_R_32F, C, g->one_zero + 1, g->one_zero + 1, g->g + off, C, g->fct);
+    gemm(g, 0, 0, N, C, V, dl, CUDA_R_32F, V, g->p + off, CUDA_R_32F, C, g->one_zero + 1, g->one_zero, dx, C, g->fct);
+}
+
+/* ---------------------------------------------------------------- memory, optimizer, sync */
+static float *op_alloc(bn_train_model *m, size_t n) {
+    void *p = NULL;
+    bitnet_status s = bn_cu_malloc(&p, n * sizeof(float), "training activations");
+    return s ? NULL : (float *)p;
+}
+static void op_free(bn_train_model *m, float *p) {
+    if (!p) return;
+    struct gt *g = GT(m);
+    cudaStreamSynchronize(g->st);
+    for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); }   /* keyed by these buffers */
+    g->nsh = 0;
+    cudaFree(p);
+}
+static void op_copy(bn_train_model *m, float *dst, const float *src, size_t n) {
+    struct gt *g = GT(m);
+    if (!g->err) cu_ok(g, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, g->st), "device copy");
+}
+static void op_zero_grad(bn_train_model *m) {
+    struct gt *g = GT(m);
+    if (!g->err) cu_ok(g, cudaMemsetAsync(g->g, 0, m->n_params * sizeof(float), g->st), "zeroing gradients");
+}
+__global__ void k_sumsq(const float *g, size_t n, double *part) {
+    size_t a = (size_t)blockIdx.x * NORM_CH, b = a + NORM_CH < n ? a + NORM_CH : n;
+    double s = 0;
+    for (size_t i = a + threadIdx.x; i < b; i += blockDim.x) s += (double)g[i] * g[i];
+    s = block_sumd(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+__global__ void k_sum_parts(const double *part, int n, double *out) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += part[i];
+    *out = sqrt(s);
+}
+static double op_grad_norm(bn_train_model *m) {
+    struct gt *g = GT(m);
+    if (g->err) return NAN;
+    int nc = (int)((m->n_params + NORM_CH - 1) / NORM_CH);
+    k_sumsq<<<nc, 512, 0, g->st>>>(g->g, m->n_params, g->part);
+    k_sum_parts<<<1, 1, 0, g->st>>>(g->part, nc, g->norm_d);
+    double r = NAN;
+    if (LAUNCHED(g, "gradient norm")) note(g, bn_cu_d2h(&r, g->norm_d, sizeof r, g->st));
+    return r;
+}
+typedef struct { float coef, decay, step_size, bc2s, omb1, b2, omb2, eps; } adam_args;
+/* bn_adam_ref, element by element, with every float operation rounded as the CPU rounds it. */
+__global__ void k_adam(float *pp, const float *gg, float *mm, float *vv, const chunk *ck, const int *dec, adam_args a) {
+    chunk c = ck[blockIdx.x];
+    float decay = dec[c.tp] ? a.decay : 1.0f;
+    for (int j = threadIdx.x; j < c.n; j += blockDim.x) {
+        size_t i = c.off + j;
+        float g = gg[i];
+        if (a.coef < 1.0f) g = __fmul_rn(g, a.coef);
+        float p = __fmul_rn(pp[i], decay);
+        float m = __fadd_rn(mm[i], __fmul_rn(__fsub_rn(g, mm[i]), a.omb1));
+        float v = __fadd_rn(__fmul_rn(vv[i], a.b2), __fmul_rn(__fmul_rn(a.omb2, g), g));
+        float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), a.bc2s), a.eps);
+        p = __fadd_rn(p, __fdiv_rn(__fmul_rn(-a.step_size, m), denom));
+        pp[i] = p; mm[i] = m; vv[i] = v;
+    }
+}
+static void op_adamw(bn_train_model *m, float coef, float lr, float beta1, float beta2, float eps, float wd, int64_t t) {
+    struct gt *g = GT(m);
+    if (g->err) return;
+    double bc1 = 1.0 - pow((double)beta1, (double)t), bc2s = sqrt(1.0 - pow((double)beta2, (double)t));
+    adam_args a = {coef, wd != 0.0f ? 1.0f - lr * wd : 1.0f, (float)(lr / bc1), (float)bc2s, 1.0f - beta1, beta2, 1.0f - beta2, eps};
+    k_adam<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a);
+    LAUNCHED(g, "AdamW");
+}
+static bitnet_status op_sync(bn_train_model *m, int to_host) {
+    struct gt *g = GT(m);
+    size_t b = m->n_params * sizeof(float);
+    bitnet_status s = g->err;
+    g->err = BITNET_OK;
+    if (s) return s;
+    cudaMemcpyKind k = to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
+    float *h[4] = {m->params, m->adam_m, m->adam_v, m->grads}, *d[4] = {g->p, g->m, g->v, g->g};
+    for (int i = 0; i < (to_host ? 4 : 3) && !s; i++)
+        if (cudaMemcpyAsync(to_host ? (void *)h[i] : (void *)d[i], to_host ? (void *)d[i] : (void *)h[i], b, k, g->st) != cudaSuccess ||
+            cudaStreamSynchronize(g->st) != cudaSuccess) {
+            cudaGetLastError();
+            s = bn_err(BITNET_ERR_UNSUPPORTED, "cuda: copying the training state %s the GPU", to_host ? "from" : "to");
+        }
+    return s;
+}
+static bitnet_status op_status(bn_train_model *m) {
+    struct gt *g = GT(m);
+    bitnet_status s = g->err;
+    g->err = BITNET_OK;
+    return s;
+}
+static void op_release(bn_train_model *m) {
+    struct gt *g = GT(m);
+    if (!g) return;
+    if (g->st) cudaStreamSynchronize(g->st);
+    for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); }
+    free(g->sh);
+    void *d[] = {g->p, g->g, g->m, g->v, g->wb, g->wscale, g->lin, g->ck, g->tp_c0, g->tp_nc, g->part, g->norm_d,
+                 g->one_zero, g->ids, g->tg, g->rowloss, g->rcos, g->dyb, g->tmp, g->dP, g->dwpart, g->ptrs, g->numel};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) if (d[i]) cudaFree(d[i]);
+    if (g->cb) cublasDestroy(g->cb);
+    if (g->st) cudaStreamDestroy(g->st);
+    cudaGetLastError();   /* nothing of this model's failures may leak into the next one's status */
+    free(g);
+    m->gpu = NULL;
+    m->ops = bn_train_ops_cpu();
+}
+
+static const bn_train_ops CUDA_TRAIN = {
+    "cuda",
+    op_rms_fwd, op_rms_bwd, op_lin_fwd, op_lin_bwd, op_rope, op_attn_fwd, op_attn_bwd, op_glu_fwd, op_glu_bwd,
+    op_embed_fwd, op_embed_bwd, op_ce_fwd, op_ce_bwd, op_head_fwd, op_head_bwd,
+    op_alloc, op_free, op_copy, op_wquant, op_zero_grad, op_grad_norm, op_adamw, op_sync, op_status, op_release,
+};
+
+/* ---------------------------------------------------------------- attach */
+/* Chunk tables, flags and per-tensor data on the host, then one upload. */
+static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
+    int ntp = m->n_tp, nck = 0;
+    for (int i = 0; i < ntp; i++) nck += (int)((m->tp[i].numel + CH - 1) / CH);
+    chunk *ck = (chunk *)malloc((size_t)nck * sizeof *ck);
+    int *fl = (int *)malloc(4 * (size_t)ntp * sizeof(int));
+    size_t *numel = (size_t *)malloc((size_t)ntp * sizeof(size_t));
+    if (!ck || !fl || !numel) { free(ck); free(fl); free(numel); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    int *lin = fl, *dec = fl + ntp, *c0 = fl + 2 * ntp, *nc = fl + 3 * ntp;
+    int k = 0;
+    for (int i = 0; i < ntp; i++) {
+        const bn_tparam *p = &m->tp[i];
+        lin[i] = p->kind == BN_PK_LINEAR; dec[i] = p->kind == BN_PK_LINEAR || p->kind == BN_PK_HEAD;
+        c0[i] = k; numel[i] = p->numel;
+        for (size_t o = 0; o < p->numel; o += CH) ck[k++] = chunk{p->off + o, (int)(p->numel - o < CH ? p->numel - o : CH), i};
+        nc[i] = k - c0[i];
+    }
+    g->nck = nck;
+    int nnorm = (int)((m->n_params + NORM_CH - 1) / NORM_CH), np = nck > nnorm ? nck : nnorm;
+    bitnet_status s = bn_cu_malloc((void **)&g->ck, (size_t)nck * sizeof *ck, "chunk table");
+    if (!s) s = bn_cu_malloc((void **)&g->lin, 2 * (size_t)ntp * sizeof(int), "flags");
+    if (!s) s = bn_cu_malloc((void **)&g->tp_c0, (size_t)ntp * sizeof(int), "flags");
+    if (!s) s = bn_cu_malloc((void **)&g->tp_nc, (size_t)ntp * sizeof(int), "flags");
+    if (!s) s = bn_cu_malloc((void **)&g->numel, (size_t)ntp * sizeof(size_t), "flags");
+    if (!s) s = bn_cu_malloc((void **)&g->part, (size_t)np * sizeof(double), "partial sums");
+    if (!s) s = bn_cu_malloc((void **)&g->norm_d, sizeof(double), "norm");
+    if (!s) s = bn_cu_malloc((void **)&g->wscale, 2 * (size_t)ntp * sizeof(float), "weight scales");
+    if (!s) s = bn_cu_malloc((void **)&g->one_zero, 2 * sizeof(float), "constants");
+    if (!s) {
+        g->decay = g->lin + ntp; g->wg = g->wscale + ntp;
+        float oz[2] = {0.f, 1.f};
+        s = bn_cu_h2d(g->ck, ck, (size_t)nck * sizeof *ck, g->st);
+        if (!s) s = bn_cu_h2d(g->lin, fl, 2 * (size_t)ntp * sizeof(int), g->st);
+        if (!s) s = bn_cu_h2d(g->tp_c0, c0, (size_t)ntp * sizeof(int), g->st);
+        if (!s) s = bn_cu_h2d(g->tp_nc, nc, (size_t)ntp * sizeof(int), g->st);
+        if (!s) s = bn_cu_h2d(g->numel, numel, (size_t)ntp * sizeof(size_t), g->st);
+        if (!s) s = bn_cu_h2d(g->one_zero, oz, sizeof oz, g->st);
+        if (!s) s = bn_cu_sync(g->st);
+    }
+    free(ck); free(fl); free(numel);
+    return s;
+}
+
+extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
+    if (m->gpu) return BITNET_OK;
+    if (precision < BITNET_TRAIN_PREC_DEFAULT || precision > BITNET_TRAIN_PREC_PARITY) return bn_err(BITNET_ERR_ARG, "cuda training: unknown precision %d", precision);
+    if (m->lora || !m->grads) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda training: LoRA / frozen models run on the CPU only");
+    if (m->a) return bn_err(BITNET_ERR_ARG, "cuda training: attach before the first forward");
+    bitnet_status s = bn_cu_device_open(dev, NULL, 0, NULL, NULL, NULL);
+    if (s) return s;
+    struct gt *g = (struct gt *)calloc(1, sizeof *g);
+    if (!g) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    g->dev = dev;
+    int fp32 = precision == BITNET_TRAIN_PREC_PARITY, fast = precision == BITNET_TRAIN_PREC_FAST;
+    g->fct = fp32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+    g->afct = fast ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    g->split = fast ? 1 : fp32 ? 3 : 2;
+    m->gpu = g;   /* op_release below frees whatever was made */
+    size_t b = m->n_params * sizeof(float);
+    if (cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking) != cudaSuccess) { cudaGetLastError(); s = bn_err(BITNET_ERR_UNSUPPORTED, "cuda: cannot create a stream"); }
+    if (!s && cublasCreate(&g->cb) != CUBLAS_STATUS_SUCCESS) s = bn_err(BITNET_ERR_UNSUPPORTED, "cublas: cannot create a handle (is libcublas installed?)");
+    if (!s && (cublasSetStream(g->cb, g->st) != CUBLAS_STATUS_SUCCESS || cublasSetPointerMode(g->cb, CUBLAS_POINTER_MODE_DEVICE) != CUBLAS_STATUS_SUCCESS))
+        s = bn_err(BITNET_ERR_UNSUPPORTED, "cublas: cannot set up the handle");
+    if (!s) s = bn_cu_malloc((void **)&g->p, b, "master weights");
+    if (!s) s = bn_cu_malloc((void **)&g->g, b, "gradients");
+    if (!s) s = bn_cu_malloc((void **)&g->m, b, "AdamW moments");
+    if (!s) s = bn_cu_malloc((void **)&g->v, b, "AdamW moments");
+    if (!s && !m->no_quant) s = bn_cu_malloc((void **)&g->wb, m->n_params * sizeof(bf16), "ternary weights");
+    if (!s) s = build_tables(m, g);
+    if (!s) s = bn_cu_memset(g->g, 0, b, g->st);
+    if (!s) { m->ops = &CUDA_TRAIN; s = op_sync(m, 0); }
+    if (s) { op_release(m); return s; }
+    return BITNET_OK;
+}
