@@ -7,7 +7,10 @@
  * BENCH_B=N overrides the batch, BENCH_STEPS=N the timed steps (5), BENCH_PREC=fast|parity the
  * precision (bitnet_train.h BITNET_TRAIN_PREC_*; default: default). Weights are filled from a
  * fast LCG (not Box-Muller: the speed does not depend on the values). Not: a correctness test. */
-#include "t.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "bitnet_train.h"
 #include "train/train.h"
 #include "train/train_loop.h"
