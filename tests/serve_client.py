@@ -8,8 +8,11 @@
                                        seconds pass); every stream must be well-formed SSE ending
                                        in [DONE] with finish_reason and usage; prints requests/s,
                                        p50/p99 time to first token, generated tok/s, 0 failures
-  serve_client.py speed URL [--streams 8] [--max-tokens 128]
-                                       aggregate generated tok/s with 1 stream, then N at once
+  serve_client.py speed URL [--streams 8] [--max-tokens 128] [--rounds 3] [--ban ID]
+                                       aggregate generated tok/s with 1 stream, then N at once,
+                                       ROUNDS times interleaved; prints each round and the medians
+                                       (--ban ID: logit_bias -100 on ID, e.g. the end-of-text token,
+                                       so that every stream runs to max_tokens)
 
 Standard library only (asyncio streams, HTTP/1.1 with chunked decoding) except the openai mode.
 Output lines are "ok NAME ...", "FAIL NAME: ..." for tests/run.sh. Bounded: every request has a
@@ -92,7 +95,7 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
 
 
-async def load(url, clients, requests, duration, max_tokens, timeout):
+async def load(url, clients, requests, duration, max_tokens, timeout, bias=None, temperature=0.8):
     u = urlparse(url)
     assert u.hostname == "127.0.0.1", "only 127.0.0.1"
     ttfts, fails, ntok, nreq = [], [], 0, 0
@@ -104,8 +107,10 @@ async def load(url, clients, requests, duration, max_tokens, timeout):
         k = 0
         while (k < requests) if not duration else (time.monotonic() - t0 < duration):
             chat = (ci + k) % 2 == 0
-            body = {"max_tokens": max_tokens, "temperature": 0.8, "seed": ci * 1000 + k, "stream": True,
+            body = {"max_tokens": max_tokens, "temperature": temperature, "seed": ci * 1000 + k, "stream": True,
                     "stream_options": {"include_usage": True}}
+            if bias:
+                body["logit_bias"] = bias
             if chat:
                 body["messages"] = [{"role": "user", "content": prompts[(ci + k) % 4]}]
             else:
@@ -140,6 +145,8 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--ban", type=int, default=None)
     a = ap.parse_args()
     if a.mode == "openai":
         import openai
@@ -177,14 +184,21 @@ def main():
         else:
             print("ok %s: %s" % (name, stats))
         return
-    # speed: one stream alone, then N together (same settings)
+    # speed: one stream alone, then N together (same settings), interleaved for ROUNDS rounds
+    bias = {str(a.ban): -100} if a.ban is not None else None
     def run(n):
-        el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1, 0, a.max_tokens, a.timeout))
+        el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1, 0, a.max_tokens, a.timeout, bias))
         return ntok / el, fails
-    one, f1 = run(1)
-    many, f2 = run(a.streams)
-    print("%s serve_speed: 1 stream %.0f tok/s, %d streams %.0f tok/s aggregate (%.2fx)%s" % (
-        "ok" if not (f1 or f2) else "FAIL", one, a.streams, many, many / one, "" if not (f1 or f2) else " failures %s" % (f1 + f2)[:3]))
+    ones, manys, ratios, fails = [], [], [], []
+    for r in range(a.rounds):
+        one, f1 = run(1)
+        many, f2 = run(a.streams)
+        ones.append(one); manys.append(many); ratios.append(many / one); fails += f1 + f2
+        if a.rounds > 1:
+            print("  round %d: 1 stream %.0f tok/s, %d streams %.0f tok/s (%.2fx)" % (r + 1, one, a.streams, many, many / one))
+    print("%s serve_speed: 1 stream %.0f tok/s, %d streams %.0f tok/s aggregate (%.2fx%s)%s" % (
+        "ok" if not fails else "FAIL", pct(ones, 50), a.streams, pct(manys, 50), pct(ratios, 50),
+        ", medians of %d rounds" % a.rounds if a.rounds > 1 else "", "" if not fails else " failures %s" % fails[:3]))
 
 
 if __name__ == "__main__":
