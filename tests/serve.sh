@@ -170,6 +170,15 @@ MSG="llama3: first prompt $n1 tokens, the second reused $c2"; check serve_prompt
 kill -TERM "$PID"; wait "$PID"
 URL=$MURL PID=$MPID
 
+# chunked prefill keeps a running stream flowing: while A streams, B joins with a ~250-token
+# prompt, which with --chunk 8 must take ceil(n/8) steps while A gets a token in every step
+# (tests/serve_client.py chunked: engine step counts from "timings", not wall-clock time)
+MURL=$URL MPID=$PID
+start chunk --parallel 2 --chunk 8
+python3 tests/serve_client.py chunked "$URL" --chunk 8 --timeout 120
+kill -TERM "$PID"; wait "$PID"
+URL=$MURL PID=$MPID
+
 # bad input: status + OpenAI-style JSON error body
 expect() {  # NAME STATUS PATH BODY [PARAM]
     local code; code=$(post "$3" "$4" "$T/err.json")

@@ -8,6 +8,11 @@
                                        seconds pass); every stream must be well-formed SSE ending
                                        in [DONE] with finish_reason and usage; prints requests/s,
                                        p50/p99 time to first token, generated tok/s, 0 failures
+  serve_client.py chunked URL --chunk C
+                                       while stream A runs, B joins with a ~250-token prompt: B's
+                                       prompt must take ceil(n/C) engine steps and A must get a
+                                       token in every step, those included (the "timings" step
+                                       numbers: counts, not wall-clock thresholds)
   serve_client.py speed URL [--streams 8] [--max-tokens 128] [--rounds 3] [--ban ID]
                                        aggregate generated tok/s with 1 stream, then N at once,
                                        ROUNDS times interleaved; prints each round and the medians
@@ -21,8 +26,9 @@ import asyncio, json, sys, time, argparse
 from urllib.parse import urlparse
 
 
-async def stream_request(host, port, path, body, timeout):
-    """POST body (dict) with stream: true; returns (ttft_s, text, finish, usage, error)."""
+async def stream_request(host, port, path, body, timeout, first_text=None, extra=None):
+    """POST body (dict) with stream: true; returns (ttft_s, text, finish, usage, error). Sets the
+    asyncio.Event first_text when the first text arrives; extra (a dict) gets the "timings"."""
     t0 = time.monotonic()
     r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
@@ -69,10 +75,14 @@ async def stream_request(host, port, path, body, timeout):
                     return ttft, text, finish, usage, "error event: %s" % o["error"]["message"]
                 if o.get("usage"):
                     usage = o["usage"]
+                if o.get("timings") and extra is not None:
+                    extra["timings"] = o["timings"]
                 for c in o.get("choices", []):
                     t = c.get("text") or (c.get("delta") or {}).get("content") or ""
                     if t and ttft is None:
                         ttft = time.monotonic() - t0
+                        if first_text:
+                            first_text.set()
                     if finish and t:
                         return ttft, text, finish, usage, "text after finish_reason"
                     text += t
@@ -134,9 +144,55 @@ async def load(url, clients, requests, duration, max_tokens, timeout, bias=None,
     return el, nreq, ntok, ttfts, fails
 
 
+async def post_json(host, port, path, body, timeout):
+    """POST body (dict), not streamed; returns the parsed JSON answer (any status)."""
+    r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        data = json.dumps(body).encode()
+        w.write(b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % (path.encode(), host.encode(), port, len(data)) + data)
+        await w.drain()
+        raw = await asyncio.wait_for(r.read(), timeout)
+        return json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    finally:
+        w.close()
+
+
+def chunked(url, chunk, timeout):
+    u = urlparse(url)
+    assert u.hostname == "127.0.0.1", "only 127.0.0.1"
+
+    async def go():
+        first, ta = asyncio.Event(), {}
+        a = asyncio.ensure_future(stream_request(u.hostname, u.port, "/v1/completions", {
+            "prompt": "Once upon a time", "max_tokens": 480, "temperature": 0, "logit_bias": {"2047": -100},
+            "stream": True, "stream_options": {"include_usage": True}}, timeout, first, ta))
+        await asyncio.wait_for(first.wait(), timeout)
+        b = await post_json(u.hostname, u.port, "/v1/completions", {
+            "prompt": "the little dog ran to the park and " * 30, "max_tokens": 1, "temperature": 0}, timeout)
+        res = await a
+        return res, ta.get("timings"), b
+
+    (_, _, _, _, err), ta, b = asyncio.run(go())
+    tb = b.get("timings")
+    if err or not ta or not tb:
+        for n in ("pieces", "overlap", "stream_flows"):
+            print("FAIL serve_chunked_prefill_%s: stream A %s, timings A %s, answer B %s" % (n, err or "ok", ta, str(b)[:200]))
+        return
+    b_first = tb["prefill_end_step"] - tb["prefill_steps"] + 1
+    info = "B: %d prompt tokens in %d steps (%d..%d); A: %d tokens in steps %d..%d" % (
+        tb["prompt_n"], tb["prefill_steps"], b_first, tb["prefill_end_step"], ta["predicted_n"], ta["prefill_end_step"], ta["last_step"])
+    want = -(-tb["prompt_n"] // chunk)
+    checks = [("pieces", tb["prefill_steps"] == want and want >= 20),                 # B's prompt in pieces of chunk
+              ("overlap", ta["prefill_end_step"] <= b_first and ta["last_step"] >= tb["prefill_end_step"]),  # A ran across it
+              ("stream_flows", ta["last_step"] - ta["prefill_end_step"] + 1 == ta["predicted_n"])]          # a token every step
+    for n, ok in checks:
+        print("%s serve_chunked_prefill_%s%s %s" % ("ok" if ok else "FAIL", n, "" if ok else ":", info))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["openai", "load", "speed"])
+    ap.add_argument("mode", choices=["openai", "load", "speed", "chunked"])
     ap.add_argument("url")
     ap.add_argument("want", nargs="?")
     ap.add_argument("--clients", type=int, default=16)
@@ -147,6 +203,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--ban", type=int, default=None)
+    ap.add_argument("--chunk", type=int, default=8)
     a = ap.parse_args()
     if a.mode == "openai":
         import openai
@@ -172,6 +229,9 @@ def main():
             print("FAIL serve_openai_error: no error for temperature 7")
         except openai.BadRequestError as e:
             print("ok serve_openai_error" if "temperature" in str(e) else "FAIL serve_openai_error: %s" % e)
+        return
+    if a.mode == "chunked":
+        chunked(a.url, a.chunk, a.timeout)
         return
     if a.mode == "load":
         el, nreq, ntok, ttfts, fails = asyncio.run(load(a.url, a.clients, a.requests, a.duration, a.max_tokens, a.timeout))

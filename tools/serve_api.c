@@ -376,6 +376,24 @@ static cJSON *usage_obj(const srv_req *r) {
     return u;
 }
 
+/* llama.cpp-style "timings" (not in OpenAI's API; clients ignore it), plus the engine's step
+ * numbers: the prompt pieces took prefill_steps steps ending at prefill_end_step, and the tokens
+ * were sampled one per step from prefill_end_step to last_step when no step skipped this request. */
+static cJSON *timings_obj(const srv_req *r) {
+    cJSON *t = cJSON_CreateObject();
+    int pn = r->n_prompt - r->n_cached;
+    double gen_ms = r->ms_total - r->ms_prefill;
+    cJSON_AddNumberToObject(t, "prompt_n", pn);
+    cJSON_AddNumberToObject(t, "prompt_ms", r->ms_prefill);
+    cJSON_AddNumberToObject(t, "predicted_n", r->n_gen);
+    cJSON_AddNumberToObject(t, "predicted_ms", gen_ms);
+    if (r->n_gen > 1 && gen_ms > 0) cJSON_AddNumberToObject(t, "predicted_per_second", (r->n_gen - 1) * 1e3 / gen_ms);
+    cJSON_AddNumberToObject(t, "prefill_steps", r->prefill_steps);
+    cJSON_AddNumberToObject(t, "prefill_end_step", (double)r->step_prefill_end);
+    cJSON_AddNumberToObject(t, "last_step", (double)r->step_last);
+    return t;
+}
+
 static cJSON *head(const srv_req *r, int chunk) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", r->id);
@@ -410,6 +428,7 @@ char *srv_response_json(const srv_req *r) {
     cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", r->finish ? r->finish : "stop");
     cJSON_AddItemToObject(o, "usage", usage_obj(r));
+    cJSON_AddItemToObject(o, "timings", timings_obj(r));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -448,5 +467,6 @@ char *srv_usage_sse(const srv_req *r) {
     cJSON *o = head(r, 1);
     cJSON_AddArrayToObject(o, "choices");
     cJSON_AddItemToObject(o, "usage", usage_obj(r));
+    cJSON_AddItemToObject(o, "timings", timings_obj(r));
     return sse(o);
 }
