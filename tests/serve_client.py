@@ -13,16 +13,18 @@
                                        prompt must take ceil(n/C) engine steps and A must get a
                                        token in every step, those included (the "timings" step
                                        numbers: counts, not wall-clock thresholds)
-  serve_client.py speed URL [--streams 8] [--max-tokens 128] [--rounds 3] [--ban ID]
-                                       aggregate generated tok/s with 1 stream, then N at once,
+  serve_client.py speed URL [--streams 8] [--max-tokens 128] [--rounds 3] [--ban ID] [--pid PID]
+                                       aggregate generated tok/s with 1 stream (N requests in
+                                       turn), then N at once (one request each),
                                        ROUNDS times interleaved; prints each round and the medians
                                        (--ban ID: logit_bias -100 on ID, e.g. the end-of-text token,
-                                       so that every stream runs to max_tokens)
+                                       so that every stream runs to max_tokens; --pid: the
+                                       server's process, to add tokens per server CPU-second)
 
 Standard library only (asyncio streams, HTTP/1.1 with chunked decoding) except the openai mode.
 Output lines are "ok NAME ...", "FAIL NAME: ..." for tests/run.sh. Bounded: every request has a
 timeout and the whole run a deadline. Not: a general HTTP client."""
-import asyncio, json, sys, time, argparse
+import asyncio, json, os, sys, time, argparse
 from urllib.parse import urlparse
 
 
@@ -204,6 +206,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--ban", type=int, default=None)
     ap.add_argument("--chunk", type=int, default=8)
+    ap.add_argument("--pid", type=int, default=0)
     a = ap.parse_args()
     if a.mode == "openai":
         import openai
@@ -246,19 +249,31 @@ def main():
         return
     # speed: one stream alone, then N together (same settings), interleaved for ROUNDS rounds
     bias = {str(a.ban): -100} if a.ban is not None else None
-    def run(n):
-        el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1, 0, a.max_tokens, a.timeout, bias))
-        return ntok / el, fails
-    ones, manys, ratios, fails = [], [], [], []
+    hz = os.sysconf("SC_CLK_TCK")
+    def cpu():  # the server's user + system CPU seconds (--pid), else None
+        if not a.pid:
+            return None
+        f = open("/proc/%d/stat" % a.pid).read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / hz
+    def run(n):  # n streams at once; one stream runs a.streams requests in turn (as many tokens)
+        c0 = cpu()
+        el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1 if n > 1 else a.streams, 0, a.max_tokens, a.timeout, bias))
+        c1 = cpu()
+        return ntok / el, (ntok / (c1 - c0) if c0 is not None and c1 > c0 else None), fails
+    rows, fails = [], []
     for r in range(a.rounds):
-        one, f1 = run(1)
-        many, f2 = run(a.streams)
-        ones.append(one); manys.append(many); ratios.append(many / one); fails += f1 + f2
+        one, one_c, f1 = run(1)
+        many, many_c, f2 = run(a.streams)
+        rows.append((one, many, many / one, one_c, many_c, many_c / one_c if one_c and many_c else None)); fails += f1 + f2
         if a.rounds > 1:
-            print("  round %d: 1 stream %.0f tok/s, %d streams %.0f tok/s (%.2fx)" % (r + 1, one, a.streams, many, many / one))
-    print("%s serve_speed: 1 stream %.0f tok/s, %d streams %.0f tok/s aggregate (%.2fx%s)%s" % (
-        "ok" if not fails else "FAIL", pct(ones, 50), a.streams, pct(manys, 50), pct(ratios, 50),
-        ", medians of %d rounds" % a.rounds if a.rounds > 1 else "", "" if not fails else " failures %s" % fails[:3]))
+            print("  round %d: 1 stream %.0f tok/s, %d streams %.0f tok/s (%.2fx)%s" % (r + 1, one, a.streams, many, many / one,
+                  "; per server CPU-second %.0f and %.0f tok (%.2fx)" % rows[-1][3:] if rows[-1][5] else ""))
+    med = [pct([x[i] for x in rows], 50) if all(x[i] for x in rows) else None for i in range(6)]
+    print("%s serve_speed: 1 stream %.0f tok/s, %d streams %.0f tok/s aggregate (%.2fx%s)%s%s" % (
+        "ok" if not fails else "FAIL", med[0], a.streams, med[1], med[2],
+        ", medians of %d rounds" % a.rounds if a.rounds > 1 else "",
+        "; per server CPU-second %.0f and %.0f tok (%.2fx)" % tuple(med[3:]) if med[5] else "",
+        "" if not fails else " failures %s" % fails[:3]))
 
 
 if __name__ == "__main__":
