@@ -8,6 +8,7 @@
  * Stop strings are matched on the generated text across token boundaries: text that could be
  * the start of a stop string is held back until it cannot. Not: the HTTP layer (cmd_serve.c). */
 #include "serve.h"
+#include "cli.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,7 @@ struct srv_engine {
 
 static void req_unref(srv_req *r) { if (--r->refs == 0) srv_req_free(r); }   /* under mu */
 
-static double now_ms(void) {
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
+static double now_ms(void) { return cli_time() * 1e3; }
 
 /* Append n bytes to r->text (under mu). NUL bytes are dropped (the JSON writer would cut there). */
 static int req_append(srv_req *r, const char *s, size_t n) {
