@@ -8,18 +8,29 @@
                                        seconds pass); every stream must be well-formed SSE ending
                                        in [DONE] with finish_reason and usage; prints requests/s,
                                        p50/p99 time to first token, generated tok/s, 0 failures
-  serve_client.py speed URL [--streams 8] [--max-tokens 128]
-                                       aggregate generated tok/s with 1 stream, then N at once
+  serve_client.py chunked URL --chunk C
+                                       while stream A runs, B joins with a ~250-token prompt: B's
+                                       prompt must take ceil(n/C) engine steps and A must get a
+                                       token in every step, those included (the "timings" step
+                                       numbers: counts, not wall-clock thresholds)
+  serve_client.py speed URL [--streams 8] [--max-tokens 128] [--rounds 3] [--ban ID] [--pid PID]
+                                       aggregate generated tok/s with 1 stream (N requests in
+                                       turn), then N at once (one request each),
+                                       ROUNDS times interleaved; prints each round and the medians
+                                       (--ban ID: logit_bias -100 on ID, e.g. the end-of-text token,
+                                       so that every stream runs to max_tokens; --pid: the
+                                       server's process, to add tokens per server CPU-second)
 
 Standard library only (asyncio streams, HTTP/1.1 with chunked decoding) except the openai mode.
 Output lines are "ok NAME ...", "FAIL NAME: ..." for tests/run.sh. Bounded: every request has a
 timeout and the whole run a deadline. Not: a general HTTP client."""
-import asyncio, json, sys, time, argparse
+import asyncio, json, os, sys, time, argparse
 from urllib.parse import urlparse
 
 
-async def stream_request(host, port, path, body, timeout):
-    """POST body (dict) with stream: true; returns (ttft_s, text, finish, usage, error)."""
+async def stream_request(host, port, path, body, timeout, first_text=None, extra=None):
+    """POST body (dict) with stream: true; returns (ttft_s, text, finish, usage, error). Sets the
+    asyncio.Event first_text when the first text arrives; extra (a dict) gets the "timings"."""
     t0 = time.monotonic()
     r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
@@ -66,10 +77,14 @@ async def stream_request(host, port, path, body, timeout):
                     return ttft, text, finish, usage, "error event: %s" % o["error"]["message"]
                 if o.get("usage"):
                     usage = o["usage"]
+                if o.get("timings") and extra is not None:
+                    extra["timings"] = o["timings"]
                 for c in o.get("choices", []):
                     t = c.get("text") or (c.get("delta") or {}).get("content") or ""
                     if t and ttft is None:
                         ttft = time.monotonic() - t0
+                        if first_text:
+                            first_text.set()
                     if finish and t:
                         return ttft, text, finish, usage, "text after finish_reason"
                     text += t
@@ -92,7 +107,7 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
 
 
-async def load(url, clients, requests, duration, max_tokens, timeout):
+async def load(url, clients, requests, duration, max_tokens, timeout, bias=None, temperature=0.8):
     u = urlparse(url)
     assert u.hostname == "127.0.0.1", "only 127.0.0.1"
     ttfts, fails, ntok, nreq = [], [], 0, 0
@@ -104,8 +119,10 @@ async def load(url, clients, requests, duration, max_tokens, timeout):
         k = 0
         while (k < requests) if not duration else (time.monotonic() - t0 < duration):
             chat = (ci + k) % 2 == 0
-            body = {"max_tokens": max_tokens, "temperature": 0.8, "seed": ci * 1000 + k, "stream": True,
+            body = {"max_tokens": max_tokens, "temperature": temperature, "seed": ci * 1000 + k, "stream": True,
                     "stream_options": {"include_usage": True}}
+            if bias:
+                body["logit_bias"] = bias
             if chat:
                 body["messages"] = [{"role": "user", "content": prompts[(ci + k) % 4]}]
             else:
@@ -129,9 +146,55 @@ async def load(url, clients, requests, duration, max_tokens, timeout):
     return el, nreq, ntok, ttfts, fails
 
 
+async def post_json(host, port, path, body, timeout):
+    """POST body (dict), not streamed; returns the parsed JSON answer (any status)."""
+    r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        data = json.dumps(body).encode()
+        w.write(b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % (path.encode(), host.encode(), port, len(data)) + data)
+        await w.drain()
+        raw = await asyncio.wait_for(r.read(), timeout)
+        return json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    finally:
+        w.close()
+
+
+def chunked(url, chunk, timeout):
+    u = urlparse(url)
+    assert u.hostname == "127.0.0.1", "only 127.0.0.1"
+
+    async def go():
+        first, ta = asyncio.Event(), {}
+        a = asyncio.ensure_future(stream_request(u.hostname, u.port, "/v1/completions", {
+            "prompt": "Once upon a time", "max_tokens": 480, "temperature": 0, "logit_bias": {"2047": -100},
+            "stream": True, "stream_options": {"include_usage": True}}, timeout, first, ta))
+        await asyncio.wait_for(first.wait(), timeout)
+        b = await post_json(u.hostname, u.port, "/v1/completions", {
+            "prompt": "the little dog ran to the park and " * 30, "max_tokens": 1, "temperature": 0}, timeout)
+        res = await a
+        return res, ta.get("timings"), b
+
+    (_, _, _, _, err), ta, b = asyncio.run(go())
+    tb = b.get("timings")
+    if err or not ta or not tb:
+        for n in ("pieces", "overlap", "stream_flows"):
+            print("FAIL serve_chunked_prefill_%s: stream A %s, timings A %s, answer B %s" % (n, err or "ok", ta, str(b)[:200]))
+        return
+    b_first = tb["prefill_end_step"] - tb["prefill_steps"] + 1
+    info = "B: %d prompt tokens in %d steps (%d..%d); A: %d tokens in steps %d..%d" % (
+        tb["prompt_n"], tb["prefill_steps"], b_first, tb["prefill_end_step"], ta["predicted_n"], ta["prefill_end_step"], ta["last_step"])
+    want = -(-tb["prompt_n"] // chunk)
+    checks = [("pieces", tb["prefill_steps"] == want and want >= 20),                 # B's prompt in pieces of chunk
+              ("overlap", ta["prefill_end_step"] <= b_first and ta["last_step"] >= tb["prefill_end_step"]),  # A ran across it
+              ("stream_flows", ta["last_step"] - ta["prefill_end_step"] + 1 == ta["predicted_n"])]          # a token every step
+    for n, ok in checks:
+        print("%s serve_chunked_prefill_%s%s %s" % ("ok" if ok else "FAIL", n, "" if ok else ":", info))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["openai", "load", "speed"])
+    ap.add_argument("mode", choices=["openai", "load", "speed", "chunked"])
     ap.add_argument("url")
     ap.add_argument("want", nargs="?")
     ap.add_argument("--clients", type=int, default=16)
@@ -140,6 +203,10 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--ban", type=int, default=None)
+    ap.add_argument("--chunk", type=int, default=8)
+    ap.add_argument("--pid", type=int, default=0)
     a = ap.parse_args()
     if a.mode == "openai":
         import openai
@@ -166,6 +233,9 @@ def main():
         except openai.BadRequestError as e:
             print("ok serve_openai_error" if "temperature" in str(e) else "FAIL serve_openai_error: %s" % e)
         return
+    if a.mode == "chunked":
+        chunked(a.url, a.chunk, a.timeout)
+        return
     if a.mode == "load":
         el, nreq, ntok, ttfts, fails = asyncio.run(load(a.url, a.clients, a.requests, a.duration, a.max_tokens, a.timeout))
         want = a.clients * a.requests if not a.duration else nreq
@@ -177,14 +247,33 @@ def main():
         else:
             print("ok %s: %s" % (name, stats))
         return
-    # speed: one stream alone, then N together (same settings)
-    def run(n):
-        el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1, 0, a.max_tokens, a.timeout))
-        return ntok / el, fails
-    one, f1 = run(1)
-    many, f2 = run(a.streams)
-    print("%s serve_speed: 1 stream %.0f tok/s, %d streams %.0f tok/s aggregate (%.2fx)%s" % (
-        "ok" if not (f1 or f2) else "FAIL", one, a.streams, many, many / one, "" if not (f1 or f2) else " failures %s" % (f1 + f2)[:3]))
+    # speed: one stream alone, then N together (same settings), interleaved for ROUNDS rounds
+    bias = {str(a.ban): -100} if a.ban is not None else None
+    hz = os.sysconf("SC_CLK_TCK")
+    def cpu():  # the server's user + system CPU seconds (--pid), else None
+        if not a.pid:
+            return None
+        f = open("/proc/%d/stat" % a.pid).read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / hz
+    def run(n):  # n streams at once; one stream runs a.streams requests in turn (as many tokens)
+        c0 = cpu()
+        el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1 if n > 1 else a.streams, 0, a.max_tokens, a.timeout, bias))
+        c1 = cpu()
+        return ntok / el, (ntok / (c1 - c0) if c0 is not None and c1 > c0 else None), fails
+    rows, fails = [], []
+    for r in range(a.rounds):
+        one, one_c, f1 = run(1)
+        many, many_c, f2 = run(a.streams)
+        rows.append((one, many, many / one, one_c, many_c, many_c / one_c if one_c and many_c else None)); fails += f1 + f2
+        if a.rounds > 1:
+            print("  round %d: 1 stream %.0f tok/s, %d streams %.0f tok/s (%.2fx)%s" % (r + 1, one, a.streams, many, many / one,
+                  "; per server CPU-second %.0f and %.0f tok (%.2fx)" % rows[-1][3:] if rows[-1][5] else ""))
+    med = [pct([x[i] for x in rows], 50) if all(x[i] for x in rows) else None for i in range(6)]
+    print("%s serve_speed: 1 stream %.0f tok/s, %d streams %.0f tok/s aggregate (%.2fx%s)%s%s" % (
+        "ok" if not fails else "FAIL", med[0], a.streams, med[1], med[2],
+        ", medians of %d rounds" % a.rounds if a.rounds > 1 else "",
+        "; per server CPU-second %.0f and %.0f tok (%.2fx)" % tuple(med[3:]) if med[5] else "",
+        "" if not fails else " failures %s" % fails[:3]))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,72 @@
 /* test_sampler.c — the sampler chain: greedy, top-k, top-p, min-p, temperature, penalties and
  * their window (N, 0 = off, -1 = everything since reset), logit bias (copied at new, applied
- * first), random and reused seeds, reset. */
+ * first), random and reused seeds, reset; the draws equal a comparison-sort reference (the
+ * sampler's original qsort code, kept here) on vocabularies with ties, +-0, +-inf. */
 #include "t.h"
 #include "bitnet.h"
+#include "core/rng.h"
+
+/* ---- the reference: candidates qsorted (descending logit, lowest id first), weights recomputed ---- */
+struct rcand { float logit; int id; };
+static int rcmp(const void *a, const void *b) {
+    float x = ((const struct rcand *)a)->logit, y = ((const struct rcand *)b)->logit;
+    if (x != y) return x > y ? -1 : 1;
+    return ((const struct rcand *)a)->id - ((const struct rcand *)b)->id;
+}
+/* One draw at temperature > 0 without penalties or bias; *rng is the sampler's RNG state
+ * (seed ^ 0x853c49e6748fea9b after new/reset, as sampler.c seeds it). */
+static int ref_sample(const bitnet_sampler_params *p, const float *logits, int V, uint64_t *rng, struct rcand *c) {
+    int n = 0;
+    for (int v = 0; v < V; v++) if (logits[v] > -INFINITY) { c[n].logit = logits[v]; c[n].id = v; n++; }
+    if (n == 0) return -1;
+    qsort(c, (size_t)n, sizeof *c, rcmp);
+    if (p->top_k > 0 && p->top_k < n) n = p->top_k;
+    double mx = c[0].logit, sum = 0;
+    if (isinf(mx)) { int k = 1; while (k < n && c[k].logit == mx) k++; return c[(int)((bn_splitmix64(rng) >> 11) * (1.0 / 9007199254740992.0) * k)].id; }
+    for (int i = 0; i < n; i++) sum += exp(c[i].logit - mx);
+    if (p->top_p < 1.0f) {
+        double cum = 0; int keep = n;
+        for (int i = 0; i < n; i++) { cum += exp(c[i].logit - mx) / sum; if (cum >= p->top_p) { keep = i + 1; break; } }
+        n = keep;
+    }
+    if (p->min_p > 0.f) { double thr = log(p->min_p); int keep = 1; while (keep < n && c[keep].logit - mx >= thr) keep++; n = keep; }
+    double tot = 0;
+    for (int i = 0; i < n; i++) tot += exp((c[i].logit - mx) / p->temperature);
+    double r = (bn_splitmix64(rng) >> 11) * (1.0 / 9007199254740992.0) * tot, acc = 0;
+    for (int i = 0; i < n; i++) { acc += exp((c[i].logit - mx) / p->temperature); if (r < acc) return c[i].id; }
+    return c[n - 1].id;
+}
+
+/* 200 draws per setting on vocabularies of 3, 2048 and 5000 ids whose logits are quantized to
+ * 1/8 (many ties), with +-0, a few -inf (banned) and, in some rounds, +inf: same ids as ref. */
+static int same_as_reference(void) {
+    const struct { float temp, top_p, min_p; int top_k; } set[] = {
+        {1, 1, 0, 0}, {0.7f, 0.9f, 0, 0}, {1.3f, 1, 0.05f, 0}, {0.8f, 0.95f, 0.05f, 40}, {2, 0.5f, 0, 3}, {1, 1, 0, 1}};
+    const int vs[] = {3, 2048, 5000};
+    uint64_t g = 12345;
+    int ok = 1;
+    for (int vi = 0; vi < 3; vi++) for (size_t si = 0; si < sizeof set / sizeof set[0]; si++) for (int round = 0; round < 3; round++) {
+        int V = vs[vi];
+        float *lg = malloc(V * 4), *l = malloc(V * 4);
+        struct rcand *c = malloc(V * sizeof *c);
+        for (int v = 0; v < V; v++) lg[v] = (float)((int)(bn_splitmix64(&g) % 97) - 48) / 8.0f;
+        for (int v = 0; v < V; v += 7) lg[v] = (bn_splitmix64(&g) & 1) ? -0.0f : 0.0f;
+        for (int v = 3; v < V; v += 11) lg[v] = -INFINITY;
+        if (round == 2) { lg[V / 2] = INFINITY; lg[V - 1] = INFINITY; }
+        bitnet_sampler_params p = bitnet_sampler_default_params();
+        p.temperature = set[si].temp; p.top_p = set[si].top_p; p.min_p = set[si].min_p; p.top_k = set[si].top_k;
+        p.seed = 1000 + (uint64_t)si * 10 + (uint64_t)round;
+        bitnet_sampler *s; bitnet_sampler_new(&p, V, &s);
+        uint64_t rng = p.seed ^ 0x853c49e6748fea9bull;
+        for (int i = 0; i < 200 && ok; i++) {
+            memcpy(l, lg, V * 4);
+            int a = bitnet_sampler_sample(s, l), b = ref_sample(&p, lg, V, &rng, c);
+            if (a != b) { fprintf(stderr, "  V %d setting %zu round %d draw %d: %d, reference %d\n", V, si, round, i, a, b); ok = 0; }
+        }
+        bitnet_sampler_free(s); free(lg); free(l); free(c);
+    }
+    return ok;
+}
 
 static int draw(bitnet_sampler_params *p, const float *lg, int V) {
     bitnet_sampler *s; bitnet_sampler_new(p, V, &s);
@@ -154,5 +218,6 @@ int main(void) {
     CHECK("another random seed gives other draws", diff, "");
     CHECK("reset restarts the RNG from the seed", again, "");
     bitnet_sampler_free(r1); bitnet_sampler_free(r2); bitnet_sampler_free(r3);
+    CHECK("draws equal the qsort reference (ties, +-0, +-inf, top-k/p, min-p)", same_as_reference(), "");
     T_DONE();
 }

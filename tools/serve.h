@@ -41,6 +41,11 @@ typedef struct srv_req {
     int done;                     /* 1: finished (finish_reason set) or failed (err.status) */
     const char *finish;           /* "stop" or "length" */
     int n_gen, n_cached;          /* completion tokens; prompt tokens reused from the slot's cache */
+    /* engine steps (E->step numbering, 1-based) and times (ms since admission): for "timings" */
+    int prefill_steps;            /* steps that fed a piece of the prompt */
+    long long step_prefill_end;   /* the step of the last prompt piece (the first token's) */
+    long long step_last;          /* the step that sampled the last token */
+    double t_admit, ms_prefill, ms_total; /* admission (engine clock, ms); prefill and total time */
     int cancelled;                /* the client went away: the engine drops it at the next step */
     int refs;                     /* HTTP side + engine side; freed at 0 */
     int role_sent;                /* streaming chat: the first delta (role) went out */
@@ -64,12 +69,13 @@ void srv_error_set(srv_error *e, int status, const char *type, const char *param
     __attribute__((format(printf, 5, 6)));
 /* The JSON body of an error ({"error": {...}}), malloc'd. */
 char *srv_error_json(const srv_error *e);
-/* The non-streamed response body of a finished request, malloc'd. */
+/* The non-streamed response body of a finished request (with usage, and llama.cpp-style
+ * "timings" carrying the engine's step numbers), malloc'd. */
 char *srv_response_json(const srv_req *r);
 /* One SSE event "data: {...}\n\n" for a streamed request: a text delta (text[len]), or with
  * final = 1 the closing chunk carrying finish_reason; malloc'd. */
 char *srv_chunk_sse(const srv_req *r, const char *text, size_t len, int final);
-/* The usage chunk (stream_options.include_usage), malloc'd. */
+/* The usage chunk (stream_options.include_usage; with "timings" too), malloc'd. */
 char *srv_usage_sse(const srv_req *r);
 
 /* ---- serve_engine.c: slots and continuous batching ---- */

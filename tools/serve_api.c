@@ -100,8 +100,72 @@ static char *content_text(const cJSON *c, int i, srv_error *e) {
     return NULL;
 }
 
-/* Render the chat messages with the model's template (library bitnet_chat_apply). */
-static char *render_chat(const srv_model_ref *m, const cJSON *msgs, srv_error *e) {
+/* The byte offsets in text (the rendering of cm[0..n) plus the assistant prefix) where each
+ * assistant message's content starts and ends, in order, into cut[] (room for 2n); returns how
+ * many. The content starts where rendering the messages before it with the assistant prefix
+ * ends (what a request with those messages had as its whole prompt) and ends before the
+ * template's end of turn (the common suffix of an assistant message rendered with content ""
+ * and "x"). A message whose pieces do not line up gives no cut. -1: out of memory. */
+static int chat_cuts(const srv_model_ref *m, const bitnet_chat_message *cm, int n, const char *text, size_t *cut) {
+    bitnet_chat_template t = (bitnet_chat_template)m->chat_template;
+    char *e0 = NULL, *e1 = NULL;
+    bitnet_chat_message a0 = {"assistant", ""}, a1 = {"assistant", "x"};
+    if (bitnet_chat_apply(t, &a0, 1, 0, &e0) || bitnet_chat_apply(t, &a1, 1, 0, &e1)) { free(e0); free(e1); return -1; }
+    size_t l0 = strlen(e0), l1 = strlen(e1), tail = 0, tl = strlen(text);
+    while (tail < l0 && tail < l1 && e0[l0 - 1 - tail] == e1[l1 - 1 - tail]) tail++;
+    free(e1);
+    int nc = 0;
+    for (int k = 0; k < n; k++) {
+        if (strcmp(cm[k].role, "assistant")) continue;
+        char *pre = NULL, *upto = NULL;
+        if (bitnet_chat_apply(t, cm, k, 1, &pre) || bitnet_chat_apply(t, cm, k + 1, 0, &upto)) { free(pre); free(upto); nc = -1; break; }
+        size_t lp = strlen(pre), lu = strlen(upto);
+        if (lp <= tl && !memcmp(text, pre, lp) && lu <= tl && !memcmp(text, upto, lu) && lu >= lp + tail &&
+            !memcmp(upto + lu - tail, e0 + l0 - tail, tail) && (nc == 0 || lp >= cut[nc - 1])) {
+            cut[nc++] = lp;
+            cut[nc++] = lu - tail;
+        }
+        free(pre); free(upto);
+    }
+    free(e0);
+    return nc;
+}
+
+/* Tokens of a rendered conversation (BOS first): the text encoded in pieces split at chat_cuts,
+ * so that the tokens of a conversation that extends an earlier request by its reply begin with
+ * exactly that request's prompt tokens, then the reply's own tokens (the slot's cache holds
+ * them: prompt caching reuses both). The text is the one bitnet_chat_apply renders; only the
+ * token boundaries at each assistant content's start and end are fixed, as `bitnet chat`
+ * feeds turns. Not a tokenization that depends on any cache: the same messages always give the
+ * same tokens. */
+static bitnet_status chat_tokens(const srv_model_ref *m, const bitnet_chat_message *cm, int n, const char *text,
+                                 int32_t **ids, int *n_ids) {
+    *ids = NULL; *n_ids = 0;
+    size_t *cut = malloc((size_t)(2 * n + 2) * sizeof *cut), tl = strlen(text);
+    if (!cut) return BITNET_ERR_NOMEM;
+    int nc = chat_cuts(m, cm, n, text, cut);
+    if (nc < 0) { free(cut); return BITNET_ERR_NOMEM; }
+    cut[nc++] = tl;
+    bitnet_status st = BITNET_OK;
+    size_t from = 0;
+    for (int i = 0; i < nc && !st; i++) {
+        if (cut[i] <= from) continue;   /* empty piece (BOS goes with the first non-empty one) */
+        int32_t *p = NULL; int np = 0;
+        st = bitnet_tokenizer_encode_ex(m->tok, text + from, cut[i] - from, from == 0 ? BITNET_TOK_BOS : BITNET_TOK_CONTINUE, &p, &np);
+        int32_t *q = st ? NULL : realloc(*ids, (size_t)(*n_ids + np + 1) * sizeof *q);
+        if (!st && !q) st = BITNET_ERR_NOMEM;
+        if (!st) { memcpy(q + *n_ids, p, (size_t)np * sizeof *q); *ids = q; *n_ids += np; }
+        free(p);
+        from = cut[i];
+    }
+    free(cut);
+    if (st) { free(*ids); *ids = NULL; *n_ids = 0; }
+    return st;
+}
+
+/* Render the chat messages with the model's template (library bitnet_chat_apply) and encode
+ * them (chat_tokens) into *ids; returns the text, or NULL with *e set. */
+static char *render_chat(const srv_model_ref *m, const cJSON *msgs, int32_t **ids, int *n_ids, srv_error *e) {
     if (!cJSON_IsArray(msgs)) { srv_error_set(e, 400, "invalid_request_error", "messages", "'messages' must be an array of {role, content} objects"); return NULL; }
     int n = cJSON_GetArraySize(msgs);
     if (n == 0) { srv_error_set(e, 400, "invalid_request_error", "messages", "'messages' must not be empty"); return NULL; }
@@ -125,8 +189,14 @@ static char *render_chat(const srv_model_ref *m, const cJSON *msgs, srv_error *e
         cm[i].content = texts[i];
         i++;
     }
+    bitnet_status st;
     if (bitnet_chat_apply((bitnet_chat_template)m->chat_template, cm, n, 1, &out))
         srv_error_set(e, 400, "invalid_request_error", "messages", "cannot render the messages: %s", bitnet_last_error());
+    else if ((st = chat_tokens(m, cm, n, out, ids, n_ids))) {
+        if (st == BITNET_ERR_NOMEM) srv_error_set(e, 500, "server_error", NULL, "out of memory");
+        else srv_error_set(e, 400, "invalid_request_error", "messages", "cannot tokenize the messages: %s", bitnet_last_error());
+        free(out); out = NULL;
+    }
 done:
     if (texts) for (int k = 0; k < n; k++) free(texts[k]);
     free(texts); free(cm);
@@ -254,7 +324,7 @@ srv_req *srv_req_parse(const srv_model_ref *m, int kind, const char *body, size_
     if (kind == SRV_CHAT) {
         cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
         if (!msgs) { srv_error_set(e, 400, "invalid_request_error", "messages", "'messages' is required"); goto bad; }
-        if (!(r->prompt_text = render_chat(m, msgs, e))) goto bad;
+        if (!(r->prompt_text = render_chat(m, msgs, &r->prompt, &r->n_prompt, e))) goto bad;
     } else {
         cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
         if (!p) { srv_error_set(e, 400, "invalid_request_error", "prompt", "'prompt' is required"); goto bad; }
@@ -276,7 +346,7 @@ srv_req *srv_req_parse(const srv_model_ref *m, int kind, const char *body, size_
             goto bad;
         }
     }
-    if (r->prompt_text) {
+    if (r->prompt_text && kind == SRV_COMPLETION) {
         if (bitnet_tokenizer_encode(m->tok, r->prompt_text, strlen(r->prompt_text), 1, &r->prompt, &r->n_prompt)) {
             srv_error_set(e, 400, "invalid_request_error", "prompt", "cannot tokenize the prompt: %s", bitnet_last_error()); goto bad; }
     }
@@ -304,6 +374,24 @@ static cJSON *usage_obj(const srv_req *r) {
     cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
     cJSON_AddNumberToObject(d, "cached_tokens", r->n_cached);
     return u;
+}
+
+/* llama.cpp-style "timings" (not in OpenAI's API; clients ignore it), plus the engine's step
+ * numbers: the prompt pieces took prefill_steps steps ending at prefill_end_step, and the tokens
+ * were sampled one per step from prefill_end_step to last_step when no step skipped this request. */
+static cJSON *timings_obj(const srv_req *r) {
+    cJSON *t = cJSON_CreateObject();
+    int pn = r->n_prompt - r->n_cached;
+    double gen_ms = r->ms_total - r->ms_prefill;
+    cJSON_AddNumberToObject(t, "prompt_n", pn);
+    cJSON_AddNumberToObject(t, "prompt_ms", r->ms_prefill);
+    cJSON_AddNumberToObject(t, "predicted_n", r->n_gen);
+    cJSON_AddNumberToObject(t, "predicted_ms", gen_ms);
+    if (r->n_gen > 1 && gen_ms > 0) cJSON_AddNumberToObject(t, "predicted_per_second", (r->n_gen - 1) * 1e3 / gen_ms);
+    cJSON_AddNumberToObject(t, "prefill_steps", r->prefill_steps);
+    cJSON_AddNumberToObject(t, "prefill_end_step", (double)r->step_prefill_end);
+    cJSON_AddNumberToObject(t, "last_step", (double)r->step_last);
+    return t;
 }
 
 static cJSON *head(const srv_req *r, int chunk) {
@@ -340,6 +428,7 @@ char *srv_response_json(const srv_req *r) {
     cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", r->finish ? r->finish : "stop");
     cJSON_AddItemToObject(o, "usage", usage_obj(r));
+    cJSON_AddItemToObject(o, "timings", timings_obj(r));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -378,5 +467,6 @@ char *srv_usage_sse(const srv_req *r) {
     cJSON *o = head(r, 1);
     cJSON_AddArrayToObject(o, "choices");
     cJSON_AddItemToObject(o, "usage", usage_obj(r));
+    cJSON_AddItemToObject(o, "timings", timings_obj(r));
     return sse(o);
 }

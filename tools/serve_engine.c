@@ -8,6 +8,7 @@
  * Stop strings are matched on the generated text across token boundaries: text that could be
  * the start of a stop string is held back until it cannot. Not: the HTTP layer (cmd_serve.c). */
 #include "serve.h"
+#include "cli.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ struct srv_engine {
 
 static void req_unref(srv_req *r) { if (--r->refs == 0) srv_req_free(r); }   /* under mu */
 
+static double now_ms(void) { return cli_time() * 1e3; }
+
 /* Append n bytes to r->text (under mu). NUL bytes are dropped (the JSON writer would cut there). */
 static int req_append(srv_req *r, const char *s, size_t n) {
     if (r->len + n + 1 > r->cap) {
@@ -73,6 +76,7 @@ static void slot_finish(srv_engine *E, slot *s, const char *reason, int status, 
         req_append(r, s->gen + s->released, s->glen - s->released);   /* nothing is held back now */
         r->finish = reason;
     }
+    r->ms_total = now_ms() - r->t_admit;
     r->done = 1;
     pthread_cond_broadcast(&r->cv);
     req_unref(r);
@@ -155,6 +159,7 @@ static void admit(srv_engine *E) {
         s->n_cache = bl;
         s->r = r; s->n_fed = bl; s->pending = -1; s->used = E->step; s->glen = s->released = 0;
         r->n_cached = bl;
+        r->t_admit = now_ms();
         E->busy++;
         if (bitnet_sampler_new(&r->sp, E->vocab, &s->smp) || bitnet_detok_new(E->p.tok, &s->dt)) {
             slot_finish(E, s, NULL, 500, bitnet_last_error());
@@ -197,11 +202,15 @@ static void step(srv_engine *E) {
         slot *s = &E->slots[i];
         if (!s->n_in) continue;
         if (st) { slot_finish(E, s, NULL, 500, bitnet_last_error()); s->n_cache = bitnet_ctx_seq_pos(E->ctx, i); continue; }
+        srv_req *r = s->r;
         s->n_cache += s->n_in;
-        if (s->n_fed < s->r->n_prompt) s->n_fed += s->n_in; else s->pending = -1;
+        if (s->n_fed < r->n_prompt) {
+            s->n_fed += s->n_in; r->prefill_steps++;
+            if (s->n_fed == r->n_prompt) { r->step_prefill_end = E->step; r->ms_prefill = now_ms() - r->t_admit; }
+        } else s->pending = -1;
         if (!s->want) continue;
         float *lg = E->logits + (size_t)row++ * E->vocab;
-        srv_req *r = s->r;
+        r->step_last = E->step;
         if (r->cancelled) continue;   /* dropped below */
         int id = bitnet_sampler_sample(s->smp, lg);
         if (id < 0 || bitnet_tokenizer_is_eog(E->p.tok, id)) { slot_finish(E, s, "stop", 0, NULL); continue; }

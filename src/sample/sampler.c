@@ -2,6 +2,9 @@
  * frequency, presence over the penalty window, llama.cpp semantics), then greedy (temperature 0)
  * or top-k -> top-p -> min-p -> temperature -> softmax -> draw, with a seeded RNG so the same seed
  * and settings give the same tokens. The seed can come from the OS (BITNET_SEED_RANDOM).
+ * Candidates are ordered by a stable radix sort (descending logit, lowest id first on ties: the
+ * order a comparison sort with that rule gives, which tests/test_sampler.c checks), and each
+ * candidate's weight is computed once, so a draw over a whole vocabulary costs a few passes.
  * Not: grammars, beam search, mirostat; no knowledge of the model or the context. */
 #include "core/util.h"
 #include "core/rng.h"
@@ -19,7 +22,9 @@ struct bitnet_sampler {
     int *count;      /* [vocab] occurrences in the window */
     int32_t *distinct; int n_distinct; /* ids with count > 0, in no order */
     int *slot;       /* [vocab] index of id in distinct, -1 if absent */
-    struct cand { float logit; int id; } *cand; /* [vocab] */
+    struct cand { float logit; int id; } *cand, *tmp; /* [vocab] candidates; radix sort scratch */
+    uint32_t *key, *ktmp;  /* [vocab] sort keys of cand / tmp */
+    double *w;             /* [vocab] weight of each sorted candidate in the draw */
 };
 
 bitnet_sampler_params bitnet_sampler_default_params(void) {
@@ -74,7 +79,12 @@ bitnet_status bitnet_sampler_new(const bitnet_sampler_params *pp, int vocab, bit
     s->slot = malloc((size_t)vocab * sizeof *s->slot);
     s->distinct = malloc((size_t)vocab * sizeof *s->distinct);
     s->cand = malloc((size_t)vocab * sizeof *s->cand);
-    if ((p.n_logit_bias && !s->bias) || (s->hist_cap && !s->hist) || !s->count || !s->slot || !s->distinct || !s->cand) {
+    s->tmp = malloc((size_t)vocab * sizeof *s->tmp);
+    s->key = malloc((size_t)vocab * sizeof *s->key);
+    s->ktmp = malloc((size_t)vocab * sizeof *s->ktmp);
+    s->w = malloc((size_t)vocab * sizeof *s->w);
+    if ((p.n_logit_bias && !s->bias) || (s->hist_cap && !s->hist) || !s->count || !s->slot || !s->distinct || !s->cand ||
+        !s->tmp || !s->key || !s->ktmp || !s->w) {
         bitnet_sampler_free(s);
         return bn_err(BITNET_ERR_NOMEM, "out of memory");
     }
@@ -87,7 +97,8 @@ bitnet_status bitnet_sampler_new(const bitnet_sampler_params *pp, int vocab, bit
 
 void bitnet_sampler_free(bitnet_sampler *s) {
     if (!s) return;
-    free(s->bias); free(s->hist); free(s->count); free(s->slot); free(s->distinct); free(s->cand); free(s);
+    free(s->bias); free(s->hist); free(s->count); free(s->slot); free(s->distinct); free(s->cand);
+    free(s->tmp); free(s->key); free(s->ktmp); free(s->w); free(s);
 }
 
 void bitnet_sampler_reset(bitnet_sampler *s) {
@@ -124,10 +135,34 @@ static double next_uniform(bitnet_sampler *s) { /* splitmix64 -> [0,1) */
     return (bn_splitmix64(&s->rng) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static int cand_cmp(const void *a, const void *b) {
-    float x = ((const struct cand *)a)->logit, y = ((const struct cand *)b)->logit;
-    if (x != y) return x > y ? -1 : 1;
-    return ((const struct cand *)a)->id - ((const struct cand *)b)->id;
+/* A key whose ascending order is the descending order of the (non-NaN) logit f, -0 equal to +0. */
+static uint32_t desc_key(float f) {
+    if (f == 0.f) f = 0.f;
+    uint32_t u; memcpy(&u, &f, 4);
+    u = u & 0x80000000u ? ~u : u | 0x80000000u;   /* ascending with f */
+    return ~u;
+}
+
+/* Sort s->cand[0..n) (in id order on entry) by descending logit, ties in id order: a stable LSD
+ * radix sort on desc_key, digits of 11 bits (the three histograms from one pass; a digit that
+ * is the same for every candidate is skipped). */
+static void sort_cands(bitnet_sampler *s, int n) {
+    struct cand *a = s->cand, *b = s->tmp;
+    uint32_t *ka = s->key, *kb = s->ktmp;
+    int cnt[3][2048] = {{0}};
+    for (int i = 0; i < n; i++) {
+        uint32_t k = ka[i] = desc_key(a[i].logit);
+        cnt[0][k & 2047]++; cnt[1][(k >> 11) & 2047]++; cnt[2][k >> 22]++;
+    }
+    for (int d = 0; d < 3; d++) {
+        int shift = 11 * d, *c = cnt[d];
+        if (c[(ka[0] >> shift) & 2047] == n) continue;   /* one digit value: the order stays */
+        for (int v = 0, o = 0; v < 2048; v++) { int x = c[v]; c[v] = o; o += x; }
+        for (int i = 0; i < n; i++) { int o = c[(ka[i] >> shift) & 2047]++; b[o] = a[i]; kb[o] = ka[i]; }
+        struct cand *t = a; a = b; b = t;
+        uint32_t *kt = ka; ka = kb; kb = kt;
+    }
+    if (a != s->cand) memcpy(s->cand, a, (size_t)n * sizeof *a);
 }
 
 /* Penalties on logits, each distinct id in the window once (llama.cpp order: repeat, then
@@ -157,7 +192,7 @@ int bitnet_sampler_sample(bitnet_sampler *s, float *logits) {
     int n = 0;
     for (int v = 0; v < V; v++) if (logits[v] > -INFINITY) { s->cand[n].logit = logits[v]; s->cand[n].id = v; n++; }
     if (n == 0) return -1;
-    qsort(s->cand, (size_t)n, sizeof *s->cand, cand_cmp);
+    sort_cands(s, n);
     if (p->top_k > 0 && p->top_k < n) n = p->top_k;
     /* softmax at temperature 1 for top-p / min-p filtering (llama.cpp order: top-k, top-p, min-p, temp) */
     double mx = s->cand[0].logit, sum = 0;
@@ -165,8 +200,8 @@ int bitnet_sampler_sample(bitnet_sampler *s, float *logits) {
         int k = 1; while (k < n && s->cand[k].logit == mx) k++;
         return s->cand[(int)(next_uniform(s) * k)].id;
     }
-    for (int i = 0; i < n; i++) sum += exp(s->cand[i].logit - mx);
     if (p->top_p < 1.0f) {
+        for (int i = 0; i < n; i++) sum += exp(s->cand[i].logit - mx);
         double cum = 0; int keep = n;
         for (int i = 0; i < n; i++) { cum += exp(s->cand[i].logit - mx) / sum; if (cum >= p->top_p) { keep = i + 1; break; } }
         n = keep;
@@ -177,8 +212,8 @@ int bitnet_sampler_sample(bitnet_sampler *s, float *logits) {
         n = keep;
     }
     double tot = 0;
-    for (int i = 0; i < n; i++) tot += exp((s->cand[i].logit - mx) / p->temperature);
+    for (int i = 0; i < n; i++) tot += s->w[i] = exp((s->cand[i].logit - mx) / p->temperature);
     double r = next_uniform(s) * tot, acc = 0;
-    for (int i = 0; i < n; i++) { acc += exp((s->cand[i].logit - mx) / p->temperature); if (r < acc) return s->cand[i].id; }
+    for (int i = 0; i < n; i++) { acc += s->w[i]; if (r < acc) return s->cand[i].id; }
     return s->cand[n - 1].id;
 }
