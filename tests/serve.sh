@@ -96,10 +96,13 @@ MSG="$res"; check serve_stream_completion test "$(python3 -c 'import json,sys; r
 # batched decoding keeps sequences apart: 4 greedy requests at once, each == bitnet run alone
 prompts=("Once upon a time" "The little dog" "Tom had a red ball" "One day, a girl named Sue")
 curl -s "$URL/health" >"$T/h0.json"
+# one curl process, its 4 transfers in parallel (-Z): they arrive together even on a loaded machine
+cargs=()
 for i in 0 1 2 3; do
-    curl -s -d "{\"prompt\":\"${prompts[$i]}\",\"max_tokens\":100,\"temperature\":0}" "$URL/v1/completions" >"$T/par$i.json" &
+    [ $i -gt 0 ] && cargs+=(--next)
+    cargs+=(-s -d "{\"prompt\":\"${prompts[$i]}\",\"max_tokens\":100,\"temperature\":0}" -o "$T/par$i.json" "$URL/v1/completions")
 done
-wait_jobs
+curl -Z --parallel-immediate --parallel-max 4 "${cargs[@]}"
 curl -s "$URL/health" >"$T/h1.json"
 dt=$(( $(j "$T/h1.json" 'd["tokens_generated"]') - $(j "$T/h0.json" 'd["tokens_generated"]') ))
 ds=$(( $(j "$T/h1.json" 'd["decode_steps"]') - $(j "$T/h0.json" 'd["decode_steps"]') ))
