@@ -21,7 +21,7 @@ static char *slurp(FILE *f, size_t *n) {
 static int bench(const char *model, const char *file, int repeat) {
     double t0 = cli_time();
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
     double load_ms = (cli_time() - t0) * 1e3;
     FILE *f = fopen(file, "rb");
     if (!f) { fprintf(stderr, "bitnet tokenize: cannot open %s\n", file); bitnet_tokenizer_free(tok); return 1; }
@@ -67,7 +67,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (!model) return args_error(&spec, "need -m PATH"), 2;
     if (benchf) return bench(model, benchf, repeat);
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
     size_t n = 0; char *text = slurp(stdin, &n);
     if (!text) { fprintf(stderr, "bitnet tokenize: cannot read stdin\n"); bitnet_tokenizer_free(tok); return 1; }
     int32_t *ids = NULL; int nid = 0;
@@ -159,7 +159,7 @@ int cmd_tokenize_file(int argc, char **argv) {
     if (lines && sep) return args_error(&spec, "give --eos-between-lines or --doc-sep, not both"), 2;
     if (sep && !sep[0]) return args_error(&spec, "--doc-sep needs a non-empty separator"), 2;
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
     int32_t eos = bitnet_tokenizer_eos(tok);
     if ((lines || sep) && eos < 0) { fprintf(stderr, "bitnet tokenize-file: %s has no EOS token to put between documents\n", model); bitnet_tokenizer_free(tok); return 1; }
     FILE *f = fopen(in, "rb");

@@ -89,7 +89,7 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
     bitnet_model_info info; bitnet_model_get_info(g->model, &info);
     g->vocab = info.vocab_size;
     g->eos = info.eos_id;
-    if (bitnet_tokenizer_load(dir, &g->tok)) {
+    if (cli_load_tokenizer(dir, &g->tok)) {
         if (need_tok) { cli_fail("tokenizer"); gen_close(g); return 1; }
         g->tok = NULL;
     }
