@@ -19,11 +19,11 @@ fail() { echo "FAIL $1: $2"; }
 bash tests/tools/make_style_chat.sh "$D/data"
 [ "$(wc -l < "$D/data/train.jsonl")" -eq 200 ] && [ "$(wc -l < "$D/data/val.jsonl")" -eq 40 ] && ok "sft: style data set made (200 + 40)" \
     || fail "sft: style data set made" "$(wc -l "$D"/data/*)"
-if $BN train --init $M --data "$D/data/train.jsonl" --val "$D/data/val.jsonl" --lora-rank 8 --batch 4 --seq 64 --steps 30 \
+if $BN train --init $M --data "$D/data/train.jsonl" --val "$D/data/val.jsonl" --lora-rank 8 --batch 4 --seq 64 --steps 50 \
     --lr 1e-2 --eval-first --eval-batches 4 -t 2 -o "$D/a" > "$D/a.log" 2>&1; then ok "sft: train on chat JSONL runs"; else fail "sft: train on chat JSONL runs" "$(tail -3 "$D/a.log")"; fi
 grep -q "chat data: .*train.jsonl: 200 conversations, .* trained (assistant turns), template bitnet" "$D/a.log" \
     && ok "sft: 200 conversations rendered with the bitnet template" || fail "sft: conversations rendered" "$(grep 'chat data' "$D/a.log")"
-v0=$(grep -o 'eval step 0 | val_loss [0-9.]*' "$D/a.log" | awk '{print $NF}'); v1=$(grep -o 'eval step 30 | val_loss [0-9.]*' "$D/a.log" | awk '{print $NF}')
+v0=$(grep -o 'eval step 0 | val_loss [0-9.]*' "$D/a.log" | awk '{print $NF}'); v1=$(grep -o 'eval step 50 | val_loss [0-9.]*' "$D/a.log" | awk '{print $NF}')
 awk -v a="$v0" -v b="$v1" 'BEGIN{exit !(a != "" && b != "" && b < a - 1)}' && ok "sft: held-out loss falls ($v0 -> $v1)" || fail "sft: held-out loss falls" "'$v0' -> '$v1'"
 n_style=0; n_base=0
 for q in "Where did Tom see the lion?" "What did Emma do with the frog?" "Where did Jack see the cow?"; do

@@ -7,7 +7,7 @@
 typedef struct { int32_t *ids; uint8_t *mask; size_t n, cap; int oom; } tbuf;
 
 static void tb_push(tbuf *b, const int32_t *ids, int n, int m) {
-    if (b->oom) return;
+    if (b->oom || n <= 0) return;
     if (b->n + (size_t)n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (b->n + (size_t)n > cap) cap *= 2;
