@@ -573,10 +573,16 @@ static void op_embed_bwd(bn_train_model *m, int widx, const int32_t *ids, int N,
     k_embed_bwd<<<N, 128, 0, g->st>>>(g->g + m->tp[widx].off, d, dx, m->cfg.hidden_size);
     LAUNCHED(g, "embedding backward");
 }
-/* Row r of logits [N][V]: loss[r] = logsumexp - l[tg]; bwd: l = (softmax - onehot) * dscale. */
+/* Row r of logits [N][V]: loss[r] = logsumexp - l[tg]; bwd: l = (softmax - onehot) * dscale.
+ * A negative target (a masked position, backend.h) gives loss 0 and a zero gradient row. */
 __global__ void k_ce(float *logits, const int32_t *tg, float *loss, int V, float dscale, int bwd) {
     size_t r = blockIdx.x;
     float *l = logits + r * V;
+    if (tg[r] < 0) {
+        if (!bwd) { if (threadIdx.x == 0) loss[r] = 0.f; }
+        else for (int i = threadIdx.x; i < V; i += blockDim.x) l[i] = 0.f;
+        return;
+    }
     float mx = -INFINITY;
     for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, l[i]);
     mx = block_max(mx);
