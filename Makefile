@@ -61,6 +61,8 @@ TOOLS   := $(BUILD)/bitnet
 ifneq (,$(findstring x86_64,$(ARCH)))
 $(BUILD)/$(KDIR)/x86_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/$(KDIR)/x86_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+$(BUILD)/$(KDIR)/x86_avxvnni.o: CFLAGS += -mavx2 -mfma -mf16c -mavxvnni
+$(BUILD)/$(KDIR)/x86_avxvnni_vl.o: CFLAGS += -mavx2 -mfma -mf16c -mavx512f -mavx512vl -mavx512vnni
 endif
 ifneq (,$(findstring aarch64,$(ARCH)))
 $(BUILD)/$(KDIR)/arm_neon.o:    CFLAGS += -march=armv8-a

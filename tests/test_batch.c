@@ -97,7 +97,7 @@ static void batch_equals_separate(const char *dir, const char *ks, int threads) 
     if (st) return;
     snprintf(name, sizeof name, "%s[%s] weights record their layout and device", dir, ks);
     const bn_tmat *w = &m->layers[0].wq;
-    CHECK(name, w->device == BN_DEV_CPU && w->layout == (!strcmp(ks, "ref") ? BN_LAYOUT_TERN_REF : BN_LAYOUT_TERN_I16) &&
+    CHECK(name, w->device == BN_DEV_CPU && w->layout == (!strcmp(ks, "ref") ? BN_LAYOUT_TERN_REF : strstr(ks, "-b3") ? BN_LAYOUT_TERN_B3 : BN_LAYOUT_TERN_I16) &&
           w->bytes == m->k->packed_size(w->rows, w->cols), "layout %d device %d bytes %zu", w->layout, w->device, w->bytes);
     int32_t pool[64]; int np = 0;
     for (int i = 0; i < 64; i++) pool[np++] = (int32_t)((i * 37 + 11) % m->cfg.vocab_size);

@@ -2,7 +2,9 @@
  * ternary GEMM bit-identical on awkward shapes, sub-ranges and extreme values; quant_act
  * identical (values and scale, ties included); fgemm and the quantized heads within float
  * rounding; quant_act total on NaN/inf (all q 0, scale NaN, bit-identical to ref). The
- * AVX-512 path without VNNI is its own set ("avx512-novnni"), tested like any other. */
+ * AVX-512 path without VNNI is its own set ("avx512-novnni"), tested like any other, and so are
+ * the 1.6-bit sets ("ref-b3", "avx2-b3", "avx512-b3": each packs with its own layout; the
+ * shapes cover partial last groups of 20 k and cols past the linear form's 32768 limit). */
 #include "t.h"
 #include "backend/cpu/kernels/kernels.h"
 #include "core/util.h"
@@ -59,7 +61,7 @@ static void test_tgemm(const bn_kernels *K, const char *tag) {
     static const int shapes[][3] = {
         {1, 1, 1}, {1, 128, 1}, {16, 128, 1}, {17, 130, 2}, {33, 255, 3}, {15, 129, 4}, {31, 383, 5},
         {64, 1000, 7}, {40, 2560, 16}, {37, 300, 17}, {50, 640, 33}, {20, 2560, 64}, {100, 6912, 1},
-        {24, 6912, 2}, {48, 13824, 1}, {17, 13824, 3}, {48, 2560, 300},
+        {24, 6912, 2}, {48, 13824, 1}, {17, 13824, 3}, {48, 2560, 300}, {5, 32760, 1}, {17, 32800, 2}, {3, 33000, 1}, {20, 6912, 9},
     };
     char name[160], why[200];
     int nsh = (int)(sizeof shapes / sizeof shapes[0]);

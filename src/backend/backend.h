@@ -23,7 +23,8 @@
 /* Where a buffer's bytes live. */
 enum { BN_DEV_CPU = 0, BN_DEV_CUDA = 1 };
 /* Packed ternary layouts (kernels.h describes them). */
-enum { BN_LAYOUT_NONE = 0, BN_LAYOUT_TERN_REF = 1, BN_LAYOUT_TERN_I16 = 2, BN_LAYOUT_TERN_CU2 = 3 /* src/backend/cuda/bn_cuda.h */ };
+enum { BN_LAYOUT_NONE = 0, BN_LAYOUT_TERN_REF = 1, BN_LAYOUT_TERN_I16 = 2, BN_LAYOUT_TERN_CU2 = 3 /* src/backend/cuda/bn_cuda.h */,
+       BN_LAYOUT_TERN_B3 = 4 /* the 1.6-bit "-b3" kernel sets */ };
 
 /* A BitLinear weight W[rows=out, cols=in], ternary, in `layout` on `device`:
  *     y[r] = (sum_k W[r][k] * xq[k]) / s_act * scale */

@@ -55,7 +55,7 @@ static bitnet_status cpu_tmat_new(const bitnet_model *m, const int8_t *q, int ro
     const bn_kernels *k = m->k;
     w->rows = rows; w->cols = cols; w->scale = scale;
     w->device = BN_DEV_CPU;
-    w->layout = k->pack == bn_pack_i16 ? BN_LAYOUT_TERN_I16 : BN_LAYOUT_TERN_REF;
+    w->layout = k->layout == BN_LAYOUT_I16 ? BN_LAYOUT_TERN_I16 : k->layout == BN_LAYOUT_B3 ? BN_LAYOUT_TERN_B3 : BN_LAYOUT_TERN_REF;
     w->bytes = k->packed_size(rows, cols);
     w->data = bn_alloc(w->bytes);
     if (!w->data) { w->bytes = 0; return bn_err(BITNET_ERR_NOMEM, "out of memory for a %d x %d ternary matrix", rows, cols); }

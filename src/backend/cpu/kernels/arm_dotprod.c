@@ -85,7 +85,7 @@ static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, co
     }
     bn_neon_store16(out, nb, sx, y, ldy, j0, j1);
 }
-static const bn_i16_tiler TILER = {4, 0, 0, bn_neon_sum_i8, tile};
+static const bn_i16_tiler TILER = {.nbmax = 4, .sum_i8 = bn_neon_sum_i8, .tile = tile};
 static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
     bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);

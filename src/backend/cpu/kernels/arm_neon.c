@@ -99,7 +99,7 @@ static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, co
     if (nb == 1) tileN(wb, ng, x, ldx, 1, out); else tileN(wb, ng, x, ldx, 2, out);
     bn_neon_store16(out, nb, sx, y, ldy, j0, j1);
 }
-static const bn_i16_tiler TILER = {2, 0, 0, bn_neon_sum_i8, tile};
+static const bn_i16_tiler TILER = {.nbmax = 2, .sum_i8 = bn_neon_sum_i8, .tile = tile};
 static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
     bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);

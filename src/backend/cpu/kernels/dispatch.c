@@ -4,7 +4,7 @@
  * or NULL when compiled for another architecture or when the running CPU/OS lacks the ISA.
  * Here, once (pthread_once), every available set gets the slots that are layout properties
  * (packed_size/pack from its layout; the shared head formats hq8/hq4), and the default is
- * chosen: env BITNET_ISA=ref|avx2|avx512|avx512-novnni|neon|dotprod names it when that set is
+ * chosen: env BITNET_ISA=ref|avx2|avxvnni|avxvnni-vl|avx512|avx512-novnni|neon|dotprod (or a -b3 set) names it when that set is
  * available, else the best one. This is the only getenv in src/ (documented in README.md).
  * Not: per-call dispatch; the tables never change after the first call. */
 #include "backend/cpu/kernels/kernels.h"
@@ -12,18 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Defined in every build by ref.c, x86_avx2.c, x86_avx512.c, arm_neon.c, arm_dotprod.c. */
+/* Defined in every build by ref.c, x86_avx2.c, x86_avx512.c, x86_avxvnni(_vl).c, arm_neon.c, arm_dotprod.c. */
 const bn_kernels *bn_kernels_part_ref(void);
 const bn_kernels *bn_kernels_avx2(void);
 const bn_kernels *bn_kernels_avx512(void);
 const bn_kernels *bn_kernels_avx512_novnni(void);
 const bn_kernels *bn_kernels_neon(void);
 const bn_kernels *bn_kernels_dotprod(void);
+const bn_kernels *bn_kernels_part_ref_b3(void);
+const bn_kernels *bn_kernels_avxvnni(void);
+const bn_kernels *bn_kernels_avxvnni_vl(void);
+const bn_kernels *bn_kernels_avx2_b3(void);
+const bn_kernels *bn_kernels_avx512_b3(void);
 
 typedef const bn_kernels *(*getter)(void);
 static const getter SETS[] = { /* best first */
-    bn_kernels_avx512, bn_kernels_avx512_novnni, bn_kernels_avx2,
+    bn_kernels_avx512, bn_kernels_avx512_novnni, bn_kernels_avxvnni, bn_kernels_avxvnni_vl, bn_kernels_avx2,
     bn_kernels_dotprod, bn_kernels_neon, bn_kernels_part_ref,
+    /* the 1.6-bit (b3) layout: only by name, never the best or the default unless named */
+    bn_kernels_avx512_b3, bn_kernels_avx2_b3, bn_kernels_part_ref_b3,
 };
 #define NSETS (int)(sizeof SETS / sizeof SETS[0])
 
@@ -39,6 +46,7 @@ static void init(void) {
         bn_kernels *k = &g_set[g_n];
         *k = *p;
         if (k->layout == BN_LAYOUT_I16) { k->packed_size = bn_i16_packed_size; k->pack = bn_pack_i16; }
+        else if (k->layout == BN_LAYOUT_B3) { k->packed_size = bn_b3_packed_size; k->pack = bn_pack_b3; }
         else { k->packed_size = bn_ref_packed_size; k->pack = bn_ref_pack; }
         k->hq8_size = bn_hq8_size; k->hq8_quant = bn_hq8_quant;
         k->hq4_size = bn_hq4_size; k->hq4_quant = bn_hq4_quant;

@@ -24,6 +24,19 @@
  * activation row.
  * packed_size = ceil(rows/16)*16 * kp/4 bytes (2 bits per weight).
  *
+ * Base-3 layout ("b3", 1.6 bits per weight; the sets "ref-b3", "avx2-b3", "avx512-b3", made by
+ * bn_pack_b3 in ref.c; a repack at load like every layout, chosen by picking such a set): 16-row
+ * blocks as in i16 (the last padded with zero rows), each block 64*G bytes with G =
+ * bn_b3_groups(cols) = ceil(cols/20). K-group g (k = 20g .. 20g+19) takes 64 bytes at offset 64*g;
+ * byte 4*j + t (row j, t = 0..3) holds the five codes c_s (s = 0..4, code = value + 1, padding
+ * code 1) of k = 20g + 4s + t as q = ceil(b * 256 / 243), b = sum_s c_s * 3^(4-s) (llama.cpp's
+ * TQ1_0 trick). Decoding: m_0 = q, c_s = (3*m_s) >> 8, m_{s+1} = (3*m_s) mod 256; so digit s of a
+ * 64-byte vector gives, for each row, 4 consecutive codes that multiply x[20g+4s .. +3] like one
+ * i16 shift. Linear form (the AVX-512 GEMV): 3*m_s = 256*c_s + m_{s+1} per byte, hence
+ * sum(code*x) = (3*sum_s m_s.X_s - sum_s m_{s+1}.X_s) / 256 with unsigned bytes m (exact in
+ * wrapping int32 while cols < 32768). Kernels never read x at or beyond kp: in the last group
+ * only the digits s with 20g + 4s < kp are used. packed_size = ceil(rows/16)*16 * 4*G bytes.
+ *
  * Quantized LM head (opt-in, same layout for every set, made by hq8_quant / hq4_quant):
  *   Q8: cp = cols rounded up to 64. float scale[rows], then int8 q[rows][cp] at byte offset
  *       bn_hq8_qoff(rows). Per row m = max|w|; q = clamp(rintf(w * (127/m)), -127, 127),
@@ -105,7 +118,7 @@ typedef void (*bn_adam_fn)(float *restrict p, const float *restrict g, float *re
                            float omb2, float eps);
 
 /* Ternary layouts (which packed form pack() makes). */
-enum { BN_LAYOUT_REF = 0, BN_LAYOUT_I16 = 1 };
+enum { BN_LAYOUT_REF = 0, BN_LAYOUT_I16 = 1, BN_LAYOUT_B3 = 2 };
 
 typedef struct bn_kernels {
     const char *name;                   /* "ref", "avx2", "avx512", "avx512-novnni", "neon", "dotprod" */
@@ -151,6 +164,9 @@ void bn_ref_pack(const int8_t *w, int rows, int cols, uint8_t *dst);
 #define BN_IBLK 16
 size_t bn_i16_packed_size(int rows, int cols);
 void bn_pack_i16(const int8_t *w, int rows, int cols, uint8_t *dst);
+static inline int bn_b3_groups(int cols) { return (cols + 19) / 20; }
+size_t bn_b3_packed_size(int rows, int cols);
+void bn_pack_b3(const int8_t *w, int rows, int cols, uint8_t *dst);
 static inline int bn_hq_cpad(int cols) { return (cols + 63) / 64 * 64; }
 static inline size_t bn_hq8_qoff(int rows) { return ((size_t)rows * 4 + 63) / 64 * 64; }
 static inline size_t bn_hq4_qoff(int rows, int cols) {
@@ -161,7 +177,7 @@ void bn_hq8_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst);
 size_t bn_hq4_size(int rows, int cols);
 void bn_hq4_quant(const void *w, int wdt, int rows, int cols, uint8_t *dst);
 
-/* The ternary GEMM driver of the i16 layout (tgemm_i16.c), shared by every SIMD set; an ISA
+/* The ternary GEMM driver of the i16 (and b3) layout (tgemm_i16.c), shared by every SIMD set; an ISA
  * gives its tile. tile: for the 16-row block wb (ng = kp/16 k-groups) and activation rows
  * i < nb at x + i*ldx: y[i*ldy + j] = sum_k code[j][k] * x_i[k] - sx[i] for j0 <= j < j1 only
  * (codes 0..2 as in the layout, sx[i] = sum_i8(x_i, kp), so the result is the exact product). */
@@ -173,6 +189,16 @@ typedef struct bn_i16_tiler {
     int32_t (*sum_i8)(const int8_t *x, int kp);   /* sum of kp int8 (kp % 128 == 0) */
     void (*tile)(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
                  int32_t *y, int ldy, int j0, int j1);
+    int b3;                             /* 1: the weights are in the b3 layout (blocks of 64*G bytes)
+                                         * and the tile's ng is the number of 4-k quads to read,
+                                         * nq = min(5*G, kp/4): groups ceil(nq/5), the last one
+                                         * with nq - 5*(groups-1) digits */
+    /* b3 only, may be NULL: expand one b3 block (nq quads) into one i16 block of ng16 = kp/16
+     * groups (quads past nq get code 1), and the set's i16 tile; the driver uses them when a
+     * block meets more activation rows than one tile call takes (kp <= 16384). */
+    void (*expand)(const uint8_t *wb, int nq, int ng16, uint8_t *dst);
+    void (*tile16)(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                   int32_t *y, int ldy, int j0, int j1);
 } bn_i16_tiler;
 void bn_tgemm_i16(const bn_i16_tiler *t, const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy);

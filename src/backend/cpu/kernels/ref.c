@@ -1,6 +1,6 @@
 /* ref.c — the scalar reference kernels: the spec every fast path is tested against, plus the
- * pieces every set shares (the i16 layout's pack, the head formats, the C GEMM micro-kernel,
- * the AdamW rows). Plain loops, no intrinsics, no tricks. See kernels.h for the contracts. */
+ * pieces every set shares (the i16 and b3 layouts' packs, the head formats, the C GEMM
+ * micro-kernel, the AdamW rows), and "ref-b3", the scalar decode of the b3 layout. Plain loops, no intrinsics, no tricks. See kernels.h for the contracts. */
 #include "backend/cpu/kernels/kernels.h"
 #include "core/util.h"
 #include <float.h>
@@ -90,6 +90,52 @@ void bn_pack_i16(const int8_t *w, int rows, int cols, uint8_t *dst) {
                     }
                     d[(size_t)g * 64 + t] = (uint8_t)byte;
                 }
+        }
+}
+
+/* ---- the base-3 ("b3", 1.6-bit) ternary layout (see kernels.h) ---- */
+size_t bn_b3_packed_size(int rows, int cols) {
+    size_t rp = (size_t)(rows + BN_IBLK - 1) / BN_IBLK * BN_IBLK;
+    return rp * 4 * (size_t)bn_b3_groups(cols);
+}
+
+void bn_pack_b3(const int8_t *w, int rows, int cols, uint8_t *dst) {
+    int G = bn_b3_groups(cols), nblk = (rows + BN_IBLK - 1) / BN_IBLK;
+    for (int b = 0; b < nblk; b++)
+        for (int j = 0; j < BN_IBLK; j++) {
+            int r = b * BN_IBLK + j;
+            uint8_t *d = dst + (size_t)b * 64 * G + 4 * j;
+            for (int g = 0; g < G; g++)
+                for (int t = 0; t < 4; t++) {
+                    unsigned v = 0;
+                    for (int s = 0; s < 5; s++) {
+                        int k = 20 * g + 4 * s + t;
+                        v = 3 * v + (r < rows && k < cols ? (unsigned)(w[(size_t)r * cols + k] + 1) : 1u); /* padding: zero */
+                    }
+                    d[(size_t)g * 64 + t] = (uint8_t)((v * 256 + 242) / 243);
+                }
+        }
+}
+
+/* Code s (0..4) of a b3 byte q: the digit recurrence of kernels.h. */
+static int b3_code(unsigned q, int s) {
+    for (int i = 0; i < s; i++) q = (3 * q) & 255;
+    return (int)((3 * q) >> 8);
+}
+
+static void ref_b3_tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
+                         const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    int G = bn_b3_groups(cols);
+    for (int i = 0; i < n; i++)
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *wr = w + (size_t)(r / BN_IBLK) * 64 * G + 4 * (r % BN_IBLK);
+            const int8_t *xi = x + (size_t)i * ldx;
+            int32_t acc = 0;
+            for (int k = 0; k < cols; k++) {
+                int g = k / 20, s = (k % 20) / 4, t = k % 4;
+                acc += (b3_code(wr[(size_t)g * 64 + t], s) - 1) * xi[k];
+            }
+            y[(size_t)i * ldy + r] = acc;
         }
 }
 
@@ -232,3 +278,11 @@ static const bn_kernels REF = {
 };
 const bn_kernels *bn_kernels_part_ref(void);
 const bn_kernels *bn_kernels_part_ref(void) { return &REF; }
+
+/* "ref-b3": the scalar decode of the b3 layout (its spec); every other kernel as ref. */
+static const bn_kernels REF_B3 = {
+    .name = "ref-b3", .layout = BN_LAYOUT_B3, .tgemm = ref_b3_tgemm, .quant_act = ref_quant_act, .fgemm = ref_fgemm,
+    .hgemm_q8 = ref_hgemm_q8, .hgemm_q4 = ref_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
+};
+const bn_kernels *bn_kernels_part_ref_b3(void);
+const bn_kernels *bn_kernels_part_ref_b3(void) { return &REF_B3; }

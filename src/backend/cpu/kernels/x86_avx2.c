@@ -5,6 +5,8 @@
  * activation bytes x[16g+4s..+3] and vpmaddwd with ones give per-row int32 sums of 4 products
  * (no saturation: |2*128 + 2*128| < 32768). Result = sum(code*x) - sum(x), exact. GEMM keeps up
  * to 4 activation rows in registers per unpacked weight vector.
+ * Also the set "avx2-b3": the 1.6-bit b3 layout (kernels.h), digits decoded with byte adds and
+ * compares, GEMM through the driver's expansion into i16 blocks.
  * Not: the reference (ref.c); not compiled for non-x86 targets (returns NULL). */
 #include "backend/cpu/kernels/kernels.h"
 #include "core/util.h"
@@ -76,6 +78,7 @@ AI void tile1(const uint8_t *wb, int ng, const int8_t *x, __m256i *out) {
             h0 = mad16(h0, _mm256_and_si256(_mm256_srli_epi16(hi, 4), m3), x2);
             l1 = mad16(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 6), m3), x3);
             h1 = mad16(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 6), m3), x3);
+            __asm__("" : "+x"(l0), "+x"(l1), "+x"(h0), "+x"(h1)); /* as in tileN */
         }
         l = widen(widen(l, l0), l1);
         h = widen(widen(h, h0), h1);
@@ -106,6 +109,7 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
                     __m256i xb = bc4(xg + (size_t)i * ldx + 4 * s);
                     sl[i] = mad16(sl[i], wl, xb);
                     sh[i] = mad16(sh[i], wh, xb);
+                    __asm__("" : "+x"(sl[i]), "+x"(sh[i])); /* keeps GCC from re-associating the sums: it then spills (1.25x) */
                 }
             }
         }
@@ -136,10 +140,107 @@ static void tile(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, co
     }
     for (int i = 0; i < nb; i++) store16(y + (size_t)i * ldy, out + 2 * i, j0, j1, sx[i]);
 }
-static const bn_i16_tiler TILER = {4, 0, 0, sum_i8, tile};
+static const bn_i16_tiler TILER = {.nbmax = 4, .sum_i8 = sum_i8, .tile = tile};
 static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
                   const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
     bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+
+
+/* ---- the b3 (1.6-bit) layout (kernels.h): set "avx2-b3" ----
+ * Digits are decoded in the biased byte domain m' = m ^ 0x80, where m'_{s+1} = 3*m'_s mod 256
+ * too (3*128 + 128 = 512), so signed compares give code = (m > 85) + (m > 170) =
+ * -(cmpgt(m', -43) + cmpgt(m', 42)); then vpmaddubsw as in the i16 tiles (codes 0..2). */
+AI __m256i m3y(__m256i m) { return _mm256_add_epi8(_mm256_add_epi8(m, m), m); }
+AI __m256i b3code(__m256i mb) {
+    __m256i c = _mm256_add_epi8(_mm256_cmpgt_epi8(mb, _mm256_set1_epi8(-43)), _mm256_cmpgt_epi8(mb, _mm256_set1_epi8(42)));
+    return _mm256_sub_epi8(_mm256_setzero_si256(), c);
+}
+/* int16 partial sums over at most GC3 groups: 5 vpmaddubsw lanes per group in [-512, 508] each,
+ * 5 * 6 * 512 = 15360 < 32768 */
+#define GC3 6
+/* NB activation rows (NB <= 4) times one 16-row block, nd digits of group g. */
+AI void b3group(const uint8_t *wg, const int8_t *xg, int ldx, int nd, const int NB, __m256i *sl, __m256i *sh) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    __m256i ml = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)wg), bias);
+    __m256i mh = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wg + 32)), bias);
+#pragma GCC unroll 5
+    for (int s = 0; s < 5; s++) {
+        if (s >= nd) break;
+        __m256i cl = b3code(ml), ch = b3code(mh);
+        ml = m3y(ml); mh = m3y(mh);
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) {
+            __m256i xb = bc4(xg + (size_t)i * ldx + 4 * s);
+            sl[i] = mad16(sl[i], cl, xb);
+            sh[i] = mad16(sh[i], ch, xb);
+            __asm__("" : "+x"(sl[i]), "+x"(sh[i])); /* as in tileN */
+        }
+    }
+}
+AI void b3tileN(const uint8_t *wb, int nq, const int8_t *x, int ldx, const int NB, __m256i *out) {
+    __m256i al[4], ah[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++) al[i] = ah[i] = _mm256_setzero_si256();
+    int G = (nq + 4) / 5;
+    for (int g0 = 0; g0 < G; g0 += GC3) {
+        int g1 = G - g0 < GC3 ? G : g0 + GC3;
+        __m256i sl[4], sh[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) sl[i] = sh[i] = _mm256_setzero_si256();
+        for (int g = g0; g < g1; g++) {
+            if (NB == 1) _mm_prefetch((const char *)(wb + (size_t)g * 64 + PF_DIST), _MM_HINT_T0);
+            int nd = nq - 5 * g < 5 ? nq - 5 * g : 5;
+            if (nd == 5) b3group(wb + (size_t)g * 64, x + 20 * g, ldx, 5, NB, sl, sh);
+            else b3group(wb + (size_t)g * 64, x + 20 * g, ldx, nd, NB, sl, sh);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) { al[i] = widen(al[i], sl[i]); ah[i] = widen(ah[i], sh[i]); }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++) { out[2 * i] = al[i]; out[2 * i + 1] = ah[i]; }
+}
+/* kernels.h bn_i16_tiler.expand: quad Q's codes go to bits 2*(Q%4) of i16 group Q/4 (same byte
+ * position 4j + t: both layouts keep t = k % 4 and the row), so each decoded digit vector is
+ * one shift and one or. */
+static void b3expand(const uint8_t *wb, int nq, int ng16, uint8_t *dst) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80), pad = _mm256_set1_epi8(1);
+    __m256i al = _mm256_setzero_si256(), ah = al, ml = al, mh = al;
+    for (int Q = 0; Q < 4 * ng16; Q++) {
+        __m256i cl = pad, ch = pad;
+        if (Q < nq) {
+            if (Q % 5 == 0) {
+                ml = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wb + (size_t)(Q / 5) * 64)), bias);
+                mh = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wb + (size_t)(Q / 5) * 64 + 32)), bias);
+            }
+            cl = b3code(ml); ch = b3code(mh);
+            ml = m3y(ml); mh = m3y(mh);
+        }
+        __m128i sh = _mm_cvtsi32_si128(2 * (Q & 3));
+        al = _mm256_or_si256(al, _mm256_sll_epi16(cl, sh));
+        ah = _mm256_or_si256(ah, _mm256_sll_epi16(ch, sh));
+        if ((Q & 3) == 3) {
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)(Q / 4) * 64), al);
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)(Q / 4) * 64 + 32), ah);
+            al = ah = _mm256_setzero_si256();
+        }
+    }
+}
+static void b3tile(const uint8_t *wb, int nq, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                   int32_t *y, int ldy, int j0, int j1) {
+    __m256i out[8];
+    switch (nb) {
+    case 1: b3tileN(wb, nq, x, ldx, 1, out); break;
+    case 2: b3tileN(wb, nq, x, ldx, 2, out); break;
+    case 3: b3tileN(wb, nq, x, ldx, 3, out); break;
+    default: b3tileN(wb, nq, x, ldx, 4, out); break;
+    }
+    for (int i = 0; i < nb; i++) store16(y + (size_t)i * ldy, out + 2 * i, j0, j1, sx[i]);
+}
+static const bn_i16_tiler TILER_B3 = {.nbmax = 4, .sum_i8 = sum_i8, .tile = b3tile, .b3 = 1, .expand = b3expand, .tile16 = tile};
+static void tgemm_b3(const uint8_t *w, int rows, int cols, int r0, int r1,
+                     const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    bn_tgemm_i16(&TILER_B3, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- activation quantization (bit-exact with ref) ---- */
@@ -296,10 +397,19 @@ static const bn_kernels SET = {
     .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = bn_adam_ref,
 };
 
-/* Partial table (dispatch.c completes it), or NULL when this CPU/OS lacks AVX2+FMA+F16C. */
+static const bn_kernels SET_B3 = {
+    .name = "avx2-b3", .layout = BN_LAYOUT_B3, .tgemm = tgemm_b3, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = bn_adam_ref,
+};
+
+/* Partial tables (dispatch.c completes them), or NULL when this CPU/OS lacks AVX2+FMA+F16C. */
 const bn_kernels *bn_kernels_avx2(void);
 const bn_kernels *bn_kernels_avx2(void) { return cpu_has_avx2() ? &SET : NULL; }
+const bn_kernels *bn_kernels_avx2_b3(void);
+const bn_kernels *bn_kernels_avx2_b3(void) { return cpu_has_avx2() ? &SET_B3 : NULL; }
 #else
 const bn_kernels *bn_kernels_avx2(void);
 const bn_kernels *bn_kernels_avx2(void) { return NULL; }
+const bn_kernels *bn_kernels_avx2_b3(void);
+const bn_kernels *bn_kernels_avx2_b3(void) { return NULL; }
 #endif

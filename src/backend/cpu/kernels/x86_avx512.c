@@ -7,6 +7,9 @@
  * bytes x[16g+4s..] broadcast to all lanes, so lane j accumulates row j. The result is
  * sum(code*x) - sum(x) = sum(w*x), exact in int32. GEMM (n > 1) keeps up to 16 activation rows
  * in registers per unpacked weight vector (register blocking over n).
+ * Also the set "avx512-b3" (needs VNNI): the 1.6-bit b3 layout (kernels.h); GEMV in the linear
+ * form (vpdpbusd on the raw digit bytes, no code extraction), GEMM through the driver's
+ * expansion into i16 blocks.
  * Not: the reference (ref.c is the spec); not compiled for non-x86 targets (returns NULL). */
 #include "backend/cpu/kernels/kernels.h"
 #include "core/util.h"
@@ -128,7 +131,7 @@ static void tile_vnni(const uint8_t *wb, int ng, const int8_t *x, int ldx, int n
                       int32_t *y, int ldy, int j0, int j1) {
     tile_t(wb, ng, x, ldx, nb, sx, y, ldy, j0, j1, 1);
 }
-static const bn_i16_tiler TILER_VNNI = {16, PF_DIST, 1, sum_i8, tile_vnni};
+static const bn_i16_tiler TILER_VNNI = {.nbmax = 16, .pf_burst = PF_DIST, .pf_next = 1, .sum_i8 = sum_i8, .tile = tile_vnni};
 static void tgemm_vnni(const uint8_t *w, int rows, int cols, int r0, int r1,
                        const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
     bn_tgemm_i16(&TILER_VNNI, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
@@ -138,11 +141,108 @@ static void tile_bw(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb,
                     int32_t *y, int ldy, int j0, int j1) {
     tile_t(wb, ng, x, ldx, nb, sx, y, ldy, j0, j1, 0);
 }
-static const bn_i16_tiler TILER_BW = {16, PF_DIST, 1, sum_i8, tile_bw};
+static const bn_i16_tiler TILER_BW = {.nbmax = 16, .pf_burst = PF_DIST, .pf_next = 1, .sum_i8 = sum_i8, .tile = tile_bw};
 static void tgemm_bw(const uint8_t *w, int rows, int cols, int r0, int r1,
                      const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
     bn_tgemm_i16(&TILER_BW, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
+
+#ifdef __AVX512VNNI__
+/* ---- the b3 (1.6-bit) layout (kernels.h): set "avx512-b3", needs VNNI ---- */
+AI __m512i m3x(__m512i m) { return _mm512_add_epi8(_mm512_add_epi8(m, m), m); } /* 3m mod 256 per byte */
+/* the codes (0..2) of digit m: (3m) >> 8 = (m > 85) + (m > 170) */
+AI __m512i b3code(__m512i m) {
+    const __m512i one = _mm512_set1_epi8(1);
+    __m512i c = _mm512_maskz_mov_epi8(_mm512_cmpgt_epu8_mask(m, _mm512_set1_epi8(85)), one);
+    return _mm512_mask_add_epi8(c, _mm512_cmpgt_epu8_mask(m, _mm512_set1_epi8((char)170)), c, one);
+}
+
+/* GEMV: the linear form, 3*sum m_s.X_s - sum m_{s+1}.X_s = 256*sum code*x (cols < 32768), ten
+ * independent accumulators; nd digits of the group at wg / xg (5, or fewer in the last group). */
+AI void b3lin(const uint8_t *wg, const int8_t *xg, int nd, __m512i *a, __m512i *b) {
+    __m512i m = _mm512_loadu_si512(wg);
+    _mm_prefetch((const char *)(wg + PF_DIST), _MM_HINT_T0);
+#pragma GCC unroll 5
+    for (int s = 0; s < 5; s++) {
+        if (s >= nd) break;
+        __m512i xs = bc4(xg + 4 * s), m1 = m3x(m);
+        a[s] = _mm512_dpbusd_epi32(a[s], m, xs);
+        b[s] = _mm512_dpbusd_epi32(b[s], m1, xs);
+        m = m1;
+    }
+}
+AI __m512i b3tile1(const uint8_t *wb, int nq, const int8_t *x) {
+    __m512i a[5], b[5];
+    for (int s = 0; s < 5; s++) a[s] = b[s] = _mm512_setzero_si512();
+    int g = 0;
+    for (; 5 * g + 5 <= nq; g++) b3lin(wb + (size_t)g * 64, x + 20 * g, 5, a, b);
+    if (5 * g < nq) b3lin(wb + (size_t)g * 64, x + 20 * g, nq - 5 * g, a, b);
+    __m512i A = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3])), a[4]);
+    __m512i B = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(b[0], b[1]), _mm512_add_epi32(b[2], b[3])), b[4]);
+    return _mm512_srai_epi32(_mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(A, A), A), B), 8);
+}
+
+/* GEMM: the group's codes decoded once, then NB activation rows (NB <= 16) per code vector. */
+AI void b3group(const uint8_t *wg, const int8_t *xg, int ldx, int nd, const int NB, __m512i *acc) {
+    __m512i m = _mm512_loadu_si512(wg);
+#pragma GCC unroll 5
+    for (int s = 0; s < 5; s++) {
+        if (s >= nd) break;
+        __m512i c = b3code(m);
+        m = m3x(m);
+#pragma GCC unroll 16
+        for (int i = 0; i < NB; i++) acc[i] = _mm512_dpbusd_epi32(acc[i], c, bc4(xg + (size_t)i * ldx + 4 * s));
+    }
+}
+AI void b3tileN(const uint8_t *wb, int nq, const int8_t *x, int ldx, const int NB, __m512i *out) {
+    __m512i acc[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < NB; i++) acc[i] = _mm512_setzero_si512();
+    int g = 0;
+    for (; 5 * g + 5 <= nq; g++) b3group(wb + (size_t)g * 64, x + 20 * g, ldx, 5, NB, acc);
+    if (5 * g < nq) b3group(wb + (size_t)g * 64, x + 20 * g, ldx, nq - 5 * g, NB, acc);
+#pragma GCC unroll 16
+    for (int i = 0; i < NB; i++) out[i] = acc[i];
+}
+
+/* kernels.h bn_i16_tiler.expand (see x86_avx2.c b3expand): one shift and one or per digit. */
+static void b3expand(const uint8_t *wb, int nq, int ng16, uint8_t *dst) {
+    __m512i acc = _mm512_setzero_si512(), m = acc;
+    for (int Q = 0; Q < 4 * ng16; Q++) {
+        __m512i c = _mm512_set1_epi8(1);
+        if (Q < nq) {
+            if (Q % 5 == 0) m = _mm512_loadu_si512(wb + (size_t)(Q / 5) * 64);
+            c = b3code(m);
+            m = m3x(m);
+        }
+        acc = _mm512_or_si512(acc, _mm512_sll_epi16(c, _mm_cvtsi32_si128(2 * (Q & 3))));
+        if ((Q & 3) == 3) { _mm512_storeu_si512(dst + (size_t)(Q / 4) * 64, acc); acc = _mm512_setzero_si512(); }
+    }
+}
+
+/* The tile of the shared driver for b3 (kernels.h bn_i16_tiler, b3 = 1; ng = quads). */
+static void b3tile(const uint8_t *wb, int nq, const int8_t *x, int ldx, int nb, const int32_t *sx,
+                   int32_t *y, int ldy, int j0, int j1) {
+    __m512i out[16];
+    switch (nb) {
+    case 1:
+        if (4 * nq < 32768) { out[0] = b3tile1(wb, nq, x); break; } /* the linear form's range */
+        b3tileN(wb, nq, x, ldx, 1, out); break;
+#define C(N) case N: b3tileN(wb, nq, x, ldx, N, out); break;
+    C(2) C(3) C(4) C(5) C(6) C(7) C(8) C(9) C(10) C(11) C(12) C(13) C(14) C(15) C(16)
+#undef C
+    }
+    __mmask16 mk = (__mmask16)(((1u << j1) - 1) & ~((1u << j0) - 1));
+    for (int i = 0; i < nb; i++)
+        _mm512_mask_storeu_epi32(y + (size_t)i * ldy, mk, _mm512_sub_epi32(out[i], _mm512_set1_epi32(sx[i])));
+}
+static const bn_i16_tiler TILER_B3 = {.nbmax = 16, .pf_burst = PF_DIST, .pf_next = 1, .sum_i8 = sum_i8, .tile = b3tile, .b3 = 1,
+                                    .expand = b3expand, .tile16 = tile_vnni};
+static void tgemm_b3(const uint8_t *w, int rows, int cols, int r0, int r1,
+                     const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
+    bn_tgemm_i16(&TILER_B3, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+#endif
 
 /* ---- activation quantization (bit-exact with ref: exact max, float32 x*s, RNE) ---- */
 static float quant_act(const float *x, int cols, int8_t *q, int kp) {
@@ -529,6 +629,10 @@ static const bn_kernels SET_VNNI = {
     .name = "avx512", .layout = BN_LAYOUT_I16, .tgemm = tgemm_vnni, .quant_act = quant_act, .fgemm = fgemm,
     .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
 };
+static const bn_kernels SET_B3 = {
+    .name = "avx512-b3", .layout = BN_LAYOUT_B3, .tgemm = tgemm_b3, .quant_act = quant_act, .fgemm = fgemm,
+    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
+};
 #endif
 static const bn_kernels SET_BW = {
     .name = "avx512-novnni", .layout = BN_LAYOUT_I16, .tgemm = tgemm_bw, .quant_act = quant_act, .fgemm = fgemm,
@@ -547,7 +651,18 @@ const bn_kernels *bn_kernels_avx512(void) {
     return NULL;
 }
 const bn_kernels *bn_kernels_avx512_novnni(void) { int vnni; return cpu_has_avx512(&vnni) ? &SET_BW : NULL; }
+/* "avx512-b3": the b3 (1.6-bit) layout, needs AVX512-VNNI. */
+const bn_kernels *bn_kernels_avx512_b3(void);
+const bn_kernels *bn_kernels_avx512_b3(void) {
+#ifdef __AVX512VNNI__
+    int vnni = 0;
+    if (cpu_has_avx512(&vnni) && vnni) return &SET_B3;
+#endif
+    return NULL;
+}
 #else
+const bn_kernels *bn_kernels_avx512_b3(void);
+const bn_kernels *bn_kernels_avx512_b3(void) { return NULL; }
 const bn_kernels *bn_kernels_avx512(void);
 const bn_kernels *bn_kernels_avx512_novnni(void);
 const bn_kernels *bn_kernels_avx512(void) { return NULL; }
