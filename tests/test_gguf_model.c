@@ -471,6 +471,16 @@ int main(void) {
     bad("gguf model: missing metadata", "bitnet-b1.58.block_count", "bitnet-b1.58.block_cXunt", BITNET_ERR_FORMAT, "missing metadata key 'bitnet-b1.58.block_count'");
     bad("gguf model: missing tensor", "blk.1.ffn_up.weight", "blk.1.ffn_uX.weight", BITNET_ERR_FORMAT, "missing tensor 'blk.1.ffn_up.weight'");
     /* feed_forward_length 704 -> 640: ffn tensors no longer match */
+    {   /* GGUF -> HF with a tokenizer model it cannot write: one clear error, nothing left behind */
+        const char *e = edited("gpt2", "bert", 4);
+        char dd[128]; snprintf(dd, sizeof dd, "/tmp/bitnet_hfbad_%d", (int)getpid());
+        bitnet_status bs = e ? bitnet_convert(e, dd, NULL) : BITNET_ERR_IO;
+        char cfg[200]; snprintf(cfg, sizeof cfg, "%s/config.json", dd);
+        char mst[200]; snprintf(mst, sizeof mst, "%s/model.safetensors", dd);
+        CHECK("GGUF -> HF: an unknown tokenizer model is refused naming the file, no files left", bs == BITNET_ERR_UNSUPPORTED && e && strstr(bitnet_last_error(), e)
+              && strstr(bitnet_last_error(), "'bert'") && access(cfg, F_OK) != 0 && access(mst, F_OK) != 0, "%d %s", bs, bitnet_last_error());
+        rmdir(dd); if (e) unlink(e);
+    }
     badn("gguf model: shape mismatch", "feed_forward_length\x04\0\0\0\xc0\x02", "feed_forward_length\x04\0\0\0\x80\x02", 25, BITNET_ERR_FORMAT, "expected {256, 640}");
     T_DONE();
 }

@@ -14,7 +14,8 @@
  *     there is a bos id), llama -> tokenizer.model (the SentencePiece ModelProto the GGUF loader
  *     reads, gguf_tokenizer.c); tokenizer_config.json with bos / eos / unk token text, the
  *     chat_template from tokenizer.chat_template, and the tokenizer class.
- * Every file goes through a temp file and a rename, config.json last. Not: the 1bitLLM layout
+ * Every file goes through a temp file and a rename, config.json last; after a failure the files
+ * this call created are removed again. Not: the 1bitLLM layout
  * or a master (float) checkpoint; GGUF files of other architectures (refused by bn_gguf_config). */
 #include "model/model.h"
 #include "arch/arch.h"
@@ -29,6 +30,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 bitnet_status bn_gguf_to_hf(const char *in, const char *out, const bitnet_convert_params *p);
 
@@ -277,21 +279,34 @@ static bitnet_status put_tokenizer(const bn_gguf *g, const bn_config *c, const c
     return s;
 }
 
+static const char *OUT_NAMES[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "model.safetensors.index.json"};
+#define N_OUT_NAMES (int)(sizeof OUT_NAMES / sizeof OUT_NAMES[0])
+
 /* out is a folder we may write into: created when missing; one of the files we write already
- * there is refused unless force. */
-static bitnet_status prepare_dir(const char *out, int force) {
+ * there is refused unless force. *had: bit i set when OUT_NAMES[i] was there before. */
+static bitnet_status prepare_dir(const char *out, int force, unsigned *had) {
     struct stat sb;
+    *had = 0;
     if (stat(out, &sb) == 0 && !S_ISDIR(sb.st_mode)) return bn_err(BITNET_ERR_ARG, "%s exists and is not a folder", out);
     if (mkdir(out, 0777) != 0 && errno != EEXIST) return bn_err(BITNET_ERR_IO, "%s: cannot create the folder: %s", out, strerror(errno));
-    static const char *names[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "model.safetensors.index.json"};
-    for (size_t i = 0; !force && i < sizeof names / sizeof names[0]; i++) {
-        char *p = bn_path_join(out, names[i]);
+    for (int i = 0; i < N_OUT_NAMES; i++) {
+        char *p = bn_path_join(out, OUT_NAMES[i]);
         if (!p) return bn_err(BITNET_ERR_NOMEM, "out of memory");
         int ex = bn_file_exists(p);
         free(p);
-        if (ex) return bn_err(BITNET_ERR_ARG, "%s already holds %s (pass --force to overwrite it)", out, names[i]);
+        if (ex) *had |= 1u << i;
+        if (ex && !force) return bn_err(BITNET_ERR_ARG, "%s already holds %s (pass --force to overwrite it)", out, OUT_NAMES[i]);
     }
     return BITNET_OK;
+}
+/* After a failure: remove the files this conversion created (not those that were there). */
+static void undo(const char *out, unsigned had) {
+    for (int i = 0; i < N_OUT_NAMES; i++) {
+        if (had & (1u << i)) continue;
+        char *p = bn_path_join(out, OUT_NAMES[i]);
+        if (p) unlink(p);
+        free(p);
+    }
 }
 
 bitnet_status bn_gguf_to_hf(const char *in, const char *out, const bitnet_convert_params *p) {
@@ -309,18 +324,21 @@ bitnet_status bn_gguf_to_hf(const char *in, const char *out, const bitnet_conver
     bitnet_status s = bn_src_open(&src, slash ? slash + 1 : in, &map, &size);
     if (!s) s = bn_gguf_parse(map, size, in, &g);
     if (!s) s = bn_gguf_config(g, &c);
-    if (!s) s = prepare_dir(out, p->flags & BITNET_CONVERT_FORCE);
+    unsigned had = 0;
+    int prepared = 0;
+    if (!s && !(s = prepare_dir(out, p->flags & BITNET_CONVERT_FORCE, &had))) prepared = 1;
+    if (!s) s = put_tokenizer(g, &c, in, out);   /* first: bad metadata fails before the big write */
     if (!s) s = bn_st_writer_new(&w);
     if (!s) s = put_tensors(w, g, &c, in, p);
     if (!s && (!(mp = bn_path_join(out, "model.safetensors")) || !(cp = bn_path_join(out, "config.json")))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     if (!s) s = bn_st_writer_save(w, mp);
     bn_st_writer_free(w);
-    if (!s) s = put_tokenizer(g, &c, in, out);
     if (!s) {
         c.family = BN_FAM_BITNET; c.linear_class = BN_LC_AUTOBITLINEAR; c.full_precision = 0;
         s = bn_config_save(&c, cp, 1);
     }
     free(mp); free(cp);
+    if (s && prepared) undo(out, had);
     bn_gguf_free(g);
     if (map) bn_files_close(&src.f, map, size);
     free(dir);

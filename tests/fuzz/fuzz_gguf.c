@@ -1,9 +1,11 @@
 /* fuzz_gguf.c — libFuzzer harness: the input is a GGUF file, parsed in memory by bn_gguf_parse;
  * when it parses, every metadata array element is read and every tensor decoded (ternary types
  * in both I2_S layouts, the rest as float, capped in size), and the model-level reads are tried
- * on llama.cpp's bitnet tensor names. Parse or decode may fail; they must never crash, hang or
+ * on llama.cpp's bitnet tensor names, and the SentencePiece ModelProto built from "llama"
+ * tokenizer metadata (what GGUF -> HF writes) is read back. Parse or decode may fail; they must never crash, hang or
  * read outside the buffer (ASan/UBSan). Seeds: tests/fuzz/corpus/fuzz_gguf/. */
 #include "io/gguf.h"
+#include "tokenizer/tokenizer_internal.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     bn_gguf_read_float(g, base, rows, t->ne[0], f);
                 }
             }
+        }
+        /* tokenizer.ggml.model "llama" metadata -> the SentencePiece ModelProto GGUF -> HF writes
+         * (tokenizer.model), read back with the tokenizer.model parser */
+        uint8_t *pb; size_t pn;
+        if (bn_tok_gguf_spm_proto(g, "fuzz.gguf", &pb, &pn) == BITNET_OK) {
+            bn_sp_model m;
+            if (bn_tok_spm_read((const char *)pb, pn, "fuzz.gguf", &m) == BITNET_OK) free(m.pc);
+            free(pb);
         }
         bn_gguf_free(g);
     }
