@@ -218,7 +218,7 @@ fail:
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *task = NULL, *head = "exact";
+    const char *model = NULL, *task = NULL, *head = "exact", *kv = "f32";
     int threads = 1, n_ctx = 0, limit = 0, use_bos = 0, print_ll = 0;
     const arg_opt opts[] = {
         OPT_STR('m', "model", &model, "DIR", "model folder"),
@@ -227,6 +227,7 @@ int cmd_eval(int argc, char **argv) {
         OPT_INT('c', "ctx-size", 0, 1 << 20, &n_ctx, "CTX", "context; longer inputs are cut from the left (0: the model's)"),
         OPT_FLAG(0, "bos", &use_bos, "put BOS before every context (lm-eval's add_bos_token)"),
         OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head representation"),
+        OPT_CHOICE(0, "kv", &kv, "f16|f32", "KV cache storage (scores default to the exact f32 cache)"),
         OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
         OPT_FLAG(0, "print-ll", &print_ll, "one line per option: 'll QUESTION OPTION LOGLIKELIHOOD TOKENS GREEDY'"),
         OPT_END,
@@ -261,7 +262,7 @@ int cmd_eval(int argc, char **argv) {
     S->vocab = info.vocab_size;
     S->n_ctx = n_ctx ? n_ctx : info.max_seq_len;
     if (S->n_ctx > info.max_seq_len) { fprintf(stderr, "bitnet eval: -c %d exceeds the model's context of %d\n", S->n_ctx, info.max_seq_len); goto done; }
-    bitnet_ctx_params cp = {.n_ctx = S->n_ctx, .n_threads = threads};
+    bitnet_ctx_params cp = {.n_ctx = S->n_ctx, .n_threads = threads, .kv_type = !strcmp(kv, "f16") ? BITNET_KV_F16 : BITNET_KV_F32};
     if (bitnet_ctx_new(m, &cp, &S->c)) { rc = cli_fail("context"); goto done; }
     S->lg = malloc((size_t)S->n_ctx * S->vocab * sizeof *S->lg);
     if (!S->lg) { fprintf(stderr, "bitnet eval: out of memory\n"); goto done; }

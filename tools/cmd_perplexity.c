@@ -152,7 +152,7 @@ typedef struct {
 
 /* One perplexity run: the options, what was loaded, and the running sums. */
 typedef struct {
-    const char *model, *file, *tokfile, *kl_base, *kl_in, *head;
+    const char *model, *file, *tokfile, *kl_base, *kl_in, *head, *kv;
     int n_ctx, ctx_set, stride, nbatch, threads, max_chunks, topk;
     bitnet_model *m; bitnet_ctx *c; bitnet_tokenizer *tok;
     int32_t *toks, *kltoks, *buf;
@@ -236,7 +236,7 @@ static int ppl_plan(ppl_run *P) {
     if (P->max_chunks > 0 && P->max_chunks < P->n_chunk) P->n_chunk = P->max_chunks;
     if (P->topk == 0 || P->topk > V) P->topk = V;
     int nb = P->nb = P->nbatch < n_ctx ? P->nbatch : n_ctx, topk = P->topk;
-    bitnet_ctx_params cp = {.n_ctx = n_ctx, .n_threads = P->threads};
+    bitnet_ctx_params cp = {.n_ctx = n_ctx, .n_threads = P->threads, .kv_type = !strcmp(P->kv, "f16") ? BITNET_KV_F16 : BITNET_KV_F32};
     if (bitnet_ctx_new(P->m, &cp, &P->c)) return cli_fail("context");
     P->out = malloc((size_t)n_ctx * V * sizeof *P->out);
     P->tmp = malloc((size_t)nb * V * sizeof *P->tmp);
@@ -383,7 +383,7 @@ static void ppl_free(ppl_run *P) {
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *tokfile = NULL, *kl_base = NULL, *kl_in = NULL, *head = "exact";
-    const char *kl_llama = NULL;
+    const char *kl_llama = NULL, *kv = "f32";
     int kl_cmp = 0;
     int n_ctx = 0, stride = 0, nbatch = 2048, threads = 1, max_chunks = 0, topk = 64, force = 0;
     const arg_opt opts[] = {
@@ -395,6 +395,7 @@ int cmd_perplexity(int argc, char **argv) {
         OPT_INT('b', "batch-size", 1, 1 << 24, &nbatch, "N", "tokens per evaluation call (at most CTX used)"),
         OPT_INT(0, "chunks", 0, 1 << 24, &max_chunks, "N", "only the first N chunks or windows (0: all)"),
         OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head representation"),
+        OPT_CHOICE(0, "kv", &kv, "f16|f32", "KV cache storage (scores default to the exact f32 cache)"),
         OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
         OPT_END,
     };
@@ -434,7 +435,7 @@ int cmd_perplexity(int argc, char **argv) {
         fprintf(stderr, "bitnet perplexity: --kl-base %s exists; pass --force to overwrite it\n", kl_base); return 1; }
 
     ppl_run P = {.model = model, .file = file, .tokfile = tokfile, .kl_base = kl_base, .kl_in = kl_in, .head = head,
-                 .n_ctx = n_ctx, .ctx_set = ctx_set, .stride = stride, .nbatch = nbatch, .threads = threads,
+                 .n_ctx = n_ctx, .ctx_set = ctx_set, .stride = stride, .nbatch = nbatch, .threads = threads, .kv = kv,
                  .max_chunks = max_chunks, .topk = topk, .bos = -1};
     int rc = ppl_load(&P, ht);
     if (!rc) rc = ppl_plan(&P);
