@@ -163,6 +163,17 @@ static int bench_kernels(const char *isa, const int *ths, int nth, int json, con
 
 /* ---- model benchmark ---- */
 static int g_kv = BITNET_KV_F16;   /* --kv: the KV cache of every benchmark context */
+
+/* Resident memory of this process now, in MiB (/proc/self/statm; 0 where there is none). Not the
+ * peak: the read probe's 1 GiB buffer (freed before the runs) would dominate that. */
+static double rss_mib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
+    fclose(f);
+    return (double)res * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
     for (int i = 0; i < n; i++) s += v[i];
@@ -257,11 +268,11 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
             if (json)
                 printf("{\"test\":\"%s\",\"model\":\"%s\",\"isa\":\"%s\",\"head\":\"%s\",\"threads\":%d,\"reps\":%d,"
                        "\"tokens_per_s\":%.3f,\"stddev\":%.3f,\"weight_bytes_per_token\":%zu,\"weight_gb_per_s\":%.3f,"
-                       "\"mem_gb_per_s\":%.3f,\"ratio\":%.4f,\"ternary_gops\":%.2f}\n",
-                       tname, mname, info.isa, head, ths[ti], reps, mean, sd, wbt, test ? gbs : 0.0, bw, test ? gbs / bw : 0.0, gops);
+                       "\"mem_gb_per_s\":%.3f,\"ratio\":%.4f,\"ternary_gops\":%.2f,\"rss_mib\":%.1f}\n",
+                       tname, mname, info.isa, head, ths[ti], reps, mean, sd, wbt, test ? gbs : 0.0, bw, test ? gbs / bw : 0.0, gops, rss_mib());
             else if (test)
-                printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %6.2f GB/s of weights   mem %6.2f GB/s   %5.1f%%\n",
-                       ths[ti], tname, mean, sd, gbs, bw, 100 * gbs / bw);
+                printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %6.2f GB/s of weights   mem %6.2f GB/s   %5.1f%%   rss %.0f MiB\n",
+                       ths[ti], tname, mean, sd, gbs, bw, 100 * gbs / bw, rss_mib());
             else
                 printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %7.1f GOPS in the ternary GEMMs\n", ths[ti], tname, mean, sd, gops);
             fflush(stdout);
