@@ -178,10 +178,15 @@ typedef struct bitnet_ctx bitnet_ctx;
  * cache of n_ctx positions; one bitnet_ctx_decode call runs tokens of several sequences through
  * each weight matrix together (decoding k sequences costs about one weight pass, not k).
  * bitnet_ctx_eval/reset/pos/truncate are the single-sequence API: they act on sequence 0. */
+/* How the KV cache stores keys and values (arithmetic is float either way). f16: half the
+ * memory, values rounded to nearest even (relative error <= 2^-11); f32: exact. The CUDA
+ * backend stores f32 whatever is asked. */
+typedef enum { BITNET_KV_F16 = 0, BITNET_KV_F32 = 1 } bitnet_kv_type;
 typedef struct bitnet_ctx_params {
     int n_ctx;      /* KV cache length per sequence, in tokens (0: min(model max, 4096)) */
     int n_threads;  /* worker threads (0: bitnet_physical_cores()) */
     int n_seq_max;  /* sequences (0: 1) */
+    int kv_type;    /* bitnet_kv_type (0: BITNET_KV_F16) */
 } bitnet_ctx_params;
 bitnet_ctx_params bitnet_ctx_default_params(void); /* all fields 0: the defaults above */
 /* Physical cores this process may run on (CPUs of its affinity mask, hyperthread siblings

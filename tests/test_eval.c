@@ -188,7 +188,7 @@ static void bundled_methods(void) {
     if (!m || !tok) return;
     bitnet_model_info info; bitnet_model_get_info(m, &info);
     int V = info.vocab_size, bos = bitnet_tokenizer_bos(tok);
-    bitnet_ctx_params cp = {.n_ctx = 128, .n_threads = 1};
+    bitnet_ctx_params cp = {.n_ctx = 128, .n_threads = 1, .kv_type = BITNET_KV_F32};   /* as the tool's default */
     bitnet_ctx_new(m, &cp, &c);
     size_t len; char *text = t_read_file(txt, &len);
     int32_t *ids = NULL; int n = 0;
@@ -284,7 +284,7 @@ static void bundled_task(int max_ctx) {
     bitnet_model *m = NULL; bitnet_ctx *c = NULL; bitnet_tokenizer *tok = NULL;
     if (bitnet_model_load(M, &m) || bitnet_tokenizer_load(M, &tok)) { CHECK("load bundled model", 0, "%s", bitnet_last_error()); return; }
     bitnet_model_info info; bitnet_model_get_info(m, &info);
-    bitnet_ctx_params cp = {.n_ctx = 512, .n_threads = 1};
+    bitnet_ctx_params cp = {.n_ctx = 512, .n_threads = 1, .kv_type = BITNET_KV_F32};   /* as the tool's default */
     bitnet_ctx_new(m, &cp, &c);
     size_t len; char *text = t_read_file(task, &len);
     CHECK("task file", text != NULL, "%s missing", task);

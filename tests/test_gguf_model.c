@@ -44,7 +44,7 @@ static void stats(const float *got, const float *ref, size_t count, double *mad_
 /* Logits [n, V] of one forward over ids (prefill), or -1 on error. */
 static int forward(bitnet_model *m, const int32_t *ids, int n, float *lg) {
     bitnet_ctx *c = NULL;
-    bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 2};
+    bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 2, .kv_type = BITNET_KV_F32};   /* golden bounds: the exact cache */
     if (bitnet_ctx_new(m, &p, &c)) return -1;
     bitnet_status s = bitnet_ctx_eval(c, ids, n, lg, 1);
     bitnet_ctx_free(c);
@@ -103,7 +103,7 @@ static void run(const char *fpath, const char *golden, int exact) {
         free(ref); free(lg); free(lf);
     }
     /* greedy */
-    bitnet_ctx *c = NULL; bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 1};
+    bitnet_ctx *c = NULL; bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 1, .kv_type = BITNET_KV_F32};
     float *last = malloc((size_t)V * 4);
     int ok = !bitnet_ctx_new(mg, &p, &c) && !bitnet_ctx_eval(c, ids, np, last, 0), same = 1;
     for (int i = 0; ok && i < ng; i++) {

@@ -152,7 +152,8 @@ static void test_frozen(void) {
     s = bitnet_export_packed(master(), tpath("packed"), 0);
     bitnet_model *im = NULL; bitnet_ctx *cx = NULL;
     if (!s) s = bitnet_model_load(master(), &im);   /* F32 embeddings as the trainer (the export writes BF16) */
-    if (!s) s = bitnet_ctx_new(im, NULL, &cx);
+    bitnet_ctx_params exact = {.kv_type = BITNET_KV_F32};   /* the trainer's attention is f32 */
+    if (!s) s = bitnet_ctx_new(im, &exact, &cx);
     int V = m->cfg.vocab_size;
     float *base = malloc((size_t)32 * V * 4), *withl = malloc((size_t)32 * V * 4);
     if (!s) s = bitnet_ctx_eval(cx, in, 32, base, 1);
@@ -211,7 +212,7 @@ static void test_frozen(void) {
         CHECK("packed: packed W_deq = the master's ternarization (same ternary, scale within its BF16 rounding)", pm && fm && tern && dw <= 0x1p-8, "ternary %d, scale rel %g", tern, dw);
         bitnet_model *pim = NULL; bitnet_ctx *pc = NULL;
         float *lg = malloc((size_t)32 * V * 4);
-        if (pm && !bitnet_model_load(tpath("packed"), &pim) && !bitnet_ctx_new(pim, NULL, &pc) && !bitnet_model_load_lora(pim, tpath("ad"), 1.0f) && !bitnet_ctx_eval(pc, in, 32, lg, 1)) {
+        if (pm && !bitnet_model_load(tpath("packed"), &pim) && !bitnet_ctx_new(pim, &exact, &pc) && !bitnet_model_load_lora(pim, tpath("ad"), 1.0f) && !bitnet_ctx_eval(pc, in, 32, lg, 1)) {
             pm->lora = l;
             bn_train_forward(pm, in, NULL, 1, 32, NULL);
             double d = 0, sd = 0;

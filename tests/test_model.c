@@ -1,6 +1,12 @@
 /* test_model.c — the whole model against the transformers goldens (tests/golden/README.md):
  * prefill logits and KV-cache decode logits within mean|d| <= 1e-2 std and max|d| <= 0.25 std
- * of the reference, and greedy ids identical, for every layout and every kernel set here. */
+ * of the reference, and greedy ids identical, for every layout and every kernel set here, with
+ * the exact f32 KV cache. The f16 KV cache (the default) rounds every cached key and value
+ * (relative error <= 2^-11); in these tiny random-weight models that moves some int8 activation
+ * across a rounding boundary in every row, not "now and then" as the README's float32 noise
+ * does, and each such flip shifts the logits by "a few percent of the spread" (README), so f16
+ * is held to mean|d| <= 5e-2 std with the same max|d| <= 0.25 std and identical greedy ids; on
+ * the trained bundled model (no such amplification) f16 must stay within the exact bounds of f32. */
 #include "t.h"
 #include "bitnet.h"
 #include "model/model.h"
@@ -13,6 +19,7 @@ static int read_ids(cJSON *root, const char *key, int32_t *ids, int max) {
 }
 
 /* compare got[rows][V] to ref; prints stats */
+static double mean_bound = 1e-2;   /* mean|d| / std allowed; 5e-2 for the f16 cache */
 static void cmp(const char *name, const float *got, const float *ref, size_t count) {
     double mean = 0, var = 0, mad = 0, mx = 0;
     for (size_t i = 0; i < count; i++) mean += ref[i];
@@ -21,7 +28,7 @@ static void cmp(const char *name, const float *got, const float *ref, size_t cou
     double sd = sqrt(var / count);
     for (size_t i = 0; i < count; i++) { double d = fabs(got[i] - ref[i]); mad += d; if (d > mx || d != d) mx = d != d ? INFINITY : d; }
     mad /= count;
-    CHECK(name, mad <= 1e-2 * sd && mx <= 0.25 * sd, "mean|d|/std=%.3g max|d|/std=%.3g", mad / sd, mx / sd);
+    CHECK(name, mad <= mean_bound * sd && mx <= 0.25 * sd, "mean|d|/std=%.3g max|d|/std=%.3g", mad / sd, mx / sd);
     printf("# %s: mean|d|/std=%.2e max|d|/std=%.2e\n", name, mad / sd, mx / sd);
 }
 
@@ -50,23 +57,26 @@ static void run_model(const char *dir, const char *isa) {
     snprintf(path, sizeof path, "%s/%s/golden_full_logits.f32", t_golden(), dir);
     float *reff = t_read_file(path, &nb);
     float *lg = malloc((size_t)N * V * 4);
-    for (int threads = 1; threads <= 2; threads++) {
+    for (int run = 0; run < 3; run++) {   /* (1 thread, f32 KV), (1, f16), (2, f16) */
+        int threads = run < 2 ? 1 : 2, kv = run == 0 ? BITNET_KV_F32 : BITNET_KV_F16;
+        const char *kvn = kv == BITNET_KV_F32 ? "kv f32" : "kv f16";
+        mean_bound = kv == BITNET_KV_F32 ? 1e-2 : 5e-2;
         bitnet_ctx *c = NULL;
-        bitnet_ctx_params p = {.n_ctx = 64, .n_threads = threads};
+        bitnet_ctx_params p = {.n_ctx = 64, .n_threads = threads, .kv_type = kv};
         bitnet_ctx_new(m, &p, &c);
         /* prompt, one forward */
         s = bitnet_ctx_eval(c, ids, np, lg, 1);
-        snprintf(name, sizeof name, "%s[%s,t%d] prompt logits", dir, isa, threads);
+        snprintf(name, sizeof name, "%s[%s,t%d,%s] prompt logits", dir, isa, threads, kvn);
         if (s == BITNET_OK) cmp(name, lg, refp, (size_t)np * V); else CHECK(name, 0, "%s", bitnet_last_error());
         /* full, one forward */
         bitnet_ctx_reset(c);
         s = bitnet_ctx_eval(c, ids, N, lg, 1);
-        snprintf(name, sizeof name, "%s[%s,t%d] full logits (prefill)", dir, isa, threads);
+        snprintf(name, sizeof name, "%s[%s,t%d,%s] full logits (prefill)", dir, isa, threads, kvn);
         if (s == BITNET_OK) cmp(name, lg, reff, (size_t)N * V); else CHECK(name, 0, "%s", bitnet_last_error());
         /* full, token by token through the KV cache */
         bitnet_ctx_reset(c);
         for (int i = 0; i < N && !s; i++) s = bitnet_ctx_eval(c, ids + i, 1, lg + (size_t)i * V, 0);
-        snprintf(name, sizeof name, "%s[%s,t%d] full logits (decode)", dir, isa, threads);
+        snprintf(name, sizeof name, "%s[%s,t%d,%s] full logits (decode)", dir, isa, threads, kvn);
         if (s == BITNET_OK) cmp(name, lg, reff, (size_t)N * V); else CHECK(name, 0, "%s", bitnet_last_error());
         /* greedy generation: prefill prompt, then argmax-feed */
         bitnet_ctx_reset(c);
@@ -80,11 +90,12 @@ static void run_model(const char *dir, const char *isa) {
             s = bitnet_ctx_eval(c, &ids[np + i], 1, last, 0);
             ok = s == BITNET_OK;
         }
-        snprintf(name, sizeof name, "%s[%s,t%d] greedy ids", dir, isa, threads);
+        snprintf(name, sizeof name, "%s[%s,t%d,%s] greedy ids", dir, isa, threads, kvn);
         CHECK(name, ok, "first difference at %d: got %d want %d", bad_at, got_id, bad_at >= 0 ? ids[np + bad_at] : -1);
         free(last);
         bitnet_ctx_free(c);
     }
+    mean_bound = 1e-2;
     free(lg); free(refp); free(reff);
     bitnet_model_free(m);
     cJSON_Delete(g); free(js);
@@ -110,7 +121,7 @@ static void head_errors(const char *dir) {
     float *lg = malloc((size_t)np * V * 4);
     for (int h = 1; h <= 2; h++) {
         CHECK("set head", bitnet_model_set_head(m, (bitnet_head_type)h) == BITNET_OK, "%s", bitnet_last_error());
-        bitnet_ctx *c = NULL; bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 2};
+        bitnet_ctx *c = NULL; bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 2, .kv_type = BITNET_KV_F32};
         bitnet_ctx_new(m, &p, &c);
         bitnet_ctx_eval(c, ids, np, lg, 1);
         double mean = 0, var = 0, mad = 0, mx = 0; size_t cnt = (size_t)np * V;
@@ -178,6 +189,46 @@ static void two_sets(const char *dir) {
     cJSON_Delete(g); free(js);
 }
 
+/* The f16 cache against the f32 cache on the trained bundled model (models/bitnet-tinystories),
+ * prefill and token-by-token decode of 48 ids: the exact bounds (mean|d| <= 1e-2 std, max|d|
+ * <= 0.25 std), greedy ids identical; an unknown kv_type is refused. */
+static void kv_trained(void) {
+    const char *dir = "models/bitnet-tinystories";
+    bitnet_model *m = NULL;
+    if (bitnet_model_load(dir, &m)) { CHECK("kv: load the bundled model", 0, "%s", bitnet_last_error()); return; }
+    bitnet_model_info inf; bitnet_model_get_info(m, &inf);
+    int V = inf.vocab_size, n = 48;
+    int32_t ids[48];
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)((i * 7919u + 13u) % (unsigned)V);
+    float *lg[2][2] = {{malloc((size_t)n * V * 4), malloc((size_t)n * V * 4)}, {malloc((size_t)n * V * 4), malloc((size_t)n * V * 4)}};
+    int ok = 1;
+    for (int kv = 0; kv < 2; kv++) {
+        bitnet_ctx *c = NULL; bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 2, .kv_type = kv};
+        ok &= bitnet_ctx_new(m, &p, &c) == BITNET_OK;
+        ok &= c && bitnet_ctx_eval(c, ids, n, lg[kv][0], 1) == BITNET_OK;
+        if (c) bitnet_ctx_reset(c);
+        for (int i = 0; i < n && ok; i++) ok &= bitnet_ctx_eval(c, ids + i, 1, lg[kv][1] + (size_t)i * V, 0) == BITNET_OK;
+        bitnet_ctx_free(c);
+    }
+    CHECK("kv: f16 and f32 contexts run", ok, "%s", bitnet_last_error());
+    if (ok) {
+        cmp("kv: bundled model, f16 vs f32 cache, prefill logits", lg[BITNET_KV_F16][0], lg[BITNET_KV_F32][0], (size_t)n * V);
+        cmp("kv: bundled model, f16 vs f32 cache, decode logits", lg[BITNET_KV_F16][1], lg[BITNET_KV_F32][1], (size_t)n * V);
+        int same = 1;
+        for (int i = 0; i < n; i++) {
+            int b[2] = {0, 0};
+            for (int kv = 0; kv < 2; kv++) for (int v = 1; v < V; v++) if (lg[kv][1][(size_t)i * V + v] > lg[kv][1][(size_t)i * V + b[kv]]) b[kv] = v;
+            same &= b[0] == b[1];
+        }
+        CHECK("kv: bundled model, f16 and f32 cache give the same argmax at every position", same, "");
+    }
+    bitnet_ctx *c = NULL; bitnet_ctx_params bad = {.n_ctx = 64, .kv_type = 7};
+    CHECK("kv: an unknown kv_type is refused", bitnet_ctx_new(m, &bad, &c) == BITNET_ERR_ARG && !c && strstr(bitnet_last_error(), "KV cache type"),
+          "%s", bitnet_last_error());
+    for (int i = 0; i < 4; i++) free(lg[i / 2][i % 2]);
+    bitnet_model_free(m);
+}
+
 int main(void) {
     const char *models[] = {"bitnet-b158-packed", "bitnet-b158-packed-bitlinear", "bitnet-b158-master", "bitnet-1bitllm"};
     const char *const *isas = bitnet_kernel_sets();
@@ -193,5 +244,6 @@ int main(void) {
     two_sets("bitnet-1bitllm");
     head_errors("bitnet-b158-master");
     head_errors("bitnet-1bitllm");
+    kv_trained();
     T_DONE();
 }

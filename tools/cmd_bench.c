@@ -162,6 +162,18 @@ static int bench_kernels(const char *isa, const int *ths, int nth, int json, con
 }
 
 /* ---- model benchmark ---- */
+static int g_kv = BITNET_KV_F16;   /* --kv: the KV cache of every benchmark context */
+
+/* Resident memory of this process now, in MiB (/proc/self/statm; 0 where there is none). Not the
+ * peak: the read probe's 1 GiB buffer (freed before the runs) would dominate that. */
+static double rss_mib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
+    fclose(f);
+    return (double)res * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
     for (int i = 0; i < n; i++) s += v[i];
@@ -172,7 +184,7 @@ static void stats(const double *v, int n, double *mean, double *sd) {
 
 /* Mean tokens/s (and stddev) of tg steps decoding nb sequences in one batch per step. */
 static int bench_batched(bitnet_model *m, int threads, int nb, int tg, int reps, const int32_t *ids, int vocab, double *mean, double *sd) {
-    bitnet_ctx_params cp = {.n_ctx = tg, .n_threads = threads, .n_seq_max = nb};
+    bitnet_ctx_params cp = {.n_ctx = tg, .n_threads = threads, .n_seq_max = nb, .kv_type = g_kv};
     bitnet_ctx *c;
     if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)nb), *seq = malloc(sizeof(int32_t) * (size_t)nb);
@@ -232,7 +244,7 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
     for (int ti = 0; ti < nth; ti++) {
         if (tty) fprintf(stderr, "\rbench: t=%d measuring read bandwidth (1 GiB)...   ", ths[ti]);
         double bw = read_bandwidth(ths[ti]);
-        bitnet_ctx_params cp = {.n_ctx = pp > tg ? pp : (tg > 0 ? tg : 1), .n_threads = ths[ti]};
+        bitnet_ctx_params cp = {.n_ctx = pp > tg ? pp : (tg > 0 ? tg : 1), .n_threads = ths[ti], .kv_type = g_kv};
         bitnet_ctx *c;
         if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
         double *v = calloc((size_t)reps + 1, sizeof(double));
@@ -256,11 +268,11 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
             if (json)
                 printf("{\"test\":\"%s\",\"model\":\"%s\",\"isa\":\"%s\",\"head\":\"%s\",\"threads\":%d,\"reps\":%d,"
                        "\"tokens_per_s\":%.3f,\"stddev\":%.3f,\"weight_bytes_per_token\":%zu,\"weight_gb_per_s\":%.3f,"
-                       "\"mem_gb_per_s\":%.3f,\"ratio\":%.4f,\"ternary_gops\":%.2f}\n",
-                       tname, mname, info.isa, head, ths[ti], reps, mean, sd, wbt, test ? gbs : 0.0, bw, test ? gbs / bw : 0.0, gops);
+                       "\"mem_gb_per_s\":%.3f,\"ratio\":%.4f,\"ternary_gops\":%.2f,\"rss_mib\":%.1f}\n",
+                       tname, mname, info.isa, head, ths[ti], reps, mean, sd, wbt, test ? gbs : 0.0, bw, test ? gbs / bw : 0.0, gops, rss_mib());
             else if (test)
-                printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %6.2f GB/s of weights   mem %6.2f GB/s   %5.1f%%\n",
-                       ths[ti], tname, mean, sd, gbs, bw, 100 * gbs / bw);
+                printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %6.2f GB/s of weights   mem %6.2f GB/s   %5.1f%%   rss %.0f MiB\n",
+                       ths[ti], tname, mean, sd, gbs, bw, 100 * gbs / bw, rss_mib());
             else
                 printf("  t=%d  %-6s %8.2f ± %5.2f tok/s   %7.1f GOPS in the ternary GEMMs\n", ths[ti], tname, mean, sd, gops);
             fflush(stdout);
@@ -336,7 +348,7 @@ static int kernel_set_known(const char *name) {
 
 int cmd_bench(int argc, char **argv) {
     int kernels = 0, herr = 0, json = 0, pp = -1, tg = -1, reps = 3;
-    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *only = NULL;
+    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *only = NULL, *kv = "f16";
     arg_ints ths = {2, {1, 2}}, bs = {0, {0}};
     const arg_opt opts[] = {
         OPT_FLAG(0, "kernels", &kernels, "kernel micro-benchmarks (GEMV GB/s, GEMM GOPS) at the 2B-4T shapes"),
@@ -349,6 +361,7 @@ int cmd_bench(int argc, char **argv) {
         OPT_INT('r', "repetitions", 0, 1000, &reps, "N", "measured runs after a warm-up"),
         OPT_STR(0, "isa", &isa, "NAME", "kernel set (default: the best this CPU has)"),
         OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head"),
+        OPT_CHOICE(0, "kv", &kv, "f16|f32", "KV cache storage"),
         OPT_FLAG(0, "head-error", &herr, "logit error of the q8/q4 heads against the exact head (-m; -n tokens)"),
         OPT_STR(0, "only", &only, "SUBSTRING", "--kernels: only shapes whose name contains SUBSTRING"),
         OPT_FLAG(0, "json", &json, "one JSON object per row"),
@@ -357,12 +370,13 @@ int cmd_bench(int argc, char **argv) {
     args_spec spec = {"bench",
         "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--only SHAPE-SUBSTRING] [--json]\n"
         "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
-        "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [-B 4,8] [--json]\n"
+        "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--kv f16|f32] [-B 4,8] [--json]\n"
         "  each row is printed as soon as it is measured\n",
         {opts}, {"options"}, 0};
     int r = args_parse(&spec, argc, argv, NULL, NULL);
     if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
     if (isa && !kernel_set_known(isa)) return args_error(&spec, "kernel set '%s' is not available here", isa), 2;
+    g_kv = !strcmp(kv, "f32") ? BITNET_KV_F32 : BITNET_KV_F16;
     if (kernels) return bench_kernels(isa, ths.v, ths.n, json, only);
     if (!dir && !synth) { args_usage(&spec, stderr); return 2; }
     if (herr) { if (!dir) return args_error(&spec, "--head-error needs -m MODEL"), 2; return head_error(dir, isa, tg < 0 ? 128 : tg, json); }

@@ -53,6 +53,7 @@ typedef struct {
     const bitnet_model *m;
     bitnet_ctx *c;
     int n_ctx, vocab, threads, n_seq;  /* n_seq: the context's n_seq_max */
+    int kv_type;                       /* bitnet_kv_type of the context (--kv; default f32) */
     ivec cache;        /* the shared prefix now in sequence 0's KV cache */
     int32_t *tok, *pos, *seq; int8_t *flag; int bcap;  /* one batch */
     float *lg; size_t lgcap;           /* [rows][vocab] */
@@ -74,7 +75,7 @@ static int scorer_seqs(scorer *s, int n) {
     if (n > most) n = most;
     if (s->c && n <= s->n_seq) return 0;
     bitnet_ctx_free(s->c); s->c = NULL; s->cache.n = 0;
-    bitnet_ctx_params cp = {.n_ctx = s->n_ctx, .n_threads = s->threads, .n_seq_max = n};
+    bitnet_ctx_params cp = {.n_ctx = s->n_ctx, .n_threads = s->threads, .n_seq_max = n, .kv_type = s->kv_type};
     if (bitnet_ctx_new(s->m, &cp, &s->c)) return cli_fail("context");
     s->n_seq = n;
     return 0;
@@ -332,7 +333,7 @@ fail:
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *task = NULL, *head = "exact";
+    const char *model = NULL, *task = NULL, *head = "exact", *kv = "f32";
     int threads = 1, n_ctx = 0, limit = 0, use_bos = 0, print_ll = 0;
     const arg_opt opts[] = {
         OPT_STR('m', "model", &model, "DIR", "model folder"),
@@ -341,6 +342,7 @@ int cmd_eval(int argc, char **argv) {
         OPT_INT('c', "ctx-size", 0, 1 << 20, &n_ctx, "CTX", "context; longer inputs are cut from the left (0: the model's)"),
         OPT_FLAG(0, "bos", &use_bos, "put BOS before every context (lm-eval's add_bos_token)"),
         OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head representation"),
+        OPT_CHOICE(0, "kv", &kv, "f16|f32", "KV cache storage (scores default to the exact f32 cache)"),
         OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
         OPT_FLAG(0, "print-ll", &print_ll, "one line per option: 'll QUESTION OPTION LOGLIKELIHOOD TOKENS GREEDY'"),
         OPT_END,
@@ -375,7 +377,7 @@ int cmd_eval(int argc, char **argv) {
     S->vocab = info.vocab_size;
     S->n_ctx = n_ctx ? n_ctx : info.max_seq_len;
     if (S->n_ctx > info.max_seq_len) { fprintf(stderr, "bitnet eval: -c %d exceeds the model's context of %d\n", S->n_ctx, info.max_seq_len); goto done; }
-    S->m = m; S->threads = threads;
+    S->m = m; S->threads = threads; S->kv_type = !strcmp(kv, "f16") ? BITNET_KV_F16 : BITNET_KV_F32;
     if (scorer_seqs(S, 1)) goto done;
     E.bos = info.bos_id; E.eos = info.eos_id;
 

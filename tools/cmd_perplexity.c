@@ -189,7 +189,7 @@ typedef struct {
 
 /* One perplexity run: the options, what was loaded, and the running sums. */
 typedef struct {
-    const char *model, *file, *tokfile, *kl_base, *kl_in, *head;
+    const char *model, *file, *tokfile, *kl_base, *kl_in, *head, *kv;
     int n_ctx, ctx_set, stride, nbatch, threads, max_chunks, topk;
     bitnet_model *m; bitnet_ctx *c; bitnet_tokenizer *tok;
     int32_t *toks, *kltoks, *buf;  /* buf: [nseq][n_ctx] the chunks of one call */
@@ -277,7 +277,7 @@ static int ppl_plan(ppl_run *P) {
     int nb = P->nb = P->nbatch < n_ctx ? P->nbatch : n_ctx, topk = P->topk;
     /* llama-perplexity: n_batch / n_ctx chunks per call (at least one) */
     int nseq = P->nseq = P->nbatch / n_ctx > 1 ? (P->nbatch / n_ctx < P->n_chunk ? P->nbatch / n_ctx : P->n_chunk) : 1;
-    bitnet_ctx_params cp = {.n_ctx = n_ctx, .n_threads = P->threads, .n_seq_max = nseq};
+    bitnet_ctx_params cp = {.n_ctx = n_ctx, .n_threads = P->threads, .n_seq_max = nseq, .kv_type = !strcmp(P->kv, "f16") ? BITNET_KV_F16 : BITNET_KV_F32};
     if (bitnet_ctx_new(P->m, &cp, &P->c)) return cli_fail("context");
     size_t nt = (size_t)nseq * n_ctx;
     P->out = malloc(nt * V * sizeof *P->out);
@@ -434,7 +434,7 @@ static void ppl_free(ppl_run *P) {
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *tokfile = NULL, *kl_base = NULL, *kl_in = NULL, *head = "exact";
-    const char *kl_llama = NULL;
+    const char *kl_llama = NULL, *kv = "f32";
     int kl_cmp = 0;
     int n_ctx = 0, stride = 0, nbatch = 2048, threads = 1, max_chunks = 0, topk = 64, force = 0;
     const arg_opt opts[] = {
@@ -446,6 +446,7 @@ int cmd_perplexity(int argc, char **argv) {
         OPT_INT('b', "batch-size", 1, 1 << 24, &nbatch, "N", "tokens per call: below CTX a chunk takes several calls; N >= CTX puts N/CTX chunks in one call"),
         OPT_INT(0, "chunks", 0, 1 << 24, &max_chunks, "N", "only the first N chunks or windows (0: all)"),
         OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head representation"),
+        OPT_CHOICE(0, "kv", &kv, "f16|f32", "KV cache storage (scores default to the exact f32 cache)"),
         OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
         OPT_END,
     };
@@ -485,7 +486,7 @@ int cmd_perplexity(int argc, char **argv) {
         fprintf(stderr, "bitnet perplexity: --kl-base %s exists; pass --force to overwrite it\n", kl_base); return 1; }
 
     ppl_run P = {.model = model, .file = file, .tokfile = tokfile, .kl_base = kl_base, .kl_in = kl_in, .head = head,
-                 .n_ctx = n_ctx, .ctx_set = ctx_set, .stride = stride, .nbatch = nbatch, .threads = threads,
+                 .n_ctx = n_ctx, .ctx_set = ctx_set, .stride = stride, .nbatch = nbatch, .threads = threads, .kv = kv,
                  .max_chunks = max_chunks, .topk = topk, .bos = -1};
     int rc = ppl_load(&P, ht);
     if (!rc) rc = ppl_plan(&P);

@@ -10,6 +10,7 @@ void gen_sampling_default(gen_sampling *o, float temperature) {
     memset(o, 0, sizeof *o);
     o->sp = bitnet_sampler_default_params();
     o->sp.temperature = temperature;
+    o->kv = "f16";
 }
 
 /* --logit-bias ID=BIAS (also llama.cpp's ID+BIAS / ID-BIAS); BIAS finite or -inf (bans ID). */
@@ -75,6 +76,7 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
         OPT_FUNC(0, "logit-bias", parse_bias, o, "ID=B", "add B to token ID's logit (repeatable; -inf bans it)"),
         OPT_FUNC(0, "lora", gen_parse_lora, o, "DIR", "apply the PEFT LoRA adapter in DIR (repeatable; bitnet train --lora-rank makes one)"),
         OPT_FUNC(0, "lora-scale", gen_parse_lora_scale, o, "S", "scale of the --lora before it (1)"),
+        OPT_CHOICE(0, "kv", &o->kv, "f16|f32", "KV cache storage: f16 takes half the memory, f32 is exact"),
         OPT_END,
     };
     memcpy(t, tab, sizeof tab);
@@ -107,7 +109,7 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     if (online > 0 && threads > online)
         fprintf(stderr, "bitnet: warning: -t %d is more threads than the %ld online CPUs; they will share cores (slower)\n", threads, online);
-    bitnet_ctx_params p = {.n_ctx = n_ctx, .n_threads = threads};
+    bitnet_ctx_params p = {.n_ctx = n_ctx, .n_threads = threads, .kv_type = !strcmp(o->kv, "f32") ? BITNET_KV_F32 : BITNET_KV_F16};
     if (bitnet_ctx_new(g->model, &p, &g->ctx)) { cli_fail("cannot create the context"); gen_close(g); return 1; }
     g->n_ctx = n_ctx > 0 ? n_ctx : (info.max_seq_len < 4096 ? info.max_seq_len : 4096);
     bitnet_sampler_params sp = o->sp;

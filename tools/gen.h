@@ -15,6 +15,7 @@ typedef struct gen_sampling {
     int n_bias;
     bitnet_logit_bias bias[32];
     int verbose;             /* -v (set by the command's own table): print the seed in use and the settings */
+    const char *kv;          /* --kv f16|f32: the KV cache's storage (default f16) */
     int n_lora;              /* --lora DIR (repeatable) with its --lora-scale (default 1) */
     const char *lora[8];
     float lora_scale[8];

@@ -45,6 +45,7 @@ typedef struct bn_exec_shape {
     int n_seq;      /* sequences (cache slots) */
     int nmax;       /* most tokens per op call */
     int n_threads;  /* CPU worker threads (a device backend may ignore it) */
+    int kv_type;    /* bitnet_kv_type of the KV cache (the CUDA backend keeps f32 whatever it says) */
 } bn_exec_shape;
 
 typedef struct bn_backend {

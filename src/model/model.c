@@ -85,7 +85,7 @@ static bitnet_status forward(bitnet_ctx *c, int n, const int *lrow, int nl, floa
 }
 
 bitnet_ctx_params bitnet_ctx_default_params(void) {
-    bitnet_ctx_params p = {.n_ctx = 0, .n_threads = 0, .n_seq_max = 0};
+    bitnet_ctx_params p = {.n_ctx = 0, .n_threads = 0, .n_seq_max = 0, .kv_type = BITNET_KV_F16};
     return p;
 }
 
@@ -97,12 +97,14 @@ bitnet_status bitnet_ctx_new(const bitnet_model *m, const bitnet_ctx_params *p, 
     int ns = p && p->n_seq_max > 0 ? p->n_seq_max : 1;
     if (n_ctx > cf->max_pos) return bn_err(BITNET_ERR_ARG, "context %d exceeds the model's max_position_embeddings %d", n_ctx, cf->max_pos);
     if (ns > 65536) return bn_err(BITNET_ERR_ARG, "n_seq_max %d is more than 65536 sequences", ns);
+    int kvt = p ? p->kv_type : BITNET_KV_F16;
+    if (kvt != BITNET_KV_F16 && kvt != BITNET_KV_F32) return bn_err(BITNET_ERR_ARG, "unknown KV cache type %d (BITNET_KV_F16 or BITNET_KV_F32)", kvt);
     bitnet_ctx *c = calloc(1, sizeof *c);
     if (!c) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     c->m = m; c->be = m->be; c->n_ctx = n_ctx; c->n_seq = ns;
     long long tot = (long long)n_ctx * ns; /* a batch can hold at most this many entries */
     c->nmax = tot < 256 ? (int)tot : 256;
-    bn_exec_shape sh = {n_ctx, ns, c->nmax, nt};
+    bn_exec_shape sh = {n_ctx, ns, c->nmax, nt, kvt};
     bitnet_status s = c->be->exec_new(m, &sh, &c->ex);
     if (s) { free(c); return s; }
     int dim = cf->hidden_size, hd = cf->head_dim, qd = cf->n_heads * hd, kvd = cf->n_kv_heads * hd, ffn = cf->intermediate_size;

@@ -5,6 +5,10 @@
  * (token, head) pairs; prefill attention of a run of >= ATT_GEMM_MIN tokens of one sequence
  * splits heads and uses float GEMMs; the head splits vocab rows. Results do not depend on the
  * thread count (every output element is computed by one thread in a fixed order).
+ * KV cache: f16 (default; stored rounded to nearest even, read back exactly, all arithmetic in
+ * float; f16row.h) or f32 (bn_exec_shape.kv_type). The cache, the prefill scratch and the activation
+ * buffers are fresh anonymous pages (lazy_new): memory is committed only where it is written, so
+ * a 4k context costs only the positions in use.
  * Not: a graph executor; buffers are host memory (device = BN_DEV_CPU). */
 #include "backend/backend.h"
 #include "model/model.h"
@@ -12,13 +16,18 @@
 #include "backend/cpu/gemm_f32.h"
 #include "backend/cpu/layers.h"
 #include <math.h>
+#include "backend/cpu/f16row.h"
+#include <sys/mman.h>
 
 struct bn_exec {
     const bitnet_model *m;
     const bn_kernels *k;
     bn_pool *pool;
     int n_ctx, n_seq, nmax, nthreads;
-    float *kcache, *vcache;     /* [n_layers][n_seq][n_ctx][kv_dim] */
+    void *kcache, *vcache;      /* [n_layers][n_seq][n_ctx][kv_dim] of f16 (uint16_t) or float */
+    int kv16;                   /* 1: the cache is f16 */
+    bn_f16row h;                /* the f16 row functions of the kernel set */
+    float *kf, *vf;             /* [n_threads][n_ctx][head_dim] one kv head as float (f16 prefill) */
     float *rope_cos, *rope_sin; /* [n_ctx][head_dim/2] */
     int8_t *xq;    /* [nmax][kpad(max cols)] quantized BitLinear input */
     float *xs;     /* [nmax] activation scales */
@@ -46,24 +55,60 @@ static inline __attribute__((always_inline)) void axpy(float *y, float a, const 
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* ---- lazily committed buffers ----
+ * n bytes, zero, 64-byte aligned, from fresh anonymous pages (a 64-byte header before them
+ * holds the mapping's size): a page costs memory only once it is written. NULL on failure. */
+static void *lazy_new(size_t n) {
+    size_t t = n + 64;
+    void *p = mmap(NULL, t, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    *(size_t *)p = t;
+    return (char *)p + 64;
+}
+static void lazy_free(void *q) {
+    if (!q) return;
+    char *p = (char *)q - 64;
+    munmap(p, *(size_t *)p);
+}
+
 static void cpu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, int n, int d, float eps) {
     for (int t = 0; t < n; t++) bn_rmsnorm_row(out + (size_t)t * d, x + (size_t)t * d, w, d, eps);
 }
 
-/* ---- weights ---- */
+/* ---- weights ----
+ * Packed ternary matrices are streamed once per token: they live in anonymous pages starting
+ * on a 2 MiB boundary, advised for transparent huge pages (MADV_HUGEPAGE; a no-op where THP is
+ * off), so the 2 MiB-aligned interior of a matrix costs one TLB entry per 2 MiB instead of 512;
+ * the tail keeps 4 KiB pages, so nothing beyond the matrix is committed. */
+#define HUGE_SZ ((size_t)2 << 20)
+static size_t page_round(size_t n) { size_t pg = 4096; return (n + pg - 1) / pg * pg; }
+static void *stream_new(size_t n) {
+    size_t len = page_round(n);
+    char *p = mmap(NULL, len + HUGE_SZ, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    char *a = (char *)(((uintptr_t)p + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    if (p + HUGE_SZ > a) munmap(a + len, (size_t)(p + HUGE_SZ - a));
+#ifdef MADV_HUGEPAGE
+    if (len >= HUGE_SZ) madvise(a, len, MADV_HUGEPAGE);
+#endif
+    return a;
+}
+static void stream_free(void *p, size_t n) { if (p) munmap(p, page_round(n)); }
+
 static bitnet_status cpu_tmat_new(const bitnet_model *m, const int8_t *q, int rows, int cols, float scale, bn_tmat *w) {
     const bn_kernels *k = m->k;
     w->rows = rows; w->cols = cols; w->scale = scale;
     w->device = BN_DEV_CPU;
     w->layout = k->layout == BN_LAYOUT_I16 ? BN_LAYOUT_TERN_I16 : k->layout == BN_LAYOUT_B3 ? BN_LAYOUT_TERN_B3 : BN_LAYOUT_TERN_REF;
     w->bytes = k->packed_size(rows, cols);
-    w->data = bn_alloc(w->bytes);
+    w->data = stream_new(w->bytes);
     if (!w->data) { w->bytes = 0; return bn_err(BITNET_ERR_NOMEM, "out of memory for a %d x %d ternary matrix", rows, cols); }
     k->pack(q, rows, cols, w->data);
     return BITNET_OK;
 }
 
-static void cpu_tmat_free(bn_tmat *w) { bn_free(w->data); w->data = NULL; }
+static void cpu_tmat_free(bn_tmat *w) { stream_free(w->data, w->bytes); w->data = NULL; }
 
 /* ---- fused BitLinear: several matrices sharing one quantized input ---- */
 typedef struct {
@@ -135,9 +180,10 @@ typedef struct {
     int t0;
 } att_job;
 
-static const float *cache_of(const bn_exec *e, const float *cache, int layer, int seq) {
+/* Row 0 of layer `layer`, sequence seq in cache (f16 or float elements). */
+static char *cache_of(const bn_exec *e, void *cache, int layer, int seq) {
     int kvd = e->m->cfg.n_kv_heads * e->m->cfg.head_dim;
-    return cache + ((size_t)layer * e->n_seq + seq) * e->n_ctx * kvd;
+    return (char *)cache + ((size_t)layer * e->n_seq + seq) * e->n_ctx * kvd * (e->kv16 ? 2 : 4);
 }
 
 /* one (token, head) pair per work item: scores over positions 0..pos, softmax, weighted sum */
@@ -152,20 +198,29 @@ BN_CLONES static void att_worker(void *arg, int ith, int nth) {
     bn_split(j->n * nh, 1, ith, nth, &a, &b);
     for (int w = a; w < b; w++) {
         int t = j->idx[w / nh], h = w % nh, kh = h / grp, p = j->pos[t];
-        const float *kc = cache_of(e, e->kcache, j->layer, j->seq[t]);
-        const float *vc = cache_of(e, e->vcache, j->layer, j->seq[t]);
+        const char *kc = cache_of(e, e->kcache, j->layer, j->seq[t]), *vc = cache_of(e, e->vcache, j->layer, j->seq[t]);
         const float *q = j->q + (size_t)t * qd + h * hd;
-        for (int s = 0; s <= p; s++) sc[s] = dot(q, kc + (size_t)s * kvd + kh * hd, hd);
-        bn_softmax_row(sc, p + 1, scale);
         float *o = j->out + (size_t)t * qd + h * hd;
-        for (int i = 0; i < hd; i++) o[i] = 0.f;
-        for (int s = 0; s <= p; s++) axpy(o, sc[s], vc + (size_t)s * kvd + kh * hd, hd);
+        if (e->kv16) {
+            const uint16_t *K = (const uint16_t *)kc + kh * hd, *V = (const uint16_t *)vc + kh * hd;
+            for (int s = 0; s <= p; s++) sc[s] = e->h.dot(q, K + (size_t)s * kvd, hd);
+            bn_softmax_row(sc, p + 1, scale);
+            for (int i = 0; i < hd; i++) o[i] = 0.f;
+            for (int s = 0; s <= p; s++) e->h.axpy(o, sc[s], V + (size_t)s * kvd, hd);
+        } else {
+            const float *K = (const float *)kc + kh * hd, *V = (const float *)vc + kh * hd;
+            for (int s = 0; s <= p; s++) sc[s] = dot(q, K + (size_t)s * kvd, hd);
+            bn_softmax_row(sc, p + 1, scale);
+            for (int i = 0; i < hd; i++) o[i] = 0.f;
+            for (int s = 0; s <= p; s++) axpy(o, sc[s], V + (size_t)s * kvd, hd);
+        }
     }
 }
 
 /* Prefill attention (a run of n >= ATT_GEMM_MIN consecutive tokens of one sequence, positions
  * pos0..pos0+n-1): per query head, S = Q K^T over all cached positions as one float GEMM, causal
- * mask + softmax per row, then O = P V as another GEMM. */
+ * mask + softmax per row, then O = P V as another GEMM. An f16 cache is first converted to float
+ * (K, V of kv head kh: [L][hd] in the thread's kf/vf), once per kv head. */
 #define ATT_GEMM_MIN 8
 static void att_gemm_worker(void *arg, int ith, int nth) {
     att_job *j = arg;
@@ -173,19 +228,30 @@ static void att_gemm_worker(void *arg, int ith, int nth) {
     const bn_config *cf = &e->m->cfg;
     int hd = cf->head_dim, nh = cf->n_heads, kvd = cf->n_kv_heads * hd, qd = nh * hd, grp = nh / cf->n_kv_heads;
     int n = j->n, pos0 = j->pos[j->t0], L = pos0 + n;
-    const float *kc = cache_of(e, e->kcache, j->layer, j->seq[j->t0]);
-    const float *vc = cache_of(e, e->vcache, j->layer, j->seq[j->t0]);
+    const char *kc = cache_of(e, e->kcache, j->layer, j->seq[j->t0]), *vc = cache_of(e, e->vcache, j->layer, j->seq[j->t0]);
     const float *Q = j->q + (size_t)j->t0 * qd;
     float *O = j->out + (size_t)j->t0 * qd;
     float *S = e->sbuf + (size_t)ith * e->nmax * e->n_ctx;
+    float *kf = e->kf ? e->kf + (size_t)ith * e->n_ctx * hd : NULL, *vf = e->vf ? e->vf + (size_t)ith * e->n_ctx * hd : NULL;
     float scale = 1.0f / sqrtf((float)hd);
-    int a, b;
+    int a, b, have = -1;
     bn_split(nh, 1, ith, nth, &a, &b);
     for (int h = a; h < b; h++) {
-        int kh = h / grp;
-        bn_sgemm(e->k, 0, 1, n, L, hd, Q + h * hd, qd, kc + kh * hd, kvd, 0, S, L, e->gws[ith]);
+        int kh = h / grp, ld = kvd;
+        const float *K = (const float *)kc + kh * hd, *V = (const float *)vc + kh * hd;
+        if (e->kv16) {
+            if (kh != have) {
+                for (int s = 0; s < L; s++) {
+                    e->h.to_f32(kf + (size_t)s * hd, (const uint16_t *)kc + (size_t)s * kvd + kh * hd, hd);
+                    e->h.to_f32(vf + (size_t)s * hd, (const uint16_t *)vc + (size_t)s * kvd + kh * hd, hd);
+                }
+                have = kh;
+            }
+            K = kf; V = vf; ld = hd;
+        }
+        bn_sgemm(e->k, 0, 1, n, L, hd, Q + h * hd, qd, K, ld, 0, S, L, e->gws[ith]);
         for (int t = 0; t < n; t++) bn_softmax_causal_row(S + (size_t)t * L, pos0 + t + 1, L, scale);  /* causal: 0..pos0+t */
-        bn_sgemm(e->k, 0, 0, n, hd, L, S, L, vc + kh * hd, kvd, 0, O + h * hd, qd, e->gws[ith]);
+        bn_sgemm(e->k, 0, 0, n, hd, L, S, L, V, ld, 0, O + h * hd, qd, e->gws[ith]);
     }
 }
 
@@ -196,9 +262,14 @@ static void cpu_attention(bn_exec *e, int layer, const float *q, const float *k,
                           const int32_t *seq, const int32_t *pos, float *out) {
     int kvd = e->m->cfg.n_kv_heads * e->m->cfg.head_dim;
     for (int t = 0; t < n; t++) {
-        size_t off = (size_t)pos[t] * kvd;
-        memcpy((float *)cache_of(e, e->kcache, layer, seq[t]) + off, k + (size_t)t * kvd, (size_t)kvd * 4);
-        memcpy((float *)cache_of(e, e->vcache, layer, seq[t]) + off, v + (size_t)t * kvd, (size_t)kvd * 4);
+        char *kd = cache_of(e, e->kcache, layer, seq[t]), *vd = cache_of(e, e->vcache, layer, seq[t]);
+        if (e->kv16) {
+            e->h.to_f16((uint16_t *)kd + (size_t)pos[t] * kvd, k + (size_t)t * kvd, kvd);
+            e->h.to_f16((uint16_t *)vd + (size_t)pos[t] * kvd, v + (size_t)t * kvd, kvd);
+        } else {
+            memcpy((float *)kd + (size_t)pos[t] * kvd, k + (size_t)t * kvd, (size_t)kvd * 4);
+            memcpy((float *)vd + (size_t)pos[t] * kvd, v + (size_t)t * kvd, (size_t)kvd * 4);
+        }
     }
     att_job j = {e, layer, 0, q, out, seq, pos, e->idx, 0};
     int nshort = 0;
@@ -263,15 +334,17 @@ static int cpu_finite(bn_exec *e, const float *x, size_t n) {
 }
 
 /* ---- execution state ---- */
-static float *cpu_buf_new(bn_exec *e, size_t n) { return bn_alloc(n * sizeof(float)); }
-static void cpu_buf_free(bn_exec *e, float *p) { bn_free(p); }
+static float *cpu_buf_new(bn_exec *e, size_t n) { return lazy_new(n * sizeof(float)); }
+static void cpu_buf_free(bn_exec *e, float *p) { lazy_free(p); }
 
 static void cpu_exec_free(bn_exec *e) {
     if (!e) return;
     bn_pool_free(e->pool);
-    if (e->gws) for (int i = 0; i < e->nthreads; i++) bn_free(e->gws[i]);
+    if (e->gws) for (int i = 0; i < e->nthreads; i++) lazy_free(e->gws[i]);
     free(e->gws);
-    void *bufs[] = {e->sbuf, e->kcache, e->vcache, e->rope_cos, e->rope_sin, e->xq, e->xs, e->acc, e->scores, e->idx};
+    void *lazy[] = {e->sbuf, e->kcache, e->vcache, e->kf, e->vf, e->acc};
+    for (size_t i = 0; i < sizeof lazy / sizeof lazy[0]; i++) lazy_free(lazy[i]);
+    void *bufs[] = {e->rope_cos, e->rope_sin, e->xq, e->xs, e->scores, e->idx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bn_free(bufs[i]);
     free(e);
 }
@@ -288,19 +361,26 @@ static bitnet_status cpu_exec_new(const bitnet_model *m, const bn_exec_shape *sh
     int dim = cf->hidden_size, hd = cf->head_dim, qd = cf->n_heads * hd, kvd = cf->n_kv_heads * hd, ffn = cf->intermediate_size;
     int wide = dim > qd ? dim : qd; if (ffn > wide) wide = ffn;
     int maxrows = 2 * ffn > qd + 2 * kvd ? 2 * ffn : qd + 2 * kvd; if (dim > maxrows) maxrows = dim;
-    size_t N = (size_t)e->nmax, nt = (size_t)e->nthreads, cache = (size_t)cf->n_layers * e->n_seq * e->n_ctx * kvd * 4;
-    e->kcache = bn_alloc(cache);
-    e->vcache = bn_alloc(cache);
+    e->kv16 = sh->kv_type == BITNET_KV_F16;
+    e->h = bn_f16row_for(m->k->name);
+    size_t N = (size_t)e->nmax, nt = (size_t)e->nthreads;
+    size_t cache = (size_t)cf->n_layers * e->n_seq * e->n_ctx * kvd * (e->kv16 ? 2 : 4);
+    e->kcache = lazy_new(cache);
+    e->vcache = lazy_new(cache);
+    if (e->kv16) {
+        e->kf = lazy_new(nt * e->n_ctx * hd * 4);
+        e->vf = lazy_new(nt * e->n_ctx * hd * 4);
+    }
     e->rope_cos = bn_alloc((size_t)e->n_ctx * (hd / 2) * 4);
     e->rope_sin = bn_alloc((size_t)e->n_ctx * (hd / 2) * 4);
     e->xq = bn_alloc(N * bn_kpad(wide)); e->xs = bn_alloc(N * 4);
-    e->acc = bn_alloc(N * maxrows * 4);
+    e->acc = lazy_new(N * maxrows * 4);
     e->scores = bn_alloc(nt * e->n_ctx * 4);
-    e->sbuf = bn_alloc(nt * N * e->n_ctx * 4);
+    e->sbuf = lazy_new(nt * N * e->n_ctx * 4);
     e->idx = bn_alloc(N * sizeof(int));
     e->gws = calloc(nt, sizeof *e->gws);
-    for (size_t i = 0; e->gws && i < nt; i++) if (!(e->gws[i] = bn_alloc(bn_sgemm_ws_floats() * 4))) { bn_free(e->sbuf); e->sbuf = NULL; }
-    if (!e->kcache || !e->vcache || !e->rope_cos || !e->rope_sin || !e->xq || !e->xs || !e->acc || !e->scores ||
+    for (size_t i = 0; e->gws && i < nt; i++) if (!(e->gws[i] = lazy_new(bn_sgemm_ws_floats() * 4))) { lazy_free(e->sbuf); e->sbuf = NULL; }
+    if (!e->kcache || !e->vcache || (e->kv16 && (!e->kf || !e->vf)) || !e->rope_cos || !e->rope_sin || !e->xq || !e->xs || !e->acc || !e->scores ||
         !e->sbuf || !e->idx || !e->gws) {
         cpu_exec_free(e);
         return bn_err(BITNET_ERR_NOMEM, "out of memory for a context of %d sequences x %d tokens", sh->n_seq, sh->n_ctx);
