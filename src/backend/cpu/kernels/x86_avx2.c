@@ -142,6 +142,12 @@ static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
     bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
+/* The transposed product (kernels.h tgemm_t) over this set's tile. */
+static void tgemm_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                    const int8_t *dy, int lddy, int n, int32_t *dx, int lddx) {
+    bn_tgemm_t_i16(&TILER, w, rows, cols, c0, c1, dy, lddy, n, dx, lddx);
+}
+
 /* ---- activation quantization (bit-exact with ref) ---- */
 static float quant_act(const float *x, int cols, int8_t *q, int kp) {
     const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(FLT_MAX);
@@ -294,6 +300,7 @@ static const bn_sgemm_ukr UKR = {"avx2", 6, 16, ukr, NULL, NULL};
 static const bn_kernels SET = {
     .name = "avx2", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = quant_act, .fgemm = fgemm,
     .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = bn_adam_ref,
+    .tgemm_t = tgemm_t,
 };
 
 /* Partial table (dispatch.c completes it), or NULL when this CPU/OS lacks AVX2+FMA+F16C. */
