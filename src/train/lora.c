@@ -213,49 +213,87 @@ bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **o
     return BITNET_OK;
 }
 
+/* One BitLinear matrix of a frozen base as int8 values q[rows*cols] and its scale: the packed
+ * 2B-4T layout (uint8 + weight_scale; W_deq = q * multiplier, as the inference loader does it)
+ * or float master weights ternarized (absmean) here, once; w: float scratch [rows*cols]. */
+static bitnet_status read_ternary(const bn_train_model *m, const bn_st *st, const bn_tparam *p, int8_t *q, float *w, float *scale) {
+    const bn_tensor *t = bn_st_find(st, p->name);
+    int rows = (int)p->shape[0], cols = (int)p->shape[1];
+    bitnet_status s;
+    if (t && t->dtype == BN_U8) {
+        int64_t sh[2] = {rows / 4, cols};
+        char sn[160], what[400];
+        if (rows % 4) return bn_err(BITNET_ERR_FORMAT, "%s: '%s': packed rows %d not a multiple of 4", t->file, p->name, rows);
+        if ((s = bn_st_get(st, p->name, 1u << BN_U8, 2, sh, &t))) return s;
+        snprintf(sn, sizeof sn, "%s_scale", p->name);
+        const bn_tensor *ts = bn_st_find(st, sn);
+        if (!ts || !(BN_FLOAT_DTYPES & (1u << ts->dtype)) || ts->numel != 1) return bn_err(BITNET_ERR_FORMAT, "%s: '%s' must be one float value (packed weights need a weight_scale)", t->file, sn);
+        float ws;
+        bn_tensor_to_f32(ts, &ws, 0, 1);
+        snprintf(what, sizeof what, "%s: '%s'", ts->file, sn);
+        if ((s = bn_scale_multiplier(ws, m->cfg.linear_class, what, scale))) return s;
+        if (bn_unpack_2b4t(t->data, rows, cols, q)) return bn_err(BITNET_ERR_FORMAT, "%s: '%s' holds the invalid ternary code 3", t->file, p->name);
+        bn_st_release(st, t->data, t->nbytes);
+        return BITNET_OK;
+    }
+    if ((s = bn_arch_read_f32(st, p->name, p->ndim, p->shape, w))) return s;
+    if ((t = bn_st_find(st, p->name))) bn_st_release(st, t->data, t->nbytes);
+    *scale = 1.0f / (1.0f / bn_ternarize(w, (int64_t)p->numel, q));   /* W_deq = q / g, g = 1 / mean (as train.c) */
+    return BITNET_OK;
+}
+
+/* The embedding or head as loaded (F32/BF16/F16, finite), copied out of the file. */
+static bitnet_status read_float_frozen(const bn_st *st, const bn_tparam *p, bn_tfrozen *f) {
+    const bn_tensor *t;
+    bitnet_status s = bn_st_get(st, p->name, BN_FLOAT_DTYPES, p->ndim, p->shape, &t);
+    if (s) return s;
+    f->wdt = t->dtype == BN_F32 ? BN_W_F32 : t->dtype == BN_F16 ? BN_W_F16 : BN_W_BF16;
+    if (!(f->data = bn_alloc(t->nbytes))) return bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", p->name);
+    memcpy(f->data, t->data, t->nbytes);
+    bn_st_release(st, t->data, t->nbytes);
+    for (size_t j = 0; j < p->numel; j++)
+        if (!isfinite(bn_wget(f->data, f->wdt, j))) return bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value at %zu", t->file, p->name, j);
+    return BITNET_OK;
+}
+
+/* The packed frozen base: BitLinear matrices only in the kernel set's packed form (2 bits a
+ * weight + one scale), embedding/head as loaded, norms in params (float32). */
+static bitnet_status from_dir_packed(const char *dir, const bn_config *c, int n_threads, const char *kernels, bn_train_model **out) {
+    bn_train_model *m;
+    bitnet_status s = bn_train_model_new_packed(c, n_threads, kernels, &m);
+    if (s) return s;
+    size_t mx = 0;
+    for (int i = 0; i < m->n_tp; i++) if (m->tp[i].kind == BN_PK_LINEAR && m->tp[i].numel > mx) mx = m->tp[i].numel;
+    int8_t *q = malloc(mx ? mx : 1);
+    float *w = bn_alloc((mx ? mx : 1) * sizeof(float));
+    bn_st *st = NULL;
+    if (!q || !w) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    if (!s) s = bn_st_open_dir(dir, &st);
+    for (int i = 0; i < m->n_tp && !s; i++) {
+        const bn_tparam *p = &m->tp[i];
+        bn_tfrozen *f = &m->fz[i];
+        if (p->kind == BN_PK_NORM) { s = bn_arch_read_f32(st, p->name, p->ndim, p->shape, m->params + p->off); continue; }
+        if (p->kind != BN_PK_LINEAR) { s = read_float_frozen(st, p, f); continue; }
+        if ((s = read_ternary(m, st, p, q, w, &f->scale))) break;
+        f->wdt = -1;
+        if (!(f->data = bn_alloc(m->k->packed_size((int)p->shape[0], (int)p->shape[1])))) { s = bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", p->name); break; }
+        m->k->pack(q, (int)p->shape[0], (int)p->shape[1], f->data);
+    }
+    bn_st_free(st); free(q); bn_free(w);
+    if (s) { bn_train_model_free(m); return s; }
+    *out = m;
+    return BITNET_OK;
+}
+
 bitnet_status bn_train_model_from_dir_frozen(const char *dir, int no_quant, int n_threads, const char *kernels, bn_train_model **out) {
     *out = NULL;
     bn_config c;
     bitnet_status s = bn_config_load(dir, &c);
     if (s) return s;
-    bn_train_model *m;
-    if ((s = bn_train_model_new_ex(&c, no_quant, n_threads, kernels, &m))) return s;
-    bn_free(m->wq); m->wq = NULL;   /* every BitLinear weight is made W_deq here, once */
-    bn_st *st = NULL;
-    s = bn_st_open_dir(dir, &st);
-    for (int i = 0; i < m->n_tp && !s; i++) {
-        const bn_tparam *p = &m->tp[i];
-        float *w = m->params + p->off;
-        const bn_tensor *t = bn_st_find(st, p->name);
-        if (p->kind == BN_PK_LINEAR && t && t->dtype == BN_U8) {   /* packed 2B-4T: W_deq = q * weight_scale multiplier */
-            int rows = (int)p->shape[0], cols = (int)p->shape[1];
-            int64_t sh[2] = {rows / 4, cols};
-            char sn[160], what[400];
-            if (rows % 4) { s = bn_err(BITNET_ERR_FORMAT, "%s: '%s': packed rows %d not a multiple of 4", t->file, p->name, rows); break; }
-            if ((s = bn_st_get(st, p->name, 1u << BN_U8, 2, sh, &t))) break;
-            snprintf(sn, sizeof sn, "%s_scale", p->name);
-            const bn_tensor *ts = bn_st_find(st, sn);
-            if (!ts || !(BN_FLOAT_DTYPES & (1u << ts->dtype)) || ts->numel != 1) { s = bn_err(BITNET_ERR_FORMAT, "%s: '%s' must be one float value (packed weights need a weight_scale)", t->file, sn); break; }
-            float ws, mult;
-            bn_tensor_to_f32(ts, &ws, 0, 1);
-            snprintf(what, sizeof what, "%s: '%s'", ts->file, sn);
-            if ((s = bn_scale_multiplier(ws, m->cfg.linear_class, what, &mult))) break;
-            int8_t *q = malloc((size_t)rows * cols);
-            if (!q) { s = bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", p->name); break; }
-            if (bn_unpack_2b4t(t->data, rows, cols, q)) s = bn_err(BITNET_ERR_FORMAT, "%s: '%s' holds the invalid ternary code 3", t->file, p->name);
-            else for (size_t j = 0; j < p->numel; j++) w[j] = (float)q[j] * mult;
-            free(q);
-            continue;
-        }
-        if ((s = bn_arch_read_f32(st, p->name, p->ndim, p->shape, w))) break;
-        if (p->kind == BN_PK_LINEAR && !no_quant) {   /* master: absmean ternary, as the trainer's forward does it */
-            float g = 1.0f / bn_ternarize(w, (int64_t)p->numel, NULL);
-            for (size_t j = 0; j < p->numel; j++) w[j] = bn_ternary_q(w[j], g) / g;
-        }
-    }
-    bn_st_free(st);
-    if (!s) s = bn_train_model_freeze(m);
-    if (s) { bn_train_model_free(m); return s; }
+    if (!no_quant) return from_dir_packed(dir, &c, n_threads, kernels, out);
+    bn_train_model *m;   /* no_quant: a float base, frozen as it is */
+    if ((s = bn_train_model_from_dir_ex(dir, no_quant, n_threads, kernels, &m))) return s;
+    if ((s = bn_train_model_freeze(m))) { bn_train_model_free(m); return s; }
     *out = m;
     return BITNET_OK;
 }

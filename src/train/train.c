@@ -85,7 +85,8 @@ static int add_tp(bn_train_model *m, bn_slot sl, int l) {
     t->numel = (size_t)t->shape[0] * (t->ndim == 2 ? (size_t)t->shape[1] : 1);
     t->off = m->n_params; t->kind = (bn_pkind)bn_arch_kind(sl);   /* bn_tkind values == bn_pkind */
     t->slot = sl; t->layer = l;
-    m->n_params += (t->numel + 15) & ~(size_t)15;   /* keep each tensor 64-byte aligned */
+    if (m->fz && t->kind != BN_PK_NORM) t->off = 0;   /* packed frozen base: kept in m->fz */
+    else m->n_params += (t->numel + 15) & ~(size_t)15;   /* keep each tensor 64-byte aligned */
     return m->n_tp++;
 }
 
@@ -93,8 +94,8 @@ bitnet_status bn_train_model_new(const bn_config *cfg, int no_quant, int n_threa
     return bn_train_model_new_ex(cfg, no_quant, n_threads, NULL, out);
 }
 
-bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_threads, const char *kernels,
-                                    bn_train_model **out) {
+static bitnet_status model_new(const bn_config *cfg, int no_quant, int n_threads, const char *kernels, int packed,
+                               bn_train_model **out) {
     *out = NULL;
     const bn_kernels *k = bn_kernels_default();
     if (kernels && *kernels && !(k = bn_kernels_by_name(kernels)))
@@ -103,9 +104,11 @@ bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_th
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     m->cfg = *cfg; m->no_quant = no_quant; m->k = k; m->ops = bn_train_ops_cpu();
     const bn_config *c = cfg;
-    m->tp = calloc((size_t)c->n_layers * BN_LAYER_SLOTS + 3, sizeof *m->tp);
+    size_t ntp_max = (size_t)c->n_layers * BN_LAYER_SLOTS + 3;
+    m->tp = calloc(ntp_max, sizeof *m->tp);
     m->L = calloc((size_t)c->n_layers, sizeof *m->L);
-    if (!m->tp || !m->L) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    if (packed) m->fz = calloc(ntp_max, sizeof *m->fz);
+    if (!m->tp || !m->L || (packed && !m->fz)) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     m->embed = add_tp(m, BN_S_EMBED, -1);
     for (int l = 0; l < c->n_layers; l++) {
         bn_tlayer *L = &m->L[l];
@@ -116,10 +119,17 @@ bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_th
     m->final_norm = add_tp(m, BN_S_FINAL_NORM, -1);
     m->head = c->tied ? -1 : add_tp(m, BN_S_HEAD, -1);
     size_t bytes = m->n_params * sizeof(float);
-    m->params = bn_alloc(bytes); m->grads = bn_alloc(bytes);
-    m->adam_m = bn_alloc(bytes); m->adam_v = bn_alloc(bytes);
-    m->wq = no_quant ? NULL : bn_alloc(bytes);
-    if (!m->params || !m->grads || !m->adam_m || !m->adam_v || (!no_quant && !m->wq)) {
+    m->params = bn_alloc(bytes);
+    if (!packed) {
+        m->grads = bn_alloc(bytes); m->adam_m = bn_alloc(bytes); m->adam_v = bn_alloc(bytes);
+        m->wq = no_quant ? NULL : bn_alloc(bytes);
+    } else {   /* tiles of the widest frozen matrix */
+        size_t wmax = 0;
+        for (int i = 0; i < m->n_tp; i++) if (m->tp[i].kind != BN_PK_NORM && (size_t)m->tp[i].shape[1] > wmax) wmax = (size_t)m->tp[i].shape[1];
+        m->fzbuf = bn_alloc(BN_FZ_TILE * wmax * sizeof(float)); m->fzq = bn_alloc(BN_FZ_TILE * wmax);
+        if (!m->fzbuf || !m->fzq) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    }
+    if (!m->params || (!packed && (!m->grads || !m->adam_m || !m->adam_v || (!no_quant && !m->wq)))) {
         bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory for %zu parameters", m->n_params);
     }
     for (int i = 0; i < m->n_tp; i++)
@@ -133,6 +143,18 @@ bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_th
         if (!(m->ws[i] = bn_alloc(bn_sgemm_ws_floats() * sizeof(float)))) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     *out = m;
     return BITNET_OK;
+}
+
+bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_threads, const char *kernels,
+                                    bn_train_model **out) {
+    return model_new(cfg, no_quant, n_threads, kernels, 0, out);
+}
+bitnet_status bn_train_model_new_packed(const bn_config *cfg, int n_threads, const char *kernels, bn_train_model **out) {
+    return model_new(cfg, 0, n_threads, kernels, 1, out);
+}
+static void free_acts(bn_train_model *m);
+void bn_train_set_grad_checkpoint(bn_train_model *m, int on) {
+    if (m->grad_ckpt != !!on) { free_acts(m); m->grad_ckpt = !!on; }
 }
 
 static void quantize_weights(bn_train_model *m);
@@ -163,6 +185,8 @@ void bn_train_model_free(bn_train_model *m) {
     if (m->ws) { for (int i = 0; i < bn_pool_size(m->pool); i++) bn_free(m->ws[i]); free(m->ws); }
     bn_pool_free(m->pool);
     bn_free(m->params); bn_free(m->grads); bn_free(m->adam_m); bn_free(m->adam_v); bn_free(m->wq);
+    if (m->fz) for (int i = 0; i < m->n_tp; i++) bn_free(m->fz[i].data);
+    free(m->fz); bn_free(m->fzbuf); bn_free(m->fzq);
     free(m->tp); free(m->L); free(m);
 }
 
@@ -390,19 +414,67 @@ static void rmsnorm_backward(bn_train_model *m, const float *dy, const float *x,
     par_for(m->pool, N, rms_bwd_rows, &c);
 }
 
+/* ---------------------------------------------------------------- frozen matrices of a packed base */
+
+/* Rows [r0 + a, r0 + b) of frozen matrix i as float32 into dst (row r at (r - r0) * cols): the
+ * ternary values times the scale (= W_deq, bit for bit), or the loaded embedding/head values. */
+typedef struct { const bn_train_model *m; int i, r0; float *dst; } fzr_ctx;
+static void fz_rows_range(void *c_, int a, int b) {
+    fzr_ctx *c = c_;
+    const bn_tparam *t = &c->m->tp[c->i];
+    const bn_tfrozen *f = &c->m->fz[c->i];
+    int rows = (int)t->shape[0], cols = (int)t->shape[1];
+    float *d = c->dst + (size_t)a * cols;
+    size_t n = (size_t)(b - a) * cols;
+    if (f->wdt < 0) {
+        int8_t *q = c->m->fzq + (size_t)a * cols;
+        c->m->k->unpack(f->data, rows, cols, c->r0 + a, c->r0 + b, q);
+        for (size_t j = 0; j < n; j++) d[j] = (float)q[j] * f->scale;
+    } else {
+        size_t o = (size_t)(c->r0 + a) * cols;
+        for (size_t j = 0; j < n; j++) d[j] = bn_wget(f->data, f->wdt, o + j);
+    }
+}
+/* m->fzbuf = rows [r0, r1) of frozen matrix i (r1 - r0 <= BN_FZ_TILE), split over the pool. */
+static const float *fz_tile(const bn_train_model *m, int i, int r0, int r1) {
+    fzr_ctx c = {m, i, r0, m->fzbuf};
+    par_for(m->pool, r1 - r0, fz_rows_range, &c);
+    return m->fzbuf;
+}
+/* y[N, out] (=, or += when acc) x[N, in] @ W^T for frozen matrix i, one tile of W's rows at a time. */
+static void fz_gemm_xwt(bn_train_model *m, int i, const float *x, float *y, int N, int acc) {
+    int out = (int)m->tp[i].shape[0], in = (int)m->tp[i].shape[1];
+    for (int r0 = 0; r0 < out; r0 += BN_FZ_TILE) {
+        int r1 = r0 + BN_FZ_TILE < out ? r0 + BN_FZ_TILE : out;
+        bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, r1 - r0, in, x, in, fz_tile(m, i, r0, r1), in, acc, y + r0, out);
+    }
+}
+/* dx[N, in] (=, or += when acc) dy[N, out] @ W for frozen matrix i: the backward through it, W read
+ * from its packed (or loaded) form a tile at a time, never as a whole float copy. */
+static void fz_gemm_dyw(bn_train_model *m, int i, const float *dy, float *dx, int N, int acc) {
+    int out = (int)m->tp[i].shape[0], in = (int)m->tp[i].shape[1];
+    for (int r0 = 0; r0 < out; r0 += BN_FZ_TILE) {
+        int r1 = r0 + BN_FZ_TILE < out ? r0 + BN_FZ_TILE : out;
+        bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, r1 - r0, dy + r0, out, fz_tile(m, i, r0, r1), in, acc || r0 > 0, dx, in);
+    }
+}
+static inline int is_fz(const bn_train_model *m, int i) { return m->fz && m->fz[i].data; }
+
 /* ---------------------------------------------------------------- bitlinear = GEMM on quantized operands */
 
 /* y[N, out] = x[N, in] @ W^T (W: [out, in]) ; accumulate: y += */
 static void linear_forward(bn_train_model *m, const float *x, int widx, float *y, int N, int acc) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
-    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
+    if (is_fz(m, widx)) fz_gemm_xwt(m, widx, x, y, N, acc);
+    else bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
     if (m->lora) bn_lora_forward(m, widx, x, y, N);
 }
 /* dW += dy^T @ x ; dx (= or +=) dy @ W (STE: W is the dequantized weight). */
 static void linear_backward(bn_train_model *m, const float *dy, const float *x, int widx, float *dx, int N, int acc_dx) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
     if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, out, in, N, dy, out, x, in, 1, G(m, widx), in);
-    if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, out, dy, out, WQ(m, widx), in, acc_dx, dx, in);
+    if (dx && is_fz(m, widx)) fz_gemm_dyw(m, widx, dy, dx, N, acc_dx);
+    else if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, out, dy, out, WQ(m, widx), in, acc_dx, dx, in);
     if (m->lora) bn_lora_backward(m, widx, dy, x, dx, N);
 }
 
@@ -540,10 +612,14 @@ static void glu_backward(bn_train_model *m, const float *g, const float *u, cons
 
 /* ---------------------------------------------------------------- embedding, cross-entropy */
 
-typedef struct { const float *E; const int32_t *ids; float *out; const float *dout; float *dE; int C, N; } emb_ctx;
+typedef struct { const float *E; const int32_t *ids; float *out; const float *dout; float *dE; int C, N; const bn_tfrozen *fz; } emb_ctx;
 static void emb_fwd_range(void *c_, int a, int b) {
     emb_ctx *c = c_;
-    for (int r = a; r < b; r++) memcpy(c->out + (size_t)r * c->C, c->E + (size_t)c->ids[r] * c->C, (size_t)c->C * sizeof(float));
+    for (int r = a; r < b; r++) {
+        float *o = c->out + (size_t)r * c->C;
+        if (!c->fz) { memcpy(o, c->E + (size_t)c->ids[r] * c->C, (size_t)c->C * sizeof(float)); continue; }
+        for (int i = 0; i < c->C; i++) o[i] = bn_wget(c->fz->data, c->fz->wdt, (size_t)c->ids[r] * c->C + i);   /* as loaded */
+    }
 }
 static void emb_bwd_cols(void *c_, int a, int b) {  /* columns a..b of every row: fixed order, no races */
     emb_ctx *c = c_;
@@ -571,12 +647,12 @@ static void ce_range(void *c_, int a, int b) {
 }
 
 static void embed_forward(bn_train_model *m, int widx, const int32_t *ids, int N, float *x) {
-    emb_ctx ec = {P(m, widx), ids, x, NULL, NULL, m->cfg.hidden_size, N};
+    emb_ctx ec = {P(m, widx), ids, x, NULL, NULL, m->cfg.hidden_size, N, is_fz(m, widx) ? &m->fz[widx] : NULL};
     par_for(m->pool, N, emb_fwd_range, &ec);
 }
 static void embed_backward(bn_train_model *m, int widx, const int32_t *ids, int N, const float *dx) {
     if (!m->grads) return;   /* frozen base (LoRA) */
-    emb_ctx ec = {NULL, ids, NULL, dx, G(m, widx), m->cfg.hidden_size, N};
+    emb_ctx ec = {NULL, ids, NULL, dx, G(m, widx), m->cfg.hidden_size, N, NULL};
     par_for(m->pool, m->cfg.hidden_size, emb_bwd_cols, &ec);
 }
 static void ce_forward(bn_train_model *m, float *logits, const int32_t *tg, float *rowloss, int N) {
@@ -591,13 +667,15 @@ static void ce_backward(bn_train_model *m, float *logits, const int32_t *tg, int
 /* logits[N][V] = x[N][C] @ H^T, H = parameter widx ([V][C]). */
 static void head_forward(bn_train_model *m, int widx, const float *x, float *logits, int N) {
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    if (is_fz(m, widx)) { fz_gemm_xwt(m, widx, x, logits, N, 0); return; }
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, V, C, x, C, P(m, widx), C, 0, logits, V);
 }
 /* G[widx] += dlogits^T x; dx = dlogits @ H. */
 static void head_backward(bn_train_model *m, int widx, const float *dlogits, const float *x, float *dx, int N) {
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
     if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, V, C, N, dlogits, V, x, C, 1, G(m, widx), C);  /* NULL grads: frozen */
-    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, C, V, dlogits, V, P(m, widx), C, 0, dx, C);
+    if (is_fz(m, widx)) fz_gemm_dyw(m, widx, dlogits, dx, N, 0);
+    else bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, C, V, dlogits, V, P(m, widx), C, 0, dx, C);
 }
 
 static const bn_train_ops CPU_TRAIN = {

@@ -243,7 +243,8 @@ void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
     const bn_train_model *m = t->m;
     i->step = bitnet_trainer_get_step(t);
     i->n_params = (int64_t)(t->lora ? t->lora->n_params : m->n_params);
-    i->n_base_params = (int64_t)m->n_params;
+    i->n_base_params = 0;   /* every tensor, also those a packed frozen base keeps outside params (m->fz) */
+    for (int k = 0; k < m->n_tp; k++) i->n_base_params += (int64_t)((m->tp[k].numel + 15) & ~(size_t)15);
     i->flops_per_token = bn_train_flops_per_token(m);
     if (t->lora)   /* frozen base: forward + dX (4N, no dW), plus 6 x the adapters */
         i->flops_per_token = i->flops_per_token * 4.0 / 6.0 + 6.0 * (double)t->lora->n_params;
