@@ -253,11 +253,12 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 #define R16(x) (((x) + 15) & ~(size_t)15)
     size_t per_layer = R16(bt * C) * 3 + R16(bt) * 4 + R16(bt * Q) * 3 + R16(bt * KV) * 2 + R16((size_t)B * H * T * T)
                      + R16(bt * C) + R16(bt * I) * 4;
-    size_t total = per_layer * c->n_layers + R16(bt * C) * 3 + R16(bt) * 2 + R16(bt * V) + R16(bt * mx) * 3
+    int nfull = m->grad_ckpt ? 1 : c->n_layers;   /* checkpointing: one layer's set, shared; each layer keeps its input */
+    size_t total = per_layer * nfull + R16(bt * C) * (size_t)(c->n_layers - nfull) + R16(bt * C) * 3 + R16(bt) * 2 + R16(bt * V) + R16(bt * mx) * 3
                  + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)T * hd2) * 2 + R16(bt) + R16((size_t)bn_pool_size(m->pool) * T * T);
     /* the same count in double: a shape whose size_t count wrapped is refused, not under-allocated */
-    double dbt = (double)BT, big = ((double)B * H * T * T + dbt * (6.0 * C + 4.0 * I + 3.0 * Q + 2.0 * KV + 4)) * c->n_layers
-                 + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T;
+    double dbt = (double)BT, big = ((double)B * H * T * T + dbt * (6.0 * C + 4.0 * I + 3.0 * Q + 2.0 * KV + 4)) * nfull
+                 + dbt * C * (c->n_layers - nfull) + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T;
     if (big * sizeof(float) > (double)SIZE_MAX / 4)
         return bn_err(BITNET_ERR_NOMEM, "training activations for batch %d x seq %d do not fit in memory (%.3g GiB)", B, T, big * 4 / (1 << 30));
     struct bn_tacts *a = calloc(1, sizeof *a);
@@ -273,6 +274,7 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 #define TAKE(n) (p += R16(n), p - R16(n))
     for (int l = 0; l < c->n_layers; l++) {
         bn_tlacts *L = &a->l[l];
+        if (l >= nfull) { *L = a->l[0]; L->resid = TAKE(bt * C); continue; }   /* the shared set, its own input */
         L->resid = TAKE(bt * C); L->rstd_in = TAKE(bt); L->x_in = TAKE(bt * C);
         L->q = TAKE(bt * Q); L->k = TAKE(bt * KV); L->v = TAKE(bt * KV);
         L->att = TAKE((size_t)B * H * T * T); L->atto = TAKE(bt * Q); L->rstd_as = TAKE(bt); L->x_as = TAKE(bt * Q);
@@ -690,6 +692,35 @@ const bn_train_ops *bn_train_ops_cpu(void) { return &CPU_TRAIN; }
 
 /* ---------------------------------------------------------------- forward / backward */
 
+/* Layer l's forward: from a->l[l].resid to the next layer's input (a->out after the last),
+ * keeping what its backward needs in a->l[l] (with checkpointing: in the one shared set). */
+static void layer_forward(bn_train_model *m, int l) {
+    const bn_config *c = &m->cfg;
+    struct bn_tacts *a = m->a;
+    const bn_train_ops *op = m->ops;
+    int BT = m->B * m->T, C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
+    bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
+    float *next = l + 1 < c->n_layers ? a->l[l + 1].resid : a->out;
+    int nq = m->no_quant;
+    op->rmsnorm_fwd(m, L->resid, P(m, W->in_norm), nq ? L->x_in : a->tmp, L->rstd_in, nq ? NULL : L->x_in, BT, C);
+    op->linear_fwd(m, L->x_in, W->q, L->q, BT, 0);
+    op->linear_fwd(m, L->x_in, W->k, L->k, BT, 0);
+    op->linear_fwd(m, L->x_in, W->v, L->v, BT, 0);
+    op->rope(m, L->q, BT, c->n_heads, 0);
+    op->rope(m, L->k, BT, c->n_kv_heads, 0);
+    op->attn_fwd(m, L->q, L->k, L->v, L->att, L->atto);
+    op->rmsnorm_fwd(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
+    memcpy(L->mid, L->resid, (size_t)BT * C * sizeof(float));
+    op->linear_fwd(m, L->x_as, W->o, L->mid, BT, 1);
+    op->rmsnorm_fwd(m, L->mid, P(m, W->post_norm), nq ? L->x_post : a->tmp, L->rstd_post, nq ? NULL : L->x_post, BT, C);
+    op->linear_fwd(m, L->x_post, W->gate, L->gate, BT, 0);
+    op->linear_fwd(m, L->x_post, W->up, L->up, BT, 0);
+    op->glu_fwd(m, L->gate, L->up, L->hmul, BT * I);
+    op->rmsnorm_fwd(m, L->hmul, P(m, W->ffn_sub), nq ? L->x_fs : a->tmp, L->rstd_fs, nq ? NULL : L->x_fs, BT, I);
+    memcpy(next, L->mid, (size_t)BT * C * sizeof(float));
+    op->linear_fwd(m, L->x_fs, W->down, next, BT, 1);
+}
+
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
     const bn_config *c = &m->cfg;
     if (B < 1 || T < 1) return bn_err(BITNET_ERR_ARG, "batch %d x seq %d: both must be >= 1", B, T);
@@ -703,36 +734,14 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     if (!s && m->lora) s = bn_lora_reserve(m->lora, BT);
     if (s) return s;
     struct bn_tacts *a = m->a;
-    int C = c->hidden_size, Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim, I = c->intermediate_size;
+    int C = c->hidden_size;
     quantize_weights(m);
     m->have_targets = targets != NULL;
     if (targets) memcpy(m->targets, targets, (size_t)BT * sizeof *targets);
     memcpy(a->inputs, inputs, (size_t)BT * sizeof *inputs);
     const bn_train_ops *op = m->ops;
     op->embed_fwd(m, m->embed, inputs, BT, a->l[0].resid);
-    for (int l = 0; l < c->n_layers; l++) {
-        bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
-        float *next = l + 1 < c->n_layers ? a->l[l + 1].resid : a->out;
-        int nq = m->no_quant;
-        op->rmsnorm_fwd(m, L->resid, P(m, W->in_norm), nq ? L->x_in : a->tmp, L->rstd_in, nq ? NULL : L->x_in, BT, C);
-        op->linear_fwd(m, L->x_in, W->q, L->q, BT, 0);
-        op->linear_fwd(m, L->x_in, W->k, L->k, BT, 0);
-        op->linear_fwd(m, L->x_in, W->v, L->v, BT, 0);
-        op->rope(m, L->q, BT, c->n_heads, 0);
-        op->rope(m, L->k, BT, c->n_kv_heads, 0);
-        op->attn_fwd(m, L->q, L->k, L->v, L->att, L->atto);
-        op->rmsnorm_fwd(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
-        memcpy(L->mid, L->resid, (size_t)BT * C * sizeof(float));
-        op->linear_fwd(m, L->x_as, W->o, L->mid, BT, 1);
-        op->rmsnorm_fwd(m, L->mid, P(m, W->post_norm), nq ? L->x_post : a->tmp, L->rstd_post, nq ? NULL : L->x_post, BT, C);
-        op->linear_fwd(m, L->x_post, W->gate, L->gate, BT, 0);
-        op->linear_fwd(m, L->x_post, W->up, L->up, BT, 0);
-        op->glu_fwd(m, L->gate, L->up, L->hmul, BT * I);
-        op->rmsnorm_fwd(m, L->hmul, P(m, W->ffn_sub), nq ? L->x_fs : a->tmp, L->rstd_fs, nq ? NULL : L->x_fs, BT, I);
-        memcpy(next, L->mid, (size_t)BT * C * sizeof(float));
-        op->linear_fwd(m, L->x_fs, W->down, next, BT, 1);
-    }
-    (void)Q; (void)KV;
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, l);
     op->rmsnorm_fwd(m, a->out, P(m, m->final_norm), a->xf, a->rstd_f, NULL, BT, C);
     int hi = m->head >= 0 ? m->head : m->embed;
     op->head_fwd(m, hi, a->xf, a->logits, BT);
@@ -749,12 +758,38 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
 
 const float *bn_train_logits(const bn_train_model *m) { return m->a ? m->a->logits : NULL; }
 
+/* Layer l's backward: a->d_res holds d(next layer's input) on entry and d(a->l[l].resid) on exit. */
+static void layer_backward(bn_train_model *m, int l) {
+    const bn_config *c = &m->cfg;
+    struct bn_tacts *a = m->a;
+    const bn_train_ops *op = m->ops;
+    int BT = m->B * m->T, C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
+    bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
+    /* FFN: next = mid + down(x_fs) */
+    op->linear_bwd(m, a->d_res, L->x_fs, W->down, a->d_a, BT, 0);           /* d_a = d x_fs [BT, I] */
+    op->rmsnorm_bwd(m, a->d_a, L->hmul, P(m, W->ffn_sub), L->rstd_fs, a->d_b, G(m, W->ffn_sub), BT, I, 0); /* d_b = d hmul */
+    op->glu_bwd(m, L->gate, L->up, a->d_b, a->d_a, a->tmp, BT * I);  /* d_a = d gate, tmp = d up */
+    op->linear_bwd(m, a->d_a, L->x_post, W->gate, a->d_b, BT, 0);          /* d_b = d x_post [BT, C] */
+    op->linear_bwd(m, a->tmp, L->x_post, W->up, a->d_b, BT, 1);
+    op->rmsnorm_bwd(m, a->d_b, L->mid, P(m, W->post_norm), L->rstd_post, a->d_res, G(m, W->post_norm), BT, C, 1);
+    /* attention: mid = resid + o(x_as) */
+    op->linear_bwd(m, a->d_res, L->x_as, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
+    op->rmsnorm_bwd(m, a->d_a, L->atto, P(m, W->attn_sub), L->rstd_as, a->d_b, G(m, W->attn_sub), BT, Q, 0); /* d_b = d atto */
+    op->attn_bwd(m, L->q, L->k, L->v, L->att, a->d_b, a->d_q, a->d_k, a->d_v);
+    op->rope(m, a->d_q, BT, c->n_heads, 1);
+    op->rope(m, a->d_k, BT, c->n_kv_heads, 1);
+    op->linear_bwd(m, a->d_q, L->x_in, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
+    op->linear_bwd(m, a->d_k, L->x_in, W->k, a->d_a, BT, 1);
+    op->linear_bwd(m, a->d_v, L->x_in, W->v, a->d_a, BT, 1);
+    op->rmsnorm_bwd(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
+}
+
 bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
     if (!m->a || !m->have_targets) return bn_err(BITNET_ERR_ARG, "backward needs a forward with targets first");
     const bn_config *c = &m->cfg;
     struct bn_tacts *a = m->a;
     int B = m->B, T = m->T, BT = B * T;
-    int C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
+    int C = c->hidden_size;
     m->have_targets = 0;   /* logits are overwritten below */
     /* cross-entropy: dlogits = (softmax - onehot) * grad_scale / BT, in place */
     const bn_train_ops *op = m->ops;
@@ -764,24 +799,8 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
     op->head_bwd(m, hi, a->logits, a->xf, a->d_a, BT);
     op->rmsnorm_bwd(m, a->d_a, a->out, P(m, m->final_norm), a->rstd_f, a->d_res, G(m, m->final_norm), BT, C, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
-        /* FFN: next = mid + down(x_fs) */
-        op->linear_bwd(m, a->d_res, L->x_fs, W->down, a->d_a, BT, 0);           /* d_a = d x_fs [BT, I] */
-        op->rmsnorm_bwd(m, a->d_a, L->hmul, P(m, W->ffn_sub), L->rstd_fs, a->d_b, G(m, W->ffn_sub), BT, I, 0); /* d_b = d hmul */
-        op->glu_bwd(m, L->gate, L->up, a->d_b, a->d_a, a->tmp, BT * I);  /* d_a = d gate, tmp = d up */
-        op->linear_bwd(m, a->d_a, L->x_post, W->gate, a->d_b, BT, 0);          /* d_b = d x_post [BT, C] */
-        op->linear_bwd(m, a->tmp, L->x_post, W->up, a->d_b, BT, 1);
-        op->rmsnorm_bwd(m, a->d_b, L->mid, P(m, W->post_norm), L->rstd_post, a->d_res, G(m, W->post_norm), BT, C, 1);
-        /* attention: mid = resid + o(x_as) */
-        op->linear_bwd(m, a->d_res, L->x_as, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
-        op->rmsnorm_bwd(m, a->d_a, L->atto, P(m, W->attn_sub), L->rstd_as, a->d_b, G(m, W->attn_sub), BT, Q, 0); /* d_b = d atto */
-        op->attn_bwd(m, L->q, L->k, L->v, L->att, a->d_b, a->d_q, a->d_k, a->d_v);
-        op->rope(m, a->d_q, BT, c->n_heads, 1);
-        op->rope(m, a->d_k, BT, c->n_kv_heads, 1);
-        op->linear_bwd(m, a->d_q, L->x_in, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
-        op->linear_bwd(m, a->d_k, L->x_in, W->k, a->d_a, BT, 1);
-        op->linear_bwd(m, a->d_v, L->x_in, W->v, a->d_a, BT, 1);
-        op->rmsnorm_bwd(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
+        if (m->grad_ckpt && l < c->n_layers - 1) layer_forward(m, l);   /* recompute (the last layer's set is still there) */
+        layer_backward(m, l);
     }
     op->embed_bwd(m, m->embed, a->inputs, BT, a->d_res);
     return BITNET_OK;
