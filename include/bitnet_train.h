@@ -91,8 +91,12 @@ typedef struct bitnet_train_params {
     bitnet_param_set param_set;  /* BITNET_TRAIN_ALL (default) or BITNET_TRAIN_LORA */
     int lora_rank;               /* r (default 8) */
     float lora_alpha;            /* alpha (default 16); the term is scaled by alpha / r */
-    float lora_dropout;          /* must be 0: dropout on the adapter input is not implemented */
+    float lora_dropout;          /* p in [0, 1) (default 0): PEFT's lora_dropout, on the adapter branch's
+                                  * input only, a fresh seeded mask per micro-batch, off in evaluation */
     unsigned lora_targets;       /* BITNET_LORA_* bits (default q and v, PEFT's llama default) */
+    int grad_checkpoint;         /* 1: gradient checkpointing (keep each layer's input, recompute the
+                                  * layer in backward): less activation memory, ~1/3 more compute,
+                                  * gradients bit-identical to 0 (default) */
 } bitnet_train_params;
 /* batch 4, seq 128, accum 1, 100 steps, seed 1337, init_std 0.02, lr 1e-3, betas 0.9/0.95,
  * eps 1e-8, weight decay 0.1, clip 1, constant schedule, min_lr_frac 0.1, stage2_frac 0.1,

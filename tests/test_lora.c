@@ -315,16 +315,28 @@ static void test_resume(void) {
         bitnet_status a1 = bitnet_train_plan(master(), &q, &ml);
         q.param_set = BITNET_TRAIN_ALL;
         bitnet_status a2 = bitnet_train_plan(master(), &q, &mf);
-        CHECK("plan: LoRA adapters = 4 buffers of the trainer's adapter parameters; no base grads/moments",
-              !a1 && !a2 && ml.adapters == 16 * info.n_params && ml.grads == 0 && ml.optimizer == 0 && ml.weights == 4 * info.n_base_params &&
+        int64_t pb = 0;   /* what the packed frozen base holds: norms float32, BitLinear packed, embedding/head as loaded */
+        bn_train_model *fm = NULL;
+        if (!bn_train_model_from_dir_frozen(master(), 0, 1, NULL, &fm)) {
+            pb = (int64_t)fm->n_params * 4;
+            for (int i = 0; i < fm->n_tp; i++)
+                if (fm->fz[i].data) pb += fm->fz[i].wdt < 0 ? (int64_t)fm->k->packed_size((int)fm->tp[i].shape[0], (int)fm->tp[i].shape[1]) : (int64_t)fm->tp[i].numel * (fm->fz[i].wdt == BN_W_F32 ? 4 : 2);
+        }
+        bn_train_model_free(fm);
+        CHECK("plan: LoRA adapters = 4 buffers of the trainer's adapter parameters; no base grads/moments; the base packed",
+              !a1 && !a2 && ml.adapters == 16 * info.n_params && ml.grads == 0 && ml.optimizer == 0 && pb > 0 && ml.weights == pb &&
               mf.grads == 4 * info.n_base_params && mf.optimizer == 8 * info.n_base_params && mf.weights == 8 * info.n_base_params && ml.total < mf.total,
-              "adapters %lld vs %lld, weights %lld vs %lld", (long long)ml.adapters, 16LL * info.n_params, (long long)ml.weights, 4LL * info.n_base_params);
+              "adapters %lld vs %lld, weights %lld vs %lld", (long long)ml.adapters, 16LL * info.n_params, (long long)ml.weights, (long long)pb);
     }
     bitnet_train_params p = bitnet_train_default_params();
-    p.param_set = BITNET_TRAIN_LORA; p.lora_dropout = 0.1f;
+    p.param_set = BITNET_TRAIN_LORA; p.lora_dropout = 1.0f;
     bitnet_trainer *t = NULL;
     bitnet_status e = bitnet_trainer_new(master(), &p, &t);
-    CHECK("api: lora_dropout refused as not implemented", e == BITNET_ERR_UNSUPPORTED && strstr(bitnet_last_error(), "dropout"), "%d", e);
+    CHECK("api: lora_dropout 1 refused (must be in [0, 1))", e == BITNET_ERR_ARG && strstr(bitnet_last_error(), "dropout"), "%d", e);
+    bitnet_trainer_free(t); t = NULL;
+    p.lora_dropout = 0.1f;
+    e = bitnet_trainer_new(master(), &p, &t);
+    CHECK("api: lora_dropout 0.1 accepted", e == BITNET_OK, "%d %s", e, bitnet_last_error());
     bitnet_trainer_free(t);
     unsigned mask;
     CHECK("api: target parsing", bitnet_lora_parse_targets("q,v_proj,down", &mask) == BITNET_OK && mask == (BITNET_LORA_Q | BITNET_LORA_V | BITNET_LORA_DOWN) &&

@@ -2,8 +2,10 @@
  * matrices kept only packed, read a tile at a time) against the float frozen base it replaces
  * (same loss, logits and adapter gradients), and gradient checkpointing (layers recomputed in
  * backward) against keeping every activation: bit-identical losses and gradients, for QAT on
- * all weights and for LoRA on the packed base, with matrices wider than one 512-row tile.
- * Not: finite-difference checks or adapter files (test_lora.c). */
+ * all weights and for LoRA on the packed base, with matrices wider than one 512-row tile; LoRA
+ * dropout (PEFT's lora_dropout): gradients against finite differences with a fixed mask, the
+ * mask seeded (same key, same logits; another key, others), off in evaluation, and unchanged by
+ * checkpointing. Not: adapter files (test_lora.c). */
 #include "t.h"
 #include "train/train.h"
 #include "train/lora.h"
@@ -119,6 +121,73 @@ static void test_ckpt_qat(int fam, int nq) {
     bn_train_model_free(m);
 }
 
+static bn_config tiny(void) {
+    bn_config c = cfg(0);
+    c.vocab_size = 23; c.hidden_size = 16; c.intermediate_size = 24; c.n_layers = 2; c.n_heads = 4; c.head_dim = 4;
+    return c;
+}
+
+static void test_dropout(void) {
+    bn_config c = tiny();
+    bn_train_model *m = NULL;
+    bitnet_status s = bn_train_model_new(&c, 1, 1, &m);
+    CHECK("dropout: model", s == BITNET_OK, "%s", bitnet_last_error());
+    if (s) return;
+    bn_train_model_init_random(m, 3, 0.3f);
+    bn_train_model_freeze(m);
+    bn_lora *l = adapters(m);
+    CHECK("dropout: rate 1 refused, 0.3 set", l && bn_lora_set_dropout(l, 1.0f) == BITNET_ERR_ARG && bn_lora_set_dropout(l, 0.3f) == BITNET_OK, "%s", bitnet_last_error());
+    if (!l) { bn_train_model_free(m); return; }
+    int B = 2, T = 7, n = B * T, V = c.vocab_size;
+    int32_t in[14], tg[14];
+    batch(V, in, tg, n);
+    float *lg0 = malloc((size_t)n * V * 4), *lg1 = malloc((size_t)n * V * 4), *lg2 = malloc((size_t)n * V * 4), *lg3 = malloc((size_t)n * V * 4);
+    float loss;
+    l->drop_on = 0; bn_train_forward(m, in, tg, B, T, &loss); memcpy(lg0, bn_train_logits(m), (size_t)n * V * 4);
+    l->drop_on = 1; l->drop_key = 5;
+    bn_train_forward(m, in, tg, B, T, &loss); memcpy(lg1, bn_train_logits(m), (size_t)n * V * 4);
+    bn_train_forward(m, in, tg, B, T, &loss); memcpy(lg2, bn_train_logits(m), (size_t)n * V * 4);
+    l->drop_key = 6; bn_train_forward(m, in, tg, B, T, &loss); memcpy(lg3, bn_train_logits(m), (size_t)n * V * 4);
+    l->drop_on = 0; bn_lora_set_dropout(l, 0.0f); bn_train_forward(m, in, tg, B, T, &loss);
+    int off_same = !memcmp(lg0, bn_train_logits(m), (size_t)n * V * 4);
+    CHECK("dropout: off in evaluation (= the p 0 logits); a key gives the same mask again, another key another",
+          off_same && !memcmp(lg1, lg2, (size_t)n * V * 4) && memcmp(lg1, lg3, (size_t)n * V * 4) && memcmp(lg0, lg1, (size_t)n * V * 4), "off %d", off_same);
+    /* finite differences through the masked branch (mask fixed by the key) */
+    bn_lora_set_dropout(l, 0.3f);
+    l->drop_on = 1; l->drop_key = 5;
+    bn_train_forward(m, in, tg, B, T, &loss);
+    bn_train_zero_grad(m);
+    bn_train_backward(m, 1.0f);
+    double worst = 0;
+    for (int i = 0; i < l->n_tp; i++) {   /* directional derivative along a random +-1 direction of each tensor */
+        bn_tparam *p = &l->tp[i];
+        float *x = l->params + p->off, *x0 = malloc(p->numel * 4), lp, lm, h = 2e-3f;
+        memcpy(x0, x, p->numel * 4);
+        double an = 0;
+        uint64_t r = 77 + (uint64_t)i;
+        signed char *d = malloc(p->numel);
+        for (size_t j = 0; j < p->numel; j++) { d[j] = (bn_splitmix64(&r) & 1) ? 1 : -1; an += d[j] * (double)l->grads[p->off + j]; }
+        for (size_t j = 0; j < p->numel; j++) x[j] = x0[j] + h * d[j];
+        bn_train_forward(m, in, tg, B, T, &lp);
+        for (size_t j = 0; j < p->numel; j++) x[j] = x0[j] - h * d[j];
+        bn_train_forward(m, in, tg, B, T, &lm);
+        memcpy(x, x0, p->numel * 4);
+        double fd = ((double)lp - lm) / (2.0 * h), rel = fabs(fd - an) / fmax(fabs(an), 1e-3);
+        if (rel > worst || rel != rel) worst = rel;
+        free(x0); free(d);
+    }
+    printf("# dropout 0.3: worst rel error vs finite differences %.3g\n", worst);
+    CHECK("dropout: adapter gradients through the mask match finite differences", worst < 2e-2, "worst rel %g", worst);
+    /* checkpointing regenerates the same masks */
+    float *g1 = malloc(l->n_params * 4), *g2 = malloc(l->n_params * 4);
+    float a1 = step(m, l->grads, l->n_params, NULL, g1);
+    bn_train_set_grad_checkpoint(m, 1);
+    float a2 = step(m, l->grads, l->n_params, NULL, g2);
+    CHECK("dropout: with checkpointing the gradients are bit-identical", a1 == a2 && !memcmp(g1, g2, l->n_params * 4), "loss %.9g %.9g", a1, a2);
+    free(g1); free(g2); free(lg0); free(lg1); free(lg2); free(lg3);
+    bn_lora_free(l); bn_train_model_free(m);
+}
+
 int main(void) {
     snprintf(tmpd, sizeof tmpd, "/tmp/bitnet-lora-ckpt.XXXXXX");
     if (!mkdtemp(tmpd)) { printf("FAIL mkdtemp\n"); return 1; }
@@ -127,6 +196,7 @@ int main(void) {
     test_ckpt_qat(0, 0);
     test_ckpt_qat(1, 0);
     test_ckpt_qat(0, 1);
+    test_dropout();
     char cmd[128]; snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpd);
     if (system(cmd)) printf("# could not remove %s\n", tmpd);
     T_DONE();

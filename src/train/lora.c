@@ -75,6 +75,8 @@ bitnet_status bn_lora_new(const bn_train_model *m, int rank, float alpha, unsign
     l->params = bn_alloc(bytes); l->grads = bn_alloc(bytes); l->adam_m = bn_alloc(bytes); l->adam_v = bn_alloc(bytes);
     if (!l->params || !l->grads || !l->adam_m || !l->adam_v) { bn_lora_free(l); return bn_err(BITNET_ERR_NOMEM, "out of memory for %zu adapter parameters", l->n_params); }
     memset(l->params, 0, bytes); memset(l->grads, 0, bytes); memset(l->adam_m, 0, bytes); memset(l->adam_v, 0, bytes);
+    l->drop_seed = seed ^ 0x64726f70ull;   /* "drop" */
+    for (int i = 0; i < l->n_tp; i += 2) if ((int)l->tp[i].shape[1] > l->max_in) l->max_in = (int)l->tp[i].shape[1];
     uint64_t s = seed ^ 0x4c6f5241ull;   /* "LoRA" */
     for (int i = 0; i < l->n_tp; i += 2) {   /* A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform, a = sqrt(5)); B = 0 */
         const bn_tparam *t = &l->tp[i];
@@ -89,18 +91,52 @@ bitnet_status bn_lora_new(const bn_train_model *m, int rank, float alpha, unsign
 void bn_lora_free(bn_lora *l) {
     if (!l) return;
     bn_free(l->params); bn_free(l->grads); bn_free(l->adam_m); bn_free(l->adam_v);
-    bn_free(l->us); bn_free(l->du);
+    bn_free(l->us); bn_free(l->du); bn_free(l->xd);
     free(l->tp); free(l->ad_of); free(l);
+}
+
+bitnet_status bn_lora_set_dropout(bn_lora *l, float p) {
+    if (!(p >= 0 && p < 1)) return bn_err(BITNET_ERR_ARG, "lora: dropout %g must be in [0, 1)", p);
+    if ((p > 0) != (l->dropout > 0)) { bn_free(l->xd); l->xd = NULL; l->cap_bt = 0; }   /* re-reserve */
+    l->dropout = p;
+    return BITNET_OK;
 }
 
 bitnet_status bn_lora_reserve(bn_lora *l, int BT) {
     if (BT <= l->cap_bt) return BITNET_OK;
-    bn_free(l->us); bn_free(l->du);
+    bn_free(l->us); bn_free(l->du); bn_free(l->xd); l->xd = NULL;
     size_t per = (size_t)BT * l->rank, n = (size_t)(l->n_tp / 2);
     l->us = bn_alloc(per * n * sizeof(float)); l->du = bn_alloc(per * sizeof(float));
-    if (!l->us || !l->du) { bn_free(l->us); bn_free(l->du); l->us = l->du = NULL; l->cap_bt = 0; return bn_err(BITNET_ERR_NOMEM, "out of memory for LoRA activations"); }
+    if (l->dropout > 0) l->xd = bn_alloc((size_t)BT * l->max_in * sizeof(float));
+    if (!l->us || !l->du || (l->dropout > 0 && !l->xd)) {
+        bn_free(l->us); bn_free(l->du); bn_free(l->xd); l->us = l->du = l->xd = NULL; l->cap_bt = 0;
+        return bn_err(BITNET_ERR_NOMEM, "out of memory for LoRA activations");
+    }
     l->cap_bt = BT;
     return BITNET_OK;
+}
+
+/* The dropout mask: keep element e of adapter a with probability 1 - p (a counter-based hash, so
+ * the mask is regenerated, never stored). xd[e] = keep ? v[e] / (1 - p) : 0 for e < n, where
+ * v = x (forward, and gA) or the branch's dx (backward). */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+typedef struct { const bn_lora *l; uint64_t key; const float *v; float *xd; size_t n; } drop_ctx;
+static void drop_range(void *c_, int ith, int nth) {
+    drop_ctx *c = c_;
+    size_t a = c->n * (size_t)ith / (size_t)nth, b = c->n * (size_t)(ith + 1) / (size_t)nth;
+    float p = c->l->dropout, inv = 1.0f / (1.0f - p);
+    for (size_t e = a; e < b; e++) {
+        float u = (float)(mix64(c->key ^ mix64(e)) >> 40) * 0x1.0p-24f;
+        c->xd[e] = u >= p ? c->v[e] * inv : 0.0f;
+    }
+}
+static void dropout_apply(bn_train_model *m, int a, const float *v, float *xd, size_t n) {
+    const bn_lora *l = m->lora;
+    drop_ctx c = {l, mix64(l->drop_seed ^ mix64(l->drop_key * 0x9e3779b97f4a7c15ull + (uint64_t)a)), v, xd, n};
+    bn_pool_run(m->pool, drop_range, &c);
 }
 
 void bn_lora_forward(bn_train_model *m, int widx, const float *x, float *y, int N) {
@@ -110,6 +146,7 @@ void bn_lora_forward(bn_train_model *m, int widx, const float *x, float *y, int 
     const bn_tparam *A = &l->tp[a], *B = &l->tp[a + 1];
     int r = l->rank, in = (int)A->shape[1], out = (int)B->shape[0];
     float *us = l->us + (size_t)(a / 2) * l->cap_bt * r;
+    if (l->dropout > 0 && l->drop_on) { dropout_apply(m, a, x, l->xd, (size_t)N * in); x = l->xd; }
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, r, in, x, in, l->params + A->off, in, 0, us, r);
     for (size_t i = 0; i < (size_t)N * r; i++) us[i] *= l->scale;
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, r, us, r, l->params + B->off, r, 1, y, out);
@@ -125,6 +162,16 @@ void bn_lora_backward(bn_train_model *m, int widx, const float *dy, const float 
     bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, out, r, N, dy, out, us, r, 1, l->grads + B->off, r);
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, r, out, dy, out, l->params + B->off, r, 0, l->du, r);
     for (size_t i = 0; i < (size_t)N * r; i++) l->du[i] *= l->scale;
+    if (l->dropout > 0 && l->drop_on) {   /* x_d = mask x / (1-p): gA += du^T x_d; dx += mask (du A) / (1-p) */
+        size_t n = (size_t)N * in;
+        dropout_apply(m, a, x, l->xd, n);
+        bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, r, in, N, l->du, r, l->xd, in, 1, l->grads + A->off, in);
+        if (!dx) return;
+        bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, r, l->du, r, l->params + A->off, in, 0, l->xd, in);
+        dropout_apply(m, a, l->xd, l->xd, n);
+        for (size_t i = 0; i < n; i++) dx[i] += l->xd[i];
+        return;
+    }
     bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, r, in, N, l->du, r, x, in, 1, l->grads + A->off, in);
     if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, r, l->du, r, l->params + A->off, in, 1, dx, in);
 }
@@ -149,7 +196,7 @@ bitnet_status bn_lora_save(const bn_lora *l, const char *dir, const char *base) 
         cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
         cJSON_AddNumberToObject(j, "r", l->rank);
         cJSON_AddNumberToObject(j, "lora_alpha", l->alpha);
-        cJSON_AddNumberToObject(j, "lora_dropout", 0.0);
+        cJSON_AddNumberToObject(j, "lora_dropout", l->dropout);
         cJSON_AddStringToObject(j, "bias", "none");
         cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
         cJSON_AddBoolToObject(j, "inference_mode", 1);

@@ -73,7 +73,7 @@ static bitnet_status check_params(const bitnet_train_params *p) {
     if (p->param_set == BITNET_TRAIN_LORA) {
         if (p->lora_rank < 1 || p->lora_rank > 65536) return bn_err(BITNET_ERR_ARG, "train: lora_rank %d must be in [1, 65536]", p->lora_rank);
         if (!(p->lora_alpha > 0 && p->lora_alpha < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: lora_alpha %g must be a finite number > 0", p->lora_alpha);
-        if (p->lora_dropout != 0) return bn_err(BITNET_ERR_UNSUPPORTED, "train: lora_dropout %g: LoRA dropout is not implemented (use 0)", p->lora_dropout);
+        if (!(p->lora_dropout >= 0 && p->lora_dropout < 1)) return bn_err(BITNET_ERR_ARG, "train: lora_dropout %g must be in [0, 1)", p->lora_dropout);
         if (p->lora_targets > 127u) return bn_err(BITNET_ERR_ARG, "train: lora_targets 0x%x has bits outside BITNET_LORA_*", p->lora_targets);
     }
     return BITNET_OK;
@@ -129,6 +129,8 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
         if (!s) bn_train_model_init_random(t->m, p.seed, p.init_std);
     }
     if (!s && p.param_set == BITNET_TRAIN_LORA) s = attach_lora(t, from);
+    if (!s && t->lora) s = bn_lora_set_dropout(t->lora, p.lora_dropout);
+    if (!s) bn_train_set_grad_checkpoint(t->m, p.grad_checkpoint);
     if (s) { bitnet_trainer_free(t); return s; }
     *out = t;
     return BITNET_OK;
