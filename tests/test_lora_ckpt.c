@@ -27,11 +27,6 @@ static bn_config cfg(int fam) {
     return c;
 }
 
-static int same_floats(const float *a, const float *b, size_t n) {   /* == per element (+0 == -0) */
-    for (size_t i = 0; i < n; i++) if (!(a[i] == b[i])) return 0;
-    return 1;
-}
-
 /* B random so every adapter gradient is non-zero. */
 static bn_lora *adapters(bn_train_model *m) {
     bn_lora *l = NULL;
@@ -88,8 +83,15 @@ static void test_packed(int fam) {
     size_t V = (size_t)c.vocab_size, nl = (size_t)80 * V;
     float *lg1 = malloc(nl * 4), *lg2 = malloc(nl * 4), *g1 = malloc(lf->n_params * 4), *g2 = malloc(lf->n_params * 4);
     float l1 = step(f, lf->grads, lf->n_params, lg1, g1), l2 = step(p, lp->grads, lp->n_params, lg2, g2);
-    snprintf(nm, sizeof nm, "packed[%d]: packed base = float W_deq base (loss, logits, adapter gradients identical)", fam);
-    CHECK(nm, l1 == l2 && isfinite(l1) && same_floats(lg1, lg2, nl) && same_floats(g1, g2, lf->n_params), "loss %.9g vs %.9g", l1, l2);
+    /* the packed forward is the int8 x ternary product of inference (exact int32, then scaled),
+     * the float base's a float GEMM over the same values: equal up to float rounding */
+    double dl = 0, ml = 0, dg = 0, ng = 0;
+    for (size_t i = 0; i < nl; i++) { dl = fmax(dl, fabs(lg1[i] - lg2[i])); ml = fmax(ml, fabs(lg1[i])); }
+    for (size_t i = 0; i < lf->n_params; i++) { dg += ((double)g1[i] - g2[i]) * ((double)g1[i] - g2[i]); ng += (double)g1[i] * g1[i]; }
+    dg = sqrt(dg / (ng > 0 ? ng : 1e-30));
+    printf("# packed[%d] vs float base: loss %.9g vs %.9g, logits max |diff| %.3g (max %.3g), adapter grads rel L2 %.3g\n", fam, l1, l2, dl, ml, dg);
+    snprintf(nm, sizeof nm, "packed[%d]: packed base = float W_deq base within float rounding (loss, logits, adapter gradients)", fam);
+    CHECK(nm, isfinite(l1) && fabs(l1 - l2) <= 1e-5 * fabs(l1) && dl <= 1e-4 * ml && dg <= 1e-3 && ng > 0, "loss %.9g vs %.9g, logits %g, grads %g", l1, l2, dl, dg);
     /* checkpointing on the packed base: the same again, bit for bit */
     bn_train_set_grad_checkpoint(p, 1);
     float l3 = step(p, lp->grads, lp->n_params, lg1, g1);

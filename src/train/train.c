@@ -186,7 +186,7 @@ void bn_train_model_free(bn_train_model *m) {
     bn_pool_free(m->pool);
     bn_free(m->params); bn_free(m->grads); bn_free(m->adam_m); bn_free(m->adam_v); bn_free(m->wq);
     if (m->fz) for (int i = 0; i < m->n_tp; i++) bn_free(m->fz[i].data);
-    free(m->fz); bn_free(m->fzbuf); bn_free(m->fzq);
+    free(m->fz); bn_free(m->fzbuf); bn_free(m->fzq); bn_free(m->fxq); bn_free(m->fxs); bn_free(m->fyi);
     free(m->tp); free(m->L); free(m);
 }
 
@@ -462,12 +462,65 @@ static void fz_gemm_dyw(bn_train_model *m, int i, const float *dy, float *dx, in
 }
 static inline int is_fz(const bn_train_model *m, int i) { return m->fz && m->fz[i].data; }
 
+/* The int buffers of the packed BitLinear forward for N tokens. */
+static bitnet_status fz_reserve(bn_train_model *m, int N) {
+    if (!m->fz || N <= m->cap_fq) return BITNET_OK;
+    int in = 0, out = 0;
+    for (int i = 0; i < m->n_tp; i++)
+        if (m->tp[i].kind == BN_PK_LINEAR) {
+            if (m->tp[i].shape[1] > in) in = (int)m->tp[i].shape[1];
+            if (m->tp[i].shape[0] > out) out = (int)m->tp[i].shape[0];
+        }
+    bn_free(m->fxq); bn_free(m->fxs); bn_free(m->fyi);
+    m->fxq = bn_alloc((size_t)N * bn_kpad(in)); m->fxs = bn_alloc((size_t)N * sizeof(float));
+    m->fyi = bn_alloc((size_t)N * out * sizeof(int32_t));
+    if (!m->fxq || !m->fxs || !m->fyi) {
+        bn_free(m->fxq); bn_free(m->fxs); bn_free(m->fyi); m->fxq = NULL; m->fxs = NULL; m->fyi = NULL; m->cap_fq = 0;
+        return bn_err(BITNET_ERR_NOMEM, "out of memory for the packed BitLinear buffers (%d tokens)", N);
+    }
+    m->cap_fq = N;
+    return BITNET_OK;
+}
+
+/* y[N, out] (=, or += when acc) BitLinear(x) through the packed matrix i with the kernel set's
+ * ternary GEMM, as inference computes it: x (the dequantized int8 input the forward keeps) is
+ * quantized again per token (quant_act gives back the same int8 values), the product is exact
+ * int32, y = y_int / s * scale. Threads split the tokens for the quantizer and 16-row blocks of W. */
+typedef struct { bn_train_model *m; int i, N, acc, phase; const float *x; float *y; } fzl_ctx;
+static void fz_linear_run(void *arg, int ith, int nth) {
+    fzl_ctx *c = arg;
+    bn_train_model *m = c->m;
+    int out = (int)m->tp[c->i].shape[0], in = (int)m->tp[c->i].shape[1], kp = bn_kpad(in), a, b;
+    if (c->phase == 0) {
+        bn_split(c->N, 1, ith, nth, &a, &b);
+        for (int t = a; t < b; t++) m->fxs[t] = m->k->quant_act(c->x + (size_t)t * in, in, m->fxq + (size_t)t * kp, kp);
+        return;
+    }
+    bn_split(out, 16, ith, nth, &a, &b);
+    if (a >= b) return;
+    m->k->tgemm(m->fz[c->i].data, out, in, a, b, m->fxq, kp, c->N, m->fyi, out);
+    float sc = m->fz[c->i].scale;
+    for (int t = 0; t < c->N; t++) {
+        const int32_t *yi = m->fyi + (size_t)t * out;
+        float *y = c->y + (size_t)t * out, s = m->fxs[t];
+        if (c->acc) for (int r = a; r < b; r++) y[r] += (float)yi[r] / s * sc;
+        else for (int r = a; r < b; r++) y[r] = (float)yi[r] / s * sc;
+    }
+}
+static void fz_linear_int(bn_train_model *m, int i, const float *x, float *y, int N, int acc) {
+    fzl_ctx c = {m, i, N, acc, 0, x, y};
+    bn_pool_run(m->pool, fz_linear_run, &c);
+    c.phase = 1;
+    bn_pool_run(m->pool, fz_linear_run, &c);
+}
+
 /* ---------------------------------------------------------------- bitlinear = GEMM on quantized operands */
 
 /* y[N, out] = x[N, in] @ W^T (W: [out, in]) ; accumulate: y += */
 static void linear_forward(bn_train_model *m, const float *x, int widx, float *y, int N, int acc) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
-    if (is_fz(m, widx)) fz_gemm_xwt(m, widx, x, y, N, acc);
+    if (is_fz(m, widx) && m->fz[widx].wdt < 0) fz_linear_int(m, widx, x, y, N, acc);
+    else if (is_fz(m, widx)) fz_gemm_xwt(m, widx, x, y, N, acc);
     else bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
     if (m->lora) bn_lora_forward(m, widx, x, y, N);
 }
@@ -732,6 +785,7 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     }
     bitnet_status s = ensure_acts(m, B, T);
     if (!s && m->lora) s = bn_lora_reserve(m->lora, BT);
+    if (!s) s = fz_reserve(m, BT);
     if (s) return s;
     struct bn_tacts *a = m->a;
     int C = c->hidden_size;

@@ -64,6 +64,8 @@ typedef struct bn_train_model {
      * fzbuf/fzq: BN_FZ_TILE rows of the widest such matrix, as float and int8 (per-call tiles). */
     bn_tfrozen *fz;
     float *fzbuf; int8_t *fzq;
+    int8_t *fxq; float *fxs; int32_t *fyi; int cap_fq;   /* packed BitLinear forward: int8 inputs
+                             * [cap_fq][kpad(widest in)], their scales, int32 products [cap_fq][widest out] */
     int grad_ckpt;                      /* 1: keep only each layer's input; backward recomputes the layer */
 } bn_train_model;
 /* Rows per tile when a frozen matrix is unpacked for a GEMM: the float GEMM's KC (gemm_f32.c),
