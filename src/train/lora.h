@@ -14,6 +14,8 @@
  * per adapter and micro-batch while drop_on is set (training), identity otherwise (eval). The
  * mask of element e of adapter a is keep = u(drop_seed, drop_key, a, e) >= p with u a hash in
  * [0, 1), so backward and a checkpointed recompute regenerate it (nothing stored).
+ * The frozen base's backward is PEFT's: dX = dY W_deq with dY in float (not quantized; see
+ * kernels.h tgemm_t for why), the packed matrices read a tile at a time (train.c).
  * Not: an inference path (model.c), a merger (see bn_lora_merge), or a general PEFT reader (only
  * LoRA with these target names, no bias, no DoRA/rsLoRA). Never prints. */
 #ifndef BITNET_LORA_H

@@ -2,7 +2,12 @@
  * gradients and AdamW moments, and llm.c-style forward/backward function pairs.
  *
  * What it is: all parameters live in one float32 buffer (params), laid out tensor after tensor
- * in the order of m->tp[]; grads, adam_m and adam_v use the same layout. Forward quantizes every
+ * in the order of m->tp[]; grads, adam_m and adam_v use the same layout. A packed frozen base
+ * (LoRA, bn_train_model_new_packed) keeps only the norms there: its BitLinear matrices stay in
+ * the kernel set's packed form (forward: the int8 x ternary GEMM of inference; dX = dY W_deq in
+ * float with W unpacked one BN_FZ_TILE-row tile at a time), embedding and head as loaded.
+ * Gradient checkpointing (bn_train_set_grad_checkpoint) keeps only each layer's input and
+ * recomputes the layer at the start of its backward. Forward quantizes every
  * BitLinear weight per tensor (absmean, ternary) and every BitLinear input per token (absmax,
  * int8) exactly as transformers' AutoBitLinear in online mode, and keeps the activations that
  * backward needs. Backward is the straight-through estimator (gradients pass the quantizers

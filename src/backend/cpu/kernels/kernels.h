@@ -143,7 +143,12 @@ typedef struct bn_kernels {
     /* ---- training / float products ---- */
     const bn_sgemm_ukr *sgemm;          /* micro-kernel of bn_sgemm */
     bn_adam_fn adam;                    /* AdamW row kernel (bn_adamw_update) */
-    /* ---- the transposed ternary product (backward through a frozen packed matrix) ---- */
+    /* ---- the transposed ternary product (backward through a frozen packed matrix) ----
+     * For a caller that quantizes dY per token (absmax int8, like quant_act): dX = dY_q @ W
+     * exactly, then scaled. The LoRA trainer does NOT use it: PEFT's STE backward through a
+     * frozen BitLinear is dX = dY @ W_q in float, and an int8 dY would add a rounding PEFT does
+     * not have; train.c instead multiplies the float dY by W unpacked a tile at a time (the
+     * unpack slot), so no float copy of a packed matrix exists there either. */
     /* for i in [0,n), k in [c0,c1) (0 <= c0 <= c1 <= cols):
      *     dx[i*lddx + k] = sum_{r<rows} dy[i*lddy + r] * W[r][k]      (exact int32)
      * W: the packed form of pack(); dy: int8[n][lddy], lddy >= bn_kpad(rows), entries
