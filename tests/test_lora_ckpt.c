@@ -98,6 +98,9 @@ static void test_packed(int fam) {
     }
     snprintf(nm, sizeof nm, "packed[%d]: params hold only the norms; BitLinear matrices packed (%zu bytes)", fam, packed);
     CHECK(nm, kept && p->n_params < (size_t)c.n_layers * 4 * 1024 + 2 * 1024, "n_params %zu", p->n_params);
+    char sdir[160]; snprintf(sdir, sizeof sdir, "%s/nosave%d", tmpd, fam); mkdir(sdir, 0777);
+    snprintf(nm, sizeof nm, "packed[%d]: saving float master weights of the packed base is refused", fam);
+    CHECK(nm, bn_train_save_weights(p, sdir) == BITNET_ERR_UNSUPPORTED && bn_train_model_load_weights(p, dir) == BITNET_ERR_UNSUPPORTED, "%s", bitnet_last_error());
     bn_lora *lf = adapters(f), *lp = adapters(p);
     size_t V = (size_t)c.vocab_size, nl = (size_t)80 * V;
     float *lg1 = malloc(nl * 4), *lg2 = malloc(nl * 4), *g1 = malloc(lf->n_params * 4), *g2 = malloc(lf->n_params * 4);

@@ -72,6 +72,7 @@ static void par_for(bn_pool *p, int n, range_fn fn, void *ctx) {
 
 static inline float *P(const bn_train_model *m, int i) { return m->params + m->tp[i].off; }
 static inline float *G(const bn_train_model *m, int i) { return m->grads ? m->grads + m->tp[i].off : NULL; }   /* NULL: frozen */
+static inline int is_fz(const bn_train_model *m, int i) { return m->fz && m->fz[i].data; }   /* kept packed (m->fz) */
 static inline float *WQ(const bn_train_model *m, int i) { return m->wq ? m->wq + m->tp[i].off : P(m, i); }   /* no wq: no_quant or frozen */
 
 /* ---------------------------------------------------------------- model construction */
@@ -198,6 +199,7 @@ int bn_train_param_index(const bn_train_model *m, const char *name) {
 void bn_train_model_init_random(bn_train_model *m, uint64_t seed, float std) {
     uint64_t s = seed;
     for (int i = 0; i < m->n_tp; i++) {
+        if (m->fz && m->tp[i].kind != BN_PK_NORM) continue;   /* a packed frozen base has no float slot for it */
         float *p = P(m, i);
         if (m->tp[i].kind == BN_PK_NORM) { for (size_t j = 0; j < m->tp[i].numel; j++) p[j] = 1.0f; continue; }
         for (size_t j = 0; j < m->tp[i].numel; j += 2) {   /* Box-Muller */
@@ -210,6 +212,7 @@ void bn_train_model_init_random(bn_train_model *m, uint64_t seed, float std) {
 }
 
 bitnet_status bn_train_model_load_weights(bn_train_model *m, const char *dir) {
+    if (m->fz) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: a packed frozen base is read by bn_train_model_from_dir_frozen, not into float slots", dir);
     bn_st *st;
     bitnet_status s = bn_st_open_dir(dir, &st);
     if (s) return s;
@@ -460,8 +463,6 @@ static void fz_gemm_dyw(bn_train_model *m, int i, const float *dy, float *dx, in
         bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, r1 - r0, dy + r0, out, fz_tile(m, i, r0, r1), in, acc || r0 > 0, dx, in);
     }
 }
-static inline int is_fz(const bn_train_model *m, int i) { return m->fz && m->fz[i].data; }
-
 /* The int buffers of the packed BitLinear forward for N tokens. */
 static bitnet_status fz_reserve(bn_train_model *m, int N) {
     if (!m->fz || N <= m->cap_fq) return BITNET_OK;
@@ -874,6 +875,7 @@ void bn_train_zero_grad(bn_train_model *m) {
 }
 
 static bitnet_status save_tensors(const bn_train_model *m, const float *buf, const char *path) {
+    if (m->fz || !buf) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: a frozen base has no float master weights or gradients to save (save the adapters)", path);
     bn_st_writer *w;
     bitnet_status s = bn_st_writer_new(&w);
     if (s) return s;
