@@ -520,7 +520,7 @@ static void fz_linear_int(bn_train_model *m, int i, const float *x, float *y, in
 /* y[N, out] = x[N, in] @ W^T (W: [out, in]) ; accumulate: y += */
 static void linear_forward(bn_train_model *m, const float *x, int widx, float *y, int N, int acc) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
-    if (is_fz(m, widx) && m->fz[widx].wdt < 0) fz_linear_int(m, widx, x, y, N, acc);
+    if (is_fz(m, widx) && m->fz[widx].wdt < 0 && m->int_fwd) fz_linear_int(m, widx, x, y, N, acc);
     else if (is_fz(m, widx)) fz_gemm_xwt(m, widx, x, y, N, acc);
     else bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
     if (m->lora) bn_lora_forward(m, widx, x, y, N);
