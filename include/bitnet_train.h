@@ -102,7 +102,8 @@ typedef struct bitnet_train_params {
     bitnet_param_set param_set;  /* BITNET_TRAIN_ALL (default) or BITNET_TRAIN_LORA */
     int lora_rank;               /* r (default 8) */
     float lora_alpha;            /* alpha (default 16); the term is scaled by alpha / r */
-    float lora_dropout;          /* must be 0: dropout on the adapter input is not implemented */
+    float lora_dropout;          /* p in [0, 1) (default 0): PEFT's lora_dropout, on the adapter branch's
+                                  * input only, a fresh seeded mask per micro-batch, off in evaluation */
     unsigned lora_targets;       /* BITNET_LORA_* bits (default q and v, PEFT's llama default) */
     /* Called by bitnet_trainer_step after each successful step (NULL: none), on the caller's
      * thread, with progress_ud; it may call bitnet_trainer_cancel. */
@@ -113,6 +114,9 @@ typedef struct bitnet_train_params {
                                   * AdamW moments and activations on the GPU, the same math and
                                   * checkpoints as the CPU trainer (within float rounding) */
     bitnet_train_precision precision; /* device trainers: BITNET_TRAIN_PREC_* (default 0) */
+    int grad_checkpoint;         /* 1: gradient checkpointing (keep each layer's input, recompute the
+                                  * layer in backward): less activation memory, ~1/3 more compute,
+                                  * gradients bit-identical to 0 (default) */
 } bitnet_train_params;
 /* What the progress callback gets after a step. */
 typedef struct bitnet_train_progress {

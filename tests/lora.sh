@@ -36,7 +36,12 @@ zero=$($BN run -m "$G" --ids "$ids" -n 6 --temp 0 --print-ids --lora "$D/a" --lo
 [ -n "$base" ] && [ "$zero" = "$base" ] && ok "lora: --lora-scale 0 is the base model" || fail "lora: --lora-scale 0 is the base model" "'$zero' vs '$base'"
 out=$($BN run -m "$G" --ids 1 -n 1 --lora "$D/nope" 2>&1); [[ "$out" == *"nope/adapter_config.json"* ]] && ok "lora: missing adapter names the file" || fail "lora: missing adapter names the file" "$out"
 out=$($BN train $T -o "$D/c" --lora-targets q,x 2>&1); [[ "$out" == *"'x'"* ]] && ok "lora: bad --lora-targets" || fail "lora: bad --lora-targets" "$out"
-out=$($BN train $T -o "$D/c" --lora-dropout 0.1 2>&1); [[ "$out" == *"not implemented"* ]] && ok "lora: --lora-dropout refused" || fail "lora: --lora-dropout refused" "$out"
+out=$($BN train $T -o "$D/c" --lora-dropout 1 2>&1); [[ "$out" == *"[0, 1)"* ]] && ok "lora: --lora-dropout 1 refused" || fail "lora: --lora-dropout 1 refused" "$out"
+# --grad-checkpoint changes no bit of the result; --lora-dropout trains and is recorded in adapter_config.json
+$BN train $T -o "$D/g" --grad-checkpoint > "$D/g.log" 2>&1
+cmp -s "$D/a/adapter_model.safetensors" "$D/g/adapter_model.safetensors" && ok "lora: --grad-checkpoint gives the same adapter" || fail "lora: --grad-checkpoint gives the same adapter" "$(tail -2 "$D/g.log")"
+$BN train $T -o "$D/p" --lora-dropout 0.1 > "$D/p.log" 2>&1 && grep -q '"lora_dropout":[[:space:]]*0.1' "$D/p/adapter_config.json" \
+    && ! cmp -s "$D/a/adapter_model.safetensors" "$D/p/adapter_model.safetensors" && ok "lora: --lora-dropout 0.1 trains (recorded, adapter differs)" || fail "lora: --lora-dropout 0.1 trains" "$(tail -2 "$D/p.log")"
 $BN export --merge-lora "$D/a" "$G" "$D/m" > /dev/null 2>&1 && [ -f "$D/m/model.safetensors" ] && [ -f "$D/m/tokenizer.json" ] \
     && ok "lora: export --merge-lora writes a merged master" || fail "lora: export --merge-lora writes a merged master" "$(ls "$D/m" 2>&1)"
 $BN export --packed --merge-lora "$D/a" "$G" "$D/mp" > /dev/null 2>&1 && [ -n "$($BN run -m "$D/mp" --ids "$ids" -n 2 --temp 0 --print-ids 2>/dev/null)" ] \

@@ -27,6 +27,18 @@ static bn_config tiny_cfg(int fam) {
     return c;
 }
 
+/* W_deq of BitLinear matrix i, float[numel] (malloc'd): from params, or unpacked from a packed base. */
+static float *wdeq(const bn_train_model *m, int i) {
+    const bn_tparam *t = &m->tp[i];
+    float *w = malloc(t->numel * sizeof(float));
+    if (!m->fz || !m->fz[i].data) { memcpy(w, m->params + t->off, t->numel * sizeof(float)); return w; }
+    int8_t *q = malloc(t->numel);
+    m->k->unpack(m->fz[i].data, (int)t->shape[0], (int)t->shape[1], 0, (int)t->shape[0], q);
+    for (size_t j = 0; j < t->numel; j++) w[j] = (float)q[j] * m->fz[i].scale;
+    free(q);
+    return w;
+}
+
 /* Central finite differences vs backward for every adapter tensor (B random, so dA is non-zero). */
 static void test_fd(int fam) {
     bn_config c = tiny_cfg(fam);
@@ -197,18 +209,21 @@ static void test_frozen(void) {
         bitnet_status s2 = bn_train_model_from_dir_frozen(tpath("packed"), 0, 1, NULL, &pm);
         CHECK("packed: a frozen trainer base from the packed layout", s2 == BITNET_OK, "%s", bitnet_last_error());
         s2 = bn_train_model_from_dir_frozen(master(), 0, 1, NULL, &fm);
-        int same = !s2;
-        for (int i = 0; !s2 && i < fm->n_tp; i++)
-            if (fm->tp[i].kind == BN_PK_LINEAR) same &= !memcmp(fm->params + fm->tp[i].off, m->params + m->tp[i].off, fm->tp[i].numel * 4);
-        CHECK("packed: master read frozen = master read + freeze (bit-exact)", same, "%s", bitnet_last_error());
+        int same = !s2 && fm->fz && !fm->grads && !fm->wq;   /* packed: no float copy of any BitLinear matrix */
         double dw = 0;
-        for (int i = 0; pm && fm && i < fm->n_tp; i++)
-            if (fm->tp[i].kind == BN_PK_LINEAR)
-                for (size_t k = 0; k < fm->tp[i].numel; k++) dw = fmax(dw, fabs(pm->params[pm->tp[i].off + k] - fm->params[fm->tp[i].off + k]) / fabs(fm->params[fm->tp[i].off + k] ? fm->params[fm->tp[i].off + k] : 1));
         int tern = 1;
-        for (int i = 0; pm && fm && i < fm->n_tp; i++)
-            if (fm->tp[i].kind == BN_PK_LINEAR)
-                for (size_t k = 0; k < fm->tp[i].numel; k++) { float x = pm->params[pm->tp[i].off + k], y = fm->params[fm->tp[i].off + k]; tern &= (x > 0) == (y > 0) && (x < 0) == (y < 0); }
+        for (int i = 0; !s2 && i < fm->n_tp; i++)
+            if (fm->tp[i].kind == BN_PK_LINEAR) {
+                float *a = wdeq(fm, i), *b = wdeq(m, i), *c = pm ? wdeq(pm, i) : NULL;
+                same &= fm->fz[i].data && fm->fz[i].wdt < 0;
+                for (size_t k = 0; k < fm->tp[i].numel; k++) same &= a[k] == b[k];   /* equal values (the float path may hold -0) */
+                for (size_t k = 0; c && k < fm->tp[i].numel; k++) {
+                    dw = fmax(dw, fabs(c[k] - a[k]) / fabs(a[k] ? a[k] : 1));
+                    tern &= (c[k] > 0) == (a[k] > 0) && (c[k] < 0) == (a[k] < 0);
+                }
+                free(a); free(b); free(c);
+            }
+        CHECK("packed: master read frozen = master read + freeze (bit-exact W_deq, kept packed)", same, "%s", bitnet_last_error());
         CHECK("packed: packed W_deq = the master's ternarization (same ternary, scale within its BF16 rounding)", pm && fm && tern && dw <= 0x1p-8, "ternary %d, scale rel %g", tern, dw);
         bitnet_model *pim = NULL; bitnet_ctx *pc = NULL;
         float *lg = malloc((size_t)32 * V * 4);
@@ -301,16 +316,28 @@ static void test_resume(void) {
         bitnet_status a1 = bitnet_train_plan(master(), &q, &ml);
         q.param_set = BITNET_TRAIN_ALL;
         bitnet_status a2 = bitnet_train_plan(master(), &q, &mf);
-        CHECK("plan: LoRA adapters = 4 buffers of the trainer's adapter parameters; no base grads/moments",
-              !a1 && !a2 && ml.adapters == 16 * info.n_params && ml.grads == 0 && ml.optimizer == 0 && ml.weights == 4 * info.n_base_params &&
+        int64_t pb = 0;   /* what the packed frozen base holds: norms float32, BitLinear packed, embedding/head as loaded */
+        bn_train_model *fm = NULL;
+        if (!bn_train_model_from_dir_frozen(master(), 0, 1, NULL, &fm)) {
+            pb = (int64_t)fm->n_params * 4;
+            for (int i = 0; i < fm->n_tp; i++)
+                if (fm->fz[i].data) pb += fm->fz[i].wdt < 0 ? (int64_t)fm->k->packed_size((int)fm->tp[i].shape[0], (int)fm->tp[i].shape[1]) : (int64_t)fm->tp[i].numel * (fm->fz[i].wdt == BN_W_F32 ? 4 : 2);
+        }
+        bn_train_model_free(fm);
+        CHECK("plan: LoRA adapters = 4 buffers of the trainer's adapter parameters; no base grads/moments; the base packed",
+              !a1 && !a2 && ml.adapters == 16 * info.n_params && ml.grads == 0 && ml.optimizer == 0 && pb > 0 && ml.weights == pb &&
               mf.grads == 4 * info.n_base_params && mf.optimizer == 8 * info.n_base_params && mf.weights == 8 * info.n_base_params && ml.total < mf.total,
-              "adapters %lld vs %lld, weights %lld vs %lld", (long long)ml.adapters, 16LL * info.n_params, (long long)ml.weights, 4LL * info.n_base_params);
+              "adapters %lld vs %lld, weights %lld vs %lld", (long long)ml.adapters, 16LL * info.n_params, (long long)ml.weights, (long long)pb);
     }
     bitnet_train_params p = bitnet_train_default_params();
-    p.param_set = BITNET_TRAIN_LORA; p.lora_dropout = 0.1f;
+    p.param_set = BITNET_TRAIN_LORA; p.lora_dropout = 1.0f;
     bitnet_trainer *t = NULL;
     bitnet_status e = bitnet_trainer_new(master(), &p, &t);
-    CHECK("api: lora_dropout refused as not implemented", e == BITNET_ERR_UNSUPPORTED && strstr(bitnet_last_error(), "dropout"), "%d", e);
+    CHECK("api: lora_dropout 1 refused (must be in [0, 1))", e == BITNET_ERR_ARG && strstr(bitnet_last_error(), "dropout"), "%d", e);
+    bitnet_trainer_free(t); t = NULL;
+    p.lora_dropout = 0.1f;
+    e = bitnet_trainer_new(master(), &p, &t);
+    CHECK("api: lora_dropout 0.1 accepted", e == BITNET_OK, "%d %s", e, bitnet_last_error());
     bitnet_trainer_free(t);
     unsigned mask;
     CHECK("api: target parsing", bitnet_lora_parse_targets("q,v_proj,down", &mask) == BITNET_OK && mask == (BITNET_LORA_Q | BITNET_LORA_V | BITNET_LORA_DOWN) &&

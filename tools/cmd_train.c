@@ -48,7 +48,9 @@ static void usage(void) {
         "  --lora-rank R       LoRA: train rank-R adapters on the frozen --init base (ternarized once; no\n"
         "                      base gradients or moments); OUTDIR gets PEFT's adapter_model.safetensors +\n"
         "                      adapter_config.json (load with `bitnet run --lora OUTDIR`)\n"
-        "  --lora-alpha A (2R) --lora-targets q,k,v,o,gate,up,down|all (q,v) --lora-dropout 0 (only 0)\n"
+        "  --lora-alpha A (2R) --lora-targets q,k,v,o,gate,up,down|all (q,v) --lora-dropout P (0)\n"
+        "  --grad-checkpoint   keep only each layer's input, recompute the layer in backward (less\n"
+        "                      activation memory, ~1/3 more compute, the same gradients)\n"
         "  Ctrl-C saves a checkpoint at the end of the current step and exits (continue with --resume).\n"
         "config.json keys (HF names): model_type \"bitnet\", vocab_size (>= the tokenizer's), hidden_size,\n"
         "  intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads (default: heads),\n"
@@ -208,8 +210,8 @@ static void fmt_eta(double s, char *b, size_t n) {
  * JSON) and restored by --resume. */
 typedef struct {
     const char *init, *config, *data, *val, *tokenizer, *lora_targets;
-    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup, lora_rank;
-    float lr, beta1, beta2, eps, wd, clip, lora_alpha;
+    int B, T, steps, accum, eval_every, eval_batches, save_every, seed, no_quant, warmup, lora_rank, grad_ckpt;
+    float lr, beta1, beta2, eps, wd, clip, lora_alpha, lora_dropout;
     int sched;
 } run_opts;
 
@@ -242,6 +244,8 @@ static const struct { const char *opt, *key; int kind; size_t off; int fixed, in
     {"--lora-rank", "lora_rank", K_INT, offsetof(run_opts, lora_rank), 1, 0},
     {"--lora-alpha", "lora_alpha", K_FLOAT, offsetof(run_opts, lora_alpha), 1, 0},
     {"--lora-targets", "lora_targets", K_STR, offsetof(run_opts, lora_targets), 1, 0},
+    {"--lora-dropout", "lora_dropout", K_FLOAT, offsetof(run_opts, lora_dropout), 1, 0},
+    {"--grad-checkpoint", "grad_checkpoint", K_INT, offsetof(run_opts, grad_ckpt), 0, 0},
 };
 #define NOPTS (int)(sizeof OPTS / sizeof OPTS[0])
 #define FIELD(o, i, T) ((T *)((char *)(o) + OPTS[i].off))
@@ -397,7 +401,6 @@ int cmd_train(int argc, char **argv) {
     const bitnet_optim_params *oc = &tp.optim;
     o.lr = oc->lr; o.beta1 = oc->beta1; o.beta2 = oc->beta2; o.eps = oc->eps; o.wd = oc->weight_decay; o.clip = oc->clip;
     o.warmup = oc->warmup; o.sched = (int)oc->schedule;
-    float dropout = 0;
     const char *sched = bitnet_lr_schedule_name((bitnet_lr_schedule)o.sched);
 #define SEEN(name) given_slot(name, given)
     arg_opt opts[] = {
@@ -435,7 +438,8 @@ int cmd_train(int argc, char **argv) {
         {.names = "lora-rank", .kind = ARG_INT, .lo = 0, .hi = 65536, .dst = &o.lora_rank, .meta = "R", .help = "train LoRA adapters of rank R on the frozen base (0 = all weights)", .seen = SEEN("--lora-rank")},
         {.names = "lora-alpha", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.lora_alpha, .meta = "A", .help = "LoRA alpha (> 0; default 2R)", .flags = ARG_OPEN_LO, .seen = SEEN("--lora-alpha")},
         {.names = "lora-targets", .kind = ARG_STR, .dst = &o.lora_targets, .meta = "LIST", .help = "LoRA targets from q,k,v,o,gate,up,down", .seen = SEEN("--lora-targets")},
-        OPT_FLOAT(0, "lora-dropout", 0, 1, &dropout, "P", "LoRA dropout (only 0 is implemented)"),
+        {.names = "lora-dropout", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o.lora_dropout, .meta = "P", .help = "LoRA dropout on the adapter input, in [0, 1) (PEFT's lora_dropout)", .seen = SEEN("--lora-dropout")},
+        {.names = "grad-checkpoint", .kind = ARG_FLAG, .dst = &o.grad_ckpt, .help = "recompute each layer in backward (less memory, same gradients)", .seen = SEEN("--grad-checkpoint")},
         OPT_END,
     };
 #undef SEEN
@@ -444,7 +448,7 @@ int cmd_train(int argc, char **argv) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
     if (args_parse(&spec, argc, argv, NULL, NULL) != ARGS_OK) return 2;
     if (o.beta1 >= 1 || o.beta2 >= 1) { fprintf(stderr, "bitnet: %s needs a number in [0, 1), got %g\n", o.beta1 >= 1 ? "--beta1" : "--beta2", o.beta1 >= 1 ? o.beta1 : o.beta2); return 2; }
-    if (dropout != 0) { fprintf(stderr, "bitnet: --lora-dropout %g: LoRA dropout is not implemented (only 0)\n", dropout); return 2; }
+    if (o.lora_dropout >= 1) { fprintf(stderr, "bitnet: --lora-dropout needs a number in [0, 1), got %g\n", o.lora_dropout); return 2; }
     { unsigned mk; if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &mk)) { fprintf(stderr, "bitnet: --lora-targets: %s\n", bitnet_last_error()); return 2; } }
     { bitnet_lr_schedule sc; if (!bitnet_lr_schedule_parse(sched, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", sched); return 2; } o.sched = (int)sc; }
     /* paths are stored absolute, so a resume from another directory finds them */
@@ -503,11 +507,12 @@ int cmd_train(int argc, char **argv) {
     tp.optim.lr = o.lr; tp.optim.beta1 = o.beta1; tp.optim.beta2 = o.beta2; tp.optim.eps = o.eps; tp.optim.weight_decay = o.wd;
     tp.optim.clip = o.clip; tp.optim.warmup = o.warmup; tp.optim.schedule = (bitnet_lr_schedule)o.sched;
     tp.total_steps = o.steps; tp.batch = o.B; tp.seq = o.T; tp.accum = o.accum; tp.no_quant = o.no_quant;
-    tp.n_threads = nth; tp.seed = (uint64_t)o.seed; tp.device = device;
+    tp.n_threads = nth; tp.seed = (uint64_t)o.seed; tp.device = device; tp.grad_checkpoint = o.grad_ckpt;
     if (o.lora_rank > 0) {   /* LoRA: adapters on the frozen --init base; OUTDIR gets the PEFT adapter */
         if (!o.init) { fprintf(stderr, "bitnet: train: --lora-rank needs --init DIR (the base model)\n"); rc = 2; goto done; }
         tp.param_set = BITNET_TRAIN_LORA; tp.lora_rank = o.lora_rank;
         tp.lora_alpha = o.lora_alpha > 0 ? o.lora_alpha : 2.0f * o.lora_rank;
+        tp.lora_dropout = o.lora_dropout;
         if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &tp.lora_targets)) { rc = cli_fail("train: --lora-targets"); goto done; }
     }
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); rc = 1; goto done; }

@@ -75,6 +75,8 @@ bitnet_status bn_lora_new(const bn_train_model *m, int rank, float alpha, unsign
     l->params = bn_alloc(bytes); l->grads = bn_alloc(bytes); l->adam_m = bn_alloc(bytes); l->adam_v = bn_alloc(bytes);
     if (!l->params || !l->grads || !l->adam_m || !l->adam_v) { bn_lora_free(l); return bn_err(BITNET_ERR_NOMEM, "out of memory for %zu adapter parameters", l->n_params); }
     memset(l->params, 0, bytes); memset(l->grads, 0, bytes); memset(l->adam_m, 0, bytes); memset(l->adam_v, 0, bytes);
+    l->drop_seed = seed ^ 0x64726f70ull;   /* "drop" */
+    for (int i = 0; i < l->n_tp; i += 2) if ((int)l->tp[i].shape[1] > l->max_in) l->max_in = (int)l->tp[i].shape[1];
     uint64_t s = seed ^ 0x4c6f5241ull;   /* "LoRA" */
     for (int i = 0; i < l->n_tp; i += 2) {   /* A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform, a = sqrt(5)); B = 0 */
         const bn_tparam *t = &l->tp[i];
@@ -89,18 +91,52 @@ bitnet_status bn_lora_new(const bn_train_model *m, int rank, float alpha, unsign
 void bn_lora_free(bn_lora *l) {
     if (!l) return;
     bn_free(l->params); bn_free(l->grads); bn_free(l->adam_m); bn_free(l->adam_v);
-    bn_free(l->us); bn_free(l->du);
+    bn_free(l->us); bn_free(l->du); bn_free(l->xd);
     free(l->tp); free(l->ad_of); free(l);
+}
+
+bitnet_status bn_lora_set_dropout(bn_lora *l, float p) {
+    if (!(p >= 0 && p < 1)) return bn_err(BITNET_ERR_ARG, "lora: dropout %g must be in [0, 1)", p);
+    if ((p > 0) != (l->dropout > 0)) { bn_free(l->xd); l->xd = NULL; l->cap_bt = 0; }   /* re-reserve */
+    l->dropout = p;
+    return BITNET_OK;
 }
 
 bitnet_status bn_lora_reserve(bn_lora *l, int BT) {
     if (BT <= l->cap_bt) return BITNET_OK;
-    bn_free(l->us); bn_free(l->du);
+    bn_free(l->us); bn_free(l->du); bn_free(l->xd); l->xd = NULL;
     size_t per = (size_t)BT * l->rank, n = (size_t)(l->n_tp / 2);
     l->us = bn_alloc(per * n * sizeof(float)); l->du = bn_alloc(per * sizeof(float));
-    if (!l->us || !l->du) { bn_free(l->us); bn_free(l->du); l->us = l->du = NULL; l->cap_bt = 0; return bn_err(BITNET_ERR_NOMEM, "out of memory for LoRA activations"); }
+    if (l->dropout > 0) l->xd = bn_alloc((size_t)BT * l->max_in * sizeof(float));
+    if (!l->us || !l->du || (l->dropout > 0 && !l->xd)) {
+        bn_free(l->us); bn_free(l->du); bn_free(l->xd); l->us = l->du = l->xd = NULL; l->cap_bt = 0;
+        return bn_err(BITNET_ERR_NOMEM, "out of memory for LoRA activations");
+    }
     l->cap_bt = BT;
     return BITNET_OK;
+}
+
+/* The dropout mask: keep element e of adapter a with probability 1 - p (a counter-based hash, so
+ * the mask is regenerated, never stored). xd[e] = keep ? v[e] / (1 - p) : 0 for e < n, where
+ * v = x (forward, and gA) or the branch's dx (backward). */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+typedef struct { const bn_lora *l; uint64_t key; const float *v; float *xd; size_t n; } drop_ctx;
+static void drop_range(void *c_, int ith, int nth) {
+    drop_ctx *c = c_;
+    size_t a = c->n * (size_t)ith / (size_t)nth, b = c->n * (size_t)(ith + 1) / (size_t)nth;
+    float p = c->l->dropout, inv = 1.0f / (1.0f - p);
+    for (size_t e = a; e < b; e++) {
+        float u = (float)(mix64(c->key ^ mix64(e)) >> 40) * 0x1.0p-24f;
+        c->xd[e] = u >= p ? c->v[e] * inv : 0.0f;
+    }
+}
+static void dropout_apply(bn_train_model *m, int a, const float *v, float *xd, size_t n) {
+    const bn_lora *l = m->lora;
+    drop_ctx c = {l, mix64(l->drop_seed ^ mix64(l->drop_key * 0x9e3779b97f4a7c15ull + (uint64_t)a)), v, xd, n};
+    bn_pool_run(m->pool, drop_range, &c);
 }
 
 void bn_lora_forward(bn_train_model *m, int widx, const float *x, float *y, int N) {
@@ -110,6 +146,7 @@ void bn_lora_forward(bn_train_model *m, int widx, const float *x, float *y, int 
     const bn_tparam *A = &l->tp[a], *B = &l->tp[a + 1];
     int r = l->rank, in = (int)A->shape[1], out = (int)B->shape[0];
     float *us = l->us + (size_t)(a / 2) * l->cap_bt * r;
+    if (l->dropout > 0 && l->drop_on) { dropout_apply(m, a, x, l->xd, (size_t)N * in); x = l->xd; }
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, r, in, x, in, l->params + A->off, in, 0, us, r);
     for (size_t i = 0; i < (size_t)N * r; i++) us[i] *= l->scale;
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, r, us, r, l->params + B->off, r, 1, y, out);
@@ -125,6 +162,16 @@ void bn_lora_backward(bn_train_model *m, int widx, const float *dy, const float 
     bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, out, r, N, dy, out, us, r, 1, l->grads + B->off, r);
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, r, out, dy, out, l->params + B->off, r, 0, l->du, r);
     for (size_t i = 0; i < (size_t)N * r; i++) l->du[i] *= l->scale;
+    if (l->dropout > 0 && l->drop_on) {   /* x_d = mask x / (1-p): gA += du^T x_d; dx += mask (du A) / (1-p) */
+        size_t n = (size_t)N * in;
+        dropout_apply(m, a, x, l->xd, n);
+        bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, r, in, N, l->du, r, l->xd, in, 1, l->grads + A->off, in);
+        if (!dx) return;
+        bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, r, l->du, r, l->params + A->off, in, 0, l->xd, in);
+        dropout_apply(m, a, l->xd, l->xd, n);
+        for (size_t i = 0; i < n; i++) dx[i] += l->xd[i];
+        return;
+    }
     bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, r, in, N, l->du, r, x, in, 1, l->grads + A->off, in);
     if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, r, l->du, r, l->params + A->off, in, 1, dx, in);
 }
@@ -149,7 +196,7 @@ bitnet_status bn_lora_save(const bn_lora *l, const char *dir, const char *base) 
         cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
         cJSON_AddNumberToObject(j, "r", l->rank);
         cJSON_AddNumberToObject(j, "lora_alpha", l->alpha);
-        cJSON_AddNumberToObject(j, "lora_dropout", 0.0);
+        cJSON_AddNumberToObject(j, "lora_dropout", l->dropout);
         cJSON_AddStringToObject(j, "bias", "none");
         cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
         cJSON_AddBoolToObject(j, "inference_mode", 1);
@@ -213,49 +260,87 @@ bitnet_status bn_lora_load(const bn_train_model *m, const char *dir, bn_lora **o
     return BITNET_OK;
 }
 
+/* One BitLinear matrix of a frozen base as int8 values q[rows*cols] and its scale: the packed
+ * 2B-4T layout (uint8 + weight_scale; W_deq = q * multiplier, as the inference loader does it)
+ * or float master weights ternarized (absmean) here, once; w: float scratch [rows*cols]. */
+static bitnet_status read_ternary(const bn_train_model *m, const bn_st *st, const bn_tparam *p, int8_t *q, float *w, float *scale) {
+    const bn_tensor *t = bn_st_find(st, p->name);
+    int rows = (int)p->shape[0], cols = (int)p->shape[1];
+    bitnet_status s;
+    if (t && t->dtype == BN_U8) {
+        int64_t sh[2] = {rows / 4, cols};
+        char sn[160], what[400];
+        if (rows % 4) return bn_err(BITNET_ERR_FORMAT, "%s: '%s': packed rows %d not a multiple of 4", t->file, p->name, rows);
+        if ((s = bn_st_get(st, p->name, 1u << BN_U8, 2, sh, &t))) return s;
+        snprintf(sn, sizeof sn, "%s_scale", p->name);
+        const bn_tensor *ts = bn_st_find(st, sn);
+        if (!ts || !(BN_FLOAT_DTYPES & (1u << ts->dtype)) || ts->numel != 1) return bn_err(BITNET_ERR_FORMAT, "%s: '%s' must be one float value (packed weights need a weight_scale)", t->file, sn);
+        float ws;
+        bn_tensor_to_f32(ts, &ws, 0, 1);
+        snprintf(what, sizeof what, "%s: '%s'", ts->file, sn);
+        if ((s = bn_scale_multiplier(ws, m->cfg.linear_class, what, scale))) return s;
+        if (bn_unpack_2b4t(t->data, rows, cols, q)) return bn_err(BITNET_ERR_FORMAT, "%s: '%s' holds the invalid ternary code 3", t->file, p->name);
+        bn_st_release(st, t->data, t->nbytes);
+        return BITNET_OK;
+    }
+    if ((s = bn_arch_read_f32(st, p->name, p->ndim, p->shape, w))) return s;
+    if ((t = bn_st_find(st, p->name))) bn_st_release(st, t->data, t->nbytes);
+    *scale = 1.0f / (1.0f / bn_ternarize(w, (int64_t)p->numel, q));   /* W_deq = q / g, g = 1 / mean (as train.c) */
+    return BITNET_OK;
+}
+
+/* The embedding or head as loaded (F32/BF16/F16, finite), copied out of the file. */
+static bitnet_status read_float_frozen(const bn_st *st, const bn_tparam *p, bn_tfrozen *f) {
+    const bn_tensor *t;
+    bitnet_status s = bn_st_get(st, p->name, BN_FLOAT_DTYPES, p->ndim, p->shape, &t);
+    if (s) return s;
+    f->wdt = t->dtype == BN_F32 ? BN_W_F32 : t->dtype == BN_F16 ? BN_W_F16 : BN_W_BF16;
+    if (!(f->data = bn_alloc(t->nbytes))) return bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", p->name);
+    memcpy(f->data, t->data, t->nbytes);
+    bn_st_release(st, t->data, t->nbytes);
+    for (size_t j = 0; j < p->numel; j++)
+        if (!isfinite(bn_wget(f->data, f->wdt, j))) return bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value at %zu", t->file, p->name, j);
+    return BITNET_OK;
+}
+
+/* The packed frozen base: BitLinear matrices only in the kernel set's packed form (2 bits a
+ * weight + one scale), embedding/head as loaded, norms in params (float32). */
+static bitnet_status from_dir_packed(const char *dir, const bn_config *c, int n_threads, const char *kernels, bn_train_model **out) {
+    bn_train_model *m;
+    bitnet_status s = bn_train_model_new_packed(c, n_threads, kernels, &m);
+    if (s) return s;
+    size_t mx = 0;
+    for (int i = 0; i < m->n_tp; i++) if (m->tp[i].kind == BN_PK_LINEAR && m->tp[i].numel > mx) mx = m->tp[i].numel;
+    int8_t *q = malloc(mx ? mx : 1);
+    float *w = bn_alloc((mx ? mx : 1) * sizeof(float));
+    bn_st *st = NULL;
+    if (!q || !w) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    if (!s) s = bn_st_open_dir(dir, &st);
+    for (int i = 0; i < m->n_tp && !s; i++) {
+        const bn_tparam *p = &m->tp[i];
+        bn_tfrozen *f = &m->fz[i];
+        if (p->kind == BN_PK_NORM) { s = bn_arch_read_f32(st, p->name, p->ndim, p->shape, m->params + p->off); continue; }
+        if (p->kind != BN_PK_LINEAR) { s = read_float_frozen(st, p, f); continue; }
+        if ((s = read_ternary(m, st, p, q, w, &f->scale))) break;
+        f->wdt = -1;
+        if (!(f->data = bn_alloc(m->k->packed_size((int)p->shape[0], (int)p->shape[1])))) { s = bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", p->name); break; }
+        m->k->pack(q, (int)p->shape[0], (int)p->shape[1], f->data);
+    }
+    bn_st_free(st); free(q); bn_free(w);
+    if (s) { bn_train_model_free(m); return s; }
+    *out = m;
+    return BITNET_OK;
+}
+
 bitnet_status bn_train_model_from_dir_frozen(const char *dir, int no_quant, int n_threads, const char *kernels, bn_train_model **out) {
     *out = NULL;
     bn_config c;
     bitnet_status s = bn_config_load(dir, &c);
     if (s) return s;
-    bn_train_model *m;
-    if ((s = bn_train_model_new_ex(&c, no_quant, n_threads, kernels, &m))) return s;
-    bn_free(m->wq); m->wq = NULL;   /* every BitLinear weight is made W_deq here, once */
-    bn_st *st = NULL;
-    s = bn_st_open_dir(dir, &st);
-    for (int i = 0; i < m->n_tp && !s; i++) {
-        const bn_tparam *p = &m->tp[i];
-        float *w = m->params + p->off;
-        const bn_tensor *t = bn_st_find(st, p->name);
-        if (p->kind == BN_PK_LINEAR && t && t->dtype == BN_U8) {   /* packed 2B-4T: W_deq = q * weight_scale multiplier */
-            int rows = (int)p->shape[0], cols = (int)p->shape[1];
-            int64_t sh[2] = {rows / 4, cols};
-            char sn[160], what[400];
-            if (rows % 4) { s = bn_err(BITNET_ERR_FORMAT, "%s: '%s': packed rows %d not a multiple of 4", t->file, p->name, rows); break; }
-            if ((s = bn_st_get(st, p->name, 1u << BN_U8, 2, sh, &t))) break;
-            snprintf(sn, sizeof sn, "%s_scale", p->name);
-            const bn_tensor *ts = bn_st_find(st, sn);
-            if (!ts || !(BN_FLOAT_DTYPES & (1u << ts->dtype)) || ts->numel != 1) { s = bn_err(BITNET_ERR_FORMAT, "%s: '%s' must be one float value (packed weights need a weight_scale)", t->file, sn); break; }
-            float ws, mult;
-            bn_tensor_to_f32(ts, &ws, 0, 1);
-            snprintf(what, sizeof what, "%s: '%s'", ts->file, sn);
-            if ((s = bn_scale_multiplier(ws, m->cfg.linear_class, what, &mult))) break;
-            int8_t *q = malloc((size_t)rows * cols);
-            if (!q) { s = bn_err(BITNET_ERR_NOMEM, "out of memory for '%s'", p->name); break; }
-            if (bn_unpack_2b4t(t->data, rows, cols, q)) s = bn_err(BITNET_ERR_FORMAT, "%s: '%s' holds the invalid ternary code 3", t->file, p->name);
-            else for (size_t j = 0; j < p->numel; j++) w[j] = (float)q[j] * mult;
-            free(q);
-            continue;
-        }
-        if ((s = bn_arch_read_f32(st, p->name, p->ndim, p->shape, w))) break;
-        if (p->kind == BN_PK_LINEAR && !no_quant) {   /* master: absmean ternary, as the trainer's forward does it */
-            float g = 1.0f / bn_ternarize(w, (int64_t)p->numel, NULL);
-            for (size_t j = 0; j < p->numel; j++) w[j] = bn_ternary_q(w[j], g) / g;
-        }
-    }
-    bn_st_free(st);
-    if (!s) s = bn_train_model_freeze(m);
-    if (s) { bn_train_model_free(m); return s; }
+    if (!no_quant) return from_dir_packed(dir, &c, n_threads, kernels, out);
+    bn_train_model *m;   /* no_quant: a float base, frozen as it is */
+    if ((s = bn_train_model_from_dir_ex(dir, no_quant, n_threads, kernels, &m))) return s;
+    if ((s = bn_train_model_freeze(m))) { bn_train_model_free(m); return s; }
     *out = m;
     return BITNET_OK;
 }

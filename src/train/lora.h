@@ -9,7 +9,13 @@
  * (the per-token absmax int8 activation, dequantized; the float input in no_quant mode), which
  * differs from PEFT on transformers' AutoBitLinear (it feeds lora_A the unquantized input) by
  * the int8 rounding of x. Init as PEFT's default: A ~ kaiming_uniform(a = sqrt(5)), i.e.
- * U(-1/sqrt(in), 1/sqrt(in)), from a seed; B = 0. Dropout is not implemented (0 only).
+ * U(-1/sqrt(in), 1/sqrt(in)), from a seed; B = 0. Dropout as PEFT's lora_dropout: on the input
+ * of the low-rank branch only, y = BitLinear(x) + scale B A (mask * x / (1 - p)), a fresh mask
+ * per adapter and micro-batch while drop_on is set (training), identity otherwise (eval). The
+ * mask of element e of adapter a is keep = u(drop_seed, drop_key, a, e) >= p with u a hash in
+ * [0, 1), so backward and a checkpointed recompute regenerate it (nothing stored).
+ * The frozen base's backward is PEFT's: dX = dY W_deq with dY in float (not quantized; see
+ * kernels.h tgemm_t for why), the packed matrices read a tile at a time (train.c).
  * Not: an inference path (model.c), a merger (see bn_lora_merge), or a general PEFT reader (only
  * LoRA with these target names, no bias, no DoRA/rsLoRA). Never prints. */
 #ifndef BITNET_LORA_H
@@ -33,6 +39,11 @@ typedef struct bn_lora {
     float *us;                     /* [n_adapters][cap_bt * rank]: scale * A x of the last forward */
     float *du;                     /* [cap_bt * rank] backward scratch */
     int cap_bt;
+    float dropout;                 /* p in [0, 1) */
+    int drop_on;                   /* 1: the next forwards/backwards are training (mask applied) */
+    uint64_t drop_seed, drop_key;  /* the mask's seed (from bn_lora_new's), and the micro-batch's key */
+    float *xd;                     /* [cap_bt * max in] dropout scratch (NULL while dropout == 0) */
+    int max_in;
 } bn_lora;
 
 /* Adapters of rank r on the targeted matrices of m (mask 0: all seven), A from seed, B = 0.
@@ -46,9 +57,12 @@ void bn_lora_forward(bn_train_model *m, int widx, const float *x, float *y, int 
 /* After the base backward: gB += dy^T us; du = scale dy B; gA += du^T x; dx += du A. */
 void bn_lora_backward(bn_train_model *m, int widx, const float *dy, const float *x, float *dx, int N);
 void bn_lora_zero_grad(bn_lora *l);
+/* Dropout probability p in [0, 1) (BITNET_ERR_ARG otherwise); takes effect at the next
+ * bn_lora_reserve (the trainer's forward). */
+bitnet_status bn_lora_set_dropout(bn_lora *l, float p);
 
 /* Write dir/adapter_model.safetensors (float32, PEFT names) and dir/adapter_config.json
- * (peft_type LORA, task_type CAUSAL_LM, r, lora_alpha, lora_dropout 0, target_modules,
+ * (peft_type LORA, task_type CAUSAL_LM, r, lora_alpha, lora_dropout, target_modules,
  * base_model_name_or_path = base, may be NULL), each atomically. dir must exist. */
 bitnet_status bn_lora_save(const bn_lora *l, const char *dir, const char *base);
 /* Read dir's adapter_config.json (peft_type LORA; r, lora_alpha, target_modules) and

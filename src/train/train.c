@@ -73,6 +73,7 @@ static void par_for(bn_pool *p, int n, range_fn fn, void *ctx) {
 
 static inline float *P(const bn_train_model *m, int i) { return m->params + m->tp[i].off; }
 static inline float *G(const bn_train_model *m, int i) { return m->grads ? m->grads + m->tp[i].off : NULL; }   /* NULL: frozen */
+static inline int is_fz(const bn_train_model *m, int i) { return m->fz && m->fz[i].data; }   /* kept packed (m->fz) */
 static inline float *WQ(const bn_train_model *m, int i) { return m->wq ? m->wq + m->tp[i].off : P(m, i); }   /* no wq: no_quant or frozen */
 
 /* ---------------------------------------------------------------- model construction */
@@ -86,7 +87,8 @@ static int add_tp(bn_train_model *m, bn_slot sl, int l) {
     t->numel = (size_t)t->shape[0] * (t->ndim == 2 ? (size_t)t->shape[1] : 1);
     t->off = m->n_params; t->kind = (bn_pkind)bn_arch_kind(sl);   /* bn_tkind values == bn_pkind */
     t->slot = sl; t->layer = l;
-    m->n_params += (t->numel + 15) & ~(size_t)15;   /* keep each tensor 64-byte aligned */
+    if (m->fz && t->kind != BN_PK_NORM) t->off = 0;   /* packed frozen base: kept in m->fz */
+    else m->n_params += (t->numel + 15) & ~(size_t)15;   /* keep each tensor 64-byte aligned */
     return m->n_tp++;
 }
 
@@ -94,8 +96,8 @@ bitnet_status bn_train_model_new(const bn_config *cfg, int no_quant, int n_threa
     return bn_train_model_new_ex(cfg, no_quant, n_threads, NULL, out);
 }
 
-bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_threads, const char *kernels,
-                                    bn_train_model **out) {
+static bitnet_status model_new(const bn_config *cfg, int no_quant, int n_threads, const char *kernels, int packed,
+                               bn_train_model **out) {
     *out = NULL;
     const bn_kernels *k = bn_kernels_default();
     if (kernels && *kernels && !(k = bn_kernels_by_name(kernels)))
@@ -104,9 +106,11 @@ bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_th
     if (!m) return bn_err(BITNET_ERR_NOMEM, "out of memory");
     m->cfg = *cfg; m->no_quant = no_quant; m->k = k; m->ops = bn_train_ops_cpu();
     const bn_config *c = cfg;
-    m->tp = calloc((size_t)c->n_layers * BN_LAYER_SLOTS + 3, sizeof *m->tp);
+    size_t ntp_max = (size_t)c->n_layers * BN_LAYER_SLOTS + 3;
+    m->tp = calloc(ntp_max, sizeof *m->tp);
     m->L = calloc((size_t)c->n_layers, sizeof *m->L);
-    if (!m->tp || !m->L) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    if (packed) m->fz = calloc(ntp_max, sizeof *m->fz);
+    if (!m->tp || !m->L || (packed && !m->fz)) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     m->embed = add_tp(m, BN_S_EMBED, -1);
     for (int l = 0; l < c->n_layers; l++) {
         bn_tlayer *L = &m->L[l];
@@ -117,10 +121,17 @@ bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_th
     m->final_norm = add_tp(m, BN_S_FINAL_NORM, -1);
     m->head = c->tied ? -1 : add_tp(m, BN_S_HEAD, -1);
     size_t bytes = m->n_params * sizeof(float);
-    m->params = bn_alloc(bytes); m->grads = bn_alloc(bytes);
-    m->adam_m = bn_alloc(bytes); m->adam_v = bn_alloc(bytes);
-    m->wq = no_quant ? NULL : bn_alloc(bytes);
-    if (!m->params || !m->grads || !m->adam_m || !m->adam_v || (!no_quant && !m->wq)) {
+    m->params = bn_alloc(bytes);
+    if (!packed) {
+        m->grads = bn_alloc(bytes); m->adam_m = bn_alloc(bytes); m->adam_v = bn_alloc(bytes);
+        m->wq = no_quant ? NULL : bn_alloc(bytes);
+    } else {   /* tiles of the widest frozen matrix */
+        size_t wmax = 0;
+        for (int i = 0; i < m->n_tp; i++) if (m->tp[i].kind != BN_PK_NORM && (size_t)m->tp[i].shape[1] > wmax) wmax = (size_t)m->tp[i].shape[1];
+        m->fzbuf = bn_alloc(BN_FZ_TILE * wmax * sizeof(float)); m->fzq = bn_alloc(BN_FZ_TILE * wmax);
+        if (!m->fzbuf || !m->fzq) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    }
+    if (!m->params || (!packed && (!m->grads || !m->adam_m || !m->adam_v || (!no_quant && !m->wq)))) {
         bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory for %zu parameters", m->n_params);
     }
     for (int i = 0; i < m->n_tp; i++)
@@ -134,6 +145,18 @@ bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_th
         if (!(m->ws[i] = bn_alloc(bn_sgemm_ws_floats() * sizeof(float)))) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     *out = m;
     return BITNET_OK;
+}
+
+bitnet_status bn_train_model_new_ex(const bn_config *cfg, int no_quant, int n_threads, const char *kernels,
+                                    bn_train_model **out) {
+    return model_new(cfg, no_quant, n_threads, kernels, 0, out);
+}
+bitnet_status bn_train_model_new_packed(const bn_config *cfg, int n_threads, const char *kernels, bn_train_model **out) {
+    return model_new(cfg, 0, n_threads, kernels, 1, out);
+}
+static void free_acts(bn_train_model *m);
+void bn_train_set_grad_checkpoint(bn_train_model *m, int on) {
+    if (m->grad_ckpt != !!on) { free_acts(m); m->grad_ckpt = !!on; }
 }
 
 static void quantize_weights(bn_train_model *m);
@@ -166,6 +189,8 @@ void bn_train_model_free(bn_train_model *m) {
     if (m->ws) { for (int i = 0; i < bn_pool_size(m->pool); i++) bn_free(m->ws[i]); free(m->ws); }
     bn_pool_free(m->pool);
     bn_free(m->params); bn_free(m->grads); bn_free(m->adam_m); bn_free(m->adam_v); bn_free(m->wq);
+    if (m->fz) for (int i = 0; i < m->n_tp; i++) bn_free(m->fz[i].data);
+    free(m->fz); bn_free(m->fzbuf); bn_free(m->fzq); bn_free(m->fxq); bn_free(m->fxs); bn_free(m->fyi);
     free(m->tp); free(m->L); free(m);
 }
 
@@ -177,6 +202,7 @@ int bn_train_param_index(const bn_train_model *m, const char *name) {
 void bn_train_model_init_random(bn_train_model *m, uint64_t seed, float std) {
     uint64_t s = seed;
     for (int i = 0; i < m->n_tp; i++) {
+        if (m->fz && m->tp[i].kind != BN_PK_NORM) continue;   /* a packed frozen base has no float slot for it */
         float *p = P(m, i);
         if (m->tp[i].kind == BN_PK_NORM) { for (size_t j = 0; j < m->tp[i].numel; j++) p[j] = 1.0f; continue; }
         for (size_t j = 0; j < m->tp[i].numel; j += 2) {   /* Box-Muller */
@@ -189,6 +215,7 @@ void bn_train_model_init_random(bn_train_model *m, uint64_t seed, float std) {
 }
 
 bitnet_status bn_train_model_load_weights(bn_train_model *m, const char *dir) {
+    if (m->fz) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: a packed frozen base is read by bn_train_model_from_dir_frozen, not into float slots", dir);
     bn_st *st;
     bitnet_status s = bn_st_open_dir(dir, &st);
     if (s) return s;
@@ -232,12 +259,13 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 #define R16(x) (((x) + 15) & ~(size_t)15)
     size_t per_layer = R16(bt * C) * 3 + R16(bt) * 4 + R16(bt * Q) * 3 + R16(bt * KV) * 2 + R16((size_t)B * H * T * T)
                      + R16(bt * C) + R16(bt * I) * 4;
-    size_t total = per_layer * c->n_layers + R16(bt * C) * 3 + R16(bt) + R16(bt * V) + R16(bt * mx) * 3
-                 + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)bn_pool_size(m->pool) * T * T);
+    int nfull = m->grad_ckpt ? 1 : c->n_layers;   /* checkpointing: one layer's set, shared; each layer keeps its input */
+    size_t total = per_layer * nfull + R16(bt * C) * (size_t)(c->n_layers - nfull) + R16(bt * C) * 3 + R16(bt) + R16(bt * V)
+                 + R16(bt * mx) * 3 + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)bn_pool_size(m->pool) * T * T);
     size_t htotal = R16((size_t)T * hd2) * 2 + R16(bt);
     /* the same count in double: a shape whose size_t count wrapped is refused, not under-allocated */
-    double dbt = (double)BT, big = ((double)B * H * T * T + dbt * (6.0 * C + 4.0 * I + 3.0 * Q + 2.0 * KV + 4)) * c->n_layers
-                 + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T;
+    double dbt = (double)BT, big = ((double)B * H * T * T + dbt * (6.0 * C + 4.0 * I + 3.0 * Q + 2.0 * KV + 4)) * nfull
+                 + dbt * C * (c->n_layers - nfull) + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T;
     if (big * sizeof(float) > (double)SIZE_MAX / 4)
         return bn_err(BITNET_ERR_NOMEM, "training activations for batch %d x seq %d do not fit in memory (%.3g GiB)", B, T, big * 4 / (1 << 30));
     struct bn_tacts *a = calloc(1, sizeof *a);
@@ -254,6 +282,7 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
 #define TAKE(n) (p += R16(n), p - R16(n))
     for (int l = 0; l < c->n_layers; l++) {
         bn_tlacts *L = &a->l[l];
+        if (l >= nfull) { *L = a->l[0]; L->resid = TAKE(bt * C); continue; }   /* the shared set, its own input */
         L->resid = TAKE(bt * C); L->rstd_in = TAKE(bt); L->x_in = TAKE(bt * C);
         L->q = TAKE(bt * Q); L->k = TAKE(bt * KV); L->v = TAKE(bt * KV);
         L->att = TAKE((size_t)B * H * T * T); L->atto = TAKE(bt * Q); L->rstd_as = TAKE(bt); L->x_as = TAKE(bt * Q);
@@ -396,19 +425,118 @@ static void rmsnorm_backward(bn_train_model *m, const float *dy, const float *x,
     par_for(m->pool, N, rms_bwd_rows, &c);
 }
 
+/* ---------------------------------------------------------------- frozen matrices of a packed base */
+
+/* Rows [r0 + a, r0 + b) of frozen matrix i as float32 into dst (row r at (r - r0) * cols): the
+ * ternary values times the scale (= W_deq, bit for bit), or the loaded embedding/head values. */
+typedef struct { const bn_train_model *m; int i, r0; float *dst; } fzr_ctx;
+static void fz_rows_range(void *c_, int a, int b) {
+    fzr_ctx *c = c_;
+    const bn_tparam *t = &c->m->tp[c->i];
+    const bn_tfrozen *f = &c->m->fz[c->i];
+    int rows = (int)t->shape[0], cols = (int)t->shape[1];
+    float *d = c->dst + (size_t)a * cols;
+    size_t n = (size_t)(b - a) * cols;
+    if (f->wdt < 0) {
+        int8_t *q = c->m->fzq + (size_t)a * cols;
+        c->m->k->unpack(f->data, rows, cols, c->r0 + a, c->r0 + b, q);
+        for (size_t j = 0; j < n; j++) d[j] = (float)q[j] * f->scale;
+    } else {
+        size_t o = (size_t)(c->r0 + a) * cols;
+        for (size_t j = 0; j < n; j++) d[j] = bn_wget(f->data, f->wdt, o + j);
+    }
+}
+/* m->fzbuf = rows [r0, r1) of frozen matrix i (r1 - r0 <= BN_FZ_TILE), split over the pool. */
+static const float *fz_tile(const bn_train_model *m, int i, int r0, int r1) {
+    fzr_ctx c = {m, i, r0, m->fzbuf};
+    par_for(m->pool, r1 - r0, fz_rows_range, &c);
+    return m->fzbuf;
+}
+/* y[N, out] (=, or += when acc) x[N, in] @ W^T for frozen matrix i, one tile of W's rows at a time. */
+static void fz_gemm_xwt(bn_train_model *m, int i, const float *x, float *y, int N, int acc) {
+    int out = (int)m->tp[i].shape[0], in = (int)m->tp[i].shape[1];
+    for (int r0 = 0; r0 < out; r0 += BN_FZ_TILE) {
+        int r1 = r0 + BN_FZ_TILE < out ? r0 + BN_FZ_TILE : out;
+        bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, r1 - r0, in, x, in, fz_tile(m, i, r0, r1), in, acc, y + r0, out);
+    }
+}
+/* dx[N, in] (=, or += when acc) dy[N, out] @ W for frozen matrix i: the backward through it, W read
+ * from its packed (or loaded) form a tile at a time, never as a whole float copy. */
+static void fz_gemm_dyw(bn_train_model *m, int i, const float *dy, float *dx, int N, int acc) {
+    int out = (int)m->tp[i].shape[0], in = (int)m->tp[i].shape[1];
+    for (int r0 = 0; r0 < out; r0 += BN_FZ_TILE) {
+        int r1 = r0 + BN_FZ_TILE < out ? r0 + BN_FZ_TILE : out;
+        bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, r1 - r0, dy + r0, out, fz_tile(m, i, r0, r1), in, acc || r0 > 0, dx, in);
+    }
+}
+/* The int buffers of the packed BitLinear forward for N tokens. */
+static bitnet_status fz_reserve(bn_train_model *m, int N) {
+    if (!m->fz || N <= m->cap_fq) return BITNET_OK;
+    int in = 0, out = 0;
+    for (int i = 0; i < m->n_tp; i++)
+        if (m->tp[i].kind == BN_PK_LINEAR) {
+            if (m->tp[i].shape[1] > in) in = (int)m->tp[i].shape[1];
+            if (m->tp[i].shape[0] > out) out = (int)m->tp[i].shape[0];
+        }
+    bn_free(m->fxq); bn_free(m->fxs); bn_free(m->fyi);
+    m->fxq = bn_alloc((size_t)N * bn_kpad(in)); m->fxs = bn_alloc((size_t)N * sizeof(float));
+    m->fyi = bn_alloc((size_t)N * out * sizeof(int32_t));
+    if (!m->fxq || !m->fxs || !m->fyi) {
+        bn_free(m->fxq); bn_free(m->fxs); bn_free(m->fyi); m->fxq = NULL; m->fxs = NULL; m->fyi = NULL; m->cap_fq = 0;
+        return bn_err(BITNET_ERR_NOMEM, "out of memory for the packed BitLinear buffers (%d tokens)", N);
+    }
+    m->cap_fq = N;
+    return BITNET_OK;
+}
+
+/* y[N, out] (=, or += when acc) BitLinear(x) through the packed matrix i with the kernel set's
+ * ternary GEMM, as inference computes it: x (the dequantized int8 input the forward keeps) is
+ * quantized again per token (quant_act gives back the same int8 values), the product is exact
+ * int32, y = y_int / s * scale. Threads split the tokens for the quantizer and 16-row blocks of W. */
+typedef struct { bn_train_model *m; int i, N, acc, phase; const float *x; float *y; } fzl_ctx;
+static void fz_linear_run(void *arg, int ith, int nth) {
+    fzl_ctx *c = arg;
+    bn_train_model *m = c->m;
+    int out = (int)m->tp[c->i].shape[0], in = (int)m->tp[c->i].shape[1], kp = bn_kpad(in), a, b;
+    if (c->phase == 0) {
+        bn_split(c->N, 1, ith, nth, &a, &b);
+        for (int t = a; t < b; t++) m->fxs[t] = m->k->quant_act(c->x + (size_t)t * in, in, m->fxq + (size_t)t * kp, kp);
+        return;
+    }
+    bn_split(out, 16, ith, nth, &a, &b);
+    if (a >= b) return;
+    m->k->tgemm(m->fz[c->i].data, out, in, a, b, m->fxq, kp, c->N, m->fyi, out);
+    float sc = m->fz[c->i].scale;
+    for (int t = 0; t < c->N; t++) {
+        const int32_t *yi = m->fyi + (size_t)t * out;
+        float *y = c->y + (size_t)t * out, s = m->fxs[t];
+        if (c->acc) for (int r = a; r < b; r++) y[r] += (float)yi[r] / s * sc;
+        else for (int r = a; r < b; r++) y[r] = (float)yi[r] / s * sc;
+    }
+}
+static void fz_linear_int(bn_train_model *m, int i, const float *x, float *y, int N, int acc) {
+    fzl_ctx c = {m, i, N, acc, 0, x, y};
+    bn_pool_run(m->pool, fz_linear_run, &c);
+    c.phase = 1;
+    bn_pool_run(m->pool, fz_linear_run, &c);
+}
+
 /* ---------------------------------------------------------------- bitlinear = GEMM on quantized operands */
 
 /* y[N, out] = x[N, in] @ W^T (W: [out, in]) ; accumulate: y += */
 static void linear_forward(bn_train_model *m, const float *x, int widx, float *y, int N, int acc) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
-    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
+    if (is_fz(m, widx) && m->fz[widx].wdt < 0 && m->int_fwd) fz_linear_int(m, widx, x, y, N, acc);
+    else if (is_fz(m, widx)) fz_gemm_xwt(m, widx, x, y, N, acc);
+    else bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
     if (m->lora) bn_lora_forward(m, widx, x, y, N);
 }
 /* dW += dy^T @ x ; dx (= or +=) dy @ W (STE: W is the dequantized weight). */
 static void linear_backward(bn_train_model *m, const float *dy, const float *x, int widx, float *dx, int N, int acc_dx) {
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
     if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, out, in, N, dy, out, x, in, 1, G(m, widx), in);
-    if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, out, dy, out, WQ(m, widx), in, acc_dx, dx, in);
+    if (dx && is_fz(m, widx)) fz_gemm_dyw(m, widx, dy, dx, N, acc_dx);
+    else if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, out, dy, out, WQ(m, widx), in, acc_dx, dx, in);
     if (m->lora) bn_lora_backward(m, widx, dy, x, dx, N);
 }
 
@@ -546,10 +674,14 @@ static void glu_backward(bn_train_model *m, const float *g, const float *u, cons
 
 /* ---------------------------------------------------------------- embedding, cross-entropy */
 
-typedef struct { const float *E; const int32_t *ids; float *out; const float *dout; float *dE; int C, N; } emb_ctx;
+typedef struct { const float *E; const int32_t *ids; float *out; const float *dout; float *dE; int C, N; const bn_tfrozen *fz; } emb_ctx;
 static void emb_fwd_range(void *c_, int a, int b) {
     emb_ctx *c = c_;
-    for (int r = a; r < b; r++) memcpy(c->out + (size_t)r * c->C, c->E + (size_t)c->ids[r] * c->C, (size_t)c->C * sizeof(float));
+    for (int r = a; r < b; r++) {
+        float *o = c->out + (size_t)r * c->C;
+        if (!c->fz) { memcpy(o, c->E + (size_t)c->ids[r] * c->C, (size_t)c->C * sizeof(float)); continue; }
+        for (int i = 0; i < c->C; i++) o[i] = bn_wget(c->fz->data, c->fz->wdt, (size_t)c->ids[r] * c->C + i);   /* as loaded */
+    }
 }
 static void emb_bwd_cols(void *c_, int a, int b) {  /* columns a..b of every row: fixed order, no races */
     emb_ctx *c = c_;
@@ -581,12 +713,12 @@ static void ce_range(void *c_, int a, int b) {
 }
 
 static void embed_forward(bn_train_model *m, int widx, const int32_t *ids, int N, float *x) {
-    emb_ctx ec = {P(m, widx), ids, x, NULL, NULL, m->cfg.hidden_size, N};
+    emb_ctx ec = {P(m, widx), ids, x, NULL, NULL, m->cfg.hidden_size, N, is_fz(m, widx) ? &m->fz[widx] : NULL};
     par_for(m->pool, N, emb_fwd_range, &ec);
 }
 static void embed_backward(bn_train_model *m, int widx, const int32_t *ids, int N, const float *dx) {
     if (!m->grads) return;   /* frozen base (LoRA) */
-    emb_ctx ec = {NULL, ids, NULL, dx, G(m, widx), m->cfg.hidden_size, N};
+    emb_ctx ec = {NULL, ids, NULL, dx, G(m, widx), m->cfg.hidden_size, N, NULL};
     par_for(m->pool, m->cfg.hidden_size, emb_bwd_cols, &ec);
 }
 static void ce_forward(bn_train_model *m, float *logits, const int32_t *tg, float *rowloss, int N) {
@@ -601,13 +733,15 @@ static void ce_backward(bn_train_model *m, float *logits, const int32_t *tg, int
 /* logits[N][V] = x[N][C] @ H^T, H = parameter widx ([V][C]). */
 static void head_forward(bn_train_model *m, int widx, const float *x, float *logits, int N) {
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    if (is_fz(m, widx)) { fz_gemm_xwt(m, widx, x, logits, N, 0); return; }
     bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, V, C, x, C, P(m, widx), C, 0, logits, V);
 }
 /* G[widx] += dlogits^T x; dx = dlogits @ H. */
 static void head_backward(bn_train_model *m, int widx, const float *dlogits, const float *x, float *dx, int N) {
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
     if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, V, C, N, dlogits, V, x, C, 1, G(m, widx), C);  /* NULL grads: frozen */
-    bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, C, V, dlogits, V, P(m, widx), C, 0, dx, C);
+    if (is_fz(m, widx)) fz_gemm_dyw(m, widx, dlogits, dx, N, 0);
+    else bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, C, V, dlogits, V, P(m, widx), C, 0, dx, C);
 }
 
 /* ---------------------------------------------------------------- memory (host) */
@@ -629,6 +763,35 @@ const bn_train_ops *bn_train_ops_cpu(void) { return &CPU_TRAIN; }
 
 /* ---------------------------------------------------------------- forward / backward */
 
+/* Layer l's forward: from a->l[l].resid to the next layer's input (a->out after the last),
+ * keeping what its backward needs in a->l[l] (with checkpointing: in the one shared set). */
+static void layer_forward(bn_train_model *m, int l) {
+    const bn_config *c = &m->cfg;
+    struct bn_tacts *a = m->a;
+    const bn_train_ops *op = m->ops;
+    int BT = m->B * m->T, C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
+    bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
+    float *next = l + 1 < c->n_layers ? a->l[l + 1].resid : a->out;
+    int nq = m->no_quant;
+    op->rmsnorm_fwd(m, L->resid, P(m, W->in_norm), nq ? L->x_in : a->tmp, L->rstd_in, nq ? NULL : L->x_in, BT, C);
+    op->linear_fwd(m, L->x_in, W->q, L->q, BT, 0);
+    op->linear_fwd(m, L->x_in, W->k, L->k, BT, 0);
+    op->linear_fwd(m, L->x_in, W->v, L->v, BT, 0);
+    op->rope(m, L->q, BT, c->n_heads, 0);
+    op->rope(m, L->k, BT, c->n_kv_heads, 0);
+    op->attn_fwd(m, L->q, L->k, L->v, L->att, L->atto);
+    op->rmsnorm_fwd(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
+    op->copy(m, L->mid, L->resid, (size_t)BT * C);
+    op->linear_fwd(m, L->x_as, W->o, L->mid, BT, 1);
+    op->rmsnorm_fwd(m, L->mid, P(m, W->post_norm), nq ? L->x_post : a->tmp, L->rstd_post, nq ? NULL : L->x_post, BT, C);
+    op->linear_fwd(m, L->x_post, W->gate, L->gate, BT, 0);
+    op->linear_fwd(m, L->x_post, W->up, L->up, BT, 0);
+    op->glu_fwd(m, L->gate, L->up, L->hmul, BT * I);
+    op->rmsnorm_fwd(m, L->hmul, P(m, W->ffn_sub), nq ? L->x_fs : a->tmp, L->rstd_fs, nq ? NULL : L->x_fs, BT, I);
+    op->copy(m, next, L->mid, (size_t)BT * C);
+    op->linear_fwd(m, L->x_fs, W->down, next, BT, 1);
+}
+
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
     const bn_config *c = &m->cfg;
     if (B < 1 || T < 1) return bn_err(BITNET_ERR_ARG, "batch %d x seq %d: both must be >= 1", B, T);
@@ -640,38 +803,17 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     }
     bitnet_status s = ensure_acts(m, B, T);
     if (!s && m->lora) s = bn_lora_reserve(m->lora, BT);
+    if (!s) s = fz_reserve(m, BT);
     if (s) return s;
     struct bn_tacts *a = m->a;
-    int C = c->hidden_size, Q = c->n_heads * c->head_dim, KV = c->n_kv_heads * c->head_dim, I = c->intermediate_size;
+    int C = c->hidden_size;
     const bn_train_ops *op = m->ops;
     op->wquant(m);
     m->have_targets = targets != NULL;
     if (targets) memcpy(m->targets, targets, (size_t)BT * sizeof *targets);
     memcpy(a->inputs, inputs, (size_t)BT * sizeof *inputs);
     op->embed_fwd(m, m->embed, inputs, BT, a->l[0].resid);
-    for (int l = 0; l < c->n_layers; l++) {
-        bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
-        float *next = l + 1 < c->n_layers ? a->l[l + 1].resid : a->out;
-        int nq = m->no_quant;
-        op->rmsnorm_fwd(m, L->resid, P(m, W->in_norm), nq ? L->x_in : a->tmp, L->rstd_in, nq ? NULL : L->x_in, BT, C);
-        op->linear_fwd(m, L->x_in, W->q, L->q, BT, 0);
-        op->linear_fwd(m, L->x_in, W->k, L->k, BT, 0);
-        op->linear_fwd(m, L->x_in, W->v, L->v, BT, 0);
-        op->rope(m, L->q, BT, c->n_heads, 0);
-        op->rope(m, L->k, BT, c->n_kv_heads, 0);
-        op->attn_fwd(m, L->q, L->k, L->v, L->att, L->atto);
-        op->rmsnorm_fwd(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
-        op->copy(m, L->mid, L->resid, (size_t)BT * C);
-        op->linear_fwd(m, L->x_as, W->o, L->mid, BT, 1);
-        op->rmsnorm_fwd(m, L->mid, P(m, W->post_norm), nq ? L->x_post : a->tmp, L->rstd_post, nq ? NULL : L->x_post, BT, C);
-        op->linear_fwd(m, L->x_post, W->gate, L->gate, BT, 0);
-        op->linear_fwd(m, L->x_post, W->up, L->up, BT, 0);
-        op->glu_fwd(m, L->gate, L->up, L->hmul, BT * I);
-        op->rmsnorm_fwd(m, L->hmul, P(m, W->ffn_sub), nq ? L->x_fs : a->tmp, L->rstd_fs, nq ? NULL : L->x_fs, BT, I);
-        op->copy(m, next, L->mid, (size_t)BT * C);
-        op->linear_fwd(m, L->x_fs, W->down, next, BT, 1);
-    }
-    (void)Q; (void)KV;
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, l);
     op->rmsnorm_fwd(m, a->out, P(m, m->final_norm), a->xf, a->rstd_f, NULL, BT, C);
     int hi = m->head >= 0 ? m->head : m->embed;
     op->head_fwd(m, hi, a->xf, a->logits, BT);
@@ -691,12 +833,38 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
 
 const float *bn_train_logits(const bn_train_model *m) { return m->a ? m->a->logits : NULL; }
 
+/* Layer l's backward: a->d_res holds d(next layer's input) on entry and d(a->l[l].resid) on exit. */
+static void layer_backward(bn_train_model *m, int l) {
+    const bn_config *c = &m->cfg;
+    struct bn_tacts *a = m->a;
+    const bn_train_ops *op = m->ops;
+    int BT = m->B * m->T, C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
+    bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
+    /* FFN: next = mid + down(x_fs) */
+    op->linear_bwd(m, a->d_res, L->x_fs, W->down, a->d_a, BT, 0);           /* d_a = d x_fs [BT, I] */
+    op->rmsnorm_bwd(m, a->d_a, L->hmul, P(m, W->ffn_sub), L->rstd_fs, a->d_b, G(m, W->ffn_sub), BT, I, 0); /* d_b = d hmul */
+    op->glu_bwd(m, L->gate, L->up, a->d_b, a->d_a, a->tmp, BT * I);  /* d_a = d gate, tmp = d up */
+    op->linear_bwd(m, a->d_a, L->x_post, W->gate, a->d_b, BT, 0);          /* d_b = d x_post [BT, C] */
+    op->linear_bwd(m, a->tmp, L->x_post, W->up, a->d_b, BT, 1);
+    op->rmsnorm_bwd(m, a->d_b, L->mid, P(m, W->post_norm), L->rstd_post, a->d_res, G(m, W->post_norm), BT, C, 1);
+    /* attention: mid = resid + o(x_as) */
+    op->linear_bwd(m, a->d_res, L->x_as, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
+    op->rmsnorm_bwd(m, a->d_a, L->atto, P(m, W->attn_sub), L->rstd_as, a->d_b, G(m, W->attn_sub), BT, Q, 0); /* d_b = d atto */
+    op->attn_bwd(m, L->q, L->k, L->v, L->att, a->d_b, a->d_q, a->d_k, a->d_v);
+    op->rope(m, a->d_q, BT, c->n_heads, 1);
+    op->rope(m, a->d_k, BT, c->n_kv_heads, 1);
+    op->linear_bwd(m, a->d_q, L->x_in, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
+    op->linear_bwd(m, a->d_k, L->x_in, W->k, a->d_a, BT, 1);
+    op->linear_bwd(m, a->d_v, L->x_in, W->v, a->d_a, BT, 1);
+    op->rmsnorm_bwd(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
+}
+
 bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
     if (!m->a || !m->have_targets) return bn_err(BITNET_ERR_ARG, "backward needs a forward with targets first");
     const bn_config *c = &m->cfg;
     struct bn_tacts *a = m->a;
     int B = m->B, T = m->T, BT = B * T;
-    int C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
+    int C = c->hidden_size;
     m->have_targets = 0;   /* logits are overwritten below */
     /* cross-entropy: dlogits = (softmax - onehot) * grad_scale / n_targets, in place (0 rows
      * at ignored targets) */
@@ -707,24 +875,8 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
     op->head_bwd(m, hi, a->logits, a->xf, a->d_a, BT);
     op->rmsnorm_bwd(m, a->d_a, a->out, P(m, m->final_norm), a->rstd_f, a->d_res, G(m, m->final_norm), BT, C, 0);
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
-        /* FFN: next = mid + down(x_fs) */
-        op->linear_bwd(m, a->d_res, L->x_fs, W->down, a->d_a, BT, 0);           /* d_a = d x_fs [BT, I] */
-        op->rmsnorm_bwd(m, a->d_a, L->hmul, P(m, W->ffn_sub), L->rstd_fs, a->d_b, G(m, W->ffn_sub), BT, I, 0); /* d_b = d hmul */
-        op->glu_bwd(m, L->gate, L->up, a->d_b, a->d_a, a->tmp, BT * I);  /* d_a = d gate, tmp = d up */
-        op->linear_bwd(m, a->d_a, L->x_post, W->gate, a->d_b, BT, 0);          /* d_b = d x_post [BT, C] */
-        op->linear_bwd(m, a->tmp, L->x_post, W->up, a->d_b, BT, 1);
-        op->rmsnorm_bwd(m, a->d_b, L->mid, P(m, W->post_norm), L->rstd_post, a->d_res, G(m, W->post_norm), BT, C, 1);
-        /* attention: mid = resid + o(x_as) */
-        op->linear_bwd(m, a->d_res, L->x_as, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
-        op->rmsnorm_bwd(m, a->d_a, L->atto, P(m, W->attn_sub), L->rstd_as, a->d_b, G(m, W->attn_sub), BT, Q, 0); /* d_b = d atto */
-        op->attn_bwd(m, L->q, L->k, L->v, L->att, a->d_b, a->d_q, a->d_k, a->d_v);
-        op->rope(m, a->d_q, BT, c->n_heads, 1);
-        op->rope(m, a->d_k, BT, c->n_kv_heads, 1);
-        op->linear_bwd(m, a->d_q, L->x_in, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
-        op->linear_bwd(m, a->d_k, L->x_in, W->k, a->d_a, BT, 1);
-        op->linear_bwd(m, a->d_v, L->x_in, W->v, a->d_a, BT, 1);
-        op->rmsnorm_bwd(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
+        if (m->grad_ckpt && l < c->n_layers - 1) layer_forward(m, l);   /* recompute (the last layer's set is still there) */
+        layer_backward(m, l);
     }
     op->embed_bwd(m, m->embed, a->inputs, BT, a->d_res);
     return op->status ? op->status(m) : BITNET_OK;
@@ -747,6 +899,7 @@ void bn_train_zero_grad(bn_train_model *m) {
 }
 
 static bitnet_status save_tensors(const bn_train_model *m, const float *buf, const char *path) {
+    if (m->fz || !buf) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: a frozen base has no float master weights or gradients to save (save the adapters)", path);
     bn_st_writer *w;
     bitnet_status s = bn_st_writer_new(&w);
     if (s) return s;

@@ -2,7 +2,12 @@
  * gradients and AdamW moments, and llm.c-style forward/backward function pairs.
  *
  * What it is: all parameters live in one float32 buffer (params), laid out tensor after tensor
- * in the order of m->tp[]; grads, adam_m and adam_v use the same layout. Forward quantizes every
+ * in the order of m->tp[]; grads, adam_m and adam_v use the same layout. A packed frozen base
+ * (LoRA, bn_train_model_new_packed) keeps only the norms there: its BitLinear matrices stay in
+ * the kernel set's packed form (forward: the int8 x ternary GEMM of inference; dX = dY W_deq in
+ * float with W unpacked one BN_FZ_TILE-row tile at a time), embedding and head as loaded.
+ * Gradient checkpointing (bn_train_set_grad_checkpoint) keeps only each layer's input and
+ * recomputes the layer at the start of its backward. Forward quantizes every
  * BitLinear weight per tensor (absmean, ternary) and every BitLinear input per token (absmax,
  * int8) exactly as transformers' AutoBitLinear in online mode, and keeps the activations that
  * backward needs. Backward is the straight-through estimator (gradients pass the quantizers
@@ -31,6 +36,14 @@ typedef struct bn_tlayer {  /* indices into tp[] */
     int in_norm, q, k, v, attn_sub, o, post_norm, gate, up, ffn_sub, down;
 } bn_tlayer;
 
+/* A frozen matrix of a packed LoRA base (bn_train_model_new_packed), kept outside params. */
+typedef struct bn_tfrozen {
+    void *data;             /* BitLinear: the kernel set's packed ternary form (k->pack, 2 bits a
+                             * weight); embedding/head: the tensor as loaded (dtype wdt) */
+    int wdt;                /* BN_W_F32/F16/BF16 (kernels.h) for embedding/head; -1: packed ternary */
+    float scale;            /* packed ternary: W_deq[r][k] = W[r][k] * scale */
+} bn_tfrozen;
+
 typedef struct bn_train_model {
     bn_config cfg;
     int no_quant;
@@ -53,7 +66,21 @@ typedef struct bn_train_model {
     float loss;
     struct bn_lora *lora;               /* adapters (lora.h) added after each targeted BitLinear; not owned */
     void *gpu;                          /* the device ops' state (train_cuda.cu); NULL on the CPU */
+    /* packed frozen base (NULL otherwise): fz[i].data set for every BitLinear matrix, the
+     * embedding and the head, whose params slots are then empty (tp[i].off = 0, not in n_params);
+     * fzbuf/fzq: BN_FZ_TILE rows of the widest such matrix, as float and int8 (per-call tiles). */
+    bn_tfrozen *fz;
+    float *fzbuf; int8_t *fzq;
+    int8_t *fxq; float *fxs; int32_t *fyi; int cap_fq;   /* packed BitLinear forward: int8 inputs
+                             * [cap_fq][kpad(widest in)], their scales, int32 products [cap_fq][widest out] */
+    int grad_ckpt;                      /* 1: keep only each layer's input; backward recomputes the layer */
+    int int_fwd;                        /* 1: packed BitLinear forward through the int8 x ternary GEMM
+                                         * (off by default: tests/sft.sh's style check fails with it on,
+                                         * not yet understood); 0: float GEMM over unpacked tiles */
 } bn_train_model;
+/* Rows per tile when a frozen matrix is unpacked for a GEMM: the float GEMM's KC (gemm_f32.c),
+ * so the tiled products add their partial sums exactly as one untiled bn_sgemm does. */
+#define BN_FZ_TILE 512
 
 /* A zero model of the given shape (norm weights 1, everything else 0). n_threads >= 1.
  * kernels: the CPU kernel set by name (NULL or "" = bn_kernels_default()); a name that is not
@@ -78,6 +105,14 @@ void bn_train_model_free(bn_train_model *m);
  * freed (NULL): backward then computes only activation gradients (dX through the frozen
  * matrices, as a float GEMM over W_deq) and the adapters' gradients. Idempotent. */
 bitnet_status bn_train_model_freeze(bn_train_model *m);
+/* A frozen model of the given shape for adapter training on a packed base: params hold only the
+ * norms (1); m->fz[] has a slot for every BitLinear matrix, the embedding and the head, which the
+ * caller fills (bn_train_model_from_dir_frozen). No grads, moments or wq. Not no_quant. */
+bitnet_status bn_train_model_new_packed(const bn_config *cfg, int n_threads, const char *kernels, bn_train_model **out);
+/* Gradient checkpointing on (1) or off (0): with it, forward keeps only each layer's input and
+ * backward recomputes the layer's activations first; gradients are bit-identical either way.
+ * Takes effect at the next forward (the activations are re-allocated). */
+void bn_train_set_grad_checkpoint(bn_train_model *m, int on);
 /* Index of the parameter named name, -1 if none. */
 int bn_train_param_index(const bn_train_model *m, const char *name);
 

@@ -77,7 +77,7 @@ static bitnet_status check_params(const bitnet_train_params *p) {
     if (p->param_set == BITNET_TRAIN_LORA) {
         if (p->lora_rank < 1 || p->lora_rank > 65536) return bn_err(BITNET_ERR_ARG, "train: lora_rank %d must be in [1, 65536]", p->lora_rank);
         if (!(p->lora_alpha > 0 && p->lora_alpha < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: lora_alpha %g must be a finite number > 0", p->lora_alpha);
-        if (p->lora_dropout != 0) return bn_err(BITNET_ERR_UNSUPPORTED, "train: lora_dropout %g: LoRA dropout is not implemented (use 0)", p->lora_dropout);
+        if (!(p->lora_dropout >= 0 && p->lora_dropout < 1)) return bn_err(BITNET_ERR_ARG, "train: lora_dropout %g must be in [0, 1)", p->lora_dropout);
         if (p->lora_targets > 127u) return bn_err(BITNET_ERR_ARG, "train: lora_targets 0x%x has bits outside BITNET_LORA_*", p->lora_targets);
     }
     return BITNET_OK;
@@ -148,6 +148,8 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
     }
     if (!s && p.param_set == BITNET_TRAIN_LORA) s = attach_lora(t, from);
     if (!s && p.device && *p.device && strcmp(p.device, "cpu")) s = to_device(t, p.device);
+    if (!s && t->lora) s = bn_lora_set_dropout(t->lora, p.lora_dropout);
+    if (!s) bn_train_set_grad_checkpoint(t->m, p.grad_checkpoint);
     if (s) { bitnet_trainer_free(t); return s; }
     *out = t;
     return BITNET_OK;
@@ -302,7 +304,8 @@ void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
     const bn_train_model *m = t->m;
     i->step = bitnet_trainer_get_step(t);
     i->n_params = (int64_t)(t->lora ? t->lora->n_params : m->n_params);
-    i->n_base_params = (int64_t)m->n_params;
+    i->n_base_params = 0;   /* every tensor, also those a packed frozen base keeps outside params (m->fz) */
+    for (int k = 0; k < m->n_tp; k++) i->n_base_params += (int64_t)((m->tp[k].numel + 15) & ~(size_t)15);
     i->flops_per_token = bn_train_flops_per_token(m);
     if (t->lora)   /* frozen base: forward + dX (4N, no dW), plus 6 x the adapters */
         i->flops_per_token = i->flops_per_token * 4.0 / 6.0 + 6.0 * (double)t->lora->n_params;

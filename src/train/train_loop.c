@@ -76,8 +76,10 @@ bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
     for (int k = 0; k < t->accum && !s; k++) {
         float loss = 0;
         s = bn_data_next(t->data, t->in, t->tg);
+        if (m->lora) { m->lora->drop_on = 1; m->lora->drop_key = (uint64_t)t->step * (uint64_t)t->accum + (uint64_t)k; }   /* a resumed run draws the same masks */
         if (!s) s = bn_train_forward(m, t->in, t->tg, t->B, t->T, &loss);
         if (!s) s = bn_train_backward(m, 1.0f / (float)t->accum);
+        if (m->lora) m->lora->drop_on = 0;   /* evaluation: no dropout */
         lsum += loss;
     }
     st->loss = (float)(lsum / t->accum);

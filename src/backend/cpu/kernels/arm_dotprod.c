@@ -91,9 +91,16 @@ static void tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
     bn_tgemm_i16(&TILER, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
+/* The transposed product (kernels.h tgemm_t) over this set's tile. */
+static void tgemm_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                    const int8_t *dy, int lddy, int n, int32_t *dx, int lddx) {
+    bn_tgemm_t_i16(&TILER, w, rows, cols, c0, c1, dy, lddy, n, dx, lddx);
+}
+
 static const bn_kernels SET = {
     .name = "dotprod", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = bn_neon_quant_act, .fgemm = bn_neon_fgemm,
     .hgemm_q8 = bn_neon_hgemm_q8, .hgemm_q4 = bn_neon_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
+    .tgemm_t = tgemm_t,
 };
 
 /* Partial table (dispatch.c completes it), or NULL without ASIMDDP. */

@@ -3,7 +3,7 @@
  * Each ISA file provides bn_kernels_<isa>(), a partial table (its inner kernels, its layout)
  * or NULL when compiled for another architecture or when the running CPU/OS lacks the ISA.
  * Here, once (pthread_once), every available set gets the slots that are layout properties
- * (packed_size/pack from its layout; the shared head formats hq8/hq4), and the default is
+ * (packed_size/pack/unpack from its layout; the shared head formats hq8/hq4), and the default is
  * chosen: env BITNET_ISA=ref|avx2|avxvnni|avxvnni-vl|avx512|avx512-novnni|neon|dotprod (or a -b3 set) names it when that set is
  * available, else the best one. This is the only getenv in src/ (documented in README.md).
  * Not: per-call dispatch; the tables never change after the first call. */
@@ -45,9 +45,12 @@ static void init(void) {
         if (!p) continue;
         bn_kernels *k = &g_set[g_n];
         *k = *p;
-        if (k->layout == BN_LAYOUT_I16) { k->packed_size = bn_i16_packed_size; k->pack = bn_pack_i16; }
-        else if (k->layout == BN_LAYOUT_B3) { k->packed_size = bn_b3_packed_size; k->pack = bn_pack_b3; }
-        else { k->packed_size = bn_ref_packed_size; k->pack = bn_ref_pack; }
+        if (k->layout == BN_LAYOUT_I16) { k->packed_size = bn_i16_packed_size; k->pack = bn_pack_i16; k->unpack = bn_unpack_i16; }
+        else if (k->layout == BN_LAYOUT_B3) {   /* transposed product: the scalar b3 one (no SIMD version yet) */
+            k->packed_size = bn_b3_packed_size; k->pack = bn_pack_b3; k->unpack = bn_unpack_b3;
+            if (!k->tgemm_t) k->tgemm_t = bn_b3_tgemm_t;
+        }
+        else { k->packed_size = bn_ref_packed_size; k->pack = bn_ref_pack; k->unpack = bn_ref_unpack; }
         k->hq8_size = bn_hq8_size; k->hq8_quant = bn_hq8_quant;
         k->hq4_size = bn_hq4_size; k->hq4_quant = bn_hq4_quant;
         if (!strcmp(k->name, "ref")) g_ref = g_n;

@@ -156,7 +156,38 @@ typedef struct bn_kernels {
     /* ---- training / float products ---- */
     const bn_sgemm_ukr *sgemm;          /* micro-kernel of bn_sgemm */
     bn_adam_fn adam;                    /* AdamW row kernel (bn_adamw_update) */
+    /* ---- the transposed ternary product (backward through a frozen packed matrix) ----
+     * For a caller that quantizes dY per token (absmax int8, like quant_act): dX = dY_q @ W
+     * exactly, then scaled. The LoRA trainer does NOT use it: PEFT's STE backward through a
+     * frozen BitLinear is dX = dY @ W_q in float, and an int8 dY would add a rounding PEFT does
+     * not have; train.c instead multiplies the float dY by W unpacked a tile at a time (the
+     * unpack slot), so no float copy of a packed matrix exists there either. */
+    /* for i in [0,n), k in [c0,c1) (0 <= c0 <= c1 <= cols):
+     *     dx[i*lddx + k] = sum_{r<rows} dy[i*lddy + r] * W[r][k]      (exact int32)
+     * W: the packed form of pack(); dy: int8[n][lddy], lddy >= bn_kpad(rows), entries
+     * rows..bn_kpad(rows)-1 zero (as quant_act leaves them). Every set bit-identical to ref. */
+    void (*tgemm_t)(const uint8_t *w, int rows, int cols, int c0, int c1,
+                    const int8_t *dy, int lddy, int n, int32_t *dx, int lddx);
+    /* Layout slot (dispatch.c): rows [r0, r1) of the packed matrix back as values,
+     * dst[(r - r0)*cols + k] = W[r][k] in {-1, 0, 1}, k < cols. */
+    void (*unpack)(const uint8_t *w, int rows, int cols, int r0, int r1, int8_t *dst);
 } bn_kernels;
+
+/* Shared pieces of the transposed product and the unpack slot (ref.c, tgemm_i16.c). */
+void bn_ref_unpack(const uint8_t *w, int rows, int cols, int r0, int r1, int8_t *dst);
+void bn_unpack_i16(const uint8_t *w, int rows, int cols, int r0, int r1, int8_t *dst);
+/* The b3 layout's unpack and transposed product, scalar (ref.c); every b3 set uses them. */
+void bn_unpack_b3(const uint8_t *w, int rows, int cols, int r0, int r1, int8_t *dst);
+void bn_b3_tgemm_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                   const int8_t *dy, int lddy, int n, int32_t *dx, int lddx);
+/* The transposed driver of the i16 layout, over an ISA's tiler (see bn_tgemm_i16 below): it
+ * re-packs 16 columns x up to BN_TT_RCHUNK rows of W at a time into the i16 layout of W^T (a
+ * 16x16 transpose of each 64-byte group) and runs the ISA's forward tile on that, so every set
+ * reuses its own tested inner loop. */
+#define BN_TT_RCHUNK 2048
+struct bn_i16_tiler;
+void bn_tgemm_t_i16(const struct bn_i16_tiler *t, const uint8_t *w, int rows, int cols, int c0, int c1,
+                    const int8_t *dy, int lddy, int n, int32_t *dx, int lddx);
 
 /* Shared pieces of the layouts (ref.c). */
 size_t bn_ref_packed_size(int rows, int cols);

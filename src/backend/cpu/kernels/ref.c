@@ -139,6 +139,31 @@ static void ref_b3_tgemm(const uint8_t *w, int rows, int cols, int r0, int r1,
         }
 }
 
+void bn_unpack_b3(const uint8_t *w, int rows, int cols, int r0, int r1, int8_t *dst) {
+    int G = bn_b3_groups(cols);
+    (void)rows;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *wr = w + (size_t)(r / BN_IBLK) * 64 * G + 4 * (r % BN_IBLK);
+        for (int k = 0; k < cols; k++)
+            dst[(size_t)(r - r0) * cols + k] = (int8_t)(b3_code(wr[(size_t)(k / 20) * 64 + k % 4], (k % 20) / 4) - 1);
+    }
+}
+
+/* dx[i][k] = sum_r dy[i][r] * W[r][k], r in increasing order (as ref_tgemm_t), over the b3 layout. */
+void bn_b3_tgemm_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                   const int8_t *dy, int lddy, int n, int32_t *dx, int lddx) {
+    int G = bn_b3_groups(cols);
+    for (int i = 0; i < n; i++)
+        for (int k = c0; k < c1; k++) {
+            int32_t acc = 0;
+            for (int r = 0; r < rows; r++) {
+                const uint8_t *wr = w + (size_t)(r / BN_IBLK) * 64 * G + 4 * (r % BN_IBLK);
+                acc += (b3_code(wr[(size_t)(k / 20) * 64 + k % 4], (k % 20) / 4) - 1) * dy[(size_t)i * lddy + r];
+            }
+            dx[(size_t)i * lddx + k] = acc;
+        }
+}
+
 /* ---- quantized LM head formats (see kernels.h) ---- */
 size_t bn_hq8_size(int rows, int cols) { return bn_hq8_qoff(rows) + (size_t)rows * (size_t)bn_hq_cpad(cols); }
 
@@ -272,9 +297,12 @@ void bn_adam_ref(float *restrict pp, const float *restrict gg, float *restrict m
     }
 }
 
+static void ref_tgemm_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                        const int8_t *dy, int lddy, int n, int32_t *dx, int lddx);
 static const bn_kernels REF = {
     .name = "ref", .layout = BN_LAYOUT_REF, .tgemm = ref_tgemm, .quant_act = ref_quant_act, .fgemm = ref_fgemm,
     .hgemm_q8 = ref_hgemm_q8, .hgemm_q4 = ref_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
+    .tgemm_t = ref_tgemm_t,
 };
 const bn_kernels *bn_kernels_part_ref(void);
 const bn_kernels *bn_kernels_part_ref(void) { return &REF; }
@@ -286,3 +314,40 @@ static const bn_kernels REF_B3 = {
 };
 const bn_kernels *bn_kernels_part_ref_b3(void);
 const bn_kernels *bn_kernels_part_ref_b3(void) { return &REF_B3; }
+
+/* ---- the transposed ternary product and the unpack slot (see kernels.h) ---- */
+
+/* The spec: dx[i][k] = sum_r dy[i][r] * W[r][k] over the reference layout, r in increasing order. */
+static void ref_tgemm_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                        const int8_t *dy, int lddy, int n, int32_t *dx, int lddx) {
+    int rb = bn_kpad(cols) / 4;
+    for (int i = 0; i < n; i++)
+        for (int k = c0; k < c1; k++) {
+            int32_t acc = 0;
+            for (int r = 0; r < rows; r++)
+                acc += (((w[(size_t)r * rb + k / 4] >> (2 * (k % 4))) & 3) - 1) * dy[(size_t)i * lddy + r];
+            dx[(size_t)i * lddx + k] = acc;
+        }
+}
+
+void bn_ref_unpack(const uint8_t *w, int rows, int cols, int r0, int r1, int8_t *dst) {
+    int rb = bn_kpad(cols) / 4;
+    (void)rows;
+    for (int r = r0; r < r1; r++)
+        for (int k = 0; k < cols; k++)
+            dst[(size_t)(r - r0) * cols + k] = (int8_t)(((w[(size_t)r * rb + k / 4] >> (2 * (k % 4))) & 3) - 1);
+}
+
+void bn_unpack_i16(const uint8_t *w, int rows, int cols, int r0, int r1, int8_t *dst) {
+    int kp = bn_kpad(cols);
+    size_t bsz = (size_t)BN_IBLK * (kp / 4);
+    (void)rows;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *d = w + (size_t)(r / BN_IBLK) * bsz + 4 * (r % BN_IBLK);
+        int8_t *o = dst + (size_t)(r - r0) * cols;
+        for (int k = 0; k < cols; k++) {   /* k = 16g + 4s + t: byte 64g + t, bits 2s */
+            int g = k / 16, s = (k % 16) / 4, t = k % 4;
+            o[k] = (int8_t)(((d[(size_t)g * 64 + t] >> (2 * s)) & 3) - 1);
+        }
+    }
+}

@@ -58,3 +58,58 @@ void bn_tgemm_i16(const bn_i16_tiler *t, const uint8_t *w, int rows, int cols, i
         }
     }
 }
+
+/* ---- the transposed product dx = dy @ W (kernels.h tgemm_t), over the same tiles ---- */
+
+/* One 64-byte group of the i16 layout is a 16x16 tile: src byte 4j + t, bits 2s = code of
+ * (row j, column 4s + t). dst gets the tile of W^T in the same layout: byte 4kk + t2, bits 2s2
+ * = code of (row 4s2 + t2, column kk). */
+static void transpose16(const uint8_t *src, uint8_t *dst) {
+    uint8_t c[16][16];   /* c[j][kk] */
+    for (int j = 0; j < 16; j++)
+        for (int t = 0; t < 4; t++) {
+            unsigned b = src[4 * j + t];
+            for (int s = 0; s < 4; s++) c[j][4 * s + t] = (uint8_t)((b >> (2 * s)) & 3);
+        }
+    for (int kk = 0; kk < 16; kk++)
+        for (int t2 = 0; t2 < 4; t2++)
+            dst[4 * kk + t2] = (uint8_t)(c[t2][kk] | c[4 + t2][kk] << 2 | c[8 + t2][kk] << 4 | c[12 + t2][kk] << 6);
+}
+
+/* Columns are taken 16 at a time (the k-group G of W = one 16-row block of W^T), rows in
+ * chunks of BN_TT_RCHUNK (a multiple of 128, so the tile's k loop and sum_i8 see whole
+ * blocks; rows past the last block of W are zero codes); partial sums of the chunks are added
+ * in increasing row order (exact integers, so the order does not matter for the result). */
+void bn_tgemm_t_i16(const bn_i16_tiler *t, const uint8_t *w, int rows, int cols, int c0, int c1,
+                    const int8_t *dy, int lddy, int n, int32_t *dx, int lddx) {
+    if (c0 >= c1 || n <= 0) return;
+    int kp = bn_kpad(cols), kpr = bn_kpad(rows), nblk = (rows + BN_IBLK - 1) / BN_IBLK;
+    size_t bsz = (size_t)BN_IBLK * (kp / 4);
+    _Alignas(64) uint8_t buf[BN_IBLK * BN_TT_RCHUNK / 4];
+    int32_t sx[BN_TCHUNK], tmp[BN_TCHUNK * BN_IBLK];
+    for (int a0 = 0; a0 < n; a0 += BN_TCHUNK) {
+        int cn = n - a0 < BN_TCHUNK ? n - a0 : BN_TCHUNK;
+        for (int R0 = 0; R0 < kpr; R0 += BN_TT_RCHUNK) {
+            int rc = kpr - R0 < BN_TT_RCHUNK ? kpr - R0 : BN_TT_RCHUNK, ng = rc / 16;
+            for (int i = 0; i < cn; i++) sx[i] = t->sum_i8(dy + (size_t)(a0 + i) * lddy + R0, rc);
+            for (int G = c0 / BN_IBLK; G * BN_IBLK < c1; G++) {
+                for (int g2 = 0; g2 < ng; g2++) {
+                    int b = R0 / BN_IBLK + g2;
+                    if (b < nblk) transpose16(w + (size_t)b * bsz + (size_t)64 * G, buf + 64 * g2);
+                    else memset(buf + 64 * g2, 0x55, 64);   /* rows past W: code 1 = zero */
+                }
+                int lo = G * BN_IBLK, j0 = c0 > lo ? c0 - lo : 0, j1 = c1 - lo < BN_IBLK ? c1 - lo : BN_IBLK;
+                for (int i0 = 0; i0 < cn; i0 += t->nbmax) {
+                    int nb = cn - i0 < t->nbmax ? cn - i0 : t->nbmax;
+                    t->tile(buf, ng, dy + (size_t)(a0 + i0) * lddy + R0, lddy, nb, sx + i0, tmp, BN_IBLK, j0, j1);
+                    for (int i = 0; i < nb; i++) {
+                        int32_t *o = dx + (size_t)(a0 + i0 + i) * lddx + lo;
+                        const int32_t *p = tmp + (size_t)i * BN_IBLK;
+                        if (R0 == 0) for (int j = j0; j < j1; j++) o[j] = p[j];
+                        else for (int j = j0; j < j1; j++) o[j] += p[j];
+                    }
+                }
+            }
+        }
+    }
+}

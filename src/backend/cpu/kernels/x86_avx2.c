@@ -242,6 +242,11 @@ static void tgemm_b3(const uint8_t *w, int rows, int cols, int r0, int r1,
                      const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
     bn_tgemm_i16(&TILER_B3, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
+/* The transposed product (kernels.h tgemm_t) over this set's tile. */
+static void tgemm_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                    const int8_t *dy, int lddy, int n, int32_t *dx, int lddx) {
+    bn_tgemm_t_i16(&TILER, w, rows, cols, c0, c1, dy, lddy, n, dx, lddx);
+}
 
 /* ---- activation quantization (bit-exact with ref) ---- */
 static float quant_act(const float *x, int cols, int8_t *q, int kp) {
@@ -395,6 +400,7 @@ static const bn_sgemm_ukr UKR = {"avx2", 6, 16, ukr, NULL, NULL};
 static const bn_kernels SET = {
     .name = "avx2", .layout = BN_LAYOUT_I16, .tgemm = tgemm, .quant_act = quant_act, .fgemm = fgemm,
     .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = bn_adam_ref,
+    .tgemm_t = tgemm_t,
 };
 
 static const bn_kernels SET_B3 = {

@@ -136,6 +136,10 @@ static void tgemm_vnni(const uint8_t *w, int rows, int cols, int r0, int r1,
                        const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
     bn_tgemm_i16(&TILER_VNNI, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
+static void tgemm_vnni_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                    const int8_t *dy, int lddy, int n, int32_t *dx, int lddx) {   /* kernels.h tgemm_t */
+    bn_tgemm_t_i16(&TILER_VNNI, w, rows, cols, c0, c1, dy, lddy, n, dx, lddx);
+}
 #endif
 static void tile_bw(const uint8_t *wb, int ng, const int8_t *x, int ldx, int nb, const int32_t *sx,
                     int32_t *y, int ldy, int j0, int j1) {
@@ -145,6 +149,10 @@ static const bn_i16_tiler TILER_BW = {.nbmax = 16, .pf_burst = PF_DIST, .pf_next
 static void tgemm_bw(const uint8_t *w, int rows, int cols, int r0, int r1,
                      const int8_t *x, int ldx, int n, int32_t *y, int ldy) {
     bn_tgemm_i16(&TILER_BW, w, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+static void tgemm_bw_t(const uint8_t *w, int rows, int cols, int c0, int c1,
+                    const int8_t *dy, int lddy, int n, int32_t *dx, int lddx) {   /* kernels.h tgemm_t */
+    bn_tgemm_t_i16(&TILER_BW, w, rows, cols, c0, c1, dy, lddy, n, dx, lddx);
 }
 
 #ifdef __AVX512VNNI__
@@ -628,6 +636,7 @@ static void adam(float *restrict pp, const float *restrict gg, float *restrict m
 static const bn_kernels SET_VNNI = {
     .name = "avx512", .layout = BN_LAYOUT_I16, .tgemm = tgemm_vnni, .quant_act = quant_act, .fgemm = fgemm,
     .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
+    .tgemm_t = tgemm_vnni_t,
 };
 static const bn_kernels SET_B3 = {
     .name = "avx512-b3", .layout = BN_LAYOUT_B3, .tgemm = tgemm_b3, .quant_act = quant_act, .fgemm = fgemm,
@@ -637,6 +646,7 @@ static const bn_kernels SET_B3 = {
 static const bn_kernels SET_BW = {
     .name = "avx512-novnni", .layout = BN_LAYOUT_I16, .tgemm = tgemm_bw, .quant_act = quant_act, .fgemm = fgemm,
     .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
+    .tgemm_t = tgemm_bw_t,
 };
 
 /* Partial tables (dispatch.c completes them): "avx512" needs AVX512-VNNI (vpdpbusd);
