@@ -130,10 +130,26 @@ bitnet_status bitnet_convert_gguf(const char *in, const char *out, const char *t
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
 
+/* One device this build can run models on (bitnet_devices). */
+typedef struct bitnet_device_info {
+    char name[16];    /* the bitnet_model_params.device value: "cpu", "cuda:0", ... */
+    char desc[160];   /* e.g. "NVIDIA H200, 139.8 GiB, compute capability 9.0, 132 SMs" */
+    int usable;       /* 0: listed only to say why it cannot be used here (desc) */
+} bitnet_device_info;
+/* The devices: "cpu" first, then each CUDA GPU ("cuda:N"); a CUDA build that finds no usable
+ * GPU lists one "cuda" entry with usable 0 and the reason; a build without CUDA lists the CPU
+ * alone. Writes up to max entries to out (out may be NULL) and returns how many there are. */
+int bitnet_devices(bitnet_device_info *out, int max);
+/* The memory copy rate of a GPU device ("cuda" or "cuda:N") in GB/s, bytes read plus written over
+ * time (median of device-to-device copies of 1 GiB), for judging achieved bandwidth. The CPU and
+ * builds without CUDA: BITNET_ERR_UNSUPPORTED. */
+bitnet_status bitnet_device_bandwidth(const char *device, double *gbps);
+
 /* A model with random weights (seeded, deterministic) in the shape of a known checkpoint, for
  * benchmarks: preset "2b-4t" (BitNet b1.58 2B-4T), "1bitllm-large" (bitnet_b1_58-large) or
- * "1bitllm-3b" (bitnet_b1_58-3B). p may be NULL (defaults); its kernels and head are used.
- * Its logits mean nothing. Errors: ARG (unknown preset), UNSUPPORTED (kernel set), NOMEM. */
+ * "1bitllm-3b" (bitnet_b1_58-3B). p may be NULL (defaults); its kernels, head and device are
+ * used. Its logits mean nothing. Errors: ARG (unknown preset), UNSUPPORTED (kernel set, device),
+ * NOMEM. */
 bitnet_status bitnet_model_synthetic(const char *preset, uint64_t seed, const bitnet_model_params *p,
                                      bitnet_model **out);
 

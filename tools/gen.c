@@ -75,6 +75,7 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
         OPT_FUNC(0, "logit-bias", parse_bias, o, "ID=B", "add B to token ID's logit (repeatable; -inf bans it)"),
         OPT_FUNC(0, "lora", parse_lora, o, "DIR", "apply the PEFT LoRA adapter in DIR (repeatable; bitnet train --lora-rank makes one)"),
         OPT_FUNC(0, "lora-scale", parse_lora_scale, o, "S", "scale of the --lora before it (1)"),
+        OPT_STR(0, "device", &o->device, "cpu|cuda|cuda:N", "where the model runs (default cpu; bitnet info --devices lists them)"),
         OPT_END,
     };
     memcpy(t, tab, sizeof tab);
@@ -83,7 +84,7 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
 
 int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_sampling *o, int need_tok) {
     memset(g, 0, sizeof *g);
-    if (cli_load_model(dir, &g->model)) return cli_fail("cannot load the model");
+    if (cli_load_model_on(dir, o->device, &g->model)) return cli_fail("cannot load the model");
     for (int i = 0; i < o->n_lora; i++)
         if (bitnet_model_load_lora(g->model, o->lora[i], o->lora_scale[i])) { cli_fail("--lora"); gen_close(g); return 1; }
     bitnet_model_info info; bitnet_model_get_info(g->model, &info);

@@ -18,6 +18,7 @@ typedef struct gen_sampling {
     int n_lora;              /* --lora DIR (repeatable) with its --lora-scale (default 1) */
     const char *lora[8];
     float lora_scale[8];
+    const char *device;      /* --device: where the model runs (NULL: the CPU) */
 } gen_sampling;
 
 typedef struct gen_session {
