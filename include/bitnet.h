@@ -218,6 +218,10 @@ bitnet_status bitnet_ctx_decode(bitnet_ctx *c, const bitnet_batch *b, float *log
 int bitnet_ctx_seq_pos(const bitnet_ctx *c, int seq);
 /* Drop sequence seq's entries at and after pos (0 <= pos <= its position; 0 clears it). */
 bitnet_status bitnet_ctx_seq_truncate(bitnet_ctx *c, int seq, int pos);
+/* Make sequence dst a copy of sequence src (its cache entries and position; dst's own entries
+ * are dropped), like llama.cpp's seq_cp: a shared prompt is decoded once, then continued in
+ * several sequences. src == dst: nothing. BITNET_ERR_ARG for a sequence out of range. */
+bitnet_status bitnet_ctx_seq_copy(bitnet_ctx *c, int src, int dst);
 
 /* ---- tokenizer ------------------------------------------------------------------------ */
 typedef struct bitnet_tokenizer bitnet_tokenizer;

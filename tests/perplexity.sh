@@ -28,6 +28,16 @@ for h in q8 q4; do
     echo "# $h head vs exact on the excerpt: $(grep -E 'Mean    KLD|Same top|Delta PPL' "$T/p$h" | tr -s ' ' | tr '\n' ';')"
 done
 
+# batching (-b N >= CTX: N/CTX chunks or windows per bitnet_ctx_decode call) gives the PPL of one chunk per call
+ppl() { sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p' "$1"; }
+for mode in "" "--stride 64"; do
+    "$B" perplexity -m $M -f $TXT -c 128 -b 128 $mode > "$T/b1" 2> "$T/eb1"
+    "$B" perplexity -m $M -f $TXT -c 128 -b 512 $mode > "$T/b4" 2> "$T/eb4"
+    a=$(ppl "$T/b1"); b=$(ppl "$T/b4")
+    grep -q "(4 per call)" "$T/eb4" && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-5 * a) }' \
+        && ok "perplexity ${mode:-chunked}: 4 chunks per call = 1 per call ($a, $b)" || fail "perplexity ${mode:-chunked} batched" "$a vs $b $(cat "$T/eb4")"
+done
+
 # bad input: one clear message, non-zero exit
 expect_err() { # name, pattern, command...
     local name=$1 pat=$2; shift 2

@@ -217,6 +217,46 @@ static void bad_batches(void) {
     bitnet_model_free(m);
 }
 
+/* seq_copy: a prompt decoded once in sequence 0 and copied into 1 and 2 (2 held other tokens)
+ * continues in each exactly as the prompt decoded in a fresh context would. */
+static void seq_copy(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/bitnet-b158-packed", t_golden());
+    bitnet_model *m = NULL;
+    if (bitnet_model_load(path, &m)) { CHECK("seq_copy: load", 0, "%s", bitnet_last_error()); return; }
+    int V = m->cfg.vocab_size;
+    bitnet_ctx *c = NULL, *one = NULL;
+    bitnet_ctx_params p = bitnet_ctx_default_params();
+    p.n_ctx = 16; p.n_seq_max = 3; p.n_threads = 1;
+    bitnet_ctx_new(m, &p, &c);
+    p.n_seq_max = 1;
+    bitnet_ctx_new(m, &p, &one);
+    int32_t prompt[6] = {5, 17, 3, 99, 42, 7}, other[4] = {1, 2, 3, 4}, next[3] = {11, 23, 31}, s2[4] = {2, 2, 2, 2};
+    float *lg = malloc((size_t)3 * V * 4), *ref = malloc((size_t)V * 4);
+    bitnet_batch ob = {4, other, NULL, s2, NULL};
+    CHECK("seq_copy: sequence 2 holds other tokens", bitnet_ctx_decode(c, &ob, NULL) == BITNET_OK, "%s", bitnet_last_error());
+    CHECK("seq_copy: the prompt in sequence 0", bitnet_ctx_eval(c, prompt, 6, NULL, 0) == BITNET_OK, "%s", bitnet_last_error());
+    CHECK("seq_copy 0 -> 1, 0 -> 2", bitnet_ctx_seq_copy(c, 0, 1) == BITNET_OK && bitnet_ctx_seq_copy(c, 0, 2) == BITNET_OK, "%s", bitnet_last_error());
+    CHECK("seq_copy: positions follow the source", bitnet_ctx_seq_pos(c, 1) == 6 && bitnet_ctx_seq_pos(c, 2) == 6, "%d %d", bitnet_ctx_seq_pos(c, 1), bitnet_ctx_seq_pos(c, 2));
+    CHECK("seq_copy onto itself is nothing", bitnet_ctx_seq_copy(c, 1, 1) == BITNET_OK && bitnet_ctx_seq_pos(c, 1) == 6, "no");
+    CHECK("seq_copy bad ids -> BITNET_ERR_ARG", bitnet_ctx_seq_copy(c, 0, 3) == BITNET_ERR_ARG && bitnet_ctx_seq_copy(c, -1, 0) == BITNET_ERR_ARG, "accepted");
+    int32_t sq[3] = {0, 1, 2};
+    bitnet_batch nb = {3, next, NULL, sq, NULL};
+    CHECK("seq_copy: one token in each copy", bitnet_ctx_decode(c, &nb, lg) == BITNET_OK, "%s", bitnet_last_error());
+    double worst = 0; int same = 1;
+    for (int s = 0; s < 3; s++) {
+        bitnet_ctx_reset(one);
+        int32_t seqtoks[7]; memcpy(seqtoks, prompt, sizeof prompt); seqtoks[6] = next[s];
+        bitnet_ctx_eval(one, seqtoks, 7, ref, 0);
+        for (int i = 0; i < V; i++) { double d = fabs(lg[(size_t)s * V + i] - ref[i]); if (d > worst) worst = d; }
+        same &= argmax(lg + (size_t)s * V, V) == argmax(ref, V);
+    }
+    CHECK("seq_copy: each copy continues like the prompt alone (max |d| <= 1e-4, same argmax)", worst <= 1e-4 && same, "max |d| %g, argmax same %d", worst, same);
+    free(lg); free(ref);
+    bitnet_ctx_free(c); bitnet_ctx_free(one);
+    bitnet_model_free(m);
+}
+
 static void numeric(void) {
     bn_config cf;
     memset(&cf, 0, sizeof cf);
@@ -257,6 +297,7 @@ int main(void) {
             batch_equals_separate("bitnet-1bitllm", ks[k], t);
         }
     bad_batches();
+    seq_copy();
     numeric();
     T_DONE();
 }

@@ -20,9 +20,9 @@
  * without the delimiter, as lm-eval's len(choice); tokens for pre-tokenized lines). Ties go to
  * the first option (numpy argmax). +/- is lm-eval's standard error, sqrt(var_sample / n).
  *
- * What it is not: batched yet — options run one after another through bitnet_ctx_eval, sharing
- * the KV cache of the context before its last token (bitnet_ctx_truncate); with the multi-sequence API
- * (bitnet_ctx_decode) the options of a question would be sequences of one call (see score_req). */
+ * Batched: the options of a question are the sequences of one bitnet_ctx_decode call, their
+ * shared context decoded once and copied into each (bitnet_ctx_seq_copy; see score_opts).
+ * What it is not: a batcher across questions (one question's options per call). */
 #include "cli.h"
 #include "score.h"
 #include "args.h"
@@ -46,47 +46,152 @@ static int iv_push(ivec *a, const int32_t *x, int n) {
     return 0;
 }
 
+#define EVAL_SEQ_MAX 16        /* options per bitnet_ctx_decode call; more take several calls */
+#define EVAL_SEQ_TOKENS 16384  /* and at most this many cache positions in all */
+
 typedef struct {
+    const bitnet_model *m;
     bitnet_ctx *c;
-    int n_ctx, vocab;
-    ivec cache;        /* the shared prefix now in the KV cache (more tokens may follow it) */
-    float *lg;         /* [n_ctx][vocab] */
+    int n_ctx, vocab, threads, n_seq;  /* n_seq: the context's n_seq_max */
+    ivec cache;        /* the shared prefix now in sequence 0's KV cache */
+    int32_t *tok, *pos, *seq; int8_t *flag; int bcap;  /* one batch */
+    float *lg; size_t lgcap;           /* [rows][vocab] */
 } scorer;
 
-/* Loglikelihood of cont[0..nc) after ctx[0..nx) (nx >= 1, nc >= 1): the model reads
- * (ctx + cont)[:-1], cut from the left to n_ctx tokens; reuses the cached context prefix.
- * Sets *ll and *greedy (every continuation token was the argmax). 0 or 1 (message printed). */
-static int score_req(scorer *s, const int32_t *ctx, int nx, const int32_t *cont, int nc, double *ll, int *greedy) {
-    if (nc > s->n_ctx) { fprintf(stderr, "bitnet eval: a continuation of %d tokens does not fit the context of %d\n", nc, s->n_ctx); return 1; }
-    ivec in = {0};
-    if (iv_push(&in, ctx, nx) || iv_push(&in, cont, nc)) { free(in.v); fprintf(stderr, "bitnet eval: out of memory\n"); return 1; }
-    int total = in.n - 1;                 /* tokens the model reads */
-    int cut = total > s->n_ctx ? total - s->n_ctx : 0;
-    const int32_t *x = in.v + cut;
-    int n = total - cut;
-    int r0 = nx - 1 - cut;                /* row whose logits predict cont[0] */
-    /* Always two calls of the same shape: the prefix x[0, r0) (kept in the cache while options
-     * share it), then x[r0, n) with logits. So an option's numbers do not depend on which option
-     * or question came before it. */
-    if (s->cache.n == r0 && (r0 == 0 || !memcmp(s->cache.v, x, (size_t)r0 * sizeof *x))) {
-        if (bitnet_ctx_truncate(s->c, r0)) { free(in.v); return cli_fail("eval: truncate"); }
+static int grow(void **p, size_t n, size_t *cap) {
+    if (n <= *cap) return 0;
+    void *q = realloc(*p, n);
+    if (!q) return 1;
+    *p = q; *cap = n;
+    return 0;
+}
+
+/* The context with n sequences (at least as many as it has), recreated when it must grow.
+ * 0 or 1 (message printed). */
+static int scorer_seqs(scorer *s, int n) {
+    int most = EVAL_SEQ_TOKENS / s->n_ctx > 1 ? EVAL_SEQ_TOKENS / s->n_ctx : 1;
+    if (n > EVAL_SEQ_MAX) n = EVAL_SEQ_MAX;
+    if (n > most) n = most;
+    if (s->c && n <= s->n_seq) return 0;
+    bitnet_ctx_free(s->c); s->c = NULL; s->cache.n = 0;
+    bitnet_ctx_params cp = {.n_ctx = s->n_ctx, .n_threads = s->threads, .n_seq_max = n};
+    if (bitnet_ctx_new(s->m, &cp, &s->c)) return cli_fail("context");
+    s->n_seq = n;
+    return 0;
+}
+
+/* Room for nb batch entries and rows logits rows. 0 or 1 (message printed). */
+static int batch_room(scorer *s, int nb, int rows) {
+    if (nb > s->bcap) {
+        int32_t *t = realloc(s->tok, (size_t)nb * sizeof *t); if (t) s->tok = t;
+        int32_t *q = realloc(s->pos, (size_t)nb * sizeof *q); if (q) s->pos = q;
+        int32_t *d = realloc(s->seq, (size_t)nb * sizeof *d); if (d) s->seq = d;
+        int8_t *f = realloc(s->flag, (size_t)nb); if (f) s->flag = f;
+        if (!t || !q || !d || !f) { fprintf(stderr, "bitnet eval: out of memory\n"); return 1; }
+        s->bcap = nb;
+    }
+    if (grow((void **)&s->lg, (size_t)rows * s->vocab * sizeof *s->lg, &s->lgcap)) { fprintf(stderr, "bitnet eval: out of memory\n"); return 1; }
+    return 0;
+}
+
+/* ll[o], greedy[o] for options o0..o1 from their logits rows, in order, in s->lg. 0 or 1. */
+static int score_rows(scorer *s, int o0, int o1, const ivec *in, const int *nc, double *ll, int *greedy) {
+    const float *row = s->lg;
+    for (int o = o0; o < o1; o++) {
+        const int32_t *cont = in[o].v + in[o].n - nc[o];
+        double sum = 0; int g = 1;
+        for (int i = 0; i < nc[o]; i++, row += s->vocab) {
+            double lse = score_logsumexp(row, s->vocab);
+            sum -= score_nll(row, lse, cont[i]);
+            if (score_argmax(row, s->vocab) != cont[i]) g = 0;
+        }
+        if (!isfinite(sum)) { fprintf(stderr, "bitnet eval: non-finite logits\n"); return 1; }
+        ll[o] = sum; greedy[o] = g;
+    }
+    return 0;
+}
+
+/* score_opts for options whose first scored rows differ (contexts of their own, or cut from the
+ * left differently): each option is a whole sequence from position 0, in two calls of the same
+ * shapes as scoring it alone — x[0, r0) of every option, then every x[r0, n) with logits. */
+static int score_alone(scorer *s, int nopt, const ivec *in, const int *nc, double *ll, int *greedy) {
+    s->cache.n = 0;
+    for (int o0 = 0; o0 < nopt; o0 += s->n_seq) {
+        int o1 = o0 + s->n_seq < nopt ? o0 + s->n_seq : nopt, nb = 0, rows = 0;
+        for (int o = o0; o < o1; o++) { int total = in[o].n - 1; nb += total < s->n_ctx ? total : s->n_ctx; rows += nc[o]; }
+        if (batch_room(s, nb, rows)) return 1;
+        for (int o = o0; o < o1; o++)
+            if (bitnet_ctx_seq_truncate(s->c, o - o0, 0)) return cli_fail("eval: truncate");
+        for (int part = 0; part < 2; part++) {
+            int k = 0;
+            for (int o = o0; o < o1; o++) {
+                int total = in[o].n - 1, cut = total > s->n_ctx ? total - s->n_ctx : 0, n = total - cut, r0 = n - nc[o];
+                for (int i = part ? r0 : 0; i < (part ? n : r0); i++, k++) {
+                    s->tok[k] = in[o].v[cut + i]; s->pos[k] = i; s->seq[k] = o - o0; s->flag[k] = (int8_t)part;
+                }
+            }
+            bitnet_batch b = {k, s->tok, s->pos, s->seq, s->flag};
+            if (k > 0 && bitnet_ctx_decode(s->c, &b, part ? s->lg : NULL)) return cli_fail("eval");
+        }
+        if (score_rows(s, o0, o1, in, nc, ll, greedy)) return 1;
+    }
+    return 0;
+}
+
+/* Loglikelihood of each option o < nopt: in[o] = ctx + cont (ctx >= 1 token), nc[o] = cont's
+ * length (>= 1); the model reads in[o][:-1], cut from the left to n_ctx tokens. When every
+ * option reads the same P tokens before its first scored row (one context, as in HellaSwag or
+ * ARC), those are decoded once in sequence 0 (kept there for the next question when it starts
+ * the same way) and copied into sequences 1..k-1 (bitnet_ctx_seq_copy); the options' remaining
+ * tokens are the sequences of one bitnet_ctx_decode call (up to the context's n_seq options per
+ * call), logits on the rows that predict cont. Otherwise score_alone. Either way the calls have
+ * the shapes of scoring each option alone (its context before the last token, then the rest),
+ * so an option's numbers do not depend on the others. Sets ll[o] and greedy[o] (every
+ * continuation token was the argmax). 0 or 1 (message printed). */
+static int score_opts(scorer *s, int nopt, const ivec *in, const int *nc, double *ll, int *greedy) {
+    if (scorer_seqs(s, nopt)) return 1;
+    /* P: every option's first scored row, when it is the same row after the same tokens; else -1 */
+    const int32_t *x0 = NULL;
+    int P = -1;
+    for (int o = 0; o < nopt; o++) {
+        if (nc[o] > s->n_ctx) { fprintf(stderr, "bitnet eval: a continuation of %d tokens does not fit the context of %d\n", nc[o], s->n_ctx); return 1; }
+        int total = in[o].n - 1, cut = total > s->n_ctx ? total - s->n_ctx : 0, r0 = total - cut - nc[o];
+        const int32_t *x = in[o].v + cut;
+        if (o == 0) { x0 = x; P = r0; }
+        else if (r0 != P || memcmp(x, x0, (size_t)P * sizeof *x)) { P = -1; break; }
+    }
+    if (P < 0) return score_alone(s, nopt, in, nc, ll, greedy);
+    if (s->cache.n >= P && bitnet_ctx_seq_pos(s->c, 0) >= P && (P == 0 || !memcmp(s->cache.v, x0, (size_t)P * sizeof *x0))) {
+        if (bitnet_ctx_seq_truncate(s->c, 0, P)) return cli_fail("eval: truncate");
     } else {
-        bitnet_ctx_reset(s->c);
+        bitnet_ctx_seq_truncate(s->c, 0, 0);
         s->cache.n = 0;
-        if (r0 > 0 && bitnet_ctx_eval(s->c, x, r0, NULL, 0)) { free(in.v); return cli_fail("eval"); }
-        if (iv_push(&s->cache, x, r0)) { free(in.v); fprintf(stderr, "bitnet eval: out of memory\n"); return 1; }
+        if (P > 0 && bitnet_ctx_eval(s->c, x0, P, NULL, 0)) return cli_fail("eval");
+        if (iv_push(&s->cache, x0, P)) { fprintf(stderr, "bitnet eval: out of memory\n"); return 1; }
     }
-    if (bitnet_ctx_eval(s->c, x + r0, n - r0, s->lg, 1)) { free(in.v); return cli_fail("eval"); }
-    double sum = 0; int g = 1;
-    for (int i = 0; i < nc; i++) {
-        const float *row = s->lg + (size_t)i * s->vocab;
-        double lse = score_logsumexp(row, s->vocab);
-        sum -= score_nll(row, lse, cont[i]);
-        if (score_argmax(row, s->vocab) != cont[i]) g = 0;
+    s->cache.n = P;
+    for (int o0 = 0; o0 < nopt; o0 += s->n_seq) {
+        int o1 = o0 + s->n_seq < nopt ? o0 + s->n_seq : nopt, nb = 0, rows = 0;
+        for (int o = o0; o < o1; o++) {
+            int total = in[o].n - 1;
+            nb += (total < s->n_ctx ? total : s->n_ctx) - P;
+            rows += nc[o];
+        }
+        if (batch_room(s, nb, rows)) return 1;
+        if (bitnet_ctx_seq_truncate(s->c, 0, P)) return cli_fail("eval: truncate");
+        for (int o = o0 + 1; o < o1; o++)
+            if (bitnet_ctx_seq_copy(s->c, 0, o - o0)) return cli_fail("eval: copy the shared prefix");
+        int k = 0;
+        for (int o = o0; o < o1; o++) {
+            int total = in[o].n - 1, cut = total > s->n_ctx ? total - s->n_ctx : 0, n = total - cut, r0 = n - nc[o];
+            for (int i = P; i < n; i++, k++) {
+                s->tok[k] = in[o].v[cut + i]; s->pos[k] = i; s->seq[k] = o - o0; s->flag[k] = (int8_t)(i >= r0);
+            }
+        }
+        bitnet_batch b = {k, s->tok, s->pos, s->seq, s->flag};
+        if (bitnet_ctx_decode(s->c, &b, s->lg)) return cli_fail("eval");
+        if (score_rows(s, o0, o1, in, nc, ll, greedy)) return 1;
     }
-    free(in.v);
-    if (!isfinite(sum)) { fprintf(stderr, "bitnet eval: non-finite logits\n"); return 1; }
-    *ll = sum; *greedy = g;
     return 0;
 }
 
@@ -147,6 +252,7 @@ typedef struct {
     scorer S;
     bitnet_tokenizer *tok;
     ivec cx, ct;
+    ivec *in; int *nc, *greedy;  /* [nopt_cap]: each option's context + continuation, its length */
     double *lls, *lens;
     int nopt_cap;
     long nq, nreq, ntok;
@@ -175,9 +281,13 @@ static int eval_question(eval_run *E, const char *line, size_t got, int lineno) 
     int label = (int)labj->valuedouble;
     if (kind != 2 && !E->tok && bitnet_tokenizer_load(E->model, &E->tok)) { cli_fail("cannot load the tokenizer"); goto fail; }
     if (nopt > E->nopt_cap) {
-        free(E->lls); free(E->lens);
+        free(E->lls); free(E->lens); free(E->nc); free(E->greedy);
+        for (int o = 0; o < E->nopt_cap; o++) free(E->in[o].v);
+        free(E->in); E->nopt_cap = 0;
         E->lls = malloc((size_t)nopt * sizeof *E->lls); E->lens = malloc((size_t)nopt * sizeof *E->lens);
-        if (!E->lls || !E->lens) { fprintf(stderr, "bitnet eval: out of memory\n"); goto fail; }
+        E->nc = malloc((size_t)nopt * sizeof *E->nc); E->greedy = malloc((size_t)nopt * sizeof *E->greedy);
+        E->in = calloc((size_t)nopt, sizeof *E->in);
+        if (!E->lls || !E->lens || !E->nc || !E->greedy || !E->in) { fprintf(stderr, "bitnet eval: out of memory\n"); goto fail; }
         E->nopt_cap = nopt;
     }
     for (int o = 0; o < nopt; o++) {
@@ -199,10 +309,14 @@ static int eval_question(eval_run *E, const char *line, size_t got, int lineno) 
             if (E->cx.n < 1) { fprintf(stderr, "bitnet eval: %s:%d: the model has no BOS/EOS to stand for an empty context\n", E->task, lineno); goto fail; }
             E->lens[o] = (double)utf8_chars(kj->valuestring);
         }
-        int g = 0;
-        if (score_req(&E->S, E->cx.v, E->cx.n, E->ct.v, E->ct.n, &E->lls[o], &g)) { fprintf(stderr, "bitnet eval: at %s:%d\n", E->task, lineno); goto fail; }
-        E->nreq++; E->ntok += E->ct.n;
-        if (E->print_ll) printf("ll %ld %d %.9g %d %d\n", E->nq, o, E->lls[o], E->ct.n, g);
+        E->in[o].n = 0;
+        if (iv_push(&E->in[o], E->cx.v, E->cx.n) || iv_push(&E->in[o], E->ct.v, E->ct.n)) { fprintf(stderr, "bitnet eval: out of memory\n"); goto fail; }
+        E->nc[o] = E->ct.n;
+    }
+    if (score_opts(&E->S, nopt, E->in, E->nc, E->lls, E->greedy)) { fprintf(stderr, "bitnet eval: at %s:%d\n", E->task, lineno); goto fail; }
+    for (int o = 0; o < nopt; o++) {
+        E->nreq++; E->ntok += E->nc[o];
+        if (E->print_ll) printf("ll %ld %d %.9g %d %d\n", E->nq, o, E->lls[o], E->nc[o], E->greedy[o]);
     }
     int best = 0, bestn = 0;
     for (int o = 1; o < nopt; o++) {
@@ -261,10 +375,8 @@ int cmd_eval(int argc, char **argv) {
     S->vocab = info.vocab_size;
     S->n_ctx = n_ctx ? n_ctx : info.max_seq_len;
     if (S->n_ctx > info.max_seq_len) { fprintf(stderr, "bitnet eval: -c %d exceeds the model's context of %d\n", S->n_ctx, info.max_seq_len); goto done; }
-    bitnet_ctx_params cp = {.n_ctx = S->n_ctx, .n_threads = threads};
-    if (bitnet_ctx_new(m, &cp, &S->c)) { rc = cli_fail("context"); goto done; }
-    S->lg = malloc((size_t)S->n_ctx * S->vocab * sizeof *S->lg);
-    if (!S->lg) { fprintf(stderr, "bitnet eval: out of memory\n"); goto done; }
+    S->m = m; S->threads = threads;
+    if (scorer_seqs(S, 1)) goto done;
     E.bos = info.bos_id; E.eos = info.eos_id;
 
     double t0 = cli_time();
@@ -292,8 +404,10 @@ int cmd_eval(int argc, char **argv) {
     rc = 0;
 done:
     free(line); fclose(tf);
-    free(E.cx.v); free(E.ct.v); free(E.lls); free(E.lens);
-    free(S->lg); free(S->cache.v);
+    free(E.cx.v); free(E.ct.v); free(E.lls); free(E.lens); free(E.nc); free(E.greedy);
+    for (int o = 0; o < E.nopt_cap; o++) free(E.in[o].v);
+    free(E.in);
+    free(S->lg); free(S->cache.v); free(S->tok); free(S->pos); free(S->seq); free(S->flag);
     bitnet_ctx_free(S->c); bitnet_tokenizer_free(E.tok); bitnet_model_free(m);
     return rc;
 }

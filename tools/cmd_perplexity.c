@@ -25,9 +25,10 @@
  * to the same tokens). KL per token is KL(base || this run) over the base's top-k plus one bucket
  * for the remaining mass (a lower bound of the full KL; exact when topk == vocab).
  *
- * What it is not: a batched evaluator yet — chunks run one after another through
- * bitnet_ctx_eval; the multi-sequence batch API (bitnet_ctx_decode) would put -b/CTX chunks in
- * one call (see eval_chunk). */
+ * Batching (-b N, llama-perplexity's n_batch, default 2048): N < CTX evaluates each chunk in
+ * calls of N tokens; N >= CTX puts N/CTX chunks (or windows) in one bitnet_ctx_decode call as
+ * sequences of one context, one weight pass for all (eval_group), as llama-perplexity does.
+ * What it is not: a packer of partial chunks into one call (N/CTX rounds down). */
 #include "cli.h"
 #include "score.h"
 #include "args.h"
@@ -78,8 +79,7 @@ static int read_tokens(const char *path, int vocab, int32_t **ids) {
 }
 
 /* Evaluate toks[0..n) from an empty cache in calls of at most nb tokens; rows [from, n) of the
- * logits go to out[(n - from)][vocab] (tmp: float[nb][vocab]). 0 or 1 (message printed).
- * Batching plugs in here: with bitnet_ctx_decode several chunks would share one call. */
+ * logits go to out[(n - from)][vocab] (tmp: float[nb][vocab]). 0 or 1 (message printed). */
 static int eval_chunk(bitnet_ctx *c, const int32_t *toks, int n, int nb, int from, int vocab, float *out, float *tmp) {
     bitnet_ctx_reset(c);
     for (int s = 0; s < n; s += nb) {
@@ -93,6 +93,43 @@ static int eval_chunk(bitnet_ctx *c, const int32_t *toks, int n, int nb, int fro
         memcpy(out + (size_t)(s + r0 - from) * vocab, tmp + (size_t)r0 * vocab, (size_t)(len - r0) * vocab * sizeof(float));
     }
     return 0;
+}
+
+/* The batch arrays of eval_group, sized for nseq * n_ctx entries. */
+typedef struct { int32_t *tok, *pos, *seq; int8_t *logits; } ppl_batch;
+
+/* Evaluate ng chunks in one bitnet_ctx_decode call: chunk g (toks[g * stride_tok ..], len[g]
+ * tokens, logits for rows [from[g], len[g])) is sequence g from an empty cache. The logits rows
+ * go to out in chunk order, each chunk's (len - from) rows after the previous chunk's.
+ * 0 or 1 (message printed). */
+static int eval_group(bitnet_ctx *c, int ng, const int32_t *toks, int stride_tok, const int *len, const int *from,
+                      ppl_batch *b, float *out) {
+    int k = 0;
+    for (int g = 0; g < ng; g++) {
+        if (bitnet_ctx_seq_truncate(c, g, 0)) return cli_fail("perplexity: truncate");
+        for (int i = 0; i < len[g]; i++, k++) {
+            b->tok[k] = toks[(size_t)g * stride_tok + i]; b->pos[k] = i; b->seq[k] = g; b->logits[k] = i >= from[g];
+        }
+    }
+    bitnet_batch bb = {k, b->tok, b->pos, b->seq, b->logits};
+    if (bitnet_ctx_decode(c, &bb, out)) return cli_fail("perplexity: eval");
+    return 0;
+}
+
+/* Chunk or window ci of n_tok tokens: tokens [start, start + len), scored rows [from, len - 1).
+ * Chunked method (stride 0): chunks of n_ctx, scored from `first`; sliding windows every
+ * `stride` tokens, each scoring the targets after the previous window's end. */
+static void chunk_geom(int ci, int stride, int n_ctx, int n_tok, int first, int *start, int *len, int *from) {
+    if (stride) {
+        *start = ci * stride;
+        *len = *start + n_ctx < n_tok ? n_ctx : n_tok - *start;
+        int ps = (ci - 1) * stride;
+        int prev_end = ci ? ps + (ps + n_ctx < n_tok ? n_ctx : n_tok - ps) : 0;
+        int tstart = prev_end > *start + 1 ? prev_end : *start + 1;  /* first target (absolute) */
+        *from = tstart - 1 - *start;
+    } else {
+        *start = ci * n_ctx; *len = n_ctx; *from = first;
+    }
 }
 
 static void put32(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24); }
@@ -155,8 +192,10 @@ typedef struct {
     const char *model, *file, *tokfile, *kl_base, *kl_in, *head;
     int n_ctx, ctx_set, stride, nbatch, threads, max_chunks, topk;
     bitnet_model *m; bitnet_ctx *c; bitnet_tokenizer *tok;
-    int32_t *toks, *kltoks, *buf;
-    float *out, *tmp;
+    int32_t *toks, *kltoks, *buf;  /* buf: [nseq][n_ctx] the chunks of one call */
+    float *out, *tmp;              /* out: [nseq * n_ctx][V] their scored rows' logits */
+    ppl_batch batch;               /* nseq > 1 */
+    int nseq, *glen, *gfrom;       /* chunks per call; each one's length and first scored row */
     double *kls;
     uint32_t *kids; float *klp;  /* one top-k row */
     klfile kf;
@@ -236,13 +275,22 @@ static int ppl_plan(ppl_run *P) {
     if (P->max_chunks > 0 && P->max_chunks < P->n_chunk) P->n_chunk = P->max_chunks;
     if (P->topk == 0 || P->topk > V) P->topk = V;
     int nb = P->nb = P->nbatch < n_ctx ? P->nbatch : n_ctx, topk = P->topk;
-    bitnet_ctx_params cp = {.n_ctx = n_ctx, .n_threads = P->threads};
+    /* llama-perplexity: n_batch / n_ctx chunks per call (at least one) */
+    int nseq = P->nseq = P->nbatch / n_ctx > 1 ? (P->nbatch / n_ctx < P->n_chunk ? P->nbatch / n_ctx : P->n_chunk) : 1;
+    bitnet_ctx_params cp = {.n_ctx = n_ctx, .n_threads = P->threads, .n_seq_max = nseq};
     if (bitnet_ctx_new(P->m, &cp, &P->c)) return cli_fail("context");
-    P->out = malloc((size_t)n_ctx * V * sizeof *P->out);
+    size_t nt = (size_t)nseq * n_ctx;
+    P->out = malloc(nt * V * sizeof *P->out);
     P->tmp = malloc((size_t)nb * V * sizeof *P->tmp);
-    P->buf = malloc((size_t)n_ctx * sizeof *P->buf);
+    P->buf = malloc(nt * sizeof *P->buf);
     P->kids = malloc((size_t)topk * sizeof *P->kids); P->klp = malloc((size_t)topk * sizeof *P->klp);
-    if (!P->out || !P->tmp || !P->buf || !P->kids || !P->klp) { fprintf(stderr, "bitnet perplexity: out of memory for %d x %d logits\n", n_ctx, V); return 1; }
+    if (!P->out || !P->tmp || !P->buf || !P->kids || !P->klp) { fprintf(stderr, "bitnet perplexity: out of memory for %zu x %d logits\n", nt, V); return 1; }
+    if (nseq > 1) {
+        ppl_batch *b = &P->batch;
+        b->tok = malloc(nt * sizeof *b->tok); b->pos = malloc(nt * sizeof *b->pos); b->seq = malloc(nt * sizeof *b->seq); b->logits = malloc(nt);
+        P->glen = malloc((size_t)nseq * sizeof *P->glen); P->gfrom = malloc((size_t)nseq * sizeof *P->gfrom);
+        if (!b->tok || !b->pos || !b->seq || !b->logits || !P->glen || !P->gfrom) { fprintf(stderr, "bitnet perplexity: out of memory\n"); return 1; }
+    }
     if (P->kl_base) {
         klfile *kf = &P->kf;
         kf->topk = topk; kf->rec_len = 8 + 8 * (size_t)topk; kf->path = P->kl_base;
@@ -304,25 +352,27 @@ static int ppl_score_row(ppl_run *P, const float *row, int target, int ci) {
 static int ppl_chunks(ppl_run *P, double t0) {
     const int V = P->V, n_ctx = P->n_ctx, n_tok = P->n_tok, n_chunk = P->n_chunk;
     int tty = isatty(2) && !isatty(1);
-    for (int ci = 0, prev_end = 0; ci < n_chunk; ci++) {
-        int start, len, from;  /* window tokens [start, start+len); scored rows [from, len-1) */
-        if (P->stride) {
-            start = ci * P->stride;
-            len = start + n_ctx < n_tok ? n_ctx : n_tok - start;
-            int end = start + len;
-            int tstart = prev_end > start + 1 ? prev_end : start + 1;  /* first target (absolute) */
-            from = tstart - 1 - start;
-            prev_end = end;
-            memcpy(P->buf, P->toks + start, (size_t)len * sizeof *P->buf);
-        } else {
-            start = ci * n_ctx; len = n_ctx; from = P->first;
-            memcpy(P->buf, P->toks + start, (size_t)len * sizeof *P->buf);
-            if (P->bos >= 0) P->buf[0] = P->bos;  /* llama-perplexity: BOS first in every chunk */
+    const float *orow = P->out;  /* chunk ci's first scored logits row */
+    for (int ci = 0; ci < n_chunk; ci++) {
+        int start = 0, len = 0, from = 0;  /* window tokens [start, start+len); scored rows [from, len-1) */
+        if (ci % P->nseq == 0) {  /* evaluate chunks ci .. ci + nseq - 1 in one call */
+            int ng = n_chunk - ci < P->nseq ? n_chunk - ci : P->nseq;
+            for (int g = 0; g < ng; g++) {
+                chunk_geom(ci + g, P->stride, n_ctx, n_tok, P->first, &start, &len, &from);
+                int32_t *bg = P->buf + (size_t)g * n_ctx;
+                memcpy(bg, P->toks + start, (size_t)len * sizeof *bg);
+                if (!P->stride && P->bos >= 0) bg[0] = P->bos;  /* llama-perplexity: BOS first in every chunk */
+                if (P->nseq > 1) { P->glen[g] = len; P->gfrom[g] = from; }
+            }
+            if (P->nseq > 1 ? eval_group(P->c, ng, P->buf, n_ctx, P->glen, P->gfrom, &P->batch, P->out)
+                            : eval_chunk(P->c, P->buf, len, P->nb, from, V, P->out, P->tmp)) return 1;
+            orow = P->out;
         }
-        if (eval_chunk(P->c, P->buf, len, P->nb, from, V, P->out, P->tmp)) return 1;
+        chunk_geom(ci, P->stride, n_ctx, n_tok, P->first, &start, &len, &from);
         P->evaluated += len;
         for (int j = from; j < len - 1; j++)
-            if (ppl_score_row(P, P->out + (size_t)(j - from) * V, P->toks[start + j + 1], ci)) return 1;
+            if (ppl_score_row(P, orow + (size_t)(j - from) * V, P->toks[start + j + 1], ci)) return 1;
+        orow += (size_t)(len - from) * V;
         printf("[%d]%.4f,", ci + 1, exp(P->A.nll / P->A.count));
         fflush(stdout);
         double el = cli_time() - t0, per = el / (ci + 1);
@@ -377,7 +427,8 @@ static int ppl_report(ppl_run *P, double el) {
 static void ppl_free(ppl_run *P) {
     if (P->kf.f) fclose(P->kf.f);
     if (P->tmpname) { unlink(P->tmpname); free(P->tmpname); }
-    free(P->kf.rec); free(P->kls); free(P->kids); free(P->klp); free(P->out); free(P->tmp); free(P->buf); free(P->toks); free(P->kltoks);
+    free(P->kf.rec); free(P->kls); free(P->kids); free(P->klp); free(P->out); free(P->tmp); free(P->buf);
+    free(P->batch.tok); free(P->batch.pos); free(P->batch.seq); free(P->batch.logits); free(P->glen); free(P->gfrom); free(P->toks); free(P->kltoks);
     bitnet_ctx_free(P->c); bitnet_tokenizer_free(P->tok); bitnet_model_free(P->m);
 }
 
@@ -392,7 +443,7 @@ int cmd_perplexity(int argc, char **argv) {
         OPT_STR(0, "tokens", &tokfile, "FILE.u32", "uint32 token file (bitnet tokenize-file), used as is"),
         OPT_INT('c', "ctx-size", 0, 1 << 20, &n_ctx, "CTX", "chunk / window length in tokens, default 512"),
         OPT_INT(0, "stride|ppl-stride", 0, 1 << 20, &stride, "S", "Hugging Face's sliding window every S tokens (0: chunked method)"),
-        OPT_INT('b', "batch-size", 1, 1 << 24, &nbatch, "N", "tokens per evaluation call (at most CTX used)"),
+        OPT_INT('b', "batch-size", 1, 1 << 24, &nbatch, "N", "tokens per call: below CTX a chunk takes several calls; N >= CTX puts N/CTX chunks in one call"),
         OPT_INT(0, "chunks", 0, 1 << 24, &max_chunks, "N", "only the first N chunks or windows (0: all)"),
         OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head representation"),
         OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
@@ -439,9 +490,9 @@ int cmd_perplexity(int argc, char **argv) {
     int rc = ppl_load(&P, ht);
     if (!rc) rc = ppl_plan(&P);
     if (!rc) {
-        fprintf(stderr, "perplexity: %s method, %d tokens, %d %s of %d, batch %d, head %s, %d thread%s\n",
+        fprintf(stderr, "perplexity: %s method, %d tokens, %d %s of %d, batch %d (%d per call), head %s, %d thread%s\n",
                 stride ? "sliding-window" : "chunked (llama-perplexity)", P.n_tok, P.n_chunk, stride ? "windows" : "chunks",
-                P.n_ctx, P.nb, head, threads, threads > 1 ? "s" : "");
+                P.n_ctx, P.nseq > 1 ? P.nseq * P.n_ctx : P.nb, P.nseq, head, threads, threads > 1 ? "s" : "");
         double t0 = cli_time();
         rc = ppl_chunks(&P, t0);
         if (!rc) rc = ppl_report(&P, cli_time() - t0);

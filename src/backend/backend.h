@@ -89,6 +89,9 @@ typedef struct bn_backend {
     /* The first failure of an op since the last call (BITNET_OK if none; bn_err set), then
      * cleared. NULL for a backend whose ops cannot fail (the CPU). */
     bitnet_status (*status)(bn_exec *e);
+    /* Copy the first n positions of sequence src's KV cache (every layer) over sequence dst's
+     * (src != dst, n <= n_ctx); ordered after the ops before it. */
+    void (*kv_copy)(bn_exec *e, int src, int dst, int n);
 } bn_backend;
 
 /* The CPU backend (src/backend/cpu/cpu.c): the model's bn_kernels set plus a thread pool. */

@@ -143,6 +143,16 @@ bitnet_status bitnet_ctx_seq_truncate(bitnet_ctx *c, int seq, int pos) {
     return BITNET_OK;
 }
 
+bitnet_status bitnet_ctx_seq_copy(bitnet_ctx *c, int src, int dst) {
+    if (src < 0 || src >= c->n_seq || dst < 0 || dst >= c->n_seq)
+        return bn_err(BITNET_ERR_ARG, "copy sequence %d to %d: sequences are [0, %d)", src, dst, c->n_seq);
+    if (src == dst) return BITNET_OK;
+    if (!c->be->kv_copy) return bn_err(BITNET_ERR_UNSUPPORTED, "the %s backend cannot copy a sequence", c->be->name);
+    if (c->seq_pos[src] > 0) c->be->kv_copy(c->ex, src, dst, c->seq_pos[src]);
+    c->seq_pos[dst] = c->seq_pos[src];
+    return c->be->status ? c->be->status(c->ex) : BITNET_OK;
+}
+
 bitnet_status bitnet_ctx_truncate(bitnet_ctx *c, int pos) { return bitnet_ctx_seq_truncate(c, 0, pos); }
 
 /* Check the whole batch against the caches (see bitnet.h); touches only c->next (left holding

@@ -310,12 +310,21 @@ static bitnet_status cpu_exec_new(const bitnet_model *m, const bn_exec_shape *sh
     return BITNET_OK;
 }
 
+static void cpu_kv_copy(bn_exec *e, int src, int dst, int n) {
+    size_t kvd = (size_t)e->m->cfg.n_kv_heads * e->m->cfg.head_dim;
+    for (int l = 0; l < e->m->cfg.n_layers; l++) {
+        memcpy((float *)cache_of(e, e->kcache, l, dst), cache_of(e, e->kcache, l, src), (size_t)n * kvd * sizeof(float));
+        memcpy((float *)cache_of(e, e->vcache, l, dst), cache_of(e, e->vcache, l, src), (size_t)n * kvd * sizeof(float));
+    }
+}
+
 static const bn_backend CPU = {
     .name = "cpu", .device = BN_DEV_CPU,
     .tmat_new = cpu_tmat_new, .tmat_free = cpu_tmat_free,
     .exec_new = cpu_exec_new, .exec_free = cpu_exec_free, .buf_new = cpu_buf_new, .buf_free = cpu_buf_free,
     .embed = cpu_embed, .rmsnorm = cpu_rmsnorm, .bitlinear = cpu_bitlinear, .rope = cpu_rope,
     .attention = cpu_attention, .glu = cpu_glu, .add = cpu_add, .head = cpu_head, .finite = cpu_finite,
+    .kv_copy = cpu_kv_copy,
 };
 
 const bn_backend *bn_backend_cpu(void) { return &CPU; }

@@ -492,8 +492,20 @@ static bitnet_status cu_status(bn_exec *e) {
     return s;
 }
 
+/* The cache is [n_seq][n_layers][n_ctx][kvd]: per layer, n * kvd floats at layer_stride apart. */
+static void cu_kv_copy(bn_exec *e, int src, int dst, int n) {
+    const bn_config *cf = &e->m->cfg;
+    size_t w = (size_t)n * cf->n_kv_heads * cf->head_dim * sizeof(float), pitch = e->layer_stride * sizeof(float);
+    for (int i = 0; i < 2; i++) {
+        float *c = i ? e->vc : e->kc;
+        cudaError_t r = cudaMemcpy2DAsync(c + (size_t)dst * e->seq_stride, pitch, c + (size_t)src * e->seq_stride, pitch, w,
+                                          (size_t)cf->n_layers, cudaMemcpyDeviceToDevice, (cudaStream_t)e->st);
+        if (r != cudaSuccess) note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: KV cache copy: %s", cudaGetErrorString(r)));
+    }
+}
+
 static const bn_backend CUDA_BE = {
     "cuda", BN_DEV_CUDA, cu_tmat_new, cu_tmat_free, cu_exec_new, cu_exec_free, cu_buf_new, cu_buf_free,
-    cu_embed, cu_rmsnorm, cu_bitlinear, cu_rope, cu_attention, cu_glu, cu_add, cu_head, cu_finite, cu_status,
+    cu_embed, cu_rmsnorm, cu_bitlinear, cu_rope, cu_attention, cu_glu, cu_add, cu_head, cu_finite, cu_status, cu_kv_copy,
 };
 extern "C" const bn_backend *bn_backend_cuda(void) { return &CUDA_BE; }
