@@ -214,6 +214,13 @@ typedef struct bitnet_batch {
  * BITNET_ERR_ARG leaves every cache unchanged; so does BITNET_ERR_NUMERIC (non-finite hidden
  * state or logits; the logits written are then meaningless). */
 bitnet_status bitnet_ctx_decode(bitnet_ctx *c, const bitnet_batch *b, float *logits);
+/* Greedy decoding without the logits leaving the device: as bitnet_ctx_decode, but for each
+ * entry that would get a logits row, next[row] (rows in batch order) = the id of its largest
+ * logit, the lowest id on ties (the sampler's temperature-0 choice without bias or penalties).
+ * On a GPU only the ids are copied back. Errors as bitnet_ctx_decode. */
+bitnet_status bitnet_ctx_decode_greedy(bitnet_ctx *c, const bitnet_batch *b, int32_t *next);
+/* bitnet_ctx_eval of sequence 0 with the greedy choice for the last token in *next. */
+bitnet_status bitnet_ctx_eval_greedy(bitnet_ctx *c, const int32_t *ids, int n, int32_t *next);
 /* Tokens in sequence seq's cache (its next position); -1 if seq is out of range. */
 int bitnet_ctx_seq_pos(const bitnet_ctx *c, int seq);
 /* Drop sequence seq's entries at and after pos (0 <= pos <= its position; 0 clears it). */

@@ -139,6 +139,9 @@ bitnet_status bn_cu_nonfinite(const float *x_d, size_t n, int *bad_d, void *stre
 
 /* Device-to-device copy rate over `bytes` (read + written bytes over time, GB/s; median of reps). */
 bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps);
+/* Launch kernels with programmatic dependent launch (1) or plainly (0). bn_cu_device_open turns
+ * it on for sm_90+ unless env BITNET_CUDA_PDL=0; for A/B measurements. */
+void bn_cu_set_pdl(int on);
 
 #ifdef __cplusplus
 }

@@ -8,8 +8,8 @@
  * later ops of the forward into no-ops, so the caller gets that error, never a crash.
  * Host arrays of positions / sequence ids are uploaded once per forward (compared with the last
  * upload). Forwards of up to GRAPH_MAX tokens run as CUDA graphs (below); add, glu and rope are fused
- * into the op after them ("fusion" below). Not yet: GPU argmax through the
- * API (bn_cu_argmax exists; the interface returns full logits). */
+ * into the op after them ("fusion" below); greedy decoding takes the argmax on the GPU
+ * (head_argmax). Kernels are launched with programmatic dependent launch on sm_90+ (kernels.cu). */
 extern "C" {
 #include "backend/backend.h"
 #include "backend/cuda/bn_cuda.h"
@@ -44,6 +44,7 @@ struct bn_exec {
     float *pr_v[2]; int pr_n[2], pr_h[2], npr;             /* rope */
     float *logits_d;
     int *bad_d;
+    int32_t *am_d; float *amv_d;     /* greedy: [0] non-finite flag, [1..] argmax ids; their values */
     /* mirrors */
     void *embed_d; int embed_dt;
     void *head_d; int head_kind, head_type; int head_owned;
@@ -112,7 +113,8 @@ static bitnet_status mirror_head(bn_exec *e) {
 static void cu_exec_free(bn_exec *e) {
     if (!e) return;
     if (e->st) bn_cu_sync(e->st);
-    void *d[] = {e->kc, e->vc, e->rcos, e->rsin, e->xq, e->xs, e->xsum, e->attws, e->ids_d, e->pos_d, e->seq_d, e->logits_d, e->bad_d, e->embed_d};
+    void *d[] = {e->kc, e->vc, e->rcos, e->rsin, e->xq, e->xs, e->xsum, e->attws, e->ids_d, e->pos_d, e->seq_d, e->logits_d, e->bad_d, e->embed_d,
+                 e->am_d, e->amv_d};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) bn_cu_free(d[i]);
     if (e->head_owned) bn_cu_free(e->head_d);
     for (int i = 0; i < e->n_norm; i++) bn_cu_free(e->norm_d[i]);
@@ -150,6 +152,8 @@ static bitnet_status cu_exec_new(const bitnet_model *m, const bn_exec_shape *sh,
     if (!s) s = bn_cu_malloc((void **)&e->seq_d, N * 4, "sequence ids");
     if (!s) s = bn_cu_malloc((void **)&e->logits_d, N * cf->vocab_size * 4, "logits");
     if (!s) s = bn_cu_malloc((void **)&e->bad_d, 4, "a flag");
+    if (!s) s = bn_cu_malloc((void **)&e->am_d, (N + 1) * 4, "argmax ids");
+    if (!s) s = bn_cu_malloc((void **)&e->amv_d, N * 4, "argmax values");
     e->pos_h = (int32_t *)calloc(N, 4); e->seq_h = (int32_t *)calloc(N, 4); e->ids_h = (int32_t *)calloc(N, 4);
     if (!s && (!e->pos_h || !e->seq_h || !e->ids_h)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     if (!s) s = bn_cu_stream_new(&e->up);
@@ -472,6 +476,31 @@ static void cu_head(bn_exec *e, const float *x, int n, float *logits) {
     }
 }
 
+/* Greedy head: logits stay on the GPU; the non-finite flag and the ids come back in one copy. */
+static int cu_head_argmax(bn_exec *e, const float *x, int n, int32_t *ids) {
+    flush(e);
+    e->qt_ptr = NULL;
+    graph_finish(e);
+    if (e->err) return 1;  /* status() reports it */
+    const bitnet_model *m = e->m;
+    if (m->head_type != e->head_type) { note(e, mirror_head(e)); if (e->err) return 1; }
+    int V = m->cfg.vocab_size, fin = 1;
+    int32_t buf[257];
+    int step = e->nmax < 256 ? e->nmax : 256;
+    for (int t0 = 0; t0 < n && !e->err; t0 += step) {
+        int nn = n - t0 < step ? n - t0 : step;
+        note(e, bn_cu_head(e->head_d, e->head_kind, V, m->cfg.hidden_size, x + (size_t)t0 * m->cfg.hidden_size, nn, e->logits_d, e->st));
+        note(e, bn_cu_memset(e->am_d, 0, 4, e->st));
+        note(e, bn_cu_nonfinite(e->logits_d, (size_t)nn * V, e->am_d, e->st));
+        note(e, bn_cu_argmax(e->logits_d, nn, V, e->am_d + 1, e->amv_d, e->st));
+        if (!e->err) note(e, bn_cu_d2h(buf, e->am_d, (size_t)(nn + 1) * 4, e->st));
+        if (e->err) break;
+        if (buf[0]) fin = 0;
+        memcpy(ids + t0, buf + 1, (size_t)nn * 4);
+    }
+    return fin;
+}
+
 static int cu_finite(bn_exec *e, const float *x, size_t n) {
     flush(e);
     graph_finish(e);
@@ -494,6 +523,7 @@ static bitnet_status cu_status(bn_exec *e) {
 
 /* The cache is [n_seq][n_layers][n_ctx][kvd]: per layer, n * kvd floats at layer_stride apart. */
 static void cu_kv_copy(bn_exec *e, int src, int dst, int n) {
+    flush(e);
     const bn_config *cf = &e->m->cfg;
     size_t w = (size_t)n * cf->n_kv_heads * cf->head_dim * sizeof(float), pitch = e->layer_stride * sizeof(float);
     for (int i = 0; i < 2; i++) {
@@ -506,6 +536,6 @@ static void cu_kv_copy(bn_exec *e, int src, int dst, int n) {
 
 static const bn_backend CUDA_BE = {
     "cuda", BN_DEV_CUDA, cu_tmat_new, cu_tmat_free, cu_exec_new, cu_exec_free, cu_buf_new, cu_buf_free,
-    cu_embed, cu_rmsnorm, cu_bitlinear, cu_rope, cu_attention, cu_glu, cu_add, cu_head, cu_finite, cu_status, cu_kv_copy,
+    cu_embed, cu_rmsnorm, cu_bitlinear, cu_rope, cu_attention, cu_glu, cu_add, cu_head, cu_finite, cu_status, cu_kv_copy, cu_head_argmax,
 };
 extern "C" const bn_backend *bn_backend_cuda(void) { return &CUDA_BE; }

@@ -19,6 +19,37 @@ extern "C" {
 
 #define ST(s) ((cudaStream_t)(s))
 
+/* Programmatic dependent launch (sm_90+): every kernel is launched with the attribute when the
+ * device supports it, so a kernel's blocks can start while its predecessor finishes; each kernel
+ * runs pdl_entry() (griddepcontrol.wait: the predecessor has finished and its writes are visible;
+ * then launch_dependents) before it touches memory another kernel writes. Only loads of data no
+ * kernel of the forward writes (weights, earlier KV cache rows) may come before it. Without the
+ * attribute both instructions are no-ops. */
+static int g_pdl = 0;
+extern "C" void bn_cu_set_pdl(int on) { g_pdl = on; }
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_entry() { pdl_wait(); pdl_trigger(); }
+template <typename... K, typename... A>
+static void launch(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s, A &&...a) {
+    cudaLaunchConfig_t c;
+    memset(&c, 0, sizeof c);
+    c.gridDim = g; c.blockDim = b; c.dynamicSmemBytes = smem; c.stream = s;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    c.attrs = at; c.numAttrs = g_pdl ? 1 : 0;
+    cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
+}
+
 static bitnet_status cerr(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return BITNET_OK;
     if (e == cudaErrorMemoryAllocation)
@@ -56,6 +87,8 @@ extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, siz
     if (mem_total) *mem_total = p.totalGlobalMem;
     if (sms) *sms = p.multiProcessorCount;
     if (cc) *cc = p.major * 10 + p.minor;
+    const char *pe = getenv("BITNET_CUDA_PDL");
+    g_pdl = p.major >= 9 && !(pe && !strcmp(pe, "0"));
     /* a first call that touches the context, so a broken driver shows here and not later */
     return cerr(cudaFree(0), "creating the CUDA context");
 }
@@ -134,6 +167,7 @@ struct OpAddI { __device__ int operator()(int a, int b) const { return a + b; } 
 
 /* ---- activation quantization: one block per row ---- */
 __global__ void k_quant(const float *x, int cols, int ldx, int8_t *xq, int kp, float *xs, int32_t *xsum) {
+    pdl_entry();
     __shared__ float shf[32];
     __shared__ int shi[32];
     int t = blockIdx.x;
@@ -160,7 +194,7 @@ __global__ void k_quant(const float *x, int cols, int ldx, int8_t *xq, int kp, f
 
 extern "C" bitnet_status bn_cu_quant(const float *x, int n, int cols, int ldx, int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_quant<<<n, cols >= 2048 ? 1024 : 256, 0, ST(s)>>>(x, cols, ldx, xq, kp, xs, xsum);
+    launch(k_quant, n, cols >= 2048 ? 1024 : 256, 0, ST(s), x, cols, ldx, xq, kp, xs, xsum);
     return launched("activation quantization");
 }
 
@@ -249,6 +283,7 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
     int c0 = w;
 #pragma unroll
     for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * W; if (c < nchunk) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
+    pdl_entry();  /* the weights are loading while the kernel before this one finishes */
     {   /* activations -> shared, while the first weight loads are in flight */
         const int4 *src = (const int4 *)xq;
         int4 *dst = (int4 *)tsm;
@@ -307,6 +342,7 @@ __device__ __forceinline__ unsigned fld(unsigned w, int s) { return (w >> (2 * s
 template <int NT8>
 __global__ void __launch_bounds__(256) k_tmma(TGArgs A, int nchunk, const int8_t *xq, int kp, const float *xs,
                                               const int32_t *xsum, int n) {
+    pdl_entry();
     int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, h = wid & 1, tgi = wid >> 1;
     int gid = lane >> 2, tig = lane & 3;
     TGSel m = tg_sel(A, blockIdx.x);
@@ -368,9 +404,9 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
         int tgs = (n + tpw - 1) / tpw; if (tgs > 4) tgs = 4;
         dim3 grid(tot, (n + tgs * tpw - 1) / (tgs * tpw));
         if (grid.y > 65535) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: tgemm of %d tokens in one call", n);
-        if (nt8 == 4) k_tmma<4><<<grid, 64 * tgs, 0, ST(s)>>>(a, nch, xq, kp, xs, xsum, n);
-        else if (nt8 == 2) k_tmma<2><<<grid, 64 * tgs, 0, ST(s)>>>(a, nch, xq, kp, xs, xsum, n);
-        else k_tmma<1><<<grid, 64 * tgs, 0, ST(s)>>>(a, nch, xq, kp, xs, xsum, n);
+        if (nt8 == 4) launch(k_tmma<4>, grid, 64 * tgs, 0, ST(s), a, nch, xq, kp, xs, xsum, n);
+        else if (nt8 == 2) launch(k_tmma<2>, grid, 64 * tgs, 0, ST(s), a, nch, xq, kp, xs, xsum, n);
+        else launch(k_tmma<1>, grid, 64 * tgs, 0, ST(s), a, nch, xq, kp, xs, xsum, n);
         return launched("ternary GEMM (tensor cores)");
     }
     int nt = n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : 8;
@@ -393,10 +429,10 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
     static int raised[4];
     bitnet_status r = BITNET_OK;
     switch (nt) {
-    case 1: if (!(r = smem_raise(k_tgemv<1>, smem, &raised[0]))) k_tgemv<1><<<tot, 32 * W, smem, ST(s)>>>(a, nch, xq, kp, xs, xsum, n); break;
-    case 2: if (!(r = smem_raise(k_tgemv<2>, smem, &raised[1]))) k_tgemv<2><<<tot, 32 * W, smem, ST(s)>>>(a, nch, xq, kp, xs, xsum, n); break;
-    case 4: if (!(r = smem_raise(k_tgemv<4>, smem, &raised[2]))) k_tgemv<4><<<tot, 32 * W, smem, ST(s)>>>(a, nch, xq, kp, xs, xsum, n); break;
-    default: if (!(r = smem_raise(k_tgemv<8>, smem, &raised[3]))) k_tgemv<8><<<tot, 32 * W, smem, ST(s)>>>(a, nch, xq, kp, xs, xsum, n); break;
+    case 1: if (!(r = smem_raise(k_tgemv<1>, smem, &raised[0]))) launch(k_tgemv<1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
+    case 2: if (!(r = smem_raise(k_tgemv<2>, smem, &raised[1]))) launch(k_tgemv<2>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
+    case 4: if (!(r = smem_raise(k_tgemv<4>, smem, &raised[2]))) launch(k_tgemv<4>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
+    default: if (!(r = smem_raise(k_tgemv<8>, smem, &raised[3]))) launch(k_tgemv<8>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
     }
     return r ? r : launched("ternary GEMV");
 }
@@ -414,6 +450,7 @@ __device__ __forceinline__ float glu1(float g, float u, int act) {
 template <int VPT, int PRE, int QUANT>
 __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float *y, int act, const float *w, int d, float eps,
                                                int8_t *xq, int kp, float *xs, int32_t *xsum) {
+    pdl_entry();
     __shared__ float sh[32];
     __shared__ int shi[32];
     size_t row = (size_t)blockIdx.x * d;
@@ -468,10 +505,10 @@ static bitnet_status norm_go(float *out, float *x, const float *y, int act, cons
     if (d > 32 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: RMSNorm over %d values (at most 32768)", d);
     int th = (d + vpt - 1) / vpt; th = (th + 31) / 32 * 32; if (th < 32) th = 32;
     switch (vpt) {
-    case 4: k_norm<4, PRE, QUANT><<<n, th, 0, ST(s)>>>(out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
-    case 8: k_norm<8, PRE, QUANT><<<n, th, 0, ST(s)>>>(out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
-    case 16: k_norm<16, PRE, QUANT><<<n, th, 0, ST(s)>>>(out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
-    default: k_norm<32, PRE, QUANT><<<n, th, 0, ST(s)>>>(out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
+    case 4: launch(k_norm<4, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
+    case 8: launch(k_norm<8, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
+    case 16: launch(k_norm<16, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
+    default: launch(k_norm<32, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
     }
     return launched(QUANT ? "RMSNorm + quantization" : "RMSNorm");
 }
@@ -493,6 +530,7 @@ extern "C" bitnet_status bn_cu_glu_rmsnorm_quant(float *g, const float *u, int a
 
 /* ---- RoPE: block per (row, head) ---- */
 __global__ void k_rope(float *v, int nheads, int hd, const int32_t *pos, const float *cs, const float *sn) {
+    pdl_entry();
     int t = blockIdx.x, h = blockIdx.y, half = hd / 2;
     int p = pos[t];
     float *vh = v + ((size_t)t * nheads + h) * hd;
@@ -507,13 +545,14 @@ extern "C" bitnet_status bn_cu_rope(float *v, int n, int nheads, int hd, const i
     if (n <= 0 || nheads <= 0) return BITNET_OK;
     int th = hd / 2 < 32 ? 32 : (hd / 2 + 31) / 32 * 32;
     if (th > 256) th = 256;
-    k_rope<<<dim3(n, nheads), th, 0, ST(s)>>>(v, nheads, hd, pos, cs, sn);
+    launch(k_rope, dim3(n, nheads), th, 0, ST(s), v, nheads, hd, pos, cs, sn);
     return launched("RoPE");
 }
 
 /* ---- KV cache store ---- */
 __global__ void k_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v, int kvd,
                            const int32_t *seq, const int32_t *pos) {
+    pdl_entry();
     int t = blockIdx.x;
     size_t off = (size_t)seq[t] * sstr + (size_t)pos[t] * kvd;
     for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
@@ -524,7 +563,7 @@ __global__ void k_kv_store(float *kc, float *vc, size_t sstr, const float *k, co
 extern "C" bitnet_status bn_cu_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v,
                                         int n, int kvd, const int32_t *seq, const int32_t *pos, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_kv_store<<<n, 256, 0, ST(s)>>>(kc, vc, sstr, k, v, kvd, seq, pos);
+    launch(k_kv_store, n, 256, 0, ST(s), kc, vc, sstr, k, v, kvd, seq, pos);
     return launched("KV cache store");
 }
 
@@ -536,6 +575,7 @@ __device__ __forceinline__ void rope2(float x1, float x2, float c, float sv, flo
 /* k_kv_store with RoPE of the keys on the way (cs NULL: none); block per token. */
 __global__ void k_rope_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v, int nkv, int hd,
                                 const int32_t *seq, const int32_t *pos, const float *cs, const float *sn) {
+    pdl_entry();
     int t = blockIdx.x, kvd = nkv * hd, half = hd / 2, p = pos[t];
     size_t off = (size_t)seq[t] * sstr + (size_t)p * kvd;
     const float *kr = k + (size_t)t * kvd;
@@ -552,7 +592,7 @@ __global__ void k_rope_kv_store(float *kc, float *vc, size_t sstr, const float *
 extern "C" bitnet_status bn_cu_rope_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v, int n, int nkv, int hd,
                                              const int32_t *seq, const int32_t *pos, const float *cs, const float *sn, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_rope_kv_store<<<n, 256, 0, ST(s)>>>(kc, vc, sstr, k, v, nkv, hd, seq, pos, cs, sn);
+    launch(k_rope_kv_store, n, 256, 0, ST(s), kc, vc, sstr, k, v, nkv, hd, seq, pos, cs, sn);
     return launched("RoPE + KV cache store");
 }
 
@@ -564,14 +604,50 @@ extern "C" bitnet_status bn_cu_rope_kv_store(float *kc, float *vc, size_t sstr, 
 #define ATT_TOKSPLITS 16384  /* workspace: tokens x splits */
 static int att_maxsplit(int n) { int m = ATT_TOKSPLITS / (n > 0 ? n : 1); return m < 1 ? 1 : m > ATT_MAXSPLIT ? ATT_MAXSPLIT : m; }
 #define ATT_MAXD 8  /* hd <= 256: 8 values per lane */
+/* Scores of query heads j0.. j0+7 (< grp) against one key row held in kv (lane's dims lane+32u):
+ * the 8 dot products and their warp reductions interleaved. */
+__device__ __forceinline__ void att_score(const float *qs, const float *kv, int hd, int grp, int j0, int lane, float scale, float *out, int ch) {
+    float a[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        a[j] = 0.f;
+        if (j0 + j < grp) {
+#pragma unroll
+            for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; if (d < hd) a[j] += qs[(j0 + j) * hd + d] * kv[u]; }
+        }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1)
+#pragma unroll
+        for (int j = 0; j < 8; j++) if (j0 + j < grp) a[j] += __shfl_xor_sync(0xffffffffu, a[j], o);
+    if (lane == 0)
+#pragma unroll
+        for (int j = 0; j < 8; j++) if (j0 + j < grp) out[(j0 + j) * ch] = a[j] * scale;
+}
+
+#define ATT_PRE 4  /* key rows per warp loaded before pdl_entry (the in-kernel-store path, ch <= 16) */
 __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float *kc, float *vc, size_t sstr,
         int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int nsplit, int ch, float *ws,
         const float *kin, const float *vin, const float *cs, const float *sn) {
     extern __shared__ float sm[];
     int kh = blockIdx.x, sp = blockIdx.y, t = blockIdx.z;
     int grp = nh / nkv, kvd = nkv * hd, qd = nh * hd;
-    int p = pos[t], s0 = sp * ch, s1 = min(s0 + ch, p + 1);
+    int p = pos[t], s0 = sp * ch, s1 = min(s0 + ch, p + 1);  /* positions and sequences: host uploads, not kernel outputs */
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const int NW = ATT_THREADS / 32;
+    float *K = kc + (size_t)seq[t] * sstr, *V = vc + (size_t)seq[t] * sstr;
+    /* In-kernel-store path: no kernel of this forward writes this sequence's rows before p, so
+     * they are read before waiting for the previous kernel. */
+    const bool pre = kin != NULL && ch <= ATT_PRE * NW;
+    float kv[ATT_PRE][ATT_MAXD];
+#pragma unroll
+    for (int i = 0; i < ATT_PRE; i++) {
+        int s2 = s0 + w + NW * i;
+        const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
+#pragma unroll
+        for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = pre && s2 < s1 && s2 < p && d < hd ? kr[d] : 0.f; }
+    }
+    pdl_entry();
     size_t rec = (size_t)hd + 2;
     float *base = ws + ((size_t)t * nh + (size_t)kh * grp) * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
     if (s0 >= s1) {
@@ -586,7 +662,6 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float
         int j = i / half, d = i - j * half;
         rope2(qg[j * hd + d], qg[j * hd + d + half], cs[(size_t)p * half + d], sn[(size_t)p * half + d], &qs[j * hd + d], &qs[j * hd + d + half]);
     }
-    float *K = kc + (size_t)seq[t] * sstr, *V = vc + (size_t)seq[t] * sstr;
     if (kin && p < s1) {  /* the block holding position p stores this token's k (roped) and v first */
         const float *kr = kin + (size_t)t * kvd + (size_t)kh * hd, *vr = vin + (size_t)t * kvd + (size_t)kh * hd;
         float *ko = K + (size_t)p * kvd + (size_t)kh * hd, *vo = V + (size_t)p * kvd + (size_t)kh * hd;
@@ -596,18 +671,25 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float
     }
     __syncthreads();
     float scale = 1.0f / sqrtf((float)hd);
-#pragma unroll 2
-    for (int s2 = s0 + w; s2 < s1; s2 += ATT_THREADS / 32) {
-        const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
-        float kv[ATT_MAXD];
+    if (pre) {
 #pragma unroll
-        for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[u] = d < hd ? kr[d] : 0.f; }
-        for (int j = 0; j < grp; j++) {
-            float a = 0.f;
+        for (int i = 0; i < ATT_PRE; i++) {
+            int s2 = s0 + w + NW * i;
+            if (s2 >= s1) break;
+            if (s2 == p) {  /* the row stored above */
+                const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
 #pragma unroll
-            for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; if (d < hd) a += qs[j * hd + d] * kv[u]; }
-            a = warp_sum_f(a);
-            if (lane == 0) sc[j * ch + (s2 - s0)] = a * scale;
+                for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = d < hd ? kr[d] : 0.f; }
+            }
+            for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kv[i], hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
+        }
+    } else {
+        for (int s2 = s0 + w; s2 < s1; s2 += NW) {
+            const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
+            float kr1[ATT_MAXD];
+#pragma unroll
+            for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kr1[u] = d < hd ? kr[d] : 0.f; }
+            for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kr1, hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
         }
     }
     __syncthreads();
@@ -633,6 +715,7 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float
 }
 
 __global__ void k_att_combine(const float *ws, int nh, int hd, int nsplit, const int32_t *pos, int ch, float *out) {
+    pdl_entry();
     int h = blockIdx.x, t = blockIdx.y;
     int ns = (pos[t] + 1 + ch - 1) / ch;
     if (ns > nsplit) ns = nsplit;
@@ -678,15 +761,16 @@ extern "C" bitnet_status bn_cu_attention_fused(const float *q, const float *k, c
             raised = 1;
         }
     }
-    k_att_split<<<dim3(nkv, nsplit, n), ATT_THREADS, smem, ST(s)>>>(q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ch, ws, k, v, cs, sn);
+    launch(k_att_split, dim3(nkv, nsplit, n), ATT_THREADS, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ch, ws, k, v, cs, sn);
     bitnet_status r = launched("attention");
     if (r) return r;
-    k_att_combine<<<dim3(nh, n), hd < 32 ? 32 : (hd > 256 ? 256 : (hd + 31) / 32 * 32), 0, ST(s)>>>(ws, nh, hd, nsplit, pos, ch, out);
+    launch(k_att_combine, dim3(nh, n), hd < 32 ? 32 : (hd > 256 ? 256 : (hd + 31) / 32 * 32), 0, ST(s), ws, nh, hd, nsplit, pos, ch, out);
     return launched("attention combine");
 }
 
 /* ---- elementwise ---- */
 __global__ void k_glu(float *g, const float *u, size_t n, int act) {
+    pdl_entry();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float x = g[i];
         if (act == 0) { float r = x > 0.f ? x : 0.f; g[i] = __fmul_rn(__fmul_rn(r, r), u[i]); }
@@ -694,17 +778,18 @@ __global__ void k_glu(float *g, const float *u, size_t n, int act) {
     }
 }
 __global__ void k_add(float *x, const float *y, size_t n) {
+    pdl_entry();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) x[i] += y[i];
 }
 static int eblocks(size_t n) { size_t b = (n + 255) / 256; return b > 4096 ? 4096 : (int)(b ? b : 1); }
 extern "C" bitnet_status bn_cu_glu(float *g, const float *u, size_t n, int act, void *s) {
     if (!n) return BITNET_OK;
-    k_glu<<<eblocks(n), 256, 0, ST(s)>>>(g, u, n, act);
+    launch(k_glu, eblocks(n), 256, 0, ST(s), g, u, n, act);
     return launched("gated activation");
 }
 extern "C" bitnet_status bn_cu_add(float *x, const float *y, size_t n, void *s) {
     if (!n) return BITNET_OK;
-    k_add<<<eblocks(n), 256, 0, ST(s)>>>(x, y, n);
+    launch(k_add, eblocks(n), 256, 0, ST(s), x, y, n);
     return launched("residual add");
 }
 
@@ -715,13 +800,14 @@ __device__ __forceinline__ float ldw(const void *w, int dt, size_t i) {
     return __uint_as_float((unsigned)h << 16);
 }
 __global__ void k_embed(const void *tab, int dt, int dim, const int32_t *ids, float *x) {
+    pdl_entry();
     int t = blockIdx.x;
     size_t off = (size_t)ids[t] * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) x[(size_t)t * dim + i] = ldw(tab, dt, off + i);
 }
 extern "C" bitnet_status bn_cu_embed(const void *tab, int dt, int dim, const int32_t *ids, int n, float *x, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_embed<<<n, 256, 0, ST(s)>>>(tab, dt, dim, ids, x);
+    launch(k_embed, n, 256, 0, ST(s), tab, dt, dim, ids, x);
     return launched("embedding");
 }
 
@@ -739,6 +825,7 @@ __device__ __forceinline__ void unpack16(uint4 v, float *f) {
 
 template <int DT>
 __global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int rows, int cols, const float *x, int n, float *y, int vec) {
+    pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
     const int es = DT == BN_W_F32 ? 4 : 2, per = 16 / es;
@@ -783,6 +870,7 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int
  * and a subtraction, cheaper than int-to-float conversions); x read as float4. */
 __device__ __forceinline__ float s8f(unsigned ub, unsigned sel) { return __uint_as_float(__byte_perm(ub, 0x4b000000u, sel)) - 8388736.f; }
 __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, float *y) {
+    pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
     const float *sc = (const float *)wq;
@@ -824,6 +912,7 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, in
 
 /* Q4: float d[rows][nb] then nibbles [rows][cp/2] at bn_hq4_qoff; block b of a row is 16 bytes. */
 __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, float *y) {
+    pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
     int nb = cp / 32;
@@ -869,11 +958,11 @@ extern "C" bitnet_status bn_cu_head(const void *w, int kind, int rows, int cols,
     int es = kind == BN_W_F32 ? 4 : 2;
     int vec = ((size_t)cols * es) % 16 == 0 && ((uintptr_t)w & 15) == 0;
     switch (kind) {
-    case BN_W_F32: k_head_dense<BN_W_F32><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
-    case BN_W_F16: k_head_dense<BN_W_F16><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
-    case BN_W_BF16: k_head_dense<BN_W_BF16><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
-    case BN_CU_HEAD_Q8: k_head_q8<<<nb, th, 0, ST(s)>>>((const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, y); break;
-    case BN_CU_HEAD_Q4: k_head_q4<<<nb, th, 0, ST(s)>>>((const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, y); break;
+    case BN_W_F32: launch(k_head_dense<BN_W_F32>, nb, th, 0, ST(s), w, rows, cols, x, n, y, vec); break;
+    case BN_W_F16: launch(k_head_dense<BN_W_F16>, nb, th, 0, ST(s), w, rows, cols, x, n, y, vec); break;
+    case BN_W_BF16: launch(k_head_dense<BN_W_BF16>, nb, th, 0, ST(s), w, rows, cols, x, n, y, vec); break;
+    case BN_CU_HEAD_Q8: launch(k_head_q8, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, y); break;
+    case BN_CU_HEAD_Q4: launch(k_head_q4, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, y); break;
     default: return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: LM head kind %d", kind);
     }
     return launched("LM head");
@@ -881,6 +970,7 @@ extern "C" bitnet_status bn_cu_head(const void *w, int kind, int rows, int cols,
 
 /* ---- argmax: one block per row ---- */
 __global__ void k_argmax(const float *y, int rows, int32_t *idx, float *val) {
+    pdl_entry();
     __shared__ float sv[32];
     __shared__ int si[32];
     const float *yr = y + (size_t)blockIdx.x * rows;
@@ -902,17 +992,18 @@ __global__ void k_argmax(const float *y, int rows, int32_t *idx, float *val) {
 }
 extern "C" bitnet_status bn_cu_argmax(const float *y, int n, int rows, int32_t *idx, float *val, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_argmax<<<n, 1024, 0, ST(s)>>>(y, rows, idx, val);
+    launch(k_argmax, n, 1024, 0, ST(s), y, rows, idx, val);
     return launched("argmax");
 }
 
 __global__ void k_nonfinite(const float *x, size_t n, int *bad) {
+    pdl_entry();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         if (!isfinite(x[i])) { *bad = 1; return; }
 }
 extern "C" bitnet_status bn_cu_nonfinite(const float *x, size_t n, int *bad, void *s) {
     if (!n) return BITNET_OK;
-    k_nonfinite<<<eblocks(n), 256, 0, ST(s)>>>(x, n, bad);
+    launch(k_nonfinite, eblocks(n), 256, 0, ST(s), x, n, bad);
     return launched("finite check");
 }
 
