@@ -29,6 +29,11 @@ static void *poison_d(size_t n) {
     if (bn_cu_malloc(&d, n, "test") || bn_cu_memset(d, 0xa5, n, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); exit(1); }
     return d;
 }
+static void *zero_d(size_t n) {
+    void *d = NULL;
+    if (bn_cu_malloc(&d, n, "test") || bn_cu_memset(d, 0, n, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); exit(1); }
+    return d;
+}
 static void get(void *h, const void *d, size_t n) {
     if (bn_cu_d2h(h, d, n, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); exit(1); }
 }
@@ -258,7 +263,7 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
     float *kcd = dup_d(kc, csz * 4), *vcd = dup_d(vc, csz * 4), *qdv = dup_d(q, (size_t)n * qd * 4);
     float *kd = dup_d(k, (size_t)n * kvd * 4), *vd = dup_d(v, (size_t)n * kvd * 4);
     int32_t *sd = dup_d(seq, (size_t)n * 4), *pd = dup_d(pos, (size_t)n * 4);
-    float *ws = poison_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
+    float *ws = zero_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
     bitnet_status st = bn_cu_kv_store(kcd, vcd, sstr, kd, vd, n, kvd, sd, pd, NULL);
     if (!st) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
     if (!st) st = bn_cu_sync(NULL);
@@ -366,7 +371,7 @@ static void test_attention_fused(int n, int nh, int nkv, int hd, int nctx, int n
     for (int f = 0; f < 2; f++) {
         float *kcd = dup_d(kc, csz * 4), *vcd = dup_d(kc, csz * 4), *qdv = dup_d(q, (size_t)n * qd * 4);
         float *kd = dup_d(k, (size_t)n * kvd * 4), *vd = dup_d(v, (size_t)n * kvd * 4);
-        float *ws = poison_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
+        float *ws = zero_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
         if (!f) {
             if (!st) st = bn_cu_rope(qdv, n, nh, hd, pd, cd, snd, NULL);
             if (!st) st = bn_cu_rope(kd, n, nkv, hd, pd, cd, snd, NULL);
@@ -479,6 +484,51 @@ static void test_head(int rows, int cols, int n) {
     bn_cu_free(xd); bn_cu_free(yd); bn_cu_free(yd2); bn_cu_free(vd); bn_cu_free(id);
 }
 
+/* ---- greedy head: the fused argmax == the first max of the same kernel's logits, ties included;
+ * a non-finite input is flagged ---- */
+static void test_head_argmax(int rows, int cols, int n) {
+    float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)n * cols * 4);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) wf[i] = frnd() * 0.1f;
+    for (int k = 0; k < cols; k++) wf[(size_t)(rows - 1) * cols + k] = wf[(size_t)(rows / 2) * cols + k]; /* rows/2 and rows-1 tie */
+    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = frnd();
+    uint16_t *wb = malloc((size_t)rows * cols * 2);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) wb[i] = bn_f32_to_bf16(wf[i]);
+    for (int k = 0; k < cols; k++) wb[(size_t)(rows / 2) * cols + k] = wb[(size_t)(rows - 1) * cols + k] = bn_f32_to_bf16(fabsf(frnd()) + 0.5f);
+    uint8_t *hq = malloc(bn_hq8_size(rows, cols));
+    bn_hq8_quant(wb, BN_W_BF16, rows, cols, hq);
+    for (int t = 0; t < n; t++) for (int k = 0; k < cols; k++) x[(size_t)t * cols + k] = fabsf(x[(size_t)t * cols + k]); /* the tie rows win */
+    if (n > 2) for (int k = 0; k < cols; k++) x[(size_t)2 * cols + k] = -x[(size_t)2 * cols + k];  /* row 2: some other max */
+    float *xd = dup_d(x, (size_t)n * cols * 4), *yd = poison_d((size_t)n * rows * 4), *y = malloc((size_t)n * rows * 4);
+    void *kd = poison_d(bn_cu_head_argmax_bytes(n)), *kh = malloc(bn_cu_head_argmax_bytes(n));
+    int32_t *ids = malloc((size_t)n * 4);
+    for (int kind = 0; kind < 2; kind++) {
+        void *wd = kind ? dup_d(hq, bn_hq8_size(rows, cols)) : dup_d(wb, (size_t)rows * cols * 2);
+        int hk = kind ? BN_CU_HEAD_Q8 : BN_W_BF16;
+        bitnet_status st = bn_cu_head(wd, hk, rows, cols, xd, n, yd, NULL);
+        if (!st) st = bn_cu_head_argmax(wd, hk, rows, cols, xd, n, kd, NULL);
+        get(y, yd, (size_t)n * rows * 4); get(kh, kd, bn_cu_head_argmax_bytes(n));
+        int fin = bn_cu_head_argmax_read(kh, n, ids), ok = !st && fin, tie_seen = 0;
+        for (int t = 0; t < n && ok; t++) {
+            int bi = 0; for (int r = 1; r < rows; r++) if (y[(size_t)t * rows + r] > y[(size_t)t * rows + bi]) bi = r;
+            if (ids[t] != bi) ok = 0;
+            if (bi == rows / 2 && y[(size_t)t * rows + rows - 1] == y[(size_t)t * rows + bi]) tie_seen = 1;
+        }
+        char name[128]; snprintf(name, sizeof name, "cuda greedy head %s == first max of its logits rows=%d n=%d (tie seen: %d)", kind ? "q8" : "bf16", rows, n, tie_seen);
+        CHECK(name, ok && tie_seen, "ids[0] %d (%s)", ids[0], st ? bitnet_last_error() : "");
+        if (kind == 0) {  /* a NaN in row 0 of x: flagged */
+            float nanv = NAN;
+            bn_cu_h2d(xd, &nanv, 4, NULL);
+            st = bn_cu_head_argmax(wd, hk, rows, cols, xd, n, kd, NULL);
+            get(kh, kd, bn_cu_head_argmax_bytes(n));
+            CHECK("cuda greedy head flags non-finite logits", !st && !bn_cu_head_argmax_read(kh, n, ids), "not flagged");
+            bn_cu_h2d(xd, x, 4, NULL);
+        }
+        bn_cu_free(wd);
+    }
+    free(wf); free(x); free(wb); free(hq); free(y); free(kh); free(ids);
+    bn_cu_free(xd); bn_cu_free(yd); bn_cu_free(kd);
+}
+
 int main(void) {
     const char *why = NULL;
     if (bn_cu_device_count(&why) == 0) { printf("skip cuda kernels: %s\n", why ? why : "no GPU"); return 0; }
@@ -538,5 +588,6 @@ int main(void) {
     test_elementwise(100003);
     test_embed(1000, 300, 9);
     test_head(1000, 2560, 1); test_head(333, 100, 3); test_head(129, 2560, 6); test_head(32000, 2560, 1);
+    test_head_argmax(1000, 2560, 1); test_head_argmax(128256, 256, 3); test_head_argmax(333, 100, 5);
     T_DONE();
 }

@@ -106,8 +106,10 @@ bitnet_status bn_cu_rope_kv_store(float *kc_d, float *vc_d, size_t seq_stride, c
 /* Workspace floats that bn_cu_attention needs for up to n tokens of heads nh, dim hd. */
 size_t bn_cu_attention_ws(int n, int nh, int hd);
 /* out[t] = softmax(q[t] K^T / sqrt(hd)) V over positions 0..pos[t] of sequence seq[t] (GQA:
- * query head h reads kv head h / (nh/nkv)); split over the sequence in chunks, then combined.
- * maxpos: host upper bound of pos_d[]; ws_d: bn_cu_attention_ws(n, nh, hd) floats. */
+ * query head h reads kv head h / (nh/nkv)); one launch: blocks over chunks of the sequence, the
+ * last block of each (token, kv head) to finish combines them. maxpos: host upper bound of
+ * pos_d[]; ws_d: bn_cu_attention_ws(n, nh, hd) floats, zeroed once after allocation (it ends
+ * with arrival counters that every call leaves at zero). */
 bitnet_status bn_cu_attention(const float *q_d, const float *kc_d, const float *vc_d, size_t seq_stride,
                               int n, int nh, int nkv, int hd, const int32_t *seq_d, const int32_t *pos_d,
                               int maxpos, float *ws_d, float *out_d, void *stream);
@@ -132,6 +134,13 @@ enum { BN_CU_HEAD_Q8 = 16, BN_CU_HEAD_Q4 = 17 };
 /* y[t][r] = head row r . x[t], t < n, r < rows; x [n][cols] floats. w_d: [rows][cols] of the
  * dense dtype, or the kernels.h Q8/Q4 layout. */
 bitnet_status bn_cu_head(const void *w_d, int kind, int rows, int cols, const float *x_d, int n, float *y_d, void *stream);
+/* Greedy head without the logits: bn_cu_head's logits of the n rows of x folded on the fly into
+ * keys_d (bn_cu_head_argmax_bytes(n) bytes of device memory: a non-finite flag, then per row a few
+ * partial maxima; zeroed here, then filled). Copy them to the host and call bn_cu_head_argmax_read:
+ * ids[t] = the first index of the largest logit of row t; returns 0 if a logit was not finite. */
+size_t bn_cu_head_argmax_bytes(int n);
+bitnet_status bn_cu_head_argmax(const void *w_d, int kind, int rows, int cols, const float *x_d, int n, void *keys_d, void *stream);
+int bn_cu_head_argmax_read(const void *keys, int n, int32_t *ids);
 /* idx_d[t] = the first index of the largest of y[t][0..rows) (NaN never wins), val_d[t] its value. */
 bitnet_status bn_cu_argmax(const float *y_d, int n, int rows, int32_t *idx_d, float *val_d, void *stream);
 /* *bad_d = 1 if any of x[0..n) is NaN or inf (else left as it was: clear it first). */
@@ -142,6 +151,7 @@ bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps);
 /* Launch kernels with programmatic dependent launch (1) or plainly (0). bn_cu_device_open turns
  * it on for sm_90+ unless env BITNET_CUDA_PDL=0; for A/B measurements. */
 void bn_cu_set_pdl(int on);
+int bn_cu_get_pdl(void);
 
 #ifdef __cplusplus
 }

@@ -44,7 +44,7 @@ struct bn_exec {
     float *pr_v[2]; int pr_n[2], pr_h[2], npr;             /* rope */
     float *logits_d;
     int *bad_d;
-    int32_t *am_d; float *amv_d;     /* greedy: [0] non-finite flag, [1..] argmax ids; their values */
+    void *keys_d, *keys_h;           /* greedy: bn_cu_head_argmax keys of up to 256 rows (device, pinned host) */
     /* mirrors */
     void *embed_d; int embed_dt;
     void *head_d; int head_kind, head_type; int head_owned;
@@ -114,10 +114,11 @@ static void cu_exec_free(bn_exec *e) {
     if (!e) return;
     if (e->st) bn_cu_sync(e->st);
     void *d[] = {e->kc, e->vc, e->rcos, e->rsin, e->xq, e->xs, e->xsum, e->attws, e->ids_d, e->pos_d, e->seq_d, e->logits_d, e->bad_d, e->embed_d,
-                 e->am_d, e->amv_d};
+                 e->keys_d};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) bn_cu_free(d[i]);
     if (e->head_owned) bn_cu_free(e->head_d);
     for (int i = 0; i < e->n_norm; i++) bn_cu_free(e->norm_d[i]);
+    bn_cu_host_free(e->keys_h);
     free(e->norm_h); free(e->norm_d); free(e->pos_h); free(e->seq_h); free(e->ids_h);
     if (e->mode == M_CAPTURE) { cudaGraph_t g = NULL; cudaStreamEndCapture((cudaStream_t)e->st, &g); if (g) cudaGraphDestroy(g); cudaGetLastError(); }
     graph_drop(e); free(e->rec);
@@ -147,13 +148,14 @@ static bitnet_status cu_exec_new(const bitnet_model *m, const bn_exec_shape *sh,
     if (!s) s = bn_cu_malloc((void **)&e->xs, N * 4, "activations");
     if (!s) s = bn_cu_malloc((void **)&e->xsum, N * 4, "activations");
     if (!s) s = bn_cu_malloc((void **)&e->attws, bn_cu_attention_ws((int)N, nh, hd) * 4, "the attention workspace");
+    if (!s) s = bn_cu_memset(e->attws, 0, bn_cu_attention_ws((int)N, nh, hd) * 4, e->st);
     if (!s) s = bn_cu_malloc((void **)&e->ids_d, N * 4, "token ids");
     if (!s) s = bn_cu_malloc((void **)&e->pos_d, N * 4, "positions");
     if (!s) s = bn_cu_malloc((void **)&e->seq_d, N * 4, "sequence ids");
     if (!s) s = bn_cu_malloc((void **)&e->logits_d, N * cf->vocab_size * 4, "logits");
     if (!s) s = bn_cu_malloc((void **)&e->bad_d, 4, "a flag");
-    if (!s) s = bn_cu_malloc((void **)&e->am_d, (N + 1) * 4, "argmax ids");
-    if (!s) s = bn_cu_malloc((void **)&e->amv_d, N * 4, "argmax values");
+    if (!s) s = bn_cu_malloc(&e->keys_d, bn_cu_head_argmax_bytes(N < 256 ? (int)N : 256), "argmax keys");
+    if (!s && !(e->keys_h = bn_cu_host_alloc(bn_cu_head_argmax_bytes(N < 256 ? (int)N : 256)))) s = bn_err(BITNET_ERR_NOMEM, "cuda: out of pinned host memory");
     e->pos_h = (int32_t *)calloc(N, 4); e->seq_h = (int32_t *)calloc(N, 4); e->ids_h = (int32_t *)calloc(N, 4);
     if (!s && (!e->pos_h || !e->seq_h || !e->ids_h)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     if (!s) s = bn_cu_stream_new(&e->up);
@@ -348,7 +350,7 @@ static void cu_embed(bn_exec *e, const int32_t *ids, int n, float *x) {
     e->qt_ptr = NULL;
     if (e->err) return;
     oprec r; memset(&r, 0, sizeof r);
-    r.kind = OP_EMBED; r.n = n; r.p[0] = x;
+    r.kind = OP_EMBED; r.n = n; r.p[0] = x; r.a = bn_cu_get_pdl();  /* a graph is re-captured when PDL is switched */
     e->mode = M_EAGER;
     if (n <= GRAPH_MAX && e->graphs) {
         if (e->gexec && e->nrec_ok && same(e->rec[0], r)) { e->mode = M_REPLAY; e->cur = 1; }
@@ -476,7 +478,8 @@ static void cu_head(bn_exec *e, const float *x, int n, float *logits) {
     }
 }
 
-/* Greedy head: logits stay on the GPU; the non-finite flag and the ids come back in one copy. */
+/* Greedy head: the head kernel folds its logits into argmax keys (bn_cu_head_argmax); only the
+ * keys (a few hundred bytes per row) come back. */
 static int cu_head_argmax(bn_exec *e, const float *x, int n, int32_t *ids) {
     flush(e);
     e->qt_ptr = NULL;
@@ -485,18 +488,13 @@ static int cu_head_argmax(bn_exec *e, const float *x, int n, int32_t *ids) {
     const bitnet_model *m = e->m;
     if (m->head_type != e->head_type) { note(e, mirror_head(e)); if (e->err) return 1; }
     int V = m->cfg.vocab_size, fin = 1;
-    int32_t buf[257];
     int step = e->nmax < 256 ? e->nmax : 256;
     for (int t0 = 0; t0 < n && !e->err; t0 += step) {
         int nn = n - t0 < step ? n - t0 : step;
-        note(e, bn_cu_head(e->head_d, e->head_kind, V, m->cfg.hidden_size, x + (size_t)t0 * m->cfg.hidden_size, nn, e->logits_d, e->st));
-        note(e, bn_cu_memset(e->am_d, 0, 4, e->st));
-        note(e, bn_cu_nonfinite(e->logits_d, (size_t)nn * V, e->am_d, e->st));
-        note(e, bn_cu_argmax(e->logits_d, nn, V, e->am_d + 1, e->amv_d, e->st));
-        if (!e->err) note(e, bn_cu_d2h(buf, e->am_d, (size_t)(nn + 1) * 4, e->st));
+        note(e, bn_cu_head_argmax(e->head_d, e->head_kind, V, m->cfg.hidden_size, x + (size_t)t0 * m->cfg.hidden_size, nn, e->keys_d, e->st));
+        if (!e->err) note(e, bn_cu_d2h(e->keys_h, e->keys_d, bn_cu_head_argmax_bytes(nn), e->st));
         if (e->err) break;
-        if (buf[0]) fin = 0;
-        memcpy(ids + t0, buf + 1, (size_t)nn * 4);
+        if (!bn_cu_head_argmax_read(e->keys_h, nn, ids + t0)) fin = 0;
     }
     return fin;
 }

@@ -27,6 +27,7 @@ extern "C" {
  * attribute both instructions are no-ops. */
 static int g_pdl = 0;
 extern "C" void bn_cu_set_pdl(int on) { g_pdl = on; }
+extern "C" int bn_cu_get_pdl(void) { return g_pdl; }
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -149,17 +150,22 @@ __device__ __forceinline__ float warp_max_f(float v) {
     for (int o = 16; o; o >>= 1) { float w = __shfl_xor_sync(0xffffffffu, v, o); v = w > v ? w : v; }
     return v;
 }
-/* Block-wide reductions (blockDim.x a multiple of 32, <= 1024); every thread gets the result. */
+/* Block-wide reductions (blockDim.x a multiple of 32, <= 1024; sh: 33 entries; id: the identity
+ * of op): warp trees, then one warp over the warp results; every thread gets the result. */
 template <typename T, typename F>
-__device__ T block_reduce(T v, F op, T *sh) {
+__device__ T block_reduce(T v, F op, T *sh, T id) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int o = 16; o; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-    __syncthreads();
+    __syncthreads();  /* sh may still be read by a previous reduction */
     if (lane == 0) sh[w] = v;
     __syncthreads();
-    T r = sh[0];
-    for (int i = 1; i < nw; i++) r = op(r, sh[i]);
-    return r;
+    if (w == 0) {
+        T r = lane < nw ? sh[lane] : id;
+        for (int o = 16; o; o >>= 1) r = op(r, __shfl_xor_sync(0xffffffffu, r, o));
+        if (lane == 0) sh[32] = r;
+    }
+    __syncthreads();
+    return sh[32];
 }
 struct OpMax { __device__ float operator()(float a, float b) const { return b > a ? b : a; } };
 struct OpAddF { __device__ float operator()(float a, float b) const { return a + b; } };
@@ -168,13 +174,13 @@ struct OpAddI { __device__ int operator()(int a, int b) const { return a + b; } 
 /* ---- activation quantization: one block per row ---- */
 __global__ void k_quant(const float *x, int cols, int ldx, int8_t *xq, int kp, float *xs, int32_t *xsum) {
     pdl_entry();
-    __shared__ float shf[32];
-    __shared__ int shi[32];
+    __shared__ float shf[33];
+    __shared__ int shi[33];
     int t = blockIdx.x;
     const float *xr = x + (size_t)t * ldx;
     float m = 0.f;
     for (int k = threadIdx.x; k < cols; k += blockDim.x) { float a = fabsf(xr[k]); if (a > m) m = a; }
-    m = block_reduce(m, OpMax(), shf);
+    m = block_reduce(m, OpMax(), shf, 0.f);
     if (m < 1e-5f) m = 1e-5f;
     float s = 127.0f / m;
     int sum = 0;
@@ -188,7 +194,7 @@ __global__ void k_quant(const float *x, int cols, int ldx, int8_t *xq, int kp, f
         q[k] = (int8_t)v;
         sum += v;
     }
-    sum = block_reduce(sum, OpAddI(), shi);
+    sum = block_reduce(sum, OpAddI(), shi, 0);
     if (threadIdx.x == 0) { xs[t] = s; xsum[t] = sum; }
 }
 
@@ -451,8 +457,8 @@ template <int VPT, int PRE, int QUANT>
 __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float *y, int act, const float *w, int d, float eps,
                                                int8_t *xq, int kp, float *xs, int32_t *xsum) {
     pdl_entry();
-    __shared__ float sh[32];
-    __shared__ int shi[32];
+    __shared__ float sh[33];
+    __shared__ int shi[33];
     size_t row = (size_t)blockIdx.x * d;
     float v[VPT];
     float ss = 0.f;
@@ -468,7 +474,7 @@ __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float
             ss += a * a;
         }
     }
-    ss = block_reduce(ss, OpAddF(), sh);
+    ss = block_reduce(ss, OpAddF(), sh, 0.f);
     float r = 1.0f / sqrtf(ss / (float)d + eps);
     float m = 0.f;
 #pragma unroll
@@ -477,7 +483,7 @@ __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float
         if (i < d) { float o = __fmul_rn(w[i], __fmul_rn(v[j], r)); out[row + i] = o; v[j] = o; float a = fabsf(o); if (a > m) m = a; }
     }
     if (!QUANT) return;
-    m = block_reduce(m, OpMax(), sh);
+    m = block_reduce(m, OpMax(), sh, 0.f);
     if (m < 1e-5f) m = 1e-5f;
     float s = 127.0f / m;
     int sum = 0;
@@ -493,7 +499,7 @@ __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float
         }
     }
     for (int k = d + threadIdx.x; k < kp; k += blockDim.x) q[k] = 0;
-    sum = block_reduce(sum, OpAddI(), shi);
+    sum = block_reduce(sum, OpAddI(), shi, 0);
     if (threadIdx.x == 0) { xs[blockIdx.x] = s; xsum[blockIdx.x] = sum; }
 }
 
@@ -625,10 +631,46 @@ __device__ __forceinline__ void att_score(const float *qs, const float *kv, int 
         for (int j = 0; j < 8; j++) if (j0 + j < grp) out[(j0 + j) * ch] = a[j] * scale;
 }
 
+/* Called by every block of k_att_split once its partial (max, sum, out[hd]) records are written:
+ * the last block of its (token, kv head) to arrive (a counter that atomicInc wraps back to 0)
+ * combines the ns splits of its grp query heads into out (out: [grp][hd] of this token): one warp
+ * per head turns (max, sum) into weights in shared memory wt[grp*(ns+1)], then each thread sums
+ * output dims over the splits with independent loads (from L2: other blocks wrote them). */
+__device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns, int grp, int hd, float *out, float *wt) {
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicInc(cnt, (unsigned)nsplit - 1) == (unsigned)nsplit - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    size_t rec = (size_t)hd + 2;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nwp = blockDim.x >> 5;
+    for (int j = w; j < grp; j += nwp) {
+        const float *b = base + (size_t)j * nsplit * rec;
+        float M = -INFINITY;
+        for (int i = lane; i < ns; i += 32) M = fmaxf(M, __ldcg(b + i * rec));
+        M = warp_max_f(M);
+        float L = 0.f;
+        for (int i = lane; i < ns; i += 32) { float l = __ldcg(b + i * rec + 1), e = l > 0.f ? expf(__ldcg(b + i * rec) - M) : 0.f; wt[j * ns + i] = e; L += l * e; }
+        L = warp_sum_f(L);
+        if (lane == 0) wt[grp * ns + j] = 1.0f / L;
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < grp * hd; idx += blockDim.x) {
+        int j = idx / hd, d = idx - j * hd;
+        const float *b = base + (size_t)j * nsplit * rec + 2 + d;
+        float a = 0.f;
+#pragma unroll 8
+        for (int i = 0; i < ns; i++) a += __ldcg(b + i * rec) * wt[j * ns + i];
+        out[(size_t)j * hd + d] = a * wt[grp * ns + j];
+    }
+}
+
 #define ATT_PRE 4  /* key rows per warp loaded before pdl_entry (the in-kernel-store path, ch <= 16) */
 __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float *kc, float *vc, size_t sstr,
         int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int nsplit, int ch, float *ws,
-        const float *kin, const float *vin, const float *cs, const float *sn) {
+        const float *kin, const float *vin, const float *cs, const float *sn, unsigned *cnt, float *out) {
     extern __shared__ float sm[];
     int kh = blockIdx.x, sp = blockIdx.y, t = blockIdx.z;
     int grp = nh / nkv, kvd = nkv * hd, qd = nh * hd;
@@ -650,8 +692,13 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float
     pdl_entry();
     size_t rec = (size_t)hd + 2;
     float *base = ws + ((size_t)t * nh + (size_t)kh * grp) * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
+    int ns = (p + ch) / ch;  /* splits holding positions 0..p */
+    if (ns > nsplit) ns = nsplit;
+    unsigned *cn = cnt + (size_t)t * nh + kh;
+    float *ob = out + ((size_t)t * nh + (size_t)kh * grp) * hd;
     if (s0 >= s1) {
         for (int j = threadIdx.x; j < grp; j += blockDim.x) { float *r = base + ((size_t)j * nsplit + sp) * rec; r[0] = -INFINITY; r[1] = 0.f; }
+        att_arrive(base, cn, nsplit, ns, grp, hd, ob, sm);
         return;
     }
     float *qs = sm, *sc = sm + grp * hd;
@@ -683,13 +730,21 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float
             }
             for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kv[i], hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
         }
-    } else {
-        for (int s2 = s0 + w; s2 < s1; s2 += NW) {
-            const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
-            float kr1[ATT_MAXD];
+    } else {  /* ATT_PRE rows per warp in flight at a time */
+        for (int sb = s0 + w; sb < s1; sb += NW * ATT_PRE) {
 #pragma unroll
-            for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kr1[u] = d < hd ? kr[d] : 0.f; }
-            for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kr1, hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
+            for (int i = 0; i < ATT_PRE; i++) {
+                int s2 = sb + NW * i;
+                const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
+#pragma unroll
+                for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = s2 < s1 && d < hd ? kr[d] : 0.f; }
+            }
+#pragma unroll
+            for (int i = 0; i < ATT_PRE; i++) {
+                int s2 = sb + NW * i;
+                if (s2 >= s1) break;
+                for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kv[i], hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
+            }
         }
     }
     __syncthreads();
@@ -712,31 +767,12 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float
         for (int i = 0; i < len; i++) a += sc[j * ch + i] * vp[(size_t)(s0 + i) * kvd];
         base[((size_t)j * nsplit + sp) * rec + 2 + d] = a;
     }
+    att_arrive(base, cn, nsplit, ns, grp, hd, ob, sm);
 }
 
-__global__ void k_att_combine(const float *ws, int nh, int hd, int nsplit, const int32_t *pos, int ch, float *out) {
-    pdl_entry();
-    int h = blockIdx.x, t = blockIdx.y;
-    int ns = (pos[t] + 1 + ch - 1) / ch;
-    if (ns > nsplit) ns = nsplit;
-    size_t rec = (size_t)hd + 2;
-    const float *b = ws + ((size_t)t * nh + h) * nsplit * rec;
-    float M = -INFINITY;
-#pragma unroll 8
-    for (int i = 0; i < ns; i++) M = fmaxf(M, b[i * rec]);
-    float L = 0.f;
-#pragma unroll 8
-    for (int i = 0; i < ns; i++) if (b[i * rec + 1] > 0.f) L += b[i * rec + 1] * expf(b[i * rec] - M);
-    float inv = 1.0f / L;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float a = 0.f;
-#pragma unroll 8
-        for (int i = 0; i < ns; i++) if (b[i * rec + 1] > 0.f) a += b[i * rec + 2 + d] * expf(b[i * rec] - M);
-        out[((size_t)t * nh + h) * hd + d] = a * inv;
-    }
-}
-
-extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
+/* partial records [n][nh][splits][hd + 2], then n*nh arrival counters (zero between calls) */
+static size_t att_recs(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
+extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return att_recs(n, nh, hd) + (size_t)n * nh; }
 
 extern "C" bitnet_status bn_cu_attention(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv,
                                          int hd, const int32_t *seq, const int32_t *pos, int maxpos, float *ws, float *out, void *s) {
@@ -751,21 +787,20 @@ extern "C" bitnet_status bn_cu_attention_fused(const float *q, const float *k, c
     int ms = att_maxsplit(n), ch = 16, nsplit = (len + ch - 1) / ch;
     if (nsplit > ms) { ch = (len + ms - 1) / ms; ch = (ch + 15) / 16 * 16; nsplit = (len + ch - 1) / ch; }
     int grp = nh / nkv;
-    size_t smem = ((size_t)grp * hd + (size_t)grp * ch) * sizeof(float);
+    size_t smem = ((size_t)grp * hd + (size_t)grp * ch) * sizeof(float), cmb = (size_t)grp * (nsplit + 1) * sizeof(float);
+    if (cmb > smem) smem = cmb;
     static int raised = -1;
     if (smem > 48 * 1024) {
-        if (smem > 200 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention over %d positions needs %zu bytes of shared memory", len, smem);
+        if (smem > 160 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention over %d positions needs %zu bytes of shared memory", len, smem);
         if (raised < 0) {
-            bitnet_status r = cerr(cudaFuncSetAttribute(k_att_split, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024), "attention shared memory");
+            bitnet_status r = cerr(cudaFuncSetAttribute(k_att_split, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024), "attention shared memory");
             if (r) return r;
             raised = 1;
         }
     }
-    launch(k_att_split, dim3(nkv, nsplit, n), ATT_THREADS, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ch, ws, k, v, cs, sn);
-    bitnet_status r = launched("attention");
-    if (r) return r;
-    launch(k_att_combine, dim3(nh, n), hd < 32 ? 32 : (hd > 256 ? 256 : (hd + 31) / 32 * 32), 0, ST(s), ws, nh, hd, nsplit, pos, ch, out);
-    return launched("attention combine");
+    launch(k_att_split, dim3(nkv, nsplit, n), ATT_THREADS, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ch, ws, k, v, cs, sn,
+           (unsigned *)(ws + att_recs(n, nh, hd)), out);
+    return launched("attention");
 }
 
 /* ---- elementwise ---- */
@@ -823,8 +858,23 @@ __device__ __forceinline__ void unpack16(uint4 v, float *f) {
     else { for (int i = 0; i < 4; i++) { f[2 * i] = __half2float(__ushort_as_half((unsigned short)(u[i] & 0xffff))); f[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(u[i] >> 16))); } }
 }
 
+/* Where a head kernel puts logit (t, r): y[t][r] when y is set; with amax set, also the running
+ * argmax of row t as a 64-bit key (order-preserving float bits << 32 | ~r: the larger logit, then
+ * the lower r, wins) folded by atomicMax into one of HEAD_SLOTS partial maxima amax[t][slot]
+ * (spread so no address sees more than a few thousand atomics); non-finite logits set *bad. */
+#define HEAD_SLOTS 64
+struct HeadOut { float *y; unsigned long long *amax; int *bad; };
+__device__ __forceinline__ void head_put(const HeadOut &o, int rows, int r, int t, float a) {
+    if (o.y) o.y[(size_t)t * rows + r] = a;
+    if (!o.amax) return;
+    if (!isfinite(a)) { *o.bad = 1; return; }
+    unsigned u = __float_as_uint(a + 0.0f);  /* -0 -> +0: equal logits tie by index */
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    atomicMax(o.amax + (size_t)t * HEAD_SLOTS + (blockIdx.x % HEAD_SLOTS), ((unsigned long long)u << 32) | (unsigned)~(unsigned)r);
+}
+
 template <int DT>
-__global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int rows, int cols, const float *x, int n, float *y, int vec) {
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int rows, int cols, const float *x, int n, HeadOut o, int vec) {
     pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -860,7 +910,7 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int
 #pragma unroll
         for (int j = 0; j < HD_NT; j++) {
             float a = warp_sum_f(acc[j]);
-            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = a;
+            if (lane == 0 && t0 + j < n) head_put(o, rows, r, t0 + j, a);
         }
     }
 }
@@ -869,7 +919,7 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int
  * lane and load; bytes become floats exactly as 2^23 + (b + 128) - (2^23 + 128) (a byte permute
  * and a subtraction, cheaper than int-to-float conversions); x read as float4. */
 __device__ __forceinline__ float s8f(unsigned ub, unsigned sel) { return __uint_as_float(__byte_perm(ub, 0x4b000000u, sel)) - 8388736.f; }
-__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, float *y) {
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, HeadOut o) {
     pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -905,13 +955,13 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, in
 #pragma unroll
         for (int j = 0; j < HD_NT; j++) {
             float a = warp_sum_f(acc[j]);
-            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = sc[r] * a;
+            if (lane == 0 && t0 + j < n) head_put(o, rows, r, t0 + j, sc[r] * a);
         }
     }
 }
 
 /* Q4: float d[rows][nb] then nibbles [rows][cp/2] at bn_hq4_qoff; block b of a row is 16 bytes. */
-__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, float *y) {
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, HeadOut o) {
     pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
@@ -947,25 +997,46 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, in
 #pragma unroll
         for (int j = 0; j < HD_NT; j++) {
             float a = warp_sum_f(acc[j]);
-            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = a;
+            if (lane == 0 && t0 + j < n) head_put(o, rows, r, t0 + j, a);
         }
     }
 }
 
-extern "C" bitnet_status bn_cu_head(const void *w, int kind, int rows, int cols, const float *x, int n, float *y, void *s) {
+static bitnet_status head_go(const void *w, int kind, int rows, int cols, const float *x, int n, HeadOut o, void *s) {
     if (n <= 0 || rows <= 0) return BITNET_OK;
     int nb = (rows + HD_WARPS - 1) / HD_WARPS, th = HD_WARPS * 32;
     int es = kind == BN_W_F32 ? 4 : 2;
     int vec = ((size_t)cols * es) % 16 == 0 && ((uintptr_t)w & 15) == 0;
     switch (kind) {
-    case BN_W_F32: launch(k_head_dense<BN_W_F32>, nb, th, 0, ST(s), w, rows, cols, x, n, y, vec); break;
-    case BN_W_F16: launch(k_head_dense<BN_W_F16>, nb, th, 0, ST(s), w, rows, cols, x, n, y, vec); break;
-    case BN_W_BF16: launch(k_head_dense<BN_W_BF16>, nb, th, 0, ST(s), w, rows, cols, x, n, y, vec); break;
-    case BN_CU_HEAD_Q8: launch(k_head_q8, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, y); break;
-    case BN_CU_HEAD_Q4: launch(k_head_q4, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, y); break;
+    case BN_W_F32: launch(k_head_dense<BN_W_F32>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
+    case BN_W_F16: launch(k_head_dense<BN_W_F16>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
+    case BN_W_BF16: launch(k_head_dense<BN_W_BF16>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
+    case BN_CU_HEAD_Q8: launch(k_head_q8, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, o); break;
+    case BN_CU_HEAD_Q4: launch(k_head_q4, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, o); break;
     default: return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: LM head kind %d", kind);
     }
     return launched("LM head");
+}
+extern "C" bitnet_status bn_cu_head(const void *w, int kind, int rows, int cols, const float *x, int n, float *y, void *s) {
+    HeadOut o = {y, NULL, NULL};
+    return head_go(w, kind, rows, cols, x, n, o, s);
+}
+extern "C" size_t bn_cu_head_argmax_bytes(int n) { return 8 + (size_t)n * HEAD_SLOTS * 8; }
+extern "C" bitnet_status bn_cu_head_argmax(const void *w, int kind, int rows, int cols, const float *x, int n, void *keys_d, void *s) {
+    bitnet_status r = bn_cu_memset(keys_d, 0, bn_cu_head_argmax_bytes(n), s);
+    HeadOut o = {NULL, (unsigned long long *)keys_d + 1, (int *)keys_d};
+    return r ? r : head_go(w, kind, rows, cols, x, n, o, s);
+}
+extern "C" int bn_cu_head_argmax_read(const void *keys, int n, int32_t *ids) {
+    const unsigned long long *k = (const unsigned long long *)keys;
+    int fin = *(const int *)keys == 0;
+    for (int t = 0; t < n; t++) {
+        unsigned long long b = 0;
+        for (int i = 0; i < HEAD_SLOTS; i++) if (k[1 + (size_t)t * HEAD_SLOTS + i] > b) b = k[1 + (size_t)t * HEAD_SLOTS + i];
+        if (!b) fin = 0;
+        ids[t] = (int32_t)~(unsigned)b;
+    }
+    return fin;
 }
 
 /* ---- argmax: one block per row ---- */
