@@ -114,6 +114,8 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
     bitnet_sampler_params sp = o->sp;
     sp.logit_bias = o->bias; sp.n_logit_bias = o->n_bias;
     if (bitnet_sampler_new(&sp, g->vocab, &g->smp)) { fprintf(stderr, "bitnet: %s\n", bitnet_last_error()); gen_close(g); return 1; }
+    g->greedy = sp.temperature <= 0.f && sp.n_logit_bias == 0 && sp.repeat_penalty == 1.0f &&
+                sp.frequency_penalty == 0.f && sp.presence_penalty == 0.f;
     g->logits = malloc((size_t)g->vocab * sizeof(float));
     if (!g->logits) { fprintf(stderr, "bitnet: out of memory\n"); gen_close(g); return 1; }
     return 0;
@@ -132,7 +134,8 @@ int gen_feed(gen_session *g, const int32_t *ids, int n, int want_logits, const c
         if (!h) { fprintf(stderr, "bitnet: out of memory\n"); return 1; }
         g->hist = h; g->cap_hist = cap;
     }
-    if (bitnet_ctx_eval(g->ctx, ids, n, want_logits ? g->logits : NULL, 0)) return cli_fail(what);
+    if (want_logits && g->greedy ? bitnet_ctx_eval_greedy(g->ctx, ids, n, &g->next)
+                                 : bitnet_ctx_eval(g->ctx, ids, n, want_logits ? g->logits : NULL, 0)) return cli_fail(what);
     memcpy(g->hist + g->n_hist, ids, (size_t)n * sizeof *ids);
     g->n_hist += n;
     return 0;
@@ -167,7 +170,7 @@ int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignor
     int first = 1;
     while (st->n_gen < n_gen) {
         if (stop && *stop) { st->stopped_by = 2; break; }
-        int id = bitnet_sampler_sample(g->smp, g->logits);
+        int id = g->greedy ? g->next : bitnet_sampler_sample(g->smp, g->logits);
         if (id < 0) { fprintf(stderr, "bitnet: no token can be sampled (every logit is -inf: --logit-bias bans them all?)\n"); bitnet_detok_free(dt); return 1; }
         st->last_id = id;
         if (!ignore_eos && is_eog(g, id)) { st->stopped_by = 1; break; }
