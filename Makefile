@@ -154,6 +154,37 @@ fuzz-run: fuzz
 clean:
 	rm -rf build build-san build-fuzz build-cuda
 
+# `make install PREFIX=DIR` (DESTDIR for staging): the public headers, libbitnet.a and libbitnet.so
+# (only bitnet_ symbols exported), LIBDIR/pkgconfig/bitnet.pc and the CMake package config
+# LIBDIR/cmake/bitnet/ (find_package(bitnet): bitnet::bitnet, bitnet::bitnet_static), and the
+# bitnet CLI in BINDIR. Templates in dist/. `make uninstall PREFIX=DIR` removes those files.
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+VERSION := $(shell sed -n 's/^\#define BITNET_VERSION "\(.*\)"/\1/p' include/bitnet.h)
+PRIVATE_LIBS := $(strip $(PKG_LIBS) -lm -lpthread)
+INST_SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
+	-e 's|@VERSION@|$(VERSION)|g' -e 's|@PRIVATE_LIBS@|$(PRIVATE_LIBS)|g' \
+	-e 's|@CMAKE_PRIVATE_LIBS@|$(subst $(space),;,$(PRIVATE_LIBS))|g' \
+	-e "s|@INC_FROM_LIB@|$$(realpath -m --relative-to='$(LIBDIR)' '$(INCDIR)')|g"
+space := $(subst ,, )
+install: $(BUILD)/libbitnet.a $(BUILD)/libbitnet.so $(TOOLS)
+	install -d '$(DESTDIR)$(INCDIR)' '$(DESTDIR)$(LIBDIR)/pkgconfig' '$(DESTDIR)$(LIBDIR)/cmake/bitnet' '$(DESTDIR)$(BINDIR)'
+	install -m 644 include/bitnet.h include/bitnet_train.h '$(DESTDIR)$(INCDIR)/'
+	install -m 644 $(BUILD)/libbitnet.a '$(DESTDIR)$(LIBDIR)/'
+	install -m 755 $(BUILD)/libbitnet.so '$(DESTDIR)$(LIBDIR)/'
+	install -m 755 $(TOOLS) '$(DESTDIR)$(BINDIR)/'
+	$(INST_SUBST) dist/bitnet.pc.in > '$(DESTDIR)$(LIBDIR)/pkgconfig/bitnet.pc'
+	$(INST_SUBST) dist/bitnetConfig.cmake.in > '$(DESTDIR)$(LIBDIR)/cmake/bitnet/bitnetConfig.cmake'
+	$(INST_SUBST) dist/bitnetConfigVersion.cmake.in > '$(DESTDIR)$(LIBDIR)/cmake/bitnet/bitnetConfigVersion.cmake'
+uninstall:
+	rm -f '$(DESTDIR)$(INCDIR)/bitnet.h' '$(DESTDIR)$(INCDIR)/bitnet_train.h' '$(DESTDIR)$(LIBDIR)/libbitnet.a' \
+	  '$(DESTDIR)$(LIBDIR)/libbitnet.so' '$(DESTDIR)$(BINDIR)/bitnet' '$(DESTDIR)$(LIBDIR)/pkgconfig/bitnet.pc' \
+	  '$(DESTDIR)$(LIBDIR)/cmake/bitnet/bitnetConfig.cmake' '$(DESTDIR)$(LIBDIR)/cmake/bitnet/bitnetConfigVersion.cmake'
+	-rmdir '$(DESTDIR)$(LIBDIR)/cmake/bitnet' 2>/dev/null
+.PHONY: install uninstall
+
 # The README's first command: install deps, build, tell a story with the bundled model.
 DEFAULT_MODEL ?= models/bitnet-tinystories
 PROMPT ?= Once upon a time

@@ -127,6 +127,28 @@ bitnet_files bitnet_files_from_memory(const bitnet_file_buf *bufs);
  * an existing out is BITNET_ERR_ARG unless flags has BITNET_CONVERT_FORCE. */
 #define BITNET_CONVERT_FORCE 1
 bitnet_status bitnet_convert_gguf(const char *in, const char *out, const char *type, int flags);
+/* How to convert (bitnet_convert). Take bitnet_convert_default_params() and change fields. */
+typedef struct bitnet_convert_params {
+    const char *type;             /* GGUF output: ternary type "tq2_0", "tq1_0" or "i2_s" (default) */
+    const char *head;             /* GGUF output: token_embd / output type: NULL or "" = the
+                                   * source's float type (f32/f16/bf16; a quantized GGUF head as
+                                   * f32); "f32", "f16", "bf16" (rounded to nearest even), or the
+                                   * quantized "q8_0", "q6_k", "q4_0" (lossy: see docs/GGUF.md) */
+    int flags;                    /* BITNET_CONVERT_FORCE: overwrite existing output files */
+    bitnet_progress_fn progress;  /* NULL: none; else called after each tensor: done of total */
+    void *progress_ud;
+} bitnet_convert_params;
+bitnet_convert_params bitnet_convert_default_params(void);
+/* Convert in to out. out ending in ".gguf": as bitnet_convert_gguf with p's type and head.
+ * Otherwise out is a folder (created if missing) and in must be a .gguf file: written in the
+ * 2B-4T packed Hugging Face layout (config.json with quantization_config autobitlinear,
+ * model.safetensors with the BitLinear weights as 2B-4T uint8 + "<name>_scale", floats as
+ * bf16 where every value is exactly a bf16, else as the GGUF's f16 / f32), and the tokenizer
+ * from tokenizer.ggml.*: gpt2 -> tokenizer.json (byte-level BPE), llama -> tokenizer.model
+ * (SentencePiece), plus tokenizer_config.json (bos/eos tokens, chat_template). Every file goes
+ * through a temp file and a rename, config.json last; a folder already holding one of those
+ * files is BITNET_ERR_ARG unless p->flags has BITNET_CONVERT_FORCE. p NULL = defaults. */
+bitnet_status bitnet_convert(const char *in, const char *out, const bitnet_convert_params *p);
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
 
@@ -234,9 +256,14 @@ bitnet_status bitnet_ctx_seq_copy(bitnet_ctx *c, int src, int dst);
 typedef struct bitnet_tokenizer bitnet_tokenizer;
 
 /* path: a model folder (tokenizer.json preferred, else tokenizer.model), a tokenizer.json or a
- * tokenizer.model, or a .gguf file (its tokenizer.ggml.* metadata: gpt2 byte-level BPE). Special
+ * tokenizer.model, or a .gguf file (its tokenizer.ggml.* metadata: gpt2 byte-level BPE or llama
+ * SentencePiece). Special
  * ids are read from the folder's config files when present (a GGUF file carries its own). */
 bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out);
+/* A note about how t was read that a user should see once (a fallback the loader took: a GGUF
+ * file without tokenizer.ggml.pre, as old bitnet.cpp files, gets the Llama-3 pre-tokenizer
+ * regex), or NULL. Static text owned by t. */
+const char *bitnet_tokenizer_notice(const bitnet_tokenizer *t);
 void bitnet_tokenizer_free(bitnet_tokenizer *t);
 int bitnet_tokenizer_vocab_size(const bitnet_tokenizer *t);
 int bitnet_tokenizer_bos(const bitnet_tokenizer *t);  /* -1 if none */

@@ -78,6 +78,7 @@ typedef enum bitnet_param_set {
  * BITNET_ERR_ARG naming an unknown entry. */
 bitnet_status bitnet_lora_parse_targets(const char *list, unsigned *mask);
 
+struct bitnet_train_progress;
 typedef struct bitnet_train_params {
     const char *kernels;         /* CPU kernel set, as bitnet_model_params.kernels */
     int n_threads;               /* worker threads (0: this machine's physical cores) */
@@ -93,7 +94,21 @@ typedef struct bitnet_train_params {
     float lora_alpha;            /* alpha (default 16); the term is scaled by alpha / r */
     float lora_dropout;          /* must be 0: dropout on the adapter input is not implemented */
     unsigned lora_targets;       /* BITNET_LORA_* bits (default q and v, PEFT's llama default) */
+    /* Called by bitnet_trainer_step after each successful step (NULL: none), on the caller's
+     * thread, with progress_ud; it may call bitnet_trainer_cancel. */
+    void (*progress)(void *ud, const struct bitnet_train_progress *p);
+    void *progress_ud;
 } bitnet_train_params;
+/* What the progress callback gets after a step. */
+typedef struct bitnet_train_progress {
+    int64_t step, total_steps;   /* steps done (this one included), the run's length */
+    float loss, lr;              /* this step's mean training loss and learning rate */
+    double grad_norm;            /* before clipping */
+    double seconds;              /* this step's wall time */
+    double tokens_per_s;         /* this step's tokens / seconds */
+    double avg_tokens_per_s;     /* over the steps this trainer ran */
+    double eta_s;                /* (total_steps - step) at avg_tokens_per_s */
+} bitnet_train_progress;
 /* batch 4, seq 128, accum 1, 100 steps, seed 1337, init_std 0.02, lr 1e-3, betas 0.9/0.95,
  * eps 1e-8, weight decay 0.1, clip 1, constant schedule, min_lr_frac 0.1, stage2_frac 0.1,
  * param_set ALL (LoRA: r 8, alpha 16, dropout 0, targets q,v). */
@@ -112,6 +127,23 @@ void bitnet_trainer_free(bitnet_trainer *t);
  * order fixed by the seed (a new permutation each epoch); validation reads from its start, in
  * order. val_path may be NULL. Needed before step/eval/load_state. */
 bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path, const char *val_path);
+/* Training data in memory: ids[n] (each inside the vocabulary) and an optional loss mask[n]
+ * (NULL: every token is a target; mask[i] = 0: token i is not a target, so the position that
+ * predicts it adds no loss and no gradient; the loss is the mean over the targets that count).
+ * Read like set_data's files (random windows for training, in order for validation); both are
+ * copied. val_ids may be NULL (val_mask, n_val ignored then). */
+bitnet_status bitnet_trainer_set_data_tokens(bitnet_trainer *t, const int32_t *ids, const uint8_t *mask, size_t n,
+                                             const int32_t *val_ids, const uint8_t *val_mask, size_t n_val);
+/* Chat supervised fine-tuning data: path is JSONL, one {"messages": [{"role": "system" |
+ * "user" | "assistant" | ..., "content": "..."}, ...]} per non-blank line. Each conversation is
+ * rendered with template tmpl (bitnet_chat_apply) and encoded with tok as `bitnet chat` encodes
+ * turns (BOS first); only the assistant turns (their content and end of turn, not the
+ * "Assistant: " prefix) get mask 1. Conversations are packed back to back with EOS between
+ * them (unless one already ends in EOS; that EOS is trained after an assistant turn). *ids and
+ * *mask are malloc'd [*n] (free them); *n_examples (may be NULL) counts the conversations.
+ * Errors name the file and the line. */
+bitnet_status bitnet_sft_load_jsonl(const char *path, const bitnet_tokenizer *tok, bitnet_chat_template tmpl,
+                                    int32_t **ids, uint8_t **mask, size_t *n, int64_t *n_examples);
 /* Re-seed the order of the remaining training windows (a resume with another seed). */
 bitnet_status bitnet_trainer_reseed(bitnet_trainer *t, uint64_t seed);
 

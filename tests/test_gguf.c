@@ -443,8 +443,56 @@ static void test_fuzz(void) {
     free(f); free(q); free(cp); free(orig);
 }
 
+/* The encoders (gguf_encode.c) on t.f32 of quants.gguf give exactly the bytes of t.<type>, which
+ * numpy / gguf-py wrote (f16, bf16 rounded to nearest even; Q8_0 / Q4_0 by gguf-py's
+ * quantize, ggml's reference rounding; Q6_K by make_gguf.py's plain encoder); an encoded tensor
+ * decodes within half a step of each value; a row not a multiple of the block is refused. */
+static void test_encode(void) {
+    void *buf; bn_gguf *g = open_gguf("quants.gguf", &buf);
+    if (!g) { free(buf); return; }
+    const bn_gguf_tensor *x = bn_gguf_find_tensor(g, "t.f32");
+    float *f = malloc(1024 * 4), *d = malloc(1024 * 4);
+    uint8_t *o = malloc(4096);
+    bn_gguf_decode_f32(x, 0, 1024, f);
+    static const char *types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q6_k"};
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        char n1[64], nm[120];
+        snprintf(n1, sizeof n1, "t.%s", types[k]);
+        const bn_gguf_tensor *t = bn_gguf_find_tensor(g, n1);
+        if (!t) { CHECK(n1, 0, "missing"); continue; }
+        bitnet_status st = bn_gguf_encode_f32(t->type, f, 1024, 512, n1, o);
+        size_t i = 0;
+        while (!st && i < t->nbytes && o[i] == t->data[i]) i++;
+        snprintf(nm, sizeof nm, "encode %s == the bytes gguf-py / make_gguf.py wrote (%zu bytes)", types[k], t->nbytes);
+        CHECK(nm, st == BITNET_OK && i == t->nbytes, "st %d, first difference at byte %zu", st, i);
+        int blk = bn_gguf_type_block(t->type);
+        if (blk > 1) {
+            st = bn_gguf_encode_f32(t->type, f, 1024 - blk / 2, 512 - blk / 2, n1, o);
+            snprintf(nm, sizeof nm, "encode %s: a row not a multiple of %d is refused", types[k], blk);
+            CHECK(nm, st == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), n1), "%d %s", st, bitnet_last_error());
+        }
+    }
+    /* round trip error: Q8_0 within d/2 of each value, d = max|block| / 127, plus 127 times the
+     * fp16 rounding error of d (the codes are computed with the unrounded d) */
+    bn_gguf_tensor q = *bn_gguf_find_tensor(g, "t.q8_0");
+    bn_gguf_encode_f32(BN_GT_Q8_0, f, 1024, 512, "q8", o);
+    q.data = o;
+    bn_gguf_decode_f32(&q, 0, 1024, d);
+    int worse = 0;
+    for (int b = 0; b < 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(f[32 * b + j]));
+        float dd = amax / 127, d16 = bn_f16_to_f32(bn_f32_to_f16(dd)), bound = dd * 0.5f + 127 * fabsf(d16 - dd) + 1e-7f;
+        for (int j = 0; j < 32; j++) worse += fabsf(d[32 * b + j] - f[32 * b + j]) > bound;
+    }
+    CHECK("encode q8_0 -> decode within half a step", worse == 0, "%d values further", worse);
+    free(f); free(d); free(o);
+    bn_gguf_free(g); free(buf);
+}
+
 int main(void) {
     test_quants();
+    test_encode();
     test_model("packed-tq2_0.gguf", "bitnet-b158-packed", 0, 0);
     test_model("packed-tq1_0.gguf", "bitnet-b158-packed", 0, 1);
     test_model("packed-i2_s.gguf", "bitnet-b158-packed", 0, 0);

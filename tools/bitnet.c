@@ -138,6 +138,13 @@ bitnet_status cli_load_model_on(const char *dir, const char *device, bitnet_mode
     return bitnet_model_load_ex(dir, &p, out);
 }
 
+bitnet_status cli_load_tokenizer(const char *path, bitnet_tokenizer **out) {
+    bitnet_status s = bitnet_tokenizer_load(path, out);
+    const char *note = s ? NULL : bitnet_tokenizer_notice(*out);
+    if (note) fprintf(stderr, "bitnet: %s: %s\n", path, note);
+    return s;
+}
+
 double cli_time(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
 
 size_t cli_peak_rss(void) {

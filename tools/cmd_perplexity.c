@@ -216,7 +216,7 @@ static int ppl_load(ppl_run *P, bitnet_head_type ht) {
     const int V = P->V = info.vocab_size;
     P->bos = info.bos_id;
     if (P->file) {
-        if (bitnet_tokenizer_load(P->model, &P->tok)) return cli_fail("cannot load the tokenizer");
+        if (cli_load_tokenizer(P->model, &P->tok)) return cli_fail("cannot load the tokenizer");
         if (bitnet_tokenizer_bos(P->tok) >= 0) P->bos = bitnet_tokenizer_bos(P->tok);
         size_t len = 0;
         char *text = read_all(P->file, &len);

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "args.h"
 #include "serve.h"
+#include "gen.h"
 #include <microhttpd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -274,6 +275,7 @@ static const char *base_name(const char *dir, char *buf, size_t cap) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *host = "127.0.0.1", *api_key = NULL, *device = "cpu", *head = "exact", *alias = NULL, *tmpl_s = NULL;
+    gen_sampling lo = {0};   /* only its --lora list is used */
     int port = 8080, parallel = 4, n_ctx = 0, threads = 0, queue = 64, chunk = 64, max_conn = 256, max_body_kib = 1024;
     const arg_opt opts[] = {
         OPT_STR('m', "model", &model, "DIR", "model folder (config.json, model.safetensors, tokenizer)"),
@@ -291,10 +293,12 @@ int cmd_serve(int argc, char **argv) {
         OPT_INT(0, "chunk|batch-size", 1, 4096, &chunk, "N", "prompt tokens per slot per step (prefill chunk)"),
         OPT_INT(0, "max-body", 1, 1 << 20, &max_body_kib, "KIB", "largest request body in KiB (413 beyond)"),
         OPT_INT(0, "max-connections", 1, 65536, &max_conn, "N", "open connections at most"),
+        OPT_FUNC(0, "lora", gen_parse_lora, &lo, "DIR", "apply the PEFT LoRA adapter in DIR to every request (repeatable)"),
+        OPT_FUNC(0, "lora-scale", gen_parse_lora_scale, &lo, "S", "scale of the --lora before it (1)"),
         OPT_END,
     };
     args_spec spec = {"serve",
-        "usage: bitnet serve -m MODEL_DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [-c CTX] [-t THREADS] [--api-key KEY]\n"
+        "usage: bitnet serve -m MODEL_DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [-c CTX] [-t THREADS] [--api-key KEY] [--lora DIR [--lora-scale S]]...\n"
         "  OpenAI-compatible server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health;\n"
         "  a chat page at http://HOST:PORT/\n",
         {opts}, {"options"}, 0};
@@ -308,6 +312,8 @@ int cmd_serve(int argc, char **argv) {
     bitnet_model *m = NULL; bitnet_tokenizer *tok = NULL; srv_engine *E = NULL; struct MHD_Daemon *d = NULL;
     int rc = 1;
     if (cli_load_model(model, &m)) { cli_fail("cannot load the model"); goto done; }
+    for (int i = 0; i < lo.n_lora; i++)
+        if (bitnet_model_load_lora(m, lo.lora[i], lo.lora_scale[i])) { cli_fail("--lora"); goto done; }
     if (strcmp(head, "exact") && bitnet_model_set_head(m, !strcmp(head, "q8") ? BITNET_HEAD_Q8 : BITNET_HEAD_Q4)) { cli_fail("--head"); goto done; }
     if (bitnet_tokenizer_load(model, &tok)) { cli_fail("tokenizer"); goto done; }
     bitnet_model_info info; bitnet_model_get_info(m, &info);

@@ -21,7 +21,7 @@ static char *slurp(FILE *f, size_t *n) {
 static int bench(const char *model, const char *file, int repeat) {
     double t0 = cli_time();
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
     double load_ms = (cli_time() - t0) * 1e3;
     FILE *f = fopen(file, "rb");
     if (!f) { fprintf(stderr, "bitnet tokenize: cannot open %s\n", file); bitnet_tokenizer_free(tok); return 1; }
@@ -67,7 +67,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (!model) return args_error(&spec, "need -m PATH"), 2;
     if (benchf) return bench(model, benchf, repeat);
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
     size_t n = 0; char *text = slurp(stdin, &n);
     if (!text) { fprintf(stderr, "bitnet tokenize: cannot read stdin\n"); bitnet_tokenizer_free(tok); return 1; }
     int32_t *ids = NULL; int nid = 0;
@@ -99,66 +99,105 @@ static size_t chunk_end(const char *text, size_t n, size_t s, size_t want) {
     return n; /* no safe boundary nearby: take the rest whole */
 }
 
+typedef struct { uint8_t *b; size_t n, cap; } u32buf;
+static int push_ids(u32buf *o, const int32_t *ids, int k) {
+    if (o->n + (size_t)k > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (o->n + (size_t)k > cap) cap *= 2;
+        uint8_t *q = realloc(o->b, cap * 4);
+        if (!q) return 0;
+        o->b = q; o->cap = cap;
+    }
+    for (int i = 0; i < k; i++) {
+        uint32_t v = (uint32_t)ids[i]; uint8_t *d = o->b + 4 * (o->n + (size_t)i);
+        d[0] = (uint8_t)v; d[1] = (uint8_t)(v >> 8); d[2] = (uint8_t)(v >> 16); d[3] = (uint8_t)(v >> 24);
+    }
+    o->n += (size_t)k;
+    return 1;
+}
+
+/* The next document [*ds, *de) at or after pos: the whole text, a line (--eos-between-lines:
+ * blank lines skipped, the newline dropped) or the text up to the next sep (--doc-sep, the
+ * separator dropped; empty documents skipped). Returns 0 when no document is left. */
+static int next_doc(const char *text, size_t n, size_t *pos, int lines, const char *sep, size_t *ds, size_t *de) {
+    size_t sl = sep ? strlen(sep) : 0;
+    while (*pos < n || (*pos == 0 && n == 0 && !lines && !sep)) {
+        size_t s = *pos, e = n;
+        if (lines) { const char *q = memchr(text + s, '\n', n - s); e = q ? (size_t)(q - text) : n; *pos = q ? e + 1 : n; }
+        else if (sep) { const char *q = memmem(text + s, n - s, sep, sl); e = q ? (size_t)(q - text) : n; *pos = q ? e + sl : n; }
+        else *pos = n + 1;
+        size_t k = s;
+        if (lines) while (k < e && (text[k] == '\r' || text[k] == ' ' || text[k] == '\t')) k++;
+        if ((lines || sep) && k == e) continue;
+        if (lines && e > s && text[e - 1] == '\r') e--;
+        *ds = s; *de = e;
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_tokenize_file(int argc, char **argv) {
-    const char *model = NULL, *pos[2] = {NULL, NULL};
-    int bos = 0, npos = 0;
+    const char *model = NULL, *pos[2] = {NULL, NULL}, *sep = NULL;
+    int bos = 0, npos = 0, lines = 0;
     const arg_opt opts[] = {
         OPT_STR('m', "model", &model, "TOKENIZER", "a model folder, a tokenizer.json or a tokenizer.model"),
-        OPT_FLAG(0, "bos", &bos, "put BOS first"),
+        OPT_FLAG(0, "bos", &bos, "put BOS first (before every document with --eos-between-lines / --doc-sep)"),
+        OPT_FLAG(0, "eos-between-lines", &lines, "each non-blank line is a document: EOS after each"),
+        OPT_STR(0, "doc-sep", &sep, "STR", "documents are separated by STR (e.g. '<|endoftext|>'): EOS after each"),
         OPT_END,
     };
     args_spec spec = {"tokenize-file",
-        "usage: bitnet tokenize-file -m TOKENIZER [--bos] IN.txt OUT.u32\n"
+        "usage: bitnet tokenize-file -m TOKENIZER [--bos] [--eos-between-lines | --doc-sep STR] IN.txt OUT.u32\n"
         "  writes the ids of IN.txt as uint32 little-endian (to a temp file, then renamed);\n"
-        "  progress (rate, ETA) goes to stderr\n",
+        "  with --eos-between-lines or --doc-sep each document is encoded on its own and followed by\n"
+        "  the tokenizer's EOS (the separator text itself is dropped); progress goes to stderr\n",
         {opts}, {"options"}, 2};
     int r = args_parse(&spec, argc, argv, pos, &npos);
     if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
     const char *in = pos[0], *out = pos[1];
     if (!model || npos != 2) return args_error(&spec, "need -m TOKENIZER IN.txt OUT.u32"), 2;
+    if (lines && sep) return args_error(&spec, "give --eos-between-lines or --doc-sep, not both"), 2;
+    if (sep && !sep[0]) return args_error(&spec, "--doc-sep needs a non-empty separator"), 2;
     bitnet_tokenizer *tok = NULL;
-    if (bitnet_tokenizer_load(model, &tok)) return cli_fail("cannot load the tokenizer");
+    if (cli_load_tokenizer(model, &tok)) return cli_fail("cannot load the tokenizer");
+    int32_t eos = bitnet_tokenizer_eos(tok);
+    if ((lines || sep) && eos < 0) { fprintf(stderr, "bitnet tokenize-file: %s has no EOS token to put between documents\n", model); bitnet_tokenizer_free(tok); return 1; }
     FILE *f = fopen(in, "rb");
     if (!f) { fprintf(stderr, "bitnet tokenize-file: cannot open %s\n", in); bitnet_tokenizer_free(tok); return 1; }
     size_t n = 0; char *text = slurp(f, &n);
     fclose(f);
     if (!text) { fprintf(stderr, "bitnet tokenize-file: cannot read %s\n", in); bitnet_tokenizer_free(tok); return 1; }
-    size_t cap = n / 3 + 16, nt = 0;
-    uint8_t *buf = malloc(cap * 4);
+    u32buf buf = {0};
     int rc = 0;
+    size_t ndoc = 0, p = 0, ds, de;
     double t0 = cli_time(), last = t0;
-    if (!buf) { fprintf(stderr, "bitnet tokenize-file: out of memory\n"); rc = 1; goto done; }
-    for (size_t s = 0; s < n || (s == 0 && bos);) {
-        size_t e = chunk_end(text, n, s, 1 << 20);
-        int32_t *ids = NULL; int k = 0;
-        int flags = (s == 0 && bos ? BITNET_TOK_BOS : 0) | (s > 0 ? BITNET_TOK_CONTINUE : 0);
-        if (bitnet_tokenizer_encode_ex(tok, text + s, e - s, flags, &ids, &k)) { rc = cli_fail("encode"); goto done; }
-        if (nt + (size_t)k > cap) {
-            while (nt + (size_t)k > cap) cap *= 2;
-            uint8_t *q = realloc(buf, cap * 4);
-            if (!q) { free(ids); fprintf(stderr, "bitnet tokenize-file: out of memory\n"); rc = 1; goto done; }
-            buf = q;
+    while (next_doc(text, n, &p, lines, sep, &ds, &de)) {
+        ndoc++;
+        for (size_t s = ds; s < de || (s == ds && bos);) {   /* chunks of ~1 MiB at safe boundaries */
+            size_t e = ds + chunk_end(text + ds, de - ds, s - ds, 1 << 20);
+            int32_t *ids = NULL; int k = 0;
+            int flags = (s == ds && bos ? BITNET_TOK_BOS : 0) | (s > ds ? BITNET_TOK_CONTINUE : 0);
+            if (bitnet_tokenizer_encode_ex(tok, text + s, e - s, flags, &ids, &k)) { rc = cli_fail("encode"); goto done; }
+            int okp = push_ids(&buf, ids, k);
+            free(ids);
+            if (!okp) { fprintf(stderr, "bitnet tokenize-file: out of memory\n"); rc = 1; goto done; }
+            s = e;
+            double now = cli_time();
+            if (now - last > 0.5) {
+                double rate = s / (now - t0 + 1e-9);
+                fprintf(stderr, "\rtokenize-file: %5.1f%%  %zu tokens  %.1f MB/s  ETA %.0f s   ",
+                        n ? 100.0 * s / n : 100.0, buf.n, rate / 1e6, rate > 0 ? (n - s) / rate : 0.0);
+                last = now;
+            }
+            if (s >= de) break;
         }
-        for (int i = 0; i < k; i++) {
-            uint32_t v = (uint32_t)ids[i];
-            buf[4 * (nt + i)] = (uint8_t)v; buf[4 * (nt + i) + 1] = (uint8_t)(v >> 8);
-            buf[4 * (nt + i) + 2] = (uint8_t)(v >> 16); buf[4 * (nt + i) + 3] = (uint8_t)(v >> 24);
-        }
-        nt += (size_t)k; free(ids);
-        s = e;
-        double now = cli_time();
-        if (now - last > 0.5 || s >= n) {
-            double rate = s / (now - t0 + 1e-9);
-            fprintf(stderr, "\rtokenize-file: %5.1f%%  %zu tokens  %.1f MB/s  ETA %.0f s   ",
-                    n ? 100.0 * s / n : 100.0, nt, rate / 1e6, rate > 0 ? (n - s) / rate : 0.0);
-            last = now;
-        }
-        if (s >= n) break;
+        if ((lines || sep) && !push_ids(&buf, &eos, 1)) { fprintf(stderr, "bitnet tokenize-file: out of memory\n"); rc = 1; goto done; }
     }
-    fprintf(stderr, "\n");
-    if (bitnet_write_file_atomic(out, buf, nt * 4)) { rc = cli_fail("write"); goto done; }
-    fprintf(stderr, "tokenize-file: wrote %zu tokens to %s (%.1f s)\n", nt, out, cli_time() - t0);
+    if (last > t0) fprintf(stderr, "\n");   /* end the progress line */
+    if (bitnet_write_file_atomic(out, buf.b ? (const void *)buf.b : "", buf.n * 4)) { rc = cli_fail("write"); goto done; }
+    if (lines || sep) fprintf(stderr, "tokenize-file: %zu documents, EOS (%d) after each\n", ndoc, (int)eos);
+    fprintf(stderr, "tokenize-file: wrote %zu tokens to %s (%.1f s)\n", buf.n, out, cli_time() - t0);
 done:
-    free(buf); free(text); bitnet_tokenizer_free(tok);
+    free(buf.b); free(text); bitnet_tokenizer_free(tok);
     return rc;
 }

@@ -28,6 +28,9 @@ static void usage(void) {
         "  --force             start a new run in an OUTDIR that already holds one (overwrites it)\n"
         "  --data FILE.u32     training tokens (uint32 LE; make them with bitnet tokenize-file), read in\n"
         "                      random windows of --seq tokens (seeded by --seed, resumable)\n"
+        "  --data FILE.jsonl   chat SFT data: {\"messages\": [{\"role\": ..., \"content\": ...}, ...]} per line,\n"
+        "                      rendered with the chat template of the tokenizer's folder, packed; the loss\n"
+        "                      counts the assistant turns only (--val FILE.jsonl then too)\n"
         "  --val FILE.u32      validation tokens (read from the start, in order)\n"
         "  --tokenizer DIR|FILE  tokenizer copied into OUTDIR (default: --init DIR, or the --config\n"
         "                      file's folder, when they hold tokenizer.json / tokenizer.model)\n"
@@ -40,6 +43,7 @@ static void usage(void) {
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
         "  --dry-run           print the memory plan (weights, gradients, optimizer, adapters, activations) and exit\n"
+        "  --eval-first        also evaluate --val before the first step (e.g. the base model's loss)\n"
         "  --lora-rank R       LoRA: train rank-R adapters on the frozen --init base (ternarized once; no\n"
         "                      base gradients or moments); OUTDIR gets PEFT's adapter_model.safetensors +\n"
         "                      adapter_config.json (load with `bitnet run --lora OUTDIR`)\n"
@@ -339,13 +343,53 @@ static int *given_slot(const char *opt, int *given) {
     return NULL;
 }
 
+/* Chat SFT data: --data/--val FILE.jsonl rendered with the chat template of the tokenizer's
+ * folder (tok: --tokenizer, --init or OUTDIR), assistant turns trained; returns 0 after an error. */
+static int ends_with(const char *s, const char *suf) { size_t a = strlen(s), b = strlen(suf); return a >= b && !strcmp(s + a - b, suf); }
+static int set_chat_data(bitnet_trainer *tr, const char *data, const char *val, const char *tok_src) {
+    if (val && !ends_with(val, ".jsonl")) { fprintf(stderr, "bitnet: train: --data is chat JSONL, so --val must be too (got %s)\n", val); return 0; }
+    bitnet_tokenizer *tok = NULL;
+    bitnet_chat_template tmpl = BITNET_CHAT_PLAIN;
+    char folder[4096];
+    const char *slash = strrchr(tok_src, '/');
+    if (cli_is_dir(tok_src)) snprintf(folder, sizeof folder, "%s", tok_src);
+    else snprintf(folder, sizeof folder, "%.*s", slash ? (int)(slash - tok_src) : 1, slash ? tok_src : ".");
+    if (bitnet_tokenizer_load(tok_src, &tok) || bitnet_chat_template_detect(folder, &tmpl)) { cli_fail("train: chat data: tokenizer"); bitnet_tokenizer_free(tok); return 0; }
+    int32_t *ids[2] = {0}, *vi; uint8_t *mask[2] = {0}; size_t n[2] = {0}; int64_t ex[2] = {0};
+    int ok = 1;
+    for (int k = 0; k < 2 && ok; k++) {
+        const char *path = k ? val : data;
+        if (!path) continue;
+        if (bitnet_sft_load_jsonl(path, tok, tmpl, &ids[k], &mask[k], &n[k], &ex[k])) { ok = 0; cli_fail("train: chat data"); break; }
+        size_t tr_n = 0;
+        for (size_t i = 0; i < n[k]; i++) tr_n += mask[k][i];
+        fprintf(stderr, "chat data: %s: %lld conversations, %zu tokens, %zu trained (assistant turns), template %s\n",
+                path, (long long)ex[k], n[k], tr_n, bitnet_chat_template_name(tmpl));
+    }
+    vi = val ? ids[1] : NULL;
+    if (ok && bitnet_trainer_set_data_tokens(tr, ids[0], mask[0], n[0], vi, mask[1], n[1])) { ok = 0; cli_fail("train: data"); }
+    for (int k = 0; k < 2; k++) { free(ids[k]); free(mask[k]); }
+    bitnet_tokenizer_free(tok);
+    return ok;
+}
+
+/* The progress line, printed from the library's per-step callback. */
+typedef struct { double fpt; } progress_ctx;
+static void print_progress(void *ud, const bitnet_train_progress *p) {
+    const progress_ctx *c = ud;
+    char eta[32]; fmt_eta(p->eta_s, eta, sizeof eta);
+    printf("step %lld/%lld | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | %.1f GFLOP/s | ETA %s\n",
+           (long long)p->step, (long long)p->total_steps, p->loss, p->lr, p->grad_norm, p->tokens_per_s, c->fpt * p->tokens_per_s / 1e9, eta);
+    fflush(stdout);
+}
+
 static volatile sig_atomic_t g_interrupted;
 static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 
 int cmd_train(int argc, char **argv) {
     run_opts o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337};
     const char *outdir = NULL, *dump = NULL;
-    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0;
+    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0, eval_first = 0;
     int given[NOPTS] = {0};
     char *keep[NOPTS] = {0};
     bitnet_train_params tp = bitnet_train_default_params();
@@ -385,6 +429,7 @@ int cmd_train(int argc, char **argv) {
         {.names = "lr-schedule", .kind = ARG_STR, .dst = &sched, .choices = "constant|cosine|two-stage", .help = "learning-rate schedule", .seen = SEEN("--lr-schedule")},
         {.names = "no-quant", .kind = ARG_FLAG, .dst = &o.no_quant, .help = "full precision (labelled full_precision; bitnet run refuses it)", .seen = SEEN("--no-quant")},
         OPT_FLAG(0, "dry-run", &dry_run, "print the memory plan and exit"),
+        OPT_FLAG(0, "eval-first", &eval_first, "also evaluate --val before the first step of this invocation"),
         {.names = "lora-rank", .kind = ARG_INT, .lo = 0, .hi = 65536, .dst = &o.lora_rank, .meta = "R", .help = "train LoRA adapters of rank R on the frozen base (0 = all weights)", .seen = SEEN("--lora-rank")},
         {.names = "lora-alpha", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.lora_alpha, .meta = "A", .help = "LoRA alpha (> 0; default 2R)", .flags = ARG_OPEN_LO, .seen = SEEN("--lora-alpha")},
         {.names = "lora-targets", .kind = ARG_STR, .dst = &o.lora_targets, .meta = "LIST", .help = "LoRA targets from q,k,v,o,gate,up,down", .seen = SEEN("--lora-targets")},
@@ -466,6 +511,8 @@ int cmd_train(int argc, char **argv) {
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); rc = 1; goto done; }
 
     /* resume: shape + weights from OUTDIR, the state below; else --init DIR or a fresh --config model */
+    progress_ctx pctx = {0};
+    tp.progress = print_progress; tp.progress_ud = &pctx;
     s = bitnet_trainer_new(resume && o.lora_rank <= 0 ? outdir : o.init ? o.init : o.config, &tp, &tr);
     if (s) { rc = cli_fail(resume ? "train --resume" : "train: model"); goto done; }
     bitnet_trainer_get_info(tr, &info);
@@ -473,7 +520,9 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "bitnet: train --resume: %s is a full-precision (--no-quant) run; pass --no-quant to continue it\n", outdir);
         rc = 2; goto done;
     }
-    if ((s = bitnet_trainer_set_data(tr, o.data, o.val))) { rc = cli_fail("train: data"); goto done; }
+    if (ends_with(o.data, ".jsonl")) {
+        if (!set_chat_data(tr, o.data, o.val, o.tokenizer ? o.tokenizer : resume ? outdir : o.init ? o.init : outdir)) { rc = 1; goto done; }
+    } else if ((s = bitnet_trainer_set_data(tr, o.data, o.val))) { rc = cli_fail("train: data"); goto done; }
     if (resume) {
         int given_seed = 0;
         for (int k = 0; k < NOPTS; k++) if (!strcmp(OPTS[k].opt, "--seed")) given_seed = given[k];
@@ -518,7 +567,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (!(optjs = opts_to_json(&o))) { fprintf(stderr, "bitnet: train: out of memory\n"); rc = 1; goto done; }
     if ((s = bitnet_trainer_set_options_text(tr, optjs)) || (dump && (s = bitnet_trainer_dump_next_grads(tr, dump)))) { rc = cli_fail("train"); goto done; }
-    double fpt = info.flops_per_token;
+    pctx.fpt = info.flops_per_token;
     fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
             info.n_layers, info.hidden_size, info.vocab_size, info.n_params / 1e6,
             o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", info.gemm, nth);
@@ -533,6 +582,12 @@ int cmd_train(int argc, char **argv) {
     sa.sa_handler = on_sigint; sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C kills as usual */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
+    if (eval_first && o.val) {
+        float vl;
+        if ((s = bitnet_trainer_eval(tr, o.eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
+        printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(tr), vl);
+        fflush(stdout);
+    }
     while (bitnet_trainer_get_step(tr) < o.steps && !(stop_after && ran >= stop_after)) {
         bitnet_train_stats st;
         s = bitnet_trainer_step(tr, &st);
@@ -541,12 +596,8 @@ int cmd_train(int argc, char **argv) {
             if (s == BITNET_ERR_NUMERIC) fprintf(stderr, "bitnet: train: stopped; the last good checkpoint in %s is from step %lld\n", outdir, (long long)last_saved);
             rc = 1; goto done;
         }
-        tok_total += st.tokens; sec_total += st.seconds;
-        double tps = st.tokens / st.seconds, avg = tok_total / sec_total;
-        char eta[32]; fmt_eta((double)(o.steps - bitnet_trainer_get_step(tr)) * st.tokens / avg, eta, sizeof eta);
-        printf("step %lld/%d | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | %.1f GFLOP/s | ETA %s\n",
-               (long long)bitnet_trainer_get_step(tr), o.steps, st.loss, st.lr, st.grad_norm, tps, fpt * tps / 1e9, eta);
-        fflush(stdout);
+        tok_total += st.tokens; sec_total += st.seconds;   /* the progress line came from print_progress */
+        double tps = st.tokens / st.seconds;
         if (nrows == caprows) { caprows = caprows ? caprows * 2 : 256; mrow *q = realloc(rows, caprows * sizeof *q); if (!q) { rc = 1; goto done; } rows = q; }
         rows[nrows++] = (mrow){(int)bitnet_trainer_get_step(tr), st.loss, NAN, st.lr, (float)tps};
         ran++;

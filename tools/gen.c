@@ -41,14 +41,14 @@ static int parse_seed(void *dst, const char *v, char *err, size_t errlen) {
 }
 
 /* --lora DIR: one more adapter (scale 1 until a --lora-scale after it). */
-static int parse_lora(void *dst, const char *v, char *err, size_t errlen) {
+int gen_parse_lora(void *dst, const char *v, char *err, size_t errlen) {
     gen_sampling *o = dst;
     if (o->n_lora >= 8) { snprintf(err, errlen, "at most 8 adapters"); return 1; }
     o->lora[o->n_lora] = v; o->lora_scale[o->n_lora++] = 1.0f;
     return 0;
 }
 /* --lora-scale S: the scale of the --lora given before it. */
-static int parse_lora_scale(void *dst, const char *v, char *err, size_t errlen) {
+int gen_parse_lora_scale(void *dst, const char *v, char *err, size_t errlen) {
     gen_sampling *o = dst;
     char *end; errno = 0;
     double x = strtod(v, &end);
@@ -73,8 +73,8 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
         OPT_FUNC(0, "seed", parse_seed, &p->seed, "S", "random seed (default -1 = random, shown by -v): same seed and settings, same text; "
                  "the sampler applies logit bias, penalties, top-k, top-p, min-p, temperature, in that order"),
         OPT_FUNC(0, "logit-bias", parse_bias, o, "ID=B", "add B to token ID's logit (repeatable; -inf bans it)"),
-        OPT_FUNC(0, "lora", parse_lora, o, "DIR", "apply the PEFT LoRA adapter in DIR (repeatable; bitnet train --lora-rank makes one)"),
-        OPT_FUNC(0, "lora-scale", parse_lora_scale, o, "S", "scale of the --lora before it (1)"),
+        OPT_FUNC(0, "lora", gen_parse_lora, o, "DIR", "apply the PEFT LoRA adapter in DIR (repeatable; bitnet train --lora-rank makes one)"),
+        OPT_FUNC(0, "lora-scale", gen_parse_lora_scale, o, "S", "scale of the --lora before it (1)"),
         OPT_STR(0, "device", &o->device, "cpu|cuda|cuda:N", "where the model runs (default cpu; bitnet info --devices lists them)"),
         OPT_END,
     };
@@ -90,7 +90,7 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
     bitnet_model_info info; bitnet_model_get_info(g->model, &info);
     g->vocab = info.vocab_size;
     g->eos = info.eos_id;
-    if (bitnet_tokenizer_load(dir, &g->tok)) {
+    if (cli_load_tokenizer(dir, &g->tok)) {
         if (need_tok) { cli_fail("tokenizer"); gen_close(g); return 1; }
         g->tok = NULL;
     }

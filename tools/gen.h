@@ -21,6 +21,11 @@ typedef struct gen_sampling {
     const char *device;      /* --device: where the model runs (NULL: the CPU) */
 } gen_sampling;
 
+/* Option parsers (OPT_FUNC, dst = a gen_sampling) for --lora DIR (repeatable, at most 8) and
+ * --lora-scale S (the scale of the --lora before it); `bitnet serve` uses them too. */
+int gen_parse_lora(void *dst, const char *v, char *err, size_t errlen);
+int gen_parse_lora_scale(void *dst, const char *v, char *err, size_t errlen);
+
 typedef struct gen_session {
     bitnet_model *model;
     bitnet_ctx *ctx;

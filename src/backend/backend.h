@@ -142,7 +142,8 @@ typedef struct bn_train_ops {
     /* x[N][C] = embedding rows ids[N] of parameter widx; backward: G[widx] rows += dx. */
     void (*embed_fwd)(bn_train_model *m, int widx, const int32_t *ids, int N, float *x);
     void (*embed_bwd)(bn_train_model *m, int widx, const int32_t *ids, int N, const float *dx);
-    /* Cross-entropy of logits[N][V] against tg: rowloss[r] = logsumexp - logit[tg]. */
+    /* Cross-entropy of logits[N][V] against tg: rowloss[r] = logsumexp - logit[tg]; a row with
+     * tg[r] < 0 (an ignored target) gets rowloss 0 and, in ce_bwd, an all-zero row. */
     void (*ce_fwd)(bn_train_model *m, float *logits, const int32_t *tg, float *rowloss, int N);
     /* In place: logits = (softmax - onehot(tg)) * dscale. */
     void (*ce_bwd)(bn_train_model *m, float *logits, const int32_t *tg, int N, float dscale);

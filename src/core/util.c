@@ -159,19 +159,25 @@ int bn_file_exists(const char *path) { struct stat st; return stat(path, &st) ==
 int bn_is_dir(const char *path) { struct stat st; return stat(path, &st) == 0 && S_ISDIR(st.st_mode); }
 
 bitnet_status bn_write_file_atomic(const char *path, const void *data, size_t len) {
+    return bn_write_parts_atomic(path, &data, &len, 1);
+}
+
+bitnet_status bn_write_parts_atomic(const char *path, const void *const *parts, const size_t *lens, int nparts) {
     size_t n = strlen(path);
     char *tmp = malloc(n + 16);
     if (!tmp) return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
     snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) { bitnet_status s = bn_err(BITNET_ERR_IO, "%s: cannot create temp file: %s", path, strerror(errno)); free(tmp); return s; }
-    const char *p = data; size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) { if (errno == EINTR) continue;
-            bitnet_status s = bn_err(BITNET_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-            close(fd); unlink(tmp); free(tmp); return s; }
-        p += w; left -= (size_t)w;
+    for (int i = 0; i < nparts; i++) {
+        const char *p = parts[i]; size_t left = lens[i];
+        while (left) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0) { if (errno == EINTR) continue;
+                bitnet_status s = bn_err(BITNET_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+                close(fd); unlink(tmp); free(tmp); return s; }
+            p += w; left -= (size_t)w;
+        }
     }
     fchmod(fd, 0644);
     if (fsync(fd) != 0 || close(fd) != 0) {

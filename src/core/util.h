@@ -48,4 +48,6 @@ int bn_is_dir(const char *path);
 
 /* Write len bytes to path atomically (temp file in the same dir + fsync + rename). */
 bitnet_status bn_write_file_atomic(const char *path, const void *data, size_t len);
+/* The same for a file made of nparts pieces parts[i] of lens[i] bytes, written in order. */
+bitnet_status bn_write_parts_atomic(const char *path, const void *const *parts, const size_t *lens, int nparts);
 #endif

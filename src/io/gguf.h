@@ -9,8 +9,9 @@
  * tensor's bytes lie inside the buffer, tensor data do not overlap, and each tensor's byte size
  * matches its type and shape. Errors (bn_err) name the file and the problem.
  *
- * Not: a writer (the generator tests/tools/make_gguf.py writes test files), a model loader (the
- * loader maps names and hyper-parameters through the architecture table), or big-endian GGUF. */
+ * Not: a file writer (gguf_write.c; the generator tests/tools/make_gguf.py writes test files), a
+ * model loader (the loader maps names and hyper-parameters through the architecture table), or
+ * big-endian GGUF. */
 #ifndef BITNET_GGUF_H
 #define BITNET_GGUF_H
 #include "core/util.h"
@@ -145,6 +146,12 @@ bitnet_status bn_gguf_read_float(const bn_gguf *g, const char *base, int64_t row
  * multiplies the scale. The scale must come out finite and > 0 unless every q is 0. */
 bitnet_status bn_gguf_read_linear(const bn_gguf *g, const char *base, int64_t rows, int64_t cols,
                                   bn_i2s_layout layout, int8_t *q, float *scale);
+
+/* Encode x[n] (a tensor whose innermost dimension is ne0) as type F32, F16, BF16, Q8_0, Q4_0 or
+ * Q6_K into out[bn_gguf_type_nbytes bytes] (gguf_encode.c: Q8_0 / Q4_0 as ggml's reference
+ * quantizers, Q6_K a plain encoder). BITNET_ERR_FORMAT when ne0 is not a multiple of the block
+ * (name names the tensor), BITNET_ERR_UNSUPPORTED for other types. */
+bitnet_status bn_gguf_encode_f32(uint32_t type, const float *x, int64_t n, int64_t ne0, const char *name, uint8_t *out);
 
 /* Elements per block of a type (1 for F32/F16/BF16/I2_S, 32 for Q8_0/Q4_0, 256 for the K/TQ types). */
 int bn_gguf_type_block(uint32_t type);

@@ -137,10 +137,15 @@ bitnet_status bn_gguf_decode_ternary(const bn_gguf *g, const bn_gguf_tensor *t, 
         if (!isfinite(s) || s < 0) return bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' (i2_s) has scale %g (not a finite number >= 0)", f, t->name, s);
         const uint8_t *p = t->data;
         for (int64_t b = 0; b < t->numel / B; b++, p += G, q += B)
-            for (int j = 0; j < B; j++) {
-                int c = (p[j % G] >> (6 - 2 * (j / G))) & 3;
-                if (c == 3) return bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' (i2_s) has the invalid code 3 at element %lld", f, t->name, (long long)(b * B + j));
-                q[j] = (int8_t)(c - 1);
+            for (int k = 0; k < G; k++) {   /* byte k holds values k, G+k, 2G+k, 3G+k (bits 6, 4, 2, 0) */
+                uint8_t x = p[k];
+                if (x & (x >> 1) & 0x55) {  /* a pair of bits 11: the invalid code 3 */
+                    int i = 0;
+                    while (((x >> (6 - 2 * i)) & 3) != 3) i++;
+                    return bn_err(BITNET_ERR_FORMAT, "%s: tensor '%s' (i2_s) has the invalid code 3 at element %lld", f, t->name, (long long)(b * B + i * G + k));
+                }
+                q[k] = (int8_t)((x >> 6) - 1); q[G + k] = (int8_t)(((x >> 4) & 3) - 1);
+                q[2 * G + k] = (int8_t)(((x >> 2) & 3) - 1); q[3 * G + k] = (int8_t)((x & 3) - 1);
             }
         *scale = s;
         return BITNET_OK;

@@ -6,7 +6,9 @@
  *   shapes (GGUF dims are reversed; gguf.c flips them); BitLinear weights decoded to ternary
  *   (gguf.h: bn_gguf_read_linear) and packed once for the kernel set, never held as float;
  *   token_embd / output copied (F32/F16/BF16 as they are, Q8_0/Q6_K/Q4_0 dequantized to f32).
- * The file is closed again before returning (nothing points into it).
+ * The file is closed again before returning (nothing points into it); as each tensor is copied
+ * or repacked its file pages leave the resident set (bn_files_release), so loading peaks near
+ * the model's own size, as from a folder.
  * Not: the tokenizer from GGUF metadata, or a GGUF writer. I2_S codes are read in bitnet.cpp's
  * x86 layout (what the published files use); an ARM-made I2_S file is not told apart. */
 #include "model/model.h"
@@ -98,26 +100,37 @@ bitnet_status bn_gguf_config(const bn_gguf *g, bn_config *c) {
     return BITNET_OK;
 }
 
-/* Copy / dequantize the [V, D] matrix `name` into dst (f32, or 2-byte f16/bf16 kept as is). */
+/* The file's bytes [data, data+size) from provider f: tensors already copied or repacked drop
+ * their pages from the resident set (bn_files_release), as the safetensors loader does. */
+typedef struct { const bitnet_files *f; const void *data; size_t size; } gguf_map;
+static void release(const gguf_map *mp, const bn_gguf_tensor *t) { if (t) bn_files_release(mp->f, mp->data, mp->size, t->data, t->nbytes); }
+
+/* Copy / dequantize the [V, D] matrix t into dst (f32, or 2-byte f16/bf16 kept as is), in chunks
+ * of rows whose file pages are released as soon as they are copied (so the copy and the mapped
+ * file are never both resident in full); every value must be finite. */
 static int mat_dt(const bn_gguf_tensor *t) { return t->type == BN_GT_F16 ? BN_W_F16 : t->type == BN_GT_BF16 ? BN_W_BF16 : BN_W_F32; }
 static size_t mat_bytes(const bn_gguf_tensor *t) { return (size_t)t->numel * (mat_dt(t) == BN_W_F32 ? 4 : 2); }
-static bitnet_status read_mat(const bn_gguf *g, const bn_gguf_tensor *t, void *dst) {
+static bitnet_status read_mat(const bn_gguf *g, const bn_gguf_tensor *t, const gguf_map *mp, void *dst) {
     const char *f = bn_gguf_file(g);
-    switch (t->type) {
-    case BN_GT_F16: case BN_GT_BF16: memcpy(dst, t->data, t->nbytes); break;
-    case BN_GT_F32: case BN_GT_Q8_0: case BN_GT_Q6_K: case BN_GT_Q4_0: {
-        bitnet_status s = bn_gguf_decode_f32(t, 0, t->numel, dst);
-        if (s) return bn_err_prefix(s, f);
-        break;
-    }
-    default: return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s; embeddings and the output head must be f32, f16, bf16, q8_0, q6_k or q4_0", f, t->name, bn_gguf_type_name(t->type));
-    }
-    /* every value finite */
-    for (int64_t i = 0; i < t->numel; i++) {
-        float x;
-        if (mat_dt(t) == BN_W_F32) memcpy(&x, (const char *)dst + 4 * i, 4);
-        else { uint16_t h; memcpy(&h, (const char *)dst + 2 * i, 2); x = mat_dt(t) == BN_W_F16 ? bn_f16_to_f32(h) : bn_bf16_to_f32(h); }
-        if (!isfinite(x)) return bn_err(BITNET_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value at element %lld", f, t->name, (long long)i);
+    if (t->type != BN_GT_F16 && t->type != BN_GT_BF16 && t->type != BN_GT_F32 && t->type != BN_GT_Q8_0 && t->type != BN_GT_Q6_K && t->type != BN_GT_Q4_0)
+        return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s; embeddings and the output head must be f32, f16, bf16, q8_0, q6_k or q4_0", f, t->name, bn_gguf_type_name(t->type));
+    int64_t ne0 = t->ne[0], rows = t->numel / ne0, chunk = ((int64_t)4 << 20) / ne0 + 1;   /* ~4M values a chunk */
+    size_t es = mat_dt(t) == BN_W_F32 ? 4 : 2, rb = t->nbytes / (size_t)rows;             /* bytes per row out / in */
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        uint8_t *o = (uint8_t *)dst + (size_t)(r0 * ne0) * es;
+        if (es == 2) memcpy(o, t->data + (size_t)r0 * rb, (size_t)nr * rb);
+        else {
+            bitnet_status s = bn_gguf_decode_f32(t, r0 * ne0, nr * ne0, (float *)o);
+            if (s) return bn_err_prefix(s, f);
+        }
+        bn_files_release(mp->f, mp->data, mp->size, t->data + (size_t)r0 * rb, (size_t)nr * rb);
+        for (int64_t i = 0; i < nr * ne0; i++) {
+            float x;
+            if (es == 4) memcpy(&x, o + 4 * i, 4);
+            else { uint16_t h; memcpy(&h, o + 2 * i, 2); x = mat_dt(t) == BN_W_F16 ? bn_f16_to_f32(h) : bn_bf16_to_f32(h); }
+            if (!isfinite(x)) return bn_err(BITNET_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value at element %lld", f, t->name, (long long)(r0 * ne0 + i));
+        }
     }
     return BITNET_OK;
 }
@@ -129,7 +142,7 @@ static void strip_weight(const char *name, char *base, size_t n) {
 }
 
 
-static bitnet_status load_tensors(bitnet_model *m, const bn_gguf *g, bitnet_progress_fn progress, void *ud) {
+static bitnet_status load_tensors(bitnet_model *m, const bn_gguf *g, const gguf_map *mp, bitnet_progress_fn progress, void *ud) {
     const bn_config *c = &m->cfg;
     const char *f = bn_gguf_file(g);
     char n[256], base[256];
@@ -143,11 +156,11 @@ static bitnet_status load_tensors(bitnet_model *m, const bn_gguf *g, bitnet_prog
     uint8_t *buf = bn_alloc(eba + hb);
     if (!buf) return bn_err(BITNET_ERR_NOMEM, "out of memory for the embeddings (%zu bytes)", eba + hb);
     m->owned = buf;
-    if ((s = read_mat(g, te, buf))) return s;
+    if ((s = read_mat(g, te, mp, buf))) return s;
     m->embed = buf; m->embed_dt = mat_dt(te);
     m->weight_bytes += eb; m->n_params += te->numel;
     if (th) {
-        if ((s = read_mat(g, th, buf + eba))) return s;
+        if ((s = read_mat(g, th, mp, buf + eba))) return s;
         m->head = buf + eba; m->head_dt = mat_dt(th);
         m->weight_bytes += hb; m->n_params += th->numel;
     } else { m->head = m->embed; m->head_dt = m->embed_dt; }
@@ -187,6 +200,7 @@ static bitnet_status load_tensors(bitnet_model *m, const bn_gguf *g, bitnet_prog
             }
             if (!s) s = bn_model_make_tmat(m, q, (int)sh[0], (int)sh[1], scale, bn_layer_mat(L, sl));
             if (!s && !fmt) fmt = bn_gguf_type_name(bn_gguf_find_tensor(g, n)->type);
+            if (!s) release(mp, bn_gguf_find_tensor(g, n));   /* repacked: its pages need not stay resident */
         }
         if (!s && progress) progress(ud, l + 1, c->n_layers);
     }
@@ -211,7 +225,8 @@ bitnet_status bn_gguf_model_load(const bn_src *src, const char *name, const bitn
     if (!s) s = bn_gguf_parse(data, size, path, &g);
     if (!s && !(m = calloc(1, sizeof *m))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     if (!s) { m->k = k; m->be = bn_backend_cpu(); s = bn_gguf_config(g, &m->cfg); }
-    if (!s) s = load_tensors(m, g, p.progress, p.progress_ud);
+    gguf_map mp = {&src->f, data, size};
+    if (!s) s = load_tensors(m, g, &mp, p.progress, p.progress_ud);
     if (!s && p.head != BITNET_HEAD_EXACT) s = bitnet_model_set_head(m, p.head);
     bn_gguf_free(g);
     bn_files_close(&src->f, data, size);

@@ -45,7 +45,8 @@ static void pb_put(pbuf *o, const void *p, size_t n) {
 static void pb_var(pbuf *o, uint64_t v) { uint8_t b[10]; int k = 0; do { b[k] = (uint8_t)(v & 0x7f); v >>= 7; if (v) b[k] |= 0x80; k++; } while (v); pb_put(o, b, (size_t)k); }
 static void pb_tag(pbuf *o, unsigned f, unsigned wt) { pb_var(o, (uint64_t)f << 3 | wt); }
 
-static bitnet_status build_spm(bitnet_tokenizer *t, const bn_gguf *g, const char *path) {
+bitnet_status bn_tok_gguf_spm_proto(const bn_gguf *g, const char *path, uint8_t **buf, size_t *nbuf) {
+    *buf = NULL; *nbuf = 0;
     const bn_gguf_kv *toks, *scores = NULL, *types = NULL;
     bitnet_status s = bn_gguf_get_arr(g, "tokenizer.ggml.tokens", BN_GV_STRING, &toks);
     if (s) return s;
@@ -91,12 +92,21 @@ static bitnet_status build_spm(bitnet_tokenizer *t, const bn_gguf *g, const char
     pb_tag(&p, 4, 0); pb_var(&p, 0);
     pb_tag(&p, 5, 0); pb_var(&p, 1);
     pb_tag(&o, 3, 2); pb_var(&o, p.n); pb_put(&o, p.b, p.n);
-    if (o.oom || p.oom) s = bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path);
-    else s = bn_tok_parse_spm(t, (const char *)o.b, o.n, path);
-    free(o.b); free(p.b);
+    free(p.b);
+    if (o.oom || p.oom) { free(o.b); return bn_err(BITNET_ERR_NOMEM, "%s: out of memory", path); }
+    *buf = o.b; *nbuf = o.n;
+    return BITNET_OK;
+}
+
+static bitnet_status build_spm(bitnet_tokenizer *t, const bn_gguf *g, const char *path) {
+    uint8_t *b; size_t n;
+    bitnet_status s = bn_tok_gguf_spm_proto(g, path, &b, &n);
+    if (s) return s;
+    s = bn_tok_parse_spm(t, (const char *)b, n, path);
+    free(b);
     if (!s) {
         int64_t v;
-        if (bn_gguf_find_kv(g, "tokenizer.ggml.eot_token_id") && !bn_gguf_get_int(g, "tokenizer.ggml.eot_token_id", 0, (int64_t)n - 1, &v)) t->eot = (int)v;
+        if (bn_gguf_find_kv(g, "tokenizer.ggml.eot_token_id") && !bn_gguf_get_int(g, "tokenizer.ggml.eot_token_id", 0, (int64_t)t->n_vocab - 1, &v)) t->eot = (int)v;
     }
     return s;
 }
@@ -110,6 +120,7 @@ static bitnet_status build(bitnet_tokenizer *t, const bn_gguf *g, const char *pa
         return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model '%.*s' is not supported from GGUF (gpt2: byte-level BPE; llama: SentencePiece BPE)", path, (int)(model.n > 40 ? 40 : model.n), model.s);
     int has_pre = bn_gguf_find_kv(g, "tokenizer.ggml.pre") != NULL;
     if (has_pre && (s = bn_gguf_get_str(g, "tokenizer.ggml.pre", &pre))) return s;
+    if (!has_pre) t->notice = "the GGUF file has no tokenizer.ggml.pre (an old bitnet.cpp conversion): using the Llama-3 pre-tokenizer regex";
     int llama3 = !has_pre || str_is(pre, "llama-bpe") || str_is(pre, "llama3") || str_is(pre, "llama-v3");
     if (!llama3 && !str_is(pre, "gpt2") && !str_is(pre, "default"))
         return bn_err(BITNET_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre '%.*s' is not supported (llama-bpe, gpt2, default)", path, (int)(pre.n > 40 ? 40 : pre.n), pre.s);

@@ -511,6 +511,7 @@ bitnet_status bitnet_tokenizer_load(const char *path, bitnet_tokenizer **out) {
 
 int bitnet_tokenizer_vocab_size(const bitnet_tokenizer *t) { return t ? t->n_vocab : 0; }
 int bitnet_tokenizer_bos(const bitnet_tokenizer *t) { return t ? t->bos : -1; }
+const char *bitnet_tokenizer_notice(const bitnet_tokenizer *t) { return t ? t->notice : NULL; }
 int bitnet_tokenizer_eos(const bitnet_tokenizer *t) { return t ? t->eos : -1; }
 int bitnet_tokenizer_eot(const bitnet_tokenizer *t) { return t ? t->eot : -1; }
 int bitnet_tokenizer_is_eog(const bitnet_tokenizer *t, int id) {

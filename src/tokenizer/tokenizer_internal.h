@@ -83,6 +83,7 @@ struct bitnet_tokenizer {
     int bos, eos, eot;
     int32_t *eog; int n_eog;
     uint8_t *eog_map;           /* [n_vocab] 1 if the id is in eog (allocated by the first add) */
+    const char *notice;         /* bitnet_tokenizer_notice (static text), NULL if none */
     char *arena_blocks;         /* linked list of arena blocks (first word = next) */
     char *arena_cur; size_t arena_left;
 };
@@ -111,4 +112,24 @@ bitnet_status bn_tok_load_spm(bitnet_tokenizer *t, const char *path);
 bitnet_status bn_tok_parse_spm(bitnet_tokenizer *t, const char *buf, size_t len, const char *path);
 /* tokenizer.ggml.* metadata of a GGUF file (gguf_tokenizer.c). */
 bitnet_status bn_tok_load_gguf(bitnet_tokenizer *t, const char *path);
+
+/* A SentencePiece ModelProto as parsed (tokenizer_spm.c): pieces point into the caller's buffer. */
+typedef struct { const char *s; uint32_t n; float score; int type; } bn_sp_piece;
+typedef struct bn_sp_model {
+    bn_sp_piece *pc; size_t np, cp;
+    int model_type, byte_fallback, ws_suffix;
+    int64_t unk_id, bos_id, eos_id;
+    int dummy, rmws, escws;  /* normalizer: add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces */
+    size_t charsmap;         /* bytes of precompiled_charsmap */
+    char nname[64];
+} bn_sp_model;
+/* Parse a tokenizer.model's bytes buf[len] (must outlive m) with the loader's checks (BPE only,
+ * identity normalizer, pieces typed 1..6, non-empty, no NaN score); m->pc is the caller's to
+ * free on success. Errors name path. */
+bitnet_status bn_tok_spm_read(const char *buf, size_t len, const char *path, bn_sp_model *m);
+/* The SentencePiece ModelProto that tokenizer.ggml.model "llama" metadata of g describes
+ * (tokens, scores, token_type, unk/bos/eos ids, add_space_prefix), in *buf (malloc'd, *n bytes);
+ * what bn_tok_load_gguf reads and what GGUF -> HF conversion writes as tokenizer.model. */
+typedef struct bn_gguf bn_gguf;
+bitnet_status bn_tok_gguf_spm_proto(const bn_gguf *g, const char *path, uint8_t **buf, size_t *n);
 #endif

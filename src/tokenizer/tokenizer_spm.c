@@ -41,7 +41,7 @@ static int pb_next(pb_rd *r, uint32_t *field, uint32_t *wt, uint64_t *val, pb_rd
 
 enum { SP_NORMAL = 1, SP_UNKNOWN = 2, SP_CONTROL = 3, SP_USER = 4, SP_UNUSED = 5, SP_BYTE = 6 };
 
-typedef struct { const char *s; uint32_t n; float score; int type; } sp_piece;
+typedef bn_sp_piece sp_piece;
 
 static int cmp_score_desc(const void *a, const void *b, void *ctx) {
     const sp_piece *p = ctx;
@@ -52,15 +52,7 @@ static int cmp_score_desc(const void *a, const void *b, void *ctx) {
 
 static int utf8_len1(unsigned char c) { return c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1; }
 
-/* What the ModelProto says, as parsed (pieces point into the file buffer). */
-typedef struct {
-    sp_piece *pc; size_t np, cp;
-    int model_type, byte_fallback, ws_suffix;
-    int64_t unk_id, bos_id, eos_id;
-    int dummy, rmws, escws;  /* normalizer: add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces */
-    size_t charsmap;         /* bytes of precompiled_charsmap */
-    char nname[64];
-} sp_model;
+typedef bn_sp_model sp_model;
 
 /* One SentencePiece message (field 1) appended to m->pc after its checks. */
 static bitnet_status parse_piece(pb_rd q, sp_model *m, const char *path) {
@@ -139,6 +131,13 @@ static bitnet_status parse_model(const char *buf, size_t len, sp_model *m, const
     if (m->charsmap) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: SentencePiece normalizer '%s' with a precompiled charsmap is not supported (only identity)", path, m->nname);
     if (m->ws_suffix) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: SentencePiece treat_whitespace_as_suffix is not supported", path);
     return BITNET_OK;
+}
+
+bitnet_status bn_tok_spm_read(const char *buf, size_t len, const char *path, bn_sp_model *m) {
+    *m = (sp_model){.model_type = 1, .unk_id = 0, .bos_id = 1, .eos_id = 2, .dummy = 1, .rmws = 1, .escws = 1};  /* protobuf defaults */
+    bitnet_status s = parse_model(buf, len, m, path);
+    if (s) { free(m->pc); m->pc = NULL; m->np = 0; }
+    return s;
 }
 
 /* The vocabulary (text and key of each piece) and the user-defined symbols of t. */

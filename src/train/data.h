@@ -10,6 +10,9 @@
  *     seeded permutation of all windows, a fresh permutation per epoch. pos counts the windows
  *     consumed, so (seed, pos) alone determine every later batch: a resume that restores them
  *     continues bit-exactly.
+ * A loss mask (bn_data_from_tokens; chat SFT data, sft.h): mask[i] = 0 says token i is not a
+ * training target, so a row position whose target is token i gets target BN_TARGET_IGNORE (-1,
+ * train.h: no loss, no gradient); its input is still token i-1 as usual.
  * Not: a multi-file loader. Never prints. */
 #ifndef BITNET_DATA_H
 #define BITNET_DATA_H
@@ -17,8 +20,10 @@
 
 typedef struct bn_data {
     char *path;
-    const uint8_t *raw;     /* mmap of the file: n uint32 LE ids */
+    const uint8_t *raw;     /* mmap of the file (or own): n uint32 LE ids */
     size_t map_len;
+    uint8_t *own;           /* bn_data_from_tokens: the ids (raw points here), owned; else NULL */
+    uint8_t *mask;          /* [n] 1 = a training target, 0 = ignored; NULL: every token counts */
     size_t n;
     size_t pos;             /* sequential: token start of the next batch; shuffled: windows consumed */
     int B, T;
@@ -33,6 +38,11 @@ typedef struct bn_data {
  * the file holds at least B*T+1 tokens. A file that looks like text (not a multiple of 4 bytes,
  * or ids out of range and mostly printable bytes) gets an error suggesting `bitnet tokenize-file`. */
 bitnet_status bn_data_open(const char *path, int vocab, int B, int T, bn_data **out);
+/* The same over n ids in memory (copied; name labels errors), with an optional loss mask[n]
+ * (copied; NULL = every token is a target). Checks as bn_data_open, and that some target in
+ * the data counts. */
+bitnet_status bn_data_from_tokens(const char *name, const int32_t *ids, const uint8_t *mask, size_t n,
+                                  int vocab, int B, int T, bn_data **out);
 void bn_data_free(bn_data *d);
 /* Switch d to the shuffled order with this seed, starting at window 0 (pos = 0). */
 bitnet_status bn_data_shuffle(bn_data *d, uint64_t seed);

@@ -559,6 +559,10 @@ static void ce_range(void *c_, int a, int b) {
     int V = c->V;
     for (int r = a; r < b; r++) {
         float *l = c->logits + (size_t)r * V;
+        if (c->tg[r] < 0) {   /* an ignored target (a masked position): no loss, no gradient */
+            if (c->bwd) memset(l, 0, (size_t)V * sizeof *l); else c->rowloss[r] = 0;
+            continue;
+        }
         float mx = -INFINITY;
         for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
         double sum = 0;
@@ -619,7 +623,7 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     int BT = B * T;
     for (int i = 0; i < BT; i++) {
         if (inputs[i] < 0 || inputs[i] >= c->vocab_size) return bn_err(BITNET_ERR_ARG, "input id %d at position %d is outside the vocabulary (%d)", inputs[i], i, c->vocab_size);
-        if (targets && (targets[i] < 0 || targets[i] >= c->vocab_size)) return bn_err(BITNET_ERR_ARG, "target id %d at position %d is outside the vocabulary (%d)", targets[i], i, c->vocab_size);
+        if (targets && targets[i] >= c->vocab_size) return bn_err(BITNET_ERR_ARG, "target id %d at position %d is outside the vocabulary (%d)", targets[i], i, c->vocab_size);
     }
     bitnet_status s = ensure_acts(m, B, T);
     if (!s && m->lora) s = bn_lora_reserve(m->lora, BT);
@@ -661,8 +665,10 @@ bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const i
     if (targets) {
         op->ce_fwd(m, a->logits, targets, a->rowbuf, BT);
         double sum = 0;
-        for (int i = 0; i < BT; i++) sum += a->rowbuf[i];
-        m->loss = (float)(sum / BT);
+        int nv = 0;
+        for (int i = 0; i < BT; i++) { sum += a->rowbuf[i]; nv += targets[i] >= 0; }
+        m->n_targets = nv;
+        m->loss = nv ? (float)(sum / nv) : 0.0f;
         if (loss) *loss = m->loss;
         if (!isfinite(m->loss)) return bn_err(BITNET_ERR_NUMERIC, "loss is %g (not finite)", m->loss);
     }
@@ -678,9 +684,10 @@ bitnet_status bn_train_backward(bn_train_model *m, float grad_scale) {
     int B = m->B, T = m->T, BT = B * T;
     int C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
     m->have_targets = 0;   /* logits are overwritten below */
-    /* cross-entropy: dlogits = (softmax - onehot) * grad_scale / BT, in place */
+    /* cross-entropy: dlogits = (softmax - onehot) * grad_scale / n_targets, in place (0 rows
+     * at ignored targets) */
     const bn_train_ops *op = m->ops;
-    op->ce_bwd(m, a->logits, m->targets, BT, grad_scale / (float)BT);
+    op->ce_bwd(m, a->logits, m->targets, BT, m->n_targets ? grad_scale / (float)m->n_targets : 0.0f);
     /* head: logits = xf @ H^T */
     int hi = m->head >= 0 ? m->head : m->embed;
     op->head_bwd(m, hi, a->logits, a->xf, a->d_a, BT);

@@ -49,6 +49,7 @@ typedef struct bn_train_model {
     struct bn_tacts *a;
     int32_t *targets;                   /* [B*T] copy of the last forward's targets */
     int have_targets;
+    int n_targets;                      /* the last forward's targets that count (>= 0) */
     float loss;
     struct bn_lora *lora;               /* adapters (lora.h) added after each targeted BitLinear; not owned */
 } bn_train_model;
@@ -80,8 +81,11 @@ bitnet_status bn_train_model_freeze(bn_train_model *m);
 int bn_train_param_index(const bn_train_model *m, const char *name);
 
 /* Forward over inputs[B*T] (ids < vocab). targets[B*T] may be NULL (then *loss is untouched and
- * backward cannot run). Returns BITNET_ERR_ARG for a bad id, BITNET_ERR_NUMERIC for a NaN/inf loss.
- * loss: mean cross-entropy over the B*T positions. */
+ * backward cannot run); a negative target (BN_TARGET_IGNORE) is ignored: it adds no loss and no
+ * gradient (the chat SFT mask, data.h). Returns BITNET_ERR_ARG for a bad id, BITNET_ERR_NUMERIC
+ * for a NaN/inf loss. loss: mean cross-entropy over the positions whose target is >= 0 (0 when
+ * none is; m->n_targets counts them). */
+#define BN_TARGET_IGNORE (-1)
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets,
                                int B, int T, float *loss);
 /* Logits of the last forward: float[B*T][vocab]. Valid until backward (which overwrites them). */

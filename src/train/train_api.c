@@ -8,6 +8,7 @@
 #include "tokenizer/bpe_train.h"
 #include "backend/cpu/gemm_f32.h"
 #include "train/lora.h"
+#include "train/sft.h"
 #include "arch/arch.h"
 #include <stdatomic.h>
 #include <math.h>
@@ -27,6 +28,7 @@ struct bitnet_trainer {
     char *options;          /* owned copy of the caller's options text */
     char *dump;             /* owned path for the next step's gradients */
     atomic_int cancel;
+    double tok_run, sec_run; /* tokens and seconds of the steps this trainer ran (progress) */
 };
 
 const char *bitnet_lr_schedule_name(bitnet_lr_schedule s) {
@@ -144,14 +146,10 @@ void bitnet_trainer_free(bitnet_trainer *t) {
     free(t);
 }
 
-bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path, const char *val_path) {
+/* Take d (training) and v (validation, may be NULL), owned from here on, and (re)build the loop. */
+static bitnet_status install_data(bitnet_trainer *t, bn_data *d, bn_data *v) {
     const bitnet_train_params *p = &t->p;
-    int V = t->m->cfg.vocab_size;
-    bn_data *d = NULL, *v = NULL;
-    if (!train_path) return bn_err(BITNET_ERR_ARG, "train: no training data given");
-    bitnet_status s = bn_data_open(train_path, V, p->batch, p->seq, &d);
-    if (!s) s = bn_data_shuffle(d, p->seed);
-    if (!s && val_path) s = bn_err_prefix(bn_data_open(val_path, V, p->batch, p->seq, &v), "validation data: ");
+    bitnet_status s = bn_data_shuffle(d, p->seed);
     if (s) { bn_data_free(d); bn_data_free(v); return s; }
     if (t->have_tr) { bn_trainer_free(&t->tr); t->have_tr = 0; }
     bn_data_free(t->data); bn_data_free(t->val);
@@ -164,6 +162,37 @@ bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path,
     t->tr.options = t->options;
     t->tr.base_name = t->base;
     return BITNET_OK;
+}
+
+bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path, const char *val_path) {
+    const bitnet_train_params *p = &t->p;
+    int V = t->m->cfg.vocab_size;
+    bn_data *d = NULL, *v = NULL;
+    if (!train_path) return bn_err(BITNET_ERR_ARG, "train: no training data given");
+    bitnet_status s = bn_data_open(train_path, V, p->batch, p->seq, &d);
+    if (!s && val_path) s = bn_err_prefix(bn_data_open(val_path, V, p->batch, p->seq, &v), "validation data: ");
+    if (s) { bn_data_free(d); bn_data_free(v); return s; }
+    return install_data(t, d, v);
+}
+
+bitnet_status bitnet_trainer_set_data_tokens(bitnet_trainer *t, const int32_t *ids, const uint8_t *mask, size_t n,
+                                             const int32_t *val_ids, const uint8_t *val_mask, size_t n_val) {
+    const bitnet_train_params *p = &t->p;
+    int V = t->m->cfg.vocab_size;
+    bn_data *d = NULL, *v = NULL;
+    bitnet_status s = bn_data_from_tokens("training tokens", ids, mask, n, V, p->batch, p->seq, &d);
+    if (!s && val_ids) s = bn_data_from_tokens("validation tokens", val_ids, val_mask, n_val, V, p->batch, p->seq, &v);
+    if (s) { bn_data_free(d); bn_data_free(v); return s; }
+    return install_data(t, d, v);
+}
+
+bitnet_status bitnet_sft_load_jsonl(const char *path, const bitnet_tokenizer *tok, bitnet_chat_template tmpl,
+                                    int32_t **ids, uint8_t **mask, size_t *n, int64_t *n_examples) {
+    bn_sft_stats st;
+    if (!path || !ids || !mask || !n) return bn_err(BITNET_ERR_ARG, "sft: a path and the ids, mask and n outputs are needed");
+    bitnet_status s = bn_sft_load_jsonl(path, tok, tmpl, ids, mask, n, &st);
+    if (n_examples) *n_examples = s ? 0 : st.examples;
+    return s;
 }
 
 static bitnet_status need_data(const bitnet_trainer *t) {
@@ -191,6 +220,19 @@ bitnet_status bitnet_trainer_step(bitnet_trainer *t, bitnet_train_stats *st) {
         memset(st, 0, sizeof *st);
         st->loss = ss.loss; st->lr = ss.lr; st->weight_decay = ss.wd; st->grad_norm = ss.grad_norm;
         st->seconds = ss.seconds; st->tokens = ss.tokens;
+    }
+    if (!s) {
+        t->tok_run += (double)ss.tokens; t->sec_run += ss.seconds;
+        if (t->p.progress) {
+            double avg = t->sec_run > 0 ? t->tok_run / t->sec_run : 0;
+            bitnet_train_progress pr = {
+                .step = t->tr.step, .total_steps = t->p.total_steps, .loss = ss.loss, .lr = ss.lr,
+                .grad_norm = ss.grad_norm, .seconds = ss.seconds,
+                .tokens_per_s = ss.seconds > 0 ? (double)ss.tokens / ss.seconds : 0, .avg_tokens_per_s = avg,
+                .eta_s = avg > 0 && t->p.total_steps > t->tr.step ? (double)(t->p.total_steps - t->tr.step) * (double)ss.tokens / avg : 0,
+            };
+            t->p.progress(t->p.progress_ud, &pr);
+        }
     }
     return s;
 }

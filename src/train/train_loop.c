@@ -92,16 +92,16 @@ bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
 
 bitnet_status bn_trainer_eval(bn_trainer *t, bn_data *val, int n, float *loss) {
     val->pos = 0;
-    double sum = 0;
+    double sum = 0, cnt = 0;   /* weighted by the targets that count (masked data: fewer) */
     if (n < 1) n = 1;
     for (int k = 0; k < n; k++) {
         float l;
         bitnet_status s = bn_data_next(val, t->in, t->tg);
         if (!s) s = bn_train_forward(t->m, t->in, t->tg, t->B, t->T, &l);
         if (s) return bn_err_prefix(s, "validation");
-        sum += l;
+        sum += (double)l * t->m->n_targets; cnt += t->m->n_targets;
     }
-    *loss = (float)(sum / n);
+    *loss = cnt > 0 ? (float)(sum / cnt) : 0.0f;
     return BITNET_OK;
 }
 

@@ -52,7 +52,8 @@ void bn_trainer_free(bn_trainer *t);
 /* One optimizer step over accum micro-batches. On a non-finite loss or gradient norm returns
  * BITNET_ERR_NUMERIC and leaves parameters and optimizer state untouched. */
 bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st);
-/* Mean loss over n batches of val read from its start (val's position is reset). */
+/* Mean loss over n batches of val read from its start (val's position is reset), over the
+ * targets that count (a masked position is left out; 0 when none counts). */
 bitnet_status bn_trainer_eval(bn_trainer *t, bn_data *val, int n, float *loss);
 /* Write the checkpoint (see above) into dir (created if missing). */
 bitnet_status bn_trainer_save(const bn_trainer *t, const char *dir);
