@@ -152,10 +152,26 @@ bitnet_status bitnet_convert(const char *in, const char *out, const bitnet_conve
 void bitnet_model_free(bitnet_model *m);
 void bitnet_model_get_info(const bitnet_model *m, bitnet_model_info *info);
 
+/* One device this build can run models on (bitnet_devices). */
+typedef struct bitnet_device_info {
+    char name[16];    /* the bitnet_model_params.device value: "cpu", "cuda:0", ... */
+    char desc[160];   /* e.g. "NVIDIA H200, 139.8 GiB, compute capability 9.0, 132 SMs" */
+    int usable;       /* 0: listed only to say why it cannot be used here (desc) */
+} bitnet_device_info;
+/* The devices: "cpu" first, then each CUDA GPU ("cuda:N"); a CUDA build that finds no usable
+ * GPU lists one "cuda" entry with usable 0 and the reason; a build without CUDA lists the CPU
+ * alone. Writes up to max entries to out (out may be NULL) and returns how many there are. */
+int bitnet_devices(bitnet_device_info *out, int max);
+/* The memory copy rate of a GPU device ("cuda" or "cuda:N") in GB/s, bytes read plus written over
+ * time (median of device-to-device copies of 1 GiB), for judging achieved bandwidth. The CPU and
+ * builds without CUDA: BITNET_ERR_UNSUPPORTED. */
+bitnet_status bitnet_device_bandwidth(const char *device, double *gbps);
+
 /* A model with random weights (seeded, deterministic) in the shape of a known checkpoint, for
  * benchmarks: preset "2b-4t" (BitNet b1.58 2B-4T), "1bitllm-large" (bitnet_b1_58-large) or
- * "1bitllm-3b" (bitnet_b1_58-3B). p may be NULL (defaults); its kernels and head are used.
- * Its logits mean nothing. Errors: ARG (unknown preset), UNSUPPORTED (kernel set), NOMEM. */
+ * "1bitllm-3b" (bitnet_b1_58-3B). p may be NULL (defaults); its kernels, head and device are
+ * used. Its logits mean nothing. Errors: ARG (unknown preset), UNSUPPORTED (kernel set, device),
+ * NOMEM. */
 bitnet_status bitnet_model_synthetic(const char *preset, uint64_t seed, const bitnet_model_params *p,
                                      bitnet_model **out);
 
@@ -225,6 +241,13 @@ typedef struct bitnet_batch {
  * BITNET_ERR_ARG leaves every cache unchanged; so does BITNET_ERR_NUMERIC (non-finite hidden
  * state or logits; the logits written are then meaningless). */
 bitnet_status bitnet_ctx_decode(bitnet_ctx *c, const bitnet_batch *b, float *logits);
+/* Greedy decoding without the logits leaving the device: as bitnet_ctx_decode, but for each
+ * entry that would get a logits row, next[row] (rows in batch order) = the id of its largest
+ * logit, the lowest id on ties (the sampler's temperature-0 choice without bias or penalties).
+ * On a GPU only the ids are copied back. Errors as bitnet_ctx_decode. */
+bitnet_status bitnet_ctx_decode_greedy(bitnet_ctx *c, const bitnet_batch *b, int32_t *next);
+/* bitnet_ctx_eval of sequence 0 with the greedy choice for the last token in *next. */
+bitnet_status bitnet_ctx_eval_greedy(bitnet_ctx *c, const int32_t *ids, int n, int32_t *next);
 /* Tokens in sequence seq's cache (its next position); -1 if seq is out of range. */
 int bitnet_ctx_seq_pos(const bitnet_ctx *c, int seq);
 /* Drop sequence seq's entries at and after pos (0 <= pos <= its position; 0 clears it). */

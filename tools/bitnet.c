@@ -122,7 +122,9 @@ static void load_progress(void *ud, int done, int total) {
     if (done == total) fprintf(stderr, "\r%60s\r", "");
 }
 
-bitnet_status cli_load_model(const char *dir, bitnet_model **out) {
+bitnet_status cli_load_model(const char *dir, bitnet_model **out) { return cli_load_model_on(dir, NULL, out); }
+
+bitnet_status cli_load_model_on(const char *dir, const char *device, bitnet_model **out) {
     struct stat sb;
     *out = NULL;
     if (stat(dir, &sb)) {
@@ -132,6 +134,7 @@ bitnet_status cli_load_model(const char *dir, bitnet_model **out) {
     load_t0 = cli_time();
     bitnet_model_params p = bitnet_model_default_params();
     p.progress = isatty(2) ? load_progress : NULL;
+    p.device = device;
     return bitnet_model_load_ex(dir, &p, out);
 }
 

@@ -18,6 +18,8 @@ int cli_int(const char *opt, const char *v, int lo, int hi, int *out);
 int cli_float(const char *opt, const char *v, float *out);
 /* Load a model, showing a progress line (layers, rate, ETA) on stderr when it is a terminal. */
 bitnet_status cli_load_model(const char *dir, bitnet_model **out);
+/* The same on a device (bitnet_model_params.device: NULL/"cpu", "cuda", "cuda:N"). */
+bitnet_status cli_load_model_on(const char *dir, const char *device, bitnet_model **out);
 /* bitnet_tokenizer_load, printing the tokenizer's notice (bitnet_tokenizer_notice) once to stderr. */
 bitnet_status cli_load_tokenizer(const char *path, bitnet_tokenizer **out);
 /* Small file helpers for the tools (the library's own are internal). cli_read_file: the whole

@@ -208,14 +208,18 @@ static int bench_batched(bitnet_model *m, int threads, int nb, int tg, int reps,
 }
 
 static int bench_model(const char *dir, const char *synth, const char *isa, const int *ths, int nth, int pp, int tg,
-                       int reps, const char *head, int json, const arg_ints *bs) {
+                       int reps, const char *head, int json, const arg_ints *bs, const char *device) {
     bitnet_model *m = NULL;
     bitnet_status st;
     bitnet_model_params mp = bitnet_model_default_params();
     mp.kernels = isa;
+    mp.device = device;
+    int gpu = device && strcmp(device, "cpu") != 0;
+    double gpu_bw = 0;  /* a GPU: its device-to-device copy rate, measured once here */
     if (synth) st = bitnet_model_synthetic(synth, 1234, &mp, &m);
     else st = bitnet_model_load_ex(dir, &mp, &m);
     if (st) return cli_fail("cannot load the model");
+    if (gpu && bitnet_device_bandwidth(device, &gpu_bw)) { bitnet_model_free(m); return cli_fail("--device copy probe"); }
     if (strcmp(head, "exact") != 0) {
         if (bitnet_model_set_head(m, !strcmp(head, "q8") ? BITNET_HEAD_Q8 : BITNET_HEAD_Q4)) { bitnet_model_free(m); return cli_fail("--head"); }
     }
@@ -238,12 +242,14 @@ static int bench_model(const char *dir, const char *synth, const char *isa, cons
     float *logits = malloc(sizeof(float) * (size_t)vocab);
     if (!ids || !logits) { free(ids); free(logits); bitnet_model_free(m); fprintf(stderr, "bitnet bench: out of memory\n"); return 1; }
     for (int i = 0; i < pp + tg + 1; i++) ids[i] = (int32_t)(brnd() % (uint32_t)vocab);
-    if (!json) printf("model %s  isa %s  head %s  weight bytes/token %.1f MB  (ternary %.1f MB)\n", mname, info.isa, head, wbt / 1e6, info.ternary_bytes / 1e6);
+    if (!json) printf("model %s  %s %s  head %s  weight bytes/token %.1f MB  (ternary %.1f MB)\n", mname, gpu ? "device" : "isa",
+                      gpu ? device : info.isa, head, wbt / 1e6, info.ternary_bytes / 1e6);
+    if (!json && gpu) printf("  %s device-to-device copy probe: %.0f GB/s (the %% column is against it)\n", device, gpu_bw);
     fflush(stdout);
     int tty = isatty(2);
     for (int ti = 0; ti < nth; ti++) {
         if (tty) fprintf(stderr, "\rbench: t=%d measuring read bandwidth (1 GiB)...   ", ths[ti]);
-        double bw = read_bandwidth(ths[ti]);
+        double bw = gpu ? gpu_bw : read_bandwidth(ths[ti]);
         bitnet_ctx_params cp = {.n_ctx = pp > tg ? pp : (tg > 0 ? tg : 1), .n_threads = ths[ti], .kv_type = g_kv};
         bitnet_ctx *c;
         if (bitnet_ctx_new(m, &cp, &c)) return cli_fail("cannot create the context");
@@ -348,7 +354,7 @@ static int kernel_set_known(const char *name) {
 
 int cmd_bench(int argc, char **argv) {
     int kernels = 0, herr = 0, json = 0, pp = -1, tg = -1, reps = 3;
-    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *only = NULL, *kv = "f16";
+    const char *isa = NULL, *dir = NULL, *synth = NULL, *head = "exact", *only = NULL, *kv = "f16", *device = NULL;
     arg_ints ths = {2, {1, 2}}, bs = {0, {0}};
     const arg_opt opts[] = {
         OPT_FLAG(0, "kernels", &kernels, "kernel micro-benchmarks (GEMV GB/s, GEMM GOPS) at the 2B-4T shapes"),
@@ -365,12 +371,13 @@ int cmd_bench(int argc, char **argv) {
         OPT_FLAG(0, "head-error", &herr, "logit error of the q8/q4 heads against the exact head (-m; -n tokens)"),
         OPT_STR(0, "only", &only, "SUBSTRING", "--kernels: only shapes whose name contains SUBSTRING"),
         OPT_FLAG(0, "json", &json, "one JSON object per row"),
+        OPT_STR(0, "device", &device, "cpu|cuda|cuda:N", "run the model there (default cpu); on a GPU the % column is against its copy probe"),
         OPT_END,
     };
     args_spec spec = {"bench",
         "usage: bitnet bench --kernels [--isa NAME] [-t 1,2] [--only SHAPE-SUBSTRING] [--json]\n"
         "       bitnet bench -m MODEL | --synthetic 2b-4t|1bitllm-large|1bitllm-3b [-t 1,2] [-p 512] [-n 128]\n"
-        "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--kv f16|f32] [-B 4,8] [--json]\n"
+        "                    [-r REPS] [--isa NAME] [--head exact|q8|q4] [--kv f16|f32] [-B 4,8] [--device D] [--json]\n"
         "  each row is printed as soon as it is measured\n",
         {opts}, {"options"}, 0};
     int r = args_parse(&spec, argc, argv, NULL, NULL);
@@ -380,5 +387,5 @@ int cmd_bench(int argc, char **argv) {
     if (kernels) return bench_kernels(isa, ths.v, ths.n, json, only);
     if (!dir && !synth) { args_usage(&spec, stderr); return 2; }
     if (herr) { if (!dir) return args_error(&spec, "--head-error needs -m MODEL"), 2; return head_error(dir, isa, tg < 0 ? 128 : tg, json); }
-    return bench_model(dir, synth, isa, ths.v, ths.n, pp, tg, reps, head, json, &bs);
+    return bench_model(dir, synth, isa, ths.v, ths.n, pp, tg, reps, head, json, &bs, device);
 }

@@ -3,7 +3,7 @@
 #include "args.h"
 
 int cmd_logits(int argc, char **argv) {
-    const char *model = NULL, *ids_s = NULL, *out = NULL;
+    const char *model = NULL, *ids_s = NULL, *out = NULL, *device = NULL;
     int decode = 0, threads = 1;
     const arg_opt opts[] = {
         OPT_STR('m', "model", &model, "DIR", "model folder"),
@@ -11,10 +11,11 @@ int cmd_logits(int argc, char **argv) {
         OPT_STR('o', "output", &out, "OUT.f32", "where to write the logits"),
         OPT_FLAG(0, "decode", &decode, "feed the ids one at a time through the KV cache"),
         OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
+        OPT_STR(0, "device", &device, "cpu|cuda|cuda:N", "where the model runs (default cpu)"),
         OPT_END,
     };
     args_spec spec = {"logits",
-        "usage: bitnet logits -m MODEL_DIR --ids 1,2,3 -o OUT.f32 [--decode] [-t N]\n"
+        "usage: bitnet logits -m MODEL_DIR --ids 1,2,3 -o OUT.f32 [--decode] [-t N] [--device D]\n"
         "  writes float32 little-endian logits [n_ids, vocab] of one forward over the ids\n",
         {opts}, {"options"}, 0};
     int r = args_parse(&spec, argc, argv, NULL, NULL);
@@ -27,7 +28,7 @@ int cmd_logits(int argc, char **argv) {
     int rc = 1;
     float *lg = NULL;
     FILE *f = NULL;
-    if (cli_load_model(model, &m)) { rc = cli_fail("cannot load the model"); goto done; }
+    if (cli_load_model_on(model, device, &m)) { rc = cli_fail("cannot load the model"); goto done; }
     bitnet_model_info info; bitnet_model_get_info(m, &info);
     bitnet_ctx_params p = {.n_ctx = n < info.max_seq_len ? (n > 0 ? n : 1) : info.max_seq_len, .n_threads = threads};
     if (n > info.max_seq_len) { fprintf(stderr, "bitnet logits: %d ids exceed the model's context %d\n", n, info.max_seq_len); goto done; }
@@ -51,15 +52,28 @@ done:
     return rc;
 }
 
+/* `bitnet info --devices`: one line per device of bitnet_devices. */
+static int list_devices(void) {
+    bitnet_device_info d[17];
+    int n = bitnet_devices(d, 17);
+    for (int i = 0; i < n && i < 17; i++) printf("%-8s %s%s\n", d[i].name, d[i].usable ? "" : "not usable: ", d[i].desc);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
-    const char *model = NULL;
-    const arg_opt opts[] = {OPT_STR('m', "model", &model, "DIR", "model folder"), OPT_END};
-    args_spec spec = {"info", "usage: bitnet info -m MODEL_DIR\n  prints the model's architecture, sizes and memory\n", {opts}, {"options"}, 0};
+    const char *model = NULL, *device = NULL;
+    int devices = 0;
+    const arg_opt opts[] = {OPT_STR('m', "model", &model, "DIR", "model folder"),
+                            OPT_FLAG(0, "devices", &devices, "list the devices models can run on (cpu, cuda:N)"),
+                            OPT_STR(0, "device", &device, "cpu|cuda|cuda:N", "load the model there (default cpu)"), OPT_END};
+    args_spec spec = {"info", "usage: bitnet info -m MODEL_DIR [--device D]\n       bitnet info --devices\n"
+                      "  prints the model's architecture, sizes and memory, or the devices\n", {opts}, {"options"}, 0};
     int r = args_parse(&spec, argc, argv, NULL, NULL);
     if (r != ARGS_OK) return r == ARGS_HELP ? 0 : 2;
-    if (!model) return args_error(&spec, "need -m MODEL_DIR"), 2;
+    if (devices && !model) return list_devices();
+    if (!model) return args_error(&spec, "need -m MODEL_DIR (or --devices)"), 2;
     bitnet_model *m = NULL;
-    if (cli_load_model(model, &m)) return cli_fail("cannot load the model");
+    if (cli_load_model_on(model, device, &m)) return cli_fail("cannot load the model");
     bitnet_model_info i; bitnet_model_get_info(m, &i);
     printf("model:              %s\n", model);
     printf("architecture:       %s (%s FFN, %s)\n", i.arch, i.act ? "silu" : "relu2", i.tied_embeddings ? "tied embeddings" : "separate lm_head");
@@ -76,7 +90,9 @@ int cmd_info(int argc, char **argv) {
            i.n_ternary ? 8.0 * i.ternary_bytes / (double)i.n_ternary : 0.0,
            (i.weight_bytes - i.ternary_bytes) / 1048576.0);
     printf("kernels:            %s\n", i.isa);
+    printf("device:             %s\n", device && *device ? device : "cpu");
     printf("peak RSS:           %.1f MiB\n", cli_peak_rss() / 1048576.0);
     bitnet_model_free(m);
+    if (devices) { printf("devices:\n"); list_devices(); }
     return 0;
 }

@@ -77,6 +77,7 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
         OPT_FUNC(0, "lora", gen_parse_lora, o, "DIR", "apply the PEFT LoRA adapter in DIR (repeatable; bitnet train --lora-rank makes one)"),
         OPT_FUNC(0, "lora-scale", gen_parse_lora_scale, o, "S", "scale of the --lora before it (1)"),
         OPT_CHOICE(0, "kv", &o->kv, "f16|f32", "KV cache storage: f16 takes half the memory, f32 is exact"),
+        OPT_STR(0, "device", &o->device, "cpu|cuda|cuda:N", "where the model runs (default cpu; bitnet info --devices lists them)"),
         OPT_END,
     };
     memcpy(t, tab, sizeof tab);
@@ -85,7 +86,7 @@ const arg_opt *gen_sampling_options(gen_sampling *o) {
 
 int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_sampling *o, int need_tok) {
     memset(g, 0, sizeof *g);
-    if (cli_load_model(dir, &g->model)) return cli_fail("cannot load the model");
+    if (cli_load_model_on(dir, o->device, &g->model)) return cli_fail("cannot load the model");
     for (int i = 0; i < o->n_lora; i++)
         if (bitnet_model_load_lora(g->model, o->lora[i], o->lora_scale[i])) { cli_fail("--lora"); gen_close(g); return 1; }
     bitnet_model_info info; bitnet_model_get_info(g->model, &info);
@@ -115,6 +116,8 @@ int gen_open(gen_session *g, const char *dir, int n_ctx, int threads, const gen_
     bitnet_sampler_params sp = o->sp;
     sp.logit_bias = o->bias; sp.n_logit_bias = o->n_bias;
     if (bitnet_sampler_new(&sp, g->vocab, &g->smp)) { fprintf(stderr, "bitnet: %s\n", bitnet_last_error()); gen_close(g); return 1; }
+    g->greedy = sp.temperature <= 0.f && sp.n_logit_bias == 0 && sp.repeat_penalty == 1.0f &&
+                sp.frequency_penalty == 0.f && sp.presence_penalty == 0.f;
     g->logits = malloc((size_t)g->vocab * sizeof(float));
     if (!g->logits) { fprintf(stderr, "bitnet: out of memory\n"); gen_close(g); return 1; }
     return 0;
@@ -133,7 +136,8 @@ int gen_feed(gen_session *g, const int32_t *ids, int n, int want_logits, const c
         if (!h) { fprintf(stderr, "bitnet: out of memory\n"); return 1; }
         g->hist = h; g->cap_hist = cap;
     }
-    if (bitnet_ctx_eval(g->ctx, ids, n, want_logits ? g->logits : NULL, 0)) return cli_fail(what);
+    if (want_logits && g->greedy ? bitnet_ctx_eval_greedy(g->ctx, ids, n, &g->next)
+                                 : bitnet_ctx_eval(g->ctx, ids, n, want_logits ? g->logits : NULL, 0)) return cli_fail(what);
     memcpy(g->hist + g->n_hist, ids, (size_t)n * sizeof *ids);
     g->n_hist += n;
     return 0;
@@ -168,7 +172,7 @@ int gen_generate(gen_session *g, const int32_t *ids, int n, int n_gen, int ignor
     int first = 1;
     while (st->n_gen < n_gen) {
         if (stop && *stop) { st->stopped_by = 2; break; }
-        int id = bitnet_sampler_sample(g->smp, g->logits);
+        int id = g->greedy ? g->next : bitnet_sampler_sample(g->smp, g->logits);
         if (id < 0) { fprintf(stderr, "bitnet: no token can be sampled (every logit is -inf: --logit-bias bans them all?)\n"); bitnet_detok_free(dt); return 1; }
         st->last_id = id;
         if (!ignore_eos && is_eog(g, id)) { st->stopped_by = 1; break; }

@@ -19,6 +19,7 @@ typedef struct gen_sampling {
     int n_lora;              /* --lora DIR (repeatable) with its --lora-scale (default 1) */
     const char *lora[8];
     float lora_scale[8];
+    const char *device;      /* --device: where the model runs (NULL: the CPU) */
 } gen_sampling;
 
 /* Option parsers (OPT_FUNC, dst = a gen_sampling) for --lora DIR (repeatable, at most 8) and
@@ -35,6 +36,9 @@ typedef struct gen_session {
     int threads;             /* threads in use (the physical cores when 0 was asked for) */
     int eos;                 /* config.json's eos id: the stop token when there is no tokenizer */
     float *logits;           /* [vocab] */
+    int greedy;              /* temperature 0 and no bias or penalties: the library's greedy call
+                              * (bitnet_ctx_eval_greedy: on a GPU only the id comes back) */
+    int32_t next;            /* its choice after the last gen_feed with logits */
     int32_t *hist;           /* [n_hist] the ids in the KV cache, in order (gen_feed keeps it) */
     int n_hist, cap_hist;
 } gen_session;

@@ -94,6 +94,10 @@ typedef struct bn_backend {
     /* Copy the first n positions of sequence src's KV cache (every layer) over sequence dst's
      * (src != dst, n <= n_ctx); ordered after the ops before it. */
     void (*kv_copy)(bn_exec *e, int src, int dst, int n);
+    /* Optional (NULL: the model code runs head and takes the argmax on the host): ids[t] (host) =
+     * the first index of the largest logit of row t of head(x[n][dim]), only the ids leaving the
+     * device. Returns 1, or 0 if a logit of those rows is not finite (ids then unspecified). */
+    int (*head_argmax)(bn_exec *e, const float *x, int n, int32_t *ids);
 } bn_backend;
 
 /* The CPU backend (src/backend/cpu/cpu.c): the model's bn_kernels set plus a thread pool. */

@@ -348,7 +348,7 @@ bitnet_status bitnet_model_synthetic(const char *preset, uint64_t seed, const bi
     bn_config c;
     if (!preset || !synth_config(preset, &c))
         return bn_err(BITNET_ERR_ARG, "unknown synthetic model '%s' (2b-4t, 1bitllm-large, 1bitllm-3b)", preset ? preset : "(null)");
-    bitnet_status st = bn_model_synthetic(&c, p->kernels, seed, out);
+    bitnet_status st = bn_model_synthetic_on(&c, p->kernels, seed, p->device, out);
     if (st == BITNET_OK && p->head != BITNET_HEAD_EXACT && (st = bitnet_model_set_head(*out, p->head))) {
         bitnet_model_free(*out); *out = NULL;
     }

@@ -26,12 +26,17 @@ struct bitnet_ctx {
     float *k, *v; /* [nmax][kv_dim] */
     float *att;   /* [nmax][q_dim] attention output */
     float *hg, *hu; /* [nmax][ffn] */
+    float *glog; size_t glog_n; /* greedy without a backend argmax: host logits scratch */
 };
+
+/* First index of the largest of v[0..n) (v finite). */
+static int32_t argmax_row(const float *v, int n) { int32_t b = 0; for (int i = 1; i < n; i++) if (v[i] > v[b]) b = i; return b; }
 
 /* Forward the n (<= nmax) tokens c->cids of sequences c->cseq at positions c->cpos; k/v go into
  * the caches. nl rows of logits (host, [nl][vocab]) for the entries listed in lrow[nl], or none
- * when logits is NULL. Returns BITNET_ERR_NUMERIC if the hidden state or logits are not finite. */
-static bitnet_status forward(bitnet_ctx *c, int n, const int *lrow, int nl, float *logits) {
+ * when logits is NULL; with greedy non-NULL, their argmax ids greedy[nl] instead (logits unused).
+ * Returns BITNET_ERR_NUMERIC if the hidden state or logits are not finite. */
+static bitnet_status forward(bitnet_ctx *c, int n, const int *lrow, int nl, float *logits, int32_t *greedy) {
     const bitnet_model *m = c->m;
     const bn_backend *be = c->be;
     bn_exec *ex = c->ex;
@@ -71,8 +76,22 @@ static bitnet_status forward(bitnet_ctx *c, int n, const int *lrow, int nl, floa
     bitnet_status bs = be->status ? be->status(ex) : BITNET_OK;
     if (bs) return bs;
     if (!be->finite(ex, c->x, (size_t)n * dim)) return bn_err(BITNET_ERR_NUMERIC, "the hidden state became non-finite (NaN or inf)");
-    if (!logits || !nl) return BITNET_OK;
+    if ((!logits && !greedy) || !nl) return BITNET_OK;
     for (int r = 0; r < nl; r++) be->rmsnorm(ex, c->xb + (size_t)r * dim, c->x + (size_t)lrow[r] * dim, m->final_norm, 1, dim, eps);
+    if (greedy && be->head_argmax) {
+        int fin = be->head_argmax(ex, c->xb, nl, greedy);
+        if (be->status && (bs = be->status(ex))) return bs;
+        return fin ? BITNET_OK : bn_err(BITNET_ERR_NUMERIC, "the logits became non-finite (NaN or inf)");
+    }
+    if (greedy) {  /* host logits, then the argmax below */
+        size_t need = (size_t)nl * cf->vocab_size;
+        if (need > c->glog_n) {
+            float *g = realloc(c->glog, need * sizeof(float));
+            if (!g) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+            c->glog = g; c->glog_n = need;
+        }
+        logits = c->glog;
+    }
     be->head(ex, c->xb, nl, logits);
     if (be->status && (bs = be->status(ex))) return bs;
     /* logits are host memory: check them here */
@@ -81,6 +100,7 @@ static bitnet_status forward(bitnet_ctx *c, int n, const int *lrow, int nl, floa
 #pragma omp simd reduction(+ : z)
     for (size_t i = 0; i < cnt; i++) z += logits[i] * 0.f;
     if (z != 0.f) return bn_err(BITNET_ERR_NUMERIC, "the logits became non-finite (NaN or inf)");
+    if (greedy) for (int r = 0; r < nl; r++) greedy[r] = argmax_row(logits + (size_t)r * cf->vocab_size, cf->vocab_size);
     return BITNET_OK;
 }
 
@@ -130,6 +150,7 @@ void bitnet_ctx_free(bitnet_ctx *c) {
     float *bufs[] = {c->x, c->xb, c->q, c->att, c->k, c->v, c->hg, c->hu};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) c->be->buf_free(c->ex, bufs[i]);
     c->be->exec_free(c->ex);
+    free(c->glog);
     free(c->seq_pos); free(c->next); free(c->end); free(c->cpos); free(c->cseq); free(c->cids);
     free(c);
 }
@@ -182,7 +203,7 @@ static bitnet_status check_batch(bitnet_ctx *c, const bitnet_batch *b) {
 /* Run a batch that check_batch accepted (c->next holds each sequence's end) in chunks of nmax
  * entries. Logits rows: every entry when all, else those flagged (b->logits), else the last
  * entry of each sequence. Positions are committed only when every chunk succeeded. */
-static bitnet_status run_batch(bitnet_ctx *c, const bitnet_batch *b, float *logits, int all) {
+static bitnet_status run_batch(bitnet_ctx *c, const bitnet_batch *b, float *logits, int all, int32_t *greedy) {
     size_t V = (size_t)c->m->cfg.vocab_size;
     int lrow[256]; /* nmax <= 256 */
     memcpy(c->end, c->next, (size_t)c->n_seq * sizeof(int));
@@ -194,9 +215,9 @@ static bitnet_status run_batch(bitnet_ctx *c, const bitnet_batch *b, float *logi
             int i = done + t, s = b->seq_id ? b->seq_id[i] : 0;
             c->cids[t] = b->token[i]; c->cseq[t] = s; c->cpos[t] = c->next[s]++;
             int want = all || (b->logits ? b->logits[i] != 0 : c->next[s] == c->end[s]);
-            if (logits && want) lrow[nl++] = t;
+            if ((logits || greedy) && want) lrow[nl++] = t;
         }
-        bitnet_status st = forward(c, n, lrow, nl, logits ? logits + row * V : NULL);
+        bitnet_status st = forward(c, n, lrow, nl, logits ? logits + row * V : NULL, greedy ? greedy + row : NULL);
         if (st) return st;
         row += (size_t)nl;
         done += n;
@@ -207,11 +228,22 @@ static bitnet_status run_batch(bitnet_ctx *c, const bitnet_batch *b, float *logi
 
 bitnet_status bitnet_ctx_decode(bitnet_ctx *c, const bitnet_batch *b, float *logits) {
     bitnet_status s = check_batch(c, b);
-    return s ? s : run_batch(c, b, logits, 0);
+    return s ? s : run_batch(c, b, logits, 0, NULL);
+}
+
+bitnet_status bitnet_ctx_decode_greedy(bitnet_ctx *c, const bitnet_batch *b, int32_t *next) {
+    bitnet_status s = check_batch(c, b);
+    return s ? s : run_batch(c, b, NULL, 0, next);
 }
 
 bitnet_status bitnet_ctx_eval(bitnet_ctx *c, const int32_t *ids, int n, float *logits, int all_logits) {
     bitnet_batch b = {n, ids, NULL, NULL, NULL};
     bitnet_status s = check_batch(c, &b);
-    return s ? s : run_batch(c, &b, logits, all_logits);
+    return s ? s : run_batch(c, &b, logits, all_logits, NULL);
+}
+
+bitnet_status bitnet_ctx_eval_greedy(bitnet_ctx *c, const int32_t *ids, int n, int32_t *next) {
+    bitnet_batch b = {n, ids, NULL, NULL, NULL};
+    bitnet_status s = check_batch(c, &b);
+    return s ? s : run_batch(c, &b, NULL, 0, next);
 }

@@ -2,7 +2,9 @@
  * reference (src/kernels/ref.c and the CPU backend's formulas), on fresh random inputs (the seed
  * is printed; BITNET_SEED=N repeats a run): the ternary GEMM's int32 sums and the BitLinear
  * float outputs bit-identical on awkward shapes (rows/cols not multiples of any tile, several
- * matrices in one launch, -128 activations), activation quantization identical (ties too),
+ * matrices in one launch, -128 activations, every GEMV width and the tensor-core path), activation
+ * quantization identical (ties too), fused add/glu+norm+quant and rope+kv store+attention
+ * identical to the unfused kernels,
  * rope/relu2/add/embed identical, norms, attention, silu and the heads within float rounding.
  * Outputs are poisoned before each run. Built by `make CUDA=1`, run by `make CUDA=1 test-cuda`;
  * without a GPU it prints one skip line. Not: a model-level test (tests/cuda/test_cuda_model.c). */
@@ -25,6 +27,11 @@ static void *dup_d(const void *h, size_t n) {
 static void *poison_d(size_t n) {
     void *d = NULL;
     if (bn_cu_malloc(&d, n, "test") || bn_cu_memset(d, 0xa5, n, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); exit(1); }
+    return d;
+}
+static void *zero_d(size_t n) {
+    void *d = NULL;
+    if (bn_cu_malloc(&d, n, "test") || bn_cu_memset(d, 0, n, NULL)) { fprintf(stderr, "%s\n", bitnet_last_error()); exit(1); }
     return d;
 }
 static void get(void *h, const void *d, size_t n) {
@@ -256,7 +263,7 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
     float *kcd = dup_d(kc, csz * 4), *vcd = dup_d(vc, csz * 4), *qdv = dup_d(q, (size_t)n * qd * 4);
     float *kd = dup_d(k, (size_t)n * kvd * 4), *vd = dup_d(v, (size_t)n * kvd * 4);
     int32_t *sd = dup_d(seq, (size_t)n * 4), *pd = dup_d(pos, (size_t)n * 4);
-    float *ws = poison_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
+    float *ws = zero_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
     bitnet_status st = bn_cu_kv_store(kcd, vcd, sstr, kd, vd, n, kvd, sd, pd, NULL);
     if (!st) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
     if (!st) st = bn_cu_sync(NULL);
@@ -304,6 +311,87 @@ static void test_elementwise(size_t n) {
     bn_cu_nonfinite(gd, n, bad, NULL); get(&hb, bad, 4);
     CHECK("cuda nonfinite: finds a NaN", hb == 1, "flag %d", hb);
     free(g); free(u); free(r); free(o); bn_cu_free(gd); bn_cu_free(ud); bn_cu_free(bad);
+}
+
+/* ---- fused pre-ops of the norm: add / glu + rmsnorm + quant == the unfused kernels in turn, bit for bit ---- */
+static void test_norm_fused(int n, int d) {
+    size_t nd = (size_t)n * d;
+    int kp = bn_kpad(d);
+    float *x = malloc(nd * 4), *y = malloc(nd * 4), *w = malloc((size_t)d * 4);
+    for (size_t i = 0; i < nd; i++) { x[i] = frnd() * 3.f; y[i] = frnd() * 3.f; }
+    for (int i = 0; i < d; i++) w[i] = 0.5f + frnd();
+    float *wd = dup_d(w, (size_t)d * 4);
+    size_t hb = nd * 8 + (size_t)n * kp + (size_t)n * 8;
+    uint8_t *h[2] = {malloc(hb), malloc(hb)};
+    for (int mode = 0; mode < 3; mode++) {  /* 0: add, 1: relu2 glu, 2: silu glu */
+        for (int v = 0; v < 2; v++) {       /* v 0: unfused kernels in turn, 1: fused */
+            float *xd = dup_d(x, nd * 4), *yd = dup_d(y, nd * 4), *od = poison_d(nd * 4);
+            int8_t *q = poison_d((size_t)n * kp); float *s = poison_d((size_t)n * 4); int32_t *u = poison_d((size_t)n * 4);
+            bitnet_status st;
+            if (mode == 0) st = v ? bn_cu_add_rmsnorm_quant(od, xd, yd, wd, n, d, 1e-5f, q, kp, s, u, NULL)
+                                  : (bn_cu_add(xd, yd, nd, NULL) || bn_cu_rmsnorm_quant(od, xd, wd, n, d, 1e-5f, q, kp, s, u, NULL));
+            else st = v ? bn_cu_glu_rmsnorm_quant(xd, yd, mode - 1, wd, n, d, 1e-5f, q, kp, s, u, NULL)
+                        : (bn_cu_glu(xd, yd, nd, mode - 1, NULL) || bn_cu_rmsnorm_quant(xd, xd, wd, n, d, 1e-5f, q, kp, s, u, NULL));
+            if (st) { CHECK("cuda fused norm runs", 0, "%s", bitnet_last_error()); }
+            get(h[v], xd, nd * 4);
+            if (mode == 0) get(h[v] + nd * 4, od, nd * 4); else memset(h[v] + nd * 4, 0, nd * 4);
+            get(h[v] + nd * 8, q, (size_t)n * kp); get(h[v] + nd * 8 + (size_t)n * kp, s, (size_t)n * 4);
+            get(h[v] + nd * 8 + (size_t)n * kp + (size_t)n * 4, u, (size_t)n * 4);
+            bn_cu_free(xd); bn_cu_free(yd); bn_cu_free(od); bn_cu_free(q); bn_cu_free(s); bn_cu_free(u);
+        }
+        char name[96]; snprintf(name, sizeof name, "cuda %s+rmsnorm+quant fused identical n=%d d=%d", mode == 0 ? "add" : mode == 1 ? "relu2" : "silu", n, d);
+        CHECK(name, !memcmp(h[0], h[1], hb), "differs");
+    }
+    free(h[0]); free(h[1]); free(x); free(y); free(w); bn_cu_free(wd);
+}
+
+/* ---- attention with RoPE (and the KV store) fused in == rope, kv store, attention in turn, bit for bit ---- */
+static void test_attention_fused(int n, int nh, int nkv, int hd, int nctx, int nseq, int inside) {
+    int kvd = nkv * hd, qd = nh * hd, half = hd / 2;
+    size_t sstr = (size_t)nctx * kvd, csz = (size_t)nseq * sstr;
+    float *kc = malloc(csz * 4), *q = malloc((size_t)n * qd * 4), *k = malloc((size_t)n * kvd * 4), *v = malloc((size_t)n * kvd * 4);
+    for (size_t i = 0; i < csz; i++) kc[i] = frnd();
+    for (size_t i = 0; i < (size_t)n * qd; i++) q[i] = frnd() * 2.f;
+    for (size_t i = 0; i < (size_t)n * kvd; i++) { k[i] = frnd(); v[i] = frnd(); }
+    float *cs = malloc((size_t)nctx * half * 4), *sn = malloc((size_t)nctx * half * 4);
+    for (int i = 0; i < half; i++)
+        for (int p = 0; p < nctx; p++) { float a = p / powf(10000.f, (float)(2 * i) / hd); cs[(size_t)p * half + i] = cosf(a); sn[(size_t)p * half + i] = sinf(a); }
+    int32_t *seq = malloc((size_t)n * 4), *pos = malloc((size_t)n * 4);
+    int maxpos = 0;
+    for (int t = 0; t < n; t++) {  /* inside: one token per sequence; else several tokens of a sequence */
+        seq[t] = inside ? t : (int32_t)(rnd() % nseq);
+        pos[t] = (int32_t)(rnd() % nctx);
+        for (int u = 0; u < t; u++) if (seq[u] == seq[t] && pos[u] == pos[t]) pos[t] = (pos[t] + 1) % nctx;
+        if (pos[t] > maxpos) maxpos = pos[t];
+    }
+    float *cd = dup_d(cs, (size_t)nctx * half * 4), *snd = dup_d(sn, (size_t)nctx * half * 4);
+    int32_t *sd = dup_d(seq, (size_t)n * 4), *pd = dup_d(pos, (size_t)n * 4);
+    float *out[2], *cache[2];
+    bitnet_status st = BITNET_OK;
+    for (int f = 0; f < 2; f++) {
+        float *kcd = dup_d(kc, csz * 4), *vcd = dup_d(kc, csz * 4), *qdv = dup_d(q, (size_t)n * qd * 4);
+        float *kd = dup_d(k, (size_t)n * kvd * 4), *vd = dup_d(v, (size_t)n * kvd * 4);
+        float *ws = zero_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
+        if (!f) {
+            if (!st) st = bn_cu_rope(qdv, n, nh, hd, pd, cd, snd, NULL);
+            if (!st) st = bn_cu_rope(kd, n, nkv, hd, pd, cd, snd, NULL);
+            if (!st) st = bn_cu_kv_store(kcd, vcd, sstr, kd, vd, n, kvd, sd, pd, NULL);
+            if (!st) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
+        } else if (inside) {
+            if (!st) st = bn_cu_attention_fused(qdv, kd, vd, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, cd, snd, ws, od, NULL);
+        } else {
+            if (!st) st = bn_cu_rope_kv_store(kcd, vcd, sstr, kd, vd, n, nkv, hd, sd, pd, cd, snd, NULL);
+            if (!st) st = bn_cu_attention_fused(qdv, NULL, NULL, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, cd, snd, ws, od, NULL);
+        }
+        out[f] = malloc((size_t)n * qd * 4); cache[f] = malloc(csz * 8);
+        get(out[f], od, (size_t)n * qd * 4); get(cache[f], kcd, csz * 4); get(cache[f] + csz, vcd, csz * 4);
+        bn_cu_free(kcd); bn_cu_free(vcd); bn_cu_free(qdv); bn_cu_free(kd); bn_cu_free(vd); bn_cu_free(ws); bn_cu_free(od);
+    }
+    char name[128]; snprintf(name, sizeof name, "cuda attention+rope%s fused identical n=%d heads=%d/%d hd=%d seqs=%d", inside ? "+kv store" : "", n, nh, nkv, hd, inside ? n : nseq);
+    CHECK(name, !st && !memcmp(out[0], out[1], (size_t)n * qd * 4) && !memcmp(cache[0], cache[1], csz * 8), "differs (%s)", st ? bitnet_last_error() : "");
+    for (int f = 0; f < 2; f++) { free(out[f]); free(cache[f]); }
+    free(kc); free(q); free(k); free(v); free(cs); free(sn); free(seq); free(pos);
+    bn_cu_free(cd); bn_cu_free(snd); bn_cu_free(sd); bn_cu_free(pd);
 }
 
 static void test_embed(int vocab, int dim, int n) {
@@ -396,6 +484,51 @@ static void test_head(int rows, int cols, int n) {
     bn_cu_free(xd); bn_cu_free(yd); bn_cu_free(yd2); bn_cu_free(vd); bn_cu_free(id);
 }
 
+/* ---- greedy head: the fused argmax == the first max of the same kernel's logits, ties included;
+ * a non-finite input is flagged ---- */
+static void test_head_argmax(int rows, int cols, int n) {
+    float *wf = malloc((size_t)rows * cols * 4), *x = malloc((size_t)n * cols * 4);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) wf[i] = frnd() * 0.1f;
+    for (int k = 0; k < cols; k++) wf[(size_t)(rows - 1) * cols + k] = wf[(size_t)(rows / 2) * cols + k]; /* rows/2 and rows-1 tie */
+    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = frnd();
+    uint16_t *wb = malloc((size_t)rows * cols * 2);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) wb[i] = bn_f32_to_bf16(wf[i]);
+    for (int k = 0; k < cols; k++) wb[(size_t)(rows / 2) * cols + k] = wb[(size_t)(rows - 1) * cols + k] = bn_f32_to_bf16(fabsf(frnd()) + 0.5f);
+    uint8_t *hq = malloc(bn_hq8_size(rows, cols));
+    bn_hq8_quant(wb, BN_W_BF16, rows, cols, hq);
+    for (int t = 0; t < n; t++) for (int k = 0; k < cols; k++) x[(size_t)t * cols + k] = fabsf(x[(size_t)t * cols + k]); /* the tie rows win */
+    if (n > 2) for (int k = 0; k < cols; k++) x[(size_t)2 * cols + k] = -x[(size_t)2 * cols + k];  /* row 2: some other max */
+    float *xd = dup_d(x, (size_t)n * cols * 4), *yd = poison_d((size_t)n * rows * 4), *y = malloc((size_t)n * rows * 4);
+    void *kd = poison_d(bn_cu_head_argmax_bytes(n)), *kh = malloc(bn_cu_head_argmax_bytes(n));
+    int32_t *ids = malloc((size_t)n * 4);
+    for (int kind = 0; kind < 2; kind++) {
+        void *wd = kind ? dup_d(hq, bn_hq8_size(rows, cols)) : dup_d(wb, (size_t)rows * cols * 2);
+        int hk = kind ? BN_CU_HEAD_Q8 : BN_W_BF16;
+        bitnet_status st = bn_cu_head(wd, hk, rows, cols, xd, n, yd, NULL);
+        if (!st) st = bn_cu_head_argmax(wd, hk, rows, cols, xd, n, kd, NULL);
+        get(y, yd, (size_t)n * rows * 4); get(kh, kd, bn_cu_head_argmax_bytes(n));
+        int fin = bn_cu_head_argmax_read(kh, n, ids), ok = !st && fin, tie_seen = 0;
+        for (int t = 0; t < n && ok; t++) {
+            int bi = 0; for (int r = 1; r < rows; r++) if (y[(size_t)t * rows + r] > y[(size_t)t * rows + bi]) bi = r;
+            if (ids[t] != bi) ok = 0;
+            if (bi == rows / 2 && y[(size_t)t * rows + rows - 1] == y[(size_t)t * rows + bi]) tie_seen = 1;
+        }
+        char name[128]; snprintf(name, sizeof name, "cuda greedy head %s == first max of its logits rows=%d n=%d (tie seen: %d)", kind ? "q8" : "bf16", rows, n, tie_seen);
+        CHECK(name, ok && tie_seen, "ids[0] %d (%s)", ids[0], st ? bitnet_last_error() : "");
+        if (kind == 0) {  /* a NaN in row 0 of x: flagged */
+            float nanv = NAN;
+            bn_cu_h2d(xd, &nanv, 4, NULL);
+            st = bn_cu_head_argmax(wd, hk, rows, cols, xd, n, kd, NULL);
+            get(kh, kd, bn_cu_head_argmax_bytes(n));
+            CHECK("cuda greedy head flags non-finite logits", !st && !bn_cu_head_argmax_read(kh, n, ids), "not flagged");
+            bn_cu_h2d(xd, x, 4, NULL);
+        }
+        bn_cu_free(wd);
+    }
+    free(wf); free(x); free(wb); free(hq); free(y); free(kh); free(ids);
+    bn_cu_free(xd); bn_cu_free(yd); bn_cu_free(kd);
+}
+
 int main(void) {
     const char *why = NULL;
     if (bn_cu_device_count(&why) == 0) { printf("skip cuda kernels: %s\n", why ? why : "no GPU"); return 0; }
@@ -428,6 +561,11 @@ int main(void) {
     { int r[2] = {6912, 6912}; tg_case(2, r, 2560, 1, 0); }
     { int r[1] = {2560}; tg_case(1, r, 6912, 1, 0); tg_case(1, r, 6912, 7, 1); tg_case(1, r, 6912, 3, 2); }
     { int r[1] = {50}; tg_case(1, r, 13824, 2, 1); tg_case(1, r, 640, 300, 0); }
+    /* every GEMV width (n 1..8) and the tensor-core path (n > 8) on partial row groups / token tiles */
+    { int r[3] = {47, 33, 20}; for (int n = 1; n <= 12; n++) tg_case(3, r, 1000, n, 0); }
+    { int r[2] = {2560, 640}; tg_case(2, r, 2560, 16, 0); tg_case(2, r, 2560, 33, 0); tg_case(2, r, 2560, 64, 0); tg_case(2, r, 2560, 129, 0); }
+    { int r[1] = {2560}; tg_case(1, r, 6912, 64, 1); tg_case(1, r, 6912, 40, 2); tg_case(1, r, 6912, 512, 0); }
+    { int r[1] = {31}; tg_case(1, r, 30000, 8, 0); tg_case(1, r, 30000, 3, 1); }  /* activations beyond the shared-memory cap: split */
 
     bitlinear_case(37, 300, 3, 0);
     bitlinear_case(2560, 2560, 1, 0);
@@ -442,8 +580,14 @@ int main(void) {
     test_attention(9, 8, 8, 64, 200, 2, 0);
     test_attention(2, 6, 2, 32, 5000, 2, 1);  /* more than 64 chunks of 64 */
     test_attention(3, 4, 1, 256, 90, 1, 0);
+    test_norm_fused(3, 2560); test_norm_fused(2, 6912); test_norm_fused(1, 77); test_norm_fused(2, 20000);
+    test_attention_fused(1, 20, 5, 128, 700, 1, 1);
+    test_attention_fused(7, 20, 5, 128, 300, 7, 1);
+    test_attention_fused(9, 8, 8, 64, 200, 2, 0);
+    test_attention_fused(3, 4, 1, 256, 90, 1, 0);
     test_elementwise(100003);
     test_embed(1000, 300, 9);
     test_head(1000, 2560, 1); test_head(333, 100, 3); test_head(129, 2560, 6); test_head(32000, 2560, 1);
+    test_head_argmax(1000, 2560, 1); test_head_argmax(128256, 256, 3); test_head_argmax(333, 100, 5);
     T_DONE();
 }

@@ -7,7 +7,7 @@
  * tests/tools/make_2b4t_shaped.py) or of the in-memory 2B-4T-shaped synthetic model: pp512,
  * tg128 after a 512-token prompt (exact and q8 heads), batched decode of 8/32/64 sequences,
  * GB/s against a device copy probe run in the same process, and GPU memory at a 4k context.
- * `--profile`: two graph-replayed decode steps between cudaProfilerStart/Stop (for ncu).
+ * `--profile`: one graph-replayed greedy decode step between cudaProfilerStart/Stop (for ncu).
  * Without a GPU it prints one skip line. Not: a kernel test (test_cuda.c). */
 #include "t.h"
 #include "bitnet.h"
@@ -100,6 +100,18 @@ static void run_model(const char *dir) {
         snprintf(name, sizeof name, "%s[cuda] greedy ids", dir);
         CHECK(name, ok, "first difference at %d: got %d want %d (%s)", bad_at, got_id, bad_at >= 0 ? ids[np + bad_at] : -1, s ? bitnet_last_error() : "");
         free(last);
+        /* the same through the GPU argmax (bitnet_ctx_eval_greedy: only ids come back) */
+        bitnet_ctx_reset(c);
+        int32_t t = -1;
+        s = bitnet_ctx_eval_greedy(c, ids, np, &t);
+        ok = s == BITNET_OK; bad_at = -1; got_id = -1;
+        for (int i = 0; i < ng && ok; i++) {
+            if (t != ids[np + i]) { ok = 0; bad_at = i; got_id = t; break; }
+            s = bitnet_ctx_eval_greedy(c, &ids[np + i], 1, &t);
+            ok = s == BITNET_OK;
+        }
+        snprintf(name, sizeof name, "%s[cuda] greedy ids through the GPU argmax", dir);
+        CHECK(name, ok, "first difference at %d: got %d want %d (%s)", bad_at, got_id, bad_at >= 0 ? ids[np + bad_at] : -1, s ? bitnet_last_error() : "");
     }
     {   /* three sequences in one batch == each alone (same kernels per row: bit-identical) */
         bitnet_ctx *cb = NULL;
@@ -169,6 +181,8 @@ static int argmax(const float *v, int n) { int b = 0; for (int i = 1; i < n; i++
 static int bench(const char *dir) {
     double probe = 0;
     if (bn_cu_copy_probe((size_t)1 << 30, 10, &probe)) { printf("FAIL probe: %s\n", bitnet_last_error()); return 1; }
+    int prop_cc = 0;
+    if (bn_cu_device_open(0, NULL, 0, NULL, NULL, &prop_cc)) { printf("FAIL device: %s\n", bitnet_last_error()); return 1; }
     size_t fr0, tot; cudaMemGetInfo(&fr0, &tot);
     const char *heads[2] = {"exact", "q8"};
     for (int h = 0; h < 2; h++) {
@@ -208,8 +222,20 @@ static int bench(const char *dir) {
         }
         double ttg = now() - t0;
         double tps = 128 / ttg, gbs = tps * wbt / 1e9;
-        printf("head %-5s load %.1fs | pp512 %.0f tok/s | tg128 (after 512) %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe %.0f GB/s (%.3f GB/token)\n",
+        printf("head %-5s load %.1fs | pp512 %.0f tok/s | tg128 (after 512) %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe %.0f GB/s (%.3f GB/token), logits to the host\n",
                heads[h], tl, 512 / tpp, tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe, probe, wbt / 1e9);
+        for (int pdl = 1; pdl >= 0; pdl--) {  /* greedy on the GPU (only the id comes back); with and without PDL */
+            bn_cu_set_pdl(pdl && prop_cc >= 90);
+            bitnet_ctx_reset(c);
+            if (bitnet_ctx_eval_greedy(c, pr, 512, &tok)) { printf("FAIL pp: %s\n", bitnet_last_error()); return 1; }
+            t0 = now();
+            for (int i = 0; i < 128; i++)
+                if (bitnet_ctx_eval_greedy(c, &tok, 1, &tok)) { printf("FAIL tg: %s\n", bitnet_last_error()); return 1; }
+            ttg = now() - t0; tps = 128 / ttg; gbs = tps * wbt / 1e9;
+            printf("head %-5s tg128 (after 512) greedy on the GPU, PDL %s: %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe\n",
+                   heads[h], pdl && prop_cc >= 90 ? "on " : "off", tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe);
+        }
+        bn_cu_set_pdl(prop_cc >= 90);
         bitnet_ctx_free(c);
         if (h == 0) {
             static const int ns[3] = {8, 32, 64};
@@ -231,7 +257,17 @@ static int bench(const char *dir) {
                     if (bitnet_ctx_decode(c, &b, bl)) { printf("FAIL batch: %s\n", bitnet_last_error()); break; }
                 }
                 tb = now() - tb;
-                printf("batched decode %2d sequences: %.0f tok/s total (%.1f steps/s)\n", S, (double)S * steps / tb, steps / tb);
+                double tg1 = now();
+                int32_t nx[64];
+                for (int q = 0; q < S; q++) nx[q] = bt[q];
+                for (int i = 0; i < steps; i++) {
+                    for (int q = 0; q < S; q++) { bt[q] = nx[q]; bs[q] = q; }
+                    bitnet_batch b = {S, bt, NULL, bs, NULL};
+                    if (bitnet_ctx_decode_greedy(c, &b, nx)) { printf("FAIL batch: %s\n", bitnet_last_error()); break; }
+                }
+                tg1 = now() - tg1;
+                printf("batched decode %2d sequences: %.0f tok/s total (%.1f steps/s) logits to the host; %.0f tok/s greedy on the GPU\n",
+                       S, (double)S * steps / tb, steps / tb, (double)S * steps / tg1);
                 free(bt); free(bs); free(bl); bitnet_ctx_free(c);
             }
         }
@@ -259,9 +295,9 @@ static int profile(void) {
     float *lg = malloc((size_t)c.vocab_size * 4);
     bitnet_ctx_eval(cx, pr, 512, lg, 0);
     int32_t tok = 5;
-    bitnet_ctx_eval(cx, &tok, 1, lg, 0);  /* capture */
+    bitnet_ctx_eval_greedy(cx, &tok, 1, &tok);  /* capture */
     cudaProfilerStart();
-    for (int i = 0; i < 2; i++) bitnet_ctx_eval(cx, &tok, 1, lg, 0);
+    bitnet_ctx_eval_greedy(cx, &tok, 1, &tok);
     cudaProfilerStop();
     free(lg); bitnet_ctx_free(cx); bitnet_model_free(m);
     return 0;

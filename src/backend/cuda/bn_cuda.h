@@ -14,12 +14,18 @@
  *   - rmsnorm, attention, softmax, silu and the head: within float rounding (the order of float
  *     sums differs); rope, relu2 gating and add: the CPU's float operations, unfused.
  *
- * GPU ternary layout ("cu2"): kp = bn_kpad(cols); row r is kp/16 little-endian 32-bit words at
- * word offset r*(kp/16); word g holds k = 16g .. 16g+15: byte b, bits 2s..2s+1 hold the code of
- * k = 16g + 4s + b (code = value + 1, padding code 1). So (word >> 2s) & 0x03030303 is the
- * 4 codes of k = 16g+4s .. 16g+4s+3, one dp4a against 4 int8 activations; sum(code*x) - sum(x)
- * is the exact ternary product. 2 bits per weight, rows*kp/4 bytes.
- * What it is not: a scheduler, an allocator of model state, or a tensor-core (mma) GEMM. */
+ * GPU ternary layout ("cu2", row-interleaved): kp = bn_kpad(cols), nch = kp/64 chunks of 64
+ * weights (16 bytes) per row; rows are padded to groups of 32, and group G stores chunk c of its
+ * 32 rows contiguously: row r, chunk c is the 16 bytes at ((r/32 * nch + c) * 32 + r%32) * 16,
+ * so a warp's 32 lanes read 512 contiguous bytes, one row each. Within a chunk, little-endian
+ * 32-bit word g holds k = 64c+16g .. 64c+16g+15: byte b, bits 2s..2s+1 hold the code of
+ * k = 64c + 16g + 4s + b (code = value + 1; padding code 1). So (word >> 2s) & 0x03030303 is the
+ * 4 codes of k = 64c+16g+4s .. +3, one dp4a (or one mma k-quarter) against 4 int8 activations;
+ * sum(code*x) - sum(x) is the exact ternary product. 2 bits per weight,
+ * ceil(rows/32)*32*kp/4 bytes.
+ * bn_cu_tgemm: n <= 8 tokens: dp4a GEMV (lane = row, warps split K, activations in shared
+ * memory); n > 8: int8 tensor cores (mma.sync m16n8k32 s8, sm_80+), same exact int32 sums.
+ * What it is not: a scheduler or an allocator of model state. */
 #ifndef BITNET_BN_CUDA_H
 #define BITNET_BN_CUDA_H
 #include <stddef.h>
@@ -78,6 +84,12 @@ bitnet_status bn_cu_rmsnorm(float *out_d, const float *x_d, const float *w_d, in
 /* bn_cu_rmsnorm, then bn_cu_quant of the normed rows (one launch; the same bits). */
 bitnet_status bn_cu_rmsnorm_quant(float *out_d, const float *x_d, const float *w_d, int n, int d, float eps,
                                   int8_t *xq_d, int kp, float *xs_d, int32_t *xsum_d, void *stream);
+/* x += y, then bn_cu_rmsnorm_quant of x into out (one launch; x written back). */
+bitnet_status bn_cu_add_rmsnorm_quant(float *out_d, float *x_d, const float *y_d, const float *w_d, int n, int d, float eps,
+                                      int8_t *xq_d, int kp, float *xs_d, int32_t *xsum_d, void *stream);
+/* g = act(g) * u (bn_cu_glu's operations), then bn_cu_rmsnorm_quant of g in place (one launch). */
+bitnet_status bn_cu_glu_rmsnorm_quant(float *g_d, const float *u_d, int act, const float *w_d, int n, int d, float eps,
+                                      int8_t *xq_d, int kp, float *xs_d, int32_t *xsum_d, void *stream);
 /* Rotate-half RoPE in place on v[n][nheads*hd], row t at position pos_d[t]; cos/sin tables
  * [n_ctx][hd/2] as the CPU backend makes them. */
 bitnet_status bn_cu_rope(float *v_d, int n, int nheads, int hd, const int32_t *pos_d,
@@ -86,14 +98,30 @@ bitnet_status bn_cu_rope(float *v_d, int n, int nheads, int hd, const int32_t *p
  * Store k[t], v[t] ([n][kvd]) at (seq_d[t], pos_d[t]). */
 bitnet_status bn_cu_kv_store(float *kc_d, float *vc_d, size_t seq_stride, const float *k_d, const float *v_d,
                              int n, int kvd, const int32_t *seq_d, const int32_t *pos_d, void *stream);
+/* bn_cu_kv_store of k[t] roped at pos[t] (bn_cu_rope's operations on the stored copy; k_d itself
+ * is not changed); cos_d NULL: no RoPE. */
+bitnet_status bn_cu_rope_kv_store(float *kc_d, float *vc_d, size_t seq_stride, const float *k_d, const float *v_d, int n,
+                                  int nkv, int hd, const int32_t *seq_d, const int32_t *pos_d,
+                                  const float *cos_d, const float *sin_d, void *stream);
 /* Workspace floats that bn_cu_attention needs for up to n tokens of heads nh, dim hd. */
 size_t bn_cu_attention_ws(int n, int nh, int hd);
 /* out[t] = softmax(q[t] K^T / sqrt(hd)) V over positions 0..pos[t] of sequence seq[t] (GQA:
- * query head h reads kv head h / (nh/nkv)); split over the sequence in chunks, then combined.
- * maxpos: host upper bound of pos_d[]; ws_d: bn_cu_attention_ws(n, nh, hd) floats. */
+ * query head h reads kv head h / (nh/nkv)); one launch: blocks over chunks of the sequence, the
+ * last block of each (token, kv head) to finish combines them. maxpos: host upper bound of
+ * pos_d[]; ws_d: bn_cu_attention_ws(n, nh, hd) floats, zeroed once after allocation (it ends
+ * with arrival counters that every call leaves at zero). */
 bitnet_status bn_cu_attention(const float *q_d, const float *kc_d, const float *vc_d, size_t seq_stride,
                               int n, int nh, int nkv, int hd, const int32_t *seq_d, const int32_t *pos_d,
                               int maxpos, float *ws_d, float *out_d, void *stream);
+/* bn_cu_attention with RoPE of q applied as q is read (cos_d/sin_d non-NULL; q_d not changed) and,
+ * when k_d/v_d are non-NULL, the store of k[t] (roped when cos_d is given) and v[t] at
+ * (seq[t], pos[t]) done inside (by the block that covers that position, before it reads). The
+ * in-kernel store needs every token of the call in a different sequence (no token may read
+ * another's new row); else store with bn_cu_rope_kv_store first and pass k_d = v_d = NULL. */
+bitnet_status bn_cu_attention_fused(const float *q_d, const float *k_d, const float *v_d, float *kc_d, float *vc_d,
+                                    size_t seq_stride, int n, int nh, int nkv, int hd, const int32_t *seq_d,
+                                    const int32_t *pos_d, int maxpos, const float *cos_d, const float *sin_d,
+                                    float *ws_d, float *out_d, void *stream);
 /* g[i] = act(g[i]) * u[i]; act 0 = relu^2, 1 = silu. */
 bitnet_status bn_cu_glu(float *g_d, const float *u_d, size_t n, int act, void *stream);
 /* x[i] += y[i]. */
@@ -106,6 +134,13 @@ enum { BN_CU_HEAD_Q8 = 16, BN_CU_HEAD_Q4 = 17 };
 /* y[t][r] = head row r . x[t], t < n, r < rows; x [n][cols] floats. w_d: [rows][cols] of the
  * dense dtype, or the kernels.h Q8/Q4 layout. */
 bitnet_status bn_cu_head(const void *w_d, int kind, int rows, int cols, const float *x_d, int n, float *y_d, void *stream);
+/* Greedy head without the logits: bn_cu_head's logits of the n rows of x folded on the fly into
+ * keys_d (bn_cu_head_argmax_bytes(n) bytes of device memory: a non-finite flag, then per row a few
+ * partial maxima; zeroed here, then filled). Copy them to the host and call bn_cu_head_argmax_read:
+ * ids[t] = the first index of the largest logit of row t; returns 0 if a logit was not finite. */
+size_t bn_cu_head_argmax_bytes(int n);
+bitnet_status bn_cu_head_argmax(const void *w_d, int kind, int rows, int cols, const float *x_d, int n, void *keys_d, void *stream);
+int bn_cu_head_argmax_read(const void *keys, int n, int32_t *ids);
 /* idx_d[t] = the first index of the largest of y[t][0..rows) (NaN never wins), val_d[t] its value. */
 bitnet_status bn_cu_argmax(const float *y_d, int n, int rows, int32_t *idx_d, float *val_d, void *stream);
 /* *bad_d = 1 if any of x[0..n) is NaN or inf (else left as it was: clear it first). */
@@ -113,6 +148,10 @@ bitnet_status bn_cu_nonfinite(const float *x_d, size_t n, int *bad_d, void *stre
 
 /* Device-to-device copy rate over `bytes` (read + written bytes over time, GB/s; median of reps). */
 bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps);
+/* Launch kernels with programmatic dependent launch (1) or plainly (0). bn_cu_device_open turns
+ * it on for sm_90+ unless env BITNET_CUDA_PDL=0; for A/B measurements. */
+void bn_cu_set_pdl(int on);
+int bn_cu_get_pdl(void);
 
 #ifdef __cplusplus
 }

@@ -7,8 +7,9 @@
  * finite() and head() wait for it. A failing op records its error for status() and turns the
  * later ops of the forward into no-ops, so the caller gets that error, never a crash.
  * Host arrays of positions / sequence ids are uploaded once per forward (compared with the last
- * upload). Forwards of up to GRAPH_MAX tokens run as CUDA graphs (below). Not yet: fused norm+quant, tensor-core prefill, GPU argmax through the
- * API (bn_cu_argmax exists; the interface returns full logits). */
+ * upload). Forwards of up to GRAPH_MAX tokens run as CUDA graphs (below); add, glu and rope are fused
+ * into the op after them ("fusion" below); greedy decoding takes the argmax on the GPU
+ * (head_argmax). Kernels are launched with programmatic dependent launch on sm_90+ (kernels.cu). */
 extern "C" {
 #include "backend/backend.h"
 #include "backend/cuda/bn_cuda.h"
@@ -37,8 +38,13 @@ struct bn_exec {
     struct oprec *rec;
     void *gexec;                     /* cudaGraphExec_t */
     const float *qt_ptr; int qt_n, qt_d; /* rows whose quantized form xq holds (fused norm) */
+    /* ops held back to fuse with the next one (see "fusion" below) */
+    float *pa_x; const float *pa_y; size_t pa_n;          /* add */
+    float *pg_g; const float *pg_u; size_t pg_n; int pg_act; /* glu */
+    float *pr_v[2]; int pr_n[2], pr_h[2], npr;             /* rope */
     float *logits_d;
     int *bad_d;
+    void *keys_d, *keys_h;           /* greedy: bn_cu_head_argmax keys of up to 256 rows (device, pinned host) */
     /* mirrors */
     void *embed_d; int embed_dt;
     void *head_d; int head_kind, head_type; int head_owned;
@@ -107,10 +113,12 @@ static bitnet_status mirror_head(bn_exec *e) {
 static void cu_exec_free(bn_exec *e) {
     if (!e) return;
     if (e->st) bn_cu_sync(e->st);
-    void *d[] = {e->kc, e->vc, e->rcos, e->rsin, e->xq, e->xs, e->xsum, e->attws, e->ids_d, e->pos_d, e->seq_d, e->logits_d, e->bad_d, e->embed_d};
+    void *d[] = {e->kc, e->vc, e->rcos, e->rsin, e->xq, e->xs, e->xsum, e->attws, e->ids_d, e->pos_d, e->seq_d, e->logits_d, e->bad_d, e->embed_d,
+                 e->keys_d};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) bn_cu_free(d[i]);
     if (e->head_owned) bn_cu_free(e->head_d);
     for (int i = 0; i < e->n_norm; i++) bn_cu_free(e->norm_d[i]);
+    bn_cu_host_free(e->keys_h);
     free(e->norm_h); free(e->norm_d); free(e->pos_h); free(e->seq_h); free(e->ids_h);
     if (e->mode == M_CAPTURE) { cudaGraph_t g = NULL; cudaStreamEndCapture((cudaStream_t)e->st, &g); if (g) cudaGraphDestroy(g); cudaGetLastError(); }
     graph_drop(e); free(e->rec);
@@ -140,11 +148,14 @@ static bitnet_status cu_exec_new(const bitnet_model *m, const bn_exec_shape *sh,
     if (!s) s = bn_cu_malloc((void **)&e->xs, N * 4, "activations");
     if (!s) s = bn_cu_malloc((void **)&e->xsum, N * 4, "activations");
     if (!s) s = bn_cu_malloc((void **)&e->attws, bn_cu_attention_ws((int)N, nh, hd) * 4, "the attention workspace");
+    if (!s) s = bn_cu_memset(e->attws, 0, bn_cu_attention_ws((int)N, nh, hd) * 4, e->st);
     if (!s) s = bn_cu_malloc((void **)&e->ids_d, N * 4, "token ids");
     if (!s) s = bn_cu_malloc((void **)&e->pos_d, N * 4, "positions");
     if (!s) s = bn_cu_malloc((void **)&e->seq_d, N * 4, "sequence ids");
     if (!s) s = bn_cu_malloc((void **)&e->logits_d, N * cf->vocab_size * 4, "logits");
     if (!s) s = bn_cu_malloc((void **)&e->bad_d, 4, "a flag");
+    if (!s) s = bn_cu_malloc(&e->keys_d, bn_cu_head_argmax_bytes(N < 256 ? (int)N : 256), "argmax keys");
+    if (!s && !(e->keys_h = bn_cu_host_alloc(bn_cu_head_argmax_bytes(N < 256 ? (int)N : 256)))) s = bn_err(BITNET_ERR_NOMEM, "cuda: out of pinned host memory");
     e->pos_h = (int32_t *)calloc(N, 4); e->seq_h = (int32_t *)calloc(N, 4); e->ids_h = (int32_t *)calloc(N, 4);
     if (!s && (!e->pos_h || !e->seq_h || !e->ids_h)) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     if (!s) s = bn_cu_stream_new(&e->up);
@@ -213,7 +224,7 @@ static void cu_buf_free(bn_exec *e, float *p) { bn_cu_free(p); }
  * uploaded synchronously before the launch (the previous forward has finished: finite and
  * head wait for the stream). Attention in a graph uses the grid for the whole context (blocks
  * past a token's position exit at once), so it does not depend on the position. */
-enum { OP_EMBED, OP_NORM, OP_BITLIN, OP_ROPE, OP_ATT, OP_GLU, OP_ADD };
+enum { OP_EMBED, OP_NORM, OP_BITLIN, OP_ROPE, OP_ATT, OP_GLU, OP_ADD, OP_ADDNORM, OP_GLUNORM };
 struct oprec {
     int kind, n, a, b, c;         /* kind-specific ints */
     float f[3];                    /* eps; scales */
@@ -239,14 +250,23 @@ static void run_op(bn_exec *e, const oprec &r) {
         break;
     }
     case OP_ROPE: note(e, bn_cu_rope((float *)r.p[0], r.n, r.a, cf->head_dim, e->pos_d, e->rcos, e->rsin, e->st)); break;
-    case OP_ATT: {
-        int kvd = cf->n_kv_heads * cf->head_dim, layer = r.a;
+    case OP_ATT: {  /* r.c: bit 0 = RoPE of q and k fused in, bit 1 = k/v stored inside the attention kernel */
+        int layer = r.a;
         float *kc = e->kc + (size_t)layer * e->layer_stride, *vc = e->vc + (size_t)layer * e->layer_stride;
-        note(e, bn_cu_kv_store(kc, vc, e->seq_stride, (const float *)r.p[1], (const float *)r.p[2], r.n, kvd, e->seq_d, e->pos_d, e->st));
-        note(e, bn_cu_attention((const float *)r.p[0], kc, vc, e->seq_stride, r.n, cf->n_heads, cf->n_kv_heads, cf->head_dim,
-                                e->seq_d, e->pos_d, r.b, e->attws, (float *)r.p[3], e->st));
+        const float *cs = (r.c & 1) ? e->rcos : NULL, *sn = (r.c & 1) ? e->rsin : NULL;
+        const float *k = (const float *)r.p[1], *v = (const float *)r.p[2];
+        if (!(r.c & 2)) {
+            note(e, bn_cu_rope_kv_store(kc, vc, e->seq_stride, k, v, r.n, cf->n_kv_heads, cf->head_dim, e->seq_d, e->pos_d, cs, sn, e->st));
+            k = v = NULL;
+        }
+        note(e, bn_cu_attention_fused((const float *)r.p[0], k, v, kc, vc, e->seq_stride, r.n, cf->n_heads, cf->n_kv_heads, cf->head_dim,
+                                      e->seq_d, e->pos_d, r.b, cs, sn, e->attws, (float *)r.p[3], e->st));
         break;
     }
+    case OP_ADDNORM: note(e, bn_cu_add_rmsnorm_quant((float *)r.p[0], (float *)r.p[1], (const float *)r.p[3], (const float *)r.p[2], r.n, r.a, r.f[0],
+                                                     e->xq, bn_kpad(r.a), e->xs, e->xsum, e->st)); break;
+    case OP_GLUNORM: note(e, bn_cu_glu_rmsnorm_quant((float *)r.p[0], (const float *)r.p[3], r.b, (const float *)r.p[2], r.n, r.a, r.f[0],
+                                                     e->xq, bn_kpad(r.a), e->xs, e->xsum, e->st)); break;
     case OP_GLU: note(e, bn_cu_glu((float *)r.p[0], (const float *)r.p[1], r.z, r.a, e->st)); break;
     case OP_ADD: note(e, bn_cu_add((float *)r.p[0], (const float *)r.p[1], r.z, e->st)); break;
     }
@@ -290,12 +310,47 @@ static void upload(bn_exec *e, const int32_t *h, int n, int32_t *shadow, int *sn
     memcpy(shadow, h, (size_t)n * 4); *sn = n;
 }
 
+/* ---- fusion ----
+ * add, glu and rope are held back (at most one add or glu, two ropes) and fused into the op
+ * that follows when it can take them: add + the rmsnorm of its sum -> one add+norm+quant
+ * kernel; glu + the in-place rmsnorm of its output -> one glu+norm+quant kernel; the ropes of
+ * q and k + the attention that reads them -> RoPE applied inside the attention and KV-store
+ * kernels. Anything else first issues the held ops unfused (flush), in call order, so results
+ * are those of the unfused sequence (the fused kernels use the same float operations). The
+ * buffers handed to a fused rope are left unroped (the model never reads q or k again). */
+static void dispatch_norm(bn_exec *e, int kind, float *out, float *x, const float *y, const float *wd, int n, int d, float eps, int act) {
+    oprec r; memset(&r, 0, sizeof r);
+    r.kind = kind; r.n = n; r.a = d; r.b = act; r.f[0] = eps; r.p[0] = out; r.p[1] = x; r.p[2] = wd; r.p[3] = y;
+    dispatch(e, r);
+}
+static void flush(bn_exec *e) {
+    if (e->pa_x) {
+        oprec r; memset(&r, 0, sizeof r);
+        r.kind = OP_ADD; r.z = e->pa_n; r.p[0] = e->pa_x; r.p[1] = e->pa_y;
+        e->pa_x = NULL;
+        dispatch(e, r);
+    }
+    if (e->pg_g) {
+        oprec r; memset(&r, 0, sizeof r);
+        r.kind = OP_GLU; r.a = e->pg_act; r.z = e->pg_n; r.p[0] = e->pg_g; r.p[1] = e->pg_u;
+        e->pg_g = NULL;
+        dispatch(e, r);
+    }
+    for (int i = 0; i < e->npr; i++) {
+        oprec r; memset(&r, 0, sizeof r);
+        r.kind = OP_ROPE; r.n = e->pr_n[i]; r.a = e->pr_h[i]; r.p[0] = e->pr_v[i];
+        dispatch(e, r);
+    }
+    e->npr = 0;
+}
+
 /* ---- ops ---- */
 static void cu_embed(bn_exec *e, const int32_t *ids, int n, float *x) {
+    flush(e);
     e->qt_ptr = NULL;
     if (e->err) return;
     oprec r; memset(&r, 0, sizeof r);
-    r.kind = OP_EMBED; r.n = n; r.p[0] = x;
+    r.kind = OP_EMBED; r.n = n; r.p[0] = x; r.a = bn_cu_get_pdl();  /* a graph is re-captured when PDL is switched */
     e->mode = M_EAGER;
     if (n <= GRAPH_MAX && e->graphs) {
         if (e->gexec && e->nrec_ok && same(e->rec[0], r)) { e->mode = M_REPLAY; e->cur = 1; }
@@ -315,12 +370,23 @@ static void cu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, i
     if (e->err) return;
     float *wd = norm_dev(e, w);
     if (!wd) return;
-    oprec r; memset(&r, 0, sizeof r);
-    r.kind = OP_NORM; r.n = n; r.a = d; r.f[0] = eps; r.p[0] = out; r.p[1] = x; r.p[2] = wd;
-    dispatch(e, r);
+    size_t cnt = (size_t)n * d;
+    if (e->pa_x == x && e->pa_n == cnt && !e->pg_g && !e->npr && out != x) {
+        const float *y = e->pa_y;
+        e->pa_x = NULL;
+        dispatch_norm(e, OP_ADDNORM, out, (float *)x, y, wd, n, d, eps, 0);
+    } else if (e->pg_g == x && out == x && e->pg_n == cnt && !e->pa_x && !e->npr) {
+        const float *u = e->pg_u;
+        e->pg_g = NULL;
+        dispatch_norm(e, OP_GLUNORM, out, out, u, wd, n, d, eps, e->pg_act);
+    } else {
+        flush(e);
+        dispatch_norm(e, OP_NORM, out, (float *)x, NULL, wd, n, d, eps, 0);
+    }
     e->qt_ptr = out; e->qt_n = n; e->qt_d = d;  /* the next BitLinear of out can skip its quantizer */
 }
 static void cu_bitlinear(bn_exec *e, const float *x, int n, int nw, const bn_tmat *const *w, float *const *y) {
+    flush(e);
     oprec r; memset(&r, 0, sizeof r);
     r.kind = OP_BITLIN; r.n = n; r.a = nw; r.b = w[0]->cols; r.p[0] = x;
     r.c = x == e->qt_ptr && n == e->qt_n && w[0]->cols == e->qt_d;  /* xq already holds x quantized */
@@ -331,35 +397,39 @@ static void cu_bitlinear(bn_exec *e, const float *x, int n, int nw, const bn_tma
 static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos) {
     e->qt_ptr = NULL;
     if (e->err) return;
+    if (e->pa_x || e->pg_g || e->npr == 2) flush(e);
     upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d, 0);
-    oprec r; memset(&r, 0, sizeof r);
-    r.kind = OP_ROPE; r.n = n; r.a = n_heads; r.p[0] = v;
-    dispatch(e, r);
+    e->pr_v[e->npr] = v; e->pr_n[e->npr] = n; e->pr_h[e->npr] = n_heads; e->npr++;
 }
 static void cu_attention(bn_exec *e, int layer, const float *q, const float *k, const float *v, int n,
                          const int32_t *seq, const int32_t *pos, float *out) {
     e->qt_ptr = NULL;
     if (e->err) return;
+    const bn_config *cf = &e->m->cfg;
+    int fused = e->npr == 2 && !e->pa_x && !e->pg_g && e->pr_n[0] == n && e->pr_n[1] == n &&
+                ((e->pr_v[0] == q && e->pr_h[0] == cf->n_heads && e->pr_v[1] == k && e->pr_h[1] == cf->n_kv_heads) ||
+                 (e->pr_v[1] == q && e->pr_h[1] == cf->n_heads && e->pr_v[0] == k && e->pr_h[0] == cf->n_kv_heads));
+    if (fused) e->npr = 0; else flush(e);
     upload(e, pos, n, e->pos_h, &e->pos_n, e->pos_d, 0);
     upload(e, seq, n, e->seq_h, &e->seq_n, e->seq_d, 0);
-    int maxpos = 0;
+    int maxpos = 0, distinct = n <= 64;
     for (int t = 0; t < n; t++) if (pos[t] > maxpos) maxpos = pos[t];
+    for (int t = 0; distinct && t < n; t++) for (int u = 0; u < t; u++) if (seq[u] == seq[t]) { distinct = 0; break; }
     oprec r; memset(&r, 0, sizeof r);
     r.kind = OP_ATT; r.n = n; r.a = layer; r.b = e->mode == M_EAGER ? maxpos : e->n_ctx - 1;
+    r.c = (fused ? 1 : 0) | (distinct ? 2 : 0);
     r.p[0] = q; r.p[1] = k; r.p[2] = v; r.p[3] = out;
     dispatch(e, r);
 }
 static void cu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) {
+    flush(e);
     e->qt_ptr = NULL;
-    oprec r; memset(&r, 0, sizeof r);
-    r.kind = OP_GLU; r.a = act; r.z = n; r.p[0] = g; r.p[1] = u;
-    dispatch(e, r);
+    e->pg_g = g; e->pg_u = u; e->pg_n = n; e->pg_act = act;
 }
 static void cu_add(bn_exec *e, float *x, const float *y, size_t n) {
+    flush(e);
     e->qt_ptr = NULL;
-    oprec r; memset(&r, 0, sizeof r);
-    r.kind = OP_ADD; r.z = n; r.p[0] = x; r.p[1] = y;
-    dispatch(e, r);
+    e->pa_x = x; e->pa_y = y; e->pa_n = n;
 }
 
 /* End a capture or a replay: launch the graph (or run the matched prefix); then eager. */
@@ -394,6 +464,7 @@ static void graph_finish(bn_exec *e) {
 }
 
 static void cu_head(bn_exec *e, const float *x, int n, float *logits) {
+    flush(e);
     e->qt_ptr = NULL;
     graph_finish(e);
     if (e->err) return;
@@ -407,7 +478,29 @@ static void cu_head(bn_exec *e, const float *x, int n, float *logits) {
     }
 }
 
+/* Greedy head: the head kernel folds its logits into argmax keys (bn_cu_head_argmax); only the
+ * keys (a few hundred bytes per row) come back. */
+static int cu_head_argmax(bn_exec *e, const float *x, int n, int32_t *ids) {
+    flush(e);
+    e->qt_ptr = NULL;
+    graph_finish(e);
+    if (e->err) return 1;  /* status() reports it */
+    const bitnet_model *m = e->m;
+    if (m->head_type != e->head_type) { note(e, mirror_head(e)); if (e->err) return 1; }
+    int V = m->cfg.vocab_size, fin = 1;
+    int step = e->nmax < 256 ? e->nmax : 256;
+    for (int t0 = 0; t0 < n && !e->err; t0 += step) {
+        int nn = n - t0 < step ? n - t0 : step;
+        note(e, bn_cu_head_argmax(e->head_d, e->head_kind, V, m->cfg.hidden_size, x + (size_t)t0 * m->cfg.hidden_size, nn, e->keys_d, e->st));
+        if (!e->err) note(e, bn_cu_d2h(e->keys_h, e->keys_d, bn_cu_head_argmax_bytes(nn), e->st));
+        if (e->err) break;
+        if (!bn_cu_head_argmax_read(e->keys_h, nn, ids + t0)) fin = 0;
+    }
+    return fin;
+}
+
 static int cu_finite(bn_exec *e, const float *x, size_t n) {
+    flush(e);
     graph_finish(e);
     if (e->err) return 1; /* status() reports the real failure */
     int bad = 0;
@@ -418,7 +511,8 @@ static int cu_finite(bn_exec *e, const float *x, size_t n) {
 }
 
 static bitnet_status cu_status(bn_exec *e) {
-    if (e->err) graph_finish(e);  /* never leave a capture open */
+    flush(e);
+    if (e->err) { e->pa_x = NULL; e->pg_g = NULL; e->npr = 0; graph_finish(e); }  /* never leave a capture open */
     bitnet_status s = e->err;
     e->err = BITNET_OK;
     if (s) { e->pos_n = e->seq_n = -1; graph_drop(e); e->mode = M_EAGER; } /* re-upload, re-capture after a failure */
@@ -427,6 +521,7 @@ static bitnet_status cu_status(bn_exec *e) {
 
 /* The cache is [n_seq][n_layers][n_ctx][kvd]: per layer, n * kvd floats at layer_stride apart. */
 static void cu_kv_copy(bn_exec *e, int src, int dst, int n) {
+    flush(e);
     const bn_config *cf = &e->m->cfg;
     size_t w = (size_t)n * cf->n_kv_heads * cf->head_dim * sizeof(float), pitch = e->layer_stride * sizeof(float);
     for (int i = 0; i < 2; i++) {
@@ -439,6 +534,6 @@ static void cu_kv_copy(bn_exec *e, int src, int dst, int n) {
 
 static const bn_backend CUDA_BE = {
     "cuda", BN_DEV_CUDA, cu_tmat_new, cu_tmat_free, cu_exec_new, cu_exec_free, cu_buf_new, cu_buf_free,
-    cu_embed, cu_rmsnorm, cu_bitlinear, cu_rope, cu_attention, cu_glu, cu_add, cu_head, cu_finite, cu_status, cu_kv_copy,
+    cu_embed, cu_rmsnorm, cu_bitlinear, cu_rope, cu_attention, cu_glu, cu_add, cu_head, cu_finite, cu_status, cu_kv_copy, cu_head_argmax,
 };
 extern "C" const bn_backend *bn_backend_cuda(void) { return &CUDA_BE; }

@@ -1,8 +1,10 @@
 /* kernels.cu — the CUDA kernels behind bn_cuda.h (contracts and the cu2 ternary layout there).
- * Memory-bound decode kernels: one warp per output row streaming 16-byte loads, int8 dp4a with
- * exact int32 sums for the ternary products; float kernels keep the CPU's operation order where
- * it is a single operation (scale, rope, relu2, add) and differ only in the order of sums.
- * Not here: tensor-core (mma/wgmma) GEMMs, a tiled prefill attention, graphs (the backend). */
+ * Ternary products with exact int32 sums: a streaming dp4a GEMV for a few tokens (lane = row of
+ * the interleaved layout) and int8 tensor cores (mma.sync) for more; the memory-bound float
+ * kernels (norms with fused residual add / gated activation / quantizer, heads) read 16 bytes
+ * per access where they can. Float kernels keep the CPU's operation order where it is a single
+ * operation (scale, rope, relu2, add) and differ only in the order of sums.
+ * Not here: a wgmma GEMM, a tiled prefill attention, graphs (the backend). */
 extern "C" {
 #include "backend/cuda/bn_cuda.h"
 #include "backend/cpu/kernels/kernels.h"
@@ -16,6 +18,38 @@ extern "C" {
 #include <string.h>
 
 #define ST(s) ((cudaStream_t)(s))
+
+/* Programmatic dependent launch (sm_90+): every kernel is launched with the attribute when the
+ * device supports it, so a kernel's blocks can start while its predecessor finishes; each kernel
+ * runs pdl_entry() (griddepcontrol.wait: the predecessor has finished and its writes are visible;
+ * then launch_dependents) before it touches memory another kernel writes. Only loads of data no
+ * kernel of the forward writes (weights, earlier KV cache rows) may come before it. Without the
+ * attribute both instructions are no-ops. */
+static int g_pdl = 0;
+extern "C" void bn_cu_set_pdl(int on) { g_pdl = on; }
+extern "C" int bn_cu_get_pdl(void) { return g_pdl; }
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_entry() { pdl_wait(); pdl_trigger(); }
+template <typename... K, typename... A>
+static void launch(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s, A &&...a) {
+    cudaLaunchConfig_t c;
+    memset(&c, 0, sizeof c);
+    c.gridDim = g; c.blockDim = b; c.dynamicSmemBytes = smem; c.stream = s;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    c.attrs = at; c.numAttrs = g_pdl ? 1 : 0;
+    cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
+}
 
 static bitnet_status cerr(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return BITNET_OK;
@@ -54,6 +88,8 @@ extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, siz
     if (mem_total) *mem_total = p.totalGlobalMem;
     if (sms) *sms = p.multiProcessorCount;
     if (cc) *cc = p.major * 10 + p.minor;
+    const char *pe = getenv("BITNET_CUDA_PDL");
+    g_pdl = p.major >= 9 && !(pe && !strcmp(pe, "0"));
     /* a first call that touches the context, so a broken driver shows here and not later */
     return cerr(cudaFree(0), "creating the CUDA context");
 }
@@ -114,52 +150,37 @@ __device__ __forceinline__ float warp_max_f(float v) {
     for (int o = 16; o; o >>= 1) { float w = __shfl_xor_sync(0xffffffffu, v, o); v = w > v ? w : v; }
     return v;
 }
-/* Block-wide reductions (blockDim.x a multiple of 32, <= 1024); every thread gets the result. */
+/* Block-wide reductions (blockDim.x a multiple of 32, <= 1024; sh: 33 entries; id: the identity
+ * of op): warp trees, then one warp over the warp results; every thread gets the result. */
 template <typename T, typename F>
-__device__ T block_reduce(T v, F op, T *sh) {
+__device__ T block_reduce(T v, F op, T *sh, T id) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int o = 16; o; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-    __syncthreads();
+    __syncthreads();  /* sh may still be read by a previous reduction */
     if (lane == 0) sh[w] = v;
     __syncthreads();
-    T r = sh[0];
-    for (int i = 1; i < nw; i++) r = op(r, sh[i]);
-    return r;
+    if (w == 0) {
+        T r = lane < nw ? sh[lane] : id;
+        for (int o = 16; o; o >>= 1) r = op(r, __shfl_xor_sync(0xffffffffu, r, o));
+        if (lane == 0) sh[32] = r;
+    }
+    __syncthreads();
+    return sh[32];
 }
 struct OpMax { __device__ float operator()(float a, float b) const { return b > a ? b : a; } };
 struct OpAddF { __device__ float operator()(float a, float b) const { return a + b; } };
 struct OpAddI { __device__ int operator()(int a, int b) const { return a + b; } };
 
-/* ---- ternary layout ---- */
-extern "C" size_t bn_cu_tern_bytes(int rows, int cols) { return (size_t)rows * (size_t)(bn_kpad(cols) / 4); }
-
-extern "C" void bn_cu_tern_pack(const int8_t *q, int rows, int cols, uint8_t *dst) {
-    int kp = bn_kpad(cols), nw = kp / 16;
-    for (int r = 0; r < rows; r++) {
-        const int8_t *qr = q + (size_t)r * cols;
-        uint8_t *d = dst + (size_t)r * (kp / 4);
-        for (int g = 0; g < nw; g++)
-            for (int b = 0; b < 4; b++) {
-                unsigned byte = 0;
-                for (int s = 0; s < 4; s++) {
-                    int k = 16 * g + 4 * s + b;
-                    unsigned code = k < cols ? (unsigned)(qr[k] + 1) : 1u;
-                    byte |= code << (2 * s);
-                }
-                d[4 * g + b] = (uint8_t)byte; /* little-endian word g, byte b */
-            }
-    }
-}
-
 /* ---- activation quantization: one block per row ---- */
 __global__ void k_quant(const float *x, int cols, int ldx, int8_t *xq, int kp, float *xs, int32_t *xsum) {
-    __shared__ float shf[32];
-    __shared__ int shi[32];
+    pdl_entry();
+    __shared__ float shf[33];
+    __shared__ int shi[33];
     int t = blockIdx.x;
     const float *xr = x + (size_t)t * ldx;
     float m = 0.f;
     for (int k = threadIdx.x; k < cols; k += blockDim.x) { float a = fabsf(xr[k]); if (a > m) m = a; }
-    m = block_reduce(m, OpMax(), shf);
+    m = block_reduce(m, OpMax(), shf, 0.f);
     if (m < 1e-5f) m = 1e-5f;
     float s = 127.0f / m;
     int sum = 0;
@@ -173,21 +194,45 @@ __global__ void k_quant(const float *x, int cols, int ldx, int8_t *xq, int kp, f
         q[k] = (int8_t)v;
         sum += v;
     }
-    sum = block_reduce(sum, OpAddI(), shi);
+    sum = block_reduce(sum, OpAddI(), shi, 0);
     if (threadIdx.x == 0) { xs[t] = s; xsum[t] = sum; }
 }
 
 extern "C" bitnet_status bn_cu_quant(const float *x, int n, int cols, int ldx, int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_quant<<<n, cols >= 2048 ? 1024 : 256, 0, ST(s)>>>(x, cols, ldx, xq, kp, xs, xsum);
+    launch(k_quant, n, cols >= 2048 ? 1024 : 256, 0, ST(s), x, cols, ldx, xq, kp, xs, xsum);
     return launched("activation quantization");
 }
 
-/* ---- ternary GEMM: one warp per output row, lanes stride over 64-weight chunks (16 bytes) ---- */
+/* ---- ternary layout (cu2, row-interleaved; bn_cuda.h) ---- */
+#define TG_RG 32  /* rows per interleaved group */
+static int tg_groups(int rows) { return (rows + TG_RG - 1) / TG_RG; }
+extern "C" size_t bn_cu_tern_bytes(int rows, int cols) { return (size_t)tg_groups(rows) * TG_RG * (size_t)(bn_kpad(cols) / 4); }
+
+extern "C" void bn_cu_tern_pack(const int8_t *q, int rows, int cols, uint8_t *dst) {
+    int kp = bn_kpad(cols), nch = kp / 64, rp = tg_groups(rows) * TG_RG;
+    for (int r = 0; r < rp; r++) {
+        const int8_t *qr = r < rows ? q + (size_t)r * cols : NULL;
+        for (int c = 0; c < nch; c++) {
+            uint8_t *d = dst + (((size_t)(r / TG_RG) * nch + c) * TG_RG + (size_t)(r % TG_RG)) * 16;
+            for (int g = 0; g < 4; g++)
+                for (int b = 0; b < 4; b++) {
+                    unsigned byte = 0;
+                    for (int s = 0; s < 4; s++) {
+                        int k = 64 * c + 16 * g + 4 * s + b;
+                        unsigned code = qr && k < cols ? (unsigned)(qr[k] + 1) : 1u;
+                        byte |= code << (2 * s);
+                    }
+                    d[4 * g + b] = (uint8_t)byte; /* little-endian word g, byte b */
+                }
+        }
+    }
+}
+
+/* ---- ternary GEMM ---- */
 struct TGArgs {
     bn_cu_tmm m[3];
-    int end[3];  /* cumulative row ends */
-    int nw;
+    int gend[3];  /* cumulative row-group ends */
 };
 
 __device__ __forceinline__ int dot16(unsigned w, int4 x, int acc) {
@@ -205,49 +250,146 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     return v;
 }
 
-#define TG_WARPS 8
-template <int TG_NT>
-__global__ void __launch_bounds__(TG_WARPS * 32) k_tgemm(TGArgs A, int nchunk, const int8_t *xq, int kp,
-                                                        const float *xs, const int32_t *xsum, int n) {
-    int gw = blockIdx.x * TG_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (gw >= A.end[2]) return;
-    int i = gw < A.end[0] ? 0 : gw < A.end[1] ? 1 : 2;  /* selects, so the argument block stays in param space */
-    const uint8_t *wb = i == 0 ? A.m[0].w_d : i == 1 ? A.m[1].w_d : A.m[2].w_d;
-    int rows = i == 0 ? A.m[0].rows : i == 1 ? A.m[1].rows : A.m[2].rows;
-    int r = gw - (i == 0 ? 0 : i == 1 ? A.end[0] : A.end[1]);
-    float scale = i == 0 ? A.m[0].scale : i == 1 ? A.m[1].scale : A.m[2].scale;
-    float *y = i == 0 ? A.m[0].y_d : i == 1 ? A.m[1].y_d : A.m[2].y_d;
-    int32_t *yi = i == 0 ? A.m[0].yi_d : i == 1 ? A.m[1].yi_d : A.m[2].yi_d;
-    const uint4 *wr = (const uint4 *)wb + (size_t)r * nchunk;
-    for (int t0 = 0; t0 < n; t0 += TG_NT) {
-        int acc[TG_NT];
+/* The matrix of row group g (block-uniform selects, so the argument block stays in param space). */
+struct TGSel { const uint8_t *w; int rows, g; float scale; float *y; int32_t *yi; };
+__device__ __forceinline__ TGSel tg_sel(const TGArgs &A, int g) {
+    int i = g < A.gend[0] ? 0 : g < A.gend[1] ? 1 : 2;
+    TGSel s;
+    s.w = i == 0 ? A.m[0].w_d : i == 1 ? A.m[1].w_d : A.m[2].w_d;
+    s.rows = i == 0 ? A.m[0].rows : i == 1 ? A.m[1].rows : A.m[2].rows;
+    s.g = g - (i == 0 ? 0 : i == 1 ? A.gend[0] : A.gend[1]);
+    s.scale = i == 0 ? A.m[0].scale : i == 1 ? A.m[1].scale : A.m[2].scale;
+    s.y = i == 0 ? A.m[0].y_d : i == 1 ? A.m[1].y_d : A.m[2].y_d;
+    s.yi = i == 0 ? A.m[0].yi_d : i == 1 ? A.m[1].yi_d : A.m[2].yi_d;
+    return s;
+}
+__device__ __forceinline__ void tg_out(const TGSel &m, int r, int t, int acc, const float *xs, const int32_t *xsum) {
+    int v = acc - xsum[t];
+    if (m.yi) m.yi[(size_t)t * m.rows + r] = v;
+    else m.y[(size_t)t * m.rows + r] = (float)v * (m.scale / xs[t]);
+}
+
+/* GEMV, n <= NT tokens: block = one group of 32 rows (lane = row, no shuffles), its warps split
+ * the 64-weight chunks (warp w: chunks w, w+W, ...; each lane loads up to TG_CPW 16-byte chunks
+ * before using any); the NT int8 activation rows are staged in shared memory once per block and
+ * read as broadcasts; per-warp partial sums are added through shared memory. */
+#define TG_CPW 8
+#define TG_SMEM_MAX (160 * 1024)
+template <int NT>
+__global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nchunk, const int8_t *xq, int kp, const float *xs,
+                                                const int32_t *xsum, int n) {
+    extern __shared__ __align__(16) unsigned char tsm[];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
+    TGSel m = tg_sel(A, blockIdx.x);
+    const uint4 *wg = (const uint4 *)m.w + (size_t)m.g * nchunk * TG_RG + lane;
+    int acc[NT];
 #pragma unroll
-        for (int j = 0; j < TG_NT; j++) acc[j] = 0;
-#pragma unroll 4
-        for (int c = lane; c < nchunk; c += 32) {
-            uint4 w = ld_stream(wr + c);
+    for (int j = 0; j < NT; j++) acc[j] = 0;
+    uint4 wv[TG_CPW];
+    int c0 = w;
 #pragma unroll
-            for (int j = 0; j < TG_NT; j++) {
-                if (t0 + j < n) {
-                    const int4 *xp = (const int4 *)(xq + (size_t)(t0 + j) * kp) + 4 * c;
-                    int4 x0 = __ldg(xp), x1 = __ldg(xp + 1), x2 = __ldg(xp + 2), x3 = __ldg(xp + 3);
+    for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * W; if (c < nchunk) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
+    pdl_entry();  /* the weights are loading while the kernel before this one finishes */
+    {   /* activations -> shared, while the first weight loads are in flight */
+        const int4 *src = (const int4 *)xq;
+        int4 *dst = (int4 *)tsm;
+        int per = kp / 16;
+        for (int i = threadIdx.x; i < NT * per; i += blockDim.x) {
+            int j = i / per, o = i - j * per;
+            dst[i] = j < n ? __ldg(src + (size_t)j * per + o) : make_int4(0, 0, 0, 0);
+        }
+    }
+    __syncthreads();
+    while (c0 < nchunk) {
+#pragma unroll
+        for (int u = 0; u < TG_CPW; u++) {
+            int c = c0 + u * W;
+            if (c < nchunk) {
+#pragma unroll
+                for (int j = 0; j < NT; j++) {
+                    const int4 *xp = (const int4 *)(tsm + (size_t)j * kp + 64 * c);
                     int a = acc[j];
-                    a = dot16(w.x, x0, a); a = dot16(w.y, x1, a); a = dot16(w.z, x2, a); a = dot16(w.w, x3, a);
+                    a = dot16(wv[u].x, xp[0], a); a = dot16(wv[u].y, xp[1], a); a = dot16(wv[u].z, xp[2], a); a = dot16(wv[u].w, xp[3], a);
                     acc[j] = a;
                 }
             }
         }
+        c0 += W * TG_CPW;
 #pragma unroll
-        for (int j = 0; j < TG_NT; j++) {
-            int a = warp_sum_i(acc[j]);
-            int t = t0 + j;
-            if (lane == 0 && t < n) {
-                int v = a - xsum[t];
-                if (yi) yi[(size_t)t * rows + r] = v;
-                else y[(size_t)t * rows + r] = (float)v * (scale / xs[t]);
-            }
+        for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * W; if (c < nchunk) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
+    }
+    __syncthreads();
+    int *red = (int *)tsm;  /* [NT][W][32], over the staged activations */
+#pragma unroll
+    for (int j = 0; j < NT; j++) red[((size_t)j * W + w) * 32 + lane] = acc[j];
+    __syncthreads();
+    for (int j = w; j < NT; j += W) {
+        int s = 0;
+        for (int v = 0; v < W; v++) s += red[((size_t)j * W + v) * 32 + lane];
+        int r = m.g * TG_RG + lane;
+        if (r < m.rows && j < n) tg_out(m, r, j, s, xs, xsum);
+    }
+}
+
+/* Tensor cores, n > 8 tokens: mma.sync m16n8k32 s8 x s8 -> s32. Warp (h, tg) of a block does rows
+ * 16h..16h+15 of the block's 32-row group against NT8 tiles of 8 tokens. Per 64-weight chunk, lane
+ * (gid = lane/4, tig = lane%4) takes word tig of rows gid and gid+8 (k = 64c+16tig .. +15) and
+ * the 16 activation bytes of the same k for token gid of each tile; the four 2-bit fields s of a
+ * word are k = 64c+16tig+4s+{0..3}, so fields (0,1) then (2,3) are the two k-halves of two mma
+ * steps (a k permutation applied to both operands; integer sums do not depend on it). A holds the
+ * codes 0..2 (value + 1): acc - xsum is the exact product. */
+__device__ __forceinline__ void mma_s8(int *c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned fld(unsigned w, int s) { return (w >> (2 * s)) & 0x03030303u; }
+
+template <int NT8>
+__global__ void __launch_bounds__(256) k_tmma(TGArgs A, int nchunk, const int8_t *xq, int kp, const float *xs,
+                                              const int32_t *xsum, int n) {
+    pdl_entry();
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, h = wid & 1, tgi = wid >> 1;
+    int gid = lane >> 2, tig = lane & 3;
+    TGSel m = tg_sel(A, blockIdx.x);
+    int t0 = (blockIdx.y * (blockDim.x >> 6) + tgi) * 8 * NT8;
+    if (t0 >= n) return;
+    const unsigned *wa = (const unsigned *)((const uint4 *)m.w + (size_t)m.g * nchunk * TG_RG + 16 * h + gid) + tig;
+    const int4 *xp[NT8];
+#pragma unroll
+    for (int i = 0; i < NT8; i++) {
+        int t = t0 + 8 * i + gid;
+        if (t >= n) t = n - 1;
+        xp[i] = (const int4 *)(xq + (size_t)t * kp) + tig;
+    }
+    int acc[NT8][4];
+#pragma unroll
+    for (int i = 0; i < NT8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0;
+#pragma unroll 4
+    for (int c = 0; c < nchunk; c++) {
+        unsigned w0 = __ldg(wa + (size_t)c * TG_RG * 4), w1 = __ldg(wa + (size_t)c * TG_RG * 4 + 8 * 4);
+        int4 xv[NT8];
+#pragma unroll
+        for (int i = 0; i < NT8; i++) xv[i] = __ldg(xp[i] + 4 * c);
+#pragma unroll
+        for (int i = 0; i < NT8; i++) {
+            mma_s8(acc[i], fld(w0, 0), fld(w1, 0), fld(w0, 1), fld(w1, 1), (unsigned)xv[i].x, (unsigned)xv[i].y);
+            mma_s8(acc[i], fld(w0, 2), fld(w1, 2), fld(w0, 3), fld(w1, 3), (unsigned)xv[i].z, (unsigned)xv[i].w);
         }
     }
+#pragma unroll
+    for (int i = 0; i < NT8; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = m.g * TG_RG + 16 * h + gid + (e >= 2 ? 8 : 0), t = t0 + 8 * i + 2 * tig + (e & 1);
+            if (r < m.rows && t < n) tg_out(m, r, t, acc[i][e], xs, xsum);
+        }
+}
+
+template <typename K> static bitnet_status smem_raise(K kern, size_t smem, int *done) {
+    if (smem <= 48 * 1024 || *done) return BITNET_OK;
+    *done = 1;
+    return cerr(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, TG_SMEM_MAX), "ternary GEMV shared memory");
 }
 
 extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, const int8_t *xq, const float *xs,
@@ -258,74 +400,143 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
     memset(&a, 0, sizeof a);
     int tot = 0;
     for (int i = 0; i < 3; i++) {
-        if (i < nw) { a.m[i] = mm[i]; tot += mm[i].rows; }
-        a.end[i] = tot;
+        if (i < nw) { a.m[i] = mm[i]; tot += tg_groups(mm[i].rows); }
+        a.gend[i] = tot;
     }
-    a.nw = nw;
     if (tot == 0) return BITNET_OK;
-    int kp = bn_kpad(cols);
-    int nb = (tot + TG_WARPS - 1) / TG_WARPS;
-    if (n == 1) k_tgemm<1><<<nb, TG_WARPS * 32, 0, ST(s)>>>(a, kp / 64, xq, kp, xs, xsum, n);
-    else k_tgemm<4><<<nb, TG_WARPS * 32, 0, ST(s)>>>(a, kp / 64, xq, kp, xs, xsum, n);
-    return launched("ternary GEMM");
+    int kp = bn_kpad(cols), nch = kp / 64;
+    if (n > 8) {
+        int nt8 = n >= 32 ? 4 : n >= 16 ? 2 : 1, tpw = 8 * nt8;
+        int tgs = (n + tpw - 1) / tpw; if (tgs > 4) tgs = 4;
+        dim3 grid(tot, (n + tgs * tpw - 1) / (tgs * tpw));
+        if (grid.y > 65535) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: tgemm of %d tokens in one call", n);
+        if (nt8 == 4) launch(k_tmma<4>, grid, 64 * tgs, 0, ST(s), a, nch, xq, kp, xs, xsum, n);
+        else if (nt8 == 2) launch(k_tmma<2>, grid, 64 * tgs, 0, ST(s), a, nch, xq, kp, xs, xsum, n);
+        else launch(k_tmma<1>, grid, 64 * tgs, 0, ST(s), a, nch, xq, kp, xs, xsum, n);
+        return launched("ternary GEMM (tensor cores)");
+    }
+    int nt = n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : 8;
+    /* warps: about 4 chunks each, at most 32 */
+    int W = (nch + 3) / 4, wmax = nt <= 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;
+    size_t smem = (size_t)nt * kp, red = (size_t)nt * W * 32 * 4;
+    if (red > smem) smem = red;
+    if (smem > TG_SMEM_MAX && n > 1) {  /* fewer tokens per launch */
+        int h = n / 2;
+        bn_cu_tmm m2[3];
+        for (int i = 0; i < nw; i++) {
+            m2[i] = mm[i];
+            if (m2[i].y_d) m2[i].y_d += (size_t)h * mm[i].rows;
+            if (m2[i].yi_d) m2[i].yi_d += (size_t)h * mm[i].rows;
+        }
+        bitnet_status r = bn_cu_tgemm(mm, nw, cols, xq, xs, xsum, h, s);
+        return r ? r : bn_cu_tgemm(m2, nw, cols, xq + (size_t)h * kp, xs + h, xsum + h, n - h, s);
+    }
+    if (smem > TG_SMEM_MAX) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: ternary GEMV with %d columns x %d tokens needs %zu bytes of shared memory", cols, n, smem);
+    static int raised[4];
+    bitnet_status r = BITNET_OK;
+    switch (nt) {
+    case 1: if (!(r = smem_raise(k_tgemv<1>, smem, &raised[0]))) launch(k_tgemv<1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
+    case 2: if (!(r = smem_raise(k_tgemv<2>, smem, &raised[1]))) launch(k_tgemv<2>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
+    case 4: if (!(r = smem_raise(k_tgemv<4>, smem, &raised[2]))) launch(k_tgemv<4>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
+    default: if (!(r = smem_raise(k_tgemv<8>, smem, &raised[3]))) launch(k_tgemv<8>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
+    }
+    return r ? r : launched("ternary GEMV");
 }
 
-/* ---- RMSNorm: one block per row ---- */
-__global__ void k_rmsnorm(float *out, const float *x, const float *w, int d, float eps) {
-    __shared__ float sh[32];
-    const float *xr = x + (size_t)blockIdx.x * d;
-    float *o = out + (size_t)blockIdx.x * d;
-    float ss = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
-    ss = block_reduce(ss, OpAddF(), sh);
-    float r = 1.0f / sqrtf(ss / (float)d + eps);
-    for (int i = threadIdx.x; i < d; i += blockDim.x) o[i] = __fmul_rn(w[i], __fmul_rn(xr[i], r));
+/* ---- RMSNorm (+ a fused pre-op, + the activation quantizer): one block per row ----
+ * PRE 0: the row as is; 1: x += y first (x written back); 2: x = act(x) * y first (the gated
+ * activation, act 0 = relu^2, 1 = silu; x written back). The row stays in registers (VPT values
+ * per thread): one read, one sum, the normed values written once and quantized from registers
+ * (the same floats the quantizer would read back). rmsnorm and rmsnorm+quant share this kernel,
+ * so their normed values are identical bit for bit. */
+__device__ __forceinline__ float glu1(float g, float u, int act) {
+    if (act == 0) { float r = g > 0.f ? g : 0.f; return __fmul_rn(__fmul_rn(r, r), u); }
+    return __fmul_rn(g / (1.0f + expf(-g)), u);
 }
-/* RMSNorm then the activation quantizer of the normed row (bit-identical to the two kernels in
- * turn: the quantizer reads back the stored normed values). */
-__global__ void k_rmsnorm_quant(float *out, const float *x, const float *w, int d, float eps, int8_t *xq, int kp, float *xs, int32_t *xsum) {
-    __shared__ float sh[32];
-    __shared__ int shi[32];
-    const float *xr = x + (size_t)blockIdx.x * d;
-    float *o = out + (size_t)blockIdx.x * d;
+template <int VPT, int PRE, int QUANT>
+__global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float *y, int act, const float *w, int d, float eps,
+                                               int8_t *xq, int kp, float *xs, int32_t *xsum) {
+    pdl_entry();
+    __shared__ float sh[33];
+    __shared__ int shi[33];
+    size_t row = (size_t)blockIdx.x * d;
+    float v[VPT];
     float ss = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
-    ss = block_reduce(ss, OpAddF(), sh);
+#pragma unroll
+    for (int j = 0; j < VPT; j++) {
+        int i = threadIdx.x + j * blockDim.x;
+        v[j] = 0.f;
+        if (i < d) {
+            float a = x[row + i];
+            if (PRE == 1) { a = a + y[row + i]; x[row + i] = a; }
+            if (PRE == 2) { a = glu1(a, y[row + i], act); x[row + i] = a; }
+            v[j] = a;
+            ss += a * a;
+        }
+    }
+    ss = block_reduce(ss, OpAddF(), sh, 0.f);
     float r = 1.0f / sqrtf(ss / (float)d + eps);
     float m = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        float v = __fmul_rn(w[i], __fmul_rn(xr[i], r));
-        o[i] = v;
-        float a = fabsf(v); if (a > m) m = a;
+#pragma unroll
+    for (int j = 0; j < VPT; j++) {
+        int i = threadIdx.x + j * blockDim.x;
+        if (i < d) { float o = __fmul_rn(w[i], __fmul_rn(v[j], r)); out[row + i] = o; v[j] = o; float a = fabsf(o); if (a > m) m = a; }
     }
-    m = block_reduce(m, OpMax(), sh);
+    if (!QUANT) return;
+    m = block_reduce(m, OpMax(), sh, 0.f);
     if (m < 1e-5f) m = 1e-5f;
     float s = 127.0f / m;
     int sum = 0;
     int8_t *q = xq + (size_t)blockIdx.x * kp;
-    for (int k = threadIdx.x; k < kp; k += blockDim.x) {  /* same indices as the writes above: own values */
-        int v = 0;
-        if (k < d) { float f = rintf(__fmul_rn(o[k], s)); v = f > 127.f ? 127 : f < -128.f ? -128 : (int)f; }
-        q[k] = (int8_t)v;
-        sum += v;
+#pragma unroll
+    for (int j = 0; j < VPT; j++) {
+        int i = threadIdx.x + j * blockDim.x;
+        if (i < d) {
+            float f = rintf(__fmul_rn(v[j], s));
+            int qv = f > 127.f ? 127 : f < -128.f ? -128 : (int)f;
+            q[i] = (int8_t)qv;
+            sum += qv;
+        }
     }
-    sum = block_reduce(sum, OpAddI(), shi);
+    for (int k = d + threadIdx.x; k < kp; k += blockDim.x) q[k] = 0;
+    sum = block_reduce(sum, OpAddI(), shi, 0);
     if (threadIdx.x == 0) { xs[blockIdx.x] = s; xsum[blockIdx.x] = sum; }
+}
+
+template <int PRE, int QUANT>
+static bitnet_status norm_go(float *out, float *x, const float *y, int act, const float *w, int n, int d, float eps,
+                             int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
+    if (n <= 0) return BITNET_OK;
+    int vpt = d <= 4096 ? 4 : d <= 8192 ? 8 : d <= 16384 ? 16 : 32;
+    if (d > 32 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: RMSNorm over %d values (at most 32768)", d);
+    int th = (d + vpt - 1) / vpt; th = (th + 31) / 32 * 32; if (th < 32) th = 32;
+    switch (vpt) {
+    case 4: launch(k_norm<4, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
+    case 8: launch(k_norm<8, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
+    case 16: launch(k_norm<16, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
+    default: launch(k_norm<32, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
+    }
+    return launched(QUANT ? "RMSNorm + quantization" : "RMSNorm");
 }
 extern "C" bitnet_status bn_cu_rmsnorm_quant(float *out, const float *x, const float *w, int n, int d, float eps,
                                              int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
-    if (n <= 0) return BITNET_OK;
-    k_rmsnorm_quant<<<n, d >= 2048 ? 1024 : 256, 0, ST(s)>>>(out, x, w, d, eps, xq, kp, xs, xsum);
-    return launched("RMSNorm + quantization");
+    return norm_go<0, 1>(out, (float *)x, NULL, 0, w, n, d, eps, xq, kp, xs, xsum, s);
 }
 extern "C" bitnet_status bn_cu_rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps, void *s) {
-    if (n <= 0) return BITNET_OK;
-    k_rmsnorm<<<n, d >= 2048 ? 1024 : 256, 0, ST(s)>>>(out, x, w, d, eps);
-    return launched("RMSNorm");
+    return norm_go<0, 0>(out, (float *)x, NULL, 0, w, n, d, eps, NULL, 0, NULL, NULL, s);
+}
+extern "C" bitnet_status bn_cu_add_rmsnorm_quant(float *out, float *x, const float *y, const float *w, int n, int d, float eps,
+                                                 int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
+    return norm_go<1, 1>(out, x, y, 0, w, n, d, eps, xq, kp, xs, xsum, s);
+}
+extern "C" bitnet_status bn_cu_glu_rmsnorm_quant(float *g, const float *u, int act, const float *w, int n, int d, float eps,
+                                                 int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
+    return norm_go<2, 1>(g, g, u, act, w, n, d, eps, xq, kp, xs, xsum, s);
 }
 
 /* ---- RoPE: block per (row, head) ---- */
 __global__ void k_rope(float *v, int nheads, int hd, const int32_t *pos, const float *cs, const float *sn) {
+    pdl_entry();
     int t = blockIdx.x, h = blockIdx.y, half = hd / 2;
     int p = pos[t];
     float *vh = v + ((size_t)t * nheads + h) * hd;
@@ -340,13 +551,14 @@ extern "C" bitnet_status bn_cu_rope(float *v, int n, int nheads, int hd, const i
     if (n <= 0 || nheads <= 0) return BITNET_OK;
     int th = hd / 2 < 32 ? 32 : (hd / 2 + 31) / 32 * 32;
     if (th > 256) th = 256;
-    k_rope<<<dim3(n, nheads), th, 0, ST(s)>>>(v, nheads, hd, pos, cs, sn);
+    launch(k_rope, dim3(n, nheads), th, 0, ST(s), v, nheads, hd, pos, cs, sn);
     return launched("RoPE");
 }
 
 /* ---- KV cache store ---- */
 __global__ void k_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v, int kvd,
                            const int32_t *seq, const int32_t *pos) {
+    pdl_entry();
     int t = blockIdx.x;
     size_t off = (size_t)seq[t] * sstr + (size_t)pos[t] * kvd;
     for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
@@ -357,8 +569,37 @@ __global__ void k_kv_store(float *kc, float *vc, size_t sstr, const float *k, co
 extern "C" bitnet_status bn_cu_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v,
                                         int n, int kvd, const int32_t *seq, const int32_t *pos, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_kv_store<<<n, 256, 0, ST(s)>>>(kc, vc, sstr, k, v, kvd, seq, pos);
+    launch(k_kv_store, n, 256, 0, ST(s), kc, vc, sstr, k, v, kvd, seq, pos);
     return launched("KV cache store");
+}
+
+/* RoPE of one head's pair (i, i + hd/2) at table row cs/sn (the k_rope operations). */
+__device__ __forceinline__ void rope2(float x1, float x2, float c, float sv, float *o1, float *o2) {
+    *o1 = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, sv));
+    *o2 = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, sv));
+}
+/* k_kv_store with RoPE of the keys on the way (cs NULL: none); block per token. */
+__global__ void k_rope_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v, int nkv, int hd,
+                                const int32_t *seq, const int32_t *pos, const float *cs, const float *sn) {
+    pdl_entry();
+    int t = blockIdx.x, kvd = nkv * hd, half = hd / 2, p = pos[t];
+    size_t off = (size_t)seq[t] * sstr + (size_t)p * kvd;
+    const float *kr = k + (size_t)t * kvd;
+    for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
+        vc[off + i] = v[(size_t)t * kvd + i];
+        if (!cs) { kc[off + i] = kr[i]; continue; }
+        int h = i / hd, d = i - h * hd;
+        if (d >= half) continue;
+        float o1, o2;
+        rope2(kr[h * hd + d], kr[h * hd + d + half], cs[(size_t)p * half + d], sn[(size_t)p * half + d], &o1, &o2);
+        kc[off + h * hd + d] = o1; kc[off + h * hd + d + half] = o2;
+    }
+}
+extern "C" bitnet_status bn_cu_rope_kv_store(float *kc, float *vc, size_t sstr, const float *k, const float *v, int n, int nkv, int hd,
+                                             const int32_t *seq, const int32_t *pos, const float *cs, const float *sn, void *s) {
+    if (n <= 0) return BITNET_OK;
+    launch(k_rope_kv_store, n, 256, 0, ST(s), kc, vc, sstr, k, v, nkv, hd, seq, pos, cs, sn);
+    return launched("RoPE + KV cache store");
 }
 
 /* ---- attention: split over positions, then combine ----
@@ -369,36 +610,141 @@ extern "C" bitnet_status bn_cu_kv_store(float *kc, float *vc, size_t sstr, const
 #define ATT_TOKSPLITS 16384  /* workspace: tokens x splits */
 static int att_maxsplit(int n) { int m = ATT_TOKSPLITS / (n > 0 ? n : 1); return m < 1 ? 1 : m > ATT_MAXSPLIT ? ATT_MAXSPLIT : m; }
 #define ATT_MAXD 8  /* hd <= 256: 8 values per lane */
-__global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, const float *kc, const float *vc, size_t sstr,
-        int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int nsplit, int ch, float *ws) {
+/* Scores of query heads j0.. j0+7 (< grp) against one key row held in kv (lane's dims lane+32u):
+ * the 8 dot products and their warp reductions interleaved. */
+__device__ __forceinline__ void att_score(const float *qs, const float *kv, int hd, int grp, int j0, int lane, float scale, float *out, int ch) {
+    float a[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        a[j] = 0.f;
+        if (j0 + j < grp) {
+#pragma unroll
+            for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; if (d < hd) a[j] += qs[(j0 + j) * hd + d] * kv[u]; }
+        }
+    }
+#pragma unroll
+    for (int o = 16; o; o >>= 1)
+#pragma unroll
+        for (int j = 0; j < 8; j++) if (j0 + j < grp) a[j] += __shfl_xor_sync(0xffffffffu, a[j], o);
+    if (lane == 0)
+#pragma unroll
+        for (int j = 0; j < 8; j++) if (j0 + j < grp) out[(j0 + j) * ch] = a[j] * scale;
+}
+
+/* Called by every block of k_att_split once its partial (max, sum, out[hd]) records are written:
+ * the last block of its (token, kv head) to arrive (a counter that atomicInc wraps back to 0)
+ * combines the ns splits of its grp query heads into out (out: [grp][hd] of this token): one warp
+ * per head turns (max, sum) into weights in shared memory wt[grp*(ns+1)], then each thread sums
+ * output dims over the splits with independent loads (from L2: other blocks wrote them). */
+__device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns, int grp, int hd, float *out, float *wt) {
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicInc(cnt, (unsigned)nsplit - 1) == (unsigned)nsplit - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    size_t rec = (size_t)hd + 2;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nwp = blockDim.x >> 5;
+    for (int j = w; j < grp; j += nwp) {
+        const float *b = base + (size_t)j * nsplit * rec;
+        float M = -INFINITY;
+        for (int i = lane; i < ns; i += 32) M = fmaxf(M, __ldcg(b + i * rec));
+        M = warp_max_f(M);
+        float L = 0.f;
+        for (int i = lane; i < ns; i += 32) { float l = __ldcg(b + i * rec + 1), e = l > 0.f ? expf(__ldcg(b + i * rec) - M) : 0.f; wt[j * ns + i] = e; L += l * e; }
+        L = warp_sum_f(L);
+        if (lane == 0) wt[grp * ns + j] = 1.0f / L;
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < grp * hd; idx += blockDim.x) {
+        int j = idx / hd, d = idx - j * hd;
+        const float *b = base + (size_t)j * nsplit * rec + 2 + d;
+        float a = 0.f;
+#pragma unroll 8
+        for (int i = 0; i < ns; i++) a += __ldcg(b + i * rec) * wt[j * ns + i];
+        out[(size_t)j * hd + d] = a * wt[grp * ns + j];
+    }
+}
+
+#define ATT_PRE 4  /* key rows per warp loaded before pdl_entry (the in-kernel-store path, ch <= 16) */
+__global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float *kc, float *vc, size_t sstr,
+        int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int nsplit, int ch, float *ws,
+        const float *kin, const float *vin, const float *cs, const float *sn, unsigned *cnt, float *out) {
     extern __shared__ float sm[];
     int kh = blockIdx.x, sp = blockIdx.y, t = blockIdx.z;
     int grp = nh / nkv, kvd = nkv * hd, qd = nh * hd;
-    int p = pos[t], s0 = sp * ch, s1 = min(s0 + ch, p + 1);
+    int p = pos[t], s0 = sp * ch, s1 = min(s0 + ch, p + 1);  /* positions and sequences: host uploads, not kernel outputs */
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const int NW = ATT_THREADS / 32;
+    float *K = kc + (size_t)seq[t] * sstr, *V = vc + (size_t)seq[t] * sstr;
+    /* In-kernel-store path: no kernel of this forward writes this sequence's rows before p, so
+     * they are read before waiting for the previous kernel. */
+    const bool pre = kin != NULL && ch <= ATT_PRE * NW;
+    float kv[ATT_PRE][ATT_MAXD];
+#pragma unroll
+    for (int i = 0; i < ATT_PRE; i++) {
+        int s2 = s0 + w + NW * i;
+        const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
+#pragma unroll
+        for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = pre && s2 < s1 && s2 < p && d < hd ? kr[d] : 0.f; }
+    }
+    pdl_entry();
     size_t rec = (size_t)hd + 2;
     float *base = ws + ((size_t)t * nh + (size_t)kh * grp) * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
+    int ns = (p + ch) / ch;  /* splits holding positions 0..p */
+    if (ns > nsplit) ns = nsplit;
+    unsigned *cn = cnt + (size_t)t * nh + kh;
+    float *ob = out + ((size_t)t * nh + (size_t)kh * grp) * hd;
     if (s0 >= s1) {
         for (int j = threadIdx.x; j < grp; j += blockDim.x) { float *r = base + ((size_t)j * nsplit + sp) * rec; r[0] = -INFINITY; r[1] = 0.f; }
+        att_arrive(base, cn, nsplit, ns, grp, hd, ob, sm);
         return;
     }
     float *qs = sm, *sc = sm + grp * hd;
-    for (int i = threadIdx.x; i < grp * hd; i += blockDim.x) qs[i] = q[(size_t)t * qd + (size_t)kh * grp * hd + i];
+    const float *qg = q + (size_t)t * qd + (size_t)kh * grp * hd;
+    int half = hd / 2;
+    if (!cs) for (int i = threadIdx.x; i < grp * hd; i += blockDim.x) qs[i] = qg[i];
+    else for (int i = threadIdx.x; i < grp * half; i += blockDim.x) {  /* RoPE of q on the way in */
+        int j = i / half, d = i - j * half;
+        rope2(qg[j * hd + d], qg[j * hd + d + half], cs[(size_t)p * half + d], sn[(size_t)p * half + d], &qs[j * hd + d], &qs[j * hd + d + half]);
+    }
+    if (kin && p < s1) {  /* the block holding position p stores this token's k (roped) and v first */
+        const float *kr = kin + (size_t)t * kvd + (size_t)kh * hd, *vr = vin + (size_t)t * kvd + (size_t)kh * hd;
+        float *ko = K + (size_t)p * kvd + (size_t)kh * hd, *vo = V + (size_t)p * kvd + (size_t)kh * hd;
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) vo[i] = vr[i];
+        if (!cs) for (int i = threadIdx.x; i < hd; i += blockDim.x) ko[i] = kr[i];
+        else for (int d = threadIdx.x; d < half; d += blockDim.x) rope2(kr[d], kr[d + half], cs[(size_t)p * half + d], sn[(size_t)p * half + d], &ko[d], &ko[d + half]);
+    }
     __syncthreads();
-    const float *K = kc + (size_t)seq[t] * sstr, *V = vc + (size_t)seq[t] * sstr;
     float scale = 1.0f / sqrtf((float)hd);
-#pragma unroll 2
-    for (int s2 = s0 + w; s2 < s1; s2 += ATT_THREADS / 32) {
-        const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
-        float kv[ATT_MAXD];
+    if (pre) {
 #pragma unroll
-        for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[u] = d < hd ? kr[d] : 0.f; }
-        for (int j = 0; j < grp; j++) {
-            float a = 0.f;
+        for (int i = 0; i < ATT_PRE; i++) {
+            int s2 = s0 + w + NW * i;
+            if (s2 >= s1) break;
+            if (s2 == p) {  /* the row stored above */
+                const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
 #pragma unroll
-            for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; if (d < hd) a += qs[j * hd + d] * kv[u]; }
-            a = warp_sum_f(a);
-            if (lane == 0) sc[j * ch + (s2 - s0)] = a * scale;
+                for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = d < hd ? kr[d] : 0.f; }
+            }
+            for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kv[i], hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
+        }
+    } else {  /* ATT_PRE rows per warp in flight at a time */
+        for (int sb = s0 + w; sb < s1; sb += NW * ATT_PRE) {
+#pragma unroll
+            for (int i = 0; i < ATT_PRE; i++) {
+                int s2 = sb + NW * i;
+                const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
+#pragma unroll
+                for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = s2 < s1 && d < hd ? kr[d] : 0.f; }
+            }
+#pragma unroll
+            for (int i = 0; i < ATT_PRE; i++) {
+                int s2 = sb + NW * i;
+                if (s2 >= s1) break;
+                for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kv[i], hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
+            }
         }
     }
     __syncthreads();
@@ -421,58 +767,45 @@ __global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, const
         for (int i = 0; i < len; i++) a += sc[j * ch + i] * vp[(size_t)(s0 + i) * kvd];
         base[((size_t)j * nsplit + sp) * rec + 2 + d] = a;
     }
+    att_arrive(base, cn, nsplit, ns, grp, hd, ob, sm);
 }
 
-__global__ void k_att_combine(const float *ws, int nh, int hd, int nsplit, const int32_t *pos, int ch, float *out) {
-    int h = blockIdx.x, t = blockIdx.y;
-    int ns = (pos[t] + 1 + ch - 1) / ch;
-    if (ns > nsplit) ns = nsplit;
-    size_t rec = (size_t)hd + 2;
-    const float *b = ws + ((size_t)t * nh + h) * nsplit * rec;
-    float M = -INFINITY;
-#pragma unroll 8
-    for (int i = 0; i < ns; i++) M = fmaxf(M, b[i * rec]);
-    float L = 0.f;
-#pragma unroll 8
-    for (int i = 0; i < ns; i++) if (b[i * rec + 1] > 0.f) L += b[i * rec + 1] * expf(b[i * rec] - M);
-    float inv = 1.0f / L;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float a = 0.f;
-#pragma unroll 8
-        for (int i = 0; i < ns; i++) if (b[i * rec + 1] > 0.f) a += b[i * rec + 2 + d] * expf(b[i * rec] - M);
-        out[((size_t)t * nh + h) * hd + d] = a * inv;
-    }
-}
-
-extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
+/* partial records [n][nh][splits][hd + 2], then n*nh arrival counters (zero between calls) */
+static size_t att_recs(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
+extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return att_recs(n, nh, hd) + (size_t)n * nh; }
 
 extern "C" bitnet_status bn_cu_attention(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv,
                                          int hd, const int32_t *seq, const int32_t *pos, int maxpos, float *ws, float *out, void *s) {
+    return bn_cu_attention_fused(q, NULL, NULL, (float *)kc, (float *)vc, sstr, n, nh, nkv, hd, seq, pos, maxpos, NULL, NULL, ws, out, s);
+}
+extern "C" bitnet_status bn_cu_attention_fused(const float *q, const float *k, const float *v, float *kc, float *vc, size_t sstr,
+                                               int n, int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int maxpos,
+                                               const float *cs, const float *sn, float *ws, float *out, void *s) {
     if (n <= 0) return BITNET_OK;
     if (hd > 32 * ATT_MAXD || nkv <= 0 || nh % nkv) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention with head_dim %d, %d heads, %d kv heads", hd, nh, nkv);
     int len = maxpos + 1;
     int ms = att_maxsplit(n), ch = 16, nsplit = (len + ch - 1) / ch;
     if (nsplit > ms) { ch = (len + ms - 1) / ms; ch = (ch + 15) / 16 * 16; nsplit = (len + ch - 1) / ch; }
     int grp = nh / nkv;
-    size_t smem = ((size_t)grp * hd + (size_t)grp * ch) * sizeof(float);
+    size_t smem = ((size_t)grp * hd + (size_t)grp * ch) * sizeof(float), cmb = (size_t)grp * (nsplit + 1) * sizeof(float);
+    if (cmb > smem) smem = cmb;
     static int raised = -1;
     if (smem > 48 * 1024) {
-        if (smem > 200 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention over %d positions needs %zu bytes of shared memory", len, smem);
+        if (smem > 160 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention over %d positions needs %zu bytes of shared memory", len, smem);
         if (raised < 0) {
-            bitnet_status r = cerr(cudaFuncSetAttribute(k_att_split, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024), "attention shared memory");
+            bitnet_status r = cerr(cudaFuncSetAttribute(k_att_split, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024), "attention shared memory");
             if (r) return r;
             raised = 1;
         }
     }
-    k_att_split<<<dim3(nkv, nsplit, n), ATT_THREADS, smem, ST(s)>>>(q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ch, ws);
-    bitnet_status r = launched("attention");
-    if (r) return r;
-    k_att_combine<<<dim3(nh, n), hd < 32 ? 32 : (hd > 256 ? 256 : (hd + 31) / 32 * 32), 0, ST(s)>>>(ws, nh, hd, nsplit, pos, ch, out);
-    return launched("attention combine");
+    launch(k_att_split, dim3(nkv, nsplit, n), ATT_THREADS, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ch, ws, k, v, cs, sn,
+           (unsigned *)(ws + att_recs(n, nh, hd)), out);
+    return launched("attention");
 }
 
 /* ---- elementwise ---- */
 __global__ void k_glu(float *g, const float *u, size_t n, int act) {
+    pdl_entry();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float x = g[i];
         if (act == 0) { float r = x > 0.f ? x : 0.f; g[i] = __fmul_rn(__fmul_rn(r, r), u[i]); }
@@ -480,17 +813,18 @@ __global__ void k_glu(float *g, const float *u, size_t n, int act) {
     }
 }
 __global__ void k_add(float *x, const float *y, size_t n) {
+    pdl_entry();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) x[i] += y[i];
 }
 static int eblocks(size_t n) { size_t b = (n + 255) / 256; return b > 4096 ? 4096 : (int)(b ? b : 1); }
 extern "C" bitnet_status bn_cu_glu(float *g, const float *u, size_t n, int act, void *s) {
     if (!n) return BITNET_OK;
-    k_glu<<<eblocks(n), 256, 0, ST(s)>>>(g, u, n, act);
+    launch(k_glu, eblocks(n), 256, 0, ST(s), g, u, n, act);
     return launched("gated activation");
 }
 extern "C" bitnet_status bn_cu_add(float *x, const float *y, size_t n, void *s) {
     if (!n) return BITNET_OK;
-    k_add<<<eblocks(n), 256, 0, ST(s)>>>(x, y, n);
+    launch(k_add, eblocks(n), 256, 0, ST(s), x, y, n);
     return launched("residual add");
 }
 
@@ -501,13 +835,14 @@ __device__ __forceinline__ float ldw(const void *w, int dt, size_t i) {
     return __uint_as_float((unsigned)h << 16);
 }
 __global__ void k_embed(const void *tab, int dt, int dim, const int32_t *ids, float *x) {
+    pdl_entry();
     int t = blockIdx.x;
     size_t off = (size_t)ids[t] * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) x[(size_t)t * dim + i] = ldw(tab, dt, off + i);
 }
 extern "C" bitnet_status bn_cu_embed(const void *tab, int dt, int dim, const int32_t *ids, int n, float *x, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_embed<<<n, 256, 0, ST(s)>>>(tab, dt, dim, ids, x);
+    launch(k_embed, n, 256, 0, ST(s), tab, dt, dim, ids, x);
     return launched("embedding");
 }
 
@@ -523,8 +858,24 @@ __device__ __forceinline__ void unpack16(uint4 v, float *f) {
     else { for (int i = 0; i < 4; i++) { f[2 * i] = __half2float(__ushort_as_half((unsigned short)(u[i] & 0xffff))); f[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(u[i] >> 16))); } }
 }
 
+/* Where a head kernel puts logit (t, r): y[t][r] when y is set; with amax set, also the running
+ * argmax of row t as a 64-bit key (order-preserving float bits << 32 | ~r: the larger logit, then
+ * the lower r, wins) folded by atomicMax into one of HEAD_SLOTS partial maxima amax[t][slot]
+ * (spread so no address sees more than a few thousand atomics); non-finite logits set *bad. */
+#define HEAD_SLOTS 64
+struct HeadOut { float *y; unsigned long long *amax; int *bad; };
+__device__ __forceinline__ void head_put(const HeadOut &o, int rows, int r, int t, float a) {
+    if (o.y) o.y[(size_t)t * rows + r] = a;
+    if (!o.amax) return;
+    if (!isfinite(a)) { *o.bad = 1; return; }
+    unsigned u = __float_as_uint(a + 0.0f);  /* -0 -> +0: equal logits tie by index */
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    atomicMax(o.amax + (size_t)t * HEAD_SLOTS + (blockIdx.x % HEAD_SLOTS), ((unsigned long long)u << 32) | (unsigned)~(unsigned)r);
+}
+
 template <int DT>
-__global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int rows, int cols, const float *x, int n, float *y, int vec) {
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int rows, int cols, const float *x, int n, HeadOut o, int vec) {
+    pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
     const int es = DT == BN_W_F32 ? 4 : 2, per = 16 / es;
@@ -559,48 +910,59 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int
 #pragma unroll
         for (int j = 0; j < HD_NT; j++) {
             float a = warp_sum_f(acc[j]);
-            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = a;
+            if (lane == 0 && t0 + j < n) head_put(o, rows, r, t0 + j, a);
         }
     }
 }
 
-/* Q8: float scale[rows] then int8 q[rows][cp] at bn_hq8_qoff(rows). */
-__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, float *y) {
+/* Q8: float scale[rows] then int8 q[rows][cp] at bn_hq8_qoff(rows). Warp per row, 16 weights per
+ * lane and load; bytes become floats exactly as 2^23 + (b + 128) - (2^23 + 128) (a byte permute
+ * and a subtraction, cheaper than int-to-float conversions); x read as float4. */
+__device__ __forceinline__ float s8f(unsigned ub, unsigned sel) { return __uint_as_float(__byte_perm(ub, 0x4b000000u, sel)) - 8388736.f; }
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, HeadOut o) {
+    pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
     const float *sc = (const float *)wq;
     const int8_t *q = (const int8_t *)(wq + qoff) + (size_t)r * cp;
+    int full = (cols & 3) || ((uintptr_t)x & 15) ? 0 : cols / 16;  /* float4-able 16-weight chunks; the rest below */
     for (int t0 = 0; t0 < n; t0 += HD_NT) {
         float acc[HD_NT];
 #pragma unroll
         for (int j = 0; j < HD_NT; j++) acc[j] = 0.f;
-        for (int c = lane; c * 16 < cols; c += 32) {
+#pragma unroll 4
+        for (int c = lane; c < full; c += 32) {
             uint4 v = ld_stream((const uint4 *)q + c);
-            const unsigned u[4] = {v.x, v.y, v.z, v.w};
+            const unsigned u[4] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u};
             float f[16];
 #pragma unroll
-            for (int i = 0; i < 16; i++) f[i] = (float)(int8_t)(u[i / 4] >> (8 * (i % 4)));
-            int k0 = c * 16;
+            for (int i = 0; i < 4; i++) {
+                f[4 * i] = s8f(u[i], 0x7650); f[4 * i + 1] = s8f(u[i], 0x7651);
+                f[4 * i + 2] = s8f(u[i], 0x7652); f[4 * i + 3] = s8f(u[i], 0x7653);
+            }
 #pragma unroll
             for (int j = 0; j < HD_NT; j++)
                 if (t0 + j < n) {
-                    const float *xr = x + (size_t)(t0 + j) * cols + k0;
+                    const float4 *xp = (const float4 *)(x + (size_t)(t0 + j) * cols) + 4 * c;
                     float s = acc[j];
-                    if (k0 + 16 <= cols) { for (int i = 0; i < 16; i++) s += f[i] * xr[i]; }
-                    else { for (int i = 0; k0 + i < cols; i++) s += f[i] * xr[i]; }
+#pragma unroll
+                    for (int i = 0; i < 4; i++) { float4 a = __ldg(xp + i); s += f[4 * i] * a.x + f[4 * i + 1] * a.y + f[4 * i + 2] * a.z + f[4 * i + 3] * a.w; }
                     acc[j] = s;
                 }
         }
+        for (int j = 0; j < HD_NT; j++)
+            if (t0 + j < n) for (int k = full * 16 + lane; k < cols; k += 32) acc[j] += (float)q[k] * x[(size_t)(t0 + j) * cols + k];
 #pragma unroll
         for (int j = 0; j < HD_NT; j++) {
             float a = warp_sum_f(acc[j]);
-            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = sc[r] * a;
+            if (lane == 0 && t0 + j < n) head_put(o, rows, r, t0 + j, sc[r] * a);
         }
     }
 }
 
 /* Q4: float d[rows][nb] then nibbles [rows][cp/2] at bn_hq4_qoff; block b of a row is 16 bytes. */
-__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, float *y) {
+__global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, HeadOut o) {
+    pdl_entry();
     int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
     int nb = cp / 32;
@@ -635,29 +997,51 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, in
 #pragma unroll
         for (int j = 0; j < HD_NT; j++) {
             float a = warp_sum_f(acc[j]);
-            if (lane == 0 && t0 + j < n) y[(size_t)(t0 + j) * rows + r] = a;
+            if (lane == 0 && t0 + j < n) head_put(o, rows, r, t0 + j, a);
         }
     }
 }
 
-extern "C" bitnet_status bn_cu_head(const void *w, int kind, int rows, int cols, const float *x, int n, float *y, void *s) {
+static bitnet_status head_go(const void *w, int kind, int rows, int cols, const float *x, int n, HeadOut o, void *s) {
     if (n <= 0 || rows <= 0) return BITNET_OK;
     int nb = (rows + HD_WARPS - 1) / HD_WARPS, th = HD_WARPS * 32;
     int es = kind == BN_W_F32 ? 4 : 2;
     int vec = ((size_t)cols * es) % 16 == 0 && ((uintptr_t)w & 15) == 0;
     switch (kind) {
-    case BN_W_F32: k_head_dense<BN_W_F32><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
-    case BN_W_F16: k_head_dense<BN_W_F16><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
-    case BN_W_BF16: k_head_dense<BN_W_BF16><<<nb, th, 0, ST(s)>>>(w, rows, cols, x, n, y, vec); break;
-    case BN_CU_HEAD_Q8: k_head_q8<<<nb, th, 0, ST(s)>>>((const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, y); break;
-    case BN_CU_HEAD_Q4: k_head_q4<<<nb, th, 0, ST(s)>>>((const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, y); break;
+    case BN_W_F32: launch(k_head_dense<BN_W_F32>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
+    case BN_W_F16: launch(k_head_dense<BN_W_F16>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
+    case BN_W_BF16: launch(k_head_dense<BN_W_BF16>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
+    case BN_CU_HEAD_Q8: launch(k_head_q8, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, o); break;
+    case BN_CU_HEAD_Q4: launch(k_head_q4, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, o); break;
     default: return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: LM head kind %d", kind);
     }
     return launched("LM head");
 }
+extern "C" bitnet_status bn_cu_head(const void *w, int kind, int rows, int cols, const float *x, int n, float *y, void *s) {
+    HeadOut o = {y, NULL, NULL};
+    return head_go(w, kind, rows, cols, x, n, o, s);
+}
+extern "C" size_t bn_cu_head_argmax_bytes(int n) { return 8 + (size_t)n * HEAD_SLOTS * 8; }
+extern "C" bitnet_status bn_cu_head_argmax(const void *w, int kind, int rows, int cols, const float *x, int n, void *keys_d, void *s) {
+    bitnet_status r = bn_cu_memset(keys_d, 0, bn_cu_head_argmax_bytes(n), s);
+    HeadOut o = {NULL, (unsigned long long *)keys_d + 1, (int *)keys_d};
+    return r ? r : head_go(w, kind, rows, cols, x, n, o, s);
+}
+extern "C" int bn_cu_head_argmax_read(const void *keys, int n, int32_t *ids) {
+    const unsigned long long *k = (const unsigned long long *)keys;
+    int fin = *(const int *)keys == 0;
+    for (int t = 0; t < n; t++) {
+        unsigned long long b = 0;
+        for (int i = 0; i < HEAD_SLOTS; i++) if (k[1 + (size_t)t * HEAD_SLOTS + i] > b) b = k[1 + (size_t)t * HEAD_SLOTS + i];
+        if (!b) fin = 0;
+        ids[t] = (int32_t)~(unsigned)b;
+    }
+    return fin;
+}
 
 /* ---- argmax: one block per row ---- */
 __global__ void k_argmax(const float *y, int rows, int32_t *idx, float *val) {
+    pdl_entry();
     __shared__ float sv[32];
     __shared__ int si[32];
     const float *yr = y + (size_t)blockIdx.x * rows;
@@ -679,17 +1063,18 @@ __global__ void k_argmax(const float *y, int rows, int32_t *idx, float *val) {
 }
 extern "C" bitnet_status bn_cu_argmax(const float *y, int n, int rows, int32_t *idx, float *val, void *s) {
     if (n <= 0) return BITNET_OK;
-    k_argmax<<<n, 1024, 0, ST(s)>>>(y, rows, idx, val);
+    launch(k_argmax, n, 1024, 0, ST(s), y, rows, idx, val);
     return launched("argmax");
 }
 
 __global__ void k_nonfinite(const float *x, size_t n, int *bad) {
+    pdl_entry();
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         if (!isfinite(x[i])) { *bad = 1; return; }
 }
 extern "C" bitnet_status bn_cu_nonfinite(const float *x, size_t n, int *bad, void *s) {
     if (!n) return BITNET_OK;
-    k_nonfinite<<<eblocks(n), 256, 0, ST(s)>>>(x, n, bad);
+    launch(k_nonfinite, eblocks(n), 256, 0, ST(s), x, n, bad);
     return launched("finite check");
 }
 
