@@ -66,7 +66,7 @@ static void run_model(const char *dir) {
     float *reff = t_read_file(path, &nb);
     float *lg = malloc((size_t)N * V * 4), *lc = malloc((size_t)N * V * 4);
     bitnet_ctx *c = NULL, *cc = NULL;
-    bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 1};
+    bitnet_ctx_params p = {.n_ctx = 64, .n_threads = 1, .kv_type = BITNET_KV_F32};
     bitnet_status s = bitnet_ctx_new(m, &p, &c);
     CHECK("cuda ctx", s == BITNET_OK, "%s", bitnet_last_error());
     if (s) goto done;
@@ -134,6 +134,17 @@ static void run_model(const char *dir) {
         }
         snprintf(name, sizeof name, "%s[cuda] 3 sequences in one batch = each alone", dir);
         CHECK(name, ok, "differs (%s)", s ? bitnet_last_error() : "");
+        /* seq_copy on the GPU: sequence 0 copied into 1 and 2 continues as sequence 0 does */
+        bitnet_ctx_reset(cb);
+        int32_t nx[3] = {ids[1], ids[1], ids[1]}, sq[3] = {0, 1, 2};
+        s = bitnet_ctx_eval(cb, ids, L, NULL, 0);
+        if (!s) s = bitnet_ctx_seq_copy(cb, 0, 1);
+        if (!s) s = bitnet_ctx_seq_copy(cb, 0, 2);
+        bitnet_batch bc = {3, nx, NULL, sq, NULL};
+        if (!s) s = bitnet_ctx_decode(cb, &bc, lb);
+        ok = s == BITNET_OK && !memcmp(lb, lb + V, (size_t)V * 4) && !memcmp(lb, lb + 2 * (size_t)V, (size_t)V * 4);
+        snprintf(name, sizeof name, "%s[cuda] seq_copy: copies continue like the source", dir);
+        CHECK(name, ok, "differs (%s)", s ? bitnet_last_error() : "");
         free(lb); free(l1); bitnet_ctx_free(cb);
     }
 done:
@@ -153,7 +164,7 @@ static void q8_head(const char *dir) {
     int32_t ids[5] = {1, 2, 3, 4, 5};
     float *a = malloc((size_t)5 * V * 4), *b = malloc((size_t)5 * V * 4);
     bitnet_ctx *c = NULL, *cc = NULL;
-    bitnet_ctx_params p = {.n_ctx = 32, .n_threads = 1};
+    bitnet_ctx_params p = {.n_ctx = 32, .n_threads = 1, .kv_type = BITNET_KV_F32};
     bitnet_ctx_new(m, &p, &c); bitnet_ctx_new(mc, &p, &cc);
     bitnet_status s = bitnet_ctx_eval(c, ids, 5, a, 1);
     bitnet_ctx_eval(cc, ids, 5, b, 1);
