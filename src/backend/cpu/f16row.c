@@ -4,6 +4,7 @@
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include <cpuid.h>
 #define BN_HAVE_F16C 1
 #endif
 
@@ -59,9 +60,11 @@ static const bn_f16row C_ROWS = {"c", h2f_c, f2h_c, dot_h_c, axpy_h_c};
 const bn_f16row *bn_f16row_c(void) { return &C_ROWS; }
 #ifdef BN_HAVE_F16C
 static const bn_f16row X_ROWS = {"f16c", h2f_x, f2h_x, dot_h_x, axpy_h_x};
+/* F16C from cpuid leaf 1 (ecx bit 29): clang's __builtin_cpu_supports has no "f16c". */
+static int has_f16c(void) { unsigned a, b, c, d; return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u); }
 const bn_f16row *bn_f16row_f16c(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2") ? &X_ROWS : NULL;
+    return has_f16c() && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2") ? &X_ROWS : NULL;
 }
 #else
 const bn_f16row *bn_f16row_f16c(void) { return NULL; }
