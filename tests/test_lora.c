@@ -16,16 +16,7 @@
 #include <cjson/cJSON.h>
 #include <unistd.h>
 #include <sys/stat.h>
-
-static bn_config tiny_cfg(int fam) {
-    bn_config c; memset(&c, 0, sizeof c);
-    c.family = fam ? BN_FAM_1BITLLM : BN_FAM_BITNET;
-    c.vocab_size = 23; c.hidden_size = 16; c.intermediate_size = 24; c.n_layers = 2;
-    c.n_heads = fam ? 2 : 4; c.n_kv_heads = 2; c.head_dim = c.hidden_size / c.n_heads; c.max_pos = 64;
-    c.rope_theta = 10000.0f; c.norm_eps = 1e-5f; c.act = fam ? BN_ACT_SILU : BN_ACT_RELU2; c.tied = !fam;
-    c.bos_id = c.eos_id = -1;
-    return c;
-}
+#include "t_train.h"
 
 /* W_deq of BitLinear matrix i, float[numel] (malloc'd): from params, or unpacked from a packed base. */
 static float *wdeq(const bn_train_model *m, int i) {

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include "t_train.h"
 
 static char *gpath(const char *model, const char *file) {
     static char buf[4][512]; static int k;
@@ -101,16 +102,6 @@ static void test_golden(int nthreads) {
     printf("# threads %d: worst loss rel err %.3g (last loss %.6f)\n", nthreads, wl, loss);
     cJSON_Delete(j); free(js); free(tok); free(in); free(tg); free(gl);
     bn_train_model_free(m);
-}
-
-static bn_config tiny_cfg(int fam) {
-    bn_config c; memset(&c, 0, sizeof c);
-    c.family = fam ? BN_FAM_1BITLLM : BN_FAM_BITNET;
-    c.vocab_size = 23; c.hidden_size = 16; c.intermediate_size = 24; c.n_layers = 2;
-    c.n_heads = fam ? 2 : 4; c.n_kv_heads = 2; c.head_dim = c.hidden_size / c.n_heads; c.max_pos = 64;
-    c.rope_theta = 10000.0f; c.norm_eps = 1e-5f; c.act = fam ? BN_ACT_SILU : BN_ACT_RELU2; c.tied = !fam;
-    c.bos_id = c.eos_id = -1;
-    return c;
 }
 
 /* Central finite differences vs backward in --no-quant mode, for every parameter tensor
