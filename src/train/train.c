@@ -112,6 +112,7 @@ static bitnet_status model_new(const bn_config *cfg, int no_quant, int n_threads
     m->tp = calloc(ntp_max, sizeof *m->tp);
     m->L = calloc((size_t)c->n_layers, sizeof *m->L);
     if (packed) m->fz = calloc(ntp_max, sizeof *m->fz);
+    m->int_fwd = packed;
     if (!m->tp || !m->L || (packed && !m->fz)) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     m->embed = add_tp(m, BN_S_EMBED, -1);
     for (int l = 0; l < c->n_layers; l++) {
