@@ -79,10 +79,12 @@ CU_ARCH   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=
 NVFLAGS   ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Drestrict=__restrict__ -Iinclude -Isrc
 CU_SRC  := $(wildcard src/backend/cuda/*.cu)
 # Data-parallel training over NCCL (src/backend/cuda/dist_nccl.cu); NCCL=0 leaves it out,
-# NCCL_LIBS says how to link it (e.g. -L/path -l:libnccl.so.2 where only a wheel's copy exists).
+# NCCL_CFLAGS / NCCL_LIBS say where nccl.h is and how to link it (e.g. -I/path/include and
+# -L/path/lib -l:libnccl.so.2 where only a Python wheel's copy exists).
 NCCL      ?= 1
 ifeq ($(NCCL),1)
 NCCL_LIBS ?= -lnccl
+NVFLAGS   += $(NCCL_CFLAGS)
 CFLAGS    += -DBN_NCCL=1
 LDLIBS    += $(NCCL_LIBS)
 else
