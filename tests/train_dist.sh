@@ -74,13 +74,15 @@ else
     cmp -s <(losses "$D/p1.log") <(losses "$D/r1.log") && cmp -s "$D/p1/model.safetensors" "$D/r1/model.safetensors" \
         && ok "dist: a GPU checkpoint resumes with --nproc 1 bit-exactly" || fail "dist: resume with --nproc 1" "$(diff <(losses "$D/p1.log") <(losses "$D/r1.log") | head -4)"
 fi
-# the same on ordinary data (repeated ids): within the GPU's own run-to-run drift
+# the same on ordinary data (repeated ids): the GPU path is not bit-reproducible there (two plain
+# GPU runs drifted 1.0e-3 apart over these 20 steps on the H200, 2026-12-01), so the bound is the
+# cross-device one, 2e-3, with both drifts printed
 relw() { paste <(losses "$1" | awk '{print $NF}') <(losses "$2" | awk '{print $NF}') | awk '{d=($1-$2)/$1; d=d<0?-d:d; if(d>m)m=d} END{print (NR==20)?m+0:1}'; }
 $BN train $A --device cuda -o "$D/g" > "$D/g.log" 2>&1 || fail "dist: GPU run" "$(tail -3 "$D/g.log")"
 $BN train $A --device cuda -o "$D/g2" > "$D/g2.log" 2>&1
 $BN train $A --device cuda --nproc 1 -o "$D/gn" > "$D/gn.log" 2>&1
 w0=$(relw "$D/g.log" "$D/g2.log"); w=$(relw "$D/g.log" "$D/gn.log")
-awk "BEGIN{exit !($w < 1e-4)}" && ok "dist: --nproc 1 on ordinary data within 1e-4 of the GPU run (worst rel $w; GPU vs GPU $w0)" || fail "dist: --nproc 1 on ordinary data" "worst rel $w (GPU vs GPU $w0)"
+awk "BEGIN{exit !($w < 2e-3)}" && ok "dist: --nproc 1 on ordinary data within 2e-3 of the GPU run (worst rel $w; GPU vs GPU $w0)" || fail "dist: --nproc 1 on ordinary data" "worst rel $w (GPU vs GPU $w0)"
 # two ranks on one GPU
 timeout 120 $BN train $A --device cuda:0 --nproc 2 -o "$D/n2" > "$D/n2.log" 2>&1; rc=$?
 if [ $rc -eq 124 ]; then fail "dist: 2 ranks on one GPU" "hung (killed after 120 s)"
