@@ -60,8 +60,9 @@ typedef __nv_bfloat16 bf16;
 
 typedef struct { size_t off; int n, tp; } chunk;
 /* The int8 values (as bf16) and scales of one quantized activation buffer, keyed by its
- * dequantized float buffer x (what rmsnorm_fwd wrote as yq and linear_* receive as x). */
-typedef struct { const float *x; bf16 *q; float *s; size_t cap_q, cap_s; } shadow;
+ * dequantized float buffer x (what rmsnorm_fwd got as yq and linear_* receive as x); q8: the
+ * same as int8 (i8 only). */
+typedef struct { const float *x; bf16 *q; float *s; int8_t *q8; size_t cap_q, cap_s, cap_q8; } shadow;
 
 struct gt {
     int dev;
@@ -74,6 +75,10 @@ struct gt {
     bitnet_status err;
     float *p, *g, *m, *v;       /* [n_params] */
     bf16 *wb;                   /* [n_params]: ternary values of linear slots */
+    int i8;                     /* BitLinear forward as an int8 x int8 -> int32 GEMM (same exact sums) */
+    int keep_yq;                /* rmsnorm_fwd with yq writes y and yq too (0: only the quantized copy) */
+    int8_t *wi8;                /* [n_params] (i8): ternary values as int8 */
+    int32_t *ioz;               /* {0, 1} (i8 GEMM constants) */
     float *wscale, *wg;         /* [n_tp]: mean |W| (W_deq = t * mean), its inverse */
     int *lin, *decay;           /* [n_tp] flags */
     chunk *ck; int nck;         /* chunks of every tensor */
@@ -211,13 +216,15 @@ __global__ void k_wfin(const double *part, const int *c0, const int *nc, const c
     if (mean < 1e-5f) mean = 1e-5f;
     wscale[t] = mean; wg[t] = 1.0f / mean;
 }
-__global__ void k_wq(const float *p, const chunk *ck, const int *lin, const float *wg, bf16 *wb) {
+__global__ void k_wq(const float *p, const chunk *ck, const int *lin, const float *wg, bf16 *wb, int8_t *wi) {
     chunk c = ck[blockIdx.x];
     if (!lin[c.tp]) return;
     float g = wg[c.tp];
     for (int i = threadIdx.x; i < c.n; i += blockDim.x) {
         float r = rintf(__fmul_rn(p[c.off + i], g));
-        wb[c.off + i] = __float2bfloat16(r > 1.f ? 1.f : r < -1.f ? -1.f : r);
+        r = r > 1.f ? 1.f : r < -1.f ? -1.f : r;
+        wb[c.off + i] = __float2bfloat16(r);
+        if (wi) wi[c.off + i] = (int8_t)r;
     }
 }
 static void op_wquant(bn_train_model *m) {
@@ -225,14 +232,17 @@ static void op_wquant(bn_train_model *m) {
     if (m->no_quant || g->err) return;
     k_wsum<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->part);
     k_wfin<<<(m->n_tp + 127) / 128, 128, 0, g->st>>>(g->part, g->tp_c0, g->tp_nc, g->ck, g->lin, m->n_tp, g->wscale, g->wg, g->numel);
-    k_wq<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb);
+    k_wq<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb, g->wi8);
     LAUNCHED(g, "weight quantization");
 }
 
 /* ---------------------------------------------------------------- rmsnorm (+ quant) */
 /* Row r: rstd, y = w * (x * rstd); with yq: s = 127 / max|y|, q = clamp(rint(y s)), yq = q / s,
- * qb = q (bf16, exact), sc[r] = s. One block per row. */
-__global__ void k_rms_fwd(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, float *sc, int D, float eps) {
+ * qb = q (bf16, exact), q8 = q (int8, when given), sc[r] = s. With yq, y and yq themselves are
+ * written only when keep (backend.h: train.c only passes them on as keys; the BitLinear ops
+ * read qb / q8 and sc), y recomputed in the last pass with the same roundings. One block per row. */
+__global__ void k_rms_fwd(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
+                          int D, float eps, int keep) {
     size_t r = blockIdx.x;
     const float *xr = x + r * D; float *yr = y + r * D;
     float ss = 0;
@@ -240,16 +250,19 @@ __global__ void k_rms_fwd(const float *x, const float *w, float *y, float *rstd,
     ss = block_sum(ss);
     float rs = 1.0f / sqrtf(ss / (float)D + eps);
     float mx = 0;
-    for (int i = threadIdx.x; i < D; i += blockDim.x) { float v = __fmul_rn(w[i], __fmul_rn(xr[i], rs)); yr[i] = v; mx = fmaxf(mx, fabsf(v)); }
+    int wy = keep || !yq;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) { float v = __fmul_rn(w[i], __fmul_rn(xr[i], rs)); if (wy) yr[i] = v; mx = fmaxf(mx, fabsf(v)); }
     if (threadIdx.x == 0) rstd[r] = rs;
     if (!yq) return;
     mx = block_max(mx);
     if (!(mx >= 1e-5f)) mx = 1e-5f;
     float s = 127.0f / mx;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
-        float q = rintf(__fmul_rn(yr[i], s));
+        float q = rintf(__fmul_rn(__fmul_rn(w[i], __fmul_rn(xr[i], rs)), s));
         q = q > 127.f ? 127.f : q < -128.f ? -128.f : q;
-        yq[r * D + i] = q / s; qb[r * D + i] = __float2bfloat16(q);
+        if (keep) yq[r * D + i] = q / s;
+        qb[r * D + i] = __float2bfloat16(q);
+        if (q8) q8[r * D + i] = (int8_t)q;
     }
     if (threadIdx.x == 0) sc[r] = s;
 }
@@ -257,6 +270,7 @@ static shadow *shadow_for(struct gt *g, const float *x, size_t nq, size_t ns) {
     for (int i = 0; i < g->nsh; i++) if (g->sh[i].x == x) {
         shadow *h = &g->sh[i];
         if (!NEED(g, h->q, h->cap_q, nq * sizeof(bf16), "quantized activations") || !NEED(g, h->s, h->cap_s, ns * sizeof(float), "activation scales")) return NULL;
+        if (g->i8 && !NEED(g, h->q8, h->cap_q8, nq, "quantized activations")) return NULL;
         return h;
     }
     if (!ns) return NULL;   /* lookup only */
@@ -269,6 +283,7 @@ static shadow *shadow_for(struct gt *g, const float *x, size_t nq, size_t ns) {
     shadow *h = &g->sh[g->nsh++];
     memset(h, 0, sizeof *h); h->x = x;
     if (!NEED(g, h->q, h->cap_q, nq * sizeof(bf16), "quantized activations") || !NEED(g, h->s, h->cap_s, ns * sizeof(float), "activation scales")) return NULL;
+    if (g->i8 && !NEED(g, h->q8, h->cap_q8, nq, "quantized activations")) return NULL;
     return h;
 }
 static shadow *shadow_find(struct gt *g, const float *x) {
@@ -281,7 +296,7 @@ static void op_rms_fwd(bn_train_model *m, const float *x, const float *w, float 
     shadow *h = NULL;
     if (yq && !(h = shadow_for(g, yq, (size_t)N * D, (size_t)N))) return;
     int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
-    k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h ? h->s : NULL, D, m->cfg.norm_eps);
+    k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq);
     LAUNCHED(g, "rmsnorm forward");
 }
 __global__ void k_rms_dx(const float *dy, const float *x, const float *w, const float *rstd, float *dx, int D, int acc) {
@@ -343,6 +358,15 @@ __global__ void k_lin_epi(const float *tmp, float *y, const float *s, const floa
         for (int i = threadIdx.x; i < out; i += blockDim.x) { float v = a[i] / st * sc; o[i] = acc ? o[i] + v : v; }
     }
 }
+/* The same from int32 sums: y[t][o] (=, or +=) (float)acc[t][o] / s[t] * scale; acc may be y. */
+__global__ void k_lin_epi_i(const int32_t *acc_, float *y, const float *s, const float *scale, int N, int out, int acc) {
+    float sc = *scale;
+    for (int t = blockIdx.x; t < N; t += gridDim.x) {
+        const int32_t *a = acc_ + (size_t)t * out; float *o = y + (size_t)t * out;
+        float st = s[t];
+        for (int i = threadIdx.x; i < out; i += blockDim.x) { float v = (float)a[i] / st * sc; o[i] = acc ? o[i] + v : v; }
+    }
+}
 /* dy as split bf16 terms: for k < split, b[2k n + i] = bf16 of what terms < k left of dy, and
  * b[(2k+1) n + i] the same for dy / s[t] (2 terms carry 16 mantissa bits, 3 all 24); n = N out,
  * block t (grid-stride over rows). */
@@ -374,6 +398,13 @@ static void op_lin_fwd(bn_train_model *m, const float *x, int widx, float *y, in
     }
     float *dst = y;
     if (acc) { if (!NEED(g, g->tmp, g->cap_tmp, (size_t)N * out * sizeof(float), "BitLinear scratch")) return; dst = g->tmp; }
+    if (g->i8 && h->q8 && off % 16 == 0 && in % 4 == 0 && out % 4 == 0) {   /* int8 tensor cores: the same integer sums */
+        cb_ok(g, cublasGemmEx(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, N, in, g->ioz + 1, g->wi8 + off, CUDA_R_8I, in, h->q8, CUDA_R_8I, in,
+                              g->ioz, dst, CUDA_R_32I, out, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT), "int8 GEMM");
+        k_lin_epi_i<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>((const int32_t *)dst, y, h->s, g->wscale + widx, N, out, acc);
+        LAUNCHED(g, "BitLinear forward");
+        return;
+    }
     gemm(g, 0, 1, N, out, in, h->q, CUDA_R_16BF, in, g->wb + off, CUDA_R_16BF, in, g->one_zero + 1, g->one_zero, dst, out, CUBLAS_COMPUTE_32F);
     k_lin_epi<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(dst, y, h->s, g->wscale + widx, N, out, acc);
     LAUNCHED(g, "BitLinear forward");
@@ -689,7 +720,7 @@ static void op_free(bn_train_model *m, float *p) {
     if (!p) return;
     struct gt *g = GT(m);
     cudaStreamSynchronize(g->st);
-    for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); }   /* keyed by these buffers */
+    for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); cudaFree(g->sh[i].q8); }   /* keyed by these buffers */
     g->nsh = 0; g->nfo = 0;
     cudaFree(p);
 }
@@ -774,10 +805,11 @@ static void op_release(bn_train_model *m) {
     struct gt *g = GT(m);
     if (!g) return;
     if (g->st) cudaStreamSynchronize(g->st);
-    for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); }
+    for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); cudaFree(g->sh[i].q8); }
     free(g->sh); free(g->fo);
     void *d[] = {g->p, g->g, g->m, g->v, g->wb, g->wscale, g->lin, g->ck, g->tp_c0, g->tp_nc, g->part, g->norm_d,
-                 g->one_zero, g->ids, g->tg, g->rowloss, g->rcos, g->dyb, g->tmp, g->dP, g->dwpart, g->ptrs, g->numel};
+                 g->one_zero, g->ids, g->tg, g->rowloss, g->rcos, g->dyb, g->tmp, g->dP, g->dwpart, g->ptrs, g->numel,
+                 g->wi8, g->ioz};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) if (d[i]) cudaFree(d[i]);
     if (g->cb) cublasDestroy(g->cb);
     if (g->st) cudaStreamDestroy(g->st);
@@ -839,8 +871,9 @@ static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
 }
 
 /* Measurement overrides (not a user interface): BITNET_CUDA_TRAIN_KNOBS="fa=0|1,fs=0|1,bs=0|1,
- * split=1..3,dxs=1..split" sets flash attention on/off, its forward and backward split, the dY
- * terms (dW and dX), the dY terms of the dX product alone. */
+ * split=1..3,dxs=1..split,i8=0|1,keep=0|1" sets flash attention on/off, its forward and backward
+ * split, the dY terms (dW and dX), the dY terms of the dX product alone, the int8 BitLinear
+ * forward, whether rmsnorm_fwd writes y and yq beside its quantized copy. */
 static void knobs(struct gt *g) {
     const char *e = getenv("BITNET_CUDA_TRAIN_KNOBS");
     if (!e) return;
@@ -851,6 +884,8 @@ static void knobs(struct gt *g) {
     if ((p = strstr(e, "bs=")) && sscanf(p + 3, "%d", &v) == 1) g->fa_bs = v != 0;
     if ((p = strstr(e, "split=")) && sscanf(p + 6, "%d", &v) == 1 && v >= 1 && v <= 3) g->split = g->split_dx = v;
     if ((p = strstr(e, "dxs=")) && sscanf(p + 4, "%d", &v) == 1 && v >= 1 && v <= g->split) g->split_dx = v;
+    if ((p = strstr(e, "i8=")) && sscanf(p + 3, "%d", &v) == 1) g->i8 = v != 0;
+    if ((p = strstr(e, "keep=")) && sscanf(p + 5, "%d", &v) == 1) g->keep_yq = v != 0;
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
@@ -881,6 +916,10 @@ extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int pr
     if (!s) s = bn_cu_malloc((void **)&g->m, b, "AdamW moments");
     if (!s) s = bn_cu_malloc((void **)&g->v, b, "AdamW moments");
     if (!s && !m->no_quant) s = bn_cu_malloc((void **)&g->wb, m->n_params * sizeof(bf16), "ternary weights");
+    if (m->no_quant) g->i8 = 0;
+    if (!s && g->i8) s = bn_cu_malloc((void **)&g->wi8, m->n_params, "ternary weights (int8)");
+    if (!s && g->i8) s = bn_cu_malloc((void **)&g->ioz, 2 * sizeof(int32_t), "constants");
+    if (!s && g->i8) { int32_t oz[2] = {0, 1}; s = bn_cu_h2d(g->ioz, oz, sizeof oz, g->st); }
     if (!s) s = build_tables(m, g);
     if (!s) s = bn_cu_memset(g->g, 0, b, g->st);
     if (!s) { m->ops = &CUDA_TRAIN; s = op_sync(m, 0); }
