@@ -5,8 +5,9 @@
  * attention). Shapes: 125m = hidden 768, 12 layers, 12 heads, ffn 2048, vocab 32000;
  * 1b = hidden 2048, 18 layers, 16 heads, ffn 5632, vocab 32000; T = 1024, relu2, tied.
  * BENCH_B=N overrides the batch, BENCH_STEPS=N the timed steps (5), BENCH_PREC=fast|parity the
- * precision (bitnet_train.h BITNET_TRAIN_PREC_*; default: default), BENCH_PROFILE=1 adds a
- * per-op time table of one more (serialized) step. Weights are filled from a
+ * precision (bitnet_train.h BITNET_TRAIN_PREC_*; default: default), BENCH_KNOBS the trainer's
+ * measuring knobs (train_cuda.h, e.g. i8=0), BENCH_PROFILE=1 adds a per-op time table of one
+ * more (serialized) step. Weights are filled from a
  * fast LCG (not Box-Muller: the speed does not depend on the values). Not: a correctness test. */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "train/data.h"
 #include "backend/backend.h"
 #include "backend/cuda/bn_cuda.h"
+#include "backend/cuda/train_cuda.h"
 #include "core/util.h"
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
@@ -129,7 +131,7 @@ static void bench(const char *name, int C, int L, int H, int I, int V, int B, in
         for (size_t j = 0; j < m->tp[i].numel; j++) { r = r * 6364136223846793005ull + 1442695040888963407ull; p[j] = ((int)(r >> 41) - (1 << 22)) * (0.02f / (1 << 22)); }
     }
     double t0 = now();
-    s = bn_train_cuda_attach(m, 0, prec);
+    s = bn_train_cuda_attach_ex(m, 0, prec, getenv("BENCH_KNOBS"));
     double t_att = now() - t0;
     FILE *f = fopen("/tmp/bn_bench_tok.u32", "wb");
     for (int i = 0; i < 4 << 20; i++) { r = r * 6364136223846793005ull + 1442695040888963407ull; uint32_t x = (uint32_t)(r >> 33) % V; fwrite(&x, 4, 1, f); }

@@ -15,6 +15,7 @@
 #include "train/train.h"
 #include "backend/backend.h"
 #include "backend/cuda/bn_cuda.h"
+#include "backend/cuda/train_cuda.h"
 #include <cuda_runtime.h>
 #include <time.h>
 
@@ -26,8 +27,8 @@ static double rel_l2(const float *a, const float *b, size_t n) {
     return r == r ? r : 1e30;
 }
 
-/* A 1-layer model with H heads of hd (KH kv heads) on the GPU in precision prec, with the
- * measurement knobs (train_cuda.cu) set for the attach; NULL on failure (printed). */
+/* A 1-layer model with H heads of hd (KH kv heads) on the GPU in precision prec, attached with
+ * knobs (train_cuda.h); NULL on failure (printed). */
 static bn_train_model *mk(int H, int KH, int hd, int prec, const char *knobs) {
     bn_config c; memset(&c, 0, sizeof c);
     c.family = BN_FAM_BITNET; c.vocab_size = 16; c.hidden_size = H * hd; c.intermediate_size = 32; c.n_layers = 1;
@@ -35,9 +36,7 @@ static bn_train_model *mk(int H, int KH, int hd, int prec, const char *knobs) {
     c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = c.eos_id = -1;
     bn_train_model *m;
     if (bn_train_model_new(&c, 0, 1, &m)) { printf("FAIL model: %s\n", bitnet_last_error()); return NULL; }
-    if (knobs) setenv("BITNET_CUDA_TRAIN_KNOBS", knobs, 1); else unsetenv("BITNET_CUDA_TRAIN_KNOBS");
-    bitnet_status s = bn_train_cuda_attach(m, 0, prec);
-    unsetenv("BITNET_CUDA_TRAIN_KNOBS");
+    bitnet_status s = bn_train_cuda_attach_ex(m, 0, prec, knobs);
     if (s) { printf("FAIL attach: %s\n", bitnet_last_error()); bn_train_model_free(m); return NULL; }
     return m;
 }

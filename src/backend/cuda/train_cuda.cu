@@ -9,9 +9,10 @@
  * train.c passes into m->params / m->grads (P(m, i), G(m, i)) are translated to the device
  * copies; activations come from the alloc op (device memory).
  * Numerics: the same math as the CPU ops (train.c) within float rounding.
- *   - BitLinear forward: int8 activation values and ternary weight values are exact in bf16;
- *     cuBLAS bf16 x bf16 -> fp32 gives the exact integer sums (K <= 2^24/127), then
- *     y = acc * scale / s_act. The dequantized floats (x_q) are still written for the contract.
+ *   - BitLinear forward: int8 activation values and ternary weight values are exact in int8
+ *     and bf16; cuBLAS int8 x int8 -> int32 (default; bf16 x bf16 -> fp32 with knob i8=0 or
+ *     where the int8 GEMM's alignment rules fail) gives the exact integer sums (K <= 2^24/127),
+ *     then y = acc / s_act * scale. The dequantized floats (x_q) are not written (backend.h).
  *   - BitLinear backward (STE): dX = mean * (dY @ T), dW += (dY / s_act)^T @ q with dY split in
  *     bf16 terms, hi = bf16(dY), lo = bf16(dY - hi), ... one GEMM each (T and q are exact in
  *     bf16), fp32 sums: 1 term (bf16 products, as autocast) by default and in fast mode, 3 (all
@@ -25,9 +26,9 @@
  *     BITNET_TRAIN_PREC_FAST: the attention forward in TF32 too (measured, not within the golden
  *     bounds).
  *   - flash attention (train_attn.cu, bf16 tensor cores, no [B,H,T,T] matrix): opt-in through
- *     the measurement knobs below only. Measured on the H200 at T = 1024 it is slower than the
- *     batched cuBLAS path (1b: 3.3 + 7.7 ms vs 1.4 + 1.2 ms per layer, forward + backward), and
- *     even its two-term forward (2^-16 relative) moves the golden master's step-0 logits by
+ *     the measuring knobs of bn_train_cuda_attach_ex (train_cuda.h) only. Measured on the
+ *     H200 at the 1b shape (T = 1024, 16 heads of 128): forward 1.0 ms vs 1.4 (two-term split) but backward 2.3 ms vs 1.2 per layer, and
+ *     even the two-term forward (2^-16 relative) moves the golden master's step-0 logits by
  *     8e-3: that model flips an int8 activation at ~2e-6 of relative noise in the attention
  *     output (CPU experiment), so only an fp32-exact forward passes its bounds.
  *   - norms, RoPE, gating, cross-entropy: fp32 kernels, one block per row where rows reduce.
@@ -43,6 +44,7 @@ extern "C" {
 #include "train/train.h"
 #include "backend/backend.h"
 #include "backend/cuda/bn_cuda.h"
+#include "backend/cuda/train_cuda.h"
 #include "backend/cpu/layers.h"
 }
 #include "backend/cuda/train_attn.h"
@@ -870,12 +872,8 @@ static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
     return s;
 }
 
-/* Measurement overrides (not a user interface): BITNET_CUDA_TRAIN_KNOBS="fa=0|1,fs=0|1,bs=0|1,
- * split=1..3,dxs=1..split,i8=0|1,keep=0|1" sets flash attention on/off, its forward and backward
- * split, the dY terms (dW and dX), the dY terms of the dX product alone, the int8 BitLinear
- * forward, whether rmsnorm_fwd writes y and yq beside its quantized copy. */
-static void knobs(struct gt *g) {
-    const char *e = getenv("BITNET_CUDA_TRAIN_KNOBS");
+/* The measuring knobs of bn_train_cuda_attach_ex (train_cuda.h) over the defaults in g. */
+static void knobs(struct gt *g, const char *e) {
     if (!e) return;
     int v;
     const char *p;
@@ -889,6 +887,9 @@ static void knobs(struct gt *g) {
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
+    return bn_train_cuda_attach_ex(m, dev, precision, NULL);
+}
+extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int precision, const char *kn) {
     if (m->gpu) return BITNET_OK;
     if (precision < BITNET_TRAIN_PREC_DEFAULT || precision > BITNET_TRAIN_PREC_PARITY) return bn_err(BITNET_ERR_ARG, "cuda training: unknown precision %d", precision);
     if (m->lora || !m->grads) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda training: LoRA / frozen models run on the CPU only");
@@ -904,7 +905,8 @@ extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int pr
     g->split = fp32 ? 3 : 1;   /* 1 term: step-0 gradients of the golden master ~4e-3 (1e-2 bound); 2: 4e-4 at 1.4x the backward */
     g->split_dx = g->split;
     g->fa = 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: opt-in (see the header) */
-    knobs(g);
+    g->i8 = 1;   /* int8 BitLinear forward: the bf16 path's bits (tested), 1b step 3.7% faster (H200) */
+    knobs(g, kn);
     m->gpu = g;   /* op_release below frees whatever was made */
     size_t b = m->n_params * sizeof(float);
     if (cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking) != cudaSuccess) { cudaGetLastError(); s = bn_err(BITNET_ERR_UNSUPPORTED, "cuda: cannot create a stream"); }
