@@ -109,6 +109,7 @@ test-cuda: all
 	$(BUILD)/tests/cuda/bench_cuda
 	$(BUILD)/tests/cuda/test_cuda_model --bench
 	$(BUILD)/tests/cuda/test_cuda_train
+	$(BUILD)/tests/cuda/test_cuda_attn
 	$(BUILD)/tests/cuda/bench_cuda_train 125m 1b
 else
 test-cuda:

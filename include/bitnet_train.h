@@ -82,7 +82,8 @@ bitnet_status bitnet_lora_parse_targets(const char *list, unsigned *mask);
  * forward products are exact in every mode. */
 typedef enum bitnet_train_precision {
     BITNET_TRAIN_PREC_DEFAULT = 0,  /* attention forward fp32 (it feeds the int8 quantizer), head and
-                                     * attention backward TF32, BitLinear backward bf16 x 2 terms */
+                                     * attention backward TF32, BitLinear backward one bf16 term
+                                     * (bf16 x bf16 products, fp32 sums) */
     BITNET_TRAIN_PREC_FAST = 1,     /* all TF32, BitLinear backward one bf16 term */
     BITNET_TRAIN_PREC_PARITY = 2,   /* head and attention fp32, BitLinear backward bf16 x 3 terms:
                                      * step-0 gradients within 1e-6 of the CPU's */

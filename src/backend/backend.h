@@ -124,7 +124,9 @@ typedef struct bn_train_model bn_train_model;
 typedef struct bn_train_ops {
     const char *name;
     /* y = rmsnorm(x) * w ([N][D]), rstd[N] saved; yq (optional): the activation-quantized y, the
-     * STE-saved input of the BitLinear that follows. */
+     * STE-saved input of the BitLinear that follows. A device backend that keeps its own
+     * quantized copy (keyed by yq) may leave y and yq unwritten when yq is given: train.c only
+     * passes yq on to the BitLinear ops and never reads y then. */
     void (*rmsnorm_fwd)(bn_train_model *m, const float *x, const float *w, float *y, float *rstd, float *yq, int N, int D);
     /* dx (acc) = d rmsnorm/dx . dy; dw += sum over rows dy * x * rstd. dx must not alias dy. */
     void (*rmsnorm_bwd)(bn_train_model *m, const float *dy, const float *x, const float *w, const float *rstd,

@@ -5,7 +5,8 @@
  *     bound; the CPU reaches 1e-6) in the default precision and in the parity mode
  *     (BITNET_TRAIN_PREC_PARITY); the 8 AdamW losses within the CPU test's rel 2e-3 in the parity
  *     mode; every other case (and the fast mode) printed, not bounded (note below);
- *   - the AdamW kernel from identical state equals the CPU's AdamW bit for bit;
+ *   - the AdamW kernel from identical state equals the CPU's AdamW bit for bit; the int8 x int8
+ *     BitLinear forward gives the bf16 path's logits bit for bit;
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
  *     the drift of two CPU kernel sets (ref vs default) on that run where that is larger (it
@@ -20,6 +21,7 @@
 #include "train/optim.h"
 #include "backend/backend.h"
 #include "backend/cuda/bn_cuda.h"
+#include "backend/cuda/train_cuda.h"
 #include "io/safetensors.h"
 #include <cjson/cJSON.h>
 #include <unistd.h>
@@ -130,6 +132,32 @@ static void test_golden(const char *mode) {
     printf("# golden[%s]: worst AdamW loss rel err %.3g (last loss %.6f)\n", mode, wl, loss);
     cJSON_Delete(j); free(js); free(tok); free(in); free(tg); free(gl); free(lg);
     bn_train_model_free(m);
+}
+
+/* The int8 x int8 BitLinear forward (the default; knob i8=0 is the bf16 GEMM, train_cuda.h)
+ * gives the bf16 path's logits bit for bit: both sum the same integers exactly. */
+static void test_i8_same_bits(void) {
+    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
+    float *lg[2] = {NULL, NULL};
+    size_t n = 0;
+    bitnet_status s = BITNET_OK;
+    for (int k = 0; k < 2 && !s; k++) {
+        bn_train_model *m;
+        s = bn_train_model_from_dir(dir, 0, 1, &m);
+        if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "i8=1" : "i8=0");
+        if (s) break;
+        int B = 2, T = 32;
+        int32_t in[64], tg[64];
+        for (int i = 0; i < B * T; i++) { in[i] = (i * 37 + 11) % m->cfg.vocab_size; tg[i] = (i * 53 + 7) % m->cfg.vocab_size; }
+        float loss;
+        s = bn_train_forward(m, in, tg, B, T, &loss);
+        n = (size_t)B * T * m->cfg.vocab_size;
+        if (!s && (lg[k] = malloc(n * 4))) s = bn_cu_d2h(lg[k], bn_train_logits(m), n * 4, NULL);
+        bn_train_model_free(m);
+    }
+    CHECK("int8 BitLinear forward: the bf16 path's logits bit for bit", !s && lg[0] && lg[1] && !memcmp(lg[0], lg[1], n * 4),
+          "%s", s ? bitnet_last_error() : "logits differ");
+    free(lg[0]); free(lg[1]);
 }
 
 /* The device AdamW from the same parameters, gradients and moments as the CPU's: same bits
@@ -298,13 +326,18 @@ static void test_errors(void) {
     bitnet_trainer_free(t);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const char *why = NULL;
     if (bn_cu_device_count(&why) == 0) { printf("skip cuda training: %s\n", why ? why : "no GPU"); return 0; }
+    if (argc > 1 && !strcmp(argv[1], "golden")) {   /* only the default and fast golden runs */
+        test_golden("default"); test_golden("fast");
+        T_DONE();
+    }
     test_golden("default");
     test_golden("fp32");
     test_golden("fast");
     test_adamw_bits();
+    test_i8_same_bits();
     test_vs_cpu_and_resume();
     test_errors();
     T_DONE();

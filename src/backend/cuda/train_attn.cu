@@ -1,0 +1,459 @@
+/* train_attn.cu — fused causal flash attention (forward and backward) for the CUDA trainer
+ * (train_cuda.cu's attn ops), on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulate).
+ *
+ * What it is: the backend.h attention contract (causal GQA, softmax(q k^T / sqrt(hd)) v over
+ * token-major q [B*T][H*hd], k, v [B*T][KH*hd]; query head h reads kv head h / (H/KH)) without
+ * the [B,H,T,T] probability matrix: the forward keeps one fp32 log-sum-exp per row (log2
+ * domain), the backward recomputes P from it tile by tile (FlashAttention-2's scheme).
+ *   - forward: one block of 4 warps per 64 query rows of one (b, h); key tiles of 64 stream
+ *     through shared memory; online softmax in fp32 (exp2f).
+ *   - backward: D = rowsum(dO * O) (k_fa_dot), then dK/dV (one block per 64 keys of one
+ *     (b, kv head), summing the heads of the group and every query tile at or after the
+ *     diagonal) and dQ (one block per 64 query rows) as two kernels, so every sum has a fixed
+ *     order (no atomics: the same bits every run).
+ *   - precision: SP = 1 splits every fp32 operand x into bf16 hi = bf16(x), lo = bf16(x - hi)
+ *     and adds hi*hi + hi*lo + lo*hi (16 mantissa bits of each operand, about 2^-16 relative,
+ *     near fp32; 3 MMAs); SP = 0 is one bf16 MMA (2^-8). The softmax statistics, the scaling
+ *     and all sums are fp32 either way.
+ * Head dims 32, 64 and 128 (bn_fa_supported); any T >= 1 (partial tiles are masked).
+ * What it is not: a general attention (no dropout, no padding masks, no sliding window), a
+ * Hopper wgmma/TMA kernel (mma.sync runs on sm_80 and sm_90), or bit-identical to the
+ * materialized fp32 path (float sums in another order). */
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+#include <math.h>
+#include "backend/cuda/train_attn.h"
+
+typedef __nv_bfloat16 bf16;
+
+/* ---------------------------------------------------------------- fragments */
+/* D += A B: A 16x16 (row), B 16x8 (col), bf16 in, fp32 accumulate. Lane l: g = l/4, t = l%4;
+ * a0 = A[g][2t..], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..];
+ * b0 = B[2t..][g], b1 = B[2t+8..][g]; c0,c1 = C[g][2t..], c2,c3 = C[g+8][2t..]. */
+__device__ __forceinline__ void mma(float c[4], const uint32_t a[4], const uint32_t b[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+__device__ __forceinline__ uint32_t pack(bf16 x, bf16 y) {
+    return (uint32_t)__bfloat16_as_ushort(x) | ((uint32_t)__bfloat16_as_ushort(y) << 16);
+}
+/* (x, y) -> hi word and (SP) lo word of the remainders. */
+__device__ __forceinline__ void split2(float x, float y, uint32_t &hi, uint32_t &lo) {
+    bf16 hx = __float2bfloat16(x), hy = __float2bfloat16(y);
+    hi = pack(hx, hy);
+    lo = pack(__float2bfloat16(x - __bfloat162float(hx)), __float2bfloat16(y - __bfloat162float(hy)));
+}
+/* A fragment of rows r0.., cols k0.. of a row-major bf16 tile s[][ld]. */
+__device__ __forceinline__ void ld_a(const bf16 *s, int ld, int r0, int k0, uint32_t a[4]) {
+    int l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+    const bf16 *p = s + (size_t)(r0 + g) * ld + k0 + 2 * t;
+    a[0] = *(const uint32_t *)p; a[1] = *(const uint32_t *)(p + 8 * ld);
+    a[2] = *(const uint32_t *)(p + 8); a[3] = *(const uint32_t *)(p + 8 * ld + 8);
+}
+/* B fragment (k0.., n0..) of B[k][n] = X[n][k], X a row-major bf16 tile x[][ld]. */
+__device__ __forceinline__ void ld_b(const bf16 *x, int ld, int n0, int k0, uint32_t b[2]) {
+    int l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+    const bf16 *p = x + (size_t)(n0 + g) * ld + k0 + 2 * t;
+    b[0] = *(const uint32_t *)p; b[1] = *(const uint32_t *)(p + 8);
+}
+/* c += A B with A, B each given as hi (and lo when SP) fragments. */
+template <bool SP>
+__device__ __forceinline__ void mma3(float c[4], const uint32_t ah[4], const uint32_t al[4], const uint32_t bh[2], const uint32_t bl[2]) {
+    mma(c, ah, bh);
+    if (SP) { mma(c, ah, bl); mma(c, al, bh); }
+}
+/* A fragments (hi, lo) of a 16x16 block built from two accumulator n-tiles c0 (cols 0..7),
+ * c1 (cols 8..15): the accumulator layout is the A layout (FlashAttention-2's register reuse). */
+template <bool SP>
+__device__ __forceinline__ void acc_to_a(const float c0[4], const float c1[4], uint32_t ah[4], uint32_t al[4]) {
+    split2(c0[0], c0[1], ah[0], al[0]); split2(c0[2], c0[3], ah[1], al[1]);
+    split2(c1[0], c1[1], ah[2], al[2]); split2(c1[2], c1[3], ah[3], al[3]);
+}
+
+/* ---------------------------------------------------------------- tile loads */
+/* dst[r][c] (ld) = bf16 of g[r * gs + c] for r < R, c < HD; rows >= valid are 0; lo (SP) the
+ * remainders. All 128 threads of the block; the trip count is fixed, so the loads unroll and
+ * many are in flight at once. */
+template <int HD, bool SP, int R>
+__device__ __forceinline__ void load_rows(const float *g, size_t gs, int valid, bf16 *hi, bf16 *lo, int ld) {
+#pragma unroll 8
+    for (int it = 0; it < R * HD / 128; it++) {
+        int i = it * 128 + threadIdx.x, r = i / HD, c = i % HD;
+        float x = r < valid ? g[(size_t)r * gs + c] : 0.f;
+        bf16 h = __float2bfloat16(x);
+        hi[r * ld + c] = h;
+        if (SP) lo[r * ld + c] = __float2bfloat16(x - __bfloat162float(h));
+    }
+}
+/* Transposed: dst[c][r] (ld) for r < R (R % 8 == 0), c < HD; two rows per 32-bit store, lanes
+ * laid out 8 columns x 4 row pairs (coalesced 32-byte reads, conflict-free stores). */
+template <int HD, bool SP, int R>
+__device__ __forceinline__ void load_cols(const float *g, size_t gs, int valid, bf16 *hi, bf16 *lo, int ld) {
+#pragma unroll 8
+    for (int it = 0; it < (R / 2) * HD / 128; it++) {
+        int i = it * 128 + threadIdx.x;
+        int blk = i >> 5, l = i & 31, cb = blk % (HD / 8), rb = blk / (HD / 8);
+        int c = cb * 8 + (l & 7), r = 2 * (rb * 4 + (l >> 3));
+        float x = r < valid ? g[(size_t)r * gs + c] : 0.f, y = r + 1 < valid ? g[(size_t)(r + 1) * gs + c] : 0.f;
+        uint32_t h, lw;
+        split2(x, y, h, lw);
+        *(uint32_t *)(hi + c * ld + r) = h;
+        if (SP) *(uint32_t *)(lo + c * ld + r) = lw;
+    }
+}
+
+/* ---------------------------------------------------------------- forward */
+/* Block (qb, b*H + h), 128 threads: out rows [64 qb, 64 qb + 64) of head h, lse[(b H + h) T + t]
+ * = log2 sum_j 2^(s_j sl2) over j <= t (sl2 = log2(e) / sqrt(hd)). */
+template <int HD, bool SP>
+__global__ void __launch_bounds__(128) k_fa_fwd(const float *q, const float *k, const float *v, float *o, float *lse,
+                                                int T, int H, int KH, float sl2) {
+    constexpr int BK = 64, LK = HD + 8, LV = BK + 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Kh = (bf16 *)smem, *Kl = Kh + BK * LK, *Vh = Kl + (SP ? BK * LK : 0), *Vl = Vh + HD * LV;
+    int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KH);
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+    size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
+    const float *qp = q + (size_t)b * T * QS + (size_t)h * HD, *kp = k + (size_t)b * T * KS + (size_t)kh * HD, *vp = v + (size_t)b * T * KS + (size_t)kh * HD;
+    int r0 = qb * 64 + w * 16;
+    uint32_t qh[HD / 16][4], ql[HD / 16][4];
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; kc++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int row = r0 + g + (i & 1) * 8, col = kc * 16 + 2 * t + (i >> 1) * 8;
+            float x = row < T ? qp[(size_t)row * QS + col] : 0.f, y = row < T ? qp[(size_t)row * QS + col + 1] : 0.f;
+            split2(x, y, qh[kc][i], ql[kc][i]);
+        }
+    float oc[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) oc[n][0] = oc[n][1] = oc[n][2] = oc[n][3] = 0.f;
+    float mr[2] = {-INFINITY, -INFINITY}, lr[2] = {0.f, 0.f};
+    int kend = min(T, (qb + 1) * 64);
+    for (int k0 = 0; k0 < kend; k0 += BK) {
+        __syncthreads();
+        load_rows<HD, SP, BK>(kp + (size_t)k0 * KS, KS, min(BK, T - k0), Kh, Kl, LK);
+        load_cols<HD, SP, BK>(vp + (size_t)k0 * KS, KS, min(BK, T - k0), Vh, Vl, LV);
+        __syncthreads();
+        if (k0 > r0 + 15) continue;   /* every key of the tile is after every row of this warp */
+        float s[BK / 8][4];
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < HD / 16; kc++)
+#pragma unroll
+            for (int n = 0; n < BK / 8; n++) {
+                uint32_t bh_[2], bl_[2];
+                ld_b(Kh, LK, n * 8, kc * 16, bh_);
+                if (SP) ld_b(Kl, LK, n * 8, kc * 16, bl_);
+                mma3<SP>(s[n], qh[kc], ql[kc], bh_, bl_);
+            }
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                int key = k0 + n * 8 + 2 * t + (i & 1), row = r0 + g + (i >> 1) * 8;
+                float x = (key > row || key >= T) ? -INFINITY : s[n][i] * sl2;
+                s[n][i] = x; mx[i >> 1] = fmaxf(mx[i >> 1], x);
+            }
+        float al[2];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            mx[j] = fmaxf(mx[j], __shfl_xor_sync(0xffffffffu, mx[j], 1));
+            mx[j] = fmaxf(mx[j], __shfl_xor_sync(0xffffffffu, mx[j], 2));
+            float mn = fmaxf(mr[j], mx[j]);
+            al[j] = exp2f(mr[j] - mn);   /* 0 on the first tile (mr = -inf, mn finite: key k0 <= row) */
+            mr[j] = mn; lr[j] *= al[j];
+        }
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) { float p = exp2f(s[n][i] - mr[i >> 1]); s[n][i] = p; lr[i >> 1] += p; }
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) { oc[n][0] *= al[0]; oc[n][1] *= al[0]; oc[n][2] *= al[1]; oc[n][3] *= al[1]; }
+#pragma unroll
+        for (int kc = 0; kc < BK / 16; kc++) {
+            uint32_t ah[4], alo[4];
+            acc_to_a<SP>(s[2 * kc], s[2 * kc + 1], ah, alo);
+#pragma unroll
+            for (int n = 0; n < HD / 8; n++) {
+                uint32_t bh_[2], bl_[2];
+                ld_b(Vh, LV, n * 8, kc * 16, bh_);
+                if (SP) ld_b(Vl, LV, n * 8, kc * 16, bl_);
+                mma3<SP>(oc[n], ah, alo, bh_, bl_);
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        lr[j] += __shfl_xor_sync(0xffffffffu, lr[j], 1);
+        lr[j] += __shfl_xor_sync(0xffffffffu, lr[j], 2);
+    }
+    float *op = o + (size_t)b * T * QS + (size_t)h * HD;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int row = r0 + g + j * 8;
+        if (row >= T) continue;
+        float inv = 1.0f / lr[j];
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            op[(size_t)row * QS + n * 8 + 2 * t] = oc[n][2 * j] * inv;
+            op[(size_t)row * QS + n * 8 + 2 * t + 1] = oc[n][2 * j + 1] * inv;
+        }
+        if (t == 0) lse[(size_t)bh * T + row] = mr[j] + log2f(lr[j]);
+    }
+}
+
+/* ---------------------------------------------------------------- backward */
+/* D[(b H + h) T + t] = sum_d dO[b t, h d] O[b t, h d]: one warp per (row, head). */
+__global__ void k_fa_dot(const float *o, const float *dout, float *D, int B, int T, int H, int hd) {
+    size_t wi = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5, n = (size_t)B * T * H;
+    if (wi >= n) return;
+    int l = threadIdx.x & 31, h = (int)(wi % H);
+    size_t r = wi / H, b = r / T, t = r % T;
+    const float *a = o + r * H * hd + (size_t)h * hd, *d = dout + r * H * hd + (size_t)h * hd;
+    float s = 0;
+    for (int i = l; i < hd; i += 32) s += a[i] * d[i];
+    for (int x = 16; x; x >>= 1) s += __shfl_xor_sync(0xffffffffu, s, x);
+    if (l == 0) D[(b * H + h) * T + t] = s;
+}
+
+/* Block (kb, b*KH + kh): dK, dV rows [64 kb, 64 kb + 64) of kv head kh (written), summed over the
+ * heads of its group and the query tiles from the diagonal on. Warp w owns 16 keys. */
+template <int HD, bool SP>
+__global__ void __launch_bounds__(128) k_fa_bwd_kv(const float *q, const float *k, const float *v, const float *dout,
+                                                   const float *lse, const float *Dd, float *dk, float *dv,
+                                                   int T, int H, int KH, float sl2, float scale) {
+    constexpr int BK = 64, BQ = HD == 128 ? 32 : 64, LK = HD + 8, LQ = BQ + 8, NS = SP ? 2 : 1;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Kh = (bf16 *)smem, *Kl = Kh + BK * LK, *Vh = Kh + NS * BK * LK, *Vl = Vh + BK * LK;
+    bf16 *Qh = Vh + NS * BK * LK, *Ql = Qh + BQ * LK, *Oh = Qh + NS * BQ * LK, *Ol = Oh + BQ * LK;
+    bf16 *Qth = Oh + NS * BQ * LK, *Qtl = Qth + HD * LQ, *Oth = Qth + NS * HD * LQ, *Otl = Oth + HD * LQ;
+    float *ls = (float *)(Oth + NS * HD * LQ), *ds_ = ls + BQ;
+    int kb = blockIdx.x, b = blockIdx.y / KH, kh = blockIdx.y % KH, grp = H / KH;
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+    size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
+    int kbase = kb * BK, k0 = kbase + w * 16, kval = min(BK, T - kbase);
+    const float *kp = k + ((size_t)b * T + kbase) * KS + (size_t)kh * HD, *vp = v + ((size_t)b * T + kbase) * KS + (size_t)kh * HD;
+    load_rows<HD, SP, BK>(kp, KS, kval, Kh, Kl, LK);
+    load_rows<HD, SP, BK>(vp, KS, kval, Vh, Vl, LK);
+    float dkc[HD / 8][4], dvc[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) dkc[n][i] = dvc[n][i] = 0.f;
+    for (int gi = 0; gi < grp; gi++) {
+        int h = kh * grp + gi;
+        const float *qp = q + (size_t)b * T * QS + (size_t)h * HD, *dp = dout + (size_t)b * T * QS + (size_t)h * HD;
+        const float *lp = lse + ((size_t)b * H + h) * T, *Dp = Dd + ((size_t)b * H + h) * T;
+        for (int qs = kbase; qs < T; qs += BQ) {
+            int qv = min(BQ, T - qs);
+            __syncthreads();
+            load_rows<HD, SP, BQ>(qp + (size_t)qs * QS, QS, qv, Qh, Ql, LK);
+            load_rows<HD, SP, BQ>(dp + (size_t)qs * QS, QS, qv, Oh, Ol, LK);
+            load_cols<HD, SP, BQ>(qp + (size_t)qs * QS, QS, qv, Qth, Qtl, LQ);
+            load_cols<HD, SP, BQ>(dp + (size_t)qs * QS, QS, qv, Oth, Otl, LQ);
+            for (int i = threadIdx.x; i < BQ; i += blockDim.x) { ls[i] = i < qv ? lp[qs + i] : 0.f; ds_[i] = i < qv ? Dp[qs + i] : 0.f; }
+            __syncthreads();
+            if (qs + BQ - 1 < k0 || k0 >= T) continue;   /* every query of the tile is before every key of this warp */
+            float st[BQ / 8][4], dpt[BQ / 8][4];
+#pragma unroll
+            for (int n = 0; n < BQ / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) st[n][i] = dpt[n][i] = 0.f;
+#pragma unroll
+            for (int kc = 0; kc < HD / 16; kc++) {
+                uint32_t ah[4], alo[4], vh[4], vl[4];
+                ld_a(Kh, LK, w * 16, kc * 16, ah); ld_a(Vh, LK, w * 16, kc * 16, vh);
+                if (SP) { ld_a(Kl, LK, w * 16, kc * 16, alo); ld_a(Vl, LK, w * 16, kc * 16, vl); }
+#pragma unroll
+                for (int n = 0; n < BQ / 8; n++) {
+                    uint32_t bh_[2], bl_[2];
+                    ld_b(Qh, LK, n * 8, kc * 16, bh_);
+                    if (SP) ld_b(Ql, LK, n * 8, kc * 16, bl_);
+                    mma3<SP>(st[n], ah, alo, bh_, bl_);
+                    ld_b(Oh, LK, n * 8, kc * 16, bh_);
+                    if (SP) ld_b(Ol, LK, n * 8, kc * 16, bl_);
+                    mma3<SP>(dpt[n], vh, vl, bh_, bl_);
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < BQ / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    int key = k0 + g + (i >> 1) * 8, qi = n * 8 + 2 * t + (i & 1), qq = qs + qi;
+                    float p = (qq >= key && qq < T && key < T) ? exp2f(st[n][i] * sl2 - ls[qi]) : 0.f;
+                    st[n][i] = p; dpt[n][i] = p * (dpt[n][i] - ds_[qi]);
+                }
+#pragma unroll
+            for (int kc = 0; kc < BQ / 16; kc++) {
+                uint32_t ph[4], pl[4], sh[4], sl[4];
+                acc_to_a<SP>(st[2 * kc], st[2 * kc + 1], ph, pl);
+                acc_to_a<SP>(dpt[2 * kc], dpt[2 * kc + 1], sh, sl);
+#pragma unroll
+                for (int n = 0; n < HD / 8; n++) {
+                    uint32_t bh_[2], bl_[2];
+                    ld_b(Oth, LQ, n * 8, kc * 16, bh_);
+                    if (SP) ld_b(Otl, LQ, n * 8, kc * 16, bl_);
+                    mma3<SP>(dvc[n], ph, pl, bh_, bl_);
+                    ld_b(Qth, LQ, n * 8, kc * 16, bh_);
+                    if (SP) ld_b(Qtl, LQ, n * 8, kc * 16, bl_);
+                    mma3<SP>(dkc[n], sh, sl, bh_, bl_);
+                }
+            }
+        }
+    }
+    float *dkp = dk + (size_t)b * T * KS + (size_t)kh * HD, *dvp = dv + (size_t)b * T * KS + (size_t)kh * HD;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int row = k0 + g + j * 8;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            size_t o = (size_t)row * KS + n * 8 + 2 * t;
+            dkp[o] = dkc[n][2 * j] * scale; dkp[o + 1] = dkc[n][2 * j + 1] * scale;
+            dvp[o] = dvc[n][2 * j]; dvp[o + 1] = dvc[n][2 * j + 1];
+        }
+    }
+}
+
+/* Block (qb, b*H + h): dQ rows [64 qb, 64 qb + 64) of head h (written). Warp w owns 16 rows. */
+template <int HD, bool SP>
+__global__ void __launch_bounds__(128) k_fa_bwd_q(const float *q, const float *k, const float *v, const float *dout,
+                                                  const float *lse, const float *Dd, float *dq,
+                                                  int T, int H, int KH, float sl2, float scale) {
+    constexpr int BQ = 64, BK = HD == 128 ? 32 : 64, LK = HD + 8, LB = BK + 8, NS = SP ? 2 : 1;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Qh = (bf16 *)smem, *Ql = Qh + BQ * LK, *Oh = Qh + NS * BQ * LK, *Ol = Oh + BQ * LK;
+    bf16 *Kh = Oh + NS * BQ * LK, *Kl = Kh + BK * LK, *Vh = Kh + NS * BK * LK, *Vl = Vh + BK * LK;
+    bf16 *Kth = Vh + NS * BK * LK, *Ktl = Kth + HD * LB;
+    int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KH);
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+    size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
+    int qbase = qb * BQ, r0 = qbase + w * 16, qv = min(BQ, T - qbase);
+    const float *kp = k + (size_t)b * T * KS + (size_t)kh * HD, *vp = v + (size_t)b * T * KS + (size_t)kh * HD;
+    load_rows<HD, SP, BQ>(q + ((size_t)b * T + qbase) * QS + (size_t)h * HD, QS, qv, Qh, Ql, LK);
+    load_rows<HD, SP, BQ>(dout + ((size_t)b * T + qbase) * QS + (size_t)h * HD, QS, qv, Oh, Ol, LK);
+    float lr[2], dr[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int row = r0 + g + j * 8;
+        lr[j] = row < T ? lse[(size_t)bh * T + row] : 0.f; dr[j] = row < T ? Dd[(size_t)bh * T + row] : 0.f;
+    }
+    float dqc[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) dqc[n][0] = dqc[n][1] = dqc[n][2] = dqc[n][3] = 0.f;
+    int kend = min(T, qbase + BQ);
+    for (int ks = 0; ks < kend; ks += BK) {
+        int kv = min(BK, T - ks);
+        __syncthreads();
+        load_rows<HD, SP, BK>(kp + (size_t)ks * KS, KS, kv, Kh, Kl, LK);
+        load_rows<HD, SP, BK>(vp + (size_t)ks * KS, KS, kv, Vh, Vl, LK);
+        load_cols<HD, SP, BK>(kp + (size_t)ks * KS, KS, kv, Kth, Ktl, LB);
+        __syncthreads();
+        if (ks > r0 + 15) continue;
+        float s[BK / 8][4], dp[BK / 8][4];
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) s[n][i] = dp[n][i] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < HD / 16; kc++) {
+            uint32_t ah[4], alo[4], oh[4], ol[4];
+            ld_a(Qh, LK, w * 16, kc * 16, ah); ld_a(Oh, LK, w * 16, kc * 16, oh);
+            if (SP) { ld_a(Ql, LK, w * 16, kc * 16, alo); ld_a(Ol, LK, w * 16, kc * 16, ol); }
+#pragma unroll
+            for (int n = 0; n < BK / 8; n++) {
+                uint32_t bh_[2], bl_[2];
+                ld_b(Kh, LK, n * 8, kc * 16, bh_);
+                if (SP) ld_b(Kl, LK, n * 8, kc * 16, bl_);
+                mma3<SP>(s[n], ah, alo, bh_, bl_);
+                ld_b(Vh, LK, n * 8, kc * 16, bh_);
+                if (SP) ld_b(Vl, LK, n * 8, kc * 16, bl_);
+                mma3<SP>(dp[n], oh, ol, bh_, bl_);
+            }
+        }
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                int key = ks + n * 8 + 2 * t + (i & 1), row = r0 + g + (i >> 1) * 8;
+                float p = (key <= row && key < T) ? exp2f(s[n][i] * sl2 - lr[i >> 1]) : 0.f;
+                dp[n][i] = p * (dp[n][i] - dr[i >> 1]);
+            }
+#pragma unroll
+        for (int kc = 0; kc < BK / 16; kc++) {
+            uint32_t ah[4], alo[4];
+            acc_to_a<SP>(dp[2 * kc], dp[2 * kc + 1], ah, alo);
+#pragma unroll
+            for (int n = 0; n < HD / 8; n++) {
+                uint32_t bh_[2], bl_[2];
+                ld_b(Kth, LB, n * 8, kc * 16, bh_);
+                if (SP) ld_b(Ktl, LB, n * 8, kc * 16, bl_);
+                mma3<SP>(dqc[n], ah, alo, bh_, bl_);
+            }
+        }
+    }
+    float *dqp = dq + (size_t)b * T * QS + (size_t)h * HD;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int row = r0 + g + j * 8;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            dqp[(size_t)row * QS + n * 8 + 2 * t] = dqc[n][2 * j] * scale;
+            dqp[(size_t)row * QS + n * 8 + 2 * t + 1] = dqc[n][2 * j + 1] * scale;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- launchers */
+template <int HD, bool SP> static size_t fwd_smem() { return (size_t)(SP ? 2 : 1) * (64 * (HD + 8) + HD * 72) * sizeof(bf16); }
+template <int HD, bool SP> static size_t kv_smem() {
+    constexpr int BQ = HD == 128 ? 32 : 64;
+    return (size_t)(SP ? 2 : 1) * (2 * 64 * (HD + 8) + 2 * BQ * (HD + 8) + 2 * HD * (BQ + 8)) * sizeof(bf16) + 2 * BQ * sizeof(float);
+}
+template <int HD, bool SP> static size_t q_smem() {
+    constexpr int BK = HD == 128 ? 32 : 64;
+    return (size_t)(SP ? 2 : 1) * (2 * 64 * (HD + 8) + 2 * BK * (HD + 8) + HD * (BK + 8)) * sizeof(bf16);
+}
+
+template <int HD, bool SP>
+static cudaError_t fwd_t(const bn_fa_args *a, cudaStream_t st) {
+    size_t sm = fwd_smem<HD, SP>();
+    cudaError_t e = cudaFuncSetAttribute(k_fa_fwd<HD, SP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess) return e;
+    float sl2 = 1.4426950408889634f / sqrtf((float)HD);
+    k_fa_fwd<HD, SP><<<dim3((a->T + 63) / 64, a->B * a->H), 128, sm, st>>>(a->q, a->k, a->v, a->o, a->lse, a->T, a->H, a->KH, sl2);
+    return cudaGetLastError();
+}
+template <int HD, bool SP>
+static cudaError_t bwd_t(const bn_fa_args *a, cudaStream_t st) {
+    size_t s1 = kv_smem<HD, SP>(), s2 = q_smem<HD, SP>();
+    cudaError_t e = cudaFuncSetAttribute(k_fa_bwd_kv<HD, SP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s1);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(k_fa_bwd_q<HD, SP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s2);
+    if (e != cudaSuccess) return e;
+    float scale = 1.0f / sqrtf((float)HD), sl2 = 1.4426950408889634f * scale;
+    size_t nw = (size_t)a->B * a->T * a->H;
+    k_fa_dot<<<(unsigned)((nw * 32 + 255) / 256), 256, 0, st>>>(a->o, a->dout, a->D, a->B, a->T, a->H, HD);
+    k_fa_bwd_kv<HD, SP><<<dim3((a->T + 63) / 64, a->B * a->KH), 128, s1, st>>>(a->q, a->k, a->v, a->dout, a->lse, a->D, a->dk, a->dv,
+                                                                               a->T, a->H, a->KH, sl2, scale);
+    k_fa_bwd_q<HD, SP><<<dim3((a->T + 63) / 64, a->B * a->H), 128, s2, st>>>(a->q, a->k, a->v, a->dout, a->lse, a->D, a->dq,
+                                                                            a->T, a->H, a->KH, sl2, scale);
+    return cudaGetLastError();
+}
+
+int bn_fa_supported(int hd) { return hd == 32 || hd == 64 || hd == 128; }
+
+#define FA_DISPATCH(fn, a, st, split)                                                              \
+    switch ((a)->hd) {                                                                             \
+    case 32: return (split) ? fn<32, true>(a, st) : fn<32, false>(a, st);                          \
+    case 64: return (split) ? fn<64, true>(a, st) : fn<64, false>(a, st);                          \
+    case 128: return (split) ? fn<128, true>(a, st) : fn<128, false>(a, st);                       \
+    default: return cudaErrorInvalidValue;                                                         \
+    }
+cudaError_t bn_fa_forward(const bn_fa_args *a, int split, cudaStream_t st) { FA_DISPATCH(fwd_t, a, st, split) }
+cudaError_t bn_fa_backward(const bn_fa_args *a, int split, cudaStream_t st) { FA_DISPATCH(bwd_t, a, st, split) }

@@ -1,0 +1,17 @@
+/* train_cuda.h — the CUDA trainer's measuring entry (train_cuda.cu) for its tests and benches:
+ * attach with knobs that switch its code paths, so alternatives can be timed and compared in
+ * one process. Not a user interface (bitnet_train_params has the user's options) and not
+ * needed for training: bn_train_cuda_attach (backend.h) is this with knobs NULL. */
+#ifndef BN_TRAIN_CUDA_H
+#define BN_TRAIN_CUDA_H
+#include "bitnet.h"
+
+typedef struct bn_train_model bn_train_model;
+/* bn_train_cuda_attach with knobs, a comma list (NULL or "": the defaults):
+ *   fa=0|1 flash attention (train_attn.cu; default 0), fs=0|1 / bs=0|1 its forward / backward
+ *   split into two bf16 terms (default 1 / 0; fs 0 in the fast mode), split=1..3 BitLinear
+ *   backward dY terms (default 1, parity 3), dxs=1..split the dY terms of the dX product,
+ *   i8=0|1 the int8 BitLinear forward GEMM (default 1), keep=0|1 rmsnorm_fwd also writes y and
+ *   yq (default 0). Unknown names are ignored. */
+bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int precision, const char *knobs);
+#endif
