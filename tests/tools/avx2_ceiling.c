@@ -11,7 +11,8 @@
  *
  * One vpmaddubsw multiplies 32 byte pairs (64 ops). "madd+dep add" is the MAD inner step
  * (acc += maddubs(w, x)); its rate times 64 is the GOPS ceiling of any GEMM built from it;
- * the unpack, broadcasts and widening of a real tile come on top. */
+ * the unpack, broadcasts and widening of a real tile come on top. The co-issue line shows which
+ * ops share the madd's pipes (total near the madd's own rate) and which issue beside it (~2x). */
 #include "backend/cpu/kernels/kernels.h"
 #include "core/util.h"
 #include <stdio.h>
@@ -58,9 +59,24 @@ int main(int argc, char **argv) {
     dep = r;
     LOOP(MI(8, 0) MI(9, 1) MI(10, 2) MI(11, 3) MI(12, 4) MI(8, 5) MI(9, 6) MI(10, 7), 8);
     indep = r;
+    /* what issues beside the madd (ops of both kinds per ns; each alone is ~ the madd's rate) */
+    double co[4];
+#define CO(op) "vpmaddubsw %%ymm14,%%ymm15,%%ymm8\n " op " %%ymm14,%%ymm0,%%ymm0\n vpmaddubsw %%ymm14,%%ymm15,%%ymm9\n " op \
+               " %%ymm14,%%ymm1,%%ymm1\n vpmaddubsw %%ymm14,%%ymm15,%%ymm10\n " op " %%ymm14,%%ymm2,%%ymm2\n"      \
+               "vpmaddubsw %%ymm14,%%ymm15,%%ymm11\n " op " %%ymm14,%%ymm3,%%ymm3\n"
+    LOOP(CO("vpand"), 8);
+    co[0] = r;
+    LOOP(CO("vpshufb"), 8);
+    co[1] = r;
+    LOOP(CO("vpsadbw"), 8);
+    co[2] = r;
+    LOOP(CO("vfmadd231ps"), 8);
+    co[3] = r;
     printf("vpmaddubsw alone              %5.2f /ns  (%4.0f GOPS)\n", madd, madd * 64);
     printf("vpmaddubsw + dependent vpaddw %5.2f /ns  (%4.0f GOPS: the MAD ceiling)\n", dep, dep * 64);
     printf("vpmaddubsw + independent add  %5.2f /ns  (%4.0f GOPS)\n", indep, indep * 64);
+    printf("vpmaddubsw + vpand / vpshufb / vpsadbw / vfmadd231ps, both kinds: %.2f / %.2f / %.2f / %.2f /ns\n",
+           co[0], co[1], co[2], co[3]);
     static const int shapes[][2] = {{2560, 2560}, {6912, 2560}, {2560, 6912}};
     for (int si = 0; si < 3; si++) {
         int rows = shapes[si][0], cols = shapes[si][1], kp = bn_kpad(cols);
