@@ -108,8 +108,16 @@ int srv_engine_pending(srv_engine *E);
 void srv_engine_halt(srv_engine *E);
 /* Free the engine (after srv_engine_halt and after every HTTP thread has released its requests). */
 void srv_engine_free(srv_engine *E);
-/* Tokens generated and decode steps so far (for the log). */
-void srv_engine_stats(srv_engine *E, long long *tokens, long long *steps);
+/* The engine's counters since it started (for /health and the log): where its thread's time went. */
+typedef struct srv_engine_stat {
+    long long tokens, steps;  /* tokens generated, decode steps */
+    long long rows, sampled;  /* batch entries fed, and slots that sampled a token, over all steps */
+    double ms_decode;         /* in bitnet_ctx_decode (the batched forward) */
+    double ms_sample;         /* sampling and detokenizing the new tokens */
+    double ms_stream;         /* their text to the requests (stop strings, under the lock), waking the HTTP threads */
+    double ms_idle;           /* waiting for a request (no slot busy) */
+} srv_engine_stat;
+void srv_engine_stats(srv_engine *E, srv_engine_stat *st);
 
 /* ---- serve_page.c (generated from serve_page.html) ---- */
 extern const unsigned char serve_page[];
