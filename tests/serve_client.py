@@ -259,11 +259,13 @@ def main():
         import urllib.request
         with urllib.request.urlopen(a.url + "/health", timeout=a.timeout) as f:
             d = json.loads(f.read())
-        return dict(d["engine"], steps=d["decode_steps"], tokens=d["tokens_generated"])
+        return dict(d["engine"], steps=d["decode_steps"], tokens=d["tokens_generated"]) if "engine" in d else None
     def run(n):  # n streams at once; one stream runs a.streams requests in turn (as many tokens)
         c0, e0 = cpu(), engine()
         el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1 if n > 1 else a.streams, 0, a.max_tokens, a.timeout, bias))
         c1, e1 = cpu(), engine()
+        if not e0:  # a server without the counters
+            return ntok / el, (ntok / (c1 - c0) if c0 is not None and c1 > c0 else None), fails, "no counters"
         d = {k: e1[k] - e0[k] for k in e0}
         st = max(1, d["steps"])
         prof = "%d steps, %.1f sampled/step, wall %.2f ms/step = forward %.2f + sampling %.2f + streaming %.2f + other %.2f" % (

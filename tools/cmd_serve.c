@@ -251,9 +251,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         char *j = malloc(512);
         if (j) snprintf(j, 512, "{\"status\":\"%s\",\"slots_idle\":%d,\"slots_processing\":%d,\"queued\":%d,"
                         "\"tokens_generated\":%lld,\"decode_steps\":%lld,\"engine\":{\"batch_rows\":%lld,\"sampled\":%lld,"
-                        "\"decode_ms\":%.3f,\"sample_ms\":%.3f,\"stream_ms\":%.3f,\"idle_ms\":%.3f}}",
+                        "\"decode_ms\":%.3f,\"sample_ms\":%.3f,\"stream_ms\":%.3f,\"idle_ms\":%.3f,\"wakeups\":%lld}}",
                         atomic_load(&S->draining) ? "shutting down" : "ok", idle, busy, queued, es.tokens, es.steps,
-                        es.rows, es.sampled, es.ms_decode, es.ms_sample, es.ms_stream, es.ms_idle);
+                        es.rows, es.sampled, es.ms_decode, es.ms_sample, es.ms_stream, es.ms_idle, es.wakeups);
         return send_json(c, atomic_load(&S->draining) ? 503 : 200, j, NULL, NULL);
     }
     return fail(c, 404, "invalid_request_error", "no such endpoint: %s", url);

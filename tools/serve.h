@@ -116,6 +116,7 @@ typedef struct srv_engine_stat {
     double ms_sample;         /* sampling and detokenizing the new tokens */
     double ms_stream;         /* their text to the requests (stop strings, under the lock), waking the HTTP threads */
     double ms_idle;           /* waiting for a request (no slot busy) */
+    long long wakeups;        /* HTTP threads woken (streamed text, a finished request) */
 } srv_engine_stat;
 void srv_engine_stats(srv_engine *E, srv_engine_stat *st);
 

@@ -82,7 +82,7 @@ static void slot_finish(srv_engine *E, slot *s, const char *reason, int status, 
     }
     r->ms_total = now_ms() - r->t_admit;
     r->done = 1;
-    pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->cv); E->st.wakeups++;
     req_unref(r);
     slot_clear(s);
     E->busy--;
@@ -133,7 +133,7 @@ static int slot_text(srv_engine *E, slot *s, const char *piece) {
     if (s->glen - keep > s->released) {
         if (req_append(r, s->gen + s->released, s->glen - keep - s->released)) { slot_finish(E, s, NULL, 500, "out of memory"); return 1; }
         s->released = s->glen - keep;
-        s->wake = 1;
+        s->wake = r->stream;   /* a non-streamed request's thread waits for the end (slot_finish) */
     }
     return 0;
 }
@@ -223,8 +223,9 @@ static void step_commit(srv_engine *E, bitnet_status st) {
 
 /* One step: every active slot feeds a prompt chunk or its pending token, all in one batch; the
  * forward and the sampling run without the lock, the HTTP threads are woken after it. Called
- * without mu; returns the ms spent after the sampling (for E->st.ms_stream, added under mu). */
-static double step(srv_engine *E) {
+ * without mu; returns the ms spent after the sampling and sets *wakeups to the HTTP threads woken
+ * (for E->st, added under mu). */
+static double step(srv_engine *E, int *wakeups) {
     int n = 0, nw = 0;
     for (int i = 0; i < E->p.n_parallel; i++) {
         slot *s = &E->slots[i];
@@ -246,6 +247,7 @@ static double step(srv_engine *E) {
         nw += s->want;
         s->n_in = k;
     }
+    *wakeups = 0;
     if (n == 0) return 0;
     bitnet_batch b = {.n = n, .token = E->b_tok, .seq_id = E->b_seq, .logits = E->b_want};
     double t0 = now_ms();
@@ -259,8 +261,10 @@ static double step(srv_engine *E) {
     E->st.ms_decode += t1 - t0; E->st.ms_sample += t2 - t1;
     pthread_mutex_unlock(&E->mu);
     /* r stays valid: only this thread drops the engine's reference (slot_finish) */
+    int woken = 0;
     for (int i = 0; i < E->p.n_parallel; i++)
-        if (E->slots[i].wake && E->slots[i].r) pthread_cond_broadcast(&E->slots[i].r->cv);
+        if (E->slots[i].wake && E->slots[i].r) { pthread_cond_broadcast(&E->slots[i].r->cv); woken++; }
+    *wakeups = woken;
     return now_ms() - t2;
 }
 
@@ -281,9 +285,10 @@ static void *engine_main(void *arg) {
             continue;
         }
         pthread_mutex_unlock(&E->mu);
-        double ms = step(E);
+        int woken;
+        double ms = step(E, &woken);
         pthread_mutex_lock(&E->mu);
-        E->st.ms_stream += ms;
+        E->st.ms_stream += ms; E->st.wakeups += woken;
     }
     while (E->q_len > 0) {   /* stopped: whatever still waits is refused */
         srv_req *r = E->queue[E->q_head];
