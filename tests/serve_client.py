@@ -19,7 +19,9 @@
                                        ROUNDS times interleaved; prints each round and the medians
                                        (--ban ID: logit_bias -100 on ID, e.g. the end-of-text token,
                                        so that every stream runs to max_tokens; --pid: the
-                                       server's process, to add tokens per server CPU-second)
+                                       server's process, to add tokens per server CPU-second);
+                                       with each round, the engine's per-step split from /health
+                                       (ms in the forward, sampling, streaming, the rest)
 
 Standard library only (asyncio streams, HTTP/1.1 with chunked decoding) except the openai mode.
 Output lines are "ok NAME ...", "FAIL NAME: ..." for tests/run.sh. Bounded: every request has a

@@ -160,13 +160,14 @@ static enum MHD_Result completion(server *S, struct MHD_Connection *c, int kind,
         MHD_destroy_response(resp);
         return res;
     }
-    /* not streamed: this connection's thread waits for the end, watching for a hang-up */
+    /* not streamed: this connection's thread waits for the end (the engine signals only that),
+     * watching for a hang-up every 50 ms */
     size_t have = 0;
     char *snap; size_t n;
     int gone = 0;
     while (!srv_engine_wait(S->E, r, have, 50, &snap, &n)) {
         have += n; free(snap);
-        if (!n && client_gone(c)) { gone = 1; break; }
+        if (client_gone(c)) { gone = 1; break; }
     }
     free(snap);
     enum MHD_Result res = MHD_NO;

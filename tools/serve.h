@@ -92,7 +92,9 @@ bitnet_status srv_engine_start(const srv_engine_params *p, srv_engine **out);
 /* Queue a request (the engine takes a reference). Returns 0, or fills *e (503 queue full or
  * draining, 400 prompt too long) and returns -1. */
 int srv_engine_submit(srv_engine *E, srv_req *r, srv_error *e);
-/* Wait until r has more text than `have` bytes or is done, or timeout_ms passes; returns with
+/* Wait until r has more text than `have` bytes or is done, or timeout_ms passes (the engine
+ * signals a streamed request when its text grows, a non-streamed one only when it is done, so
+ * the latter sees growth only at a timeout); returns with
  * the engine lock released. *snap gets a copy of the new text (malloc'd, caller frees) and its
  * length; returns 1 when r is done (after this text), else 0. */
 int srv_engine_wait(srv_engine *E, srv_req *r, size_t have, int timeout_ms, char **snap, size_t *snap_len);
