@@ -108,6 +108,10 @@ dt=$(( $(j "$T/h1.json" 'd["tokens_generated"]') - $(j "$T/h0.json" 'd["tokens_g
 ds=$(( $(j "$T/h1.json" 'd["decode_steps"]') - $(j "$T/h0.json" 'd["decode_steps"]') ))
 # one forward per step over every active sequence: 400 tokens in far fewer than 400 steps
 MSG="$dt tokens in $ds steps"; check serve_batched_steps test "$dt" = 400 -a "$ds" -lt 300
+# the engine's counters: 400 tokens sampled; a non-streamed request's thread is woken once (at
+# its end), not per token; time was spent in the forward
+ec=$(python3 -c 'import json,sys; a,b=(json.load(open(f))["engine"] for f in sys.argv[1:]); print(b["sampled"]-a["sampled"], b["wakeups"]-a["wakeups"], b["decode_ms"]>a["decode_ms"])' "$T/h0.json" "$T/h1.json" 2>&1)
+MSG="sampled, wakeups, forward time grew: $ec"; check serve_engine_counters test "$ec" = "400 4 True"
 same=0
 for i in 0 1 2 3; do
     w=$("$B" run -m "$M" -p "${prompts[$i]}" -n 100 --temp 0 -t 1 --no-display-prompt 2>/dev/null)

@@ -19,7 +19,9 @@
                                        ROUNDS times interleaved; prints each round and the medians
                                        (--ban ID: logit_bias -100 on ID, e.g. the end-of-text token,
                                        so that every stream runs to max_tokens; --pid: the
-                                       server's process, to add tokens per server CPU-second)
+                                       server's process, to add tokens per server CPU-second);
+                                       with each round, the engine's per-step split from /health
+                                       (ms in the forward, sampling, streaming, the rest)
 
 Standard library only (asyncio streams, HTTP/1.1 with chunked decoding) except the openai mode.
 Output lines are "ok NAME ...", "FAIL NAME: ..." for tests/run.sh. Bounded: every request has a
@@ -255,19 +257,32 @@ def main():
             return None
         f = open("/proc/%d/stat" % a.pid).read().rsplit(")", 1)[1].split()
         return (int(f[11]) + int(f[12])) / hz
+    def engine():  # the server's engine counters (/health "engine")
+        import urllib.request
+        with urllib.request.urlopen(a.url + "/health", timeout=a.timeout) as f:
+            d = json.loads(f.read())
+        return dict(d["engine"], steps=d["decode_steps"], tokens=d["tokens_generated"]) if "engine" in d else None
     def run(n):  # n streams at once; one stream runs a.streams requests in turn (as many tokens)
-        c0 = cpu()
+        c0, e0 = cpu(), engine()
         el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1 if n > 1 else a.streams, 0, a.max_tokens, a.timeout, bias))
-        c1 = cpu()
-        return ntok / el, (ntok / (c1 - c0) if c0 is not None and c1 > c0 else None), fails
+        c1, e1 = cpu(), engine()
+        if not e0:  # a server without the counters
+            return ntok / el, (ntok / (c1 - c0) if c0 is not None and c1 > c0 else None), fails, "no counters"
+        d = {k: e1[k] - e0[k] for k in e0}
+        st = max(1, d["steps"])
+        prof = "%d steps, %.1f sampled/step, wall %.2f ms/step = forward %.2f + sampling %.2f + streaming %.2f + other %.2f" % (
+            d["steps"], d["sampled"] / st, 1e3 * el / st, d["decode_ms"] / st, d["sample_ms"] / st, d["stream_ms"] / st,
+            (1e3 * el - d["decode_ms"] - d["sample_ms"] - d["stream_ms"]) / st)
+        return ntok / el, (ntok / (c1 - c0) if c0 is not None and c1 > c0 else None), fails, prof
     rows, fails = [], []
     for r in range(a.rounds):
-        one, one_c, f1 = run(1)
-        many, many_c, f2 = run(a.streams)
+        one, one_c, f1, p1 = run(1)
+        many, many_c, f2, p2 = run(a.streams)
         rows.append((one, many, many / one, one_c, many_c, many_c / one_c if one_c and many_c else None)); fails += f1 + f2
         if a.rounds > 1:
             print("  round %d: 1 stream %.0f tok/s, %d streams %.0f tok/s (%.2fx)%s" % (r + 1, one, a.streams, many, many / one,
                   "; per server CPU-second %.0f and %.0f tok (%.2fx)" % rows[-1][3:] if rows[-1][5] else ""))
+        print("    engine, 1 stream: %s\n    engine, %d streams: %s" % (p1, a.streams, p2))
     med = [pct([x[i] for x in rows], 50) if all(x[i] for x in rows) else None for i in range(6)]
     print("%s serve_speed: 1 stream %.0f tok/s, %d streams %.0f tok/s aggregate (%.2fx%s)%s%s" % (
         "ok" if not fails else "FAIL", med[0], a.streams, med[1], med[2],

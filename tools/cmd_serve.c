@@ -160,13 +160,14 @@ static enum MHD_Result completion(server *S, struct MHD_Connection *c, int kind,
         MHD_destroy_response(resp);
         return res;
     }
-    /* not streamed: this connection's thread waits for the end, watching for a hang-up */
+    /* not streamed: this connection's thread waits for the end (the engine signals only that),
+     * watching for a hang-up every 50 ms */
     size_t have = 0;
     char *snap; size_t n;
     int gone = 0;
     while (!srv_engine_wait(S->E, r, have, 50, &snap, &n)) {
         have += n; free(snap);
-        if (!n && client_gone(c)) { gone = 1; break; }
+        if (client_gone(c)) { gone = 1; break; }
     }
     free(snap);
     enum MHD_Result res = MHD_NO;
@@ -246,12 +247,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (models) return send_json(c, 200, models_json(S), NULL, NULL);
         int busy, idle, queued;
         srv_engine_counts(S->E, &busy, &idle, &queued);
-        long long toks, steps;
-        srv_engine_stats(S->E, &toks, &steps);
-        char *j = malloc(256);
-        if (j) snprintf(j, 256, "{\"status\":\"%s\",\"slots_idle\":%d,\"slots_processing\":%d,\"queued\":%d,"
-                        "\"tokens_generated\":%lld,\"decode_steps\":%lld}",
-                        atomic_load(&S->draining) ? "shutting down" : "ok", idle, busy, queued, toks, steps);
+        srv_engine_stat es;
+        srv_engine_stats(S->E, &es);
+        char *j = malloc(512);
+        if (j) snprintf(j, 512, "{\"status\":\"%s\",\"slots_idle\":%d,\"slots_processing\":%d,\"queued\":%d,"
+                        "\"tokens_generated\":%lld,\"decode_steps\":%lld,\"engine\":{\"batch_rows\":%lld,\"sampled\":%lld,"
+                        "\"decode_ms\":%.3f,\"sample_ms\":%.3f,\"stream_ms\":%.3f,\"idle_ms\":%.3f,\"wakeups\":%lld}}",
+                        atomic_load(&S->draining) ? "shutting down" : "ok", idle, busy, queued, es.tokens, es.steps,
+                        es.rows, es.sampled, es.ms_decode, es.ms_sample, es.ms_stream, es.ms_idle, es.wakeups);
         return send_json(c, atomic_load(&S->draining) ? 503 : 200, j, NULL, NULL);
     }
     return fail(c, 404, "invalid_request_error", "no such endpoint: %s", url);
@@ -364,8 +367,9 @@ int cmd_serve(int argc, char **argv) {
     while (srv_engine_pending(E) > 0 || atomic_load(&S.inflight) > 0) {
         if (sigtimedwait(&sigs, NULL, &tick) > 0) { fprintf(stderr, "bitnet serve: cancelling\n"); break; }
     }
-    long long toks, steps; srv_engine_stats(E, &toks, &steps);
-    fprintf(stderr, "bitnet serve: stopped (%lld tokens generated in %lld steps)\n", toks, steps);
+    srv_engine_stat es; srv_engine_stats(E, &es);
+    fprintf(stderr, "bitnet serve: stopped (%lld tokens generated in %lld steps; engine thread: %.0f ms in the forward, "
+            "%.0f ms sampling, %.0f ms streaming, %.0f ms idle)\n", es.tokens, es.steps, es.ms_decode, es.ms_sample, es.ms_stream, es.ms_idle);
     rc = 0;
 done:
     if (E) srv_engine_halt(E);   /* what is left fails; the connection threads then end */

@@ -92,7 +92,9 @@ bitnet_status srv_engine_start(const srv_engine_params *p, srv_engine **out);
 /* Queue a request (the engine takes a reference). Returns 0, or fills *e (503 queue full or
  * draining, 400 prompt too long) and returns -1. */
 int srv_engine_submit(srv_engine *E, srv_req *r, srv_error *e);
-/* Wait until r has more text than `have` bytes or is done, or timeout_ms passes; returns with
+/* Wait until r has more text than `have` bytes or is done, or timeout_ms passes (the engine
+ * signals a streamed request when its text grows, a non-streamed one only when it is done, so
+ * the latter sees growth only at a timeout); returns with
  * the engine lock released. *snap gets a copy of the new text (malloc'd, caller frees) and its
  * length; returns 1 when r is done (after this text), else 0. */
 int srv_engine_wait(srv_engine *E, srv_req *r, size_t have, int timeout_ms, char **snap, size_t *snap_len);
@@ -108,8 +110,17 @@ int srv_engine_pending(srv_engine *E);
 void srv_engine_halt(srv_engine *E);
 /* Free the engine (after srv_engine_halt and after every HTTP thread has released its requests). */
 void srv_engine_free(srv_engine *E);
-/* Tokens generated and decode steps so far (for the log). */
-void srv_engine_stats(srv_engine *E, long long *tokens, long long *steps);
+/* The engine's counters since it started (for /health and the log): where its thread's time went. */
+typedef struct srv_engine_stat {
+    long long tokens, steps;  /* tokens generated, decode steps */
+    long long rows, sampled;  /* batch entries fed, and slots that sampled a token, over all steps */
+    double ms_decode;         /* in bitnet_ctx_decode (the batched forward) */
+    double ms_sample;         /* sampling and detokenizing the new tokens */
+    double ms_stream;         /* their text to the requests (stop strings, under the lock), waking the HTTP threads */
+    double ms_idle;           /* waiting for a request (no slot busy) */
+    long long wakeups;        /* HTTP threads woken (streamed text, a finished request) */
+} srv_engine_stat;
+void srv_engine_stats(srv_engine *E, srv_engine_stat *st);
 
 /* ---- serve_page.c (generated from serve_page.html) ---- */
 extern const unsigned char serve_page[];

@@ -214,17 +214,10 @@ static void random_id(char *dst, size_t cap, const char *prefix) {
     dst[o] = 0;
 }
 
-srv_req *srv_req_parse(const srv_model_ref *m, int kind, const char *body, size_t len, srv_error *e) {
-    memset(e, 0, sizeof *e);
-    const char *endp = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &endp, 0);
-    if (!root) {
-        size_t at = endp && endp >= body && endp <= body + len ? (size_t)(endp - body) : 0;
-        srv_error_set(e, 400, "invalid_request_error", NULL, "the body is not valid JSON (near byte %zu)", at);
-        return NULL;
-    }
+/* A new request of kind with OpenAI's defaults (refs = 1, a fresh id), or NULL (out of memory). */
+static srv_req *req_new(int kind) {
     srv_req *r = calloc(1, sizeof *r);
-    if (!r) { cJSON_Delete(root); srv_error_set(e, 500, "server_error", NULL, "out of memory"); return NULL; }
+    if (!r) return NULL;
     pthread_cond_init(&r->cv, NULL);
     r->refs = 1;
     r->kind = kind;
@@ -235,134 +228,164 @@ srv_req *srv_req_parse(const srv_model_ref *m, int kind, const char *body, size_
     r->sp.temperature = 1.0f; r->sp.top_k = 0; r->sp.top_p = 1.0f; r->sp.min_p = 0.0f;  /* OpenAI's defaults */
     r->sp.repeat_penalty = 1.0f; r->sp.frequency_penalty = r->sp.presence_penalty = 0;
     r->sp.seed = BITNET_SEED_RANDOM;
-    if (!cJSON_IsObject(root)) { srv_error_set(e, 400, "invalid_request_error", NULL, "the body must be a JSON object"); goto bad; }
+    return r;
+}
 
+/* The scalar fields of the body object root (model, stream, max_tokens, the sampling numbers,
+ * and the unsupported features that must be absent or off) into r. 0, or -1 with *e set. */
+static int parse_options(const cJSON *root, srv_req *r, srv_error *e) {
     cJSON *f;
-    snprintf(r->model, sizeof r->model, "%s", m->name);
     if ((f = field(root, "model"))) {
-        if (!cJSON_IsString(f)) { srv_error_set(e, 400, "invalid_request_error", "model", "'model' must be a string"); goto bad; }
+        if (!cJSON_IsString(f)) { srv_error_set(e, 400, "invalid_request_error", "model", "'model' must be a string"); return -1; }
     }
     double d; long long ll; int b;
-    if (get_bool(root, "stream", &r->stream, e) < 0) goto bad;
+    if (get_bool(root, "stream", &r->stream, e) < 0) return -1;
     if ((f = field(root, "stream_options"))) {
-        if (!cJSON_IsObject(f)) { srv_error_set(e, 400, "invalid_request_error", "stream_options", "'stream_options' must be an object"); goto bad; }
-        if (get_bool(f, "include_usage", &r->include_usage, e) < 0) goto bad;
+        if (!cJSON_IsObject(f)) { srv_error_set(e, 400, "invalid_request_error", "stream_options", "'stream_options' must be an object"); return -1; }
+        if (get_bool(f, "include_usage", &r->include_usage, e) < 0) return -1;
     }
     int got = get_int(root, "max_tokens", 1, 1 << 30, &ll, e);
-    if (got < 0) goto bad;
+    if (got < 0) return -1;
     if (got) r->max_tokens = (int)ll;
-    if ((got = get_int(root, "max_completion_tokens", 1, 1 << 30, &ll, e)) < 0) goto bad;
+    if ((got = get_int(root, "max_completion_tokens", 1, 1 << 30, &ll, e)) < 0) return -1;
     if (got) r->max_tokens = (int)ll;
-    if ((got = get_num(root, "temperature", 0, 2, &d, e)) < 0) goto bad;
+    if ((got = get_num(root, "temperature", 0, 2, &d, e)) < 0) return -1;
     if (got) r->sp.temperature = (float)d;
-    if ((got = get_num(root, "top_p", 0, 1, &d, e)) < 0) goto bad;
+    if ((got = get_num(root, "top_p", 0, 1, &d, e)) < 0) return -1;
     if (got) {
-        if (d <= 0) { srv_error_set(e, 400, "invalid_request_error", "top_p", "'top_p' must be in (0, 1], got %g", d); goto bad; }
+        if (d <= 0) { srv_error_set(e, 400, "invalid_request_error", "top_p", "'top_p' must be in (0, 1], got %g", d); return -1; }
         r->sp.top_p = (float)d;
     }
-    if ((got = get_int(root, "top_k", 0, 1 << 30, &ll, e)) < 0) goto bad;
+    if ((got = get_int(root, "top_k", 0, 1 << 30, &ll, e)) < 0) return -1;
     if (got) r->sp.top_k = (int)ll;
-    if ((got = get_num(root, "min_p", 0, 1, &d, e)) < 0) goto bad;
+    if ((got = get_num(root, "min_p", 0, 1, &d, e)) < 0) return -1;
     if (got) r->sp.min_p = (float)d;
-    if ((got = get_num(root, "presence_penalty", -2, 2, &d, e)) < 0) goto bad;
+    if ((got = get_num(root, "presence_penalty", -2, 2, &d, e)) < 0) return -1;
     if (got) r->sp.presence_penalty = (float)d;
-    if ((got = get_num(root, "frequency_penalty", -2, 2, &d, e)) < 0) goto bad;
+    if ((got = get_num(root, "frequency_penalty", -2, 2, &d, e)) < 0) return -1;
     if (got) r->sp.frequency_penalty = (float)d;
-    if ((got = get_num(root, "repeat_penalty", 0, 10, &d, e)) < 0) goto bad;
+    if ((got = get_num(root, "repeat_penalty", 0, 10, &d, e)) < 0) return -1;
     if (got) {
-        if (d <= 0) { srv_error_set(e, 400, "invalid_request_error", "repeat_penalty", "'repeat_penalty' must be > 0"); goto bad; }
+        if (d <= 0) { srv_error_set(e, 400, "invalid_request_error", "repeat_penalty", "'repeat_penalty' must be > 0"); return -1; }
         r->sp.repeat_penalty = (float)d;
     }
-    if ((got = get_int(root, "seed", -9007199254740991.0, 9007199254740991.0, &ll, e)) < 0) goto bad;
+    if ((got = get_int(root, "seed", -9007199254740991.0, 9007199254740991.0, &ll, e)) < 0) return -1;
     if (got) r->sp.seed = (uint64_t)ll == BITNET_SEED_RANDOM ? 0 : (uint64_t)ll;
-    if ((got = get_int(root, "n", 1, 1 << 30, &ll, e)) < 0) goto bad;
-    if (got && ll != 1) { srv_error_set(e, 400, "invalid_request_error", "n", "only n = 1 is supported"); goto bad; }
-    if ((got = get_int(root, "best_of", 1, 1 << 30, &ll, e)) < 0) goto bad;
-    if (got && ll != 1) { srv_error_set(e, 400, "invalid_request_error", "best_of", "only best_of = 1 is supported"); goto bad; }
-    if (get_bool(root, "echo", &b, e) < 0) goto bad;
-    if ((f = field(root, "echo")) && cJSON_IsTrue(f)) { srv_error_set(e, 400, "invalid_request_error", "echo", "'echo' is not supported"); goto bad; }
+    if ((got = get_int(root, "n", 1, 1 << 30, &ll, e)) < 0) return -1;
+    if (got && ll != 1) { srv_error_set(e, 400, "invalid_request_error", "n", "only n = 1 is supported"); return -1; }
+    if ((got = get_int(root, "best_of", 1, 1 << 30, &ll, e)) < 0) return -1;
+    if (got && ll != 1) { srv_error_set(e, 400, "invalid_request_error", "best_of", "only best_of = 1 is supported"); return -1; }
+    if (get_bool(root, "echo", &b, e) < 0) return -1;
+    if ((f = field(root, "echo")) && cJSON_IsTrue(f)) { srv_error_set(e, 400, "invalid_request_error", "echo", "'echo' is not supported"); return -1; }
     if ((f = field(root, "logprobs")) && !cJSON_IsFalse(f)) {
-        if (!cJSON_IsBool(f) && !cJSON_IsNumber(f)) { srv_error_set(e, 400, "invalid_request_error", "logprobs", "'logprobs' must be a boolean or an integer"); goto bad; }
-        if (cJSON_IsTrue(f) || (cJSON_IsNumber(f) && f->valuedouble != 0)) { srv_error_set(e, 400, "invalid_request_error", "logprobs", "'logprobs' is not supported"); goto bad; }
+        if (!cJSON_IsBool(f) && !cJSON_IsNumber(f)) { srv_error_set(e, 400, "invalid_request_error", "logprobs", "'logprobs' must be a boolean or an integer"); return -1; }
+        if (cJSON_IsTrue(f) || (cJSON_IsNumber(f) && f->valuedouble != 0)) { srv_error_set(e, 400, "invalid_request_error", "logprobs", "'logprobs' is not supported"); return -1; }
     }
     if ((f = field(root, "tools")) && !(cJSON_IsArray(f) && cJSON_GetArraySize(f) == 0)) {
-        srv_error_set(e, 400, "invalid_request_error", "tools", "'tools' (function calling) is not supported"); goto bad; }
-    if ((f = field(root, "user")) && !cJSON_IsString(f)) { srv_error_set(e, 400, "invalid_request_error", "user", "'user' must be a string"); goto bad; }
+        srv_error_set(e, 400, "invalid_request_error", "tools", "'tools' (function calling) is not supported"); return -1; }
+    if ((f = field(root, "user")) && !cJSON_IsString(f)) { srv_error_set(e, 400, "invalid_request_error", "user", "'user' must be a string"); return -1; }
+    return 0;
+}
 
+/* "stop" (absent, a string, or up to SRV_MAX_STOP strings; empty ones dropped) and
+ * "logit_bias" ({"id": bias in [-100, 100]}, -100 bans: -inf) into r. 0, or -1 with *e set. */
+static int parse_stop_bias(const srv_model_ref *m, const cJSON *root, srv_req *r, srv_error *e) {
+    cJSON *f;
     if ((f = field(root, "stop"))) {
         if (cJSON_IsString(f)) {
             if (f->valuestring[0]) r->stop[r->n_stop++] = strdup(f->valuestring);
         } else if (cJSON_IsArray(f)) {
-            if (cJSON_GetArraySize(f) > SRV_MAX_STOP) { srv_error_set(e, 400, "invalid_request_error", "stop", "'stop' holds at most %d strings", SRV_MAX_STOP); goto bad; }
+            if (cJSON_GetArraySize(f) > SRV_MAX_STOP) { srv_error_set(e, 400, "invalid_request_error", "stop", "'stop' holds at most %d strings", SRV_MAX_STOP); return -1; }
             const cJSON *s;
             cJSON_ArrayForEach(s, f) {
-                if (!cJSON_IsString(s)) { srv_error_set(e, 400, "invalid_request_error", "stop", "'stop' must be a string or an array of strings"); goto bad; }
+                if (!cJSON_IsString(s)) { srv_error_set(e, 400, "invalid_request_error", "stop", "'stop' must be a string or an array of strings"); return -1; }
                 if (s->valuestring[0]) r->stop[r->n_stop++] = strdup(s->valuestring);
             }
-        } else { srv_error_set(e, 400, "invalid_request_error", "stop", "'stop' must be a string or an array of strings"); goto bad; }
-        for (int i = 0; i < r->n_stop; i++) if (!r->stop[i]) { srv_error_set(e, 500, "server_error", NULL, "out of memory"); goto bad; }
+        } else { srv_error_set(e, 400, "invalid_request_error", "stop", "'stop' must be a string or an array of strings"); return -1; }
+        for (int i = 0; i < r->n_stop; i++) if (!r->stop[i]) { srv_error_set(e, 500, "server_error", NULL, "out of memory"); return -1; }
     }
     if ((f = field(root, "logit_bias"))) {
-        if (!cJSON_IsObject(f)) { srv_error_set(e, 400, "invalid_request_error", "logit_bias", "'logit_bias' must be an object mapping token ids to numbers"); goto bad; }
+        if (!cJSON_IsObject(f)) { srv_error_set(e, 400, "invalid_request_error", "logit_bias", "'logit_bias' must be an object mapping token ids to numbers"); return -1; }
         int n = cJSON_GetArraySize(f);
         r->bias = calloc((size_t)(n ? n : 1), sizeof *r->bias);
-        if (!r->bias) { srv_error_set(e, 500, "server_error", NULL, "out of memory"); goto bad; }
+        if (!r->bias) { srv_error_set(e, 500, "server_error", NULL, "out of memory"); return -1; }
         const cJSON *x;
         cJSON_ArrayForEach(x, f) {
             char *end; long id = strtol(x->string, &end, 10);
             if (!x->string[0] || *end || id < 0 || id >= m->vocab) {
-                srv_error_set(e, 400, "invalid_request_error", "logit_bias", "logit_bias key '%.40s' is not a token id in [0, %d)", x->string, m->vocab); goto bad; }
+                srv_error_set(e, 400, "invalid_request_error", "logit_bias", "logit_bias key '%.40s' is not a token id in [0, %d)", x->string, m->vocab); return -1; }
             if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < -100 || x->valuedouble > 100) {
-                srv_error_set(e, 400, "invalid_request_error", "logit_bias", "logit_bias[%ld] must be a number in [-100, 100]", id); goto bad; }
+                srv_error_set(e, 400, "invalid_request_error", "logit_bias", "logit_bias[%ld] must be a number in [-100, 100]", id); return -1; }
             r->bias[r->n_bias].token = (int32_t)id;
             r->bias[r->n_bias].bias = x->valuedouble == -100 ? -INFINITY : (float)x->valuedouble;
             r->n_bias++;
         }
     }
     r->sp.logit_bias = r->bias; r->sp.n_logit_bias = r->n_bias;
+    return 0;
+}
 
+/* The prompt into r->prompt_text / r->prompt: chat "messages" (rendered and encoded), or the
+ * completion "prompt" (a string, an array of one string, or token ids); it must be non-empty
+ * and fit the context. 0, or -1 with *e set. */
+static int parse_prompt(const srv_model_ref *m, int kind, const cJSON *root, srv_req *r, srv_error *e) {
     if (kind == SRV_CHAT) {
         cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
-        if (!msgs) { srv_error_set(e, 400, "invalid_request_error", "messages", "'messages' is required"); goto bad; }
-        if (!(r->prompt_text = render_chat(m, msgs, &r->prompt, &r->n_prompt, e))) goto bad;
+        if (!msgs) { srv_error_set(e, 400, "invalid_request_error", "messages", "'messages' is required"); return -1; }
+        if (!(r->prompt_text = render_chat(m, msgs, &r->prompt, &r->n_prompt, e))) return -1;
     } else {
         cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
-        if (!p) { srv_error_set(e, 400, "invalid_request_error", "prompt", "'prompt' is required"); goto bad; }
+        if (!p) { srv_error_set(e, 400, "invalid_request_error", "prompt", "'prompt' is required"); return -1; }
         if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && cJSON_IsString(cJSON_GetArrayItem(p, 0))) p = cJSON_GetArrayItem(p, 0);
         if (cJSON_IsString(p)) {
-            if (!(r->prompt_text = strdup(p->valuestring))) { srv_error_set(e, 500, "server_error", NULL, "out of memory"); goto bad; }
+            if (!(r->prompt_text = strdup(p->valuestring))) { srv_error_set(e, 500, "server_error", NULL, "out of memory"); return -1; }
         } else if (cJSON_IsArray(p) && cJSON_GetArraySize(p) > 0 && cJSON_IsNumber(cJSON_GetArrayItem(p, 0))) {
             int n = cJSON_GetArraySize(p);
             r->prompt = malloc((size_t)n * sizeof *r->prompt);
-            if (!r->prompt) { srv_error_set(e, 500, "server_error", NULL, "out of memory"); goto bad; }
+            if (!r->prompt) { srv_error_set(e, 500, "server_error", NULL, "out of memory"); return -1; }
             const cJSON *x;
             cJSON_ArrayForEach(x, p) {
                 if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < 0 || x->valuedouble >= m->vocab) {
-                    srv_error_set(e, 400, "invalid_request_error", "prompt", "prompt[%d] is not a token id in [0, %d)", r->n_prompt, m->vocab); goto bad; }
+                    srv_error_set(e, 400, "invalid_request_error", "prompt", "prompt[%d] is not a token id in [0, %d)", r->n_prompt, m->vocab); return -1; }
                 r->prompt[r->n_prompt++] = (int32_t)x->valuedouble;
             }
         } else {
             srv_error_set(e, 400, "invalid_request_error", "prompt", "'prompt' must be a string, an array of one string, or an array of token ids");
-            goto bad;
+            return -1;
         }
     }
     if (r->prompt_text && kind == SRV_COMPLETION) {
         if (bitnet_tokenizer_encode(m->tok, r->prompt_text, strlen(r->prompt_text), 1, &r->prompt, &r->n_prompt)) {
-            srv_error_set(e, 400, "invalid_request_error", "prompt", "cannot tokenize the prompt: %s", bitnet_last_error()); goto bad; }
+            srv_error_set(e, 400, "invalid_request_error", "prompt", "cannot tokenize the prompt: %s", bitnet_last_error()); return -1; }
     }
-    if (r->n_prompt == 0) { srv_error_set(e, 400, "invalid_request_error", "prompt", "the prompt is empty"); goto bad; }
+    if (r->n_prompt == 0) { srv_error_set(e, 400, "invalid_request_error", "prompt", "the prompt is empty"); return -1; }
     if (r->n_prompt > m->n_ctx) {
         srv_error_set(e, 400, "invalid_request_error", kind == SRV_CHAT ? "messages" : "prompt",
                       "the prompt has %d tokens but the context holds %d (start the server with a larger -c, or shorten the prompt)", r->n_prompt, m->n_ctx);
         e->code = "context_length_exceeded";
-        goto bad;
+        return -1;
     }
+    return 0;
+}
+
+srv_req *srv_req_parse(const srv_model_ref *m, int kind, const char *body, size_t len, srv_error *e) {
+    memset(e, 0, sizeof *e);
+    const char *endp = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &endp, 0);
+    if (!root) {
+        size_t at = endp && endp >= body && endp <= body + len ? (size_t)(endp - body) : 0;
+        srv_error_set(e, 400, "invalid_request_error", NULL, "the body is not valid JSON (near byte %zu)", at);
+        return NULL;
+    }
+    srv_req *r = req_new(kind);
+    if (!r) { cJSON_Delete(root); srv_error_set(e, 500, "server_error", NULL, "out of memory"); return NULL; }
+    snprintf(r->model, sizeof r->model, "%s", m->name);
+    int bad = 0;
+    if (!cJSON_IsObject(root)) { srv_error_set(e, 400, "invalid_request_error", NULL, "the body must be a JSON object"); bad = 1; }
+    else bad = parse_options(root, r, e) || parse_stop_bias(m, root, r, e) || parse_prompt(m, kind, root, r, e);
     cJSON_Delete(root);
+    if (bad) { srv_req_free(r); return NULL; }
     return r;
-bad:
-    cJSON_Delete(root);
-    srv_req_free(r);
-    return NULL;
 }
 
 /* ---- responses ---- */

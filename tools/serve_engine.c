@@ -26,6 +26,9 @@ typedef struct slot {
     long long used;           /* step it was last given a request (least recently used wins ties) */
     /* this step */
     int n_in, want;           /* tokens fed, whether its logits are needed */
+    int tok;                  /* the sampled id (-1: end of text), step_sample */
+    const char *piece;        /* its text (the detokenizer's, valid until its next call) */
+    int wake;                 /* r->text grew: wake its HTTP thread after the lock is released */
 } slot;
 
 struct srv_engine {
@@ -38,6 +41,7 @@ struct srv_engine {
     srv_req **queue; int q_head, q_len;
     int draining, stop, busy;
     long long step, tokens;
+    srv_engine_stat st;       /* tokens/steps are the two fields above, filled on reading */
     pthread_mutex_t mu;
     pthread_cond_t work;
     pthread_t th;
@@ -78,7 +82,7 @@ static void slot_finish(srv_engine *E, slot *s, const char *reason, int status, 
     }
     r->ms_total = now_ms() - r->t_admit;
     r->done = 1;
-    pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->cv); E->st.wakeups++;
     req_unref(r);
     slot_clear(s);
     E->busy--;
@@ -129,7 +133,7 @@ static int slot_text(srv_engine *E, slot *s, const char *piece) {
     if (s->glen - keep > s->released) {
         if (req_append(r, s->gen + s->released, s->glen - keep - s->released)) { slot_finish(E, s, NULL, 500, "out of memory"); return 1; }
         s->released = s->glen - keep;
-        pthread_cond_broadcast(&r->cv);
+        s->wake = r->stream;   /* a non-streamed request's thread waits for the end (slot_finish) */
     }
     return 0;
 }
@@ -169,12 +173,63 @@ static void admit(srv_engine *E) {
     }
 }
 
-/* One step: every active slot feeds a prompt chunk or its pending token, all in one batch. */
-static void step(srv_engine *E) {
+/* Sample the next token of every slot that wanted logits this step (the engine thread only, no
+ * lock: the sampler, the detokenizer and the logits rows are the slot's own): s->tok gets the id
+ * (-1: end of text or nothing pickable) and s->piece its text. A cancelled request is sampled
+ * anyway (its flag is read under the lock later; the token is then dropped with the slot). */
+static void step_sample(srv_engine *E) {
+    int row = 0;
+    for (int i = 0; i < E->p.n_parallel; i++) {
+        slot *s = &E->slots[i];
+        if (!s->n_in || !s->want) continue;
+        float *lg = E->logits + (size_t)row++ * E->vocab;
+        int id = bitnet_sampler_sample(s->smp, lg);
+        s->tok = id < 0 || bitnet_tokenizer_is_eog(E->p.tok, id) ? -1 : id;
+        s->piece = "";
+        if (s->tok < 0) continue;
+        bitnet_sampler_accept(s->smp, id);
+        if (bitnet_detok_push(s->dt, id, &s->piece)) s->piece = "";
+    }
+}
+
+/* Commit a step to the requests (under mu): prompt progress, the sampled tokens' text (stop
+ * strings, max_tokens, a full context), finished requests. st: the step's status. */
+static void step_commit(srv_engine *E, bitnet_status st) {
+    E->step++;
+    for (int i = 0; i < E->p.n_parallel; i++) {
+        slot *s = &E->slots[i];
+        if (!s->n_in) continue;
+        if (st) { slot_finish(E, s, NULL, 500, bitnet_last_error()); s->n_cache = bitnet_ctx_seq_pos(E->ctx, i); continue; }
+        srv_req *r = s->r;
+        s->n_cache += s->n_in;
+        if (s->n_fed < r->n_prompt) {
+            s->n_fed += s->n_in; r->prefill_steps++;
+            if (s->n_fed == r->n_prompt) { r->step_prefill_end = E->step; r->ms_prefill = now_ms() - r->t_admit; }
+        } else s->pending = -1;
+        if (!s->want) continue;
+        r->step_last = E->step;
+        if (r->cancelled) continue;   /* dropped by engine_main */
+        if (s->tok < 0) { slot_finish(E, s, "stop", 0, NULL); continue; }
+        r->n_gen++; E->tokens++;
+        if (slot_text(E, s, s->piece)) continue;
+        if (r->n_gen == r->max_tokens || s->n_cache >= E->p.n_ctx) {
+            if (slot_text(E, s, bitnet_detok_flush(s->dt))) continue;
+            slot_finish(E, s, "length", 0, NULL);
+            continue;
+        }
+        s->pending = s->tok;
+    }
+}
+
+/* One step: every active slot feeds a prompt chunk or its pending token, all in one batch; the
+ * forward and the sampling run without the lock, the HTTP threads are woken after it. Called
+ * without mu; returns the ms spent after the sampling and sets *wakeups to the HTTP threads woken
+ * (for E->st, added under mu). */
+static double step(srv_engine *E, int *wakeups) {
     int n = 0, nw = 0;
     for (int i = 0; i < E->p.n_parallel; i++) {
         slot *s = &E->slots[i];
-        s->n_in = 0; s->want = 0;
+        s->n_in = 0; s->want = 0; s->wake = 0;
         if (!s->r) continue;
         const int32_t *src; int k;
         if (s->n_fed < s->r->n_prompt) {
@@ -192,41 +247,25 @@ static void step(srv_engine *E) {
         nw += s->want;
         s->n_in = k;
     }
-    if (n == 0) return;
+    *wakeups = 0;
+    if (n == 0) return 0;
     bitnet_batch b = {.n = n, .token = E->b_tok, .seq_id = E->b_seq, .logits = E->b_want};
+    double t0 = now_ms();
     bitnet_status st = bitnet_ctx_decode(E->ctx, &b, E->logits);
+    double t1 = now_ms();
+    if (!st) step_sample(E);
+    double t2 = now_ms();
     pthread_mutex_lock(&E->mu);
-    E->step++;
-    int row = 0;
-    for (int i = 0; i < E->p.n_parallel; i++) {
-        slot *s = &E->slots[i];
-        if (!s->n_in) continue;
-        if (st) { slot_finish(E, s, NULL, 500, bitnet_last_error()); s->n_cache = bitnet_ctx_seq_pos(E->ctx, i); continue; }
-        srv_req *r = s->r;
-        s->n_cache += s->n_in;
-        if (s->n_fed < r->n_prompt) {
-            s->n_fed += s->n_in; r->prefill_steps++;
-            if (s->n_fed == r->n_prompt) { r->step_prefill_end = E->step; r->ms_prefill = now_ms() - r->t_admit; }
-        } else s->pending = -1;
-        if (!s->want) continue;
-        float *lg = E->logits + (size_t)row++ * E->vocab;
-        r->step_last = E->step;
-        if (r->cancelled) continue;   /* dropped below */
-        int id = bitnet_sampler_sample(s->smp, lg);
-        if (id < 0 || bitnet_tokenizer_is_eog(E->p.tok, id)) { slot_finish(E, s, "stop", 0, NULL); continue; }
-        bitnet_sampler_accept(s->smp, id);
-        r->n_gen++; E->tokens++;
-        const char *piece = "";
-        if (bitnet_detok_push(s->dt, id, &piece)) piece = "";
-        if (slot_text(E, s, piece)) continue;
-        if (r->n_gen == r->max_tokens || s->n_cache >= E->p.n_ctx) {
-            if (slot_text(E, s, bitnet_detok_flush(s->dt))) continue;
-            slot_finish(E, s, "length", 0, NULL);
-            continue;
-        }
-        s->pending = id;
-    }
+    step_commit(E, st);
+    E->st.rows += n; E->st.sampled += nw;
+    E->st.ms_decode += t1 - t0; E->st.ms_sample += t2 - t1;
     pthread_mutex_unlock(&E->mu);
+    /* r stays valid: only this thread drops the engine's reference (slot_finish) */
+    int woken = 0;
+    for (int i = 0; i < E->p.n_parallel; i++)
+        if (E->slots[i].wake && E->slots[i].r) { pthread_cond_broadcast(&E->slots[i].r->cv); woken++; }
+    *wakeups = woken;
+    return now_ms() - t2;
 }
 
 static void *engine_main(void *arg) {
@@ -239,10 +278,17 @@ static void *engine_main(void *arg) {
         }
         if (E->stop) break;
         admit(E);
-        if (E->busy == 0) { pthread_cond_wait(&E->work, &E->mu); continue; }
+        if (E->busy == 0) {
+            double t0 = now_ms();
+            pthread_cond_wait(&E->work, &E->mu);
+            E->st.ms_idle += now_ms() - t0;
+            continue;
+        }
         pthread_mutex_unlock(&E->mu);
-        step(E);
+        int woken;
+        double ms = step(E, &woken);
         pthread_mutex_lock(&E->mu);
+        E->st.ms_stream += ms; E->st.wakeups += woken;
     }
     while (E->q_len > 0) {   /* stopped: whatever still waits is refused */
         srv_req *r = E->queue[E->q_head];
@@ -341,9 +387,10 @@ int srv_engine_pending(srv_engine *E) {
     return n;
 }
 
-void srv_engine_stats(srv_engine *E, long long *tokens, long long *steps) {
+void srv_engine_stats(srv_engine *E, srv_engine_stat *st) {
     pthread_mutex_lock(&E->mu);
-    *tokens = E->tokens; *steps = E->step;
+    *st = E->st;
+    st->tokens = E->tokens; st->steps = E->step;
     pthread_mutex_unlock(&E->mu);
 }
 
