@@ -217,8 +217,10 @@ static void bad_batches(void) {
     bitnet_model_free(m);
 }
 
-/* seq_copy: a prompt decoded once in sequence 0 and copied into 1 and 2 (2 held other tokens)
- * continues in each exactly as the prompt decoded in a fresh context would. */
+/* seq_copy: a prompt of 9 tokens (more than half of n_ctx 16) decoded once in sequence 0 and
+ * copied into 1 and 2 continues in each exactly as the prompt decoded in a fresh context would,
+ * and sequence 3 (other tokens, next to 2 in the cache) is untouched by the copies: a copy that
+ * moves more rows than the prompt has (e.g. f32-sized rows of an f16 cache) spills into it. */
 static void seq_copy(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/bitnet-b158-packed", t_golden());
@@ -227,31 +229,37 @@ static void seq_copy(void) {
     int V = m->cfg.vocab_size;
     bitnet_ctx *c = NULL, *one = NULL;
     bitnet_ctx_params p = bitnet_ctx_default_params();
-    p.n_ctx = 16; p.n_seq_max = 3; p.n_threads = 1;
+    p.n_ctx = 16; p.n_seq_max = 4; p.n_threads = 1;
     bitnet_ctx_new(m, &p, &c);
     p.n_seq_max = 1;
     bitnet_ctx_new(m, &p, &one);
-    int32_t prompt[6] = {5, 17, 3, 99, 42, 7}, other[4] = {1, 2, 3, 4}, next[3] = {11, 23, 31}, s2[4] = {2, 2, 2, 2};
-    float *lg = malloc((size_t)3 * V * 4), *ref = malloc((size_t)V * 4);
-    bitnet_batch ob = {4, other, NULL, s2, NULL};
-    CHECK("seq_copy: sequence 2 holds other tokens", bitnet_ctx_decode(c, &ob, NULL) == BITNET_OK, "%s", bitnet_last_error());
-    CHECK("seq_copy: the prompt in sequence 0", bitnet_ctx_eval(c, prompt, 6, NULL, 0) == BITNET_OK, "%s", bitnet_last_error());
+    enum { NP = 9 };
+    int32_t prompt[NP] = {5, 17, 3, 99, 42, 7, 8, 61, 13}, other[4] = {1, 2, 3, 4}, next[4] = {11, 23, 31, 19}, s3[4] = {3, 3, 3, 3};
+    float *lg = malloc((size_t)4 * V * 4), *ref = malloc((size_t)V * 4);
+    bitnet_batch ob = {4, other, NULL, s3, NULL};
+    CHECK("seq_copy: sequence 3 holds other tokens", bitnet_ctx_decode(c, &ob, NULL) == BITNET_OK, "%s", bitnet_last_error());
+    CHECK("seq_copy: the prompt in sequence 0", bitnet_ctx_eval(c, prompt, NP, NULL, 0) == BITNET_OK, "%s", bitnet_last_error());
     CHECK("seq_copy 0 -> 1, 0 -> 2", bitnet_ctx_seq_copy(c, 0, 1) == BITNET_OK && bitnet_ctx_seq_copy(c, 0, 2) == BITNET_OK, "%s", bitnet_last_error());
-    CHECK("seq_copy: positions follow the source", bitnet_ctx_seq_pos(c, 1) == 6 && bitnet_ctx_seq_pos(c, 2) == 6, "%d %d", bitnet_ctx_seq_pos(c, 1), bitnet_ctx_seq_pos(c, 2));
-    CHECK("seq_copy onto itself is nothing", bitnet_ctx_seq_copy(c, 1, 1) == BITNET_OK && bitnet_ctx_seq_pos(c, 1) == 6, "no");
-    CHECK("seq_copy bad ids -> BITNET_ERR_ARG", bitnet_ctx_seq_copy(c, 0, 3) == BITNET_ERR_ARG && bitnet_ctx_seq_copy(c, -1, 0) == BITNET_ERR_ARG, "accepted");
-    int32_t sq[3] = {0, 1, 2};
-    bitnet_batch nb = {3, next, NULL, sq, NULL};
-    CHECK("seq_copy: one token in each copy", bitnet_ctx_decode(c, &nb, lg) == BITNET_OK, "%s", bitnet_last_error());
-    double worst = 0; int same = 1;
-    for (int s = 0; s < 3; s++) {
+    CHECK("seq_copy: positions follow the source", bitnet_ctx_seq_pos(c, 1) == NP && bitnet_ctx_seq_pos(c, 2) == NP && bitnet_ctx_seq_pos(c, 3) == 4,
+          "%d %d %d", bitnet_ctx_seq_pos(c, 1), bitnet_ctx_seq_pos(c, 2), bitnet_ctx_seq_pos(c, 3));
+    CHECK("seq_copy onto itself is nothing", bitnet_ctx_seq_copy(c, 1, 1) == BITNET_OK && bitnet_ctx_seq_pos(c, 1) == NP, "no");
+    CHECK("seq_copy bad ids -> BITNET_ERR_ARG", bitnet_ctx_seq_copy(c, 0, 4) == BITNET_ERR_ARG && bitnet_ctx_seq_copy(c, -1, 0) == BITNET_ERR_ARG, "accepted");
+    int32_t sq[4] = {0, 1, 2, 3};
+    bitnet_batch nb = {4, next, NULL, sq, NULL};
+    CHECK("seq_copy: one token in each sequence", bitnet_ctx_decode(c, &nb, lg) == BITNET_OK, "%s", bitnet_last_error());
+    double worst = 0, worst3 = 0; int same = 1;
+    for (int s = 0; s < 4; s++) {
         bitnet_ctx_reset(one);
-        int32_t seqtoks[7]; memcpy(seqtoks, prompt, sizeof prompt); seqtoks[6] = next[s];
-        bitnet_ctx_eval(one, seqtoks, 7, ref, 0);
-        for (int i = 0; i < V; i++) { double d = fabs(lg[(size_t)s * V + i] - ref[i]); if (d > worst) worst = d; }
+        int32_t seqtoks[NP + 1];
+        int n = s < 3 ? NP : 4;
+        memcpy(seqtoks, s < 3 ? prompt : other, (size_t)n * sizeof *seqtoks); seqtoks[n] = next[s];
+        bitnet_ctx_eval(one, seqtoks, n + 1, ref, 0);
+        double *w = s < 3 ? &worst : &worst3;
+        for (int i = 0; i < V; i++) { double d = fabs(lg[(size_t)s * V + i] - ref[i]); if (d > *w) *w = d; }
         same &= argmax(lg + (size_t)s * V, V) == argmax(ref, V);
     }
     CHECK("seq_copy: each copy continues like the prompt alone (max |d| <= 1e-4, same argmax)", worst <= 1e-4 && same, "max |d| %g, argmax same %d", worst, same);
+    CHECK("seq_copy: the neighbouring sequence is untouched (max |d| <= 1e-4)", worst3 <= 1e-4, "max |d| %g", worst3);
     free(lg); free(ref);
     bitnet_ctx_free(c); bitnet_ctx_free(one);
     bitnet_model_free(m);

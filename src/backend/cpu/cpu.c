@@ -391,10 +391,11 @@ static bitnet_status cpu_exec_new(const bitnet_model *m, const bn_exec_shape *sh
 }
 
 static void cpu_kv_copy(bn_exec *e, int src, int dst, int n) {
-    size_t kvd = (size_t)e->m->cfg.n_kv_heads * e->m->cfg.head_dim;
+    /* rows 0..n-1 of every layer; a row is kvd elements of the cache's type (f16 or float) */
+    size_t bytes = (size_t)n * e->m->cfg.n_kv_heads * e->m->cfg.head_dim * (e->kv16 ? 2 : 4);
     for (int l = 0; l < e->m->cfg.n_layers; l++) {
-        memcpy((float *)cache_of(e, e->kcache, l, dst), cache_of(e, e->kcache, l, src), (size_t)n * kvd * sizeof(float));
-        memcpy((float *)cache_of(e, e->vcache, l, dst), cache_of(e, e->vcache, l, src), (size_t)n * kvd * sizeof(float));
+        memcpy(cache_of(e, e->kcache, l, dst), cache_of(e, e->kcache, l, src), bytes);
+        memcpy(cache_of(e, e->vcache, l, dst), cache_of(e, e->vcache, l, src), bytes);
     }
 }
 
