@@ -76,7 +76,7 @@ static void tg_case(int nw, const int *rows, int cols, int n, int pat) {
         pr[i] = malloc(R->packed_size(rows[i], cols) + 1);
         R->pack(w[i], rows[i], cols, pr[i]);
         yd[i] = poison_d((size_t)n * rows[i] * 4 + 4);
-        mm[i] = (bn_cu_tmm){wd[i], rows[i], 1.f, NULL, yd[i]};
+        mm[i] = (bn_cu_tmm){wd[i], rows[i], 1.f, NULL, yd[i], NULL};
     }
     bitnet_status st = bn_cu_tgemm(mm, nw, cols, xd, xsf, xsd, n, NULL);
     char name[128], why[200] = "";
@@ -128,7 +128,7 @@ static void bitlinear_case(int rows, int cols, int n, int ties) {
     bn_cu_tern_pack(w, rows, cols, pc);
     void *wd = dup_d(pc, bn_cu_tern_bytes(rows, cols));
     float *yd = poison_d((size_t)n * rows * 4);
-    bn_cu_tmm mm = {wd, rows, scale, yd, NULL};
+    bn_cu_tmm mm = {wd, rows, scale, yd, NULL, NULL};
     bitnet_status st = bn_cu_quant(xd, n, cols, cols, xqd, kp, xsd, xsumd, NULL);
     if (!st) st = bn_cu_tgemm(&mm, 1, cols, xqd, xsd, xsumd, n, NULL);
     char name[128], why[200] = "";
@@ -354,8 +354,37 @@ static void test_norm_fused(int n, int d) {
     free(h[0]); free(h[1]); free(x); free(y); free(w); bn_cu_free(wd);
 }
 
+/* ---- the residual add inside the GEMM (bn_cu_tmm.add_d) == bn_cu_add after it, bit for bit (every
+ * path: GEMV widths, tensor cores, the split of wide rows) ---- */
+static void test_tgemm_add(int rows, int cols, int n) {
+    int kp = bn_kpad(cols);
+    int8_t *q = malloc((size_t)rows * cols), *xq = calloc((size_t)n * kp, 1);
+    for (size_t k = 0; k < (size_t)rows * cols; k++) q[k] = (int8_t)(rnd() % 3) - 1;
+    float *xs = malloc((size_t)n * 4), *r0 = malloc((size_t)n * rows * 4), *h[2];
+    int32_t *xsum = calloc((size_t)n, 4);
+    for (int t = 0; t < n; t++) { xs[t] = 3.f + t; for (int k = 0; k < cols; k++) { int8_t v = (int8_t)(rnd() & 0xff); xq[(size_t)t * kp + k] = v; xsum[t] += v; } }
+    for (size_t i = 0; i < (size_t)n * rows; i++) r0[i] = frnd() * 5.f;
+    uint8_t *pc = malloc(bn_cu_tern_bytes(rows, cols));
+    bn_cu_tern_pack(q, rows, cols, pc);
+    void *wd = dup_d(pc, bn_cu_tern_bytes(rows, cols)), *xd = dup_d(xq, (size_t)n * kp), *sd = dup_d(xs, (size_t)n * 4), *ud = dup_d(xsum, (size_t)n * 4);
+    bitnet_status st = BITNET_OK;
+    for (int v = 0; v < 2; v++) {
+        float *yd = poison_d((size_t)n * rows * 4), *rd = dup_d(r0, (size_t)n * rows * 4);
+        bn_cu_tmm mm = {wd, rows, 0.5f, yd, NULL, v ? rd : NULL};
+        if (!st) st = bn_cu_tgemm(&mm, 1, cols, xd, sd, ud, n, NULL);
+        if (!st && !v) st = bn_cu_add(rd, yd, (size_t)n * rows, NULL);
+        h[v] = malloc((size_t)n * rows * 8);
+        get(h[v], yd, (size_t)n * rows * 4); get(h[v] + (size_t)n * rows, rd, (size_t)n * rows * 4);
+        bn_cu_free(yd); bn_cu_free(rd);
+    }
+    char name[96]; snprintf(name, sizeof name, "cuda residual add inside the GEMM identical %dx%d n=%d", rows, cols, n);
+    CHECK(name, !st && !memcmp(h[0], h[1], (size_t)n * rows * 8), "differs (%s)", st ? bitnet_last_error() : "");
+    free(h[0]); free(h[1]); free(q); free(xq); free(xs); free(r0); free(xsum); free(pc);
+    bn_cu_free(wd); bn_cu_free(xd); bn_cu_free(sd); bn_cu_free(ud);
+}
+
 /* ---- the one-token GEMV with the norm inside == norm kernel + GEMV, bit for bit (y, x, out; twice:
- * the counter is left at zero) ---- */
+ * the counter is left at zero); the first matrix's residual add in the GEMV (add_d) == bn_cu_add ---- */
 static void test_norm_tgemv(int d, int nw, const int *rows, int pre, int act) {
     int kp = bn_kpad(d);
     float *x = malloc((size_t)d * 4), *y = malloc((size_t)d * 4), *w = malloc((size_t)d * 4);
@@ -371,7 +400,9 @@ static void test_norm_tgemv(int d, int nw, const int *rows, int pre, int act) {
         free(q); free(pc);
         ysz += (size_t)rows[i];
     }
-    size_t hb = ysz * 4 + (size_t)d * 8;
+    float *r0 = malloc((size_t)rows[0] * 4);
+    for (int i = 0; i < rows[0]; i++) r0[i] = frnd() * 5.f;
+    size_t hb = ysz * 4 + (size_t)d * 8 + (size_t)rows[0] * 4;
     uint8_t *h[3] = {malloc(hb), malloc(hb), malloc(hb)};
     unsigned *cnt = zero_d(16);
     bitnet_status st = BITNET_OK;
@@ -379,16 +410,19 @@ static void test_norm_tgemv(int d, int nw, const int *rows, int pre, int act) {
         float *xd = dup_d(x, (size_t)d * 4), *yd = dup_d(y, (size_t)d * 4), *od = pre == 2 ? xd : poison_d((size_t)d * 4), *yo[3];
         int8_t *q = poison_d((size_t)kp); float *s = poison_d(4); int32_t *u = poison_d(4);
         bn_cu_tmm mm[3];
-        for (int i = 0; i < nw; i++) { yo[i] = poison_d((size_t)rows[i] * 4); mm[i] = (bn_cu_tmm){wm[i], rows[i], 0.75f, yo[i], NULL}; }
+        float *rd = dup_d(r0, (size_t)rows[0] * 4);
+        for (int i = 0; i < nw; i++) { yo[i] = poison_d((size_t)rows[i] * 4); mm[i] = (bn_cu_tmm){wm[i], rows[i], 0.75f, yo[i], NULL, v && !i ? rd : NULL}; }
         if (v == 0) {
             if (!st) st = pre == 0 ? bn_cu_rmsnorm_quant(od, xd, wd, 1, d, 1e-5f, q, kp, s, u, NULL)
                         : pre == 1 ? bn_cu_add_rmsnorm_quant(od, xd, yd, wd, 1, d, 1e-5f, q, kp, s, u, NULL)
                                    : bn_cu_glu_rmsnorm_quant(xd, yd, act, wd, 1, d, 1e-5f, q, kp, s, u, NULL);
             if (!st) st = bn_cu_tgemm(mm, nw, d, q, s, u, 1, NULL);
+            if (!st) st = bn_cu_add(rd, yo[0], (size_t)rows[0], NULL);
         } else if (!st) st = bn_cu_norm_tgemv(mm, nw, d, pre, act, xd, yd, wd, 1e-5f, od, cnt, NULL);
         size_t o = 0;
         for (int i = 0; i < nw; i++) { get(h[v] + o, yo[i], (size_t)rows[i] * 4); o += (size_t)rows[i] * 4; bn_cu_free(yo[i]); }
         get(h[v] + o, xd, (size_t)d * 4); get(h[v] + o + (size_t)d * 4, od, (size_t)d * 4);
+        get(h[v] + o + (size_t)d * 8, rd, (size_t)rows[0] * 4); bn_cu_free(rd);
         bn_cu_free(xd); bn_cu_free(yd); if (od != xd) bn_cu_free(od); bn_cu_free(q); bn_cu_free(s); bn_cu_free(u);
     }
     unsigned c = 1; get(&c, cnt, 4);
@@ -396,7 +430,7 @@ static void test_norm_tgemv(int d, int nw, const int *rows, int pre, int act) {
     CHECK(name, !st && !memcmp(h[0], h[1], hb) && !memcmp(h[0], h[2], hb) && c == 0, "differs (%s; counter %u)", st ? bitnet_last_error() : "", c);
     for (int i = 0; i < nw; i++) bn_cu_free(wm[i]);
     for (int v = 0; v < 3; v++) free(h[v]);
-    free(x); free(y); free(w); bn_cu_free(wd); bn_cu_free(cnt);
+    free(x); free(y); free(w); free(r0); bn_cu_free(wd); bn_cu_free(cnt);
 }
 
 /* ---- attention with RoPE (and the KV store) fused in == rope, kv store, attention in turn, bit for bit ---- */
@@ -640,8 +674,10 @@ int main(void) {
     test_attention(40, 6, 2, 32, 100, 2, 0, 1);
     test_attention(9, 4, 1, 256, 90, 1, 0, 1);
     test_norm_fused(3, 2560); test_norm_fused(2, 6912); test_norm_fused(1, 77); test_norm_fused(2, 20000);
+    test_tgemm_add(2560, 2560, 1); test_tgemm_add(100, 640, 3); test_tgemm_add(300, 6912, 33); test_tgemm_add(31, 30000, 8);
     { int r[3] = {2560, 640, 640}; test_norm_tgemv(2560, 3, r, 0, 0); test_norm_tgemv(2560, 3, r, 1, 0); }
-    { int r[2] = {6912, 6912}; test_norm_tgemv(2560, 2, r, 1, 0); }
+    { int r[2] = {6912, 6912}; test_norm_tgemv(2560, 2, r, 1, 0); test_norm_tgemv(2560, 2, r, 0, 0); }  /* two row groups per block */
+    { int r[3] = {5970, 3000, 97}; test_norm_tgemv(2560, 3, r, 0, 0); }  /* 285 groups: a block across two matrices, a lone last group */
     { int r[1] = {2560}; test_norm_tgemv(6912, 1, r, 2, 0); test_norm_tgemv(6912, 1, r, 2, 1); }
     { int r[2] = {33, 7}; test_norm_tgemv(77, 2, r, 2, 1); test_norm_tgemv(77, 2, r, 0, 0); }
     { int r[1] = {50}; test_norm_tgemv(20000, 1, r, 1, 0); test_norm_tgemv(1000, 1, r, 2, 0); }

@@ -62,13 +62,16 @@ size_t bn_cu_tern_bytes(int rows, int cols);
 void bn_cu_tern_pack(const int8_t *q, int rows, int cols, uint8_t *dst);
 
 /* One matrix of a fused BitLinear launch: w_d in cu2 layout, output y_d[n][rows] (floats), or
- * when yi_d is non-NULL the raw exact sums yi_d[n][rows] (int32; y_d unused). */
+ * when yi_d is non-NULL the raw exact sums yi_d[n][rows] (int32; y_d unused). add_d (float
+ * outputs; NULL: none): add_d[t][r] += y[t][r] as well (bn_cu_add's operation: the residual add
+ * done by the GEMV). */
 typedef struct bn_cu_tmm {
     const uint8_t *w_d;
     int rows;
     float scale;
     float *y_d;
     int32_t *yi_d;
+    float *add_d;
 } bn_cu_tmm;
 
 /* Per-row int8 activation quantization (kernels.h quant_act): row t of x_d[n][ldx] (cols used)

@@ -43,6 +43,7 @@ struct bn_exec {
     float *pg_g; const float *pg_u; size_t pg_n; int pg_act; /* glu */
     float *pr_v[2]; int pr_n[2], pr_h[2], npr;             /* rope */
     struct oprec *pn; int pn_on;     /* a norm held back to run inside the next one-token GEMV (fusion) */
+    struct oprec *pb; int pb_on;     /* a one-matrix BitLinear held back to take the residual add after it */
     int nfuse;                       /* that fusion on (env BITNET_CUDA_FUSE_NORM=0: off, for A/B runs) */
     unsigned *cnt_d;                 /* bn_cu_norm_tgemv's counter */
     float *logits_d;
@@ -125,7 +126,7 @@ static void cu_exec_free(bn_exec *e) {
     bn_cu_host_free(e->keys_h);
     free(e->norm_h); free(e->norm_d); free(e->pos_h); free(e->seq_h); free(e->ids_h);
     if (e->mode == M_CAPTURE) { cudaGraph_t g = NULL; cudaStreamEndCapture((cudaStream_t)e->st, &g); if (g) cudaGraphDestroy(g); cudaGetLastError(); }
-    graph_drop(e); free(e->rec); free(e->pn);
+    graph_drop(e); free(e->rec); free(e->pn); free(e->pb);
     bn_cu_stream_free(e->st); bn_cu_stream_free(e->up);
     free(e);
 }
@@ -160,7 +161,7 @@ static bitnet_status cu_exec_new(const bitnet_model *m, const bn_exec_shape *sh,
     if (!s) s = bn_cu_malloc((void **)&e->bad_d, 4, "a flag");
     if (!s) s = bn_cu_malloc((void **)&e->cnt_d, 16, "a counter");
     if (!s) s = bn_cu_memset(e->cnt_d, 0, 16, e->st);
-    if (!s && !(e->pn = oprec_new())) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    if (!s && (!(e->pn = oprec_new()) || !(e->pb = oprec_new()))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     { const char *nf = getenv("BITNET_CUDA_FUSE_NORM"); e->nfuse = !(nf && !strcmp(nf, "0")); }
     if (!s) s = bn_cu_malloc(&e->keys_d, bn_cu_head_argmax_bytes(N < 256 ? (int)N : 256), "argmax keys");
     if (!s && !(e->keys_h = bn_cu_host_alloc(bn_cu_head_argmax_bytes(N < 256 ? (int)N : 256)))) s = bn_err(BITNET_ERR_NOMEM, "cuda: out of pinned host memory");
@@ -241,6 +242,7 @@ struct oprec {
     /* OP_NORMLIN (an OP_BITLIN of one token with the norm of its input inside): the norm's
      * pre-op (0 none, 1 add, 2 glu), act, eps, input x, y, weights; the normed row is p[0] */
     int pre, act; float eps; const void *np[3];
+    const void *ax;                /* OP_BITLIN / OP_NORMLIN of one matrix: the residual x += y done by the GEMV */
 };
 #define GRAPH_MAX 64
 
@@ -256,7 +258,8 @@ static void run_op(bn_exec *e, const oprec &r) {
     case OP_BITLIN: case OP_NORMLIN: {
         int cols = r.b, kp = bn_kpad(cols);
         bn_cu_tmm mm[3];
-        for (int i = 0; i < r.a; i++) mm[i] = bn_cu_tmm{(const uint8_t *)r.p[1 + i], (int)((r.z >> (20 * i)) & 0xfffff), r.f[i], (float *)r.p[4 + i], NULL};
+        for (int i = 0; i < r.a; i++) mm[i] = bn_cu_tmm{(const uint8_t *)r.p[1 + i], (int)((r.z >> (20 * i)) & 0xfffff), r.f[i], (float *)r.p[4 + i], NULL,
+                                                         i ? NULL : (float *)r.ax};
         if (r.kind == OP_NORMLIN) {
             note(e, bn_cu_norm_tgemv(mm, r.a, cols, r.pre, r.act, (float *)r.np[0], (const float *)r.np[1], (const float *)r.np[2], r.eps,
                                      (float *)r.p[0], e->cnt_d, e->st));
@@ -353,8 +356,22 @@ static void flush_norm(bn_exec *e) {
     e->pn_on = 0;
     dispatch(e, *e->pn);
 }
+/* A BitLinear of one matrix is held back (pb) until the next op: an add of its output into x
+ * goes into its GEMV (bn_cu_tmm.add_d, the same operation); anything else issues it first. So
+ * the norm after the add reads x only (no GEMV output aliases a fused norm's input). pb is
+ * always older than any other held op. */
+static void flush_pb(bn_exec *e) {
+    if (!e->pb_on) return;
+    e->pb_on = 0;
+    dispatch(e, *e->pb);
+}
+static void flush_held(bn_exec *e) { flush_pb(e); flush_norm(e); }
+static bool overlap(const void *a, size_t na, const void *b, size_t nb) {  /* float ranges */
+    const float *x = (const float *)a, *y = (const float *)b;
+    return x && y && x < y + nb && y < x + na;
+}
 static void flush(bn_exec *e) {
-    flush_norm(e);
+    flush_held(e);
     if (e->pa_x) {
         oprec r; memset(&r, 0, sizeof r);
         r.kind = OP_ADD; r.z = e->pa_n; r.p[0] = e->pa_x; r.p[1] = e->pa_y;
@@ -398,7 +415,7 @@ static void cu_embed(bn_exec *e, const int32_t *ids, int n, float *x) {
     dispatch(e, r);
 }
 static void cu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, int n, int d, float eps) {
-    flush_norm(e);
+    flush_held(e);
     if (e->err) return;
     float *wd = norm_dev(e, w);
     if (!wd) return;
@@ -420,7 +437,11 @@ static void cu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, i
 static void cu_bitlinear(bn_exec *e, const float *x, int n, int nw, const bn_tmat *const *w, float *const *y) {
     oprec r; memset(&r, 0, sizeof r);
     const oprec &pn = *e->pn;
-    if (e->pn_on && n == 1 && pn.n == 1 && pn.p[0] == x && pn.a == w[0]->cols) {  /* the held norm goes inside this GEMV */
+    flush_pb(e);
+    bool fuse = e->pn_on && n == 1 && pn.n == 1 && pn.p[0] == x && pn.a == w[0]->cols;
+    for (int i = 0; fuse && i < nw; i++)  /* no output may overlap the norm's inputs (other blocks still read them) */
+        fuse = !overlap(y[i], (size_t)w[i]->rows, pn.p[1], (size_t)pn.a) && !(pn.p[3] && overlap(y[i], (size_t)w[i]->rows, pn.p[3], (size_t)pn.a));
+    if (fuse) {  /* the held norm goes inside this GEMV */
         r.pre = pn.kind == OP_ADDNORM ? 1 : pn.kind == OP_GLUNORM ? 2 : 0;
         r.act = pn.b; r.eps = pn.f[0]; r.np[0] = pn.p[1]; r.np[1] = pn.p[3]; r.np[2] = pn.p[2];
         e->pn_on = 0;
@@ -431,10 +452,11 @@ static void cu_bitlinear(bn_exec *e, const float *x, int n, int nw, const bn_tma
     r.c = x == e->qt_ptr && n == e->qt_n && w[0]->cols == e->qt_d;  /* xq already holds x quantized */
     e->qt_ptr = NULL;
     for (int i = 0; i < nw; i++) { r.p[1 + i] = w[i]->data; r.p[4 + i] = y[i]; r.f[i] = w[i]->scale; r.z |= (size_t)w[i]->rows << (20 * i); }
+    if (nw == 1 && !e->err) { *e->pb = r; e->pb_on = 1; return; }  /* may take the add after it */
     dispatch(e, r);
 }
 static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos) {
-    flush_norm(e);
+    flush_held(e);
     e->qt_ptr = NULL;
     if (e->err) return;
     if (e->pa_x || e->pg_g || e->npr == 2) flush(e);
@@ -443,7 +465,7 @@ static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos
 }
 static void cu_attention(bn_exec *e, int layer, const float *q, const float *k, const float *v, int n,
                          const int32_t *seq, const int32_t *pos, float *out) {
-    flush_norm(e);
+    flush_held(e);
     e->qt_ptr = NULL;
     if (e->err) return;
     const bn_config *cf = &e->m->cfg;
@@ -470,6 +492,15 @@ static void cu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) {
     e->pg_g = g; e->pg_u = u; e->pg_n = n; e->pg_act = act;
 }
 static void cu_add(bn_exec *e, float *x, const float *y, size_t n) {
+    const oprec &pb = *e->pb;
+    size_t rows = pb.z & 0xfffff, nin = (size_t)pb.n * pb.b;
+    if (e->pb_on && pb.p[4] == y && n == rows * pb.n && !overlap(x, n, y, n) && !overlap(x, n, pb.p[0], nin) &&
+        !overlap(x, n, pb.np[0], nin) && !overlap(x, n, pb.np[1], nin)) {  /* the add goes into the held GEMV */
+        e->pb->ax = x;
+        flush_pb(e);
+        e->qt_ptr = NULL;
+        return;
+    }
     flush(e);
     e->qt_ptr = NULL;
     e->pa_x = x; e->pa_y = y; e->pa_n = n;

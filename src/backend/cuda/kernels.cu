@@ -251,7 +251,7 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
 }
 
 /* The matrix of row group g (block-uniform selects, so the argument block stays in param space). */
-struct TGSel { const uint8_t *w; int rows, g; float scale; float *y; int32_t *yi; };
+struct TGSel { const uint8_t *w; int rows, g; float scale; float *y; int32_t *yi; float *ax; };
 __device__ __forceinline__ TGSel tg_sel(const TGArgs &A, int g) {
     int i = g < A.gend[0] ? 0 : g < A.gend[1] ? 1 : 2;
     TGSel s;
@@ -261,12 +261,16 @@ __device__ __forceinline__ TGSel tg_sel(const TGArgs &A, int g) {
     s.scale = i == 0 ? A.m[0].scale : i == 1 ? A.m[1].scale : A.m[2].scale;
     s.y = i == 0 ? A.m[0].y_d : i == 1 ? A.m[1].y_d : A.m[2].y_d;
     s.yi = i == 0 ? A.m[0].yi_d : i == 1 ? A.m[1].yi_d : A.m[2].yi_d;
+    s.ax = i == 0 ? A.m[0].add_d : i == 1 ? A.m[1].add_d : A.m[2].add_d;
     return s;
 }
 __device__ __forceinline__ void tg_out1(const TGSel &m, int r, int t, int acc, float xs, int xsum) {
     int v = acc - xsum;
-    if (m.yi) m.yi[(size_t)t * m.rows + r] = v;
-    else m.y[(size_t)t * m.rows + r] = (float)v * (m.scale / xs);
+    size_t i = (size_t)t * m.rows + r;
+    if (m.yi) { m.yi[i] = v; return; }
+    float o = (float)v * (m.scale / xs);
+    m.y[i] = o;
+    if (m.ax) m.ax[i] = m.ax[i] + o;  /* the residual add, k_add's operation */
 }
 __device__ __forceinline__ void tg_out(const TGSel &m, int r, int t, int acc, const float *xs, const int32_t *xsum) {
     tg_out1(m, r, t, acc, xs[t], xsum[t]);
@@ -344,39 +348,37 @@ struct TGNorm { const float *x, *y, *w; float *xo, *out; int act, d; float eps; 
  * read as broadcasts; per-warp partial sums are added through shared memory. */
 #define TG_CPW 8
 #define TG_SMEM_MAX (160 * 1024)
-template <int NT, int NV, int PRE>
+template <int NT, int NV, int PRE, int RG>
 __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nchunk, const int8_t *xq, int kp, const float *xs,
                                                 const int32_t *xsum, int n, TGNorm N) {
     extern __shared__ __align__(16) unsigned char tsm[];
     __shared__ float nsh[NV ? 33 : 1];
     __shared__ int nshi[NV ? 33 : 1];
     __shared__ int nlast;
-    float s_loc = 0.f; int sum_loc = 0;
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
-    TGSel m = tg_sel(A, blockIdx.x);
+    float s_loc = 0.f, r = 0.f; int sum_loc = 0;
+    unsigned old = 0;
+    /* RG row groups per block (W % RG == 0): warp w works on group blockIdx.x*RG + w%RG with the
+     * other W/RG warps of that group */
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5, WR = W / RG, gw = blockIdx.x * RG + w % RG;
+    int nck = gw < A.gend[2] ? nchunk : 0;  /* a block's last groups may not exist */
+    TGSel m = tg_sel(A, gw < A.gend[2] ? gw : 0);
     const uint4 *wg = (const uint4 *)m.w + (size_t)m.g * nchunk * TG_RG + lane;
     int acc[NT];
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j] = 0;
     uint4 wv[TG_CPW];
-    int c0 = w;
+    int c0 = w / RG;
 #pragma unroll
-    for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * W; if (c < nchunk) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
+    for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * WR; if (c < nck) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
     pdl_entry();  /* the weights are loading while the kernel before this one finishes */
     if (NV) {  /* one token: its norm + quantizer here, into shared memory, while the weights load */
-        float r;
         {
             float av[NV ? NV : 1], nv[NV ? NV : 1];
             norm_row<NV ? NV : 1, PRE, 1>(N.x, N.y, N.act, N.w, N.d, N.eps, av, nv, (int8_t *)tsm, kp, &r, &s_loc, &sum_loc, nsh, nshi);
         }
-        if (threadIdx.x == 0) { __threadfence(); nlast = atomicInc(N.cnt, gridDim.x - 1) == gridDim.x - 1; }
-        __syncthreads();
-        if (nlast)  /* every block has read x and y: write the row back (recomputed: the same operations) */
-            for (int i = threadIdx.x; i < N.d; i += blockDim.x) {
-                float a = norm_pre<PRE>(N.x, N.y, N.act, i);
-                if (PRE) N.xo[i] = a;
-                N.out[i] = __fmul_rn(N.w[i], __fmul_rn(a, r));
-            }
+        /* this block has read x and y (the values went through the reductions): count it; the
+         * result is only looked at after the products (the last block writes the row back) */
+        if (threadIdx.x == 0) old = atomicInc(N.cnt, gridDim.x - 1);
     } else {   /* activations -> shared, while the first weight loads are in flight */
         const int4 *src = (const int4 *)xq;
         int4 *dst = (int4 *)tsm;
@@ -387,11 +389,11 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
         }
     }
     __syncthreads();
-    while (c0 < nchunk) {
+    while (c0 < nck) {
 #pragma unroll
         for (int u = 0; u < TG_CPW; u++) {
-            int c = c0 + u * W;
-            if (c < nchunk) {
+            int c = c0 + u * WR;
+            if (c < nck) {
 #pragma unroll
                 for (int j = 0; j < NT; j++) {
                     const int4 *xp = (const int4 *)(tsm + (size_t)j * kp + 64 * c);
@@ -401,24 +403,34 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
                 }
             }
         }
-        c0 += W * TG_CPW;
+        c0 += WR * TG_CPW;
 #pragma unroll
-        for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * W; if (c < nchunk) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
+        for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * WR; if (c < nck) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
     }
     __syncthreads();
+    if (NV && threadIdx.x == 0) nlast = old == gridDim.x - 1;
     int *red = (int *)tsm;  /* [NT][W][32], over the staged activations */
 #pragma unroll
     for (int j = 0; j < NT; j++) red[((size_t)j * W + w) * 32 + lane] = acc[j];
     __syncthreads();
-    for (int j = w; j < NT; j += W) {
+    for (int jj = w; jj < NT * RG; jj += W) {  /* token j of group gi */
+        int j = jj / RG, gi = jj - j * RG, g = blockIdx.x * RG + gi;
+        if (g >= A.gend[2]) continue;
+        TGSel mo = tg_sel(A, g);
         int s = 0;
-        for (int v = 0; v < W; v++) s += red[((size_t)j * W + v) * 32 + lane];
-        int r = m.g * TG_RG + lane;
-        if (r < m.rows && j < n) {
-            if (NV) tg_out1(m, r, j, s, s_loc, sum_loc);
-            else tg_out(m, r, j, s, xs, xsum);
+        for (int v = gi; v < W; v += RG) s += red[((size_t)j * W + v) * 32 + lane];
+        int row = mo.g * TG_RG + lane;
+        if (row < mo.rows && j < n) {
+            if (NV) tg_out1(mo, row, j, s, s_loc, sum_loc);
+            else tg_out(mo, row, j, s, xs, xsum);
         }
     }
+    if (NV && nlast)  /* every block has read x and y: write the row back (recomputed: the same operations) */
+        for (int i = threadIdx.x; i < N.d; i += blockDim.x) {
+            float a = norm_pre<PRE>(N.x, N.y, N.act, i);
+            if (PRE) N.xo[i] = a;
+            N.out[i] = __fmul_rn(N.w[i], __fmul_rn(a, r));
+        }
 }
 
 /* Tensor cores, n > 8 tokens: mma.sync m16n8k32 s8 x s8 -> s32. Warp (h, tg) of a block does rows
@@ -517,6 +529,7 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
             m2[i] = mm[i];
             if (m2[i].y_d) m2[i].y_d += (size_t)h * mm[i].rows;
             if (m2[i].yi_d) m2[i].yi_d += (size_t)h * mm[i].rows;
+            if (m2[i].add_d) m2[i].add_d += (size_t)h * mm[i].rows;
         }
         bitnet_status r = bn_cu_tgemm(mm, nw, cols, xq, xs, xsum, h, s);
         return r ? r : bn_cu_tgemm(m2, nw, cols, xq + (size_t)h * kp, xs + h, xsum + h, n - h, s);
@@ -526,19 +539,25 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
     bitnet_status r = BITNET_OK;
     TGNorm N; memset(&N, 0, sizeof N);
     switch (nt) {
-    case 1: if (!(r = smem_raise(k_tgemv<1, 0, 0>, smem, &raised[0]))) launch(k_tgemv<1, 0, 0>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
-    case 2: if (!(r = smem_raise(k_tgemv<2, 0, 0>, smem, &raised[1]))) launch(k_tgemv<2, 0, 0>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
-    case 4: if (!(r = smem_raise(k_tgemv<4, 0, 0>, smem, &raised[2]))) launch(k_tgemv<4, 0, 0>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
-    default: if (!(r = smem_raise(k_tgemv<8, 0, 0>, smem, &raised[3]))) launch(k_tgemv<8, 0, 0>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    case 1: if (!(r = smem_raise(k_tgemv<1, 0, 0, 1>, smem, &raised[0]))) launch(k_tgemv<1, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    case 2: if (!(r = smem_raise(k_tgemv<2, 0, 0, 1>, smem, &raised[1]))) launch(k_tgemv<2, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    case 4: if (!(r = smem_raise(k_tgemv<4, 0, 0, 1>, smem, &raised[2]))) launch(k_tgemv<4, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    default: if (!(r = smem_raise(k_tgemv<8, 0, 0, 1>, smem, &raised[3]))) launch(k_tgemv<8, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
     }
     return r ? r : launched("ternary GEMV");
 }
 
 template <int NV, int PRE>
 static bitnet_status norm_tgemv_go(const TGArgs &a, int tot, int W, size_t smem, int nch, int kp, const TGNorm &N, void *s) {
-    static int raised = 0;
-    bitnet_status r = smem_raise(k_tgemv<1, NV, PRE>, smem, &raised);
-    if (!r) launch(k_tgemv<1, NV, PRE>, tot, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
+    static int raised[2];
+    bitnet_status r;
+    /* two row groups per block when there are more than two waves of one-group blocks (halves the
+     * blocks and the norms; each warp then streams 2x the chunks, still all loaded up front) */
+    if (tot > 264 && W % 2 == 0 && (nch + W / 2 - 1) / (W / 2) <= TG_CPW) {
+        if (!(r = smem_raise(k_tgemv<1, NV, PRE, 2>, smem, &raised[1])))
+            launch(k_tgemv<1, NV, PRE, 2>, (tot + 1) / 2, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
+    } else if (!(r = smem_raise(k_tgemv<1, NV, PRE, 1>, smem, &raised[0])))
+        launch(k_tgemv<1, NV, PRE, 1>, tot, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
     return r ? r : launched("ternary GEMV with RMSNorm");
 }
 template <int PRE>
