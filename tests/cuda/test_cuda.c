@@ -3,8 +3,9 @@
  * is printed; BITNET_SEED=N repeats a run): the ternary GEMM's int32 sums and the BitLinear
  * float outputs bit-identical on awkward shapes (rows/cols not multiples of any tile, several
  * matrices in one launch, -128 activations, every GEMV width and the tensor-core path), activation
- * quantization identical (ties too), fused add/glu+norm+quant and rope+kv store+attention
- * identical to the unfused kernels,
+ * quantization identical (ties too), fused add/glu+norm+quant, rope+kv store+attention, the
+ * norm inside the one-token GEMV and the residual add inside the GEMM identical to the unfused
+ * kernels, the decode and the tiled prefill attention against a double-precision reference,
  * rope/relu2/add/embed identical, norms, attention, silu and the heads within float rounding.
  * Outputs are poisoned before each run. Built by `make CUDA=1`, run by `make CUDA=1 test-cuda`;
  * without a GPU it prints one skip line. Not: a model-level test (tests/cuda/test_cuda_model.c). */

@@ -8,7 +8,8 @@
  * later ops of the forward into no-ops, so the caller gets that error, never a crash.
  * Host arrays of positions / sequence ids are uploaded once per forward (compared with the last
  * upload). Forwards of up to GRAPH_MAX tokens run as CUDA graphs (below); add, glu and rope are fused
- * into the op after them ("fusion" below); greedy decoding takes the argmax on the GPU
+ * into the op after them, a one-token norm into the GEMV after it and an add into the GEMV
+ * before it ("fusion" below: 5 launches per decode layer); greedy decoding takes the argmax on the GPU
  * (head_argmax). Kernels are launched with programmatic dependent launch on sm_90+ (kernels.cu). */
 extern "C" {
 #include "backend/backend.h"

@@ -2,9 +2,12 @@
  * Ternary products with exact int32 sums: a streaming dp4a GEMV for a few tokens (lane = row of
  * the interleaved layout) and int8 tensor cores (mma.sync) for more; the memory-bound float
  * kernels (norms with fused residual add / gated activation / quantizer, heads) read 16 bytes
- * per access where they can. Float kernels keep the CPU's operation order where it is a single
- * operation (scale, rope, relu2, add) and differ only in the order of sums.
- * Not here: a wgmma GEMM, a tiled prefill attention, graphs (the backend). */
+ * per access where they can; the one-token GEMV can run the RMSNorm + quantizer of its input
+ * itself and the residual add of its output. Attention: flash-decoding (split positions, online
+ * softmax) for decode, shared-memory tiles (fp32) for prefill. Float kernels keep the CPU's
+ * operation order where it is a single operation (scale, rope, relu2, add) and differ only in
+ * the order of sums.
+ * Not here: a wgmma GEMM, a tensor-core attention, graphs (the backend). */
 extern "C" {
 #include "backend/cuda/bn_cuda.h"
 #include "backend/cpu/kernels/kernels.h"
