@@ -2,7 +2,8 @@
 # Options: SAN=1 (AddressSanitizer + UBSan, into build-san/), CC=..., OPT=...
 # `make fuzz` builds the libFuzzer harnesses tests/fuzz/fuzz_*.c with clang (ASan + UBSan) into
 # build-fuzz/fuzz/; `make fuzz-run FUZZ_SECONDS=N` runs each for N seconds (scripts/fuzz.sh).
-# CUDA=1 also builds src/backend/cuda/*.cu with nvcc (into build-cuda/, linking cudart);
+# CUDA=1 also builds src/backend/cuda/*.cu with nvcc (into build-cuda/, linking cudart, cuBLAS
+# and NCCL; NCCL=0 builds without data-parallel training);
 # `make CUDA=1 test-cuda` runs the GPU tests and benches (needs a GPU). NVCC=... picks nvcc.
 # Every src/**.c goes into the library; every tests/test_*.c becomes a test
 # binary; tests/*.sh are shell tests that drive the CLI. Add files, not rules.
@@ -77,6 +78,18 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_ARCH   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a
 NVFLAGS   ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Drestrict=__restrict__ -Iinclude -Isrc
 CU_SRC  := $(wildcard src/backend/cuda/*.cu)
+# Data-parallel training over NCCL (src/backend/cuda/dist_nccl.cu); NCCL=0 leaves it out,
+# NCCL_CFLAGS / NCCL_LIBS say where nccl.h is and how to link it (e.g. -I/path/include and
+# -L/path/lib -l:libnccl.so.2 where only a Python wheel's copy exists).
+NCCL      ?= 1
+ifeq ($(NCCL),1)
+NCCL_LIBS ?= -lnccl
+NVFLAGS   += $(NCCL_CFLAGS)
+CFLAGS    += -DBN_NCCL=1
+LDLIBS    += $(NCCL_LIBS)
+else
+CU_SRC  := $(filter-out src/backend/cuda/dist_nccl.cu,$(CU_SRC))
+endif
 CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 OBJ     += $(CU_OBJ)
 CFLAGS  += -DBN_CUDA=1

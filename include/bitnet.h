@@ -181,8 +181,9 @@ bitnet_status bitnet_model_set_head(bitnet_model *m, bitnet_head_type t);
 /* Apply a LoRA adapter in Hugging Face PEFT's format (dir/adapter_config.json, peft_type LORA,
  * and dir/adapter_model.safetensors with lora_A/lora_B matrices named
  * base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight etc.): after each targeted
- * BitLinear the forward adds scale * (lora_alpha / r) * B A x, x the BitLinear's int8
- * activation dequantized (as bitnet_train's BITNET_TRAIN_LORA trains it). Call again to stack
+ * BitLinear the forward adds scale * (lora_alpha / r) * B A x, x the BitLinear's float input
+ * (the norm output before its int8 activation quantizer, as PEFT and bitnet_train's
+ * BITNET_TRAIN_LORA read it). Call again to stack
  * several adapters. All or nothing: on error the model is unchanged. Not while a context is
  * evaluating. */
 bitnet_status bitnet_model_load_lora(bitnet_model *m, const char *dir, float scale);

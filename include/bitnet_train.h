@@ -117,6 +117,19 @@ typedef struct bitnet_train_params {
     int grad_checkpoint;         /* 1: gradient checkpointing (keep each layer's input, recompute the
                                   * layer in backward): less activation memory, ~1/3 more compute,
                                   * gradients bit-identical to 0 (default) */
+    /* Data parallel over NCCL (`make CUDA=1` builds, device cuda): world_size processes, one per
+     * GPU, train one model; 0 (default): alone, no NCCL; 1: NCCL with one rank (same results as
+     * 0). batch is the global micro-batch: each rank takes batch / world_size of its sequences
+     * (batch must be a multiple), from its shard of every batch, so the ranks together read
+     * what one trainer with this batch reads; gradients are averaged before clipping and AdamW,
+     * losses are the mean over the ranks, and checkpoints resume with any world_size (or alone).
+     * Every rank makes its trainer with the same from, params (but rank) and data, and calls
+     * step / eval / check_replicas at the same points; only one rank should save. */
+    int world_size;
+    int rank;                    /* this process's rank in [0, world_size) */
+    const char *dist_id_path;    /* a file all ranks can reach: rank 0 writes NCCL's unique id
+                                  * there, the others wait for it (up to 5 minutes); removed once
+                                  * every rank joined. Use a fresh name per run. */
 } bitnet_train_params;
 /* What the progress callback gets after a step. */
 typedef struct bitnet_train_progress {
@@ -191,6 +204,10 @@ bitnet_status bitnet_trainer_load_state(bitnet_trainer *t, const char *dir);
 bitnet_status bitnet_trainer_set_options_text(bitnet_trainer *t, const char *text);
 /* *text = a malloc'd copy of the options text stored in dir's checkpoint (NULL if none). */
 bitnet_status bitnet_trainer_read_options_text(const char *dir, char **text);
+/* Data parallel: check that every rank holds the same parameters and AdamW moments (a 64-bit
+ * hash of each rank's, gathered); BITNET_ERR_NUMERIC naming the first rank that differs from
+ * rank 0. A collective: every rank calls it at the same point. Alone: BITNET_OK. */
+bitnet_status bitnet_trainer_check_replicas(bitnet_trainer *t);
 /* Write the gradients of the next step (before clipping) to path as float32 safetensors. */
 bitnet_status bitnet_trainer_dump_next_grads(bitnet_trainer *t, const char *path);
 
@@ -208,6 +225,7 @@ typedef struct bitnet_trainer_info {
     int vocab_size, hidden_size, n_layers;
     int full_precision;          /* the model was trained without quantizers */
     const char *gemm;            /* float GEMM kernels in use */
+    int rank, world_size;        /* data parallel (bitnet_train_params); 0, 0 when alone */
 } bitnet_trainer_info;
 void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *info);
 int64_t bitnet_trainer_get_step(const bitnet_trainer *t);

@@ -120,6 +120,12 @@ static void test_packed(int fam) {
     float l3 = step(p, lp->grads, lp->n_params, lg1, g1);
     snprintf(nm, sizeof nm, "ckpt[%d]: LoRA on the packed base with --grad-checkpoint: loss and adapter gradients bit-identical", fam);
     CHECK(nm, l3 == l2 && !memcmp(lg1, lg2, nl * 4) && !memcmp(g1, g2, lf->n_params * 4), "loss %.9g vs %.9g", l3, l2);
+    /* int_fwd 0: the float GEMM over unpacked tiles, the float base's product bit for bit */
+    bn_train_set_grad_checkpoint(p, 0);
+    p->int_fwd = 0;
+    float l4 = step(p, lp->grads, lp->n_params, lg1, g1), l5 = step(f, lf->grads, lf->n_params, lg2, g2);
+    snprintf(nm, sizeof nm, "packed[%d]: with int_fwd 0 (float tiles) the packed base = the float base, bit for bit", fam);
+    CHECK(nm, l4 == l5 && !memcmp(lg1, lg2, nl * 4) && !memcmp(g1, g2, lf->n_params * 4), "loss %.9g vs %.9g", l4, l5);
     free(lg1); free(lg2); free(g1); free(g2);
     bn_lora_free(lf); bn_lora_free(lp); bn_train_model_free(f); bn_train_model_free(p);
 }

@@ -4,15 +4,11 @@
  * A and B random) gives the adapter at step 0 in PEFT's own files, the adapter gradients at
  * step 0 on the golden training batch, and the losses of 8 AdamW steps on the adapters.
  * Here: bn_lora_load reads PEFT's files, the frozen base + adapter's step-0 loss and the 8 AdamW
- * losses (rel 2e-3, the golden training test's bound) and every adapter gradient. The two differ
- * by design in one place (lora.h): PEFT feeds lora_A the float input, bitnet.c the int8-quantized
- * one, which moves the gradients by 4-9% rel L2 (measured between two PEFT runs, the second with
- * the int8 input: grads_step0_int8_input.safetensors). So the gradients are held to 5e-2 rel L2
- * against that second run, and to the measured difference + 5e-2 against plain PEFT. Why 5e-2
- * and not the 1e-2 of the full-model golden: with an int8 lora_A input, a rounding flip of one
- * activation (tests/golden/README.md, "How close is close") moves the adapter gradients
- * directly; the default build measures 2e-6, the sanitizer build (its float arithmetic rounds
- * differently somewhere upstream) 1.7e-2.
+ * losses (rel 2e-3) and every adapter gradient (rel L2 1e-2: the golden training test's bounds,
+ * tests/golden/README.md). lora_A reads the BitLinear's float input as in PEFT (lora.h); the
+ * generator's second PEFT run with lora_A fed the int8-quantized input
+ * (grads_step0_int8_input.safetensors) differs from plain PEFT by 4-9%, which shows the gradient
+ * bound tells the two inputs apart.
  * A real bug (scale, transpose, wrong input) is off by O(1).
  * Not: a check of PEFT itself. */
 #include "t.h"
@@ -61,14 +57,14 @@ int main(void) {
     CHECK("peft: step-0 loss (rel 2e-3)", !s && fabs(loss - l0) / l0 < 2e-3, "%.6f vs %.6f (%s)", loss, l0, s ? bitnet_last_error() : "");
     bn_train_zero_grad(m);
     if (!s) s = bn_train_backward(m, 1.0f);
-    /* gradients: against PEFT with lora_A fed the int8 input (bitnet.c's convention) within the
-     * golden bound, and against plain PEFT within that design difference (int8 vs float lora_A
-     * input, measured between the two PEFT runs) + the bound */
+    /* gradients against plain PEFT (lora_A fed the float BitLinear input, as ours) within the
+     * golden bound; and the check can fail: PEFT with lora_A fed the int8-quantized input (what
+     * bitnet.c did before) is further than the bound from plain PEFT */
     bn_st *gs = NULL, *gq = NULL;
     char gq_p[600]; snprintf(gq_p, sizeof gq_p, "%s/grads_step0_int8_input.safetensors", pg);
     if (!s) s = bn_st_open(gp, &gs);
     if (!s) s = bn_st_open(gq_p, &gq);
-    double worst_q = 0, worst_x = 0, worst_d = 0; const char *wn = "", *wx = "";
+    double worst = 0, worst_d = 0; const char *wn = "", *wdn = "";
     int nfound = 0;
     for (int i = 0; !s && i < l->n_tp; i++) {
         const bn_tensor *t = bn_st_find(gs, l->tp[i].name), *tq = bn_st_find(gq, l->tp[i].name);
@@ -77,18 +73,18 @@ int main(void) {
         float *ref = malloc(t->numel * 4), *refq = malloc(t->numel * 4);
         bn_tensor_to_f32(t, ref, 0, t->numel); bn_tensor_to_f32(tq, refq, 0, t->numel);
         const float *g = l->grads + l->tp[i].off;
-        double rq = rel_l2(g, refq, t->numel), rx = rel_l2(g, ref, t->numel), d = rel_l2(refq, ref, t->numel);
-        if (getenv("PEFT_VERBOSE")) printf("#   %s rel L2 %.3g vs PEFT int8-input, %.3g vs PEFT (PEFT int8 vs float input: %.3g)\n", l->tp[i].name, rq, rx, d);
-        if (rq > worst_q || rq != rq) { worst_q = rq; wn = l->tp[i].name; }
-        if (rx - d > worst_x - worst_d || rx != rx) { worst_x = rx; worst_d = d; wx = l->tp[i].name; }
+        double rx = rel_l2(g, ref, t->numel), d = rel_l2(refq, ref, t->numel);
+        if (getenv("PEFT_VERBOSE")) printf("#   %s rel L2 %.3g vs PEFT (PEFT int8 vs float input: %.3g)\n", l->tp[i].name, rx, d);
+        if (rx > worst || rx != rx) { worst = rx; wn = l->tp[i].name; }
+        if (d > worst_d) { worst_d = d; wdn = l->tp[i].name; }
         free(ref); free(refq);
     }
     CHECK("peft: every adapter tensor has PEFT gradients", !s && nfound == l->n_tp && nfound == bn_st_count(gs) && nfound == bn_st_count(gq),
           "%d of %d (%s)", nfound, l->n_tp, s ? bitnet_last_error() : "");
-    CHECK("peft: step-0 adapter gradients vs PEFT with int8 lora_A input: rel L2 < 5e-2", !s && worst_q < 5e-2, "worst %g (%s)", worst_q, wn);
-    CHECK("peft: vs plain PEFT: within the int8-input difference + 5e-2", !s && worst_x <= worst_d + 5e-2, "%g vs difference %g (%s)", worst_x, worst_d, wx);
-    printf("# worst adapter gradient rel L2 %.3g vs PEFT int8-input (%s); vs plain PEFT %.3g where the two PEFT runs differ by %.3g (%s)\n",
-           worst_q, wn, worst_x, worst_d, wx);
+    CHECK("peft: step-0 adapter gradients vs plain PEFT: rel L2 < 1e-2", !s && worst < 1e-2, "worst %g (%s)", worst, wn);
+    CHECK("peft: the check can fail: an int8 lora_A input is off by more than the bound", !s && worst_d > 1e-2, "%g (%s)", worst_d, wdn);
+    printf("# worst adapter gradient rel L2 %.3g vs plain PEFT (%s); PEFT with an int8 lora_A input is off by up to %.3g (%s)\n",
+           worst, wn, worst_d, wdn);
     if (gs) bn_st_free(gs);
     if (gq) bn_st_free(gq);
     float lr = (float)cJSON_GetObjectItem(o, "lr")->valuedouble, b1 = (float)cJSON_GetObjectItem(o, "beta1")->valuedouble;

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "args.h"
 #include "bitnet_train.h"
+#include "train_dist.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <errno.h>
@@ -40,6 +41,12 @@ static void usage(void) {
         "  --lr-schedule constant|cosine|two-stage (constant) --warmup STEPS (0)\n"
         "  --eval-every N (0 = at the end only) --eval-batches N (8) --save-every N (0 = at the end)\n"
         "  --device cpu|cuda|cuda:N  train on the GPU (make CUDA=1 builds): same math and checkpoints\n"
+        "  --nproc N           data parallel over N GPUs through NCCL: forks N ranks, rank r on GPU r (--device\n"
+        "                      cuda); --batch is the global micro-batch (a multiple of N), each rank reads its\n"
+        "                      shard, gradients are averaged, rank 0 writes checkpoints and logs; checkpoints\n"
+        "                      resume with any N or alone. Or start the ranks yourself (torchrun, mpirun) with\n"
+        "                      RANK, WORLD_SIZE, LOCAL_RANK (the GPU) and BITNET_NCCL_ID_FILE (default\n"
+        "                      OUTDIR/.nccl-id; a fresh file per run) in the environment\n"
         "  --seed S (1337) -t THREADS (1) --no-quant (full precision; the checkpoint is labelled\n"
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
@@ -391,256 +398,343 @@ static void print_progress(void *ud, const bitnet_train_progress *p) {
 static volatile sig_atomic_t g_interrupted;
 static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 
-int cmd_train(int argc, char **argv) {
-    run_opts o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337};
-    const char *outdir = NULL, *dump = NULL, *device = NULL;
-    int nth = 1, resume = 0, force = 0, stop_after = 0, ran = 0, dry_run = 0, eval_first = 0;
-    int given[NOPTS] = {0};
-    char *keep[NOPTS] = {0};
-    bitnet_train_params tp = bitnet_train_default_params();
-    const bitnet_optim_params *oc = &tp.optim;
-    o.lr = oc->lr; o.beta1 = oc->beta1; o.beta2 = oc->beta2; o.eps = oc->eps; o.wd = oc->weight_decay; o.clip = oc->clip;
-    o.warmup = oc->warmup; o.sched = (int)oc->schedule;
-    const char *sched = bitnet_lr_schedule_name((bitnet_lr_schedule)o.sched);
+/* One `bitnet train` invocation: the options, the trainer and the metrics rows. */
+typedef struct {
+    run_opts o;
+    const char *outdir, *dump, *device, *sched;
+    int nth, resume, force, stop_after, dry_run, eval_first, nproc;
+    int given[NOPTS];
+    char *keep[NOPTS], *absp[NOPTS];   /* strings from the checkpoint; absolute paths */
+    bitnet_train_params tp;
+    bitnet_trainer *tr;
+    bitnet_trainer_info info;
+    mrow *rows; int nrows, caprows;
+    char *stored, *optjs;
+    progress_ctx pctx;
+    train_rank rk;                     /* data parallel: this process's rank (world 0: alone) */
+    int64_t last_saved;
+} train_cli;
+
+static int given_opt(const train_cli *c, const char *opt) { const int *g = given_slot(opt, (int *)c->given); return g && *g; }
+
+/* The option table and the checks on single values; 0 when parsed, else the exit code. */
+static int parse_args(train_cli *c, int argc, char **argv) {
+    run_opts *o = &c->o;
+    int *given = c->given;
 #define SEEN(name) given_slot(name, given)
     arg_opt opts[] = {
-        {.names = "init", .kind = ARG_STR, .dst = &o.init, .meta = "DIR", .help = "start from an HF master checkpoint folder (F32/BF16/F16)", .seen = SEEN("--init")},
-        {.names = "config", .kind = ARG_STR, .dst = &o.config, .meta = "FILE.json", .help = "start from a fresh random model of this config (--seed)", .seen = SEEN("--config")},
-        OPT_FLAG(0, "resume", &resume, "continue OUTDIR's run from its last checkpoint (bit-exact)"),
-        OPT_FLAG(0, "force", &force, "start a new run in an OUTDIR that already holds one (overwrites it)"),
-        {.names = "data", .kind = ARG_STR, .dst = &o.data, .meta = "FILE.u32", .help = "training tokens (uint32 LE; bitnet tokenize-file)", .seen = SEEN("--data")},
-        {.names = "val", .kind = ARG_STR, .dst = &o.val, .meta = "FILE.u32", .help = "validation tokens", .seen = SEEN("--val")},
-        {.names = "tokenizer", .kind = ARG_STR, .dst = &o.tokenizer, .meta = "DIR|FILE", .help = "tokenizer copied into OUTDIR", .seen = SEEN("--tokenizer")},
-        OPT_STR('o', NULL, &outdir, "OUTDIR", "output folder (checkpoint, metrics.csv, loss.svg)"),
-        OPT_STR(0, "dump-grads", &dump, "FILE", "write the first step's gradients (safetensors)"),
-        {.names = "batch", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o.B, .meta = "B", .help = "sequences per micro-batch", .seen = SEEN("--batch")},
-        {.names = "seq", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o.T, .meta = "T", .help = "tokens per sequence", .seen = SEEN("--seq")},
-        {.names = "steps", .kind = ARG_INT, .lo = 1, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.steps, .meta = "N", .help = "optimizer steps of the run", .seen = SEEN("--steps")},
-        {.names = "accum", .kind = ARG_INT, .lo = 1, .hi = 1 << 16, .dst = &o.accum, .meta = "K", .help = "micro-batches per step", .seen = SEEN("--accum")},
-        {.names = "eval-every", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.eval_every, .meta = "N", .help = "validation every N steps (0 = at the end only)", .seen = SEEN("--eval-every")},
-        {.names = "eval-batches", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o.eval_batches, .meta = "N", .help = "validation batches", .seen = SEEN("--eval-batches")},
-        {.names = "save-every", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.save_every, .meta = "N", .help = "checkpoint every N steps (0 = at the end)", .seen = SEEN("--save-every")},
-        OPT_INT(0, "stop-after", 0, BITNET_TRAIN_MAX_STEPS, &stop_after, "N", "run at most N steps now, save, and exit (continue with --resume)"),
-        {.names = "seed", .kind = ARG_INT, .lo = 0, .hi = INT32_MAX, .dst = &o.seed, .meta = "S", .help = "random init and data order", .seen = SEEN("--seed")},
-        OPT_INT('t', "threads", 1, 512, &nth, "N", "worker threads"),
-        OPT_STR(0, "device", &device, "DEV", "cpu (default), cuda or cuda:N (make CUDA=1 builds; not stored: a resume picks its own)"),
-        {.names = "warmup", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o.warmup, .meta = "STEPS", .help = "linear warmup steps", .seen = SEEN("--warmup")},
-        {.names = "lr", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.lr, .meta = "LR", .help = "peak learning rate (> 0)", .flags = ARG_OPEN_LO, .seen = SEEN("--lr")},
-        {.names = "beta1", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o.beta1, .meta = "B", .help = "AdamW beta1 in [0, 1)", .seen = SEEN("--beta1")},
-        {.names = "beta2", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o.beta2, .meta = "B", .help = "AdamW beta2 in [0, 1)", .seen = SEEN("--beta2")},
-        {.names = "eps", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.eps, .meta = "E", .help = "AdamW epsilon (> 0)", .flags = ARG_OPEN_LO, .seen = SEEN("--eps")},
-        {.names = "wd", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.wd, .meta = "WD", .help = "weight decay (>= 0)", .seen = SEEN("--wd")},
-        {.names = "clip", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.clip, .meta = "C", .help = "gradient norm clip (0 = off)", .seen = SEEN("--clip")},
-        {.names = "lr-schedule", .kind = ARG_STR, .dst = &sched, .choices = "constant|cosine|two-stage", .help = "learning-rate schedule", .seen = SEEN("--lr-schedule")},
-        {.names = "no-quant", .kind = ARG_FLAG, .dst = &o.no_quant, .help = "full precision (labelled full_precision; bitnet run refuses it)", .seen = SEEN("--no-quant")},
-        OPT_FLAG(0, "dry-run", &dry_run, "print the memory plan and exit"),
-        OPT_FLAG(0, "eval-first", &eval_first, "also evaluate --val before the first step of this invocation"),
-        {.names = "lora-rank", .kind = ARG_INT, .lo = 0, .hi = 65536, .dst = &o.lora_rank, .meta = "R", .help = "train LoRA adapters of rank R on the frozen base (0 = all weights)", .seen = SEEN("--lora-rank")},
-        {.names = "lora-alpha", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o.lora_alpha, .meta = "A", .help = "LoRA alpha (> 0; default 2R)", .flags = ARG_OPEN_LO, .seen = SEEN("--lora-alpha")},
-        {.names = "lora-targets", .kind = ARG_STR, .dst = &o.lora_targets, .meta = "LIST", .help = "LoRA targets from q,k,v,o,gate,up,down", .seen = SEEN("--lora-targets")},
-        {.names = "lora-dropout", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o.lora_dropout, .meta = "P", .help = "LoRA dropout on the adapter input, in [0, 1) (PEFT's lora_dropout)", .seen = SEEN("--lora-dropout")},
-        {.names = "grad-checkpoint", .kind = ARG_FLAG, .dst = &o.grad_ckpt, .help = "recompute each layer in backward (less memory, same gradients)", .seen = SEEN("--grad-checkpoint")},
+        {.names = "init", .kind = ARG_STR, .dst = &o->init, .meta = "DIR", .help = "start from an HF master checkpoint folder (F32/BF16/F16)", .seen = SEEN("--init")},
+        {.names = "config", .kind = ARG_STR, .dst = &o->config, .meta = "FILE.json", .help = "start from a fresh random model of this config (--seed)", .seen = SEEN("--config")},
+        OPT_FLAG(0, "resume", &c->resume, "continue OUTDIR's run from its last checkpoint (bit-exact)"),
+        OPT_FLAG(0, "force", &c->force, "start a new run in an OUTDIR that already holds one (overwrites it)"),
+        {.names = "data", .kind = ARG_STR, .dst = &o->data, .meta = "FILE.u32", .help = "training tokens (uint32 LE; bitnet tokenize-file)", .seen = SEEN("--data")},
+        {.names = "val", .kind = ARG_STR, .dst = &o->val, .meta = "FILE.u32", .help = "validation tokens", .seen = SEEN("--val")},
+        {.names = "tokenizer", .kind = ARG_STR, .dst = &o->tokenizer, .meta = "DIR|FILE", .help = "tokenizer copied into OUTDIR", .seen = SEEN("--tokenizer")},
+        OPT_STR('o', NULL, &c->outdir, "OUTDIR", "output folder (checkpoint, metrics.csv, loss.svg)"),
+        OPT_STR(0, "dump-grads", &c->dump, "FILE", "write the first step's gradients (safetensors)"),
+        {.names = "batch", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o->B, .meta = "B", .help = "sequences per micro-batch (all ranks together)", .seen = SEEN("--batch")},
+        {.names = "seq", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o->T, .meta = "T", .help = "tokens per sequence", .seen = SEEN("--seq")},
+        {.names = "steps", .kind = ARG_INT, .lo = 1, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o->steps, .meta = "N", .help = "optimizer steps of the run", .seen = SEEN("--steps")},
+        {.names = "accum", .kind = ARG_INT, .lo = 1, .hi = 1 << 16, .dst = &o->accum, .meta = "K", .help = "micro-batches per step", .seen = SEEN("--accum")},
+        {.names = "eval-every", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o->eval_every, .meta = "N", .help = "validation every N steps (0 = at the end only)", .seen = SEEN("--eval-every")},
+        {.names = "eval-batches", .kind = ARG_INT, .lo = 1, .hi = 1 << 20, .dst = &o->eval_batches, .meta = "N", .help = "validation batches", .seen = SEEN("--eval-batches")},
+        {.names = "save-every", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o->save_every, .meta = "N", .help = "checkpoint every N steps (0 = at the end)", .seen = SEEN("--save-every")},
+        OPT_INT(0, "stop-after", 0, BITNET_TRAIN_MAX_STEPS, &c->stop_after, "N", "run at most N steps now, save, and exit (continue with --resume)"),
+        {.names = "seed", .kind = ARG_INT, .lo = 0, .hi = INT32_MAX, .dst = &o->seed, .meta = "S", .help = "random init and data order", .seen = SEEN("--seed")},
+        OPT_INT('t', "threads", 1, 512, &c->nth, "N", "worker threads"),
+        OPT_STR(0, "device", &c->device, "DEV", "cpu (default), cuda or cuda:N (make CUDA=1 builds; not stored: a resume picks its own)"),
+        OPT_INT(0, "nproc", 0, 4096, &c->nproc, "N", "data parallel: fork N ranks, rank r on GPU r (--device cuda; not stored)"),
+        {.names = "warmup", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o->warmup, .meta = "STEPS", .help = "linear warmup steps", .seen = SEEN("--warmup")},
+        {.names = "lr", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o->lr, .meta = "LR", .help = "peak learning rate (> 0)", .flags = ARG_OPEN_LO, .seen = SEEN("--lr")},
+        {.names = "beta1", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o->beta1, .meta = "B", .help = "AdamW beta1 in [0, 1)", .seen = SEEN("--beta1")},
+        {.names = "beta2", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o->beta2, .meta = "B", .help = "AdamW beta2 in [0, 1)", .seen = SEEN("--beta2")},
+        {.names = "eps", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o->eps, .meta = "E", .help = "AdamW epsilon (> 0)", .flags = ARG_OPEN_LO, .seen = SEEN("--eps")},
+        {.names = "wd", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o->wd, .meta = "WD", .help = "weight decay (>= 0)", .seen = SEEN("--wd")},
+        {.names = "clip", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o->clip, .meta = "C", .help = "gradient norm clip (0 = off)", .seen = SEEN("--clip")},
+        {.names = "lr-schedule", .kind = ARG_STR, .dst = &c->sched, .choices = "constant|cosine|two-stage", .help = "learning-rate schedule", .seen = SEEN("--lr-schedule")},
+        {.names = "no-quant", .kind = ARG_FLAG, .dst = &o->no_quant, .help = "full precision (labelled full_precision; bitnet run refuses it)", .seen = SEEN("--no-quant")},
+        OPT_FLAG(0, "dry-run", &c->dry_run, "print the memory plan and exit"),
+        OPT_FLAG(0, "eval-first", &c->eval_first, "also evaluate --val before the first step of this invocation"),
+        {.names = "lora-rank", .kind = ARG_INT, .lo = 0, .hi = 65536, .dst = &o->lora_rank, .meta = "R", .help = "train LoRA adapters of rank R on the frozen base (0 = all weights)", .seen = SEEN("--lora-rank")},
+        {.names = "lora-alpha", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o->lora_alpha, .meta = "A", .help = "LoRA alpha (> 0; default 2R)", .flags = ARG_OPEN_LO, .seen = SEEN("--lora-alpha")},
+        {.names = "lora-targets", .kind = ARG_STR, .dst = &o->lora_targets, .meta = "LIST", .help = "LoRA targets from q,k,v,o,gate,up,down", .seen = SEEN("--lora-targets")},
+        {.names = "lora-dropout", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o->lora_dropout, .meta = "P", .help = "LoRA dropout on the adapter input, in [0, 1) (PEFT's lora_dropout)", .seen = SEEN("--lora-dropout")},
+        {.names = "grad-checkpoint", .kind = ARG_FLAG, .dst = &o->grad_ckpt, .help = "recompute each layer in backward (less memory, same gradients)", .seen = SEEN("--grad-checkpoint")},
         OPT_END,
     };
 #undef SEEN
     args_spec spec = {.cmd = "train", .usage = NULL, .tables = {opts}, .titles = {"options"}};
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
     if (args_parse(&spec, argc, argv, NULL, NULL) != ARGS_OK) return 2;
-    if (o.beta1 >= 1 || o.beta2 >= 1) { fprintf(stderr, "bitnet: %s needs a number in [0, 1), got %g\n", o.beta1 >= 1 ? "--beta1" : "--beta2", o.beta1 >= 1 ? o.beta1 : o.beta2); return 2; }
-    if (o.lora_dropout >= 1) { fprintf(stderr, "bitnet: --lora-dropout needs a number in [0, 1), got %g\n", o.lora_dropout); return 2; }
-    { unsigned mk; if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &mk)) { fprintf(stderr, "bitnet: --lora-targets: %s\n", bitnet_last_error()); return 2; } }
-    { bitnet_lr_schedule sc; if (!bitnet_lr_schedule_parse(sched, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", sched); return 2; } o.sched = (int)sc; }
+    if (o->beta1 >= 1 || o->beta2 >= 1) { fprintf(stderr, "bitnet: %s needs a number in [0, 1), got %g\n", o->beta1 >= 1 ? "--beta1" : "--beta2", o->beta1 >= 1 ? o->beta1 : o->beta2); return 2; }
+    if (o->lora_dropout >= 1) { fprintf(stderr, "bitnet: --lora-dropout needs a number in [0, 1), got %g\n", o->lora_dropout); return 2; }
+    { unsigned mk; if (o->lora_targets && bitnet_lora_parse_targets(o->lora_targets, &mk)) { fprintf(stderr, "bitnet: --lora-targets: %s\n", bitnet_last_error()); return 2; } }
+    { bitnet_lr_schedule sc; if (!bitnet_lr_schedule_parse(c->sched, &sc)) { fprintf(stderr, "bitnet: --lr-schedule must be constant, cosine or two-stage, got '%s'\n", c->sched); return 2; } o->sched = (int)sc; }
     /* paths are stored absolute, so a resume from another directory finds them */
-    char *absp[NOPTS] = {0};
     for (int k = 0; k < NOPTS; k++)
-        if (OPTS[k].kind == K_STR && given[k] && OPTS[k].off != offsetof(run_opts, lora_targets) && (absp[k] = realpath(*FIELD(&o, k, const char *), NULL)))
-            *FIELD(&o, k, const char *) = absp[k];
-    if (!outdir || (!resume && (!o.data || !o.init == !o.config))) {
-        for (int k = 0; k < NOPTS; k++) free(absp[k]);
+        if (OPTS[k].kind == K_STR && given[k] && OPTS[k].off != offsetof(run_opts, lora_targets) && (c->absp[k] = realpath(*FIELD(o, k, const char *), NULL)))
+            *FIELD(o, k, const char *) = c->absp[k];
+    if (!c->outdir || (!c->resume && (!o->data || !o->init == !o->config))) {
         fprintf(stderr, "bitnet: train needs --data, -o OUTDIR and exactly one of --init DIR / --config FILE.json (or --resume)\n");
         usage(); return 2;
     }
-    if (dry_run && !resume) {   /* the memory plan of this run; nothing is loaded or written */
-        bitnet_train_params dp = tp;
-        dp.batch = o.B; dp.seq = o.T; dp.n_threads = nth; dp.no_quant = o.no_quant;
-        if (o.lora_rank > 0) {
-            dp.param_set = BITNET_TRAIN_LORA; dp.lora_rank = o.lora_rank;
-            if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &dp.lora_targets)) { for (int k = 0; k < NOPTS; k++) free(absp[k]); return cli_fail("train: --lora-targets"); }
-        }
-        bitnet_train_memory mp;
-        bitnet_status ds = bitnet_train_plan(o.init ? o.init : o.config, &dp, &mp);
-        for (int k = 0; k < NOPTS; k++) free(absp[k]);
-        if (ds) return cli_fail("train --dry-run");
-        const double MB = 1024.0 * 1024.0;
-        printf("memory plan (%s, batch %d x seq %d):\n", o.lora_rank > 0 ? "LoRA on a frozen base" : "full training", o.B, o.T);
-        printf("  weights      %10.1f MiB\n  gradients    %10.1f MiB\n  optimizer    %10.1f MiB\n  adapters     %10.1f MiB\n  activations  %10.1f MiB\n  total        %10.1f MiB\n",
-               mp.weights / MB, mp.grads / MB, mp.optimizer / MB, mp.adapters / MB, mp.activations / MB, mp.total / MB);
+    return 0;
+}
+
+/* --dry-run: the memory plan of this run; nothing is loaded or written. Returns the exit code. */
+static int dry_run_plan(const train_cli *c) {
+    const run_opts *o = &c->o;
+    bitnet_train_params dp = c->tp;
+    dp.batch = o->B; dp.seq = o->T; dp.n_threads = c->nth; dp.no_quant = o->no_quant;
+    if (o->lora_rank > 0) {
+        dp.param_set = BITNET_TRAIN_LORA; dp.lora_rank = o->lora_rank;
+        if (o->lora_targets && bitnet_lora_parse_targets(o->lora_targets, &dp.lora_targets)) return cli_fail("train: --lora-targets");
+    }
+    bitnet_train_memory mp;
+    if (bitnet_train_plan(o->init ? o->init : o->config, &dp, &mp)) return cli_fail("train --dry-run");
+    const double MB = 1024.0 * 1024.0;
+    printf("memory plan (%s, batch %d x seq %d):\n", o->lora_rank > 0 ? "LoRA on a frozen base" : "full training", o->B, o->T);
+    printf("  weights      %10.1f MiB\n  gradients    %10.1f MiB\n  optimizer    %10.1f MiB\n  adapters     %10.1f MiB\n  activations  %10.1f MiB\n  total        %10.1f MiB\n",
+           mp.weights / MB, mp.grads / MB, mp.optimizer / MB, mp.adapters / MB, mp.activations / MB, mp.total / MB);
+    return 0;
+}
+
+/* Resume: merge the checkpoint's stored options. A new run: refuse an OUTDIR that holds one
+ * (unless --force; rank 0 alone looks). Returns 0 or the exit code. */
+static int check_outdir(train_cli *c) {
+    run_opts *o = &c->o;
+    const char *outdir = c->outdir;
+    if (c->resume) {
+        if ((o->init || o->config) && c->rk.rank == 0) fprintf(stderr, "note: --resume continues %s's model; %s is ignored\n", outdir, o->init ? "--init" : "--config");
+        if (bitnet_trainer_read_options_text(outdir, &c->stored)) return cli_fail("train --resume");
+        if (c->stored && !merge_stored(o, c->given, c->stored, outdir, c->keep)) return 2;
+        if (!c->stored && c->rk.rank == 0) fprintf(stderr, "note: %s's checkpoint stores no options (older bitnet); using the command line's\n", outdir);
+        if (!o->data) { fprintf(stderr, "bitnet: train --resume: the checkpoint names no --data; give it\n"); return 2; }
         return 0;
     }
-    int rc = 0;
-    bitnet_trainer *tr = NULL;
-    bitnet_trainer_info info;
-    mrow *rows = NULL; int nrows = 0, caprows = 0;
-    char *stored = NULL, *optjs = NULL;
-    bitnet_status s;
-    if (resume) {
-        if (o.init || o.config) fprintf(stderr, "note: --resume continues %s's model; %s is ignored\n", outdir, o.init ? "--init" : "--config");
-        if ((s = bitnet_trainer_read_options_text(outdir, &stored))) { rc = cli_fail("train --resume"); goto done; }
-        if (stored && !merge_stored(&o, given, stored, outdir, keep)) { rc = 2; goto done; }
-        if (!stored) fprintf(stderr, "note: %s's checkpoint stores no options (older bitnet); using the command line's\n", outdir);
-        if (!o.data) { fprintf(stderr, "bitnet: train --resume: the checkpoint names no --data; give it\n"); rc = 2; goto done; }
-    } else {
-        if (cli_file_exists(outdir) && !cli_is_dir(outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", outdir); rc = 1; goto done; }
-        static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv", "adapter_model.safetensors"};
-        for (int k = 0; k < 4; k++) {
-            char *p = cli_path_join(outdir, run_files[k]);
-            int there = p && cli_file_exists(p);
-            if (there && !force) {
-                fprintf(stderr, "bitnet: train: %s already holds a run (%s); continue it with --resume, or pass --force to start over and overwrite it\n", outdir, run_files[k]);
-                free(p); rc = 1; goto done;
-            }
-            if (there && k == 0) unlink(p);  /* --force: a crash before the first save must not resume the old run */
-            free(p);
+    if (cli_file_exists(outdir) && !cli_is_dir(outdir)) { fprintf(stderr, "bitnet: train: %s exists and is not a folder\n", outdir); return 1; }
+    if (c->rk.rank != 0) return 0;
+    static const char *run_files[] = {"train_state.safetensors", "model.safetensors", "metrics.csv", "adapter_model.safetensors"};
+    for (int k = 0; k < 4; k++) {
+        char *p = cli_path_join(outdir, run_files[k]);
+        int there = p && cli_file_exists(p);
+        if (there && !c->force) {
+            fprintf(stderr, "bitnet: train: %s already holds a run (%s); continue it with --resume, or pass --force to start over and overwrite it\n", outdir, run_files[k]);
+            free(p); return 1;
         }
+        if (there && k == 0) unlink(p);  /* --force: a crash before the first save must not resume the old run */
+        free(p);
     }
-    tp.optim.lr = o.lr; tp.optim.beta1 = o.beta1; tp.optim.beta2 = o.beta2; tp.optim.eps = o.eps; tp.optim.weight_decay = o.wd;
-    tp.optim.clip = o.clip; tp.optim.warmup = o.warmup; tp.optim.schedule = (bitnet_lr_schedule)o.sched;
-    tp.total_steps = o.steps; tp.batch = o.B; tp.seq = o.T; tp.accum = o.accum; tp.no_quant = o.no_quant;
-    tp.n_threads = nth; tp.seed = (uint64_t)o.seed; tp.device = device; tp.grad_checkpoint = o.grad_ckpt;
-    if (o.lora_rank > 0) {   /* LoRA: adapters on the frozen --init base; OUTDIR gets the PEFT adapter */
-        if (!o.init) { fprintf(stderr, "bitnet: train: --lora-rank needs --init DIR (the base model)\n"); rc = 2; goto done; }
-        tp.param_set = BITNET_TRAIN_LORA; tp.lora_rank = o.lora_rank;
-        tp.lora_alpha = o.lora_alpha > 0 ? o.lora_alpha : 2.0f * o.lora_rank;
-        tp.lora_dropout = o.lora_dropout;
-        if (o.lora_targets && bitnet_lora_parse_targets(o.lora_targets, &tp.lora_targets)) { rc = cli_fail("train: --lora-targets"); goto done; }
-    }
-    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", outdir, strerror(errno)); rc = 1; goto done; }
+    return 0;
+}
 
+/* The library's parameters from the options, the trainer and its data. Returns 0 or the exit code. */
+static int make_trainer(train_cli *c) {
+    const run_opts *o = &c->o;
+    bitnet_train_params *tp = &c->tp;
+    tp->optim.lr = o->lr; tp->optim.beta1 = o->beta1; tp->optim.beta2 = o->beta2; tp->optim.eps = o->eps; tp->optim.weight_decay = o->wd;
+    tp->optim.clip = o->clip; tp->optim.warmup = o->warmup; tp->optim.schedule = (bitnet_lr_schedule)o->sched;
+    tp->total_steps = o->steps; tp->batch = o->B; tp->seq = o->T; tp->accum = o->accum; tp->no_quant = o->no_quant;
+    tp->n_threads = c->nth; tp->seed = (uint64_t)o->seed; tp->device = c->device; tp->grad_checkpoint = o->grad_ckpt;
+    tp->world_size = c->rk.world; tp->rank = c->rk.rank; tp->dist_id_path = c->rk.id_path;
+    if (c->rk.world) tp->device = c->rk.device;
+    if (o->lora_rank > 0) {   /* LoRA: adapters on the frozen --init base; OUTDIR gets the PEFT adapter */
+        if (!o->init) { fprintf(stderr, "bitnet: train: --lora-rank needs --init DIR (the base model)\n"); return 2; }
+        tp->param_set = BITNET_TRAIN_LORA; tp->lora_rank = o->lora_rank;
+        tp->lora_alpha = o->lora_alpha > 0 ? o->lora_alpha : 2.0f * o->lora_rank;
+        tp->lora_dropout = o->lora_dropout;
+        if (o->lora_targets && bitnet_lora_parse_targets(o->lora_targets, &tp->lora_targets)) return cli_fail("train: --lora-targets");
+    }
+    if (mkdir(c->outdir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "bitnet: train: cannot create %s: %s\n", c->outdir, strerror(errno)); return 1; }
     /* resume: shape + weights from OUTDIR, the state below; else --init DIR or a fresh --config model */
-    progress_ctx pctx = {0};
-    tp.progress = print_progress; tp.progress_ud = &pctx;
-    s = bitnet_trainer_new(resume && o.lora_rank <= 0 ? outdir : o.init ? o.init : o.config, &tp, &tr);
-    if (s) { rc = cli_fail(resume ? "train --resume" : "train: model"); goto done; }
-    bitnet_trainer_get_info(tr, &info);
-    if (resume && !stored && info.full_precision && !o.no_quant) {
-        fprintf(stderr, "bitnet: train --resume: %s is a full-precision (--no-quant) run; pass --no-quant to continue it\n", outdir);
-        rc = 2; goto done;
+    if (c->rk.rank == 0) { tp->progress = print_progress; tp->progress_ud = &c->pctx; }
+    if (bitnet_trainer_new(c->resume && o->lora_rank <= 0 ? c->outdir : o->init ? o->init : o->config, tp, &c->tr))
+        return cli_fail(c->resume ? "train --resume" : "train: model");
+    bitnet_trainer_get_info(c->tr, &c->info);
+    if (c->resume && !c->stored && c->info.full_precision && !o->no_quant) {
+        fprintf(stderr, "bitnet: train --resume: %s is a full-precision (--no-quant) run; pass --no-quant to continue it\n", c->outdir);
+        return 2;
     }
-    if (ends_with(o.data, ".jsonl")) {
-        if (!set_chat_data(tr, o.data, o.val, o.tokenizer ? o.tokenizer : resume ? outdir : o.init ? o.init : outdir)) { rc = 1; goto done; }
-    } else if ((s = bitnet_trainer_set_data(tr, o.data, o.val))) { rc = cli_fail("train: data"); goto done; }
-    if (resume) {
-        int given_seed = 0;
-        for (int k = 0; k < NOPTS; k++) if (!strcmp(OPTS[k].opt, "--seed")) given_seed = given[k];
-        if ((s = bitnet_trainer_load_state(tr, outdir))) { rc = cli_fail("train --resume"); goto done; }
-        /* the checkpoint's data order is restored; a new --seed reorders the remaining windows */
-        if (given_seed && (s = bitnet_trainer_reseed(tr, (uint64_t)o.seed))) { rc = cli_fail("train --resume"); goto done; }
-        if (bitnet_trainer_get_step(tr) >= o.steps) {
-            fprintf(stderr, "bitnet: train --resume: %s is already at step %lld of %d; to train further pass --steps M with M > %lld "
-                    "(the lr schedule then spans M steps)\n", outdir, (long long)bitnet_trainer_get_step(tr), o.steps, (long long)bitnet_trainer_get_step(tr));
-            rc = 1; goto done;
-        }
-        read_metrics(outdir, (int)bitnet_trainer_get_step(tr) + 1, &rows, &nrows, &caprows);
-        fprintf(stderr, "resuming %s at step %lld of %d\n", outdir, (long long)bitnet_trainer_get_step(tr), o.steps);
-    } else {
-        const char *tsrc = o.tokenizer ? o.tokenizer : o.init;
-        char cfgdir[4096];
-        if (!tsrc && o.config) {
-            const char *slash = strrchr(o.config, '/');
-            snprintf(cfgdir, sizeof cfgdir, "%.*s", slash ? (int)(slash - o.config) : 1, slash ? o.config : ".");
-            tsrc = cfgdir;
-        }
-        int nt = tsrc ? copy_tokenizer(tsrc, outdir) : 0;
-        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
-        if (nt) {
-            bitnet_tokenizer *tk;
-            if (bitnet_tokenizer_load(outdir, &tk) == BITNET_OK) {
-                int tv = bitnet_tokenizer_vocab_size(tk);
-                bitnet_tokenizer_free(tk);
-                if (tv > info.vocab_size) {
-                    fprintf(stderr, "bitnet: train: the tokenizer from %s has %d tokens but the model's vocab_size is %d: "
-                            "prompts would encode to ids the model cannot embed; raise vocab_size to >= %d\n", tsrc, tv, info.vocab_size, tv);
-                    rc = 2; goto done;
-                }
-            }
-            fprintf(stderr, "tokenizer: copied %d file(s) from %s\n", nt, tsrc);
-        }
-        else fprintf(stderr, "note: no tokenizer files found (pass --tokenizer DIR): %s cannot be run until one is copied into it\n", outdir);
+    if (ends_with(o->data, ".jsonl")) {
+        if (!set_chat_data(c->tr, o->data, o->val, o->tokenizer ? o->tokenizer : c->resume ? c->outdir : o->init ? o->init : c->outdir)) return 1;
+    } else if (bitnet_trainer_set_data(c->tr, o->data, o->val)) return cli_fail("train: data");
+    return 0;
+}
+
+/* Resume: the checkpoint's state (a new --seed reorders the remaining windows) and metrics rows. */
+static int load_resume_state(train_cli *c) {
+    bitnet_trainer *tr = c->tr;
+    if (bitnet_trainer_load_state(tr, c->outdir)) return cli_fail("train --resume");
+    if (given_opt(c, "--seed") && bitnet_trainer_reseed(tr, (uint64_t)c->o.seed)) return cli_fail("train --resume");
+    long long at = (long long)bitnet_trainer_get_step(tr);
+    if (at >= c->o.steps) {
+        fprintf(stderr, "bitnet: train --resume: %s is already at step %lld of %d; to train further pass --steps M with M > %lld "
+                "(the lr schedule then spans M steps)\n", c->outdir, at, c->o.steps, at);
+        return 1;
     }
-    if (resume && o.tokenizer && given[4]) {  /* OPTS[4] is --tokenizer: a new one given on resume */
-        int nt = copy_tokenizer(o.tokenizer, outdir);
-        if (nt < 0) { rc = nt == -2 ? 1 : cli_fail("train: tokenizer"); goto done; }
+    if (c->rk.rank != 0) return 0;
+    read_metrics(c->outdir, (int)at + 1, &c->rows, &c->nrows, &c->caprows);
+    fprintf(stderr, "resuming %s at step %lld of %d\n", c->outdir, at, c->o.steps);
+    return 0;
+}
+
+/* A new run: copy the tokenizer (--tokenizer, --init, or the --config file's folder) into OUTDIR
+ * and check that the model's vocabulary covers it. Rank 0 only. */
+static int install_tokenizer(train_cli *c) {
+    const run_opts *o = &c->o;
+    const char *tsrc = o->tokenizer ? o->tokenizer : o->init;
+    char cfgdir[4096];
+    if (!tsrc && o->config) {
+        const char *slash = strrchr(o->config, '/');
+        snprintf(cfgdir, sizeof cfgdir, "%.*s", slash ? (int)(slash - o->config) : 1, slash ? o->config : ".");
+        tsrc = cfgdir;
     }
-    if (!(optjs = opts_to_json(&o))) { fprintf(stderr, "bitnet: train: out of memory\n"); rc = 1; goto done; }
-    if ((s = bitnet_trainer_set_options_text(tr, optjs)) || (dump && (s = bitnet_trainer_dump_next_grads(tr, dump)))) { rc = cli_fail("train"); goto done; }
-    pctx.fpt = info.flops_per_token;
-    fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
-            info.n_layers, info.hidden_size, info.vocab_size, info.n_params / 1e6,
-            o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", info.gemm, nth);
-    if (o.lora_rank > 0)
-        fprintf(stderr, "LoRA: rank %d, alpha %g, %.3fM adapter parameters trained on a frozen base of %.2fM\n",
-                o.lora_rank, tp.lora_alpha, info.n_params / 1e6, info.n_base_params / 1e6);
-    int64_t last_saved = bitnet_trainer_get_step(tr);
+    int nt = tsrc ? copy_tokenizer(tsrc, c->outdir) : 0;
+    if (nt < 0) return nt == -2 ? 1 : cli_fail("train: tokenizer");
+    if (!nt) { fprintf(stderr, "note: no tokenizer files found (pass --tokenizer DIR): %s cannot be run until one is copied into it\n", c->outdir); return 0; }
+    bitnet_tokenizer *tk;
+    if (bitnet_tokenizer_load(c->outdir, &tk) == BITNET_OK) {
+        int tv = bitnet_tokenizer_vocab_size(tk);
+        bitnet_tokenizer_free(tk);
+        if (tv > c->info.vocab_size) {
+            fprintf(stderr, "bitnet: train: the tokenizer from %s has %d tokens but the model's vocab_size is %d: "
+                    "prompts would encode to ids the model cannot embed; raise vocab_size to >= %d\n", tsrc, tv, c->info.vocab_size, tv);
+            return 2;
+        }
+    }
+    fprintf(stderr, "tokenizer: copied %d file(s) from %s\n", nt, tsrc);
+    return 0;
+}
+
+/* After a step: evaluation, metrics and checkpoint as the options say (data parallel: every rank
+ * evaluates its shard and checks the replicas at a save; rank 0 alone writes). 0 or the exit code. */
+static int after_step(train_cli *c, int last) {
+    const run_opts *o = &c->o;
+    bitnet_trainer *tr = c->tr;
+    long long step = (long long)bitnet_trainer_get_step(tr);
+    int lead = c->rk.rank == 0;
+    int eval_now = o->val && ((o->eval_every > 0 && step % o->eval_every == 0) || last);
+    if (eval_now) {
+        float vl;
+        if (bitnet_trainer_eval(tr, o->eval_batches, &vl)) return cli_fail("train: eval");
+        c->rows[c->nrows - 1].val = vl;
+        if (lead) { printf("eval step %lld | val_loss %.6f\n", step, vl); fflush(stdout); }
+    }
+    if ((eval_now || last) && lead && (!write_metrics(c->outdir, c->rows, c->nrows) || !write_svg(c->outdir, c->rows, c->nrows)))
+        fprintf(stderr, "bitnet: train: warning: cannot write metrics.csv/loss.svg in %s: %s\n", c->outdir, bitnet_last_error());
+    if (!((o->save_every > 0 && step % o->save_every == 0) || last)) return 0;
+    if (c->rk.world && bitnet_trainer_check_replicas(tr)) return cli_fail("train");
+    if (lead && bitnet_trainer_save(tr, c->outdir)) {
+        fprintf(stderr, "bitnet: train: saving checkpoint at step %lld failed: %s\n", step, bitnet_last_error());
+        fprintf(stderr, "bitnet: train: the previous checkpoint in %s (step %lld) is intact\n", c->outdir, (long long)c->last_saved);
+        return 1;
+    }
+    c->last_saved = step;
+    return 0;
+}
+
+/* The step loop (Ctrl-C: checkpoint at the end of the step, exit 130; data parallel: the ranks
+ * agree on stopping inside the step). Returns the exit code. */
+static int run_steps(train_cli *c) {
+    bitnet_trainer *tr = c->tr;
+    int ran = 0, rc = 0, lead = c->rk.rank == 0;
     double tok_total = 0, sec_total = 0;
+    c->last_saved = bitnet_trainer_get_step(tr);
+    if (c->eval_first && c->o.val) {
+        float vl;
+        if (bitnet_trainer_eval(tr, c->o.eval_batches, &vl)) return cli_fail("train: eval");
+        if (lead) { printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(tr), vl); fflush(stdout); }
+    }
+    while (bitnet_trainer_get_step(tr) < c->o.steps && !(c->stop_after && ran >= c->stop_after)) {
+        bitnet_train_stats st;
+        if (g_interrupted) bitnet_trainer_cancel(tr);
+        if (bitnet_trainer_step(tr, &st)) {
+            fprintf(stderr, "bitnet: train: %s\n", bitnet_last_error());
+            if (lead) fprintf(stderr, "bitnet: train: stopped; the last good checkpoint in %s is from step %lld\n", c->outdir, (long long)c->last_saved);
+            return 1;
+        }
+        tok_total += st.tokens; sec_total += st.seconds;   /* the progress line came from print_progress */
+        if (c->nrows == c->caprows) {
+            c->caprows = c->caprows ? c->caprows * 2 : 256;
+            mrow *q = realloc(c->rows, c->caprows * sizeof *q);
+            if (!q) return 1;
+            c->rows = q;
+        }
+        c->rows[c->nrows++] = (mrow){(int)bitnet_trainer_get_step(tr), st.loss, NAN, st.lr, (float)(st.tokens / st.seconds)};
+        ran++;
+        if (g_interrupted && !c->rk.world) bitnet_trainer_cancel(tr);   /* alone: stop after this step */
+        int stop = bitnet_trainer_cancelled(tr);
+        int last = bitnet_trainer_get_step(tr) == c->o.steps || ran == c->stop_after || stop;
+        if ((rc = after_step(c, last))) return rc;
+        if (stop) {
+            if (lead) fprintf(stderr, "interrupted: checkpoint at step %lld of %d saved in %s; continue with: bitnet train --resume -o %s\n",
+                              (long long)bitnet_trainer_get_step(tr), c->o.steps, c->outdir, c->outdir);
+            return 130;
+        }
+    }
+    if (sec_total > 0 && lead)
+        fprintf(stderr, "done: %lld steps, %.0f tokens/s average%s, checkpoint in %s\n", (long long)bitnet_trainer_get_step(tr), tok_total / sec_total,
+                c->rk.world > 1 ? " (all ranks)" : "", c->outdir);
+    return 0;
+}
+
+/* Everything after the options: the trainer, the state or tokenizer, the options text, the
+ * loop. Returns the exit code. */
+static int train_run(train_cli *c) {
+    int rc;
+    if ((rc = check_outdir(c)) || (rc = make_trainer(c))) return rc;
+    if (c->resume) rc = load_resume_state(c);
+    else if (c->rk.rank == 0) rc = install_tokenizer(c);
+    if (rc) return rc;
+    if (c->resume && c->o.tokenizer && given_opt(c, "--tokenizer") && c->rk.rank == 0) {  /* a new one given on resume */
+        int nt = copy_tokenizer(c->o.tokenizer, c->outdir);
+        if (nt < 0) return nt == -2 ? 1 : cli_fail("train: tokenizer");
+    }
+    if (!(c->optjs = opts_to_json(&c->o))) { fprintf(stderr, "bitnet: train: out of memory\n"); return 1; }
+    if (bitnet_trainer_set_options_text(c->tr, c->optjs) || (c->dump && c->rk.rank == 0 && bitnet_trainer_dump_next_grads(c->tr, c->dump)))
+        return cli_fail("train");
+    c->pctx.fpt = c->info.flops_per_token;
+    if (c->rk.world && bitnet_trainer_check_replicas(c->tr)) return cli_fail("train");   /* the same start on every rank */
+    if (c->rk.rank == 0) {
+        const bitnet_trainer_info *in = &c->info;
+        fprintf(stderr, "model: %d layers, hidden %d, vocab %d, %.2fM parameters, %s, gemm %s, %d thread(s)\n",
+                in->n_layers, in->hidden_size, in->vocab_size, in->n_params / 1e6,
+                c->o.no_quant ? "full precision" : "quantization-aware (ternary weights, int8 activations)", in->gemm, c->nth);
+        if (c->o.lora_rank > 0)
+            fprintf(stderr, "LoRA: rank %d, alpha %g, %.3fM adapter parameters trained on a frozen base of %.2fM\n",
+                    c->o.lora_rank, c->tp.lora_alpha, in->n_params / 1e6, in->n_base_params / 1e6);
+        if (c->rk.world)
+            fprintf(stderr, "data parallel: %d rank(s) over NCCL, %d sequence(s) per rank and micro-batch\n", c->rk.world, c->o.B / c->rk.world);
+    }
     g_interrupted = 0;
     struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint; sa.sa_flags = SA_RESETHAND;  /* a second Ctrl-C kills as usual */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
-    if (eval_first && o.val) {
-        float vl;
-        if ((s = bitnet_trainer_eval(tr, o.eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
-        printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(tr), vl);
-        fflush(stdout);
-    }
-    while (bitnet_trainer_get_step(tr) < o.steps && !(stop_after && ran >= stop_after)) {
-        bitnet_train_stats st;
-        s = bitnet_trainer_step(tr, &st);
-        if (s) {
-            fprintf(stderr, "bitnet: train: %s\n", bitnet_last_error());
-            if (s == BITNET_ERR_NUMERIC) fprintf(stderr, "bitnet: train: stopped; the last good checkpoint in %s is from step %lld\n", outdir, (long long)last_saved);
-            rc = 1; goto done;
-        }
-        tok_total += st.tokens; sec_total += st.seconds;   /* the progress line came from print_progress */
-        double tps = st.tokens / st.seconds;
-        if (nrows == caprows) { caprows = caprows ? caprows * 2 : 256; mrow *q = realloc(rows, caprows * sizeof *q); if (!q) { rc = 1; goto done; } rows = q; }
-        rows[nrows++] = (mrow){(int)bitnet_trainer_get_step(tr), st.loss, NAN, st.lr, (float)tps};
-        ran++;
-        int stop = g_interrupted;
-        int last = bitnet_trainer_get_step(tr) == o.steps || ran == stop_after || stop;
-        int eval_now = o.val && ((o.eval_every > 0 && bitnet_trainer_get_step(tr) % o.eval_every == 0) || last);
-        if (eval_now) {
-            float vl;
-            if ((s = bitnet_trainer_eval(tr, o.eval_batches, &vl))) { rc = cli_fail("train: eval"); goto done; }
-            rows[nrows - 1].val = vl;
-            printf("eval step %lld | val_loss %.6f\n", (long long)bitnet_trainer_get_step(tr), vl);
-            fflush(stdout);
-        }
-        if (eval_now || last) {
-            if (!write_metrics(outdir, rows, nrows) || !write_svg(outdir, rows, nrows))
-                fprintf(stderr, "bitnet: train: warning: cannot write metrics.csv/loss.svg in %s: %s\n", outdir, bitnet_last_error());
-        }
-        if ((o.save_every > 0 && bitnet_trainer_get_step(tr) % o.save_every == 0) || last) {
-            if ((s = bitnet_trainer_save(tr, outdir))) {
-                fprintf(stderr, "bitnet: train: saving checkpoint at step %lld failed: %s\n", (long long)bitnet_trainer_get_step(tr), bitnet_last_error());
-                fprintf(stderr, "bitnet: train: the previous checkpoint in %s (step %lld) is intact\n", outdir, (long long)last_saved);
-                rc = 1; goto done;
-            }
-            last_saved = bitnet_trainer_get_step(tr);
-        }
-        if (stop) {
-            fprintf(stderr, "interrupted: checkpoint at step %lld of %d saved in %s; continue with: bitnet train --resume -o %s\n",
-                    (long long)bitnet_trainer_get_step(tr), o.steps, outdir, outdir);
-            rc = 130; break;
-        }
-    }
+    rc = run_steps(c);
     sigaction(SIGINT, &old_sa, NULL);
-    if (sec_total > 0 && rc == 0) fprintf(stderr, "done: %lld steps, %.0f tokens/s average, checkpoint in %s\n", (long long)bitnet_trainer_get_step(tr), tok_total / sec_total, outdir);
-done:
-    free(rows); free(stored); free(optjs);
-    for (int k = 0; k < NOPTS; k++) { free(keep[k]); free(absp[k]); }
-    bitnet_trainer_free(tr);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_cli c = {.o = {.B = 4, .T = 128, .steps = 100, .accum = 1, .eval_batches = 8, .seed = 1337}, .nth = 1};
+    c.tp = bitnet_train_default_params();
+    const bitnet_optim_params *oc = &c.tp.optim;
+    c.o.lr = oc->lr; c.o.beta1 = oc->beta1; c.o.beta2 = oc->beta2; c.o.eps = oc->eps; c.o.wd = oc->weight_decay; c.o.clip = oc->clip;
+    c.o.warmup = oc->warmup; c.o.sched = (int)oc->schedule;
+    c.sched = bitnet_lr_schedule_name((bitnet_lr_schedule)c.o.sched);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(); return 0; }
+    int rc = parse_args(&c, argc, argv);
+    if (!rc && c.dry_run && !c.resume) rc = dry_run_plan(&c);
+    else if (!rc) {
+        int launched = 0;
+        rc = train_rank_setup(&c.rk, c.nproc, c.device, c.o.B, c.outdir, &launched);
+        if (!rc && !launched) rc = train_run(&c);
+        if (c.rk.world > 1 && rc && rc != 130) fprintf(stderr, "bitnet: train: rank %d of %d stops (exit %d)\n", c.rk.rank, c.rk.world, rc);
+    }
+    free(c.rows); free(c.stored); free(c.optjs);
+    for (int k = 0; k < NOPTS; k++) { free(c.keep[k]); free(c.absp[k]); }
+    bitnet_trainer_free(c.tr);
     return rc;
 }

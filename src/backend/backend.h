@@ -189,4 +189,7 @@ const bn_train_ops *bn_train_ops_cpu(void);
  * ternary in bf16, fp32 sums); the rest as precision (bitnet_train.h BITNET_TRAIN_PREC_*) says.
  * On failure m is unchanged. */
 bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision);
+/* m's device gradients [m->n_params] and the cudaStream_t its training ops run on (for the
+ * data-parallel all-reduce); BITNET_ERR_UNSUPPORTED when m is not on a CUDA device. */
+bitnet_status bn_train_cuda_grads(bn_train_model *m, float **grads, void **stream);
 #endif

@@ -1,15 +1,14 @@
 /* lora_infer.c — LoRA adapters at inference (bitnet_model_load_lora, include/bitnet.h): the
  * adapter matrices of a PEFT folder attached to the model (m->lora[layer * BN_LAYER_SLOTS + slot],
  * a chain per matrix, so several adapters stack), and the low-rank term model.c adds after each
- * targeted BitLinear: y += scale * (alpha/r) * B (A x_deq), x_deq = the BitLinear input's per-row
- * absmax int8 quantization, dequantized (io/ternary.h; the same input, bit for bit, that the
- * trainer's adapters see, lora.h). Host code on host buffers: CPU backend only.
+ * targeted BitLinear: y += scale * (alpha/r) * B (A x), x = the BitLinear's float input (the
+ * norm output before the activation quantizer: PEFT's lora_A input, and the trainer's, lora.h).
+ * Host code on host buffers: CPU backend only.
  * Not: a merger (adapters stay separate float matrices), or a trainer. */
 #include "model/model.h"
 #include "train/lora.h"
 #include "arch/arch.h"
 #include "io/safetensors.h"
-#include "io/ternary.h"
 #include <math.h>
 
 typedef struct bn_lora_ad bn_lora_ad;
@@ -98,14 +97,11 @@ void bn_lora_after(const bitnet_model *m, int layer, const int *slots, int nw, c
         int cols = a0->cols;
         for (int t = 0; t < n; t++) {
             const float *xt = x + (size_t)t * cols;
-            float mx = 0;
-            for (int j = 0; j < cols; j++) { float v = fabsf(xt[j]); mx = v > mx ? v : mx; }
-            float s = bn_act_scale(mx);
             for (const bn_lora_ad *a = a0; a; a = a->next) {
                 for (int k = 0; k < a->r; k++) {
                     const float *ar = a->A + (size_t)k * cols;
                     float acc = 0;
-                    for (int j = 0; j < cols; j++) acc += ar[j] * (bn_act_q(xt[j], s) / s);
+                    for (int j = 0; j < cols; j++) acc += ar[j] * xt[j];
                     u[k] = acc * a->scale;
                 }
                 float *yt = y[i] + (size_t)t * a->rows;

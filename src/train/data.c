@@ -26,6 +26,7 @@ static bitnet_status text_err(const char *path) {
 static bn_data *data_new(const char *name) {
     bn_data *d = calloc(1, sizeof *d);
     if (d && !(d->path = strdup(name))) { free(d); d = NULL; }
+    if (d) d->world = 1;
     return d;
 }
 
@@ -112,6 +113,16 @@ void bn_data_free(bn_data *d) {
     free(d->mask); free(d->perm); free(d->path); free(d);
 }
 
+bitnet_status bn_data_set_shard(bn_data *d, int rank, int world) {
+    if (world < 1 || rank < 0 || rank >= world) return bn_err(BITNET_ERR_ARG, "%s: rank %d is outside [0, %d)", d->path, rank, world);
+    size_t need = (size_t)d->B * (size_t)d->T * (size_t)world + 1;
+    if (d->n < need)
+        return bn_err(BITNET_ERR_FORMAT, "%s: %zu tokens is too short for one global batch of %d ranks x %d x %d (needs %zu)",
+                      d->path, d->n, world, d->B, d->T, need);
+    d->rank = rank; d->world = world;
+    return BITNET_OK;
+}
+
 bitnet_status bn_data_shuffle(bn_data *d, uint64_t seed) {
     if (d->nw > UINT32_MAX) return bn_err(BITNET_ERR_UNSUPPORTED, "%s: %zu windows of %d tokens is more than 2^32; use a longer --seq", d->path, d->nw, d->T);
     d->shuffled = 1; d->seed = seed; d->pos = 0; d->perm_epoch = -1;
@@ -139,19 +150,19 @@ static void fill_row(const bn_data *d, size_t start, int32_t *in, int32_t *tg, s
 }
 
 bitnet_status bn_data_next(bn_data *d, int32_t *inputs, int32_t *targets) {
-    size_t bt = (size_t)d->B * d->T;
+    size_t bt = (size_t)d->B * d->T, gbt = bt * (size_t)d->world;
     if (!d->shuffled) {
-        if (d->pos + bt + 1 > d->n) d->pos = 0;
-        fill_row(d, d->pos, inputs, targets, bt);
-        d->pos += bt;
+        if (d->pos + gbt + 1 > d->n) d->pos = 0;
+        fill_row(d, d->pos + (size_t)d->rank * bt, inputs, targets, bt);
+        d->pos += gbt;
         return BITNET_OK;
     }
     for (int b = 0; b < d->B; b++) {
-        size_t c = d->pos + (size_t)b;
+        size_t c = d->pos + (size_t)d->rank * (size_t)d->B + (size_t)b;
         int64_t e = (int64_t)(c / d->nw);
         if (e != d->perm_epoch) { bitnet_status s = make_perm(d, e); if (s) return s; }
         fill_row(d, (size_t)d->perm[c % d->nw] * d->T, inputs + (size_t)b * d->T, targets + (size_t)b * d->T, (size_t)d->T);
     }
-    d->pos += (size_t)d->B;
+    d->pos += (size_t)d->B * (size_t)d->world;
     return BITNET_OK;
 }

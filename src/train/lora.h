@@ -5,10 +5,11 @@
  * Hugging Face PEFT names them, "base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight"),
  * one float buffer each for the adapter parameters, gradients and AdamW moments, the forward and
  * backward hooks train.c calls after each BitLinear, and PEFT's adapter files (read and write).
- * The input x of the low-rank term is the BitLinear's input as train.c feeds it to the base GEMM
- * (the per-token absmax int8 activation, dequantized; the float input in no_quant mode), which
- * differs from PEFT on transformers' AutoBitLinear (it feeds lora_A the unquantized input) by
- * the int8 rounding of x. Init as PEFT's default: A ~ kaiming_uniform(a = sqrt(5)), i.e.
+ * The input x of the low-rank term is the BitLinear's float input, as PEFT's lora_A reads it on
+ * transformers' AutoBitLinear: the norm output (input_layernorm for q/k/v, attn_sub_norm for o,
+ * post_attention_layernorm for gate/up, ffn_sub_norm for down) before the per-token int8
+ * activation quantizer that feeds the base GEMM (train.c keeps it for the forward and recomputes
+ * it for the backward; inference, lora_infer.c, reads the same tensor). Init as PEFT's default: A ~ kaiming_uniform(a = sqrt(5)), i.e.
  * U(-1/sqrt(in), 1/sqrt(in)), from a seed; B = 0. Dropout as PEFT's lora_dropout: on the input
  * of the low-rank branch only, y = BitLinear(x) + scale B A (mask * x / (1 - p)), a fresh mask
  * per adapter and micro-batch while drop_on is set (training), identity otherwise (eval). The
@@ -52,9 +53,11 @@ bitnet_status bn_lora_new(const bn_train_model *m, int rank, float alpha, unsign
 void bn_lora_free(bn_lora *l);
 /* Activation storage for B*T tokens (called by bn_train_forward). */
 bitnet_status bn_lora_reserve(bn_lora *l, int BT);
-/* Hooks (train.c): after base y (+)= x W^T: y += scale (x A^T) B^T, keeping scale x A^T. */
+/* Hooks (train.c): after base y (+)= BitLinear(x_q): y += scale (x A^T) B^T, keeping scale x A^T;
+ * x [N, in] the float input (above), not x_q. */
 void bn_lora_forward(bn_train_model *m, int widx, const float *x, float *y, int N);
-/* After the base backward: gB += dy^T us; du = scale dy B; gA += du^T x; dx += du A. */
+/* After the base backward: gB += dy^T us; du = scale dy B; gA += du^T x; dx += du A (x: the
+ * forward's float input, bit for bit). */
 void bn_lora_backward(bn_train_model *m, int widx, const float *dy, const float *x, float *dx, int N);
 void bn_lora_zero_grad(bn_lora *l);
 /* Dropout probability p in [0, 1) (BITNET_ERR_ARG otherwise); takes effect at the next

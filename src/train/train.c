@@ -49,6 +49,8 @@ struct bn_tacts {
     float *rope_cos, *rope_sin; /* [T, head_dim/2] */
     float *rowbuf;     /* [BT] per-row losses */
     float *dP;         /* [threads, T, T] attention backward scratch */
+    float *fx, *fxr;   /* [BT, max(C,Q,I)], [BT]: LoRA on a quantized base only (else NULL): the
+                        * float BitLinear input of the low-rank branch, recomputed in backward */
     int32_t *inputs;   /* [BT] */
     float *block;      /* everything above but the rope tables and rowbuf, from ops->alloc */
     float *hblock;     /* rope_cos, rope_sin, rowbuf: host memory */
@@ -110,6 +112,7 @@ static bitnet_status model_new(const bn_config *cfg, int no_quant, int n_threads
     m->tp = calloc(ntp_max, sizeof *m->tp);
     m->L = calloc((size_t)c->n_layers, sizeof *m->L);
     if (packed) m->fz = calloc(ntp_max, sizeof *m->fz);
+    m->int_fwd = packed;
     if (!m->tp || !m->L || (packed && !m->fz)) { bn_train_model_free(m); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     m->embed = add_tp(m, BN_S_EMBED, -1);
     for (int l = 0; l < c->n_layers; l++) {
@@ -248,8 +251,8 @@ bitnet_status bn_train_model_from_dir_ex(const char *dir, int no_quant, int n_th
 
 static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
     const bn_config *c = &m->cfg;
-    int BT = B * T;
-    if (m->a && BT <= m->cap_bt && T == m->T) { m->B = B; return BITNET_OK; }
+    int BT = B * T, need_fx = m->lora && !m->no_quant;
+    if (m->a && BT <= m->cap_bt && T == m->T && (!need_fx || m->a->fx)) { m->B = B; return BITNET_OK; }
     free_acts(m);
     size_t C = c->hidden_size, Q = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
     size_t I = c->intermediate_size, V = c->vocab_size, H = c->n_heads, hd2 = c->head_dim / 2;
@@ -261,11 +264,13 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
                      + R16(bt * C) + R16(bt * I) * 4;
     int nfull = m->grad_ckpt ? 1 : c->n_layers;   /* checkpointing: one layer's set, shared; each layer keeps its input */
     size_t total = per_layer * nfull + R16(bt * C) * (size_t)(c->n_layers - nfull) + R16(bt * C) * 3 + R16(bt) + R16(bt * V)
-                 + R16(bt * mx) * 3 + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)bn_pool_size(m->pool) * T * T);
+                 + R16(bt * mx) * 3 + R16(bt * Q) + R16(bt * KV) * 2 + R16((size_t)bn_pool_size(m->pool) * T * T)
+                 + (need_fx ? R16(bt * mx) + R16(bt) : 0);
     size_t htotal = R16((size_t)T * hd2) * 2 + R16(bt);
     /* the same count in double: a shape whose size_t count wrapped is refused, not under-allocated */
     double dbt = (double)BT, big = ((double)B * H * T * T + dbt * (6.0 * C + 4.0 * I + 3.0 * Q + 2.0 * KV + 4)) * nfull
-                 + dbt * C * (c->n_layers - nfull) + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T;
+                 + dbt * C * (c->n_layers - nfull) + dbt * (3.0 * C + V + 3.0 * mx + Q + 2.0 * KV + 3) + (double)bn_pool_size(m->pool) * T * T
+                 + (need_fx ? dbt * (mx + 1.0) : 0);
     if (big * sizeof(float) > (double)SIZE_MAX / 4)
         return bn_err(BITNET_ERR_NOMEM, "training activations for batch %d x seq %d do not fit in memory (%.3g GiB)", B, T, big * 4 / (1 << 30));
     struct bn_tacts *a = calloc(1, sizeof *a);
@@ -294,6 +299,7 @@ static bitnet_status ensure_acts(bn_train_model *m, int B, int T) {
     a->d_q = TAKE(bt * Q); a->d_k = TAKE(bt * KV); a->d_v = TAKE(bt * KV);
     a->inputs = m->targets + bt;
     a->dP = TAKE((size_t)bn_pool_size(m->pool) * T * T);
+    if (need_fx) { a->fx = TAKE(bt * mx); a->fxr = TAKE(bt); }
     p = a->hblock;
     a->rope_cos = TAKE((size_t)T * hd2); a->rope_sin = TAKE((size_t)T * hd2); a->rowbuf = TAKE(bt);
 #undef TAKE
@@ -529,7 +535,6 @@ static void linear_forward(bn_train_model *m, const float *x, int widx, float *y
     if (is_fz(m, widx) && m->fz[widx].wdt < 0 && m->int_fwd) fz_linear_int(m, widx, x, y, N, acc);
     else if (is_fz(m, widx)) fz_gemm_xwt(m, widx, x, y, N, acc);
     else bn_sgemm_mt(m->k, m->pool, m->ws, 0, 1, N, out, in, x, in, WQ(m, widx), in, acc, y, out);
-    if (m->lora) bn_lora_forward(m, widx, x, y, N);
 }
 /* dW += dy^T @ x ; dx (= or +=) dy @ W (STE: W is the dequantized weight). */
 static void linear_backward(bn_train_model *m, const float *dy, const float *x, int widx, float *dx, int N, int acc_dx) {
@@ -537,7 +542,6 @@ static void linear_backward(bn_train_model *m, const float *dy, const float *x, 
     if (m->grads) bn_sgemm_mt(m->k, m->pool, m->ws, 1, 0, out, in, N, dy, out, x, in, 1, G(m, widx), in);
     if (dx && is_fz(m, widx)) fz_gemm_dyw(m, widx, dy, dx, N, acc_dx);
     else if (dx) bn_sgemm_mt(m->k, m->pool, m->ws, 0, 0, N, in, out, dy, out, WQ(m, widx), in, acc_dx, dx, in);
-    if (m->lora) bn_lora_backward(m, widx, dy, x, dx, N);
 }
 
 /* ---------------------------------------------------------------- rope (rotate-half) */
@@ -763,6 +767,30 @@ const bn_train_ops *bn_train_ops_cpu(void) { return &CPU_TRAIN; }
 
 /* ---------------------------------------------------------------- forward / backward */
 
+/* BitLinear widx: y (=, or += when acc) BitLinear(xq) [BT, out], then the LoRA term (lora.h)
+ * on xf, the float input (PEFT's lora_A input: the norm output before the activation
+ * quantizer; xq is its int8 quantization, dequantized, or xf itself in no_quant mode). */
+static void lin_fwd(bn_train_model *m, const float *xq, const float *xf, int widx, float *y, int BT, int acc) {
+    m->ops->linear_fwd(m, xq, widx, y, BT, acc);
+    if (m->lora) bn_lora_forward(m, widx, xf, y, BT);
+}
+/* Its backward: dx (=, or += when acc) dy W_deq (STE through the quantizer) + the LoRA branch's
+ * exact d/dxf (the quantizer's STE makes d/dxq = d/dxf, so both add into one dx). */
+static void lin_bwd(bn_train_model *m, const float *dy, const float *xq, const float *xf, int widx, float *dx, int BT, int acc) {
+    m->ops->linear_bwd(m, dy, xq, widx, dx, BT, acc);
+    if (m->lora) bn_lora_backward(m, widx, dy, xf, dx, BT);
+}
+/* The float input [BT, D] of the LoRA branches of BitLinears w0..w2 (-1: unused) for backward:
+ * rmsnorm(x) * P(wnorm) recomputed into a->fx by the forward's own call (bit for bit the values
+ * the forward's branch read); xq itself in no_quant mode; NULL when none of them has an adapter. */
+static const float *lora_xf(bn_train_model *m, const float *x, int wnorm, const float *xq, int D, int w0, int w1, int w2) {
+    const bn_lora *lo = m->lora;
+    if (!lo || (lo->ad_of[w0] < 0 && (w1 < 0 || lo->ad_of[w1] < 0) && (w2 < 0 || lo->ad_of[w2] < 0))) return NULL;
+    if (m->no_quant) return xq;
+    m->ops->rmsnorm_fwd(m, x, P(m, wnorm), m->a->fx, m->a->fxr, NULL, m->B * m->T, D);
+    return m->a->fx;
+}
+
 /* Layer l's forward: from a->l[l].resid to the next layer's input (a->out after the last),
  * keeping what its backward needs in a->l[l] (with checkpointing: in the one shared set). */
 static void layer_forward(bn_train_model *m, int l) {
@@ -773,23 +801,24 @@ static void layer_forward(bn_train_model *m, int l) {
     bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
     float *next = l + 1 < c->n_layers ? a->l[l + 1].resid : a->out;
     int nq = m->no_quant;
+    const float *xf = nq ? NULL : a->tmp;   /* the float norm output, read by the LoRA branches */
     op->rmsnorm_fwd(m, L->resid, P(m, W->in_norm), nq ? L->x_in : a->tmp, L->rstd_in, nq ? NULL : L->x_in, BT, C);
-    op->linear_fwd(m, L->x_in, W->q, L->q, BT, 0);
-    op->linear_fwd(m, L->x_in, W->k, L->k, BT, 0);
-    op->linear_fwd(m, L->x_in, W->v, L->v, BT, 0);
+    lin_fwd(m, L->x_in, nq ? L->x_in : xf, W->q, L->q, BT, 0);
+    lin_fwd(m, L->x_in, nq ? L->x_in : xf, W->k, L->k, BT, 0);
+    lin_fwd(m, L->x_in, nq ? L->x_in : xf, W->v, L->v, BT, 0);
     op->rope(m, L->q, BT, c->n_heads, 0);
     op->rope(m, L->k, BT, c->n_kv_heads, 0);
     op->attn_fwd(m, L->q, L->k, L->v, L->att, L->atto);
     op->rmsnorm_fwd(m, L->atto, P(m, W->attn_sub), nq ? L->x_as : a->tmp, L->rstd_as, nq ? NULL : L->x_as, BT, Q);
     op->copy(m, L->mid, L->resid, (size_t)BT * C);
-    op->linear_fwd(m, L->x_as, W->o, L->mid, BT, 1);
+    lin_fwd(m, L->x_as, nq ? L->x_as : xf, W->o, L->mid, BT, 1);
     op->rmsnorm_fwd(m, L->mid, P(m, W->post_norm), nq ? L->x_post : a->tmp, L->rstd_post, nq ? NULL : L->x_post, BT, C);
-    op->linear_fwd(m, L->x_post, W->gate, L->gate, BT, 0);
-    op->linear_fwd(m, L->x_post, W->up, L->up, BT, 0);
+    lin_fwd(m, L->x_post, nq ? L->x_post : xf, W->gate, L->gate, BT, 0);
+    lin_fwd(m, L->x_post, nq ? L->x_post : xf, W->up, L->up, BT, 0);
     op->glu_fwd(m, L->gate, L->up, L->hmul, BT * I);
     op->rmsnorm_fwd(m, L->hmul, P(m, W->ffn_sub), nq ? L->x_fs : a->tmp, L->rstd_fs, nq ? NULL : L->x_fs, BT, I);
     op->copy(m, next, L->mid, (size_t)BT * C);
-    op->linear_fwd(m, L->x_fs, W->down, next, BT, 1);
+    lin_fwd(m, L->x_fs, nq ? L->x_fs : xf, W->down, next, BT, 1);
 }
 
 bitnet_status bn_train_forward(bn_train_model *m, const int32_t *inputs, const int32_t *targets, int B, int T, float *loss) {
@@ -841,21 +870,25 @@ static void layer_backward(bn_train_model *m, int l) {
     int BT = m->B * m->T, C = c->hidden_size, Q = c->n_heads * c->head_dim, I = c->intermediate_size;
     bn_tlayer *W = &m->L[l]; bn_tlacts *L = &a->l[l];
     /* FFN: next = mid + down(x_fs) */
-    op->linear_bwd(m, a->d_res, L->x_fs, W->down, a->d_a, BT, 0);           /* d_a = d x_fs [BT, I] */
+    const float *xf = lora_xf(m, L->hmul, W->ffn_sub, L->x_fs, I, W->down, -1, -1);
+    lin_bwd(m, a->d_res, L->x_fs, xf, W->down, a->d_a, BT, 0);           /* d_a = d x_fs [BT, I] */
     op->rmsnorm_bwd(m, a->d_a, L->hmul, P(m, W->ffn_sub), L->rstd_fs, a->d_b, G(m, W->ffn_sub), BT, I, 0); /* d_b = d hmul */
     op->glu_bwd(m, L->gate, L->up, a->d_b, a->d_a, a->tmp, BT * I);  /* d_a = d gate, tmp = d up */
-    op->linear_bwd(m, a->d_a, L->x_post, W->gate, a->d_b, BT, 0);          /* d_b = d x_post [BT, C] */
-    op->linear_bwd(m, a->tmp, L->x_post, W->up, a->d_b, BT, 1);
+    xf = lora_xf(m, L->mid, W->post_norm, L->x_post, C, W->gate, W->up, -1);
+    lin_bwd(m, a->d_a, L->x_post, xf, W->gate, a->d_b, BT, 0);          /* d_b = d x_post [BT, C] */
+    lin_bwd(m, a->tmp, L->x_post, xf, W->up, a->d_b, BT, 1);
     op->rmsnorm_bwd(m, a->d_b, L->mid, P(m, W->post_norm), L->rstd_post, a->d_res, G(m, W->post_norm), BT, C, 1);
     /* attention: mid = resid + o(x_as) */
-    op->linear_bwd(m, a->d_res, L->x_as, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
+    xf = lora_xf(m, L->atto, W->attn_sub, L->x_as, Q, W->o, -1, -1);
+    lin_bwd(m, a->d_res, L->x_as, xf, W->o, a->d_a, BT, 0);             /* d_a = d x_as [BT, Q] */
     op->rmsnorm_bwd(m, a->d_a, L->atto, P(m, W->attn_sub), L->rstd_as, a->d_b, G(m, W->attn_sub), BT, Q, 0); /* d_b = d atto */
     op->attn_bwd(m, L->q, L->k, L->v, L->att, a->d_b, a->d_q, a->d_k, a->d_v);
     op->rope(m, a->d_q, BT, c->n_heads, 1);
     op->rope(m, a->d_k, BT, c->n_kv_heads, 1);
-    op->linear_bwd(m, a->d_q, L->x_in, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
-    op->linear_bwd(m, a->d_k, L->x_in, W->k, a->d_a, BT, 1);
-    op->linear_bwd(m, a->d_v, L->x_in, W->v, a->d_a, BT, 1);
+    xf = lora_xf(m, L->resid, W->in_norm, L->x_in, C, W->q, W->k, W->v);
+    lin_bwd(m, a->d_q, L->x_in, xf, W->q, a->d_a, BT, 0);               /* d_a = d x_in [BT, C] */
+    lin_bwd(m, a->d_k, L->x_in, xf, W->k, a->d_a, BT, 1);
+    lin_bwd(m, a->d_v, L->x_in, xf, W->v, a->d_a, BT, 1);
     op->rmsnorm_bwd(m, a->d_a, L->resid, P(m, W->in_norm), L->rstd_in, a->d_res, G(m, W->in_norm), BT, C, 1);
 }
 

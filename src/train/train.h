@@ -74,9 +74,9 @@ typedef struct bn_train_model {
     int8_t *fxq; float *fxs; int32_t *fyi; int cap_fq;   /* packed BitLinear forward: int8 inputs
                              * [cap_fq][kpad(widest in)], their scales, int32 products [cap_fq][widest out] */
     int grad_ckpt;                      /* 1: keep only each layer's input; backward recomputes the layer */
-    int int_fwd;                        /* 1: packed BitLinear forward through the int8 x ternary GEMM
-                                         * (off by default: tests/sft.sh's style check fails with it on,
-                                         * not yet understood); 0: float GEMM over unpacked tiles */
+    int int_fwd;                        /* 1 (the packed base's default): packed BitLinear forward
+                                         * through the int8 x ternary GEMM, as inference; 0: float
+                                         * GEMM over unpacked tiles (= the float W_deq base, bit for bit) */
 } bn_train_model;
 /* Rows per tile when a frozen matrix is unpacked for a GEMM: the float GEMM's KC (gemm_f32.c),
  * so the tiled products add their partial sums exactly as one untiled bn_sgemm does. */

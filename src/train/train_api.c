@@ -26,6 +26,7 @@ struct bitnet_trainer {
     bn_data *data, *val;
     bn_trainer tr;
     int have_tr;
+    bn_dist *dist;          /* data parallel (world_size >= 1): the communicator, owned */
     char *options;          /* owned copy of the caller's options text */
     char *dump;             /* owned path for the next step's gradients */
     atomic_int cancel;
@@ -74,6 +75,11 @@ static bitnet_status check_params(const bitnet_train_params *p) {
     if (!(p->init_std >= 0 && p->init_std < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: init_std %g must be a finite number >= 0", p->init_std);
     if (p->precision < BITNET_TRAIN_PREC_DEFAULT || p->precision > BITNET_TRAIN_PREC_PARITY) return bn_err(BITNET_ERR_ARG, "train: unknown precision %d", (int)p->precision);
     if (p->param_set != BITNET_TRAIN_ALL && p->param_set != BITNET_TRAIN_LORA) return bn_err(BITNET_ERR_ARG, "train: unknown param_set %d", (int)p->param_set);
+    if (p->world_size < 0 || p->world_size > 65536 || (p->world_size ? p->rank < 0 || p->rank >= p->world_size : p->rank != 0))
+        return bn_err(BITNET_ERR_ARG, "train: rank %d of world_size %d: need 0 <= rank < world_size (world_size 0: alone, rank 0)", p->rank, p->world_size);
+    if (p->world_size > 0 && p->batch % p->world_size)
+        return bn_err(BITNET_ERR_ARG, "train: batch %d is not a multiple of world_size %d (batch is the global micro-batch, split over the ranks)", p->batch, p->world_size);
+    if (p->world_size > 0 && (!p->dist_id_path || !*p->dist_id_path)) return bn_err(BITNET_ERR_ARG, "train: data-parallel training needs dist_id_path");
     if (p->param_set == BITNET_TRAIN_LORA) {
         if (p->lora_rank < 1 || p->lora_rank > 65536) return bn_err(BITNET_ERR_ARG, "train: lora_rank %d must be in [1, 65536]", p->lora_rank);
         if (!(p->lora_alpha > 0 && p->lora_alpha < INFINITY)) return bn_err(BITNET_ERR_ARG, "train: lora_alpha %g must be a finite number > 0", p->lora_alpha);
@@ -121,7 +127,13 @@ static bitnet_status to_device(bitnet_trainer *t, const char *dev) {
     if (be->device != BN_DEV_CUDA) return BITNET_OK;
     if (t->lora) return bn_err(BITNET_ERR_UNSUPPORTED, "train: LoRA training runs on the CPU only (not on device %s)", dev);
 #ifdef BN_CUDA
-    return bn_train_cuda_attach(t->m, idx, (int)t->p.precision);
+    s = bn_train_cuda_attach(t->m, idx, (int)t->p.precision);
+    if (s || t->p.world_size < 1) return s;
+#ifdef BN_NCCL
+    return bn_dist_nccl_new(t->m, t->p.rank, t->p.world_size, idx, t->p.dist_id_path, 300.0, &t->dist);
+#else
+    return bn_err(BITNET_ERR_UNSUPPORTED, "train: data-parallel training: this build has no NCCL (make CUDA=1 with NCCL)");
+#endif
 #else
     return bn_err(BITNET_ERR_UNSUPPORTED, "train: device %s: this build has no CUDA (make CUDA=1)", dev);
 #endif
@@ -148,6 +160,7 @@ bitnet_status bitnet_trainer_new(const char *from, const bitnet_train_params *pp
     }
     if (!s && p.param_set == BITNET_TRAIN_LORA) s = attach_lora(t, from);
     if (!s && p.device && *p.device && strcmp(p.device, "cpu")) s = to_device(t, p.device);
+    if (!s && p.world_size > 0 && !t->dist) s = bn_err(BITNET_ERR_UNSUPPORTED, "train: data-parallel training (world_size %d) needs device cuda", p.world_size);
     if (!s && t->lora) s = bn_lora_set_dropout(t->lora, p.lora_dropout);
     if (!s) bn_train_set_grad_checkpoint(t->m, p.grad_checkpoint);
     if (s) { bitnet_trainer_free(t); return s; }
@@ -160,23 +173,31 @@ void bitnet_trainer_free(bitnet_trainer *t) {
     if (t->have_tr) bn_trainer_free(&t->tr);
     bn_data_free(t->data); bn_data_free(t->val);
     bn_train_model_free(t->m);
+    if (t->dist) t->dist->free(t->dist);
     bn_lora_free(t->lora); free(t->base);
     free(t->options); free(t->dump);
     free(t);
 }
 
-/* Take d (training) and v (validation, may be NULL), owned from here on, and (re)build the loop. */
+/* This rank's share of the global micro-batch. */
+static int rank_batch(const bitnet_train_params *p) { return p->world_size > 1 ? p->batch / p->world_size : p->batch; }
+
+/* Take d (training) and v (validation, may be NULL), owned from here on, make them this rank's
+ * shards, and (re)build the loop. */
 static bitnet_status install_data(bitnet_trainer *t, bn_data *d, bn_data *v) {
     const bitnet_train_params *p = &t->p;
     bitnet_status s = bn_data_shuffle(d, p->seed);
+    if (!s && t->dist) s = bn_data_set_shard(d, p->rank, p->world_size);
+    if (!s && t->dist && v && (s = bn_data_set_shard(v, p->rank, p->world_size))) bn_err_prefix(s, "validation data: ");
     if (s) { bn_data_free(d); bn_data_free(v); return s; }
     if (t->have_tr) { bn_trainer_free(&t->tr); t->have_tr = 0; }
     bn_data_free(t->data); bn_data_free(t->val);
     t->data = d; t->val = v;
     bn_optim_cfg oc = optim_cfg(p);
-    s = bn_trainer_init(&t->tr, t->m, t->data, &oc, p->batch, p->seq, p->accum);
+    s = bn_trainer_init(&t->tr, t->m, t->data, &oc, rank_batch(p), p->seq, p->accum);
     if (s) return s;
     t->have_tr = 1;
+    t->tr.dist = t->dist;
     t->tr.rng = p->seed;
     t->tr.options = t->options;
     t->tr.base_name = t->base;
@@ -188,8 +209,8 @@ bitnet_status bitnet_trainer_set_data(bitnet_trainer *t, const char *train_path,
     int V = t->m->cfg.vocab_size;
     bn_data *d = NULL, *v = NULL;
     if (!train_path) return bn_err(BITNET_ERR_ARG, "train: no training data given");
-    bitnet_status s = bn_data_open(train_path, V, p->batch, p->seq, &d);
-    if (!s && val_path) s = bn_err_prefix(bn_data_open(val_path, V, p->batch, p->seq, &v), "validation data: ");
+    bitnet_status s = bn_data_open(train_path, V, rank_batch(p), p->seq, &d);
+    if (!s && val_path) s = bn_err_prefix(bn_data_open(val_path, V, rank_batch(p), p->seq, &v), "validation data: ");
     if (s) { bn_data_free(d); bn_data_free(v); return s; }
     return install_data(t, d, v);
 }
@@ -199,8 +220,8 @@ bitnet_status bitnet_trainer_set_data_tokens(bitnet_trainer *t, const int32_t *i
     const bitnet_train_params *p = &t->p;
     int V = t->m->cfg.vocab_size;
     bn_data *d = NULL, *v = NULL;
-    bitnet_status s = bn_data_from_tokens("training tokens", ids, mask, n, V, p->batch, p->seq, &d);
-    if (!s && val_ids) s = bn_data_from_tokens("validation tokens", val_ids, val_mask, n_val, V, p->batch, p->seq, &v);
+    bitnet_status s = bn_data_from_tokens("training tokens", ids, mask, n, V, rank_batch(p), p->seq, &d);
+    if (!s && val_ids) s = bn_data_from_tokens("validation tokens", val_ids, val_mask, n_val, V, rank_batch(p), p->seq, &v);
     if (s) { bn_data_free(d); bn_data_free(v); return s; }
     return install_data(t, d, v);
 }
@@ -233,7 +254,9 @@ bitnet_status bitnet_trainer_step(bitnet_trainer *t, bitnet_train_stats *st) {
     if (s) return s;
     bn_step_stats ss;
     t->tr.dump_grads = t->dump;
+    t->tr.stop = atomic_load(&t->cancel);
     s = bn_trainer_step(&t->tr, &ss);
+    if (t->tr.stop) atomic_store(&t->cancel, 1);   /* data parallel: some rank was cancelled */
     if (!t->tr.dump_grads) { free(t->dump); t->dump = NULL; }
     if (st) {
         memset(st, 0, sizeof *st);
@@ -286,6 +309,30 @@ bitnet_status bitnet_trainer_read_options_text(const char *dir, char **text) {
     return bn_trainer_read_options(dir, text);
 }
 
+/* FNV-1a over n floats' bytes, continuing h. */
+static uint64_t fnv(uint64_t h, const float *x, size_t n) {
+    const unsigned char *b = (const unsigned char *)x;
+    for (size_t i = 0; i < n * sizeof(float); i++) { h ^= b[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+bitnet_status bitnet_trainer_check_replicas(bitnet_trainer *t) {
+    if (!t->dist) return BITNET_OK;
+    bn_train_model *m = t->m;
+    bitnet_status s = m->ops->sync ? m->ops->sync(m, 1) : BITNET_OK;
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv(fnv(fnv(h, m->params, m->n_params), m->adam_m, m->n_params), m->adam_v, m->n_params);
+    uint64_t *all = malloc((size_t)t->dist->world * sizeof *all);
+    if (!all) return bn_err(BITNET_ERR_NOMEM, "out of memory");
+    bitnet_status c = t->dist->gather_u64(t->dist, s ? 0 : h, all);   /* always joins the collective */
+    if (!s) s = c;
+    for (int r = 1; r < t->dist->world && !s; r++)
+        if (all[r] != all[0]) s = bn_err(BITNET_ERR_NUMERIC, "data parallel: rank %d's parameters or AdamW moments differ from rank 0's (hash %016llx vs %016llx)",
+                                         r, (unsigned long long)all[r], (unsigned long long)all[0]);
+    free(all);
+    return s;
+}
+
 bitnet_status bitnet_trainer_dump_next_grads(bitnet_trainer *t, const char *path) {
     char *c = path ? strdup(path) : NULL;
     if (path && !c) return bn_err(BITNET_ERR_NOMEM, "out of memory");
@@ -312,6 +359,7 @@ void bitnet_trainer_get_info(const bitnet_trainer *t, bitnet_trainer_info *i) {
     i->vocab_size = m->cfg.vocab_size; i->hidden_size = m->cfg.hidden_size; i->n_layers = m->cfg.n_layers;
     i->full_precision = m->cfg.full_precision;
     i->gemm = m->gpu ? "cublas" : m->k->sgemm->name;
+    if (t->dist) { i->rank = t->dist->rank; i->world_size = t->dist->world; }
 }
 
 bitnet_status bitnet_export_packed(const char *master_dir, const char *out_dir, int flags) {

@@ -23,6 +23,8 @@ bitnet_status bn_trainer_init(bn_trainer *t, bn_train_model *m, bn_data *data, c
 
 void bn_trainer_free(bn_trainer *t) { free(t->in); free(t->tg); t->in = t->tg = NULL; }
 
+static int world(const bn_trainer *t) { return t->dist ? t->dist->world : 1; }
+
 static int decays(const bn_tparam *p) { return p->kind == BN_PK_LINEAR || p->kind == BN_PK_HEAD; }
 
 /* What the optimizer trains: the model's parameters, or its LoRA adapters (every adapter matrix
@@ -60,9 +62,25 @@ static bitnet_status device_update(bn_trainer *t, bn_step_stats *st, double t0) 
     m->ops->adamw(m, coef, st->lr, t->opt.beta1, t->opt.beta2, t->opt.eps, st->wd, t->step + 1);
     if ((s = m->ops->status(m))) return s;
     t->step++;
-    st->tokens = (int64_t)t->B * t->T * t->accum;
+    st->tokens = (int64_t)t->B * t->T * t->accum * world(t);
     st->seconds = bn_time() - t0;
     return BITNET_OK;
+}
+
+/* Data parallel, after this rank's micro-batches (s: their status): the mean loss, the stop
+ * requests and the failures summed over the ranks, then (no rank failed) the gradient mean.
+ * A rank whose own micro-batches succeeded fails with BITNET_ERR_NUMERIC when another's did
+ * not, so every rank skips the same steps. */
+static bitnet_status dist_combine(bn_trainer *t, bitnet_status s, bn_step_stats *st) {
+    bn_dist *d = t->dist;
+    double v[3] = {st->loss, t->stop ? 1.0 : 0.0, s ? 1.0 : 0.0};
+    bitnet_status c = d->sum(d, v, 3);
+    if (c) return c;
+    st->loss = (float)(v[0] / d->world);
+    t->stop = v[1] > 0;
+    if (s) return s;
+    if (v[2] > 0) return bn_err(BITNET_ERR_NUMERIC, "step %lld: %.0f other rank(s) failed (see their messages); parameters not updated", (long long)t->step, v[2]);
+    return d->grad_mean(d, t->m);
 }
 
 bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
@@ -83,11 +101,9 @@ bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
         lsum += loss;
     }
     st->loss = (float)(lsum / t->accum);
-    if (s) {
-        t->data->pos = save_pos;
-        if (s == BITNET_ERR_NUMERIC) return bn_err(s, "step %lld: loss is %g (not finite); parameters not updated", (long long)t->step, st->loss);
-        return s;
-    }
+    if (s == BITNET_ERR_NUMERIC) s = bn_err(s, "step %lld: loss is %g (not finite); parameters not updated", (long long)t->step, st->loss);
+    if (t->dist) s = dist_combine(t, s, st);
+    if (s) { t->data->pos = save_pos; return s; }
     if (t->dump_grads) {
         pview dv = view(m);
         if (m->ops->sync) s = m->ops->sync(m, 1);   /* device gradients to the host */
@@ -116,7 +132,7 @@ bitnet_status bn_trainer_step(bn_trainer *t, bn_step_stats *st) {
                         st->lr, t->opt.beta1, t->opt.beta2, t->opt.eps, decays(p) ? st->wd : 0.0f, t->step + 1);
     }
     t->step++;
-    st->tokens = (int64_t)t->B * t->T * t->accum;
+    st->tokens = (int64_t)t->B * t->T * t->accum * world(t);
     st->seconds = bn_time() - t0;
     return BITNET_OK;
 }
@@ -125,13 +141,21 @@ bitnet_status bn_trainer_eval(bn_trainer *t, bn_data *val, int n, float *loss) {
     val->pos = 0;
     double sum = 0, cnt = 0;   /* weighted by the targets that count (masked data: fewer) */
     if (n < 1) n = 1;
-    for (int k = 0; k < n; k++) {
+    bitnet_status s = BITNET_OK;
+    for (int k = 0; k < n && !s; k++) {
         float l;
-        bitnet_status s = bn_data_next(val, t->in, t->tg);
+        s = bn_data_next(val, t->in, t->tg);
         if (!s) s = bn_train_forward(t->m, t->in, t->tg, t->B, t->T, &l);
-        if (s) return bn_err_prefix(s, "validation");
-        sum += (double)l * t->m->n_targets; cnt += t->m->n_targets;
+        if (!s) { sum += (double)l * t->m->n_targets; cnt += t->m->n_targets; }
     }
+    if (t->dist) {   /* every rank's shard: the mean over all their targets */
+        double v[3] = {sum, cnt, s ? 1.0 : 0.0};
+        bitnet_status c = t->dist->sum(t->dist, v, 3);
+        if (!s && !c && v[2] > 0) s = bn_err(BITNET_ERR_NUMERIC, "another rank failed (see its message)");
+        if (!s) s = c;
+        sum = v[0]; cnt = v[1];
+    }
+    if (s) return bn_err_prefix(s, "validation");
     *loss = cnt > 0 ? (float)(sum / cnt) : 0.0f;
     return BITNET_OK;
 }
@@ -151,7 +175,7 @@ bitnet_status bn_trainer_save(const bn_trainer *t, const char *dir) {
             snprintf(nm, sizeof nm, "%s%s", pre[k], pv.tp[i].name);
             s = bn_st_writer_add(w, nm, BN_F32, pv.tp[i].ndim, pv.tp[i].shape, buf[k] + pv.tp[i].off);
         }
-    int64_t state[8] = {STATE_VERSION, t->step, (int64_t)t->data->pos, (int64_t)t->rng, t->B, t->T, (int64_t)pv.n, t->accum};
+    int64_t state[8] = {STATE_VERSION, t->step, (int64_t)t->data->pos, (int64_t)t->rng, (int64_t)t->B * world(t), t->T, (int64_t)pv.n, t->accum};
     int64_t sh[1] = {8};
     if (!s) s = bn_st_writer_add(w, "trainer_state", BN_I64, 1, sh, state);
     if (!s && t->options) {
@@ -182,16 +206,17 @@ bitnet_status bn_trainer_load(bn_trainer *t, const char *dir) {
         memcpy(state, ts->data, sizeof state);
         const char *f = ts->file;
         long long v[8]; for (int i = 0; i < 8; i++) v[i] = (long long)state[i];
-        int64_t per = (int64_t)t->B * t->accum;     /* windows per step when shuffled */
+        int64_t gB = (int64_t)t->B * world(t);       /* the global batch (data parallel: every rank's) */
+        int64_t per = gB * t->accum;                  /* windows per step when shuffled */
         if (state[0] == 1) s = bn_err(BITNET_ERR_UNSUPPORTED, "%s: trainer_state version 1 is from an older bitnet (contiguous data order); resume it with that version, or start a new run from its weights with --init", f);
         else if (state[0] != STATE_VERSION) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state version %lld is not %d", f, v[0], STATE_VERSION);
         else if (state[1] < 0 || state[1] > BN_TRAIN_MAX_STEPS) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state step %lld is outside [0, %d]", f, v[1], BN_TRAIN_MAX_STEPS);
-        else if (state[4] != t->B) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state batch %lld is not this run's %d", f, v[4], t->B);
+        else if (state[4] != gB) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state batch %lld is not this run's %lld", f, v[4], (long long)gB);
         else if (state[5] != t->T) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state seq %lld is not this run's %d", f, v[5], t->T);
         else if (state[7] != t->accum) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state accum %lld is not this run's %d", f, v[7], t->accum);
         else if (state[6] < 0 || (uint64_t)state[6] != view(m).n) s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state n_params %lld is not the %s's %zu", f, v[6], m->lora ? "adapters" : "model", view(m).n);
         else if (t->data->shuffled ? (state[2] < 0 || state[2] % per || state[2] / per != state[1]) : (state[2] < 0 || (uint64_t)state[2] > t->data->n))
-            s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state data position %lld does not fit step %lld (batch %d, accum %d, %zu tokens)", f, v[2], v[1], t->B, t->accum, t->data->n);
+            s = bn_err(BITNET_ERR_FORMAT, "%s: trainer_state data position %lld does not fit step %lld (batch %lld, accum %d, %zu tokens)", f, v[2], v[1], (long long)gB, t->accum, t->data->n);
     }
     char nm[128];
     static const char *pre[3] = {"param.", "adam_m.", "adam_v."};

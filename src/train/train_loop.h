@@ -20,12 +20,17 @@
  * n_params counts them, and the weights written are OUTDIR/adapter_model.safetensors +
  * adapter_config.json (lora.h) instead of config.json + model.safetensors; resume = a trainer on
  * the same base with the same adapter shape, then bn_trainer_load(OUTDIR).
+ * Data parallel (t->dist set, dist.h): every step's loss is the mean over the ranks, the
+ * gradients are averaged before the norm, clipping and AdamW, and a failure on any rank fails
+ * the step on every rank; trainer_state stores the global batch (B * world) and the global data
+ * position, so a checkpoint of W ranks x B resumes alone with batch W*B and vice versa.
  * Not: a CLI (tools/cmd_train.c prints progress); never prints. */
 #ifndef BITNET_TRAIN_LOOP_H
 #define BITNET_TRAIN_LOOP_H
 #include "train/train.h"
 #include "train/optim.h"
 #include "train/data.h"
+#include "train/dist.h"
 
 typedef struct bn_trainer {
     bn_train_model *m;          /* not owned */
@@ -38,6 +43,10 @@ typedef struct bn_trainer {
     const char *dump_grads;     /* if set: write the first step's gradients here (before clipping) */
     const char *options;        /* if set: saved as "train_options" (not owned) */
     const char *base_name;      /* LoRA runs: base_model_name_or_path in adapter_config.json (not owned) */
+    bn_dist *dist;              /* data parallel (not owned; NULL: alone). B is this rank's share of
+                                 * the global batch B * dist->world, and data is its shard */
+    int stop;                   /* in: this rank asks to stop after the step; out (data parallel):
+                                 * some rank asked (every rank gets the same answer) */
 } bn_trainer;
 
 typedef struct bn_step_stats {

@@ -63,7 +63,8 @@ bitnet_status bitnet_train_plan(const char *from, const bitnet_train_params *pp,
     int64_t per_layer = R16(bt * C) * 3 + R16(bt) * 4 + R16(bt * Q) * 3 + R16(bt * KV) * 2 + R16(B * H * T * T) + R16(bt * C) + R16(bt * I) * 4;
     bn_st_free(st);
     int64_t acts = per_layer * full + R16(bt * C) * (c.n_layers - full) + R16(bt * C) * 3 + R16(bt) * 2 + R16(bt * V) + R16(bt * mx) * 3
-                 + R16(bt * Q) + R16(bt * KV) * 2 + R16(T * hd2) * 2 + R16(bt) + R16((int64_t)nth * T * T);
+                 + R16(bt * Q) + R16(bt * KV) * 2 + R16(T * hd2) * 2 + R16(bt) + R16((int64_t)nth * T * T)
+                 + (packed ? R16(bt * mx) + R16(bt) : 0);   /* the LoRA branch's float input, recomputed in backward */
     out->weights = packed ? pk : n * 4;
     if (!lora && !p.no_quant) out->weights += n * 4;           /* the dequantized ternary copy (wq) */
     out->grads = lora ? 0 : n * 4;

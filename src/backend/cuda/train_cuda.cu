@@ -814,3 +814,12 @@ extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int pr
     if (s) { op_release(m); return s; }
     return BITNET_OK;
 }
+
+/* The device gradients [n_params] and the stream every training op runs on, for the
+ * data-parallel all-reduce (dist_nccl.cu), which must run in that stream's order. */
+extern "C" bitnet_status bn_train_cuda_grads(bn_train_model *m, float **grads, void **stream) {
+    struct gt *g = GT(m);
+    if (!g || m->ops != &CUDA_TRAIN) return bn_err(BITNET_ERR_UNSUPPORTED, "data parallel: the model is not on a CUDA device");
+    *grads = g->g; *stream = (void *)g->st;
+    return BITNET_OK;
+}
