@@ -49,13 +49,13 @@ typedef struct {
 
 static void run_stacked(void *p, cudaStream_t s) {
     job *j = p;
-    bn_cu_tmm m = {j->w, j->rows * j->copies, 1.f, j->y, NULL};
+    bn_cu_tmm m = {j->w, j->rows * j->copies, 1.f, j->y, NULL, NULL};
     BK(bn_cu_tgemm(&m, 1, j->cols, j->xq, j->xs, j->xsum, 1, s));
 }
 static void run_each(void *p, cudaStream_t s) {
     job *j = p;
     for (int c = 0; c < j->copies; c++) {
-        bn_cu_tmm m = {j->w + (size_t)c * j->mbytes, j->rows, 1.f, j->y, NULL};
+        bn_cu_tmm m = {j->w + (size_t)c * j->mbytes, j->rows, 1.f, j->y, NULL, NULL};
         BK(bn_cu_tgemm(&m, 1, j->cols, j->xq, j->xs, j->xsum, 1, s));
     }
 }

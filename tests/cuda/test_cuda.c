@@ -3,8 +3,9 @@
  * is printed; BITNET_SEED=N repeats a run): the ternary GEMM's int32 sums and the BitLinear
  * float outputs bit-identical on awkward shapes (rows/cols not multiples of any tile, several
  * matrices in one launch, -128 activations, every GEMV width and the tensor-core path), activation
- * quantization identical (ties too), fused add/glu+norm+quant and rope+kv store+attention
- * identical to the unfused kernels,
+ * quantization identical (ties too), fused add/glu+norm+quant, rope+kv store+attention, the
+ * norm inside the one-token GEMV and the residual add inside the GEMM identical to the unfused
+ * kernels, the decode and the tiled prefill attention against a double-precision reference,
  * rope/relu2/add/embed identical, norms, attention, silu and the heads within float rounding.
  * Outputs are poisoned before each run. Built by `make CUDA=1`, run by `make CUDA=1 test-cuda`;
  * without a GPU it prints one skip line. Not: a model-level test (tests/cuda/test_cuda_model.c). */
@@ -76,7 +77,7 @@ static void tg_case(int nw, const int *rows, int cols, int n, int pat) {
         pr[i] = malloc(R->packed_size(rows[i], cols) + 1);
         R->pack(w[i], rows[i], cols, pr[i]);
         yd[i] = poison_d((size_t)n * rows[i] * 4 + 4);
-        mm[i] = (bn_cu_tmm){wd[i], rows[i], 1.f, NULL, yd[i]};
+        mm[i] = (bn_cu_tmm){wd[i], rows[i], 1.f, NULL, yd[i], NULL};
     }
     bitnet_status st = bn_cu_tgemm(mm, nw, cols, xd, xsf, xsd, n, NULL);
     char name[128], why[200] = "";
@@ -128,7 +129,7 @@ static void bitlinear_case(int rows, int cols, int n, int ties) {
     bn_cu_tern_pack(w, rows, cols, pc);
     void *wd = dup_d(pc, bn_cu_tern_bytes(rows, cols));
     float *yd = poison_d((size_t)n * rows * 4);
-    bn_cu_tmm mm = {wd, rows, scale, yd, NULL};
+    bn_cu_tmm mm = {wd, rows, scale, yd, NULL, NULL};
     bitnet_status st = bn_cu_quant(xd, n, cols, cols, xqd, kp, xsd, xsumd, NULL);
     if (!st) st = bn_cu_tgemm(&mm, 1, cols, xqd, xsd, xsumd, n, NULL);
     char name[128], why[200] = "";
@@ -219,8 +220,10 @@ static void test_rope(int n, int nh, int hd, int nctx) {
     bn_cu_free(vd); bn_cu_free(cd); bn_cu_free(sd); bn_cu_free(pd);
 }
 
-/* attention over caches of nseq sequences; each token t of the batch at (seq[t], pos[t]) */
-static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, int longpos) {
+/* attention over caches of nseq sequences; each token t of the batch at (seq[t], pos[t]); prefill:
+ * the tiled kernel, the tokens in runs of consecutive positions, one run per sequence (run
+ * boundaries on tiles; a run starts past position 0 so earlier cache rows count) */
+static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, int longpos, int prefill) {
     int kvd = nkv * hd, qd = nh * hd, grp = nh / nkv;
     size_t sstr = (size_t)nctx * kvd, csz = (size_t)nseq * sstr;
     float *kc = malloc(csz * 4), *vc = malloc(csz * 4);
@@ -234,6 +237,11 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
         seq[t] = (int32_t)(rnd() % nseq);
         pos[t] = longpos && t == 0 ? nctx - 1 : (int32_t)(rnd() % nctx);
         for (int u = 0; u < t; u++) if (seq[u] == seq[t] && pos[u] == pos[t]) pos[t] = (pos[t] + 1) % nctx; /* keep slots distinct-ish */
+        if (prefill) {
+            int tq = bn_cu_attention_tile(nh, nkv, hd), run = (n / nseq + tq - 1) / tq * tq;
+            seq[t] = t / run < nseq ? t / run : nseq - 1;
+            pos[t] = 7 * (seq[t] + 1) + (t - seq[t] * run);
+        }
         if (pos[t] > maxpos) maxpos = pos[t];
     }
     /* CPU: store then attend (the later store wins on a shared slot, as on the GPU in order... avoid: slots distinct) */
@@ -265,11 +273,13 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
     int32_t *sd = dup_d(seq, (size_t)n * 4), *pd = dup_d(pos, (size_t)n * 4);
     float *ws = zero_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
     bitnet_status st = bn_cu_kv_store(kcd, vcd, sstr, kd, vd, n, kvd, sd, pd, NULL);
-    if (!st) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
+    if (!st && !prefill) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
+    if (!st && prefill) st = bn_cu_attention_prefill(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, NULL, NULL, od, NULL);
     if (!st) st = bn_cu_sync(NULL);
     get(g, od, (size_t)n * qd * 4);
     double e = relerr(g, ref, (size_t)n * qd);
-    char name[128]; snprintf(name, sizeof name, "cuda attention n=%d heads=%d/%d hd=%d ctx=%d seqs=%d maxpos=%d", n, nh, nkv, hd, nctx, nseq, maxpos);
+    char name[128]; snprintf(name, sizeof name, "cuda attention%s n=%d heads=%d/%d hd=%d ctx=%d seqs=%d maxpos=%d", prefill ? " (prefill tiles)" : "",
+                             n, nh, nkv, hd, nctx, nseq, maxpos);
     CHECK(name, !st && e < 2e-6, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
     /* the cache holds the stored rows */
     float *kg = malloc(csz * 4);
@@ -343,6 +353,85 @@ static void test_norm_fused(int n, int d) {
         CHECK(name, !memcmp(h[0], h[1], hb), "differs");
     }
     free(h[0]); free(h[1]); free(x); free(y); free(w); bn_cu_free(wd);
+}
+
+/* ---- the residual add inside the GEMM (bn_cu_tmm.add_d) == bn_cu_add after it, bit for bit (every
+ * path: GEMV widths, tensor cores, the split of wide rows) ---- */
+static void test_tgemm_add(int rows, int cols, int n) {
+    int kp = bn_kpad(cols);
+    int8_t *q = malloc((size_t)rows * cols), *xq = calloc((size_t)n * kp, 1);
+    for (size_t k = 0; k < (size_t)rows * cols; k++) q[k] = (int8_t)(rnd() % 3) - 1;
+    float *xs = malloc((size_t)n * 4), *r0 = malloc((size_t)n * rows * 4), *h[2];
+    int32_t *xsum = calloc((size_t)n, 4);
+    for (int t = 0; t < n; t++) { xs[t] = 3.f + t; for (int k = 0; k < cols; k++) { int8_t v = (int8_t)(rnd() & 0xff); xq[(size_t)t * kp + k] = v; xsum[t] += v; } }
+    for (size_t i = 0; i < (size_t)n * rows; i++) r0[i] = frnd() * 5.f;
+    uint8_t *pc = malloc(bn_cu_tern_bytes(rows, cols));
+    bn_cu_tern_pack(q, rows, cols, pc);
+    void *wd = dup_d(pc, bn_cu_tern_bytes(rows, cols)), *xd = dup_d(xq, (size_t)n * kp), *sd = dup_d(xs, (size_t)n * 4), *ud = dup_d(xsum, (size_t)n * 4);
+    bitnet_status st = BITNET_OK;
+    for (int v = 0; v < 2; v++) {
+        float *yd = poison_d((size_t)n * rows * 4), *rd = dup_d(r0, (size_t)n * rows * 4);
+        bn_cu_tmm mm = {wd, rows, 0.5f, yd, NULL, v ? rd : NULL};
+        if (!st) st = bn_cu_tgemm(&mm, 1, cols, xd, sd, ud, n, NULL);
+        if (!st && !v) st = bn_cu_add(rd, yd, (size_t)n * rows, NULL);
+        h[v] = malloc((size_t)n * rows * 8);
+        get(h[v], yd, (size_t)n * rows * 4); get(h[v] + (size_t)n * rows, rd, (size_t)n * rows * 4);
+        bn_cu_free(yd); bn_cu_free(rd);
+    }
+    char name[96]; snprintf(name, sizeof name, "cuda residual add inside the GEMM identical %dx%d n=%d", rows, cols, n);
+    CHECK(name, !st && !memcmp(h[0], h[1], (size_t)n * rows * 8), "differs (%s)", st ? bitnet_last_error() : "");
+    free(h[0]); free(h[1]); free(q); free(xq); free(xs); free(r0); free(xsum); free(pc);
+    bn_cu_free(wd); bn_cu_free(xd); bn_cu_free(sd); bn_cu_free(ud);
+}
+
+/* ---- the one-token GEMV with the norm inside == norm kernel + GEMV, bit for bit (y, x, out; twice:
+ * the counter is left at zero); the first matrix's residual add in the GEMV (add_d) == bn_cu_add ---- */
+static void test_norm_tgemv(int d, int nw, const int *rows, int pre, int act) {
+    int kp = bn_kpad(d);
+    float *x = malloc((size_t)d * 4), *y = malloc((size_t)d * 4), *w = malloc((size_t)d * 4);
+    for (int i = 0; i < d; i++) { x[i] = frnd() * 3.f; y[i] = frnd() * 3.f; w[i] = 0.5f + frnd(); }
+    float *wd = dup_d(w, (size_t)d * 4);
+    void *wm[3]; size_t ysz = 0;
+    for (int i = 0; i < nw; i++) {
+        int8_t *q = malloc((size_t)rows[i] * d);
+        for (size_t k = 0; k < (size_t)rows[i] * d; k++) q[k] = (int8_t)(rnd() % 3) - 1;
+        uint8_t *pc = malloc(bn_cu_tern_bytes(rows[i], d));
+        bn_cu_tern_pack(q, rows[i], d, pc);
+        wm[i] = dup_d(pc, bn_cu_tern_bytes(rows[i], d));
+        free(q); free(pc);
+        ysz += (size_t)rows[i];
+    }
+    float *r0 = malloc((size_t)rows[0] * 4);
+    for (int i = 0; i < rows[0]; i++) r0[i] = frnd() * 5.f;
+    size_t hb = ysz * 4 + (size_t)d * 8 + (size_t)rows[0] * 4;
+    uint8_t *h[3] = {malloc(hb), malloc(hb), malloc(hb)};
+    unsigned *cnt = zero_d(16);
+    bitnet_status st = BITNET_OK;
+    for (int v = 0; v < 3; v++) {  /* 0: kernels in turn; 1, 2: fused (twice) */
+        float *xd = dup_d(x, (size_t)d * 4), *yd = dup_d(y, (size_t)d * 4), *od = pre == 2 ? xd : poison_d((size_t)d * 4), *yo[3];
+        int8_t *q = poison_d((size_t)kp); float *s = poison_d(4); int32_t *u = poison_d(4);
+        bn_cu_tmm mm[3];
+        float *rd = dup_d(r0, (size_t)rows[0] * 4);
+        for (int i = 0; i < nw; i++) { yo[i] = poison_d((size_t)rows[i] * 4); mm[i] = (bn_cu_tmm){wm[i], rows[i], 0.75f, yo[i], NULL, v && !i ? rd : NULL}; }
+        if (v == 0) {
+            if (!st) st = pre == 0 ? bn_cu_rmsnorm_quant(od, xd, wd, 1, d, 1e-5f, q, kp, s, u, NULL)
+                        : pre == 1 ? bn_cu_add_rmsnorm_quant(od, xd, yd, wd, 1, d, 1e-5f, q, kp, s, u, NULL)
+                                   : bn_cu_glu_rmsnorm_quant(xd, yd, act, wd, 1, d, 1e-5f, q, kp, s, u, NULL);
+            if (!st) st = bn_cu_tgemm(mm, nw, d, q, s, u, 1, NULL);
+            if (!st) st = bn_cu_add(rd, yo[0], (size_t)rows[0], NULL);
+        } else if (!st) st = bn_cu_norm_tgemv(mm, nw, d, pre, act, xd, yd, wd, 1e-5f, od, cnt, NULL);
+        size_t o = 0;
+        for (int i = 0; i < nw; i++) { get(h[v] + o, yo[i], (size_t)rows[i] * 4); o += (size_t)rows[i] * 4; bn_cu_free(yo[i]); }
+        get(h[v] + o, xd, (size_t)d * 4); get(h[v] + o + (size_t)d * 4, od, (size_t)d * 4);
+        get(h[v] + o + (size_t)d * 8, rd, (size_t)rows[0] * 4); bn_cu_free(rd);
+        bn_cu_free(xd); bn_cu_free(yd); if (od != xd) bn_cu_free(od); bn_cu_free(q); bn_cu_free(s); bn_cu_free(u);
+    }
+    unsigned c = 1; get(&c, cnt, 4);
+    char name[128]; snprintf(name, sizeof name, "cuda norm(pre %d, act %d) inside the GEMV identical d=%d matrices=%d", pre, act, d, nw);
+    CHECK(name, !st && !memcmp(h[0], h[1], hb) && !memcmp(h[0], h[2], hb) && c == 0, "differs (%s; counter %u)", st ? bitnet_last_error() : "", c);
+    for (int i = 0; i < nw; i++) bn_cu_free(wm[i]);
+    for (int v = 0; v < 3; v++) free(h[v]);
+    free(x); free(y); free(w); free(r0); bn_cu_free(wd); bn_cu_free(cnt);
 }
 
 /* ---- attention with RoPE (and the KV store) fused in == rope, kv store, attention in turn, bit for bit ---- */
@@ -575,12 +664,24 @@ int main(void) {
 
     test_rmsnorm(3, 2560); test_rmsnorm(5, 6912); test_rmsnorm(1, 77);
     test_rope(3, 20, 128, 100); test_rope(7, 5, 64, 50); test_rope(1, 3, 2, 10);
-    test_attention(1, 20, 5, 128, 700, 1, 1);
-    test_attention(5, 20, 5, 128, 300, 3, 0);
-    test_attention(9, 8, 8, 64, 200, 2, 0);
-    test_attention(2, 6, 2, 32, 5000, 2, 1);  /* more than 64 chunks of 64 */
-    test_attention(3, 4, 1, 256, 90, 1, 0);
+    test_attention(1, 20, 5, 128, 700, 1, 1, 0);
+    test_attention(5, 20, 5, 128, 300, 3, 0, 0);
+    test_attention(9, 8, 8, 64, 200, 2, 0, 0);
+    test_attention(2, 6, 2, 32, 5000, 2, 1, 0);  /* more than 256 splits of 32 */
+    test_attention(3, 4, 1, 256, 90, 1, 0, 0);
+    test_attention(2, 12, 1, 64, 100, 1, 0, 0);  /* 12 query heads per kv head: 3 head groups */
+    test_attention(300, 20, 5, 128, 700, 2, 0, 1);
+    test_attention(77, 8, 8, 64, 200, 1, 0, 1);
+    test_attention(40, 6, 2, 32, 100, 2, 0, 1);
+    test_attention(9, 4, 1, 256, 90, 1, 0, 1);
     test_norm_fused(3, 2560); test_norm_fused(2, 6912); test_norm_fused(1, 77); test_norm_fused(2, 20000);
+    test_tgemm_add(2560, 2560, 1); test_tgemm_add(100, 640, 3); test_tgemm_add(300, 6912, 33); test_tgemm_add(31, 30000, 8);
+    { int r[3] = {2560, 640, 640}; test_norm_tgemv(2560, 3, r, 0, 0); test_norm_tgemv(2560, 3, r, 1, 0); }
+    { int r[2] = {6912, 6912}; test_norm_tgemv(2560, 2, r, 1, 0); test_norm_tgemv(2560, 2, r, 0, 0); }  /* two row groups per block */
+    { int r[3] = {5970, 3000, 97}; test_norm_tgemv(2560, 3, r, 0, 0); }  /* 285 groups: a block across two matrices, a lone last group */
+    { int r[1] = {2560}; test_norm_tgemv(6912, 1, r, 2, 0); test_norm_tgemv(6912, 1, r, 2, 1); }
+    { int r[2] = {33, 7}; test_norm_tgemv(77, 2, r, 2, 1); test_norm_tgemv(77, 2, r, 0, 0); }
+    { int r[1] = {50}; test_norm_tgemv(20000, 1, r, 1, 0); test_norm_tgemv(1000, 1, r, 2, 0); }
     test_attention_fused(1, 20, 5, 128, 700, 1, 1);
     test_attention_fused(7, 20, 5, 128, 300, 7, 1);
     test_attention_fused(9, 8, 8, 64, 200, 2, 0);

@@ -25,6 +25,7 @@
  * ceil(rows/32)*32*kp/4 bytes.
  * bn_cu_tgemm: n <= 8 tokens: dp4a GEMV (lane = row, warps split K, activations in shared
  * memory); n > 8: int8 tensor cores (mma.sync m16n8k32 s8, sm_80+), same exact int32 sums.
+ * bn_cu_norm_tgemv: the one-token GEMV with the RMSNorm + quantizer of its input row inside.
  * What it is not: a scheduler or an allocator of model state. */
 #ifndef BITNET_BN_CUDA_H
 #define BITNET_BN_CUDA_H
@@ -61,13 +62,16 @@ size_t bn_cu_tern_bytes(int rows, int cols);
 void bn_cu_tern_pack(const int8_t *q, int rows, int cols, uint8_t *dst);
 
 /* One matrix of a fused BitLinear launch: w_d in cu2 layout, output y_d[n][rows] (floats), or
- * when yi_d is non-NULL the raw exact sums yi_d[n][rows] (int32; y_d unused). */
+ * when yi_d is non-NULL the raw exact sums yi_d[n][rows] (int32; y_d unused). add_d (float
+ * outputs; NULL: none): add_d[t][r] += y[t][r] as well (bn_cu_add's operation: the residual add
+ * done by the GEMV). */
 typedef struct bn_cu_tmm {
     const uint8_t *w_d;
     int rows;
     float scale;
     float *y_d;
     int32_t *yi_d;
+    float *add_d;
 } bn_cu_tmm;
 
 /* Per-row int8 activation quantization (kernels.h quant_act): row t of x_d[n][ldx] (cols used)
@@ -79,6 +83,14 @@ bitnet_status bn_cu_quant(const float *x_d, int n, int cols, int ldx, int8_t *xq
 bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, const int8_t *xq_d, const float *xs_d,
                           const int32_t *xsum_d, int n, void *stream);
 
+/* bn_cu_tgemm of one token (n = 1) whose int8 activations are those of bn_cu_rmsnorm_quant (pre 0:
+ * the row x[cols]), bn_cu_add_rmsnorm_quant (pre 1: x += y first) or bn_cu_glu_rmsnorm_quant
+ * (pre 2: x = act(x) * y first, out must be x), computed inside the GEMV from the float row (every
+ * block norms it: the same bits as those kernels) instead of being read from memory; x (pre 1, 2)
+ * and out (the normed row) are written as those kernels write them. xq/xs/xsum are not written.
+ * cnt_d: one unsigned of device memory, zero before the first call (every call leaves it zero). */
+bitnet_status bn_cu_norm_tgemv(const bn_cu_tmm *mm, int nw, int cols, int pre, int act, float *x_d, const float *y_d,
+                               const float *w_d, float eps, float *out_d, unsigned *cnt_d, void *stream);
 /* out[t] = x[t] * rsqrt(mean(x[t]^2) + eps) * w, t < n; out may be x. */
 bitnet_status bn_cu_rmsnorm(float *out_d, const float *x_d, const float *w_d, int n, int d, float eps, void *stream);
 /* bn_cu_rmsnorm, then bn_cu_quant of the normed rows (one launch; the same bits). */
@@ -122,6 +134,16 @@ bitnet_status bn_cu_attention_fused(const float *q_d, const float *k_d, const fl
                                     size_t seq_stride, int n, int nh, int nkv, int hd, const int32_t *seq_d,
                                     const int32_t *pos_d, int maxpos, const float *cos_d, const float *sin_d,
                                     float *ws_d, float *out_d, void *stream);
+/* Prefill attention (tiled, causal): out[t] as bn_cu_attention for every token t < n, with RoPE of q
+ * applied as q is read (cs_d/sn_d non-NULL). The keys and values of every position up to each
+ * token's own are in the cache already (bn_cu_rope_kv_store first), and each tile of
+ * bn_cu_attention_tile(nh, nkv, hd) consecutive tokens (t0 = 0, tq, 2tq, ...) lies in one sequence
+ * (the caller checks; positions within a tile are free). bn_cu_attention_tile returns 0 for
+ * shapes the tiled kernel does not take (then use bn_cu_attention_fused). No workspace. */
+int bn_cu_attention_tile(int nh, int nkv, int hd);
+bitnet_status bn_cu_attention_prefill(const float *q_d, const float *kc_d, const float *vc_d, size_t seq_stride, int n, int nh, int nkv,
+                                      int hd, const int32_t *seq_d, const int32_t *pos_d, const float *cos_d, const float *sin_d,
+                                      float *out_d, void *stream);
 /* g[i] = act(g[i]) * u[i]; act 0 = relu^2, 1 = silu. */
 bitnet_status bn_cu_glu(float *g_d, const float *u_d, size_t n, int act, void *stream);
 /* x[i] += y[i]. */

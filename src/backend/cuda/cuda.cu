@@ -8,7 +8,8 @@
  * later ops of the forward into no-ops, so the caller gets that error, never a crash.
  * Host arrays of positions / sequence ids are uploaded once per forward (compared with the last
  * upload). Forwards of up to GRAPH_MAX tokens run as CUDA graphs (below); add, glu and rope are fused
- * into the op after them ("fusion" below); greedy decoding takes the argmax on the GPU
+ * into the op after them, a one-token norm into the GEMV after it and an add into the GEMV
+ * before it ("fusion" below: 5 launches per decode layer); greedy decoding takes the argmax on the GPU
  * (head_argmax). Kernels are launched with programmatic dependent launch on sm_90+ (kernels.cu). */
 extern "C" {
 #include "backend/backend.h"
@@ -42,6 +43,10 @@ struct bn_exec {
     float *pa_x; const float *pa_y; size_t pa_n;          /* add */
     float *pg_g; const float *pg_u; size_t pg_n; int pg_act; /* glu */
     float *pr_v[2]; int pr_n[2], pr_h[2], npr;             /* rope */
+    struct oprec *pn; int pn_on;     /* a norm held back to run inside the next one-token GEMV (fusion) */
+    struct oprec *pb; int pb_on;     /* a one-matrix BitLinear held back to take the residual add after it */
+    int nfuse;                       /* that fusion on (env BITNET_CUDA_FUSE_NORM=0: off, for A/B runs) */
+    unsigned *cnt_d;                 /* bn_cu_norm_tgemv's counter */
     float *logits_d;
     int *bad_d;
     void *keys_d, *keys_h;           /* greedy: bn_cu_head_argmax keys of up to 256 rows (device, pinned host) */
@@ -53,6 +58,7 @@ struct bn_exec {
 
 enum { M_EAGER, M_CAPTURE, M_REPLAY };  /* how ops run (see "decode graphs" below) */
 static void graph_drop(bn_exec *e);
+static struct oprec *oprec_new(void);
 static void note(bn_exec *e, bitnet_status s) { if (s && !e->err) e->err = s; }
 
 /* ---- weights ---- */
@@ -114,14 +120,14 @@ static void cu_exec_free(bn_exec *e) {
     if (!e) return;
     if (e->st) bn_cu_sync(e->st);
     void *d[] = {e->kc, e->vc, e->rcos, e->rsin, e->xq, e->xs, e->xsum, e->attws, e->ids_d, e->pos_d, e->seq_d, e->logits_d, e->bad_d, e->embed_d,
-                 e->keys_d};
+                 e->keys_d, e->cnt_d};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) bn_cu_free(d[i]);
     if (e->head_owned) bn_cu_free(e->head_d);
     for (int i = 0; i < e->n_norm; i++) bn_cu_free(e->norm_d[i]);
     bn_cu_host_free(e->keys_h);
     free(e->norm_h); free(e->norm_d); free(e->pos_h); free(e->seq_h); free(e->ids_h);
     if (e->mode == M_CAPTURE) { cudaGraph_t g = NULL; cudaStreamEndCapture((cudaStream_t)e->st, &g); if (g) cudaGraphDestroy(g); cudaGetLastError(); }
-    graph_drop(e); free(e->rec);
+    graph_drop(e); free(e->rec); free(e->pn); free(e->pb);
     bn_cu_stream_free(e->st); bn_cu_stream_free(e->up);
     free(e);
 }
@@ -154,6 +160,10 @@ static bitnet_status cu_exec_new(const bitnet_model *m, const bn_exec_shape *sh,
     if (!s) s = bn_cu_malloc((void **)&e->seq_d, N * 4, "sequence ids");
     if (!s) s = bn_cu_malloc((void **)&e->logits_d, N * cf->vocab_size * 4, "logits");
     if (!s) s = bn_cu_malloc((void **)&e->bad_d, 4, "a flag");
+    if (!s) s = bn_cu_malloc((void **)&e->cnt_d, 16, "a counter");
+    if (!s) s = bn_cu_memset(e->cnt_d, 0, 16, e->st);
+    if (!s && (!(e->pn = oprec_new()) || !(e->pb = oprec_new()))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
+    { const char *nf = getenv("BITNET_CUDA_FUSE_NORM"); e->nfuse = !(nf && !strcmp(nf, "0")); }
     if (!s) s = bn_cu_malloc(&e->keys_d, bn_cu_head_argmax_bytes(N < 256 ? (int)N : 256), "argmax keys");
     if (!s && !(e->keys_h = bn_cu_host_alloc(bn_cu_head_argmax_bytes(N < 256 ? (int)N : 256)))) s = bn_err(BITNET_ERR_NOMEM, "cuda: out of pinned host memory");
     e->pos_h = (int32_t *)calloc(N, 4); e->seq_h = (int32_t *)calloc(N, 4); e->ids_h = (int32_t *)calloc(N, 4);
@@ -224,15 +234,20 @@ static void cu_buf_free(bn_exec *e, float *p) { bn_cu_free(p); }
  * uploaded synchronously before the launch (the previous forward has finished: finite and
  * head wait for the stream). Attention in a graph uses the grid for the whole context (blocks
  * past a token's position exit at once), so it does not depend on the position. */
-enum { OP_EMBED, OP_NORM, OP_BITLIN, OP_ROPE, OP_ATT, OP_GLU, OP_ADD, OP_ADDNORM, OP_GLUNORM };
+enum { OP_EMBED, OP_NORM, OP_BITLIN, OP_ROPE, OP_ATT, OP_GLU, OP_ADD, OP_ADDNORM, OP_GLUNORM, OP_NORMLIN };
 struct oprec {
     int kind, n, a, b, c;         /* kind-specific ints */
     float f[3];                    /* eps; scales */
     const void *p[7];              /* pointers */
     size_t z;
+    /* OP_NORMLIN (an OP_BITLIN of one token with the norm of its input inside): the norm's
+     * pre-op (0 none, 1 add, 2 glu), act, eps, input x, y, weights; the normed row is p[0] */
+    int pre, act; float eps; const void *np[3];
+    const void *ax;                /* OP_BITLIN / OP_NORMLIN of one matrix: the residual x += y done by the GEMV */
 };
 #define GRAPH_MAX 64
 
+static oprec *oprec_new(void) { return (oprec *)calloc(1, sizeof(oprec)); }
 static bool same(const oprec &x, const oprec &y) { return !memcmp(&x, &y, sizeof x); }
 
 static void run_op(bn_exec *e, const oprec &r) {
@@ -241,16 +256,22 @@ static void run_op(bn_exec *e, const oprec &r) {
     case OP_EMBED: note(e, bn_cu_embed(e->embed_d, e->embed_dt, cf->hidden_size, e->ids_d, r.n, (float *)r.p[0], e->st)); break;
     case OP_NORM: note(e, bn_cu_rmsnorm_quant((float *)r.p[0], (const float *)r.p[1], (const float *)r.p[2], r.n, r.a, r.f[0],
                                               e->xq, bn_kpad(r.a), e->xs, e->xsum, e->st)); break;
-    case OP_BITLIN: {
+    case OP_BITLIN: case OP_NORMLIN: {
         int cols = r.b, kp = bn_kpad(cols);
-        if (!r.c) note(e, bn_cu_quant((const float *)r.p[0], r.n, cols, cols, e->xq, kp, e->xs, e->xsum, e->st));
         bn_cu_tmm mm[3];
-        for (int i = 0; i < r.a; i++) mm[i] = bn_cu_tmm{(const uint8_t *)r.p[1 + i], (int)((r.z >> (20 * i)) & 0xfffff), r.f[i], (float *)r.p[4 + i], NULL};
+        for (int i = 0; i < r.a; i++) mm[i] = bn_cu_tmm{(const uint8_t *)r.p[1 + i], (int)((r.z >> (20 * i)) & 0xfffff), r.f[i], (float *)r.p[4 + i], NULL,
+                                                         i ? NULL : (float *)r.ax};
+        if (r.kind == OP_NORMLIN) {
+            note(e, bn_cu_norm_tgemv(mm, r.a, cols, r.pre, r.act, (float *)r.np[0], (const float *)r.np[1], (const float *)r.np[2], r.eps,
+                                     (float *)r.p[0], e->cnt_d, e->st));
+            break;
+        }
+        if (!r.c) note(e, bn_cu_quant((const float *)r.p[0], r.n, cols, cols, e->xq, kp, e->xs, e->xsum, e->st));
         note(e, bn_cu_tgemm(mm, r.a, cols, e->xq, e->xs, e->xsum, r.n, e->st));
         break;
     }
     case OP_ROPE: note(e, bn_cu_rope((float *)r.p[0], r.n, r.a, cf->head_dim, e->pos_d, e->rcos, e->rsin, e->st)); break;
-    case OP_ATT: {  /* r.c: bit 0 = RoPE of q and k fused in, bit 1 = k/v stored inside the attention kernel */
+    case OP_ATT: {  /* r.c: bit 0 = RoPE of q and k fused in, bit 1 = k/v stored inside the attention kernel, bit 2 = tiled prefill */
         int layer = r.a;
         float *kc = e->kc + (size_t)layer * e->layer_stride, *vc = e->vc + (size_t)layer * e->layer_stride;
         const float *cs = (r.c & 1) ? e->rcos : NULL, *sn = (r.c & 1) ? e->rsin : NULL;
@@ -258,6 +279,11 @@ static void run_op(bn_exec *e, const oprec &r) {
         if (!(r.c & 2)) {
             note(e, bn_cu_rope_kv_store(kc, vc, e->seq_stride, k, v, r.n, cf->n_kv_heads, cf->head_dim, e->seq_d, e->pos_d, cs, sn, e->st));
             k = v = NULL;
+        }
+        if (r.c & 4) { /* tiled prefill: every tile of tokens in one sequence (checked in cu_attention) */
+            note(e, bn_cu_attention_prefill((const float *)r.p[0], kc, vc, e->seq_stride, r.n, cf->n_heads, cf->n_kv_heads, cf->head_dim,
+                                            e->seq_d, e->pos_d, cs, sn, (float *)r.p[3], e->st));
+            break;
         }
         note(e, bn_cu_attention_fused((const float *)r.p[0], k, v, kc, vc, e->seq_stride, r.n, cf->n_heads, cf->n_kv_heads, cf->head_dim,
                                       e->seq_d, e->pos_d, r.b, cs, sn, e->attws, (float *)r.p[3], e->st));
@@ -318,12 +344,35 @@ static void upload(bn_exec *e, const int32_t *h, int n, int32_t *shadow, int *sn
  * kernels. Anything else first issues the held ops unfused (flush), in call order, so results
  * are those of the unfused sequence (the fused kernels use the same float operations). The
  * buffers handed to a fused rope are left unroped (the model never reads q or k again). */
+/* A norm is held back (pn) until the next op: a one-token BitLinear of its output takes it inside
+ * its GEMV (OP_NORMLIN, bn_cu_norm_tgemv: the same bits); anything else issues it first. */
 static void dispatch_norm(bn_exec *e, int kind, float *out, float *x, const float *y, const float *wd, int n, int d, float eps, int act) {
     oprec r; memset(&r, 0, sizeof r);
     r.kind = kind; r.n = n; r.a = d; r.b = act; r.f[0] = eps; r.p[0] = out; r.p[1] = x; r.p[2] = wd; r.p[3] = y;
+    if (e->nfuse && n == 1 && d <= 32 * 1024) { *e->pn = r; e->pn_on = 1; return; }
     dispatch(e, r);
 }
+static void flush_norm(bn_exec *e) {
+    if (!e->pn_on) return;
+    e->pn_on = 0;
+    dispatch(e, *e->pn);
+}
+/* A BitLinear of one matrix is held back (pb) until the next op: an add of its output into x
+ * goes into its GEMV (bn_cu_tmm.add_d, the same operation); anything else issues it first. So
+ * the norm after the add reads x only (no GEMV output aliases a fused norm's input). pb is
+ * always older than any other held op. */
+static void flush_pb(bn_exec *e) {
+    if (!e->pb_on) return;
+    e->pb_on = 0;
+    dispatch(e, *e->pb);
+}
+static void flush_held(bn_exec *e) { flush_pb(e); flush_norm(e); }
+static bool overlap(const void *a, size_t na, const void *b, size_t nb) {  /* float ranges */
+    const float *x = (const float *)a, *y = (const float *)b;
+    return x && y && x < y + nb && y < x + na;
+}
 static void flush(bn_exec *e) {
+    flush_held(e);
     if (e->pa_x) {
         oprec r; memset(&r, 0, sizeof r);
         r.kind = OP_ADD; r.z = e->pa_n; r.p[0] = e->pa_x; r.p[1] = e->pa_y;
@@ -367,6 +416,7 @@ static void cu_embed(bn_exec *e, const int32_t *ids, int n, float *x) {
     dispatch(e, r);
 }
 static void cu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, int n, int d, float eps) {
+    flush_held(e);
     if (e->err) return;
     float *wd = norm_dev(e, w);
     if (!wd) return;
@@ -386,15 +436,28 @@ static void cu_rmsnorm(bn_exec *e, float *out, const float *x, const float *w, i
     e->qt_ptr = out; e->qt_n = n; e->qt_d = d;  /* the next BitLinear of out can skip its quantizer */
 }
 static void cu_bitlinear(bn_exec *e, const float *x, int n, int nw, const bn_tmat *const *w, float *const *y) {
-    flush(e);
     oprec r; memset(&r, 0, sizeof r);
-    r.kind = OP_BITLIN; r.n = n; r.a = nw; r.b = w[0]->cols; r.p[0] = x;
+    const oprec &pn = *e->pn;
+    flush_pb(e);
+    bool fuse = e->pn_on && n == 1 && pn.n == 1 && pn.p[0] == x && pn.a == w[0]->cols;
+    for (int i = 0; fuse && i < nw; i++)  /* no output may overlap the norm's inputs (other blocks still read them) */
+        fuse = !overlap(y[i], (size_t)w[i]->rows, pn.p[1], (size_t)pn.a) && !(pn.p[3] && overlap(y[i], (size_t)w[i]->rows, pn.p[3], (size_t)pn.a));
+    if (fuse) {  /* the held norm goes inside this GEMV */
+        r.pre = pn.kind == OP_ADDNORM ? 1 : pn.kind == OP_GLUNORM ? 2 : 0;
+        r.act = pn.b; r.eps = pn.f[0]; r.np[0] = pn.p[1]; r.np[1] = pn.p[3]; r.np[2] = pn.p[2];
+        e->pn_on = 0;
+        r.kind = OP_NORMLIN;
+    } else r.kind = OP_BITLIN;
+    flush(e);
+    r.n = n; r.a = nw; r.b = w[0]->cols; r.p[0] = x;
     r.c = x == e->qt_ptr && n == e->qt_n && w[0]->cols == e->qt_d;  /* xq already holds x quantized */
     e->qt_ptr = NULL;
     for (int i = 0; i < nw; i++) { r.p[1 + i] = w[i]->data; r.p[4 + i] = y[i]; r.f[i] = w[i]->scale; r.z |= (size_t)w[i]->rows << (20 * i); }
+    if (nw == 1 && !e->err) { *e->pb = r; e->pb_on = 1; return; }  /* may take the add after it */
     dispatch(e, r);
 }
 static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos) {
+    flush_held(e);
     e->qt_ptr = NULL;
     if (e->err) return;
     if (e->pa_x || e->pg_g || e->npr == 2) flush(e);
@@ -403,6 +466,7 @@ static void cu_rope(bn_exec *e, float *v, int n, int n_heads, const int32_t *pos
 }
 static void cu_attention(bn_exec *e, int layer, const float *q, const float *k, const float *v, int n,
                          const int32_t *seq, const int32_t *pos, float *out) {
+    flush_held(e);
     e->qt_ptr = NULL;
     if (e->err) return;
     const bn_config *cf = &e->m->cfg;
@@ -415,9 +479,11 @@ static void cu_attention(bn_exec *e, int layer, const float *q, const float *k, 
     int maxpos = 0, distinct = n <= 64;
     for (int t = 0; t < n; t++) if (pos[t] > maxpos) maxpos = pos[t];
     for (int t = 0; distinct && t < n; t++) for (int u = 0; u < t; u++) if (seq[u] == seq[t]) { distinct = 0; break; }
+    int tq = n > 8 && !distinct ? bn_cu_attention_tile(cf->n_heads, cf->n_kv_heads, cf->head_dim) : 0, tiled = tq > 0;
+    for (int t = 0; tiled && t < n; t++) if (seq[t] != seq[t - t % tq]) tiled = 0;  /* each tile of tq tokens in one sequence */
     oprec r; memset(&r, 0, sizeof r);
     r.kind = OP_ATT; r.n = n; r.a = layer; r.b = e->mode == M_EAGER ? maxpos : e->n_ctx - 1;
-    r.c = (fused ? 1 : 0) | (distinct ? 2 : 0);
+    r.c = (fused ? 1 : 0) | (distinct ? 2 : 0) | (tiled ? 4 : 0);
     r.p[0] = q; r.p[1] = k; r.p[2] = v; r.p[3] = out;
     dispatch(e, r);
 }
@@ -427,6 +493,15 @@ static void cu_glu(bn_exec *e, float *g, const float *u, size_t n, int act) {
     e->pg_g = g; e->pg_u = u; e->pg_n = n; e->pg_act = act;
 }
 static void cu_add(bn_exec *e, float *x, const float *y, size_t n) {
+    const oprec &pb = *e->pb;
+    size_t rows = pb.z & 0xfffff, nin = (size_t)pb.n * pb.b;
+    if (e->pb_on && pb.p[4] == y && n == rows * pb.n && !overlap(x, n, y, n) && !overlap(x, n, pb.p[0], nin) &&
+        !overlap(x, n, pb.np[0], nin) && !overlap(x, n, pb.np[1], nin)) {  /* the add goes into the held GEMV */
+        e->pb->ax = x;
+        flush_pb(e);
+        e->qt_ptr = NULL;
+        return;
+    }
     flush(e);
     e->qt_ptr = NULL;
     e->pa_x = x; e->pa_y = y; e->pa_n = n;

@@ -2,9 +2,12 @@
  * Ternary products with exact int32 sums: a streaming dp4a GEMV for a few tokens (lane = row of
  * the interleaved layout) and int8 tensor cores (mma.sync) for more; the memory-bound float
  * kernels (norms with fused residual add / gated activation / quantizer, heads) read 16 bytes
- * per access where they can. Float kernels keep the CPU's operation order where it is a single
- * operation (scale, rope, relu2, add) and differ only in the order of sums.
- * Not here: a wgmma GEMM, a tiled prefill attention, graphs (the backend). */
+ * per access where they can; the one-token GEMV can run the RMSNorm + quantizer of its input
+ * itself and the residual add of its output. Attention: flash-decoding (split positions, online
+ * softmax) for decode, shared-memory tiles (fp32) for prefill. Float kernels keep the CPU's
+ * operation order where it is a single operation (scale, rope, relu2, add) and differ only in
+ * the order of sums.
+ * Not here: a wgmma GEMM, a tensor-core attention, graphs (the backend). */
 extern "C" {
 #include "backend/cuda/bn_cuda.h"
 #include "backend/cpu/kernels/kernels.h"
@@ -251,7 +254,7 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
 }
 
 /* The matrix of row group g (block-uniform selects, so the argument block stays in param space). */
-struct TGSel { const uint8_t *w; int rows, g; float scale; float *y; int32_t *yi; };
+struct TGSel { const uint8_t *w; int rows, g; float scale; float *y; int32_t *yi; float *ax; };
 __device__ __forceinline__ TGSel tg_sel(const TGArgs &A, int g) {
     int i = g < A.gend[0] ? 0 : g < A.gend[1] ? 1 : 2;
     TGSel s;
@@ -261,13 +264,86 @@ __device__ __forceinline__ TGSel tg_sel(const TGArgs &A, int g) {
     s.scale = i == 0 ? A.m[0].scale : i == 1 ? A.m[1].scale : A.m[2].scale;
     s.y = i == 0 ? A.m[0].y_d : i == 1 ? A.m[1].y_d : A.m[2].y_d;
     s.yi = i == 0 ? A.m[0].yi_d : i == 1 ? A.m[1].yi_d : A.m[2].yi_d;
+    s.ax = i == 0 ? A.m[0].add_d : i == 1 ? A.m[1].add_d : A.m[2].add_d;
     return s;
 }
-__device__ __forceinline__ void tg_out(const TGSel &m, int r, int t, int acc, const float *xs, const int32_t *xsum) {
-    int v = acc - xsum[t];
-    if (m.yi) m.yi[(size_t)t * m.rows + r] = v;
-    else m.y[(size_t)t * m.rows + r] = (float)v * (m.scale / xs[t]);
+__device__ __forceinline__ void tg_out1(const TGSel &m, int r, int t, int acc, float xs, int xsum) {
+    int v = acc - xsum;
+    size_t i = (size_t)t * m.rows + r;
+    if (m.yi) { m.yi[i] = v; return; }
+    float o = (float)v * (m.scale / xs);
+    m.y[i] = o;
+    if (m.ax) m.ax[i] = m.ax[i] + o;  /* the residual add, k_add's operation */
 }
+__device__ __forceinline__ void tg_out(const TGSel &m, int r, int t, int acc, const float *xs, const int32_t *xsum) {
+    tg_out1(m, r, t, acc, xs[t], xsum[t]);
+}
+
+/* ---- RMSNorm of one row by one block (+ a pre-op, + the activation quantizer) ----
+ * PRE 0: the row as is; 1: a = x + y; 2: a = act(x) * y (the gated activation, act 0 = relu^2,
+ * 1 = silu). Thread i holds a[j], v[j] for element threadIdx.x + j*blockDim.x (j < VPT): a the
+ * pre-op values, v the normed ones (= w[i] * (a * *r_o)); with QUANT, q[0..kp) gets the int8 values
+ * (zero padded), *s_o the scale and *sum_o their sum (every thread). The float sums depend on blockDim.x only:
+ * every kernel that norms a row of d values uses norm_threads(d) threads, so all of them (the
+ * norm kernels, the GEMV with the norm inside) produce the same bits. sh/shi: 33 entries each. */
+__device__ __forceinline__ float glu1(float g, float u, int act) {
+    if (act == 0) { float r = g > 0.f ? g : 0.f; return __fmul_rn(__fmul_rn(r, r), u); }
+    return __fmul_rn(g / (1.0f + expf(-g)), u);
+}
+template <int PRE> __device__ __forceinline__ float norm_pre(const float *x, const float *y, int act, int i) {
+    float t = x[i];
+    if (PRE == 1) t = t + y[i];
+    if (PRE == 2) t = glu1(t, y[i], act);
+    return t;
+}
+template <int VPT, int PRE, int QUANT>
+__device__ __forceinline__ void norm_row(const float *x, const float *y, int act, const float *w, int d, float eps, float (&a)[VPT],
+                                         float (&v)[VPT], int8_t *q, int kp, float *r_o, float *s_o, int *sum_o, float *sh, int *shi) {
+    float ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < VPT; j++) {
+        int i = threadIdx.x + j * blockDim.x;
+        a[j] = 0.f;
+        if (i < d) { float t = norm_pre<PRE>(x, y, act, i); a[j] = t; ss += t * t; }
+    }
+    ss = block_reduce(ss, OpAddF(), sh, 0.f);
+    float r = 1.0f / sqrtf(ss / (float)d + eps);
+    *r_o = r;
+    float m = 0.f;
+#pragma unroll
+    for (int j = 0; j < VPT; j++) {
+        int i = threadIdx.x + j * blockDim.x;
+        v[j] = 0.f;
+        if (i < d) { float o = __fmul_rn(w[i], __fmul_rn(a[j], r)); v[j] = o; float t = fabsf(o); if (t > m) m = t; }
+    }
+    if (!QUANT) return;
+    m = block_reduce(m, OpMax(), sh, 0.f);
+    if (m < 1e-5f) m = 1e-5f;
+    float s = 127.0f / m;
+    int sum = 0;
+#pragma unroll
+    for (int j = 0; j < VPT; j++) {
+        int i = threadIdx.x + j * blockDim.x;
+        if (i < d) {
+            float f = rintf(__fmul_rn(v[j], s));
+            int qv = f > 127.f ? 127 : f < -128.f ? -128 : (int)f;
+            q[i] = (int8_t)qv;
+            sum += qv;
+        }
+    }
+    for (int k = d + threadIdx.x; k < kp; k += blockDim.x) q[k] = 0;
+    *sum_o = block_reduce(sum, OpAddI(), shi, 0);
+    *s_o = s;
+}
+/* Threads of a block that norms a row of d values: those of the one-token GEMV over d columns. */
+static int tg_warps1(int nch) { int W = (nch + 3) / 4; return W > 32 ? 32 : W < 1 ? 1 : W; }
+static int norm_threads(int d) { return 32 * tg_warps1(bn_kpad(d) / 64); }
+static int norm_vpt(int d) { int t = norm_threads(d), v = (d + t - 1) / t; return v <= 4 ? 4 : v <= 8 ? 8 : v <= 16 ? 16 : 32; }
+
+/* The norm inside the one-token GEMV (k_tgemv with NV > 0): the row's pre-op inputs x, y, the
+ * norm weight w; the last block to finish its norm writes xo (the pre-op values, when PRE > 0)
+ * and out (the normed row), as the norm kernels do. cnt: zero between calls. */
+struct TGNorm { const float *x, *y, *w; float *xo, *out; int act, d; float eps; unsigned *cnt; };
 
 /* GEMV, n <= NT tokens: block = one group of 32 rows (lane = row, no shuffles), its warps split
  * the 64-weight chunks (warp w: chunks w, w+W, ...; each lane loads up to TG_CPW 16-byte chunks
@@ -275,22 +351,38 @@ __device__ __forceinline__ void tg_out(const TGSel &m, int r, int t, int acc, co
  * read as broadcasts; per-warp partial sums are added through shared memory. */
 #define TG_CPW 8
 #define TG_SMEM_MAX (160 * 1024)
-template <int NT>
+template <int NT, int NV, int PRE, int RG>
 __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nchunk, const int8_t *xq, int kp, const float *xs,
-                                                const int32_t *xsum, int n) {
+                                                const int32_t *xsum, int n, TGNorm N) {
     extern __shared__ __align__(16) unsigned char tsm[];
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
-    TGSel m = tg_sel(A, blockIdx.x);
+    __shared__ float nsh[NV ? 33 : 1];
+    __shared__ int nshi[NV ? 33 : 1];
+    __shared__ int nlast;
+    float s_loc = 0.f, r = 0.f; int sum_loc = 0;
+    unsigned old = 0;
+    /* RG row groups per block (W % RG == 0): warp w works on group blockIdx.x*RG + w%RG with the
+     * other W/RG warps of that group */
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5, WR = W / RG, gw = blockIdx.x * RG + w % RG;
+    int nck = gw < A.gend[2] ? nchunk : 0;  /* a block's last groups may not exist */
+    TGSel m = tg_sel(A, gw < A.gend[2] ? gw : 0);
     const uint4 *wg = (const uint4 *)m.w + (size_t)m.g * nchunk * TG_RG + lane;
     int acc[NT];
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j] = 0;
     uint4 wv[TG_CPW];
-    int c0 = w;
+    int c0 = w / RG;
 #pragma unroll
-    for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * W; if (c < nchunk) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
+    for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * WR; if (c < nck) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
     pdl_entry();  /* the weights are loading while the kernel before this one finishes */
-    {   /* activations -> shared, while the first weight loads are in flight */
+    if (NV) {  /* one token: its norm + quantizer here, into shared memory, while the weights load */
+        {
+            float av[NV ? NV : 1], nv[NV ? NV : 1];
+            norm_row<NV ? NV : 1, PRE, 1>(N.x, N.y, N.act, N.w, N.d, N.eps, av, nv, (int8_t *)tsm, kp, &r, &s_loc, &sum_loc, nsh, nshi);
+        }
+        /* this block has read x and y (the values went through the reductions): count it; the
+         * result is only looked at after the products (the last block writes the row back) */
+        if (threadIdx.x == 0) old = atomicInc(N.cnt, gridDim.x - 1);
+    } else {   /* activations -> shared, while the first weight loads are in flight */
         const int4 *src = (const int4 *)xq;
         int4 *dst = (int4 *)tsm;
         int per = kp / 16;
@@ -300,11 +392,11 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
         }
     }
     __syncthreads();
-    while (c0 < nchunk) {
+    while (c0 < nck) {
 #pragma unroll
         for (int u = 0; u < TG_CPW; u++) {
-            int c = c0 + u * W;
-            if (c < nchunk) {
+            int c = c0 + u * WR;
+            if (c < nck) {
 #pragma unroll
                 for (int j = 0; j < NT; j++) {
                     const int4 *xp = (const int4 *)(tsm + (size_t)j * kp + 64 * c);
@@ -314,21 +406,34 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
                 }
             }
         }
-        c0 += W * TG_CPW;
+        c0 += WR * TG_CPW;
 #pragma unroll
-        for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * W; if (c < nchunk) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
+        for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * WR; if (c < nck) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
     }
     __syncthreads();
+    if (NV && threadIdx.x == 0) nlast = old == gridDim.x - 1;
     int *red = (int *)tsm;  /* [NT][W][32], over the staged activations */
 #pragma unroll
     for (int j = 0; j < NT; j++) red[((size_t)j * W + w) * 32 + lane] = acc[j];
     __syncthreads();
-    for (int j = w; j < NT; j += W) {
+    for (int jj = w; jj < NT * RG; jj += W) {  /* token j of group gi */
+        int j = jj / RG, gi = jj - j * RG, g = blockIdx.x * RG + gi;
+        if (g >= A.gend[2]) continue;
+        TGSel mo = tg_sel(A, g);
         int s = 0;
-        for (int v = 0; v < W; v++) s += red[((size_t)j * W + v) * 32 + lane];
-        int r = m.g * TG_RG + lane;
-        if (r < m.rows && j < n) tg_out(m, r, j, s, xs, xsum);
+        for (int v = gi; v < W; v += RG) s += red[((size_t)j * W + v) * 32 + lane];
+        int row = mo.g * TG_RG + lane;
+        if (row < mo.rows && j < n) {
+            if (NV) tg_out1(mo, row, j, s, s_loc, sum_loc);
+            else tg_out(mo, row, j, s, xs, xsum);
+        }
     }
+    if (NV && nlast)  /* every block has read x and y: write the row back (recomputed: the same operations) */
+        for (int i = threadIdx.x; i < N.d; i += blockDim.x) {
+            float a = norm_pre<PRE>(N.x, N.y, N.act, i);
+            if (PRE) N.xo[i] = a;
+            N.out[i] = __fmul_rn(N.w[i], __fmul_rn(a, r));
+        }
 }
 
 /* Tensor cores, n > 8 tokens: mma.sync m16n8k32 s8 x s8 -> s32. Warp (h, tg) of a block does rows
@@ -417,7 +522,7 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
     }
     int nt = n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : 8;
     /* warps: about 4 chunks each, at most 32 */
-    int W = (nch + 3) / 4, wmax = nt <= 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;
+    int W = (nch + 3) / 4, wmax = nt <= 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;  /* nt 1: tg_warps1(nch) */
     size_t smem = (size_t)nt * kp, red = (size_t)nt * W * 32 * 4;
     if (red > smem) smem = red;
     if (smem > TG_SMEM_MAX && n > 1) {  /* fewer tokens per launch */
@@ -427,6 +532,7 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
             m2[i] = mm[i];
             if (m2[i].y_d) m2[i].y_d += (size_t)h * mm[i].rows;
             if (m2[i].yi_d) m2[i].yi_d += (size_t)h * mm[i].rows;
+            if (m2[i].add_d) m2[i].add_d += (size_t)h * mm[i].rows;
         }
         bitnet_status r = bn_cu_tgemm(mm, nw, cols, xq, xs, xsum, h, s);
         return r ? r : bn_cu_tgemm(m2, nw, cols, xq + (size_t)h * kp, xs + h, xsum + h, n - h, s);
@@ -434,25 +540,65 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
     if (smem > TG_SMEM_MAX) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: ternary GEMV with %d columns x %d tokens needs %zu bytes of shared memory", cols, n, smem);
     static int raised[4];
     bitnet_status r = BITNET_OK;
+    TGNorm N; memset(&N, 0, sizeof N);
     switch (nt) {
-    case 1: if (!(r = smem_raise(k_tgemv<1>, smem, &raised[0]))) launch(k_tgemv<1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
-    case 2: if (!(r = smem_raise(k_tgemv<2>, smem, &raised[1]))) launch(k_tgemv<2>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
-    case 4: if (!(r = smem_raise(k_tgemv<4>, smem, &raised[2]))) launch(k_tgemv<4>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
-    default: if (!(r = smem_raise(k_tgemv<8>, smem, &raised[3]))) launch(k_tgemv<8>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n); break;
+    case 1: if (!(r = smem_raise(k_tgemv<1, 0, 0, 1>, smem, &raised[0]))) launch(k_tgemv<1, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    case 2: if (!(r = smem_raise(k_tgemv<2, 0, 0, 1>, smem, &raised[1]))) launch(k_tgemv<2, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    case 4: if (!(r = smem_raise(k_tgemv<4, 0, 0, 1>, smem, &raised[2]))) launch(k_tgemv<4, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    default: if (!(r = smem_raise(k_tgemv<8, 0, 0, 1>, smem, &raised[3]))) launch(k_tgemv<8, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
     }
     return r ? r : launched("ternary GEMV");
 }
 
-/* ---- RMSNorm (+ a fused pre-op, + the activation quantizer): one block per row ----
- * PRE 0: the row as is; 1: x += y first (x written back); 2: x = act(x) * y first (the gated
- * activation, act 0 = relu^2, 1 = silu; x written back). The row stays in registers (VPT values
- * per thread): one read, one sum, the normed values written once and quantized from registers
- * (the same floats the quantizer would read back). rmsnorm and rmsnorm+quant share this kernel,
- * so their normed values are identical bit for bit. */
-__device__ __forceinline__ float glu1(float g, float u, int act) {
-    if (act == 0) { float r = g > 0.f ? g : 0.f; return __fmul_rn(__fmul_rn(r, r), u); }
-    return __fmul_rn(g / (1.0f + expf(-g)), u);
+template <int NV, int PRE>
+static bitnet_status norm_tgemv_go(const TGArgs &a, int tot, int W, size_t smem, int nch, int kp, const TGNorm &N, void *s) {
+    static int raised[2];
+    bitnet_status r;
+    /* two row groups per block when there are more than two waves of one-group blocks (halves the
+     * blocks and the norms; each warp then streams 2x the chunks, still all loaded up front) */
+    if (tot > 264 && W % 2 == 0 && (nch + W / 2 - 1) / (W / 2) <= TG_CPW) {
+        if (!(r = smem_raise(k_tgemv<1, NV, PRE, 2>, smem, &raised[1])))
+            launch(k_tgemv<1, NV, PRE, 2>, (tot + 1) / 2, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
+    } else if (!(r = smem_raise(k_tgemv<1, NV, PRE, 1>, smem, &raised[0])))
+        launch(k_tgemv<1, NV, PRE, 1>, tot, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
+    return r ? r : launched("ternary GEMV with RMSNorm");
 }
+template <int PRE>
+static bitnet_status norm_tgemv_pre(const TGArgs &a, int tot, int W, size_t smem, int nch, int kp, const TGNorm &N, void *s) {
+    switch (norm_vpt(N.d)) {
+    case 4: return norm_tgemv_go<4, PRE>(a, tot, W, smem, nch, kp, N, s);
+    case 8: return norm_tgemv_go<8, PRE>(a, tot, W, smem, nch, kp, N, s);
+    case 16: return norm_tgemv_go<16, PRE>(a, tot, W, smem, nch, kp, N, s);
+    default: return norm_tgemv_go<32, PRE>(a, tot, W, smem, nch, kp, N, s);
+    }
+}
+extern "C" bitnet_status bn_cu_norm_tgemv(const bn_cu_tmm *mm, int nw, int cols, int pre, int act, float *x, const float *y, const float *w,
+                                          float eps, float *out, unsigned *cnt, void *s) {
+    if (nw < 1 || nw > 3 || pre < 0 || pre > 2) return bn_err(BITNET_ERR_ARG, "cuda: norm_tgemv of %d matrices, pre-op %d", nw, pre);
+    if (cols < 1 || cols > 32 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: RMSNorm over %d values (at most 32768)", cols);
+    TGArgs a;
+    memset(&a, 0, sizeof a);
+    int tot = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i < nw) { a.m[i] = mm[i]; tot += tg_groups(mm[i].rows); }
+        a.gend[i] = tot;
+    }
+    if (tot == 0) return BITNET_OK;
+    int kp = bn_kpad(cols), nch = kp / 64, W = tg_warps1(nch);
+    size_t smem = (size_t)kp, red = (size_t)W * 32 * 4;
+    if (red > smem) smem = red;
+    TGNorm N = {x, y, w, x, out, act, cols, eps, cnt};
+    switch (pre) {
+    case 0: return norm_tgemv_pre<0>(a, tot, W, smem, nch, kp, N, s);
+    case 1: return norm_tgemv_pre<1>(a, tot, W, smem, nch, kp, N, s);
+    default: return norm_tgemv_pre<2>(a, tot, W, smem, nch, kp, N, s);
+    }
+}
+
+/* ---- RMSNorm (+ a fused pre-op, + the activation quantizer): one block per row ----
+ * norm_row (above) with norm_threads(d) threads: the row stays in registers, one read, the
+ * normed values written once and quantized from registers. rmsnorm, rmsnorm+quant, the fused
+ * pre-ops and the GEMV with the norm inside share it, so their values are identical bit for bit. */
 template <int VPT, int PRE, int QUANT>
 __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float *y, int act, const float *w, int d, float eps,
                                                int8_t *xq, int kp, float *xs, int32_t *xsum) {
@@ -460,56 +606,23 @@ __global__ void __launch_bounds__(1024) k_norm(float *out, float *x, const float
     __shared__ float sh[33];
     __shared__ int shi[33];
     size_t row = (size_t)blockIdx.x * d;
-    float v[VPT];
-    float ss = 0.f;
-#pragma unroll
-    for (int j = 0; j < VPT; j++) {
-        int i = threadIdx.x + j * blockDim.x;
-        v[j] = 0.f;
-        if (i < d) {
-            float a = x[row + i];
-            if (PRE == 1) { a = a + y[row + i]; x[row + i] = a; }
-            if (PRE == 2) { a = glu1(a, y[row + i], act); x[row + i] = a; }
-            v[j] = a;
-            ss += a * a;
-        }
-    }
-    ss = block_reduce(ss, OpAddF(), sh, 0.f);
-    float r = 1.0f / sqrtf(ss / (float)d + eps);
-    float m = 0.f;
-#pragma unroll
-    for (int j = 0; j < VPT; j++) {
-        int i = threadIdx.x + j * blockDim.x;
-        if (i < d) { float o = __fmul_rn(w[i], __fmul_rn(v[j], r)); out[row + i] = o; v[j] = o; float a = fabsf(o); if (a > m) m = a; }
-    }
-    if (!QUANT) return;
-    m = block_reduce(m, OpMax(), sh, 0.f);
-    if (m < 1e-5f) m = 1e-5f;
-    float s = 127.0f / m;
+    float a[VPT], v[VPT], s = 0.f, r;
     int sum = 0;
-    int8_t *q = xq + (size_t)blockIdx.x * kp;
+    norm_row<VPT, PRE, QUANT>(x + row, y ? y + row : NULL, act, w, d, eps, a, v, QUANT ? xq + (size_t)blockIdx.x * kp : NULL, kp, &r, &s, &sum, sh, shi);
 #pragma unroll
     for (int j = 0; j < VPT; j++) {
         int i = threadIdx.x + j * blockDim.x;
-        if (i < d) {
-            float f = rintf(__fmul_rn(v[j], s));
-            int qv = f > 127.f ? 127 : f < -128.f ? -128 : (int)f;
-            q[i] = (int8_t)qv;
-            sum += qv;
-        }
+        if (i < d) { if (PRE) x[row + i] = a[j]; out[row + i] = v[j]; }
     }
-    for (int k = d + threadIdx.x; k < kp; k += blockDim.x) q[k] = 0;
-    sum = block_reduce(sum, OpAddI(), shi, 0);
-    if (threadIdx.x == 0) { xs[blockIdx.x] = s; xsum[blockIdx.x] = sum; }
+    if (QUANT && threadIdx.x == 0) { xs[blockIdx.x] = s; xsum[blockIdx.x] = sum; }
 }
 
 template <int PRE, int QUANT>
 static bitnet_status norm_go(float *out, float *x, const float *y, int act, const float *w, int n, int d, float eps,
                              int8_t *xq, int kp, float *xs, int32_t *xsum, void *s) {
     if (n <= 0) return BITNET_OK;
-    int vpt = d <= 4096 ? 4 : d <= 8192 ? 8 : d <= 16384 ? 16 : 32;
     if (d > 32 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: RMSNorm over %d values (at most 32768)", d);
-    int th = (d + vpt - 1) / vpt; th = (th + 31) / 32 * 32; if (th < 32) th = 32;
+    int vpt = norm_vpt(d), th = norm_threads(d);
     switch (vpt) {
     case 4: launch(k_norm<4, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
     case 8: launch(k_norm<8, PRE, QUANT>, n, th, 0, ST(s), out, x, y, act, w, d, eps, xq, kp, xs, xsum); break;
@@ -602,51 +715,68 @@ extern "C" bitnet_status bn_cu_rope_kv_store(float *kc, float *vc, size_t sstr, 
     return launched("RoPE + KV cache store");
 }
 
-/* ---- attention: split over positions, then combine ----
- * Block (kv head, split, token): the grp query heads of that kv head over positions
- * [sp*ch, min((sp+1)*ch, pos+1)); partial (max, sum, unnormalized out[hd]) per query head. */
-#define ATT_THREADS 128
+/* ---- attention ----
+ * Decode / general (k_att): block (kv head kh and a group of up to AT_G of its query heads,
+ * split sp, token t) covers positions [sp*ch, min(sp*ch + ch, pos[t] + 1)), ch the multiple of
+ * AT_STEP that spreads pos[t] + 1 positions over the nsplit splits of the grid (so a graph's grid
+ * of nsplit <= AT_SPLITS splits serves every position; the splits past pos[t] exit at once). Each of its AT_NW warps
+ * takes AT_PB consecutive positions per step with all their key and value rows in registers
+ * before the first use (lane: dims lane + 32u), keeps an online softmax per query head, and the
+ * warps are merged in shared memory into one partial record (max, sum, unnormalized out[hd]) per
+ * head. Splits past pos[t] exit at once; a single split writes out itself, else the last split
+ * block of its (token, kv head, head group) to finish (a counter that atomicInc wraps to 0)
+ * merges the records. */
+#define AT_NW 8
+#define AT_PB 4
+#define AT_G 4
+#define AT_STEP (AT_NW * AT_PB)  /* positions per block step; a block's chunk is a multiple */
+#define AT_SPLITS 32             /* splits per (token, kv head) at most */
 #define ATT_MAXSPLIT 256
-#define ATT_TOKSPLITS 16384  /* workspace: tokens x splits */
+#define ATT_TOKSPLITS 16384      /* workspace: tokens x splits */
 static int att_maxsplit(int n) { int m = ATT_TOKSPLITS / (n > 0 ? n : 1); return m < 1 ? 1 : m > ATT_MAXSPLIT ? ATT_MAXSPLIT : m; }
-#define ATT_MAXD 8  /* hd <= 256: 8 values per lane */
-/* Scores of query heads j0.. j0+7 (< grp) against one key row held in kv (lane's dims lane+32u):
- * the 8 dot products and their warp reductions interleaved. */
-__device__ __forceinline__ void att_score(const float *qs, const float *kv, int hd, int grp, int j0, int lane, float scale, float *out, int ch) {
-    float a[8];
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        a[j] = 0.f;
-        if (j0 + j < grp) {
-#pragma unroll
-            for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; if (d < hd) a[j] += qs[(j0 + j) * hd + d] * kv[u]; }
-        }
-    }
-#pragma unroll
-    for (int o = 16; o; o >>= 1)
-#pragma unroll
-        for (int j = 0; j < 8; j++) if (j0 + j < grp) a[j] += __shfl_xor_sync(0xffffffffu, a[j], o);
-    if (lane == 0)
-#pragma unroll
-        for (int j = 0; j < 8; j++) if (j0 + j < grp) out[(j0 + j) * ch] = a[j] * scale;
+
+/* Element d of a head row x[hd] after RoPE at table row cs/sn (cs NULL: x[d] as is). */
+__device__ __forceinline__ float rope1(const float *x, int d, int hd, const float *cs, const float *sn) {
+    if (!cs) return x[d];
+    int half = hd / 2, i = d < half ? d : d - half;
+    float o1, o2;
+    rope2(x[i], x[i + half], cs[i], sn[i], &o1, &o2);
+    return d < half ? o1 : o2;
 }
 
-/* Called by every block of k_att_split once its partial (max, sum, out[hd]) records are written:
- * the last block of its (token, kv head) to arrive (a counter that atomicInc wraps back to 0)
- * combines the ns splits of its grp query heads into out (out: [grp][hd] of this token): one warp
- * per head turns (max, sum) into weights in shared memory wt[grp*(ns+1)], then each thread sums
- * output dims over the splits with independent loads (from L2: other blocks wrote them). */
-__device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns, int grp, int hd, float *out, float *wt) {
+/* Key and value rows sb..sb+AT_PB-1 (those < s1 and != skip; else 0) of one kv head (K, V already
+ * offset to it, rows kvd apart), lane's dims. */
+template <int DPL>
+__device__ __forceinline__ void att_rows(const float *K, const float *V, int kvd, int hd, int sb, int s1, int skip, int lane,
+                                         float (&kr)[AT_PB][DPL], float (&vr)[AT_PB][DPL]) {
+#pragma unroll
+    for (int i = 0; i < AT_PB; i++) {
+        int s = sb + i;
+        bool ok = s < s1 && s != skip;
+#pragma unroll
+        for (int u = 0; u < DPL; u++) {
+            int d = lane + 32 * u;
+            kr[i][u] = ok && d < hd ? K[(size_t)s * kvd + d] : 0.f;
+            vr[i][u] = ok && d < hd ? V[(size_t)s * kvd + d] : 0.f;
+        }
+    }
+}
+
+/* Called by every block of k_att once its partial records are written: the last block of its
+ * (token, kv head, head group) to arrive merges the ns splits of its G query heads into out
+ * (out: [G][hd]): one warp per head turns (max, sum) into weights in shared memory wt[G*(ns+1)],
+ * then each thread sums output dims over the splits with independent loads (from L2). */
+__device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns, int G, int hd, float *out, float *wt) {
     __shared__ int last;
     __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicInc(cnt, (unsigned)nsplit - 1) == (unsigned)nsplit - 1;
+    if (threadIdx.x == 0) last = atomicInc(cnt, (unsigned)ns - 1) == (unsigned)ns - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();
     size_t rec = (size_t)hd + 2;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nwp = blockDim.x >> 5;
-    for (int j = w; j < grp; j += nwp) {
+    for (int j = w; j < G; j += nwp) {
         const float *b = base + (size_t)j * nsplit * rec;
         float M = -INFINITY;
         for (int i = lane; i < ns; i += 32) M = fmaxf(M, __ldcg(b + i * rec));
@@ -654,120 +784,232 @@ __device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns,
         float L = 0.f;
         for (int i = lane; i < ns; i += 32) { float l = __ldcg(b + i * rec + 1), e = l > 0.f ? expf(__ldcg(b + i * rec) - M) : 0.f; wt[j * ns + i] = e; L += l * e; }
         L = warp_sum_f(L);
-        if (lane == 0) wt[grp * ns + j] = 1.0f / L;
+        if (lane == 0) wt[G * ns + j] = 1.0f / L;
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < grp * hd; idx += blockDim.x) {
+    for (int idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
         int j = idx / hd, d = idx - j * hd;
         const float *b = base + (size_t)j * nsplit * rec + 2 + d;
         float a = 0.f;
 #pragma unroll 8
         for (int i = 0; i < ns; i++) a += __ldcg(b + i * rec) * wt[j * ns + i];
-        out[(size_t)j * hd + d] = a * wt[grp * ns + j];
+        out[(size_t)j * hd + d] = a * wt[G * ns + j];
     }
 }
 
-#define ATT_PRE 4  /* key rows per warp loaded before pdl_entry (the in-kernel-store path, ch <= 16) */
-__global__ void __launch_bounds__(ATT_THREADS) k_att_split(const float *q, float *kc, float *vc, size_t sstr,
-        int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int nsplit, int ch, float *ws,
-        const float *kin, const float *vin, const float *cs, const float *sn, unsigned *cnt, float *out) {
-    extern __shared__ float sm[];
-    int kh = blockIdx.x, sp = blockIdx.y, t = blockIdx.z;
-    int grp = nh / nkv, kvd = nkv * hd, qd = nh * hd;
-    int p = pos[t], s0 = sp * ch, s1 = min(s0 + ch, p + 1);  /* positions and sequences: host uploads, not kernel outputs */
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    const int NW = ATT_THREADS / 32;
-    float *K = kc + (size_t)seq[t] * sstr, *V = vc + (size_t)seq[t] * sstr;
-    /* In-kernel-store path: no kernel of this forward writes this sequence's rows before p, so
-     * they are read before waiting for the previous kernel. */
-    const bool pre = kin != NULL && ch <= ATT_PRE * NW;
-    float kv[ATT_PRE][ATT_MAXD];
+/* One step of a warp: scores of its AT_PB rows (valid: sb + i < s1) for the G heads, online
+ * softmax update of (m, l, acc). */
+template <int DPL>
+__device__ __forceinline__ void att_step(const float (&qv)[AT_G][DPL], const float (&kr)[AT_PB][DPL], const float (&vr)[AT_PB][DPL],
+                                         int sb, int s1, int G, float scale, float *m, float *l, float (&acc)[AT_G][DPL]) {
+    float sc[AT_PB][AT_G];
 #pragma unroll
-    for (int i = 0; i < ATT_PRE; i++) {
-        int s2 = s0 + w + NW * i;
-        const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
+    for (int i = 0; i < AT_PB; i++)
 #pragma unroll
-        for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = pre && s2 < s1 && s2 < p && d < hd ? kr[d] : 0.f; }
+        for (int j = 0; j < AT_G; j++) {
+            float a = 0.f;
+#pragma unroll
+            for (int u = 0; u < DPL; u++) a += qv[j][u] * kr[i][u];
+            sc[i][j] = a;
+        }
+#pragma unroll
+    for (int o = 16; o; o >>= 1)
+#pragma unroll
+        for (int i = 0; i < AT_PB; i++)
+#pragma unroll
+            for (int j = 0; j < AT_G; j++) sc[i][j] += __shfl_xor_sync(0xffffffffu, sc[i][j], o);
+#pragma unroll
+    for (int j = 0; j < AT_G; j++) {
+        if (j >= G) break;
+        float mb = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < AT_PB; i++) { sc[i][j] = sb + i < s1 ? sc[i][j] * scale : -INFINITY; mb = fmaxf(mb, sc[i][j]); }
+        float mn = fmaxf(m[j], mb), corr = expf(m[j] - mn), ls = 0.f;
+        float e[AT_PB];
+#pragma unroll
+        for (int i = 0; i < AT_PB; i++) { e[i] = expf(sc[i][j] - mn); ls += e[i]; }
+        l[j] = l[j] * corr + ls;
+        m[j] = mn;
+#pragma unroll
+        for (int u = 0; u < DPL; u++) {
+            float a = acc[j][u] * corr;
+#pragma unroll
+            for (int i = 0; i < AT_PB; i++) a += e[i] * vr[i][u];
+            acc[j][u] = a;
+        }
     }
+}
+
+template <int DPL>
+__global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
+        const int32_t *seq, const int32_t *pos, int nsplit, float *ws, const float *kin, const float *vin,
+        const float *cs, const float *sn, unsigned *cnt, float *out) {
+    extern __shared__ float sm[];  /* [AT_NW][AT_G][hd] warp outputs; then the merge weights */
+    __shared__ float qs[AT_G * 32 * DPL];
+    __shared__ float wml[AT_NW][AT_G][2];
+    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G, kh = blockIdx.x / hgs, j0 = (blockIdx.x - kh * hgs) * AT_G;
+    int G = min(AT_G, grp - j0), sp = blockIdx.y, t = blockIdx.z;
+    int p = pos[t];  /* positions and sequences: host uploads, not kernel outputs */
+    int ch = (p + nsplit) / nsplit;  /* ceil((p + 1) / nsplit), rounded up to steps */
+    ch = (ch + AT_STEP - 1) / AT_STEP * AT_STEP;
+    int s0 = sp * ch;
+    if (s0 > p) return;
+    int s1 = min(s0 + ch, p + 1), kvd = nkv * hd, lane = threadIdx.x & 31, w = threadIdx.x >> 5, half = hd / 2;
+    size_t so = (size_t)seq[t] * sstr + (size_t)kh * hd;
+    float *K = kc + so, *V = vc + so;
+    const float *pc = cs ? cs + (size_t)p * half : NULL, *ps = sn ? sn + (size_t)p * half : NULL;
+    float kr[AT_PB][DPL], vr[AT_PB][DPL];
+    int sb = s0 + w * AT_PB;
+    /* In-kernel-store path (kin set): no kernel of this forward writes this sequence's rows
+     * before p, so the first step's rows are read before waiting for the previous kernel; row p
+     * comes from kin/vin (roped here), never from the cache. */
+    if (kin) att_rows<DPL>(K, V, kvd, hd, sb, s1, p, lane, kr, vr);
     pdl_entry();
-    size_t rec = (size_t)hd + 2;
-    float *base = ws + ((size_t)t * nh + (size_t)kh * grp) * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
-    int ns = (p + ch) / ch;  /* splits holding positions 0..p */
-    if (ns > nsplit) ns = nsplit;
-    unsigned *cn = cnt + (size_t)t * nh + kh;
-    float *ob = out + ((size_t)t * nh + (size_t)kh * grp) * hd;
-    if (s0 >= s1) {
-        for (int j = threadIdx.x; j < grp; j += blockDim.x) { float *r = base + ((size_t)j * nsplit + sp) * rec; r[0] = -INFINITY; r[1] = 0.f; }
-        att_arrive(base, cn, nsplit, ns, grp, hd, ob, sm);
-        return;
-    }
-    float *qs = sm, *sc = sm + grp * hd;
-    const float *qg = q + (size_t)t * qd + (size_t)kh * grp * hd;
-    int half = hd / 2;
-    if (!cs) for (int i = threadIdx.x; i < grp * hd; i += blockDim.x) qs[i] = qg[i];
-    else for (int i = threadIdx.x; i < grp * half; i += blockDim.x) {  /* RoPE of q on the way in */
-        int j = i / half, d = i - j * half;
-        rope2(qg[j * hd + d], qg[j * hd + d + half], cs[(size_t)p * half + d], sn[(size_t)p * half + d], &qs[j * hd + d], &qs[j * hd + d + half]);
-    }
-    if (kin && p < s1) {  /* the block holding position p stores this token's k (roped) and v first */
-        const float *kr = kin + (size_t)t * kvd + (size_t)kh * hd, *vr = vin + (size_t)t * kvd + (size_t)kh * hd;
-        float *ko = K + (size_t)p * kvd + (size_t)kh * hd, *vo = V + (size_t)p * kvd + (size_t)kh * hd;
-        for (int i = threadIdx.x; i < hd; i += blockDim.x) vo[i] = vr[i];
-        if (!cs) for (int i = threadIdx.x; i < hd; i += blockDim.x) ko[i] = kr[i];
-        else for (int d = threadIdx.x; d < half; d += blockDim.x) rope2(kr[d], kr[d + half], cs[(size_t)p * half + d], sn[(size_t)p * half + d], &ko[d], &ko[d + half]);
-    }
+    const float *qg = q + ((size_t)t * nh + (size_t)kh * grp + j0) * hd;
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) qs[i] = rope1(qg + (i / hd) * hd, i % hd, hd, pc, ps);
+    const float *kn = kin ? kin + (size_t)t * kvd + (size_t)kh * hd : NULL, *vn = kin ? vin + (size_t)t * kvd + (size_t)kh * hd : NULL;
+    if (kin && j0 == 0 && p < s0 + ch)  /* the block holding position p stores this token's k (roped) and v */
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) { K[(size_t)p * kvd + d] = rope1(kn, d, hd, pc, ps); V[(size_t)p * kvd + d] = vn[d]; }
     __syncthreads();
+    float qv[AT_G][DPL], m[AT_G], l[AT_G], acc[AT_G][DPL];
+#pragma unroll
+    for (int j = 0; j < AT_G; j++) {
+        m[j] = -INFINITY; l[j] = 0.f;
+#pragma unroll
+        for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; qv[j][u] = j < G && d < hd ? qs[j * hd + d] : 0.f; acc[j][u] = 0.f; }
+    }
     float scale = 1.0f / sqrtf((float)hd);
-    if (pre) {
+    for (bool first = true; sb < s1; sb += AT_STEP, first = false) {
+        if (!(kin && first)) att_rows<DPL>(K, V, kvd, hd, sb, s1, kin ? p : -1, lane, kr, vr);
+        if (kin && p >= sb && p < sb + AT_PB)
 #pragma unroll
-        for (int i = 0; i < ATT_PRE; i++) {
-            int s2 = s0 + w + NW * i;
-            if (s2 >= s1) break;
-            if (s2 == p) {  /* the row stored above */
-                const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
+            for (int i = 0; i < AT_PB; i++)
+                if (sb + i == p)
 #pragma unroll
-                for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = d < hd ? kr[d] : 0.f; }
-            }
-            for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kv[i], hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
-        }
-    } else {  /* ATT_PRE rows per warp in flight at a time */
-        for (int sb = s0 + w; sb < s1; sb += NW * ATT_PRE) {
-#pragma unroll
-            for (int i = 0; i < ATT_PRE; i++) {
-                int s2 = sb + NW * i;
-                const float *kr = K + (size_t)s2 * kvd + (size_t)kh * hd;
-#pragma unroll
-                for (int u = 0; u < ATT_MAXD; u++) { int d = lane + 32 * u; kv[i][u] = s2 < s1 && d < hd ? kr[d] : 0.f; }
-            }
-#pragma unroll
-            for (int i = 0; i < ATT_PRE; i++) {
-                int s2 = sb + NW * i;
-                if (s2 >= s1) break;
-                for (int j0 = 0; j0 < grp; j0 += 8) att_score(qs, kv[i], hd, grp, j0, lane, scale, sc + (s2 - s0), ch);
-            }
-        }
+                    for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (d < hd) { kr[i][u] = rope1(kn, d, hd, pc, ps); vr[i][u] = vn[d]; } }
+        att_step<DPL>(qv, kr, vr, sb, s1, G, scale, m, l, acc);
     }
+    /* merge the warps */
+    if (lane == 0)
+#pragma unroll
+        for (int j = 0; j < AT_G; j++) { wml[w][j][0] = m[j]; wml[w][j][1] = l[j]; }
+#pragma unroll
+    for (int j = 0; j < AT_G; j++)
+#pragma unroll
+        for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (j < G && d < hd) sm[((size_t)w * AT_G + j) * hd + d] = acc[j][u]; }
     __syncthreads();
-    int len = s1 - s0;
-    for (int j = w; j < grp; j += ATT_THREADS / 32) {
-        float m = -INFINITY;
-        for (int i = lane; i < len; i += 32) m = fmaxf(m, sc[j * ch + i]);
-        m = warp_max_f(m);
-        float l = 0.f;
-        for (int i = lane; i < len; i += 32) { float e = expf(sc[j * ch + i] - m); sc[j * ch + i] = e; l += e; }
-        l = warp_sum_f(l);
-        if (lane == 0) { float *r = base + ((size_t)j * nsplit + sp) * rec; r[0] = m; r[1] = l; }
-    }
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < grp * hd; idx += blockDim.x) {
+    int ns = (p + ch) / ch;  /* splits holding positions 0..p (<= nsplit) */
+    size_t rec = (size_t)hd + 2;
+    float *base = ws + ((size_t)t * nh + (size_t)kh * grp + j0) * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
+    float *ob = out + ((size_t)t * nh + (size_t)kh * grp + j0) * hd;
+    for (int idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
         int j = idx / hd, d = idx - j * hd;
-        const float *vp = V + (size_t)kh * hd + d;
-        float a = 0.f;
-#pragma unroll 8
-        for (int i = 0; i < len; i++) a += sc[j * ch + i] * vp[(size_t)(s0 + i) * kvd];
-        base[((size_t)j * nsplit + sp) * rec + 2 + d] = a;
+        float M = -INFINITY, L = 0.f, a = 0.f;
+        for (int v = 0; v < AT_NW; v++) M = fmaxf(M, wml[v][j][0]);
+        for (int v = 0; v < AT_NW; v++) {
+            float lv = wml[v][j][1], e = lv > 0.f ? expf(wml[v][j][0] - M) : 0.f;
+            L += lv * e; a += sm[((size_t)v * AT_G + j) * hd + d] * e;
+        }
+        if (ns == 1) ob[(size_t)j * hd + d] = a * (1.0f / L);
+        else {
+            float *r = base + ((size_t)j * nsplit + sp) * rec;
+            r[2 + d] = a;
+            if (d == 0) { r[0] = M; r[1] = L; }
+        }
     }
-    att_arrive(base, cn, nsplit, ns, grp, hd, ob, sm);
+    if (ns > 1) att_arrive(base, cnt + (size_t)t * nh + (size_t)kh * grp + j0, nsplit, ns, G, hd, ob, sm);
+}
+
+/* Prefill (k_att_tile): block (kv head kh, tile of tq = TA_R / grp consecutive tokens, all of one
+ * sequence) does the TA_R query rows r (token t0 + r / grp, query head kh*grp + r % grp) against
+ * tiles of TA_K positions staged in shared memory (keys transposed), fp32; thread (ty, tx) of
+ * 16 x 16 holds rows 4ty..4ty+3: their scores at positions tx and tx + 16 of a tile and output
+ * dims tx + 16k; online softmax per row; a row masks the positions past its own. */
+#define TA_R 64
+#define TA_K 32
+template <int DT>  /* hd = 16 * DT */
+__global__ void __launch_bounds__(256) k_att_tile(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv,
+        const int32_t *seq, const int32_t *pos, const float *cs, const float *sn, float *out) {
+    const int hd = 16 * DT, QS = hd + 1, KS = TA_K + 1;
+    extern __shared__ float sm[];
+    float *Qs = sm, *Kt = Qs + TA_R * QS, *Vs = Kt + hd * KS, *Ps = Vs + TA_K * hd;  /* [R][QS], [hd][KS], [K][hd], [R][KS] */
+    int grp = nh / nkv, tq = TA_R / grp, kh = blockIdx.x, t0 = blockIdx.y * tq, kvd = nkv * hd, half = hd / 2;
+    int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    pdl_entry();
+    int tn = min(tq, n - t0), pmax = 0;
+    for (int i = 0; i < tn; i++) pmax = max(pmax, pos[t0 + i]);
+    for (int i = tid; i < TA_R * hd; i += blockDim.x) {
+        int r = i / hd, d = i - r * hd, tt = t0 + r / grp;
+        float v = 0.f;
+        if (r < tq * grp && r / grp < tn) {
+            int pp = pos[tt];
+            v = rope1(q + ((size_t)tt * nh + (size_t)kh * grp + r % grp) * hd, d, hd, cs ? cs + (size_t)pp * half : NULL, sn ? sn + (size_t)pp * half : NULL);
+        }
+        Qs[r * QS + d] = v;
+    }
+    int rp[4];
+#pragma unroll
+    for (int a = 0; a < 4; a++) { int r = 4 * ty + a; rp[a] = r < tq * grp && r / grp < tn ? pos[t0 + r / grp] : -1; }
+    const float *K = kc + (size_t)seq[t0] * sstr + (size_t)kh * hd, *V = vc + (size_t)seq[t0] * sstr + (size_t)kh * hd;
+    float m[4], l[4], o[4][DT], scale = 1.0f / sqrtf((float)hd);
+#pragma unroll
+    for (int a = 0; a < 4; a++) { m[a] = -INFINITY; l[a] = 0.f;
+#pragma unroll
+        for (int k = 0; k < DT; k++) o[a][k] = 0.f; }
+    for (int s0 = 0; s0 <= pmax; s0 += TA_K) {
+        __syncthreads();
+        for (int i = tid; i < TA_K * hd; i += blockDim.x) {
+            int pp = i / hd, d = i - pp * hd, s = s0 + pp;
+            Kt[d * KS + pp] = s <= pmax ? K[(size_t)s * kvd + d] : 0.f;
+            Vs[pp * hd + d] = s <= pmax ? V[(size_t)s * kvd + d] : 0.f;
+        }
+        __syncthreads();
+        float sc[4][2];
+#pragma unroll
+        for (int a = 0; a < 4; a++) sc[a][0] = sc[a][1] = 0.f;
+#pragma unroll 4
+        for (int d = 0; d < hd; d++) {
+            float k0 = Kt[d * KS + tx], k1 = Kt[d * KS + tx + 16];
+#pragma unroll
+            for (int a = 0; a < 4; a++) { float qa = Qs[(4 * ty + a) * QS + d]; sc[a][0] += qa * k0; sc[a][1] += qa * k1; }
+        }
+#pragma unroll
+        for (int a = 0; a < 4; a++) {
+            float s0v = s0 + tx <= rp[a] ? sc[a][0] * scale : -INFINITY, s1v = s0 + tx + 16 <= rp[a] ? sc[a][1] * scale : -INFINITY;
+            float mb = fmaxf(s0v, s1v);
+#pragma unroll
+            for (int off = 8; off; off >>= 1) mb = fmaxf(mb, __shfl_xor_sync(0xffffffffu, mb, off));
+            float mn = fmaxf(m[a], mb), corr = 1.f, e0 = 0.f, e1 = 0.f;
+            if (mn != -INFINITY) { corr = expf(m[a] - mn); e0 = expf(s0v - mn); e1 = expf(s1v - mn); }
+            float ls = e0 + e1;
+#pragma unroll
+            for (int off = 8; off; off >>= 1) ls += __shfl_xor_sync(0xffffffffu, ls, off);
+            l[a] = l[a] * corr + ls; m[a] = mn;
+            Ps[(4 * ty + a) * KS + tx] = e0; Ps[(4 * ty + a) * KS + tx + 16] = e1;
+#pragma unroll
+            for (int k = 0; k < DT; k++) o[a][k] *= corr;
+        }
+        __syncwarp();
+#pragma unroll 4
+        for (int pp = 0; pp < TA_K; pp++) {
+            float vv[DT];
+#pragma unroll
+            for (int k = 0; k < DT; k++) vv[k] = Vs[pp * hd + tx + 16 * k];
+#pragma unroll
+            for (int a = 0; a < 4; a++) { float pa = Ps[(4 * ty + a) * KS + pp];
+#pragma unroll
+                for (int k = 0; k < DT; k++) o[a][k] += pa * vv[k]; }
+        }
+    }
+#pragma unroll
+    for (int a = 0; a < 4; a++) {
+        if (rp[a] < 0) continue;
+        int r = 4 * ty + a;
+        float *orow = out + ((size_t)(t0 + r / grp) * nh + (size_t)kh * grp + r % grp) * hd;
+        float il = 1.0f / l[a];
+#pragma unroll
+        for (int k = 0; k < DT; k++) orow[tx + 16 * k] = o[a][k] * il;
+    }
 }
 
 /* partial records [n][nh][splits][hd + 2], then n*nh arrival counters (zero between calls) */
@@ -782,25 +1024,53 @@ extern "C" bitnet_status bn_cu_attention_fused(const float *q, const float *k, c
                                                int n, int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int maxpos,
                                                const float *cs, const float *sn, float *ws, float *out, void *s) {
     if (n <= 0) return BITNET_OK;
-    if (hd > 32 * ATT_MAXD || nkv <= 0 || nh % nkv) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention with head_dim %d, %d heads, %d kv heads", hd, nh, nkv);
-    int len = maxpos + 1;
-    int ms = att_maxsplit(n), ch = 16, nsplit = (len + ch - 1) / ch;
-    if (nsplit > ms) { ch = (len + ms - 1) / ms; ch = (ch + 15) / 16 * 16; nsplit = (len + ch - 1) / ch; }
-    int grp = nh / nkv;
-    size_t smem = ((size_t)grp * hd + (size_t)grp * ch) * sizeof(float), cmb = (size_t)grp * (nsplit + 1) * sizeof(float);
-    if (cmb > smem) smem = cmb;
-    static int raised = -1;
-    if (smem > 48 * 1024) {
-        if (smem > 160 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention over %d positions needs %zu bytes of shared memory", len, smem);
-        if (raised < 0) {
-            bitnet_status r = cerr(cudaFuncSetAttribute(k_att_split, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024), "attention shared memory");
-            if (r) return r;
-            raised = 1;
-        }
-    }
-    launch(k_att_split, dim3(nkv, nsplit, n), ATT_THREADS, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ch, ws, k, v, cs, sn,
-           (unsigned *)(ws + att_recs(n, nh, hd)), out);
+    if (hd > 256 || (hd & 1) || nkv <= 0 || nh % nkv) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: attention with head_dim %d, %d heads, %d kv heads", hd, nh, nkv);
+    int len = maxpos + 1, nsplit = (len + AT_STEP - 1) / AT_STEP, ms = att_maxsplit(n);
+    if (nsplit > AT_SPLITS) nsplit = AT_SPLITS;
+    if (nsplit > ms) nsplit = ms;
+    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G;
+    size_t smem = (size_t)AT_NW * AT_G * hd, cmb = (size_t)AT_G * (nsplit + 1);
+    smem = (smem > cmb ? smem : cmb) * sizeof(float);
+    dim3 grid(nkv * hgs, nsplit, n);
+    unsigned *cnt = (unsigned *)(ws + att_recs(n, nh, hd));
+    int dpl = (hd + 31) / 32;
+    if (dpl == 1) launch(k_att<1>, grid, AT_NW * 32, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ws, k, v, cs, sn, cnt, out);
+    else if (dpl == 2) launch(k_att<2>, grid, AT_NW * 32, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ws, k, v, cs, sn, cnt, out);
+    else if (dpl <= 4) launch(k_att<4>, grid, AT_NW * 32, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ws, k, v, cs, sn, cnt, out);
+    else launch(k_att<8>, grid, AT_NW * 32, smem, ST(s), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit, ws, k, v, cs, sn, cnt, out);
     return launched("attention");
+}
+
+extern "C" int bn_cu_attention_tile(int nh, int nkv, int hd) {
+    if (nkv <= 0 || nh % nkv || nh / nkv > TA_R) return 0;
+    if (hd != 32 && hd != 64 && hd != 128 && hd != 256) return 0;
+    return TA_R / (nh / nkv);
+}
+template <int DT> static bitnet_status att_tile_go(dim3 g, size_t smem, cudaStream_t st, const float *q, const float *kc, const float *vc,
+        size_t sstr, int n, int nh, int nkv, const int32_t *seq, const int32_t *pos, const float *cs, const float *sn, float *out) {
+    static int raised = 0;
+    if (!raised) {
+        bitnet_status r = cerr(cudaFuncSetAttribute(k_att_tile<DT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), "attention shared memory");
+        if (r) return r;
+        raised = 1;
+    }
+    launch(k_att_tile<DT>, g, 256, smem, st, q, kc, vc, sstr, n, nh, nkv, seq, pos, cs, sn, out);
+    return launched("attention (prefill tiles)");
+}
+extern "C" bitnet_status bn_cu_attention_prefill(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv, int hd,
+                                                 const int32_t *seq, const int32_t *pos, const float *cs, const float *sn, float *out, void *s) {
+    if (n <= 0) return BITNET_OK;
+    int tq = bn_cu_attention_tile(nh, nkv, hd);
+    if (!tq) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: tiled attention with head_dim %d, %d heads, %d kv heads", hd, nh, nkv);
+    dim3 g(nkv, (n + tq - 1) / tq);
+    if (g.y > 65535) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: tiled attention of %d tokens in one call", n);
+    size_t smem = ((size_t)TA_R * (hd + 1) + (size_t)hd * (TA_K + 1) + (size_t)TA_K * hd + (size_t)TA_R * (TA_K + 1)) * sizeof(float);
+    switch (hd) {
+    case 32: return att_tile_go<2>(g, smem, ST(s), q, kc, vc, sstr, n, nh, nkv, seq, pos, cs, sn, out);
+    case 64: return att_tile_go<4>(g, smem, ST(s), q, kc, vc, sstr, n, nh, nkv, seq, pos, cs, sn, out);
+    case 128: return att_tile_go<8>(g, smem, ST(s), q, kc, vc, sstr, n, nh, nkv, seq, pos, cs, sn, out);
+    default: return att_tile_go<16>(g, smem, ST(s), q, kc, vc, sstr, n, nh, nkv, seq, pos, cs, sn, out);
+    }
 }
 
 /* ---- elementwise ---- */
