@@ -61,7 +61,11 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 MODEL=${MODEL:-$WORK/model}
 if [ ! -f "$MODEL/model.safetensors" ]; then
     echo "peers: making the 2B-4T-shaped model in $MODEL" >&2
-    python3 "$ROOT/tests/tools/make_2b4t_shaped.py" "$MODEL" > "$LOG/make_model.txt" 2>&1 || die "make_2b4t_shaped.py failed (see $LOG/make_model.txt)"
+    python3 "$ROOT/tests/tools/make_2b4t_shaped.py" "$MODEL" --tokenizer-from "$ROOT/tests/golden/tokenizer-bpe-32k" > "$LOG/make_model.txt" 2>&1 || die "make_2b4t_shaped.py failed (see $LOG/make_model.txt)"
+fi
+if [ ! -f "$MODEL/tokenizer.json" ] && [ ! -f "$MODEL/tokenizer.model" ]; then   # llama.cpp needs a vocabulary in the GGUF
+    python3 "$ROOT/tests/tools/make_2b4t_shaped.py" "$MODEL" --tokenizer-from "$ROOT/tests/golden/tokenizer-bpe-32k" --tokenizer-only > "$LOG/make_tok.txt" 2>&1 ||
+        die "no tokenizer in $MODEL and make_2b4t_shaped.py --tokenizer-only failed (see $LOG/make_tok.txt)"
 fi
 ENGINES=
 for i in $BITNET_ISAS; do ENGINES="$ENGINES $([ "$i" = native ] && echo bitnet || echo "bitnet@$i")"; done

@@ -9,7 +9,7 @@
  * usage: llama_logits MODEL.gguf OUT.f32 VOCAB NGEN THREADS ID...
  *   One forward over the prompt ids (logits of every position), then NGEN greedy steps, each
  *   feeding the argmax (over the first VOCAB logits) through the KV cache (f32, so the cache
- *   adds no rounding). OUT.f32 gets float32 [n_prompt + NGEN, VOCAB] rows: the prompt's rows,
+ *   adds no rounding; f16 where llama.cpp refuses f32, said on stderr as "f16 KV cache"). OUT.f32 gets float32 [n_prompt + NGEN, VOCAB] rows: the prompt's rows,
  *   then the row of each fed greedy token — the layout of a golden's golden_full_logits.f32
  *   when the greedy ids agree. The greedy ids are printed on stdout, comma-separated.
  *   Exit 0 on success, 1 with one line on stderr otherwise. */
@@ -73,6 +73,11 @@ int main(int argc, char **argv) {
     cp.n_threads = cp.n_threads_batch = nth;
     cp.type_k = cp.type_v = GGML_TYPE_F32;
     struct llama_context *ctx = llama_new_context_with_model(model, cp);
+    if (!ctx) {   /* older llama.cpp (bitnet.cpp's fork) wants flash attention for a non-f16 V cache */
+        cp.type_k = cp.type_v = GGML_TYPE_F16;
+        ctx = llama_new_context_with_model(model, cp);
+        if (ctx) fprintf(stderr, "llama_logits: f16 KV cache (this llama.cpp refused an f32 one)\n");
+    }
     FILE *out = ctx ? fopen(argv[2], "wb") : NULL;
     if (!out) { fprintf(stderr, "llama_logits: no context or cannot write %s\n", argv[2]); return 1; }
     int next = decode_rows(ctx, ids, np, 0, V, out);
