@@ -111,6 +111,12 @@ if [ -n "$LLAMA_SRC" ] && build_peer llama.cpp "$LLAMA_SRC" "$WORK/llama.cpp-bui
 fi
 if [ -n "$BCPP_SRC" ]; then
     [ -f "$BCPP_SRC/3rdparty/llama.cpp/CMakeLists.txt" ] || echo "peers: bitnet.cpp: $BCPP_SRC/3rdparty/llama.cpp is empty (its submodule): the build will fail" >&2
+    if [ ! -f "$BCPP_SRC/include/bitnet-lut-kernels.h" ] && [ -f "$BCPP_SRC/preset_kernels/bitnet_b1_58-large/bitnet-lut-kernels-tl2.h" ]; then
+        # its ggml build lists this generated header even for I2_S (whose build #if's its TL2 code
+        # out); setup_env.py copies a preset the same way
+        echo "peers: bitnet.cpp: copying preset_kernels/bitnet_b1_58-large/bitnet-lut-kernels-tl2.h to include/bitnet-lut-kernels.h in $BCPP_SRC" >&2
+        cp "$BCPP_SRC/preset_kernels/bitnet_b1_58-large/bitnet-lut-kernels-tl2.h" "$BCPP_SRC/include/bitnet-lut-kernels.h"
+    fi
     if build_peer bitnet.cpp "$BCPP_SRC" "$WORK/bitnet.cpp-build" -DBITNET_X86_TL2=OFF; then
         g=$WORK/$(basename "$MODEL")-bitnet-i2_s.gguf; GGUF[bitnet.cpp]=$g
         if convert bitnet.cpp "$BCPP_SRC" "$g" i2_s "$BCPP_SRC/utils/convert-hf-to-gguf-bitnet.py" "$MODEL" --outtype i2_s --outfile "$g"; then
