@@ -25,6 +25,13 @@ for m in bitnet-b158-packed bitnet-b158-packed-bitlinear bitnet-b158-master bitn
     [ "$sa" -eq $((np * vocab * 4)) ] && [ "$sb" -eq "$sa" ] && ok "logits file size $m" || fail "logits file size $m" "$sa $sb, want $((np * vocab * 4))"
 done
 
+# logits' KV cache: f32 by default (reference logits), --kv f16 rounds K/V (other bytes)
+p1=1,5,9,200,31,7
+"$B" logits -m $G/bitnet-1bitllm --ids "$p1" -o "$T/k0.f32" && "$B" logits -m $G/bitnet-1bitllm --ids "$p1" -o "$T/k32.f32" --kv f32 &&
+    "$B" logits -m $G/bitnet-1bitllm --ids "$p1" -o "$T/k16.f32" --kv f16
+cmp -s "$T/k0.f32" "$T/k32.f32" && ! cmp -s "$T/k0.f32" "$T/k16.f32" && ok "logits: f32 KV cache by default, --kv f16 differs" ||
+    fail "logits --kv" "default vs f32 $(cmp "$T/k0.f32" "$T/k32.f32" 2>&1), f16 vs default $(cmp "$T/k0.f32" "$T/k16.f32" 2>&1)"
+
 out=$("$B" info -m $G/bitnet-b158-packed)
 echo "$out" | grep -q "weights in memory" && echo "$out" | grep -q "parameters:  *3087616" && ok "info" || fail "info" "$out"
 

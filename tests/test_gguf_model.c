@@ -334,6 +334,18 @@ static void head_case(const char *gold, const char *head, int exact, double bmad
     if (!s) s = bitnet_model_load(in, &me);
     snprintf(name, sizeof name, "%s --head %s: converts and loads", gold, head);
     CHECK(name, s == BITNET_OK, "%s", bitnet_last_error());
+    if (!s) {   /* the file holds the asked type (f32 is GGUF type 0: once taken for "as the source") */
+        size_t nb; void *fb = t_read_file(out, &nb);
+        bn_gguf *g = NULL;
+        const bn_gguf_tensor *te = fb && !bn_gguf_parse(fb, nb, out, &g) ? bn_gguf_find_tensor(g, "token_embd.weight") : NULL;
+        static const char *tn[] = {"f32", "f16", "bf16", "q8_0", "q6_k", "q4_0"};
+        static const uint32_t tt[] = {BN_GT_F32, BN_GT_F16, BN_GT_BF16, BN_GT_Q8_0, BN_GT_Q6_K, BN_GT_Q4_0};
+        uint32_t want = UINT32_MAX;
+        for (int i = 0; i < 6; i++) if (!strcmp(head, tn[i])) want = tt[i];
+        snprintf(name, sizeof name, "%s --head %s: token_embd is written as %s", gold, head, head);
+        CHECK(name, te && te->type == want, "type %d", te ? (int)te->type : -1);
+        bn_gguf_free(g); free(fb);
+    }
     snprintf(in, sizeof in, "%s/%s/golden.json", t_golden(), gold);
     char *js = t_read_file(in, NULL);
     cJSON *gj = js ? cJSON_Parse(js) : NULL;

@@ -3,7 +3,7 @@
 #include "args.h"
 
 int cmd_logits(int argc, char **argv) {
-    const char *model = NULL, *ids_s = NULL, *out = NULL, *device = NULL;
+    const char *model = NULL, *ids_s = NULL, *out = NULL, *device = NULL, *kv = "f32";
     int decode = 0, threads = 1;
     const arg_opt opts[] = {
         OPT_STR('m', "model", &model, "DIR", "model folder"),
@@ -12,10 +12,11 @@ int cmd_logits(int argc, char **argv) {
         OPT_FLAG(0, "decode", &decode, "feed the ids one at a time through the KV cache"),
         OPT_INT('t', "threads", 1, 512, &threads, "N", "threads"),
         OPT_STR(0, "device", &device, "cpu|cuda|cuda:N", "where the model runs (default cpu)"),
+        OPT_CHOICE(0, "kv", &kv, "f16|f32", "KV cache storage (default f32: reference logits, nothing rounded)"),
         OPT_END,
     };
     args_spec spec = {"logits",
-        "usage: bitnet logits -m MODEL_DIR --ids 1,2,3 -o OUT.f32 [--decode] [-t N] [--device D]\n"
+        "usage: bitnet logits -m MODEL_DIR --ids 1,2,3 -o OUT.f32 [--decode] [-t N] [--device D] [--kv f16|f32]\n"
         "  writes float32 little-endian logits [n_ids, vocab] of one forward over the ids\n",
         {opts}, {"options"}, 0};
     int r = args_parse(&spec, argc, argv, NULL, NULL);
@@ -30,7 +31,8 @@ int cmd_logits(int argc, char **argv) {
     FILE *f = NULL;
     if (cli_load_model_on(model, device, &m)) { rc = cli_fail("cannot load the model"); goto done; }
     bitnet_model_info info; bitnet_model_get_info(m, &info);
-    bitnet_ctx_params p = {.n_ctx = n < info.max_seq_len ? (n > 0 ? n : 1) : info.max_seq_len, .n_threads = threads};
+    bitnet_ctx_params p = {.n_ctx = n < info.max_seq_len ? (n > 0 ? n : 1) : info.max_seq_len, .n_threads = threads,
+                         .kv_type = !strcmp(kv, "f16") ? BITNET_KV_F16 : BITNET_KV_F32};
     if (n > info.max_seq_len) { fprintf(stderr, "bitnet logits: %d ids exceed the model's context %d\n", n, info.max_seq_len); goto done; }
     if (bitnet_ctx_new(m, &p, &c)) { rc = cli_fail("cannot create the context"); goto done; }
     lg = malloc((size_t)n * info.vocab_size * sizeof(float));

@@ -337,7 +337,10 @@ static void write_hparams(gwriter *g, const bn_config *c, const char *arch) {
 typedef struct { const bitnet_convert_params *p; int done, total; } cprog;
 static void tick(cprog *pr) { pr->done++; if (pr->p->progress) pr->p->progress(pr->p->progress_ud, pr->done, pr->total); }
 
-/* token_embd, output (unless tied) in type head (0: the source's float type) and output_norm. */
+enum { HEAD_AS_SOURCE = 0xFFFFFFFEu };   /* no --head: the source's float type (F32 is GGUF type 0) */
+
+/* token_embd, output (unless tied) in type head (HEAD_AS_SOURCE: the source's float type) and
+ * output_norm. */
 static bitnet_status write_globals(gwriter *g, csrc *s, uint32_t head, const char *in, cprog *pr) {
     const bn_config *c = &s->cfg;
     bn_slot gl[3] = {BN_S_EMBED, BN_S_HEAD, BN_S_FINAL_NORM};
@@ -351,7 +354,7 @@ static bitnet_status write_globals(gwriter *g, csrc *s, uint32_t head, const cha
         bn_arch_tensor_name(BN_NAMES_GGUF, gl[i], -1, n, sizeof n);
         st = src_float(s, gl[i], -1, rows, cols, &f, &ty);
         if (gl[i] == BN_S_FINAL_NORM) ty = BN_GT_F32;
-        else if (head) ty = head;
+        else if (head != HEAD_AS_SOURCE) ty = head;
         uint8_t *d = NULL; size_t nb = 0;
         if (!st && (st = to_type(f, (rows ? rows : 1) * cols, cols, ty, n, &d, &nb))) { char pre[600]; snprintf(pre, sizeof pre, "%s: ", in); bn_err_prefix(st, pre); }
         if (!st) st = add_t(g, n, (uint32_t)nd, cols, rows ? rows : 1, ty, d, nb);
@@ -455,7 +458,7 @@ static bitnet_status convert_to_gguf(const char *in, const char *out, const bitn
     const char *type = p->type ? p->type : "i2_s";
     uint32_t lt = !strcmp(type, "tq2_0") ? BN_GT_TQ2_0 : !strcmp(type, "tq1_0") ? BN_GT_TQ1_0 : !strcmp(type, "i2_s") ? BN_GT_I2_S : 0;
     if (!lt) return bn_err(BITNET_ERR_ARG, "convert: unknown type '%s' (tq2_0, tq1_0, i2_s)", type);
-    uint32_t head = p->head && *p->head ? head_type(p->head) : 0;
+    uint32_t head = p->head && *p->head ? head_type(p->head) : HEAD_AS_SOURCE;
     if (head == UINT32_MAX) return bn_err(BITNET_ERR_ARG, "convert: unknown head type '%s' (f32, f16, bf16, q8_0, q6_k, q4_0)", p->head);
     struct stat sb;
     if (!(p->flags & BITNET_CONVERT_FORCE) && stat(out, &sb) == 0) return bn_err(BITNET_ERR_ARG, "%s already exists (pass --force to overwrite it)", out);

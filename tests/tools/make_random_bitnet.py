@@ -7,7 +7,8 @@ noise, not language. write_bitnet is also what make_2b4t_shaped.py writes with. 
 converter or a test fixture.
 
 Usage: make_random_bitnet.py OUT_DIR [--tokenizer-from models/bitnet-tinystories]
-           [--hidden 1024] [--ffn 2560] [--layers 8] [--heads 16] [--kv-heads 4]   (needs numpy)"""
+           [--hidden 1024] [--ffn 2560] [--layers 8] [--heads 16] [--kv-heads 4]
+           [--act relu2|silu]   (needs numpy; --act: hidden_act, default the tokenizer folder's)"""
 import argparse, json, os, shutil, struct
 import numpy as np
 
@@ -65,6 +66,7 @@ if __name__ == "__main__":
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--heads", type=int, default=16)
     ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--act", choices=["relu2", "silu"])
     a = ap.parse_args()
     src = json.load(open(os.path.join(a.tokenizer_from, "config.json")))
     os.makedirs(a.out, exist_ok=True)
@@ -73,5 +75,7 @@ if __name__ == "__main__":
             shutil.copyfile(os.path.join(a.tokenizer_from, f), os.path.join(a.out, f))
     cfg = dict(src, hidden_size=a.hidden, intermediate_size=a.ffn, num_hidden_layers=a.layers,
                num_attention_heads=a.heads, num_key_value_heads=a.kv_heads, tie_word_embeddings=True)
+    if a.act:
+        cfg["hidden_act"] = a.act
     nbytes, nt = write_bitnet(a.out, cfg)
     print(f"{a.out}: {nt / 1e6:.1f}M ternary parameters, {nbytes} bytes")
