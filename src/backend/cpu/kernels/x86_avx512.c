@@ -211,6 +211,69 @@ AI __m512i b3tile1(const uint8_t *wb, int nq, const int8_t *x) {
     return _mm512_srai_epi32(_mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(A, A), A), B), 8);
 }
 
+/* GEMV by table lookup (AVX512-VBMI): per byte q, B4[q] = c0 | c1 << 2 | c2 << 4 | c3 << 6 (the
+ * first four codes in the i16 byte form) and B5[q] = c4, each a 256-entry table in 4 zmm,
+ * looked up by two vpermi2b (7-bit index) merged by the sign of q. Codes 0..3 are then taken in
+ * place as in tile1 (B4 & 3 << 2s = 4^s code, scale divided out exactly), so a 64-byte group
+ * costs 4 vpermi2b + 4 vpand + 5 vpdpbusd (+ the sign mask) instead of the linear form's
+ * 10 vpdpbusd + 10 byte adds (vpdpbusd is one per cycle: the linear form was bound by it).
+ * Full groups only; the last, partial group goes through b3lin. Scaled sums are folded into
+ * the exact one every GF1 groups (no int32 wrap). */
+static uint8_t B3LUT[2][256] __attribute__((aligned(64)));   /* [0] = B4, [1] = B5; b3lut_init */
+static int b3_digit(unsigned q, int s) { for (int i = 0; i < s; i++) q = (3 * q) & 255; return (int)((3 * q) >> 8); }
+static void b3lut_init(void) {
+    for (unsigned q = 0; q < 256; q++) {
+        B3LUT[0][q] = (uint8_t)(b3_digit(q, 0) | b3_digit(q, 1) << 2 | b3_digit(q, 2) << 4 | b3_digit(q, 3) << 6);
+        B3LUT[1][q] = (uint8_t)b3_digit(q, 4);
+    }
+}
+static int cpu_has_vbmi(void) {
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c >> 1) & 1;
+}
+__attribute__((target("avx512vbmi"))) static __m512i b3lut(__m512i q, __mmask64 hi, const __m512i *t) {
+    __m512i r = _mm512_mask2_permutex2var_epi8(t[0], q, ~hi, t[1]);   /* q < 128: table bytes 0..127 */
+    return _mm512_mask2_permutex2var_epi8(t[2], r, hi, t[3]);         /* q >= 128 (r == q there) */
+}
+__attribute__((target("avx512vbmi"))) static __m512i b3tile1_lut(const uint8_t *wb, int nq, const int8_t *x) {
+    const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48), m3 = _mm512_set1_epi8((char)192);
+    __m512i t4[4], t5[4];
+    for (int i = 0; i < 4; i++) { t4[i] = _mm512_load_si512(B3LUT[0] + 64 * i); t5[i] = _mm512_load_si512(B3LUT[1] + 64 * i); }
+    int G = nq / 5;   /* full groups */
+    __m512i tot = _mm512_setzero_si512();
+    for (int g0 = 0; g0 < G; g0 += GF1) {
+        int g1 = G - g0 < GF1 ? G : g0 + GF1;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
+        for (int g = g0; g < g1; g++) {
+            const uint8_t *wg = wb + (size_t)g * 64;
+            _mm_prefetch((const char *)(wg + PF_DIST), _MM_HINT_T0);
+            __m512i q = _mm512_loadu_si512(wg);
+            __mmask64 hi = _mm512_movepi8_mask(q);
+            __m512i c4 = b3lut(q, hi, t4), c5 = b3lut(q, hi, t5);
+            const int8_t *xg = x + 20 * g;
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(c4, m0), bc4(xg));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(c4, m1), bc4(xg + 4));
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(c4, m2), bc4(xg + 8));
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(c4, m3), bc4(xg + 12));
+            a4 = _mm512_dpbusd_epi32(a4, c5, bc4(xg + 16));
+        }
+        __m512i s01 = _mm512_add_epi32(a0, _mm512_srai_epi32(a1, 2)), s23 = _mm512_add_epi32(_mm512_srai_epi32(a2, 4), _mm512_srai_epi32(a3, 6));
+        tot = _mm512_add_epi32(tot, _mm512_add_epi32(_mm512_add_epi32(s01, s23), a4));
+    }
+    if (5 * G < nq) {   /* the last group's nq - 5G digits, linear form */
+        __m512i a[5], b[5];
+        for (int i = 0; i < 5; i++) a[i] = b[i] = _mm512_setzero_si512();
+        b3lin(wb + (size_t)G * 64, x + 20 * G, nq - 5 * G, a, b);
+        __m512i A = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3])), a[4]);
+        __m512i B = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(b[0], b[1]), _mm512_add_epi32(b[2], b[3])), b[4]);
+        tot = _mm512_add_epi32(tot, _mm512_srai_epi32(_mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(A, A), A), B), 8));
+    }
+    return tot;
+}
+static int g_vbmi;   /* set once by bn_kernels_avx512_b3 (under dispatch.c's pthread_once) */
+
 /* GEMM: the group's codes decoded once, then NB activation rows (NB <= 16) per code vector. */
 AI void b3group(const uint8_t *wg, const int8_t *xg, int ldx, int nd, const int NB, __m512i *acc) {
     __m512i m = _mm512_loadu_si512(wg);
@@ -255,6 +318,7 @@ static void b3tile(const uint8_t *wb, int nq, const int8_t *x, int ldx, int nb, 
     __m512i out[16];
     switch (nb) {
     case 1:
+        if (g_vbmi) { out[0] = b3tile1_lut(wb, nq, x); break; }
         if (4 * nq < 32768) { out[0] = b3tile1(wb, nq, x); break; } /* the linear form's range */
         b3tileN(wb, nq, x, ldx, 1, out); break;
 #define C(N) case N: b3tileN(wb, nq, x, ldx, N, out); break;
@@ -687,7 +751,10 @@ const bn_kernels *bn_kernels_avx512_b3(void);
 const bn_kernels *bn_kernels_avx512_b3(void) {
 #ifdef __AVX512VNNI__
     int vnni = 0;
-    if (cpu_has_avx512(&vnni) && vnni) return &SET_B3;
+    if (cpu_has_avx512(&vnni) && vnni) {
+        if (cpu_has_vbmi()) { b3lut_init(); g_vbmi = 1; }
+        return &SET_B3;
+    }
 #endif
     return NULL;
 }
