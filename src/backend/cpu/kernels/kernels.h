@@ -32,7 +32,7 @@
  * code 1) of k = 20g + 4s + t as q = ceil(b * 256 / 243), b = sum_s c_s * 3^(4-s) (llama.cpp's
  * TQ1_0 trick). Decoding: m_0 = q, c_s = (3*m_s) >> 8, m_{s+1} = (3*m_s) mod 256; so digit s of a
  * 64-byte vector gives, for each row, 4 consecutive codes that multiply x[20g+4s .. +3] like one
- * i16 shift. Linear form (the AVX-512 GEMV): 3*m_s = 256*c_s + m_{s+1} per byte, hence
+ * i16 shift. Linear form (the AVX-512 GEMV without VBMI, and its last group): 3*m_s = 256*c_s + m_{s+1} per byte, hence
  * sum(code*x) = (3*sum_s m_s.X_s - sum_s m_{s+1}.X_s) / 256 with unsigned bytes m (exact in
  * wrapping int32 while cols < 32768). Kernels never read x at or beyond kp: in the last group
  * only the digits s with 20g + 4s < kp are used. packed_size = ceil(rows/16)*16 * 4*G bytes.

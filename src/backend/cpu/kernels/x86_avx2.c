@@ -58,8 +58,13 @@ static int32_t sum_i8(const int8_t *x, int kp) {
 AI __m256i mad16(__m256i acc, __m256i w, __m256i x) { return _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, x)); }
 AI __m256i widen(__m256i acc, __m256i s16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(s16, _mm256_set1_epi16(1))); }
 
+/* GEMV tile: codes 0 and 2 of each byte as (v & 3) and ((v >> 4) & 3) into the int16 sums l0/h0,
+ * codes 1 and 3 in place as (v & 12) and ((v >> 4) & 12) = 4 * code into l1/h1 (vpmaddubsw lanes
+ * in [-2048, 2032], 16 of them per GC groups stay within int16), which are divided by 4 exactly
+ * (vpsraw: every term is a multiple of 4) before widening: 1 shift + 4 ands per 32 bytes instead
+ * of 3 shifts + 4 ands. */
 AI void tile1(const uint8_t *wb, int ng, const int8_t *x, __m256i *out) {
-    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12);
     __m256i l = _mm256_setzero_si256(), h = l;
     for (int g0 = 0; g0 < ng; g0 += GC) {
         int g1 = ng - g0 < GC ? ng : g0 + GC;
@@ -68,20 +73,21 @@ AI void tile1(const uint8_t *wb, int ng, const int8_t *x, __m256i *out) {
             const uint8_t *p = wb + (size_t)g * 64;
             _mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
             __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
+            __m256i lo4 = _mm256_srli_epi16(lo, 4), hi4 = _mm256_srli_epi16(hi, 4);
             const int8_t *xg = x + 16 * g;
             __m256i x0 = bc4(xg), x1 = bc4(xg + 4), x2 = bc4(xg + 8), x3 = bc4(xg + 12);
             l0 = mad16(l0, _mm256_and_si256(lo, m3), x0);
             h0 = mad16(h0, _mm256_and_si256(hi, m3), x0);
-            l1 = mad16(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 2), m3), x1);
-            h1 = mad16(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 2), m3), x1);
-            l0 = mad16(l0, _mm256_and_si256(_mm256_srli_epi16(lo, 4), m3), x2);
-            h0 = mad16(h0, _mm256_and_si256(_mm256_srli_epi16(hi, 4), m3), x2);
-            l1 = mad16(l1, _mm256_and_si256(_mm256_srli_epi16(lo, 6), m3), x3);
-            h1 = mad16(h1, _mm256_and_si256(_mm256_srli_epi16(hi, 6), m3), x3);
+            l1 = mad16(l1, _mm256_and_si256(lo, m12), x1);
+            h1 = mad16(h1, _mm256_and_si256(hi, m12), x1);
+            l0 = mad16(l0, _mm256_and_si256(lo4, m3), x2);
+            h0 = mad16(h0, _mm256_and_si256(hi4, m3), x2);
+            l1 = mad16(l1, _mm256_and_si256(lo4, m12), x3);
+            h1 = mad16(h1, _mm256_and_si256(hi4, m12), x3);
             __asm__("" : "+x"(l0), "+x"(l1), "+x"(h0), "+x"(h1)); /* as in tileN */
         }
-        l = widen(widen(l, l0), l1);
-        h = widen(widen(h, h0), h1);
+        l = widen(widen(l, l0), _mm256_srai_epi16(l1, 2));
+        h = widen(widen(h, h0), _mm256_srai_epi16(h1, 2));
     }
     out[0] = l; out[1] = h;
 }

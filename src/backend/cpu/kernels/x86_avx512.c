@@ -7,9 +7,9 @@
  * bytes x[16g+4s..] broadcast to all lanes, so lane j accumulates row j. The result is
  * sum(code*x) - sum(x) = sum(w*x), exact in int32. GEMM (n > 1) keeps up to 16 activation rows
  * in registers per unpacked weight vector (register blocking over n).
- * Also the set "avx512-b3" (needs VNNI): the 1.6-bit b3 layout (kernels.h); GEMV in the linear
- * form (vpdpbusd on the raw digit bytes, no code extraction), GEMM through the driver's
- * expansion into i16 blocks.
+ * Also the set "avx512-b3" (needs VNNI): the 1.6-bit b3 layout (kernels.h); GEMV by 256-entry
+ * code tables (vpermi2b, with AVX512-VBMI) or else in the linear form (vpdpbusd on the raw digit
+ * bytes, no code extraction), GEMM through the driver's expansion into i16 blocks.
  * Not: the reference (ref.c is the spec); not compiled for non-x86 targets (returns NULL). */
 #include "backend/cpu/kernels/kernels.h"
 #include "core/util.h"
@@ -68,20 +68,41 @@ static inline void prefetch_burst(const void *p, size_t len) {
     size_t n = len < (size_t)PF_DIST ? len : (size_t)PF_DIST;
     for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
 }
-/* One 16-row block times one activation row (GEMV): 4 independent accumulators. */
+/* One 16-row block times one activation row (GEMV). Code s is taken in place, v & (3 << 2s),
+ * i.e. 4^s * code (at most 128, still an unsigned byte for vpdpbusd), into accumulator s, and the
+ * scale is divided out exactly at the end (a1 >> 2, a2 >> 4, a3 >> 6: each sum is a multiple of
+ * 4^s): 4 vpdpbusd + 4 vpand per 64 bytes instead of 4 + 3 shifts + 4 ands (vpdpbusd and the
+ * shifts share one port on Zen 5; the shift form ran at ~280 GOPS, below one core's DRAM
+ * stream). Two groups per step, 8 accumulators (dp latency 4). |a3| grows by at most 64*2*128*4
+ * per group, so the scaled sums are folded into the exact one every GF1 groups (no int32 wrap
+ * for any cols). ng is a multiple of 8 (kp % 128 == 0). */
+#define GF1 4096
 AI __m512i tile1(const uint8_t *wb, int ng, const int8_t *x, int vnni) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    for (int g = 0; g < ng; g++) {
-        __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
-        _mm_prefetch((const char *)(wb + (size_t)g * 64 + PF_DIST), _MM_HINT_T0);
-        const int8_t *xg = x + 16 * g;
-        a0 = dp(a0, _mm512_and_si512(v, m3), bc4(xg), vnni);
-        a1 = dp(a1, _mm512_and_si512(_mm512_srli_epi16(v, 2), m3), bc4(xg + 4), vnni);
-        a2 = dp(a2, _mm512_and_si512(_mm512_srli_epi16(v, 4), m3), bc4(xg + 8), vnni);
-        a3 = dp(a3, _mm512_and_si512(_mm512_srli_epi16(v, 6), m3), bc4(xg + 12), vnni);
+    const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48), m3 = _mm512_set1_epi8((char)192);
+    __m512i tot = _mm512_setzero_si512();
+    for (int g0 = 0; g0 < ng; g0 += GF1) {
+        int g1 = ng - g0 < GF1 ? ng : g0 + GF1;
+        __m512i a[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_si512();
+        for (int g = g0; g < g1; g += 2) {
+            _mm_prefetch((const char *)(wb + (size_t)g * 64 + PF_DIST), _MM_HINT_T0);
+            _mm_prefetch((const char *)(wb + (size_t)g * 64 + 64 + PF_DIST), _MM_HINT_T0);
+#pragma GCC unroll 2
+            for (int u = 0; u < 2; u++) {
+                __m512i v = _mm512_loadu_si512(wb + (size_t)(g + u) * 64);
+                const int8_t *xg = x + 16 * (g + u);
+                a[4 * u] = dp(a[4 * u], _mm512_and_si512(v, m0), bc4(xg), vnni);
+                a[4 * u + 1] = dp(a[4 * u + 1], _mm512_and_si512(v, m1), bc4(xg + 4), vnni);
+                a[4 * u + 2] = dp(a[4 * u + 2], _mm512_and_si512(v, m2), bc4(xg + 8), vnni);
+                a[4 * u + 3] = dp(a[4 * u + 3], _mm512_and_si512(v, m3), bc4(xg + 12), vnni);
+            }
+        }
+        __m512i s0 = _mm512_add_epi32(a[0], a[4]), s1 = _mm512_srai_epi32(_mm512_add_epi32(a[1], a[5]), 2);
+        __m512i s2 = _mm512_srai_epi32(_mm512_add_epi32(a[2], a[6]), 4), s3 = _mm512_srai_epi32(_mm512_add_epi32(a[3], a[7]), 6);
+        tot = _mm512_add_epi32(tot, _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)));
     }
-    return _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+    return tot;
 }
 
 /* One 16-row block times NB activation rows (NB <= 16): each unpacked weight vector serves NB
@@ -190,6 +211,69 @@ AI __m512i b3tile1(const uint8_t *wb, int nq, const int8_t *x) {
     return _mm512_srai_epi32(_mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(A, A), A), B), 8);
 }
 
+/* GEMV by table lookup (AVX512-VBMI): per byte q, B4[q] = c0 | c1 << 2 | c2 << 4 | c3 << 6 (the
+ * first four codes in the i16 byte form) and B5[q] = c4, each a 256-entry table in 4 zmm,
+ * looked up by two vpermi2b (7-bit index) merged by the sign of q. Codes 0..3 are then taken in
+ * place as in tile1 (B4 & 3 << 2s = 4^s code, scale divided out exactly), so a 64-byte group
+ * costs 4 vpermi2b + 4 vpand + 5 vpdpbusd (+ the sign mask) instead of the linear form's
+ * 10 vpdpbusd + 10 byte adds (vpdpbusd is one per cycle: the linear form was bound by it).
+ * Full groups only; the last, partial group goes through b3lin. Scaled sums are folded into
+ * the exact one every GF1 groups (no int32 wrap). */
+static uint8_t B3LUT[2][256] __attribute__((aligned(64)));   /* [0] = B4, [1] = B5; b3lut_init */
+static int b3_digit(unsigned q, int s) { for (int i = 0; i < s; i++) q = (3 * q) & 255; return (int)((3 * q) >> 8); }
+static void b3lut_init(void) {
+    for (unsigned q = 0; q < 256; q++) {
+        B3LUT[0][q] = (uint8_t)(b3_digit(q, 0) | b3_digit(q, 1) << 2 | b3_digit(q, 2) << 4 | b3_digit(q, 3) << 6);
+        B3LUT[1][q] = (uint8_t)b3_digit(q, 4);
+    }
+}
+static int cpu_has_vbmi(void) {
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c >> 1) & 1;
+}
+__attribute__((target("avx512vbmi"))) static __m512i b3lut(__m512i q, __mmask64 hi, const __m512i *t) {
+    __m512i r = _mm512_mask2_permutex2var_epi8(t[0], q, ~hi, t[1]);   /* q < 128: table bytes 0..127 */
+    return _mm512_mask2_permutex2var_epi8(t[2], r, hi, t[3]);         /* q >= 128 (r == q there) */
+}
+__attribute__((target("avx512vbmi"))) static __m512i b3tile1_lut(const uint8_t *wb, int nq, const int8_t *x) {
+    const __m512i m0 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(12), m2 = _mm512_set1_epi8(48), m3 = _mm512_set1_epi8((char)192);
+    __m512i t4[4], t5[4];
+    for (int i = 0; i < 4; i++) { t4[i] = _mm512_load_si512(B3LUT[0] + 64 * i); t5[i] = _mm512_load_si512(B3LUT[1] + 64 * i); }
+    int G = nq / 5;   /* full groups */
+    __m512i tot = _mm512_setzero_si512();
+    for (int g0 = 0; g0 < G; g0 += GF1) {
+        int g1 = G - g0 < GF1 ? G : g0 + GF1;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
+        for (int g = g0; g < g1; g++) {
+            const uint8_t *wg = wb + (size_t)g * 64;
+            _mm_prefetch((const char *)(wg + PF_DIST), _MM_HINT_T0);
+            __m512i q = _mm512_loadu_si512(wg);
+            __mmask64 hi = _mm512_movepi8_mask(q);
+            __m512i c4 = b3lut(q, hi, t4), c5 = b3lut(q, hi, t5);
+            const int8_t *xg = x + 20 * g;
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(c4, m0), bc4(xg));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(c4, m1), bc4(xg + 4));
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(c4, m2), bc4(xg + 8));
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(c4, m3), bc4(xg + 12));
+            a4 = _mm512_dpbusd_epi32(a4, c5, bc4(xg + 16));
+        }
+        __m512i s01 = _mm512_add_epi32(a0, _mm512_srai_epi32(a1, 2)), s23 = _mm512_add_epi32(_mm512_srai_epi32(a2, 4), _mm512_srai_epi32(a3, 6));
+        tot = _mm512_add_epi32(tot, _mm512_add_epi32(_mm512_add_epi32(s01, s23), a4));
+    }
+    if (5 * G < nq) {   /* the last group's nq - 5G digits, linear form */
+        __m512i a[5], b[5];
+        for (int i = 0; i < 5; i++) a[i] = b[i] = _mm512_setzero_si512();
+        b3lin(wb + (size_t)G * 64, x + 20 * G, nq - 5 * G, a, b);
+        __m512i A = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3])), a[4]);
+        __m512i B = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(b[0], b[1]), _mm512_add_epi32(b[2], b[3])), b[4]);
+        tot = _mm512_add_epi32(tot, _mm512_srai_epi32(_mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(A, A), A), B), 8));
+    }
+    return tot;
+}
+static int g_vbmi;   /* set once by bn_kernels_avx512_b3 (under dispatch.c's pthread_once) */
+
 /* GEMM: the group's codes decoded once, then NB activation rows (NB <= 16) per code vector. */
 AI void b3group(const uint8_t *wg, const int8_t *xg, int ldx, int nd, const int NB, __m512i *acc) {
     __m512i m = _mm512_loadu_si512(wg);
@@ -234,6 +318,7 @@ static void b3tile(const uint8_t *wb, int nq, const int8_t *x, int ldx, int nb, 
     __m512i out[16];
     switch (nb) {
     case 1:
+        if (g_vbmi) { out[0] = b3tile1_lut(wb, nq, x); break; }
         if (4 * nq < 32768) { out[0] = b3tile1(wb, nq, x); break; } /* the linear form's range */
         b3tileN(wb, nq, x, ldx, 1, out); break;
 #define C(N) case N: b3tileN(wb, nq, x, ldx, N, out); break;
@@ -424,10 +509,10 @@ AI float q8row1(const int8_t *q, int cols, const float *x) {
     __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int k = 0;
     for (; k + 64 <= cols; k += 64) {
-        __m512i v = _mm512_loadu_si512(q + k);
+        _mm_prefetch((const char *)(q + k) + PF_DIST, _MM_HINT_T0);
 #pragma GCC unroll 4
-        for (int u = 0; u < 4; u++)
-            a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, u))), _mm512_loadu_ps(x + k + 16 * u), a[u]);
+        for (int u = 0; u < 4; u++) /* vpmovsxbd from memory: no extract (one zmm op fewer per 16) */
+            a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + k + 16 * u)))), _mm512_loadu_ps(x + k + 16 * u), a[u]);
     }
     for (; k < cols; k += 16) {
         __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
@@ -666,7 +751,10 @@ const bn_kernels *bn_kernels_avx512_b3(void);
 const bn_kernels *bn_kernels_avx512_b3(void) {
 #ifdef __AVX512VNNI__
     int vnni = 0;
-    if (cpu_has_avx512(&vnni) && vnni) return &SET_B3;
+    if (cpu_has_avx512(&vnni) && vnni) {
+        if (cpu_has_vbmi()) { b3lut_init(); g_vbmi = 1; }
+        return &SET_B3;
+    }
 #endif
     return NULL;
 }
