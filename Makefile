@@ -80,8 +80,12 @@ NVFLAGS   ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-fvisibility=hidden -Dre
 CU_SRC  := $(wildcard src/backend/cuda/*.cu)
 # Data-parallel training over NCCL (src/backend/cuda/dist_nccl.cu); NCCL=0 leaves it out,
 # NCCL_CFLAGS / NCCL_LIBS say where nccl.h is and how to link it (e.g. -I/path/include and
-# -L/path/lib -l:libnccl.so.2 where only a Python wheel's copy exists).
-NCCL      ?= 1
+# -L/path/lib -l:libnccl.so.2 where only a Python wheel's copy exists). The default is on when
+# nccl.h is in CUDA_HOME/include or /usr/include (or NCCL_CFLAGS is given), else off.
+NCCL      ?= $(if $(NCCL_CFLAGS)$(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),1,0)
+ifeq ($(CUDA)$(NCCL),10)
+$(info CUDA build without NCCL (NCCL=0, or no nccl.h found): bitnet train --nproc / RANK will refuse to run)
+endif
 ifeq ($(NCCL),1)
 NCCL_LIBS ?= -lnccl
 NVFLAGS   += $(NCCL_CFLAGS)
