@@ -436,15 +436,15 @@ AI void fblock(const void *w, int wdt, int cols, int r, const int RB, const floa
         for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = _mm512_reduce_add_ps(acc[a][i]);
 }
 
-/* GEMV (n == 1): one row at a time, one sequential stream, 4 accumulators. */
+/* GEMV (n == 1): one row at a time, one sequential stream, 4 accumulators. No software
+ * prefetch: on the exact bf16 head (128256 x 2560, from DRAM) a PF_DIST-ahead prefetch per 64
+ * weights halved the stream rate (11 vs 22 GB/s on one Zen 4 core, `bitnet bench --kernels
+ * --only "head bf16"`); the hardware prefetcher follows the rows alone. */
 AI void frow1(const void *w, int wdt, int cols, int r, const float *x, float *y) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     size_t base = (size_t)r * cols;
     int k = 0;
-    const char *pw = (const char *)w + base * (wdt == BN_W_F32 ? 4 : 2) + PF_DIST;
     for (; k + 64 <= cols; k += 64) {
-        const int esz = wdt == BN_W_F32 ? 4 : 2; /* 64 weights = esz cache lines */
-        for (int o = 0; o < 64 * esz; o += 64) _mm_prefetch(pw + (size_t)k * esz + o, _MM_HINT_T0);
         a0 = _mm512_fmadd_ps(ldw(w, wdt, base + k, 0xffff), _mm512_loadu_ps(x + k), a0);
         a1 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 16, 0xffff), _mm512_loadu_ps(x + k + 16), a1);
         a2 = _mm512_fmadd_ps(ldw(w, wdt, base + k + 32, 0xffff), _mm512_loadu_ps(x + k + 32), a2);
