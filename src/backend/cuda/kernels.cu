@@ -497,17 +497,24 @@ template <typename K> static bitnet_status smem_raise(K kern, size_t smem, int *
     return cerr(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, TG_SMEM_MAX), "ternary GEMV shared memory");
 }
 
+/* The launch arguments of nw (1..3) matrices sharing one input: each matrix and the end of its
+ * row groups in the grid. Returns the total number of row groups. */
+static int tg_args(const bn_cu_tmm *mm, int nw, TGArgs *a) {
+    memset(a, 0, sizeof *a);
+    int tot = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i < nw) { a->m[i] = mm[i]; tot += tg_groups(mm[i].rows); }
+        a->gend[i] = tot;
+    }
+    return tot;
+}
+
 extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, const int8_t *xq, const float *xs,
                                      const int32_t *xsum, int n, void *s) {
     if (nw < 1 || nw > 3) return bn_err(BITNET_ERR_ARG, "cuda: tgemm of %d matrices (1..3)", nw);
     if (n <= 0) return BITNET_OK;
     TGArgs a;
-    memset(&a, 0, sizeof a);
-    int tot = 0;
-    for (int i = 0; i < 3; i++) {
-        if (i < nw) { a.m[i] = mm[i]; tot += tg_groups(mm[i].rows); }
-        a.gend[i] = tot;
-    }
+    int tot = tg_args(mm, nw, &a);
     if (tot == 0) return BITNET_OK;
     int kp = bn_kpad(cols), nch = kp / 64;
     if (n > 8) {
@@ -577,12 +584,7 @@ extern "C" bitnet_status bn_cu_norm_tgemv(const bn_cu_tmm *mm, int nw, int cols,
     if (nw < 1 || nw > 3 || pre < 0 || pre > 2) return bn_err(BITNET_ERR_ARG, "cuda: norm_tgemv of %d matrices, pre-op %d", nw, pre);
     if (cols < 1 || cols > 32 * 1024) return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: RMSNorm over %d values (at most 32768)", cols);
     TGArgs a;
-    memset(&a, 0, sizeof a);
-    int tot = 0;
-    for (int i = 0; i < 3; i++) {
-        if (i < nw) { a.m[i] = mm[i]; tot += tg_groups(mm[i].rows); }
-        a.gend[i] = tot;
-    }
+    int tot = tg_args(mm, nw, &a);
     if (tot == 0) return BITNET_OK;
     int kp = bn_kpad(cols), nch = kp / 64, W = tg_warps1(nch);
     size_t smem = (size_t)kp, red = (size_t)W * 32 * 4;
