@@ -151,7 +151,7 @@ $(BUILD)/tools/serve_page.c: tools/serve_page.html
 	  echo 'const unsigned char serve_page[] = {'; od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	  echo '0};'; echo 'const size_t serve_page_len = sizeof serve_page - 1;'; } > $@
 
-$(BUILD)/tests/%: tests/%.c tests/t.h tests/t_train.h $(BUILD)/libbitnet.a
+$(BUILD)/tests/%: tests/%.c tests/t.h tests/t_train.h tests/t_tmp.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INTERNAL) -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
 

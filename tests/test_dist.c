@@ -6,6 +6,7 @@
  * replicas bit-identical, validation the same, and a rank's checkpoint (global batch) resuming
  * in a single trainer. Not: NCCL itself (tests/cuda/dist.sh on a GPU). */
 #include "t.h"
+#include "t_tmp.h"
 #include "train/train.h"
 #include "train/train_loop.h"
 #include "train/data.h"
@@ -16,11 +17,6 @@
 #include <sys/stat.h>
 #include "t_train.h"
 
-static char tmpd[64];
-static char *tpath(const char *name) {
-    static char b[4][256]; static int k;
-    char *p = b[k++ & 3]; snprintf(p, 256, "%s/%s", tmpd, name); return p;
-}
 static void write_tokens(const char *path, int n, int V) {
     FILE *f = fopen(path, "wb");
     uint64_t x = 7;
@@ -220,11 +216,9 @@ static void test_ranks(void) {
 }
 
 int main(void) {
-    snprintf(tmpd, sizeof tmpd, "/tmp/bn_test_dist_XXXXXX");
-    if (!mkdtemp(tmpd)) { printf("FAIL tmpdir\n"); return 1; }
+    if (t_tmp_make("bn_test_dist")) return 1;
     test_shards();
     test_ranks();
-    char cmd[128]; snprintf(cmd, sizeof cmd, "rm -rf %s", tmpd);
-    if (system(cmd)) {}
+    t_tmp_remove();
     T_DONE();
 }

@@ -5,6 +5,7 @@
  * parameter errors, and inference with the adapter on the exported packed base (bitnet_model_load_lora)
  * against the trainer's logits. Not: a PyTorch/PEFT reference (no golden adapter yet). */
 #include "t.h"
+#include "t_tmp.h"
 #include "train/train.h"
 #include "train/lora.h"
 #include "train/train_loop.h"
@@ -76,11 +77,6 @@ static void test_fd(int fam) {
     bn_lora_free(l); bn_train_model_free(m);
 }
 
-static char tmpd[64];
-static char *tpath(const char *name) {
-    static char b[4][256]; static int k;
-    char *p = b[k++ & 3]; snprintf(p, 256, "%s/%s", tmpd, name); return p;
-}
 static void write_tokens(const char *path, int n, int V) {
     FILE *f = fopen(path, "wb");
     for (int i = 0; i < n; i++) { uint32_t t = (uint32_t)((i % 17) * 31 % V); fwrite(&t, 4, 1, f); }
@@ -336,13 +332,11 @@ static void test_resume(void) {
 }
 
 int main(void) {
-    snprintf(tmpd, sizeof tmpd, "/tmp/bitnet_lora_XXXXXX");
-    if (!mkdtemp(tmpd)) { printf("FAIL mkdtemp\n"); return 1; }
+    if (t_tmp_make("bitnet_lora")) return 1;
     test_fd(0);
     test_fd(1);
     test_frozen();
     test_resume();
-    char cmd[128]; snprintf(cmd, sizeof cmd, "rm -rf %s", tmpd);
-    if (system(cmd)) {}
+    t_tmp_remove();
     T_DONE();
 }

@@ -5,6 +5,7 @@
  * EOS, BOS first, errors naming the line) and the public bitnet_trainer_set_data_tokens +
  * bitnet_sft_load_jsonl + progress callback. Not: a fine-tuning run (tests/sft.sh does that). */
 #include "t.h"
+#include "t_tmp.h"
 #include "train/train.h"
 #include "train/data.h"
 #include "train/sft.h"
@@ -133,8 +134,6 @@ static void test_data_mask(void) {
     CHECK("data: an id outside the vocabulary names it", s == BITNET_ERR_FORMAT && strstr(bitnet_last_error(), "toks: token 3"), "%s", bitnet_last_error());
 }
 
-static char tmpd[64];
-static char *tpath(const char *name) { static char p[4][128]; static int k; k = (k + 1) % 4; snprintf(p[k], sizeof p[k], "%s/%s", tmpd, name); return p[k]; }
 static void put(const char *path, const char *text) { FILE *f = fopen(path, "wb"); fputs(text, f); fclose(f); }
 
 /* The decoded text of ids[a..b) where mask == want. */
@@ -231,14 +230,12 @@ static void test_api(void) {
 }
 
 int main(void) {
-    snprintf(tmpd, sizeof tmpd, "/tmp/bn_sft_XXXXXX");
-    if (!mkdtemp(tmpd)) { printf("FAIL tmp: mkdtemp\n"); return 1; }
+    if (t_tmp_make("bn_sft")) return 1;
     test_masked_loss(1);
     test_masked_loss(0);
     test_data_mask();
     test_jsonl();
     test_api();
-    char cmd[128]; snprintf(cmd, sizeof cmd, "rm -rf %s", tmpd);
-    if (system(cmd)) printf("note: could not remove %s\n", tmpd);
+    t_tmp_remove();
     T_DONE();
 }
