@@ -746,11 +746,14 @@ static void op_ce_bwd(bn_train_model *m, float *logits, const int32_t *tg, int N
     k_ce<<<N, 512, 0, g->st>>>(logits, d, NULL, m->cfg.vocab_size, dscale, 1, lb);
     LAUNCHED(g, "cross-entropy backward");
 }
-/* hbf: x -> g->hx and the head's weights -> g->hw in bf16; 0 on failure (error noted). */
+/* hbf: x -> g->hx and the head's weights -> g->hw in bf16; 0 when the shape does not suit the
+ * conversion (hidden size not a multiple of 4: the caller takes the fp32 path) or on failure
+ * (error noted). */
 static int head_bf16(bn_train_model *m, int widx, const float *x, int N) {
     struct gt *g = GT(m);
     size_t nx = (size_t)N * m->cfg.hidden_size, nw = (size_t)m->cfg.vocab_size * m->cfg.hidden_size;
-    if (g->err || nx % 4 || nw % 4 || !NEED(g, g->hx, g->cap_hx, nx * sizeof(bf16), "head input (bf16)") ||
+    g->hx_key = NULL;
+    if (g->err || m->cfg.hidden_size % 4 || !NEED(g, g->hx, g->cap_hx, nx * sizeof(bf16), "head input (bf16)") ||
         !NEED(g, g->hw, g->cap_hw, nw * sizeof(bf16), "head weights (bf16)")) return 0;
     if (!cu_ok(g, bn_fb_convert(x, g->hx, nx, g->st), "bf16 conversion") || !cu_ok(g, bn_fb_convert(g->p + m->tp[widx].off, g->hw, nw, g->st), "bf16 conversion")) return 0;
     g->hx_key = x;
@@ -759,8 +762,8 @@ static int head_bf16(bn_train_model *m, int widx, const float *x, int N) {
 static void op_head_fwd(bn_train_model *m, int widx, const float *x, float *logits, int N) {
     struct gt *g = GT(m);
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
-    if (g->hbf) {   /* bf16 x bf16 products, fp32 sums (autocast's head) */
-        if (head_bf16(m, widx, x, N)) gemm(g, 0, 1, N, V, C, g->hx, CUDA_R_16BF, C, g->hw, CUDA_R_16BF, C, g->one_zero + 1, g->one_zero, logits, V, CUBLAS_COMPUTE_32F);
+    if (g->hbf && head_bf16(m, widx, x, N)) {   /* bf16 x bf16 products, fp32 sums (autocast's head) */
+        gemm(g, 0, 1, N, V, C, g->hx, CUDA_R_16BF, C, g->hw, CUDA_R_16BF, C, g->one_zero + 1, g->one_zero, logits, V, CUBLAS_COMPUTE_32F);
         return;
     }
     gemm(g, 0, 1, N, V, C, x, CUDA_R_32F, C, g->p + m->tp[widx].off, CUDA_R_32F, C, g->one_zero + 1, g->one_zero, logits, V, g->fct);
