@@ -30,4 +30,4 @@ grep -h "FAIL\|passed,\|# real 20\|# golden\[fast\]\|# gpu\[" "$OUT"/test_cuda_*
 grep -h "^bench attention" "$OUT/bench_attn.log"
 for f in bench_default bench_fast; do echo "-- $f"; grep -h "^bench peak\|tokens/s\|phases" "$OUT/$f.log"; done
 grep -h "^profile" "$OUT/bench_fast.log" | head -16
-grep -h "transformers" "$OUT"/hf_*.log 2>/dev/null | cut -c1-400
+grep -h "transformers\|gradient check" "$OUT"/hf_*.log 2>/dev/null | cut -c1-400
