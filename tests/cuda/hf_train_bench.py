@@ -4,7 +4,8 @@ transformers' BitNetForCausalLM with every decoder nn.Linear replaced by its Aut
 online mode (absmean ternary weights, absmax int8 activations, STE), float32 master weights,
 bf16 autocast, torch.optim.AdamW (fused), grad clipping 1.0, random tokens. SHAPE is 125m or
 1b, the shapes of bench_cuda_train.c. 'compile' wraps the model in torch.compile. Prints one
-line: tokens/s and the 6N model TFLOP/s. Not: a correctness check."""
+line: tokens/s and the 6N model TFLOP/s, then how many parameters got no gradient in one more
+backward (0 expected). Not: a correctness check."""
 import sys, time, torch, transformers
 from transformers import BitNetConfig, BitNetForCausalLM
 from transformers.integrations.bitnet import AutoBitLinear
@@ -51,5 +52,13 @@ try:
           f"{', torch.compile' if comp else ''}) {shape}: B {B} x T {T}: {dt/steps:.3f} s/step, {tps:.0f} tokens/s, "
           f"{6*nmat*tps/1e12:.1f} TFLOP/s model (6N, N={nmat/1e6:.1f}M), loss {l.item():.3f}, "
           f"max memory {torch.cuda.max_memory_allocated()/2**30:.1f} GiB", flush=True)
+    # is every weight trained? (a compiled graph that drops the STE's weight gradients would run
+    # faster than the GEMMs allow): parameters with no or an all-zero gradient after one backward
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = fwd(input_ids=ids[:, :-1], labels=ids[:, 1:].contiguous()).loss
+    loss.backward()
+    dead = [n for n, p in m.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    print(f"gradient check {shape}{' compile' if comp else ''}: {len(dead)} of {sum(1 for _ in m.parameters())} parameters "
+          f"without a gradient{': ' + ', '.join(dead[:4]) if dead else ''}", flush=True)
 except Exception as e:
     print(f"transformers QAT {shape}{' compile' if comp else ''} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)

@@ -6,13 +6,17 @@
  *     (BITNET_TRAIN_PREC_PARITY); the 8 AdamW losses within the CPU test's rel 2e-3 in the parity
  *     mode; every other case (and the fast mode) printed, not bounded (note below);
  *   - the AdamW kernel from identical state equals the CPU's AdamW bit for bit; the int8 x int8
- *     BitLinear forward gives the bf16 path's logits bit for bit;
+ *     BitLinear forward gives the bf16 path's logits bit for bit; the fast mode's bf16 LM head
+ *     is within 1e-2 of the TF32 head (step-0 logits and gradients);
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
  *     the drift of two CPU kernel sets (ref vs default) on that run where that is larger (it
  *     is: 2.4e-3 for ref vs avx2, so the issue's 1e-3 needs bit-exactness; note above);
  *   - a GPU checkpoint resumes on the CPU and a CPU one on the GPU (parity mode), each
  *     continuing the run within 1e-3; the GPU checkpoint exports to the packed layout;
+ *   - a realistic 20-step run (test_real_20: a fresh 0.86M-parameter model, 4096 text tokens a
+ *     step): CPU ref vs default kernels, and the GPU (default, parity) vs the CPU, each within
+ *     the issue's 1e-3 relative loss;
  *   - errors: a device that does not exist, LoRA on the GPU.
  * Without a GPU it prints one skip line. Not: a speed test (bench_cuda_train.c). */
 #include "t.h"
@@ -158,6 +162,41 @@ static void test_i8_same_bits(void) {
     CHECK("int8 BitLinear forward: the bf16 path's logits bit for bit", !s && lg[0] && lg[1] && !memcmp(lg[0], lg[1], n * 4),
           "%s", s ? bitnet_last_error() : "logits differ");
     free(lg[0]); free(lg[1]);
+}
+
+/* The fast mode's bf16 LM head (knob hbf=1, train_cuda.h) against the TF32 head (hbf=0), the
+ * rest of the default mode the same: step-0 logits and all gradients within 1e-2 relative L2
+ * (bf16 operands: 2^-9 relative rounding), and not bit-identical (the bf16 path really ran). */
+static void test_head_bf16(void) {
+    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
+    float *lg[2] = {NULL, NULL}, *gr[2] = {NULL, NULL};
+    size_t n = 0, np = 0;
+    bitnet_status s = BITNET_OK;
+    size_t ntok; uint32_t *tok = t_read_file(gpath("golden_train_tokens.u32"), &ntok);
+    for (int k = 0; k < 2 && !s && tok; k++) {
+        bn_train_model *m;
+        s = bn_train_model_from_dir(dir, 0, 1, &m);
+        if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "hbf=1" : "hbf=0");
+        if (s) break;
+        int B = 2, T = 32;
+        int32_t in[64], tg[64];
+        for (int i = 0; i < B * T; i++) { in[i] = (int32_t)tok[i]; tg[i] = (int32_t)tok[i + 1]; }
+        float loss;
+        s = bn_train_forward(m, in, tg, B, T, &loss);
+        n = (size_t)B * T * m->cfg.vocab_size; np = m->n_params;
+        if (!s && (lg[k] = malloc(n * 4))) s = bn_cu_d2h(lg[k], bn_train_logits(m), n * 4, NULL);
+        bn_train_zero_grad(m);
+        if (!s) s = bn_train_backward(m, 1.0f);
+        if (!s) s = m->ops->sync(m, 1);
+        if (!s && (gr[k] = malloc(np * 4))) memcpy(gr[k], m->grads, np * 4);
+        bn_train_model_free(m);
+    }
+    int ok = !s && lg[0] && lg[1] && gr[0] && gr[1];
+    double el = ok ? rel_l2(lg[1], lg[0], n) : 1e30, eg = ok ? rel_l2(gr[1], gr[0], np) : 1e30;
+    CHECK("bf16 LM head (hbf=1) vs TF32 head: step-0 logits and gradients within rel L2 1e-2, not the same bits",
+          ok && el < 1e-2 && eg < 1e-2 && el > 0, "logits %g gradients %g %s", el, eg, s ? bitnet_last_error() : "");
+    printf("# bf16 head vs TF32 head: logits rel L2 %.3g, gradients %.3g\n", el, eg);
+    free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]); free(tok);
 }
 
 /* The device AdamW from the same parameters, gradients and moments as the CPU's: same bits
@@ -312,6 +351,64 @@ static void test_vs_cpu_and_resume(void) {
     bitnet_model_free(pm);
 }
 
+/* The 20-step agreement on a realistic run (issue 12's "GPU and CPU trainers agree step by step
+ * on a 20-step run within 1e-3"): a fresh 4-layer BitNet (hidden 128, 4 heads of 32, 2 kv heads,
+ * ffn 344, vocab 2048, 0.86M parameters) on real text (tests/data/tinystories_27k.u32: the first
+ * 100 kB of ../shared/data/tinystories-sample.txt, whole lines, `bitnet tokenize-file -m
+ * models/bitnet-tinystories --eos-between-lines`, 27212 ids), 16 x 256 = 4096 tokens a step,
+ * the first 20 steps of the bundled model's recipe (scripts/default-model.sh: 1200 steps, peak
+ * lr 2e-3, 50 warm-up steps, two-stage, wd 0.1, clip 1), seed 1. On this run the two CPU kernel
+ * sets (ref vs default) stay within 1.3e-4 of each other (measured on a 2-core x86 host, AVX2
+ * set; 4.3e-4 with 5 warm-up steps to a 20-step cosine instead), unlike the tiny golden batch
+ * above (2.4e-3); the GPU trainer is bounded by the issue's 1e-3 itself in the default and
+ * parity modes (the fast mode is printed). */
+static bitnet_trainer *mk_real(const char *dev, const char *kernels, int prec) {
+    const char *cfg = "/tmp/bn_cuda_real_cfg.json";
+    FILE *f = fopen(cfg, "w");
+    if (!f) return NULL;
+    fputs("{\"architectures\":[\"BitNetForCausalLM\"],\"model_type\":\"bitnet\",\"vocab_size\":2048,\"hidden_size\":128,"
+          "\"intermediate_size\":344,\"num_hidden_layers\":4,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+          "\"max_position_embeddings\":256,\"rope_theta\":10000,\"rms_norm_eps\":1e-05,\"hidden_act\":\"relu2\","
+          "\"tie_word_embeddings\":true,\"bos_token_id\":2043,\"eos_token_id\":2047}\n", f);
+    fclose(f);
+    bitnet_train_params p = bitnet_train_default_params();
+    p.batch = 16; p.seq = 256; p.total_steps = 1200; p.n_threads = 0; p.kernels = kernels; p.device = dev; p.precision = prec; p.seed = 1;
+    p.optim.lr = 2e-3f; p.optim.weight_decay = 0.1f; p.optim.clip = 1.0f; p.optim.warmup = 50; p.optim.schedule = BITNET_LR_TWO_STAGE;
+    bitnet_trainer *t = NULL;
+    if (bitnet_trainer_new(cfg, &p, &t) || bitnet_trainer_set_data(t, "tests/data/tinystories_27k.u32", NULL)) {
+        fprintf(stderr, "trainer: %s\n", bitnet_last_error());
+        bitnet_trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+static void test_real_20(void) {
+    float lc[20], lr_[20], lg[20];
+    char nm[200];
+    bitnet_trainer *t = mk_real("cpu", NULL, 0);
+    bitnet_status s = t ? run(t, 0, 20, lc) : BITNET_ERR_ARG;
+    bitnet_trainer_free(t);
+    t = s ? NULL : mk_real("cpu", "ref", 0);
+    if (!s) s = t ? run(t, 0, 20, lr_) : BITNET_ERR_ARG;
+    bitnet_trainer_free(t);
+    double w = s ? 1e30 : worst_rel(lr_, lc, 0, 20);
+    CHECK("real 20 steps (0.86M params, 4096 text tokens a step): cpu[ref] vs cpu[default] within rel 1e-3", !s && w < 1e-3,
+          "worst rel %g %s", w, s ? bitnet_last_error() : "");
+    printf("# real 20: cpu[ref] vs cpu[default] worst rel %.3g (cpu loss %.5f -> %.5f)\n", w, lc[0], lc[19]);
+    static const char *modes[3] = {"default", "fp32", "fast"};
+    for (int k = 0; k < 3 && !s; k++) {
+        t = mk_real("cuda", NULL, prec_of(modes[k]));
+        bitnet_status sg = t ? run(t, 0, 20, lg) : BITNET_ERR_ARG;
+        bitnet_trainer_free(t);
+        w = sg ? 1e30 : worst_rel(lg, lc, 0, 20);
+        strict = strcmp(modes[k], "fast") != 0;
+        snprintf(nm, sizeof nm, "real 20 steps: gpu[%s] vs cpu within rel 1e-3", modes[k]);
+        GCHECK(nm, !sg && w < 1e-3, "worst rel %g %s", w, sg ? bitnet_last_error() : "");
+        if (!sg) printf("# real 20: gpu[%s] vs cpu worst rel %.3g (gpu loss %.5f -> %.5f)\n", modes[k], w, lg[0], lg[19]);
+    }
+    strict = 1;
+}
+
 static void test_errors(void) {
     char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
     bitnet_train_params p = bitnet_train_default_params();
@@ -329,6 +426,7 @@ static void test_errors(void) {
 int main(int argc, char **argv) {
     const char *why = NULL;
     if (bn_cu_device_count(&why) == 0) { printf("skip cuda training: %s\n", why ? why : "no GPU"); return 0; }
+    if (argc > 1 && !strcmp(argv[1], "real")) { test_real_20(); T_DONE(); }   /* only the realistic 20-step run */
     if (argc > 1 && !strcmp(argv[1], "golden")) {   /* only the default and fast golden runs */
         test_golden("default"); test_golden("fast");
         T_DONE();
@@ -338,7 +436,9 @@ int main(int argc, char **argv) {
     test_golden("fast");
     test_adamw_bits();
     test_i8_same_bits();
+    test_head_bf16();
     test_vs_cpu_and_resume();
+    test_real_20();
     test_errors();
     T_DONE();
 }

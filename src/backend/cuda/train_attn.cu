@@ -457,3 +457,362 @@ int bn_fa_supported(int hd) { return hd == 32 || hd == 64 || hd == 128; }
     }
 cudaError_t bn_fa_forward(const bn_fa_args *a, int split, cudaStream_t st) { FA_DISPATCH(fwd_t, a, st, split) }
 cudaError_t bn_fa_backward(const bn_fa_args *a, int split, cudaStream_t st) { FA_DISPATCH(bwd_t, a, st, split) }
+
+/* ================================================================ bf16-input flash attention
+ * The fast path (bn_fb_*; train_attn.h): the same tiling and fixed-order sums as the kernels
+ * above with SP = 0 (one bf16 term, fp32 accumulate), but the operands arrive converted to bf16
+ * once per op (bn_fb_convert, and k_fb_dot for dO), tiles move as 16-byte vectors, and the
+ * transposed operands (V in P V, dO and Q in the dV / dK products, K in dS K) are read from
+ * the row-major tiles with ldmatrix.trans instead of being stored twice. */
+
+/* B fragment (k0.., n0..) and (k0.., n0 + 8..) of B[k][n] = X[k][n], X a row-major bf16 tile
+ * x[][ld] (ld * 2 bytes a multiple of 16): ldmatrix.x4.trans, lanes 0-15 address rows k0..k0+15
+ * at column n0, lanes 16-31 the same rows at n0 + 8. */
+__device__ __forceinline__ void ld_bt2(const bf16 *x, int ld, int k0, int n0, uint32_t b0[2], uint32_t b1[2]) {
+    int l = threadIdx.x & 31;
+    const bf16 *p = x + (size_t)(k0 + (l & 15)) * ld + n0 + (l >> 4) * 8;
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(b0[0]), "=r"(b0[1]), "=r"(b1[0]), "=r"(b1[1]) : "r"(a));
+}
+/* dst[r][c] (ld) = g[r * gs + c] for r < R, c < HD (bf16, 8 per 16-byte move), 0 for r >= valid. */
+template <int HD, int R>
+__device__ __forceinline__ void ld_rows_b(const bf16 *g, size_t gs, int valid, bf16 *dst, int ld) {
+    constexpr int V = HD / 8;
+#pragma unroll
+    for (int it = 0; it < R * V / 128; it++) {
+        int i = it * 128 + threadIdx.x, r = i / V, c = (i % V) * 8;
+        uint4 x = make_uint4(0, 0, 0, 0);
+        if (r < valid) x = *(const uint4 *)(g + (size_t)r * gs + c);
+        *(uint4 *)(dst + r * ld + c) = x;
+    }
+}
+/* out[i] = bf16(in[i]), n4 groups of 4. */
+__global__ void k_fb_conv(const float4 *in, uint2 *out, size_t n4) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+        float4 v = in[i];
+        out[i] = make_uint2(pack(__float2bfloat16(v.x), __float2bfloat16(v.y)), pack(__float2bfloat16(v.z), __float2bfloat16(v.w)));
+    }
+}
+cudaError_t bn_fb_convert(const float *in, bf16 *out, size_t n, cudaStream_t st) {
+    size_t n4 = n / 4, nb = (n4 + 255) / 256;
+    if (n % 4) return cudaErrorInvalidValue;
+    k_fb_conv<<<(unsigned)(nb > 8192 ? 8192 : nb ? nb : 1), 256, 0, st>>>((const float4 *)in, (uint2 *)out, n4);
+    return cudaGetLastError();
+}
+
+/* The forward of k_fa_fwd<HD, false> on bf16 q, k, v. */
+template <int HD>
+__global__ void __launch_bounds__(128) k_fb_fwd(const bf16 *q, const bf16 *k, const bf16 *v, float *o, float *lse,
+                                                int T, int H, int KH, float sl2) {
+    constexpr int BK = 64, LK = HD + 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Ks = (bf16 *)smem, *Vs = Ks + BK * LK;
+    int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KH);
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+    size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
+    const bf16 *qp = q + (size_t)b * T * QS + (size_t)h * HD, *kp = k + (size_t)b * T * KS + (size_t)kh * HD, *vp = v + (size_t)b * T * KS + (size_t)kh * HD;
+    int r0 = qb * 64 + w * 16;
+    uint32_t qf[HD / 16][4];
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; kc++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int row = r0 + g + (i & 1) * 8, col = kc * 16 + 2 * t + (i >> 1) * 8;
+            qf[kc][i] = row < T ? *(const uint32_t *)(qp + (size_t)row * QS + col) : 0u;
+        }
+    float oc[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) oc[n][0] = oc[n][1] = oc[n][2] = oc[n][3] = 0.f;
+    float mr[2] = {-INFINITY, -INFINITY}, lr[2] = {0.f, 0.f};
+    int kend = min(T, (qb + 1) * 64);
+    for (int k0 = 0; k0 < kend; k0 += BK) {
+        __syncthreads();
+        ld_rows_b<HD, BK>(kp + (size_t)k0 * KS, KS, min(BK, T - k0), Ks, LK);
+        ld_rows_b<HD, BK>(vp + (size_t)k0 * KS, KS, min(BK, T - k0), Vs, LK);
+        __syncthreads();
+        if (k0 > r0 + 15) continue;
+        float s[BK / 8][4];
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < HD / 16; kc++)
+#pragma unroll
+            for (int n = 0; n < BK / 8; n++) {
+                uint32_t bb[2];
+                ld_b(Ks, LK, n * 8, kc * 16, bb);
+                mma(s[n], qf[kc], bb);
+            }
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                int key = k0 + n * 8 + 2 * t + (i & 1), row = r0 + g + (i >> 1) * 8;
+                float x = (key > row || key >= T) ? -INFINITY : s[n][i] * sl2;
+                s[n][i] = x; mx[i >> 1] = fmaxf(mx[i >> 1], x);
+            }
+        float al[2];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            mx[j] = fmaxf(mx[j], __shfl_xor_sync(0xffffffffu, mx[j], 1));
+            mx[j] = fmaxf(mx[j], __shfl_xor_sync(0xffffffffu, mx[j], 2));
+            float mn = fmaxf(mr[j], mx[j]);
+            al[j] = exp2f(mr[j] - mn);
+            mr[j] = mn; lr[j] *= al[j];
+        }
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) { float p = exp2f(s[n][i] - mr[i >> 1]); s[n][i] = p; lr[i >> 1] += p; }
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) { oc[n][0] *= al[0]; oc[n][1] *= al[0]; oc[n][2] *= al[1]; oc[n][3] *= al[1]; }
+#pragma unroll
+        for (int kc = 0; kc < BK / 16; kc++) {
+            uint32_t ah[4], alo[4];
+            acc_to_a<false>(s[2 * kc], s[2 * kc + 1], ah, alo);
+#pragma unroll
+            for (int n = 0; n < HD / 8; n += 2) {
+                uint32_t b0[2], b1[2];
+                ld_bt2(Vs, LK, kc * 16, n * 8, b0, b1);
+                mma(oc[n], ah, b0); mma(oc[n + 1], ah, b1);
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        lr[j] += __shfl_xor_sync(0xffffffffu, lr[j], 1);
+        lr[j] += __shfl_xor_sync(0xffffffffu, lr[j], 2);
+    }
+    float *op = o + (size_t)b * T * QS + (size_t)h * HD;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int row = r0 + g + j * 8;
+        if (row >= T) continue;
+        float inv = 1.0f / lr[j];
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++)
+            *(float2 *)(op + (size_t)row * QS + n * 8 + 2 * t) = make_float2(oc[n][2 * j] * inv, oc[n][2 * j + 1] * inv);
+        if (t == 0) lse[(size_t)bh * T + row] = mr[j] + log2f(lr[j]);
+    }
+}
+
+/* D as k_fa_dot, and dob = bf16(dout) on the way. */
+__global__ void k_fb_dot(const float *o, const float *dout, float *D, bf16 *dob, int B, int T, int H, int hd) {
+    size_t wi = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5, n = (size_t)B * T * H;
+    if (wi >= n) return;
+    int l = threadIdx.x & 31, h = (int)(wi % H);
+    size_t r = wi / H, b = r / T, t = r % T, base = r * H * hd + (size_t)h * hd;
+    float s = 0;
+    for (int i = 2 * l; i < hd; i += 64) {
+        float2 a = *(const float2 *)(o + base + i), d = *(const float2 *)(dout + base + i);
+        s += a.x * d.x + a.y * d.y;
+        *(uint32_t *)(dob + base + i) = pack(__float2bfloat16(d.x), __float2bfloat16(d.y));
+    }
+    for (int x = 16; x; x >>= 1) s += __shfl_xor_sync(0xffffffffu, s, x);
+    if (l == 0) D[(b * H + h) * T + t] = s;
+}
+
+/* k_fa_bwd_kv<HD, false> on bf16 q, k, v, dO. */
+template <int HD>
+__global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dout,
+                                                   const float *lse, const float *Dd, float *dk, float *dv,
+                                                   int T, int H, int KH, float sl2, float scale) {
+    constexpr int BK = 64, BQ = HD == 128 ? 32 : 64, LK = HD + 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Ks = (bf16 *)smem, *Vs = Ks + BK * LK, *Qs = Vs + BK * LK, *Os = Qs + BQ * LK;
+    float *ls = (float *)(Os + BQ * LK), *ds_ = ls + BQ;
+    int kb = blockIdx.x, b = blockIdx.y / KH, kh = blockIdx.y % KH, grp = H / KH;
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+    size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
+    int kbase = kb * BK, k0 = kbase + w * 16, kval = min(BK, T - kbase);
+    ld_rows_b<HD, BK>(k + ((size_t)b * T + kbase) * KS + (size_t)kh * HD, KS, kval, Ks, LK);
+    ld_rows_b<HD, BK>(v + ((size_t)b * T + kbase) * KS + (size_t)kh * HD, KS, kval, Vs, LK);
+    float dkc[HD / 8][4], dvc[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) dkc[n][i] = dvc[n][i] = 0.f;
+    for (int gi = 0; gi < grp; gi++) {
+        int h = kh * grp + gi;
+        const bf16 *qp = q + (size_t)b * T * QS + (size_t)h * HD, *dp = dout + (size_t)b * T * QS + (size_t)h * HD;
+        const float *lp = lse + ((size_t)b * H + h) * T, *Dp = Dd + ((size_t)b * H + h) * T;
+        for (int qs = kbase; qs < T; qs += BQ) {
+            int qv = min(BQ, T - qs);
+            __syncthreads();
+            ld_rows_b<HD, BQ>(qp + (size_t)qs * QS, QS, qv, Qs, LK);
+            ld_rows_b<HD, BQ>(dp + (size_t)qs * QS, QS, qv, Os, LK);
+            for (int i = threadIdx.x; i < BQ; i += blockDim.x) { ls[i] = i < qv ? lp[qs + i] : 0.f; ds_[i] = i < qv ? Dp[qs + i] : 0.f; }
+            __syncthreads();
+            if (qs + BQ - 1 < k0 || k0 >= T) continue;
+            float st[BQ / 8][4], dpt[BQ / 8][4];
+#pragma unroll
+            for (int n = 0; n < BQ / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) st[n][i] = dpt[n][i] = 0.f;
+#pragma unroll
+            for (int kc = 0; kc < HD / 16; kc++) {
+                uint32_t ka[4], va[4];
+                ld_a(Ks, LK, w * 16, kc * 16, ka); ld_a(Vs, LK, w * 16, kc * 16, va);
+#pragma unroll
+                for (int n = 0; n < BQ / 8; n++) {
+                    uint32_t bb[2];
+                    ld_b(Qs, LK, n * 8, kc * 16, bb);
+                    mma(st[n], ka, bb);
+                    ld_b(Os, LK, n * 8, kc * 16, bb);
+                    mma(dpt[n], va, bb);
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < BQ / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    int key = k0 + g + (i >> 1) * 8, qi = n * 8 + 2 * t + (i & 1), qq = qs + qi;
+                    float p = (qq >= key && qq < T && key < T) ? exp2f(st[n][i] * sl2 - ls[qi]) : 0.f;
+                    st[n][i] = p; dpt[n][i] = p * (dpt[n][i] - ds_[qi]);
+                }
+#pragma unroll
+            for (int kc = 0; kc < BQ / 16; kc++) {
+                uint32_t ph[4], sh[4], unused[4];
+                acc_to_a<false>(st[2 * kc], st[2 * kc + 1], ph, unused);
+                acc_to_a<false>(dpt[2 * kc], dpt[2 * kc + 1], sh, unused);
+#pragma unroll
+                for (int n = 0; n < HD / 8; n += 2) {
+                    uint32_t b0[2], b1[2];
+                    ld_bt2(Os, LK, kc * 16, n * 8, b0, b1);
+                    mma(dvc[n], ph, b0); mma(dvc[n + 1], ph, b1);
+                    ld_bt2(Qs, LK, kc * 16, n * 8, b0, b1);
+                    mma(dkc[n], sh, b0); mma(dkc[n + 1], sh, b1);
+                }
+            }
+        }
+    }
+    float *dkp = dk + (size_t)b * T * KS + (size_t)kh * HD, *dvp = dv + (size_t)b * T * KS + (size_t)kh * HD;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int row = k0 + g + j * 8;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            size_t o = (size_t)row * KS + n * 8 + 2 * t;
+            *(float2 *)(dkp + o) = make_float2(dkc[n][2 * j] * scale, dkc[n][2 * j + 1] * scale);
+            *(float2 *)(dvp + o) = make_float2(dvc[n][2 * j], dvc[n][2 * j + 1]);
+        }
+    }
+}
+
+/* k_fa_bwd_q<HD, false> on bf16 q, k, v, dO. */
+template <int HD>
+__global__ void __launch_bounds__(128) k_fb_bwd_q(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dout,
+                                                  const float *lse, const float *Dd, float *dq,
+                                                  int T, int H, int KH, float sl2, float scale) {
+    constexpr int BQ = 64, BK = HD == 128 ? 32 : 64, LK = HD + 8;
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16 *Qs = (bf16 *)smem, *Os = Qs + BQ * LK, *Ks = Os + BQ * LK, *Vs = Ks + BK * LK;
+    int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KH);
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
+    size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
+    int qbase = qb * BQ, r0 = qbase + w * 16, qv = min(BQ, T - qbase);
+    const bf16 *kp = k + (size_t)b * T * KS + (size_t)kh * HD, *vp = v + (size_t)b * T * KS + (size_t)kh * HD;
+    ld_rows_b<HD, BQ>(q + ((size_t)b * T + qbase) * QS + (size_t)h * HD, QS, qv, Qs, LK);
+    ld_rows_b<HD, BQ>(dout + ((size_t)b * T + qbase) * QS + (size_t)h * HD, QS, qv, Os, LK);
+    float lr[2], dr[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int row = r0 + g + j * 8;
+        lr[j] = row < T ? lse[(size_t)bh * T + row] : 0.f; dr[j] = row < T ? Dd[(size_t)bh * T + row] : 0.f;
+    }
+    float dqc[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) dqc[n][0] = dqc[n][1] = dqc[n][2] = dqc[n][3] = 0.f;
+    int kend = min(T, qbase + BQ);
+    for (int ks = 0; ks < kend; ks += BK) {
+        int kv = min(BK, T - ks);
+        __syncthreads();
+        ld_rows_b<HD, BK>(kp + (size_t)ks * KS, KS, kv, Ks, LK);
+        ld_rows_b<HD, BK>(vp + (size_t)ks * KS, KS, kv, Vs, LK);
+        __syncthreads();
+        if (ks > r0 + 15) continue;
+        float s[BK / 8][4], dp[BK / 8][4];
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) s[n][i] = dp[n][i] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < HD / 16; kc++) {
+            uint32_t qa[4], oa[4];
+            ld_a(Qs, LK, w * 16, kc * 16, qa); ld_a(Os, LK, w * 16, kc * 16, oa);
+#pragma unroll
+            for (int n = 0; n < BK / 8; n++) {
+                uint32_t bb[2];
+                ld_b(Ks, LK, n * 8, kc * 16, bb);
+                mma(s[n], qa, bb);
+                ld_b(Vs, LK, n * 8, kc * 16, bb);
+                mma(dp[n], oa, bb);
+            }
+        }
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                int key = ks + n * 8 + 2 * t + (i & 1), row = r0 + g + (i >> 1) * 8;
+                float p = (key <= row && key < T) ? exp2f(s[n][i] * sl2 - lr[i >> 1]) : 0.f;
+                dp[n][i] = p * (dp[n][i] - dr[i >> 1]);
+            }
+#pragma unroll
+        for (int kc = 0; kc < BK / 16; kc++) {
+            uint32_t ah[4], unused[4];
+            acc_to_a<false>(dp[2 * kc], dp[2 * kc + 1], ah, unused);
+#pragma unroll
+            for (int n = 0; n < HD / 8; n += 2) {
+                uint32_t b0[2], b1[2];
+                ld_bt2(Ks, LK, kc * 16, n * 8, b0, b1);
+                mma(dqc[n], ah, b0); mma(dqc[n + 1], ah, b1);
+            }
+        }
+    }
+    float *dqp = dq + (size_t)b * T * QS + (size_t)h * HD;
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        int row = r0 + g + j * 8;
+        if (row >= T) continue;
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++)
+            *(float2 *)(dqp + (size_t)row * QS + n * 8 + 2 * t) = make_float2(dqc[n][2 * j] * scale, dqc[n][2 * j + 1] * scale);
+    }
+}
+
+template <int HD>
+static cudaError_t fb_fwd_t(const bn_fb_args *a, cudaStream_t st) {
+    size_t sm = (size_t)2 * 64 * (HD + 8) * sizeof(bf16);
+    cudaError_t e = cudaFuncSetAttribute(k_fb_fwd<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    if (e != cudaSuccess) return e;
+    float sl2 = 1.4426950408889634f / sqrtf((float)HD);
+    k_fb_fwd<HD><<<dim3((a->T + 63) / 64, a->B * a->H), 128, sm, st>>>(a->qb, a->kb, a->vb, a->o, a->lse, a->T, a->H, a->KH, sl2);
+    return cudaGetLastError();
+}
+template <int HD>
+static cudaError_t fb_bwd_t(const bn_fb_args *a, cudaStream_t st) {
+    constexpr int BS = HD == 128 ? 32 : 64;
+    size_t s1 = (size_t)(2 * 64 + 2 * BS) * (HD + 8) * sizeof(bf16) + 2 * BS * sizeof(float), s2 = (size_t)(2 * 64 + 2 * BS) * (HD + 8) * sizeof(bf16);
+    cudaError_t e = cudaFuncSetAttribute(k_fb_bwd_kv<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s1);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(k_fb_bwd_q<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s2);
+    if (e != cudaSuccess) return e;
+    float scale = 1.0f / sqrtf((float)HD), sl2 = 1.4426950408889634f * scale;
+    size_t nw = (size_t)a->B * a->T * a->H;
+    k_fb_dot<<<(unsigned)((nw * 32 + 255) / 256), 256, 0, st>>>(a->o, a->dout, a->D, a->dob, a->B, a->T, a->H, HD);
+    k_fb_bwd_kv<HD><<<dim3((a->T + 63) / 64, a->B * a->KH), 128, s1, st>>>(a->qb, a->kb, a->vb, a->dob, a->lse, a->D, a->dk, a->dv,
+                                                                          a->T, a->H, a->KH, sl2, scale);
+    k_fb_bwd_q<HD><<<dim3((a->T + 63) / 64, a->B * a->H), 128, s2, st>>>(a->qb, a->kb, a->vb, a->dob, a->lse, a->D, a->dq,
+                                                                       a->T, a->H, a->KH, sl2, scale);
+    return cudaGetLastError();
+}
+#define FB_DISPATCH(fn, a, st)                                                                     \
+    switch ((a)->hd) {                                                                             \
+    case 32: return fn<32>(a, st);                                                                 \
+    case 64: return fn<64>(a, st);                                                                 \
+    case 128: return fn<128>(a, st);                                                               \
+    default: return cudaErrorInvalidValue;                                                         \
+    }
+cudaError_t bn_fb_forward(const bn_fb_args *a, cudaStream_t st) { FB_DISPATCH(fb_fwd_t, a, st) }
+cudaError_t bn_fb_backward(const bn_fb_args *a, cudaStream_t st) { FB_DISPATCH(fb_bwd_t, a, st) }

@@ -4,6 +4,8 @@
 #ifndef BN_TRAIN_ATTN_H
 #define BN_TRAIN_ATTN_H
 #include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <stddef.h>
 
 /* Device pointers; layouts as backend.h's attention ops: q, o, dout, dq [B*T][H*hd]; k, v, dk,
  * dv [B*T][KH*hd]; lse, D [B*H][T] fp32 scratch (lse written by the forward, read by the
@@ -24,4 +26,22 @@ int bn_fa_supported(int hd);
 cudaError_t bn_fa_forward(const bn_fa_args *a, int split, cudaStream_t st);
 /* dq, dk, dv (written) from q, k, v, o, lse (the forward's), dout; D is scratch. */
 cudaError_t bn_fa_backward(const bn_fa_args *a, int split, cudaStream_t st);
+
+/* The bf16-input variant (one bf16 term, as bn_fa_* with split 0, but faster: the operands are
+ * converted once per op, not per tile): qb, kb, vb, dob the bf16 copies of q, k, v, dout in the
+ * same layouts (bn_fb_convert writes q, k, v; the backward writes dob itself from dout). */
+typedef struct {
+    const __nv_bfloat16 *qb, *kb, *vb;
+    __nv_bfloat16 *dob;
+    float *o, *lse, *D;
+    const float *dout;
+    float *dq, *dk, *dv;
+    int B, T, H, KH, hd;
+} bn_fb_args;
+/* out[i] = bf16(in[i]) (round to nearest even), i < n; n % 4 == 0. */
+cudaError_t bn_fb_convert(const float *in, __nv_bfloat16 *out, size_t n, cudaStream_t st);
+/* o, lse from qb, kb, vb. */
+cudaError_t bn_fb_forward(const bn_fb_args *a, cudaStream_t st);
+/* dob = bf16(dout), D, then dq, dk, dv (written) from qb, kb, vb, o, lse (the forward's), dob. */
+cudaError_t bn_fb_backward(const bn_fb_args *a, cudaStream_t st);
 #endif

@@ -23,10 +23,13 @@
  *     (TF32's 2^-11 rounding flips int8 values and moves the step-0 gradients of the golden
  *     model by 3e-2 relative L2); the backward and the LM head in TF32 tensor cores.
  *     BITNET_TRAIN_PREC_PARITY: head and attention all fp32, dY in 3 terms;
- *     BITNET_TRAIN_PREC_FAST: the attention forward in TF32 too (measured, not within the golden
- *     bounds).
- *   - flash attention (train_attn.cu, bf16 tensor cores, no [B,H,T,T] matrix): opt-in through
- *     the measuring knobs of bn_train_cuda_attach_ex (train_cuda.h) only. Measured on the
+ *     BITNET_TRAIN_PREC_FAST: what bf16 autocast rounds: the attention is train_attn.cu's
+ *     bf16-input flash kernels (knob fa=2) and the LM head multiplies bf16 copies of x, W and
+ *     dlogits (knob hbf=1; cross-entropy writes the bf16 dlogits on the way), fp32 sums
+ *     (measured, not within the golden bounds).
+ *   - flash attention (train_attn.cu, bf16 tensor cores, no [B,H,T,T] matrix): the fast mode's
+ *     (bf16 inputs); in the other modes opt-in through the measuring knobs of
+ *     bn_train_cuda_attach_ex (train_cuda.h) only. Measured on the
  *     H200 at the 1b shape (T = 1024, 16 heads of 128): forward 1.0 ms vs 1.4 (two-term split) but backward 2.3 ms vs 1.2 per layer, and
  *     even the two-term forward (2^-16 relative) moves the golden master's step-0 logits by
  *     8e-3: that model flips an int8 activation at ~2e-6 of relative noise in the attention
@@ -35,7 +38,7 @@
  *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
  *     step from the same gradients gives the CPU's bits.
  * Sums are in a fixed order except the embedding gradient (atomicAdd over the batch's tokens).
- * What it is not: flash attention by default (the T x T matrix is kept, like the CPU path), LoRA, or data
+ * What it is not: flash attention in the default and parity modes (the T x T matrix is kept, like the CPU path), LoRA, or data
  * parallel (one GPU). Ops are asynchronous on the stream; an op that fails records its error
  * for the status op and later ops still run on whatever memory exists (never a crash: every
  * allocation failure turns the op into a no-op). */
@@ -99,7 +102,11 @@ struct gt {
     float *dwpart; size_t cap_dw;
     void **ptrs; size_t cap_ptrs;
     shadow *sh; int nsh, capsh;
-    int fa, fa_fs, fa_bs;       /* flash attention (train_attn.cu) on; its forward / backward split */
+    int fa, fa_fs, fa_bs;       /* flash attention (train_attn.cu): 0 off, 1 fp32 inputs (split knobs), 2 bf16 inputs */
+    bf16 *fab; size_t cap_fab;  /* fa 2: bf16 copies of q, k, v (and dout in the backward) */
+    int hbf;                    /* LM head GEMMs on bf16 operands (the fast mode) */
+    bf16 *hx, *hw, *hdl; size_t cap_hx, cap_hw, cap_hdl;   /* hbf: bf16 x [N][C], W [V][C], dlogits [N][V] */
+    const float *hx_key, *hdl_key;                         /* the x / logits buffers hx / hdl hold */
     struct { const float *att, *out; } *fo; int nfo, capfo;   /* attention output of each att buffer */
 };
 
@@ -528,6 +535,22 @@ static bn_fa_args fa_args(bn_train_model *m, const float *q, const float *k, con
     a.B = m->B; a.T = m->T; a.H = c->n_heads; a.KH = c->n_kv_heads; a.hd = c->head_dim;
     return a;
 }
+/* fa 2: q, k, v converted to bf16 into g->fab (and room for dout's copy when bwd); 0 on failure
+ * (error noted). lse, D in att as fa_args. */
+static int fb_args(bn_train_model *m, const float *q, const float *k, const float *v, const float *att, int bwd, bn_fb_args *a) {
+    struct gt *g = GT(m);
+    const bn_config *c = &m->cfg;
+    size_t nq = (size_t)m->B * m->T * c->n_heads * c->head_dim, nk = (size_t)m->B * m->T * c->n_kv_heads * c->head_dim;
+    if (!NEED(g, g->fab, g->cap_fab, (2 * nq + 2 * nk) * sizeof(bf16), "attention bf16 operands")) return 0;
+    memset(a, 0, sizeof *a);
+    bf16 *qb = g->fab, *kb = qb + nq, *vb = kb + nk;
+    if (!cu_ok(g, bn_fb_convert(q, qb, nq, g->st), "bf16 conversion") || !cu_ok(g, bn_fb_convert(k, kb, nk, g->st), "bf16 conversion") ||
+        !cu_ok(g, bn_fb_convert(v, vb, nk, g->st), "bf16 conversion")) return 0;
+    a->qb = qb; a->kb = kb; a->vb = vb; a->dob = bwd ? vb + nk : NULL;
+    a->lse = (float *)att; a->D = (float *)att + (size_t)m->B * c->n_heads * m->T;
+    a->B = m->B; a->T = m->T; a->H = c->n_heads; a->KH = c->n_kv_heads; a->hd = c->head_dim;
+    return 1;
+}
 /* Remember out as the attention output of att (the backward's D = rowsum(dO * O) reads it). */
 static void fa_note_out(struct gt *g, const float *att, const float *out) {
     for (int i = 0; i < g->nfo; i++) if (g->fo[i].att == att) { g->fo[i].out = out; return; }
@@ -542,6 +565,14 @@ static void fa_note_out(struct gt *g, const float *att, const float *out) {
 static void op_attn_fwd(bn_train_model *m, const float *q, const float *k, const float *v, float *att, float *out) {
     struct gt *g = GT(m);
     if (g->err) return;
+    if (use_fa(m) && g->fa == 2) {
+        bn_fb_args a;
+        if (!fb_args(m, q, k, v, att, 0, &a)) return;
+        a.o = out;
+        fa_note_out(g, att, out);
+        cu_ok(g, bn_fb_forward(&a, g->st), "flash attention forward");
+        return;
+    }
     if (use_fa(m)) {
         bn_fa_args a = fa_args(m, q, k, v, att);
         a.o = out;
@@ -567,6 +598,15 @@ static void op_attn_bwd(bn_train_model *m, const float *q, const float *k, const
                         const float *dout, float *dq, float *dk, float *dv) {
     struct gt *g = GT(m);
     if (g->err) return;
+    if (use_fa(m) && g->fa == 2) {
+        bn_fb_args a;
+        if (!fb_args(m, q, k, v, att, 1, &a)) return;
+        for (int i = 0; i < g->nfo; i++) if (g->fo[i].att == att) a.o = (float *)g->fo[i].out;
+        if (!a.o) { note(g, bn_err(BITNET_ERR_ARG, "cuda training: attention backward without its forward")); return; }
+        a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv;
+        cu_ok(g, bn_fb_backward(&a, g->st), "flash attention backward");
+        return;
+    }
     if (use_fa(m)) {
         bn_fa_args a = fa_args(m, q, k, v, att);
         for (int i = 0; i < g->nfo; i++) if (g->fo[i].att == att) a.o = (float *)g->fo[i].out;
@@ -663,12 +703,12 @@ static void op_embed_bwd(bn_train_model *m, int widx, const int32_t *ids, int N,
 }
 /* Row r of logits [N][V]: loss[r] = logsumexp - l[tg]; bwd: l = (softmax - onehot) * dscale.
  * A negative target (a masked position, backend.h) gives loss 0 and a zero gradient row. */
-__global__ void k_ce(float *logits, const int32_t *tg, float *loss, int V, float dscale, int bwd) {
+__global__ void k_ce(float *logits, const int32_t *tg, float *loss, int V, float dscale, int bwd, bf16 *lb) {
     size_t r = blockIdx.x;
     float *l = logits + r * V;
     if (tg[r] < 0) {
         if (!bwd) { if (threadIdx.x == 0) loss[r] = 0.f; }
-        else for (int i = threadIdx.x; i < V; i += blockDim.x) l[i] = 0.f;
+        else for (int i = threadIdx.x; i < V; i += blockDim.x) { l[i] = 0.f; if (lb) lb[r * V + i] = __float2bfloat16(0.f); }
         return;
     }
     float mx = -INFINITY;
@@ -681,14 +721,18 @@ __global__ void k_ce(float *logits, const int32_t *tg, float *loss, int V, float
     if (!bwd) { if (threadIdx.x == 0) loss[r] = (float)(log((double)s) + mx - l[t]); return; }
     float inv = (float)(1.0 / (double)s);
     __syncthreads();
-    for (int i = threadIdx.x; i < V; i += blockDim.x) l[i] = expf(l[i] - mx) * inv * dscale - (i == t ? dscale : 0.f);
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float d = expf(l[i] - mx) * inv * dscale - (i == t ? dscale : 0.f);
+        l[i] = d;
+        if (lb) lb[r * V + i] = __float2bfloat16(d);
+    }
 }
 static void op_ce_fwd(bn_train_model *m, float *logits, const int32_t *tg, float *rowloss, int N) {
     struct gt *g = GT(m);
     if (g->err) return;
     int32_t *d = upload_ids(g, &g->tg, &g->cap_tg, tg, N);
     if (!d || !NEED(g, g->rowloss, g->cap_rl, (size_t)N * sizeof(float), "row losses")) return;
-    k_ce<<<N, 512, 0, g->st>>>(logits, d, g->rowloss, m->cfg.vocab_size, 0, 0);
+    k_ce<<<N, 512, 0, g->st>>>(logits, d, g->rowloss, m->cfg.vocab_size, 0, 0, NULL);
     if (LAUNCHED(g, "cross-entropy")) note(g, bn_cu_d2h(rowloss, g->rowloss, (size_t)N * sizeof(float), g->st));
 }
 static void op_ce_bwd(bn_train_model *m, float *logits, const int32_t *tg, int N, float dscale) {
@@ -696,18 +740,43 @@ static void op_ce_bwd(bn_train_model *m, float *logits, const int32_t *tg, int N
     if (g->err) return;
     int32_t *d = upload_ids(g, &g->tg, &g->cap_tg, tg, N);
     if (!d) return;
-    k_ce<<<N, 512, 0, g->st>>>(logits, d, NULL, m->cfg.vocab_size, dscale, 1);
+    bf16 *lb = NULL;   /* hbf: the bf16 copy the head's backward reads, written on the way */
+    g->hdl_key = NULL;
+    if (g->hbf && NEED(g, g->hdl, g->cap_hdl, (size_t)N * m->cfg.vocab_size * sizeof(bf16), "head gradient (bf16)")) { lb = g->hdl; g->hdl_key = logits; }
+    k_ce<<<N, 512, 0, g->st>>>(logits, d, NULL, m->cfg.vocab_size, dscale, 1, lb);
     LAUNCHED(g, "cross-entropy backward");
+}
+/* hbf: x -> g->hx and the head's weights -> g->hw in bf16; 0 when the shape does not suit the
+ * conversion (hidden size not a multiple of 4: the caller takes the fp32 path) or on failure
+ * (error noted). */
+static int head_bf16(bn_train_model *m, int widx, const float *x, int N) {
+    struct gt *g = GT(m);
+    size_t nx = (size_t)N * m->cfg.hidden_size, nw = (size_t)m->cfg.vocab_size * m->cfg.hidden_size;
+    g->hx_key = NULL;
+    if (g->err || m->cfg.hidden_size % 4 || !NEED(g, g->hx, g->cap_hx, nx * sizeof(bf16), "head input (bf16)") ||
+        !NEED(g, g->hw, g->cap_hw, nw * sizeof(bf16), "head weights (bf16)")) return 0;
+    if (!cu_ok(g, bn_fb_convert(x, g->hx, nx, g->st), "bf16 conversion") || !cu_ok(g, bn_fb_convert(g->p + m->tp[widx].off, g->hw, nw, g->st), "bf16 conversion")) return 0;
+    g->hx_key = x;
+    return 1;
 }
 static void op_head_fwd(bn_train_model *m, int widx, const float *x, float *logits, int N) {
     struct gt *g = GT(m);
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    if (g->hbf && head_bf16(m, widx, x, N)) {   /* bf16 x bf16 products, fp32 sums (autocast's head) */
+        gemm(g, 0, 1, N, V, C, g->hx, CUDA_R_16BF, C, g->hw, CUDA_R_16BF, C, g->one_zero + 1, g->one_zero, logits, V, CUBLAS_COMPUTE_32F);
+        return;
+    }
     gemm(g, 0, 1, N, V, C, x, CUDA_R_32F, C, g->p + m->tp[widx].off, CUDA_R_32F, C, g->one_zero + 1, g->one_zero, logits, V, g->fct);
 }
 static void op_head_bwd(bn_train_model *m, int widx, const float *dl, const float *x, float *dx, int N) {
     struct gt *g = GT(m);
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
     size_t off = m->tp[widx].off;
+    if (g->hbf && g->hdl_key == dl && g->hx_key == x) {   /* the bf16 copies of op_head_fwd and op_ce_bwd (same step) */
+        gemm(g, 1, 0, V, C, N, g->hdl, CUDA_R_16BF, V, g->hx, CUDA_R_16BF, C, g->one_zero + 1, g->one_zero + 1, g->g + off, C, CUBLAS_COMPUTE_32F);
+        gemm(g, 0, 0, N, C, V, g->hdl, CUDA_R_16BF, V, g->hw, CUDA_R_16BF, C, g->one_zero + 1, g->one_zero, dx, C, CUBLAS_COMPUTE_32F);
+        return;
+    }
     gemm(g, 1, 0, V, C, N, dl, CUDA_R_32F, V, x, CUDA_R_32F, C, g->one_zero + 1, g->one_zero + 1, g->g + off, C, g->fct);
     gemm(g, 0, 0, N, C, V, dl, CUDA_R_32F, V, g->p + off, CUDA_R_32F, C, g->one_zero + 1, g->one_zero, dx, C, g->fct);
 }
@@ -811,7 +880,7 @@ static void op_release(bn_train_model *m) {
     free(g->sh); free(g->fo);
     void *d[] = {g->p, g->g, g->m, g->v, g->wb, g->wscale, g->lin, g->ck, g->tp_c0, g->tp_nc, g->part, g->norm_d,
                  g->one_zero, g->ids, g->tg, g->rowloss, g->rcos, g->dyb, g->tmp, g->dP, g->dwpart, g->ptrs, g->numel,
-                 g->wi8, g->ioz};
+                 g->wi8, g->ioz, g->fab, g->hx, g->hw, g->hdl};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) if (d[i]) cudaFree(d[i]);
     if (g->cb) cublasDestroy(g->cb);
     if (g->st) cudaStreamDestroy(g->st);
@@ -877,13 +946,14 @@ static void knobs(struct gt *g, const char *e) {
     if (!e) return;
     int v;
     const char *p;
-    if ((p = strstr(e, "fa=")) && sscanf(p + 3, "%d", &v) == 1) g->fa = v != 0;
+    if ((p = strstr(e, "fa=")) && sscanf(p + 3, "%d", &v) == 1) g->fa = v == 2 ? 2 : v != 0;
     if ((p = strstr(e, "fs=")) && sscanf(p + 3, "%d", &v) == 1) g->fa_fs = v != 0;
     if ((p = strstr(e, "bs=")) && sscanf(p + 3, "%d", &v) == 1) g->fa_bs = v != 0;
     if ((p = strstr(e, "split=")) && sscanf(p + 6, "%d", &v) == 1 && v >= 1 && v <= 3) g->split = g->split_dx = v;
     if ((p = strstr(e, "dxs=")) && sscanf(p + 4, "%d", &v) == 1 && v >= 1 && v <= g->split) g->split_dx = v;
     if ((p = strstr(e, "i8=")) && sscanf(p + 3, "%d", &v) == 1) g->i8 = v != 0;
     if ((p = strstr(e, "keep=")) && sscanf(p + 5, "%d", &v) == 1) g->keep_yq = v != 0;
+    if ((p = strstr(e, "hbf=")) && sscanf(p + 4, "%d", &v) == 1) g->hbf = v != 0;
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
@@ -904,7 +974,8 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->afct = fast ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     g->split = fp32 ? 3 : 1;   /* 1 term: golden step-0 gradients 3.7e-3 (bound 1e-2); 2 terms: 4e-4, 1b backward 1.5x longer */
     g->split_dx = g->split;
-    g->fa = 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: opt-in (see the header) */
+    g->fa = fast ? 2 : 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: the fast mode only, bf16 inputs (see the header) */
+    g->hbf = fast;   /* the fast mode: bf16 LM head */
     g->i8 = 1;   /* int8 BitLinear forward: the bf16 path's bits (tested), 1b step 3.7% faster (H200) */
     knobs(g, kn);
     m->gpu = g;   /* op_release below frees whatever was made */

@@ -8,8 +8,10 @@
 
 typedef struct bn_train_model bn_train_model;
 /* bn_train_cuda_attach with knobs, a comma list (NULL or "": the defaults):
- *   fa=0|1 flash attention (train_attn.cu; default 0), fs=0|1 / bs=0|1 its forward / backward
- *   split into two bf16 terms (default 1 / 0; fs 0 in the fast mode), split=1..3 BitLinear
+ *   fa=0|1|2 flash attention (train_attn.cu; 1: fp32 inputs, 2: bf16 inputs; default 0, 2 in the
+ *   fast mode), fs=0|1 / bs=0|1 fa 1's forward / backward split into two bf16 terms (default
+ *   1 / 0; fs 0 in the fast mode), hbf=0|1 the LM head on bf16 operands (default 0, 1 in the
+ *   fast mode), split=1..3 BitLinear
  *   backward dY terms (default 1, parity 3), dxs=1..split the dY terms of the dX product,
  *   i8=0|1 the int8 BitLinear forward GEMM (default 1), keep=0|1 rmsnorm_fwd also writes y and
  *   yq (default 0). Unknown names are ignored. */
