@@ -84,7 +84,7 @@ typedef enum bitnet_train_precision {
     BITNET_TRAIN_PREC_DEFAULT = 0,  /* attention forward fp32 (it feeds the int8 quantizer), head and
                                      * attention backward TF32, BitLinear backward one bf16 term
                                      * (bf16 x bf16 products, fp32 sums) */
-    BITNET_TRAIN_PREC_FAST = 1,     /* all TF32, BitLinear backward one bf16 term */
+    BITNET_TRAIN_PREC_FAST = 1,     /* bf16 flash attention and a bf16 LM head (like autocast), BitLinear backward one bf16 term */
     BITNET_TRAIN_PREC_PARITY = 2,   /* head and attention fp32, BitLinear backward bf16 x 3 terms:
                                      * step-0 gradients within 1e-6 of the CPU's */
 } bitnet_train_precision;
