@@ -37,6 +37,11 @@ check "train: runs 10 steps" test "$(wc -l < "$D/a.txt")" -eq 10
 $BN train $A --steps 10 -o "$D/b" --stop-after 5 2>/dev/null | losses > "$D/b.txt"
 $BN train $A --steps 10 -o "$D/b" --resume -t 2 2>/dev/null | losses >> "$D/b.txt"
 if cmp -s "$D/a.txt" "$D/b.txt"; then ok "train: 5 + resume + 5 steps give bit-identical losses to 10 straight"; else fail "train: resume is bit-exact" "$(diff "$D/a.txt" "$D/b.txt" | head -4)"; fi
+# --precision picks the GPU's rounding; the CPU trainer ignores it (same losses), a bad value is refused
+$BN train $A --steps 10 -o "$D/pf" --precision fast 2>/dev/null | losses > "$D/pf.txt"
+if cmp -s "$D/a.txt" "$D/pf.txt"; then ok "train: --precision fast on the CPU gives the default's losses"; else fail "train: --precision fast on the CPU" "$(diff "$D/a.txt" "$D/pf.txt" | head -4)"; fi
+out=$($BN train $A --steps 10 -o "$D/pb" --precision half 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$out" == *"--precision must be one of default|fast|parity"* ]] && ok "train: a bad --precision is refused" || fail "train: bad --precision" "rc=$rc $out"
 # thread-count independence with several attention row blocks (T=100 > 64) and an odd split
 B2="--config $D/tiny.json --data $D/pat.u32 --batch 2 --seq 100 --steps 3 --lr 3e-3 --clip 0.5"
 $BN train $B2 -t 1 -o "$D/t1" 2>/dev/null | grep '^step' | cut -d'|' -f1-4 > "$D/t1.txt"

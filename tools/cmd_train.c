@@ -47,6 +47,9 @@ static void usage(void) {
         "                      resume with any N or alone. Or start the ranks yourself (torchrun, mpirun) with\n"
         "                      RANK, WORLD_SIZE, LOCAL_RANK (the GPU) and BITNET_NCCL_ID_FILE (default\n"
         "                      OUTDIR/.nccl-id; a fresh file per run) in the environment\n"
+        "  --precision default|fast|parity  GPU rounding: default (attention forward fp32, the goldens'\n"
+        "                      bounds), fast (bf16 flash attention and LM head, like autocast; fastest),\n"
+        "                      parity (fp32 head and attention, 3-term backward); the CPU ignores it\n"
         "  --seed S (1337) -t THREADS (1) --no-quant (full precision; the checkpoint is labelled\n"
         "                      \"full_precision\" and `bitnet run` refuses it) --dump-grads FILE.safetensors\n"
         "  --stop-after N      run at most N steps now, save, and exit (continue later with --resume)\n"
@@ -401,7 +404,7 @@ static void on_sigint(int sig) { (void)sig; g_interrupted = 1; }
 /* One `bitnet train` invocation: the options, the trainer and the metrics rows. */
 typedef struct {
     run_opts o;
-    const char *outdir, *dump, *device, *sched;
+    const char *outdir, *dump, *device, *sched, *prec;
     int nth, resume, force, stop_after, dry_run, eval_first, nproc;
     int given[NOPTS];
     char *keep[NOPTS], *absp[NOPTS];   /* strings from the checkpoint; absolute paths */
@@ -444,6 +447,7 @@ static int parse_args(train_cli *c, int argc, char **argv) {
         OPT_INT('t', "threads", 1, 512, &c->nth, "N", "worker threads"),
         OPT_STR(0, "device", &c->device, "DEV", "cpu (default), cuda or cuda:N (make CUDA=1 builds; not stored: a resume picks its own)"),
         OPT_INT(0, "nproc", 0, 4096, &c->nproc, "N", "data parallel: fork N ranks, rank r on GPU r (--device cuda; not stored)"),
+        OPT_CHOICE(0, "precision", &c->prec, "default|fast|parity", "GPU rounding: default, fast (bf16 attention and head, like autocast) or parity (fp32; the CPU ignores it; not stored)"),
         {.names = "warmup", .kind = ARG_INT, .lo = 0, .hi = BITNET_TRAIN_MAX_STEPS, .dst = &o->warmup, .meta = "STEPS", .help = "linear warmup steps", .seen = SEEN("--warmup")},
         {.names = "lr", .kind = ARG_FLOAT, .lo = 0, .hi = INFINITY, .dst = &o->lr, .meta = "LR", .help = "peak learning rate (> 0)", .flags = ARG_OPEN_LO, .seen = SEEN("--lr")},
         {.names = "beta1", .kind = ARG_FLOAT, .lo = 0, .hi = 1, .dst = &o->beta1, .meta = "B", .help = "AdamW beta1 in [0, 1)", .seen = SEEN("--beta1")},
@@ -537,6 +541,7 @@ static int make_trainer(train_cli *c) {
     tp->n_threads = c->nth; tp->seed = (uint64_t)o->seed; tp->device = c->device; tp->grad_checkpoint = o->grad_ckpt;
     tp->world_size = c->rk.world; tp->rank = c->rk.rank; tp->dist_id_path = c->rk.id_path;
     if (c->rk.world) tp->device = c->rk.device;
+    if (c->prec) tp->precision = !strcmp(c->prec, "fast") ? BITNET_TRAIN_PREC_FAST : !strcmp(c->prec, "parity") ? BITNET_TRAIN_PREC_PARITY : BITNET_TRAIN_PREC_DEFAULT;
     if (o->lora_rank > 0) {   /* LoRA: adapters on the frozen --init base; OUTDIR gets the PEFT adapter */
         if (!o->init) { fprintf(stderr, "bitnet: train: --lora-rank needs --init DIR (the base model)\n"); return 2; }
         tp->param_set = BITNET_TRAIN_LORA; tp->lora_rank = o->lora_rank;
