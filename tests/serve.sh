@@ -10,6 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}/bitnet
 M=models/bitnet-tinystories
+DEV=(--device "${SERVE_DEVICE:-cpu}")   # env SERVE_DEVICE=cuda: the servers and the `bitnet run` references on the GPU
 T=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"; }
@@ -25,7 +26,7 @@ command -v python3 >/dev/null || { echo "skip serve: python3 (to read the JSON a
 # start NAME ARGS...: a server on a free port; sets URL and PID (log in $T/NAME.log)
 start() {
     local name=$1; shift
-    "$B" serve -m "$M" --port 0 -t 1 "$@" 2>"$T/$name.log" &
+    "$B" serve -m "$M" --port 0 -t 1 "${DEV[@]}" "$@" 2>"$T/$name.log" &
     PID=$!; PIDS+=("$PID")
     for _ in $(seq 100); do
         URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/$name.log" 2>/dev/null | head -n 1)
@@ -67,7 +68,7 @@ code=$(curl -s -o "$T/m.json" -w '%{http_code}' "$URL/v1/models")
 MSG="status $code $(cat "$T/m.json")"; check serve_models test "$code" = 200 -a "$(j "$T/m.json" 'd["data"][0]["id"]')" = bitnet-tinystories
 
 # greedy completion == bitnet run --temp 0 (same prompt, BOS, 24 tokens)
-want=$("$B" run -m "$M" -p "Once upon a time" -n 24 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
+want=$("$B" run -m "$M" "${DEV[@]}" -p "Once upon a time" -n 24 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
 code=$(post /v1/completions '{"prompt":"Once upon a time","max_tokens":24,"temperature":0}' "$T/c.json")
 got=$(j "$T/c.json" 'd["choices"][0]["text"]')
 MSG="got '$got' want '$want'"; check serve_greedy_equals_run test "$code" = 200 -a "$got" = "$want"
@@ -79,7 +80,7 @@ MSG="$(j "$T/c.json" 'd["choices"][0]["finish_reason"]')"; check serve_finish_le
 check serve_completion_object test "$(j "$T/c.json" 'd["object"], d["id"].startswith("cmpl-")')" = "text_completion True"
 
 # chat: rendered with the model's template (bitnet: "User: ...<|eot_id|>Assistant: "), same as run on that text
-want=$("$B" run -m "$M" -p "User: Tell me a story.<|eot_id|>Assistant: " -n 20 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
+want=$("$B" run -m "$M" "${DEV[@]}" -p "User: Tell me a story.<|eot_id|>Assistant: " -n 20 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
 code=$(post /v1/chat/completions '{"model":"x","messages":[{"role":"user","content":"Tell me a story."}],"max_tokens":20,"temperature":0}' "$T/ch.json")
 got=$(j "$T/ch.json" 'd["choices"][0]["message"]["content"]')
 MSG="status $code got '$got' want '$want'"; check serve_chat_greedy_equals_run test "$code" = 200 -a "$got" = "$want"
@@ -115,7 +116,7 @@ ec=$(python3 -c 'import json,sys; a,b=(json.load(open(f))["engine"] for f in sys
 MSG="sampled, wakeups, forward time grew: $ec"; check serve_engine_counters test "$ec" = "400 4 True"
 same=0
 for i in 0 1 2 3; do
-    w=$("$B" run -m "$M" -p "${prompts[$i]}" -n 100 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
+    w=$("$B" run -m "$M" "${DEV[@]}" -p "${prompts[$i]}" -n 100 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
     [ "$(j "$T/par$i.json" 'd["choices"][0]["text"]')" = "$w" ] && same=$((same + 1))
 done
 MSG="$same of 4 equal"; check serve_parallel_greedy_equals_run test "$same" = 4
