@@ -10,24 +10,29 @@
 # It prints numbers; it does not judge them (no pass/fail on speed). Not: a load test (that is
 # `serve_client.py load`) or a library benchmark (that is `bitnet bench -B 8`).
 #
-# usage: scripts/serve_speed.sh MODEL_DIR [-t THREADS] [--tokens N] [--rounds R] [--streams S] [-- SERVE_ARGS...]
-#   defaults: -t 0 (the physical cores), --tokens 64, --rounds 3, --streams 8; SERVE_ARGS go to
-#   `bitnet serve` (e.g. --head q8). env BITNET: the binary (default build/bitnet).
+# usage: scripts/serve_speed.sh MODEL_DIR [-t THREADS] [--tokens N] [--rounds R] [--streams S] [--temp T] [--ignore-eos] [-- SERVE_ARGS...]
+#   defaults: -t 0 (the physical cores), --tokens 64, --rounds 3, --streams 8, --temp 0.8 (the
+#   server's full-vocabulary sampler); --ignore-eos: the requests' "ignore_eos" instead of a
+#   logit_bias ban on EOS (with --temp 0 the server then runs the greedy path, ids only: on a GPU
+#   no logits rows come back); SERVE_ARGS go to `bitnet serve` (e.g. --head q8, --device cuda).
+#   env BITNET: the binary (default build/bitnet).
 # Random test models: tests/tools/make_random_bitnet.py (e.g. --ffn 2816: 90M parameters;
 # --hidden 2560 --ffn 6912 --layers 30 --heads 20 --kv-heads 5: the 2B-4T body, 521 MB).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${BITNET:-$ROOT/build/bitnet}
 die() { echo "serve_speed: $*" >&2; exit 2; }
-[ $# -ge 1 ] || die "usage: scripts/serve_speed.sh MODEL_DIR [-t THREADS] [--tokens N] [--rounds R] [--streams S] [-- SERVE_ARGS...]"
+[ $# -ge 1 ] || die "usage: scripts/serve_speed.sh MODEL_DIR [-t THREADS] [--tokens N] [--rounds R] [--streams S] [--temp T] [--ignore-eos] [-- SERVE_ARGS...]"
 M=$1; shift
-T=0; N=64; R=3; S=8
+T=0; N=64; R=3; S=8; TEMP=0.8; IE=0
 while [ $# -gt 0 ]; do
     case $1 in
         -t) T=$2; shift 2 ;;
         --tokens) N=$2; shift 2 ;;
         --rounds) R=$2; shift 2 ;;
         --streams) S=$2; shift 2 ;;
+        --temp) TEMP=$2; shift 2 ;;
+        --ignore-eos) IE=1; shift ;;
         --) shift; break ;;
         *) die "unknown argument '$1'" ;;
     esac
@@ -50,7 +55,10 @@ for _ in $(seq 600); do
 done
 [ -n "$port" ] || die "the server did not start within 120 s: $(cat "$LOG")"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+command -v nvidia-smi >/dev/null 2>&1 && echo "gpu: $(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -n 1)"
 grep -o 'listening on.*' "$LOG"
+if [ $IE = 1 ]; then EOSARG=(--ignore-eos); else EOSARG=(--ban "$eos"); fi
+echo "requests: temperature $TEMP, ${EOSARG[*]}, $N tokens each"
 python3 "$ROOT/tests/serve_client.py" speed "http://127.0.0.1:$port" --streams "$S" --max-tokens "$N" --rounds "$R" \
-    --ban "$eos" --pid $PID --timeout 600
+    "${EOSARG[@]}" --temperature "$TEMP" --pid $PID --timeout 600
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -10,6 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}/bitnet
 M=models/bitnet-tinystories
+DEV=(--device "${SERVE_DEVICE:-cpu}")   # env SERVE_DEVICE=cuda: the servers and the `bitnet run` references on the GPU
 T=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"; }
@@ -25,7 +26,7 @@ command -v python3 >/dev/null || { echo "skip serve: python3 (to read the JSON a
 # start NAME ARGS...: a server on a free port; sets URL and PID (log in $T/NAME.log)
 start() {
     local name=$1; shift
-    "$B" serve -m "$M" --port 0 -t 1 "$@" 2>"$T/$name.log" &
+    "$B" serve -m "$M" --port 0 -t 1 "${DEV[@]}" "$@" 2>"$T/$name.log" &
     PID=$!; PIDS+=("$PID")
     for _ in $(seq 100); do
         URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/$name.log" 2>/dev/null | head -n 1)
@@ -60,17 +61,18 @@ EOF
 
 wait_jobs() { for p in $(jobs -p); do [ "$p" = "$PID" ] || wait "$p"; done; }  # every background client
 
-start main --parallel 4
+start main --parallel 4 --sample-threads 4   # 4 sampling threads even at -t 1: the parallel draws are tested
 code=$(curl -s -o "$T/h.json" -w '%{http_code}' "$URL/health")
 MSG="status $code $(cat "$T/h.json")"; check serve_health test "$code" = 200 -a "$(j "$T/h.json" 'd["status"]')" = ok
 code=$(curl -s -o "$T/m.json" -w '%{http_code}' "$URL/v1/models")
 MSG="status $code $(cat "$T/m.json")"; check serve_models test "$code" = 200 -a "$(j "$T/m.json" 'd["data"][0]["id"]')" = bitnet-tinystories
 
 # greedy completion == bitnet run --temp 0 (same prompt, BOS, 24 tokens)
-want=$("$B" run -m "$M" -p "Once upon a time" -n 24 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
+want=$("$B" run -m "$M" "${DEV[@]}" -p "Once upon a time" -n 24 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
 code=$(post /v1/completions '{"prompt":"Once upon a time","max_tokens":24,"temperature":0}' "$T/c.json")
 got=$(j "$T/c.json" 'd["choices"][0]["text"]')
 MSG="got '$got' want '$want'"; check serve_greedy_equals_run test "$code" = 200 -a "$got" = "$want"
+want24=$want
 ntok=$(echo -n "Once upon a time" | "$B" tokenize -m "$M" --bos | wc -w)
 MSG="$(j "$T/c.json" 'd["usage"]') want prompt $ntok"
 check serve_usage test "$(j "$T/c.json" 'd["usage"]["prompt_tokens"],d["usage"]["completion_tokens"],d["usage"]["total_tokens"]')" = "$ntok 24 $((ntok + 24))"
@@ -78,7 +80,7 @@ MSG="$(j "$T/c.json" 'd["choices"][0]["finish_reason"]')"; check serve_finish_le
 check serve_completion_object test "$(j "$T/c.json" 'd["object"], d["id"].startswith("cmpl-")')" = "text_completion True"
 
 # chat: rendered with the model's template (bitnet: "User: ...<|eot_id|>Assistant: "), same as run on that text
-want=$("$B" run -m "$M" -p "User: Tell me a story.<|eot_id|>Assistant: " -n 20 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
+want=$("$B" run -m "$M" "${DEV[@]}" -p "User: Tell me a story.<|eot_id|>Assistant: " -n 20 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
 code=$(post /v1/chat/completions '{"model":"x","messages":[{"role":"user","content":"Tell me a story."}],"max_tokens":20,"temperature":0}' "$T/ch.json")
 got=$(j "$T/ch.json" 'd["choices"][0]["message"]["content"]')
 MSG="status $code got '$got' want '$want'"; check serve_chat_greedy_equals_run test "$code" = 200 -a "$got" = "$want"
@@ -114,10 +116,32 @@ ec=$(python3 -c 'import json,sys; a,b=(json.load(open(f))["engine"] for f in sys
 MSG="sampled, wakeups, forward time grew: $ec"; check serve_engine_counters test "$ec" = "400 4 True"
 same=0
 for i in 0 1 2 3; do
-    w=$("$B" run -m "$M" -p "${prompts[$i]}" -n 100 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
+    w=$("$B" run -m "$M" "${DEV[@]}" -p "${prompts[$i]}" -n 100 --temp 0 -t 1 --no-display-prompt 2>/dev/null)
     [ "$(j "$T/par$i.json" 'd["choices"][0]["text"]')" = "$w" ] && same=$((same + 1))
 done
 MSG="$same of 4 equal"; check serve_parallel_greedy_equals_run test "$same" = 4
+# all-greedy steps run bitnet_ctx_decode_greedy (ids only, no logits rows): counted in /health
+gs=$(python3 -c 'import json,sys; a,b=(json.load(open(f))["engine"] for f in sys.argv[1:]); print(b["greedy_steps"]-a["greedy_steps"] >= 100, b["greedy_steps"]-a["greedy_steps"] <= b["batch_rows"])' "$T/h0.json" "$T/h1.json" 2>&1)
+MSG="greedy steps: $gs"; check serve_greedy_steps test "$gs" = "True True"
+
+# sampled requests decoded together are drawn in parallel (4 sampling threads), each from its own
+# row with its own sampler: 4 seeded requests at once give the texts each gives alone
+cargs=()
+for i in 0 1 2 3; do
+    [ $i -gt 0 ] && cargs+=(--next)
+    cargs+=(-s -d "{\"prompt\":\"${prompts[$i]}\",\"max_tokens\":60,\"temperature\":1,\"seed\":$((7 + i))}" -o "$T/ps$i.json" "$URL/v1/completions")
+done
+curl -s "$URL/health" >"$T/h2.json"
+curl -Z --parallel-immediate --parallel-max 4 "${cargs[@]}"
+curl -s "$URL/health" >"$T/h3.json"
+same=0
+for i in 0 1 2 3; do
+    post /v1/completions "{\"prompt\":\"${prompts[$i]}\",\"max_tokens\":60,\"temperature\":1,\"seed\":$((7 + i))}" "$T/pa$i.json" >/dev/null
+    a=$(j "$T/ps$i.json" 'd["choices"][0]["text"]'); b=$(j "$T/pa$i.json" 'd["choices"][0]["text"]')
+    [ -n "$a" ] && [ "$a" = "$b" ] && same=$((same + 1))
+done
+ds=$(( $(j "$T/h3.json" 'd["decode_steps"]') - $(j "$T/h2.json" 'd["decode_steps"]') ))
+MSG="$same of 4 equal; $ds steps for the 4 at once"; check serve_parallel_sampled_equals_alone test "$same" = 4 -a "$ds" -lt 200
 
 # stop strings: "girl named" spans several tokens; the text ends right before it, in both modes
 full=$(j "$T/c.json" 'd["choices"][0]["text"]')
@@ -135,6 +159,12 @@ MSG="$(cat "$T/st2.json")"; check serve_stop_mid_token test "$(j "$T/st2.json" '
 # end of generation: logit_bias +100 on EOS makes it the first token: finish stop, 0 tokens, ""
 post /v1/completions '{"prompt":"Once upon a time","max_tokens":24,"temperature":0,"logit_bias":{"2047":100}}' "$T/e.json" >/dev/null
 MSG="$(cat "$T/e.json")"; check serve_finish_eos test "$(j "$T/e.json" 'repr(d["choices"][0]["text"]), d["choices"][0]["finish_reason"], d["usage"]["completion_tokens"]')" = "'' stop 0"
+# ignore_eos (llama.cpp's field): EOS made the first token no longer ends the request
+post /v1/completions '{"prompt":"Once upon a time","max_tokens":5,"temperature":0,"logit_bias":{"2047":100},"ignore_eos":true}' "$T/ie.json" >/dev/null
+MSG="$(cat "$T/ie.json")"; check serve_ignore_eos test "$(j "$T/ie.json" 'd["choices"][0]["finish_reason"], d["usage"]["completion_tokens"]')" = "length 5"
+# and a greedy request with ignore_eos is the same text as without (this prompt has no EOS in 24 tokens)
+post /v1/completions '{"prompt":"Once upon a time","max_tokens":24,"temperature":0,"ignore_eos":true}' "$T/ie2.json" >/dev/null
+MSG="$(cat "$T/ie2.json")"; check serve_ignore_eos_greedy test "$(j "$T/ie2.json" 'd["choices"][0]["text"]')" = "$want24"
 # logit_bias -100 bans the greedy first token
 first=$(post /v1/completions '{"prompt":"Once upon a time","max_tokens":1,"temperature":0}' "$T/f.json" >/dev/null; j "$T/f.json" 'd["choices"][0]["text"]')
 firstid=$(echo -n "$first" | "$B" tokenize -m "$M" | awk '{print $1}')
@@ -206,6 +236,7 @@ expect serve_bad_max_tokens 400 /v1/completions '{"prompt":"a","max_tokens":1.5}
 expect serve_bad_max_tokens_zero 400 /v1/completions '{"prompt":"a","max_tokens":0}' max_tokens
 expect serve_bad_top_p 400 /v1/completions '{"prompt":"a","top_p":0}' top_p
 expect serve_bad_stream_type 400 /v1/completions '{"prompt":"a","stream":"yes"}' stream
+expect serve_bad_ignore_eos_type 400 /v1/completions '{"prompt":"a","ignore_eos":1}' ignore_eos
 expect serve_bad_stop_type 400 /v1/completions '{"prompt":"a","stop":[1]}' stop
 expect serve_bad_stop_count 400 /v1/completions '{"prompt":"a","stop":["a","b","c","d","e"]}' stop
 expect serve_bad_n 400 /v1/completions '{"prompt":"a","n":2}' n

@@ -13,12 +13,15 @@
                                        prompt must take ceil(n/C) engine steps and A must get a
                                        token in every step, those included (the "timings" step
                                        numbers: counts, not wall-clock thresholds)
-  serve_client.py speed URL [--streams 8] [--max-tokens 128] [--rounds 3] [--ban ID] [--pid PID]
+  serve_client.py speed URL [--streams 8] [--max-tokens 128] [--rounds 3] [--ban ID | --ignore-eos]
+                        [--temperature T] [--pid PID]
                                        aggregate generated tok/s with 1 stream (N requests in
                                        turn), then N at once (one request each),
                                        ROUNDS times interleaved; prints each round and the medians
                                        (--ban ID: logit_bias -100 on ID, e.g. the end-of-text token,
-                                       so that every stream runs to max_tokens; --pid: the
+                                       so that every stream runs to max_tokens; --ignore-eos: the
+                                       request's "ignore_eos" instead, which keeps temperature 0
+                                       on the greedy path; --temperature: 0.8 unless given; --pid: the
                                        server's process, to add tokens per server CPU-second);
                                        with each round, the engine's per-step split from /health
                                        (ms in the forward, sampling, streaming, the rest)
@@ -109,7 +112,7 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
 
 
-async def load(url, clients, requests, duration, max_tokens, timeout, bias=None, temperature=0.8):
+async def load(url, clients, requests, duration, max_tokens, timeout, bias=None, temperature=0.8, ignore_eos=False):
     u = urlparse(url)
     assert u.hostname == "127.0.0.1", "only 127.0.0.1"
     ttfts, fails, ntok, nreq = [], [], 0, 0
@@ -125,6 +128,8 @@ async def load(url, clients, requests, duration, max_tokens, timeout, bias=None,
                     "stream_options": {"include_usage": True}}
             if bias:
                 body["logit_bias"] = bias
+            if ignore_eos:
+                body["ignore_eos"] = True
             if chat:
                 body["messages"] = [{"role": "user", "content": prompts[(ci + k) % 4]}]
             else:
@@ -207,6 +212,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--ban", type=int, default=None)
+    ap.add_argument("--ignore-eos", action="store_true")
+    ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--chunk", type=int, default=8)
     ap.add_argument("--pid", type=int, default=0)
     a = ap.parse_args()
@@ -264,14 +271,15 @@ def main():
         return dict(d["engine"], steps=d["decode_steps"], tokens=d["tokens_generated"]) if "engine" in d else None
     def run(n):  # n streams at once; one stream runs a.streams requests in turn (as many tokens)
         c0, e0 = cpu(), engine()
-        el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1 if n > 1 else a.streams, 0, a.max_tokens, a.timeout, bias))
+        el, nreq, ntok, _, fails = asyncio.run(load(a.url, n, 1 if n > 1 else a.streams, 0, a.max_tokens, a.timeout, bias,
+                                                     a.temperature, a.ignore_eos))
         c1, e1 = cpu(), engine()
         if not e0:  # a server without the counters
             return ntok / el, (ntok / (c1 - c0) if c0 is not None and c1 > c0 else None), fails, "no counters"
         d = {k: e1[k] - e0[k] for k in e0}
         st = max(1, d["steps"])
-        prof = "%d steps, %.1f sampled/step, wall %.2f ms/step = forward %.2f + sampling %.2f + streaming %.2f + other %.2f" % (
-            d["steps"], d["sampled"] / st, 1e3 * el / st, d["decode_ms"] / st, d["sample_ms"] / st, d["stream_ms"] / st,
+        prof = "%d steps (%d greedy), %.1f sampled/step, wall %.2f ms/step = forward %.2f + sampling %.2f + streaming %.2f + other %.2f" % (
+            d["steps"], d.get("greedy_steps", 0), d["sampled"] / st, 1e3 * el / st, d["decode_ms"] / st, d["sample_ms"] / st, d["stream_ms"] / st,
             (1e3 * el - d["decode_ms"] - d["sample_ms"] - d["stream_ms"]) / st)
         return ntok / el, (ntok / (c1 - c0) if c0 is not None and c1 > c0 else None), fails, prof
     rows, fails = [], []

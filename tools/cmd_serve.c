@@ -252,9 +252,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         char *j = malloc(512);
         if (j) snprintf(j, 512, "{\"status\":\"%s\",\"slots_idle\":%d,\"slots_processing\":%d,\"queued\":%d,"
                         "\"tokens_generated\":%lld,\"decode_steps\":%lld,\"engine\":{\"batch_rows\":%lld,\"sampled\":%lld,"
-                        "\"decode_ms\":%.3f,\"sample_ms\":%.3f,\"stream_ms\":%.3f,\"idle_ms\":%.3f,\"wakeups\":%lld}}",
+                        "\"decode_ms\":%.3f,\"sample_ms\":%.3f,\"stream_ms\":%.3f,\"idle_ms\":%.3f,\"wakeups\":%lld,\"greedy_steps\":%lld}}",
                         atomic_load(&S->draining) ? "shutting down" : "ok", idle, busy, queued, es.tokens, es.steps,
-                        es.rows, es.sampled, es.ms_decode, es.ms_sample, es.ms_stream, es.ms_idle, es.wakeups);
+                        es.rows, es.sampled, es.ms_decode, es.ms_sample, es.ms_stream, es.ms_idle, es.wakeups, es.steps_greedy);
         return send_json(c, atomic_load(&S->draining) ? 503 : 200, j, NULL, NULL);
     }
     return fail(c, 404, "invalid_request_error", "no such endpoint: %s", url);
@@ -279,7 +279,7 @@ static const char *base_name(const char *dir, char *buf, size_t cap) {
 int cmd_serve(int argc, char **argv) {
     const char *model = NULL, *host = "127.0.0.1", *api_key = NULL, *device = "cpu", *head = "exact", *alias = NULL, *tmpl_s = NULL;
     gen_sampling lo = {0};   /* only its --lora list is used */
-    int port = 8080, parallel = 4, n_ctx = 0, threads = 0, queue = 64, chunk = 64, max_conn = 256, max_body_kib = 1024;
+    int port = 8080, parallel = 4, n_ctx = 0, threads = 0, sample_threads = 0, queue = 64, chunk = 64, max_conn = 256, max_body_kib = 1024;
     const arg_opt opts[] = {
         OPT_STR('m', "model", &model, "DIR", "model folder (config.json, model.safetensors, tokenizer)"),
         OPT_STR(0, "host", &host, "ADDR", "IPv4 address to listen on (default 127.0.0.1: this machine only)"),
@@ -287,7 +287,8 @@ int cmd_serve(int argc, char **argv) {
         OPT_INT(0, "parallel|np", 1, 256, &parallel, "N", "requests decoded together (slots)"),
         OPT_INT('c', "ctx-size", 0, 1 << 24, &n_ctx, "N", "context length per slot (0 = the model's, at most 4096; default 0)"),
         OPT_INT('t', "threads", 0, 512, &threads, "N", "threads (0 = the physical cores; default 0)"),
-        OPT_CHOICE(0, "device", &device, "cpu", "where to run"),
+        OPT_INT(0, "sample-threads", 0, 256, &sample_threads, "N", "threads that sample a step's requests in parallel (0 = min(--parallel, -t); default 0)"),
+        OPT_STR(0, "device", &device, "cpu|cuda|cuda:N", "where the model runs (default cpu; bitnet info --devices lists them)"),
         OPT_CHOICE(0, "head", &head, "exact|q8|q4", "LM head precision"),
         OPT_STR(0, "api-key", &api_key, "KEY", "require Authorization: Bearer KEY on /v1/ endpoints"),
         OPT_STR(0, "alias", &alias, "NAME", "model id in responses (default: the folder's name)"),
@@ -301,7 +302,7 @@ int cmd_serve(int argc, char **argv) {
         OPT_END,
     };
     args_spec spec = {"serve",
-        "usage: bitnet serve -m MODEL_DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [-c CTX] [-t THREADS] [--api-key KEY] [--lora DIR [--lora-scale S]]...\n"
+        "usage: bitnet serve -m MODEL_DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [-c CTX] [-t THREADS] [--device cpu|cuda] [--api-key KEY] [--lora DIR [--lora-scale S]]...\n"
         "  OpenAI-compatible server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health;\n"
         "  a chat page at http://HOST:PORT/\n",
         {opts}, {"options"}, 0};
@@ -314,7 +315,7 @@ int cmd_serve(int argc, char **argv) {
 
     bitnet_model *m = NULL; bitnet_tokenizer *tok = NULL; srv_engine *E = NULL; struct MHD_Daemon *d = NULL;
     int rc = 1;
-    if (cli_load_model(model, &m)) { cli_fail("cannot load the model"); goto done; }
+    if (cli_load_model_on(model, device, &m)) { cli_fail("cannot load the model"); goto done; }
     for (int i = 0; i < lo.n_lora; i++)
         if (bitnet_model_load_lora(m, lo.lora[i], lo.lora_scale[i])) { cli_fail("--lora"); goto done; }
     if (strcmp(head, "exact") && bitnet_model_set_head(m, !strcmp(head, "q8") ? BITNET_HEAD_Q8 : BITNET_HEAD_Q4)) { cli_fail("--head"); goto done; }
@@ -330,6 +331,7 @@ int cmd_serve(int argc, char **argv) {
     if (tmpl_s) bitnet_chat_template_from_name(tmpl_s, &tmpl);
     else if (bitnet_chat_template_detect(model, &tmpl)) { cli_fail("chat template"); goto done; }
     if (threads == 0) threads = bitnet_physical_cores();
+    if (sample_threads == 0) sample_threads = threads < parallel ? threads : parallel;
 
     char name[128];
     static server S;
@@ -338,7 +340,7 @@ int cmd_serve(int argc, char **argv) {
     S.api_key = api_key; S.max_body = (size_t)max_body_kib * 1024; S.n_parallel = parallel;
     if (queue < 1) queue = 1;
     srv_engine_params ep = {.model = m, .tok = tok, .n_parallel = parallel, .n_ctx = n_ctx, .n_threads = threads,
-                            .queue_max = queue, .chunk = chunk};
+                            .queue_max = queue, .chunk = chunk, .n_sample_threads = sample_threads};
     /* signals are taken by sigtimedwait below; every thread started from here inherits the mask */
     sigset_t sigs; sigemptyset(&sigs); sigaddset(&sigs, SIGINT); sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
@@ -354,8 +356,8 @@ int cmd_serve(int argc, char **argv) {
                          MHD_OPTION_END);
     if (!d) { fprintf(stderr, "bitnet serve: cannot listen on %s:%d: %s\n", host, port, strerror(errno)); goto done; }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    fprintf(stderr, "bitnet serve: listening on http://%s:%u (model %s, %d slots of %d tokens, %d threads, chat template %s)\n",
-            host, di ? di->port : (unsigned)port, S.m.name, parallel, n_ctx, threads, bitnet_chat_template_name(tmpl));
+    fprintf(stderr, "bitnet serve: listening on http://%s:%u (model %s on %s, %d slots of %d tokens, %d threads, %d sampling, chat template %s)\n",
+            host, di ? di->port : (unsigned)port, S.m.name, device, parallel, n_ctx, threads, sample_threads, bitnet_chat_template_name(tmpl));
     for (;;) {   /* wait for SIGINT/SIGTERM */
         int sig = sigwaitinfo(&sigs, NULL);
         if (sig == SIGINT || sig == SIGTERM) break;

@@ -27,6 +27,7 @@ typedef struct srv_req {
     int kind;                 /* SRV_CHAT or SRV_COMPLETION */
     int stream, include_usage;
     int max_tokens;           /* -1: until the context is full */
+    int ignore_eos;           /* llama.cpp's "ignore_eos": an end-of-generation token does not end the request */
     bitnet_sampler_params sp;
     bitnet_logit_bias *bias; int n_bias;
     char *stop[SRV_MAX_STOP]; int n_stop;
@@ -86,6 +87,7 @@ typedef struct srv_engine_params {
     int n_parallel, n_ctx, n_threads;
     int queue_max;            /* requests waiting for a slot before 503 */
     int chunk;                /* prompt tokens per slot per step (prefill chunk) */
+    int n_sample_threads;     /* threads that sample the slots of a step (the engine's own included; >= 1) */
 } srv_engine_params;
 /* Start the engine thread. Prints nothing; returns a status (bn errors in bitnet_last_error). */
 bitnet_status srv_engine_start(const srv_engine_params *p, srv_engine **out);
@@ -118,6 +120,7 @@ typedef struct srv_engine_stat {
     double ms_sample;         /* sampling and detokenizing the new tokens */
     double ms_stream;         /* their text to the requests (stop strings, under the lock), waking the HTTP threads */
     double ms_idle;           /* waiting for a request (no slot busy) */
+    long long steps_greedy;   /* steps run by bitnet_ctx_decode_greedy (every sampling slot greedy: ids only) */
     long long wakeups;        /* HTTP threads woken (streamed text, a finished request) */
 } srv_engine_stat;
 void srv_engine_stats(srv_engine *E, srv_engine_stat *st);

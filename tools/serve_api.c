@@ -275,6 +275,7 @@ static int parse_options(const cJSON *root, srv_req *r, srv_error *e) {
     if (got && ll != 1) { srv_error_set(e, 400, "invalid_request_error", "n", "only n = 1 is supported"); return -1; }
     if ((got = get_int(root, "best_of", 1, 1 << 30, &ll, e)) < 0) return -1;
     if (got && ll != 1) { srv_error_set(e, 400, "invalid_request_error", "best_of", "only best_of = 1 is supported"); return -1; }
+    if (get_bool(root, "ignore_eos", &r->ignore_eos, e) < 0) return -1;
     if (get_bool(root, "echo", &b, e) < 0) return -1;
     if ((f = field(root, "echo")) && cJSON_IsTrue(f)) { srv_error_set(e, 400, "invalid_request_error", "echo", "'echo' is not supported"); return -1; }
     if ((f = field(root, "logprobs")) && !cJSON_IsFalse(f)) {

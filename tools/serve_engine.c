@@ -6,7 +6,11 @@
  * placed in the free slot sharing the longest prefix with its prompt, which is reused (prompt
  * caching: a chat that extends the slot's previous conversation only evaluates the new turn).
  * Stop strings are matched on the generated text across token boundaries: text that could be
- * the start of a stop string is held back until it cannot. Not: the HTTP layer (cmd_serve.c). */
+ * the start of a stop string is held back until it cannot. A step whose sampling slots are all
+ * greedy (temperature 0, no bias, no penalties) runs bitnet_ctx_decode_greedy (on a GPU only
+ * the ids come back); any other step copies the logits rows and samples the slots in parallel
+ * on n_sample_threads threads (each slot's sampler, detokenizer and row are its own, so the
+ * draws are those of one thread). Not: the HTTP layer (cmd_serve.c). */
 #include "serve.h"
 #include "cli.h"
 #include <errno.h>
@@ -26,6 +30,7 @@ typedef struct slot {
     long long used;           /* step it was last given a request (least recently used wins ties) */
     /* this step */
     int n_in, want;           /* tokens fed, whether its logits are needed */
+    int row;                  /* its logits row this step (want only) */
     int tok;                  /* the sampled id (-1: end of text), step_sample */
     const char *piece;        /* its text (the detokenizer's, valid until its next call) */
     int wake;                 /* r->text grew: wake its HTTP thread after the lock is released */
@@ -37,6 +42,7 @@ struct srv_engine {
     bitnet_ctx *ctx;          /* one context, a sequence per slot */
     slot *slots;
     float *logits;            /* [n_parallel][vocab] */
+    int32_t *next;            /* [n_parallel] greedy ids of a greedy step, by row */
     int32_t *b_tok, *b_seq; int8_t *b_want; /* the step's batch */
     srv_req **queue; int q_head, q_len;
     int draining, stop, busy;
@@ -45,6 +51,11 @@ struct srv_engine {
     pthread_mutex_t mu;
     pthread_cond_t work;
     pthread_t th;
+    /* parallel sampling: the step's slots to sample, handed out under smu */
+    pthread_mutex_t smu;
+    pthread_cond_t s_go, s_fin;
+    int *s_list, s_n, s_next, s_done, s_quit;
+    pthread_t *s_th; int n_s_th;   /* the n_sample_threads - 1 helper threads started */
 };
 
 static void req_unref(srv_req *r) { if (--r->refs == 0) srv_req_free(r); }   /* under mu */
@@ -173,23 +184,68 @@ static void admit(srv_engine *E) {
     }
 }
 
-/* Sample the next token of every slot that wanted logits this step (the engine thread only, no
- * lock: the sampler, the detokenizer and the logits rows are the slot's own): s->tok gets the id
- * (-1: end of text or nothing pickable) and s->piece its text. A cancelled request is sampled
- * anyway (its flag is read under the lock later; the token is then dropped with the slot). */
-static void step_sample(srv_engine *E) {
-    int row = 0;
+/* Whether the sampler of r picks the largest logit, lowest id first: what decode_greedy returns. */
+static int req_greedy(const srv_req *r) {
+    const bitnet_sampler_params *p = &r->sp;
+    return p->temperature <= 0.f && p->n_logit_bias == 0 && p->repeat_penalty == 1.0f &&
+           p->frequency_penalty == 0.f && p->presence_penalty == 0.f;
+}
+
+/* Slot s's token id (from its sampler on its logits row, or the greedy id when lg is NULL):
+ * s->tok gets the id (-1: end of text, unless the request ignores it, or nothing pickable) and
+ * s->piece its text. Touches only the slot's own state (any thread). A cancelled request is
+ * sampled anyway (its flag is read under the lock later; the token is then dropped with it). */
+static void sample_slot(srv_engine *E, slot *s, float *lg, int greedy_id) {
+    int id = lg ? bitnet_sampler_sample(s->smp, lg) : greedy_id;
+    s->tok = id < 0 || (!s->r->ignore_eos && bitnet_tokenizer_is_eog(E->p.tok, id)) ? -1 : id;
+    s->piece = "";
+    if (s->tok < 0) return;
+    bitnet_sampler_accept(s->smp, id);
+    if (bitnet_detok_push(s->dt, id, &s->piece)) s->piece = "";
+}
+
+/* Take slots from the step's list and sample them until none is left (called and returns with
+ * smu held; the last one done signals s_fin). */
+static void sample_work(srv_engine *E) {
+    while (E->s_next < E->s_n) {
+        slot *s = &E->slots[E->s_list[E->s_next++]];
+        pthread_mutex_unlock(&E->smu);
+        sample_slot(E, s, E->logits + (size_t)s->row * E->vocab, 0);
+        pthread_mutex_lock(&E->smu);
+        if (++E->s_done == E->s_n) pthread_cond_signal(&E->s_fin);
+    }
+}
+
+static void *sampler_main(void *arg) {
+    srv_engine *E = arg;
+    pthread_mutex_lock(&E->smu);
+    for (;;) {
+        while (E->s_next >= E->s_n && !E->s_quit) pthread_cond_wait(&E->s_go, &E->smu);
+        if (E->s_quit) break;
+        sample_work(E);
+    }
+    pthread_mutex_unlock(&E->smu);
+    return NULL;
+}
+
+/* Sample every slot that wanted logits this step (the engine thread, without mu): greedy ids
+ * from E->next, or the logits rows on the engine thread and the sampling helpers together. */
+static void step_sample(srv_engine *E, int greedy) {
+    int n = 0;
     for (int i = 0; i < E->p.n_parallel; i++) {
         slot *s = &E->slots[i];
         if (!s->n_in || !s->want) continue;
-        float *lg = E->logits + (size_t)row++ * E->vocab;
-        int id = bitnet_sampler_sample(s->smp, lg);
-        s->tok = id < 0 || bitnet_tokenizer_is_eog(E->p.tok, id) ? -1 : id;
-        s->piece = "";
-        if (s->tok < 0) continue;
-        bitnet_sampler_accept(s->smp, id);
-        if (bitnet_detok_push(s->dt, id, &s->piece)) s->piece = "";
+        if (greedy) sample_slot(E, s, NULL, E->next[s->row]);
+        else E->s_list[n++] = i;
     }
+    if (n == 0) return;
+    pthread_mutex_lock(&E->smu);
+    E->s_n = n; E->s_next = 0; E->s_done = 0;
+    if (n > 1 && E->n_s_th > 0) pthread_cond_broadcast(&E->s_go);
+    sample_work(E);
+    while (E->s_done < E->s_n) pthread_cond_wait(&E->s_fin, &E->smu);
+    E->s_n = E->s_next = 0;
+    pthread_mutex_unlock(&E->smu);
 }
 
 /* Commit a step to the requests (under mu): prompt progress, the sampled tokens' text (stop
@@ -226,7 +282,7 @@ static void step_commit(srv_engine *E, bitnet_status st) {
  * without mu; returns the ms spent after the sampling and sets *wakeups to the HTTP threads woken
  * (for E->st, added under mu). */
 static double step(srv_engine *E, int *wakeups) {
-    int n = 0, nw = 0;
+    int n = 0, nw = 0, greedy = 1;
     for (int i = 0; i < E->p.n_parallel; i++) {
         slot *s = &E->slots[i];
         s->n_in = 0; s->want = 0; s->wake = 0;
@@ -244,20 +300,21 @@ static double step(srv_engine *E, int *wakeups) {
         for (int j = 0; j < k; j++) { E->b_tok[n + j] = src[j]; E->b_seq[n + j] = i; E->b_want[n + j] = 0; }
         n += k;
         E->b_want[n - 1] = (int8_t)s->want;
-        nw += s->want;
+        if (s->want) { s->row = nw++; greedy &= req_greedy(s->r); }
         s->n_in = k;
     }
     *wakeups = 0;
     if (n == 0) return 0;
     bitnet_batch b = {.n = n, .token = E->b_tok, .seq_id = E->b_seq, .logits = E->b_want};
     double t0 = now_ms();
-    bitnet_status st = bitnet_ctx_decode(E->ctx, &b, E->logits);
+    if (nw == 0) greedy = 0;
+    bitnet_status st = greedy ? bitnet_ctx_decode_greedy(E->ctx, &b, E->next) : bitnet_ctx_decode(E->ctx, &b, E->logits);
     double t1 = now_ms();
-    if (!st) step_sample(E);
+    if (!st) step_sample(E, greedy);
     double t2 = now_ms();
     pthread_mutex_lock(&E->mu);
     step_commit(E, st);
-    E->st.rows += n; E->st.sampled += nw;
+    E->st.rows += n; E->st.sampled += nw; E->st.steps_greedy += greedy;
     E->st.ms_decode += t1 - t0; E->st.ms_sample += t2 - t1;
     pthread_mutex_unlock(&E->mu);
     /* r stays valid: only this thread drops the engine's reference (slot_finish) */
@@ -314,15 +371,23 @@ bitnet_status srv_engine_start(const srv_engine_params *p, srv_engine **out) {
     size_t nb = (size_t)p->n_parallel * (size_t)p->chunk;
     E->slots = calloc((size_t)p->n_parallel, sizeof *E->slots);
     E->logits = malloc((size_t)p->n_parallel * E->vocab * sizeof(float));
+    E->next = malloc((size_t)p->n_parallel * sizeof(int32_t));
+    E->s_list = malloc((size_t)p->n_parallel * sizeof(int));
     E->b_tok = malloc(nb * sizeof(int32_t)); E->b_seq = malloc(nb * sizeof(int32_t)); E->b_want = malloc(nb);
     E->queue = calloc((size_t)p->queue_max, sizeof *E->queue);
-    int ok = E->slots && E->logits && E->b_tok && E->b_seq && E->b_want && E->queue;
+    int ok = E->slots && E->logits && E->next && E->s_list && E->b_tok && E->b_seq && E->b_want && E->queue;
     for (int i = 0; ok && i < p->n_parallel; i++) {
         E->slots[i].pending = -1;
         ok = (E->slots[i].cache = malloc((size_t)p->n_ctx * sizeof(int32_t))) != NULL;
     }
     pthread_mutex_init(&E->mu, NULL);
     pthread_cond_init(&E->work, NULL);
+    pthread_mutex_init(&E->smu, NULL);
+    pthread_cond_init(&E->s_go, NULL); pthread_cond_init(&E->s_fin, NULL);
+    int nh = p->n_sample_threads > p->n_parallel ? p->n_parallel - 1 : p->n_sample_threads - 1;
+    if (ok && nh > 0 && !(E->s_th = calloc((size_t)nh, sizeof *E->s_th))) ok = 0;
+    while (ok && E->n_s_th < nh)
+        if (pthread_create(&E->s_th[E->n_s_th], NULL, sampler_main, E)) ok = 0; else E->n_s_th++;
     if (!ok || pthread_create(&E->th, NULL, engine_main, E)) {
         srv_engine_free(E);   /* th not started: nothing to join */
         return BITNET_ERR_NOMEM;
@@ -407,6 +472,10 @@ void srv_engine_halt(srv_engine *E) {
 void srv_engine_free(srv_engine *E) {
     if (!E) return;
     srv_engine_halt(E);
+    pthread_mutex_lock(&E->smu); E->s_quit = 1; pthread_cond_broadcast(&E->s_go); pthread_mutex_unlock(&E->smu);
+    for (int i = 0; i < E->n_s_th; i++) pthread_join(E->s_th[i], NULL);
+    free(E->s_th); free(E->s_list); free(E->next);
+    pthread_mutex_destroy(&E->smu); pthread_cond_destroy(&E->s_go); pthread_cond_destroy(&E->s_fin);
     for (int i = 0; E->slots && i < E->p.n_parallel; i++) { free(E->slots[i].cache); free(E->slots[i].gen); }
     free(E->slots); free(E->logits); free(E->b_tok); free(E->b_seq); free(E->b_want); free(E->queue);
     bitnet_ctx_free(E->ctx);

@@ -4,7 +4,8 @@
  * and settings give the same tokens. The seed can come from the OS (BITNET_SEED_RANDOM).
  * Candidates are ordered by a stable radix sort (descending logit, lowest id first on ties: the
  * order a comparison sort with that rule gives, which tests/test_sampler.c checks), and each
- * candidate's weight is computed once, so a draw over a whole vocabulary costs a few passes.
+ * candidate's weight is computed once, so a draw over a whole vocabulary costs a few passes; with
+ * top-k only the candidates up to the k-th's 22-bit key prefix are sorted.
  * Not: grammars, beam search, mirostat; no knowledge of the model or the context. */
 #include "core/util.h"
 #include "core/rng.h"
@@ -165,6 +166,26 @@ static void sort_cands(bitnet_sampler *s, int n) {
     if (a != s->cand) memcpy(s->cand, a, (size_t)n * sizeof *a);
 }
 
+/* With top-k (0 < k < n): keep in s->cand[0..n) (id order kept) only the candidates whose key
+ * is, in its top 22 bits (two 11-bit digits, counted in two passes), at most the k-th's in
+ * sorted order: a superset of the k that the full sort would put first, in the same relative
+ * order after sort_cands (stable, same keys), so the draw is unchanged. Returns the new n
+ * (>= k); two counting passes and a compaction instead of sorting the whole vocabulary. */
+static int select_top(bitnet_sampler *s, int n, int k) {
+    int cnt[2048] = {0}, cnt2[2048] = {0};
+    uint32_t *key = s->key;
+    for (int i = 0; i < n; i++) cnt[(key[i] = desc_key(s->cand[i].logit)) >> 21]++;
+    uint32_t b = 0; int below = 0;
+    while (below + cnt[b] < k) below += cnt[b++];
+    for (int i = 0; i < n; i++) if (key[i] >> 21 == b) cnt2[(key[i] >> 10) & 2047]++;
+    uint32_t b2 = 0;
+    while (below + cnt2[b2] < k) below += cnt2[b2++];
+    uint32_t lim = b << 11 | b2;   /* keep key >> 10 <= lim */
+    int m = 0;
+    for (int i = 0; i < n; i++) if (key[i] >> 10 <= lim) s->cand[m++] = s->cand[i];
+    return m;
+}
+
 /* Penalties on logits, each distinct id in the window once (llama.cpp order: repeat, then
  * frequency * count + presence). */
 static void apply_penalties(const bitnet_sampler *s, float *logits) {
@@ -192,6 +213,7 @@ int bitnet_sampler_sample(bitnet_sampler *s, float *logits) {
     int n = 0;
     for (int v = 0; v < V; v++) if (logits[v] > -INFINITY) { s->cand[n].logit = logits[v]; s->cand[n].id = v; n++; }
     if (n == 0) return -1;
+    if (p->top_k > 0 && p->top_k < n) n = select_top(s, n, p->top_k);
     sort_cands(s, n);
     if (p->top_k > 0 && p->top_k < n) n = p->top_k;
     /* softmax at temperature 1 for top-p / min-p filtering (llama.cpp order: top-k, top-p, min-p, temp) */

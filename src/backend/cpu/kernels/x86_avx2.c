@@ -104,6 +104,7 @@ AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB,
         for (int i = 0; i < NB; i++) sl[i] = sh[i] = _mm256_setzero_si256();
         for (int g = g0; g < g1; g++) {
             const uint8_t *p = wb + (size_t)g * 64;
+            _mm_prefetch((const char *)(p + PF_DIST), _MM_HINT_T0);
             __m256i lo = _mm256_loadu_si256((const __m256i *)p), hi = _mm256_loadu_si256((const __m256i *)(p + 32));
             const int8_t *xg = x + 16 * g;
 #pragma GCC unroll 4

@@ -106,30 +106,40 @@ AI __m512i tile1(const uint8_t *wb, int ng, const int8_t *x, int vnni) {
 }
 
 /* One 16-row block times NB activation rows (NB <= 16): each unpacked weight vector serves NB
- * rows; acc[i] lane j = sum(code[j]*x_i). */
+ * rows; acc lane j = sum(code[j]*x_i). Row i's 4 vpdpbusd per group go to R = 16/NB (4, 2 or
+ * 1) accumulators, summed at the end (exact int32), so that few rows are not bound by the
+ * vpdpbusd latency chain (4 dependent ones per group and row: at NB = 2, 8 per group in 16+
+ * cycles of latency). The weight stream is prefetched PF_DIST ahead, as in tile1 (the GEMM of a
+ * decode batch reads its weights from DRAM too). */
 AI void tileN(const uint8_t *wb, int ng, const int8_t *x, int ldx, const int NB, __m512i *out, int vnni) {
     const __m512i m3 = _mm512_set1_epi8(3);
+    const int R = NB <= 4 ? 4 : NB <= 8 ? 2 : 1;
     __m512i acc[16];
 #pragma GCC unroll 16
-    for (int i = 0; i < NB; i++) acc[i] = _mm512_setzero_si512();
+    for (int i = 0; i < NB * R; i++) acc[i] = _mm512_setzero_si512();
     for (int g = 0; g < ng; g++) {
+        _mm_prefetch((const char *)(wb + (size_t)g * 64 + PF_DIST), _MM_HINT_T0);
         __m512i v = _mm512_loadu_si512(wb + (size_t)g * 64);
         const int8_t *xg = x + 16 * g;
-        __m512i w0 = _mm512_and_si512(v, m3);
-        __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-        __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-        __m512i w3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+        __m512i w[4];
+        w[0] = _mm512_and_si512(v, m3);
+        w[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        w[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        w[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
 #pragma GCC unroll 16
         for (int i = 0; i < NB; i++) {
             const int8_t *xi = xg + (size_t)i * ldx;
-            acc[i] = dp(acc[i], w0, bc4(xi), vnni);
-            acc[i] = dp(acc[i], w1, bc4(xi + 4), vnni);
-            acc[i] = dp(acc[i], w2, bc4(xi + 8), vnni);
-            acc[i] = dp(acc[i], w3, bc4(xi + 12), vnni);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) acc[i * R + c % R] = dp(acc[i * R + c % R], w[c], bc4(xi + 4 * c), vnni);
         }
     }
 #pragma GCC unroll 16
-    for (int i = 0; i < NB; i++) out[i] = acc[i];
+    for (int i = 0; i < NB; i++) {
+        __m512i t = acc[i * R];
+#pragma GCC unroll 4
+        for (int c = 1; c < R; c++) t = _mm512_add_epi32(t, acc[i * R + c]);
+        out[i] = t;
+    }
 }
 
 /* The tile of the shared driver (kernels.h bn_i16_tiler): one block times up to 16 rows. */
