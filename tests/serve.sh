@@ -288,10 +288,12 @@ start lim --parallel 1 --queue 1 --max-body 4
 big=$(python3 -c 'print("{\"prompt\":\"" + "a" * 6000 + "\"}")')
 code=$(post /v1/completions "$big" "$T/b.json"); MSG="$code $(head -c 200 "$T/b.json")"
 check serve_body_too_large test "$code" = 413 -a -n "$(j "$T/b.json" 'd["error"]["message"]')"
-# one slot, one queue place: of 8 requests sent at once, those beyond 2 get 503 + Retry-After
-for i in 1 2 3 4 5 6 7 8; do
-    curl -s -o "$T/q$i.json" -D "$T/qh$i" -w '%{http_code}\n' -d '{"prompt":"Once upon a time","max_tokens":500,"temperature":0}' "$URL/v1/completions" >"$T/qc$i" &
-done
+# one slot, one queue place: request 1 takes the slot (waited for in /health, so the test does
+# not race the engine's pick-up), then of 7 requests sent at once those beyond 1 get 503 + Retry-After
+qreq() { curl -s -o "$T/q$1.json" -D "$T/qh$1" -w '%{http_code}\n' -d '{"prompt":"Once upon a time","max_tokens":500,"temperature":0,"ignore_eos":true}' "$URL/v1/completions" >"$T/qc$1"; }
+qreq 1 &
+for _ in $(seq 100); do curl -s "$URL/health" | grep -q '"slots_processing":1' && break; sleep 0.05; done
+for i in 2 3 4 5 6 7 8; do qreq $i & done
 wait_jobs
 n503=0; n200=0; hdr=0
 for i in 1 2 3 4 5 6 7 8; do
