@@ -173,55 +173,13 @@ void bn_neon_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
 }
 
 /* ---- quantized heads ---- */
-static float q8row(const int8_t *q, int cols, const float *x) {
-    float32x4_t a0 = vdupq_n_f32(0.f), a1 = a0, a2 = a0, a3 = a0;
-    int k = 0;
-    for (; k + 16 <= cols; k += 16) {
-        int8x16_t v = vld1q_s8(q + k);
-        int16x8_t l = vmovl_s8(vget_low_s8(v)), h = vmovl_high_s8(v);
-        a0 = vfmaq_f32(a0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(l))), vld1q_f32(x + k));
-        a1 = vfmaq_f32(a1, vcvtq_f32_s32(vmovl_high_s16(l)), vld1q_f32(x + k + 4));
-        a2 = vfmaq_f32(a2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))), vld1q_f32(x + k + 8));
-        a3 = vfmaq_f32(a3, vcvtq_f32_s32(vmovl_high_s16(h)), vld1q_f32(x + k + 12));
-    }
-    float s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-    for (; k < cols; k++) s += (float)q[k] * x[k];
-    return s;
-}
-
 void bn_neon_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hgemm_q8_rows(q8row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    bn_hq_ref_q8(wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
-
-static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
-    const uint8x16_t m15 = vdupq_n_u8(15);
-    const int8x16_t e8 = vdupq_n_s8(8);
-    float32x4_t acc = vdupq_n_f32(0.f);
-    int b = 0;
-    for (; 32 * b + 32 <= cols; b++) {
-        uint8x16_t v = vld1q_u8(q + 16 * b);
-        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m15)), e8);
-        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), e8);
-        const float *xb = x + 32 * b;
-        int16x8_t l0 = vmovl_s8(vget_low_s8(lo)), l1 = vmovl_high_s8(lo), h0 = vmovl_s8(vget_low_s8(hi)), h1 = vmovl_high_s8(hi);
-        float32x4_t t = vmulq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(l0))), vld1q_f32(xb));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_high_s16(l0)), vld1q_f32(xb + 4));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_s16(vget_low_s16(l1))), vld1q_f32(xb + 8));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_high_s16(l1)), vld1q_f32(xb + 12));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h0))), vld1q_f32(xb + 16));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_high_s16(h0)), vld1q_f32(xb + 20));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h1))), vld1q_f32(xb + 24));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_high_s16(h1)), vld1q_f32(xb + 28));
-        acc = vfmaq_n_f32(acc, t, d[b]);
-    }
-    float s = vaddvq_f32(acc);
-    return s + bn_q4dot_from(q, d, b, cols, x); /* the last, partial block */
-}
-
 void bn_neon_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hgemm_q4_rows(q4row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    bn_hq_ref_q4(wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 static const bn_kernels SET = {
