@@ -257,8 +257,9 @@ void bn_fgemm_rows(bn_fdot_fn dot, const void *w, int wdt, int rows, int cols, i
 /* The integer quantized heads (ref.c). bn_hq_quant_x: blocks k0/32 .. (k0+nc)/32-1 of the x row
  * (k0, nc multiples of 32) -> q[nc], dx[nc/32] (the quantizer above). A set's head kernel is a
  * bn_hq_kernel run by bn_hq_drive, which takes groups of nb <= 4 activation rows and column
- * chunks [c0, c0+nc) (c0 a multiple of 128, nc of 64; all of cp when the arranged rows fit its
- * stack buffer: 8192 columns for one row, >= 2048 for four), quantizes each row's chunk and lets
+ * chunks [c0, c0+nc) (c0 a multiple of 128, nc of 64; prep may write up to nc rounded up to 128 columns: all of cp for a GEMV up to 8192 columns
+ * and for every GEMM (a heap buffer of up to 16 arranged rows, weight rows in blocks of 16); only
+ * when malloc fails, chunks that fit its stack buffer), quantizes each row's chunk and lets
  * prep arrange it into p (at most bp64 bytes per 64 columns, 64-byte aligned buffer; row i at
  * p + i*pst), then run adds, for r in [r0, r1), i < nb, the chunk's part of the formula above
  * to y[i*ldy + r] (stores it when first). */

@@ -5,6 +5,7 @@
 #include "core/util.h"
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
 size_t bn_ref_packed_size(int rows, int cols) { return (size_t)rows * (size_t)(bn_kpad(cols) / 4); }
 
@@ -244,10 +245,40 @@ void bn_hq_quant_x(const float *x, int cols, int k0, int nc, int8_t *q, float *d
     }
 }
 
-/* The driver: groups of up to 4 activation rows, column chunks of kc (a multiple of 128, all of
- * cp when it fits) so that the arranged activations fit one stack buffer of BN_HQ_BUF bytes. */
+/* The driver. GEMM (n > 1) or wide rows: up to BN_HQ_NX activation rows arranged at full width
+ * in one heap buffer, then each block of BN_HQ_RB weight rows meets all of them (in groups of 4)
+ * while it is in cache: one pass over the weights per BN_HQ_NX activation rows. GEMV with
+ * cp <= BN_HQ_KCMAX (decode), or when malloc fails: a stack buffer, groups of up to 4 activation
+ * rows, column chunks of kc (a multiple of 128) columns so the arranged rows fit BN_HQ_BUF. */
 #define BN_HQ_BUF 24576
 #define BN_HQ_KCMAX 8192
+#define BN_HQ_NX 16
+#define BN_HQ_RB 16
+static int hq_drive_heap(const bn_hq_kernel *K, const uint8_t *wq, int rows, int cols, int r0, int r1,
+                         const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols), nx = n < BN_HQ_NX ? n : BN_HQ_NX;
+    size_t pst = ((size_t)(cp + 127) / 128 * 2 * (size_t)K->bp64 + 63) / 64 * 64;   /* preps may round up to 128 */
+    uint8_t *buf = malloc((size_t)nx * pst + (size_t)cp + (size_t)cp / 8 + 64);
+    if (!buf) return 0;
+    uint8_t *p = (uint8_t *)(((uintptr_t)buf + 63) / 64 * 64);
+    int8_t *qx = (int8_t *)(p + (size_t)nx * pst);
+    float *dx = (float *)(void *)(qx + cp);
+    for (int i0 = 0; i0 < n; i0 += nx) {
+        int m = n - i0 < nx ? n - i0 : nx;
+        for (int i = 0; i < m; i++) {
+            bn_hq_quant_x(x + (size_t)(i0 + i) * ldx, cols, 0, cp, qx, dx);
+            K->prep(qx, dx, cp, p + (size_t)i * pst);
+        }
+        for (int rb = r0; rb < r1; rb += BN_HQ_RB) {
+            int re = r1 - rb < BN_HQ_RB ? r1 : rb + BN_HQ_RB;
+            for (int g = 0; g < m; g += 4)
+                K->run(wq, rows, cols, rb, re, 0, cp, p + (size_t)g * pst, pst, m - g < 4 ? m - g : 4,
+                       y + (size_t)(i0 + g) * ldy, ldy, 1);
+        }
+    }
+    free(buf);
+    return 1;
+}
 void bn_hq_drive(const bn_hq_kernel *K, const uint8_t *wq, int rows, int cols, int r0, int r1,
                  const float *x, int ldx, int n, float *y, int ldy) {
     _Alignas(64) uint8_t buf[BN_HQ_BUF];
@@ -255,6 +286,7 @@ void bn_hq_drive(const bn_hq_kernel *K, const uint8_t *wq, int rows, int cols, i
     float dx[BN_HQ_KCMAX / 32];
     int cp = bn_hq_cpad(cols);
     if (r0 >= r1) return;
+    if ((n > 1 || cp > BN_HQ_KCMAX) && hq_drive_heap(K, wq, rows, cols, r0, r1, x, ldx, n, y, ldy)) return;
     for (int i0 = 0; i0 < n; i0 += 4) {
         int nb = n - i0 < 4 ? n - i0 : 4;
         int kc = (int)((size_t)BN_HQ_BUF * 64 / ((size_t)nb * (size_t)K->bp64)) / 128 * 128;
