@@ -379,7 +379,8 @@ static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
  * xq[64h+32..+47]), then xhi (xq[64h+16..+31], xq[64h+48..+63]); at p + 64H (H = nc/64) the int32
  * lane corrections (nibbles are q + 8: lane l = -8 * (xlo[4l..4l+3] + xhi[4l..4l+3])); at
  * p + 96H dx per lane (dx[2h + l/4]). */
-static void q4prep(const int8_t *qx, const float *dx, int nc, uint8_t *p) {
+void bn_avx2_hq4_prep(const int8_t *qx, const float *dx, int nc, uint8_t *p);   /* also the avxvnni sets' */
+void bn_avx2_hq4_prep(const int8_t *qx, const float *dx, int nc, uint8_t *p) {
     int H = nc / 64;
     int8_t *xs = (int8_t *)p;
     int32_t *corr = (int32_t *)(void *)(p + 64 * (size_t)H);
@@ -444,7 +445,7 @@ static void q4run(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0,
 }
 #undef Q4RUN
 #undef HQ_RUN_NB
-static const bn_hq_kernel HQ4 = {128, q4prep, q4run};
+static const bn_hq_kernel HQ4 = {128, bn_avx2_hq4_prep, q4run};
 static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
     bn_hq_drive(&HQ4, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
