@@ -317,6 +317,21 @@ static void test_hq_exact(const bn_kernels *K, const char *tag) {
         snprintf(name, sizeof name, "%s hgemm_%s exact on integer data (int block sums, no saturation)", tag, q4 ? "q4" : "q8");
         CHECK(name, ok, "%s", why);
     }
+    /* a NaN or an infinity in an activation row: every logit of that row is NaN, the other row's finite */
+    for (int q4 = 0; q4 < 2; q4++) {
+        int rows = 9, cols = 300, ok = 1;
+        float *w = malloc((size_t)rows * cols * 4), x[600], y[18];
+        for (int i = 0; i < rows * cols; i++) w[i] = frnd();
+        for (int i = 0; i < 600; i++) x[i] = frnd();
+        x[301] = q4 ? INFINITY : NAN;
+        uint8_t *hq = malloc(q4 ? K->hq4_size(rows, cols) : K->hq8_size(rows, cols));
+        if (q4) { K->hq4_quant(w, BN_W_F32, rows, cols, hq); K->hgemm_q4(hq, rows, cols, 0, rows, x, cols, 2, y, rows); }
+        else { K->hq8_quant(w, BN_W_F32, rows, cols, hq); K->hgemm_q8(hq, rows, cols, 0, rows, x, cols, 2, y, rows); }
+        for (int r = 0; r < rows; r++) if (!(y[r] == y[r] && fabsf(y[r]) < 1e30f) || y[rows + r] == y[rows + r]) ok = 0;
+        snprintf(name, sizeof name, "%s hgemm_%s: a non-finite activation makes its row's logits NaN", tag, q4 ? "q4" : "q8");
+        CHECK(name, ok, "y[0] %g y[%d] %g", y[0], rows, y[rows]);
+        free(w); free(hq);
+    }
 }
 
 static void test_set(const bn_kernels *K, const char *tag) {
