@@ -256,13 +256,13 @@ void bn_fgemm_rows(bn_fdot_fn dot, const void *w, int wdt, int rows, int cols, i
 
 /* The integer quantized heads (ref.c). bn_hq_quant_x: blocks k0/32 .. (k0+nc)/32-1 of the x row
  * (k0, nc multiples of 32) -> q[nc], dx[nc/32] (the quantizer above). A set's head kernel is a
- * bn_hq_kernel run by bn_hq_drive, which takes groups of nb <= 4 activation rows and column
- * chunks [c0, c0+nc) (c0 a multiple of 128, nc of 64; prep may write up to nc rounded up to 128 columns: all of cp for a GEMV up to 8192 columns
- * and for every GEMM (a heap buffer of up to 16 arranged rows, weight rows in blocks of 16); only
- * when malloc fails, chunks that fit its stack buffer), quantizes each row's chunk and lets
- * prep arrange it into p (at most bp64 bytes per 64 columns, 64-byte aligned buffer; row i at
- * p + i*pst), then run adds, for r in [r0, r1), i < nb, the chunk's part of the formula above
- * to y[i*ldy + r] (stores it when first). */
+ * bn_hq_kernel run by bn_hq_drive: for a GEMV up to 8192 columns and every GEMM one chunk of all
+ * cp columns (GEMM: up to 16 activation rows arranged in one heap buffer, weight rows in blocks of
+ * 16 against all of them); only when malloc fails, chunks [c0, c0+nc) that fit a stack buffer (c0
+ * a multiple of 128, nc of 64). Per chunk it quantizes each activation row and lets prep arrange
+ * it into p (at most bp64 bytes per 64 columns, nc rounded up to 128; 64-byte aligned buffer; row
+ * i at p + i*pst); then run adds, for r in [r0, r1), i < nb (nb <= 4), the chunk's part of the
+ * formula above to y[i*ldy + r] (stores it when first). */
 typedef struct bn_hq_kernel {
     int bp64;
     void (*prep)(const int8_t *qx, const float *dx, int nc, uint8_t *p);
@@ -274,7 +274,7 @@ void bn_hq_drive(const bn_hq_kernel *K, const uint8_t *wq, int rows, int cols, i
                  const float *x, int ldx, int n, float *y, int ldy);
 /* prep of ref (and the avx2 q8 kernel): p = q[nc] then dx[nc/32] (72 bytes per 64 columns). */
 void bn_hq_prep_plain(const int8_t *qx, const float *dx, int nc, uint8_t *p);
-/* The reference heads (the ref sets' hgemm_q8/q4; also the neon set's until it has its own). */
+/* The reference heads (the ref sets' hgemm_q8/q4). */
 void bn_hq_ref_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
                   const float *x, int ldx, int n, float *y, int ldy);
 void bn_hq_ref_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
