@@ -1,7 +1,8 @@
 /* test_kernels.c — every kernel set usable on this machine against the scalar reference (ref.c):
  * ternary GEMM bit-identical on awkward shapes, sub-ranges and extreme values; quant_act
  * identical (values and scale, ties included); fgemm and the quantized heads within float
- * rounding; quant_act total on NaN/inf (all q 0, scale NaN, bit-identical to ref). The
+ * rounding, and exact (int64-checked) on integer data whose block scales are 1, with their
+ * activation quantizer's cases; quant_act total on NaN/inf (all q 0, scale NaN, bit-identical to ref). The
  * AVX-512 path without VNNI is its own set ("avx512-novnni"), tested like any other, and so are
  * the 1.6-bit sets ("ref-b3", "avx2-b3", "avx512-b3": each packs with its own layout; the
  * shapes cover partial last groups of 20 k and cols past the linear form's 32768 limit). */
@@ -252,6 +253,87 @@ static void test_float(const bn_kernels *K, const char *tag) {
     }
 }
 
+/* The head's activation quantizer (bn_hq_quant_x, shared by every set): per 32-block scale
+ * max|x|/127, rintf ties to even, zero past cols, a zero block, NaN/inf blocks (dx NaN, q 0). */
+static void test_hq_quant_x(void) {
+    float x[100];
+    int8_t q[128]; float dx[4];
+    int ok = 1; char why[200] = "";
+    for (int k = 0; k < 100; k++) x[k] = 0.f;
+    x[0] = 127.f; x[1] = 2.5f; x[2] = 3.5f; x[3] = -2.5f; x[4] = -0.5f; x[5] = 126.5f;   /* block 0: dx 1 */
+    x[40] = -63.5f; x[41] = 1.f;                            /* block 1: dx 0.5: -127, 2 */
+    x[64] = 1.f; x[65] = NAN;                               /* block 2: NaN */
+    x[99] = 254.f; x[98] = 1.f;                             /* block 3 (k 96..127, cols 100): dx 2 */
+    bn_hq_quant_x(x, 100, 0, 128, q, dx);
+    static const int8_t want0[6] = {127, 2, 4, -2, 0, 126};
+    for (int k = 0; k < 6; k++) if (q[k] != want0[k]) { ok = 0; snprintf(why, sizeof why, "q[%d] = %d, want %d", k, q[k], want0[k]); }
+    if (dx[0] != 1.f || dx[1] != 0.5f || !(dx[2] != dx[2]) || dx[3] != 2.f) { ok = 0; snprintf(why, sizeof why, "dx %g %g %g %g", dx[0], dx[1], dx[2], dx[3]); }
+    if (q[40] != -127 || q[41] != 2 || q[64] != 0 || q[65] != 0 || q[99] != 127 || q[98] != 0 || q[100] != 0 || q[127] != 0)
+        { ok = 0; snprintf(why, sizeof why, "q40 %d q41 %d q64 %d q99 %d q98 %d q100 %d", q[40], q[41], q[64], q[99], q[98], q[100]); }
+    for (int k = 0; k < 100; k++) x[k] = 0.f;
+    x[70] = INFINITY;
+    bn_hq_quant_x(x, 100, 32, 64, q, dx);                   /* blocks 1, 2 only */
+    if (dx[0] != 0.f || !(dx[1] != dx[1]) || q[38] != 0) { ok = 0; snprintf(why, sizeof why, "zero/inf block: dx %g %g", dx[0], dx[1]); }
+    CHECK("head activations quantized per 32-block (ties to even, zero, NaN, inf, past cols)", ok, "%s", why);
+}
+
+/* Integer heads on values whose block scales are exactly 1 (x integer with max |x| = 127 in every
+ * block; q8 rows with max |w| = 127, q4 blocks led by -8): every set's y is then an exact
+ * integer (partial sums < 2^24), checked equal to an int64 sum here, on extreme values too
+ * (|q| = 127 times |x| = 127 in every pair: no int16 saturation; q4 -8 and 7). */
+static int hq_exact_case(const bn_kernels *K, int q4, int rows, int cols, int n, int big, char *why) {
+    int ldx = cols + 3, ldy = rows + 1, r0 = rows > 3 ? 3 : 0, ok = 1;
+    float *w = malloc((size_t)rows * cols * 4), *x = malloc((size_t)n * ldx * 4);
+    float *y = malloc((size_t)n * ldy * 4);
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < cols; k++) {
+            int v = big ? (q4 ? (rnd() % 2 ? 7 : -8) : (rnd() % 2 ? 127 : -127)) : (int)(rnd() % 16) - 8;
+            if (q4 && k % 32 == 0) v = -8;
+            if (!q4 && k == 0) v = 127;
+            w[(size_t)r * cols + k] = (float)v;
+        }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < cols; k++)
+            x[(size_t)i * ldx + k] = k % 32 == 0 ? (rnd() % 2 ? 127.f : -127.f) : big ? (rnd() % 2 ? 127.f : -127.f) : (float)((int)(rnd() % 41) - 20);
+    size_t sz = q4 ? K->hq4_size(rows, cols) : K->hq8_size(rows, cols);
+    uint8_t *hq = malloc(sz);
+    if (q4) { K->hq4_quant(w, BN_W_F32, rows, cols, hq); K->hgemm_q4(hq, rows, cols, r0, rows, x, ldx, n, y, ldy); }
+    else { K->hq8_quant(w, BN_W_F32, rows, cols, hq); K->hgemm_q8(hq, rows, cols, r0, rows, x, ldx, n, y, ldy); }
+    for (int i = 0; i < n && ok; i++)
+        for (int r = r0; r < rows && ok; r++) {
+            int64_t e = 0;
+            for (int k = 0; k < cols; k++) e += (int64_t)w[(size_t)r * cols + k] * (int64_t)x[(size_t)i * ldx + k];
+            if (y[(size_t)i * ldy + r] != (float)e) { ok = 0; snprintf(why, 200, "%s %dx%d n=%d big=%d y[%d][%d] = %.9g, want %lld", q4 ? "q4" : "q8", rows, cols, n, big, i, r, y[(size_t)i * ldy + r], (long long)e); }
+        }
+    free(w); free(x); free(y); free(hq);
+    return ok;
+}
+static void test_hq_exact(const bn_kernels *K, const char *tag) {
+    static const int shapes[][4] = {{37, 640, 1, 0}, {9, 600, 5, 0}, {5, 8300, 2, 0}, {6, 3000, 4, 0}, {7, 64, 3, 1}, {5, 96, 1, 1}, {19, 160, 6, 1}};
+    char name[160], why[200] = "";
+    for (int q4 = 0; q4 < 2; q4++) {
+        int ok = 1;
+        for (int s = 0; s < 7 && ok; s++) ok = hq_exact_case(K, q4, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], why);
+        snprintf(name, sizeof name, "%s hgemm_%s exact on integer data (int block sums, no saturation)", tag, q4 ? "q4" : "q8");
+        CHECK(name, ok, "%s", why);
+    }
+    /* a NaN or an infinity in an activation row: every logit of that row is NaN, the other row's finite */
+    for (int q4 = 0; q4 < 2; q4++) {
+        int rows = 9, cols = 300, ok = 1;
+        float *w = malloc((size_t)rows * cols * 4), x[600], y[18];
+        for (int i = 0; i < rows * cols; i++) w[i] = frnd();
+        for (int i = 0; i < 600; i++) x[i] = frnd();
+        x[301] = q4 ? INFINITY : NAN;
+        uint8_t *hq = malloc(q4 ? K->hq4_size(rows, cols) : K->hq8_size(rows, cols));
+        if (q4) { K->hq4_quant(w, BN_W_F32, rows, cols, hq); K->hgemm_q4(hq, rows, cols, 0, rows, x, cols, 2, y, rows); }
+        else { K->hq8_quant(w, BN_W_F32, rows, cols, hq); K->hgemm_q8(hq, rows, cols, 0, rows, x, cols, 2, y, rows); }
+        for (int r = 0; r < rows; r++) if (!(y[r] == y[r] && fabsf(y[r]) < 1e30f) || y[rows + r] == y[rows + r]) ok = 0;
+        snprintf(name, sizeof name, "%s hgemm_%s: a non-finite activation makes its row's logits NaN", tag, q4 ? "q4" : "q8");
+        CHECK(name, ok, "y[0] %g y[%d] %g", y[0], rows, y[rows]);
+        free(w); free(hq);
+    }
+}
+
 static void test_set(const bn_kernels *K, const char *tag) {
     char name[160];
     snprintf(name, sizeof name, "%s has every function", tag);
@@ -262,6 +344,7 @@ static void test_set(const bn_kernels *K, const char *tag) {
     test_quant(K, tag);
     test_quant_nonfinite(K, tag);
     test_float(K, tag);
+    test_hq_exact(K, tag);
 }
 
 int main(void) {
@@ -272,9 +355,10 @@ int main(void) {
         CHECK(av[i], K != NULL && !strcmp(K->name, av[i]), "available set %s not found by name", av[i]);
         if (!K) continue;
         nset++;
-        if (!strcmp(av[i], "ref") && i > 0) { test_quant_nonfinite(K, "ref"); continue; } /* ref vs itself: only the contract */
+        if (!strcmp(av[i], "ref") && i > 0) { test_quant_nonfinite(K, "ref"); test_hq_exact(K, "ref"); continue; } /* ref vs itself: only the contract */
         test_set(K, av[i]);
     }
+    test_hq_quant_x();
     printf("# kernel sets tested: %d (", nset);
     for (int i = 0; av[i]; i++) printf("%s%s", i ? " " : "", av[i]);
     printf(")\n");

@@ -4,7 +4,8 @@
  * 4c..4c+3 as 4 bytes each. (v >> 2s) & 3 gives codes 0..2 (used as signed bytes); smull/smull2
  * against the 4 activation bytes x[16g+4s..+3] replicated to every 32-bit lane, addp and sadalp
  * reduce each row's 4 products into its int32 lane. Result = sum(code*x) - sum(x), exact.
- * Also exports the float kernels (bn_neon_*) that the dotprod set shares.
+ * Quantized heads: int8 x int8/int4 block sums by smull/smlal + sadalp (HQ_RUNS; arm_dotprod.c
+ * repeats the loops with sdot). Also exports the float kernels (bn_neon_*) that the dotprod set shares.
  * Not: the reference (ref.c); returns NULL when not built for AArch64 or ASIMD is absent. */
 #include "backend/cpu/kernels/kernels.h"
 #include "core/util.h"
@@ -172,56 +173,75 @@ void bn_neon_fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
     bn_fgemm_rows(fdot, w, wdt, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
-/* ---- quantized heads ---- */
-static float q8row(const int8_t *q, int cols, const float *x) {
-    float32x4_t a0 = vdupq_n_f32(0.f), a1 = a0, a2 = a0, a3 = a0;
-    int k = 0;
-    for (; k + 16 <= cols; k += 16) {
-        int8x16_t v = vld1q_s8(q + k);
-        int16x8_t l = vmovl_s8(vget_low_s8(v)), h = vmovl_high_s8(v);
-        a0 = vfmaq_f32(a0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(l))), vld1q_f32(x + k));
-        a1 = vfmaq_f32(a1, vcvtq_f32_s32(vmovl_high_s16(l)), vld1q_f32(x + k + 4));
-        a2 = vfmaq_f32(a2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))), vld1q_f32(x + k + 8));
-        a3 = vfmaq_f32(a3, vcvtq_f32_s32(vmovl_high_s16(h)), vld1q_f32(x + k + 12));
-    }
-    float s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
-    for (; k < cols; k++) s += (float)q[k] * x[k];
-    return s;
+/* ---- quantized heads: int8 activations (bn_hq_quant_x) x int8 / int4 weights, exact int32
+ * block sums (kernels.h), block scales in float; arrangement bn_hq_prep_plain ---- */
+/* Sum over one 32-block in 4 int32 lanes (arm_dotprod.c makes the same with sdot): DOT2(w0, x0, w1, x1) = w0.x0 + w1.x1 by lanes. */
+#define HQ_RUNS(DOT2)                                                                                      \
+AI int32x4_t q8blk(const int8_t *w, const int8_t *x) {                                                    \
+    return DOT2(vld1q_s8(w), vld1q_s8(x), vld1q_s8(w + 16), vld1q_s8(x + 16));                            \
+}                                                                                                          \
+AI int32x4_t q4blk(const uint8_t *qb, const int8_t *x) { /* nibbles - 8: low = weights 0-15, high 16-31 */ \
+    const uint8x16_t m15 = vdupq_n_u8(15);                                                                 \
+    const int8x16_t e8 = vdupq_n_s8(8);                                                                    \
+    uint8x16_t v = vld1q_u8(qb);                                                                           \
+    int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m15)), e8);                                    \
+    int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), e8);                                    \
+    return DOT2(lo, vld1q_s8(x), hi, vld1q_s8(x + 16));                                                    \
+}                                                                                                          \
+static void q8run(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,                  \
+                  const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {                    \
+    int cp = bn_hq_cpad(cols);                                                                             \
+    const float *sc = (const float *)(const void *)wq;                                                     \
+    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));                                            \
+    for (int r = r0; r < r1; r++)                                                                          \
+        for (int i = 0; i < nb; i++) {                                                                     \
+            const int8_t *xq = (const int8_t *)(p + (size_t)i * pst), *w = q + (size_t)r * cp + c0;       \
+            const float *dx = (const float *)(const void *)(p + (size_t)i * pst + nc);                    \
+            float32x4_t a0 = vdupq_n_f32(0.f), a1 = a0;                                                    \
+            for (int b = 0; b < nc / 32; b += 2) {                                                         \
+                a0 = vfmaq_n_f32(a0, vcvtq_f32_s32(q8blk(w + 32 * b, xq + 32 * b)), dx[b]);                \
+                a1 = vfmaq_n_f32(a1, vcvtq_f32_s32(q8blk(w + 32 * b + 32, xq + 32 * b + 32)), dx[b + 1]);  \
+            }                                                                                              \
+            float v = sc[r] * vaddvq_f32(vaddq_f32(a0, a1));                                               \
+            y[(size_t)i * ldy + r] = first ? v : y[(size_t)i * ldy + r] + v;                               \
+        }                                                                                                  \
+}                                                                                                          \
+static void q4run(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,                  \
+                  const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {                    \
+    int cp = bn_hq_cpad(cols), nbk = cp / 32;                                                              \
+    const float *d = (const float *)(const void *)wq;                                                      \
+    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);                                                       \
+    for (int r = r0; r < r1; r++)                                                                          \
+        for (int i = 0; i < nb; i++) {                                                                     \
+            const int8_t *xq = (const int8_t *)(p + (size_t)i * pst);                                      \
+            const float *dx = (const float *)(const void *)(p + (size_t)i * pst + nc);                    \
+            const uint8_t *w = q + (size_t)r * (cp / 2) + c0 / 2;                                          \
+            const float *dr = d + (size_t)r * nbk + c0 / 32;                                               \
+            float32x4_t a0 = vdupq_n_f32(0.f), a1 = a0;                                                    \
+            for (int b = 0; b < nc / 32; b += 2) {                                                         \
+                a0 = vfmaq_n_f32(a0, vcvtq_f32_s32(q4blk(w + 16 * b, xq + 32 * b)), dr[b] * dx[b]);        \
+                a1 = vfmaq_n_f32(a1, vcvtq_f32_s32(q4blk(w + 16 * b + 16, xq + 32 * b + 32)), dr[b + 1] * dx[b + 1]); \
+            }                                                                                              \
+            float v = vaddvq_f32(vaddq_f32(a0, a1));                                                       \
+            y[(size_t)i * ldy + r] = first ? v : y[(size_t)i * ldy + r] + v;                               \
+        }                                                                                                  \
+}                                                                                                          \
+static const bn_hq_kernel HQ8 = {72, bn_hq_prep_plain, q8run};                                             \
+static const bn_hq_kernel HQ4 = {72, bn_hq_prep_plain, q4run};
+/* smull/smlal: |w*x| <= 127*127, two products per int16 lane (<= 32258), then sadalp */
+AI int32x4_t dot2_mull(int8x16_t w0, int8x16_t x0, int8x16_t w1, int8x16_t x1) {
+    int16x8_t lo = vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), vget_low_s8(w1), vget_low_s8(x1));
+    int16x8_t hi = vmlal_high_s8(vmull_high_s8(w0, x0), w1, x1);
+    return vpadalq_s16(vpaddlq_s16(lo), hi);
 }
-
-void bn_neon_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+HQ_RUNS(dot2_mull)
+static void bn_neon_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hgemm_q8_rows(q8row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    bn_hq_drive(&HQ8, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
-
-static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
-    const uint8x16_t m15 = vdupq_n_u8(15);
-    const int8x16_t e8 = vdupq_n_s8(8);
-    float32x4_t acc = vdupq_n_f32(0.f);
-    int b = 0;
-    for (; 32 * b + 32 <= cols; b++) {
-        uint8x16_t v = vld1q_u8(q + 16 * b);
-        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m15)), e8);
-        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), e8);
-        const float *xb = x + 32 * b;
-        int16x8_t l0 = vmovl_s8(vget_low_s8(lo)), l1 = vmovl_high_s8(lo), h0 = vmovl_s8(vget_low_s8(hi)), h1 = vmovl_high_s8(hi);
-        float32x4_t t = vmulq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(l0))), vld1q_f32(xb));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_high_s16(l0)), vld1q_f32(xb + 4));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_s16(vget_low_s16(l1))), vld1q_f32(xb + 8));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_high_s16(l1)), vld1q_f32(xb + 12));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h0))), vld1q_f32(xb + 16));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_high_s16(h0)), vld1q_f32(xb + 20));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h1))), vld1q_f32(xb + 24));
-        t = vfmaq_f32(t, vcvtq_f32_s32(vmovl_high_s16(h1)), vld1q_f32(xb + 28));
-        acc = vfmaq_n_f32(acc, t, d[b]);
-    }
-    float s = vaddvq_f32(acc);
-    return s + bn_q4dot_from(q, d, b, cols, x); /* the last, partial block */
-}
-
-void bn_neon_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
+static void bn_neon_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hgemm_q4_rows(q4row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    bn_hq_drive(&HQ4, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 static const bn_kernels SET = {

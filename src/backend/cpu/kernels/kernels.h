@@ -45,8 +45,17 @@
  *       bn_hq4_qoff(rows, cols) nibbles [rows][cp/2]: block b of row r is 16 bytes, byte j holds
  *       q[32b+j]+8 in its low nibble and q[32b+16+j]+8 in its high nibble. Per block, v = the
  *       entry of largest |w| (first one on ties), d = v / -8, q = clamp(rintf(w * (1/d)), -8, 7)
- *       (d == 0: all zero).  y[r] = sum_b d[r][b] * sum_{j<32} q[32b+j] * x[32b+j].
- *   hgemm_q8/q4 never read x beyond cols; results match ref within float rounding.
+ *       (d == 0: all zero).
+ *   Activations (integer heads, as llama.cpp's Q8_0 x Q4_0/Q8_0 dot products): each x row is
+ *   quantized per 32-block b (k = 32b .. 32b+31, b < cp/32, x[k] = 0 for k >= cols) by the one
+ *   shared scalar bn_hq_quant_x (ref.c; identical bits in every set): m_b = max|x[k]|,
+ *   dx[b] = m_b / 127, xq[k] = clamp(rintf(x[k] / dx[b]), -127, 127) (dx == 0: all xq 0; a
+ *   NaN/inf in the block: xq 0 and dx NaN, so every y of that row is NaN). Then
+ *       S_b = sum_{j<32} q[32b+j] * xq[32b+j]               (exact integer, every set),
+ *       Q8: y[r] = scale[r] * sum_b dx[b] * S_b,   Q4: y[r] = sum_b (d[r][b] * dx[b]) * S_b
+ *   the float part (sums over b in order in ref) within float rounding of ref in every set.
+ *   hgemm_q8/q4 never read x beyond cols. Measured logit error of this against float x on the
+ *   golden models: docs/PERFORMANCE.md "Integer quantized heads (h36)".
  *
  * Every ISA kernel set must give bit-identical int32 results to ref for any rows, cols, n,
  * r0 <= r1, and all int8 activations including -128 (tests/test_kernels.c checks this).
@@ -146,7 +155,7 @@ typedef struct bn_kernels {
     size_t (*hq8_size)(int rows, int cols);
     /* w: rows x cols of dtype wdt (BN_W_*) -> dst[hq8_size(rows, cols)] */
     void (*hq8_quant)(const void *w, int wdt, int rows, int cols, uint8_t *dst);
-    /* for i in [0,n), r in [r0,r1): y[i*ldy + r] = scale[r] * sum_k q[r][k] * x[i*ldx + k] */
+    /* for i in [0,n), r in [r0,r1): y[i*ldy + r] = the Q8 formula above (int8 activations) */
     void (*hgemm_q8)(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy);
     size_t (*hq4_size)(int rows, int cols);
@@ -239,20 +248,37 @@ void bn_tgemm_i16(const bn_i16_tiler *t, const uint8_t *w, int rows, int cols, i
 float bn_quant_scale(float m);
 void bn_quant_tail(const float *x, int k0, int cols, float s, int8_t *q, int kp);
 
-/* Row drivers of the float kernels (ref.c) for sets whose kernel is one dot product per (weight
- * row, activation row): y[i*ldy + r] = dot(row r, x + i*ldx) for r in [r0, r1), i < n (the
- * head formats' offsets and the q8 row scale are applied here). */
+/* Row driver of the float kernel (ref.c) for sets whose kernel is one dot product per (weight
+ * row, activation row): y[i*ldy + r] = dot(row r, x + i*ldx) for r in [r0, r1), i < n. */
 typedef float (*bn_fdot_fn)(const void *w, int wdt, int cols, int r, const float *x);
-typedef float (*bn_q8dot_fn)(const int8_t *q, int cols, const float *x);
-typedef float (*bn_q4dot_fn)(const uint8_t *q, const float *d, int cols, const float *x);
-/* Scalar Q4 dot of one row over its blocks b0.. (the reference, and the SIMD sets' tail). */
-float bn_q4dot_from(const uint8_t *q, const float *d, int b0, int cols, const float *x);
 void bn_fgemm_rows(bn_fdot_fn dot, const void *w, int wdt, int rows, int cols, int r0, int r1,
                    const float *x, int ldx, int n, float *y, int ldy);
-void bn_hgemm_q8_rows(bn_q8dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,
-                      const float *x, int ldx, int n, float *y, int ldy);
-void bn_hgemm_q4_rows(bn_q4dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,
-                      const float *x, int ldx, int n, float *y, int ldy);
+
+/* The integer quantized heads (ref.c). bn_hq_quant_x: blocks k0/32 .. (k0+nc)/32-1 of the x row
+ * (k0, nc multiples of 32) -> q[nc], dx[nc/32] (the quantizer above). A set's head kernel is a
+ * bn_hq_kernel run by bn_hq_drive: for a GEMV up to 8192 columns and every GEMM one chunk of all
+ * cp columns (GEMM: up to 16 activation rows arranged in one heap buffer, weight rows in blocks of
+ * 16 against all of them); only when malloc fails, chunks [c0, c0+nc) that fit a stack buffer (c0
+ * a multiple of 128, nc of 64). Per chunk it quantizes each activation row and lets prep arrange
+ * it into p (at most bp64 bytes per 64 columns, nc rounded up to 128; 64-byte aligned buffer; row
+ * i at p + i*pst); then run adds, for r in [r0, r1), i < nb (nb <= 4), the chunk's part of the
+ * formula above to y[i*ldy + r] (stores it when first). */
+typedef struct bn_hq_kernel {
+    int bp64;
+    void (*prep)(const int8_t *qx, const float *dx, int nc, uint8_t *p);
+    void (*run)(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first);
+} bn_hq_kernel;
+void bn_hq_quant_x(const float *x, int cols, int k0, int nc, int8_t *q, float *dx);
+void bn_hq_drive(const bn_hq_kernel *K, const uint8_t *wq, int rows, int cols, int r0, int r1,
+                 const float *x, int ldx, int n, float *y, int ldy);
+/* prep of ref (and the avx2 q8 kernel): p = q[nc] then dx[nc/32] (72 bytes per 64 columns). */
+void bn_hq_prep_plain(const int8_t *qx, const float *dx, int nc, uint8_t *p);
+/* The reference heads (the ref sets' hgemm_q8/q4). */
+void bn_hq_ref_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                  const float *x, int ldx, int n, float *y, int ldy);
+void bn_hq_ref_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                  const float *x, int ldx, int n, float *y, int ldy);
 
 /* Shared inner kernels (ref.c): the plain-C 4x16 GEMM micro-kernel and the AdamW rows. */
 extern const bn_sgemm_ukr bn_sgemm_ukr_c;

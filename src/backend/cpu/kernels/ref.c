@@ -5,6 +5,7 @@
 #include "core/util.h"
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
 size_t bn_ref_packed_size(int rows, int cols) { return (size_t)rows * (size_t)(bn_kpad(cols) / 4); }
 
@@ -221,52 +222,140 @@ void bn_fgemm_rows(bn_fdot_fn dot, const void *w, int wdt, int rows, int cols, i
         for (int i = 0; i < n; i++) y[(size_t)i * ldy + r] = dot(w, wdt, cols, r, x + (size_t)i * ldx);
 }
 
-void bn_hgemm_q8_rows(bn_q8dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,
-                      const float *x, int ldx, int n, float *y, int ldy) {
+/* ---- quantized LM head: the activations and the products (kernels.h "Quantized LM head") ---- */
+void bn_hq_quant_x(const float *x, int cols, int k0, int nc, int8_t *q, float *dx) {
+    for (int b = 0; b < nc / 32; b++) {
+        int kb = k0 + 32 * b, bad = 0;
+        float m = 0.f;
+        for (int j = 0; j < 32 && kb + j < cols; j++) {
+            float a = fabsf(x[kb + j]);
+            if (!(a <= FLT_MAX)) bad = 1;       /* NaN or infinity */
+            else if (a > m) m = a;
+        }
+        float d = m / 127.0f;
+        dx[b] = bad ? NAN : d;
+        for (int j = 0; j < 32; j++) {
+            int8_t v = 0;
+            if (!bad && d != 0.f && kb + j < cols) {   /* |x/d| <= 127 up to rounding; clamp anyway */
+                float t = rintf(x[kb + j] / d);
+                v = (int8_t)(t > 127.f ? 127 : t < -127.f ? -127 : t);
+            }
+            q[32 * b + j] = v;
+        }
+    }
+}
+
+/* The driver. GEMM (n > 1) or wide rows: up to BN_HQ_NX activation rows arranged at full width
+ * in one heap buffer, then each block of BN_HQ_RB weight rows meets all of them (in groups of 4)
+ * while it is in cache: one pass over the weights per BN_HQ_NX activation rows. GEMV with
+ * cp <= BN_HQ_KCMAX (decode), or when malloc fails: a stack buffer, groups of up to 4 activation
+ * rows, column chunks of kc (a multiple of 128) columns so the arranged rows fit BN_HQ_BUF. */
+#define BN_HQ_BUF 24576
+#define BN_HQ_KCMAX 8192
+#define BN_HQ_NX 16
+#define BN_HQ_RB 16
+static int hq_drive_heap(const bn_hq_kernel *K, const uint8_t *wq, int rows, int cols, int r0, int r1,
+                         const float *x, int ldx, int n, float *y, int ldy) {
+    int cp = bn_hq_cpad(cols), nx = n < BN_HQ_NX ? n : BN_HQ_NX;
+    size_t pst = ((size_t)(cp + 127) / 128 * 2 * (size_t)K->bp64 + 63) / 64 * 64;   /* preps may round up to 128 */
+    uint8_t *buf = malloc((size_t)nx * pst + (size_t)cp + (size_t)cp / 8 + 64);
+    if (!buf) return 0;
+    uint8_t *p = (uint8_t *)(((uintptr_t)buf + 63) / 64 * 64);
+    int8_t *qx = (int8_t *)(p + (size_t)nx * pst);
+    float *dx = (float *)(void *)(qx + cp);
+    for (int i0 = 0; i0 < n; i0 += nx) {
+        int m = n - i0 < nx ? n - i0 : nx;
+        for (int i = 0; i < m; i++) {
+            bn_hq_quant_x(x + (size_t)(i0 + i) * ldx, cols, 0, cp, qx, dx);
+            K->prep(qx, dx, cp, p + (size_t)i * pst);
+        }
+        for (int rb = r0; rb < r1; rb += BN_HQ_RB) {
+            int re = r1 - rb < BN_HQ_RB ? r1 : rb + BN_HQ_RB;
+            for (int g = 0; g < m; g += 4)
+                K->run(wq, rows, cols, rb, re, 0, cp, p + (size_t)g * pst, pst, m - g < 4 ? m - g : 4,
+                       y + (size_t)(i0 + g) * ldy, ldy, 1);
+        }
+    }
+    free(buf);
+    return 1;
+}
+void bn_hq_drive(const bn_hq_kernel *K, const uint8_t *wq, int rows, int cols, int r0, int r1,
+                 const float *x, int ldx, int n, float *y, int ldy) {
+    _Alignas(64) uint8_t buf[BN_HQ_BUF];
+    _Alignas(64) int8_t qx[BN_HQ_KCMAX];
+    float dx[BN_HQ_KCMAX / 32];
+    int cp = bn_hq_cpad(cols);
+    if (r0 >= r1) return;
+    if ((n > 1 || cp > BN_HQ_KCMAX) && hq_drive_heap(K, wq, rows, cols, r0, r1, x, ldx, n, y, ldy)) return;
+    for (int i0 = 0; i0 < n; i0 += 4) {
+        int nb = n - i0 < 4 ? n - i0 : 4;
+        int kc = (int)((size_t)BN_HQ_BUF * 64 / ((size_t)nb * (size_t)K->bp64)) / 128 * 128;
+        if (kc > BN_HQ_KCMAX) kc = BN_HQ_KCMAX;
+        size_t pst = (size_t)kc / 64 * (size_t)K->bp64;
+        for (int c0 = 0; c0 < cp; c0 += kc) {
+            int nc = cp - c0 < kc ? cp - c0 : kc;
+            for (int i = 0; i < nb; i++) {
+                bn_hq_quant_x(x + (size_t)(i0 + i) * ldx, cols, c0, nc, qx, dx);
+                K->prep(qx, dx, nc, buf + (size_t)i * pst);
+            }
+            K->run(wq, rows, cols, r0, r1, c0, nc, buf, pst, nb, y + (size_t)i0 * ldy, ldy, c0 == 0);
+        }
+    }
+}
+
+/* ref arrangement: q[nc] then dx[nc/32] (also the one of the avx2 q8 kernel) */
+void bn_hq_prep_plain(const int8_t *qx, const float *dx, int nc, uint8_t *p) {
+    memcpy(p, qx, (size_t)nc);
+    memcpy(p + nc, dx, (size_t)nc / 8);
+}
+static void ref_q8run(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                      const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
     int cp = bn_hq_cpad(cols);
     const float *sc = (const float *)(const void *)wq;
     const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
     for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++) y[(size_t)i * ldy + r] = sc[r] * dot(q + (size_t)r * cp, cols, x + (size_t)i * ldx);
+        for (int i = 0; i < nb; i++) {
+            const int8_t *xq = (const int8_t *)(p + (size_t)i * pst), *wr = q + (size_t)r * cp + c0;
+            const float *dx = (const float *)(const void *)(p + (size_t)i * pst + nc);
+            float acc = 0.f;
+            for (int b = 0; b < nc / 32; b++) {
+                int32_t s = 0;
+                for (int j = 0; j < 32; j++) s += wr[32 * b + j] * xq[32 * b + j];
+                acc += dx[b] * (float)s;
+            }
+            float v = sc[r] * acc;
+            y[(size_t)i * ldy + r] = first ? v : y[(size_t)i * ldy + r] + v;
+        }
 }
-
-void bn_hgemm_q4_rows(bn_q4dot_fn dot, const uint8_t *wq, int rows, int cols, int r0, int r1,
-                      const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols), nb = cp / 32;
+static void ref_q4run(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                      const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
+    int cp = bn_hq_cpad(cols), nbk = cp / 32;
     const float *d = (const float *)(const void *)wq;
     const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
     for (int r = r0; r < r1; r++)
-        for (int i = 0; i < n; i++)
-            y[(size_t)i * ldy + r] = dot(q + (size_t)r * (cp / 2), d + (size_t)r * nb, cols, x + (size_t)i * ldx);
-}
-
-static float ref_q8dot(const int8_t *q, int cols, const float *x) {
-    float acc = 0.f;
-    for (int k = 0; k < cols; k++) acc += (float)q[k] * x[k];
-    return acc;
-}
-static void ref_hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                         const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hgemm_q8_rows(ref_q8dot, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
-}
-
-float bn_q4dot_from(const uint8_t *q, const float *d, int b0, int cols, const float *x) {
-    float acc = 0.f;
-    for (int b = b0; 32 * b < cols; b++) {
-        const uint8_t *qb = q + 16 * b;
-        float s = 0.f;
-        for (int j = 0; j < 32 && 32 * b + j < cols; j++) {
-            int v = (j < 16 ? (qb[j] & 15) : (qb[j - 16] >> 4)) - 8;
-            s += (float)v * x[32 * b + j];
+        for (int i = 0; i < nb; i++) {
+            const int8_t *xq = (const int8_t *)(p + (size_t)i * pst);
+            const float *dx = (const float *)(const void *)(p + (size_t)i * pst + nc);
+            float acc = 0.f;
+            for (int b = 0; b < nc / 32; b++) {
+                const uint8_t *qb = q + (size_t)r * (cp / 2) + (c0 / 32 + b) * 16;
+                int32_t s = 0;
+                for (int j = 0; j < 16; j++)
+                    s += ((qb[j] & 15) - 8) * xq[32 * b + j] + ((qb[j] >> 4) - 8) * xq[32 * b + 16 + j];
+                acc += (d[(size_t)r * nbk + c0 / 32 + b] * dx[b]) * (float)s;
+            }
+            y[(size_t)i * ldy + r] = first ? acc : y[(size_t)i * ldy + r] + acc;
         }
-        acc += d[b] * s;
-    }
-    return acc;
 }
-static float ref_q4dot(const uint8_t *q, const float *d, int cols, const float *x) { return bn_q4dot_from(q, d, 0, cols, x); }
-static void ref_hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                         const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hgemm_q4_rows(ref_q4dot, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+static const bn_hq_kernel REF_HQ8 = {72, bn_hq_prep_plain, ref_q8run};
+static const bn_hq_kernel REF_HQ4 = {72, bn_hq_prep_plain, ref_q4run};
+void bn_hq_ref_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                  const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hq_drive(&REF_HQ8, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+void bn_hq_ref_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                  const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hq_drive(&REF_HQ4, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- float32 GEMM micro-kernel, plain C 4x16 (kernels.h bn_sgemm_ukr) ---- */
@@ -301,7 +390,7 @@ static void ref_tgemm_t(const uint8_t *w, int rows, int cols, int c0, int c1,
                         const int8_t *dy, int lddy, int n, int32_t *dx, int lddx);
 static const bn_kernels REF = {
     .name = "ref", .layout = BN_LAYOUT_REF, .tgemm = ref_tgemm, .quant_act = ref_quant_act, .fgemm = ref_fgemm,
-    .hgemm_q8 = ref_hgemm_q8, .hgemm_q4 = ref_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
+    .hgemm_q8 = bn_hq_ref_q8, .hgemm_q4 = bn_hq_ref_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
     .tgemm_t = ref_tgemm_t,
 };
 const bn_kernels *bn_kernels_part_ref(void);
@@ -310,7 +399,7 @@ const bn_kernels *bn_kernels_part_ref(void) { return &REF; }
 /* "ref-b3": the scalar decode of the b3 layout (its spec); every other kernel as ref. */
 static const bn_kernels REF_B3 = {
     .name = "ref-b3", .layout = BN_LAYOUT_B3, .tgemm = ref_b3_tgemm, .quant_act = ref_quant_act, .fgemm = ref_fgemm,
-    .hgemm_q8 = ref_hgemm_q8, .hgemm_q4 = ref_hgemm_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
+    .hgemm_q8 = bn_hq_ref_q8, .hgemm_q4 = bn_hq_ref_q4, .sgemm = &bn_sgemm_ukr_c, .adam = bn_adam_ref,
 };
 const bn_kernels *bn_kernels_part_ref_b3(void);
 const bn_kernels *bn_kernels_part_ref_b3(void) { return &REF_B3; }

@@ -327,57 +327,129 @@ static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
     bn_fgemm_rows(fdot, w, wdt, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
-/* ---- quantized heads ---- */
-AI __m256 i8x8(const int8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
-
-static float q8row(const int8_t *q, int cols, const float *x) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int k = 0;
-    for (; k + 32 <= cols; k += 32) {
-        a0 = _mm256_fmadd_ps(i8x8(q + k), _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(i8x8(q + k + 8), _mm256_loadu_ps(x + k + 8), a1);
-        a2 = _mm256_fmadd_ps(i8x8(q + k + 16), _mm256_loadu_ps(x + k + 16), a2);
-        a3 = _mm256_fmadd_ps(i8x8(q + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+/* ---- quantized heads: int8 activations (bn_hq_quant_x) x int8 / int4 weights, integer block
+ * sums by vpmaddubsw + vpmaddwd, block scales in float (kernels.h) ---- */
+/* Q8, per 32-column block b: |q| . (xq * sign q) (vpsignb; |q|, |xq| <= 127, so no int16
+ * saturation), 8 int32 lanes, * dx[b]. Arrangement: bn_hq_prep_plain (xq[nc], dx[nc/32]). */
+AI void q8step(const int8_t *w, const uint8_t *p, size_t pst, int nc, int b, const int NB, __m256 *a) {
+    __m256i wv = _mm256_loadu_si256((const __m256i *)(w + 32 * b)), u = _mm256_abs_epi8(wv);
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++) {
+        const uint8_t *pi = p + (size_t)i * pst;
+        __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(pi + 32 * b)), wv);
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xs), _mm256_set1_epi16(1));
+        a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss((const float *)(const void *)(pi + nc) + b), a[i]);
     }
-    for (; k + 8 <= cols; k += 8) a0 = _mm256_fmadd_ps(i8x8(q + k), _mm256_loadu_ps(x + k), a0);
-    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; k < cols; k++) s += (float)q[k] * x[k];
-    return s;
 }
-
+AI void q8run_t(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                const uint8_t *p, size_t pst, const int NB, float *y, int ldy, int first) {
+    int cp = bn_hq_cpad(cols), nbl = nc / 32;
+    const float *sc = (const float *)(const void *)wq;
+    const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
+    for (int r = r0; r < r1; r++) {
+        const int8_t *w = q + (size_t)r * cp + c0;
+        __m256 a[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 2 * NB; i++) a[i] = _mm256_setzero_ps();
+        for (int b = 0; b < nbl; b += 2) {   /* nc % 64 == 0: blocks come in pairs */
+            q8step(w, p, pst, nc, b, NB, a);
+            q8step(w, p, pst, nc, b + 1, NB, a + NB);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) {
+            float v = sc[r] * hsum(_mm256_add_ps(a[i], a[NB + i]));
+            float *o = y + (size_t)i * ldy + r;
+            *o = first ? v : *o + v;
+        }
+    }
+}
+#define HQ_RUN_NB(T) switch (nb) { case 1: T(1); break; case 2: T(2); break; case 3: T(3); break; default: T(4); break; }
+#define Q8RUN(NB) q8run_t(wq, rows, cols, r0, r1, c0, nc, p, pst, NB, y, ldy, first)
+static void q8run(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                  const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
+    HQ_RUN_NB(Q8RUN)
+}
+#undef Q8RUN
+static const bn_hq_kernel HQ8 = {72, bn_hq_prep_plain, q8run};
 static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hgemm_q8_rows(q8row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    bn_hq_drive(&HQ8, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
-static float q4row(const uint8_t *q, const float *d, int cols, const float *x) {
-    const __m128i m15 = _mm_set1_epi8(15);
-    const __m256 e8 = _mm256_set1_ps(8.f);
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int b = 0;
-    for (; 32 * b + 32 <= cols; b++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(q + 16 * b));
-        __m128i lo = _mm_and_si128(v, m15), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m15);
-        const float *xb = x + 32 * b;
-        __m256 w0 = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), e8);
-        __m256 w1 = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), e8);
-        __m256 w2 = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), e8);
-        __m256 w3 = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), e8);
-        __m256 t = _mm256_mul_ps(w0, _mm256_loadu_ps(xb));
-        __m256 u = _mm256_mul_ps(w1, _mm256_loadu_ps(xb + 8));
-        t = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), t);
-        u = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), u);
-        __m256 db = _mm256_set1_ps(d[b]);
-        if (b & 1) a1 = _mm256_fmadd_ps(db, _mm256_add_ps(t, u), a1);
-        else a0 = _mm256_fmadd_ps(db, _mm256_add_ps(t, u), a0);
+/* Q4 arrangement per 64 columns h (2 blocks, 32 bytes of nibbles), at p + 64h: xlo (xq[64h..+15],
+ * xq[64h+32..+47]), then xhi (xq[64h+16..+31], xq[64h+48..+63]); at p + 64H (H = nc/64) the int32
+ * lane corrections (nibbles are q + 8: lane l = -8 * (xlo[4l..4l+3] + xhi[4l..4l+3])); at
+ * p + 96H dx per lane (dx[2h + l/4]). */
+void bn_avx2_hq4_prep(const int8_t *qx, const float *dx, int nc, uint8_t *p);   /* also the avxvnni sets' */
+void bn_avx2_hq4_prep(const int8_t *qx, const float *dx, int nc, uint8_t *p) {
+    int H = nc / 64;
+    int8_t *xs = (int8_t *)p;
+    int32_t *corr = (int32_t *)(void *)(p + 64 * (size_t)H);
+    float *dxe = (float *)(void *)(p + 96 * (size_t)H);
+    for (int h = 0; h < H; h++)
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 16; j++) {
+                xs[64 * h + 16 * b + j] = qx[64 * h + 32 * b + j];
+                xs[64 * h + 32 + 16 * b + j] = qx[64 * h + 32 * b + 16 + j];
+            }
+    for (int l = 0; l < 8 * H; l++) {
+        const int8_t *lo = xs + 64 * (l / 8) + 4 * (l % 8), *hi = lo + 32;
+        corr[l] = -8 * (lo[0] + lo[1] + lo[2] + lo[3] + hi[0] + hi[1] + hi[2] + hi[3]);
+        dxe[l] = dx[2 * (l / 8) + (l % 8) / 4];
     }
-    float s = hsum(_mm256_add_ps(a0, a1));
-    return s + bn_q4dot_from(q, d, b, cols, x); /* the last, partial block */
 }
-
+AI void q4step(const uint8_t *w, const float *d, const uint8_t *p, size_t pst, int H, int h, const int NB, __m256 *a) {
+    const __m256i m15 = _mm256_set1_epi8(15), one = _mm256_set1_epi16(1);
+    __m256i v = _mm256_loadu_si256((const __m256i *)(w + 32 * h));
+    __m256i lo = _mm256_and_si256(v, m15), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+    __m256 dw = _mm256_permutevar8x32_ps(_mm256_castpd_ps(_mm256_broadcast_sd((const double *)(const void *)(d + 2 * h))),
+                                         _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++) {
+        const uint8_t *pi = p + (size_t)i * pst;
+        __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(pi + 64 * h))),
+                                       _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(pi + 64 * h + 32))));
+        __m256i s = _mm256_add_epi32(_mm256_madd_epi16(s16, one), _mm256_loadu_si256((const __m256i *)(pi + 64 * (size_t)H) + h));
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_loadu_ps((const float *)(const void *)(pi + 96 * (size_t)H) + 8 * h));
+        a[i] = _mm256_fmadd_ps(f, dw, a[i]);
+    }
+}
+AI void q4run_t(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                const uint8_t *p, size_t pst, const int NB, float *y, int ldy, int first) {
+    int cp = bn_hq_cpad(cols), nbk = cp / 32, H = nc / 64;
+    const float *d = (const float *)(const void *)wq;
+    const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = q + (size_t)r * (cp / 2) + c0 / 2;
+        const float *dr = d + (size_t)r * nbk + c0 / 32;
+        __m256 a[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 2 * NB; i++) a[i] = _mm256_setzero_ps();
+        int h = 0;
+        for (; h + 2 <= H; h += 2) {
+            q4step(w, dr, p, pst, H, h, NB, a);
+            q4step(w, dr, p, pst, H, h + 1, NB, a + NB);
+        }
+        if (h < H) q4step(w, dr, p, pst, H, h, NB, a);
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) {
+            float v = hsum(_mm256_add_ps(a[i], a[NB + i]));
+            float *o = y + (size_t)i * ldy + r;
+            *o = first ? v : *o + v;
+        }
+    }
+}
+#define Q4RUN(NB) q4run_t(wq, rows, cols, r0, r1, c0, nc, p, pst, NB, y, ldy, first)
+static void q4run(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                  const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
+    HQ_RUN_NB(Q4RUN)
+}
+#undef Q4RUN
+#undef HQ_RUN_NB
+static const bn_hq_kernel HQ4 = {128, bn_avx2_hq4_prep, q4run};
 static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
                      const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hgemm_q4_rows(q4row, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+    bn_hq_drive(&HQ4, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
 /* ---- float32 GEMM micro-kernel 6x16 (kernels.h bn_sgemm_ukr): 12 ymm accumulators ---- */

@@ -487,141 +487,178 @@ static void fgemm(const void *w, int wdt, int rows, int cols, int r0, int r1,
     else fgemm_t(w, BN_W_BF16, rows, cols, r0, r1, x, ldx, n, y, ldy);
 }
 
-/* ---- quantized heads ---- */
-/* Q8: 4 rows x NB activation rows; int8 -> f32, FMA, scale at the end. */
-AI void q8block(const int8_t *q, int cp, int cols, int r, const int RB, const float *x, int ldx,
-                const int NB, float *y, int ldy, const float *sc) {
-    __m512 acc[4][4];
+/* ---- quantized heads: int8 activations (bn_hq_quant_x) x int8 / int4 weights, integer block
+ * sums by vpdpbusd (unsigned x signed bytes), block scales in float (kernels.h) ---- */
+/* Q8 arrangement per 64 columns c, at p: xq[64c..] (nc bytes), then at p + nc the int32 lane
+ * corrections (lane l = -128 * (xq[64c+4l] + .. + xq[64c+4l+3]): the weights enter vpdpbusd as
+ * q ^ 0x80 = q + 128, unsigned), then at p + 2nc dx per lane (lane l: dx[2c + l/8]). */
+static void q8prep(const int8_t *qx, const float *dx, int nc, uint8_t *p) {
+    int32_t *corr = (int32_t *)(void *)(p + nc);
+    float *dxe = (float *)(void *)(p + 2 * (size_t)nc);
+    memcpy(p, qx, (size_t)nc);
+    for (int l = 0; l < nc / 4; l++) {
+        corr[l] = -128 * (qx[4 * l] + qx[4 * l + 1] + qx[4 * l + 2] + qx[4 * l + 3]);
+        dxe[l] = dx[l / 8];
+    }
+}
+/* One 64-column step of weight row w for NB activation rows. vnni: (q + 128) . xq + corr;
+ * else (no vpdpbusd; vpmaddubsw would saturate on q + 128): |q| . (xq * sign q), no correction. */
+AI void q8step(const int8_t *w, const uint8_t *p, size_t pst, int nc, int c, const int NB, __m512 *a, int vnni) {
+    __m512i wv = _mm512_loadu_si512(w + 64 * c), u, xs;
+    __mmask64 neg = 0;
+    if (vnni) u = _mm512_xor_si512(wv, _mm512_set1_epi8((char)0x80));
+    else { u = _mm512_abs_epi8(wv); neg = _mm512_movepi8_mask(wv); }
 #pragma GCC unroll 4
-    for (int a = 0; a < RB; a++)
-#pragma GCC unroll 4
-        for (int i = 0; i < NB; i++) acc[a][i] = _mm512_setzero_ps();
-    for (int k = 0; k < cols; k += 16) {
-        __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
-        __m512 xv[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < NB; i++) xv[i] = _mm512_maskz_loadu_ps(mk, x + (size_t)i * ldx + k);
-#pragma GCC unroll 4
-        for (int a = 0; a < RB; a++) {
-            __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + (size_t)(r + a) * cp + k))));
-#pragma GCC unroll 4
-            for (int i = 0; i < NB; i++) acc[a][i] = _mm512_fmadd_ps(wv, xv[i], acc[a][i]);
+    for (int i = 0; i < NB; i++) {
+        const uint8_t *pi = p + (size_t)i * pst;
+        __m512i xv = _mm512_loadu_si512(pi + 64 * c), s;
+        if (vnni) s = dp(_mm512_loadu_si512(pi + nc + 64 * c), u, xv, 1);
+        else {
+            xs = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
+            s = _mm512_madd_epi16(_mm512_maddubs_epi16(u, xs), _mm512_set1_epi16(1));
         }
+        a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(pi + 2 * (size_t)nc) + 16 * c), a[i]);
     }
-#pragma GCC unroll 4
-    for (int a = 0; a < RB; a++)
-#pragma GCC unroll 4
-        for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = sc[r + a] * _mm512_reduce_add_ps(acc[a][i]);
 }
-
-/* GEMV row: one sequential stream, 4 accumulators */
-AI float q8row1(const int8_t *q, int cols, const float *x) {
-    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    int k = 0;
-    for (; k + 64 <= cols; k += 64) {
-        _mm_prefetch((const char *)(q + k) + PF_DIST, _MM_HINT_T0);
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) /* vpmovsxbd from memory: no extract (one zmm op fewer per 16) */
-            a[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + k + 16 * u)))), _mm512_loadu_ps(x + k + 16 * u), a[u]);
-    }
-    for (; k < cols; k += 16) {
-        __mmask16 mk = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
-        a[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + k)))), _mm512_maskz_loadu_ps(mk, x + k), a[0]);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
-}
-
-static void hgemm_q8(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                     const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols);
-    const float *sc = (const float *)wq;
+AI void q8run_t(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                const uint8_t *p, size_t pst, const int NB, float *y, int ldy, int first, int vnni) {
+    int cp = bn_hq_cpad(cols), nc64 = nc / 64;
+    const float *sc = (const float *)(const void *)wq;
     const int8_t *q = (const int8_t *)(wq + bn_hq8_qoff(rows));
-    if (n == 1) {
-        for (int r = r0; r < r1; r++) y[r] = sc[r] * q8row1(q + (size_t)r * cp, cols, x);
-        return;
-    }
-#define QB(RB, NB) q8block(q, cp, cols, r, RB, xi, ldx, NB, yi, ldy, sc)
-    BLOCK4_DRIVER(QB);
-#undef QB
-}
-
-/* Q4: per 32-block, s = sum(q*x) over the block (2 FMAs), acc += d * s. */
-AI void q4block(const uint8_t *q, int cp, int nbk, int cols, int r, const int RB, const float *x, int ldx,
-                const int NB, float *y, int ldy, const float *d) {
-    __m512 acc[4][4];
-    const __m512i m15 = _mm512_set1_epi32(15), e8 = _mm512_set1_epi32(8);
-#pragma GCC unroll 4
-    for (int a = 0; a < RB; a++)
-#pragma GCC unroll 4
-        for (int i = 0; i < NB; i++) acc[a][i] = _mm512_setzero_ps();
-    for (int b = 0; b * 32 < cols; b++) {
-        int k = 32 * b;
-        __mmask16 m0 = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
-        __mmask16 m1 = cols - k >= 32 ? (__mmask16)0xffff : cols - k <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - k - 16)) - 1);
-        __m512 x0[4], x1[4];
+    for (int r = r0; r < r1; r++) {
+        const int8_t *w = q + (size_t)r * cp + c0;
+        __m512 a[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 2 * NB; i++) a[i] = _mm512_setzero_ps();
+        int c = 0;
+        for (; c + 2 <= nc64; c += 2) {   /* two accumulators per activation row */
+            q8step(w, p, pst, nc, c, NB, a, vnni);
+            q8step(w, p, pst, nc, c + 1, NB, a + NB, vnni);
+        }
+        if (c < nc64) q8step(w, p, pst, nc, c, NB, a, vnni);
 #pragma GCC unroll 4
         for (int i = 0; i < NB; i++) {
-            x0[i] = _mm512_maskz_loadu_ps(m0, x + (size_t)i * ldx + k);
-            x1[i] = _mm512_maskz_loadu_ps(m1, x + (size_t)i * ldx + k + 16);
-        }
-#pragma GCC unroll 4
-        for (int a = 0; a < RB; a++) {
-            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + (size_t)(r + a) * (cp / 2) + 16 * b)));
-            __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, m15), e8));
-            __m512 w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), e8));
-            __m512 db = _mm512_set1_ps(d[(size_t)(r + a) * nbk + b]);
-#pragma GCC unroll 4
-            for (int i = 0; i < NB; i++)
-                acc[a][i] = _mm512_fmadd_ps(db, _mm512_fmadd_ps(w1, x1[i], _mm512_mul_ps(w0, x0[i])), acc[a][i]);
+            float v = sc[r] * _mm512_reduce_add_ps(_mm512_add_ps(a[i], a[NB + i]));
+            float *o = y + (size_t)i * ldy + r;
+            *o = first ? v : *o + v;
         }
     }
-#pragma GCC unroll 4
-    for (int a = 0; a < RB; a++)
-#pragma GCC unroll 4
-        for (int i = 0; i < NB; i++) y[(size_t)i * ldy + r + a] = _mm512_reduce_add_ps(acc[a][i]);
 }
+#define HQ_RUN_NB(T, ...) switch (nb) { case 1: T(__VA_ARGS__, 1); break; case 2: T(__VA_ARGS__, 2); break; \
+                                        case 3: T(__VA_ARGS__, 3); break; default: T(__VA_ARGS__, 4); break; }
+#define Q8RUN(V, NB) q8run_t(wq, rows, cols, r0, r1, c0, nc, p, pst, NB, y, ldy, first, V)
+static void q8run_bw(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                     const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
+    HQ_RUN_NB(Q8RUN, 0)
+}
+static const bn_hq_kernel HQ8_BW = {192, q8prep, q8run_bw};
+static void hgemm_q8_bw(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                        const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hq_drive(&HQ8_BW, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+#ifdef __AVX512VNNI__
+static void q8run_vnni(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                       const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
+    HQ_RUN_NB(Q8RUN, 1)
+}
+static const bn_hq_kernel HQ8_VNNI = {192, q8prep, q8run_vnni};
+static void hgemm_q8_vnni(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                          const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hq_drive(&HQ8_VNNI, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+#endif
+#undef Q8RUN
 
-/* GEMV row for Q4: 4 blocks per step, 4 accumulators */
-AI __m512 q4blk(const uint8_t *qb, const float *xb, float d, __mmask16 m0, __mmask16 m1, __m512 acc) {
-    /* nibble -> float (nibble - 8) by a 16-entry table: vpermps only looks at the low 4 bits */
-    const __m512 tbl = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qb));
-    __m512 w0 = _mm512_permutexvar_ps(v, tbl);
-    __m512 w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tbl);
-    __m512 t = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, xb + 16), _mm512_mul_ps(w0, _mm512_maskz_loadu_ps(m0, xb)));
-    return _mm512_fmadd_ps(_mm512_set1_ps(d), t, acc);
-}
-AI float q4row1(const uint8_t *q, const float *d, int cols, const float *x) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int b = 0;
-    for (; 32 * b + 128 <= cols; b += 4) {
-        a0 = q4blk(q + 16 * b, x + 32 * b, d[b], 0xffff, 0xffff, a0);
-        a1 = q4blk(q + 16 * b + 16, x + 32 * b + 32, d[b + 1], 0xffff, 0xffff, a1);
-        a2 = q4blk(q + 16 * b + 32, x + 32 * b + 64, d[b + 2], 0xffff, 0xffff, a2);
-        a3 = q4blk(q + 16 * b + 48, x + 32 * b + 96, d[b + 3], 0xffff, 0xffff, a3);
+/* Q4 arrangement per 128 columns g (4 blocks; 64 bytes of nibbles, low nibble of byte 16b+j =
+ * weight 32b+j, high = 32b+16+j), at p + 128g: xlo[16b+j] = xq[128g+32b+j], then xhi[16b+j] =
+ * xq[128g+32b+16+j]; at p + 128G (G = ceil(nc/128)) the int32 lane corrections (the nibbles are
+ * q + 8: lane l = -8 * (xlo[4l..4l+3] + xhi[4l..4l+3])); at p + 192G dx per lane (dx[4g + l/4]).
+ * A last half group (nc % 128 == 64) is padded with zero activations. */
+static void q4prep(const int8_t *qx, const float *dx, int nc, uint8_t *p) {
+    int G = (nc + 127) / 128;
+    int8_t *xs = (int8_t *)p;
+    int32_t *corr = (int32_t *)(void *)(p + 128 * (size_t)G);
+    float *dxe = (float *)(void *)(p + 192 * (size_t)G);
+    for (int g = 0; g < G; g++)
+        for (int b = 0; b < 4; b++)
+            for (int j = 0; j < 16; j++) {
+                int k = 128 * g + 32 * b + j, in = k < nc;
+                xs[128 * g + 16 * b + j] = in ? qx[k] : 0;
+                xs[128 * g + 64 + 16 * b + j] = in ? qx[k + 16] : 0;
+            }
+    for (int l = 0; l < 16 * G; l++) {
+        const int8_t *lo = xs + 128 * (l / 16) + 4 * (l % 16), *hi = lo + 64;
+        corr[l] = -8 * (lo[0] + lo[1] + lo[2] + lo[3] + hi[0] + hi[1] + hi[2] + hi[3]);
+        dxe[l] = 128 * (l / 16) + 32 * ((l % 16) / 4) < nc ? dx[4 * (l / 16) + (l % 16) / 4] : 0.f;
     }
-    for (; 32 * b < cols; b++) {
-        int k = 32 * b;
-        __mmask16 m0 = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
-        __mmask16 m1 = cols - k >= 32 ? (__mmask16)0xffff : cols - k <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - k - 16)) - 1);
-        a0 = q4blk(q + 16 * b, x + k, d[b], m0, m1, a0);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
-
-static void hgemm_q4(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                     const float *x, int ldx, int n, float *y, int ldy) {
-    int cp = bn_hq_cpad(cols), nbk = cp / 32;
-    const float *d = (const float *)wq;
+/* One 128-column step (half when half: 32 bytes of nibbles, 2 scales). */
+AI void q4step(const uint8_t *w, const float *d, const uint8_t *p, size_t pst, int G, int g, int half,
+               const int NB, __m512 *a, int vnni) {
+    const __m512i m15 = _mm512_set1_epi8(15);
+    const __m512i i4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    __m512i v = half ? _mm512_maskz_loadu_epi8(0xffffffffull, w + 64 * g) : _mm512_loadu_si512(w + 64 * g);
+    __m128 d4 = half ? _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(const void *)(d + 4 * g))) : _mm_loadu_ps(d + 4 * g);
+    __m512 dw = _mm512_permutexvar_ps(i4, _mm512_castps128_ps512(d4));
+    __m512i lo = _mm512_and_si512(v, m15), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
+#pragma GCC unroll 4
+    for (int i = 0; i < NB; i++) {
+        const uint8_t *pi = p + (size_t)i * pst;
+        __m512i s = _mm512_loadu_si512(pi + 128 * (size_t)G + 64 * g);
+        s = dp(dp(s, lo, _mm512_loadu_si512(pi + 128 * g), vnni), hi, _mm512_loadu_si512(pi + 128 * g + 64), vnni);
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(pi + 192 * (size_t)G) + 16 * g));
+        a[i] = _mm512_fmadd_ps(f, dw, a[i]);
+    }
+}
+AI void q4run_t(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                const uint8_t *p, size_t pst, const int NB, float *y, int ldy, int first, int vnni) {
+    int cp = bn_hq_cpad(cols), nbk = cp / 32, G = (nc + 127) / 128, full = nc / 128;
+    const float *d = (const float *)(const void *)wq;
     const uint8_t *q = wq + bn_hq4_qoff(rows, cols);
-    if (n == 1) {
-        for (int r = r0; r < r1; r++) y[r] = q4row1(q + (size_t)r * (cp / 2), d + (size_t)r * nbk, cols, x);
-        return;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *w = q + (size_t)r * (cp / 2) + c0 / 2;
+        const float *dr = d + (size_t)r * nbk + c0 / 32;
+        __m512 a[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 2 * NB; i++) a[i] = _mm512_setzero_ps();
+        int g = 0;
+        for (; g + 2 <= full; g += 2) {
+            q4step(w, dr, p, pst, G, g, 0, NB, a, vnni);
+            q4step(w, dr, p, pst, G, g + 1, 0, NB, a + NB, vnni);
+        }
+        if (g < full) { q4step(w, dr, p, pst, G, g, 0, NB, a, vnni); g++; }
+        if (g < G) q4step(w, dr, p, pst, G, g, 1, NB, a + NB, vnni);
+#pragma GCC unroll 4
+        for (int i = 0; i < NB; i++) {
+            float v = _mm512_reduce_add_ps(_mm512_add_ps(a[i], a[NB + i]));
+            float *o = y + (size_t)i * ldy + r;
+            *o = first ? v : *o + v;
+        }
     }
-#define QB(RB, NB) q4block(q, cp, nbk, cols, r, RB, xi, ldx, NB, yi, ldy, d)
-    BLOCK4_DRIVER(QB);
-#undef QB
 }
+#define Q4RUN(V, NB) q4run_t(wq, rows, cols, r0, r1, c0, nc, p, pst, NB, y, ldy, first, V)
+static void q4run_bw(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                     const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
+    HQ_RUN_NB(Q4RUN, 0)
+}
+static const bn_hq_kernel HQ4_BW = {128, q4prep, q4run_bw};
+static void hgemm_q4_bw(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                        const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hq_drive(&HQ4_BW, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+#ifdef __AVX512VNNI__
+static void q4run_vnni(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
+                       const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
+    HQ_RUN_NB(Q4RUN, 1)
+}
+static const bn_hq_kernel HQ4_VNNI = {128, q4prep, q4run_vnni};
+static void hgemm_q4_vnni(const uint8_t *wq, int rows, int cols, int r0, int r1,
+                          const float *x, int ldx, int n, float *y, int ldy) {
+    bn_hq_drive(&HQ4_VNNI, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
+}
+#endif
+#undef Q4RUN
+#undef HQ_RUN_NB
 
 /* ---- float32 GEMM micro-kernels (kernels.h bn_sgemm_ukr) ---- */
 /* AVX-512 12x32: 24 zmm accumulators, 2 B vectors, broadcast A from memory. */
@@ -730,17 +767,17 @@ static void adam(float *restrict pp, const float *restrict gg, float *restrict m
 #ifdef __AVX512VNNI__
 static const bn_kernels SET_VNNI = {
     .name = "avx512", .layout = BN_LAYOUT_I16, .tgemm = tgemm_vnni, .quant_act = quant_act, .fgemm = fgemm,
-    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
+    .hgemm_q8 = hgemm_q8_vnni, .hgemm_q4 = hgemm_q4_vnni, .sgemm = &UKR, .adam = adam,
     .tgemm_t = tgemm_vnni_t,
 };
 static const bn_kernels SET_B3 = {
     .name = "avx512-b3", .layout = BN_LAYOUT_B3, .tgemm = tgemm_b3, .quant_act = quant_act, .fgemm = fgemm,
-    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
+    .hgemm_q8 = hgemm_q8_vnni, .hgemm_q4 = hgemm_q4_vnni, .sgemm = &UKR, .adam = adam,
 };
 #endif
 static const bn_kernels SET_BW = {
     .name = "avx512-novnni", .layout = BN_LAYOUT_I16, .tgemm = tgemm_bw, .quant_act = quant_act, .fgemm = fgemm,
-    .hgemm_q8 = hgemm_q8, .hgemm_q4 = hgemm_q4, .sgemm = &UKR, .adam = adam,
+    .hgemm_q8 = hgemm_q8_bw, .hgemm_q4 = hgemm_q4_bw, .sgemm = &UKR, .adam = adam,
     .tgemm_t = tgemm_bw_t,
 };
 
