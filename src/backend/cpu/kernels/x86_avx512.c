@@ -544,30 +544,27 @@ AI void q8run_t(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, i
         }
     }
 }
-#define HQ_RUN_NB(T, ...) switch (nb) { case 1: T(__VA_ARGS__, 1); break; case 2: T(__VA_ARGS__, 2); break; \
-                                        case 3: T(__VA_ARGS__, 3); break; default: T(__VA_ARGS__, 4); break; }
-#define Q8RUN(V, NB) q8run_t(wq, rows, cols, r0, r1, c0, nc, p, pst, NB, y, ldy, first, V)
-static void q8run_bw(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
-                     const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
-    HQ_RUN_NB(Q8RUN, 0)
-}
-static const bn_hq_kernel HQ8_BW = {192, q8prep, q8run_bw};
-static void hgemm_q8_bw(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                        const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hq_drive(&HQ8_BW, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
-}
+/* One head kernel of this file: NAME's run (nb = 1..4 rows through the const-NB body T with
+ * vnni = V), its bn_hq_kernel (BP bytes of arranged x per 64 columns, PREP) and its hgemm slot. */
+#define HQ_SET(NAME, T, V, BP, PREP)                                                                    \
+    static void NAME##_run(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,       \
+                           const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {          \
+        switch (nb) {                                                                                   \
+        case 1: T(wq, rows, cols, r0, r1, c0, nc, p, pst, 1, y, ldy, first, V); break;                  \
+        case 2: T(wq, rows, cols, r0, r1, c0, nc, p, pst, 2, y, ldy, first, V); break;                  \
+        case 3: T(wq, rows, cols, r0, r1, c0, nc, p, pst, 3, y, ldy, first, V); break;                  \
+        default: T(wq, rows, cols, r0, r1, c0, nc, p, pst, 4, y, ldy, first, V); break;                 \
+        }                                                                                               \
+    }                                                                                                   \
+    static const bn_hq_kernel NAME##_K = {BP, PREP, NAME##_run};                                        \
+    static void NAME(const uint8_t *wq, int rows, int cols, int r0, int r1,                             \
+                     const float *x, int ldx, int n, float *y, int ldy) {                               \
+        bn_hq_drive(&NAME##_K, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);                              \
+    }
+HQ_SET(hgemm_q8_bw, q8run_t, 0, 192, q8prep)
 #ifdef __AVX512VNNI__
-static void q8run_vnni(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
-                       const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
-    HQ_RUN_NB(Q8RUN, 1)
-}
-static const bn_hq_kernel HQ8_VNNI = {192, q8prep, q8run_vnni};
-static void hgemm_q8_vnni(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                          const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hq_drive(&HQ8_VNNI, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
-}
+HQ_SET(hgemm_q8_vnni, q8run_t, 1, 192, q8prep)
 #endif
-#undef Q8RUN
 
 /* Q4 arrangement per 128 columns g (4 blocks; 64 bytes of nibbles, low nibble of byte 16b+j =
  * weight 32b+j, high = 32b+16+j), at p + 128g: xlo[16b+j] = xq[128g+32b+j], then xhi[16b+j] =
@@ -636,29 +633,11 @@ AI void q4run_t(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, i
         }
     }
 }
-#define Q4RUN(V, NB) q4run_t(wq, rows, cols, r0, r1, c0, nc, p, pst, NB, y, ldy, first, V)
-static void q4run_bw(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
-                     const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
-    HQ_RUN_NB(Q4RUN, 0)
-}
-static const bn_hq_kernel HQ4_BW = {128, q4prep, q4run_bw};
-static void hgemm_q4_bw(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                        const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hq_drive(&HQ4_BW, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
-}
+HQ_SET(hgemm_q4_bw, q4run_t, 0, 128, q4prep)
 #ifdef __AVX512VNNI__
-static void q4run_vnni(const uint8_t *wq, int rows, int cols, int r0, int r1, int c0, int nc,
-                       const uint8_t *p, size_t pst, int nb, float *y, int ldy, int first) {
-    HQ_RUN_NB(Q4RUN, 1)
-}
-static const bn_hq_kernel HQ4_VNNI = {128, q4prep, q4run_vnni};
-static void hgemm_q4_vnni(const uint8_t *wq, int rows, int cols, int r0, int r1,
-                          const float *x, int ldx, int n, float *y, int ldy) {
-    bn_hq_drive(&HQ4_VNNI, wq, rows, cols, r0, r1, x, ldx, n, y, ldy);
-}
+HQ_SET(hgemm_q4_vnni, q4run_t, 1, 128, q4prep)
 #endif
-#undef Q4RUN
-#undef HQ_RUN_NB
+#undef HQ_SET
 
 /* ---- float32 GEMM micro-kernels (kernels.h bn_sgemm_ukr) ---- */
 /* AVX-512 12x32: 24 zmm accumulators, 2 B vectors, broadcast A from memory. */
