@@ -115,20 +115,20 @@ int main(int argc, char **argv) {
         cudaGraphExecDestroy(j.g); cudaGraphDestroy(gr);
         cudaFree(j.w);
     }
-    /* LM head of the 2B-4T: 128256 x 2560, bf16 and q8, batch 1 */
+    /* LM head of the 2B-4T: 128256 x 2560, bf16, q8 and q4, batch 1 */
     float *hx; CK(cudaMalloc((void **)&hx, 2560 * 4));
     { float *xh = malloc(2560 * 4); for (int i = 0; i < 2560; i++) xh[i] = (float)((i * 37) % 101) / 50.f - 1.f; CK(cudaMemcpy(hx, xh, 2560 * 4, cudaMemcpyHostToDevice)); free(xh); }
-    static const int kinds[2] = {BN_W_BF16, BN_CU_HEAD_Q8};
-    for (int k = 0; k < 2; k++) {
+    static const int kinds[3] = {BN_W_BF16, BN_CU_HEAD_Q8, BN_CU_HEAD_Q4};
+    for (int k = 0; k < 3; k++) {
         job j = {0};
         j.rows = 128256; j.cols = 2560; j.hkind = kinds[k]; j.hx = hx; j.y = y;
-        j.mbytes = k == 0 ? (size_t)j.rows * j.cols * 2 : bn_hq8_size(j.rows, j.cols);
+        j.mbytes = k == 0 ? (size_t)j.rows * j.cols * 2 : k == 1 ? bn_hq8_size(j.rows, j.cols) : bn_hq4_size(j.rows, j.cols);
         j.copies = 2;
         void *w; CK(cudaMalloc(&w, j.mbytes * j.copies)); CK(cudaMemset(w, 0x11, j.mbytes * j.copies));
         j.hw = w;
         double t = time_ms(run_head, &j, s);
         double gb = (double)j.mbytes * j.copies / 1e9;
-        printf("head %-7s %8.1f %7d | %8.0f (%5.1f%%)  (%.1f us per head pass)\n", k ? "q8" : "bf16", j.mbytes / 1e6, j.copies,
+        printf("head %-7s %8.1f %7d | %8.0f (%5.1f%%)  (%.1f us per head pass)\n", k == 2 ? "q4" : k ? "q8" : "bf16", j.mbytes / 1e6, j.copies,
                gb / (t * 1e-3), 100 * gb / (t * 1e-3) / probe, t * 1e3 / j.copies);
         cudaFree(w);
     }

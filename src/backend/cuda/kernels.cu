@@ -1187,90 +1187,148 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int
     }
 }
 
-/* Q8: float scale[rows] then int8 q[rows][cp] at bn_hq8_qoff(rows). Warp per row, 16 weights per
- * lane and load; bytes become floats exactly as 2^23 + (b + 128) - (2^23 + 128) (a byte permute
- * and a subtraction, cheaper than int-to-float conversions); x read as float4. */
+/* Q8: float scale[rows] then int8 q[rows][cp] at bn_hq8_qoff(rows). Warp per HQ_R rows: a lane
+ * takes the same 16-weight chunks c = lane + 32k of each of its rows, issues the HQ_R 16-byte
+ * weight loads of a chunk before their first use and reads the 16 activations of the chunk once
+ * (4 float4) for all HQ_R rows (x traffic per weight byte / HQ_R: that L1 traffic, not HBM, bound
+ * the warp-per-row kernel). Bytes become floats exactly as 2^23 + (b + 128) - (2^23 + 128) (a
+ * byte permute and a subtraction, cheaper than int-to-float conversions). Each row's sum is formed
+ * in the same order as with a warp per row (same lane chunks, same expression), so the logits do
+ * not depend on HQ_R. */
+#define HQ_R 4
 __device__ __forceinline__ float s8f(unsigned ub, unsigned sel) { return __uint_as_float(__byte_perm(ub, 0x4b000000u, sel)) - 8388736.f; }
+/* acc + the dot product of 16 int8 weights v with 16 floats a[0..3] (the accumulation order above) */
+__device__ __forceinline__ float q8dot16(uint4 v, const float4 *a, float acc) {
+    const unsigned u[4] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u};
+    float s = acc;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        s += s8f(u[i], 0x7650) * a[i].x + s8f(u[i], 0x7651) * a[i].y + s8f(u[i], 0x7652) * a[i].z + s8f(u[i], 0x7653) * a[i].w;
+    return s;
+}
 __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, HeadOut o) {
     pdl_entry();
-    int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (r >= rows) return;
+    int r0 = (blockIdx.x * HD_WARPS + (threadIdx.x >> 5)) * HQ_R, lane = threadIdx.x & 31;
+    if (r0 >= rows) return;
     const float *sc = (const float *)wq;
-    const int8_t *q = (const int8_t *)(wq + qoff) + (size_t)r * cp;
+    const int8_t *qr[HQ_R];  /* rows past the end read the last row; their sums are dropped */
+#pragma unroll
+    for (int i = 0; i < HQ_R; i++) qr[i] = (const int8_t *)(wq + qoff) + (size_t)min(r0 + i, rows - 1) * cp;
     int full = (cols & 3) || ((uintptr_t)x & 15) ? 0 : cols / 16;  /* float4-able 16-weight chunks; the rest below */
     for (int t0 = 0; t0 < n; t0 += HD_NT) {
-        float acc[HD_NT];
+        float acc[HQ_R][HD_NT];
 #pragma unroll
-        for (int j = 0; j < HD_NT; j++) acc[j] = 0.f;
-#pragma unroll 4
+        for (int i = 0; i < HQ_R; i++)
+#pragma unroll
+            for (int j = 0; j < HD_NT; j++) acc[i][j] = 0.f;
+#pragma unroll 2
         for (int c = lane; c < full; c += 32) {
-            uint4 v = ld_stream((const uint4 *)q + c);
-            const unsigned u[4] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u};
-            float f[16];
+            uint4 v[HQ_R];
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                f[4 * i] = s8f(u[i], 0x7650); f[4 * i + 1] = s8f(u[i], 0x7651);
-                f[4 * i + 2] = s8f(u[i], 0x7652); f[4 * i + 3] = s8f(u[i], 0x7653);
-            }
+            for (int i = 0; i < HQ_R; i++) v[i] = ld_stream((const uint4 *)qr[i] + c);
 #pragma unroll
             for (int j = 0; j < HD_NT; j++)
                 if (t0 + j < n) {
                     const float4 *xp = (const float4 *)(x + (size_t)(t0 + j) * cols) + 4 * c;
-                    float s = acc[j];
+                    float4 a[4];
 #pragma unroll
-                    for (int i = 0; i < 4; i++) { float4 a = __ldg(xp + i); s += f[4 * i] * a.x + f[4 * i + 1] * a.y + f[4 * i + 2] * a.z + f[4 * i + 3] * a.w; }
-                    acc[j] = s;
+                    for (int i = 0; i < 4; i++) a[i] = __ldg(xp + i);
+#pragma unroll
+                    for (int i = 0; i < HQ_R; i++) acc[i][j] = q8dot16(v[i], a, acc[i][j]);
                 }
         }
-        for (int j = 0; j < HD_NT; j++)
-            if (t0 + j < n) for (int k = full * 16 + lane; k < cols; k += 32) acc[j] += (float)q[k] * x[(size_t)(t0 + j) * cols + k];
 #pragma unroll
-        for (int j = 0; j < HD_NT; j++) {
-            float a = warp_sum_f(acc[j]);
-            if (lane == 0 && t0 + j < n) head_put(o, rows, r, t0 + j, sc[r] * a);
-        }
+        for (int j = 0; j < HD_NT; j++)
+            if (t0 + j < n)
+                for (int k = full * 16 + lane; k < cols; k += 32) {
+                    float xk = x[(size_t)(t0 + j) * cols + k];
+#pragma unroll
+                    for (int i = 0; i < HQ_R; i++) acc[i][j] += (float)qr[i][k] * xk;
+                }
+#pragma unroll
+        for (int i = 0; i < HQ_R; i++)
+#pragma unroll
+            for (int j = 0; j < HD_NT; j++)
+                if (t0 + j < n) {  /* warp-uniform */
+                    float a = warp_sum_f(acc[i][j]);
+                    if (lane == 0 && r0 + i < rows) head_put(o, rows, r0 + i, t0 + j, sc[r0 + i] * a);
+                }
     }
 }
 
-/* Q4: float d[rows][nb] then nibbles [rows][cp/2] at bn_hq4_qoff; block b of a row is 16 bytes. */
+/* Q4: float d[rows][nb] then nibbles [rows][cp/2] at bn_hq4_qoff; block b of a row is 16 bytes
+ * (byte i: weight i in the low nibble, weight 16 + i in the high one). Warp per HQ_R rows like
+ * k_head_q8: a lane takes blocks b = lane + 32k of each of its rows, loads the HQ_R blocks before
+ * their first use and the block's 32 activations once (8 float4); nibbles become floats exactly as
+ * 2^23 + nib - (2^23 + 8). Each block's sum runs in weight order (0..31), times d, into the
+ * lane's sum, as with a warp per row. Blocks not float4-able (x or cols not 16-byte multiples, a
+ * last block past cols) take the scalar loop. */
+__device__ __forceinline__ float n4f(unsigned u, int sh) { return __uint_as_float(((u >> sh) & 15u) | 0x4b000000u) - 8388616.f; }
+/* the 32 weights of block v times xb[0..31], summed in weight order */
+__device__ __forceinline__ float q4dot32(uint4 v, const float *xb) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < 16; i++) s += n4f(u[i / 4], 8 * (i % 4)) * xb[i];
+#pragma unroll
+    for (int i = 0; i < 16; i++) s += n4f(u[i / 4], 8 * (i % 4) + 4) * xb[16 + i];
+    return s;
+}
 __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, int rows, int cols, int cp, size_t qoff, const float *x, int n, HeadOut o) {
     pdl_entry();
-    int r = blockIdx.x * HD_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (r >= rows) return;
-    int nb = cp / 32;
-    const float *d = (const float *)wq + (size_t)r * nb;
-    const uint8_t *q = wq + qoff + (size_t)r * (cp / 2);
+    int r0 = (blockIdx.x * HD_WARPS + (threadIdx.x >> 5)) * HQ_R, lane = threadIdx.x & 31;
+    if (r0 >= rows) return;
+    int nb = cp / 32, nbf = (cols & 3) || ((uintptr_t)x & 15) ? 0 : cols / 32;  /* float4-able blocks */
+    const float *d[HQ_R];
+    const uint8_t *q[HQ_R];  /* rows past the end read the last row; their sums are dropped */
+#pragma unroll
+    for (int i = 0; i < HQ_R; i++) {
+        int r = min(r0 + i, rows - 1);
+        d[i] = (const float *)wq + (size_t)r * nb; q[i] = wq + qoff + (size_t)r * (cp / 2);
+    }
     for (int t0 = 0; t0 < n; t0 += HD_NT) {
-        float acc[HD_NT];
+        float acc[HQ_R][HD_NT];
 #pragma unroll
-        for (int j = 0; j < HD_NT; j++) acc[j] = 0.f;
-        for (int b = lane; b < nb; b += 32) {
-            uint4 v = ld_stream((const uint4 *)(q + 16 * b));
-            const unsigned u[4] = {v.x, v.y, v.z, v.w};
-            float f[32];
+        for (int i = 0; i < HQ_R; i++)
 #pragma unroll
-            for (int i = 0; i < 16; i++) {
-                unsigned byte = (u[i / 4] >> (8 * (i % 4))) & 0xff;
-                f[i] = (float)((int)(byte & 15) - 8);
-                f[16 + i] = (float)((int)(byte >> 4) - 8);
-            }
-            float db = d[b];
-            int k0 = 32 * b;
+            for (int j = 0; j < HD_NT; j++) acc[i][j] = 0.f;
+        for (int b = lane; b < nbf; b += 32) {
+            uint4 v[HQ_R];
+            float db[HQ_R];
+#pragma unroll
+            for (int i = 0; i < HQ_R; i++) { v[i] = ld_stream((const uint4 *)(q[i] + 16 * b)); db[i] = __ldg(d[i] + b); }
 #pragma unroll
             for (int j = 0; j < HD_NT; j++)
                 if (t0 + j < n) {
-                    const float *xr = x + (size_t)(t0 + j) * cols + k0;
-                    float s = 0.f;
-                    if (k0 + 32 <= cols) { for (int i = 0; i < 32; i++) s += f[i] * xr[i]; }
-                    else { for (int i = 0; k0 + i < cols; i++) s += f[i] * xr[i]; }
-                    acc[j] += db * s;
+                    const float4 *xp = (const float4 *)(x + (size_t)(t0 + j) * cols + 32 * b);
+                    float xb[32];
+#pragma unroll
+                    for (int k = 0; k < 8; k++) { float4 a = __ldg(xp + k); xb[4 * k] = a.x; xb[4 * k + 1] = a.y; xb[4 * k + 2] = a.z; xb[4 * k + 3] = a.w; }
+#pragma unroll
+                    for (int i = 0; i < HQ_R; i++) acc[i][j] += db[i] * q4dot32(v[i], xb);
                 }
         }
+        for (int b = nbf + lane; b < nb && 32 * b < cols; b += 32)
 #pragma unroll
-        for (int j = 0; j < HD_NT; j++) {
-            float a = warp_sum_f(acc[j]);
-            if (lane == 0 && t0 + j < n) head_put(o, rows, r, t0 + j, a);
-        }
+            for (int i = 0; i < HQ_R; i++) {
+                const uint8_t *qb = q[i] + 16 * b;
+#pragma unroll
+                for (int j = 0; j < HD_NT; j++)
+                    if (t0 + j < n) {
+                        const float *xr = x + (size_t)(t0 + j) * cols + 32 * b;
+                        float s = 0.f;
+                        for (int k = 0; k < 32 && 32 * b + k < cols; k++) s += (float)((int)(k < 16 ? qb[k] & 15 : qb[k - 16] >> 4) - 8) * xr[k];
+                        acc[i][j] += d[i][b] * s;
+                    }
+            }
+#pragma unroll
+        for (int i = 0; i < HQ_R; i++)
+#pragma unroll
+            for (int j = 0; j < HD_NT; j++)
+                if (t0 + j < n) {  /* warp-uniform */
+                    float a = warp_sum_f(acc[i][j]);
+                    if (lane == 0 && r0 + i < rows) head_put(o, rows, r0 + i, t0 + j, a);
+                }
     }
 }
 
@@ -1283,8 +1341,8 @@ static bitnet_status head_go(const void *w, int kind, int rows, int cols, const 
     case BN_W_F32: launch(k_head_dense<BN_W_F32>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
     case BN_W_F16: launch(k_head_dense<BN_W_F16>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
     case BN_W_BF16: launch(k_head_dense<BN_W_BF16>, nb, th, 0, ST(s), w, rows, cols, x, n, o, vec); break;
-    case BN_CU_HEAD_Q8: launch(k_head_q8, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, o); break;
-    case BN_CU_HEAD_Q4: launch(k_head_q4, nb, th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, o); break;
+    case BN_CU_HEAD_Q8: launch(k_head_q8, (rows + HD_WARPS * HQ_R - 1) / (HD_WARPS * HQ_R), th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq8_qoff(rows), x, n, o); break;
+    case BN_CU_HEAD_Q4: launch(k_head_q4, (rows + HD_WARPS * HQ_R - 1) / (HD_WARPS * HQ_R), th, 0, ST(s), (const uint8_t *)w, rows, cols, bn_hq_cpad(cols), bn_hq4_qoff(rows, cols), x, n, o); break;
     default: return bn_err(BITNET_ERR_UNSUPPORTED, "cuda: LM head kind %d", kind);
     }
     return launched("LM head");
