@@ -1195,7 +1195,9 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int
  * byte permute and a subtraction, cheaper than int-to-float conversions). Each row's sum is formed
  * in the same order as with a warp per row (same lane chunks, same expression), so the logits do
  * not depend on HQ_R. */
-#define HQ_R 4
+#ifndef HQ_R
+#define HQ_R 4  /* rows per warp (-DHQ_R=N for experiments) */
+#endif
 __device__ __forceinline__ float s8f(unsigned ub, unsigned sel) { return __uint_as_float(__byte_perm(ub, 0x4b000000u, sel)) - 8388736.f; }
 /* acc + the dot product of 16 int8 weights v with 16 floats a[0..3] (the accumulation order above) */
 __device__ __forceinline__ float q8dot16(uint4 v, const float4 *a, float acc) {
