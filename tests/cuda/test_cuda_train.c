@@ -7,7 +7,8 @@
  *     mode; every other case (and the fast mode) printed, not bounded (note below);
  *   - the AdamW kernel from identical state equals the CPU's AdamW bit for bit; the int8 x int8
  *     BitLinear forward gives the bf16 path's logits bit for bit; the fast mode's bf16 LM head
- *     is within 1e-2 of the TF32 head (step-0 logits and gradients);
+ *     is within 1e-2 of the TF32 head (step-0 logits and gradients); the register-row rmsnorm
+ *     kernels give the strided ones' logits bit for bit;
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
  *     the drift of two CPU kernel sets (ref vs default) on that run where that is larger (it
@@ -196,6 +197,43 @@ static void test_head_bf16(void) {
     CHECK("bf16 LM head (hbf=1) vs TF32 head: step-0 logits and gradients within rel L2 1e-2, not the same bits",
           ok && el < 1e-2 && eg < 1e-2 && el > 0, "logits %g gradients %g %s", el, eg, s ? bitnet_last_error() : "");
     printf("# bf16 head vs TF32 head: logits rel L2 %.3g, gradients %.3g\n", el, eg);
+    free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]); free(tok);
+}
+
+/* The rmsnorm kernels that hold each row in registers (knob rms=1, the default) against the
+ * strided ones (rms=0), the rest of the default mode the same: step-0 logits bit for bit (the
+ * forward keeps each thread's elements, expressions and block sums), gradients within 1e-5
+ * relative L2 (dx has the same bits; only the norm weights' gradients are summed over rows in
+ * another order). */
+static void test_rms_rows(void) {
+    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
+    float *lg[2] = {NULL, NULL}, *gr[2] = {NULL, NULL};
+    size_t n = 0, np = 0;
+    bitnet_status s = BITNET_OK;
+    size_t ntok; uint32_t *tok = t_read_file(gpath("golden_train_tokens.u32"), &ntok);
+    for (int k = 0; k < 2 && !s && tok; k++) {
+        bn_train_model *m;
+        s = bn_train_model_from_dir(dir, 0, 1, &m);
+        if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "rms=1" : "rms=0");
+        if (s) break;
+        int B = 2, T = 32;
+        int32_t in[64], tg[64];
+        for (int i = 0; i < B * T; i++) { in[i] = (int32_t)tok[i]; tg[i] = (int32_t)tok[i + 1]; }
+        float loss;
+        s = bn_train_forward(m, in, tg, B, T, &loss);
+        n = (size_t)B * T * m->cfg.vocab_size; np = m->n_params;
+        if (!s && (lg[k] = malloc(n * 4))) s = bn_cu_d2h(lg[k], bn_train_logits(m), n * 4, NULL);
+        bn_train_zero_grad(m);
+        if (!s) s = bn_train_backward(m, 1.0f);
+        if (!s) s = m->ops->sync(m, 1);
+        if (!s && (gr[k] = malloc(np * 4))) memcpy(gr[k], m->grads, np * 4);
+        bn_train_model_free(m);
+    }
+    int ok = !s && lg[0] && lg[1] && gr[0] && gr[1];
+    double eg = ok ? rel_l2(gr[1], gr[0], np) : 1e30;
+    CHECK("rmsnorm rows kernels (rms=1) vs strided (rms=0): logits bit for bit, gradients within rel L2 1e-5",
+          ok && !memcmp(lg[0], lg[1], n * 4) && eg < 1e-5, "gradients %g %s", eg, s ? bitnet_last_error() : ok ? "(or logits differ)" : "");
+    printf("# rmsnorm rows vs strided: gradients rel L2 %.3g\n", eg);
     free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]); free(tok);
 }
 
@@ -437,6 +475,7 @@ int main(int argc, char **argv) {
     test_adamw_bits();
     test_i8_same_bits();
     test_head_bf16();
+    test_rms_rows();
     test_vs_cpu_and_resume();
     test_real_20();
     test_errors();
