@@ -101,7 +101,7 @@ struct gt {
     float *dP; size_t cap_dP;
     float *dwpart; size_t cap_dw;
     int rms;                    /* rmsnorm kernels that hold each row in registers (1, default) or the strided ones (0) */
-    int nsm, rms_nb[6];         /* SM count; the backward rows kernel's resident blocks per SM (per V class), 0: not asked yet */
+    int nsm, rms_nb[7];         /* SM count; the backward rows kernel's resident blocks per SM (per V class), 0: not asked yet */
     void **ptrs; size_t cap_ptrs;
     shadow *sh; int nsh, capsh;
     int fa, fa_fs, fa_bs;       /* flash attention (train_attn.cu): 0 off, 1 fp32 inputs (split knobs), 2 bf16 inputs */
@@ -281,10 +281,10 @@ __global__ void k_rms_fwd(const float *x, const float *w, float *y, float *rstd,
 /* The same two ops as k_rms_fwd / k_rms_dx above with the same per-thread element sets (i =
  * threadIdx.x + j blockDim.x), the same expressions and the same block sums, so the same bits;
  * the row (x, and dy in the backward) is read from memory once and held in V registers per
- * thread (V >= D / blockDim.x). Instances V in {1, 2, 4, 8, 12, 16}: rms_vclass. */
+ * thread (V >= D / blockDim.x). Instances V in {1, 2, 4, 6, 8, 12, 16}: rms_vclass. */
 static int rms_vclass(int D, int th) {
-    static const int vs[6] = {1, 2, 4, 8, 12, 16};
-    for (int c = 0; c < 6; c++) if (D <= vs[c] * th) return c;
+    static const int vs[7] = {1, 2, 4, 6, 8, 12, 16};
+    for (int c = 0; c < 7; c++) if (D <= vs[c] * th) return c;
     return -1;
 }
 template <int V>
@@ -328,7 +328,7 @@ __global__ void k_rms_fwd_r(const float *x, const float *w, float *y, float *rst
  * part[blockIdx.x][c] = the sum over those rows of dy x rstd (the gamma gradient's partials,
  * reduced by k_rms_dw_fin2): dy, x and w are read once. */
 template <int V>
-__global__ void k_rms_bwd_r(const float *dy, const float *x, const float *w, const float *rstd, float *dx, float *part,
+__global__ void __launch_bounds__(V <= 6 ? 1024 : 512) k_rms_bwd_r(const float *dy, const float *x, const float *w, const float *rstd, float *dx, float *part,
                             int N, int D, int acc) {
     float wv[V], pw[V];
 #pragma unroll
@@ -372,7 +372,7 @@ __global__ void k_rms_dw_fin2(const float *part, float *dw, int D, int splits) {
     }
 }
 #define RMS_V(c, F, ...) switch (c) { case 0: F<1>__VA_ARGS__; break; case 1: F<2>__VA_ARGS__; break; case 2: F<4>__VA_ARGS__; break; \
-    case 3: F<8>__VA_ARGS__; break; case 4: F<12>__VA_ARGS__; break; default: F<16>__VA_ARGS__; break; }
+    case 3: F<6>__VA_ARGS__; break; case 4: F<8>__VA_ARGS__; break; case 5: F<12>__VA_ARGS__; break; default: F<16>__VA_ARGS__; break; }
 template <int V> static void *rms_bwd_fn() { return (void *)k_rms_bwd_r<V>; }
 /* Resident blocks of th threads of the backward rows kernel of class c on one SM (asked once). */
 static int rms_bwd_nb(struct gt *g, int c, int th) {
@@ -414,7 +414,10 @@ static void op_rms_fwd(bn_train_model *m, const float *x, const float *w, float 
     if (g->err || N <= 0) return;
     shadow *h = NULL;
     if (yq && !(h = shadow_for(g, yq, (size_t)N * D, (size_t)N))) return;
+    /* rows kernel up to 4 values a thread: at 12 (D 5632, 512 threads) it measured 3.67 ms for
+     * the 1b step's 18 calls against the strided kernel's 3.24 (fewer rows resident) */
     int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128, c = g->rms ? rms_vclass(D, th) : -1;
+    if (c > 2) c = -1;
     if (c >= 0) RMS_V(c, k_rms_fwd_r, <<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq))
     else k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq);
     LAUNCHED(g, "rmsnorm forward");
@@ -456,12 +459,13 @@ static void op_rms_bwd(bn_train_model *m, const float *dy, const float *x, const
                        float *dx, float *dw, int N, int D, int acc) {
     struct gt *g = GT(m);
     if (g->err || N <= 0) return;
-    int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128, c = g->rms ? rms_vclass(D, th) : -1;
+    int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
+    int tb = D > 2048 && D <= 6144 ? 1024 : th, c = g->rms ? rms_vclass(D, tb) : -1;   /* 1024 threads: V <= 6, twice the warps */
     if (c >= 0) {   /* one pass: dx and the gamma partials, then one reduction */
-        int nb = rms_bwd_nb(g, c, th); if (nb > N) nb = N;
+        int nb = rms_bwd_nb(g, c, tb); if (nb > N) nb = N;
         if (dw && !NEED(g, g->dwpart, g->cap_dw, (size_t)nb * D * sizeof(float), "norm gradient scratch")) return;
         float *part = dw ? g->dwpart : NULL;
-        RMS_V(c, k_rms_bwd_r, <<<nb, th, 0, g->st>>>(dy, x, tr(m, w), rstd, dx, part, N, D, acc))
+        RMS_V(c, k_rms_bwd_r, <<<nb, tb, 0, g->st>>>(dy, x, tr(m, w), rstd, dx, part, N, D, acc))
         if (dw) k_rms_dw_fin2<<<(D + 31) / 32, dim3(32, 32), 0, g->st>>>(g->dwpart, tr(m, dw), D, nb);
         LAUNCHED(g, "rmsnorm backward");
         return;
