@@ -8,7 +8,8 @@
  *   - the AdamW kernel from identical state equals the CPU's AdamW bit for bit; the int8 x int8
  *     BitLinear forward gives the bf16 path's logits bit for bit; the fast mode's bf16 LM head
  *     is within 1e-2 of the TF32 head (step-0 logits and gradients); the register-row rmsnorm
- *     kernels give the strided ones' logits bit for bit;
+ *     kernels give the strided ones' logits bit for bit, and both match a double reference at
+ *     the 1b widths (D 2048 / 5632: y, rstd, dx, gamma gradients);
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
  *     the drift of two CPU kernel sets (ref vs default) on that run where that is larger (it
