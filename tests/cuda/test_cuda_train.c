@@ -7,7 +7,9 @@
  *     mode; every other case (and the fast mode) printed, not bounded (note below);
  *   - the AdamW kernel from identical state equals the CPU's AdamW bit for bit; the int8 x int8
  *     BitLinear forward gives the bf16 path's logits bit for bit; the fast mode's bf16 LM head
- *     is within 1e-2 of the TF32 head (step-0 logits and gradients);
+ *     is within 1e-2 of the TF32 head (step-0 logits and gradients); the register-row rmsnorm
+ *     kernels give the strided ones' logits bit for bit, and both match a double reference at
+ *     the 1b widths (D 2048 / 5632: y, rstd, dx, gamma gradients);
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
  *     the drift of two CPU kernel sets (ref vs default) on that run where that is larger (it
@@ -197,6 +199,113 @@ static void test_head_bf16(void) {
           ok && el < 1e-2 && eg < 1e-2 && el > 0, "logits %g gradients %g %s", el, eg, s ? bitnet_last_error() : "");
     printf("# bf16 head vs TF32 head: logits rel L2 %.3g, gradients %.3g\n", el, eg);
     free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]); free(tok);
+}
+
+/* The rmsnorm kernels that hold each row in registers (knob rms=1, the default) against the
+ * strided ones (rms=0), the rest of the default mode the same: step-0 logits bit for bit (the
+ * forward keeps each thread's elements, expressions and block sums), gradients within 1e-5
+ * relative L2 (dx has the same bits; only the norm weights' gradients are summed over rows in
+ * another order). */
+static void test_rms_rows(void) {
+    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
+    float *lg[2] = {NULL, NULL}, *gr[2] = {NULL, NULL};
+    size_t n = 0, np = 0;
+    bitnet_status s = BITNET_OK;
+    size_t ntok; uint32_t *tok = t_read_file(gpath("golden_train_tokens.u32"), &ntok);
+    for (int k = 0; k < 2 && !s && tok; k++) {
+        bn_train_model *m;
+        s = bn_train_model_from_dir(dir, 0, 1, &m);
+        if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "rms=1" : "rms=0");
+        if (s) break;
+        int B = 2, T = 32;
+        int32_t in[64], tg[64];
+        for (int i = 0; i < B * T; i++) { in[i] = (int32_t)tok[i]; tg[i] = (int32_t)tok[i + 1]; }
+        float loss;
+        s = bn_train_forward(m, in, tg, B, T, &loss);
+        n = (size_t)B * T * m->cfg.vocab_size; np = m->n_params;
+        if (!s && (lg[k] = malloc(n * 4))) s = bn_cu_d2h(lg[k], bn_train_logits(m), n * 4, NULL);
+        bn_train_zero_grad(m);
+        if (!s) s = bn_train_backward(m, 1.0f);
+        if (!s) s = m->ops->sync(m, 1);
+        if (!s && (gr[k] = malloc(np * 4))) memcpy(gr[k], m->grads, np * 4);
+        bn_train_model_free(m);
+    }
+    int ok = !s && lg[0] && lg[1] && gr[0] && gr[1];
+    double eg = ok ? rel_l2(gr[1], gr[0], np) : 1e30;
+    CHECK("rmsnorm rows kernels (rms=1) vs strided (rms=0): logits bit for bit, gradients within rel L2 1e-5",
+          ok && !memcmp(lg[0], lg[1], n * 4) && eg < 1e-5, "gradients %g %s", eg, s ? bitnet_last_error() : ok ? "(or logits differ)" : "");
+    printf("# rmsnorm rows vs strided: gradients rel L2 %.3g\n", eg);
+    free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]); free(tok);
+}
+
+/* The rmsnorm ops at the 1b model's widths (D 2048 and 5632, 300 rows: blocks of the backward
+ * take several rows), rms=0 and rms=1, against a double-precision CPU reference: y and rstd
+ * within 1e-6 relative L2 (the same bits between the two kernels), dx (accumulated onto a
+ * prefilled buffer) and the gamma gradient (accumulated onto a prefilled one) within 1e-5. */
+static void test_rms_wide(void) {
+    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
+    for (int di = 0; di < 2; di++) {
+        int N = 300, D = di ? 5632 : 2048;
+        size_t nd = (size_t)N * D;
+        float *x = malloc(nd * 4), *dy = malloc(nd * 4), *dx0 = malloc(nd * 4), *w = malloc(D * 4), *dw0 = malloc(D * 4);
+        float *out[2][4] = {{0}};   /* y, rstd, dx, dw */
+        if (!x || !dy || !dx0 || !w || !dw0) { CHECK("rmsnorm wide: memory", 0, "out of memory"); return; }
+        uint32_t r = 12345;
+        #define RND() ((r = r * 1664525u + 1013904223u), ((float)(r >> 8) / 16777216.0f - 0.5f))
+        for (size_t i = 0; i < nd; i++) { x[i] = 3 * RND(); dy[i] = RND(); dx0[i] = RND(); }
+        for (int i = 0; i < D; i++) { w[i] = 1 + RND(); dw0[i] = RND(); }
+        #undef RND
+        bitnet_status s = BITNET_OK;
+        for (int k = 0; k < 2 && !s; k++) {
+            bn_train_model *m;
+            s = bn_train_model_from_dir(dir, 0, 1, &m);
+            if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "rms=1" : "rms=0");
+            if (s) break;
+            float *g; void *st;
+            s = bn_train_cuda_grads(m, &g, &st);
+            float *dX = m->ops->alloc(m, nd), *dDY = m->ops->alloc(m, nd), *dY = m->ops->alloc(m, nd), *dDX = m->ops->alloc(m, nd);
+            float *dW = m->ops->alloc(m, D), *dDW = m->ops->alloc(m, D), *dR = m->ops->alloc(m, N);
+            if (!s && !(dX && dDY && dY && dDX && dW && dDW && dR)) s = bn_err(BITNET_ERR_NOMEM, "device memory");
+            if (!s) s = bn_cu_h2d(dX, x, nd * 4, st);
+            if (!s) s = bn_cu_h2d(dDY, dy, nd * 4, st);
+            if (!s) s = bn_cu_h2d(dDX, dx0, nd * 4, st);
+            if (!s) s = bn_cu_h2d(dW, w, D * 4, st);
+            if (!s) s = bn_cu_h2d(dDW, dw0, D * 4, st);
+            if (!s) { m->ops->rmsnorm_fwd(m, dX, dW, dY, dR, NULL, N, D); m->ops->rmsnorm_bwd(m, dDY, dX, dW, dR, dDX, dDW, N, D, 1); s = m->ops->status(m); }
+            size_t sz[4] = {nd, (size_t)N, nd, (size_t)D};
+            const float *src[4] = {dY, dR, dDX, dDW};
+            for (int j = 0; j < 4 && !s; j++) if (!(out[k][j] = malloc(sz[j] * 4)) || (s = bn_cu_d2h(out[k][j], src[j], sz[j] * 4, st))) break;
+            float *all[7] = {dX, dDY, dY, dDX, dW, dDW, dR};
+            for (int j = 0; j < 7; j++) if (all[j]) m->ops->free(m, all[j]);
+            bn_train_model_free(m);
+        }
+        /* reference in double */
+        float *ry = malloc(nd * 4), *rr = malloc(N * 4), *rdx = malloc(nd * 4), *rdw = malloc(D * 4);
+        double *adw = calloc(D, sizeof(double));
+        if (ry && rr && rdx && rdw && adw) {
+            for (int t = 0; t < N; t++) {
+                const float *xr = x + (size_t)t * D, *d = dy + (size_t)t * D;
+                double ss = 0, dot = 0;
+                for (int i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+                double rs = 1.0 / sqrt(ss / D + 1e-5);   /* the golden master's rms_norm_eps */
+                rr[t] = (float)rs;
+                for (int i = 0; i < D; i++) { ry[(size_t)t * D + i] = (float)(w[i] * xr[i] * rs); dot += (double)d[i] * w[i] * xr[i]; adw[i] += (double)d[i] * xr[i] * rs; }
+                for (int i = 0; i < D; i++) rdx[(size_t)t * D + i] = (float)(dx0[(size_t)t * D + i] + rs * d[i] * w[i] - dot * rs * rs * rs / D * xr[i]);
+            }
+            for (int i = 0; i < D; i++) rdw[i] = (float)(dw0[i] + adw[i]);
+        }
+        for (int k = 0; k < 2; k++) {
+            int ok = !s && out[k][3] && ry && adw;
+            double ey = ok ? rel_l2(out[k][0], ry, nd) : 1e30, er = ok ? rel_l2(out[k][1], rr, N) : 1e30;
+            double ex = ok ? rel_l2(out[k][2], rdx, nd) : 1e30, ew = ok ? rel_l2(out[k][3], rdw, D) : 1e30;
+            char name[96]; snprintf(name, sizeof name, "rmsnorm ops D=%d rms=%d vs double reference", D, k);
+            CHECK(name, ok && ey < 1e-6 && er < 1e-6 && ex < 1e-5 && ew < 1e-5, "y %g rstd %g dx %g dw %g %s", ey, er, ex, ew, s ? bitnet_last_error() : "");
+        }
+        int same = !s && out[0][1] && out[1][1] && !memcmp(out[0][0], out[1][0], nd * 4) && !memcmp(out[0][1], out[1][1], (size_t)N * 4);
+        CHECK("rmsnorm forward D wide: rms=1 gives rms=0's bits", same, "y / rstd differ");
+        for (int k = 0; k < 2; k++) for (int j = 0; j < 4; j++) free(out[k][j]);
+        free(x); free(dy); free(dx0); free(w); free(dw0); free(ry); free(rr); free(rdx); free(rdw); free(adw);
+    }
 }
 
 /* The device AdamW from the same parameters, gradients and moments as the CPU's: same bits
@@ -437,6 +546,8 @@ int main(int argc, char **argv) {
     test_adamw_bits();
     test_i8_same_bits();
     test_head_bf16();
+    test_rms_rows();
+    test_rms_wide();
     test_vs_cpu_and_resume();
     test_real_20();
     test_errors();

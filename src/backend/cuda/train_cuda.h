@@ -14,6 +14,7 @@ typedef struct bn_train_model bn_train_model;
  *   fast mode), split=1..3 BitLinear
  *   backward dY terms (default 1, parity 3), dxs=1..split the dY terms of the dX product,
  *   i8=0|1 the int8 BitLinear forward GEMM (default 1), keep=0|1 rmsnorm_fwd also writes y and
- *   yq (default 0). Unknown names are ignored. */
+ *   yq (default 0), rms=0|1 the rmsnorm kernels that hold rows in registers (default 1; 0: the
+ *   strided ones, same forward bits). Unknown names are ignored. */
 bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int precision, const char *knobs);
 #endif
