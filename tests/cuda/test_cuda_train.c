@@ -166,39 +166,48 @@ static void test_i8_same_bits(void) {
     free(lg[0]); free(lg[1]);
 }
 
+/* One step-0 forward + backward of the golden master on the GPU, default mode with the given
+ * knobs (train_cuda.h), on its first 2 x 32 training tokens: *lg = the logits (*n floats), *gr =
+ * all gradients (*np floats), both malloc'd (NULL when not reached). */
+static bitnet_status knob_step0(const char *knobs, float **lg, size_t *n, float **gr, size_t *np) {
+    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
+    *lg = *gr = NULL;
+    size_t ntok; uint32_t *tok = t_read_file(gpath("golden_train_tokens.u32"), &ntok);
+    if (!tok) return bn_err(BITNET_ERR_IO, "golden_train_tokens.u32");
+    bn_train_model *m;
+    bitnet_status s = bn_train_model_from_dir(dir, 0, 1, &m);
+    if (s) { free(tok); return s; }
+    s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, knobs);
+    int B = 2, T = 32;
+    int32_t in[64], tg[64];
+    for (int i = 0; i < B * T; i++) { in[i] = (int32_t)tok[i]; tg[i] = (int32_t)tok[i + 1]; }
+    float loss;
+    if (!s) s = bn_train_forward(m, in, tg, B, T, &loss);
+    *n = (size_t)B * T * m->cfg.vocab_size; *np = m->n_params;
+    if (!s && (*lg = malloc(*n * 4))) s = bn_cu_d2h(*lg, bn_train_logits(m), *n * 4, NULL);
+    bn_train_zero_grad(m);
+    if (!s) s = bn_train_backward(m, 1.0f);
+    if (!s) s = m->ops->sync(m, 1);
+    if (!s && (*gr = malloc(*np * 4))) memcpy(*gr, m->grads, *np * 4);
+    bn_train_model_free(m);
+    free(tok);
+    return s;
+}
+
 /* The fast mode's bf16 LM head (knob hbf=1, train_cuda.h) against the TF32 head (hbf=0), the
  * rest of the default mode the same: step-0 logits and all gradients within 1e-2 relative L2
  * (bf16 operands: 2^-9 relative rounding), and not bit-identical (the bf16 path really ran). */
 static void test_head_bf16(void) {
-    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
     float *lg[2] = {NULL, NULL}, *gr[2] = {NULL, NULL};
     size_t n = 0, np = 0;
     bitnet_status s = BITNET_OK;
-    size_t ntok; uint32_t *tok = t_read_file(gpath("golden_train_tokens.u32"), &ntok);
-    for (int k = 0; k < 2 && !s && tok; k++) {
-        bn_train_model *m;
-        s = bn_train_model_from_dir(dir, 0, 1, &m);
-        if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "hbf=1" : "hbf=0");
-        if (s) break;
-        int B = 2, T = 32;
-        int32_t in[64], tg[64];
-        for (int i = 0; i < B * T; i++) { in[i] = (int32_t)tok[i]; tg[i] = (int32_t)tok[i + 1]; }
-        float loss;
-        s = bn_train_forward(m, in, tg, B, T, &loss);
-        n = (size_t)B * T * m->cfg.vocab_size; np = m->n_params;
-        if (!s && (lg[k] = malloc(n * 4))) s = bn_cu_d2h(lg[k], bn_train_logits(m), n * 4, NULL);
-        bn_train_zero_grad(m);
-        if (!s) s = bn_train_backward(m, 1.0f);
-        if (!s) s = m->ops->sync(m, 1);
-        if (!s && (gr[k] = malloc(np * 4))) memcpy(gr[k], m->grads, np * 4);
-        bn_train_model_free(m);
-    }
+    for (int k = 0; k < 2 && !s; k++) s = knob_step0(k ? "hbf=1" : "hbf=0", &lg[k], &n, &gr[k], &np);
     int ok = !s && lg[0] && lg[1] && gr[0] && gr[1];
     double el = ok ? rel_l2(lg[1], lg[0], n) : 1e30, eg = ok ? rel_l2(gr[1], gr[0], np) : 1e30;
     CHECK("bf16 LM head (hbf=1) vs TF32 head: step-0 logits and gradients within rel L2 1e-2, not the same bits",
           ok && el < 1e-2 && eg < 1e-2 && el > 0, "logits %g gradients %g %s", el, eg, s ? bitnet_last_error() : "");
     printf("# bf16 head vs TF32 head: logits rel L2 %.3g, gradients %.3g\n", el, eg);
-    free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]); free(tok);
+    free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]);
 }
 
 /* The rmsnorm kernels that hold each row in registers (knob rms=1, the default) against the
@@ -207,35 +216,16 @@ static void test_head_bf16(void) {
  * relative L2 (dx has the same bits; only the norm weights' gradients are summed over rows in
  * another order). */
 static void test_rms_rows(void) {
-    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
     float *lg[2] = {NULL, NULL}, *gr[2] = {NULL, NULL};
     size_t n = 0, np = 0;
     bitnet_status s = BITNET_OK;
-    size_t ntok; uint32_t *tok = t_read_file(gpath("golden_train_tokens.u32"), &ntok);
-    for (int k = 0; k < 2 && !s && tok; k++) {
-        bn_train_model *m;
-        s = bn_train_model_from_dir(dir, 0, 1, &m);
-        if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "rms=1" : "rms=0");
-        if (s) break;
-        int B = 2, T = 32;
-        int32_t in[64], tg[64];
-        for (int i = 0; i < B * T; i++) { in[i] = (int32_t)tok[i]; tg[i] = (int32_t)tok[i + 1]; }
-        float loss;
-        s = bn_train_forward(m, in, tg, B, T, &loss);
-        n = (size_t)B * T * m->cfg.vocab_size; np = m->n_params;
-        if (!s && (lg[k] = malloc(n * 4))) s = bn_cu_d2h(lg[k], bn_train_logits(m), n * 4, NULL);
-        bn_train_zero_grad(m);
-        if (!s) s = bn_train_backward(m, 1.0f);
-        if (!s) s = m->ops->sync(m, 1);
-        if (!s && (gr[k] = malloc(np * 4))) memcpy(gr[k], m->grads, np * 4);
-        bn_train_model_free(m);
-    }
+    for (int k = 0; k < 2 && !s; k++) s = knob_step0(k ? "rms=1" : "rms=0", &lg[k], &n, &gr[k], &np);
     int ok = !s && lg[0] && lg[1] && gr[0] && gr[1];
     double eg = ok ? rel_l2(gr[1], gr[0], np) : 1e30;
     CHECK("rmsnorm rows kernels (rms=1) vs strided (rms=0): logits bit for bit, gradients within rel L2 1e-5",
           ok && !memcmp(lg[0], lg[1], n * 4) && eg < 1e-5, "gradients %g %s", eg, s ? bitnet_last_error() : ok ? "(or logits differ)" : "");
     printf("# rmsnorm rows vs strided: gradients rel L2 %.3g\n", eg);
-    free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]); free(tok);
+    free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]);
 }
 
 /* The rmsnorm ops at the 1b model's widths (D 2048 and 5632, 300 rows: blocks of the backward

@@ -1198,7 +1198,21 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_dense(const void *w, int
 #ifndef HQ_R
 #define HQ_R 4  /* rows per warp (-DHQ_R=N for experiments) */
 #endif
+/* The q8/q4 heads' epilogue: the warp's sum of each of its HQ_R rows' and HD_NT tokens' partials
+ * acc, times sc[row] when sc is not NULL, stored by lane 0 (rows past the end dropped). */
+__device__ __forceinline__ void head_put_rows(const float (&acc)[HQ_R][HD_NT], int r0, int rows, int t0, int n, int lane,
+                                              const float *sc, const HeadOut &o) {
+#pragma unroll
+    for (int i = 0; i < HQ_R; i++)
+#pragma unroll
+        for (int j = 0; j < HD_NT; j++)
+            if (t0 + j < n) {  /* warp-uniform */
+                float a = warp_sum_f(acc[i][j]);
+                if (lane == 0 && r0 + i < rows) head_put(o, rows, r0 + i, t0 + j, sc ? sc[r0 + i] * a : a);
+            }
+}
 __device__ __forceinline__ float s8f(unsigned ub, unsigned sel) { return __uint_as_float(__byte_perm(ub, 0x4b000000u, sel)) - 8388736.f; }
+
 /* acc + the dot product of 16 int8 weights v with 16 floats a[0..3] (the accumulation order above) */
 __device__ __forceinline__ float q8dot16(uint4 v, const float4 *a, float acc) {
     const unsigned u[4] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u};
@@ -1247,14 +1261,7 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q8(const uint8_t *wq, in
 #pragma unroll
                     for (int i = 0; i < HQ_R; i++) acc[i][j] += (float)qr[i][k] * xk;
                 }
-#pragma unroll
-        for (int i = 0; i < HQ_R; i++)
-#pragma unroll
-            for (int j = 0; j < HD_NT; j++)
-                if (t0 + j < n) {  /* warp-uniform */
-                    float a = warp_sum_f(acc[i][j]);
-                    if (lane == 0 && r0 + i < rows) head_put(o, rows, r0 + i, t0 + j, sc[r0 + i] * a);
-                }
+        head_put_rows(acc, r0, rows, t0, n, lane, sc, o);
     }
 }
 
@@ -1323,14 +1330,7 @@ __global__ void __launch_bounds__(HD_WARPS * 32) k_head_q4(const uint8_t *wq, in
                         acc[i][j] += d[i][b] * s;
                     }
             }
-#pragma unroll
-        for (int i = 0; i < HQ_R; i++)
-#pragma unroll
-            for (int j = 0; j < HD_NT; j++)
-                if (t0 + j < n) {  /* warp-uniform */
-                    float a = warp_sum_f(acc[i][j]);
-                    if (lane == 0 && r0 + i < rows) head_put(o, rows, r0 + i, t0 + j, a);
-                }
+        head_put_rows(acc, r0, rows, t0, n, lane, NULL, o);
     }
 }
 
