@@ -7,7 +7,8 @@
  *     bounds: 1e-4 with the split (two bf16 terms per operand) forward and backward, 2e-2 with
  *     one bf16 term (bf16's 2^-8 rounding, measured ~3e-3);
  *   - the same for the bf16-input kernels (knob fa=2, the fast mode's attention): bound 2e-2;
- *   - the same inputs give the same bits twice (fixed-order sums, no atomics).
+ *   - the same inputs give the same bits twice (fixed-order sums, no atomics);
+ *   - the RoPE folded into the bf16 kernels (knob rf=1) gives the separate rope ops' bits.
  * --bench: forward and backward times of the materialized and flash paths at the 125m and 1b
  * bench shapes (B x T = 16 x 1024, 12 heads of 64; 8 x 1024, 16 heads of 128).
  * Without a GPU it prints one skip line. Not: a test of the rest of the trainer. */
@@ -116,6 +117,48 @@ static void test_shape(int B, int T, int H, int KH, int hd) {
     free(want); free(hq); free(hk); free(hv); free(hdo);
 }
 
+/* RoPE folded into the bf16 flash attention (knob rf=1, train_cuda.h) against the separate rope
+ * ops (rf=0), both fa=2: rope q, k; forward; backward; inverse rope dq, dk, as train.c calls
+ * them. out, dq, dk, dv bit for bit, and with rf=1 the q buffer still holds the un-rotated
+ * input (the rotation really moved into the attention), with rf=0 the rotated one. */
+static void test_rope_fold(int B, int T, int H, int KH, int hd) {
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KH * hd, nr = 2 * nq + 2 * nk;
+    float *hq = malloc(nq * 4), *hk = malloc(nk * 4), *hv = malloc(nk * 4), *hdo = malloc(nq * 4);
+    float *res[2] = {malloc(nr * 4), malloc(nr * 4)}, *qafter[2] = {malloc(nq * 4), malloc(nq * 4)};
+    uint64_t r = 7654321 + T * 31 + hd;
+    fill(hq, nq, &r, 2.0f); fill(hk, nk, &r, 2.0f); fill(hv, nk, &r, 1.0f); fill(hdo, nq, &r, 1.0f);
+    int ok = res[0] && res[1] && qafter[0] && qafter[1];
+    for (int rf = 0; rf < 2 && ok; rf++) {
+        bn_train_model *m = mk(H, KH, hd, BITNET_TRAIN_PREC_DEFAULT, rf ? "fa=2,rf=1" : "fa=2,rf=0");
+        bufs b;
+        ok = m && bufs_new(m, B, T, &b);
+        if (ok) {
+            int N = B * T;
+            cudaMemcpy(b.q, hq, nq * 4, cudaMemcpyHostToDevice); cudaMemcpy(b.k, hk, nk * 4, cudaMemcpyHostToDevice);
+            cudaMemcpy(b.v, hv, nk * 4, cudaMemcpyHostToDevice); cudaMemcpy(b.dout, hdo, nq * 4, cudaMemcpyHostToDevice);
+            m->ops->rope(m, b.q, N, H, 0); m->ops->rope(m, b.k, N, KH, 0);
+            m->ops->attn_fwd(m, b.q, b.k, b.v, b.att, b.out);
+            m->ops->attn_bwd(m, b.q, b.k, b.v, b.att, b.dout, b.dq, b.dk, b.dv);
+            m->ops->rope(m, b.dq, N, H, 1); m->ops->rope(m, b.dk, N, KH, 1);
+            bitnet_status s = m->ops->status(m);
+            cudaDeviceSynchronize();
+            if (s) { printf("# op error: %s\n", bitnet_last_error()); ok = 0; }
+            float *o = res[rf];
+            cudaMemcpy(o, b.out, nq * 4, cudaMemcpyDeviceToHost); cudaMemcpy(o + nq, b.dq, nq * 4, cudaMemcpyDeviceToHost);
+            cudaMemcpy(o + 2 * nq, b.dk, nk * 4, cudaMemcpyDeviceToHost); cudaMemcpy(o + 2 * nq + nk, b.dv, nk * 4, cudaMemcpyDeviceToHost);
+            cudaMemcpy(qafter[rf], b.q, nq * 4, cudaMemcpyDeviceToHost);
+        }
+        if (m) { bufs_free(m, &b); bn_train_model_free(m); }
+    }
+    char nm[160];
+    snprintf(nm, sizeof nm, "RoPE folded into flash attention (rf=1 vs rf=0) B %d T %d H %d KH %d hd %d: out, dq, dk, dv bit for bit", B, T, H, KH, hd);
+    CHECK(nm, ok && !memcmp(res[0], res[1], nr * 4), "%s", ok ? "results differ" : "the ops failed");
+    snprintf(nm, sizeof nm, "rf=1 leaves q un-rotated, rf=0 rotates it (B %d T %d hd %d)", B, T, hd);
+    CHECK(nm, ok && !memcmp(qafter[1], hq, nq * 4) && memcmp(qafter[0], hq, nq * 4), "q after the ops: rf=1 %s, rf=0 %s",
+          ok && !memcmp(qafter[1], hq, nq * 4) ? "un-rotated" : "changed", ok && memcmp(qafter[0], hq, nq * 4) ? "rotated" : "unchanged");
+    free(hq); free(hk); free(hv); free(hdo); free(res[0]); free(res[1]); free(qafter[0]); free(qafter[1]);
+}
+
 /* ms per forward and per backward (5 timed after 1 warm-up) of one path. */
 static void bench_one(const char *shape, const char *what, int B, int T, int H, int hd, int prec, const char *knobs) {
     bn_train_model *m = mk(H, H, hd, prec, knobs);
@@ -168,5 +211,9 @@ int main(int argc, char **argv) {
     test_shape(1, 300, 8, 2, 64);
     test_shape(2, 130, 4, 1, 128);
     test_shape(1, 1024, 2, 2, 128);
+    test_rope_fold(2, 100, 4, 2, 32);
+    test_rope_fold(1, 300, 8, 2, 64);
+    test_rope_fold(2, 130, 4, 1, 128);
+    test_rope_fold(1, 1024, 2, 2, 128);
     T_DONE();
 }

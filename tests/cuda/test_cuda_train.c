@@ -9,7 +9,9 @@
  *     BitLinear forward gives the bf16 path's logits bit for bit; the fast mode's bf16 LM head
  *     is within 1e-2 of the TF32 head (step-0 logits and gradients); the register-row rmsnorm
  *     kernels give the strided ones' logits bit for bit, and both match a double reference at
- *     the 1b widths (D 2048 / 5632: y, rstd, dx, gamma gradients);
+ *     the 1b widths (D 2048 / 5632: y, rstd, dx, gamma gradients); the RoPE folded into the
+ *     flash attention (rf) and the gating backward writing the BitLinear dY operands (gf) give
+ *     the unfused logits and gradients bit for bit;
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
  *     the drift of two CPU kernel sets (ref vs default) on that run where that is larger (it
@@ -226,6 +228,28 @@ static void test_rms_rows(void) {
           ok && !memcmp(lg[0], lg[1], n * 4) && eg < 1e-5, "gradients %g %s", eg, s ? bitnet_last_error() : ok ? "(or logits differ)" : "");
     printf("# rmsnorm rows vs strided: gradients rel L2 %.3g\n", eg);
     free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]);
+}
+
+/* Knobs that move work between ops without changing the math (train_cuda.h), each against the
+ * same run without it, bf16 flash attention (fa=2, the fast mode's) on: rf=1 (RoPE folded into
+ * the attention's bf16 conversion of q, k and into its dq, dk stores) and gf=1 (the gating
+ * backward writes the gate / up BitLinear backward's bf16 dY): step-0 logits and all gradients
+ * bit for bit (the same float expressions in another kernel). */
+static void test_fold_bits(void) {
+    const char *kn[3] = {"fa=2,rf=0,gf=0", "fa=2,rf=1,gf=0", "fa=2,rf=0,gf=1"};
+    float *lg[3] = {NULL, NULL, NULL}, *gr[3] = {NULL, NULL, NULL};
+    size_t n = 0, np = 0;
+    bitnet_status s = BITNET_OK;
+    for (int k = 0; k < 3 && !s; k++) s = knob_step0(kn[k], &lg[k], &n, &gr[k], &np);
+    for (int k = 1; k < 3; k++) {
+        int ok = !s && lg[0] && lg[k] && gr[0] && gr[k];
+        char nm[160];
+        snprintf(nm, sizeof nm, "%s vs %s: step-0 logits and gradients bit for bit", kn[k], kn[0]);
+        CHECK(nm, ok && !memcmp(lg[0], lg[k], n * 4) && !memcmp(gr[0], gr[k], np * 4), "%s", s ? bitnet_last_error() :
+              ok ? (memcmp(lg[0], lg[k], n * 4) ? "logits differ" : "gradients differ") : "not run");
+        if (ok) printf("# %s: logits rel L2 %.3g, gradients %.3g\n", kn[k], rel_l2(lg[k], lg[0], n), rel_l2(gr[k], gr[0], np));
+    }
+    for (int k = 0; k < 3; k++) { free(lg[k]); free(gr[k]); }
 }
 
 /* The rmsnorm ops at the 1b model's widths (D 2048 and 5632, 300 rows: blocks of the backward
@@ -537,6 +561,7 @@ int main(int argc, char **argv) {
     test_i8_same_bits();
     test_head_bf16();
     test_rms_rows();
+    test_fold_bits();
     test_rms_wide();
     test_vs_cpu_and_resume();
     test_real_20();

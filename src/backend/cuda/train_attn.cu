@@ -501,6 +501,60 @@ cudaError_t bn_fb_convert(const float *in, bf16 *out, size_t n, cudaStream_t st)
     return cudaGetLastError();
 }
 
+/* out = bf16(rope(in)) as bn_fb_convert_rope: item i = (row r, head h, group of 4 columns j
+ * of the first half); x1 = in[j..j+3], x2 = in[j+h2..], the rotation as k_rope (inv = 0). */
+__global__ void k_fb_conv_rope(const float *in, bf16 *out, const float *cs, const float *sn, size_t n, int nh, int hd, int T) {
+    int h2 = hd / 2, g4 = h2 / 4;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / ((size_t)nh * g4); int rem = (int)(i % ((size_t)nh * g4)), h = rem / g4, j = (rem % g4) * 4;
+        size_t base = (r * nh + h) * hd + j; int tj = (int)(r % T) * h2 + j;
+        float4 a = *(const float4 *)(in + base), b = *(const float4 *)(in + base + h2);
+        float4 c = *(const float4 *)(cs + tj), s = *(const float4 *)(sn + tj);
+        float x1[4] = {a.x, a.y, a.z, a.w}, x2[4] = {b.x, b.y, b.z, b.w}, co[4] = {c.x, c.y, c.z, c.w}, si[4] = {s.x, s.y, s.z, s.w};
+        bf16 y1[4], y2[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            y1[e] = __float2bfloat16(__fsub_rn(__fmul_rn(x1[e], co[e]), __fmul_rn(x2[e], si[e])));
+            y2[e] = __float2bfloat16(__fadd_rn(__fmul_rn(x2[e], co[e]), __fmul_rn(x1[e], si[e])));
+        }
+        *(uint2 *)(out + base) = make_uint2(pack(y1[0], y1[1]), pack(y1[2], y1[3]));
+        *(uint2 *)(out + base + h2) = make_uint2(pack(y2[0], y2[1]), pack(y2[2], y2[3]));
+    }
+}
+cudaError_t bn_fb_convert_rope(const float *in, bf16 *out, size_t rows, int nh, int hd, int T, const float *cs, const float *sn, cudaStream_t st) {
+    if (hd % 8 || T < 1) return cudaErrorInvalidValue;
+    size_t n = rows * nh * (hd / 8), nb = (n + 255) / 256;
+    k_fb_conv_rope<<<(unsigned)(nb > 8192 ? 8192 : nb ? nb : 1), 256, 0, st>>>(in, out, cs, sn, n, nh, hd, T);
+    return cudaGetLastError();
+}
+/* Row `pos` of a gradient accumulator c[HD/8][4] (this thread's columns n*8 + 2t, +1; half j of
+ * its two rows) times scale, stored at p; with cs (RoPE tables [T][HD/2]) through the inverse
+ * RoPE at position pos first, with k_rope's inv = 1 expressions: the same bits as storing and
+ * then running the rope op (column c pairs with c + HD/2: tile n with n + HD/16, same thread). */
+template <int HD>
+__device__ __forceinline__ void store_grad_row(float *p, const float (*c)[4], int j, int t, float scale, const float *cs, const float *sn, int pos) {
+    if (!cs) {
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) *(float2 *)(p + n * 8 + 2 * t) = make_float2(c[n][2 * j] * scale, c[n][2 * j + 1] * scale);
+        return;
+    }
+    constexpr int H2 = HD / 2;
+#pragma unroll
+    for (int n = 0; n < HD / 16; n++) {
+        int col = n * 8 + 2 * t;
+        float y1[2], y2[2];
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            float x1 = __fmul_rn(c[n][2 * j + e], scale), x2 = __fmul_rn(c[n + HD / 16][2 * j + e], scale);
+            float co = cs[pos * H2 + col + e], si = -sn[pos * H2 + col + e];
+            y1[e] = __fsub_rn(__fmul_rn(x1, co), __fmul_rn(x2, si));
+            y2[e] = __fadd_rn(__fmul_rn(x2, co), __fmul_rn(x1, si));
+        }
+        *(float2 *)(p + col) = make_float2(y1[0], y1[1]);
+        *(float2 *)(p + col + H2) = make_float2(y2[0], y2[1]);
+    }
+}
+
 /* The forward of k_fa_fwd<HD, false> on bf16 q, k, v. */
 template <int HD>
 __global__ void __launch_bounds__(128) k_fb_fwd(const bf16 *q, const bf16 *k, const bf16 *v, float *o, float *lse,
@@ -617,7 +671,7 @@ __global__ void k_fb_dot(const float *o, const float *dout, float *D, bf16 *dob,
 template <int HD>
 __global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dout,
                                                    const float *lse, const float *Dd, float *dk, float *dv,
-                                                   int T, int H, int KH, float sl2, float scale) {
+                                                   int T, int H, int KH, float sl2, float scale, const float *cs, const float *sn) {
     constexpr int BK = 64, BQ = HD == 128 ? 32 : 64, LK = HD + 8;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Ks = (bf16 *)smem, *Vs = Ks + BK * LK, *Qs = Vs + BK * LK, *Os = Qs + BQ * LK;
@@ -692,12 +746,10 @@ __global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k,
     for (int j = 0; j < 2; j++) {
         int row = k0 + g + j * 8;
         if (row >= T) continue;
+        store_grad_row<HD>(dkp + (size_t)row * KS, dkc, j, t, scale, cs, sn, row);
 #pragma unroll
-        for (int n = 0; n < HD / 8; n++) {
-            size_t o = (size_t)row * KS + n * 8 + 2 * t;
-            *(float2 *)(dkp + o) = make_float2(dkc[n][2 * j] * scale, dkc[n][2 * j + 1] * scale);
-            *(float2 *)(dvp + o) = make_float2(dvc[n][2 * j], dvc[n][2 * j + 1]);
-        }
+        for (int n = 0; n < HD / 8; n++)
+            *(float2 *)(dvp + (size_t)row * KS + n * 8 + 2 * t) = make_float2(dvc[n][2 * j], dvc[n][2 * j + 1]);
     }
 }
 
@@ -705,7 +757,7 @@ __global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k,
 template <int HD>
 __global__ void __launch_bounds__(128) k_fb_bwd_q(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dout,
                                                   const float *lse, const float *Dd, float *dq,
-                                                  int T, int H, int KH, float sl2, float scale) {
+                                                  int T, int H, int KH, float sl2, float scale, const float *cs, const float *sn) {
     constexpr int BQ = 64, BK = HD == 128 ? 32 : 64, LK = HD + 8;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Qs = (bf16 *)smem, *Os = Qs + BQ * LK, *Ks = Os + BQ * LK, *Vs = Ks + BK * LK;
@@ -776,9 +828,7 @@ __global__ void __launch_bounds__(128) k_fb_bwd_q(const bf16 *q, const bf16 *k, 
     for (int j = 0; j < 2; j++) {
         int row = r0 + g + j * 8;
         if (row >= T) continue;
-#pragma unroll
-        for (int n = 0; n < HD / 8; n++)
-            *(float2 *)(dqp + (size_t)row * QS + n * 8 + 2 * t) = make_float2(dqc[n][2 * j] * scale, dqc[n][2 * j + 1] * scale);
+        store_grad_row<HD>(dqp + (size_t)row * QS, dqc, j, t, scale, cs, sn, row);
     }
 }
 
@@ -802,9 +852,9 @@ static cudaError_t fb_bwd_t(const bn_fb_args *a, cudaStream_t st) {
     size_t nw = (size_t)a->B * a->T * a->H;
     k_fb_dot<<<(unsigned)((nw * 32 + 255) / 256), 256, 0, st>>>(a->o, a->dout, a->D, a->dob, a->B, a->T, a->H, HD);
     k_fb_bwd_kv<HD><<<dim3((a->T + 63) / 64, a->B * a->KH), 128, s1, st>>>(a->qb, a->kb, a->vb, a->dob, a->lse, a->D, a->dk, a->dv,
-                                                                          a->T, a->H, a->KH, sl2, scale);
+                                                                          a->T, a->H, a->KH, sl2, scale, a->rcos, a->rsin);
     k_fb_bwd_q<HD><<<dim3((a->T + 63) / 64, a->B * a->H), 128, s2, st>>>(a->qb, a->kb, a->vb, a->dob, a->lse, a->D, a->dq,
-                                                                       a->T, a->H, a->KH, sl2, scale);
+                                                                       a->T, a->H, a->KH, sl2, scale, a->rcos, a->rsin);
     return cudaGetLastError();
 }
 #define FB_DISPATCH(fn, a, st)                                                                     \

@@ -37,9 +37,18 @@ typedef struct {
     const float *dout;
     float *dq, *dk, *dv;
     int B, T, H, KH, hd;
+    /* NULL, or RoPE tables cos, sin [T][hd/2] (bn_rope_tables): the backward then writes dq and
+     * dk through the inverse rotate-half RoPE at each row's position (row % T), the bits of
+     * writing them and running train_cuda.cu's rope op (inv = 1) on them after. */
+    const float *rcos, *rsin;
 } bn_fb_args;
 /* out[i] = bf16(in[i]) (round to nearest even), i < n; n % 4 == 0. */
 cudaError_t bn_fb_convert(const float *in, __nv_bfloat16 *out, size_t n, cudaStream_t st);
+/* out[r][h*hd + j] = bf16 of the rotate-half RoPE of in's row r, head h at position r % T
+ * (tables cos, sin [T][hd/2]; the expressions of train_cuda.cu's rope op, inv = 0), r < rows,
+ * h < nh; hd % 8 == 0. */
+cudaError_t bn_fb_convert_rope(const float *in, __nv_bfloat16 *out, size_t rows, int nh, int hd, int T,
+                               const float *rcos, const float *rsin, cudaStream_t st);
 /* o, lse from qb, kb, vb. */
 cudaError_t bn_fb_forward(const bn_fb_args *a, cudaStream_t st);
 /* dob = bf16(dout), D, then dq, dk, dv (written) from qb, kb, vb, o, lse (the forward's), dob. */

@@ -69,6 +69,17 @@ typedef struct { size_t off; int n, tp; } chunk;
  * same as int8 (i8 only). */
 typedef struct { const float *x; bf16 *q; float *s; int8_t *q8; size_t cap_q, cap_s, cap_q8; } shadow;
 
+enum { RK_NONE = 0, RK_PENDING = 1, RK_UNDONE = 2 };
+/* gf: glu_bwd writes the gate / up BitLinear backward's bf16 dY operands itself. yx: the input
+ * key x and width of each BitLinear output y (linear_fwd); pk[0] / pk[1]: the operands ready
+ * for dy = dg / du with input x ([bf16(dy) | bf16(dy / s)], k_dy_conv's split-1 layout), valid
+ * for the next two linear_bwd calls (train.c's gate then up). */
+struct gt_glu {
+    int gf;
+    struct { const float *y, *x; int out; } *yx; int nyx, capyx;
+    struct { const float *dy, *x; } pk[2];
+    bf16 *pb; size_t cap_pb;    /* [2][2][N][I]: the dg, then the du operands */
+};
 struct gt {
     int dev;
     cudaStream_t st;
@@ -110,6 +121,9 @@ struct gt {
     bf16 *hx, *hw, *hdl; size_t cap_hx, cap_hw, cap_hdl;   /* hbf: bf16 x [N][C], W [V][C], dlogits [N][V] */
     const float *hx_key, *hdl_key;                         /* the x / logits buffers hx / hdl hold */
     struct { const float *att, *out; } *fo; int nfo, capfo;   /* attention output of each att buffer */
+    int rf;                     /* fa 2: RoPE folded into the attention (forward: into q, k's bf16 conversion; backward: into dq, dk's store) */
+    struct { const float *x; int st; } *rk; int nrk, caprk;   /* rf: buffers whose RoPE is deferred (st RK_PENDING) or already undone (RK_UNDONE) */
+    struct gt_glu gl;
 };
 
 static struct gt *GT(const bn_train_model *m) { return (struct gt *)m->gpu; }
@@ -144,6 +158,37 @@ static float *tr(const bn_train_model *m, const float *p) {
     return (float *)p;
 }
 static int blocks(size_t n, int th) { size_t b = (n + th - 1) / th; return (int)(b > 65535 * 16 ? 65535 * 16 : b); }
+/* rf: the RoPE state of buffer x (RK_*) and setting it (RK_NONE forgets x). */
+static int rk_state(struct gt *g, const float *x) {
+    for (int i = 0; i < g->nrk; i++) if (g->rk[i].x == x) return g->rk[i].st;
+    return RK_NONE;
+}
+static void rk_set(struct gt *g, const float *x, int st) {
+    for (int i = 0; i < g->nrk; i++) if (g->rk[i].x == x) { g->rk[i].st = st; return; }
+    if (st == RK_NONE) return;
+    if (g->nrk == g->caprk) {
+        int nc = g->caprk ? 2 * g->caprk : 64;
+        void *n = realloc(g->rk, nc * sizeof *g->rk);
+        if (!n) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
+        g->rk = (decltype(g->rk))n; g->caprk = nc;
+    }
+    g->rk[g->nrk].x = x; g->rk[g->nrk++].st = st;
+}
+/* The input key x and width of BitLinear output y (linear_fwd's record), or NULL. */
+static const float *yx_find(struct gt *g, const float *y, int *out) {
+    for (int i = 0; i < g->gl.nyx; i++) if (g->gl.yx[i].y == y) { *out = g->gl.yx[i].out; return g->gl.yx[i].x; }
+    return NULL;
+}
+static void yx_note(struct gt *g, const float *y, const float *x, int out) {
+    for (int i = 0; i < g->gl.nyx; i++) if (g->gl.yx[i].y == y) { g->gl.yx[i].x = x; g->gl.yx[i].out = out; return; }
+    if (g->gl.nyx == g->gl.capyx) {
+        int nc = g->gl.capyx ? 2 * g->gl.capyx : 64;
+        void *n = realloc(g->gl.yx, nc * sizeof *g->gl.yx);
+        if (!n) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
+        g->gl.yx = (decltype(g->gl.yx))n; g->gl.capyx = nc;
+    }
+    g->gl.yx[g->gl.nyx].y = y; g->gl.yx[g->gl.nyx].x = x; g->gl.yx[g->gl.nyx++].out = out;
+}
 
 /* ---------------------------------------------------------------- reductions */
 __device__ float warp_sum(float v) { for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o); return v; }
@@ -524,6 +569,8 @@ static void op_lin_fwd(bn_train_model *m, const float *x, int widx, float *y, in
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
     shadow *h = m->no_quant ? NULL : shadow_find(g, x);
     size_t off = m->tp[widx].off;
+    if (g->nrk) rk_set(g, y, RK_NONE);   /* new values in y: no RoPE pending on them */
+    if (g->gl.gf && !acc) yx_note(g, y, x, out);
     if (!h && !m->no_quant) { note(g, bn_err(BITNET_ERR_ARG, "cuda training: a BitLinear input that no rmsnorm quantized")); return; }
     if (!h) {   /* full precision (no_quant): fp32 operands */
         gemm(g, 0, 1, N, out, in, x, CUDA_R_32F, in, g->p + off, CUDA_R_32F, in, g->one_zero + 1, g->one_zero + acc, y, out, g->fct);
@@ -555,11 +602,17 @@ static void op_lin_bwd(bn_train_model *m, const float *dy, const float *x, int w
         return;
     }
     size_t n = (size_t)N * out;
-    if (!NEED(g, g->dyb, g->cap_dy, 2 * (size_t)g->split * n * sizeof(bf16), "gradient scratch")) return;
-    k_dy_conv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(dy, h->s, g->dyb, N, out, g->split);
-    LAUNCHED(g, "BitLinear backward");
+    const bf16 *pre = NULL;   /* gf: the operands glu_bwd wrote for this dy (same bits as k_dy_conv's) */
+    for (int i = 0; i < 2; i++)
+        if (g->gl.pk[i].dy == dy && g->gl.pk[i].x == x && g->split == 1) { pre = g->gl.pb + 2 * (size_t)i * n; g->gl.pk[i].dy = NULL; break; }
+    if (!pre) g->gl.pk[0].dy = g->gl.pk[1].dy = NULL;   /* valid only for the linear_bwd calls right after glu_bwd */
+    if (!pre) {
+        if (!NEED(g, g->dyb, g->cap_dy, 2 * (size_t)g->split * n * sizeof(bf16), "gradient scratch")) return;
+        k_dy_conv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(dy, h->s, g->dyb, N, out, g->split);
+        LAUNCHED(g, "BitLinear backward");
+    }
     for (int k = 0; k < g->split; k++) {   /* hi, then the remainders: q and the ternary values are exact in bf16 */
-        const bf16 *b = g->dyb + 2 * k * n;
+        const bf16 *b = pre ? pre : g->dyb + 2 * k * n;
         gemm(g, 1, 0, out, in, N, b + n, CUDA_R_16BF, out, h->q, CUDA_R_16BF, in, g->one_zero + 1, g->one_zero + 1, g->g + off, in, CUBLAS_COMPUTE_32F);
         if (dx && k < g->split_dx) gemm(g, 0, 0, N, in, out, b, CUDA_R_16BF, out, g->wb + off, CUDA_R_16BF, in, g->wscale + widx, g->one_zero + (k ? 1 : acc_dx), dx, in, CUBLAS_COMPUTE_32F);
     }
@@ -577,23 +630,40 @@ __global__ void k_rope(float *x, const float *cs, const float *sn, size_t n, int
         p[j + h2] = __fadd_rn(__fmul_rn(x2, co), __fmul_rn(x1, si));
     }
 }
-static void op_rope(bn_train_model *m, float *x, int N, int nh, int inv) {
+static int use_fa(bn_train_model *m);
+/* The RoPE of this model folds into the attention ops (fa 2 with knob rf: train.c ropes q and
+ * k right before attn_fwd, and dq, dk right after attn_bwd, and nothing else reads them). */
+static int rope_folds(bn_train_model *m) { struct gt *g = GT(m); return g->rf && g->fa == 2 && use_fa(m) && m->cfg.head_dim % 8 == 0; }
+/* The RoPE tables [T][hd/2] of m->T on the device (made on first use); 0 on failure (noted). */
+static int rope_tables(bn_train_model *m) {
     struct gt *g = GT(m);
-    if (g->err) return;
     int T = m->T, hd = m->cfg.head_dim, h2 = hd / 2;
     if (g->rT != T) {
         size_t nb = (size_t)T * h2 * sizeof(float);
         float *hc = (float *)malloc(2 * nb);
-        if (!hc) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
+        if (!hc) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return 0; }
         bn_rope_tables(m->cfg.rope_theta, hd, T, hc, hc + (size_t)T * h2);
         cudaFree(g->rcos); g->rcos = NULL; g->rsin = NULL;
         bitnet_status s = bn_cu_malloc((void **)&g->rcos, 2 * nb, "RoPE tables");
         if (!s) s = bn_cu_h2d(g->rcos, hc, 2 * nb, g->st);
         if (!s) s = bn_cu_sync(g->st);
         free(hc);
-        if (s) { note(g, s); return; }
+        if (s) { note(g, s); return 0; }
         g->rsin = g->rcos + (size_t)T * h2; g->rT = T;
     }
+    return 1;
+}
+/* Rotate-half RoPE in place (backend.h), or with rope_folds: the forward rotation of q / k is
+ * left to the attention ops (x marked RK_PENDING: attn_fwd and attn_bwd convert it to bf16
+ * through the rotation, which gives the bits of rotating here first), and the inverse of a dq /
+ * dk that attn_bwd already wrote through it (RK_UNDONE) is skipped. */
+static void op_rope(bn_train_model *m, float *x, int N, int nh, int inv) {
+    struct gt *g = GT(m);
+    if (g->err || !rope_tables(m)) return;
+    int T = m->T, hd = m->cfg.head_dim, h2 = hd / 2;
+    if (inv && rk_state(g, x) == RK_UNDONE) { rk_set(g, x, RK_NONE); return; }
+    if (!inv && rope_folds(m) && N == m->B * T && (nh == m->cfg.n_heads || nh == m->cfg.n_kv_heads)) { rk_set(g, x, RK_PENDING); return; }
+    if (g->nrk) rk_set(g, x, RK_NONE);
     size_t n = (size_t)N * nh * h2;
     k_rope<<<blocks(n, 256), 256, 0, g->st>>>(x, g->rcos, g->rsin, n, nh, hd, T, inv);
     LAUNCHED(g, "rope");
@@ -668,8 +738,11 @@ static int fb_args(bn_train_model *m, const float *q, const float *k, const floa
     if (!NEED(g, g->fab, g->cap_fab, (2 * nq + 2 * nk) * sizeof(bf16), "attention bf16 operands")) return 0;
     memset(a, 0, sizeof *a);
     bf16 *qb = g->fab, *kb = qb + nq, *vb = kb + nk;
-    if (!cu_ok(g, bn_fb_convert(q, qb, nq, g->st), "bf16 conversion") || !cu_ok(g, bn_fb_convert(k, kb, nk, g->st), "bf16 conversion") ||
-        !cu_ok(g, bn_fb_convert(v, vb, nk, g->st), "bf16 conversion")) return 0;
+    size_t rows = (size_t)m->B * m->T;
+    /* q, k with their RoPE pending (op_rope) are rotated on the way */
+    cudaError_t eq = rk_state(g, q) == RK_PENDING ? bn_fb_convert_rope(q, qb, rows, c->n_heads, c->head_dim, m->T, g->rcos, g->rsin, g->st) : bn_fb_convert(q, qb, nq, g->st);
+    cudaError_t ek = rk_state(g, k) == RK_PENDING ? bn_fb_convert_rope(k, kb, rows, c->n_kv_heads, c->head_dim, m->T, g->rcos, g->rsin, g->st) : bn_fb_convert(k, kb, nk, g->st);
+    if (!cu_ok(g, eq, "bf16 conversion") || !cu_ok(g, ek, "bf16 conversion") || !cu_ok(g, bn_fb_convert(v, vb, nk, g->st), "bf16 conversion")) return 0;
     a->qb = qb; a->kb = kb; a->vb = vb; a->dob = bwd ? vb + nk : NULL;
     a->lse = (float *)att; a->D = (float *)att + (size_t)m->B * c->n_heads * m->T;
     a->B = m->B; a->T = m->T; a->H = c->n_heads; a->KH = c->n_kv_heads; a->hd = c->head_dim;
@@ -728,7 +801,9 @@ static void op_attn_bwd(bn_train_model *m, const float *q, const float *k, const
         for (int i = 0; i < g->nfo; i++) if (g->fo[i].att == att) a.o = (float *)g->fo[i].out;
         if (!a.o) { note(g, bn_err(BITNET_ERR_ARG, "cuda training: attention backward without its forward")); return; }
         a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv;
-        cu_ok(g, bn_fb_backward(&a, g->st), "flash attention backward");
+        int undo = rk_state(g, q) == RK_PENDING && rk_state(g, k) == RK_PENDING;   /* the forward's RoPE was folded: fold its inverse too */
+        if (undo) { a.rcos = g->rcos; a.rsin = g->rsin; }
+        if (cu_ok(g, bn_fb_backward(&a, g->st), "flash attention backward") && undo) { rk_set(g, dq, RK_UNDONE); rk_set(g, dk, RK_UNDONE); }
         return;
     }
     if (use_fa(m)) {
@@ -769,15 +844,49 @@ __global__ void k_glu_fwd(const float *g, const float *u, float *h, size_t n, in
         else { float r = x > 0 ? x : 0; h[i] = __fmul_rn(__fmul_rn(r, r), u[i]); }
     }
 }
+/* One element of the gating backward: gate value x, up value uu, dh = d -> dg, du. */
+__device__ __forceinline__ void glu_bwd1(float x, float d, float uu, int silu, float &dg, float &du) {
+    if (silu) {
+        float sg = 1.0f / (1.0f + expf(-x)), f = x * sg;
+        du = d * f; dg = d * uu * (sg * (1.0f + x * (1.0f - sg)));
+    } else {
+        float r = x > 0 ? x : 0;
+        du = d * r * r; dg = d * uu * 2.0f * r;
+    }
+}
 __global__ void k_glu_bwd(const float *g, const float *u, const float *dh, float *dg, float *du, size_t n, int silu) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float x = g[i], d = dh[i], uu = u[i];
-        if (silu) {
-            float sg = 1.0f / (1.0f + expf(-x)), f = x * sg;
-            du[i] = d * f; dg[i] = d * uu * (sg * (1.0f + x * (1.0f - sg)));
-        } else {
-            float r = x > 0 ? x : 0;
-            du[i] = d * r * r; dg[i] = d * uu * 2.0f * r;
+        float a, b;
+        glu_bwd1(g[i], dh[i], u[i], silu, a, b);
+        dg[i] = a; du[i] = b;
+    }
+}
+/* k_glu_bwd on rows [N][I] (I % 4 == 0, 4 elements a thread), and the gate / up BitLinear
+ * backward's bf16 operands on the way, as k_dy_conv (split 1) writes them from dg / du with the
+ * activation scales s [N] of their input: pg = [bf16(dg) | bf16(dg / s[t])], pu the same for
+ * du (each [2][N][I]). Block t, grid-stride over rows. */
+__global__ void k_glu_bwd_cv(const float *g, const float *u, const float *dh, float *dg, float *du, const float *s,
+                             bf16 *pg, bf16 *pu, int N, int I, int silu) {
+    size_t n = (size_t)N * I;
+    for (int t = blockIdx.x; t < N; t += gridDim.x) {
+        float st = s[t];
+        for (int j = threadIdx.x; j < I / 4; j += blockDim.x) {
+            size_t i = (size_t)t * I + 4 * j;
+            float4 x4 = *(const float4 *)(g + i), d4 = *(const float4 *)(dh + i), u4 = *(const float4 *)(u + i);
+            float xs[4] = {x4.x, x4.y, x4.z, x4.w}, ds[4] = {d4.x, d4.y, d4.z, d4.w}, us[4] = {u4.x, u4.y, u4.z, u4.w}, a[4], b[4];
+            bf16 ah[4], as[4], bh[4], bs[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                glu_bwd1(xs[e], ds[e], us[e], silu, a[e], b[e]);
+                ah[e] = __float2bfloat16(a[e]); as[e] = __float2bfloat16(a[e] / st);
+                bh[e] = __float2bfloat16(b[e]); bs[e] = __float2bfloat16(b[e] / st);
+            }
+            *(float4 *)(dg + i) = make_float4(a[0], a[1], a[2], a[3]);
+            *(float4 *)(du + i) = make_float4(b[0], b[1], b[2], b[3]);
+            __nv_bfloat162 *P[4] = {(__nv_bfloat162 *)(pg + i), (__nv_bfloat162 *)(pg + n + i), (__nv_bfloat162 *)(pu + i), (__nv_bfloat162 *)(pu + n + i)};
+            const bf16 *V[4] = {ah, as, bh, bs};
+#pragma unroll
+            for (int k = 0; k < 4; k++) { P[k][0] = __halves2bfloat162(V[k][0], V[k][1]); P[k][1] = __halves2bfloat162(V[k][2], V[k][3]); }
         }
     }
 }
@@ -787,9 +896,27 @@ static void op_glu_fwd(bn_train_model *m, const float *g_, const float *u, float
     k_glu_fwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, h, (size_t)n, m->cfg.act == BN_ACT_SILU);
     LAUNCHED(g, "gating");
 }
+/* gf: k_glu_bwd_cv when g_ and u are BitLinear outputs of one quantized input x [N][I] and the
+ * backward takes dY in one term; 1 when it ran (pk set for dg and du), 0: take k_glu_bwd. */
+static int glu_bwd_cv(bn_train_model *m, const float *g_, const float *u, const float *dh, float *dg, float *du, int n) {
+    struct gt *g = GT(m);
+    int I = 0, Iu = 0;
+    const float *x = g->gl.gf && g->split == 1 && !m->no_quant ? yx_find(g, g_, &I) : NULL;
+    if (!x || yx_find(g, u, &Iu) != x || Iu != I || I % 4 || n % I) return 0;
+    shadow *h = shadow_find(g, x);
+    size_t nn = (size_t)n;
+    if (!h || !NEED(g, g->gl.pb, g->gl.cap_pb, 4 * nn * sizeof(bf16), "gradient scratch")) return 0;
+    int N = n / I;
+    k_glu_bwd_cv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(g_, u, dh, dg, du, h->s, g->gl.pb, g->gl.pb + 2 * nn, N, I, m->cfg.act == BN_ACT_SILU);
+    if (!LAUNCHED(g, "gating backward")) return 1;
+    g->gl.pk[0].dy = dg; g->gl.pk[0].x = x; g->gl.pk[1].dy = du; g->gl.pk[1].x = x;
+    return 1;
+}
 static void op_glu_bwd(bn_train_model *m, const float *g_, const float *u, const float *dh, float *dg, float *du, int n) {
     struct gt *g = GT(m);
     if (g->err) return;
+    g->gl.pk[0].dy = g->gl.pk[1].dy = NULL;
+    if (glu_bwd_cv(m, g_, u, dh, dg, du, n)) return;
     k_glu_bwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, dh, dg, du, (size_t)n, m->cfg.act == BN_ACT_SILU);
     LAUNCHED(g, "gating backward");
 }
@@ -916,7 +1043,7 @@ static void op_free(bn_train_model *m, float *p) {
     struct gt *g = GT(m);
     cudaStreamSynchronize(g->st);
     for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); cudaFree(g->sh[i].q8); }   /* keyed by these buffers */
-    g->nsh = 0; g->nfo = 0;
+    g->nsh = 0; g->nfo = 0; g->nrk = 0; g->gl.nyx = 0; g->gl.pk[0].dy = g->gl.pk[1].dy = NULL;
     cudaFree(p);
 }
 static void op_copy(bn_train_model *m, float *dst, const float *src, size_t n) {
@@ -1001,10 +1128,10 @@ static void op_release(bn_train_model *m) {
     if (!g) return;
     if (g->st) cudaStreamSynchronize(g->st);
     for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); cudaFree(g->sh[i].q8); }
-    free(g->sh); free(g->fo);
+    free(g->sh); free(g->fo); free(g->rk); free(g->gl.yx);
     void *d[] = {g->p, g->g, g->m, g->v, g->wb, g->wscale, g->lin, g->ck, g->tp_c0, g->tp_nc, g->part, g->norm_d,
                  g->one_zero, g->ids, g->tg, g->rowloss, g->rcos, g->dyb, g->tmp, g->dP, g->dwpart, g->ptrs, g->numel,
-                 g->wi8, g->ioz, g->fab, g->hx, g->hw, g->hdl};
+                 g->wi8, g->ioz, g->fab, g->hx, g->hw, g->hdl, g->gl.pb};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) if (d[i]) cudaFree(d[i]);
     if (g->cb) cublasDestroy(g->cb);
     if (g->st) cudaStreamDestroy(g->st);
@@ -1079,6 +1206,8 @@ static void knobs(struct gt *g, const char *e) {
     if ((p = strstr(e, "keep=")) && sscanf(p + 5, "%d", &v) == 1) g->keep_yq = v != 0;
     if ((p = strstr(e, "hbf=")) && sscanf(p + 4, "%d", &v) == 1) g->hbf = v != 0;
     if ((p = strstr(e, "rms=")) && sscanf(p + 4, "%d", &v) == 1) g->rms = v != 0;
+    if ((p = strstr(e, "rf=")) && sscanf(p + 3, "%d", &v) == 1) g->rf = v != 0;
+    if ((p = strstr(e, "gf=")) && sscanf(p + 3, "%d", &v) == 1) g->gl.gf = v != 0;
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
@@ -1101,6 +1230,8 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->split_dx = g->split;
     g->fa = fast ? 2 : 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: the fast mode only, bf16 inputs (see the header) */
     g->hbf = fast;   /* the fast mode: bf16 LM head */
+    g->gl.gf = 1; /* glu_bwd writes the gate / up backward's bf16 dY (split 1): k_dy_conv's bits (tested) */
+    g->rf = 1;    /* with fa 2 (the fast mode): RoPE folded into the attention ops, the same bits (tested) */
     g->rms = 1;   /* rmsnorm rows in registers: the same forward / dx bits (tested), dx and dw in one pass */
     g->i8 = 1;   /* int8 BitLinear forward: the bf16 path's bits (tested), 1b step 3.7% faster (H200) */
     knobs(g, kn);
