@@ -121,6 +121,8 @@ struct gt {
     bf16 *hx, *hw, *hdl; size_t cap_hx, cap_hw, cap_hdl;   /* hbf: bf16 x [N][C], W [V][C], dlogits [N][V] */
     const float *hx_key, *hdl_key;                         /* the x / logits buffers hx / hdl hold */
     struct { const float *att, *out; } *fo; int nfo, capfo;   /* attention output of each att buffer */
+    int rmw;                    /* rmsnorm forward of D 2049..6144 on 1024 threads (the rows kernel, <= 6 values a thread) */
+    int vec;                    /* BitLinear epilogue, dY conversion, gating forward 4 elements a thread (same bits) */
     int rf;                     /* fa 2: RoPE folded into the attention (forward: into q, k's bf16 conversion; backward: into dq, dk's store) */
     struct { const float *x; int st; } *rk; int nrk, caprk;   /* rf: buffers whose RoPE is deferred (st RK_PENDING) or already undone (RK_UNDONE) */
     struct gt_glu gl;
@@ -297,7 +299,7 @@ static void op_wquant(bn_train_model *m) {
  * qb = q (bf16, exact), q8 = q (int8, when given), sc[r] = s. With yq, y and yq themselves are
  * written only when keep (backend.h: train.c only passes them on as keys; the BitLinear ops
  * read qb / q8 and sc), y recomputed in the last pass with the same roundings. One block per row. */
-__global__ void k_rms_fwd(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
+__global__ void __launch_bounds__(1024) k_rms_fwd(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
                           int D, float eps, int keep) {
     size_t r = blockIdx.x;
     const float *xr = x + r * D; float *yr = y + r * D;
@@ -333,7 +335,7 @@ static int rms_vclass(int D, int th) {
     return -1;
 }
 template <int V>
-__global__ void k_rms_fwd_r(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
+__global__ void __launch_bounds__(1024) k_rms_fwd_r(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
                             int D, float eps, int keep) {
     size_t r = blockIdx.x;
     const float *xr = x + r * D; float *yr = y + r * D;
@@ -461,8 +463,10 @@ static void op_rms_fwd(bn_train_model *m, const float *x, const float *w, float 
     if (yq && !(h = shadow_for(g, yq, (size_t)N * D, (size_t)N))) return;
     /* rows kernel up to 4 values a thread: at 12 (D 5632, 512 threads) it measured 3.67 ms for
      * the 1b step's 18 calls against the strided kernel's 3.24 (fewer rows resident) */
-    int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128, c = g->rms ? rms_vclass(D, th) : -1;
-    if (c > 2) c = -1;
+    int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
+    if (g->rmw && D > 2048 && D <= 6144) th = 1024;   /* rmw: wide rows on 1024 threads, <= 6 values a thread (1b: D 5632) */
+    int c = g->rms ? rms_vclass(D, th) : -1;
+    if (c > (th == 1024 ? 3 : 2)) c = -1;
     if (c >= 0) RMS_V(c, k_rms_fwd_r, <<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq))
     else k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq);
     LAUNCHED(g, "rmsnorm forward");
@@ -533,7 +537,7 @@ __global__ void k_lin_epi(const float *tmp, float *y, const float *s, const floa
     for (int t = blockIdx.x; t < N; t += gridDim.x) {
         const float *a = tmp + (size_t)t * out; float *o = y + (size_t)t * out;
         float st = s[t];
-        for (int i = threadIdx.x; i < out; i += blockDim.x) { float v = a[i] / st * sc; o[i] = acc ? o[i] + v : v; }
+        for (int i = threadIdx.x; i < out; i += blockDim.x) { float v = __fmul_rn(__fdiv_rn(a[i], st), sc); o[i] = acc ? __fadd_rn(o[i], v) : v; }
     }
 }
 /* The same from int32 sums: y[t][o] (=, or +=) (float)acc[t][o] / s[t] * scale; acc may be y. */
@@ -542,7 +546,23 @@ __global__ void k_lin_epi_i(const int32_t *acc_, float *y, const float *s, const
     for (int t = blockIdx.x; t < N; t += gridDim.x) {
         const int32_t *a = acc_ + (size_t)t * out; float *o = y + (size_t)t * out;
         float st = s[t];
-        for (int i = threadIdx.x; i < out; i += blockDim.x) { float v = (float)a[i] / st * sc; o[i] = acc ? o[i] + v : v; }
+        for (int i = threadIdx.x; i < out; i += blockDim.x) { float v = __fmul_rn(__fdiv_rn((float)a[i], st), sc); o[i] = acc ? __fadd_rn(o[i], v) : v; }
+    }
+}
+/* k_lin_epi_i with 4 elements a thread (vec; out % 4 == 0, 16-byte aligned rows): the same
+ * expression per element. */
+__global__ void k_lin_epi_i4(const int32_t *acc_, float *y, const float *s, const float *scale, int N, int out, int acc) {
+    float sc = *scale;
+    for (int t = blockIdx.x; t < N; t += gridDim.x) {
+        const int4 *a = (const int4 *)(acc_ + (size_t)t * out); float4 *o = (float4 *)(y + (size_t)t * out);
+        float st = s[t];
+        for (int i = threadIdx.x; i < out / 4; i += blockDim.x) {
+            int4 q = a[i];
+            float4 v = make_float4(__fmul_rn(__fdiv_rn((float)q.x, st), sc), __fmul_rn(__fdiv_rn((float)q.y, st), sc),
+                                   __fmul_rn(__fdiv_rn((float)q.z, st), sc), __fmul_rn(__fdiv_rn((float)q.w, st), sc));
+            if (acc) { float4 p = o[i]; v = make_float4(__fadd_rn(p.x, v.x), __fadd_rn(p.y, v.y), __fadd_rn(p.z, v.z), __fadd_rn(p.w, v.w)); }
+            o[i] = v;
+        }
     }
 }
 /* dy as split bf16 terms: for k < split, b[2k n + i] = bf16 of what terms < k left of dy, and
@@ -559,6 +579,31 @@ __global__ void k_dy_conv(const float *dy, const float *s, bf16 *b, int N, int o
                 bf16 h = __float2bfloat16(d), hs = __float2bfloat16(e);
                 b[2 * k * n + i] = h; b[(2 * k + 1) * n + i] = hs;
                 d -= __bfloat162float(h); e -= __bfloat162float(hs);
+            }
+        }
+    }
+}
+/* k_dy_conv with 4 elements a thread (vec; out % 4 == 0): the same expressions. */
+__global__ void k_dy_conv4(const float *dy, const float *s, bf16 *b, int N, int out, int split) {
+    size_t n = (size_t)N * out;
+    for (int t = blockIdx.x; t < N; t += gridDim.x) {
+        float st = s[t];
+        for (int j = threadIdx.x; j < out / 4; j += blockDim.x) {
+            size_t i = (size_t)t * out + 4 * j;
+            float4 v = *(const float4 *)(dy + i);
+            float d[4] = {v.x, v.y, v.z, v.w}, e[4];
+#pragma unroll
+            for (int c = 0; c < 4; c++) e[c] = d[c] / st;
+            for (int k = 0; k < split; k++) {
+                bf16 h[4], hs[4];
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    h[c] = __float2bfloat16(d[c]); hs[c] = __float2bfloat16(e[c]);
+                    d[c] -= __bfloat162float(h[c]); e[c] -= __bfloat162float(hs[c]);
+                }
+                __nv_bfloat162 *ph = (__nv_bfloat162 *)(b + 2 * k * n + i), *ps = (__nv_bfloat162 *)(b + (2 * k + 1) * n + i);
+                ph[0] = __halves2bfloat162(h[0], h[1]); ph[1] = __halves2bfloat162(h[2], h[3]);
+                ps[0] = __halves2bfloat162(hs[0], hs[1]); ps[1] = __halves2bfloat162(hs[2], hs[3]);
             }
         }
     }
@@ -581,7 +626,8 @@ static void op_lin_fwd(bn_train_model *m, const float *x, int widx, float *y, in
     if (g->i8 && h->q8 && off % 16 == 0 && in % 4 == 0 && out % 4 == 0) {   /* int8 tensor cores: the same integer sums */
         cb_ok(g, cublasGemmEx(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, N, in, g->ioz + 1, g->wi8 + off, CUDA_R_8I, in, h->q8, CUDA_R_8I, in,
                               g->ioz, dst, CUDA_R_32I, out, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT), "int8 GEMM");
-        k_lin_epi_i<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>((const int32_t *)dst, y, h->s, g->wscale + widx, N, out, acc);
+        if (g->vec && (uintptr_t)y % 16 == 0) k_lin_epi_i4<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>((const int32_t *)dst, y, h->s, g->wscale + widx, N, out, acc);
+        else k_lin_epi_i<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>((const int32_t *)dst, y, h->s, g->wscale + widx, N, out, acc);
         LAUNCHED(g, "BitLinear forward");
         return;
     }
@@ -608,7 +654,8 @@ static void op_lin_bwd(bn_train_model *m, const float *dy, const float *x, int w
     if (!pre) g->gl.pk[0].dy = g->gl.pk[1].dy = NULL;   /* valid only for the linear_bwd calls right after glu_bwd */
     if (!pre) {
         if (!NEED(g, g->dyb, g->cap_dy, 2 * (size_t)g->split * n * sizeof(bf16), "gradient scratch")) return;
-        k_dy_conv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(dy, h->s, g->dyb, N, out, g->split);
+        if (g->vec && out % 4 == 0 && (uintptr_t)dy % 16 == 0) k_dy_conv4<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(dy, h->s, g->dyb, N, out, g->split);
+        else k_dy_conv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(dy, h->s, g->dyb, N, out, g->split);
         LAUNCHED(g, "BitLinear backward");
     }
     for (int k = 0; k < g->split; k++) {   /* hi, then the remainders: q and the ternary values are exact in bf16 */
@@ -890,9 +937,28 @@ __global__ void k_glu_bwd_cv(const float *g, const float *u, const float *dh, fl
         }
     }
 }
+/* k_glu_fwd with 4 elements a thread (vec; n4 = n / 4 groups, 16-byte aligned buffers). */
+__global__ void k_glu_fwd4(const float4 *g, const float4 *u, float4 *h, size_t n4, int silu) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+        float4 a = g[i], b = u[i];
+        float xs[4] = {a.x, a.y, a.z, a.w}, us[4] = {b.x, b.y, b.z, b.w}, o[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float x = xs[e];
+            if (silu) o[e] = x / (1.0f + expf(-x)) * us[e];
+            else { float r = x > 0 ? x : 0; o[e] = __fmul_rn(__fmul_rn(r, r), us[e]); }
+        }
+        h[i] = make_float4(o[0], o[1], o[2], o[3]);
+    }
+}
 static void op_glu_fwd(bn_train_model *m, const float *g_, const float *u, float *h, int n) {
     struct gt *g = GT(m);
     if (g->err) return;
+    if (g->vec && n % 4 == 0 && ((uintptr_t)g_ | (uintptr_t)u | (uintptr_t)h) % 16 == 0) {
+        k_glu_fwd4<<<blocks((size_t)n / 4, 256), 256, 0, g->st>>>((const float4 *)g_, (const float4 *)u, (float4 *)h, (size_t)n / 4, m->cfg.act == BN_ACT_SILU);
+        LAUNCHED(g, "gating");
+        return;
+    }
     k_glu_fwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, h, (size_t)n, m->cfg.act == BN_ACT_SILU);
     LAUNCHED(g, "gating");
 }
@@ -1208,6 +1274,8 @@ static void knobs(struct gt *g, const char *e) {
     if ((p = strstr(e, "rms=")) && sscanf(p + 4, "%d", &v) == 1) g->rms = v != 0;
     if ((p = strstr(e, "rf=")) && sscanf(p + 3, "%d", &v) == 1) g->rf = v != 0;
     if ((p = strstr(e, "gf=")) && sscanf(p + 3, "%d", &v) == 1) g->gl.gf = v != 0;
+    if ((p = strstr(e, "vec=")) && sscanf(p + 4, "%d", &v) == 1) g->vec = v != 0;
+    if ((p = strstr(e, "rmw=")) && sscanf(p + 4, "%d", &v) == 1) g->rmw = v != 0;
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
@@ -1230,6 +1298,8 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->split_dx = g->split;
     g->fa = fast ? 2 : 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: the fast mode only, bf16 inputs (see the header) */
     g->hbf = fast;   /* the fast mode: bf16 LM head */
+    g->rmw = 1;   /* D 5632 rmsnorm forward on 1024 threads (sums in another order than on 512) */
+    g->vec = 1;   /* 4-element epilogue / conversion / gating kernels: the same bits (tested) */
     g->gl.gf = 1; /* glu_bwd writes the gate / up backward's bf16 dY (split 1): k_dy_conv's bits (tested) */
     g->rf = 1;    /* with fa 2 (the fast mode): RoPE folded into the attention ops, the same bits (tested) */
     g->rms = 1;   /* rmsnorm rows in registers: the same forward / dx bits (tested), dx and dw in one pass */

@@ -15,6 +15,11 @@ typedef struct bn_train_model bn_train_model;
  *   backward dY terms (default 1, parity 3), dxs=1..split the dY terms of the dX product,
  *   i8=0|1 the int8 BitLinear forward GEMM (default 1), keep=0|1 rmsnorm_fwd also writes y and
  *   yq (default 0), rms=0|1 the rmsnorm kernels that hold rows in registers (default 1; 0: the
- *   strided ones, same forward bits). Unknown names are ignored. */
+ *   strided ones, same forward bits), rmw=0|1 the rmsnorm forward of widths 2049..6144 on 1024
+ *   threads (default 1; 0: 512), rf=0|1 with fa=2 the RoPE folded into the attention ops
+ *   (default 1, same bits), gf=0|1 the gating backward writes the gate / up BitLinear
+ *   backward's bf16 dY operands (default 1 where dY is one term, same bits), vec=0|1 the
+ *   4-element BitLinear epilogue, dY conversion and gating forward kernels (default 1, same
+ *   bits). Unknown names are ignored. */
 bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int precision, const char *knobs);
 #endif
