@@ -234,15 +234,16 @@ static void test_rms_rows(void) {
  * same run without it, bf16 flash attention (fa=2, the fast mode's) on: rf=1 (RoPE folded into
  * the attention's bf16 conversion of q, k and into its dq, dk stores) and gf=1 (the gating
  * backward writes the gate / up BitLinear backward's bf16 dY), and vec=0 (the one-element
- * BitLinear epilogue, dY conversion and gating forward instead of the 4-element ones): step-0
+ * BitLinear epilogue, dY conversion and gating forward instead of the 4-element ones), and cf=0
+ * (the residual copy made, not taken over by the BitLinear epilogue that adds into it): step-0
  * logits and all gradients bit for bit (the same float expressions in another kernel). */
 static void test_fold_bits(void) {
-    const char *kn[4] = {"fa=2,rf=0,gf=0", "fa=2,rf=1,gf=0", "fa=2,rf=0,gf=1", "fa=2,rf=0,gf=0,vec=0"};
-    float *lg[4] = {NULL, NULL, NULL, NULL}, *gr[4] = {NULL, NULL, NULL, NULL};
+    const char *kn[5] = {"fa=2,rf=0,gf=0", "fa=2,rf=1,gf=0", "fa=2,rf=0,gf=1", "fa=2,rf=0,gf=0,vec=0", "fa=2,rf=0,gf=0,cf=0"};
+    float *lg[5] = {NULL, NULL, NULL, NULL, NULL}, *gr[5] = {NULL, NULL, NULL, NULL, NULL};
     size_t n = 0, np = 0;
     bitnet_status s = BITNET_OK;
-    for (int k = 0; k < 4 && !s; k++) s = knob_step0(kn[k], &lg[k], &n, &gr[k], &np);
-    for (int k = 1; k < 4; k++) {
+    for (int k = 0; k < 5 && !s; k++) s = knob_step0(kn[k], &lg[k], &n, &gr[k], &np);
+    for (int k = 1; k < 5; k++) {
         int ok = !s && lg[0] && lg[k] && gr[0] && gr[k];
         char nm[160];
         snprintf(nm, sizeof nm, "%s vs %s: step-0 logits and gradients bit for bit", kn[k], kn[0]);
@@ -250,7 +251,7 @@ static void test_fold_bits(void) {
               ok ? (memcmp(lg[0], lg[k], n * 4) ? "logits differ" : "gradients differ") : "not run");
         if (ok) printf("# %s: logits rel L2 %.3g, gradients %.3g\n", kn[k], rel_l2(lg[k], lg[0], n), rel_l2(gr[k], gr[0], np));
     }
-    for (int k = 0; k < 4; k++) { free(lg[k]); free(gr[k]); }
+    for (int k = 0; k < 5; k++) { free(lg[k]); free(gr[k]); }
 }
 
 /* The rmsnorm ops at the 1b model's widths (D 2048 and 5632, 300 rows: blocks of the backward

@@ -7,7 +7,7 @@
 set -u
 OUT=${OUT:-train-out}; mkdir -p "$OUT"
 B=build-cuda
-KA=${KA:-rf=0,gf=0,vec=0,rmw=0}; KB=${KB:-}
+KA=${KA:-rf=0,gf=0,vec=0,rmw=0,cf=0}; KB=${KB:-}
 step() { local name=$1; shift; local t0=$(date +%s.%N); "$@" >"$OUT/$name.log" 2>&1; local rc=$?
          printf "%-16s rc=%d %6.1fs\n" "$name" $rc "$(awk "BEGIN{print $(date +%s.%N) - $t0}")" | tee -a "$OUT/summary.log"; return $rc; }
 [ "${NOBUILD:-0}" = 1 ] || step build make CUDA=1 -j"$(nproc)" ${MAKEARGS:-} $B/libbitnet.a $B/tests/cuda/test_cuda_attn $B/tests/cuda/test_cuda_train $B/tests/cuda/bench_cuda_train || { tail -30 "$OUT/build.log"; exit 1; }

@@ -126,15 +126,28 @@ struct gt {
     int rf;                     /* fa 2: RoPE folded into the attention (forward: into q, k's bf16 conversion; backward: into dq, dk's store) */
     struct { const float *x; int st; } *rk; int nrk, caprk;   /* rf: buffers whose RoPE is deferred (st RK_PENDING) or already undone (RK_UNDONE) */
     struct gt_glu gl;
+    int cf;                     /* copy then BitLinear forward += into the copy: the epilogue adds to the copy's source (no copy) */
+    struct { float *dst; const float *src; size_t n; } pc;   /* cf: the deferred copy */
 };
 
-static struct gt *GT(const bn_train_model *m) { return (struct gt *)m->gpu; }
 static void note(struct gt *g, bitnet_status s) { if (s && !g->err) g->err = s; }
 static int cu_ok(struct gt *g, cudaError_t e, const char *what) {
     if (e == cudaSuccess) return 1;
     cudaGetLastError();
     note(g, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: %s: %s", what, cudaGetErrorString(e)));
     return 0;
+}
+/* cf: the copy op's deferred copy (dst NULL: none), issued now. */
+static void copy_flush(struct gt *g) {
+    if (!g->err) cu_ok(g, cudaMemcpyAsync(g->pc.dst, g->pc.src, g->pc.n * sizeof(float), cudaMemcpyDeviceToDevice, g->st), "device copy");
+    g->pc.dst = NULL;
+}
+/* The device state; every op starts here, so a deferred copy (op_copy) is issued before any op
+ * but the BitLinear forward that takes it over. */
+static struct gt *GT(const bn_train_model *m) {
+    struct gt *g = (struct gt *)m->gpu;
+    if (g && g->pc.dst) copy_flush(g);
+    return g;
 }
 static int cb_ok(struct gt *g, cublasStatus_t e, const char *what) {
     if (e == CUBLAS_STATUS_SUCCESS) return 1;
@@ -380,14 +393,30 @@ __global__ void __launch_bounds__(V <= 6 ? 1024 : 512) k_rms_bwd_r(const float *
     float wv[V], pw[V];
 #pragma unroll
     for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; wv[j] = i < D ? w[i] : 0.f; pw[j] = 0.f; }
+    constexpr bool PF = V <= 4;   /* the next row's dy, x loaded before this row's sums (registers allow it up to V 4) */
+    float dn[PF ? V : 1], xn[PF ? V : 1];
+    if (PF && blockIdx.x < (unsigned)N)
+#pragma unroll
+        for (int j = 0; j < (PF ? V : 1); j++) {
+            int i = threadIdx.x + j * blockDim.x;
+            dn[j] = i < D ? dy[(size_t)blockIdx.x * D + i] : 0.f; xn[j] = i < D ? x[(size_t)blockIdx.x * D + i] : 0.f;
+        }
     for (int r = blockIdx.x; r < N; r += gridDim.x) {
         const float *d = dy + (size_t)r * D, *xr = x + (size_t)r * D; float *o = dx + (size_t)r * D;
         float dv[V], xv[V], dot = 0;
 #pragma unroll
         for (int j = 0; j < V; j++) {
             int i = threadIdx.x + j * blockDim.x;
-            dv[j] = i < D ? d[i] : 0.f; xv[j] = i < D ? xr[i] : 0.f;
+            if (PF) { dv[j] = dn[j % (PF ? V : 1)]; xv[j] = xn[j % (PF ? V : 1)]; }
+            else { dv[j] = i < D ? d[i] : 0.f; xv[j] = i < D ? xr[i] : 0.f; }
         }
+        if (PF && r + (int)gridDim.x < N)
+#pragma unroll
+            for (int j = 0; j < (PF ? V : 1); j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                size_t rn = (size_t)(r + gridDim.x) * D;
+                dn[j] = i < D ? dy[rn + i] : 0.f; xn[j] = i < D ? x[rn + i] : 0.f;
+            }
 #pragma unroll
         for (int j = 0; j < V; j++) if (threadIdx.x + j * blockDim.x < D) dot += dv[j] * wv[j] * xv[j];
         dot = block_sum(dot);
@@ -550,17 +579,19 @@ __global__ void k_lin_epi_i(const int32_t *acc_, float *y, const float *s, const
     }
 }
 /* k_lin_epi_i with 4 elements a thread (vec; out % 4 == 0, 16-byte aligned rows): the same
- * expression per element. */
-__global__ void k_lin_epi_i4(const int32_t *acc_, float *y, const float *s, const float *scale, int N, int out, int acc) {
+ * expression per element; with acc, y = base + the product (base: y itself, or the source of a
+ * copy into y that this replaces). */
+__global__ void k_lin_epi_i4(const int32_t *acc_, float *y, const float *base, const float *s, const float *scale, int N, int out, int acc) {
     float sc = *scale;
     for (int t = blockIdx.x; t < N; t += gridDim.x) {
         const int4 *a = (const int4 *)(acc_ + (size_t)t * out); float4 *o = (float4 *)(y + (size_t)t * out);
+        const float4 *bs = (const float4 *)(base + (size_t)t * out);
         float st = s[t];
         for (int i = threadIdx.x; i < out / 4; i += blockDim.x) {
             int4 q = a[i];
             float4 v = make_float4(__fmul_rn(__fdiv_rn((float)q.x, st), sc), __fmul_rn(__fdiv_rn((float)q.y, st), sc),
                                    __fmul_rn(__fdiv_rn((float)q.z, st), sc), __fmul_rn(__fdiv_rn((float)q.w, st), sc));
-            if (acc) { float4 p = o[i]; v = make_float4(__fadd_rn(p.x, v.x), __fadd_rn(p.y, v.y), __fadd_rn(p.z, v.z), __fadd_rn(p.w, v.w)); }
+            if (acc) { float4 p = bs[i]; v = make_float4(__fadd_rn(p.x, v.x), __fadd_rn(p.y, v.y), __fadd_rn(p.z, v.z), __fadd_rn(p.w, v.w)); }
             o[i] = v;
         }
     }
@@ -609,11 +640,16 @@ __global__ void k_dy_conv4(const float *dy, const float *s, bf16 *b, int N, int 
     }
 }
 static void op_lin_fwd(bn_train_model *m, const float *x, int widx, float *y, int N, int acc) {
-    struct gt *g = GT(m);
-    if (g->err) return;
+    struct gt *g = (struct gt *)m->gpu;
     int out = (int)m->tp[widx].shape[0], in = (int)m->tp[widx].shape[1];
+    const float *base = y;   /* cf: a deferred copy into y of exactly these rows is taken over by the int8 epilogue below */
+    if (g->pc.dst == y && acc && g->pc.n == (size_t)N * out) { base = g->pc.src; g->pc.dst = NULL; }
+    g = GT(m);
+    if (g->err) return;
     shadow *h = m->no_quant ? NULL : shadow_find(g, x);
     size_t off = m->tp[widx].off;
+    int i8 = h && g->i8 && h->q8 && off % 16 == 0 && in % 4 == 0 && out % 4 == 0, v4 = g->vec && ((uintptr_t)y | (uintptr_t)base) % 16 == 0;
+    if (base != y && !(i8 && v4)) { g->pc.dst = y; g->pc.src = base; g->pc.n = (size_t)N * out; copy_flush(g); base = y; }   /* not taken over: copy now */
     if (g->nrk) rk_set(g, y, RK_NONE);   /* new values in y: no RoPE pending on them */
     if (g->gl.gf && !acc) yx_note(g, y, x, out);
     if (!h && !m->no_quant) { note(g, bn_err(BITNET_ERR_ARG, "cuda training: a BitLinear input that no rmsnorm quantized")); return; }
@@ -623,10 +659,10 @@ static void op_lin_fwd(bn_train_model *m, const float *x, int widx, float *y, in
     }
     float *dst = y;
     if (acc) { if (!NEED(g, g->tmp, g->cap_tmp, (size_t)N * out * sizeof(float), "BitLinear scratch")) return; dst = g->tmp; }
-    if (g->i8 && h->q8 && off % 16 == 0 && in % 4 == 0 && out % 4 == 0) {   /* int8 tensor cores: the same integer sums */
+    if (i8) {   /* int8 tensor cores: the same integer sums */
         cb_ok(g, cublasGemmEx(g->cb, CUBLAS_OP_T, CUBLAS_OP_N, out, N, in, g->ioz + 1, g->wi8 + off, CUDA_R_8I, in, h->q8, CUDA_R_8I, in,
                               g->ioz, dst, CUDA_R_32I, out, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT), "int8 GEMM");
-        if (g->vec && (uintptr_t)y % 16 == 0) k_lin_epi_i4<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>((const int32_t *)dst, y, h->s, g->wscale + widx, N, out, acc);
+        if (v4) k_lin_epi_i4<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>((const int32_t *)dst, y, base, h->s, g->wscale + widx, N, out, acc);
         else k_lin_epi_i<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>((const int32_t *)dst, y, h->s, g->wscale + widx, N, out, acc);
         LAUNCHED(g, "BitLinear forward");
         return;
@@ -1114,6 +1150,7 @@ static void op_free(bn_train_model *m, float *p) {
 }
 static void op_copy(bn_train_model *m, float *dst, const float *src, size_t n) {
     struct gt *g = GT(m);
+    if (g->cf && !g->err && dst != src) { g->pc.dst = dst; g->pc.src = src; g->pc.n = n; return; }   /* deferred: GT issues it, or op_lin_fwd takes it over */
     if (!g->err) cu_ok(g, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, g->st), "device copy");
 }
 static void op_zero_grad(bn_train_model *m) {
@@ -1276,6 +1313,7 @@ static void knobs(struct gt *g, const char *e) {
     if ((p = strstr(e, "gf=")) && sscanf(p + 3, "%d", &v) == 1) g->gl.gf = v != 0;
     if ((p = strstr(e, "vec=")) && sscanf(p + 4, "%d", &v) == 1) g->vec = v != 0;
     if ((p = strstr(e, "rmw=")) && sscanf(p + 4, "%d", &v) == 1) g->rmw = v != 0;
+    if ((p = strstr(e, "cf=")) && sscanf(p + 3, "%d", &v) == 1) g->cf = v != 0;
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
@@ -1298,6 +1336,7 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->split_dx = g->split;
     g->fa = fast ? 2 : 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: the fast mode only, bf16 inputs (see the header) */
     g->hbf = fast;   /* the fast mode: bf16 LM head */
+    g->cf = 1;    /* the residual copy taken over by the BitLinear epilogue that adds into it: the same bits */
     g->rmw = 1;   /* D 5632 rmsnorm forward on 1024 threads (sums in another order than on 512) */
     g->vec = 1;   /* 4-element epilogue / conversion / gating kernels: the same bits (tested) */
     g->gl.gf = 1; /* glu_bwd writes the gate / up backward's bf16 dY (split 1): k_dy_conv's bits (tested) */
