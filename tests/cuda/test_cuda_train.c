@@ -11,7 +11,8 @@
  *     kernels give the strided ones' logits bit for bit, and both match a double reference at
  *     the 1b widths (D 2048 / 5632: y, rstd, dx, gamma gradients); the RoPE folded into the
  *     flash attention (rf) and the gating backward writing the BitLinear dY operands (gf) give
- *     the unfused logits and gradients bit for bit;
+ *     the unfused logits and gradients bit for bit, and AdamW writing the next weight
+ *     quantization's |W| sums gives the separate pass's losses and weights bit for bit;
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
  *     the drift of two CPU kernel sets (ref vs default) on that run where that is larger (it
@@ -252,6 +253,40 @@ static void test_fold_bits(void) {
         if (ok) printf("# %s: logits rel L2 %.3g, gradients %.3g\n", kn[k], rel_l2(lg[k], lg[0], n), rel_l2(gr[k], gr[0], np));
     }
     for (int k = 0; k < 5; k++) { free(lg[k]); free(gr[k]); }
+}
+
+/* AdamW writing the |W| sums of the next weight quantization (knob ws=1, the default) against the
+ * separate sum pass (ws=0): 4 steps of forward, backward and AdamW on the golden master, default
+ * mode; the losses and the final weights bit for bit (the same sums in the same order). */
+static void test_ws_bits(void) {
+    char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
+    size_t ntok; uint32_t *tok = t_read_file(gpath("golden_train_tokens.u32"), &ntok);
+    float loss[2][4], *w[2] = {NULL, NULL};
+    size_t np = 0;
+    bitnet_status s = tok ? BITNET_OK : BITNET_ERR_IO;
+    for (int k = 0; k < 2 && !s; k++) {
+        bn_train_model *m;
+        s = bn_train_model_from_dir(dir, 0, 1, &m);
+        if (s) break;
+        s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "ws=1" : "ws=0");
+        int B = 2, T = 32;
+        int32_t in[64], tg[64];
+        for (int i = 0; i < B * T; i++) { in[i] = (int32_t)tok[i]; tg[i] = (int32_t)tok[i + 1]; }
+        for (int st = 0; st < 4 && !s; st++) {
+            s = bn_train_forward(m, in, tg, B, T, &loss[k][st]);
+            bn_train_zero_grad(m);
+            if (!s) s = bn_train_backward(m, 1.0f);
+            if (!s) { m->ops->adamw(m, 1.0f, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, st + 1); s = m->ops->status(m); }
+        }
+        np = m->n_params;
+        if (!s) s = m->ops->sync(m, 1);
+        if (!s && (w[k] = malloc(np * 4))) memcpy(w[k], m->params, np * 4);
+        bn_train_model_free(m);
+    }
+    int ok = !s && w[0] && w[1];
+    CHECK("AdamW-side |W| sums (ws=1) vs the separate pass (ws=0): 4 losses and the weights bit for bit",
+          ok && !memcmp(loss[0], loss[1], sizeof loss[0]) && !memcmp(w[0], w[1], np * 4), "%s", s ? bitnet_last_error() : ok ? "differ" : "not run");
+    free(w[0]); free(w[1]); free(tok);
 }
 
 /* The rmsnorm ops at the 1b model's widths (D 2048 and 5632, 300 rows: blocks of the backward
@@ -564,6 +599,7 @@ int main(int argc, char **argv) {
     test_head_bf16();
     test_rms_rows();
     test_fold_bits();
+    test_ws_bits();
     test_rms_wide();
     test_vs_cpu_and_resume();
     test_real_20();

@@ -128,6 +128,8 @@ struct gt {
     struct gt_glu gl;
     int cf;                     /* copy then BitLinear forward += into the copy: the epilogue adds to the copy's source (no copy) */
     struct { float *dst; const float *src; size_t n; } pc;   /* cf: the deferred copy */
+    int ws;                     /* AdamW also writes the per-chunk |W| sums of the weights it wrote (k_wsum's, same order) */
+    double *wpart; int wpart_ok;   /* [nck]: those sums; wpart_ok: they are the current weights' (the next wquant skips k_wsum) */
 };
 
 static void note(struct gt *g, bitnet_status s) { if (s && !g->err) g->err = s; }
@@ -301,8 +303,9 @@ __global__ void k_wq(const float *p, const chunk *ck, const int *lin, const floa
 static void op_wquant(bn_train_model *m) {
     struct gt *g = GT(m);
     if (m->no_quant || g->err) return;
-    k_wsum<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->part);
-    k_wfin<<<(m->n_tp + 127) / 128, 128, 0, g->st>>>(g->part, g->tp_c0, g->tp_nc, g->ck, g->lin, m->n_tp, g->wscale, g->wg, g->numel);
+    if (!g->wpart_ok) k_wsum<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wpart);   /* else: AdamW wrote them */
+    g->wpart_ok = g->ws;
+    k_wfin<<<(m->n_tp + 127) / 128, 128, 0, g->st>>>(g->wpart, g->tp_c0, g->tp_nc, g->ck, g->lin, m->n_tp, g->wscale, g->wg, g->numel);
     k_wq<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb, g->wi8);
     LAUNCHED(g, "weight quantization");
 }
@@ -1180,10 +1183,14 @@ static double op_grad_norm(bn_train_model *m) {
     return r;
 }
 typedef struct { float coef, decay, step_size, bc2s, omb1, b2, omb2, eps; } adam_args;
-/* bn_adam_ref, element by element, with every float operation rounded as the CPU rounds it. */
-__global__ void k_adam(float *pp, const float *gg, float *mm, float *vv, const chunk *ck, const int *dec, adam_args a) {
+/* bn_adam_ref, element by element, with every float operation rounded as the CPU rounds it; with
+ * wpart, also k_wsum's sum of |p| over each BitLinear chunk of the new p (same threads, same
+ * order, so the same sums). */
+__global__ void k_adam(float *pp, const float *gg, float *mm, float *vv, const chunk *ck, const int *dec, adam_args a,
+                       const int *lin, double *wpart) {
     chunk c = ck[blockIdx.x];
     float decay = dec[c.tp] ? a.decay : 1.0f;
+    double ws = 0;
     for (int j = threadIdx.x; j < c.n; j += blockDim.x) {
         size_t i = c.off + j;
         float g = gg[i];
@@ -1194,15 +1201,20 @@ __global__ void k_adam(float *pp, const float *gg, float *mm, float *vv, const c
         float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), a.bc2s), a.eps);
         p = __fadd_rn(p, __fdiv_rn(__fmul_rn(-a.step_size, m), denom));
         pp[i] = p; mm[i] = m; vv[i] = v;
+        ws += fabsf(p);
     }
+    if (!wpart || !lin[c.tp]) return;   /* uniform over the block: the block sum below sees every thread */
+    ws = block_sumd(ws);
+    if (threadIdx.x == 0) wpart[blockIdx.x] = ws;
 }
 static void op_adamw(bn_train_model *m, float coef, float lr, float beta1, float beta2, float eps, float wd, int64_t t) {
     struct gt *g = GT(m);
     if (g->err) return;
     double bc1 = 1.0 - pow((double)beta1, (double)t), bc2s = sqrt(1.0 - pow((double)beta2, (double)t));
     adam_args a = {coef, wd != 0.0f ? 1.0f - lr * wd : 1.0f, (float)(lr / bc1), (float)bc2s, 1.0f - beta1, beta2, 1.0f - beta2, eps};
-    k_adam<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a);
-    LAUNCHED(g, "AdamW");
+    int ws = g->ws && !m->no_quant;
+    k_adam<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a, g->lin, ws ? g->wpart : NULL);
+    g->wpart_ok = LAUNCHED(g, "AdamW") && ws;
 }
 static bitnet_status op_sync(bn_train_model *m, int to_host) {
     struct gt *g = GT(m);
@@ -1211,6 +1223,7 @@ static bitnet_status op_sync(bn_train_model *m, int to_host) {
     g->err = BITNET_OK;
     if (s) return s;
     cudaMemcpyKind k = to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
+    if (!to_host) g->wpart_ok = 0;   /* new weights: the next wquant sums them */
     float *h[4] = {m->params, m->adam_m, m->adam_v, m->grads}, *d[4] = {g->p, g->m, g->v, g->g};
     for (int i = 0; i < (to_host ? 4 : 3) && !s; i++)
         if (cudaMemcpyAsync(to_host ? (void *)h[i] : (void *)d[i], to_host ? (void *)d[i] : (void *)h[i], b, k, g->st) != cudaSuccess ||
@@ -1234,7 +1247,7 @@ static void op_release(bn_train_model *m) {
     free(g->sh); free(g->fo); free(g->rk); free(g->gl.yx);
     void *d[] = {g->p, g->g, g->m, g->v, g->wb, g->wscale, g->lin, g->ck, g->tp_c0, g->tp_nc, g->part, g->norm_d,
                  g->one_zero, g->ids, g->tg, g->rowloss, g->rcos, g->dyb, g->tmp, g->dP, g->dwpart, g->ptrs, g->numel,
-                 g->wi8, g->ioz, g->fab, g->hx, g->hw, g->hdl, g->gl.pb};
+                 g->wi8, g->ioz, g->fab, g->hx, g->hw, g->hdl, g->gl.pb, g->wpart};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) if (d[i]) cudaFree(d[i]);
     if (g->cb) cublasDestroy(g->cb);
     if (g->st) cudaStreamDestroy(g->st);
@@ -1278,6 +1291,7 @@ static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
     if (!s) s = bn_cu_malloc((void **)&g->numel, (size_t)ntp * sizeof(size_t), "flags");
     if (!s) s = bn_cu_malloc((void **)&g->part, (size_t)np * sizeof(double), "partial sums");
     if (!s) s = bn_cu_malloc((void **)&g->norm_d, sizeof(double), "norm");
+    if (!s) s = bn_cu_malloc((void **)&g->wpart, (size_t)nck * sizeof(double), "weight sums");
     if (!s) s = bn_cu_malloc((void **)&g->wscale, 2 * (size_t)ntp * sizeof(float), "weight scales");
     if (!s) s = bn_cu_malloc((void **)&g->one_zero, 2 * sizeof(float), "constants");
     if (!s) {
@@ -1314,6 +1328,7 @@ static void knobs(struct gt *g, const char *e) {
     if ((p = strstr(e, "vec=")) && sscanf(p + 4, "%d", &v) == 1) g->vec = v != 0;
     if ((p = strstr(e, "rmw=")) && sscanf(p + 4, "%d", &v) == 1) g->rmw = v != 0;
     if ((p = strstr(e, "cf=")) && sscanf(p + 3, "%d", &v) == 1) g->cf = v != 0;
+    if ((p = strstr(e, "ws=")) && sscanf(p + 3, "%d", &v) == 1) g->ws = v != 0;
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
@@ -1336,6 +1351,7 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->split_dx = g->split;
     g->fa = fast ? 2 : 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: the fast mode only, bf16 inputs (see the header) */
     g->hbf = fast;   /* the fast mode: bf16 LM head */
+    g->ws = 1;    /* AdamW sums |W| for the next wquant: the same sums (tested) */
     g->cf = 1;    /* the residual copy taken over by the BitLinear epilogue that adds into it: the same bits */
     g->rmw = 1;   /* D 5632 rmsnorm forward on 1024 threads (sums in another order than on 512) */
     g->vec = 1;   /* 4-element epilogue / conversion / gating kernels: the same bits (tested) */

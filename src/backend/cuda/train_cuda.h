@@ -21,6 +21,7 @@ typedef struct bn_train_model bn_train_model;
  *   backward's bf16 dY operands (default 1 where dY is one term, same bits), vec=0|1 the
  *   4-element BitLinear epilogue, dY conversion and gating forward kernels (default 1, same
  *   bits), cf=0|1 the copy op deferred and taken over by the BitLinear forward that adds into the
- *   copy (default 1, same bits). Unknown names are ignored. */
+ *   copy (default 1, same bits), ws=0|1 AdamW also sums |W| per chunk for the next weight
+ *   quantization (default 1, same sums). Unknown names are ignored. */
 bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int precision, const char *knobs);
 #endif
