@@ -35,6 +35,11 @@
  *     8e-3: that model flips an int8 activation at ~2e-6 of relative noise in the attention
  *     output (CPU experiment), so only an fp32-exact forward passes its bounds.
  *   - norms, RoPE, gating, cross-entropy: fp32 kernels, one block per row where rows reduce.
+ *     Work moved between ops without changing the bits (knobs of train_cuda.h, each tested
+ *     against its off state): with fa 2 the RoPE runs inside the attention's bf16 conversion
+ *     of q, k and its dq, dk stores (rf); the gating backward writes the gate / up BitLinear
+ *     backward's bf16 dY (gf); the residual copy before a += BitLinear is done by its epilogue
+ *     (cf); AdamW sums |W| for the next weight quantization (ws).
  *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
  *     step from the same gradients gives the CPU's bits.
  * Sums are in a fixed order except the embedding gradient (atomicAdd over the batch's tokens).
