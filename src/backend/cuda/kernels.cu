@@ -16,11 +16,13 @@ extern "C" {
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <cooperative_groups.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ST(s) ((cudaStream_t)(s))
+namespace cg = cooperative_groups;
 
 /* Programmatic dependent launch (sm_90+): every kernel is launched with the attribute when the
  * device supports it, so a kernel's blocks can start while its predecessor finishes; each kernel
@@ -53,6 +55,26 @@ static void launch(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s,
     c.attrs = at; c.numAttrs = g_pdl ? 1 : 0;
     cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
 }
+
+/* launch() as a grid of thread-block clusters of cl blocks (cudaLaunchAttributeClusterDimension; sm_90+). */
+template <typename... K, typename... A>
+static cudaError_t launch_cl(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s, dim3 cl, A &&...a) {
+    cudaLaunchConfig_t c;
+    memset(&c, 0, sizeof c);
+    c.gridDim = g; c.blockDim = b; c.dynamicSmemBytes = smem; c.stream = s;
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = cl.x; at[0].val.clusterDim.y = cl.y; at[0].val.clusterDim.z = cl.z;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = 1;
+    c.attrs = at; c.numAttrs = g_pdl ? 2 : 1;
+    return cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
+}
+/* Cluster paths (sm_90+; bn_cu_set_cluster): decode attention splits merged through distributed
+ * shared memory, split-K one-token GEMVs; bn_cu_device_open turns them on for sm_90+. */
+static int g_cl = 0;
+extern "C" void bn_cu_set_cluster(int on) { g_cl = on; }
+extern "C" int bn_cu_get_cluster(void) { return g_cl; }
 
 static bitnet_status cerr(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return BITNET_OK;
@@ -93,6 +115,8 @@ extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, siz
     if (cc) *cc = p.major * 10 + p.minor;
     const char *pe = getenv("BITNET_CUDA_PDL");
     g_pdl = p.major >= 9 && !(pe && !strcmp(pe, "0"));
+    const char *ce = getenv("BITNET_CUDA_CLUSTER");
+    g_cl = p.major >= 9 && !(ce && !strcmp(ce, "0"));
     /* a first call that touches the context, so a broken driver shows here and not later */
     return cerr(cudaFree(0), "creating the CUDA context");
 }
@@ -348,7 +372,10 @@ struct TGNorm { const float *x, *y, *w; float *xo, *out; int act, d; float eps; 
 /* GEMV, n <= NT tokens: block = one group of 32 rows (lane = row, no shuffles), its warps split
  * the 64-weight chunks (warp w: chunks w, w+W, ...; each lane loads up to TG_CPW 16-byte chunks
  * before using any); the NT int8 activation rows are staged in shared memory once per block and
- * read as broadcasts; per-warp partial sums are added through shared memory. */
+ * read as broadcasts; per-warp partial sums are added through shared memory. Split K (sm_90+,
+ * gridDim.y = KS > 1, launched as clusters of (1, KS, 1)): block y takes the y-th of KS ranges of
+ * chunks; the int32 partial sums meet in block 0's cluster through distributed shared memory
+ * (exact: integer sums in any order), which writes the outputs. */
 #define TG_CPW 8
 #define TG_SMEM_MAX (160 * 1024)
 template <int NT, int NV, int PRE, int RG>
@@ -358,19 +385,21 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
     __shared__ float nsh[NV ? 33 : 1];
     __shared__ int nshi[NV ? 33 : 1];
     __shared__ int nlast;
+    __shared__ int kpart[NT * RG * 32];  /* split K: this block's sums per (token, group, lane) */
     float s_loc = 0.f, r = 0.f; int sum_loc = 0;
     unsigned old = 0;
     /* RG row groups per block (W % RG == 0): warp w works on group blockIdx.x*RG + w%RG with the
      * other W/RG warps of that group */
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5, WR = W / RG, gw = blockIdx.x * RG + w % RG;
-    int nck = gw < A.gend[2] ? nchunk : 0;  /* a block's last groups may not exist */
+    int KS = gridDim.y, kper = (nchunk + KS - 1) / KS, k0 = blockIdx.y * kper;
+    int nck = gw < A.gend[2] ? min(nchunk, k0 + kper) : 0;  /* a block's last groups may not exist */
     TGSel m = tg_sel(A, gw < A.gend[2] ? gw : 0);
     const uint4 *wg = (const uint4 *)m.w + (size_t)m.g * nchunk * TG_RG + lane;
     int acc[NT];
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j] = 0;
     uint4 wv[TG_CPW];
-    int c0 = w / RG;
+    int c0 = k0 + w / RG;
 #pragma unroll
     for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * WR; if (c < nck) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
     pdl_entry();  /* the weights are loading while the kernel before this one finishes */
@@ -381,7 +410,7 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
         }
         /* this block has read x and y (the values went through the reductions): count it; the
          * result is only looked at after the products (the last block writes the row back) */
-        if (threadIdx.x == 0) old = atomicInc(N.cnt, gridDim.x - 1);
+        if (threadIdx.x == 0) old = atomicInc(N.cnt, gridDim.x * KS - 1);
     } else {   /* activations -> shared, while the first weight loads are in flight */
         const int4 *src = (const int4 *)xq;
         int4 *dst = (int4 *)tsm;
@@ -411,7 +440,7 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
         for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * WR; if (c < nck) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
     }
     __syncthreads();
-    if (NV && threadIdx.x == 0) nlast = old == gridDim.x - 1;
+    if (NV && threadIdx.x == 0) nlast = old == gridDim.x * KS - 1;
     int *red = (int *)tsm;  /* [NT][W][32], over the staged activations */
 #pragma unroll
     for (int j = 0; j < NT; j++) red[((size_t)j * W + w) * 32 + lane] = acc[j];
@@ -422,12 +451,32 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
         TGSel mo = tg_sel(A, g);
         int s = 0;
         for (int v = gi; v < W; v += RG) s += red[((size_t)j * W + v) * 32 + lane];
+        if (KS > 1) { kpart[jj * 32 + lane] = s; continue; }
         int row = mo.g * TG_RG + lane;
         if (row < mo.rows && j < n) {
             if (NV) tg_out1(mo, row, j, s, s_loc, sum_loc);
             else tg_out(mo, row, j, s, xs, xsum);
         }
     }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (KS > 1) {  /* the splits' sums, in block 0 of the cluster (cluster rank = blockIdx.y) */
+        cg::cluster_group cl = cg::this_cluster();
+        cl.sync();
+        for (int jj = w; blockIdx.y == 0 && jj < NT * RG; jj += W) {
+            int j = jj / RG, gi = jj - j * RG, g = blockIdx.x * RG + gi;
+            if (g >= A.gend[2]) continue;
+            TGSel mo = tg_sel(A, g);
+            int s = 0;
+            for (int q = 0; q < KS; q++) s += cl.map_shared_rank(kpart, q)[jj * 32 + lane];
+            int row = mo.g * TG_RG + lane;
+            if (row < mo.rows && j < n) {
+                if (NV) tg_out1(mo, row, j, s, s_loc, sum_loc);
+                else tg_out(mo, row, j, s, xs, xsum);
+            }
+        }
+        cl.sync();  /* kpart stays until block 0 has read it */
+    }
+#endif
     if (NV && nlast)  /* every block has read x and y: write the row back (recomputed: the same operations) */
         for (int i = threadIdx.x; i < N.d; i += blockDim.x) {
             float a = norm_pre<PRE>(N.x, N.y, N.act, i);
@@ -491,6 +540,38 @@ __global__ void __launch_bounds__(256) k_tmma(TGArgs A, int nchunk, const int8_t
         }
 }
 
+/* Split-K factor of a one-token GEMV launch of `blocks` blocks (bn_cu_set_cluster on): enough
+ * clusters to cover the SMs about twice when there are fewer blocks than SMs, at most 4, and no
+ * more blocks than fit in one wave (occupancy of kern). Threads: 32 * wfix (the norm GEMVs: fixed
+ * by the norm), or with wfix 0 32 * tg_warps1(the split's chunks) (bn_cu_tgemm). Env
+ * BITNET_CUDA_KSPLIT=N asks for N (1: off; still capped to one wave). */
+template <typename K> static int tg_ksplit(K kern, int blocks, int wfix, size_t smem, int nch) {
+    static int sms = 0, force = 0;
+    if (!g_cl || blocks <= 0) return 1;
+    if (!sms) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) { cudaGetLastError(); sms = 1 << 30; }
+        const char *e = getenv("BITNET_CUDA_KSPLIT");
+        force = e ? atoi(e) : 0;
+    }
+    int ks = force > 0 ? force : blocks >= sms ? 1 : (2 * sms) / blocks;
+    if (ks > 4) ks = 4;
+    if (ks > nch) ks = nch;
+    for (; ks > 1; ks--) {
+        int wk = tg_warps1((nch + ks - 1) / ks), th = 32 * (wfix ? wfix : wk < 16 ? wk : 16), bps = 0;
+        size_t sm = wfix ? smem : (smem > (size_t)th * 4 ? smem : (size_t)th * 4);
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bps, kern, th, sm) != cudaSuccess) { cudaGetLastError(); bps = 0; }
+        if ((size_t)blocks * ks <= (size_t)sms * bps) break;
+    }
+    return ks < 1 ? 1 : ks;
+}
+/* Launch a k_tgemv grid of `blocks` blocks split ks ways over K (clusters of (1, ks, 1) when ks > 1). */
+template <typename K, typename... A>
+static void tg_launch(K kern, int blocks, int ks, int threads, size_t smem, cudaStream_t st, A &&...a) {
+    if (ks <= 1) launch(kern, blocks, threads, smem, st, static_cast<A &&>(a)...);
+    else launch_cl(kern, dim3(blocks, ks), threads, smem, st, dim3(1, ks, 1), static_cast<A &&>(a)...);
+}
+
 template <typename K> static bitnet_status smem_raise(K kern, size_t smem, int *done) {
     if (smem <= 48 * 1024 || *done) return BITNET_OK;
     *done = 1;
@@ -528,8 +609,15 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
         return launched("ternary GEMM (tensor cores)");
     }
     int nt = n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : 8;
-    /* warps: about 4 chunks each, at most 32 */
-    int W = (nch + 3) / 4, wmax = nt <= 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;  /* nt 1: tg_warps1(nch) */
+    /* one token, fewer row groups than SMs: split K (W, smem below from the split's chunks) */
+    int ks = nt == 1 ? tg_ksplit(k_tgemv<1, 0, 0, 1>, tot, 0, (size_t)kp, nch) : 1;
+    /* warps: about 4 chunks (of the split's) each, at most 32 (16 for one token: two blocks of
+     * <= 512 threads per SM overlap one block's reduction with the other's loads; env
+     * BITNET_CUDA_TGW1=N sets that cap for measurements) */
+    static int w1max = 0;
+    if (!w1max) { const char *e = getenv("BITNET_CUDA_TGW1"); w1max = e && atoi(e) > 0 && atoi(e) <= 32 ? atoi(e) : 16; }
+    int kch = (nch + ks - 1) / ks;
+    int W = (kch + 3) / 4, wmax = nt == 1 ? w1max : nt == 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;
     size_t smem = (size_t)nt * kp, red = (size_t)nt * W * 32 * 4;
     if (red > smem) smem = red;
     if (smem > TG_SMEM_MAX && n > 1) {  /* fewer tokens per launch */
@@ -549,7 +637,7 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
     bitnet_status r = BITNET_OK;
     TGNorm N; memset(&N, 0, sizeof N);
     switch (nt) {
-    case 1: if (!(r = smem_raise(k_tgemv<1, 0, 0, 1>, smem, &raised[0]))) launch(k_tgemv<1, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    case 1: if (!(r = smem_raise(k_tgemv<1, 0, 0, 1>, smem, &raised[0]))) tg_launch(k_tgemv<1, 0, 0, 1>, tot, ks, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
     case 2: if (!(r = smem_raise(k_tgemv<2, 0, 0, 1>, smem, &raised[1]))) launch(k_tgemv<2, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
     case 4: if (!(r = smem_raise(k_tgemv<4, 0, 0, 1>, smem, &raised[2]))) launch(k_tgemv<4, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
     default: if (!(r = smem_raise(k_tgemv<8, 0, 0, 1>, smem, &raised[3]))) launch(k_tgemv<8, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
@@ -566,8 +654,10 @@ static bitnet_status norm_tgemv_go(const TGArgs &a, int tot, int W, size_t smem,
     if (tot > 264 && W % 2 == 0 && (nch + W / 2 - 1) / (W / 2) <= TG_CPW) {
         if (!(r = smem_raise(k_tgemv<1, NV, PRE, 2>, smem, &raised[1])))
             launch(k_tgemv<1, NV, PRE, 2>, (tot + 1) / 2, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
-    } else if (!(r = smem_raise(k_tgemv<1, NV, PRE, 1>, smem, &raised[0])))
-        launch(k_tgemv<1, NV, PRE, 1>, tot, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
+    } else if (!(r = smem_raise(k_tgemv<1, NV, PRE, 1>, smem, &raised[0]))) {
+        int ks = tg_ksplit(k_tgemv<1, NV, PRE, 1>, tot, W, smem, nch);  /* the norm's threads stay W warps */
+        tg_launch(k_tgemv<1, NV, PRE, 1>, tot, ks, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
+    }
     return r ? r : launched("ternary GEMV with RMSNorm");
 }
 template <int PRE>
@@ -842,35 +932,44 @@ __device__ __forceinline__ void att_step(const float (&qv)[AT_G][DPL], const flo
     }
 }
 
-template <int DPL>
-__global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
-        const int32_t *seq, const int32_t *pos, int nsplit, float *ws, const float *kin, const float *vin,
-        const float *cs, const float *sn, unsigned *cnt, float *out) {
-    extern __shared__ float sm[];  /* [AT_NW][AT_G][hd] warp outputs; then the merge weights */
-    __shared__ float qs[AT_G * 32 * DPL];
-    __shared__ float wml[AT_NW][AT_G][2];
-    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G, kh = blockIdx.x / hgs, j0 = (blockIdx.x - kh * hgs) * AT_G;
-    int G = min(AT_G, grp - j0), sp = blockIdx.y, t = blockIdx.z;
-    int p = pos[t];  /* positions and sequences: host uploads, not kernel outputs */
-    int ch = (p + nsplit) / nsplit;  /* ceil((p + 1) / nsplit), rounded up to steps */
-    ch = (ch + AT_STEP - 1) / AT_STEP * AT_STEP;
-    int s0 = sp * ch;
-    if (s0 > p) return;
-    int s1 = min(s0 + ch, p + 1), kvd = nkv * hd, lane = threadIdx.x & 31, w = threadIdx.x >> 5, half = hd / 2;
-    size_t so = (size_t)seq[t] * sstr + (size_t)kh * hd;
+/* A decode attention block's place (k_att, k_att_cl): kv head kh, its first query head j0 and
+ * G heads, split sp of token t at position p; chunk ch (a multiple of step: ceil((p + 1) / nsplit)
+ * rounded up), positions [s0, s1) (none when s0 > p). */
+struct AttBlk { int kh, j0, G, sp, t, p, ch, s0, s1; };
+__device__ __forceinline__ AttBlk att_blk(int nh, int nkv, const int32_t *pos, int nsplit, int step) {
+    AttBlk b;
+    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G;
+    b.kh = blockIdx.x / hgs; b.j0 = (blockIdx.x - b.kh * hgs) * AT_G;
+    b.G = min(AT_G, grp - b.j0); b.sp = blockIdx.y; b.t = blockIdx.z;
+    b.p = pos[b.t];  /* positions and sequences: host uploads, not kernel outputs */
+    int ch = (b.p + nsplit) / nsplit;
+    b.ch = (ch + step - 1) / step * step;
+    b.s0 = b.sp * b.ch; b.s1 = min(b.s0 + b.ch, b.p + 1);
+    return b;
+}
+
+/* The work of one split block with s0 <= p (NW warps; block-uniform): q of its G heads (roped)
+ * into qs, this token's k (roped) and v stored by the block holding p (kin set), an online
+ * softmax per warp over AT_PB positions per step, the warps' (max, sum) left in wml[NW][AT_G][2]
+ * and their unnormalized outputs in sm[NW][AT_G][hd]. Runs pdl_entry(). */
+template <int DPL, int NW>
+__device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
+        const int32_t *seq, const float *kin, const float *vin, const float *cs, const float *sn, float *qs, float *sm, float (*wml)[AT_G][2]) {
+    int p = b.p, G = b.G, grp = nh / nkv, kvd = nkv * hd, lane = threadIdx.x & 31, w = threadIdx.x >> 5, half = hd / 2;
+    size_t so = (size_t)seq[b.t] * sstr + (size_t)b.kh * hd;
     float *K = kc + so, *V = vc + so;
     const float *pc = cs ? cs + (size_t)p * half : NULL, *ps = sn ? sn + (size_t)p * half : NULL;
     float kr[AT_PB][DPL], vr[AT_PB][DPL];
-    int sb = s0 + w * AT_PB;
+    int sb = b.s0 + w * AT_PB, s1 = b.s1;
     /* In-kernel-store path (kin set): no kernel of this forward writes this sequence's rows
      * before p, so the first step's rows are read before waiting for the previous kernel; row p
      * comes from kin/vin (roped here), never from the cache. */
     if (kin) att_rows<DPL>(K, V, kvd, hd, sb, s1, p, lane, kr, vr);
     pdl_entry();
-    const float *qg = q + ((size_t)t * nh + (size_t)kh * grp + j0) * hd;
+    const float *qg = q + ((size_t)b.t * nh + (size_t)b.kh * grp + b.j0) * hd;
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x) qs[i] = rope1(qg + (i / hd) * hd, i % hd, hd, pc, ps);
-    const float *kn = kin ? kin + (size_t)t * kvd + (size_t)kh * hd : NULL, *vn = kin ? vin + (size_t)t * kvd + (size_t)kh * hd : NULL;
-    if (kin && j0 == 0 && p < s0 + ch)  /* the block holding position p stores this token's k (roped) and v */
+    const float *kn = kin ? kin + (size_t)b.t * kvd + (size_t)b.kh * hd : NULL, *vn = kin ? vin + (size_t)b.t * kvd + (size_t)b.kh * hd : NULL;
+    if (kin && b.j0 == 0 && p < b.s0 + b.ch)  /* the block holding position p stores this token's k (roped) and v */
         for (int d = threadIdx.x; d < hd; d += blockDim.x) { K[(size_t)p * kvd + d] = rope1(kn, d, hd, pc, ps); V[(size_t)p * kvd + d] = vn[d]; }
     __syncthreads();
     float qv[AT_G][DPL], m[AT_G], l[AT_G], acc[AT_G][DPL];
@@ -881,7 +980,7 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
         for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; qv[j][u] = j < G && d < hd ? qs[j * hd + d] : 0.f; acc[j][u] = 0.f; }
     }
     float scale = 1.0f / sqrtf((float)hd);
-    for (bool first = true; sb < s1; sb += AT_STEP, first = false) {
+    for (bool first = true; sb < s1; sb += NW * AT_PB, first = false) {
         if (!(kin && first)) att_rows<DPL>(K, V, kvd, hd, sb, s1, kin ? p : -1, lane, kr, vr);
         if (kin && p >= sb && p < sb + AT_PB)
 #pragma unroll
@@ -891,7 +990,6 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
                     for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (d < hd) { kr[i][u] = rope1(kn, d, hd, pc, ps); vr[i][u] = vn[d]; } }
         att_step<DPL>(qv, kr, vr, sb, s1, G, scale, m, l, acc);
     }
-    /* merge the warps */
     if (lane == 0)
 #pragma unroll
         for (int j = 0; j < AT_G; j++) { wml[w][j][0] = m[j]; wml[w][j][1] = l[j]; }
@@ -900,26 +998,96 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
 #pragma unroll
         for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (j < G && d < hd) sm[((size_t)w * AT_G + j) * hd + d] = acc[j][u]; }
     __syncthreads();
-    int ns = (p + ch) / ch;  /* splits holding positions 0..p (<= nsplit) */
-    size_t rec = (size_t)hd + 2;
-    float *base = ws + ((size_t)t * nh + (size_t)kh * grp + j0) * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
-    float *ob = out + ((size_t)t * nh + (size_t)kh * grp + j0) * hd;
+}
+/* The NW warps of att_split merged for head j, dim d: returns the unnormalized output, *M the
+ * max, *L the sum (relative to *M). */
+template <int NW>
+__device__ __forceinline__ float att_wmerge(const float *sm, const float (*wml)[AT_G][2], int hd, int j, int d, float *Mo, float *Lo) {
+    float M = -INFINITY, L = 0.f, a = 0.f;
+    for (int v = 0; v < NW; v++) M = fmaxf(M, wml[v][j][0]);
+    for (int v = 0; v < NW; v++) {
+        float lv = wml[v][j][1], e = lv > 0.f ? expf(wml[v][j][0] - M) : 0.f;
+        L += lv * e; a += sm[((size_t)v * AT_G + j) * hd + d] * e;
+    }
+    *Mo = M; *Lo = L;
+    return a;
+}
+
+template <int DPL>
+__global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
+        const int32_t *seq, const int32_t *pos, int nsplit, float *ws, const float *kin, const float *vin,
+        const float *cs, const float *sn, unsigned *cnt, float *out) {
+    extern __shared__ float sm[];  /* [AT_NW][AT_G][hd] warp outputs; then the merge weights */
+    __shared__ float qs[AT_G * 32 * DPL];
+    __shared__ float wml[AT_NW][AT_G][2];
+    AttBlk b = att_blk(nh, nkv, pos, nsplit, AT_STEP);
+    if (b.s0 > b.p) return;
+    att_split<DPL, AT_NW>(b, q, kc, vc, sstr, nh, nkv, hd, seq, kin, vin, cs, sn, qs, sm, wml);
+    int G = b.G, grp = nh / nkv, ns = (b.p + b.ch) / b.ch;  /* splits holding positions 0..p (<= nsplit) */
+    size_t rec = (size_t)hd + 2, h0 = (size_t)b.t * nh + (size_t)b.kh * grp + b.j0;
+    float *base = ws + h0 * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
+    float *ob = out + h0 * hd;
     for (int idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
         int j = idx / hd, d = idx - j * hd;
-        float M = -INFINITY, L = 0.f, a = 0.f;
-        for (int v = 0; v < AT_NW; v++) M = fmaxf(M, wml[v][j][0]);
-        for (int v = 0; v < AT_NW; v++) {
-            float lv = wml[v][j][1], e = lv > 0.f ? expf(wml[v][j][0] - M) : 0.f;
-            L += lv * e; a += sm[((size_t)v * AT_G + j) * hd + d] * e;
-        }
+        float M, L, a = att_wmerge<AT_NW>(sm, wml, hd, j, d, &M, &L);
         if (ns == 1) ob[(size_t)j * hd + d] = a * (1.0f / L);
         else {
-            float *r = base + ((size_t)j * nsplit + sp) * rec;
+            float *r = base + ((size_t)j * nsplit + b.sp) * rec;
             r[2 + d] = a;
             if (d == 0) { r[0] = M; r[1] = L; }
         }
     }
-    if (ns > 1) att_arrive(base, cnt + (size_t)t * nh + (size_t)kh * grp + j0, nsplit, ns, G, hd, ob, sm);
+    if (ns > 1) att_arrive(base, cnt + h0, nsplit, ns, G, hd, ob, sm);
+}
+
+/* Decode attention on sm_90+ (k_att_cl): k_att's splits of one (token, kv head, head group) are
+ * one thread-block cluster of nsplit <= AT_CSPLITS blocks of AT_CNW warps (hd <= 128). Each block
+ * leaves its merged partial (max, sum, unnormalized out[G][hd]) in its own shared memory; after a
+ * cluster barrier block sp merges slice sp of the G*hd outputs over the splits' shared memories
+ * (distributed shared memory), then a second barrier keeps them alive until all have read: no
+ * records, fences or counters in global memory. Splits past p take part in the barriers only. */
+#define AT_CNW 16
+#define AT_CSTEP (AT_CNW * AT_PB)
+#define AT_CSPLITS 16
+template <int DPL>
+__global__ void __launch_bounds__(AT_CNW * 32) k_att_cl(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
+        const int32_t *seq, const int32_t *pos, int nsplit, const float *kin, const float *vin,
+        const float *cs, const float *sn, float *out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    extern __shared__ float sm[];  /* [AT_CNW][AT_G][hd] warp outputs, then this split's part[AT_G * hd] */
+    __shared__ float qs[AT_G * 32 * DPL];
+    __shared__ float wml[AT_CNW][AT_G][2];
+    __shared__ float pml[AT_G][2];
+    cg::cluster_group cl = cg::this_cluster();
+    AttBlk b = att_blk(nh, nkv, pos, nsplit, AT_CSTEP);
+    float *part = sm + (size_t)AT_CNW * AT_G * hd;
+    int G = b.G, tot = G * hd;
+    if (b.s0 <= b.p) {
+        att_split<DPL, AT_CNW>(b, q, kc, vc, sstr, nh, nkv, hd, seq, kin, vin, cs, sn, qs, sm, wml);
+        for (int idx = threadIdx.x; idx < tot; idx += blockDim.x) {
+            int j = idx / hd, d = idx - j * hd;
+            float M, L;
+            part[idx] = att_wmerge<AT_CNW>(sm, wml, hd, j, d, &M, &L);
+            if (d == 0) { pml[j][0] = M; pml[j][1] = L; }
+        }
+    } else pdl_entry();
+    cl.sync();
+    int ns = (b.p + b.ch) / b.ch, per = (tot + nsplit - 1) / nsplit;  /* splits holding positions 0..p */
+    float *ob = out + ((size_t)b.t * nh + (size_t)b.kh * (nh / nkv) + b.j0) * hd;
+    for (int i = threadIdx.x; i < per; i += blockDim.x) {
+        int idx = b.sp * per + i, j = idx / hd;
+        if (idx >= tot) break;
+        float M = -INFINITY, L = 0.f, a = 0.f;
+        for (int r = 0; r < ns; r++) M = fmaxf(M, cl.map_shared_rank(&pml[0][0], r)[2 * j]);
+        for (int r = 0; r < ns; r++) {
+            const float *pm = cl.map_shared_rank(&pml[0][0], r);
+            float lr = pm[2 * j + 1], e = lr > 0.f ? expf(pm[2 * j] - M) : 0.f;
+            L += lr * e; a += cl.map_shared_rank(part, r)[idx] * e;
+        }
+        ob[idx] = a * (1.0f / L);
+    }
+    cl.sync();
+#endif
 }
 
 /* Prefill (k_att_tile): block (kv head kh, tile of tq = TA_R / grp consecutive tokens, all of one
@@ -1018,6 +1186,49 @@ __global__ void __launch_bounds__(256) k_att_tile(const float *q, const float *k
 static size_t att_recs(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
 extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return att_recs(n, nh, hd) + (size_t)n * nh; }
 
+/* k_att_cl for hd <= 128 with nsplit = min(the largest cluster the device co-schedules, <= 16;
+ * ceil(len / AT_CSTEP)) splits. BITNET_ERR_UNSUPPORTED (no error set): no cluster fits, use k_att. */
+template <int DPL> static int att_cl_max(void) {
+    static int mx = -1;
+    if (mx >= 0) return mx;
+    mx = 0;
+    size_t smem = ((size_t)AT_CNW * AT_G * 32 * DPL + AT_G * 32 * DPL) * sizeof(float);
+    if (cudaFuncSetAttribute(k_att_cl<DPL>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) cudaGetLastError();
+    for (int c = AT_CSPLITS; c >= 2 && !mx; c /= 2) {
+        cudaLaunchConfig_t cf;
+        memset(&cf, 0, sizeof cf);
+        cf.gridDim = dim3(1, c, 1); cf.blockDim = AT_CNW * 32; cf.dynamicSmemBytes = smem;
+        cudaLaunchAttribute at;
+        at.id = cudaLaunchAttributeClusterDimension; at.val.clusterDim.x = 1; at.val.clusterDim.y = c; at.val.clusterDim.z = 1;
+        cf.attrs = &at; cf.numAttrs = 1;
+        int ncl = 0;
+        if (cudaOccupancyMaxActiveClusters(&ncl, k_att_cl<DPL>, &cf) == cudaSuccess && ncl > 0) mx = c;
+        else cudaGetLastError();
+    }
+    return mx;
+}
+template <int DPL> static bitnet_status att_cl_launch(dim3 g, size_t smem, cudaStream_t st, const float *q, const float *k, const float *v,
+        float *kc, float *vc, size_t sstr, int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int len,
+        const float *cs, const float *sn, float *out) {
+    int mx = att_cl_max<DPL>();
+    if (!mx) return BITNET_ERR_UNSUPPORTED;
+    int nsplit = (len + AT_CSTEP - 1) / AT_CSTEP;
+    if (nsplit > mx) nsplit = mx;
+    g.y = nsplit;
+    return cerr(launch_cl(k_att_cl<DPL>, g, AT_CNW * 32, smem, st, dim3(1, nsplit, 1), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit,
+                          k, v, cs, sn, out), "attention (clusters)");
+}
+static bitnet_status att_cl_go(const float *q, const float *k, const float *v, float *kc, float *vc, size_t sstr, int n, int nh, int nkv,
+                               int hd, const int32_t *seq, const int32_t *pos, int len, const float *cs, const float *sn, float *out,
+                               cudaStream_t st) {
+    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G, dpl = (hd + 31) / 32;
+    dim3 g(nkv * hgs, 1, n);
+    size_t smem = ((size_t)AT_CNW * AT_G * hd + (size_t)AT_G * hd) * sizeof(float);
+    if (dpl == 1) return att_cl_launch<1>(g, smem, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    if (dpl == 2) return att_cl_launch<2>(g, smem, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    return att_cl_launch<4>(g, smem, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+}
+
 extern "C" bitnet_status bn_cu_attention(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv,
                                          int hd, const int32_t *seq, const int32_t *pos, int maxpos, float *ws, float *out, void *s) {
     return bn_cu_attention_fused(q, NULL, NULL, (float *)kc, (float *)vc, sstr, n, nh, nkv, hd, seq, pos, maxpos, NULL, NULL, ws, out, s);
@@ -1031,6 +1242,10 @@ extern "C" bitnet_status bn_cu_attention_fused(const float *q, const float *k, c
     if (nsplit > AT_SPLITS) nsplit = AT_SPLITS;
     if (nsplit > ms) nsplit = ms;
     int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G;
+    if (g_cl && hd <= 128) {
+        bitnet_status r = att_cl_go(q, k, v, kc, vc, sstr, n, nh, nkv, hd, seq, pos, len, cs, sn, out, ST(s));
+        if (r != BITNET_ERR_UNSUPPORTED) return r;  /* else the device takes no such cluster: the path below */
+    }
     size_t smem = (size_t)AT_NW * AT_G * hd, cmb = (size_t)AT_G * (nsplit + 1);
     smem = (smem > cmb ? smem : cmb) * sizeof(float);
     dim3 grid(nkv * hgs, nsplit, n);
