@@ -7,9 +7,9 @@
  * norm inside the one-token GEMV and the residual add inside the GEMM identical to the unfused
  * kernels, the decode and the tiled prefill attention against a double-precision reference,
  * rope/relu2/add/embed identical, norms, attention, silu and the heads within float rounding.
- * On sm_90+ the cluster paths (bn_cu_set_cluster: the decode attention's splits merged through
- * distributed shared memory, split-K one-token GEMVs) and the plain paths are both checked, on
- * awkward positions (0, 1, 31, 33, 63..65, 1000+, a graph's whole-context grid) and K ranges.
+ * On sm_90+ the decode attention's cluster path (bn_cu_set_cluster: splits merged through
+ * distributed shared memory) and the plain path are both checked, on awkward positions (0, 1, 31,
+ * 33, 63..65, 1000+) with a graph's whole-context grid (the cluster path needs >= 256 positions).
  * Outputs are poisoned before each run. Built by `make CUDA=1`, run by `make CUDA=1 test-cuda`;
  * without a GPU it prints one skip line. Not: a model-level test (tests/cuda/test_cuda_model.c). */
 #include "t.h"
@@ -716,7 +716,8 @@ int main(void) {
             g_ctxgrid = 0; test_attention(1, 20, 5, 128, 4096, 1, 0, 0);
             g_ctxgrid = 1; test_attention(1, 20, 5, 128, 4096, 1, 0, 0);
             if (pv[i] < 2048) { test_attention(1, 8, 8, 64, 2048, 1, 0, 0); test_attention(1, 6, 2, 32, 2048, 1, 0, 0); }
-            if (pv[i] < 1024) { test_attention(2, 16, 4, 80, 1024, 2, 0, 0); g_ctxgrid = 0; test_attention(1, 4, 1, 256, 1024, 1, 0, 0); }
+            if (pv[i] < 1024) { test_attention(2, 16, 4, 80, 1024, 2, 0, 0); test_attention(1, 4, 1, 256, 1024, 1, 0, 0); }
+            if (pv[i] < 300) test_attention(1, 12, 1, 64, 300, 1, 0, 0);  /* 3 head groups, a grid of 5 splits */
         }
         g_fixpos = 900; g_ctxgrid = 1; test_attention(3, 20, 5, 128, 1024, 3, 0, 0);  /* 3 tokens, 3 sequences, one grid */
         g_fixpos = -1; g_ctxgrid = 0;
@@ -740,17 +741,11 @@ int main(void) {
         test_attention_fused(9, 8, 8, 64, 200, 2, 0);
         test_attention_fused(3, 4, 1, 256, 90, 1, 0);
         test_attention_fused(2, 6, 1, 96, 2000, 2, 1);
+        test_attention_fused(1, 20, 5, 128, 4096, 1, 1);
+        test_attention_fused(4, 8, 2, 64, 1000, 4, 1);
     }
-    for (int cl = 0; cl < g_has_cl; cl++) {  /* the GEMVs with split K off (they ran with it on above) */
-        bn_cu_set_cluster(0);
-        { int r[1] = {2560}; tg_case(1, r, 6912, 1, 0); test_norm_tgemv(2560, 1, r, 1, 0); }
-        { int r[2] = {33, 7}; tg_case(2, r, 300, 1, 0); test_norm_tgemv(77, 2, r, 2, 1); }
-        bn_cu_set_cluster(1);
-    }
-    /* split K on awkward K ranges (with the cluster path: 4 splits of 2, 2, 1, 0 chunks; 41 chunks as 11/11/11/8; one chunk: no split) */
-    { int r[1] = {1}; tg_case(1, r, 300, 1, 0); tg_case(1, r, 2561, 1, 1); tg_case(1, r, 13, 1, 0); }
-    { int r[3] = {2560, 640, 640}; test_norm_tgemv(2560, 1, r, 0, 0); test_norm_tgemv(2560, 1, r, 1, 0); test_norm_tgemv(300, 3, r, 1, 0); }
-    { int r[1] = {31}; test_norm_tgemv(300, 1, r, 2, 0); test_norm_tgemv(6912, 1, r, 2, 0); }
+    /* one-token GEMV at the 16-warp cap: 108, 469 (more than 16 x TG_CPW) and 17 chunks */
+    { int r[2] = {2560, 31}; tg_case(2, r, 6912, 1, 0); tg_case(1, r + 1, 30000, 1, 1); tg_case(2, r, 1088, 1, 2); }
     test_elementwise(100003);
     test_embed(1000, 300, 9);
     test_head(1000, 2560, 1); test_head(333, 100, 3); test_head(129, 2560, 6); test_head(32000, 2560, 1);

@@ -70,8 +70,8 @@ static cudaError_t launch_cl(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaS
     c.attrs = at; c.numAttrs = g_pdl ? 2 : 1;
     return cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
 }
-/* Cluster paths (sm_90+; bn_cu_set_cluster): decode attention splits merged through distributed
- * shared memory, split-K one-token GEMVs; bn_cu_device_open turns them on for sm_90+. */
+/* Cluster path (sm_90+; bn_cu_set_cluster): decode attention splits merged through distributed
+ * shared memory; bn_cu_device_open turns it on for sm_90+. */
 static int g_cl = 0;
 extern "C" void bn_cu_set_cluster(int on) { g_cl = on; }
 extern "C" int bn_cu_get_cluster(void) { return g_cl; }
@@ -372,10 +372,7 @@ struct TGNorm { const float *x, *y, *w; float *xo, *out; int act, d; float eps; 
 /* GEMV, n <= NT tokens: block = one group of 32 rows (lane = row, no shuffles), its warps split
  * the 64-weight chunks (warp w: chunks w, w+W, ...; each lane loads up to TG_CPW 16-byte chunks
  * before using any); the NT int8 activation rows are staged in shared memory once per block and
- * read as broadcasts; per-warp partial sums are added through shared memory. Split K (sm_90+,
- * gridDim.y = KS > 1, launched as clusters of (1, KS, 1)): block y takes the y-th of KS ranges of
- * chunks; the int32 partial sums meet in block 0's cluster through distributed shared memory
- * (exact: integer sums in any order), which writes the outputs. */
+ * read as broadcasts; per-warp partial sums are added through shared memory. */
 #define TG_CPW 8
 #define TG_SMEM_MAX (160 * 1024)
 template <int NT, int NV, int PRE, int RG>
@@ -385,21 +382,19 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
     __shared__ float nsh[NV ? 33 : 1];
     __shared__ int nshi[NV ? 33 : 1];
     __shared__ int nlast;
-    __shared__ int kpart[NT * RG * 32];  /* split K: this block's sums per (token, group, lane) */
     float s_loc = 0.f, r = 0.f; int sum_loc = 0;
     unsigned old = 0;
     /* RG row groups per block (W % RG == 0): warp w works on group blockIdx.x*RG + w%RG with the
      * other W/RG warps of that group */
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5, WR = W / RG, gw = blockIdx.x * RG + w % RG;
-    int KS = gridDim.y, kper = (nchunk + KS - 1) / KS, k0 = blockIdx.y * kper;
-    int nck = gw < A.gend[2] ? min(nchunk, k0 + kper) : 0;  /* a block's last groups may not exist */
+    int nck = gw < A.gend[2] ? nchunk : 0;  /* a block's last groups may not exist */
     TGSel m = tg_sel(A, gw < A.gend[2] ? gw : 0);
     const uint4 *wg = (const uint4 *)m.w + (size_t)m.g * nchunk * TG_RG + lane;
     int acc[NT];
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j] = 0;
     uint4 wv[TG_CPW];
-    int c0 = k0 + w / RG;
+    int c0 = w / RG;
 #pragma unroll
     for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * WR; if (c < nck) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
     pdl_entry();  /* the weights are loading while the kernel before this one finishes */
@@ -410,7 +405,7 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
         }
         /* this block has read x and y (the values went through the reductions): count it; the
          * result is only looked at after the products (the last block writes the row back) */
-        if (threadIdx.x == 0) old = atomicInc(N.cnt, gridDim.x * KS - 1);
+        if (threadIdx.x == 0) old = atomicInc(N.cnt, gridDim.x - 1);
     } else {   /* activations -> shared, while the first weight loads are in flight */
         const int4 *src = (const int4 *)xq;
         int4 *dst = (int4 *)tsm;
@@ -440,7 +435,7 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
         for (int u = 0; u < TG_CPW; u++) { int c = c0 + u * WR; if (c < nck) wv[u] = ld_stream(wg + (size_t)c * TG_RG); }
     }
     __syncthreads();
-    if (NV && threadIdx.x == 0) nlast = old == gridDim.x * KS - 1;
+    if (NV && threadIdx.x == 0) nlast = old == gridDim.x - 1;
     int *red = (int *)tsm;  /* [NT][W][32], over the staged activations */
 #pragma unroll
     for (int j = 0; j < NT; j++) red[((size_t)j * W + w) * 32 + lane] = acc[j];
@@ -451,32 +446,12 @@ __global__ void __launch_bounds__(NT <= 2 ? 1024 : 512) k_tgemv(TGArgs A, int nc
         TGSel mo = tg_sel(A, g);
         int s = 0;
         for (int v = gi; v < W; v += RG) s += red[((size_t)j * W + v) * 32 + lane];
-        if (KS > 1) { kpart[jj * 32 + lane] = s; continue; }
         int row = mo.g * TG_RG + lane;
         if (row < mo.rows && j < n) {
             if (NV) tg_out1(mo, row, j, s, s_loc, sum_loc);
             else tg_out(mo, row, j, s, xs, xsum);
         }
     }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (KS > 1) {  /* the splits' sums, in block 0 of the cluster (cluster rank = blockIdx.y) */
-        cg::cluster_group cl = cg::this_cluster();
-        cl.sync();
-        for (int jj = w; blockIdx.y == 0 && jj < NT * RG; jj += W) {
-            int j = jj / RG, gi = jj - j * RG, g = blockIdx.x * RG + gi;
-            if (g >= A.gend[2]) continue;
-            TGSel mo = tg_sel(A, g);
-            int s = 0;
-            for (int q = 0; q < KS; q++) s += cl.map_shared_rank(kpart, q)[jj * 32 + lane];
-            int row = mo.g * TG_RG + lane;
-            if (row < mo.rows && j < n) {
-                if (NV) tg_out1(mo, row, j, s, s_loc, sum_loc);
-                else tg_out(mo, row, j, s, xs, xsum);
-            }
-        }
-        cl.sync();  /* kpart stays until block 0 has read it */
-    }
-#endif
     if (NV && nlast)  /* every block has read x and y: write the row back (recomputed: the same operations) */
         for (int i = threadIdx.x; i < N.d; i += blockDim.x) {
             float a = norm_pre<PRE>(N.x, N.y, N.act, i);
@@ -540,38 +515,6 @@ __global__ void __launch_bounds__(256) k_tmma(TGArgs A, int nchunk, const int8_t
         }
 }
 
-/* Split-K factor of a one-token GEMV launch of `blocks` blocks (bn_cu_set_cluster on): enough
- * clusters to cover the SMs about twice when there are fewer blocks than SMs, at most 4, and no
- * more blocks than fit in one wave (occupancy of kern). Threads: 32 * wfix (the norm GEMVs: fixed
- * by the norm), or with wfix 0 32 * tg_warps1(the split's chunks) (bn_cu_tgemm). Env
- * BITNET_CUDA_KSPLIT=N asks for N (1: off; still capped to one wave). */
-template <typename K> static int tg_ksplit(K kern, int blocks, int wfix, size_t smem, int nch) {
-    static int sms = 0, force = 0;
-    if (!g_cl || blocks <= 0) return 1;
-    if (!sms) {
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) { cudaGetLastError(); sms = 1 << 30; }
-        const char *e = getenv("BITNET_CUDA_KSPLIT");
-        force = e ? atoi(e) : 0;
-    }
-    int ks = force > 0 ? force : blocks >= sms ? 1 : (2 * sms) / blocks;
-    if (ks > 4) ks = 4;
-    if (ks > nch) ks = nch;
-    for (; ks > 1; ks--) {
-        int wk = tg_warps1((nch + ks - 1) / ks), th = 32 * (wfix ? wfix : wk < 16 ? wk : 16), bps = 0;
-        size_t sm = wfix ? smem : (smem > (size_t)th * 4 ? smem : (size_t)th * 4);
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bps, kern, th, sm) != cudaSuccess) { cudaGetLastError(); bps = 0; }
-        if ((size_t)blocks * ks <= (size_t)sms * bps) break;
-    }
-    return ks < 1 ? 1 : ks;
-}
-/* Launch a k_tgemv grid of `blocks` blocks split ks ways over K (clusters of (1, ks, 1) when ks > 1). */
-template <typename K, typename... A>
-static void tg_launch(K kern, int blocks, int ks, int threads, size_t smem, cudaStream_t st, A &&...a) {
-    if (ks <= 1) launch(kern, blocks, threads, smem, st, static_cast<A &&>(a)...);
-    else launch_cl(kern, dim3(blocks, ks), threads, smem, st, dim3(1, ks, 1), static_cast<A &&>(a)...);
-}
-
 template <typename K> static bitnet_status smem_raise(K kern, size_t smem, int *done) {
     if (smem <= 48 * 1024 || *done) return BITNET_OK;
     *done = 1;
@@ -609,15 +552,10 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
         return launched("ternary GEMM (tensor cores)");
     }
     int nt = n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : 8;
-    /* one token, fewer row groups than SMs: split K (W, smem below from the split's chunks) */
-    int ks = nt == 1 ? tg_ksplit(k_tgemv<1, 0, 0, 1>, tot, 0, (size_t)kp, nch) : 1;
-    /* warps: about 4 chunks (of the split's) each, at most 32 (16 for one token: two blocks of
-     * <= 512 threads per SM overlap one block's reduction with the other's loads; env
-     * BITNET_CUDA_TGW1=N sets that cap for measurements) */
-    static int w1max = 0;
-    if (!w1max) { const char *e = getenv("BITNET_CUDA_TGW1"); w1max = e && atoi(e) > 0 && atoi(e) <= 32 ? atoi(e) : 16; }
-    int kch = (nch + ks - 1) / ks;
-    int W = (kch + 3) / 4, wmax = nt == 1 ? w1max : nt == 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;
+    /* warps: about 4 chunks each, at most 32 (16 for one token: two blocks of <= 512 threads per
+     * SM overlap one block's reduction with the other's loads; 2560x6912 at 27 warps, one block
+     * per SM, streamed at 60% of the copy probe, at 16 warps 88%) */
+    int W = (nch + 3) / 4, wmax = nt == 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;
     size_t smem = (size_t)nt * kp, red = (size_t)nt * W * 32 * 4;
     if (red > smem) smem = red;
     if (smem > TG_SMEM_MAX && n > 1) {  /* fewer tokens per launch */
@@ -637,7 +575,7 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
     bitnet_status r = BITNET_OK;
     TGNorm N; memset(&N, 0, sizeof N);
     switch (nt) {
-    case 1: if (!(r = smem_raise(k_tgemv<1, 0, 0, 1>, smem, &raised[0]))) tg_launch(k_tgemv<1, 0, 0, 1>, tot, ks, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
+    case 1: if (!(r = smem_raise(k_tgemv<1, 0, 0, 1>, smem, &raised[0]))) launch(k_tgemv<1, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
     case 2: if (!(r = smem_raise(k_tgemv<2, 0, 0, 1>, smem, &raised[1]))) launch(k_tgemv<2, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
     case 4: if (!(r = smem_raise(k_tgemv<4, 0, 0, 1>, smem, &raised[2]))) launch(k_tgemv<4, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
     default: if (!(r = smem_raise(k_tgemv<8, 0, 0, 1>, smem, &raised[3]))) launch(k_tgemv<8, 0, 0, 1>, tot, 32 * W, smem, ST(s), a, nch, xq, kp, xs, xsum, n, N); break;
@@ -654,10 +592,8 @@ static bitnet_status norm_tgemv_go(const TGArgs &a, int tot, int W, size_t smem,
     if (tot > 264 && W % 2 == 0 && (nch + W / 2 - 1) / (W / 2) <= TG_CPW) {
         if (!(r = smem_raise(k_tgemv<1, NV, PRE, 2>, smem, &raised[1])))
             launch(k_tgemv<1, NV, PRE, 2>, (tot + 1) / 2, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
-    } else if (!(r = smem_raise(k_tgemv<1, NV, PRE, 1>, smem, &raised[0]))) {
-        int ks = tg_ksplit(k_tgemv<1, NV, PRE, 1>, tot, W, smem, nch);  /* the norm's threads stay W warps */
-        tg_launch(k_tgemv<1, NV, PRE, 1>, tot, ks, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
-    }
+    } else if (!(r = smem_raise(k_tgemv<1, NV, PRE, 1>, smem, &raised[0])))
+        launch(k_tgemv<1, NV, PRE, 1>, tot, 32 * W, smem, ST(s), a, nch, (const int8_t *)NULL, kp, (const float *)NULL, (const int32_t *)NULL, 1, N);
     return r ? r : launched("ternary GEMV with RMSNorm");
 }
 template <int PRE>
@@ -1049,6 +985,8 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
 #define AT_CNW 16
 #define AT_CSTEP (AT_CNW * AT_PB)
 #define AT_CSPLITS 16
+#define AT_CTOK 4     /* the cluster path for calls of at most this many tokens (batched decode: the plain path) */
+#define AT_CLEN 256   /* and grids of at least this many positions (below, the plain path's fewer, smaller blocks) */
 template <int DPL>
 __global__ void __launch_bounds__(AT_CNW * 32) k_att_cl(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
         const int32_t *seq, const int32_t *pos, int nsplit, const float *kin, const float *vin,
@@ -1077,13 +1015,15 @@ __global__ void __launch_bounds__(AT_CNW * 32) k_att_cl(const float *q, float *k
     for (int i = threadIdx.x; i < per; i += blockDim.x) {
         int idx = b.sp * per + i, j = idx / hd;
         if (idx >= tot) break;
-        float M = -INFINITY, L = 0.f, a = 0.f;
-        for (int r = 0; r < ns; r++) M = fmaxf(M, cl.map_shared_rank(&pml[0][0], r)[2 * j]);
-        for (int r = 0; r < ns; r++) {
-            const float *pm = cl.map_shared_rank(&pml[0][0], r);
-            float lr = pm[2 * j + 1], e = lr > 0.f ? expf(pm[2 * j] - M) : 0.f;
-            L += lr * e; a += cl.map_shared_rank(part, r)[idx] * e;
-        }
+        float Ms[AT_CSPLITS], Ls[AT_CSPLITS], As[AT_CSPLITS], M = -INFINITY, L = 0.f, a = 0.f;
+#pragma unroll
+        for (int r = 0; r < AT_CSPLITS; r++)  /* every split's loads issued before the first use */
+            if (r < ns) { const float *pm = cl.map_shared_rank(&pml[0][0], r); Ms[r] = pm[2 * j]; Ls[r] = pm[2 * j + 1]; As[r] = cl.map_shared_rank(part, r)[idx]; }
+#pragma unroll
+        for (int r = 0; r < AT_CSPLITS; r++) if (r < ns) M = fmaxf(M, Ms[r]);
+#pragma unroll
+        for (int r = 0; r < AT_CSPLITS; r++)
+            if (r < ns) { float e = Ls[r] > 0.f ? expf(Ms[r] - M) : 0.f; L += Ls[r] * e; a += As[r] * e; }
         ob[idx] = a * (1.0f / L);
     }
     cl.sync();
@@ -1242,7 +1182,7 @@ extern "C" bitnet_status bn_cu_attention_fused(const float *q, const float *k, c
     if (nsplit > AT_SPLITS) nsplit = AT_SPLITS;
     if (nsplit > ms) nsplit = ms;
     int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G;
-    if (g_cl && hd <= 128) {
+    if (g_cl && hd <= 128 && n <= AT_CTOK && len >= AT_CLEN) {
         bitnet_status r = att_cl_go(q, k, v, kc, vc, sstr, n, nh, nkv, hd, seq, pos, len, cs, sn, out, ST(s));
         if (r != BITNET_ERR_UNSUPPORTED) return r;  /* else the device takes no such cluster: the path below */
     }
