@@ -174,11 +174,11 @@ bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps);
  * it on for sm_90+ unless env BITNET_CUDA_PDL=0; for A/B measurements. */
 void bn_cu_set_pdl(int on);
 int bn_cu_get_pdl(void);
-/* Use the thread-block cluster paths (1) or not (0): the decode attention's splits merged through
- * distributed shared memory (hd <= 128; else, or when the device co-schedules no cluster, the
- * record + counter merge), the one-token GEMVs split over K within a cluster. bn_cu_device_open
- * turns them on for sm_90+ unless env BITNET_CUDA_CLUSTER=0; never turn them on for older GPUs.
- * The GEMV results are the same bits either way; attention within float rounding. */
+/* Use the thread-block cluster path (1) or not (0) for the decode attention: its splits merged
+ * through distributed shared memory (hd <= 128, <= 4 tokens, >= 256-position grids; else, or when
+ * the device co-schedules no such cluster, the record + counter merge). bn_cu_device_open turns it
+ * on for sm_90+ unless env BITNET_CUDA_CLUSTER=0; never turn it on for older GPUs. Results differ
+ * from the plain path within float rounding (other split boundaries). */
 void bn_cu_set_cluster(int on);
 int bn_cu_get_cluster(void);
 

@@ -4,7 +4,8 @@
  * kernels (norms with fused residual add / gated activation / quantizer, heads) read 16 bytes
  * per access where they can; the one-token GEMV can run the RMSNorm + quantizer of its input
  * itself and the residual add of its output. Attention: flash-decoding (split positions, online
- * softmax) for decode, shared-memory tiles (fp32) for prefill. Float kernels keep the CPU's
+ * softmax; on sm_90+ the splits of a head group form one thread-block cluster and merge through
+ * distributed shared memory) for decode, shared-memory tiles (fp32) for prefill. Float kernels keep the CPU's
  * operation order where it is a single operation (scale, rope, relu2, add) and differ only in
  * the order of sums.
  * Not here: a wgmma GEMM, a tensor-core attention, graphs (the backend). */
