@@ -68,7 +68,7 @@ static void run_head(void *p, cudaStream_t s) {
 
 /* Decode attention of the 2B-4T (20 heads, 5 kv heads, hd 128, RoPE and the KV store inside, a
  * 4096-position grid as in a decode graph): 30 launches on 30 distinct caches in one CUDA graph,
- * us per launch (median of REPS graph runs), with the cluster path on (sm_90+) and off. */
+ * us per launch (median of REPS graph runs), with the cluster path off and its variants 1..4 (sm_90+). */
 typedef struct { float *q, *k, *v, *kc, *vc, *cs, *sn, *ws, *out; int32_t *seq, *pos; cudaGraphExec_t g; } attjob;
 static void run_att(void *p, cudaStream_t s) { attjob *a = p; CK(cudaGraphLaunch(a->g, s)); }
 static void bench_attention(cudaStream_t s) {
@@ -90,8 +90,8 @@ static void bench_attention(cudaStream_t s) {
     static const int pv[] = {0, 600, 2000, 4000};
     for (size_t i = 0; i < sizeof pv / sizeof pv[0]; i++) {
         CK(cudaMemcpy(a.pos, &pv[i], 4, cudaMemcpyHostToDevice));
-        double us[2] = {0, 0};
-        for (int cl = 0; cl <= had; cl++) {
+        double us[5] = {0, 0, 0, 0, 0};
+        for (int cl = 0; cl <= (had ? 4 : 0); cl++) {
             bn_cu_set_cluster(cl);
             cudaGraph_t gr;
             CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
@@ -103,8 +103,8 @@ static void bench_attention(cudaStream_t s) {
             us[cl] = time_ms(run_att, &a, s) * 1e3 / L;
             cudaGraphExecDestroy(a.g); cudaGraphDestroy(gr);
         }
-        printf("attention decode 20/5 x 128, pos %4d, 4096-position grid: %6.2f us per layer plain, %6.2f us clusters%s\n", pv[i], us[0], us[1],
-               had ? "" : " (no cluster path on this device)");
+        printf("attention decode 20/5 x 128, pos %4d, 4096-position grid, us per layer: plain %6.2f | cluster variants 1..4: %6.2f %6.2f %6.2f %6.2f%s\n",
+               pv[i], us[0], us[1], us[2], us[3], us[4], had ? "" : " (no cluster path on this device)");
     }
     bn_cu_set_cluster(had);
     cudaFree(a.kc); cudaFree(a.vc); cudaFree(a.q); cudaFree(a.k); cudaFree(a.v); cudaFree(a.cs); cudaFree(a.sn); cudaFree(a.ws);

@@ -283,7 +283,7 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
     float *ws = zero_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
     bitnet_status st = bn_cu_kv_store(kcd, vcd, sstr, kd, vd, n, kvd, sd, pd, NULL);
     char name[160];
-    for (int cl = 0; cl <= (prefill ? 0 : g_has_cl); cl++) {
+    for (int cl = 0; cl <= (prefill || !g_has_cl ? 0 : 4); cl++) {  /* plain, then the cluster variants 1..4 */
         bn_cu_set_cluster(cl);
         if (!st) st = bn_cu_memset(od, 0xff, (size_t)n * qd * 4, NULL);
         if (!st && !prefill) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
@@ -291,8 +291,8 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
         if (!st) st = bn_cu_sync(NULL);
         get(g, od, (size_t)n * qd * 4);
         double e = relerr(g, ref, (size_t)n * qd);
-        snprintf(name, sizeof name, "cuda attention%s%s n=%d heads=%d/%d hd=%d ctx=%d seqs=%d pos0=%d maxpos=%d", prefill ? " (prefill tiles)" : "",
-                 cl ? " (clusters)" : "", n, nh, nkv, hd, nctx, nseq, pos[0], maxpos);
+        snprintf(name, sizeof name, "cuda attention%s (cluster variant %d) n=%d heads=%d/%d hd=%d ctx=%d seqs=%d pos0=%d maxpos=%d", prefill ? " (prefill tiles)" : "",
+                 cl, n, nh, nkv, hd, nctx, nseq, pos[0], maxpos);
         CHECK(name, !st && e < 2e-6, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
     }
     bn_cu_set_cluster(g_has_cl);
@@ -734,7 +734,7 @@ int main(void) {
     { int r[1] = {2560}; test_norm_tgemv(6912, 1, r, 2, 0); test_norm_tgemv(6912, 1, r, 2, 1); }
     { int r[2] = {33, 7}; test_norm_tgemv(77, 2, r, 2, 1); test_norm_tgemv(77, 2, r, 0, 0); }
     { int r[1] = {50}; test_norm_tgemv(20000, 1, r, 1, 0); test_norm_tgemv(1000, 1, r, 2, 0); }
-    for (int cl = g_has_cl; cl >= 0; cl--) {  /* the cluster path (when there is one), then the plain one */
+    for (int cl = g_has_cl ? 4 : 0; cl >= 0; cl--) {  /* the cluster variants (when there are), then the plain path */
         bn_cu_set_cluster(cl);
         test_attention_fused(1, 20, 5, 128, 700, 1, 1);
         test_attention_fused(7, 20, 5, 128, 300, 7, 1);
@@ -744,6 +744,7 @@ int main(void) {
         test_attention_fused(1, 20, 5, 128, 4096, 1, 1);
         test_attention_fused(4, 8, 2, 64, 1000, 4, 1);
     }
+    bn_cu_set_cluster(g_has_cl);
     /* one-token GEMV at the 16-warp cap: 108, 469 (more than 16 x TG_CPW) and 17 chunks */
     { int r[2] = {2560, 31}; tg_case(2, r, 6912, 1, 0); tg_case(1, r + 1, 30000, 1, 1); tg_case(2, r, 1088, 1, 2); }
     test_elementwise(100003);

@@ -117,7 +117,7 @@ extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, siz
     const char *pe = getenv("BITNET_CUDA_PDL");
     g_pdl = p.major >= 9 && !(pe && !strcmp(pe, "0"));
     const char *ce = getenv("BITNET_CUDA_CLUSTER");
-    g_cl = p.major >= 9 && !(ce && !strcmp(ce, "0"));
+    g_cl = p.major < 9 ? 0 : ce && *ce >= '0' && *ce <= '4' && !ce[1] ? *ce - '0' : 1;
     /* a first call that touches the context, so a broken driver shows here and not later */
     return cerr(cudaFree(0), "creating the CUDA context");
 }
@@ -978,35 +978,33 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
 }
 
 /* Decode attention on sm_90+ (k_att_cl): k_att's splits of one (token, kv head, head group) are
- * one thread-block cluster of nsplit <= AT_CSPLITS blocks of AT_CNW warps (hd <= 128). Each block
+ * one thread-block cluster of nsplit <= AT_CSPLITS blocks of NW warps (hd <= 128). Each block
  * leaves its merged partial (max, sum, unnormalized out[G][hd]) in its own shared memory; after a
  * cluster barrier block sp merges slice sp of the G*hd outputs over the splits' shared memories
  * (distributed shared memory), then a second barrier keeps them alive until all have read: no
  * records, fences or counters in global memory. Splits past p take part in the barriers only. */
-#define AT_CNW 16
-#define AT_CSTEP (AT_CNW * AT_PB)
 #define AT_CSPLITS 16
 #define AT_CTOK 4     /* the cluster path for calls of at most this many tokens (batched decode: the plain path) */
 #define AT_CLEN 256   /* and grids of at least this many positions (below, the plain path's fewer, smaller blocks) */
-template <int DPL>
-__global__ void __launch_bounds__(AT_CNW * 32) k_att_cl(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
+template <int DPL, int NW>
+__global__ void __launch_bounds__(NW * 32) k_att_cl(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
         const int32_t *seq, const int32_t *pos, int nsplit, const float *kin, const float *vin,
         const float *cs, const float *sn, float *out) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    extern __shared__ float sm[];  /* [AT_CNW][AT_G][hd] warp outputs, then this split's part[AT_G * hd] */
+    extern __shared__ float sm[];  /* [NW][AT_G][hd] warp outputs, then this split's part[AT_G * hd] */
     __shared__ float qs[AT_G * 32 * DPL];
-    __shared__ float wml[AT_CNW][AT_G][2];
+    __shared__ float wml[NW][AT_G][2];
     __shared__ float pml[AT_G][2];
     cg::cluster_group cl = cg::this_cluster();
-    AttBlk b = att_blk(nh, nkv, pos, nsplit, AT_CSTEP);
-    float *part = sm + (size_t)AT_CNW * AT_G * hd;
+    AttBlk b = att_blk(nh, nkv, pos, nsplit, NW * AT_PB);
+    float *part = sm + (size_t)NW * AT_G * hd;
     int G = b.G, tot = G * hd;
     if (b.s0 <= b.p) {
-        att_split<DPL, AT_CNW>(b, q, kc, vc, sstr, nh, nkv, hd, seq, kin, vin, cs, sn, qs, sm, wml);
+        att_split<DPL, NW>(b, q, kc, vc, sstr, nh, nkv, hd, seq, kin, vin, cs, sn, qs, sm, wml);
         for (int idx = threadIdx.x; idx < tot; idx += blockDim.x) {
             int j = idx / hd, d = idx - j * hd;
             float M, L;
-            part[idx] = att_wmerge<AT_CNW>(sm, wml, hd, j, d, &M, &L);
+            part[idx] = att_wmerge<NW>(sm, wml, hd, j, d, &M, &L);
             if (d == 0) { pml[j][0] = M; pml[j][1] = L; }
         }
     } else pdl_entry();
@@ -1127,47 +1125,55 @@ __global__ void __launch_bounds__(256) k_att_tile(const float *q, const float *k
 static size_t att_recs(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
 extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return att_recs(n, nh, hd) + (size_t)n * nh; }
 
-/* k_att_cl for hd <= 128 with nsplit = min(the largest cluster the device co-schedules, <= 16;
- * ceil(len / AT_CSTEP)) splits. BITNET_ERR_UNSUPPORTED (no error set): no cluster fits, use k_att. */
-template <int DPL> static int att_cl_max(void) {
-    static int mx = -1;
-    if (mx >= 0) return mx;
-    mx = 0;
-    size_t smem = ((size_t)AT_CNW * AT_G * 32 * DPL + AT_G * 32 * DPL) * sizeof(float);
-    if (cudaFuncSetAttribute(k_att_cl<DPL>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) cudaGetLastError();
-    for (int c = AT_CSPLITS; c >= 2 && !mx; c /= 2) {
+/* k_att_cl for hd <= 128 with nsplit = min(the largest cluster (<= cap) the device co-schedules;
+ * ceil(len / (NW * AT_PB))) splits. BITNET_ERR_UNSUPPORTED (no error set): no cluster fits, use k_att. */
+template <int DPL, int NW> static int att_cl_max(int cap) {
+    static int mx[AT_CSPLITS + 1], known[AT_CSPLITS + 1];
+    if (known[cap]) return mx[cap];
+    known[cap] = 1;
+    size_t smem = ((size_t)NW * AT_G * 32 * DPL + AT_G * 32 * DPL) * sizeof(float);
+    if (cudaFuncSetAttribute(k_att_cl<DPL, NW>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) cudaGetLastError();
+    for (int c = cap; c >= 2 && !mx[cap]; c /= 2) {
         cudaLaunchConfig_t cf;
         memset(&cf, 0, sizeof cf);
-        cf.gridDim = dim3(1, c, 1); cf.blockDim = AT_CNW * 32; cf.dynamicSmemBytes = smem;
+        cf.gridDim = dim3(1, c, 1); cf.blockDim = NW * 32; cf.dynamicSmemBytes = smem;
         cudaLaunchAttribute at;
         at.id = cudaLaunchAttributeClusterDimension; at.val.clusterDim.x = 1; at.val.clusterDim.y = c; at.val.clusterDim.z = 1;
         cf.attrs = &at; cf.numAttrs = 1;
         int ncl = 0;
-        if (cudaOccupancyMaxActiveClusters(&ncl, k_att_cl<DPL>, &cf) == cudaSuccess && ncl > 0) mx = c;
+        if (cudaOccupancyMaxActiveClusters(&ncl, k_att_cl<DPL, NW>, &cf) == cudaSuccess && ncl > 0) mx[cap] = c;
         else cudaGetLastError();
     }
-    return mx;
+    return mx[cap];
 }
-template <int DPL> static bitnet_status att_cl_launch(dim3 g, size_t smem, cudaStream_t st, const float *q, const float *k, const float *v,
+template <int DPL, int NW> static bitnet_status att_cl_launch(dim3 g, int cap, cudaStream_t st, const float *q, const float *k, const float *v,
         float *kc, float *vc, size_t sstr, int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int len,
         const float *cs, const float *sn, float *out) {
-    int mx = att_cl_max<DPL>();
+    int mx = att_cl_max<DPL, NW>(cap);
     if (!mx) return BITNET_ERR_UNSUPPORTED;
-    int nsplit = (len + AT_CSTEP - 1) / AT_CSTEP;
+    int nsplit = (len + NW * AT_PB - 1) / (NW * AT_PB);
     if (nsplit > mx) nsplit = mx;
     g.y = nsplit;
-    return cerr(launch_cl(k_att_cl<DPL>, g, AT_CNW * 32, smem, st, dim3(1, nsplit, 1), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit,
+    size_t smem = ((size_t)NW * AT_G * hd + (size_t)AT_G * hd) * sizeof(float);
+    return cerr(launch_cl(k_att_cl<DPL, NW>, g, NW * 32, smem, st, dim3(1, nsplit, 1), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit,
                           k, v, cs, sn, out), "attention (clusters)");
+}
+/* g_cl: 1 = blocks of 16 warps in clusters of <= 16, 2 = 8 warps / <= 16, 3 = 16 warps / <= 8, 4 = 8 warps / <= 8 */
+template <int NW> static bitnet_status att_cl_nw(dim3 g, int cap, cudaStream_t st, const float *q, const float *k, const float *v,
+        float *kc, float *vc, size_t sstr, int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int len,
+        const float *cs, const float *sn, float *out) {
+    int dpl = (hd + 31) / 32;
+    if (dpl == 1) return att_cl_launch<1, NW>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    if (dpl == 2) return att_cl_launch<2, NW>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    return att_cl_launch<4, NW>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
 }
 static bitnet_status att_cl_go(const float *q, const float *k, const float *v, float *kc, float *vc, size_t sstr, int n, int nh, int nkv,
                                int hd, const int32_t *seq, const int32_t *pos, int len, const float *cs, const float *sn, float *out,
                                cudaStream_t st) {
-    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G, dpl = (hd + 31) / 32;
+    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G, cap = g_cl >= 3 ? 8 : 16;
     dim3 g(nkv * hgs, 1, n);
-    size_t smem = ((size_t)AT_CNW * AT_G * hd + (size_t)AT_G * hd) * sizeof(float);
-    if (dpl == 1) return att_cl_launch<1>(g, smem, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
-    if (dpl == 2) return att_cl_launch<2>(g, smem, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
-    return att_cl_launch<4>(g, smem, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    if (g_cl % 2) return att_cl_nw<16>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    return att_cl_nw<8>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
 }
 
 extern "C" bitnet_status bn_cu_attention(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv,
