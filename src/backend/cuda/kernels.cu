@@ -555,7 +555,7 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
     int nt = n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : 8;
     /* warps: about 4 chunks each, at most 32 (16 for one token: two blocks of <= 512 threads per
      * SM overlap one block's reduction with the other's loads; 2560x6912 at 27 warps, one block
-     * per SM, streamed at 60% of the copy probe, at 16 warps 88%) */
+     * per SM, streamed at 60% of the copy probe, at 16 warps 88-92%) */
     int W = (nch + 3) / 4, wmax = nt == 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;
     size_t smem = (size_t)nt * kp, red = (size_t)nt * W * 32 * 4;
     if (red > smem) smem = red;
