@@ -5,7 +5,8 @@
  * kernel's streaming rate), (b) one launch per copy captured in a CUDA graph (what a decode
  * step pays per matrix), (c) the same launches issued one by one on a stream. GB/s counts the
  * packed weight bytes (the activations are a few KB and stay in cache). Medians of 20 runs.
- * Prints a table; no checks (tests/cuda/test_cuda.c checks the results). Not: a model bench. */
+ * Then the decode attention (us per layer, cluster path on and off). Prints a table; no checks
+ * (tests/cuda/test_cuda.c checks the results). Not: a model bench. */
 #include "backend/cuda/bn_cuda.h"
 #include "backend/cpu/kernels/kernels.h"
 #include "core/util.h"
@@ -63,6 +64,51 @@ static void run_graph(void *p, cudaStream_t s) { job *j = p; CK(cudaGraphLaunch(
 static void run_head(void *p, cudaStream_t s) {
     job *j = p;
     for (int c = 0; c < j->copies; c++) BK(bn_cu_head((const char *)j->hw + (size_t)c * j->mbytes, j->hkind, j->rows, j->cols, j->hx, 1, j->y, s));
+}
+
+/* Decode attention of the 2B-4T (20 heads, 5 kv heads, hd 128, RoPE and the KV store inside, a
+ * 4096-position grid as in a decode graph): 30 launches on 30 distinct caches in one CUDA graph,
+ * us per launch (median of REPS graph runs), with the cluster path off and its variants 1..4 (sm_90+). */
+typedef struct { float *q, *k, *v, *kc, *vc, *cs, *sn, *ws, *out; int32_t *seq, *pos; cudaGraphExec_t g; } attjob;
+static void run_att(void *p, cudaStream_t s) { attjob *a = p; CK(cudaGraphLaunch(a->g, s)); }
+static void bench_attention(cudaStream_t s) {
+    enum { L = 30, NH = 20, NKV = 5, HD = 128, CTX = 4096 };
+    size_t kvd = NKV * HD, csz = (size_t)CTX * kvd;
+    attjob a;
+    CK(cudaMalloc((void **)&a.kc, csz * L * 4)); CK(cudaMalloc((void **)&a.vc, csz * L * 4));
+    CK(cudaMemset(a.kc, 0x3c, csz * L * 4)); CK(cudaMemset(a.vc, 0x3c, csz * L * 4));  /* ~0.01 everywhere */
+    CK(cudaMalloc((void **)&a.q, NH * HD * 4)); CK(cudaMemset(a.q, 0x3c, NH * HD * 4));
+    CK(cudaMalloc((void **)&a.k, kvd * 4)); CK(cudaMemset(a.k, 0x3c, kvd * 4));
+    CK(cudaMalloc((void **)&a.v, kvd * 4)); CK(cudaMemset(a.v, 0x3c, kvd * 4));
+    CK(cudaMalloc((void **)&a.cs, (size_t)CTX * HD / 2 * 4)); CK(cudaMemset(a.cs, 0x3c, (size_t)CTX * HD / 2 * 4));
+    CK(cudaMalloc((void **)&a.sn, (size_t)CTX * HD / 2 * 4)); CK(cudaMemset(a.sn, 0, (size_t)CTX * HD / 2 * 4));
+    CK(cudaMalloc((void **)&a.ws, bn_cu_attention_ws(1, NH, HD) * 4)); CK(cudaMemset(a.ws, 0, bn_cu_attention_ws(1, NH, HD) * 4));
+    CK(cudaMalloc((void **)&a.out, NH * HD * 4));
+    CK(cudaMalloc((void **)&a.seq, 4)); CK(cudaMemset(a.seq, 0, 4));
+    CK(cudaMalloc((void **)&a.pos, 4));
+    int had = bn_cu_get_cluster();
+    static const int pv[] = {0, 600, 2000, 4000};
+    for (size_t i = 0; i < sizeof pv / sizeof pv[0]; i++) {
+        CK(cudaMemcpy(a.pos, &pv[i], 4, cudaMemcpyHostToDevice));
+        double us[5] = {0, 0, 0, 0, 0};
+        for (int cl = 0; cl <= (had ? 4 : 0); cl++) {
+            bn_cu_set_cluster(cl);
+            cudaGraph_t gr;
+            CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+            for (int l = 0; l < L; l++)
+                BK(bn_cu_attention_fused(a.q, a.k, a.v, a.kc + (size_t)l * csz, a.vc + (size_t)l * csz, csz, 1, NH, NKV, HD, a.seq, a.pos, CTX - 1,
+                                         a.cs, a.sn, a.ws, a.out, s));
+            CK(cudaStreamEndCapture(s, &gr));
+            CK(cudaGraphInstantiate(&a.g, gr, 0));
+            us[cl] = time_ms(run_att, &a, s) * 1e3 / L;
+            cudaGraphExecDestroy(a.g); cudaGraphDestroy(gr);
+        }
+        printf("attention decode 20/5 x 128, pos %4d, 4096-position grid, us per layer: plain %6.2f | cluster variants 1..4: %6.2f %6.2f %6.2f %6.2f%s\n",
+               pv[i], us[0], us[1], us[2], us[3], us[4], had ? "" : " (no cluster path on this device)");
+    }
+    bn_cu_set_cluster(had);
+    cudaFree(a.kc); cudaFree(a.vc); cudaFree(a.q); cudaFree(a.k); cudaFree(a.v); cudaFree(a.cs); cudaFree(a.sn); cudaFree(a.ws);
+    cudaFree(a.out); cudaFree(a.seq); cudaFree(a.pos);
 }
 
 int main(int argc, char **argv) {
@@ -132,6 +178,7 @@ int main(int argc, char **argv) {
                gb / (t * 1e-3), 100 * gb / (t * 1e-3) / probe, t * 1e3 / j.copies);
         cudaFree(w);
     }
+    bench_attention(s);
     (void)argc; (void)argv;
     return 0;
 }

@@ -7,6 +7,9 @@
  * norm inside the one-token GEMV and the residual add inside the GEMM identical to the unfused
  * kernels, the decode and the tiled prefill attention against a double-precision reference,
  * rope/relu2/add/embed identical, norms, attention, silu and the heads within float rounding.
+ * On sm_90+ the decode attention's cluster path (bn_cu_set_cluster: splits merged through
+ * distributed shared memory) and the plain path are both checked, on awkward positions (0, 1, 31,
+ * 33, 63..65, 1000+) with a graph's whole-context grid (the cluster path needs >= 256 positions).
  * Outputs are poisoned before each run. Built by `make CUDA=1`, run by `make CUDA=1 test-cuda`;
  * without a GPU it prints one skip line. Not: a model-level test (tests/cuda/test_cuda_model.c). */
 #include "t.h"
@@ -222,7 +225,11 @@ static void test_rope(int n, int nh, int hd, int nctx) {
 
 /* attention over caches of nseq sequences; each token t of the batch at (seq[t], pos[t]); prefill:
  * the tiled kernel, the tokens in runs of consecutive positions, one run per sequence (run
- * boundaries on tiles; a run starts past position 0 so earlier cache rows count) */
+ * boundaries on tiles; a run starts past position 0 so earlier cache rows count). g_fixpos >= 0:
+ * token t at position g_fixpos - t / nseq of sequence t % nseq instead; g_ctxgrid: maxpos =
+ * nctx - 1 (the grid a decode graph launches) instead of the largest position. Decode: run with
+ * the cluster path off and (when the device has it) on, each against the reference. */
+static int g_fixpos = -1, g_ctxgrid = 0, g_has_cl = 0;
 static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, int longpos, int prefill) {
     int kvd = nkv * hd, qd = nh * hd, grp = nh / nkv;
     size_t sstr = (size_t)nctx * kvd, csz = (size_t)nseq * sstr;
@@ -237,6 +244,7 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
         seq[t] = (int32_t)(rnd() % nseq);
         pos[t] = longpos && t == 0 ? nctx - 1 : (int32_t)(rnd() % nctx);
         for (int u = 0; u < t; u++) if (seq[u] == seq[t] && pos[u] == pos[t]) pos[t] = (pos[t] + 1) % nctx; /* keep slots distinct-ish */
+        if (g_fixpos >= 0) { seq[t] = t % nseq; pos[t] = g_fixpos - t / nseq; }
         if (prefill) {
             int tq = bn_cu_attention_tile(nh, nkv, hd), run = (n / nseq + tq - 1) / tq * tq;
             seq[t] = t / run < nseq ? t / run : nseq - 1;
@@ -244,6 +252,7 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
         }
         if (pos[t] > maxpos) maxpos = pos[t];
     }
+    if (g_ctxgrid) maxpos = nctx - 1;
     /* CPU: store then attend (the later store wins on a shared slot, as on the GPU in order... avoid: slots distinct) */
     float *kc2 = malloc(csz * 4), *vc2 = malloc(csz * 4);
     memcpy(kc2, kc, csz * 4); memcpy(vc2, vc, csz * 4);
@@ -273,14 +282,20 @@ static void test_attention(int n, int nh, int nkv, int hd, int nctx, int nseq, i
     int32_t *sd = dup_d(seq, (size_t)n * 4), *pd = dup_d(pos, (size_t)n * 4);
     float *ws = zero_d(bn_cu_attention_ws(n, nh, hd) * 4), *od = poison_d((size_t)n * qd * 4);
     bitnet_status st = bn_cu_kv_store(kcd, vcd, sstr, kd, vd, n, kvd, sd, pd, NULL);
-    if (!st && !prefill) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
-    if (!st && prefill) st = bn_cu_attention_prefill(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, NULL, NULL, od, NULL);
-    if (!st) st = bn_cu_sync(NULL);
-    get(g, od, (size_t)n * qd * 4);
-    double e = relerr(g, ref, (size_t)n * qd);
-    char name[128]; snprintf(name, sizeof name, "cuda attention%s n=%d heads=%d/%d hd=%d ctx=%d seqs=%d maxpos=%d", prefill ? " (prefill tiles)" : "",
-                             n, nh, nkv, hd, nctx, nseq, maxpos);
-    CHECK(name, !st && e < 2e-6, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
+    char name[160];
+    for (int cl = 0; cl <= (prefill || !g_has_cl ? 0 : 4); cl++) {  /* plain, then the cluster variants 1..4 */
+        bn_cu_set_cluster(cl);
+        if (!st) st = bn_cu_memset(od, 0xff, (size_t)n * qd * 4, NULL);
+        if (!st && !prefill) st = bn_cu_attention(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, maxpos, ws, od, NULL);
+        if (!st && prefill) st = bn_cu_attention_prefill(qdv, kcd, vcd, sstr, n, nh, nkv, hd, sd, pd, NULL, NULL, od, NULL);
+        if (!st) st = bn_cu_sync(NULL);
+        get(g, od, (size_t)n * qd * 4);
+        double e = relerr(g, ref, (size_t)n * qd);
+        snprintf(name, sizeof name, "cuda attention%s (cluster variant %d) n=%d heads=%d/%d hd=%d ctx=%d seqs=%d pos0=%d maxpos=%d", prefill ? " (prefill tiles)" : "",
+                 cl, n, nh, nkv, hd, nctx, nseq, pos[0], maxpos);
+        CHECK(name, !st && e < 2e-6, "rel err %.3g (%s)", e, st ? bitnet_last_error() : "");
+    }
+    bn_cu_set_cluster(g_has_cl);
     /* the cache holds the stored rows */
     float *kg = malloc(csz * 4);
     get(kg, kcd, csz * 4);
@@ -648,7 +663,9 @@ int main(void) {
     const char *se = getenv("BITNET_SEED");
     rng = se ? strtoull(se, NULL, 10) : (uint64_t)time(NULL) * 2654435761u;
     if (!rng) rng = 1;
-    printf("# device 0: %s, %.1f GiB, %d SMs, cc %d; seed %llu\n", name, mem / 1073741824.0, sms, cc, (unsigned long long)rng);
+    g_has_cl = bn_cu_get_cluster();
+    printf("# device 0: %s, %.1f GiB, %d SMs, cc %d; seed %llu; cluster paths %s\n", name, mem / 1073741824.0, sms, cc, (unsigned long long)rng,
+           g_has_cl ? "on (both checked)" : "off");
 
     /* errors: a device that does not exist, an allocation that cannot succeed */
     bitnet_status s = bn_cu_device_open(999, NULL, 0, NULL, NULL, NULL);
@@ -692,6 +709,19 @@ int main(void) {
     test_attention(2, 6, 2, 32, 5000, 2, 1, 0);  /* more than 256 splits of 32 */
     test_attention(3, 4, 1, 256, 90, 1, 0, 0);
     test_attention(2, 12, 1, 64, 100, 1, 0, 0);  /* 12 query heads per kv head: 3 head groups */
+    {   /* awkward positions, alone and a graph's whole-context grid; GQA 4 and 1, hd 128 / 64 / 32 / 80, 256 (no cluster path) */
+        static const int pv[] = {0, 1, 31, 33, 63, 64, 65, 127, 1000, 1500, 4095};
+        for (size_t i = 0; i < sizeof pv / sizeof pv[0]; i++) {
+            g_fixpos = pv[i];
+            g_ctxgrid = 0; test_attention(1, 20, 5, 128, 4096, 1, 0, 0);
+            g_ctxgrid = 1; test_attention(1, 20, 5, 128, 4096, 1, 0, 0);
+            if (pv[i] < 2048) { test_attention(1, 8, 8, 64, 2048, 1, 0, 0); test_attention(1, 6, 2, 32, 2048, 1, 0, 0); }
+            if (pv[i] < 1024) { test_attention(2, 16, 4, 80, 1024, 2, 0, 0); test_attention(1, 4, 1, 256, 1024, 1, 0, 0); }
+            if (pv[i] < 300) test_attention(1, 12, 1, 64, 300, 1, 0, 0);  /* 3 head groups, a grid of 5 splits */
+        }
+        g_fixpos = 900; g_ctxgrid = 1; test_attention(3, 20, 5, 128, 1024, 3, 0, 0);  /* 3 tokens, 3 sequences, one grid */
+        g_fixpos = -1; g_ctxgrid = 0;
+    }
     test_attention(300, 20, 5, 128, 700, 2, 0, 1);
     test_attention(77, 8, 8, 64, 200, 1, 0, 1);
     test_attention(40, 6, 2, 32, 100, 2, 0, 1);
@@ -704,10 +734,19 @@ int main(void) {
     { int r[1] = {2560}; test_norm_tgemv(6912, 1, r, 2, 0); test_norm_tgemv(6912, 1, r, 2, 1); }
     { int r[2] = {33, 7}; test_norm_tgemv(77, 2, r, 2, 1); test_norm_tgemv(77, 2, r, 0, 0); }
     { int r[1] = {50}; test_norm_tgemv(20000, 1, r, 1, 0); test_norm_tgemv(1000, 1, r, 2, 0); }
-    test_attention_fused(1, 20, 5, 128, 700, 1, 1);
-    test_attention_fused(7, 20, 5, 128, 300, 7, 1);
-    test_attention_fused(9, 8, 8, 64, 200, 2, 0);
-    test_attention_fused(3, 4, 1, 256, 90, 1, 0);
+    for (int cl = g_has_cl ? 4 : 0; cl >= 0; cl--) {  /* the cluster variants (when there are), then the plain path */
+        bn_cu_set_cluster(cl);
+        test_attention_fused(1, 20, 5, 128, 700, 1, 1);
+        test_attention_fused(7, 20, 5, 128, 300, 7, 1);
+        test_attention_fused(9, 8, 8, 64, 200, 2, 0);
+        test_attention_fused(3, 4, 1, 256, 90, 1, 0);
+        test_attention_fused(2, 6, 1, 96, 2000, 2, 1);
+        test_attention_fused(1, 20, 5, 128, 4096, 1, 1);
+        test_attention_fused(4, 8, 2, 64, 1000, 4, 1);
+    }
+    bn_cu_set_cluster(g_has_cl);
+    /* one-token GEMV at the 16-warp cap: 108, 469 (more than 16 x TG_CPW) and 17 chunks */
+    { int r[2] = {2560, 31}; tg_case(2, r, 6912, 1, 0); tg_case(1, r + 1, 30000, 1, 1); tg_case(2, r, 1088, 1, 2); }
     test_elementwise(100003);
     test_embed(1000, 300, 9);
     test_head(1000, 2560, 1); test_head(333, 100, 3); test_head(129, 2560, 6); test_head(32000, 2560, 1);

@@ -174,6 +174,15 @@ bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps);
  * it on for sm_90+ unless env BITNET_CUDA_PDL=0; for A/B measurements. */
 void bn_cu_set_pdl(int on);
 int bn_cu_get_pdl(void);
+/* Use the thread-block cluster path (1..4) or not (0) for the decode attention: its splits merged
+ * through distributed shared memory (hd <= 128, <= 4 tokens, >= 256-position grids; else, or when
+ * the device co-schedules no such cluster, the record + counter merge). Variants, for measurements:
+ * 1 = blocks of 16 warps in clusters of <= 16 splits, 2 = 8 warps / <= 16, 3 = 16 warps / <= 8,
+ * 4 = 8 warps / <= 8. bn_cu_device_open sets 2 for sm_90+ (env BITNET_CUDA_CLUSTER=0..4 picks);
+ * never turn it on for older GPUs. Results differ from the plain path and between the variants
+ * within float rounding (other split boundaries). */
+void bn_cu_set_cluster(int on);
+int bn_cu_get_cluster(void);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,8 @@
  * kernels (norms with fused residual add / gated activation / quantizer, heads) read 16 bytes
  * per access where they can; the one-token GEMV can run the RMSNorm + quantizer of its input
  * itself and the residual add of its output. Attention: flash-decoding (split positions, online
- * softmax) for decode, shared-memory tiles (fp32) for prefill. Float kernels keep the CPU's
+ * softmax; on sm_90+ the splits of a head group form one thread-block cluster and merge through
+ * distributed shared memory) for decode, shared-memory tiles (fp32) for prefill. Float kernels keep the CPU's
  * operation order where it is a single operation (scale, rope, relu2, add) and differ only in
  * the order of sums.
  * Not here: a wgmma GEMM, a tensor-core attention, graphs (the backend). */
@@ -16,11 +17,13 @@ extern "C" {
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <cooperative_groups.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ST(s) ((cudaStream_t)(s))
+namespace cg = cooperative_groups;
 
 /* Programmatic dependent launch (sm_90+): every kernel is launched with the attribute when the
  * device supports it, so a kernel's blocks can start while its predecessor finishes; each kernel
@@ -53,6 +56,26 @@ static void launch(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s,
     c.attrs = at; c.numAttrs = g_pdl ? 1 : 0;
     cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
 }
+
+/* launch() as a grid of thread-block clusters of cl blocks (cudaLaunchAttributeClusterDimension; sm_90+). */
+template <typename... K, typename... A>
+static cudaError_t launch_cl(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s, dim3 cl, A &&...a) {
+    cudaLaunchConfig_t c;
+    memset(&c, 0, sizeof c);
+    c.gridDim = g; c.blockDim = b; c.dynamicSmemBytes = smem; c.stream = s;
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = cl.x; at[0].val.clusterDim.y = cl.y; at[0].val.clusterDim.z = cl.z;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = 1;
+    c.attrs = at; c.numAttrs = g_pdl ? 2 : 1;
+    return cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
+}
+/* Cluster path (sm_90+; bn_cu_set_cluster): decode attention splits merged through distributed
+ * shared memory; bn_cu_device_open turns it on for sm_90+. */
+static int g_cl = 0;
+extern "C" void bn_cu_set_cluster(int on) { g_cl = on; }
+extern "C" int bn_cu_get_cluster(void) { return g_cl; }
 
 static bitnet_status cerr(cudaError_t e, const char *what) {
     if (e == cudaSuccess) return BITNET_OK;
@@ -93,6 +116,8 @@ extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, siz
     if (cc) *cc = p.major * 10 + p.minor;
     const char *pe = getenv("BITNET_CUDA_PDL");
     g_pdl = p.major >= 9 && !(pe && !strcmp(pe, "0"));
+    const char *ce = getenv("BITNET_CUDA_CLUSTER");
+    g_cl = p.major < 9 ? 0 : ce && *ce >= '0' && *ce <= '4' && !ce[1] ? *ce - '0' : 2;  /* 2: the fastest variant on the H200 */
     /* a first call that touches the context, so a broken driver shows here and not later */
     return cerr(cudaFree(0), "creating the CUDA context");
 }
@@ -528,8 +553,10 @@ extern "C" bitnet_status bn_cu_tgemm(const bn_cu_tmm *mm, int nw, int cols, cons
         return launched("ternary GEMM (tensor cores)");
     }
     int nt = n == 1 ? 1 : n == 2 ? 2 : n <= 4 ? 4 : 8;
-    /* warps: about 4 chunks each, at most 32 */
-    int W = (nch + 3) / 4, wmax = nt <= 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;  /* nt 1: tg_warps1(nch) */
+    /* warps: about 4 chunks each, at most 32 (16 for one token: two blocks of <= 512 threads per
+     * SM overlap one block's reduction with the other's loads; 2560x6912 at 27 warps, one block
+     * per SM, streamed at 60% of the copy probe, at 16 warps 88-92%) */
+    int W = (nch + 3) / 4, wmax = nt == 2 ? 32 : 16; if (W > wmax) W = wmax; if (W < 1) W = 1;
     size_t smem = (size_t)nt * kp, red = (size_t)nt * W * 32 * 4;
     if (red > smem) smem = red;
     if (smem > TG_SMEM_MAX && n > 1) {  /* fewer tokens per launch */
@@ -842,35 +869,44 @@ __device__ __forceinline__ void att_step(const float (&qv)[AT_G][DPL], const flo
     }
 }
 
-template <int DPL>
-__global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
-        const int32_t *seq, const int32_t *pos, int nsplit, float *ws, const float *kin, const float *vin,
-        const float *cs, const float *sn, unsigned *cnt, float *out) {
-    extern __shared__ float sm[];  /* [AT_NW][AT_G][hd] warp outputs; then the merge weights */
-    __shared__ float qs[AT_G * 32 * DPL];
-    __shared__ float wml[AT_NW][AT_G][2];
-    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G, kh = blockIdx.x / hgs, j0 = (blockIdx.x - kh * hgs) * AT_G;
-    int G = min(AT_G, grp - j0), sp = blockIdx.y, t = blockIdx.z;
-    int p = pos[t];  /* positions and sequences: host uploads, not kernel outputs */
-    int ch = (p + nsplit) / nsplit;  /* ceil((p + 1) / nsplit), rounded up to steps */
-    ch = (ch + AT_STEP - 1) / AT_STEP * AT_STEP;
-    int s0 = sp * ch;
-    if (s0 > p) return;
-    int s1 = min(s0 + ch, p + 1), kvd = nkv * hd, lane = threadIdx.x & 31, w = threadIdx.x >> 5, half = hd / 2;
-    size_t so = (size_t)seq[t] * sstr + (size_t)kh * hd;
+/* A decode attention block's place (k_att, k_att_cl): kv head kh, its first query head j0 and
+ * G heads, split sp of token t at position p; chunk ch (a multiple of step: ceil((p + 1) / nsplit)
+ * rounded up), positions [s0, s1) (none when s0 > p). */
+struct AttBlk { int kh, j0, G, sp, t, p, ch, s0, s1; };
+__device__ __forceinline__ AttBlk att_blk(int nh, int nkv, const int32_t *pos, int nsplit, int step) {
+    AttBlk b;
+    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G;
+    b.kh = blockIdx.x / hgs; b.j0 = (blockIdx.x - b.kh * hgs) * AT_G;
+    b.G = min(AT_G, grp - b.j0); b.sp = blockIdx.y; b.t = blockIdx.z;
+    b.p = pos[b.t];  /* positions and sequences: host uploads, not kernel outputs */
+    int ch = (b.p + nsplit) / nsplit;
+    b.ch = (ch + step - 1) / step * step;
+    b.s0 = b.sp * b.ch; b.s1 = min(b.s0 + b.ch, b.p + 1);
+    return b;
+}
+
+/* The work of one split block with s0 <= p (NW warps; block-uniform): q of its G heads (roped)
+ * into qs, this token's k (roped) and v stored by the block holding p (kin set), an online
+ * softmax per warp over AT_PB positions per step, the warps' (max, sum) left in wml[NW][AT_G][2]
+ * and their unnormalized outputs in sm[NW][AT_G][hd]. Runs pdl_entry(). */
+template <int DPL, int NW>
+__device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
+        const int32_t *seq, const float *kin, const float *vin, const float *cs, const float *sn, float *qs, float *sm, float (*wml)[AT_G][2]) {
+    int p = b.p, G = b.G, grp = nh / nkv, kvd = nkv * hd, lane = threadIdx.x & 31, w = threadIdx.x >> 5, half = hd / 2;
+    size_t so = (size_t)seq[b.t] * sstr + (size_t)b.kh * hd;
     float *K = kc + so, *V = vc + so;
     const float *pc = cs ? cs + (size_t)p * half : NULL, *ps = sn ? sn + (size_t)p * half : NULL;
     float kr[AT_PB][DPL], vr[AT_PB][DPL];
-    int sb = s0 + w * AT_PB;
+    int sb = b.s0 + w * AT_PB, s1 = b.s1;
     /* In-kernel-store path (kin set): no kernel of this forward writes this sequence's rows
      * before p, so the first step's rows are read before waiting for the previous kernel; row p
      * comes from kin/vin (roped here), never from the cache. */
     if (kin) att_rows<DPL>(K, V, kvd, hd, sb, s1, p, lane, kr, vr);
     pdl_entry();
-    const float *qg = q + ((size_t)t * nh + (size_t)kh * grp + j0) * hd;
+    const float *qg = q + ((size_t)b.t * nh + (size_t)b.kh * grp + b.j0) * hd;
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x) qs[i] = rope1(qg + (i / hd) * hd, i % hd, hd, pc, ps);
-    const float *kn = kin ? kin + (size_t)t * kvd + (size_t)kh * hd : NULL, *vn = kin ? vin + (size_t)t * kvd + (size_t)kh * hd : NULL;
-    if (kin && j0 == 0 && p < s0 + ch)  /* the block holding position p stores this token's k (roped) and v */
+    const float *kn = kin ? kin + (size_t)b.t * kvd + (size_t)b.kh * hd : NULL, *vn = kin ? vin + (size_t)b.t * kvd + (size_t)b.kh * hd : NULL;
+    if (kin && b.j0 == 0 && p < b.s0 + b.ch)  /* the block holding position p stores this token's k (roped) and v */
         for (int d = threadIdx.x; d < hd; d += blockDim.x) { K[(size_t)p * kvd + d] = rope1(kn, d, hd, pc, ps); V[(size_t)p * kvd + d] = vn[d]; }
     __syncthreads();
     float qv[AT_G][DPL], m[AT_G], l[AT_G], acc[AT_G][DPL];
@@ -881,7 +917,7 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
         for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; qv[j][u] = j < G && d < hd ? qs[j * hd + d] : 0.f; acc[j][u] = 0.f; }
     }
     float scale = 1.0f / sqrtf((float)hd);
-    for (bool first = true; sb < s1; sb += AT_STEP, first = false) {
+    for (bool first = true; sb < s1; sb += NW * AT_PB, first = false) {
         if (!(kin && first)) att_rows<DPL>(K, V, kvd, hd, sb, s1, kin ? p : -1, lane, kr, vr);
         if (kin && p >= sb && p < sb + AT_PB)
 #pragma unroll
@@ -891,7 +927,6 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
                     for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (d < hd) { kr[i][u] = rope1(kn, d, hd, pc, ps); vr[i][u] = vn[d]; } }
         att_step<DPL>(qv, kr, vr, sb, s1, G, scale, m, l, acc);
     }
-    /* merge the warps */
     if (lane == 0)
 #pragma unroll
         for (int j = 0; j < AT_G; j++) { wml[w][j][0] = m[j]; wml[w][j][1] = l[j]; }
@@ -900,26 +935,98 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
 #pragma unroll
         for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (j < G && d < hd) sm[((size_t)w * AT_G + j) * hd + d] = acc[j][u]; }
     __syncthreads();
-    int ns = (p + ch) / ch;  /* splits holding positions 0..p (<= nsplit) */
-    size_t rec = (size_t)hd + 2;
-    float *base = ws + ((size_t)t * nh + (size_t)kh * grp + j0) * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
-    float *ob = out + ((size_t)t * nh + (size_t)kh * grp + j0) * hd;
+}
+/* The NW warps of att_split merged for head j, dim d: returns the unnormalized output, *M the
+ * max, *L the sum (relative to *M). */
+template <int NW>
+__device__ __forceinline__ float att_wmerge(const float *sm, const float (*wml)[AT_G][2], int hd, int j, int d, float *Mo, float *Lo) {
+    float M = -INFINITY, L = 0.f, a = 0.f;
+    for (int v = 0; v < NW; v++) M = fmaxf(M, wml[v][j][0]);
+    for (int v = 0; v < NW; v++) {
+        float lv = wml[v][j][1], e = lv > 0.f ? expf(wml[v][j][0] - M) : 0.f;
+        L += lv * e; a += sm[((size_t)v * AT_G + j) * hd + d] * e;
+    }
+    *Mo = M; *Lo = L;
+    return a;
+}
+
+template <int DPL>
+__global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
+        const int32_t *seq, const int32_t *pos, int nsplit, float *ws, const float *kin, const float *vin,
+        const float *cs, const float *sn, unsigned *cnt, float *out) {
+    extern __shared__ float sm[];  /* [AT_NW][AT_G][hd] warp outputs; then the merge weights */
+    __shared__ float qs[AT_G * 32 * DPL];
+    __shared__ float wml[AT_NW][AT_G][2];
+    AttBlk b = att_blk(nh, nkv, pos, nsplit, AT_STEP);
+    if (b.s0 > b.p) return;
+    att_split<DPL, AT_NW>(b, q, kc, vc, sstr, nh, nkv, hd, seq, kin, vin, cs, sn, qs, sm, wml);
+    int G = b.G, grp = nh / nkv, ns = (b.p + b.ch) / b.ch;  /* splits holding positions 0..p (<= nsplit) */
+    size_t rec = (size_t)hd + 2, h0 = (size_t)b.t * nh + (size_t)b.kh * grp + b.j0;
+    float *base = ws + h0 * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
+    float *ob = out + h0 * hd;
     for (int idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
         int j = idx / hd, d = idx - j * hd;
-        float M = -INFINITY, L = 0.f, a = 0.f;
-        for (int v = 0; v < AT_NW; v++) M = fmaxf(M, wml[v][j][0]);
-        for (int v = 0; v < AT_NW; v++) {
-            float lv = wml[v][j][1], e = lv > 0.f ? expf(wml[v][j][0] - M) : 0.f;
-            L += lv * e; a += sm[((size_t)v * AT_G + j) * hd + d] * e;
-        }
+        float M, L, a = att_wmerge<AT_NW>(sm, wml, hd, j, d, &M, &L);
         if (ns == 1) ob[(size_t)j * hd + d] = a * (1.0f / L);
         else {
-            float *r = base + ((size_t)j * nsplit + sp) * rec;
+            float *r = base + ((size_t)j * nsplit + b.sp) * rec;
             r[2 + d] = a;
             if (d == 0) { r[0] = M; r[1] = L; }
         }
     }
-    if (ns > 1) att_arrive(base, cnt + (size_t)t * nh + (size_t)kh * grp + j0, nsplit, ns, G, hd, ob, sm);
+    if (ns > 1) att_arrive(base, cnt + h0, nsplit, ns, G, hd, ob, sm);
+}
+
+/* Decode attention on sm_90+ (k_att_cl): k_att's splits of one (token, kv head, head group) are
+ * one thread-block cluster of nsplit <= AT_CSPLITS blocks of NW warps (hd <= 128). Each block
+ * leaves its merged partial (max, sum, unnormalized out[G][hd]) in its own shared memory; after a
+ * cluster barrier block sp merges slice sp of the G*hd outputs over the splits' shared memories
+ * (distributed shared memory), then a second barrier keeps them alive until all have read: no
+ * records, fences or counters in global memory. Splits past p take part in the barriers only. */
+#define AT_CSPLITS 16
+#define AT_CTOK 4     /* the cluster path for calls of at most this many tokens (batched decode: the plain path) */
+#define AT_CLEN 256   /* and grids of at least this many positions (below, the plain path's fewer, smaller blocks) */
+template <int DPL, int NW>
+__global__ void __launch_bounds__(NW * 32) k_att_cl(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
+        const int32_t *seq, const int32_t *pos, int nsplit, const float *kin, const float *vin,
+        const float *cs, const float *sn, float *out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    extern __shared__ float sm[];  /* [NW][AT_G][hd] warp outputs, then this split's part[AT_G * hd] */
+    __shared__ float qs[AT_G * 32 * DPL];
+    __shared__ float wml[NW][AT_G][2];
+    __shared__ float pml[AT_G][2];
+    cg::cluster_group cl = cg::this_cluster();
+    AttBlk b = att_blk(nh, nkv, pos, nsplit, NW * AT_PB);
+    float *part = sm + (size_t)NW * AT_G * hd;
+    int G = b.G, tot = G * hd;
+    if (b.s0 <= b.p) {
+        att_split<DPL, NW>(b, q, kc, vc, sstr, nh, nkv, hd, seq, kin, vin, cs, sn, qs, sm, wml);
+        for (int idx = threadIdx.x; idx < tot; idx += blockDim.x) {
+            int j = idx / hd, d = idx - j * hd;
+            float M, L;
+            part[idx] = att_wmerge<NW>(sm, wml, hd, j, d, &M, &L);
+            if (d == 0) { pml[j][0] = M; pml[j][1] = L; }
+        }
+    } else pdl_entry();
+    cl.sync();
+    int ns = (b.p + b.ch) / b.ch, per = (tot + nsplit - 1) / nsplit;  /* splits holding positions 0..p */
+    float *ob = out + ((size_t)b.t * nh + (size_t)b.kh * (nh / nkv) + b.j0) * hd;
+    for (int i = threadIdx.x; i < per; i += blockDim.x) {
+        int idx = b.sp * per + i, j = idx / hd;
+        if (idx >= tot) break;
+        /* (a version that issued all 3 * ns remote loads before the first use, unrolled over
+         * AT_CSPLITS, measured 1-4 us slower per launch than these two plain loops) */
+        float M = -INFINITY, L = 0.f, a = 0.f;
+        for (int r = 0; r < ns; r++) M = fmaxf(M, cl.map_shared_rank(&pml[0][0], r)[2 * j]);
+        for (int r = 0; r < ns; r++) {
+            const float *pm = cl.map_shared_rank(&pml[0][0], r);
+            float lr = pm[2 * j + 1], e = lr > 0.f ? expf(pm[2 * j] - M) : 0.f;
+            L += lr * e; a += cl.map_shared_rank(part, r)[idx] * e;
+        }
+        ob[idx] = a * (1.0f / L);
+    }
+    cl.sync();
+#endif
 }
 
 /* Prefill (k_att_tile): block (kv head kh, tile of tq = TA_R / grp consecutive tokens, all of one
@@ -1018,6 +1125,57 @@ __global__ void __launch_bounds__(256) k_att_tile(const float *q, const float *k
 static size_t att_recs(int n, int nh, int hd) { return (size_t)n * nh * att_maxsplit(n) * ((size_t)hd + 2); }
 extern "C" size_t bn_cu_attention_ws(int n, int nh, int hd) { return att_recs(n, nh, hd) + (size_t)n * nh; }
 
+/* k_att_cl for hd <= 128 with nsplit = min(the largest cluster (<= cap) the device co-schedules;
+ * ceil(len / (NW * AT_PB))) splits. BITNET_ERR_UNSUPPORTED (no error set): no cluster fits, use k_att. */
+template <int DPL, int NW> static int att_cl_max(int cap) {
+    static int mx[AT_CSPLITS + 1], known[AT_CSPLITS + 1];
+    if (known[cap]) return mx[cap];
+    known[cap] = 1;
+    size_t smem = ((size_t)NW * AT_G * 32 * DPL + AT_G * 32 * DPL) * sizeof(float);
+    if (cudaFuncSetAttribute(k_att_cl<DPL, NW>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) cudaGetLastError();
+    for (int c = cap; c >= 2 && !mx[cap]; c /= 2) {
+        cudaLaunchConfig_t cf;
+        memset(&cf, 0, sizeof cf);
+        cf.gridDim = dim3(1, c, 1); cf.blockDim = NW * 32; cf.dynamicSmemBytes = smem;
+        cudaLaunchAttribute at;
+        at.id = cudaLaunchAttributeClusterDimension; at.val.clusterDim.x = 1; at.val.clusterDim.y = c; at.val.clusterDim.z = 1;
+        cf.attrs = &at; cf.numAttrs = 1;
+        int ncl = 0;
+        if (cudaOccupancyMaxActiveClusters(&ncl, k_att_cl<DPL, NW>, &cf) == cudaSuccess && ncl > 0) mx[cap] = c;
+        else cudaGetLastError();
+    }
+    return mx[cap];
+}
+template <int DPL, int NW> static bitnet_status att_cl_launch(dim3 g, int cap, cudaStream_t st, const float *q, const float *k, const float *v,
+        float *kc, float *vc, size_t sstr, int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int len,
+        const float *cs, const float *sn, float *out) {
+    int mx = att_cl_max<DPL, NW>(cap);
+    if (!mx) return BITNET_ERR_UNSUPPORTED;
+    int nsplit = (len + NW * AT_PB - 1) / (NW * AT_PB);
+    if (nsplit > mx) nsplit = mx;
+    g.y = nsplit;
+    size_t smem = ((size_t)NW * AT_G * hd + (size_t)AT_G * hd) * sizeof(float);
+    return cerr(launch_cl(k_att_cl<DPL, NW>, g, NW * 32, smem, st, dim3(1, nsplit, 1), q, kc, vc, sstr, nh, nkv, hd, seq, pos, nsplit,
+                          k, v, cs, sn, out), "attention (clusters)");
+}
+/* g_cl: 1 = blocks of 16 warps in clusters of <= 16, 2 = 8 warps / <= 16, 3 = 16 warps / <= 8, 4 = 8 warps / <= 8 */
+template <int NW> static bitnet_status att_cl_nw(dim3 g, int cap, cudaStream_t st, const float *q, const float *k, const float *v,
+        float *kc, float *vc, size_t sstr, int nh, int nkv, int hd, const int32_t *seq, const int32_t *pos, int len,
+        const float *cs, const float *sn, float *out) {
+    int dpl = (hd + 31) / 32;
+    if (dpl == 1) return att_cl_launch<1, NW>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    if (dpl == 2) return att_cl_launch<2, NW>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    return att_cl_launch<4, NW>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+}
+static bitnet_status att_cl_go(const float *q, const float *k, const float *v, float *kc, float *vc, size_t sstr, int n, int nh, int nkv,
+                               int hd, const int32_t *seq, const int32_t *pos, int len, const float *cs, const float *sn, float *out,
+                               cudaStream_t st) {
+    int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G, cap = g_cl >= 3 ? 8 : 16;
+    dim3 g(nkv * hgs, 1, n);
+    if (g_cl % 2) return att_cl_nw<16>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+    return att_cl_nw<8>(g, cap, st, q, k, v, kc, vc, sstr, nh, nkv, hd, seq, pos, len, cs, sn, out);
+}
+
 extern "C" bitnet_status bn_cu_attention(const float *q, const float *kc, const float *vc, size_t sstr, int n, int nh, int nkv,
                                          int hd, const int32_t *seq, const int32_t *pos, int maxpos, float *ws, float *out, void *s) {
     return bn_cu_attention_fused(q, NULL, NULL, (float *)kc, (float *)vc, sstr, n, nh, nkv, hd, seq, pos, maxpos, NULL, NULL, ws, out, s);
@@ -1031,6 +1189,10 @@ extern "C" bitnet_status bn_cu_attention_fused(const float *q, const float *k, c
     if (nsplit > AT_SPLITS) nsplit = AT_SPLITS;
     if (nsplit > ms) nsplit = ms;
     int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G;
+    if (g_cl && hd <= 128 && n <= AT_CTOK && len >= AT_CLEN) {
+        bitnet_status r = att_cl_go(q, k, v, kc, vc, sstr, n, nh, nkv, hd, seq, pos, len, cs, sn, out, ST(s));
+        if (r != BITNET_ERR_UNSUPPORTED) return r;  /* else the device takes no such cluster: the path below */
+    }
     size_t smem = (size_t)AT_NW * AT_G * hd, cmb = (size_t)AT_G * (nsplit + 1);
     smem = (smem > cmb ? smem : cmb) * sizeof(float);
     dim3 grid(nkv * hgs, nsplit, n);
