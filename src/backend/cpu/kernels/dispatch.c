@@ -5,7 +5,8 @@
  * Here, once (pthread_once), every available set gets the slots that are layout properties
  * (packed_size/pack/unpack from its layout; the shared head formats hq8/hq4), and the default is
  * chosen: env BITNET_ISA=ref|avx2|avxvnni|avxvnni-vl|avx512|avx512-novnni|neon|dotprod (or a -b3 set) names it when that set is
- * available, else the best one. This is the only getenv in src/ (documented in README.md).
+ * available, else the best one. This is the only getenv of the core library (documented in README.md;
+ * the CUDA backend reads its own BITNET_CUDA_* measuring switches).
  * Not: per-call dispatch; the tables never change after the first call. */
 #include "backend/cpu/kernels/kernels.h"
 #include <pthread.h>

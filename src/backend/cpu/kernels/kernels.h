@@ -291,7 +291,8 @@ const bn_kernels *bn_kernels_ref(void);
 /* The best set this CPU and OS support (ignores the environment). */
 const bn_kernels *bn_kernels_best(void);
 /* The default set: the one env BITNET_ISA names, read once at the first call of any function
- * here, if it is available; else bn_kernels_best(). The only getenv in src/. */
+ * here, if it is available; else bn_kernels_best(). The only getenv of the core library (the
+ * CUDA backend reads its own BITNET_CUDA_* measuring switches). */
 const bn_kernels *bn_kernels_default(void);
 /* A set by name; NULL if not compiled in or not supported by this CPU. */
 const bn_kernels *bn_kernels_by_name(const char *name);
