@@ -144,7 +144,10 @@ typedef struct bn_train_ops {
                      const float *dout, float *dq, float *dk, float *dv);
     /* Gated activation of the model's act (relu^2 or silu): h = act(g) * u, n elements. */
     void (*glu_fwd)(bn_train_model *m, const float *g, const float *u, float *h, int n);
-    /* dg, du (written) from dh. */
+    /* dg, du (written) from dh. A device backend that writes the gate / up BitLinear
+     * backward's own operands for them (keyed by dg / du) may leave dg and du unwritten:
+     * train.c passes them only to the gate and up linear_bwd calls right after (and to LoRA's
+     * backward, which such a backend does not run) and never reads them itself. */
     void (*glu_bwd)(bn_train_model *m, const float *g, const float *u, const float *dh, float *dg, float *du, int n);
     /* x[N][C] = embedding rows ids[N] of parameter widx; backward: G[widx] rows += dx. */
     void (*embed_fwd)(bn_train_model *m, int widx, const int32_t *ids, int N, float *x);

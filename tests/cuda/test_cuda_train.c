@@ -11,7 +11,9 @@
  *     kernels give the strided ones' logits bit for bit, and both match a double reference at
  *     the 1b widths (D 2048 / 5632: y, rstd, dx, gamma gradients); the RoPE folded into the
  *     flash attention (rf) and the gating backward writing the BitLinear dY operands (gf) give
- *     the unfused logits and gradients bit for bit, and AdamW writing the next weight
+ *     the unfused logits and gradients bit for bit (so do gw=1, the gating backward's unread
+ *     fp32 dg / du written, and rpf=0, the rmsnorm forward without its prefetching rows loop,
+ *     which also gives the same y / yq bits at D 2048 / 5632), and AdamW writing the next weight
  *     quantization's |W| sums gives the separate pass's losses and weights bit for bit;
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
@@ -240,19 +242,24 @@ static void test_rms_rows(void) {
  * the attention's bf16 conversion of q, k and into its dq, dk stores) and gf=1 (the gating
  * backward writes the gate / up BitLinear backward's bf16 dY), and vec=0 (the one-element
  * BitLinear epilogue, dY conversion and gating forward instead of the 4-element ones), and cf=0
- * (the residual copy made, not taken over by the BitLinear epilogue that adds into it): step-0
+ * (the residual copy made, not taken over by the BitLinear epilogue that adds into it), gf=1 with
+ * gw=1 (the fp32 dg / du written too: gw=0, the default, leaves them unwritten, so gf=1 alone
+ * fails here if anything read them) and rpf=0 (the rmsnorm forward one row a block, not the
+ * prefetching rows loop): step-0
  * logits and all gradients bit for bit (the same float expressions in another kernel), on inputs
  * whose ids do not repeat (kn_distinct: with repeats the embedding gradient's atomicAdd alone
  * makes two identical runs differ, ~1e-9 relative L2 over all gradients on this model). */
 static void test_fold_bits(void) {
-    const char *kn[5] = {"fa=2,rf=0,gf=0", "fa=2,rf=1,gf=0", "fa=2,rf=0,gf=1", "fa=2,rf=0,gf=0,vec=0", "fa=2,rf=0,gf=0,cf=0"};
-    float *lg[5] = {NULL, NULL, NULL, NULL, NULL}, *gr[5] = {NULL, NULL, NULL, NULL, NULL};
+    enum { NK = 7 };
+    const char *kn[NK] = {"fa=2,rf=0,gf=0", "fa=2,rf=1,gf=0", "fa=2,rf=0,gf=1", "fa=2,rf=0,gf=0,vec=0", "fa=2,rf=0,gf=0,cf=0",
+                          "fa=2,rf=0,gf=1,gw=1", "fa=2,rf=0,gf=0,rpf=0"};
+    float *lg[NK] = {NULL}, *gr[NK] = {NULL};
     size_t n = 0, np = 0;
     bitnet_status s = BITNET_OK;
     kn_distinct = 1;
-    for (int k = 0; k < 5 && !s; k++) s = knob_step0(kn[k], &lg[k], &n, &gr[k], &np);
+    for (int k = 0; k < NK && !s; k++) s = knob_step0(kn[k], &lg[k], &n, &gr[k], &np);
     kn_distinct = 0;
-    for (int k = 1; k < 5; k++) {
+    for (int k = 1; k < NK; k++) {
         int ok = !s && lg[0] && lg[k] && gr[0] && gr[k];
         char nm[160];
         snprintf(nm, sizeof nm, "%s vs %s: step-0 logits and gradients bit for bit", kn[k], kn[0]);
@@ -260,7 +267,7 @@ static void test_fold_bits(void) {
               ok ? (memcmp(lg[0], lg[k], n * 4) ? "logits differ" : "gradients differ") : "not run");
         if (ok) printf("# %s: logits rel L2 %.3g, gradients %.3g\n", kn[k], rel_l2(lg[k], lg[0], n), rel_l2(gr[k], gr[0], np));
     }
-    for (int k = 0; k < 5; k++) { free(lg[k]); free(gr[k]); }
+    for (int k = 0; k < NK; k++) { free(lg[k]); free(gr[k]); }
 }
 
 /* AdamW writing the |W| sums of the next weight quantization (knob ws=1, the default) against the
@@ -299,16 +306,20 @@ static void test_ws_bits(void) {
 }
 
 /* The rmsnorm ops at the 1b model's widths (D 2048 and 5632, 300 rows: blocks of the backward
- * take several rows), rms=0 and rms=1, against a double-precision CPU reference: y and rstd
- * within 1e-6 relative L2 (the same bits between the two kernels), dx (accumulated onto a
- * prefilled buffer) and the gamma gradient (accumulated onto a prefilled one) within 1e-5. */
+ * take several rows), rms=0, rms=1 with rpf=0 (one row a block) and rms=1 (rows loop with the
+ * next row prefetched), against a double-precision CPU reference: y and rstd within 1e-6
+ * relative L2 (the same bits between the kernels), dx (accumulated onto a prefilled buffer) and
+ * the gamma gradient (accumulated onto a prefilled one) within 1e-5; and the forward with the
+ * activation quantization (keep=1: yq written) gives the same yq bits in all three. */
 static void test_rms_wide(void) {
     char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
     for (int di = 0; di < 2; di++) {
         int N = 300, D = di ? 5632 : 2048;
         size_t nd = (size_t)N * D;
         float *x = malloc(nd * 4), *dy = malloc(nd * 4), *dx0 = malloc(nd * 4), *w = malloc(D * 4), *dw0 = malloc(D * 4);
-        float *out[2][4] = {{0}};   /* y, rstd, dx, dw */
+        enum { NC = 3 };
+        static const char *kc[NC] = {"rms=0,keep=1", "rms=1,rpf=0,keep=1", "rms=1,keep=1"};
+        float *out[NC][5] = {{0}};   /* y, rstd, dx, dw, yq */
         if (!x || !dy || !dx0 || !w || !dw0) { CHECK("rmsnorm wide: memory", 0, "out of memory"); return; }
         uint32_t r = 12345;
         #define RND() ((r = r * 1664525u + 1013904223u), ((float)(r >> 8) / 16777216.0f - 0.5f))
@@ -316,27 +327,32 @@ static void test_rms_wide(void) {
         for (int i = 0; i < D; i++) { w[i] = 1 + RND(); dw0[i] = RND(); }
         #undef RND
         bitnet_status s = BITNET_OK;
-        for (int k = 0; k < 2 && !s; k++) {
+        for (int k = 0; k < NC && !s; k++) {
             bn_train_model *m;
             s = bn_train_model_from_dir(dir, 0, 1, &m);
-            if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "rms=1" : "rms=0");
+            if (!s) s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, kc[k]);
             if (s) break;
             float *g; void *st;
             s = bn_train_cuda_grads(m, &g, &st);
             float *dX = m->ops->alloc(m, nd), *dDY = m->ops->alloc(m, nd), *dY = m->ops->alloc(m, nd), *dDX = m->ops->alloc(m, nd);
-            float *dW = m->ops->alloc(m, D), *dDW = m->ops->alloc(m, D), *dR = m->ops->alloc(m, N);
-            if (!s && !(dX && dDY && dY && dDX && dW && dDW && dR)) s = bn_err(BITNET_ERR_NOMEM, "device memory");
+            float *dW = m->ops->alloc(m, D), *dDW = m->ops->alloc(m, D), *dR = m->ops->alloc(m, N), *dQ = m->ops->alloc(m, nd);
+            float *dY2 = m->ops->alloc(m, nd), *dR2 = m->ops->alloc(m, N);
+            if (!s && !(dX && dDY && dY && dDX && dW && dDW && dR && dQ && dY2 && dR2)) s = bn_err(BITNET_ERR_NOMEM, "device memory");
             if (!s) s = bn_cu_h2d(dX, x, nd * 4, st);
             if (!s) s = bn_cu_h2d(dDY, dy, nd * 4, st);
             if (!s) s = bn_cu_h2d(dDX, dx0, nd * 4, st);
             if (!s) s = bn_cu_h2d(dW, w, D * 4, st);
             if (!s) s = bn_cu_h2d(dDW, dw0, D * 4, st);
-            if (!s) { m->ops->rmsnorm_fwd(m, dX, dW, dY, dR, NULL, N, D); m->ops->rmsnorm_bwd(m, dDY, dX, dW, dR, dDX, dDW, N, D, 1); s = m->ops->status(m); }
-            size_t sz[4] = {nd, (size_t)N, nd, (size_t)D};
-            const float *src[4] = {dY, dR, dDX, dDW};
-            for (int j = 0; j < 4 && !s; j++) if (!(out[k][j] = malloc(sz[j] * 4)) || (s = bn_cu_d2h(out[k][j], src[j], sz[j] * 4, st))) break;
-            float *all[7] = {dX, dDY, dY, dDX, dW, dDW, dR};
-            for (int j = 0; j < 7; j++) if (all[j]) m->ops->free(m, all[j]);
+            if (!s) {
+                m->ops->rmsnorm_fwd(m, dX, dW, dY, dR, NULL, N, D); m->ops->rmsnorm_bwd(m, dDY, dX, dW, dR, dDX, dDW, N, D, 1);
+                m->ops->rmsnorm_fwd(m, dX, dW, dY2, dR2, dQ, N, D);   /* the quantizing forward: yq = dQ */
+                s = m->ops->status(m);
+            }
+            size_t sz[5] = {nd, (size_t)N, nd, (size_t)D, nd};
+            const float *src[5] = {dY, dR, dDX, dDW, dQ};
+            for (int j = 0; j < 5 && !s; j++) if (!(out[k][j] = malloc(sz[j] * 4)) || (s = bn_cu_d2h(out[k][j], src[j], sz[j] * 4, st))) break;
+            float *all[10] = {dX, dDY, dY, dDX, dW, dDW, dR, dQ, dY2, dR2};
+            for (int j = 0; j < 10; j++) if (all[j]) m->ops->free(m, all[j]);
             bn_train_model_free(m);
         }
         /* reference in double */
@@ -354,16 +370,20 @@ static void test_rms_wide(void) {
             }
             for (int i = 0; i < D; i++) rdw[i] = (float)(dw0[i] + adw[i]);
         }
-        for (int k = 0; k < 2; k++) {
-            int ok = !s && out[k][3] && ry && adw;
+        for (int k = 0; k < NC; k++) {
+            int ok = !s && out[k][4] && ry && adw;
             double ey = ok ? rel_l2(out[k][0], ry, nd) : 1e30, er = ok ? rel_l2(out[k][1], rr, N) : 1e30;
             double ex = ok ? rel_l2(out[k][2], rdx, nd) : 1e30, ew = ok ? rel_l2(out[k][3], rdw, D) : 1e30;
-            char name[96]; snprintf(name, sizeof name, "rmsnorm ops D=%d rms=%d vs double reference", D, k);
+            char name[96]; snprintf(name, sizeof name, "rmsnorm ops D=%d %s vs double reference", D, kc[k]);
             CHECK(name, ok && ey < 1e-6 && er < 1e-6 && ex < 1e-5 && ew < 1e-5, "y %g rstd %g dx %g dw %g %s", ey, er, ex, ew, s ? bitnet_last_error() : "");
         }
-        int same = !s && out[0][1] && out[1][1] && !memcmp(out[0][0], out[1][0], nd * 4) && !memcmp(out[0][1], out[1][1], (size_t)N * 4);
-        CHECK("rmsnorm forward D wide: rms=1 gives rms=0's bits", same, "y / rstd differ");
-        for (int k = 0; k < 2; k++) for (int j = 0; j < 4; j++) free(out[k][j]);
+        for (int k = 1; k < NC; k++) {
+            int same = !s && out[0][4] && out[k][4] && !memcmp(out[0][0], out[k][0], nd * 4) && !memcmp(out[0][1], out[k][1], (size_t)N * 4)
+                       && !memcmp(out[0][4], out[k][4], nd * 4);
+            char name[112]; snprintf(name, sizeof name, "rmsnorm forward D=%d: %s gives %s's y, rstd and yq bits", D, kc[k], kc[0]);
+            CHECK(name, same, "y / rstd / yq differ");
+        }
+        for (int k = 0; k < NC; k++) for (int j = 0; j < 5; j++) free(out[k][j]);
         free(x); free(dy); free(dx0); free(w); free(dw0); free(ry); free(rr); free(rdx); free(rdw); free(adw);
     }
 }

@@ -38,7 +38,8 @@
  *     Work moved between ops without changing the bits (knobs of train_cuda.h, each tested
  *     against its off state): with fa 2 the RoPE runs inside the attention's bf16 conversion
  *     of q, k and its dq, dk stores (rf); the gating backward writes the gate / up BitLinear
- *     backward's bf16 dY (gf); the residual copy before a += BitLinear is done by its epilogue
+ *     backward's bf16 dY (gf) and leaves its fp32 dg / du unwritten (gw 0, backend.h); the
+ *     rmsnorm forward loops over rows with the next one prefetched (rpf); the residual copy before a += BitLinear is done by its epilogue
  *     (cf); AdamW sums |W| for the next weight quantization (ws).
  *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
  *     step from the same gradients gives the CPU's bits.
@@ -75,12 +76,14 @@ typedef struct { size_t off; int n, tp; } chunk;
 typedef struct { const float *x; bf16 *q; float *s; int8_t *q8; size_t cap_q, cap_s, cap_q8; } shadow;
 
 enum { RK_NONE = 0, RK_PENDING = 1, RK_UNDONE = 2 };
-/* gf: glu_bwd writes the gate / up BitLinear backward's bf16 dY operands itself. yx: the input
+/* gf: glu_bwd writes the gate / up BitLinear backward's bf16 dY operands itself; gw: it then
+ * writes the fp32 dg / du as well (0, the default: left unwritten, backend.h), uw: pk's dy
+ * buffers are unwritten (linear_bwd must take the operands). yx: the input
  * key x and width of each BitLinear output y (linear_fwd); pk[0] / pk[1]: the operands ready
  * for dy = dg / du with input x ([bf16(dy) | bf16(dy / s)], k_dy_conv's split-1 layout), valid
  * for the next two linear_bwd calls (train.c's gate then up). */
 struct gt_glu {
-    int gf;
+    int gf, gw, uw;
     struct { const float *y, *x; int out; } *yx; int nyx, capyx;
     struct { const float *dy, *x; } pk[2];
     bf16 *pb; size_t cap_pb;    /* [2][2][N][I]: the dg, then the du operands */
@@ -118,6 +121,7 @@ struct gt {
     float *dwpart; size_t cap_dw;
     int rms;                    /* rmsnorm kernels that hold each row in registers (1, default) or the strided ones (0) */
     int nsm, rms_nb[7];         /* SM count; the backward rows kernel's resident blocks per SM (per V class), 0: not asked yet */
+    int rpf, rms_nbf[7];        /* rpf: the rmsnorm forward rows kernel loops over rows, prefetching the next (same bits); its rms_nb */
     void **ptrs; size_t cap_ptrs;
     shadow *sh; int nsh, capsh;
     int fa, fa_fs, fa_bs;       /* flash attention (train_attn.cu): 0 off, 1 fp32 inputs (split knobs), 2 bf16 inputs */
@@ -392,6 +396,56 @@ __global__ void __launch_bounds__(1024) k_rms_fwd_r(const float *x, const float 
     }
     if (threadIdx.x == 0) sc[r] = s;
 }
+/* k_rms_fwd_r (the same bits: each thread's elements, expressions and block sums) for rows
+ * blockIdx.x, + gridDim.x, ... (N rows): w held in registers across rows, and the next row's x
+ * loaded before this row's block sums, so the loads overlap the barriers (rpf; V <= 6). */
+template <int V>
+__global__ void __launch_bounds__(1024) k_rms_fwd_p(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
+                            int N, int D, float eps, int keep) {
+    float wv[V], xn[V];
+    int wy = keep || !yq;
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+        int i = threadIdx.x + j * blockDim.x;
+        wv[j] = i < D ? w[i] : 0.f; xn[j] = i < D && blockIdx.x < (unsigned)N ? x[(size_t)blockIdx.x * D + i] : 0.f;
+    }
+    for (int r = blockIdx.x; r < N; r += gridDim.x) {
+        float xv[V];
+#pragma unroll
+        for (int j = 0; j < V; j++) xv[j] = xn[j];
+        if (r + (int)gridDim.x < N)
+#pragma unroll
+            for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; xn[j] = i < D ? x[(size_t)(r + gridDim.x) * D + i] : 0.f; }
+        float ss = 0;
+#pragma unroll
+        for (int j = 0; j < V; j++) if (threadIdx.x + j * blockDim.x < D) ss += xv[j] * xv[j];
+        ss = block_sum(ss);
+        float rs = 1.0f / sqrtf(ss / (float)D + eps);
+        float mx = 0;
+        size_t o = (size_t)r * D;
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            int i = threadIdx.x + j * blockDim.x;
+            if (i < D) { float v = __fmul_rn(wv[j], __fmul_rn(xv[j], rs)); if (wy) y[o + i] = v; mx = fmaxf(mx, fabsf(v)); xv[j] = v; }
+        }
+        if (threadIdx.x == 0) rstd[r] = rs;
+        if (!yq) continue;
+        mx = block_max(mx);
+        if (!(mx >= 1e-5f)) mx = 1e-5f;
+        float s = 127.0f / mx;
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            int i = threadIdx.x + j * blockDim.x;
+            if (i >= D) break;
+            float q = rintf(__fmul_rn(xv[j], s));
+            q = q > 127.f ? 127.f : q < -128.f ? -128.f : q;
+            if (keep) yq[o + i] = q / s;
+            qb[o + i] = __float2bfloat16(q);
+            if (q8) q8[o + i] = (int8_t)q;
+        }
+        if (threadIdx.x == 0) sc[r] = s;
+    }
+}
 /* dx rows as k_rms_dx (same bits) for rows blockIdx.x, + gridDim.x, ..., and (part given)
  * part[blockIdx.x][c] = the sum over those rows of dy x rstd (the gamma gradient's partials,
  * reduced by k_rms_dw_fin2): dy, x and w are read once. */
@@ -458,16 +512,19 @@ __global__ void k_rms_dw_fin2(const float *part, float *dw, int D, int splits) {
 #define RMS_V(c, F, ...) switch (c) { case 0: F<1>__VA_ARGS__; break; case 1: F<2>__VA_ARGS__; break; case 2: F<4>__VA_ARGS__; break; \
     case 3: F<6>__VA_ARGS__; break; case 4: F<8>__VA_ARGS__; break; case 5: F<12>__VA_ARGS__; break; default: F<16>__VA_ARGS__; break; }
 template <int V> static void *rms_bwd_fn() { return (void *)k_rms_bwd_r<V>; }
-/* Resident blocks of th threads of the backward rows kernel of class c on one SM (asked once). */
-static int rms_bwd_nb(struct gt *g, int c, int th) {
-    if (!g->rms_nb[c]) {
+template <int V> static void *rms_fwd_fn() { return (void *)k_rms_fwd_p<V>; }
+/* Resident blocks of th threads of the backward (fwd: the forward prefetch) rows kernel of
+ * class c, times the SM count (asked once per class and kernel). */
+static int rms_bwd_nb(struct gt *g, int c, int th, int fwd = 0) {
+    int *nbc = fwd ? g->rms_nbf : g->rms_nb;
+    if (!nbc[c]) {
         void *f = NULL; int nb = 0;
-        RMS_V(c, f = rms_bwd_fn, ());
+        if (fwd) { RMS_V(c, f = rms_fwd_fn, ()) } else { RMS_V(c, f = rms_bwd_fn, ()) }
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, f, th, 0) != cudaSuccess || nb < 1) { cudaGetLastError(); nb = 1; }
         if (!g->nsm && cudaDeviceGetAttribute(&g->nsm, cudaDevAttrMultiProcessorCount, g->dev) != cudaSuccess) { cudaGetLastError(); g->nsm = 1; }
-        g->rms_nb[c] = nb;
+        nbc[c] = nb;
     }
-    return g->rms_nb[c] * (g->nsm > 0 ? g->nsm : 1);
+    return nbc[c] * (g->nsm > 0 ? g->nsm : 1);
 }
 static shadow *shadow_for(struct gt *g, const float *x, size_t nq, size_t ns) {
     for (int i = 0; i < g->nsh; i++) if (g->sh[i].x == x) {
@@ -504,7 +561,10 @@ static void op_rms_fwd(bn_train_model *m, const float *x, const float *w, float 
     if (g->rmw && D > 2048 && D <= 6144) th = 1024;   /* rmw: wide rows on 1024 threads, <= 6 values a thread (1b: D 5632) */
     int c = g->rms ? rms_vclass(D, th) : -1;
     if (c > (th == 1024 ? 3 : 2)) c = -1;
-    if (c >= 0) RMS_V(c, k_rms_fwd_r, <<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq))
+    if (c >= 0 && g->rpf) {   /* rows loop with the next row prefetched: same bits */
+        int nb = rms_bwd_nb(g, c, th, 1); if (nb > N) nb = N;
+        RMS_V(c, k_rms_fwd_p, <<<nb, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, N, D, m->cfg.norm_eps, g->keep_yq))
+    } else if (c >= 0) RMS_V(c, k_rms_fwd_r, <<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq))
     else k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq);
     LAUNCHED(g, "rmsnorm forward");
 }
@@ -695,6 +755,10 @@ static void op_lin_bwd(bn_train_model *m, const float *dy, const float *x, int w
     const bf16 *pre = NULL;   /* gf: the operands glu_bwd wrote for this dy (same bits as k_dy_conv's) */
     for (int i = 0; i < 2; i++)
         if (g->gl.pk[i].dy == dy && g->gl.pk[i].x == x && g->split == 1) { pre = g->gl.pb + 2 * (size_t)i * n; g->gl.pk[i].dy = NULL; break; }
+    if (!pre && g->gl.uw && (g->gl.pk[0].dy == dy || g->gl.pk[1].dy == dy)) {   /* never in train.c's order (backend.h) */
+        note(g, bn_err(BITNET_ERR_ARG, "cuda training: a BitLinear backward on a gating gradient that glu_bwd left unwritten"));
+        return;
+    }
     if (!pre) g->gl.pk[0].dy = g->gl.pk[1].dy = NULL;   /* valid only for the linear_bwd calls right after glu_bwd */
     if (!pre) {
         if (!NEED(g, g->dyb, g->cap_dy, 2 * (size_t)g->split * n * sizeof(bf16), "gradient scratch")) return;
@@ -955,9 +1019,10 @@ __global__ void k_glu_bwd(const float *g, const float *u, const float *dh, float
 /* k_glu_bwd on rows [N][I] (I % 4 == 0, 4 elements a thread), and the gate / up BitLinear
  * backward's bf16 operands on the way, as k_dy_conv (split 1) writes them from dg / du with the
  * activation scales s [N] of their input: pg = [bf16(dg) | bf16(dg / s[t])], pu the same for
- * du (each [2][N][I]). Block t, grid-stride over rows. */
+ * du (each [2][N][I]); dg / du themselves only when wf (the bf16 operands do not depend on it).
+ * Block t, grid-stride over rows. */
 __global__ void k_glu_bwd_cv(const float *g, const float *u, const float *dh, float *dg, float *du, const float *s,
-                             bf16 *pg, bf16 *pu, int N, int I, int silu) {
+                             bf16 *pg, bf16 *pu, int N, int I, int silu, int wf) {
     size_t n = (size_t)N * I;
     for (int t = blockIdx.x; t < N; t += gridDim.x) {
         float st = s[t];
@@ -972,8 +1037,7 @@ __global__ void k_glu_bwd_cv(const float *g, const float *u, const float *dh, fl
                 ah[e] = __float2bfloat16(a[e]); as[e] = __float2bfloat16(a[e] / st);
                 bh[e] = __float2bfloat16(b[e]); bs[e] = __float2bfloat16(b[e] / st);
             }
-            *(float4 *)(dg + i) = make_float4(a[0], a[1], a[2], a[3]);
-            *(float4 *)(du + i) = make_float4(b[0], b[1], b[2], b[3]);
+            if (wf) { *(float4 *)(dg + i) = make_float4(a[0], a[1], a[2], a[3]); *(float4 *)(du + i) = make_float4(b[0], b[1], b[2], b[3]); }
             __nv_bfloat162 *P[4] = {(__nv_bfloat162 *)(pg + i), (__nv_bfloat162 *)(pg + n + i), (__nv_bfloat162 *)(pu + i), (__nv_bfloat162 *)(pu + n + i)};
             const bf16 *V[4] = {ah, as, bh, bs};
 #pragma unroll
@@ -1007,7 +1071,8 @@ static void op_glu_fwd(bn_train_model *m, const float *g_, const float *u, float
     LAUNCHED(g, "gating");
 }
 /* gf: k_glu_bwd_cv when g_ and u are BitLinear outputs of one quantized input x [N][I] and the
- * backward takes dY in one term; 1 when it ran (pk set for dg and du), 0: take k_glu_bwd. */
+ * backward takes dY in one term; 1 when it ran (pk set for dg and du; those written only with
+ * gw), 0: take k_glu_bwd. */
 static int glu_bwd_cv(bn_train_model *m, const float *g_, const float *u, const float *dh, float *dg, float *du, int n) {
     struct gt *g = GT(m);
     int I = 0, Iu = 0;
@@ -1017,15 +1082,16 @@ static int glu_bwd_cv(bn_train_model *m, const float *g_, const float *u, const 
     size_t nn = (size_t)n;
     if (!h || !NEED(g, g->gl.pb, g->gl.cap_pb, 4 * nn * sizeof(bf16), "gradient scratch")) return 0;
     int N = n / I;
-    k_glu_bwd_cv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(g_, u, dh, dg, du, h->s, g->gl.pb, g->gl.pb + 2 * nn, N, I, m->cfg.act == BN_ACT_SILU);
+    k_glu_bwd_cv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(g_, u, dh, dg, du, h->s, g->gl.pb, g->gl.pb + 2 * nn, N, I, m->cfg.act == BN_ACT_SILU, g->gl.gw);
     if (!LAUNCHED(g, "gating backward")) return 1;
     g->gl.pk[0].dy = dg; g->gl.pk[0].x = x; g->gl.pk[1].dy = du; g->gl.pk[1].x = x;
+    g->gl.uw = !g->gl.gw;
     return 1;
 }
 static void op_glu_bwd(bn_train_model *m, const float *g_, const float *u, const float *dh, float *dg, float *du, int n) {
     struct gt *g = GT(m);
     if (g->err) return;
-    g->gl.pk[0].dy = g->gl.pk[1].dy = NULL;
+    g->gl.pk[0].dy = g->gl.pk[1].dy = NULL; g->gl.uw = 0;
     if (glu_bwd_cv(m, g_, u, dh, dg, du, n)) return;
     k_glu_bwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, dh, dg, du, (size_t)n, m->cfg.act == BN_ACT_SILU);
     LAUNCHED(g, "gating backward");
@@ -1330,6 +1396,8 @@ static void knobs(struct gt *g, const char *e) {
     if ((p = strstr(e, "rms=")) && sscanf(p + 4, "%d", &v) == 1) g->rms = v != 0;
     if ((p = strstr(e, "rf=")) && sscanf(p + 3, "%d", &v) == 1) g->rf = v != 0;
     if ((p = strstr(e, "gf=")) && sscanf(p + 3, "%d", &v) == 1) g->gl.gf = v != 0;
+    if ((p = strstr(e, "gw=")) && sscanf(p + 3, "%d", &v) == 1) g->gl.gw = v != 0;
+    if ((p = strstr(e, "rpf=")) && sscanf(p + 4, "%d", &v) == 1) g->rpf = v != 0;
     if ((p = strstr(e, "vec=")) && sscanf(p + 4, "%d", &v) == 1) g->vec = v != 0;
     if ((p = strstr(e, "rmw=")) && sscanf(p + 4, "%d", &v) == 1) g->rmw = v != 0;
     if ((p = strstr(e, "cf=")) && sscanf(p + 3, "%d", &v) == 1) g->cf = v != 0;
@@ -1361,7 +1429,9 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->rmw = 1;   /* D 5632 rmsnorm forward on 1024 threads (sums in another order than on 512) */
     g->vec = 1;   /* 4-element epilogue / conversion / gating kernels: the same bits (tested) */
     g->gl.gf = 1; /* glu_bwd writes the gate / up backward's bf16 dY (split 1): k_dy_conv's bits (tested) */
+    g->gl.gw = 0; /* ... and then leaves the fp32 dg / du unwritten (backend.h allows it; nothing reads them) */
     g->rf = 1;    /* with fa 2 (the fast mode): RoPE folded into the attention ops, the same bits (tested) */
+    g->rpf = 1;   /* rmsnorm forward rows kernel: a loop over rows with the next one prefetched, the same bits (tested) */
     g->rms = 1;   /* rmsnorm rows in registers: the same forward / dx bits (tested), dx and dw in one pass */
     g->i8 = 1;   /* int8 BitLinear forward: the bf16 path's bits (tested), 1b step 3.7% faster (H200) */
     knobs(g, kn);

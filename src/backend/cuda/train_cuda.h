@@ -18,7 +18,10 @@ typedef struct bn_train_model bn_train_model;
  *   strided ones, same forward bits), rmw=0|1 the rmsnorm forward of widths 2049..6144 on 1024
  *   threads (default 1; 0: 512), rf=0|1 with fa=2 the RoPE folded into the attention ops
  *   (default 1, same bits), gf=0|1 the gating backward writes the gate / up BitLinear
- *   backward's bf16 dY operands (default 1 where dY is one term, same bits), vec=0|1 the
+ *   backward's bf16 dY operands (default 1 where dY is one term, same bits), gw=0|1 with gf it
+ *   also writes the fp32 dg / du that nothing then reads (default 0, same bits), rpf=0|1 the
+ *   rmsnorm forward rows kernel loops over rows prefetching the next one (default 1, same
+ *   bits), vec=0|1 the
  *   4-element BitLinear epilogue, dY conversion and gating forward kernels (default 1, same
  *   bits), cf=0|1 the copy op deferred and taken over by the BitLinear forward that adds into the
  *   copy (default 1, same bits), ws=0|1 AdamW also sums |W| per chunk for the next weight
