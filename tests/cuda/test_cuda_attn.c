@@ -8,7 +8,9 @@
  *     one bf16 term (bf16's 2^-8 rounding, measured ~3e-3);
  *   - the same for the bf16-input kernels (knob fa=2, the fast mode's attention): bound 2e-2;
  *   - the same inputs give the same bits twice (fixed-order sums, no atomics);
- *   - the RoPE folded into the bf16 kernels (knob rf=1) gives the separate rope ops' bits.
+ *   - the RoPE folded into the bf16 kernels (knob rf=1) gives the separate rope ops' bits;
+ *   - the bf16 kernels' longest-first / cp.async / ldmatrix variant (knob fao=1, the default)
+ *     gives the plain kernels' (fao=0) bits.
  * --bench: forward and backward times of the materialized and flash paths at the 125m and 1b
  * bench shapes (B x T = 16 x 1024, 12 heads of 64; 8 x 1024, 16 heads of 128).
  * Without a GPU it prints one skip line. Not: a test of the rest of the trainer. */
@@ -159,6 +161,27 @@ static void test_rope_fold(int B, int T, int H, int KH, int hd) {
     free(hq); free(hk); free(hv); free(hdo); free(res[0]); free(res[1]); free(qafter[0]); free(qafter[1]);
 }
 
+/* The bf16 flash attention with knob fao=1 (longest blocks first, cp.async double-buffered
+ * tiles, ldmatrix fragments) against fao=0 (the plain kernels), both fa=2: out, dq, dk, dv bit
+ * for bit (the same mma sequence and sums); fails if a tile, stage or block mapping is off. */
+static void test_opt_bits(int B, int T, int H, int KH, int hd) {
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KH * hd;
+    float *hq = malloc(nq * 4), *hk = malloc(nk * 4), *hv = malloc(nk * 4), *hdo = malloc(nq * 4), *res[2] = {NULL, NULL};
+    uint64_t r = 4242 + T * 31 + hd;
+    if (hq && hk && hv && hdo) {
+        fill(hq, nq, &r, 2.0f); fill(hk, nk, &r, 2.0f); fill(hv, nk, &r, 1.0f); fill(hdo, nq, &r, 1.0f);
+        for (int o = 0; o < 2; o++) {
+            bn_train_model *m = mk(H, KH, hd, BITNET_TRAIN_PREC_DEFAULT, o ? "fa=2,fao=1" : "fa=2,fao=0");
+            if (m) res[o] = run_once(m, B, T, hq, hk, hv, hdo);
+            bn_train_model_free(m);
+        }
+    }
+    char nm[160];
+    snprintf(nm, sizeof nm, "bf16 flash attention fao=1 vs fao=0 B %d T %d H %d KH %d hd %d: out, dq, dk, dv bit for bit", B, T, H, KH, hd);
+    CHECK(nm, res[0] && res[1] && !memcmp(res[0], res[1], (2 * nq + 2 * nk) * 4), "%s", res[0] && res[1] ? "results differ" : "the ops failed");
+    free(hq); free(hk); free(hv); free(hdo); free(res[0]); free(res[1]);
+}
+
 /* ms per forward and per backward (5 timed after 1 warm-up) of one path. */
 static void bench_one(const char *shape, const char *what, int B, int T, int H, int hd, int prec, const char *knobs) {
     bn_train_model *m = mk(H, H, hd, prec, knobs);
@@ -197,7 +220,10 @@ static void bench(void) {
         bench_one(sh[i].n, "flash fs=1 bs=1", sh[i].B, 1024, sh[i].H, sh[i].hd, BITNET_TRAIN_PREC_DEFAULT, "fa=1,fs=1,bs=1");
         bench_one(sh[i].n, "flash fs=0 bs=0", sh[i].B, 1024, sh[i].H, sh[i].hd, BITNET_TRAIN_PREC_DEFAULT, "fa=1,fs=0,bs=0");
         bench_one(sh[i].n, "materialized TF32 (fast, fa=0)", sh[i].B, 1024, sh[i].H, sh[i].hd, BITNET_TRAIN_PREC_FAST, "fa=0");
+        bench_one(sh[i].n, "flash bf16 inputs, plain kernels (fa=2,fao=0)", sh[i].B, 1024, sh[i].H, sh[i].hd, BITNET_TRAIN_PREC_FAST, "fao=0");
         bench_one(sh[i].n, "flash bf16 inputs (fa=2, the fast mode's)", sh[i].B, 1024, sh[i].H, sh[i].hd, BITNET_TRAIN_PREC_FAST, NULL);
+        bench_one(sh[i].n, "flash bf16 inputs, plain kernels again (fa=2,fao=0)", sh[i].B, 1024, sh[i].H, sh[i].hd, BITNET_TRAIN_PREC_FAST, "fao=0");
+        bench_one(sh[i].n, "flash bf16 inputs again (fa=2, the fast mode's)", sh[i].B, 1024, sh[i].H, sh[i].hd, BITNET_TRAIN_PREC_FAST, NULL);
     }
 }
 
@@ -215,5 +241,13 @@ int main(int argc, char **argv) {
     test_rope_fold(1, 300, 8, 2, 64);
     test_rope_fold(2, 130, 4, 1, 128);
     test_rope_fold(1, 1024, 2, 2, 128);
+    test_opt_bits(2, 100, 4, 2, 32);
+    test_opt_bits(1, 2, 4, 2, 32);
+    test_opt_bits(1, 1, 2, 1, 64);
+    test_opt_bits(2, 64, 2, 2, 64);
+    test_opt_bits(1, 300, 8, 2, 64);
+    test_opt_bits(2, 130, 4, 1, 128);
+    test_opt_bits(2, 1024, 4, 2, 128);
+    test_opt_bits(1, 1000, 4, 4, 128);
     T_DONE();
 }

@@ -245,14 +245,16 @@ static void test_rms_rows(void) {
  * (the residual copy made, not taken over by the BitLinear epilogue that adds into it), gf=1 with
  * gw=1 (the fp32 dg / du written too: gw=0, the default, leaves them unwritten, so gf=1 alone
  * fails here if anything read them) and rpf=0 (the rmsnorm forward one row a block, not the
- * prefetching rows loop): step-0
+ * prefetching rows loop) and fao=0 (the plain bf16 attention kernels, not the longest-first /
+ * cp.async / ldmatrix ones): step-0
  * logits and all gradients bit for bit (the same float expressions in another kernel), on inputs
  * whose ids do not repeat (kn_distinct: with repeats the embedding gradient's atomicAdd alone
  * makes two identical runs differ, ~1e-9 relative L2 over all gradients on this model). */
 static void test_fold_bits(void) {
-    enum { NK = 7 };
+    enum { NK = 8 };
     const char *kn[NK] = {"fa=2,rf=0,gf=0", "fa=2,rf=1,gf=0", "fa=2,rf=0,gf=1", "fa=2,rf=0,gf=0,vec=0", "fa=2,rf=0,gf=0,cf=0",
-                          "fa=2,rf=0,gf=1,gw=1", "fa=2,rf=0,gf=0,rpf=0"};
+                          "fa=2,rf=0,gf=1,gw=1", "fa=2,rf=0,gf=0,rpf=0",
+                          "fa=2,rf=0,gf=0,fao=0"};
     float *lg[NK] = {NULL}, *gr[NK] = {NULL};
     size_t n = 0, np = 0;
     bitnet_status s = BITNET_OK;

@@ -463,7 +463,10 @@ cudaError_t bn_fa_backward(const bn_fa_args *a, int split, cudaStream_t st) { FA
  * above with SP = 0 (one bf16 term, fp32 accumulate), but the operands arrive converted to bf16
  * once per op (bn_fb_convert, and k_fb_dot for dO), tiles move as 16-byte vectors, and the
  * transposed operands (V in P V, dO and Q in the dV / dK products, K in dS K) are read from
- * the row-major tiles with ldmatrix.trans instead of being stored twice. */
+ * the row-major tiles with ldmatrix.trans instead of being stored twice. bn_fb_args.opt picks
+ * each kernel's O variant: the longest blocks launched first (no tail of long causal blocks),
+ * the streamed tiles double-buffered through cp.async, every fragment loaded by ldmatrix; the
+ * same values reach the same mma sequence, so the same bits (test_cuda_attn). */
 
 /* B fragment (k0.., n0..) and (k0.., n0 + 8..) of B[k][n] = X[k][n], X a row-major bf16 tile
  * x[][ld] (ld * 2 bytes a multiple of 16): ldmatrix.x4.trans, lanes 0-15 address rows k0..k0+15
@@ -486,6 +489,55 @@ __device__ __forceinline__ void ld_rows_b(const bf16 *g, size_t gs, int valid, b
         if (r < valid) x = *(const uint4 *)(g + (size_t)r * gs + c);
         *(uint4 *)(dst + r * ld + c) = x;
     }
+}
+/* ---- the opt kernels' loads (knob fao, bn_fb_args.opt): the same values into the same
+ * registers / shared memory as ld_a, ld_b, ld_rows_b, so the same mma sequence and bits. */
+/* ld_a's fragment by ldmatrix.x4 (ld * 2 bytes a multiple of 16): lanes 0-15 address rows
+ * r0..r0+15 at column k0, lanes 16-31 the same rows at k0 + 8 (matrices a0..a3 in order). */
+__device__ __forceinline__ void ldm_a(const bf16 *s, int ld, int r0, int k0, uint32_t a[4]) {
+    int l = threadIdx.x & 31;
+    uint32_t ad = (uint32_t)__cvta_generic_to_shared(s + (size_t)(r0 + (l & 15)) * ld + k0 + (l >> 4) * 8);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(ad));
+}
+/* ld_b's fragments at (k0.., n0..) -> b0 and (k0.., n0 + 8..) -> b1 by ldmatrix.x4: matrices
+ * X rows n0.. at column k0, n0.. at k0 + 8, n0 + 8.. at k0, n0 + 8.. at k0 + 8. */
+__device__ __forceinline__ void ldm_b2(const bf16 *x, int ld, int n0, int k0, uint32_t b0[2], uint32_t b1[2]) {
+    int l = threadIdx.x & 31;
+    uint32_t ad = (uint32_t)__cvta_generic_to_shared(x + (size_t)(n0 + (l & 7) + ((l >> 4) << 3)) * ld + k0 + ((l >> 3) & 1) * 8);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(b0[0]), "=r"(b0[1]), "=r"(b1[0]), "=r"(b1[1]) : "r"(ad));
+}
+template <bool O> __device__ __forceinline__ void fb_lda(const bf16 *s, int ld, int r0, int k0, uint32_t a[4]) {
+    if (O) ldm_a(s, ld, r0, k0, a); else ld_a(s, ld, r0, k0, a);
+}
+template <bool O> __device__ __forceinline__ void fb_ldb2(const bf16 *x, int ld, int n0, int k0, uint32_t b0[2], uint32_t b1[2]) {
+    if (O) ldm_b2(x, ld, n0, k0, b0, b1); else { ld_b(x, ld, n0, k0, b0); ld_b(x, ld, n0 + 8, k0, b1); }
+}
+/* cp.async of `bytes` (<= n; the rest of the n zero-filled) from global src to shared dst. */
+__device__ __forceinline__ void cp16(void *dst, const void *src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"((uint32_t)__cvta_generic_to_shared(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp4(void *dst, const void *src, int bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"((uint32_t)__cvta_generic_to_shared(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+/* This thread's copies of every commit group but the newest are done. */
+__device__ __forceinline__ void cp_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+/* ld_rows_b as cp.async (valid >= 1; rows >= valid zero-filled): done at a cp_wait past its group. */
+template <int HD, int R>
+__device__ __forceinline__ void cp_rows_b(const bf16 *g, size_t gs, int valid, bf16 *dst, int ld) {
+    constexpr int V = HD / 8;
+#pragma unroll
+    for (int it = 0; it < R * V / 128; it++) {
+        int i = it * 128 + threadIdx.x, r = i / V, c = (i % V) * 8;
+        cp16(dst + r * ld + c, g + (size_t)(r < valid ? r : 0) * gs + c, r < valid ? 16 : 0);
+    }
+}
+/* ld_rows_b (A: synchronous) or cp_rows_b (O). */
+template <int HD, int R, bool O>
+__device__ __forceinline__ void fb_rows(const bf16 *g, size_t gs, int valid, bf16 *dst, int ld) {
+    if (O) cp_rows_b<HD, R>(g, gs, valid, dst, ld); else ld_rows_b<HD, R>(g, gs, valid, dst, ld);
 }
 /* out[i] = bf16(in[i]), n4 groups of 4. */
 __global__ void k_fb_conv(const float4 *in, uint2 *out, size_t n4) {
@@ -555,14 +607,16 @@ __device__ __forceinline__ void store_grad_row(float *p, const float (*c)[4], in
     }
 }
 
-/* The forward of k_fa_fwd<HD, false> on bf16 q, k, v. */
-template <int HD>
+/* The forward of k_fa_fwd<HD, false> on bf16 q, k, v. O (knob fao): blocks (b*H + h, nqb - 1 -
+ * qb), the longest (last) query blocks first; K / V tiles double-buffered by cp.async (tile i + 1
+ * loads while tile i computes); fragments by ldmatrix. The same mma sequence either way. */
+template <int HD, bool O>
 __global__ void __launch_bounds__(128) k_fb_fwd(const bf16 *q, const bf16 *k, const bf16 *v, float *o, float *lse,
                                                 int T, int H, int KH, float sl2) {
     constexpr int BK = 64, LK = HD + 8;
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *Ks = (bf16 *)smem, *Vs = Ks + BK * LK;
-    int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KH);
+    bf16 *Kb = (bf16 *)smem;   /* stage s (O: 2 stages): K tile at Kb + 2 s BK LK, V tile after it */
+    int qb = O ? (int)(gridDim.y - 1 - blockIdx.y) : blockIdx.x, bh = O ? blockIdx.x : blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KH);
     int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
     size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
     const bf16 *qp = q + (size_t)b * T * QS + (size_t)h * HD, *kp = k + (size_t)b * T * KS + (size_t)kh * HD, *vp = v + (size_t)b * T * KS + (size_t)kh * HD;
@@ -579,11 +633,27 @@ __global__ void __launch_bounds__(128) k_fb_fwd(const bf16 *q, const bf16 *k, co
 #pragma unroll
     for (int n = 0; n < HD / 8; n++) oc[n][0] = oc[n][1] = oc[n][2] = oc[n][3] = 0.f;
     float mr[2] = {-INFINITY, -INFINITY}, lr[2] = {0.f, 0.f};
-    int kend = min(T, (qb + 1) * 64);
-    for (int k0 = 0; k0 < kend; k0 += BK) {
-        __syncthreads();
-        ld_rows_b<HD, BK>(kp + (size_t)k0 * KS, KS, min(BK, T - k0), Ks, LK);
-        ld_rows_b<HD, BK>(vp + (size_t)k0 * KS, KS, min(BK, T - k0), Vs, LK);
+    int kend = min(T, (qb + 1) * 64), nt = (kend + BK - 1) / BK;
+    if (O) {
+        fb_rows<HD, BK, O>(kp, KS, min(BK, T), Kb, LK);
+        fb_rows<HD, BK, O>(vp, KS, min(BK, T), Kb + BK * LK, LK);
+        cp_commit();
+    }
+    for (int it = 0; it < nt; it++) {
+        int k0 = it * BK;
+        bf16 *Ks = Kb + (O ? (it & 1) * 2 * BK * LK : 0), *Vs = Ks + BK * LK;
+        __syncthreads();   /* every warp is done with the stage the next loads overwrite */
+        if (O) {
+            if (it + 1 < nt) {
+                bf16 *Kn = Kb + ((it + 1) & 1) * 2 * BK * LK;
+                fb_rows<HD, BK, O>(kp + (size_t)(k0 + BK) * KS, KS, min(BK, T - k0 - BK), Kn, LK);
+                fb_rows<HD, BK, O>(vp + (size_t)(k0 + BK) * KS, KS, min(BK, T - k0 - BK), Kn + BK * LK, LK);
+            }
+            cp_commit(); cp_wait1();
+        } else {
+            fb_rows<HD, BK, O>(kp + (size_t)k0 * KS, KS, min(BK, T - k0), Ks, LK);
+            fb_rows<HD, BK, O>(vp + (size_t)k0 * KS, KS, min(BK, T - k0), Vs, LK);
+        }
         __syncthreads();
         if (k0 > r0 + 15) continue;
         float s[BK / 8][4];
@@ -592,10 +662,10 @@ __global__ void __launch_bounds__(128) k_fb_fwd(const bf16 *q, const bf16 *k, co
 #pragma unroll
         for (int kc = 0; kc < HD / 16; kc++)
 #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
-                uint32_t bb[2];
-                ld_b(Ks, LK, n * 8, kc * 16, bb);
-                mma(s[n], qf[kc], bb);
+            for (int n = 0; n < BK / 8; n += 2) {
+                uint32_t b0[2], b1[2];
+                fb_ldb2<O>(Ks, LK, n * 8, kc * 16, b0, b1);
+                mma(s[n], qf[kc], b0); mma(s[n + 1], qf[kc], b1);
             }
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -667,16 +737,19 @@ __global__ void k_fb_dot(const float *o, const float *dout, float *D, bf16 *dob,
     if (l == 0) D[(b * H + h) * T + t] = s;
 }
 
-/* k_fa_bwd_kv<HD, false> on bf16 q, k, v, dO. */
-template <int HD>
+/* k_fa_bwd_kv<HD, false> on bf16 q, k, v, dO. O (knob fao): blocks (b*KH + kh, kb), the
+ * longest (first) key blocks first; the (head, query tile) sequence's Q / dO / lse / D tiles
+ * double-buffered by cp.async; fragments by ldmatrix. The same mma sequence either way. */
+template <int HD, bool O>
 __global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dout,
                                                    const float *lse, const float *Dd, float *dk, float *dv,
                                                    int T, int H, int KH, float sl2, float scale, const float *cs, const float *sn) {
     constexpr int BK = 64, BQ = HD == 128 ? 32 : 64, LK = HD + 8;
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *Ks = (bf16 *)smem, *Vs = Ks + BK * LK, *Qs = Vs + BK * LK, *Os = Qs + BQ * LK;
-    float *ls = (float *)(Os + BQ * LK), *ds_ = ls + BQ;
-    int kb = blockIdx.x, b = blockIdx.y / KH, kh = blockIdx.y % KH, grp = H / KH;
+    constexpr int NS = O ? 2 : 1;   /* stages */
+    bf16 *Ks = (bf16 *)smem, *Vs = Ks + BK * LK, *Qb = Vs + BK * LK;   /* stage s: Q tile at Qb + 2 s BQ LK, dO after it */
+    float *Fb = (float *)(Qb + NS * 2 * BQ * LK);                     /* stage s: lse at Fb + 2 s BQ, D after it */
+    int kb = O ? blockIdx.y : blockIdx.x, bk = O ? blockIdx.x : blockIdx.y, b = bk / KH, kh = bk % KH, grp = H / KH;
     int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
     size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
     int kbase = kb * BK, k0 = kbase + w * 16, kval = min(BK, T - kbase);
@@ -687,17 +760,32 @@ __global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k,
     for (int n = 0; n < HD / 8; n++)
 #pragma unroll
         for (int i = 0; i < 4; i++) dkc[n][i] = dvc[n][i] = 0.f;
-    for (int gi = 0; gi < grp; gi++) {
-        int h = kh * grp + gi;
-        const bf16 *qp = q + (size_t)b * T * QS + (size_t)h * HD, *dp = dout + (size_t)b * T * QS + (size_t)h * HD;
-        const float *lp = lse + ((size_t)b * H + h) * T, *Dp = Dd + ((size_t)b * H + h) * T;
-        for (int qs = kbase; qs < T; qs += BQ) {
-            int qv = min(BQ, T - qs);
-            __syncthreads();
-            ld_rows_b<HD, BQ>(qp + (size_t)qs * QS, QS, qv, Qs, LK);
-            ld_rows_b<HD, BQ>(dp + (size_t)qs * QS, QS, qv, Os, LK);
-            for (int i = threadIdx.x; i < BQ; i += blockDim.x) { ls[i] = i < qv ? lp[qs + i] : 0.f; ds_[i] = i < qv ? Dp[qs + i] : 0.f; }
-            __syncthreads();
+    int nq = (T - kbase + BQ - 1) / BQ, ntile = grp * nq;   /* tile j: head kh grp + j / nq, queries from kbase + (j % nq) BQ */
+    auto load = [&](int j, int sg) {
+        int h = kh * grp + j / nq, qs = kbase + (j % nq) * BQ, qv = min(BQ, T - qs);
+        const bf16 *qp = q + ((size_t)b * T + qs) * QS + (size_t)h * HD, *dp = dout + ((size_t)b * T + qs) * QS + (size_t)h * HD;
+        const float *lp = lse + ((size_t)b * H + h) * T + qs, *Dp = Dd + ((size_t)b * H + h) * T + qs;
+        bf16 *Qs = Qb + sg * 2 * BQ * LK;
+        float *ls = Fb + sg * 2 * BQ;
+        fb_rows<HD, BQ, O>(qp, QS, qv, Qs, LK);
+        fb_rows<HD, BQ, O>(dp, QS, qv, Qs + BQ * LK, LK);
+        for (int i = threadIdx.x; i < BQ; i += blockDim.x) {
+            if (O) { cp4(ls + i, lp + (i < qv ? i : 0), i < qv ? 4 : 0); cp4(ls + BQ + i, Dp + (i < qv ? i : 0), i < qv ? 4 : 0); }
+            else { ls[i] = i < qv ? lp[i] : 0.f; ls[BQ + i] = i < qv ? Dp[i] : 0.f; }
+        }
+    };
+    if (O) { load(0, 0); cp_commit(); }
+    for (int j = 0; j < ntile; j++) {
+        int qs = kbase + (j % nq) * BQ, sg = O ? (j & 1) : 0;
+        __syncthreads();   /* every warp is done with the stage the next loads overwrite */
+        if (O) {
+            if (j + 1 < ntile) load(j + 1, (j + 1) & 1);
+            cp_commit(); cp_wait1();
+        } else load(j, 0);
+        __syncthreads();
+        {
+            const bf16 *Qs = Qb + sg * 2 * BQ * LK, *Os = Qs + BQ * LK;
+            const float *ls = Fb + sg * 2 * BQ, *ds_ = ls + BQ;
             if (qs + BQ - 1 < k0 || k0 >= T) continue;
             float st[BQ / 8][4], dpt[BQ / 8][4];
 #pragma unroll
@@ -707,14 +795,14 @@ __global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k,
 #pragma unroll
             for (int kc = 0; kc < HD / 16; kc++) {
                 uint32_t ka[4], va[4];
-                ld_a(Ks, LK, w * 16, kc * 16, ka); ld_a(Vs, LK, w * 16, kc * 16, va);
+                fb_lda<O>(Ks, LK, w * 16, kc * 16, ka); fb_lda<O>(Vs, LK, w * 16, kc * 16, va);
 #pragma unroll
-                for (int n = 0; n < BQ / 8; n++) {
-                    uint32_t bb[2];
-                    ld_b(Qs, LK, n * 8, kc * 16, bb);
-                    mma(st[n], ka, bb);
-                    ld_b(Os, LK, n * 8, kc * 16, bb);
-                    mma(dpt[n], va, bb);
+                for (int n = 0; n < BQ / 8; n += 2) {
+                    uint32_t b0[2], b1[2];
+                    fb_ldb2<O>(Qs, LK, n * 8, kc * 16, b0, b1);
+                    mma(st[n], ka, b0); mma(st[n + 1], ka, b1);
+                    fb_ldb2<O>(Os, LK, n * 8, kc * 16, b0, b1);
+                    mma(dpt[n], va, b0); mma(dpt[n + 1], va, b1);
                 }
             }
 #pragma unroll
@@ -753,15 +841,17 @@ __global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k,
     }
 }
 
-/* k_fa_bwd_q<HD, false> on bf16 q, k, v, dO. */
-template <int HD>
-__global__ void __launch_bounds__(128) k_fb_bwd_q(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dout,
+/* k_fa_bwd_q<HD, false> on bf16 q, k, v, dO. O (knob fao): blocks (b*H + h, nqb - 1 - qb), the
+ * longest (last) query blocks first; K / V tiles double-buffered by cp.async; fragments by
+ * ldmatrix. The same mma sequence either way. */
+template <int HD, bool O>
+__global__ void __launch_bounds__(128, O ? 3 : 0) k_fb_bwd_q(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *dout,
                                                   const float *lse, const float *Dd, float *dq,
                                                   int T, int H, int KH, float sl2, float scale, const float *cs, const float *sn) {
     constexpr int BQ = 64, BK = HD == 128 ? 32 : 64, LK = HD + 8;
     extern __shared__ __align__(16) unsigned char smem[];
-    bf16 *Qs = (bf16 *)smem, *Os = Qs + BQ * LK, *Ks = Os + BQ * LK, *Vs = Ks + BK * LK;
-    int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KH);
+    bf16 *Qs = (bf16 *)smem, *Os = Qs + BQ * LK, *Kb = Os + BQ * LK;   /* stage s (O: 2): K tile at Kb + 2 s BK LK, V after it */
+    int qb = O ? (int)(gridDim.y - 1 - blockIdx.y) : blockIdx.x, bh = O ? blockIdx.x : blockIdx.y, b = bh / H, h = bh % H, kh = h / (H / KH);
     int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
     size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
     int qbase = qb * BQ, r0 = qbase + w * 16, qv = min(BQ, T - qbase);
@@ -777,12 +867,27 @@ __global__ void __launch_bounds__(128) k_fb_bwd_q(const bf16 *q, const bf16 *k, 
     float dqc[HD / 8][4];
 #pragma unroll
     for (int n = 0; n < HD / 8; n++) dqc[n][0] = dqc[n][1] = dqc[n][2] = dqc[n][3] = 0.f;
-    int kend = min(T, qbase + BQ);
-    for (int ks = 0; ks < kend; ks += BK) {
-        int kv = min(BK, T - ks);
-        __syncthreads();
-        ld_rows_b<HD, BK>(kp + (size_t)ks * KS, KS, kv, Ks, LK);
-        ld_rows_b<HD, BK>(vp + (size_t)ks * KS, KS, kv, Vs, LK);
+    int kend = min(T, qbase + BQ), nt = (kend + BK - 1) / BK;
+    if (O) {
+        fb_rows<HD, BK, O>(kp, KS, min(BK, T), Kb, LK);
+        fb_rows<HD, BK, O>(vp, KS, min(BK, T), Kb + BK * LK, LK);
+        cp_commit();
+    }
+    for (int it = 0; it < nt; it++) {
+        int ks = it * BK;
+        bf16 *Ks = Kb + (O ? (it & 1) * 2 * BK * LK : 0), *Vs = Ks + BK * LK;
+        __syncthreads();   /* every warp is done with the stage the next loads overwrite */
+        if (O) {
+            if (it + 1 < nt) {
+                bf16 *Kn = Kb + ((it + 1) & 1) * 2 * BK * LK;
+                fb_rows<HD, BK, O>(kp + (size_t)(ks + BK) * KS, KS, min(BK, T - ks - BK), Kn, LK);
+                fb_rows<HD, BK, O>(vp + (size_t)(ks + BK) * KS, KS, min(BK, T - ks - BK), Kn + BK * LK, LK);
+            }
+            cp_commit(); cp_wait1();
+        } else {
+            fb_rows<HD, BK, O>(kp + (size_t)ks * KS, KS, min(BK, T - ks), Ks, LK);
+            fb_rows<HD, BK, O>(vp + (size_t)ks * KS, KS, min(BK, T - ks), Vs, LK);
+        }
         __syncthreads();
         if (ks > r0 + 15) continue;
         float s[BK / 8][4], dp[BK / 8][4];
@@ -793,14 +898,14 @@ __global__ void __launch_bounds__(128) k_fb_bwd_q(const bf16 *q, const bf16 *k, 
 #pragma unroll
         for (int kc = 0; kc < HD / 16; kc++) {
             uint32_t qa[4], oa[4];
-            ld_a(Qs, LK, w * 16, kc * 16, qa); ld_a(Os, LK, w * 16, kc * 16, oa);
+            fb_lda<O>(Qs, LK, w * 16, kc * 16, qa); fb_lda<O>(Os, LK, w * 16, kc * 16, oa);
 #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
-                uint32_t bb[2];
-                ld_b(Ks, LK, n * 8, kc * 16, bb);
-                mma(s[n], qa, bb);
-                ld_b(Vs, LK, n * 8, kc * 16, bb);
-                mma(dp[n], oa, bb);
+            for (int n = 0; n < BK / 8; n += 2) {
+                uint32_t b0[2], b1[2];
+                fb_ldb2<O>(Ks, LK, n * 8, kc * 16, b0, b1);
+                mma(s[n], qa, b0); mma(s[n + 1], qa, b1);
+                fb_ldb2<O>(Vs, LK, n * 8, kc * 16, b0, b1);
+                mma(dp[n], oa, b0); mma(dp[n + 1], oa, b1);
             }
         }
 #pragma unroll
@@ -832,31 +937,35 @@ __global__ void __launch_bounds__(128) k_fb_bwd_q(const bf16 *q, const bf16 *k, 
     }
 }
 
-template <int HD>
+template <int HD, bool O>
 static cudaError_t fb_fwd_t(const bn_fb_args *a, cudaStream_t st) {
-    size_t sm = (size_t)2 * 64 * (HD + 8) * sizeof(bf16);
-    cudaError_t e = cudaFuncSetAttribute(k_fb_fwd<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+    size_t sm = (size_t)(O ? 2 : 1) * 2 * 64 * (HD + 8) * sizeof(bf16);
+    cudaError_t e = cudaFuncSetAttribute(k_fb_fwd<HD, O>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
     if (e != cudaSuccess) return e;
     float sl2 = 1.4426950408889634f / sqrtf((float)HD);
-    k_fb_fwd<HD><<<dim3((a->T + 63) / 64, a->B * a->H), 128, sm, st>>>(a->qb, a->kb, a->vb, a->o, a->lse, a->T, a->H, a->KH, sl2);
+    unsigned nqb = (unsigned)((a->T + 63) / 64), nbh = (unsigned)(a->B * a->H);
+    k_fb_fwd<HD, O><<<O ? dim3(nbh, nqb) : dim3(nqb, nbh), 128, sm, st>>>(a->qb, a->kb, a->vb, a->o, a->lse, a->T, a->H, a->KH, sl2);
     return cudaGetLastError();
 }
-template <int HD>
+template <int HD, bool O>
 static cudaError_t fb_bwd_t(const bn_fb_args *a, cudaStream_t st) {
-    constexpr int BS = HD == 128 ? 32 : 64;
-    size_t s1 = (size_t)(2 * 64 + 2 * BS) * (HD + 8) * sizeof(bf16) + 2 * BS * sizeof(float), s2 = (size_t)(2 * 64 + 2 * BS) * (HD + 8) * sizeof(bf16);
-    cudaError_t e = cudaFuncSetAttribute(k_fb_bwd_kv<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s1);
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(k_fb_bwd_q<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s2);
+    constexpr int BS = HD == 128 ? 32 : 64, NS = O ? 2 : 1;
+    size_t s1 = (size_t)(2 * 64 + NS * 2 * BS) * (HD + 8) * sizeof(bf16) + NS * 2 * BS * sizeof(float), s2 = (size_t)(2 * 64 + NS * 2 * BS) * (HD + 8) * sizeof(bf16);
+    cudaError_t e = cudaFuncSetAttribute(k_fb_bwd_kv<HD, O>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s1);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(k_fb_bwd_q<HD, O>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s2);
     if (e != cudaSuccess) return e;
     float scale = 1.0f / sqrtf((float)HD), sl2 = 1.4426950408889634f * scale;
     size_t nw = (size_t)a->B * a->T * a->H;
+    unsigned nb = (unsigned)((a->T + 63) / 64), nbk = (unsigned)(a->B * a->KH), nbh = (unsigned)(a->B * a->H);
     k_fb_dot<<<(unsigned)((nw * 32 + 255) / 256), 256, 0, st>>>(a->o, a->dout, a->D, a->dob, a->B, a->T, a->H, HD);
-    k_fb_bwd_kv<HD><<<dim3((a->T + 63) / 64, a->B * a->KH), 128, s1, st>>>(a->qb, a->kb, a->vb, a->dob, a->lse, a->D, a->dk, a->dv,
+    k_fb_bwd_kv<HD, O><<<O ? dim3(nbk, nb) : dim3(nb, nbk), 128, s1, st>>>(a->qb, a->kb, a->vb, a->dob, a->lse, a->D, a->dk, a->dv,
                                                                           a->T, a->H, a->KH, sl2, scale, a->rcos, a->rsin);
-    k_fb_bwd_q<HD><<<dim3((a->T + 63) / 64, a->B * a->H), 128, s2, st>>>(a->qb, a->kb, a->vb, a->dob, a->lse, a->D, a->dq,
-                                                                       a->T, a->H, a->KH, sl2, scale, a->rcos, a->rsin);
+    k_fb_bwd_q<HD, O><<<O ? dim3(nbh, nb) : dim3(nb, nbh), 128, s2, st>>>(a->qb, a->kb, a->vb, a->dob, a->lse, a->D, a->dq,
+                                                                         a->T, a->H, a->KH, sl2, scale, a->rcos, a->rsin);
     return cudaGetLastError();
 }
+template <int HD> static cudaError_t fb_fwd_o(const bn_fb_args *a, cudaStream_t st) { return a->opt ? fb_fwd_t<HD, true>(a, st) : fb_fwd_t<HD, false>(a, st); }
+template <int HD> static cudaError_t fb_bwd_o(const bn_fb_args *a, cudaStream_t st) { return a->opt ? fb_bwd_t<HD, true>(a, st) : fb_bwd_t<HD, false>(a, st); }
 #define FB_DISPATCH(fn, a, st)                                                                     \
     switch ((a)->hd) {                                                                             \
     case 32: return fn<32>(a, st);                                                                 \
@@ -864,5 +973,5 @@ static cudaError_t fb_bwd_t(const bn_fb_args *a, cudaStream_t st) {
     case 128: return fn<128>(a, st);                                                               \
     default: return cudaErrorInvalidValue;                                                         \
     }
-cudaError_t bn_fb_forward(const bn_fb_args *a, cudaStream_t st) { FB_DISPATCH(fb_fwd_t, a, st) }
-cudaError_t bn_fb_backward(const bn_fb_args *a, cudaStream_t st) { FB_DISPATCH(fb_bwd_t, a, st) }
+cudaError_t bn_fb_forward(const bn_fb_args *a, cudaStream_t st) { FB_DISPATCH(fb_fwd_o, a, st) }
+cudaError_t bn_fb_backward(const bn_fb_args *a, cudaStream_t st) { FB_DISPATCH(fb_bwd_o, a, st) }

@@ -41,6 +41,10 @@ typedef struct {
      * dk through the inverse rotate-half RoPE at each row's position (row % T), the bits of
      * writing them and running train_cuda.cu's rope op (inv = 1) on them after. */
     const float *rcos, *rsin;
+    /* 1: the kernels that launch the longest blocks first, double-buffer their streamed tiles
+     * (cp.async) and load fragments by ldmatrix; 0: the plain ones. The same bits (the same
+     * mma sequence and sums); a switch for A/B timing (train_cuda.h knob fao). */
+    int opt;
 } bn_fb_args;
 /* out[i] = bf16(in[i]) (round to nearest even), i < n; n % 4 == 0. */
 cudaError_t bn_fb_convert(const float *in, __nv_bfloat16 *out, size_t n, cudaStream_t st);

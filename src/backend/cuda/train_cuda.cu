@@ -132,6 +132,7 @@ struct gt {
     struct { const float *att, *out; } *fo; int nfo, capfo;   /* attention output of each att buffer */
     int rmw;                    /* rmsnorm forward of D 2049..6144 on 1024 threads (the rows kernel, <= 6 values a thread) */
     int vec;                    /* BitLinear epilogue, dY conversion, gating forward 4 elements a thread (same bits) */
+    int fao;                    /* fa 2: the attention kernels' longest-first / cp.async / ldmatrix variant (bn_fb_args.opt; same bits) */
     int rf;                     /* fa 2: RoPE folded into the attention (forward: into q, k's bf16 conversion; backward: into dq, dk's store) */
     struct { const float *x; int st; } *rk; int nrk, caprk;   /* rf: buffers whose RoPE is deferred (st RK_PENDING) or already undone (RK_UNDONE) */
     struct gt_glu gl;
@@ -901,6 +902,7 @@ static int fb_args(bn_train_model *m, const float *q, const float *k, const floa
     a->qb = qb; a->kb = kb; a->vb = vb; a->dob = bwd ? vb + nk : NULL;
     a->lse = (float *)att; a->D = (float *)att + (size_t)m->B * c->n_heads * m->T;
     a->B = m->B; a->T = m->T; a->H = c->n_heads; a->KH = c->n_kv_heads; a->hd = c->head_dim;
+    a->opt = g->fao;
     return 1;
 }
 /* Remember out as the attention output of att (the backward's D = rowsum(dO * O) reads it). */
@@ -1395,6 +1397,7 @@ static void knobs(struct gt *g, const char *e) {
     if ((p = strstr(e, "hbf=")) && sscanf(p + 4, "%d", &v) == 1) g->hbf = v != 0;
     if ((p = strstr(e, "rms=")) && sscanf(p + 4, "%d", &v) == 1) g->rms = v != 0;
     if ((p = strstr(e, "rf=")) && sscanf(p + 3, "%d", &v) == 1) g->rf = v != 0;
+    if ((p = strstr(e, "fao=")) && sscanf(p + 4, "%d", &v) == 1) g->fao = v != 0;
     if ((p = strstr(e, "gf=")) && sscanf(p + 3, "%d", &v) == 1) g->gl.gf = v != 0;
     if ((p = strstr(e, "gw=")) && sscanf(p + 3, "%d", &v) == 1) g->gl.gw = v != 0;
     if ((p = strstr(e, "rpf=")) && sscanf(p + 4, "%d", &v) == 1) g->rpf = v != 0;
@@ -1430,6 +1433,7 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->vec = 1;   /* 4-element epilogue / conversion / gating kernels: the same bits (tested) */
     g->gl.gf = 1; /* glu_bwd writes the gate / up backward's bf16 dY (split 1): k_dy_conv's bits (tested) */
     g->gl.gw = 0; /* ... and then leaves the fp32 dg / du unwritten (backend.h allows it; nothing reads them) */
+    g->fao = 1;   /* with fa 2: attention kernels longest blocks first, cp.async tiles, ldmatrix: the same bits (tested) */
     g->rf = 1;    /* with fa 2 (the fast mode): RoPE folded into the attention ops, the same bits (tested) */
     g->rpf = 1;   /* rmsnorm forward rows kernel: a loop over rows with the next one prefetched, the same bits (tested) */
     g->rms = 1;   /* rmsnorm rows in registers: the same forward / dx bits (tested), dx and dw in one pass */

@@ -17,7 +17,9 @@ typedef struct bn_train_model bn_train_model;
  *   yq (default 0), rms=0|1 the rmsnorm kernels that hold rows in registers (default 1; 0: the
  *   strided ones, same forward bits), rmw=0|1 the rmsnorm forward of widths 2049..6144 on 1024
  *   threads (default 1; 0: 512), rf=0|1 with fa=2 the RoPE folded into the attention ops
- *   (default 1, same bits), gf=0|1 the gating backward writes the gate / up BitLinear
+ *   (default 1, same bits), fao=0|1 with fa=2 the attention kernels that launch the longest
+ *   blocks first, double-buffer tiles by cp.async and load fragments by ldmatrix (default 1,
+ *   same bits; 0: the plain ones), gf=0|1 the gating backward writes the gate / up BitLinear
  *   backward's bf16 dY operands (default 1 where dY is one term, same bits), gw=0|1 with gf it
  *   also writes the fp32 dg / du that nothing then reads (default 0, same bits), rpf=0|1 the
  *   rmsnorm forward rows kernel loops over rows prefetching the next one (default 1, same
