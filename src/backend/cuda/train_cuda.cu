@@ -360,46 +360,10 @@ static int rms_vclass(int D, int th) {
     for (int c = 0; c < 7; c++) if (D <= vs[c] * th) return c;
     return -1;
 }
-template <int V>
-__global__ void __launch_bounds__(1024) k_rms_fwd_r(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
-                            int D, float eps, int keep) {
-    size_t r = blockIdx.x;
-    const float *xr = x + r * D; float *yr = y + r * D;
-    float xv[V];
-#pragma unroll
-    for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; xv[j] = i < D ? xr[i] : 0.f; }
-    float ss = 0;
-#pragma unroll
-    for (int j = 0; j < V; j++) if (threadIdx.x + j * blockDim.x < D) ss += xv[j] * xv[j];
-    ss = block_sum(ss);
-    float rs = 1.0f / sqrtf(ss / (float)D + eps);
-    float mx = 0;
-    int wy = keep || !yq;
-#pragma unroll
-    for (int j = 0; j < V; j++) {
-        int i = threadIdx.x + j * blockDim.x;
-        if (i < D) { float v = __fmul_rn(w[i], __fmul_rn(xv[j], rs)); if (wy) yr[i] = v; mx = fmaxf(mx, fabsf(v)); xv[j] = v; }
-    }
-    if (threadIdx.x == 0) rstd[r] = rs;
-    if (!yq) return;
-    mx = block_max(mx);
-    if (!(mx >= 1e-5f)) mx = 1e-5f;
-    float s = 127.0f / mx;
-#pragma unroll
-    for (int j = 0; j < V; j++) {
-        int i = threadIdx.x + j * blockDim.x;
-        if (i >= D) break;
-        float q = rintf(__fmul_rn(xv[j], s));
-        q = q > 127.f ? 127.f : q < -128.f ? -128.f : q;
-        if (keep) yq[r * D + i] = q / s;
-        qb[r * D + i] = __float2bfloat16(q);
-        if (q8) q8[r * D + i] = (int8_t)q;
-    }
-    if (threadIdx.x == 0) sc[r] = s;
-}
-/* k_rms_fwd_r (the same bits: each thread's elements, expressions and block sums) for rows
+/* k_rms_fwd (the same bits: each thread's elements, expressions and block sums) for rows
  * blockIdx.x, + gridDim.x, ... (N rows): w held in registers across rows, and the next row's x
- * loaded before this row's block sums, so the loads overlap the barriers (rpf; V <= 6). */
+ * loaded before this row's block sums, so the loads overlap the barriers (rpf; V <= 6). A grid
+ * of N blocks runs one row per block, nothing prefetched (rpf 0). */
 template <int V>
 __global__ void __launch_bounds__(1024) k_rms_fwd_p(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
                             int N, int D, float eps, int keep) {
@@ -562,11 +526,10 @@ static void op_rms_fwd(bn_train_model *m, const float *x, const float *w, float 
     if (g->rmw && D > 2048 && D <= 6144) th = 1024;   /* rmw: wide rows on 1024 threads, <= 6 values a thread (1b: D 5632) */
     int c = g->rms ? rms_vclass(D, th) : -1;
     if (c > (th == 1024 ? 3 : 2)) c = -1;
-    if (c >= 0 && g->rpf) {   /* rows loop with the next row prefetched: same bits */
-        int nb = rms_bwd_nb(g, c, th, 1); if (nb > N) nb = N;
+    if (c >= 0) {   /* rpf: rows loop with the next row prefetched (same bits); else a block per row */
+        int nb = g->rpf ? rms_bwd_nb(g, c, th, 1) : N; if (nb > N) nb = N;
         RMS_V(c, k_rms_fwd_p, <<<nb, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, N, D, m->cfg.norm_eps, g->keep_yq))
-    } else if (c >= 0) RMS_V(c, k_rms_fwd_r, <<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq))
-    else k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq);
+    } else k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq);
     LAUNCHED(g, "rmsnorm forward");
 }
 __global__ void k_rms_dx(const float *dy, const float *x, const float *w, const float *rstd, float *dx, int D, int acc) {
@@ -994,12 +957,14 @@ static void op_attn_bwd(bn_train_model *m, const float *q, const float *k, const
 }
 
 /* ---------------------------------------------------------------- gated FFN activation */
+/* One element of the gating forward: gate value x, up value u -> h. */
+__device__ __forceinline__ float glu_fwd1(float x, float u, int silu) {
+    if (silu) return x / (1.0f + expf(-x)) * u;
+    float r = x > 0 ? x : 0;
+    return __fmul_rn(__fmul_rn(r, r), u);
+}
 __global__ void k_glu_fwd(const float *g, const float *u, float *h, size_t n, int silu) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float x = g[i];
-        if (silu) h[i] = x / (1.0f + expf(-x)) * u[i];
-        else { float r = x > 0 ? x : 0; h[i] = __fmul_rn(__fmul_rn(r, r), u[i]); }
-    }
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) h[i] = glu_fwd1(g[i], u[i], silu);
 }
 /* One element of the gating backward: gate value x, up value uu, dh = d -> dg, du. */
 __device__ __forceinline__ void glu_bwd1(float x, float d, float uu, int silu, float &dg, float &du) {
@@ -1053,11 +1018,7 @@ __global__ void k_glu_fwd4(const float4 *g, const float4 *u, float4 *h, size_t n
         float4 a = g[i], b = u[i];
         float xs[4] = {a.x, a.y, a.z, a.w}, us[4] = {b.x, b.y, b.z, b.w}, o[4];
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            float x = xs[e];
-            if (silu) o[e] = x / (1.0f + expf(-x)) * us[e];
-            else { float r = x > 0 ? x : 0; o[e] = __fmul_rn(__fmul_rn(r, r), us[e]); }
-        }
+        for (int e = 0; e < 4; e++) o[e] = glu_fwd1(xs[e], us[e], silu);
         h[i] = make_float4(o[0], o[1], o[2], o[3]);
     }
 }
