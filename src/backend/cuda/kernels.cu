@@ -45,31 +45,26 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 __device__ __forceinline__ void pdl_entry() { pdl_wait(); pdl_trigger(); }
-template <typename... K, typename... A>
-static void launch(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s, A &&...a) {
-    cudaLaunchConfig_t c;
-    memset(&c, 0, sizeof c);
-    c.gridDim = g; c.blockDim = b; c.dynamicSmemBytes = smem; c.stream = s;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    c.attrs = at; c.numAttrs = g_pdl ? 1 : 0;
-    cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
-}
-
-/* launch() as a grid of thread-block clusters of cl blocks (cudaLaunchAttributeClusterDimension; sm_90+). */
+/* Launch k with programmatic dependent launch when g_pdl, as a grid of thread-block clusters of
+ * cl blocks when cl.x > 0 (cudaLaunchAttributeClusterDimension; sm_90+). */
 template <typename... K, typename... A>
 static cudaError_t launch_cl(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s, dim3 cl, A &&...a) {
     cudaLaunchConfig_t c;
     memset(&c, 0, sizeof c);
     c.gridDim = g; c.blockDim = b; c.dynamicSmemBytes = smem; c.stream = s;
     cudaLaunchAttribute at[2];
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = cl.x; at[0].val.clusterDim.y = cl.y; at[0].val.clusterDim.z = cl.z;
-    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[1].val.programmaticStreamSerializationAllowed = 1;
-    c.attrs = at; c.numAttrs = g_pdl ? 2 : 1;
+    int na = 0;
+    if (cl.x) {
+        at[na].id = cudaLaunchAttributeClusterDimension;
+        at[na].val.clusterDim.x = cl.x; at[na].val.clusterDim.y = cl.y; at[na].val.clusterDim.z = cl.z; na++;
+    }
+    if (g_pdl) { at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization; at[na].val.programmaticStreamSerializationAllowed = 1; na++; }
+    c.attrs = at; c.numAttrs = na;
     return cudaLaunchKernelEx(&c, k, static_cast<A &&>(a)...);
+}
+template <typename... K, typename... A>
+static void launch(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s, A &&...a) {
+    launch_cl(k, g, b, smem, s, dim3(0, 0, 0), static_cast<A &&>(a)...);
 }
 /* Cluster path (sm_90+; bn_cu_set_cluster): decode attention splits merged through distributed
  * shared memory; bn_cu_device_open turns it on for sm_90+. */
