@@ -539,6 +539,36 @@ template <int HD, int R, bool O>
 __device__ __forceinline__ void fb_rows(const bf16 *g, size_t gs, int valid, bf16 *dst, int ld) {
     if (O) cp_rows_b<HD, R>(g, gs, valid, dst, ld); else ld_rows_b<HD, R>(g, gs, valid, dst, ld);
 }
+/* The key / value tile it of nt (keys it * BK..) in shared memory for the loop of k_fb_fwd and
+ * k_fb_bwd_q: K at the returned pointer, V BK * LK after it. Synchronous (A) into Kb, or (O)
+ * double-buffered, Kb holding two stages of K then V: tile it + 1 is issued before tile it is
+ * waited for (tile 0 by fb_kv_first before the loop). Every thread calls it (two barriers). */
+template <int HD, int BK, bool O>
+__device__ __forceinline__ void fb_kv_first(const bf16 *kp, const bf16 *vp, size_t KS, int T, bf16 *Kb, int LK) {
+    if (!O) return;
+    fb_rows<HD, BK, O>(kp, KS, min(BK, T), Kb, LK);
+    fb_rows<HD, BK, O>(vp, KS, min(BK, T), Kb + BK * LK, LK);
+    cp_commit();
+}
+template <int HD, int BK, bool O>
+__device__ __forceinline__ bf16 *fb_kv_tile(const bf16 *kp, const bf16 *vp, size_t KS, int T, bf16 *Kb, int LK, int it, int nt) {
+    int k0 = it * BK;
+    bf16 *Ks = Kb + (O ? (it & 1) * 2 * BK * LK : 0), *Vs = Ks + BK * LK;
+    __syncthreads();   /* every warp is done with the stage the next loads overwrite */
+    if (O) {
+        if (it + 1 < nt) {
+            bf16 *Kn = Kb + ((it + 1) & 1) * 2 * BK * LK;
+            fb_rows<HD, BK, O>(kp + (size_t)(k0 + BK) * KS, KS, min(BK, T - k0 - BK), Kn, LK);
+            fb_rows<HD, BK, O>(vp + (size_t)(k0 + BK) * KS, KS, min(BK, T - k0 - BK), Kn + BK * LK, LK);
+        }
+        cp_commit(); cp_wait1();
+    } else {
+        fb_rows<HD, BK, O>(kp + (size_t)k0 * KS, KS, min(BK, T - k0), Ks, LK);
+        fb_rows<HD, BK, O>(vp + (size_t)k0 * KS, KS, min(BK, T - k0), Vs, LK);
+    }
+    __syncthreads();
+    return Ks;
+}
 /* out[i] = bf16(in[i]), n4 groups of 4. */
 __global__ void k_fb_conv(const float4 *in, uint2 *out, size_t n4) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
@@ -634,27 +664,10 @@ __global__ void __launch_bounds__(128) k_fb_fwd(const bf16 *q, const bf16 *k, co
     for (int n = 0; n < HD / 8; n++) oc[n][0] = oc[n][1] = oc[n][2] = oc[n][3] = 0.f;
     float mr[2] = {-INFINITY, -INFINITY}, lr[2] = {0.f, 0.f};
     int kend = min(T, (qb + 1) * 64), nt = (kend + BK - 1) / BK;
-    if (O) {
-        fb_rows<HD, BK, O>(kp, KS, min(BK, T), Kb, LK);
-        fb_rows<HD, BK, O>(vp, KS, min(BK, T), Kb + BK * LK, LK);
-        cp_commit();
-    }
+    fb_kv_first<HD, BK, O>(kp, vp, KS, T, Kb, LK);
     for (int it = 0; it < nt; it++) {
         int k0 = it * BK;
-        bf16 *Ks = Kb + (O ? (it & 1) * 2 * BK * LK : 0), *Vs = Ks + BK * LK;
-        __syncthreads();   /* every warp is done with the stage the next loads overwrite */
-        if (O) {
-            if (it + 1 < nt) {
-                bf16 *Kn = Kb + ((it + 1) & 1) * 2 * BK * LK;
-                fb_rows<HD, BK, O>(kp + (size_t)(k0 + BK) * KS, KS, min(BK, T - k0 - BK), Kn, LK);
-                fb_rows<HD, BK, O>(vp + (size_t)(k0 + BK) * KS, KS, min(BK, T - k0 - BK), Kn + BK * LK, LK);
-            }
-            cp_commit(); cp_wait1();
-        } else {
-            fb_rows<HD, BK, O>(kp + (size_t)k0 * KS, KS, min(BK, T - k0), Ks, LK);
-            fb_rows<HD, BK, O>(vp + (size_t)k0 * KS, KS, min(BK, T - k0), Vs, LK);
-        }
-        __syncthreads();
+        bf16 *Ks = fb_kv_tile<HD, BK, O>(kp, vp, KS, T, Kb, LK, it, nt), *Vs = Ks + BK * LK;
         if (k0 > r0 + 15) continue;
         float s[BK / 8][4];
 #pragma unroll
@@ -868,27 +881,10 @@ __global__ void __launch_bounds__(128, O ? 3 : 0) k_fb_bwd_q(const bf16 *q, cons
 #pragma unroll
     for (int n = 0; n < HD / 8; n++) dqc[n][0] = dqc[n][1] = dqc[n][2] = dqc[n][3] = 0.f;
     int kend = min(T, qbase + BQ), nt = (kend + BK - 1) / BK;
-    if (O) {
-        fb_rows<HD, BK, O>(kp, KS, min(BK, T), Kb, LK);
-        fb_rows<HD, BK, O>(vp, KS, min(BK, T), Kb + BK * LK, LK);
-        cp_commit();
-    }
+    fb_kv_first<HD, BK, O>(kp, vp, KS, T, Kb, LK);
     for (int it = 0; it < nt; it++) {
         int ks = it * BK;
-        bf16 *Ks = Kb + (O ? (it & 1) * 2 * BK * LK : 0), *Vs = Ks + BK * LK;
-        __syncthreads();   /* every warp is done with the stage the next loads overwrite */
-        if (O) {
-            if (it + 1 < nt) {
-                bf16 *Kn = Kb + ((it + 1) & 1) * 2 * BK * LK;
-                fb_rows<HD, BK, O>(kp + (size_t)(ks + BK) * KS, KS, min(BK, T - ks - BK), Kn, LK);
-                fb_rows<HD, BK, O>(vp + (size_t)(ks + BK) * KS, KS, min(BK, T - ks - BK), Kn + BK * LK, LK);
-            }
-            cp_commit(); cp_wait1();
-        } else {
-            fb_rows<HD, BK, O>(kp + (size_t)ks * KS, KS, min(BK, T - ks), Ks, LK);
-            fb_rows<HD, BK, O>(vp + (size_t)ks * KS, KS, min(BK, T - ks), Vs, LK);
-        }
-        __syncthreads();
+        bf16 *Ks = fb_kv_tile<HD, BK, O>(kp, vp, KS, T, Kb, LK, it, nt), *Vs = Ks + BK * LK;
         if (ks > r0 + 15) continue;
         float s[BK / 8][4], dp[BK / 8][4];
 #pragma unroll
