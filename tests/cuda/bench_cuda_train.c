@@ -153,7 +153,7 @@ static void bench(const char *name, int C, int L, int H, int I, int V, int B, in
     double dt = now() - t0;
     if (s) { printf("FAIL bench %s: %s\n", name, bitnet_last_error()); bn_train_model_free(m); bn_data_free(d); return; }
     /* one more step in phases, each ended by a device sync: forward, backward, optimizer */
-    double ph[4];
+    double ph[5];
     ph[0] = now();
     bn_train_zero_grad(m);
     if (!s) s = bn_data_next(d, tr.in, tr.tg);
@@ -161,7 +161,9 @@ static void bench(const char *name, int C, int L, int H, int I, int V, int B, in
     cudaDeviceSynchronize(); ph[1] = now();
     if (!s) s = bn_train_backward(m, 1.0f);
     cudaDeviceSynchronize(); ph[2] = now();
-    if (!s) { double gn = m->ops->grad_norm(m); m->ops->adamw(m, gn > 1 ? (float)(1 / gn) : 1.0f, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, steps + 3); }
+    double gn = s ? 0 : m->ops->grad_norm(m);   /* returns the norm: synced */
+    ph[4] = now();
+    if (!s) m->ops->adamw(m, gn > 1 ? (float)(1 / gn) : 1.0f, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, steps + 3);
     cudaDeviceSynchronize(); ph[3] = now();
     size_t fr, tot; cudaMemGetInfo(&fr, &tot);
     double tps = (double)B * T * steps / dt, fpt = bn_train_flops_per_token(m);
@@ -169,7 +171,8 @@ static void bench(const char *name, int C, int L, int H, int I, int V, int B, in
            "loss %.3f -> %.3f; GPU memory used %.1f GiB; attach %.1f s, 2 warm-up steps %.1f s\n",
            name, m->n_params / 1e6, B, T, steps, dt / steps, tps, fpt * tps / 1e12, 100 * fpt * tps / 1e12 / peak, peak,
            l0, st.loss, (tot - fr) / 1073741824.0, t_att, t_warm);
-    printf("bench %s phases: forward %.1f ms, backward %.1f ms, norm + AdamW %.1f ms\n", name, 1e3 * (ph[1] - ph[0]), 1e3 * (ph[2] - ph[1]), 1e3 * (ph[3] - ph[2]));
+    printf("bench %s phases: forward %.1f ms, backward %.1f ms, norm + AdamW %.1f ms (norm %.2f, AdamW %.2f)\n", name, 1e3 * (ph[1] - ph[0]),
+           1e3 * (ph[2] - ph[1]), 1e3 * (ph[3] - ph[2]), 1e3 * (ph[4] - ph[2]), 1e3 * (ph[3] - ph[4]));
     fflush(stdout);
     if (getenv("BENCH_PROFILE")) profile_step(m, d, &tr, B, T);
     bn_trainer_free(&tr); bn_data_free(d); bn_train_model_free(m);

@@ -14,7 +14,8 @@
  *     the unfused logits and gradients bit for bit (so do gw=1, the gating backward's unread
  *     fp32 dg / du written, and rpf=0, the rmsnorm forward without its prefetching rows loop,
  *     which also gives the same y / yq bits at D 2048 / 5632), and AdamW writing the next weight
- *     quantization's |W| sums gives the separate pass's losses and weights bit for bit;
+ *     quantization's |W| sums gives the separate pass's losses and weights bit for bit (float4
+ *     and scalar passes), and so does the lazy zero_grad over steps of two micro-batches;
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
  *     decay on) agree step by step on a 20-step run within 1e-3 relative loss, or within twice
  *     the drift of two CPU kernel sets (ref vs default) on that run where that is larger (it
@@ -246,15 +247,16 @@ static void test_rms_rows(void) {
  * gw=1 (the fp32 dg / du written too: gw=0, the default, leaves them unwritten, so gf=1 alone
  * fails here if anything read them) and rpf=0 (the rmsnorm forward one row a block, not the
  * prefetching rows loop) and fao=0 (the plain bf16 attention kernels, not the longest-first /
- * cp.async / ldmatrix ones): step-0
+ * cp.async / ldmatrix ones) and lz=0 (zero_grad's memset, not the lazy zero whose first dW GEMM
+ * of each tensor runs with beta 0 instead of beta 1 on zeros): step-0
  * logits and all gradients bit for bit (the same float expressions in another kernel), on inputs
  * whose ids do not repeat (kn_distinct: with repeats the embedding gradient's atomicAdd alone
  * makes two identical runs differ, ~1e-9 relative L2 over all gradients on this model). */
 static void test_fold_bits(void) {
-    enum { NK = 8 };
+    enum { NK = 9 };
     const char *kn[NK] = {"fa=2,rf=0,gf=0", "fa=2,rf=1,gf=0", "fa=2,rf=0,gf=1", "fa=2,rf=0,gf=0,vec=0", "fa=2,rf=0,gf=0,cf=0",
                           "fa=2,rf=0,gf=1,gw=1", "fa=2,rf=0,gf=0,rpf=0",
-                          "fa=2,rf=0,gf=0,fao=0"};
+                          "fa=2,rf=0,gf=0,fao=0", "fa=2,rf=0,gf=0,lz=0"};
     float *lg[NK] = {NULL}, *gr[NK] = {NULL};
     size_t n = 0, np = 0;
     bitnet_status s = BITNET_OK;
@@ -272,28 +274,36 @@ static void test_fold_bits(void) {
     for (int k = 0; k < NK; k++) { free(lg[k]); free(gr[k]); }
 }
 
-/* AdamW writing the |W| sums of the next weight quantization (knob ws=1, the default) against the
- * separate sum pass (ws=0): 4 steps of forward, backward and AdamW on the golden master, default
- * mode, ids that do not repeat (kn_distinct's); the losses and the final weights bit for bit
- * (the same sums in the same order). */
+/* Knobs of the optimizer-side passes, each pair run for 4 steps of zero_grad, two accumulated
+ * micro-batches (forward + backward each) and AdamW on the golden master, default mode, ids
+ * that do not repeat (kn_distinct's); the losses and the final weights bit for bit:
+ *   - AdamW writing the |W| sums of the next weight quantization (ws=1, the default) against the
+ *     separate sum pass (ws=0), with the float4 passes (ov=1, the default) and the scalar ones
+ *     (ov=0): the same sums in the same order;
+ *   - the lazy zero_grad (lz=1, the default) against the memset (lz=0): the first dW write of a
+ *     tensor overwrites, the second micro-batch's adds (an overwrite there fails the check). */
 static void test_ws_bits(void) {
     char dir[512]; snprintf(dir, sizeof dir, "%s/bitnet-b158-master", t_golden());
     size_t ntok; uint32_t *tok = t_read_file(gpath("golden_train_tokens.u32"), &ntok);
-    float loss[2][4], *w[2] = {NULL, NULL};
+    enum { NK = 6 };
+    static const char *kn[NK] = {"ws=0", "ws=1", "ov=0,ws=0", "ov=0,ws=1", "lz=0", "lz=1"};
+    float loss[NK][4], *w[NK] = {NULL};
     size_t np = 0;
     bitnet_status s = tok ? BITNET_OK : BITNET_ERR_IO;
-    for (int k = 0; k < 2 && !s; k++) {
+    for (int k = 0; k < NK && !s; k++) {
         bn_train_model *m;
         s = bn_train_model_from_dir(dir, 0, 1, &m);
         if (s) break;
-        s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "ws=1" : "ws=0");
+        s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, kn[k]);
         int B = 2, T = 32;
         int32_t in[64], tg[64];
         for (int i = 0; i < B * T; i++) { in[i] = (i * 37 + 11) % m->cfg.vocab_size; tg[i] = (int32_t)tok[i + 1]; }
         for (int st = 0; st < 4 && !s; st++) {
-            s = bn_train_forward(m, in, tg, B, T, &loss[k][st]);
             bn_train_zero_grad(m);
-            if (!s) s = bn_train_backward(m, 1.0f);
+            for (int mb = 0; mb < 2 && !s; mb++) {
+                s = bn_train_forward(m, in, tg, B, T, &loss[k][st]);
+                if (!s) s = bn_train_backward(m, 0.5f);
+            }
             if (!s) { m->ops->adamw(m, 1.0f, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, st + 1); s = m->ops->status(m); }
         }
         np = m->n_params;
@@ -301,10 +311,15 @@ static void test_ws_bits(void) {
         if (!s && (w[k] = malloc(np * 4))) memcpy(w[k], m->params, np * 4);
         bn_train_model_free(m);
     }
-    int ok = !s && w[0] && w[1];
-    CHECK("AdamW-side |W| sums (ws=1) vs the separate pass (ws=0): 4 losses and the weights bit for bit",
-          ok && !memcmp(loss[0], loss[1], sizeof loss[0]) && !memcmp(w[0], w[1], np * 4), "%s", s ? bitnet_last_error() : ok ? "differ" : "not run");
-    free(w[0]); free(w[1]); free(tok);
+    for (int k = 0; k < NK; k += 2) {
+        int ok = !s && w[k] && w[k + 1];
+        char nm[160];
+        snprintf(nm, sizeof nm, "optimizer passes: %s vs %s (4 steps of 2 micro-batches): losses and weights bit for bit", kn[k + 1], kn[k]);
+        CHECK(nm, ok && !memcmp(loss[k], loss[k + 1], sizeof loss[0]) && !memcmp(w[k], w[k + 1], np * 4), "%s",
+              s ? bitnet_last_error() : ok ? "differ" : "not run");
+    }
+    for (int k = 0; k < NK; k++) free(w[k]);
+    free(tok);
 }
 
 /* The rmsnorm ops at the 1b model's widths (D 2048 and 5632, 300 rows: blocks of the backward

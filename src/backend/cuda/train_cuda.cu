@@ -40,9 +40,12 @@
  *     of q, k and its dq, dk stores (rf); the gating backward writes the gate / up BitLinear
  *     backward's bf16 dY (gf) and leaves its fp32 dg / du unwritten (gw 0, backend.h); the
  *     rmsnorm forward loops over rows with the next one prefetched (rpf); the residual copy before a += BitLinear is done by its epilogue
- *     (cf); AdamW sums |W| for the next weight quantization (ws).
+ *     (cf); AdamW sums |W| for the next weight quantization (ws); zero_grad only marks the gradients
+ *     zero and each tensor's first dW GEMM writes with beta 0, the ops that add zeroing theirs
+ *     first (lz).
  *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
- *     step from the same gradients gives the CPU's bits.
+ *     step from the same gradients gives the CPU's bits (scalar or float4 passes, knob ov; ov
+ *     sums |W| and the squared gradients in another fixed order).
  * Sums are in a fixed order except the embedding gradient (atomicAdd over the batch's tokens).
  * What it is not: flash attention in the default and parity modes (the T x T matrix is kept, like the CPU path), LoRA, or data
  * parallel (one GPU). Ops are asynchronous on the stream; an op that fails records its error
@@ -140,6 +143,9 @@ struct gt {
     struct { float *dst; const float *src; size_t n; } pc;   /* cf: the deferred copy */
     int ws;                     /* AdamW also writes the per-chunk |W| sums of the weights it wrote (k_wsum's, same order) */
     double *wpart; int wpart_ok;   /* [nck]: those sums; wpart_ok: they are the current weights' (the next wquant skips k_wsum) */
+    int lz;                     /* lazy zero_grad: tensors marked zero (gz), their first gradient write overwrites (gz_* below) */
+    unsigned char *gz; int ngz; /* [n_tp] host flags: 1 = this tensor's gradient is logically zero, its memory stale; ngz: how many */
+    int ov, al4;                /* ov: the optimizer-side passes on float4 (k_*4); al4: every tensor offset a multiple of 4 */
 };
 
 static void note(struct gt *g, bitnet_status s) { if (s && !g->err) g->err = s; }
@@ -177,11 +183,39 @@ static int need(struct gt *g, void **p, size_t *cap, size_t bytes, const char *w
     return 1;
 }
 #define NEED(g, ptr, cap, bytes, what) need(g, (void **)&(ptr), &(cap), (bytes), what)
-/* Device pointer for a pointer train.c passes: into m->params / m->grads -> the device copies. */
+/* Lazy zero_grad (knob lz): op_zero_grad only marks every tensor's gradient logically zero (gz).
+ * gz_take(t): 1 when tensor t is marked, then unmarked: the caller's write must overwrite all of
+ * t's gradient (a GEMM with beta 0); gz_zero(t): a marked t is zeroed now (for ops that add);
+ * gz_flush: every marked tensor zeroed (before anything reads the gradients), adjacent ones in
+ * one memset. */
+static int gz_take(struct gt *g, int t) {
+    if (!g->ngz || !g->gz[t]) return 0;
+    g->gz[t] = 0; g->ngz--;
+    return 1;
+}
+static void gz_zero(const bn_train_model *m, struct gt *g, int t) {
+    if (gz_take(g, t) && !g->err) cu_ok(g, cudaMemsetAsync(g->g + m->tp[t].off, 0, m->tp[t].numel * sizeof(float), g->st), "zeroing gradients");
+}
+static void gz_flush(const bn_train_model *m, struct gt *g) {
+    for (int i = 0; i < m->n_tp && g->ngz; i++) {
+        if (!g->gz[i]) continue;
+        size_t a = m->tp[i].off, b = a + m->tp[i].numel;
+        g->gz[i] = 0; g->ngz--;
+        while (i + 1 < m->n_tp && g->gz[i + 1] && m->tp[i + 1].off == b) { i++; g->gz[i] = 0; g->ngz--; b += m->tp[i].numel; }
+        if (!g->err) cu_ok(g, cudaMemsetAsync(g->g + a, 0, (b - a) * sizeof(float), g->st), "zeroing gradients");
+    }
+}
+/* Device pointer for a pointer train.c passes: into m->params / m->grads -> the device copies.
+ * A gradient pointer is one an op adds into (rmsnorm_bwd's dw): a lazily zeroed tensor it lies
+ * in is zeroed first. */
 static float *tr(const bn_train_model *m, const float *p) {
     struct gt *g = GT(m);
     if (p >= m->params && p < m->params + m->n_params) return g->p + (p - m->params);
-    if (m->grads && p >= m->grads && p < m->grads + m->n_params) return g->g + (p - m->grads);
+    if (m->grads && p >= m->grads && p < m->grads + m->n_params) {
+        size_t o = (size_t)(p - m->grads);
+        for (int i = 0; i < m->n_tp && g->ngz; i++) if (o >= m->tp[i].off && o < m->tp[i].off + m->tp[i].numel) gz_zero(m, g, i);
+        return g->g + o;
+    }
     return (float *)p;
 }
 static int blocks(size_t n, int th) { size_t b = (n + th - 1) / th; return (int)(b > 65535 * 16 ? 65535 * 16 : b); }
@@ -299,24 +333,82 @@ __global__ void k_wfin(const double *part, const int *c0, const int *nc, const c
     if (mean < 1e-5f) mean = 1e-5f;
     wscale[t] = mean; wg[t] = 1.0f / mean;
 }
+/* ov: k_wfin with one block a tensor (blockIdx.x = tensor), its chunk sums added strided over the
+ * threads and then across the block (another order than k_wfin's one thread a tensor). */
+__global__ void k_wfin4(const double *part, const int *c0, const int *nc, const int *lin, float *wscale, float *wg, const size_t *numel) {
+    int t = blockIdx.x;
+    if (!lin[t]) return;
+    double s = 0;
+    for (int c = c0[t] + threadIdx.x; c < c0[t] + nc[t]; c += blockDim.x) s += part[c];
+    s = block_sumd(s);
+    if (threadIdx.x) return;
+    float mean = (float)(s / (double)(numel[t] ? numel[t] : 1));
+    if (mean < 1e-5f) mean = 1e-5f;
+    wscale[t] = mean; wg[t] = 1.0f / mean;
+}
+/* The ternary value of weight p at inverse scale g: clamp(rint(p g), -1, 1). */
+__device__ __forceinline__ float wq_el(float p, float g) {
+    float r = rintf(__fmul_rn(p, g));
+    return r > 1.f ? 1.f : r < -1.f ? -1.f : r;
+}
 __global__ void k_wq(const float *p, const chunk *ck, const int *lin, const float *wg, bf16 *wb, int8_t *wi) {
     chunk c = ck[blockIdx.x];
     if (!lin[c.tp]) return;
     float g = wg[c.tp];
     for (int i = threadIdx.x; i < c.n; i += blockDim.x) {
-        float r = rintf(__fmul_rn(p[c.off + i], g));
-        r = r > 1.f ? 1.f : r < -1.f ? -1.f : r;
+        float r = wq_el(p[c.off + i], g);
         wb[c.off + i] = __float2bfloat16(r);
         if (wi) wi[c.off + i] = (int8_t)r;
+    }
+}
+/* ov (every chunk offset a multiple of 4): k_wsum and k_wq on float4 loads; k_wsum4 sums in
+ * k_adam4's order (thread t: elements 4j..4j+3 for j = t, t + blockDim, ..., then the tail), k_wq4
+ * writes k_wq's values. */
+__global__ void k_wsum4(const float *__restrict__ p, const chunk *ck, const int *lin, double *part) {
+    chunk c = ck[blockIdx.x];
+    if (!lin[c.tp]) return;
+    double s = 0;
+    int n4 = c.n >> 2;
+    const float4 *p4 = (const float4 *)(p + c.off);
+#pragma unroll 2
+    for (int j = threadIdx.x; j < n4; j += blockDim.x) { float4 x = p4[j]; s += fabsf(x.x); s += fabsf(x.y); s += fabsf(x.z); s += fabsf(x.w); }
+    for (int j = 4 * n4 + threadIdx.x; j < c.n; j += blockDim.x) s += fabsf(p[c.off + j]);
+    s = block_sumd(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+__global__ void k_wq4(const float *__restrict__ p, const chunk *ck, const int *lin, const float *wg, bf16 *__restrict__ wb, int8_t *__restrict__ wi) {
+    chunk c = ck[blockIdx.x];
+    if (!lin[c.tp]) return;
+    float g = wg[c.tp];
+    int n4 = c.n >> 2;
+    const float4 *p4 = (const float4 *)(p + c.off);
+#pragma unroll 2
+    for (int j = threadIdx.x; j < n4; j += blockDim.x) {
+        float4 x = p4[j];
+        float r0 = wq_el(x.x, g), r1 = wq_el(x.y, g), r2 = wq_el(x.z, g), r3 = wq_el(x.w, g);
+        __nv_bfloat162 *b2 = (__nv_bfloat162 *)(wb + c.off + 4 * (size_t)j);
+        b2[0] = __floats2bfloat162_rn(r0, r1); b2[1] = __floats2bfloat162_rn(r2, r3);
+        if (wi) *(char4 *)(wi + c.off + 4 * (size_t)j) = make_char4((signed char)r0, (signed char)r1, (signed char)r2, (signed char)r3);
+    }
+    for (int j = 4 * n4 + threadIdx.x; j < c.n; j += blockDim.x) {
+        float r = wq_el(p[c.off + j], g);
+        wb[c.off + j] = __float2bfloat16(r);
+        if (wi) wi[c.off + j] = (int8_t)r;
     }
 }
 static void op_wquant(bn_train_model *m) {
     struct gt *g = GT(m);
     if (m->no_quant || g->err) return;
-    if (!g->wpart_ok) k_wsum<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wpart);   /* else: AdamW wrote them */
+    int v4 = g->ov && g->al4;
+    if (!g->wpart_ok) {   /* else: AdamW wrote them */
+        if (v4) k_wsum4<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wpart);
+        else k_wsum<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wpart);
+    }
     g->wpart_ok = g->ws;
-    k_wfin<<<(m->n_tp + 127) / 128, 128, 0, g->st>>>(g->wpart, g->tp_c0, g->tp_nc, g->ck, g->lin, m->n_tp, g->wscale, g->wg, g->numel);
-    k_wq<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb, g->wi8);
+    if (v4) k_wfin4<<<m->n_tp, 256, 0, g->st>>>(g->wpart, g->tp_c0, g->tp_nc, g->lin, g->wscale, g->wg, g->numel);
+    else k_wfin<<<(m->n_tp + 127) / 128, 128, 0, g->st>>>(g->wpart, g->tp_c0, g->tp_nc, g->ck, g->lin, m->n_tp, g->wscale, g->wg, g->numel);
+    if (v4) k_wq4<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb, g->wi8);
+    else k_wq<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb, g->wi8);
     LAUNCHED(g, "weight quantization");
 }
 
@@ -711,7 +803,7 @@ static void op_lin_bwd(bn_train_model *m, const float *dy, const float *x, int w
     shadow *h = m->no_quant ? NULL : shadow_find(g, x);
     if (!h && !m->no_quant) { note(g, bn_err(BITNET_ERR_ARG, "cuda training: a BitLinear input that no rmsnorm quantized")); return; }
     if (!h) {
-        gemm(g, 1, 0, out, in, N, dy, CUDA_R_32F, out, x, CUDA_R_32F, in, g->one_zero + 1, g->one_zero + 1, g->g + off, in, g->fct);
+        gemm(g, 1, 0, out, in, N, dy, CUDA_R_32F, out, x, CUDA_R_32F, in, g->one_zero + 1, g->one_zero + !gz_take(g, widx), g->g + off, in, g->fct);
         if (dx) gemm(g, 0, 0, N, in, out, dy, CUDA_R_32F, out, g->p + off, CUDA_R_32F, in, g->one_zero + 1, g->one_zero + acc_dx, dx, in, g->fct);
         return;
     }
@@ -730,9 +822,10 @@ static void op_lin_bwd(bn_train_model *m, const float *dy, const float *x, int w
         else k_dy_conv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(dy, h->s, g->dyb, N, out, g->split);
         LAUNCHED(g, "BitLinear backward");
     }
+    int z = gz_take(g, widx);   /* lazily zeroed gradient: the first dW product overwrites it (beta 0) */
     for (int k = 0; k < g->split; k++) {   /* hi, then the remainders: q and the ternary values are exact in bf16 */
         const bf16 *b = pre ? pre : g->dyb + 2 * k * n;
-        gemm(g, 1, 0, out, in, N, b + n, CUDA_R_16BF, out, h->q, CUDA_R_16BF, in, g->one_zero + 1, g->one_zero + 1, g->g + off, in, CUBLAS_COMPUTE_32F);
+        gemm(g, 1, 0, out, in, N, b + n, CUDA_R_16BF, out, h->q, CUDA_R_16BF, in, g->one_zero + 1, g->one_zero + (k || !z), g->g + off, in, CUBLAS_COMPUTE_32F);
         if (dx && k < g->split_dx) gemm(g, 0, 0, N, in, out, b, CUDA_R_16BF, out, g->wb + off, CUDA_R_16BF, in, g->wscale + widx, g->one_zero + (k ? 1 : acc_dx), dx, in, CUBLAS_COMPUTE_32F);
     }
 }
@@ -1088,6 +1181,7 @@ static void op_embed_bwd(bn_train_model *m, int widx, const int32_t *ids, int N,
     if (g->err) return;
     int32_t *d = upload_ids(g, &g->ids, &g->cap_ids, ids, N);
     if (!d) return;
+    gz_zero(m, g, widx);   /* the scatter adds: a lazily zeroed gradient is zeroed first */
     k_embed_bwd<<<N, 128, 0, g->st>>>(g->g + m->tp[widx].off, d, dx, m->cfg.hidden_size);
     LAUNCHED(g, "embedding backward");
 }
@@ -1163,11 +1257,11 @@ static void op_head_bwd(bn_train_model *m, int widx, const float *dl, const floa
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
     size_t off = m->tp[widx].off;
     if (g->hbf && g->hdl_key == dl && g->hx_key == x) {   /* the bf16 copies of op_head_fwd and op_ce_bwd (same step) */
-        gemm(g, 1, 0, V, C, N, g->hdl, CUDA_R_16BF, V, g->hx, CUDA_R_16BF, C, g->one_zero + 1, g->one_zero + 1, g->g + off, C, CUBLAS_COMPUTE_32F);
+        gemm(g, 1, 0, V, C, N, g->hdl, CUDA_R_16BF, V, g->hx, CUDA_R_16BF, C, g->one_zero + 1, g->one_zero + !gz_take(g, widx), g->g + off, C, CUBLAS_COMPUTE_32F);
         gemm(g, 0, 0, N, C, V, g->hdl, CUDA_R_16BF, V, g->hw, CUDA_R_16BF, C, g->one_zero + 1, g->one_zero, dx, C, CUBLAS_COMPUTE_32F);
         return;
     }
-    gemm(g, 1, 0, V, C, N, dl, CUDA_R_32F, V, x, CUDA_R_32F, C, g->one_zero + 1, g->one_zero + 1, g->g + off, C, g->fct);
+    gemm(g, 1, 0, V, C, N, dl, CUDA_R_32F, V, x, CUDA_R_32F, C, g->one_zero + 1, g->one_zero + !gz_take(g, widx), g->g + off, C, g->fct);
     gemm(g, 0, 0, N, C, V, dl, CUDA_R_32F, V, g->p + off, CUDA_R_32F, C, g->one_zero + 1, g->one_zero, dx, C, g->fct);
 }
 
@@ -1190,8 +1284,10 @@ static void op_copy(bn_train_model *m, float *dst, const float *src, size_t n) {
     if (g->cf && !g->err && dst != src) { g->pc.dst = dst; g->pc.src = src; g->pc.n = n; return; }   /* deferred: GT issues it, or op_lin_fwd takes it over */
     if (!g->err) cu_ok(g, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, g->st), "device copy");
 }
+/* lz: every tensor marked logically zero (gz_take / gz_zero / gz_flush above); else one memset. */
 static void op_zero_grad(bn_train_model *m) {
     struct gt *g = GT(m);
+    if (g->lz && g->gz) { memset(g->gz, 1, (size_t)m->n_tp); g->ngz = m->n_tp; return; }
     if (!g->err) cu_ok(g, cudaMemsetAsync(g->g, 0, m->n_params * sizeof(float), g->st), "zeroing gradients");
 }
 __global__ void k_sumsq(const float *g, size_t n, double *part) {
@@ -1206,12 +1302,37 @@ __global__ void k_sum_parts(const double *part, int n, double *out) {
     for (int i = 0; i < n; i++) s += part[i];
     *out = sqrt(s);
 }
+/* ov: k_sumsq on float4 loads (the sums in another order: not the CPU's order either way). */
+__global__ void k_sumsq4(const float *__restrict__ g, size_t n, double *part) {
+    size_t a = (size_t)blockIdx.x * NORM_CH, b = a + NORM_CH < n ? a + NORM_CH : n;
+    int n4 = (int)((b - a) >> 2);
+    const float4 *g4 = (const float4 *)(g + a);
+    double s = 0;
+#pragma unroll 2
+    for (int j = threadIdx.x; j < n4; j += blockDim.x) {
+        float4 x = g4[j];
+        s += (double)x.x * x.x; s += (double)x.y * x.y; s += (double)x.z * x.z; s += (double)x.w * x.w;
+    }
+    for (size_t i = a + 4 * (size_t)n4 + threadIdx.x; i < b; i += blockDim.x) s += (double)g[i] * g[i];
+    s = block_sumd(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+/* ov: k_sum_parts on one block, strided then across the block (another order). */
+__global__ void k_sum_parts4(const double *part, int n, double *out) {
+    double s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += part[i];
+    s = block_sumd(s);
+    if (threadIdx.x == 0) *out = sqrt(s);
+}
 static double op_grad_norm(bn_train_model *m) {
     struct gt *g = GT(m);
     if (g->err) return NAN;
+    gz_flush(m, g);
     int nc = (int)((m->n_params + NORM_CH - 1) / NORM_CH);
-    k_sumsq<<<nc, 512, 0, g->st>>>(g->g, m->n_params, g->part);
-    k_sum_parts<<<1, 1, 0, g->st>>>(g->part, nc, g->norm_d);
+    if (g->ov) k_sumsq4<<<nc, 512, 0, g->st>>>(g->g, m->n_params, g->part);
+    else k_sumsq<<<nc, 512, 0, g->st>>>(g->g, m->n_params, g->part);
+    if (g->ov) k_sum_parts4<<<1, 1024, 0, g->st>>>(g->part, nc, g->norm_d);
+    else k_sum_parts<<<1, 1, 0, g->st>>>(g->part, nc, g->norm_d);
     double r = NAN;
     if (LAUNCHED(g, "gradient norm")) note(g, bn_cu_d2h(&r, g->norm_d, sizeof r, g->st));
     return r;
@@ -1220,6 +1341,15 @@ typedef struct { float coef, decay, step_size, bc2s, omb1, b2, omb2, eps; } adam
 /* bn_adam_ref, element by element, with every float operation rounded as the CPU rounds it; with
  * wpart, also k_wsum's sum of |p| over each BitLinear chunk of the new p (same threads, same
  * order, so the same sums). */
+/* One element of bn_adam_ref: p, m, v updated in place from gradient g. */
+__device__ __forceinline__ void adam_el(float &p, float &m, float &v, float g, const adam_args &a, float decay) {
+    if (a.coef < 1.0f) g = __fmul_rn(g, a.coef);
+    p = __fmul_rn(p, decay);
+    m = __fadd_rn(m, __fmul_rn(__fsub_rn(g, m), a.omb1));
+    v = __fadd_rn(__fmul_rn(v, a.b2), __fmul_rn(__fmul_rn(a.omb2, g), g));
+    float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), a.bc2s), a.eps);
+    p = __fadd_rn(p, __fdiv_rn(__fmul_rn(-a.step_size, m), denom));
+}
 __global__ void k_adam(float *pp, const float *gg, float *mm, float *vv, const chunk *ck, const int *dec, adam_args a,
                        const int *lin, double *wpart) {
     chunk c = ck[blockIdx.x];
@@ -1227,17 +1357,42 @@ __global__ void k_adam(float *pp, const float *gg, float *mm, float *vv, const c
     double ws = 0;
     for (int j = threadIdx.x; j < c.n; j += blockDim.x) {
         size_t i = c.off + j;
-        float g = gg[i];
-        if (a.coef < 1.0f) g = __fmul_rn(g, a.coef);
-        float p = __fmul_rn(pp[i], decay);
-        float m = __fadd_rn(mm[i], __fmul_rn(__fsub_rn(g, mm[i]), a.omb1));
-        float v = __fadd_rn(__fmul_rn(vv[i], a.b2), __fmul_rn(__fmul_rn(a.omb2, g), g));
-        float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), a.bc2s), a.eps);
-        p = __fadd_rn(p, __fdiv_rn(__fmul_rn(-a.step_size, m), denom));
+        float p = pp[i], m = mm[i], v = vv[i];
+        adam_el(p, m, v, gg[i], a, decay);
         pp[i] = p; mm[i] = m; vv[i] = v;
         ws += fabsf(p);
     }
     if (!wpart || !lin[c.tp]) return;   /* uniform over the block: the block sum below sees every thread */
+    ws = block_sumd(ws);
+    if (threadIdx.x == 0) wpart[blockIdx.x] = ws;
+}
+/* ov (every chunk offset a multiple of 4): k_adam on float4 loads and stores, thread t taking
+ * elements 4j..4j+3 for j = t, t + blockDim, ..., then the chunk's tail one element a thread;
+ * the same element arithmetic (same bits) and |p| summed in that order, which k_wsum4 repeats. */
+__global__ void k_adam4(float *__restrict__ pp, const float *__restrict__ gg, float *__restrict__ mm, float *__restrict__ vv,
+                        const chunk *ck, const int *dec, adam_args a, const int *lin, double *wpart) {
+    chunk c = ck[blockIdx.x];
+    float decay = dec[c.tp] ? a.decay : 1.0f;
+    double ws = 0;
+    int n4 = c.n >> 2;
+    float4 *p4 = (float4 *)(pp + c.off), *m4 = (float4 *)(mm + c.off), *v4 = (float4 *)(vv + c.off);
+    const float4 *g4 = (const float4 *)(gg + c.off);
+#pragma unroll 2
+    for (int j = threadIdx.x; j < n4; j += blockDim.x) {
+        float4 g = g4[j], p = p4[j], m = m4[j], v = v4[j];
+        adam_el(p.x, m.x, v.x, g.x, a, decay); adam_el(p.y, m.y, v.y, g.y, a, decay);
+        adam_el(p.z, m.z, v.z, g.z, a, decay); adam_el(p.w, m.w, v.w, g.w, a, decay);
+        p4[j] = p; m4[j] = m; v4[j] = v;
+        ws += fabsf(p.x); ws += fabsf(p.y); ws += fabsf(p.z); ws += fabsf(p.w);
+    }
+    for (int j = 4 * n4 + threadIdx.x; j < c.n; j += blockDim.x) {
+        size_t i = c.off + j;
+        float p = pp[i], m = mm[i], v = vv[i];
+        adam_el(p, m, v, gg[i], a, decay);
+        pp[i] = p; mm[i] = m; vv[i] = v;
+        ws += fabsf(p);
+    }
+    if (!wpart || !lin[c.tp]) return;   /* uniform over the block */
     ws = block_sumd(ws);
     if (threadIdx.x == 0) wpart[blockIdx.x] = ws;
 }
@@ -1247,7 +1402,9 @@ static void op_adamw(bn_train_model *m, float coef, float lr, float beta1, float
     double bc1 = 1.0 - pow((double)beta1, (double)t), bc2s = sqrt(1.0 - pow((double)beta2, (double)t));
     adam_args a = {coef, wd != 0.0f ? 1.0f - lr * wd : 1.0f, (float)(lr / bc1), (float)bc2s, 1.0f - beta1, beta2, 1.0f - beta2, eps};
     int ws = g->ws && !m->no_quant;
-    k_adam<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a, g->lin, ws ? g->wpart : NULL);
+    gz_flush(m, g);
+    if (g->ov && g->al4) k_adam4<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a, g->lin, ws ? g->wpart : NULL);
+    else k_adam<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a, g->lin, ws ? g->wpart : NULL);
     g->wpart_ok = LAUNCHED(g, "AdamW") && ws;
 }
 static bitnet_status op_sync(bn_train_model *m, int to_host) {
@@ -1258,6 +1415,7 @@ static bitnet_status op_sync(bn_train_model *m, int to_host) {
     if (s) return s;
     cudaMemcpyKind k = to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice;
     if (!to_host) g->wpart_ok = 0;   /* new weights: the next wquant sums them */
+    if (to_host) gz_flush(m, g);
     float *h[4] = {m->params, m->adam_m, m->adam_v, m->grads}, *d[4] = {g->p, g->m, g->v, g->g};
     for (int i = 0; i < (to_host ? 4 : 3) && !s; i++)
         if (cudaMemcpyAsync(to_host ? (void *)h[i] : (void *)d[i], to_host ? (void *)d[i] : (void *)h[i], b, k, g->st) != cudaSuccess ||
@@ -1278,7 +1436,7 @@ static void op_release(bn_train_model *m) {
     if (!g) return;
     if (g->st) cudaStreamSynchronize(g->st);
     for (int i = 0; i < g->nsh; i++) { cudaFree(g->sh[i].q); cudaFree(g->sh[i].s); cudaFree(g->sh[i].q8); }
-    free(g->sh); free(g->fo); free(g->rk); free(g->gl.yx);
+    free(g->sh); free(g->fo); free(g->rk); free(g->gl.yx); free(g->gz);
     void *d[] = {g->p, g->g, g->m, g->v, g->wb, g->wscale, g->lin, g->ck, g->tp_c0, g->tp_nc, g->part, g->norm_d,
                  g->one_zero, g->ids, g->tg, g->rowloss, g->rcos, g->dyb, g->tmp, g->dP, g->dwpart, g->ptrs, g->numel,
                  g->wi8, g->ioz, g->fab, g->hx, g->hw, g->hdl, g->gl.pb, g->wpart};
@@ -1317,6 +1475,8 @@ static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
         nc[i] = k - c0[i];
     }
     g->nck = nck;
+    g->al4 = 1;
+    for (int i = 0; i < ntp; i++) if (m->tp[i].off % 4) g->al4 = 0;
     int nnorm = (int)((m->n_params + NORM_CH - 1) / NORM_CH), np = nck > nnorm ? nck : nnorm;
     bitnet_status s = bn_cu_malloc((void **)&g->ck, (size_t)nck * sizeof *ck, "chunk table");
     if (!s) s = bn_cu_malloc((void **)&g->lin, 2 * (size_t)ntp * sizeof(int), "flags");
@@ -1366,6 +1526,8 @@ static void knobs(struct gt *g, const char *e) {
     if ((p = strstr(e, "rmw=")) && sscanf(p + 4, "%d", &v) == 1) g->rmw = v != 0;
     if ((p = strstr(e, "cf=")) && sscanf(p + 3, "%d", &v) == 1) g->cf = v != 0;
     if ((p = strstr(e, "ws=")) && sscanf(p + 3, "%d", &v) == 1) g->ws = v != 0;
+    if ((p = strstr(e, "lz=")) && sscanf(p + 3, "%d", &v) == 1) g->lz = v != 0;
+    if ((p = strstr(e, "ov=")) && sscanf(p + 3, "%d", &v) == 1) g->ov = v != 0;
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
@@ -1399,6 +1561,8 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->rpf = 1;   /* rmsnorm forward rows kernel: a loop over rows with the next one prefetched, the same bits (tested) */
     g->rms = 1;   /* rmsnorm rows in registers: the same forward / dx bits (tested), dx and dw in one pass */
     g->i8 = 1;   /* int8 BitLinear forward: the bf16 path's bits (tested), 1b step 3.7% faster (H200) */
+    g->lz = 1;   /* lazy zero_grad: the first dW write overwrites (beta 0), the same bits (tested) */
+    g->ov = 1;   /* float4 AdamW / norm / weight-quant passes: AdamW's bits (tested), |W| and norm sums in another order */
     knobs(g, kn);
     m->gpu = g;   /* op_release below frees whatever was made */
     size_t b = m->n_params * sizeof(float);
@@ -1416,6 +1580,7 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     if (!s && g->i8) s = bn_cu_malloc((void **)&g->ioz, 2 * sizeof(int32_t), "constants");
     if (!s && g->i8) { int32_t oz[2] = {0, 1}; s = bn_cu_h2d(g->ioz, oz, sizeof oz, g->st); }
     if (!s) s = build_tables(m, g);
+    if (!s && !(g->gz = (unsigned char *)calloc((size_t)m->n_tp, 1))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
     if (!s) s = bn_cu_memset(g->g, 0, b, g->st);
     if (!s) { m->ops = &CUDA_TRAIN; s = op_sync(m, 0); }
     if (s) { op_release(m); return s; }
@@ -1427,6 +1592,7 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
 extern "C" bitnet_status bn_train_cuda_grads(bn_train_model *m, float **grads, void **stream) {
     struct gt *g = GT(m);
     if (!g || m->ops != &CUDA_TRAIN) return bn_err(BITNET_ERR_UNSUPPORTED, "data parallel: the model is not on a CUDA device");
+    gz_flush(m, g);   /* the caller reads them */
     *grads = g->g; *stream = (void *)g->st;
     return BITNET_OK;
 }

@@ -27,6 +27,9 @@ typedef struct bn_train_model bn_train_model;
  *   4-element BitLinear epilogue, dY conversion and gating forward kernels (default 1, same
  *   bits), cf=0|1 the copy op deferred and taken over by the BitLinear forward that adds into the
  *   copy (default 1, same bits), ws=0|1 AdamW also sums |W| per chunk for the next weight
- *   quantization (default 1, same sums). Unknown names are ignored. */
+ *   quantization (default 1, same sums), lz=0|1 lazy zero_grad: tensors marked zero, the first
+ *   dW GEMM of each writes with beta 0, adding ops zero theirs first (default 1, same bits),
+ *   ov=0|1 AdamW, gradient norm and weight quantization on float4 (default 1; AdamW's bits, the
+ *   |W| and norm sums in another order). Unknown names are ignored. */
 bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int precision, const char *knobs);
 #endif
