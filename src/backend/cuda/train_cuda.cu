@@ -145,6 +145,7 @@ struct gt {
     double *wpart; int wpart_ok;   /* [nck]: those sums; wpart_ok: they are the current weights' (the next wquant skips k_wsum) */
     int lz;                     /* lazy zero_grad: tensors marked zero (gz), their first gradient write overwrites (gz_* below) */
     unsigned char *gz; int ngz; /* [n_tp] host flags: 1 = this tensor's gradient is logically zero, its memory stale; ngz: how many */
+    int *zck; int nzck;         /* [nzck] the chunks of the norm weights (only ever added into): lz zeroes them at once, one launch */
     int ov, al4;                /* ov: the optimizer-side passes on float4 (k_*4); al4: every tensor offset a multiple of 4 */
 };
 
@@ -1284,10 +1285,20 @@ static void op_copy(bn_train_model *m, float *dst, const float *src, size_t n) {
     if (g->cf && !g->err && dst != src) { g->pc.dst = dst; g->pc.src = src; g->pc.n = n; return; }   /* deferred: GT issues it, or op_lin_fwd takes it over */
     if (!g->err) cu_ok(g, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, g->st), "device copy");
 }
-/* lz: every tensor marked logically zero (gz_take / gz_zero / gz_flush above); else one memset. */
+__global__ void k_zero_chunks(float *g, const chunk *ck, const int *sel) {
+    chunk c = ck[sel[blockIdx.x]];
+    for (int i = threadIdx.x; i < c.n; i += blockDim.x) g[c.off + i] = 0.f;
+}
+/* lz: the norm weights' gradients (small, only added into) zeroed by one launch, every other
+ * tensor marked logically zero (gz_take / gz_zero / gz_flush above); else one memset. */
 static void op_zero_grad(bn_train_model *m) {
     struct gt *g = GT(m);
-    if (g->lz && g->gz) { memset(g->gz, 1, (size_t)m->n_tp); g->ngz = m->n_tp; return; }
+    if (g->lz && g->gz) {
+        g->ngz = 0;
+        for (int i = 0; i < m->n_tp; i++) g->ngz += g->gz[i] = m->tp[i].kind != BN_PK_NORM;
+        if (g->nzck && !g->err) { k_zero_chunks<<<g->nzck, 256, 0, g->st>>>(g->g, g->ck, g->zck); LAUNCHED(g, "zeroing gradients"); }
+        return;
+    }
     if (!g->err) cu_ok(g, cudaMemsetAsync(g->g, 0, m->n_params * sizeof(float), g->st), "zeroing gradients");
 }
 __global__ void k_sumsq(const float *g, size_t n, double *part) {
@@ -1439,7 +1450,7 @@ static void op_release(bn_train_model *m) {
     free(g->sh); free(g->fo); free(g->rk); free(g->gl.yx); free(g->gz);
     void *d[] = {g->p, g->g, g->m, g->v, g->wb, g->wscale, g->lin, g->ck, g->tp_c0, g->tp_nc, g->part, g->norm_d,
                  g->one_zero, g->ids, g->tg, g->rowloss, g->rcos, g->dyb, g->tmp, g->dP, g->dwpart, g->ptrs, g->numel,
-                 g->wi8, g->ioz, g->fab, g->hx, g->hw, g->hdl, g->gl.pb, g->wpart};
+                 g->wi8, g->ioz, g->fab, g->hx, g->hw, g->hdl, g->gl.pb, g->wpart, g->zck};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) if (d[i]) cudaFree(d[i]);
     if (g->cb) cublasDestroy(g->cb);
     if (g->st) cudaStreamDestroy(g->st);
@@ -1466,15 +1477,20 @@ static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
     size_t *numel = (size_t *)malloc((size_t)ntp * sizeof(size_t));
     if (!ck || !fl || !numel) { free(ck); free(fl); free(numel); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
     int *lin = fl, *dec = fl + ntp, *c0 = fl + 2 * ntp, *nc = fl + 3 * ntp;
-    int k = 0;
+    int k = 0, nz = 0;
     for (int i = 0; i < ntp; i++) {
         const bn_tparam *p = &m->tp[i];
+        if (p->kind == BN_PK_NORM) nz += (int)((p->numel + CH - 1) / CH);
         lin[i] = p->kind == BN_PK_LINEAR; dec[i] = p->kind == BN_PK_LINEAR || p->kind == BN_PK_HEAD;
         c0[i] = k; numel[i] = p->numel;
         for (size_t o = 0; o < p->numel; o += CH) ck[k++] = chunk{p->off + o, (int)(p->numel - o < CH ? p->numel - o : CH), i};
         nc[i] = k - c0[i];
     }
     g->nck = nck;
+    int *zl = (int *)malloc((size_t)(nz ? nz : 1) * sizeof(int));
+    if (!zl) { free(ck); free(fl); free(numel); return bn_err(BITNET_ERR_NOMEM, "out of memory"); }
+    g->nzck = 0;
+    for (int j = 0; j < nck; j++) if (m->tp[ck[j].tp].kind == BN_PK_NORM) zl[g->nzck++] = j;
     g->al4 = 1;
     for (int i = 0; i < ntp; i++) if (m->tp[i].off % 4) g->al4 = 0;
     int nnorm = (int)((m->n_params + NORM_CH - 1) / NORM_CH), np = nck > nnorm ? nck : nnorm;
@@ -1488,6 +1504,8 @@ static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
     if (!s) s = bn_cu_malloc((void **)&g->wpart, (size_t)nck * sizeof(double), "weight sums");
     if (!s) s = bn_cu_malloc((void **)&g->wscale, 2 * (size_t)ntp * sizeof(float), "weight scales");
     if (!s) s = bn_cu_malloc((void **)&g->one_zero, 2 * sizeof(float), "constants");
+    if (!s && nz) s = bn_cu_malloc((void **)&g->zck, (size_t)nz * sizeof(int), "chunk table");
+    if (!s && nz) s = bn_cu_h2d(g->zck, zl, (size_t)nz * sizeof(int), g->st);
     if (!s) {
         g->decay = g->lin + ntp; g->wg = g->wscale + ntp;
         float oz[2] = {0.f, 1.f};
@@ -1499,7 +1517,7 @@ static bitnet_status build_tables(bn_train_model *m, struct gt *g) {
         if (!s) s = bn_cu_h2d(g->one_zero, oz, sizeof oz, g->st);
         if (!s) s = bn_cu_sync(g->st);
     }
-    free(ck); free(fl); free(numel);
+    free(ck); free(fl); free(numel); free(zl);
     return s;
 }
 
