@@ -438,15 +438,22 @@ __global__ void __launch_bounds__(1024) k_rms_fwd_p(const float *x, const float 
         if (threadIdx.x == 0) sc[r] = s;
     }
 }
+/* rg: the gating backward that reads the rmsnorm backward's dx as its dh (glu_bwd(g, u, dh = dx,
+ * dg, du)), done in k_rms_bwd_r<V, true> on each dx element in registers: dg, du (fp32, when wf)
+ * and (cv) the gate / up BitLinear backward's bf16 operands pg, pu as k_glu_bwd_cv writes them
+ * (s: the activation scales [N] of their input; pg + n, pu + n: the dY / s halves). */
+struct glu_rows { const float *g, *u, *s; float *dg, *du; bf16 *pg, *pu; size_t n; int silu, cv, wf; };
+__device__ __forceinline__ void glu_bwd1(float x, float d, float uu, int silu, float &dg, float &du);
 /* dx rows as k_rms_dx (same bits) for rows blockIdx.x, + gridDim.x, ..., and (part given)
  * part[blockIdx.x][c] = the sum over those rows of dy x rstd (the gamma gradient's partials,
- * reduced by k_rms_dw_fin2): dy, x and w are read once. */
-template <int V>
+ * reduced by k_rms_dw_fin2): dy, x and w are read once. G (rg): dx is not written but fed to
+ * the gating backward of ga (glu_rows; acc 0), the same dx bits in registers. */
+template <int V, bool G = false>
 __global__ void __launch_bounds__(V <= 6 ? 1024 : 512) k_rms_bwd_r(const float *dy, const float *x, const float *w, const float *rstd, float *dx, float *part,
-                            int N, int D, int acc) {
-    float wv[V], pw[V];
+                            int N, int D, int acc, glu_rows ga = glu_rows()) {
+    float wv[V], pw[V];   /* G: w read from the cache where used (registers for the gate / up values instead) */
 #pragma unroll
-    for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; wv[j] = i < D ? w[i] : 0.f; pw[j] = 0.f; }
+    for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; wv[j] = i < D && !G ? w[i] : 0.f; pw[j] = 0.f; }
     constexpr bool PF = V <= 4;   /* the next row's dy, x loaded before this row's sums (registers allow it up to V 4) */
     float dn[PF ? V : 1], xn[PF ? V : 1];
     if (PF && blockIdx.x < (unsigned)N)
@@ -471,96 +478,40 @@ __global__ void __launch_bounds__(V <= 6 ? 1024 : 512) k_rms_bwd_r(const float *
                 size_t rn = (size_t)(r + gridDim.x) * D;
                 dn[j] = i < D ? dy[rn + i] : 0.f; xn[j] = i < D ? x[rn + i] : 0.f;
             }
+        float gv[G ? V : 1], uv[G ? V : 1], st = 1.f;   /* G: this row's gate / up values, loaded before the block sum */
+        if (G) {
 #pragma unroll
-        for (int j = 0; j < V; j++) if (threadIdx.x + j * blockDim.x < D) dot += dv[j] * wv[j] * xv[j];
+            for (int j = 0; j < (G ? V : 1); j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                gv[j] = i < D ? ga.g[(size_t)r * D + i] : 0.f; uv[j] = i < D ? ga.u[(size_t)r * D + i] : 0.f;
+            }
+            if (ga.cv) st = ga.s[r];
+        }
+#pragma unroll
+        for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; if (i < D) dot += dv[j] * (G ? __ldg(w + i) : wv[j]) * xv[j]; }
         dot = block_sum(dot);
         float rs = rstd[r], k = dot * rs * rs * rs / (float)D;
 #pragma unroll
         for (int j = 0; j < V; j++) {
             int i = threadIdx.x + j * blockDim.x;
             if (i >= D) break;
-            float v = rs * dv[j] * wv[j] - k * xv[j];
-            o[i] = acc ? o[i] + v : v;
+            float v = rs * dv[j] * (G ? __ldg(w + i) : wv[j]) - k * xv[j];
+            if (G) {   /* k_glu_bwd_cv's element on dh = v */
+                float a, b;
+                size_t e = (size_t)r * D + i;
+                glu_bwd1(gv[j % (G ? V : 1)], v, uv[j % (G ? V : 1)], ga.silu, a, b);
+                if (ga.wf) { ga.dg[e] = a; ga.du[e] = b; }
+                if (ga.cv) {
+                    ga.pg[e] = __float2bfloat16(a); ga.pg[ga.n + e] = __float2bfloat16(a / st);
+                    ga.pu[e] = __float2bfloat16(b); ga.pu[ga.n + e] = __float2bfloat16(b / st);
+                }
+            } else o[i] = acc ? o[i] + v : v;
             pw[j] += dv[j] * xv[j] * rs;
         }
     }
     if (!part) return;
 #pragma unroll
     for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; if (i < D) part[(size_t)blockIdx.x * D + i] = pw[j]; }
-}
-/* rg: the gating backward that reads the rmsnorm backward's dx as its dh (glu_bwd(g, u, dh = dx,
- * dg, du)) on each dx element as it is made: dg, du (fp32, when wf) and (cv) the gate / up
- * BitLinear backward's bf16 operands pg, pu as k_glu_bwd_cv writes them (s: the activation
- * scales [N] of their input; pg + n, pu + n: the dY / s halves). */
-struct glu_rows { const float *g, *u, *s; float *dg, *du; bf16 *pg, *pu; size_t n; int silu, cv, wf; };
-__device__ __forceinline__ void glu_bwd1(float x, float d, float uu, int silu, float &dg, float &du);
-/* 4 bytes global -> shared, asynchronous (cp.async), and its group commit / wait. */
-__device__ __forceinline__ void cp_a4(float *dst, const float *src) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"((uint32_t)__cvta_generic_to_shared(dst)), "l"(src));
-}
-__device__ __forceinline__ void cp_a_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_a_wait() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-/* Dynamic shared memory of k_rms_glu_bwd<V> on th threads: 2 stages of dy, x, g, u. */
-static size_t rms_glu_smem(int V, int th) { return (size_t)2 * 4 * V * th * sizeof(float); }
-/* rg: k_rms_bwd_r (the same rows, element sets, expressions, block sums and gamma partials, so
- * the same dx bits, and the same part) with dx not written but fed to ga's gating backward.
- * Each thread stages its own elements of the next row's dy, x, g, u in shared memory by
- * cp.async (2 stages, rms_glu_smem) while this row computes: only the thread that copies an
- * element reads it, so no barrier guards the stages. */
-template <int V>
-__global__ void __launch_bounds__(V <= 6 ? 1024 : 512) k_rms_glu_bwd(const float *dy, const float *x, const float *w, const float *rstd, float *part,
-                                                                  int N, int D, glu_rows ga) {
-    extern __shared__ float stg[];   /* [2][4][V][blockDim.x]: dy, x, g, u */
-    const int tb = blockDim.x;
-    float wv[V], pw[V];
-#pragma unroll
-    for (int j = 0; j < V; j++) { int i = threadIdx.x + j * tb; wv[j] = i < D ? w[i] : 0.f; pw[j] = 0.f; }
-    const float *src[4] = {dy, x, ga.g, ga.u};
-    if (blockIdx.x < (unsigned)N) {
-#pragma unroll
-        for (int a = 0; a < 4; a++)
-#pragma unroll
-            for (int j = 0; j < V; j++) { int i = threadIdx.x + j * tb; if (i < D) cp_a4(&stg[(a * V + j) * tb + threadIdx.x], src[a] + (size_t)blockIdx.x * D + i); }
-    }
-    cp_a_commit();
-    int b = 0;
-    for (int r = blockIdx.x; r < N; r += gridDim.x, b ^= 1) {
-        cp_a_wait();
-        const float *S = stg + (size_t)b * 4 * V * tb + threadIdx.x;   /* this row's stage: S[(a V + j) tb] */
-        if (r + (int)gridDim.x < N) {
-            float *Sn = stg + (size_t)(b ^ 1) * 4 * V * tb + threadIdx.x;
-            size_t rn = (size_t)(r + gridDim.x) * D;
-#pragma unroll
-            for (int a = 0; a < 4; a++)
-#pragma unroll
-                for (int j = 0; j < V; j++) { int i = threadIdx.x + j * tb; if (i < D) cp_a4(&Sn[(a * V + j) * tb], src[a] + rn + i); }
-        }
-        cp_a_commit();
-        float dot = 0;
-#pragma unroll
-        for (int j = 0; j < V; j++) if (threadIdx.x + j * tb < D) dot += S[j * tb] * wv[j] * S[(V + j) * tb];
-        dot = block_sum(dot);
-        float rs = rstd[r], k = dot * rs * rs * rs / (float)D, st = ga.cv ? ga.s[r] : 1.f;
-#pragma unroll
-        for (int j = 0; j < V; j++) {
-            int i = threadIdx.x + j * tb;
-            if (i >= D) break;
-            float dv = S[j * tb], xv = S[(V + j) * tb];
-            float v = rs * dv * wv[j] - k * xv;
-            float a_, b_;   /* k_glu_bwd_cv's element on dh = v */
-            size_t e = (size_t)r * D + i;
-            glu_bwd1(S[(2 * V + j) * tb], v, S[(3 * V + j) * tb], ga.silu, a_, b_);
-            if (ga.wf) { ga.dg[e] = a_; ga.du[e] = b_; }
-            if (ga.cv) {
-                ga.pg[e] = __float2bfloat16(a_); ga.pg[ga.n + e] = __float2bfloat16(a_ / st);
-                ga.pu[e] = __float2bfloat16(b_); ga.pu[ga.n + e] = __float2bfloat16(b_ / st);
-            }
-            pw[j] += dv * xv * rs;
-        }
-    }
-    if (!part) return;
-#pragma unroll
-    for (int j = 0; j < V; j++) { int i = threadIdx.x + j * tb; if (i < D) part[(size_t)blockIdx.x * D + i] = pw[j]; }
 }
 /* dw[c] += sum over k < splits of part[k][c]; block (32, 32), grid D / 32. */
 __global__ void k_rms_dw_fin2(const float *part, float *dw, int D, int splits) {
@@ -683,10 +634,8 @@ static int rms_bwd_class(struct gt *g, int D, int *tb) {
     return g->rms ? rms_vclass(D, *tb) : -1;
 }
 template <int V> static void rms_glu_launch(struct gt *g, int nb, int tb, const float *dy, const float *x, const float *w, const float *rstd,
-                                            float *part, int N, int D, glu_rows ga) {
-    size_t sm = rms_glu_smem(V, tb);
-    if (!cu_ok(g, cudaFuncSetAttribute(k_rms_glu_bwd<V>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm), "rmsnorm + gating backward")) return;
-    k_rms_glu_bwd<V><<<nb, tb, sm, g->st>>>(dy, x, w, rstd, part, N, D, ga);
+                                            float *dx, float *part, int N, int D, glu_rows ga) {
+    k_rms_bwd_r<V, true><<<nb, tb, 0, g->st>>>(dy, x, w, rstd, dx, part, N, D, 0, ga);
 }
 /* op_rms_bwd's kernels (w, dw device pointers); ga given (rg): the rows kernel with the gating
  * backward on dx instead of writing dx (acc 0; the grid and so the gamma partials as without). */
@@ -697,7 +646,7 @@ static void rms_bwd_run(struct gt *g, const float *dy, const float *x, const flo
         int nb = rms_bwd_nb(g, c, tb); if (nb > N) nb = N;
         if (dw && !NEED(g, g->dwpart, g->cap_dw, (size_t)nb * D * sizeof(float), "norm gradient scratch")) return;
         float *part = dw ? g->dwpart : NULL;
-        if (ga) { RMS_V(c, rms_glu_launch, (g, nb, tb, dy, x, w, rstd, part, N, D, *ga)) }
+        if (ga) { RMS_V(c, rms_glu_launch, (g, nb, tb, dy, x, w, rstd, dx, part, N, D, *ga)) }
         else { RMS_V(c, k_rms_bwd_r, <<<nb, tb, 0, g->st>>>(dy, x, w, rstd, dx, part, N, D, acc)) }
         if (dw) k_rms_dw_fin2<<<(D + 31) / 32, dim3(32, 32), 0, g->st>>>(g->dwpart, dw, D, nb);
         LAUNCHED(g, "rmsnorm backward");
@@ -725,8 +674,7 @@ static void op_rms_bwd(bn_train_model *m, const float *dy, const float *x, const
     if (g->err || N <= 0) return;
     int tb;
     const float *wd = tr(m, w); float *dwd = dw ? tr(m, dw) : NULL;
-    int c = rms_bwd_class(g, D, &tb);
-    if (g->rg && !acc && dx && c >= 0 && c <= 5) {   /* deferred (V <= 12: k_rms_glu_bwd's stages fit): GT issues it, or op_glu_bwd takes it over */
+    if (g->rg && !acc && dx && rms_bwd_class(g, D, &tb) >= 0) {   /* deferred: GT issues it, or op_glu_bwd takes it over */
         g->rb.dy = dy; g->rb.x = x; g->rb.w = wd; g->rb.rstd = rstd; g->rb.dw = dwd; g->rb.N = N; g->rb.D = D; g->rb.dx = dx;
         return;
     }
