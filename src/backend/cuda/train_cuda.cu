@@ -41,8 +41,9 @@
  *     backward's bf16 dY (gf) and leaves its fp32 dg / du unwritten (gw 0, backend.h); the
  *     rmsnorm forward loops over rows with the next one prefetched (rpf); the residual copy before a += BitLinear is done by its epilogue
  *     (cf); AdamW sums |W| for the next weight quantization (ws); the FFN sub-norm's backward
- *     runs inside the gating backward's pass with its dx (dh) in registers, unwritten (rg,
- *     backend.h), and the gating forward inside the sub-norm forward's pass (gn).
+ *     can run inside the gating backward's pass with its dx (dh) in registers, unwritten (rg,
+ *     backend.h; off by default, slower), and the gating forward runs inside the sub-norm
+ *     forward's pass (gn).
  *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
  *     step from the same gradients gives the CPU's bits.
  * Sums are in a fixed order except the embedding gradient (atomicAdd over the batch's tokens).
@@ -1518,7 +1519,7 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->fa = fast ? 2 : 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: the fast mode only, bf16 inputs (see the header) */
     g->hbf = fast;   /* the fast mode: bf16 LM head */
     g->ws = 1;    /* AdamW sums |W| for the next wquant: the same sums (tested) */
-    g->rg = 1;    /* the FFN sub-norm's backward done in the gating backward's pass (dh in registers): the same bits (tested) */
+    g->rg = 0;    /* the FFN sub-norm's backward done in the gating backward's pass (dh in registers): the same bits (tested), 0.5 ms slower (1b) */
     g->gn = 1;    /* the gating forward done in the FFN sub-norm forward's pass (h normed from registers): the same bits (tested) */
     g->cf = 1;    /* the residual copy taken over by the BitLinear epilogue that adds into it: the same bits */
     g->rmw = 1;   /* D 5632 rmsnorm forward on 1024 threads (sums in another order than on 512) */

@@ -28,8 +28,8 @@ typedef struct bn_train_model bn_train_model;
  *   bits), cf=0|1 the copy op deferred and taken over by the BitLinear forward that adds into the
  *   copy (default 1, same bits), ws=0|1 AdamW also sums |W| per chunk for the next weight
  *   quantization (default 1, same sums), rg=0|1 an rmsnorm backward (acc 0) deferred and done
- *   inside the gating backward on its dx, dx held in registers and not written (default 1,
- *   same bits), gn=0|1 the gating forward deferred and done inside the rmsnorm forward of its
+ *   inside the gating backward on its dx, dx held in registers and not written (default 0:
+ *   slower at the 1b shape; same bits), gn=0|1 the gating forward deferred and done inside the rmsnorm forward of its
  *   output (default 1, same bits). Unknown names are ignored. */
 bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int precision, const char *knobs);
 #endif
