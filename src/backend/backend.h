@@ -128,7 +128,10 @@ typedef struct bn_train_ops {
      * quantized copy (keyed by yq) may leave y and yq unwritten when yq is given: train.c only
      * passes yq on to the BitLinear ops and never reads y then. */
     void (*rmsnorm_fwd)(bn_train_model *m, const float *x, const float *w, float *y, float *rstd, float *yq, int N, int D);
-    /* dx (acc) = d rmsnorm/dx . dy; dw += sum over rows dy * x * rstd. dx must not alias dy. */
+    /* dx (acc) = d rmsnorm/dx . dy; dw += sum over rows dy * x * rstd. dx must not alias dy.
+     * A device backend may defer a call with acc 0 and do it inside the glu_bwd right after
+     * whose dh is this dx, leaving dx unwritten: train.c passes the FFN sub-norm's dx (d hmul)
+     * only to that glu_bwd and never reads it itself (every other op issues a deferred call first). */
     void (*rmsnorm_bwd)(bn_train_model *m, const float *dy, const float *x, const float *w, const float *rstd,
                         float *dx, float *dw, int N, int D, int acc);
     /* BitLinear on quantized operands: y[N][out] (= or += when acc) x[N][in] @ Wq^T. */

@@ -13,7 +13,9 @@
  *     flash attention (rf) and the gating backward writing the BitLinear dY operands (gf) give
  *     the unfused logits and gradients bit for bit (so do gw=1, the gating backward's unread
  *     fp32 dg / du written, and rpf=0, the rmsnorm forward without its prefetching rows loop,
- *     which also gives the same y / yq bits at D 2048 / 5632), and AdamW writing the next weight
+ *     which also gives the same y / yq bits at D 2048 / 5632; so do rg / gn, the FFN sub-norm's
+ *     backward / forward fused with the gating backward / forward, also at widths that are not
+ *     a multiple of 4), and AdamW writing the next weight
  *     quantization's |W| sums gives the separate pass's losses and weights bit for bit (float4
  *     and scalar passes), and so does the lazy zero_grad over steps of two micro-batches;
  *   - GPU (parity mode) and CPU trainers (public API, same data and seed, clipping and weight
@@ -247,16 +249,22 @@ static void test_rms_rows(void) {
  * gw=1 (the fp32 dg / du written too: gw=0, the default, leaves them unwritten, so gf=1 alone
  * fails here if anything read them) and rpf=0 (the rmsnorm forward one row a block, not the
  * prefetching rows loop) and fao=0 (the plain bf16 attention kernels, not the longest-first /
- * cp.async / ldmatrix ones) and lz=0 (zero_grad's memset, not the lazy zero whose first dW GEMM
- * of each tensor runs with beta 0 instead of beta 1 on zeros): step-0
+ * cp.async / ldmatrix ones), lz=0 (zero_grad's memset, not the lazy zero whose first dW GEMM
+ * of each tensor runs with beta 0 instead of beta 1 on zeros), rg=1 (the FFN sub-norm's
+ * backward done in the gating backward's pass: with gf=0 the fp32 dg / du written, with gf=1
+ * the bf16 operands, with gw=1 both) and gn=1 (the gating forward done in the sub-norm
+ * forward's pass; also with rpf=0), every entry with the other fusions (rg, gn) off unless
+ * named: step-0
  * logits and all gradients bit for bit (the same float expressions in another kernel), on inputs
  * whose ids do not repeat (kn_distinct: with repeats the embedding gradient's atomicAdd alone
  * makes two identical runs differ, ~1e-9 relative L2 over all gradients on this model). */
 static void test_fold_bits(void) {
-    enum { NK = 9 };
-    const char *kn[NK] = {"fa=2,rf=0,gf=0", "fa=2,rf=1,gf=0", "fa=2,rf=0,gf=1", "fa=2,rf=0,gf=0,vec=0", "fa=2,rf=0,gf=0,cf=0",
-                          "fa=2,rf=0,gf=1,gw=1", "fa=2,rf=0,gf=0,rpf=0",
-                          "fa=2,rf=0,gf=0,fao=0", "fa=2,rf=0,gf=0,lz=0"};
+    enum { NK = 14 };
+    const char *kn[NK] = {"fa=2,rf=0,gf=0,rg=0,gn=0", "fa=2,rf=1,gf=0,rg=0,gn=0", "fa=2,rf=0,gf=1,rg=0,gn=0", "fa=2,rf=0,gf=0,vec=0,rg=0,gn=0",
+                          "fa=2,rf=0,gf=0,cf=0,rg=0,gn=0", "fa=2,rf=0,gf=1,gw=1,rg=0,gn=0", "fa=2,rf=0,gf=0,rpf=0,rg=0,gn=0",
+                          "fa=2,rf=0,gf=0,fao=0,rg=0,gn=0", "fa=2,rf=0,gf=0,rg=1,gn=0", "fa=2,rf=0,gf=1,rg=1,gn=0",
+                          "fa=2,rf=0,gf=1,gw=1,rg=1,gn=0", "fa=2,rf=0,gf=0,rg=0,gn=1", "fa=2,rf=0,gf=0,rg=0,gn=1,rpf=0",
+                          "fa=2,rf=0,gf=0,lz=0,rg=0,gn=0"};
     float *lg[NK] = {NULL}, *gr[NK] = {NULL};
     size_t n = 0, np = 0;
     bitnet_status s = BITNET_OK;
@@ -272,6 +280,54 @@ static void test_fold_bits(void) {
         if (ok) printf("# %s: logits rel L2 %.3g, gradients %.3g\n", kn[k], rel_l2(lg[k], lg[0], n), rel_l2(gr[k], gr[0], np));
     }
     for (int k = 0; k < NK; k++) { free(lg[k]); free(gr[k]); }
+}
+
+/* rg and gn (the FFN sub-norm's backward in the gating backward's pass, the gating forward in
+ * the sub-norm forward's pass) at FFN widths that are not a multiple of 4 (the gating kernels'
+ * vector width; the unfused path then takes the scalar gating and dY conversion kernels): a
+ * fresh 1-layer model (hidden 64, vocab 512, default mode) with ffn 5630 (the 1b's 1024-thread,
+ * 6-values-a-thread row class) and 1410 (512 threads, 4 values, the prefetching class), B 2 x
+ * T 160 (320 rows: blocks take several rows, so the gamma partials cover many rows), distinct
+ * ids; rg=1,gn=1 against rg=0,gn=0: step-0 logits and all gradients bit for bit. */
+static void test_rg_awkward(void) {
+    static const int ffn[2] = {5630, 1410};
+    for (int fi = 0; fi < 2; fi++) {
+        float *lg[2] = {NULL, NULL}, *gr[2] = {NULL, NULL};
+        size_t n = 0, np = 0;
+        bitnet_status s = BITNET_OK;
+        for (int k = 0; k < 2 && !s; k++) {
+            bn_config c; memset(&c, 0, sizeof c);
+            c.vocab_size = 512; c.hidden_size = 64; c.intermediate_size = ffn[fi]; c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 2;
+            c.head_dim = 32; c.max_pos = 160; c.rope_theta = 10000.0f; c.norm_eps = 1e-5f; c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = c.eos_id = -1;
+            bn_train_model *m;
+            if ((s = bn_train_model_new(&c, 0, 1, &m))) break;
+            bn_train_model_init_random(m, 7, 0.05f);
+            uint32_t r = 99;
+            for (int i = 0; i < m->n_tp; i++)   /* norm weights away from 1, so their products matter */
+                if (m->tp[i].kind == BN_PK_NORM)
+                    for (size_t j = 0; j < m->tp[i].numel; j++) { r = r * 1664525u + 1013904223u; m->params[m->tp[i].off + j] = 0.5f + (float)(r >> 8) / 16777216.0f; }
+            s = bn_train_cuda_attach_ex(m, 0, BITNET_TRAIN_PREC_DEFAULT, k ? "rg=1,gn=1" : "rg=0,gn=0");
+            int B = 2, T = 160;
+            int32_t in[320], tg[320];
+            for (int i = 0; i < B * T; i++) { in[i] = (i * 37 + 11) % 512; tg[i] = (i * 101 + 5) % 512; }
+            float loss;
+            if (!s) s = bn_train_forward(m, in, tg, B, T, &loss);
+            n = (size_t)B * T * c.vocab_size; np = m->n_params;
+            if (!s && (lg[k] = malloc(n * 4))) s = bn_cu_d2h(lg[k], bn_train_logits(m), n * 4, NULL);
+            bn_train_zero_grad(m);
+            if (!s) s = bn_train_backward(m, 1.0f);
+            if (!s) s = m->ops->sync(m, 1);
+            if (!s && (gr[k] = malloc(np * 4))) memcpy(gr[k], m->grads, np * 4);
+            bn_train_model_free(m);
+        }
+        int ok = !s && lg[0] && lg[1] && gr[0] && gr[1];
+        char nm[128];
+        snprintf(nm, sizeof nm, "rg=1,gn=1 vs rg=0,gn=0 at ffn %d: step-0 logits and gradients bit for bit", ffn[fi]);
+        CHECK(nm, ok && !memcmp(lg[0], lg[1], n * 4) && !memcmp(gr[0], gr[1], np * 4), "%s", s ? bitnet_last_error() :
+              ok ? (memcmp(lg[0], lg[1], n * 4) ? "logits differ" : "gradients differ") : "not run");
+        if (ok) printf("# ffn %d rg/gn: logits rel L2 %.3g, gradients %.3g\n", ffn[fi], rel_l2(lg[1], lg[0], n), rel_l2(gr[1], gr[0], np));
+        free(lg[0]); free(lg[1]); free(gr[0]); free(gr[1]);
+    }
 }
 
 /* Knobs of the optimizer-side passes, each pair run for 4 steps of zero_grad, two accumulated
@@ -645,6 +701,7 @@ int main(int argc, char **argv) {
     test_head_bf16();
     test_rms_rows();
     test_fold_bits();
+    test_rg_awkward();
     test_ws_bits();
     test_rms_wide();
     test_vs_cpu_and_resume();

@@ -42,7 +42,10 @@
  *     rmsnorm forward loops over rows with the next one prefetched (rpf); the residual copy before a += BitLinear is done by its epilogue
  *     (cf); AdamW sums |W| for the next weight quantization (ws); zero_grad only marks the gradients
  *     zero and each tensor's first dW GEMM writes with beta 0, the ops that add zeroing theirs
- *     first (lz).
+ *     first (lz); the FFN sub-norm's backward
+ *     can run inside the gating backward's pass with its dx (dh) in registers, unwritten (rg,
+ *     backend.h; off by default, slower), and the gating forward runs inside the sub-norm
+ *     forward's pass (gn).
  *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
  *     step from the same gradients gives the CPU's bits (scalar or float4 passes, knob ov; ov
  *     sums |W| and the squared gradients in another fixed order).
@@ -147,6 +150,10 @@ struct gt {
     unsigned char *gz; int ngz; /* [n_tp] host flags: 1 = this tensor's gradient is logically zero, its memory stale; ngz: how many */
     int *zck; int nzck;         /* [nzck] the chunks of the norm weights (only ever added into): lz zeroes them at once, one launch */
     int ov, al4;                /* ov: the optimizer-side passes on float4 (k_*4); al4: every tensor offset a multiple of 4 */
+    int rg;                     /* an rmsnorm backward (acc 0, rows kernel) deferred; the gating backward on its dx takes it over (same bits) */
+    struct { const float *dy, *x, *w, *rstd; float *dx, *dw; int N, D; } rb;   /* rg: the deferred rmsnorm backward (dx NULL: none) */
+    int gn;                     /* a gating forward deferred; the rmsnorm forward (rows kernel) of its output takes it over (same bits) */
+    struct { const float *g, *u; float *h; size_t n; int silu; } gfw;   /* gn: the deferred gating forward (h NULL: none) */
 };
 
 static void note(struct gt *g, bitnet_status s) { if (s && !g->err) g->err = s; }
@@ -161,11 +168,17 @@ static void copy_flush(struct gt *g) {
     if (!g->err) cu_ok(g, cudaMemcpyAsync(g->pc.dst, g->pc.src, g->pc.n * sizeof(float), cudaMemcpyDeviceToDevice, g->st), "device copy");
     g->pc.dst = NULL;
 }
+static void rb_flush(struct gt *g);
+static void gfw_flush(struct gt *g);
 /* The device state; every op starts here, so a deferred copy (op_copy) is issued before any op
- * but the BitLinear forward that takes it over. */
+ * but the BitLinear forward that takes it over, a deferred rmsnorm backward (rg) before any op
+ * but the gating backward that takes it over, and a deferred gating forward (gn) before any op
+ * but the rmsnorm forward that takes it over. */
 static struct gt *GT(const bn_train_model *m) {
     struct gt *g = (struct gt *)m->gpu;
     if (g && g->pc.dst) copy_flush(g);
+    if (g && g->rb.dx) rb_flush(g);
+    if (g && g->gfw.h) gfw_flush(g);
     return g;
 }
 static int cb_ok(struct gt *g, cublasStatus_t e, const char *what) {
@@ -453,27 +466,42 @@ static int rms_vclass(int D, int th) {
     for (int c = 0; c < 7; c++) if (D <= vs[c] * th) return c;
     return -1;
 }
+/* gn: the gating forward whose output h is the rmsnorm forward's x (glu_fwd(g, u, h) then
+ * rmsnorm_fwd(x = h)), done in k_rms_fwd_p<V, true>: h = act(g) * u written and normed from registers. */
+struct glu_fwd_rows { const float *g, *u; float *h; int silu; };
+__device__ __forceinline__ float glu_fwd1(float x, float u, int silu);
 /* k_rms_fwd (the same bits: each thread's elements, expressions and block sums) for rows
  * blockIdx.x, + gridDim.x, ... (N rows): w held in registers across rows, and the next row's x
  * loaded before this row's block sums, so the loads overlap the barriers (rpf; V <= 6). A grid
- * of N blocks runs one row per block, nothing prefetched (rpf 0). */
-template <int V>
+ * of N blocks runs one row per block, nothing prefetched (rpf 0). G (gn): x is ga.h, made here
+ * from ga.g and ga.u (those prefetched instead). */
+template <int V, bool G = false>
 __global__ void __launch_bounds__(1024) k_rms_fwd_p(const float *x, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8, float *sc,
-                            int N, int D, float eps, int keep) {
-    float wv[V], xn[V];
+                            int N, int D, float eps, int keep, glu_fwd_rows ga = glu_fwd_rows()) {
+    float wv[V], xn[V], un[G ? V : 1];   /* G: xn holds the next row's gate values, un its up values */
     int wy = keep || !yq;
+    const float *xs = G ? ga.g : x;
 #pragma unroll
     for (int j = 0; j < V; j++) {
         int i = threadIdx.x + j * blockDim.x;
-        wv[j] = i < D ? w[i] : 0.f; xn[j] = i < D && blockIdx.x < (unsigned)N ? x[(size_t)blockIdx.x * D + i] : 0.f;
+        wv[j] = i < D ? w[i] : 0.f; xn[j] = i < D && blockIdx.x < (unsigned)N ? xs[(size_t)blockIdx.x * D + i] : 0.f;
+        if (G) un[j % (G ? V : 1)] = i < D && blockIdx.x < (unsigned)N ? ga.u[(size_t)blockIdx.x * D + i] : 0.f;
     }
     for (int r = blockIdx.x; r < N; r += gridDim.x) {
         float xv[V];
 #pragma unroll
-        for (int j = 0; j < V; j++) xv[j] = xn[j];
+        for (int j = 0; j < V; j++) {
+            int i = threadIdx.x + j * blockDim.x;
+            xv[j] = G ? glu_fwd1(xn[j], un[j % (G ? V : 1)], ga.silu) : xn[j];
+            if (G && i < D) ga.h[(size_t)r * D + i] = xv[j];
+        }
         if (r + (int)gridDim.x < N)
 #pragma unroll
-            for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; xn[j] = i < D ? x[(size_t)(r + gridDim.x) * D + i] : 0.f; }
+            for (int j = 0; j < V; j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                xn[j] = i < D ? xs[(size_t)(r + gridDim.x) * D + i] : 0.f;
+                if (G) un[j % (G ? V : 1)] = i < D ? ga.u[(size_t)(r + gridDim.x) * D + i] : 0.f;
+            }
         float ss = 0;
 #pragma unroll
         for (int j = 0; j < V; j++) if (threadIdx.x + j * blockDim.x < D) ss += xv[j] * xv[j];
@@ -504,15 +532,22 @@ __global__ void __launch_bounds__(1024) k_rms_fwd_p(const float *x, const float 
         if (threadIdx.x == 0) sc[r] = s;
     }
 }
+/* rg: the gating backward that reads the rmsnorm backward's dx as its dh (glu_bwd(g, u, dh = dx,
+ * dg, du)), done in k_rms_bwd_r<V, true> on each dx element in registers: dg, du (fp32, when wf)
+ * and (cv) the gate / up BitLinear backward's bf16 operands pg, pu as k_glu_bwd_cv writes them
+ * (s: the activation scales [N] of their input; pg + n, pu + n: the dY / s halves). */
+struct glu_rows { const float *g, *u, *s; float *dg, *du; bf16 *pg, *pu; size_t n; int silu, cv, wf; };
+__device__ __forceinline__ void glu_bwd1(float x, float d, float uu, int silu, float &dg, float &du);
 /* dx rows as k_rms_dx (same bits) for rows blockIdx.x, + gridDim.x, ..., and (part given)
  * part[blockIdx.x][c] = the sum over those rows of dy x rstd (the gamma gradient's partials,
- * reduced by k_rms_dw_fin2): dy, x and w are read once. */
-template <int V>
+ * reduced by k_rms_dw_fin2): dy, x and w are read once. G (rg): dx is not written but fed to
+ * the gating backward of ga (glu_rows; acc 0), the same dx bits in registers. */
+template <int V, bool G = false>
 __global__ void __launch_bounds__(V <= 6 ? 1024 : 512) k_rms_bwd_r(const float *dy, const float *x, const float *w, const float *rstd, float *dx, float *part,
-                            int N, int D, int acc) {
-    float wv[V], pw[V];
+                            int N, int D, int acc, glu_rows ga = glu_rows()) {
+    float wv[V], pw[V];   /* G: w read from the cache where used (registers for the gate / up values instead) */
 #pragma unroll
-    for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; wv[j] = i < D ? w[i] : 0.f; pw[j] = 0.f; }
+    for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; wv[j] = i < D && !G ? w[i] : 0.f; pw[j] = 0.f; }
     constexpr bool PF = V <= 4;   /* the next row's dy, x loaded before this row's sums (registers allow it up to V 4) */
     float dn[PF ? V : 1], xn[PF ? V : 1];
     if (PF && blockIdx.x < (unsigned)N)
@@ -537,16 +572,34 @@ __global__ void __launch_bounds__(V <= 6 ? 1024 : 512) k_rms_bwd_r(const float *
                 size_t rn = (size_t)(r + gridDim.x) * D;
                 dn[j] = i < D ? dy[rn + i] : 0.f; xn[j] = i < D ? x[rn + i] : 0.f;
             }
+        float gv[G ? V : 1], uv[G ? V : 1], st = 1.f;   /* G: this row's gate / up values, loaded before the block sum */
+        if (G) {
 #pragma unroll
-        for (int j = 0; j < V; j++) if (threadIdx.x + j * blockDim.x < D) dot += dv[j] * wv[j] * xv[j];
+            for (int j = 0; j < (G ? V : 1); j++) {
+                int i = threadIdx.x + j * blockDim.x;
+                gv[j] = i < D ? ga.g[(size_t)r * D + i] : 0.f; uv[j] = i < D ? ga.u[(size_t)r * D + i] : 0.f;
+            }
+            if (ga.cv) st = ga.s[r];
+        }
+#pragma unroll
+        for (int j = 0; j < V; j++) { int i = threadIdx.x + j * blockDim.x; if (i < D) dot += dv[j] * (G ? __ldg(w + i) : wv[j]) * xv[j]; }
         dot = block_sum(dot);
         float rs = rstd[r], k = dot * rs * rs * rs / (float)D;
 #pragma unroll
         for (int j = 0; j < V; j++) {
             int i = threadIdx.x + j * blockDim.x;
             if (i >= D) break;
-            float v = rs * dv[j] * wv[j] - k * xv[j];
-            o[i] = acc ? o[i] + v : v;
+            float v = rs * dv[j] * (G ? __ldg(w + i) : wv[j]) - k * xv[j];
+            if (G) {   /* k_glu_bwd_cv's element on dh = v */
+                float a, b;
+                size_t e = (size_t)r * D + i;
+                glu_bwd1(gv[j % (G ? V : 1)], v, uv[j % (G ? V : 1)], ga.silu, a, b);
+                if (ga.wf) { ga.dg[e] = a; ga.du[e] = b; }
+                if (ga.cv) {
+                    ga.pg[e] = __float2bfloat16(a); ga.pg[ga.n + e] = __float2bfloat16(a / st);
+                    ga.pu[e] = __float2bfloat16(b); ga.pu[ga.n + e] = __float2bfloat16(b / st);
+                }
+            } else o[i] = acc ? o[i] + v : v;
             pw[j] += dv[j] * xv[j] * rs;
         }
     }
@@ -608,22 +661,31 @@ static shadow *shadow_find(struct gt *g, const float *x) {
     for (int i = 0; i < g->nsh; i++) if (g->sh[i].x == x) return &g->sh[i];
     return NULL;
 }
+template <int V> static void rms_fwd_glu_launch(struct gt *g, int nb, int th, const float *w, float *y, float *rstd, float *yq, bf16 *qb, int8_t *q8,
+                                                float *sc, int N, int D, float eps, glu_fwd_rows ga) {
+    k_rms_fwd_p<V, true><<<nb, th, 0, g->st>>>(ga.h, w, y, rstd, yq, qb, q8, sc, N, D, eps, g->keep_yq, ga);
+}
 static void op_rms_fwd(bn_train_model *m, const float *x, const float *w, float *y, float *rstd, float *yq, int N, int D) {
-    struct gt *g = GT(m);
-    if (g->err || N <= 0) return;
-    shadow *h = NULL;
-    if (yq && !(h = shadow_for(g, yq, (size_t)N * D, (size_t)N))) return;
+    struct gt *g = (struct gt *)m->gpu;
     /* rows kernel up to 4 values a thread: at 12 (D 5632, 512 threads) it measured 3.67 ms for
      * the 1b step's 18 calls against the strided kernel's 3.24 (fewer rows resident) */
     int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
     if (g->rmw && D > 2048 && D <= 6144) th = 1024;   /* rmw: wide rows on 1024 threads, <= 6 values a thread (1b: D 5632) */
     int c = g->rms ? rms_vclass(D, th) : -1;
     if (c > (th == 1024 ? 3 : 2)) c = -1;
+    glu_fwd_rows ga = {g->gfw.g, g->gfw.u, g->gfw.h, g->gfw.silu};
+    int gn = g->gfw.h && g->gfw.h == x && c >= 0 && g->gfw.n == (size_t)N * D;   /* gn: the deferred gating forward into x, taken over */
+    if (gn) g->gfw.h = NULL;
+    g = GT(m);
+    if (g->err || N <= 0) return;
+    shadow *h = NULL;
+    if (yq && !(h = shadow_for(g, yq, (size_t)N * D, (size_t)N))) return;
     if (c >= 0) {   /* rpf: rows loop with the next row prefetched (same bits); else a block per row */
         int nb = g->rpf ? rms_bwd_nb(g, c, th, 1) : N; if (nb > N) nb = N;
-        RMS_V(c, k_rms_fwd_p, <<<nb, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, N, D, m->cfg.norm_eps, g->keep_yq))
+        if (gn) { RMS_V(c, rms_fwd_glu_launch, (g, nb, th, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, N, D, m->cfg.norm_eps, ga)) }
+        else { RMS_V(c, k_rms_fwd_p, <<<nb, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, N, D, m->cfg.norm_eps, g->keep_yq)) }
     } else k_rms_fwd<<<N, th, 0, g->st>>>(x, tr(m, w), y, rstd, yq, h ? h->q : NULL, h && g->i8 ? h->q8 : NULL, h ? h->s : NULL, D, m->cfg.norm_eps, g->keep_yq);
-    LAUNCHED(g, "rmsnorm forward");
+    LAUNCHED(g, gn ? "gating + rmsnorm forward" : "rmsnorm forward");
 }
 __global__ void k_rms_dx(const float *dy, const float *x, const float *w, const float *rstd, float *dx, int D, int acc) {
     size_t r = blockIdx.x;
@@ -658,18 +720,29 @@ __global__ void k_rms_dw_fin(const float *part, float *dw, int D, int splits) {
     for (int k = 0; k < splits; k++) s += part[(size_t)k * D + c];
     dw[c] += s;
 }
-static void op_rms_bwd(bn_train_model *m, const float *dy, const float *x, const float *w, const float *rstd,
-                       float *dx, float *dw, int N, int D, int acc) {
-    struct gt *g = GT(m);
-    if (g->err || N <= 0) return;
+/* The rmsnorm backward's launch geometry: threads *tb and the rows kernel's class (-1: the
+ * strided kernels). */
+static int rms_bwd_class(struct gt *g, int D, int *tb) {
     int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
-    int tb = D > 2048 && D <= 6144 ? 1024 : th, c = g->rms ? rms_vclass(D, tb) : -1;   /* 1024 threads: V <= 6, twice the warps */
+    *tb = D > 2048 && D <= 6144 ? 1024 : th;   /* 1024 threads: V <= 6, twice the warps */
+    return g->rms ? rms_vclass(D, *tb) : -1;
+}
+template <int V> static void rms_glu_launch(struct gt *g, int nb, int tb, const float *dy, const float *x, const float *w, const float *rstd,
+                                            float *dx, float *part, int N, int D, glu_rows ga) {
+    k_rms_bwd_r<V, true><<<nb, tb, 0, g->st>>>(dy, x, w, rstd, dx, part, N, D, 0, ga);
+}
+/* op_rms_bwd's kernels (w, dw device pointers); ga given (rg): the rows kernel with the gating
+ * backward on dx instead of writing dx (acc 0; the grid and so the gamma partials as without). */
+static void rms_bwd_run(struct gt *g, const float *dy, const float *x, const float *w, const float *rstd,
+                        float *dx, float *dw, int N, int D, int acc, const glu_rows *ga = NULL) {
+    int tb, c = rms_bwd_class(g, D, &tb), th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
     if (c >= 0) {   /* one pass: dx and the gamma partials, then one reduction */
         int nb = rms_bwd_nb(g, c, tb); if (nb > N) nb = N;
         if (dw && !NEED(g, g->dwpart, g->cap_dw, (size_t)nb * D * sizeof(float), "norm gradient scratch")) return;
         float *part = dw ? g->dwpart : NULL;
-        RMS_V(c, k_rms_bwd_r, <<<nb, tb, 0, g->st>>>(dy, x, tr(m, w), rstd, dx, part, N, D, acc))
-        if (dw) k_rms_dw_fin2<<<(D + 31) / 32, dim3(32, 32), 0, g->st>>>(g->dwpart, tr(m, dw), D, nb);
+        if (ga) { RMS_V(c, rms_glu_launch, (g, nb, tb, dy, x, w, rstd, dx, part, N, D, *ga)) }
+        else { RMS_V(c, k_rms_bwd_r, <<<nb, tb, 0, g->st>>>(dy, x, w, rstd, dx, part, N, D, acc)) }
+        if (dw) k_rms_dw_fin2<<<(D + 31) / 32, dim3(32, 32), 0, g->st>>>(g->dwpart, dw, D, nb);
         LAUNCHED(g, "rmsnorm backward");
         return;
     }
@@ -678,10 +751,28 @@ static void op_rms_bwd(bn_train_model *m, const float *dy, const float *x, const
         int rows = (N + splits - 1) / splits;
         if (!NEED(g, g->dwpart, g->cap_dw, (size_t)splits * D * sizeof(float), "norm gradient scratch")) return;
         k_rms_dw_part<<<dim3((D + 31) / 32, splits), dim3(32, 8), 0, g->st>>>(dy, x, rstd, g->dwpart, N, D, rows);
-        k_rms_dw_fin<<<(D + 255) / 256, 256, 0, g->st>>>(g->dwpart, tr(m, dw), D, splits);
+        k_rms_dw_fin<<<(D + 255) / 256, 256, 0, g->st>>>(g->dwpart, dw, D, splits);
     }
-    k_rms_dx<<<N, th, 0, g->st>>>(dy, x, tr(m, w), rstd, dx, D, acc);
+    k_rms_dx<<<N, th, 0, g->st>>>(dy, x, w, rstd, dx, D, acc);
     LAUNCHED(g, "rmsnorm backward");
+}
+/* rg: the deferred rmsnorm backward, issued now (unfused). */
+static void rb_flush(struct gt *g) {
+    float *dx = g->rb.dx;
+    g->rb.dx = NULL;
+    if (!g->err) rms_bwd_run(g, g->rb.dy, g->rb.x, g->rb.w, g->rb.rstd, dx, g->rb.dw, g->rb.N, g->rb.D, 0);
+}
+static void op_rms_bwd(bn_train_model *m, const float *dy, const float *x, const float *w, const float *rstd,
+                       float *dx, float *dw, int N, int D, int acc) {
+    struct gt *g = GT(m);
+    if (g->err || N <= 0) return;
+    int tb;
+    const float *wd = tr(m, w); float *dwd = dw ? tr(m, dw) : NULL;
+    if (g->rg && !acc && dx && rms_bwd_class(g, D, &tb) >= 0) {   /* deferred: GT issues it, or op_glu_bwd takes it over */
+        g->rb.dy = dy; g->rb.x = x; g->rb.w = wd; g->rb.rstd = rstd; g->rb.dw = dwd; g->rb.N = N; g->rb.D = D; g->rb.dx = dx;
+        return;
+    }
+    rms_bwd_run(g, dy, x, wd, rstd, dx, dwd, N, D, acc);
 }
 
 /* ---------------------------------------------------------------- BitLinear */
@@ -1116,28 +1207,44 @@ __global__ void k_glu_fwd4(const float4 *g, const float4 *u, float4 *h, size_t n
         h[i] = make_float4(o[0], o[1], o[2], o[3]);
     }
 }
-static void op_glu_fwd(bn_train_model *m, const float *g_, const float *u, float *h, int n) {
-    struct gt *g = GT(m);
+/* gn: the deferred gating forward, issued now (unfused). */
+static void gfw_flush(struct gt *g) {
+    float *h = g->gfw.h;
+    g->gfw.h = NULL;
     if (g->err) return;
-    if (g->vec && n % 4 == 0 && ((uintptr_t)g_ | (uintptr_t)u | (uintptr_t)h) % 16 == 0) {
-        k_glu_fwd4<<<blocks((size_t)n / 4, 256), 256, 0, g->st>>>((const float4 *)g_, (const float4 *)u, (float4 *)h, (size_t)n / 4, m->cfg.act == BN_ACT_SILU);
-        LAUNCHED(g, "gating");
-        return;
-    }
-    k_glu_fwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, h, (size_t)n, m->cfg.act == BN_ACT_SILU);
+    int n = (int)g->gfw.n, silu = g->gfw.silu;
+    const float *g_ = g->gfw.g, *u = g->gfw.u;
+    if (g->vec && n % 4 == 0 && ((uintptr_t)g_ | (uintptr_t)u | (uintptr_t)h) % 16 == 0)
+        k_glu_fwd4<<<blocks((size_t)n / 4, 256), 256, 0, g->st>>>((const float4 *)g_, (const float4 *)u, (float4 *)h, (size_t)n / 4, silu);
+    else k_glu_fwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, h, (size_t)n, silu);
     LAUNCHED(g, "gating");
 }
-/* gf: k_glu_bwd_cv when g_ and u are BitLinear outputs of one quantized input x [N][I] and the
- * backward takes dY in one term; 1 when it ran (pk set for dg and du; those written only with
- * gw), 0: take k_glu_bwd. */
+static void op_glu_fwd(bn_train_model *m, const float *g_, const float *u, float *h, int n) {
+    struct gt *g = GT(m);
+    if (g->err || n <= 0) return;
+    g->gfw.g = g_; g->gfw.u = u; g->gfw.n = (size_t)n; g->gfw.silu = m->cfg.act == BN_ACT_SILU; g->gfw.h = h;
+    if (!g->gn) gfw_flush(g);   /* gn: deferred: GT issues it, or op_rms_fwd takes it over */
+}
+/* gf: the quantized input x [N][I] of the BitLinear outputs g_ and u when the gating backward
+ * can write the gate / up backward's operands for them (the backward takes dY in one term; v4:
+ * I % 4 == 0), with its shadow *h and the operand scratch gl.pb [2][2][n]; NULL otherwise. */
+static const float *glu_cv_x(bn_train_model *m, struct gt *g, const float *g_, const float *u, int n, int v4, int *I, shadow **h) {
+    int Iu = 0;
+    const float *x = g->gl.gf && g->split == 1 && !m->no_quant ? yx_find(g, g_, I) : NULL;
+    if (!x || yx_find(g, u, &Iu) != x || Iu != *I || (v4 && *I % 4) || n % *I) return NULL;
+    *h = shadow_find(g, x);
+    if (!*h || !NEED(g, g->gl.pb, g->gl.cap_pb, 4 * (size_t)n * sizeof(bf16), "gradient scratch")) return NULL;
+    return x;
+}
+/* gf: k_glu_bwd_cv when glu_cv_x finds the input x; 1 when it ran (pk set for dg and du; those
+ * written only with gw), 0: take k_glu_bwd. */
 static int glu_bwd_cv(bn_train_model *m, const float *g_, const float *u, const float *dh, float *dg, float *du, int n) {
     struct gt *g = GT(m);
-    int I = 0, Iu = 0;
-    const float *x = g->gl.gf && g->split == 1 && !m->no_quant ? yx_find(g, g_, &I) : NULL;
-    if (!x || yx_find(g, u, &Iu) != x || Iu != I || I % 4 || n % I) return 0;
-    shadow *h = shadow_find(g, x);
+    int I = 0;
+    shadow *h = NULL;
+    const float *x = glu_cv_x(m, g, g_, u, n, 1, &I, &h);
+    if (!x) return 0;
     size_t nn = (size_t)n;
-    if (!h || !NEED(g, g->gl.pb, g->gl.cap_pb, 4 * nn * sizeof(bf16), "gradient scratch")) return 0;
     int N = n / I;
     k_glu_bwd_cv<<<N < 65535 * 4 ? N : 65535 * 4, 256, 0, g->st>>>(g_, u, dh, dg, du, h->s, g->gl.pb, g->gl.pb + 2 * nn, N, I, m->cfg.act == BN_ACT_SILU, g->gl.gw);
     if (!LAUNCHED(g, "gating backward")) return 1;
@@ -1145,10 +1252,31 @@ static int glu_bwd_cv(bn_train_model *m, const float *g_, const float *u, const 
     g->gl.uw = !g->gl.gw;
     return 1;
 }
-static void op_glu_bwd(bn_train_model *m, const float *g_, const float *u, const float *dh, float *dg, float *du, int n) {
-    struct gt *g = GT(m);
+/* rg: the deferred rmsnorm backward (its dx is dh, n = its N D) and this gating backward in one
+ * pass (rms_bwd_run with glu_rows): dh is not written (backend.h); dg / du as op_glu_bwd writes
+ * them (fp32 unless the gf operands are written and gw is 0). */
+static void glu_bwd_rg(bn_train_model *m, struct gt *g, const float *g_, const float *u, float *dg, float *du, int n) {
+    float *dh = g->rb.dx;
+    g->rb.dx = NULL;   /* taken over */
+    int I = 0;
+    shadow *h = NULL;
+    const float *x = g->err ? NULL : glu_cv_x(m, g, g_, u, n, 0, &I, &h);
     if (g->err) return;
+    int cv = x && I == g->rb.D;
+    glu_rows ga = {g_, u, cv ? h->s : NULL, dg, du, cv ? g->gl.pb : NULL, cv ? g->gl.pb + 2 * (size_t)n : NULL, (size_t)n,
+                   m->cfg.act == BN_ACT_SILU, cv, !cv || g->gl.gw};
+    rms_bwd_run(g, g->rb.dy, g->rb.x, g->rb.w, g->rb.rstd, dh, g->rb.dw, g->rb.N, g->rb.D, 0, &ga);
+    if (g->err || !cv) return;
+    g->gl.pk[0].dy = dg; g->gl.pk[0].x = x; g->gl.pk[1].dy = du; g->gl.pk[1].x = x;
+    g->gl.uw = !g->gl.gw;
+}
+static void op_glu_bwd(bn_train_model *m, const float *g_, const float *u, const float *dh, float *dg, float *du, int n) {
+    struct gt *g = (struct gt *)m->gpu;
+    int rg = g->rb.dx && g->rb.dx == dh && (size_t)g->rb.N * g->rb.D == (size_t)n;   /* rg: the rmsnorm backward that writes dh, taken over */
+    if (!rg) g = GT(m);
+    if (g->err) { g->rb.dx = NULL; return; }
     g->gl.pk[0].dy = g->gl.pk[1].dy = NULL; g->gl.uw = 0;
+    if (rg) { glu_bwd_rg(m, g, g_, u, dg, du, n); return; }
     if (glu_bwd_cv(m, g_, u, dh, dg, du, n)) return;
     k_glu_bwd<<<blocks(n, 256), 256, 0, g->st>>>(g_, u, dh, dg, du, (size_t)n, m->cfg.act == BN_ACT_SILU);
     LAUNCHED(g, "gating backward");
@@ -1546,6 +1674,8 @@ static void knobs(struct gt *g, const char *e) {
     if ((p = strstr(e, "ws=")) && sscanf(p + 3, "%d", &v) == 1) g->ws = v != 0;
     if ((p = strstr(e, "lz=")) && sscanf(p + 3, "%d", &v) == 1) g->lz = v != 0;
     if ((p = strstr(e, "ov=")) && sscanf(p + 3, "%d", &v) == 1) g->ov = v != 0;
+    if ((p = strstr(e, "rg=")) && sscanf(p + 3, "%d", &v) == 1) g->rg = v != 0;
+    if ((p = strstr(e, "gn=")) && sscanf(p + 3, "%d", &v) == 1) g->gn = v != 0;
 }
 
 extern "C" bitnet_status bn_train_cuda_attach(bn_train_model *m, int dev, int precision) {
@@ -1569,6 +1699,8 @@ extern "C" bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int
     g->fa = fast ? 2 : 0; g->fa_fs = !fast; g->fa_bs = 0;   /* flash attention: the fast mode only, bf16 inputs (see the header) */
     g->hbf = fast;   /* the fast mode: bf16 LM head */
     g->ws = 1;    /* AdamW sums |W| for the next wquant: the same sums (tested) */
+    g->rg = 0;    /* the FFN sub-norm's backward done in the gating backward's pass (dh in registers): the same bits (tested), 0.5 ms slower (1b) */
+    g->gn = 1;    /* the gating forward done in the FFN sub-norm forward's pass (h normed from registers): the same bits (tested) */
     g->cf = 1;    /* the residual copy taken over by the BitLinear epilogue that adds into it: the same bits */
     g->rmw = 1;   /* D 5632 rmsnorm forward on 1024 threads (sums in another order than on 512) */
     g->vec = 1;   /* 4-element epilogue / conversion / gating kernels: the same bits (tested) */
