@@ -102,7 +102,10 @@ $(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu $(HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 CUDA_TESTS := $(patsubst tests/cuda/%.c,$(BUILD)/tests/cuda/%,$(wildcard tests/cuda/*.c))
-all: $(CUDA_TESTS)
+all: $(CUDA_TESTS) $(BUILD)/tests/cuda/bench_barrier
+$(BUILD)/tests/cuda/bench_barrier: tests/cuda/bench_barrier.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 $(CU_ARCH) $< -o $@
 $(BUILD)/tests/cuda/%: tests/cuda/%.c tests/t.h $(BUILD)/libbitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INTERNAL) -I$(CUDA_HOME)/include -Wno-format-zero-length -Itests $< -o $@ $(BUILD)/libbitnet.a $(LDFLAGS) $(LDLIBS)
