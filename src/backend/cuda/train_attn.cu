@@ -478,20 +478,8 @@ __device__ __forceinline__ void ld_bt2(const bf16 *x, int ld, int k0, int n0, ui
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(b0[0]), "=r"(b0[1]), "=r"(b1[0]), "=r"(b1[1]) : "r"(a));
 }
-/* dst[r][c] (ld) = g[r * gs + c] for r < R, c < HD (bf16, 8 per 16-byte move), 0 for r >= valid. */
-template <int HD, int R>
-__device__ __forceinline__ void ld_rows_b(const bf16 *g, size_t gs, int valid, bf16 *dst, int ld) {
-    constexpr int V = HD / 8;
-#pragma unroll
-    for (int it = 0; it < R * V / 128; it++) {
-        int i = it * 128 + threadIdx.x, r = i / V, c = (i % V) * 8;
-        uint4 x = make_uint4(0, 0, 0, 0);
-        if (r < valid) x = *(const uint4 *)(g + (size_t)r * gs + c);
-        *(uint4 *)(dst + r * ld + c) = x;
-    }
-}
 /* ---- the opt kernels' loads (knob fao, bn_fb_args.opt): the same values into the same
- * registers / shared memory as ld_a, ld_b, ld_rows_b, so the same mma sequence and bits. */
+ * registers / shared memory as ld_a, ld_b and fb_rows<.., false>, so the same mma sequence and bits. */
 /* ld_a's fragment by ldmatrix.x4 (ld * 2 bytes a multiple of 16): lanes 0-15 address rows
  * r0..r0+15 at column k0, lanes 16-31 the same rows at k0 + 8 (matrices a0..a3 in order). */
 __device__ __forceinline__ void ldm_a(const bf16 *s, int ld, int r0, int k0, uint32_t a[4]) {
@@ -524,20 +512,21 @@ __device__ __forceinline__ void cp4(void *dst, const void *src, int bytes) {
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 /* This thread's copies of every commit group but the newest are done. */
 __device__ __forceinline__ void cp_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-/* ld_rows_b as cp.async (valid >= 1; rows >= valid zero-filled): done at a cp_wait past its group. */
-template <int HD, int R>
-__device__ __forceinline__ void cp_rows_b(const bf16 *g, size_t gs, int valid, bf16 *dst, int ld) {
+/* dst[r][c] (ld) = g[r * gs + c] for r < R, c < HD (bf16, 8 per 16-byte move), 0 for r >= valid:
+ * synchronous, or (O, valid >= 1) by cp.async, done at a cp_wait past its group. */
+template <int HD, int R, bool O>
+__device__ __forceinline__ void fb_rows(const bf16 *g, size_t gs, int valid, bf16 *dst, int ld) {
     constexpr int V = HD / 8;
 #pragma unroll
     for (int it = 0; it < R * V / 128; it++) {
         int i = it * 128 + threadIdx.x, r = i / V, c = (i % V) * 8;
-        cp16(dst + r * ld + c, g + (size_t)(r < valid ? r : 0) * gs + c, r < valid ? 16 : 0);
+        if (O) cp16(dst + r * ld + c, g + (size_t)(r < valid ? r : 0) * gs + c, r < valid ? 16 : 0);
+        else {
+            uint4 x = make_uint4(0, 0, 0, 0);
+            if (r < valid) x = *(const uint4 *)(g + (size_t)r * gs + c);
+            *(uint4 *)(dst + r * ld + c) = x;
+        }
     }
-}
-/* ld_rows_b (A: synchronous) or cp_rows_b (O). */
-template <int HD, int R, bool O>
-__device__ __forceinline__ void fb_rows(const bf16 *g, size_t gs, int valid, bf16 *dst, int ld) {
-    if (O) cp_rows_b<HD, R>(g, gs, valid, dst, ld); else ld_rows_b<HD, R>(g, gs, valid, dst, ld);
 }
 /* The key / value tile it of nt (keys it * BK..) in shared memory for the loop of k_fb_fwd and
  * k_fb_bwd_q: K at the returned pointer, V BK * LK after it. Synchronous (A) into Kb, or (O)
@@ -766,8 +755,8 @@ __global__ void __launch_bounds__(128) k_fb_bwd_kv(const bf16 *q, const bf16 *k,
     int w = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, t = l & 3;
     size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
     int kbase = kb * BK, k0 = kbase + w * 16, kval = min(BK, T - kbase);
-    ld_rows_b<HD, BK>(k + ((size_t)b * T + kbase) * KS + (size_t)kh * HD, KS, kval, Ks, LK);
-    ld_rows_b<HD, BK>(v + ((size_t)b * T + kbase) * KS + (size_t)kh * HD, KS, kval, Vs, LK);
+    fb_rows<HD, BK, false>(k + ((size_t)b * T + kbase) * KS + (size_t)kh * HD, KS, kval, Ks, LK);
+    fb_rows<HD, BK, false>(v + ((size_t)b * T + kbase) * KS + (size_t)kh * HD, KS, kval, Vs, LK);
     float dkc[HD / 8][4], dvc[HD / 8][4];
 #pragma unroll
     for (int n = 0; n < HD / 8; n++)
@@ -869,8 +858,8 @@ __global__ void __launch_bounds__(128, O ? 3 : 0) k_fb_bwd_q(const bf16 *q, cons
     size_t QS = (size_t)H * HD, KS = (size_t)KH * HD;
     int qbase = qb * BQ, r0 = qbase + w * 16, qv = min(BQ, T - qbase);
     const bf16 *kp = k + (size_t)b * T * KS + (size_t)kh * HD, *vp = v + (size_t)b * T * KS + (size_t)kh * HD;
-    ld_rows_b<HD, BQ>(q + ((size_t)b * T + qbase) * QS + (size_t)h * HD, QS, qv, Qs, LK);
-    ld_rows_b<HD, BQ>(dout + ((size_t)b * T + qbase) * QS + (size_t)h * HD, QS, qv, Os, LK);
+    fb_rows<HD, BQ, false>(q + ((size_t)b * T + qbase) * QS + (size_t)h * HD, QS, qv, Qs, LK);
+    fb_rows<HD, BQ, false>(dout + ((size_t)b * T + qbase) * QS + (size_t)h * HD, QS, qv, Os, LK);
     float lr[2], dr[2];
 #pragma unroll
     for (int j = 0; j < 2; j++) {

@@ -197,6 +197,17 @@ static int need(struct gt *g, void **p, size_t *cap, size_t bytes, const char *w
     return 1;
 }
 #define NEED(g, ptr, cap, bytes, what) need(g, (void **)&(ptr), &(cap), (bytes), what)
+/* Room for element n of a host array *a of *cap elements of el bytes (grown to twice, from 64);
+ * 0 with the error noted when out of memory. */
+static int grow(struct gt *g, void **a, int *cap, int n, size_t el) {
+    if (n < *cap) return 1;
+    int nc = *cap ? 2 * *cap : 64;
+    void *p = realloc(*a, (size_t)nc * el);
+    if (!p) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return 0; }
+    *a = p; *cap = nc;
+    return 1;
+}
+#define GROW(g, arr, cap, n) grow(g, (void **)&(arr), &(cap), (n), sizeof *(arr))
 /* Lazy zero_grad (knob lz): op_zero_grad only marks every tensor's gradient logically zero (gz).
  * gz_take(t): 1 when tensor t is marked, then unmarked: the caller's write must overwrite all of
  * t's gradient (a GEMM with beta 0); gz_zero(t): a marked t is zeroed now (for ops that add);
@@ -241,12 +252,7 @@ static int rk_state(struct gt *g, const float *x) {
 static void rk_set(struct gt *g, const float *x, int st) {
     for (int i = 0; i < g->nrk; i++) if (g->rk[i].x == x) { g->rk[i].st = st; return; }
     if (st == RK_NONE) return;
-    if (g->nrk == g->caprk) {
-        int nc = g->caprk ? 2 * g->caprk : 64;
-        void *n = realloc(g->rk, nc * sizeof *g->rk);
-        if (!n) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
-        g->rk = (decltype(g->rk))n; g->caprk = nc;
-    }
+    if (!GROW(g, g->rk, g->caprk, g->nrk)) return;
     g->rk[g->nrk].x = x; g->rk[g->nrk++].st = st;
 }
 /* The input key x and width of BitLinear output y (linear_fwd's record), or NULL. */
@@ -256,12 +262,7 @@ static const float *yx_find(struct gt *g, const float *y, int *out) {
 }
 static void yx_note(struct gt *g, const float *y, const float *x, int out) {
     for (int i = 0; i < g->gl.nyx; i++) if (g->gl.yx[i].y == y) { g->gl.yx[i].x = x; g->gl.yx[i].out = out; return; }
-    if (g->gl.nyx == g->gl.capyx) {
-        int nc = g->gl.capyx ? 2 * g->gl.capyx : 64;
-        void *n = realloc(g->gl.yx, nc * sizeof *g->gl.yx);
-        if (!n) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
-        g->gl.yx = (decltype(g->gl.yx))n; g->gl.capyx = nc;
-    }
+    if (!GROW(g, g->gl.yx, g->gl.capyx, g->gl.nyx)) return;
     g->gl.yx[g->gl.nyx].y = y; g->gl.yx[g->gl.nyx].x = x; g->gl.yx[g->gl.nyx++].out = out;
 }
 
@@ -329,14 +330,6 @@ static void gemm_batched(struct gt *g, int ta, int tb, int M, int N, int K, void
 }
 
 /* ---------------------------------------------------------------- weight quantization */
-__global__ void k_wsum(const float *p, const chunk *ck, const int *lin, double *part) {
-    chunk c = ck[blockIdx.x];
-    if (!lin[c.tp]) return;
-    double s = 0;
-    for (int i = threadIdx.x; i < c.n; i += blockDim.x) s += fabsf(p[c.off + i]);
-    s = block_sumd(s);
-    if (threadIdx.x == 0) part[blockIdx.x] = s;
-}
 __global__ void k_wfin(const double *part, const int *c0, const int *nc, const chunk *ck, const int *lin, int ntp,
                        float *wscale, float *wg, const size_t *numel) {
     int t = blockIdx.x * blockDim.x + threadIdx.x;
@@ -365,24 +358,14 @@ __device__ __forceinline__ float wq_el(float p, float g) {
     float r = rintf(__fmul_rn(p, g));
     return r > 1.f ? 1.f : r < -1.f ? -1.f : r;
 }
-__global__ void k_wq(const float *p, const chunk *ck, const int *lin, const float *wg, bf16 *wb, int8_t *wi) {
-    chunk c = ck[blockIdx.x];
-    if (!lin[c.tp]) return;
-    float g = wg[c.tp];
-    for (int i = threadIdx.x; i < c.n; i += blockDim.x) {
-        float r = wq_el(p[c.off + i], g);
-        wb[c.off + i] = __float2bfloat16(r);
-        if (wi) wi[c.off + i] = (int8_t)r;
-    }
-}
-/* ov (every chunk offset a multiple of 4): k_wsum and k_wq on float4 loads; k_wsum4 sums in
- * k_adam4's order (thread t: elements 4j..4j+3 for j = t, t + blockDim, ..., then the tail), k_wq4
- * writes k_wq's values. */
-__global__ void k_wsum4(const float *__restrict__ p, const chunk *ck, const int *lin, double *part) {
+/* part[chunk] = sum of |p| over a BitLinear chunk, in k_adam's order: with vec (ov; every chunk
+ * offset a multiple of 4) thread t takes elements 4j..4j+3 for j = t, t + blockDim, ..., then the
+ * tail one element a thread; without, all of the chunk as that tail. */
+__global__ void k_wsum(const float *__restrict__ p, const chunk *ck, const int *lin, double *part, int vec) {
     chunk c = ck[blockIdx.x];
     if (!lin[c.tp]) return;
     double s = 0;
-    int n4 = c.n >> 2;
+    int n4 = vec ? c.n >> 2 : 0;
     const float4 *p4 = (const float4 *)(p + c.off);
 #pragma unroll 2
     for (int j = threadIdx.x; j < n4; j += blockDim.x) { float4 x = p4[j]; s += fabsf(x.x); s += fabsf(x.y); s += fabsf(x.z); s += fabsf(x.w); }
@@ -390,11 +373,12 @@ __global__ void k_wsum4(const float *__restrict__ p, const chunk *ck, const int 
     s = block_sumd(s);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
-__global__ void k_wq4(const float *__restrict__ p, const chunk *ck, const int *lin, const float *wg, bf16 *__restrict__ wb, int8_t *__restrict__ wi) {
+/* wb (and wi when given) = the ternary values of a BitLinear chunk (wq_el); vec as k_wsum's. */
+__global__ void k_wq(const float *__restrict__ p, const chunk *ck, const int *lin, const float *wg, bf16 *__restrict__ wb, int8_t *__restrict__ wi, int vec) {
     chunk c = ck[blockIdx.x];
     if (!lin[c.tp]) return;
     float g = wg[c.tp];
-    int n4 = c.n >> 2;
+    int n4 = vec ? c.n >> 2 : 0;
     const float4 *p4 = (const float4 *)(p + c.off);
 #pragma unroll 2
     for (int j = threadIdx.x; j < n4; j += blockDim.x) {
@@ -414,15 +398,12 @@ static void op_wquant(bn_train_model *m) {
     struct gt *g = GT(m);
     if (m->no_quant || g->err) return;
     int v4 = g->ov && g->al4;
-    if (!g->wpart_ok) {   /* else: AdamW wrote them */
-        if (v4) k_wsum4<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wpart);
-        else k_wsum<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wpart);
-    }
+    if (!g->wpart_ok)   /* else: AdamW wrote them */
+        k_wsum<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wpart, v4);
     g->wpart_ok = g->ws;
     if (v4) k_wfin4<<<m->n_tp, 256, 0, g->st>>>(g->wpart, g->tp_c0, g->tp_nc, g->lin, g->wscale, g->wg, g->numel);
     else k_wfin<<<(m->n_tp + 127) / 128, 128, 0, g->st>>>(g->wpart, g->tp_c0, g->tp_nc, g->ck, g->lin, m->n_tp, g->wscale, g->wg, g->numel);
-    if (v4) k_wq4<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb, g->wi8);
-    else k_wq<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb, g->wi8);
+    k_wq<<<g->nck, 256, 0, g->st>>>(g->p, g->ck, g->lin, g->wg, g->wb, g->wi8, v4);
     LAUNCHED(g, "weight quantization");
 }
 
@@ -461,6 +442,8 @@ __global__ void __launch_bounds__(1024) k_rms_fwd(const float *x, const float *w
  * threadIdx.x + j blockDim.x), the same expressions and the same block sums, so the same bits;
  * the row (x, and dy in the backward) is read from memory once and held in V registers per
  * thread (V >= D / blockDim.x). Instances V in {1, 2, 4, 6, 8, 12, 16}: rms_vclass. */
+/* The rmsnorm kernels' block size for rows of D (the strided kernels' and the rows kernels' base). */
+static int rms_threads(int D) { return D >= 1024 ? 512 : D >= 256 ? 256 : 128; }
 static int rms_vclass(int D, int th) {
     static const int vs[7] = {1, 2, 4, 6, 8, 12, 16};
     for (int c = 0; c < 7; c++) if (D <= vs[c] * th) return c;
@@ -645,12 +628,7 @@ static shadow *shadow_for(struct gt *g, const float *x, size_t nq, size_t ns) {
         return h;
     }
     if (!ns) return NULL;   /* lookup only */
-    if (g->nsh == g->capsh) {
-        int nc = g->capsh ? 2 * g->capsh : 64;
-        shadow *n = (shadow *)realloc(g->sh, nc * sizeof *n);
-        if (!n) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return NULL; }
-        g->sh = n; g->capsh = nc;
-    }
+    if (!GROW(g, g->sh, g->capsh, g->nsh)) return NULL;
     shadow *h = &g->sh[g->nsh++];
     memset(h, 0, sizeof *h); h->x = x;
     if (!NEED(g, h->q, h->cap_q, nq * sizeof(bf16), "quantized activations") || !NEED(g, h->s, h->cap_s, ns * sizeof(float), "activation scales")) return NULL;
@@ -669,7 +647,7 @@ static void op_rms_fwd(bn_train_model *m, const float *x, const float *w, float 
     struct gt *g = (struct gt *)m->gpu;
     /* rows kernel up to 4 values a thread: at 12 (D 5632, 512 threads) it measured 3.67 ms for
      * the 1b step's 18 calls against the strided kernel's 3.24 (fewer rows resident) */
-    int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
+    int th = rms_threads(D);
     if (g->rmw && D > 2048 && D <= 6144) th = 1024;   /* rmw: wide rows on 1024 threads, <= 6 values a thread (1b: D 5632) */
     int c = g->rms ? rms_vclass(D, th) : -1;
     if (c > (th == 1024 ? 3 : 2)) c = -1;
@@ -723,8 +701,7 @@ __global__ void k_rms_dw_fin(const float *part, float *dw, int D, int splits) {
 /* The rmsnorm backward's launch geometry: threads *tb and the rows kernel's class (-1: the
  * strided kernels). */
 static int rms_bwd_class(struct gt *g, int D, int *tb) {
-    int th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
-    *tb = D > 2048 && D <= 6144 ? 1024 : th;   /* 1024 threads: V <= 6, twice the warps */
+    *tb = D > 2048 && D <= 6144 ? 1024 : rms_threads(D);   /* 1024 threads: V <= 6, twice the warps */
     return g->rms ? rms_vclass(D, *tb) : -1;
 }
 template <int V> static void rms_glu_launch(struct gt *g, int nb, int tb, const float *dy, const float *x, const float *w, const float *rstd,
@@ -735,7 +712,7 @@ template <int V> static void rms_glu_launch(struct gt *g, int nb, int tb, const 
  * backward on dx instead of writing dx (acc 0; the grid and so the gamma partials as without). */
 static void rms_bwd_run(struct gt *g, const float *dy, const float *x, const float *w, const float *rstd,
                         float *dx, float *dw, int N, int D, int acc, const glu_rows *ga = NULL) {
-    int tb, c = rms_bwd_class(g, D, &tb), th = D >= 1024 ? 512 : D >= 256 ? 256 : 128;
+    int tb, c = rms_bwd_class(g, D, &tb), th = rms_threads(D);
     if (c >= 0) {   /* one pass: dx and the gamma partials, then one reduction */
         int nb = rms_bwd_nb(g, c, tb); if (nb > N) nb = N;
         if (dw && !NEED(g, g->dwpart, g->cap_dw, (size_t)nb * D * sizeof(float), "norm gradient scratch")) return;
@@ -1056,12 +1033,7 @@ static int fb_args(bn_train_model *m, const float *q, const float *k, const floa
 /* Remember out as the attention output of att (the backward's D = rowsum(dO * O) reads it). */
 static void fa_note_out(struct gt *g, const float *att, const float *out) {
     for (int i = 0; i < g->nfo; i++) if (g->fo[i].att == att) { g->fo[i].out = out; return; }
-    if (g->nfo == g->capfo) {
-        int nc = g->capfo ? 2 * g->capfo : 64;
-        void *n = realloc(g->fo, nc * sizeof *g->fo);
-        if (!n) { note(g, bn_err(BITNET_ERR_NOMEM, "out of memory")); return; }
-        g->fo = (decltype(g->fo))n; g->capfo = nc;
-    }
+    if (!GROW(g, g->fo, g->capfo, g->nfo)) return;
     g->fo[g->nfo].att = att; g->fo[g->nfo++].out = out;
 }
 static void op_attn_fwd(bn_train_model *m, const float *q, const float *k, const float *v, float *att, float *out) {
@@ -1429,22 +1401,16 @@ static void op_zero_grad(bn_train_model *m) {
     }
     if (!g->err) cu_ok(g, cudaMemsetAsync(g->g, 0, m->n_params * sizeof(float), g->st), "zeroing gradients");
 }
-__global__ void k_sumsq(const float *g, size_t n, double *part) {
-    size_t a = (size_t)blockIdx.x * NORM_CH, b = a + NORM_CH < n ? a + NORM_CH : n;
-    double s = 0;
-    for (size_t i = a + threadIdx.x; i < b; i += blockDim.x) s += (double)g[i] * g[i];
-    s = block_sumd(s);
-    if (threadIdx.x == 0) part[blockIdx.x] = s;
-}
 __global__ void k_sum_parts(const double *part, int n, double *out) {
     double s = 0;
     for (int i = 0; i < n; i++) s += part[i];
     *out = sqrt(s);
 }
-/* ov: k_sumsq on float4 loads (the sums in another order: not the CPU's order either way). */
-__global__ void k_sumsq4(const float *__restrict__ g, size_t n, double *part) {
+/* part[block] = sum of g^2 over the block's NORM_CH elements (double); vec (ov): on float4 loads,
+ * as k_wsum's (another order: not the CPU's order either way). */
+__global__ void k_sumsq(const float *__restrict__ g, size_t n, double *part, int vec) {
     size_t a = (size_t)blockIdx.x * NORM_CH, b = a + NORM_CH < n ? a + NORM_CH : n;
-    int n4 = (int)((b - a) >> 2);
+    int n4 = vec ? (int)((b - a) >> 2) : 0;
     const float4 *g4 = (const float4 *)(g + a);
     double s = 0;
 #pragma unroll 2
@@ -1468,8 +1434,7 @@ static double op_grad_norm(bn_train_model *m) {
     if (g->err) return NAN;
     gz_flush(m, g);
     int nc = (int)((m->n_params + NORM_CH - 1) / NORM_CH);
-    if (g->ov) k_sumsq4<<<nc, 512, 0, g->st>>>(g->g, m->n_params, g->part);
-    else k_sumsq<<<nc, 512, 0, g->st>>>(g->g, m->n_params, g->part);
+    k_sumsq<<<nc, 512, 0, g->st>>>(g->g, m->n_params, g->part, g->ov);
     if (g->ov) k_sum_parts4<<<1, 1024, 0, g->st>>>(g->part, nc, g->norm_d);
     else k_sum_parts<<<1, 1, 0, g->st>>>(g->part, nc, g->norm_d);
     double r = NAN;
@@ -1477,10 +1442,8 @@ static double op_grad_norm(bn_train_model *m) {
     return r;
 }
 typedef struct { float coef, decay, step_size, bc2s, omb1, b2, omb2, eps; } adam_args;
-/* bn_adam_ref, element by element, with every float operation rounded as the CPU rounds it; with
- * wpart, also k_wsum's sum of |p| over each BitLinear chunk of the new p (same threads, same
- * order, so the same sums). */
-/* One element of bn_adam_ref: p, m, v updated in place from gradient g. */
+/* One element of bn_adam_ref: p, m, v updated in place from gradient g, every float operation
+ * rounded as the CPU rounds it (no FMA contraction). */
 __device__ __forceinline__ void adam_el(float &p, float &m, float &v, float g, const adam_args &a, float decay) {
     if (a.coef < 1.0f) g = __fmul_rn(g, a.coef);
     p = __fmul_rn(p, decay);
@@ -1489,31 +1452,16 @@ __device__ __forceinline__ void adam_el(float &p, float &m, float &v, float g, c
     float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(v), a.bc2s), a.eps);
     p = __fadd_rn(p, __fdiv_rn(__fmul_rn(-a.step_size, m), denom));
 }
-__global__ void k_adam(float *pp, const float *gg, float *mm, float *vv, const chunk *ck, const int *dec, adam_args a,
-                       const int *lin, double *wpart) {
+/* AdamW over one chunk: with vec (ov; every chunk offset a multiple of 4) on float4 loads and
+ * stores, thread t taking elements 4j..4j+3 for j = t, t + blockDim, ..., then the chunk's tail
+ * one element a thread; without, all of the chunk as that tail. The same element arithmetic
+ * (same bits) either way, and |p| summed in that order, which k_wsum repeats. */
+__global__ void k_adam(float *__restrict__ pp, const float *__restrict__ gg, float *__restrict__ mm, float *__restrict__ vv,
+                       const chunk *ck, const int *dec, adam_args a, const int *lin, double *wpart, int vec) {
     chunk c = ck[blockIdx.x];
     float decay = dec[c.tp] ? a.decay : 1.0f;
     double ws = 0;
-    for (int j = threadIdx.x; j < c.n; j += blockDim.x) {
-        size_t i = c.off + j;
-        float p = pp[i], m = mm[i], v = vv[i];
-        adam_el(p, m, v, gg[i], a, decay);
-        pp[i] = p; mm[i] = m; vv[i] = v;
-        ws += fabsf(p);
-    }
-    if (!wpart || !lin[c.tp]) return;   /* uniform over the block: the block sum below sees every thread */
-    ws = block_sumd(ws);
-    if (threadIdx.x == 0) wpart[blockIdx.x] = ws;
-}
-/* ov (every chunk offset a multiple of 4): k_adam on float4 loads and stores, thread t taking
- * elements 4j..4j+3 for j = t, t + blockDim, ..., then the chunk's tail one element a thread;
- * the same element arithmetic (same bits) and |p| summed in that order, which k_wsum4 repeats. */
-__global__ void k_adam4(float *__restrict__ pp, const float *__restrict__ gg, float *__restrict__ mm, float *__restrict__ vv,
-                        const chunk *ck, const int *dec, adam_args a, const int *lin, double *wpart) {
-    chunk c = ck[blockIdx.x];
-    float decay = dec[c.tp] ? a.decay : 1.0f;
-    double ws = 0;
-    int n4 = c.n >> 2;
+    int n4 = vec ? c.n >> 2 : 0;
     float4 *p4 = (float4 *)(pp + c.off), *m4 = (float4 *)(mm + c.off), *v4 = (float4 *)(vv + c.off);
     const float4 *g4 = (const float4 *)(gg + c.off);
 #pragma unroll 2
@@ -1531,7 +1479,7 @@ __global__ void k_adam4(float *__restrict__ pp, const float *__restrict__ gg, fl
         pp[i] = p; mm[i] = m; vv[i] = v;
         ws += fabsf(p);
     }
-    if (!wpart || !lin[c.tp]) return;   /* uniform over the block */
+    if (!wpart || !lin[c.tp]) return;   /* uniform over the block: the block sum below sees every thread */
     ws = block_sumd(ws);
     if (threadIdx.x == 0) wpart[blockIdx.x] = ws;
 }
@@ -1542,8 +1490,7 @@ static void op_adamw(bn_train_model *m, float coef, float lr, float beta1, float
     adam_args a = {coef, wd != 0.0f ? 1.0f - lr * wd : 1.0f, (float)(lr / bc1), (float)bc2s, 1.0f - beta1, beta2, 1.0f - beta2, eps};
     int ws = g->ws && !m->no_quant;
     gz_flush(m, g);
-    if (g->ov && g->al4) k_adam4<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a, g->lin, ws ? g->wpart : NULL);
-    else k_adam<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a, g->lin, ws ? g->wpart : NULL);
+    k_adam<<<g->nck, 256, 0, g->st>>>(g->p, g->g, g->m, g->v, g->ck, g->decay, a, g->lin, ws ? g->wpart : NULL, g->ov && g->al4);
     g->wpart_ok = LAUNCHED(g, "AdamW") && ws;
 }
 static bitnet_status op_sync(bn_train_model *m, int to_host) {
