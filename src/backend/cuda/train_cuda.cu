@@ -42,10 +42,9 @@
  *     rmsnorm forward loops over rows with the next one prefetched (rpf); the residual copy before a += BitLinear is done by its epilogue
  *     (cf); AdamW sums |W| for the next weight quantization (ws); zero_grad only marks the gradients
  *     zero and each tensor's first dW GEMM writes with beta 0, the ops that add zeroing theirs
- *     first (lz); the FFN sub-norm's backward
- *     can run inside the gating backward's pass with its dx (dh) in registers, unwritten (rg,
- *     backend.h; off by default, slower), and the gating forward runs inside the sub-norm
- *     forward's pass (gn).
+ *     first (lz); the FFN sub-norm's backward can run inside the gating backward's pass with its
+ *     dx (dh) in registers, unwritten (rg, backend.h; off by default, slower), and the gating
+ *     forward runs inside the sub-norm forward's pass (gn).
  *   - AdamW: bn_adam_ref's float operations in the same order, without FMA contraction, so a
  *     step from the same gradients gives the CPU's bits (scalar or float4 passes, knob ov; ov
  *     sums |W| and the squared gradients in another fixed order).

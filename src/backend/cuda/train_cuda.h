@@ -30,10 +30,9 @@ typedef struct bn_train_model bn_train_model;
  *   quantization (default 1, same sums), lz=0|1 lazy zero_grad: tensors marked zero, the first
  *   dW GEMM of each writes with beta 0, adding ops zero theirs first (default 1, same bits),
  *   ov=0|1 AdamW, gradient norm and weight quantization on float4 (default 1; AdamW's bits, the
- *   |W| and norm sums in another order),
- *   rg=0|1 an rmsnorm backward (acc 0) deferred and done
+ *   |W| and norm sums in another order), rg=0|1 an rmsnorm backward (acc 0) deferred and done
  *   inside the gating backward on its dx, dx held in registers and not written (default 0:
- *   slower at the 1b shape; same bits), gn=0|1 the gating forward deferred and done inside the rmsnorm forward of its
- *   output (default 1, same bits). Unknown names are ignored. */
+ *   slower at the 1b shape; same bits), gn=0|1 the gating forward deferred and done inside the
+ *   rmsnorm forward of its output (default 1, same bits). Unknown names are ignored. */
 bitnet_status bn_train_cuda_attach_ex(bn_train_model *m, int dev, int precision, const char *knobs);
 #endif
