@@ -43,6 +43,34 @@ static bitnet_model *load(const char *path, const char *dev, bitnet_head_type he
     return m;
 }
 
+/* The one-kernel decode step (bn_cu_mega, sm_90+) against the same decode run as kernels:
+ * prompt, then nd tokens one at a time; every logit bit-identical, and the program was built. */
+static void mega_ab(bitnet_model *m, const char *name, int n_ctx, int np, int nd) {
+    char nm[256];
+    int cc = 0;
+    bn_cu_device_open(m->device_index, NULL, 0, NULL, NULL, &cc);
+    if (cc < 90) { printf("skip %s one-kernel decode: needs sm_90+ (this GPU is sm_%d)\n", name, cc); return; }
+    int V = m->cfg.vocab_size, N = np + nd;
+    int32_t *ids = malloc((size_t)N * 4);
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)((i * 7919 + 13) % V);
+    float *l[2] = {malloc((size_t)nd * V * 4), malloc((size_t)nd * V * 4)};
+    int built = 0, ok = 1;
+    for (int k = 0; k < 2 && ok; k++) {
+        bn_cu_set_mega(k);
+        int b0 = bn_cu_mega_built();
+        bitnet_ctx *c = NULL;
+        bitnet_ctx_params p = {.n_ctx = n_ctx, .n_threads = 1};
+        if (bitnet_ctx_new(m, &p, &c) || bitnet_ctx_eval(c, ids, np, l[k], 0)) ok = 0;
+        for (int i = 0; i < nd && ok; i++) if (bitnet_ctx_eval(c, ids + np + i, 1, l[k] + (size_t)i * V, 0)) ok = 0;
+        if (k) built = bn_cu_mega_built() - b0;
+        bitnet_ctx_free(c);
+    }
+    bn_cu_set_mega(1);
+    snprintf(nm, sizeof nm, "%s[cuda] one-kernel decode == kernels, %d tokens after %d, n_ctx %d (bit-identical)", name, nd, np, n_ctx);
+    CHECK(nm, ok && built > 0 && !memcmp(l[0], l[1], (size_t)nd * V * 4), "%s, %d programs built", ok ? "differs" : bitnet_last_error(), built);
+    free(l[0]); free(l[1]); free(ids);
+}
+
 static void run_model(const char *dir) {
     char path[512], name[256];
     snprintf(path, sizeof path, "%s/%s/golden.json", t_golden(), dir);
@@ -147,6 +175,7 @@ static void run_model(const char *dir) {
         CHECK(name, ok, "differs (%s)", s ? bitnet_last_error() : "");
         free(lb); free(l1); bitnet_ctx_free(cb);
     }
+    mega_ab(m, dir, 64, np, 6);
 done:
     bitnet_ctx_free(c); bitnet_ctx_free(cc);
     free(lg); free(lc); free(refp); free(reff);
@@ -235,18 +264,22 @@ static int bench(const char *dir) {
         double tps = 128 / ttg, gbs = tps * wbt / 1e9;
         printf("head %-5s load %.1fs | pp512 %.0f tok/s | tg128 (after 512) %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe %.0f GB/s (%.3f GB/token), logits to the host\n",
                heads[h], tl, 512 / tpp, tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe, probe, wbt / 1e9);
-        for (int pdl = 1; pdl >= 0; pdl--) {  /* greedy on the GPU (only the id comes back); with and without PDL */
+        for (int v = 2; v >= 0; v--) {  /* greedy on the GPU (only the id comes back): one-kernel step, kernels with PDL, without */
+            int pdl = v >= 1, mega = v == 2;
             bn_cu_set_pdl(pdl && prop_cc >= 90);
+            bn_cu_set_mega(mega && prop_cc >= 90);
             bitnet_ctx_reset(c);
             if (bitnet_ctx_eval_greedy(c, pr, 512, &tok)) { printf("FAIL pp: %s\n", bitnet_last_error()); return 1; }
             t0 = now();
             for (int i = 0; i < 128; i++)
                 if (bitnet_ctx_eval_greedy(c, &tok, 1, &tok)) { printf("FAIL tg: %s\n", bitnet_last_error()); return 1; }
             ttg = now() - t0; tps = 128 / ttg; gbs = tps * wbt / 1e9;
-            printf("head %-5s tg128 (after 512) greedy on the GPU, PDL %s: %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe\n",
-                   heads[h], pdl && prop_cc >= 90 ? "on " : "off", tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe);
+            printf("head %-5s tg128 (after 512) greedy on the GPU, %s: %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe\n",
+                   heads[h], mega && prop_cc >= 90 ? "one-kernel step" : pdl && prop_cc >= 90 ? "kernels, PDL on " : "kernels, PDL off",
+                   tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe);
         }
         bn_cu_set_pdl(prop_cc >= 90);
+        bn_cu_set_mega(prop_cc >= 90);
         bitnet_ctx_free(c);
         if (h == 0) {
             static const int ns[3] = {8, 32, 64};
@@ -323,5 +356,17 @@ int main(int argc, char **argv) {
     const char *models[] = {"bitnet-b158-packed", "bitnet-b158-packed-bitlinear", "bitnet-b158-master", "bitnet-1bitllm"};
     for (int i = 0; i < 4; i++) run_model(models[i]);
     q8_head("bitnet-b158-master");
+    {   /* 2B-4T layer shapes, 3 layers, a small vocabulary: the cluster attention's merge (n_ctx >= 256) */
+        bn_config c; memset(&c, 0, sizeof c);
+        c.rope_theta = 500000.f; c.norm_eps = 1e-5f; c.linear_class = BN_LC_AUTOBITLINEAR;
+        c.family = BN_FAM_BITNET; c.vocab_size = 4096; c.hidden_size = 2560; c.intermediate_size = 6912;
+        c.n_layers = 3; c.n_heads = 20; c.n_kv_heads = 5; c.head_dim = 128; c.max_pos = 4096;
+        c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = 1; c.eos_id = 2; c.eos_ids[0] = c.eos_id; c.n_eos = 1;
+        bitnet_model *m = NULL;
+        bitnet_status s = bn_model_synthetic_on(&c, NULL, 99, "cuda", &m);
+        CHECK("2b4t-shaped[cuda] synthetic load", s == BITNET_OK, "%s", bitnet_last_error());
+        if (!s) { mega_ab(m, "2b4t-shaped", 1024, 300, 40); mega_ab(m, "2b4t-shaped", 64, 20, 8); }
+        bitnet_model_free(m);
+    }
     T_DONE();
 }

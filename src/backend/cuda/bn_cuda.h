@@ -184,6 +184,42 @@ int bn_cu_get_pdl(void);
 void bn_cu_set_cluster(int on);
 int bn_cu_get_cluster(void);
 
+/* ---- the one-kernel decode step (sm_90+) ----
+ * A one-token forward as one persistent kernel: steps run in order with a grid-wide barrier
+ * between them, each block's weights of every GEMV copied into its shared memory one layer
+ * ahead. Each step computes what its kernel-path function computes, bit for bit:
+ *   EMBED:   bn_cu_embed of ids_d[0] (table, dt, dim) into x;
+ *   NORMLIN: bn_cu_norm_tgemv(mm, nw, cols, pre, act, nx, ny, nwt, eps, out) (the normed row and
+ *            the pre-op values written back during the next step, which must not touch them);
+ *   ATT:     bn_cu_attention_fused of one token (q, k, v, kc, vc, sstr, nh, nkv, hd, seq_d,
+ *            pos_d, maxpos, cs, sn, ws, ao) with RoPE and the in-kernel store (cs, sn, k, v set).
+ * bn_cu_mega_new checks and plans the program (BITNET_ERR_UNSUPPORTED with the reason when the
+ * device or the program does not fit: the caller runs the ops as kernels). ids/pos/seq: device
+ * arrays the host fills before each launch. bn_cu_mega_launch: asynchronous on stream (capturable
+ * in a graph); *err_d (device int, clear it first) becomes 1 if a barrier waited longer than ~2 s
+ * (blocks not co-resident, e.g. another process on the GPU): the results are then garbage; call
+ * bn_cu_mega_reset and use the kernel path. Needs every multiprocessor to itself. */
+enum { BN_CU_MS_EMBED = 1, BN_CU_MS_NORMLIN = 2, BN_CU_MS_ATT = 3 };
+typedef struct bn_cu_mstep {
+    int kind;
+    const void *table; int dt, dim; float *x;                               /* EMBED */
+    bn_cu_tmm mm[3]; int nw, cols, pre, act; float eps;                      /* NORMLIN */
+    float *nx; const float *ny, *nwt; float *out;
+    const float *q, *k, *v; float *kc, *vc; size_t sstr;                     /* ATT */
+    int nh, nkv, hd, maxpos; const float *cs, *sn; float *ws, *ao;
+} bn_cu_mstep;
+typedef struct bn_cu_mega bn_cu_mega;
+bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const int32_t *ids_d, const int32_t *pos_d, const int32_t *seq_d,
+                             bn_cu_mega **out);
+bitnet_status bn_cu_mega_launch(bn_cu_mega *g, int *err_d, void *stream);
+bitnet_status bn_cu_mega_reset(bn_cu_mega *g, void *stream);
+void bn_cu_mega_free(bn_cu_mega *g);
+/* Build decode programs (1; env BITNET_CUDA_MEGA=1 turns it on at device open, sm_90+) or not (0, the default). */
+void bn_cu_set_mega(int on);
+int bn_cu_get_mega(void);
+/* Decode programs built so far in this process (for tests: did a forward take this path?). */
+int bn_cu_mega_built(void);
+
 #ifdef __cplusplus
 }
 #endif

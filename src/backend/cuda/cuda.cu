@@ -48,7 +48,8 @@ struct bn_exec {
     int nfuse;                       /* that fusion on (env BITNET_CUDA_FUSE_NORM=0: off, for A/B runs) */
     unsigned *cnt_d;                 /* bn_cu_norm_tgemv's counter */
     float *logits_d;
-    int *bad_d;
+    int *bad_d;                      /* [0]: non-finite flag, [1]: the decode program's barrier timed out */
+    bn_cu_mega *mega;                /* the decode graph's one-kernel program (NULL: its kernels) */
     void *keys_d, *keys_h;           /* greedy: bn_cu_head_argmax keys of up to 256 rows (device, pinned host) */
     /* mirrors */
     void *embed_d; int embed_dt;
@@ -159,7 +160,8 @@ static bitnet_status cu_exec_new(const bitnet_model *m, const bn_exec_shape *sh,
     if (!s) s = bn_cu_malloc((void **)&e->pos_d, N * 4, "positions");
     if (!s) s = bn_cu_malloc((void **)&e->seq_d, N * 4, "sequence ids");
     if (!s) s = bn_cu_malloc((void **)&e->logits_d, N * cf->vocab_size * 4, "logits");
-    if (!s) s = bn_cu_malloc((void **)&e->bad_d, 4, "a flag");
+    if (!s) s = bn_cu_malloc((void **)&e->bad_d, 8, "a flag");
+    if (!s) s = bn_cu_memset(e->bad_d, 0, 8, e->st);
     if (!s) s = bn_cu_malloc((void **)&e->cnt_d, 16, "a counter");
     if (!s) s = bn_cu_memset(e->cnt_d, 0, 16, e->st);
     if (!s && (!(e->pn = oprec_new()) || !(e->pb = oprec_new()))) s = bn_err(BITNET_ERR_NOMEM, "out of memory");
@@ -301,6 +303,45 @@ static void run_op(bn_exec *e, const oprec &r) {
 static void graph_drop(bn_exec *e) {
     if (e->gexec) cudaGraphExecDestroy((cudaGraphExec_t)e->gexec);
     e->gexec = NULL; e->nrec_ok = 0;
+    if (e->mega) { cudaStreamSynchronize((cudaStream_t)e->st); bn_cu_mega_free(e->mega); e->mega = NULL; }
+}
+
+/* The records of a one-token forward as a one-kernel program (bn_cu_mega), or NULL when an op
+ * has no step form or the device / shapes do not fit (then the captured kernels run). */
+static bn_cu_mega *mega_build(bn_exec *e) {
+    const bn_config *cf = &e->m->cfg;
+    if (!bn_cu_get_mega() || e->nrec < 2) return NULL;
+    bn_cu_mstep *st = (bn_cu_mstep *)calloc((size_t)e->nrec, sizeof *st);
+    if (!st) return NULL;
+    int ok = 1;
+    for (int i = 0; ok && i < e->nrec; i++) {
+        const oprec &r = e->rec[i];
+        bn_cu_mstep &S = st[i];
+        if (r.n != 1) { ok = 0; break; }
+        switch (r.kind) {
+        case OP_EMBED:
+            S.kind = BN_CU_MS_EMBED; S.table = e->embed_d; S.dt = e->embed_dt; S.dim = cf->hidden_size; S.x = (float *)r.p[0];
+            break;
+        case OP_NORMLIN:
+            S.kind = BN_CU_MS_NORMLIN; S.nw = r.a; S.cols = r.b;
+            for (int j = 0; j < r.a; j++) S.mm[j] = bn_cu_tmm{(const uint8_t *)r.p[1 + j], (int)((r.z >> (20 * j)) & 0xfffff), r.f[j], (float *)r.p[4 + j], NULL,
+                                                              j ? NULL : (float *)r.ax};
+            S.pre = r.pre; S.act = r.act; S.eps = r.eps; S.nx = (float *)r.np[0]; S.ny = (const float *)r.np[1]; S.nwt = (const float *)r.np[2];
+            S.out = (float *)r.p[0];
+            break;
+        case OP_ATT:
+            if ((r.c & 7) != 3) { ok = 0; break; }  /* RoPE and the store inside, not the tiled prefill */
+            S.kind = BN_CU_MS_ATT; S.q = (const float *)r.p[0]; S.k = (const float *)r.p[1]; S.v = (const float *)r.p[2]; S.ao = (float *)r.p[3];
+            S.kc = e->kc + (size_t)r.a * e->layer_stride; S.vc = e->vc + (size_t)r.a * e->layer_stride; S.sstr = e->seq_stride;
+            S.nh = cf->n_heads; S.nkv = cf->n_kv_heads; S.hd = cf->head_dim; S.maxpos = r.b; S.cs = e->rcos; S.sn = e->rsin; S.ws = e->attws;
+            break;
+        default: ok = 0;
+        }
+    }
+    bn_cu_mega *g = NULL;
+    if (ok && bn_cu_mega_new(st, e->nrec, e->ids_d, e->pos_d, e->seq_d, &g) != BITNET_OK) g = NULL;  /* the kernels then */
+    free(st);
+    return g;
 }
 
 static void dispatch(bn_exec *e, const oprec &r) {
@@ -399,7 +440,7 @@ static void cu_embed(bn_exec *e, const int32_t *ids, int n, float *x) {
     e->qt_ptr = NULL;
     if (e->err) return;
     oprec r; memset(&r, 0, sizeof r);
-    r.kind = OP_EMBED; r.n = n; r.p[0] = x; r.a = bn_cu_get_pdl();  /* a graph is re-captured when PDL is switched */
+    r.kind = OP_EMBED; r.n = n; r.p[0] = x; r.a = bn_cu_get_pdl() | bn_cu_get_mega() << 1;  /* a graph is re-captured when PDL or mega is switched */
     e->mode = M_EAGER;
     if (n <= GRAPH_MAX && e->graphs) {
         if (e->gexec && e->nrec_ok && same(e->rec[0], r)) { e->mode = M_REPLAY; e->cur = 1; }
@@ -520,6 +561,22 @@ static void graph_finish(bn_exec *e) {
             if (!e->err) note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph capture: %s", cudaGetErrorString(ce)));
             return;
         }
+        if ((e->mega = mega_build(e))) {  /* one kernel instead of the captured ones */
+            cudaGraphDestroy(g); g = NULL;
+            ce = cudaStreamBeginCapture((cudaStream_t)e->st, cudaStreamCaptureModeRelaxed);
+            if (ce == cudaSuccess) {
+                bitnet_status ls = bn_cu_mega_launch(e->mega, e->bad_d + 1, e->st);
+                ce = cudaStreamEndCapture((cudaStream_t)e->st, &g);
+                if (ls && ce == cudaSuccess) ce = cudaErrorLaunchFailure;
+            }
+            if (ce != cudaSuccess) {
+                cudaGetLastError();
+                if (g) cudaGraphDestroy(g);
+                graph_drop(e);
+                note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph capture of the decode program: %s", cudaGetErrorString(ce)));
+                return;
+            }
+        }
         cudaGraphExec_t x = NULL;
         ce = cudaGraphInstantiate(&x, g, 0);
         cudaGraphDestroy(g);
@@ -578,11 +635,20 @@ static int cu_finite(bn_exec *e, const float *x, size_t n) {
     flush(e);
     graph_finish(e);
     if (e->err) return 1; /* status() reports the real failure */
-    int bad = 0;
+    int bad[2] = {0, 0};
     note(e, bn_cu_memset(e->bad_d, 0, 4, e->st));
     note(e, bn_cu_nonfinite(x, n, e->bad_d, e->st));
-    if (!e->err) note(e, bn_cu_d2h(&bad, e->bad_d, 4, e->st));
-    return !bad;
+    if (!e->err) note(e, bn_cu_d2h(bad, e->bad_d, 8, e->st));
+    if (bad[1]) {  /* the decode program's blocks were not all resident: drop it (the kernels from now on) */
+        note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: the one-kernel decode step timed out at a grid barrier (is another process using the GPU?); "
+                                               "decoding goes on with separate kernels; set BITNET_CUDA_MEGA=0 to skip it"));
+        if (e->mega) bn_cu_mega_reset(e->mega, e->st);
+        bn_cu_memset(e->bad_d, 0, 8, e->st);
+        graph_drop(e);
+        bn_cu_set_mega(0);
+        return 1;
+    }
+    return !bad[0];
 }
 
 static bitnet_status cu_status(bn_exec *e) {

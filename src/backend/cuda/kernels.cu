@@ -70,6 +70,12 @@ static void launch(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t s,
  * shared memory; bn_cu_device_open turns it on for sm_90+. */
 static int g_cl = 0;
 extern "C" void bn_cu_set_cluster(int on) { g_cl = on; }
+/* The one-kernel decode step (bn_cu_mega, below): opt-in (env BITNET_CUDA_MEGA=1, sm_90+). */
+static int g_mega = 0;
+extern "C" void bn_cu_set_mega(int on) { g_mega = on; }
+extern "C" int bn_cu_get_mega(void) { return g_mega; }
+static int g_mega_built = 0;
+extern "C" int bn_cu_mega_built(void) { return g_mega_built; }
 extern "C" int bn_cu_get_cluster(void) { return g_cl; }
 
 static bitnet_status cerr(cudaError_t e, const char *what) {
@@ -113,6 +119,8 @@ extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, siz
     g_pdl = p.major >= 9 && !(pe && !strcmp(pe, "0"));
     const char *ce = getenv("BITNET_CUDA_CLUSTER");
     g_cl = p.major < 9 ? 0 : ce && *ce >= '0' && *ce <= '4' && !ce[1] ? *ce - '0' : 2;  /* 2: the fastest variant on the H200 */
+    const char *me = getenv("BITNET_CUDA_MEGA");
+    g_mega = p.major >= 9 && me && !strcmp(me, "1");  /* opt-in until measured on the device */
     /* a first call that touches the context, so a broken driver shows here and not later */
     return cerr(cudaFree(0), "creating the CUDA context");
 }
@@ -324,7 +332,7 @@ __device__ __forceinline__ void norm_row(const float *x, const float *y, int act
     for (int j = 0; j < VPT; j++) {
         int i = threadIdx.x + j * blockDim.x;
         a[j] = 0.f;
-        if (i < d) { float t = norm_pre<PRE>(x, y, act, i); a[j] = t; ss += t * t; }
+        if (i < d) { float t = norm_pre<PRE>(x, y, act, i); a[j] = t; ss = __fmaf_rn(t, t, ss); }
     }
     ss = block_reduce(ss, OpAddF(), sh, 0.f);
     float r = 1.0f / sqrtf(ss / (float)d + eps);
@@ -759,6 +767,15 @@ extern "C" bitnet_status bn_cu_rope_kv_store(float *kc, float *vc, size_t sstr, 
 #define ATT_TOKSPLITS 16384      /* workspace: tokens x splits */
 static int att_maxsplit(int n) { int m = ATT_TOKSPLITS / (n > 0 ? n : 1); return m < 1 ? 1 : m > ATT_MAXSPLIT ? ATT_MAXSPLIT : m; }
 
+/* How att_split's threads meet: the whole block (kernels of their own), or a group inside a
+ * bigger block (the one-kernel decode step: named barrier, grid barrier as the entry). */
+struct SyncBlock {
+    __device__ int tid() const { return threadIdx.x; }
+    __device__ int nt() const { return blockDim.x; }
+    __device__ void sync() const { __syncthreads(); }
+    __device__ void entry() const { pdl_entry(); }
+};
+
 /* Element d of a head row x[hd] after RoPE at table row cs/sn (cs NULL: x[d] as is). */
 __device__ __forceinline__ float rope1(const float *x, int d, int hd, const float *cs, const float *sn) {
     if (!cs) return x[d];
@@ -790,16 +807,17 @@ __device__ __forceinline__ void att_rows(const float *K, const float *V, int kvd
  * (token, kv head, head group) to arrive merges the ns splits of its G query heads into out
  * (out: [G][hd]): one warp per head turns (max, sum) into weights in shared memory wt[G*(ns+1)],
  * then each thread sums output dims over the splits with independent loads (from L2). */
-__device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns, int G, int hd, float *out, float *wt) {
+template <class SY = SyncBlock>
+__device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns, int G, int hd, float *out, float *wt, SY sy = SY()) {
     __shared__ int last;
     __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicInc(cnt, (unsigned)ns - 1) == (unsigned)ns - 1;
-    __syncthreads();
+    sy.sync();
+    if (sy.tid() == 0) last = atomicInc(cnt, (unsigned)ns - 1) == (unsigned)ns - 1;
+    sy.sync();
     if (!last) return;
     __threadfence();
     size_t rec = (size_t)hd + 2;
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nwp = blockDim.x >> 5;
+    int lane = sy.tid() & 31, w = sy.tid() >> 5, nwp = sy.nt() >> 5;
     for (int j = w; j < G; j += nwp) {
         const float *b = base + (size_t)j * nsplit * rec;
         float M = -INFINITY;
@@ -810,8 +828,8 @@ __device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns,
         L = warp_sum_f(L);
         if (lane == 0) wt[G * ns + j] = 1.0f / L;
     }
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
+    sy.sync();
+    for (int idx = sy.tid(); idx < G * hd; idx += sy.nt()) {
         int j = idx / hd, d = idx - j * hd;
         const float *b = base + (size_t)j * nsplit * rec + 2 + d;
         float a = 0.f;
@@ -868,11 +886,11 @@ __device__ __forceinline__ void att_step(const float (&qv)[AT_G][DPL], const flo
  * G heads, split sp of token t at position p; chunk ch (a multiple of step: ceil((p + 1) / nsplit)
  * rounded up), positions [s0, s1) (none when s0 > p). */
 struct AttBlk { int kh, j0, G, sp, t, p, ch, s0, s1; };
-__device__ __forceinline__ AttBlk att_blk(int nh, int nkv, const int32_t *pos, int nsplit, int step) {
+__device__ __forceinline__ AttBlk att_blk(int nh, int nkv, const int32_t *pos, int nsplit, int step, int bx, int by, int bz) {
     AttBlk b;
     int grp = nh / nkv, hgs = (grp + AT_G - 1) / AT_G;
-    b.kh = blockIdx.x / hgs; b.j0 = (blockIdx.x - b.kh * hgs) * AT_G;
-    b.G = min(AT_G, grp - b.j0); b.sp = blockIdx.y; b.t = blockIdx.z;
+    b.kh = bx / hgs; b.j0 = (bx - b.kh * hgs) * AT_G;
+    b.G = min(AT_G, grp - b.j0); b.sp = by; b.t = bz;
     b.p = pos[b.t];  /* positions and sequences: host uploads, not kernel outputs */
     int ch = (b.p + nsplit) / nsplit;
     b.ch = (ch + step - 1) / step * step;
@@ -884,10 +902,11 @@ __device__ __forceinline__ AttBlk att_blk(int nh, int nkv, const int32_t *pos, i
  * into qs, this token's k (roped) and v stored by the block holding p (kin set), an online
  * softmax per warp over AT_PB positions per step, the warps' (max, sum) left in wml[NW][AT_G][2]
  * and their unnormalized outputs in sm[NW][AT_G][hd]. Runs pdl_entry(). */
-template <int DPL, int NW>
+template <int DPL, int NW, class SY = SyncBlock>
 __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
-        const int32_t *seq, const float *kin, const float *vin, const float *cs, const float *sn, float *qs, float *sm, float (*wml)[AT_G][2]) {
-    int p = b.p, G = b.G, grp = nh / nkv, kvd = nkv * hd, lane = threadIdx.x & 31, w = threadIdx.x >> 5, half = hd / 2;
+        const int32_t *seq, const float *kin, const float *vin, const float *cs, const float *sn, float *qs, float *sm, float (*wml)[AT_G][2],
+        SY sy = SY()) {
+    int p = b.p, G = b.G, grp = nh / nkv, kvd = nkv * hd, tid = sy.tid(), nt = sy.nt(), lane = tid & 31, w = tid >> 5, half = hd / 2;
     size_t so = (size_t)seq[b.t] * sstr + (size_t)b.kh * hd;
     float *K = kc + so, *V = vc + so;
     const float *pc = cs ? cs + (size_t)p * half : NULL, *ps = sn ? sn + (size_t)p * half : NULL;
@@ -897,13 +916,13 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
      * before p, so the first step's rows are read before waiting for the previous kernel; row p
      * comes from kin/vin (roped here), never from the cache. */
     if (kin) att_rows<DPL>(K, V, kvd, hd, sb, s1, p, lane, kr, vr);
-    pdl_entry();
+    sy.entry();
     const float *qg = q + ((size_t)b.t * nh + (size_t)b.kh * grp + b.j0) * hd;
-    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) qs[i] = rope1(qg + (i / hd) * hd, i % hd, hd, pc, ps);
+    for (int i = tid; i < G * hd; i += nt) qs[i] = rope1(qg + (i / hd) * hd, i % hd, hd, pc, ps);
     const float *kn = kin ? kin + (size_t)b.t * kvd + (size_t)b.kh * hd : NULL, *vn = kin ? vin + (size_t)b.t * kvd + (size_t)b.kh * hd : NULL;
     if (kin && b.j0 == 0 && p < b.s0 + b.ch)  /* the block holding position p stores this token's k (roped) and v */
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) { K[(size_t)p * kvd + d] = rope1(kn, d, hd, pc, ps); V[(size_t)p * kvd + d] = vn[d]; }
-    __syncthreads();
+        for (int d = tid; d < hd; d += nt) { K[(size_t)p * kvd + d] = rope1(kn, d, hd, pc, ps); V[(size_t)p * kvd + d] = vn[d]; }
+    sy.sync();
     float qv[AT_G][DPL], m[AT_G], l[AT_G], acc[AT_G][DPL];
 #pragma unroll
     for (int j = 0; j < AT_G; j++) {
@@ -929,7 +948,7 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
     for (int j = 0; j < AT_G; j++)
 #pragma unroll
         for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (j < G && d < hd) sm[((size_t)w * AT_G + j) * hd + d] = acc[j][u]; }
-    __syncthreads();
+    sy.sync();
 }
 /* The NW warps of att_split merged for head j, dim d: returns the unnormalized output, *M the
  * max, *L the sum (relative to *M). */
@@ -952,7 +971,7 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
     extern __shared__ float sm[];  /* [AT_NW][AT_G][hd] warp outputs; then the merge weights */
     __shared__ float qs[AT_G * 32 * DPL];
     __shared__ float wml[AT_NW][AT_G][2];
-    AttBlk b = att_blk(nh, nkv, pos, nsplit, AT_STEP);
+    AttBlk b = att_blk(nh, nkv, pos, nsplit, AT_STEP, blockIdx.x, blockIdx.y, blockIdx.z);
     if (b.s0 > b.p) return;
     att_split<DPL, AT_NW>(b, q, kc, vc, sstr, nh, nkv, hd, seq, kin, vin, cs, sn, qs, sm, wml);
     int G = b.G, grp = nh / nkv, ns = (b.p + b.ch) / b.ch;  /* splits holding positions 0..p (<= nsplit) */
@@ -991,7 +1010,7 @@ __global__ void __launch_bounds__(NW * 32) k_att_cl(const float *q, float *kc, f
     __shared__ float wml[NW][AT_G][2];
     __shared__ float pml[AT_G][2];
     cg::cluster_group cl = cg::this_cluster();
-    AttBlk b = att_blk(nh, nkv, pos, nsplit, NW * AT_PB);
+    AttBlk b = att_blk(nh, nkv, pos, nsplit, NW * AT_PB, blockIdx.x, blockIdx.y, blockIdx.z);
     float *part = sm + (size_t)NW * AT_G * hd;
     int G = b.G, tot = G * hd;
     if (b.s0 <= b.p) {
@@ -1016,7 +1035,7 @@ __global__ void __launch_bounds__(NW * 32) k_att_cl(const float *q, float *kc, f
         for (int r = 0; r < ns; r++) {
             const float *pm = cl.map_shared_rank(&pml[0][0], r);
             float lr = pm[2 * j + 1], e = lr > 0.f ? expf(pm[2 * j] - M) : 0.f;
-            L += lr * e; a += cl.map_shared_rank(part, r)[idx] * e;
+            L = __fmaf_rn(lr, e, L); a = __fmaf_rn(cl.map_shared_rank(part, r)[idx], e, a);
         }
         ob[idx] = a * (1.0f / L);
     }
@@ -1592,4 +1611,450 @@ extern "C" bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps) 
     if (e1) cudaEventDestroy(e1);
     bn_cu_free(a); bn_cu_free(b);
     return s;
+}
+
+/* ---- the one-kernel decode step (bn_cu_mega; sm_90+) ----
+ * A persistent kernel of one block (MG_NT threads) per multiprocessor runs a one-token forward's
+ * steps in order with a grid-wide barrier between them (a 64-bit arrival counter that only grows:
+ * block thread 0 adds 1 after each step and polls with ld.acquire until every block has arrived).
+ * Each block keeps its row groups of every GEMV in shared memory: a step's weights are copied in
+ * (cp.async.bulk, one mbarrier per region) right after the same region's previous step used it,
+ * so a layer's weights stream in one layer ahead and no step waits for DRAM. A NORMLIN step is
+ * bn_cu_norm_tgemv: every block norms + quantizes the whole input row itself with the same float
+ * operations and sums as norm_row (norm_threads(d) threads' order, so the bits are those of the
+ * kernel path), then its row groups' products; the normed row (and the pre-op values) are written
+ * back by the last block during the next step. An ATT step is bn_cu_attention_fused of one token
+ * (RoPE, in-kernel store) by 256 threads of the first blocks: att_split as in k_att / k_att_cl and
+ * the same merge as the path bn_cu_attention_fused would take (records, last block to arrive), so
+ * the bits are those of the kernel path too. Not here: more than one token, other ops. */
+#define MG_NT 512
+#define MG_MAXU 4
+#define MG_NREG 8
+enum { MG_EMBED = 1, MG_NORMLIN = 2, MG_ATT = 3 };
+struct MStep {
+    int kind;
+    /* NORMLIN */
+    TGArgs A;
+    int nw, cols, kp, nch, tot, pre, act, T;
+    float eps;
+    const float *x, *y, *w;
+    float *xo, *out;
+    int reg, regi, par, nxt, first;  /* region byte offset, index, mbarrier parity; step that refills it next (-1) */
+    /* ATT */
+    const float *q, *k, *v;
+    float *kc, *vc;
+    size_t sstr;
+    int nh, nkv, hd, nsplit, merge, gx, nvb;  /* merge: 0 k_att's records, 1 k_att_cl's order */
+    const float *cs, *sn;
+    float *ws, *ao;
+    unsigned *cnt;
+    /* EMBED */
+    const void *tab;
+    int dt, dim;
+    float *ex;
+};
+struct MCtx { const MStep *st; int n, nb; const int32_t *ids, *pos, *seq; unsigned long long *bar; int *err; };
+
+__device__ __forceinline__ unsigned smaddr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ unsigned long long ld_acq64(const unsigned long long *p) {
+    unsigned long long v;
+    asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+/* thread 0: wait until the counter reaches target (bounded: ~2 s, then *err = 1 and every later
+ * wait of every block returns at once; the host reports it and stops using this kernel) */
+__device__ __noinline__ void mg_wait(const MCtx &c, unsigned long long target) {
+    if (ld_acq64(c.bar) >= target) return;
+    unsigned long long t0;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    for (unsigned it = 1;; it++) {
+        if (ld_acq64(c.bar) >= target) return;
+        if ((it & 1023) == 0) {
+            unsigned long long t;
+            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+            if (*(volatile int *)c.err) return;
+            if (t - t0 > 2000000000ull) { atomicExch(c.err, 1); return; }
+        }
+    }
+}
+__device__ __forceinline__ void mg_arrive(const MCtx &c) {
+    __threadfence();
+    atomicAdd(c.bar, 1ull);
+}
+/* the 256 attention threads of a block; entry = the grid barrier (unless already passed) */
+struct SyncMg {
+    const MCtx *c; unsigned long long target; int wait;
+    __device__ int tid() const { return threadIdx.x; }
+    __device__ int nt() const { return AT_NW * 32; }
+    __device__ void sync() const { asm volatile("bar.sync 1, 256;" ::: "memory"); }
+    __device__ void entry() const { if (wait && threadIdx.x == 0) mg_wait(*c, target); sync(); }
+};
+
+__device__ __forceinline__ int mg_units(const MStep &S, int b, int nb) { return b < S.tot ? (S.tot - 1 - b) / nb + 1 : 0; }
+/* thread 0: start copying block b's row groups of NORMLIN step S into its region */
+__device__ void mg_fill(const MStep &S, int b, int nb, unsigned char *sm, unsigned long long *mbar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned per = (unsigned)S.nch * 512u, nu = (unsigned)mg_units(S, b, nb), bar = smaddr(&mbar[S.regi]);
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(nu * per) : "memory");
+    for (unsigned u = 0; u < nu; u++) {
+        TGSel m = tg_sel(S.A, b + (int)u * nb);
+        const uint8_t *src = m.w + (size_t)m.g * per;
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                     :: "r"(smaddr(sm + S.reg + u * per)), "l"(src), "r"(per), "r"(bar) : "memory");
+    }
+#endif
+}
+__device__ __forceinline__ void mg_wait_fill(unsigned long long *mb, int par) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned a = smaddr(mb), done = 0;
+    do {
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(done) : "r"(a), "r"(par) : "memory");
+    } while (!done);
+#endif
+}
+__device__ __forceinline__ float mg_pre(const MStep &S, int i) {
+    float t = __ldcg(S.x + i);
+    if (S.pre == 1) t = t + __ldcg(S.y + i);
+    else if (S.pre == 2) t = glu1(t, __ldcg(S.y + i), S.act);
+    return t;
+}
+/* the normed row (and the pre-op values) of NORMLIN step S, as k_tgemv's last block writes them */
+__device__ void mg_writeback(const MStep &S, float r) {
+    for (int i = threadIdx.x; i < S.cols; i += MG_NT) {
+        float a = mg_pre(S, i);
+        if (S.pre) S.xo[i] = a;
+        S.out[i] = __fmul_rn(__ldg(S.w + i), __fmul_rn(a, r));
+    }
+}
+
+template <int DPL>
+__global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    extern __shared__ __align__(128) unsigned char msm[];
+    __shared__ __align__(8) unsigned long long mbar[MG_NREG];
+    __shared__ float shf[32], shm[16], wbr;
+    __shared__ int shx;
+    __shared__ unsigned long long sbase;
+    __shared__ float qs[AT_G * 32 * DPL];
+    __shared__ float wml[AT_NW][AT_G][2];
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, b = blockIdx.x, nb = c.nb;
+    int8_t *xq = (int8_t *)(msm + scr);
+    int *red = (int *)(msm + scr + redo);
+    float *asm_ = (float *)(msm + scr);
+    if (tid == 0) {
+        for (int r = 0; r < MG_NREG; r++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(smaddr(&mbar[r])) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        unsigned long long v = ld_acq64(c.bar);
+        sbase = v - v % (unsigned long long)nb;  /* every launch adds a multiple of nb; fewer than nb arrivals can precede this read */
+        for (int s = 0; s < c.n; s++) if (c.st[s].kind == MG_NORMLIN && c.st[s].first) mg_fill(c.st[s], b, nb, msm, mbar);
+    }
+    __syncthreads();
+    const unsigned long long base = sbase;
+    int pend = -1;  /* NORMLIN step whose row block nb-1 writes back */
+    for (int s = 0; s < c.n; s++) {
+        const MStep &S = c.st[s];
+        const unsigned long long tgt = base + (unsigned long long)s * nb;  /* the barrier before step s */
+        if (S.kind == MG_ATT) {
+            int waited = 0;
+            if (pend >= 0 && b == nb - 1) {
+                if (tid == 0 && s) mg_wait(c, tgt);
+                __syncthreads();
+                mg_writeback(c.st[pend], wbr);
+                pend = -1; waited = 1;
+            }
+            if (b < S.nvb) {
+                if (tid < AT_NW * 32) {
+                    SyncMg sy{&c, tgt, !waited && s > 0};
+                    int bx = b % S.gx, by = b / S.gx;
+                    AttBlk ab = att_blk(S.nh, S.nkv, c.pos, S.nsplit, AT_STEP, bx, by, 0);
+                    if (ab.s0 > ab.p) sy.entry();
+                    else {
+                        att_split<DPL, AT_NW, SyncMg>(ab, S.q, S.kc, S.vc, S.sstr, S.nh, S.nkv, S.hd, c.seq, S.k, S.v, S.cs, S.sn, qs, asm_, wml, sy);
+                        int G = ab.G, hd = S.hd, grp = S.nh / S.nkv, ns = (ab.p + ab.ch) / ab.ch, nsplit = S.nsplit;
+                        size_t rec = (size_t)hd + 2, h0 = (size_t)ab.kh * grp + ab.j0;
+                        float *rb = S.ws + h0 * nsplit * rec, *ob = S.ao + h0 * hd;
+                        for (int idx = tid; idx < G * hd; idx += AT_NW * 32) {
+                            int j = idx / hd, d = idx - j * hd;
+                            float M, L, a = att_wmerge<AT_NW>(asm_, wml, hd, j, d, &M, &L);
+                            if (ns == 1) ob[idx] = a * (1.0f / L);
+                            else {
+                                float *r = rb + ((size_t)j * nsplit + ab.sp) * rec;
+                                r[2 + d] = a;
+                                if (d == 0) { r[0] = M; r[1] = L; }
+                            }
+                        }
+                        if (ns > 1) {
+                            if (S.merge == 0) att_arrive<SyncMg>(rb, S.cnt + h0, nsplit, ns, G, hd, ob, asm_, sy);
+                            else {  /* k_att_cl's merge order, from the records */
+                                __shared__ int last;
+                                __threadfence();
+                                sy.sync();
+                                if (tid == 0) last = atomicInc(S.cnt + h0, (unsigned)ns - 1) == (unsigned)ns - 1;
+                                sy.sync();
+                                if (last) {
+                                    __threadfence();
+                                    for (int idx = tid; idx < G * hd; idx += AT_NW * 32) {
+                                        int j = idx / hd, d = idx - j * hd;
+                                        const float *r0 = rb + (size_t)j * nsplit * rec;
+                                        float M = -INFINITY, L = 0.f, a = 0.f;
+                                        for (int r = 0; r < ns; r++) M = fmaxf(M, __ldcg(r0 + r * rec));
+                                        for (int r = 0; r < ns; r++) {
+                                            float lr = __ldcg(r0 + r * rec + 1), e = lr > 0.f ? expf(__ldcg(r0 + r * rec) - M) : 0.f;
+                                            L = __fmaf_rn(lr, e, L); a = __fmaf_rn(__ldcg(r0 + r * rec + 2 + d), e, a);
+                                        }
+                                        ob[idx] = a * (1.0f / L);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } else if (!waited && s > 0 && tid == 0) mg_wait(c, tgt);
+        } else {
+            if (s > 0) { if (tid == 0) mg_wait(c, tgt); __syncthreads(); }
+            if (pend >= 0 && b == nb - 1) { mg_writeback(c.st[pend], wbr); pend = -1; }
+            if (S.kind == MG_EMBED) {
+                size_t off = (size_t)c.ids[0] * S.dim;
+                for (int i = b * MG_NT + tid; i < S.dim; i += nb * MG_NT) S.ex[i] = ldw(S.tab, S.dt, off + i);
+            } else {
+                /* the norm of the input row (norm_row's operations; virtual thread vt < T of norm_threads) */
+                const int T = S.T, d = S.cols;
+                float av[2][8], ss[2] = {0.f, 0.f};
+                if (tid == 0) shx = 0;
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    int vt = tid + h * MG_NT;
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        int i = vt + j * T;
+                        av[h][j] = 0.f;
+                        if (vt < T && i < d) { float t = mg_pre(S, i); av[h][j] = t; ss[h] = __fmaf_rn(t, t, ss[h]); }
+                    }
+                    float v = ss[h];
+                    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+                    if (lane == 0) shf[w + 16 * h] = v;
+                }
+                __syncthreads();
+                float tot = shf[lane];
+                for (int o = 16; o; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
+                float r = 1.0f / sqrtf(tot / (float)d + S.eps);
+                float m = 0.f;
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        int vt = tid + h * MG_NT, i = vt + j * T;
+                        if (vt < T && i < d) { float o = __fmul_rn(__ldg(S.w + i), __fmul_rn(av[h][j], r)); av[h][j] = o; float t = fabsf(o); if (t > m) m = t; }
+                    }
+                m = warp_max_f(m);
+                if (lane == 0) shm[w] = m;
+                __syncthreads();
+                m = lane < 16 ? shm[lane] : 0.f;
+                m = warp_max_f(m);
+                if (m < 1e-5f) m = 1e-5f;
+                float sc = 127.0f / m;
+                int sum = 0;
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        int vt = tid + h * MG_NT, i = vt + j * T;
+                        if (vt < T && i < d) {
+                            float f = rintf(__fmul_rn(av[h][j], sc));
+                            int qv = f > 127.f ? 127 : f < -128.f ? -128 : (int)f;
+                            xq[i] = (int8_t)qv;
+                            sum += qv;
+                        }
+                    }
+                for (int k = d + tid; k < S.kp; k += MG_NT) xq[k] = 0;
+                sum = warp_sum_i(sum);
+                if (lane == 0) atomicAdd(&shx, sum);
+                if (b == nb - 1 && tid == 0) wbr = r;
+                __syncthreads();
+                const int xsum = shx;
+                /* the products of this block's row groups, from the region */
+                int nu = mg_units(S, b, nb);
+                mg_wait_fill(&mbar[S.regi], S.par);
+                const unsigned char *wr = msm + S.reg;
+                for (int u = 0; u < nu; u++) {
+                    int acc = 0;
+                    for (int ch = w; ch < S.nch; ch += MG_NT / 32) {
+                        uint4 wv = *(const uint4 *)(wr + ((size_t)u * S.nch + ch) * 512 + lane * 16);
+                        const int4 *xp = (const int4 *)(xq + 64 * ch);
+                        acc = dot16(wv.x, xp[0], acc); acc = dot16(wv.y, xp[1], acc); acc = dot16(wv.z, xp[2], acc); acc = dot16(wv.w, xp[3], acc);
+                    }
+                    red[(w * MG_MAXU + u) * 32 + lane] = acc;
+                }
+                __syncthreads();
+                if (tid == 0 && S.nxt >= 0) mg_fill(c.st[S.nxt], b, nb, msm, mbar);  /* the region is free: next layer's weights */
+                if (tid < nu * 32) {
+                    int u = tid >> 5, acc = 0;
+                    for (int v = 0; v < MG_NT / 32; v++) acc += red[(v * MG_MAXU + u) * 32 + lane];
+                    TGSel mo = tg_sel(S.A, b + u * nb);
+                    int row = mo.g * TG_RG + lane;
+                    if (row < mo.rows) {
+                        float o = (float)(acc - xsum) * (mo.scale / sc);
+                        mo.y[row] = o;
+                        if (mo.ax) mo.ax[row] = __ldcg(mo.ax + row) + o;
+                    }
+                }
+                pend = s;
+            }
+        }
+        __syncthreads();
+        if (tid == 0) mg_arrive(c);
+    }
+    if (pend >= 0 && b == nb - 1) {
+        if (tid == 0) mg_wait(c, base + (unsigned long long)c.n * nb);
+        __syncthreads();
+        mg_writeback(c.st[pend], wbr);
+    }
+#endif
+}
+
+struct bn_cu_mega {
+    MStep *st_d; int n, nb, dpl; size_t smem; int scr, redo;
+    const int32_t *ids, *pos, *seq;
+    unsigned long long *bar_d;
+};
+
+static bool ovl(const void *a, size_t na, const void *b, size_t nb) {  /* byte ranges */
+    const char *x = (const char *)a, *y = (const char *)b;
+    return x && y && na && nb && x < y + nb && y < x + na;
+}
+/* Does step S read or write [p, p + bytes)? */
+static bool mg_touches(const bn_cu_mstep &S, const void *p, size_t bytes) {
+    if (S.kind == BN_CU_MS_EMBED) return ovl(S.x, (size_t)S.dim * 4, p, bytes);
+    if (S.kind == BN_CU_MS_NORMLIN) {
+        if (ovl(S.nx, (size_t)S.cols * 4, p, bytes) || ovl(S.ny, (size_t)S.cols * 4, p, bytes) || ovl(S.out, (size_t)S.cols * 4, p, bytes)) return true;
+        for (int i = 0; i < S.nw; i++)
+            if (ovl(S.mm[i].y_d, (size_t)S.mm[i].rows * 4, p, bytes) || ovl(S.mm[i].add_d, (size_t)S.mm[i].rows * 4, p, bytes)) return true;
+        return false;
+    }
+    size_t qb = (size_t)S.nh * S.hd * 4, kb = (size_t)S.nkv * S.hd * 4;
+    return ovl(S.q, qb, p, bytes) || ovl(S.k, kb, p, bytes) || ovl(S.v, kb, p, bytes) || ovl(S.ao, qb, p, bytes);
+}
+
+#define MG_NO(...) do { fs = bn_err(BITNET_ERR_UNSUPPORTED, __VA_ARGS__); goto fail; } while (0)
+extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const int32_t *ids_d, const int32_t *pos_d, const int32_t *seq_d,
+                                        bn_cu_mega **out) {
+    *out = NULL;
+    bitnet_status fs = BITNET_OK;
+    int dev = 0, cc = 0, nsm = 0, optin = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
+    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    MStep *h = (MStep *)calloc((size_t)(n > 0 ? n : 1), sizeof *h);
+    bn_cu_mega *g = (bn_cu_mega *)calloc(1, sizeof *g);
+    int nlin = 0, natt = 0, dpl = 1, maxkp = 16, attf = 0;
+    size_t regsz[MG_NREG] = {0};
+    int P = 0, uses[MG_NREG] = {0}, lastof[MG_NREG];
+    if (!h || !g) { fs = bn_err(BITNET_ERR_NOMEM, "out of memory"); goto fail; }
+    if (cc < 9) MG_NO("cuda: the one-kernel decode step needs sm_90+");
+    if (n < 1) MG_NO("cuda: an empty decode program");
+    for (int s = 0; s < n; s++) { if (steps[s].kind == BN_CU_MS_NORMLIN) nlin++; if (steps[s].kind == BN_CU_MS_ATT) natt++; }
+    P = natt > 0 && nlin % natt == 0 ? nlin / natt : nlin;
+    if (P > MG_NREG) MG_NO("cuda: %d GEMV steps per layer (at most %d)", P, MG_NREG);
+    for (int r = 0; r < MG_NREG; r++) lastof[r] = -1;
+    for (int s = 0, li = 0; s < n; s++) {
+        const bn_cu_mstep &S = steps[s];
+        MStep &M = h[s];
+        if (S.kind == BN_CU_MS_EMBED) {
+            M.kind = MG_EMBED; M.tab = S.table; M.dt = S.dt; M.dim = S.dim; M.ex = S.x;
+        } else if (S.kind == BN_CU_MS_NORMLIN) {
+            M.kind = MG_NORMLIN;
+            for (int i = 0; i < S.nw && i < 3; i++) if (S.mm[i].yi_d) MG_NO("cuda: mega: integer outputs");
+            if (S.nw < 1 || S.nw > 3 || S.pre < 0 || S.pre > 2) MG_NO("cuda: mega: a GEMV step of %d matrices, pre-op %d", S.nw, S.pre);
+            M.tot = tg_args(S.mm, S.nw, &M.A);
+            M.nw = S.nw; M.cols = S.cols; M.kp = bn_kpad(S.cols); M.nch = M.kp / 64; M.pre = S.pre; M.act = S.act; M.eps = S.eps;
+            M.T = norm_threads(S.cols);
+            if (norm_vpt(S.cols) > 8 || M.T > 2 * MG_NT) MG_NO("cuda: mega: a norm over %d values", S.cols);
+            M.x = S.nx; M.y = S.ny; M.w = S.nwt; M.xo = S.nx; M.out = S.out;
+            int upb = (M.tot + nsm - 1) / nsm;
+            if (upb > MG_MAXU) MG_NO("cuda: mega: %d row groups per block (at most %d)", upb, MG_MAXU);
+            int cl = li++ % P;
+            size_t need = (size_t)upb * M.nch * 512;
+            if (need > regsz[cl]) regsz[cl] = need;
+            M.regi = cl; M.par = uses[cl] & 1; M.first = uses[cl] == 0; uses[cl]++;
+            M.nxt = -1;
+            if (lastof[cl] >= 0) h[lastof[cl]].nxt = s;
+            lastof[cl] = s;
+            if (M.kp > maxkp) maxkp = M.kp;
+            /* its normed row is written back during the next step, which must not touch it */
+            if (s + 1 < n && (mg_touches(steps[s + 1], S.out, (size_t)S.cols * 4) || (S.pre && mg_touches(steps[s + 1], S.nx, (size_t)S.cols * 4))))
+                MG_NO("cuda: mega: step %d touches the row step %d writes back", s + 1, s);
+        } else if (S.kind == BN_CU_MS_ATT) {
+            M.kind = MG_ATT;
+            int hd = S.hd;
+            if (!S.cs || !S.sn || !S.k || !S.v || hd > 128 || (hd & 1) || S.nkv <= 0 || S.nh % S.nkv) MG_NO("cuda: mega: attention shape");
+            int d1 = (hd + 31) / 32, dd = d1 == 1 ? 1 : d1 == 2 ? 2 : 4;
+            if (attf && dd != dpl) MG_NO("cuda: mega: attention head sizes differ");
+            dpl = dd; attf = 1;
+            int len = S.maxpos + 1, nsplit = (len + AT_STEP - 1) / AT_STEP, merge = 0;
+            if (nsplit > AT_SPLITS) nsplit = AT_SPLITS;
+            if (nsplit > att_maxsplit(1)) nsplit = att_maxsplit(1);
+            if (g_cl && len >= AT_CLEN) {  /* bn_cu_attention_fused would take the cluster path */
+                if (g_cl % 2) MG_NO("cuda: mega: cluster attention variant %d", g_cl);
+                int cap = g_cl >= 3 ? 8 : 16;
+                int mx = dpl == 1 ? att_cl_max<1, AT_NW>(cap) : dpl == 2 ? att_cl_max<2, AT_NW>(cap) : att_cl_max<4, AT_NW>(cap);
+                if (mx) { nsplit = (len + AT_NW * AT_PB - 1) / (AT_NW * AT_PB); if (nsplit > mx) nsplit = mx; merge = 1; }
+            }
+            int grp = S.nh / S.nkv, hgs = (grp + AT_G - 1) / AT_G;
+            M.nh = S.nh; M.nkv = S.nkv; M.hd = hd; M.nsplit = nsplit; M.merge = merge; M.gx = S.nkv * hgs; M.nvb = M.gx * nsplit;
+            if (M.nvb > nsm) MG_NO("cuda: mega: %d attention blocks (%d multiprocessors)", M.nvb, nsm);
+            M.q = S.q; M.k = S.k; M.v = S.v; M.kc = S.kc; M.vc = S.vc; M.sstr = S.sstr; M.cs = S.cs; M.sn = S.sn;
+            M.ws = S.ws; M.ao = S.ao; M.cnt = (unsigned *)(S.ws + att_recs(1, S.nh, hd));
+        } else MG_NO("cuda: mega: step kind %d", S.kind);
+    }
+    {
+        size_t off = 0;
+        for (int s = 0; s < n; s++) if (h[s].kind == MG_NORMLIN) {
+            size_t o = 0;
+            for (int r = 0; r < h[s].regi; r++) o += regsz[r];
+            h[s].reg = (int)o;
+        }
+        for (int r = 0; r < MG_NREG; r++) off += regsz[r];
+        size_t kp16 = ((size_t)maxkp + 15) / 16 * 16, red = (size_t)MG_NT / 32 * MG_MAXU * 32 * 4;
+        size_t att = attf ? (size_t)AT_NW * AT_G * 32 * dpl * 4 : 0, attc = attf ? (size_t)AT_G * (AT_SPLITS + 1) * 4 : 0;
+        if (attc > att) att = attc;
+        size_t scr = kp16 + red > att ? kp16 + red : att;
+        g->scr = (int)off; g->redo = (int)kp16; g->smem = off + scr;
+        cudaFuncAttributes fa;
+        void (*k)(MCtx, int, int) = dpl == 1 ? k_mega<1> : dpl == 2 ? k_mega<2> : k_mega<4>;
+        if (cudaFuncGetAttributes(&fa, k) != cudaSuccess) { cudaGetLastError(); MG_NO("cuda: mega: no sm_90 kernel in this build"); }
+        if (g->smem + fa.sharedSizeBytes > (size_t)optin) MG_NO("cuda: mega: %zu bytes of shared memory per block (%d available)", g->smem + fa.sharedSizeBytes, optin);
+        if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)g->smem) != cudaSuccess) { cudaGetLastError(); MG_NO("cuda: mega: shared memory"); }
+        int occ = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, MG_NT, g->smem) != cudaSuccess || occ < 1) { cudaGetLastError(); MG_NO("cuda: mega: does not fit a multiprocessor"); }
+    }
+    g->n = n; g->nb = nsm; g->dpl = dpl; g->ids = ids_d; g->pos = pos_d; g->seq = seq_d;
+    {
+        bitnet_status s = bn_cu_malloc((void **)&g->st_d, (size_t)n * sizeof *h, "the decode program");
+        if (!s) s = bn_cu_malloc((void **)&g->bar_d, 64, "a barrier counter");
+        if (!s) s = cerr(cudaMemcpy(g->st_d, h, (size_t)n * sizeof *h, cudaMemcpyHostToDevice), "uploading the decode program");
+        if (!s) s = cerr(cudaMemset(g->bar_d, 0, 64), "cudaMemset");
+        if (s) { fs = s; goto fail; }
+    }
+    free(h);
+    *out = g;
+    g_mega_built++;
+    return BITNET_OK;
+fail:
+    free(h);
+    if (g) { bn_cu_free(g->st_d); bn_cu_free(g->bar_d); free(g); }
+    return fs;
+}
+extern "C" bitnet_status bn_cu_mega_launch(bn_cu_mega *g, int *err_d, void *s) {
+    MCtx c{g->st_d, g->n, g->nb, g->ids, g->pos, g->seq, g->bar_d, err_d};
+    void (*k)(MCtx, int, int) = g->dpl == 1 ? k_mega<1> : g->dpl == 2 ? k_mega<2> : k_mega<4>;
+    k<<<g->nb, MG_NT, g->smem, ST(s)>>>(c, g->scr, g->redo);
+    return launched("the one-kernel decode step");
+}
+extern "C" bitnet_status bn_cu_mega_reset(bn_cu_mega *g, void *s) { return cerr(cudaMemsetAsync(g->bar_d, 0, 64, ST(s)), "cudaMemset"); }
+extern "C" void bn_cu_mega_free(bn_cu_mega *g) {
+    if (!g) return;
+    bn_cu_free(g->st_d); bn_cu_free(g->bar_d); free(g);
 }
