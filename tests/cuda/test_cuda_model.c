@@ -43,6 +43,17 @@ static bitnet_model *load(const char *path, const char *dev, bitnet_head_type he
     return m;
 }
 
+/* The 2B-4T's config with n_layers layers and a vocab of V (special ids inside it). */
+static bn_config cfg_2b4t(int n_layers, int V) {
+    bn_config c; memset(&c, 0, sizeof c);
+    c.rope_theta = 500000.f; c.norm_eps = 1e-5f; c.linear_class = BN_LC_AUTOBITLINEAR;
+    c.family = BN_FAM_BITNET; c.vocab_size = V; c.hidden_size = 2560; c.intermediate_size = 6912;
+    c.n_layers = n_layers; c.n_heads = 20; c.n_kv_heads = 5; c.head_dim = 128; c.max_pos = 4096;
+    c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = V > 128001 ? 128000 : 1; c.eos_id = V > 128001 ? 128001 : 2;
+    c.eos_ids[0] = c.eos_id; c.n_eos = 1;
+    return c;
+}
+
 /* The one-kernel decode step (bn_cu_mega, sm_90+) against the same decode run as kernels:
  * prompt, then nd tokens one at a time; every logit bit-identical, and the program was built. */
 static void mega_ab(bitnet_model *m, const char *name, int n_ctx, int np, int nd) {
@@ -230,11 +241,7 @@ static int bench(const char *dir) {
         double tl = now();
         if (dir) m = load(dir, "cuda", h ? BITNET_HEAD_Q8 : BITNET_HEAD_EXACT);
         else {
-            bn_config c; memset(&c, 0, sizeof c);
-            c.rope_theta = 500000.f; c.norm_eps = 1e-5f; c.linear_class = BN_LC_AUTOBITLINEAR;
-            c.family = BN_FAM_BITNET; c.vocab_size = 128256; c.hidden_size = 2560; c.intermediate_size = 6912;
-            c.n_layers = 30; c.n_heads = 20; c.n_kv_heads = 5; c.head_dim = 128; c.max_pos = 4096;
-            c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = 128000; c.eos_id = 128001; c.eos_ids[0] = c.eos_id; c.n_eos = 1;
+            bn_config c = cfg_2b4t(30, 128256);
             if (!bn_model_synthetic_on(&c, NULL, 1234, "cuda", &m) && h) bitnet_model_set_head(m, BITNET_HEAD_Q8);
         }
         if (!m) { printf("FAIL bench load: %s\n", bitnet_last_error()); return 1; }
@@ -324,11 +331,7 @@ static int bench(const char *dir) {
 /* `--profile`: 2 decode steps of the synthetic 2B-4T inside cudaProfilerStart/Stop, for
  * `ncu --profile-from-start off` (the first step is captured as a graph, the second replays it). */
 static int profile(void) {
-    bn_config c; memset(&c, 0, sizeof c);
-    c.rope_theta = 500000.f; c.norm_eps = 1e-5f; c.linear_class = BN_LC_AUTOBITLINEAR;
-    c.family = BN_FAM_BITNET; c.vocab_size = 128256; c.hidden_size = 2560; c.intermediate_size = 6912;
-    c.n_layers = 30; c.n_heads = 20; c.n_kv_heads = 5; c.head_dim = 128; c.max_pos = 4096;
-    c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = 128000; c.eos_id = 128001; c.eos_ids[0] = c.eos_id; c.n_eos = 1;
+    bn_config c = cfg_2b4t(30, 128256);
     bitnet_model *m = NULL;
     if (bn_model_synthetic_on(&c, NULL, 1234, "cuda", &m)) { printf("FAIL profile load: %s\n", bitnet_last_error()); return 1; }
     bitnet_ctx *cx = NULL;
@@ -357,11 +360,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 4; i++) run_model(models[i]);
     q8_head("bitnet-b158-master");
     {   /* 2B-4T layer shapes, 3 layers, a small vocabulary: the cluster attention's merge (n_ctx >= 256) */
-        bn_config c; memset(&c, 0, sizeof c);
-        c.rope_theta = 500000.f; c.norm_eps = 1e-5f; c.linear_class = BN_LC_AUTOBITLINEAR;
-        c.family = BN_FAM_BITNET; c.vocab_size = 4096; c.hidden_size = 2560; c.intermediate_size = 6912;
-        c.n_layers = 3; c.n_heads = 20; c.n_kv_heads = 5; c.head_dim = 128; c.max_pos = 4096;
-        c.act = BN_ACT_RELU2; c.tied = 1; c.bos_id = 1; c.eos_id = 2; c.eos_ids[0] = c.eos_id; c.n_eos = 1;
+        bn_config c = cfg_2b4t(3, 4096);
         bitnet_model *m = NULL;
         bitnet_status s = bn_model_synthetic_on(&c, NULL, 99, "cuda", &m);
         CHECK("2b4t-shaped[cuda] synthetic load", s == BITNET_OK, "%s", bitnet_last_error());
