@@ -1720,13 +1720,20 @@ __device__ __forceinline__ float mg_pre(const MStep &S, int i) {
     else if (S.pre == 2) t = glu1(t, __ldcg(S.y + i), S.act);
     return t;
 }
-/* the normed row (and the pre-op values) of NORMLIN step S, as k_tgemv's last block writes them */
-__device__ void mg_writeback(const MStep &S, float r) {
-    for (int i = threadIdx.x; i < S.cols; i += MG_NT) {
-        float a = mg_pre(S, i);
-        if (S.pre) S.xo[i] = a;
-        S.out[i] = __fmul_rn(__ldg(S.w + i), __fmul_rn(a, r));
-    }
+/* The write-back of NORMLIN step P's row (its pre-op values into P.xo, the normed row into P.out,
+ * as k_tgemv's last block writes them), spread over the grid during the next step: element i of
+ * a thread is read after that step's barrier (mg_wb_get) and stored before its arrival
+ * (mg_wb_put); every block computed the same r. */
+struct MgWb { int i; float a, w; };
+__device__ __forceinline__ void mg_wb_get(const MStep &P, int i, MgWb &o) {
+    o.i = i < P.cols ? i : -1;
+    o.a = o.w = 0.f;
+    if (o.i >= 0) { o.a = mg_pre(P, i); o.w = __ldg(P.w + i); }
+}
+__device__ __forceinline__ void mg_wb_put(const MStep &P, const MgWb &o, float r) {
+    if (o.i < 0) return;
+    if (P.pre) P.xo[o.i] = o.a;
+    P.out[o.i] = __fmul_rn(o.w, __fmul_rn(o.a, r));
 }
 
 template <int DPL>
@@ -1734,7 +1741,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char msm[];
     __shared__ __align__(8) unsigned long long mbar[MG_NREG];
-    __shared__ float shf[32], shm[16], wbr;
+    __shared__ float shf[32], shm[16], wbr, cwt[AT_G][AT_CSPLITS + 1];
     __shared__ int shx;
     __shared__ unsigned long long sbase;
     __shared__ float qs[AT_G * 32 * DPL];
@@ -1752,76 +1759,102 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
     }
     __syncthreads();
     const unsigned long long base = sbase;
-    int pend = -1;  /* NORMLIN step whose row block nb-1 writes back */
+    int pend = -1;  /* NORMLIN step whose row the grid writes back during this step */
     for (int s = 0; s < c.n; s++) {
         const MStep &S = c.st[s];
         const unsigned long long tgt = base + (unsigned long long)s * nb;  /* the barrier before step s */
+        MgWb wb;
         if (S.kind == MG_ATT) {
-            int waited = 0;
-            if (pend >= 0 && b == nb - 1) {
-                if (tid == 0 && s) mg_wait(c, tgt);
-                __syncthreads();
-                mg_writeback(c.st[pend], wbr);
-                pend = -1; waited = 1;
-            }
-            if (b < S.nvb) {
-                if (tid < AT_NW * 32) {
-                    SyncMg sy{&c, tgt, !waited && s > 0};
-                    int bx = b % S.gx, by = b / S.gx;
-                    AttBlk ab = att_blk(S.nh, S.nkv, c.pos, S.nsplit, AT_STEP, bx, by, 0);
-                    if (ab.s0 > ab.p) sy.entry();
-                    else {
-                        att_split<DPL, AT_NW, SyncMg>(ab, S.q, S.kc, S.vc, S.sstr, S.nh, S.nkv, S.hd, c.seq, S.k, S.v, S.cs, S.sn, qs, asm_, wml, sy);
-                        int G = ab.G, hd = S.hd, grp = S.nh / S.nkv, ns = (ab.p + ab.ch) / ab.ch, nsplit = S.nsplit;
-                        size_t rec = (size_t)hd + 2, h0 = (size_t)ab.kh * grp + ab.j0;
-                        float *rb = S.ws + h0 * nsplit * rec, *ob = S.ao + h0 * hd;
-                        for (int idx = tid; idx < G * hd; idx += AT_NW * 32) {
-                            int j = idx / hd, d = idx - j * hd;
-                            float M, L, a = att_wmerge<AT_NW>(asm_, wml, hd, j, d, &M, &L);
-                            if (ns == 1) ob[idx] = a * (1.0f / L);
-                            else {
-                                float *r = rb + ((size_t)j * nsplit + ab.sp) * rec;
-                                r[2 + d] = a;
-                                if (d == 0) { r[0] = M; r[1] = L; }
-                            }
+            if (tid >= AT_NW * 32) {  /* the other 256 threads of every block: the write-back */
+                if (pend >= 0) {
+                    if (tid == AT_NW * 32 && s) mg_wait(c, tgt);
+                    asm volatile("bar.sync 2, %0;" :: "r"(MG_NT - AT_NW * 32) : "memory");
+                    mg_wb_get(c.st[pend], b * (MG_NT - AT_NW * 32) + tid - AT_NW * 32, wb);
+                    mg_wb_put(c.st[pend], wb, wbr);
+                }
+            } else if (b < S.nvb) {
+                SyncMg sy{&c, tgt, s > 0};
+                int bx = b % S.gx, by = b / S.gx;
+                AttBlk ab = att_blk(S.nh, S.nkv, c.pos, S.nsplit, AT_STEP, bx, by, 0);
+                if (ab.s0 > ab.p) sy.entry();
+                else {
+                    att_split<DPL, AT_NW, SyncMg>(ab, S.q, S.kc, S.vc, S.sstr, S.nh, S.nkv, S.hd, c.seq, S.k, S.v, S.cs, S.sn, qs, asm_, wml, sy);
+                    int G = ab.G, hd = S.hd, grp = S.nh / S.nkv, ns = (ab.p + ab.ch) / ab.ch, nsplit = S.nsplit;
+                    size_t rec = (size_t)hd + 2, h0 = (size_t)ab.kh * grp + ab.j0;
+                    float *rb = S.ws + h0 * nsplit * rec, *ob = S.ao + h0 * hd;
+                    for (int idx = tid; idx < G * hd; idx += AT_NW * 32) {
+                        int j = idx / hd, d = idx - j * hd;
+                        float M, L, a = att_wmerge<AT_NW>(asm_, wml, hd, j, d, &M, &L);
+                        if (ns == 1) ob[idx] = a * (1.0f / L);
+                        else {
+                            float *r = rb + ((size_t)j * nsplit + ab.sp) * rec;
+                            r[2 + d] = a;
+                            if (d == 0) { r[0] = M; r[1] = L; }
                         }
-                        if (ns > 1) {
-                            if (S.merge == 0) att_arrive<SyncMg>(rb, S.cnt + h0, nsplit, ns, G, hd, ob, asm_, sy);
-                            else {  /* k_att_cl's merge order, from the records */
-                                __shared__ int last;
+                    }
+                    if (ns > 1) {
+                        if (S.merge == 0) att_arrive<SyncMg>(rb, S.cnt + h0, nsplit, ns, G, hd, ob, asm_, sy);
+                        else {  /* k_att_cl's merge (same operations, same order), from the records */
+                            __shared__ int last;
+                            __threadfence();
+                            sy.sync();
+                            if (tid == 0) last = atomicInc(S.cnt + h0, (unsigned)ns - 1) == (unsigned)ns - 1;
+                            sy.sync();
+                            if (last) {
                                 __threadfence();
+                                /* warp j: the split weights of head j (lane r: split r's max and sum, read at once) */
+                                if (w < G) {
+                                    const float *r0 = rb + (size_t)w * nsplit * rec;
+                                    float Mr = lane < ns ? __ldcg(r0 + lane * rec) : -INFINITY, lr = lane < ns ? __ldcg(r0 + lane * rec + 1) : 0.f;
+                                    float M = warp_max_f(Mr), e = lane < ns && lr > 0.f ? expf(Mr - M) : 0.f, L = 0.f;
+                                    for (int r = 0; r < ns; r++) L = __fmaf_rn(__shfl_sync(0xffffffffu, lr, r), __shfl_sync(0xffffffffu, e, r), L);
+                                    if (lane < AT_CSPLITS) cwt[w][lane] = e;
+                                    if (lane == 0) cwt[w][AT_CSPLITS] = L;
+                                }
                                 sy.sync();
-                                if (tid == 0) last = atomicInc(S.cnt + h0, (unsigned)ns - 1) == (unsigned)ns - 1;
-                                sy.sync();
-                                if (last) {
-                                    __threadfence();
-                                    for (int idx = tid; idx < G * hd; idx += AT_NW * 32) {
-                                        int j = idx / hd, d = idx - j * hd;
-                                        const float *r0 = rb + (size_t)j * nsplit * rec;
-                                        float M = -INFINITY, L = 0.f, a = 0.f;
-                                        for (int r = 0; r < ns; r++) M = fmaxf(M, __ldcg(r0 + r * rec));
-                                        for (int r = 0; r < ns; r++) {
-                                            float lr = __ldcg(r0 + r * rec + 1), e = lr > 0.f ? expf(__ldcg(r0 + r * rec) - M) : 0.f;
-                                            L = __fmaf_rn(lr, e, L); a = __fmaf_rn(__ldcg(r0 + r * rec + 2 + d), e, a);
-                                        }
-                                        ob[idx] = a * (1.0f / L);
-                                    }
+                                for (int idx = tid; idx < G * hd; idx += AT_NW * 32) {
+                                    int j = idx / hd, d = idx - j * hd;
+                                    const float *r0 = rb + (size_t)j * nsplit * rec + 2 + d;
+                                    float v[AT_CSPLITS], a = 0.f;
+#pragma unroll
+                                    for (int r = 0; r < AT_CSPLITS; r++) v[r] = __ldcg(r0 + (size_t)(r < ns ? r : 0) * rec);
+#pragma unroll
+                                    for (int r = 0; r < AT_CSPLITS; r++) if (r < ns) a = __fmaf_rn(v[r], cwt[j][r], a);
+                                    ob[idx] = a * (1.0f / cwt[j][AT_CSPLITS]);
                                 }
                             }
                         }
                     }
                 }
-            } else if (!waited && s > 0 && tid == 0) mg_wait(c, tgt);
+            } else if (s > 0 && tid == 0) mg_wait(c, tgt);
+            if (pend >= 0) pend = -1;
         } else {
             if (s > 0) { if (tid == 0) mg_wait(c, tgt); __syncthreads(); }
-            if (pend >= 0 && b == nb - 1) { mg_writeback(c.st[pend], wbr); pend = -1; }
+            if (pend >= 0) mg_wb_get(c.st[pend], b * MG_NT + tid, wb);
             if (S.kind == MG_EMBED) {
                 size_t off = (size_t)c.ids[0] * S.dim;
                 for (int i = b * MG_NT + tid; i < S.dim; i += nb * MG_NT) S.ex[i] = ldw(S.tab, S.dt, off + i);
             } else {
-                /* the norm of the input row (norm_row's operations; virtual thread vt < T of norm_threads) */
-                const int T = S.T, d = S.cols;
-                float av[2][8], ss[2] = {0.f, 0.f};
+                /* the norm of the input row (norm_row's operations; virtual thread vt < T of norm_threads):
+                 * every value, pre-op operand and gain read first (clamped index), then the arithmetic */
+                const int T = S.T, d = S.cols, pre = S.pre, act = S.act, nu = mg_units(S, b, nb);
+                const float *X = S.x, *Y = S.y, *Wn = S.w;
+                float av[2][8], yv[2][8], wv[2][8], ss[2] = {0.f, 0.f}, axp = 0.f;
+                if (tid < nu * 32) {  /* this thread's output row's residual, read now */
+                    TGSel mo = tg_sel(S.A, b + (tid >> 5) * nb);
+                    int row = mo.g * TG_RG + lane;
+                    if (mo.ax && row < mo.rows) axp = __ldcg(mo.ax + row);
+                }
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        int i = tid + h * MG_NT + j * T;
+                        i = i < d ? i : d - 1;
+                        av[h][j] = __ldcg(X + i);
+                        wv[h][j] = __ldg(Wn + i);
+                        yv[h][j] = pre ? __ldcg(Y + i) : 0.f;
+                    }
                 if (tid == 0) shx = 0;
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
@@ -1829,8 +1862,12 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
                         int i = vt + j * T;
-                        av[h][j] = 0.f;
-                        if (vt < T && i < d) { float t = mg_pre(S, i); av[h][j] = t; ss[h] = __fmaf_rn(t, t, ss[h]); }
+                        float t = av[h][j];
+                        if (pre == 1) t = t + yv[h][j];
+                        else if (pre == 2) t = glu1(t, yv[h][j], act);
+                        bool ok = vt < T && i < d;
+                        av[h][j] = ok ? t : 0.f;
+                        if (ok) ss[h] = __fmaf_rn(t, t, ss[h]);
                     }
                     float v = ss[h];
                     for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -1846,7 +1883,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
                         int vt = tid + h * MG_NT, i = vt + j * T;
-                        if (vt < T && i < d) { float o = __fmul_rn(__ldg(S.w + i), __fmul_rn(av[h][j], r)); av[h][j] = o; float t = fabsf(o); if (t > m) m = t; }
+                        if (vt < T && i < d) { float o = __fmul_rn(wv[h][j], __fmul_rn(av[h][j], r)); av[h][j] = o; float t = fabsf(o); if (t > m) m = t; }
                     }
                 m = warp_max_f(m);
                 if (lane == 0) shm[w] = m;
@@ -1871,19 +1908,20 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 for (int k = d + tid; k < S.kp; k += MG_NT) xq[k] = 0;
                 sum = warp_sum_i(sum);
                 if (lane == 0) atomicAdd(&shx, sum);
-                if (b == nb - 1 && tid == 0) wbr = r;
                 __syncthreads();
                 const int xsum = shx;
+                if (pend >= 0) mg_wb_put(c.st[pend], wb, wbr);  /* every block's wbr is still the previous step's */
+                __syncthreads();
+                if (tid == 0) wbr = r;
                 /* the products of this block's row groups, from the region */
-                int nu = mg_units(S, b, nb);
                 mg_wait_fill(&mbar[S.regi], S.par);
                 const unsigned char *wr = msm + S.reg;
                 for (int u = 0; u < nu; u++) {
                     int acc = 0;
                     for (int ch = w; ch < S.nch; ch += MG_NT / 32) {
-                        uint4 wv = *(const uint4 *)(wr + ((size_t)u * S.nch + ch) * 512 + lane * 16);
+                        uint4 wq = *(const uint4 *)(wr + ((size_t)u * S.nch + ch) * 512 + lane * 16);
                         const int4 *xp = (const int4 *)(xq + 64 * ch);
-                        acc = dot16(wv.x, xp[0], acc); acc = dot16(wv.y, xp[1], acc); acc = dot16(wv.z, xp[2], acc); acc = dot16(wv.w, xp[3], acc);
+                        acc = dot16(wq.x, xp[0], acc); acc = dot16(wq.y, xp[1], acc); acc = dot16(wq.z, xp[2], acc); acc = dot16(wq.w, xp[3], acc);
                     }
                     red[(w * MG_MAXU + u) * 32 + lane] = acc;
                 }
@@ -1897,19 +1935,25 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     if (row < mo.rows) {
                         float o = (float)(acc - xsum) * (mo.scale / sc);
                         mo.y[row] = o;
-                        if (mo.ax) mo.ax[row] = __ldcg(mo.ax + row) + o;
+                        if (mo.ax) mo.ax[row] = axp + o;
                     }
                 }
                 pend = s;
+                __syncthreads();
+                if (tid == 0) mg_arrive(c);
+                continue;
             }
+            if (pend >= 0) { mg_wb_put(c.st[pend], wb, wbr); pend = -1; }
         }
         __syncthreads();
         if (tid == 0) mg_arrive(c);
     }
-    if (pend >= 0 && b == nb - 1) {
+    if (pend >= 0) {  /* the last step's write-back, after the grid is done with its row */
         if (tid == 0) mg_wait(c, base + (unsigned long long)c.n * nb);
         __syncthreads();
-        mg_writeback(c.st[pend], wbr);
+        MgWb wb;
+        mg_wb_get(c.st[pend], b * MG_NT + tid, wb);
+        mg_wb_put(c.st[pend], wb, wbr);
     }
 #endif
 }
@@ -1971,6 +2015,9 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
             M.tot = tg_args(S.mm, S.nw, &M.A);
             M.nw = S.nw; M.cols = S.cols; M.kp = bn_kpad(S.cols); M.nch = M.kp / 64; M.pre = S.pre; M.act = S.act; M.eps = S.eps;
             M.T = norm_threads(S.cols);
+            if (S.cols > nsm * (MG_NT - AT_NW * 32)) MG_NO("cuda: mega: a row of %d values to write back", S.cols);
+            for (int i = 0; i < S.nw; i++)  /* the residual is read before the output is stored */
+                if (ovl(S.mm[i].y_d, (size_t)S.mm[i].rows * 4, S.mm[i].add_d, (size_t)S.mm[i].rows * 4)) MG_NO("cuda: mega: an output that is its residual");
             if (norm_vpt(S.cols) > 8 || M.T > 2 * MG_NT) MG_NO("cuda: mega: a norm over %d values", S.cols);
             M.x = S.nx; M.y = S.ny; M.w = S.nwt; M.xo = S.nx; M.out = S.out;
             int upb = (M.tot + nsm - 1) / nsm;
@@ -2000,7 +2047,7 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
                 if (g_cl % 2) MG_NO("cuda: mega: cluster attention variant %d", g_cl);
                 int cap = g_cl >= 3 ? 8 : 16;
                 int mx = dpl == 1 ? att_cl_max<1, AT_NW>(cap) : dpl == 2 ? att_cl_max<2, AT_NW>(cap) : att_cl_max<4, AT_NW>(cap);
-                if (mx) { nsplit = (len + AT_NW * AT_PB - 1) / (AT_NW * AT_PB); if (nsplit > mx) nsplit = mx; merge = 1; }
+                if (mx) { nsplit = (len + AT_NW * AT_PB - 1) / (AT_NW * AT_PB); if (nsplit > mx) nsplit = mx; if (nsplit > AT_CSPLITS) nsplit = AT_CSPLITS; merge = 1; }
             }
             int grp = S.nh / S.nkv, hgs = (grp + AT_G - 1) / AT_G;
             M.nh = S.nh; M.nkv = S.nkv; M.hd = hd; M.nsplit = nsplit; M.merge = merge; M.gx = S.nkv * hgs; M.nvb = M.gx * nsplit;
