@@ -1631,7 +1631,7 @@ extern "C" bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps) 
 #define MG_MAXU 4
 #define MG_NREG 8
 enum { MG_EMBED = 1, MG_NORMLIN = 2, MG_ATT = 3 };
-struct MStep {
+struct __align__(16) MStep {
     int kind;
     /* NORMLIN */
     TGArgs A;
@@ -1653,7 +1653,7 @@ struct MStep {
     int dt, dim;
     float *ex;
 };
-struct MCtx { const MStep *st; int n, nb; const int32_t *ids, *pos, *seq; unsigned long long *bar; int *err; };
+struct MCtx { const MStep *st; int n, nb; const int32_t *ids, *pos, *seq; unsigned long long *bar; int *err; int nfirst, first[MG_NREG]; };
 
 __device__ __forceinline__ unsigned smaddr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ unsigned long long ld_acq64(const unsigned long long *p) {
@@ -1663,17 +1663,17 @@ __device__ __forceinline__ unsigned long long ld_acq64(const unsigned long long 
 }
 /* thread 0: wait until the counter reaches target (bounded: ~2 s, then *err = 1 and every later
  * wait of every block returns at once; the host reports it and stops using this kernel) */
-__device__ __noinline__ void mg_wait(const MCtx &c, unsigned long long target) {
-    if (ld_acq64(c.bar) >= target) return;
+__device__ __noinline__ void mg_wait(const unsigned long long *bar, int *err, unsigned long long target) {
+    if (ld_acq64(bar) >= target) return;
     unsigned long long t0;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
     for (unsigned it = 1;; it++) {
-        if (ld_acq64(c.bar) >= target) return;
+        if (ld_acq64(bar) >= target) return;
         if ((it & 1023) == 0) {
             unsigned long long t;
             asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-            if (*(volatile int *)c.err) return;
-            if (t - t0 > 2000000000ull) { atomicExch(c.err, 1); return; }
+            if (*(volatile int *)err) return;
+            if (t - t0 > 2000000000ull) { atomicExch(err, 1); return; }
         }
     }
 }
@@ -1683,13 +1683,17 @@ __device__ __forceinline__ void mg_arrive(const MCtx &c) {
 }
 /* the 256 attention threads of a block; entry = the grid barrier (unless already passed) */
 struct SyncMg {
-    const MCtx *c; unsigned long long target; int wait;
+    const unsigned long long *bar; int *err; unsigned long long target; int wait;
     __device__ int tid() const { return threadIdx.x; }
     __device__ int nt() const { return AT_NW * 32; }
     __device__ void sync() const { asm volatile("bar.sync 1, 256;" ::: "memory"); }
-    __device__ void entry() const { if (wait && threadIdx.x == 0) mg_wait(*c, target); sync(); }
+    __device__ void entry() const { if (wait && threadIdx.x == 0) mg_wait(bar, err, target); sync(); }
 };
 
+/* warp-wide: step descriptor *src into shared memory (16 bytes a lane) */
+__device__ __forceinline__ void mg_desc(MStep *dst, const MStep *src, int lane) {
+    for (int i = lane; i < (int)(sizeof(MStep) / 16); i += 32) ((uint4 *)dst)[i] = __ldg((const uint4 *)src + i);
+}
 __device__ __forceinline__ int mg_units(const MStep &S, int b, int nb) { return b < S.tot ? (S.tot - 1 - b) / nb + 1 : 0; }
 /* thread 0: start copying block b's row groups of NORMLIN step S into its region */
 __device__ void mg_fill(const MStep &S, int b, int nb, unsigned char *sm, unsigned long long *mbar) {
@@ -1746,6 +1750,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
     __shared__ unsigned long long sbase;
     __shared__ float qs[AT_G * 32 * DPL];
     __shared__ float wml[AT_NW][AT_G][2];
+    __shared__ MStep sd[3];  /* step s's descriptor is sd[s % 3], copied during step s - 1 */
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, b = blockIdx.x, nb = c.nb;
     int8_t *xq = (int8_t *)(msm + scr);
     int *red = (int *)(msm + scr + redo);
@@ -1755,25 +1760,27 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         unsigned long long v = ld_acq64(c.bar);
         sbase = v - v % (unsigned long long)nb;  /* every launch adds a multiple of nb; fewer than nb arrivals can precede this read */
-        for (int s = 0; s < c.n; s++) if (c.st[s].kind == MG_NORMLIN && c.st[s].first) mg_fill(c.st[s], b, nb, msm, mbar);
+        for (int i = 0; i < c.nfirst; i++) mg_fill(c.st[c.first[i]], b, nb, msm, mbar);
     }
+    if (w == 1) mg_desc(&sd[0], c.st, lane);
     __syncthreads();
     const unsigned long long base = sbase;
     int pend = -1;  /* NORMLIN step whose row the grid writes back during this step */
     for (int s = 0; s < c.n; s++) {
-        const MStep &S = c.st[s];
+        const MStep &S = sd[s % 3];
+        if (w == 2 && s + 1 < c.n) mg_desc(&sd[(s + 1) % 3], c.st + s + 1, lane);  /* while waiting: the next step's */
         const unsigned long long tgt = base + (unsigned long long)s * nb;  /* the barrier before step s */
         MgWb wb;
         if (S.kind == MG_ATT) {
             if (tid >= AT_NW * 32) {  /* the other 256 threads of every block: the write-back */
                 if (pend >= 0) {
-                    if (tid == AT_NW * 32 && s) mg_wait(c, tgt);
+                    if (tid == AT_NW * 32 && s) mg_wait(c.bar, c.err, tgt);
                     asm volatile("bar.sync 2, %0;" :: "r"(MG_NT - AT_NW * 32) : "memory");
-                    mg_wb_get(c.st[pend], b * (MG_NT - AT_NW * 32) + tid - AT_NW * 32, wb);
-                    mg_wb_put(c.st[pend], wb, wbr);
+                    mg_wb_get(sd[pend % 3], b * (MG_NT - AT_NW * 32) + tid - AT_NW * 32, wb);
+                    mg_wb_put(sd[pend % 3], wb, wbr);
                 }
             } else if (b < S.nvb) {
-                SyncMg sy{&c, tgt, s > 0};
+                SyncMg sy{c.bar, c.err, tgt, s > 0};
                 int bx = b % S.gx, by = b / S.gx;
                 AttBlk ab = att_blk(S.nh, S.nkv, c.pos, S.nsplit, AT_STEP, bx, by, 0);
                 if (ab.s0 > ab.p) sy.entry();
@@ -1826,11 +1833,11 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                         }
                     }
                 }
-            } else if (s > 0 && tid == 0) mg_wait(c, tgt);
+            } else if (s > 0 && tid == 0) mg_wait(c.bar, c.err, tgt);
             if (pend >= 0) pend = -1;
         } else {
-            if (s > 0) { if (tid == 0) mg_wait(c, tgt); __syncthreads(); }
-            if (pend >= 0) mg_wb_get(c.st[pend], b * MG_NT + tid, wb);
+            if (s > 0) { if (tid == 0) mg_wait(c.bar, c.err, tgt); __syncthreads(); }
+            if (pend >= 0) mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
             if (S.kind == MG_EMBED) {
                 size_t off = (size_t)c.ids[0] * S.dim;
                 for (int i = b * MG_NT + tid; i < S.dim; i += nb * MG_NT) S.ex[i] = ldw(S.tab, S.dt, off + i);
@@ -1910,7 +1917,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 if (lane == 0) atomicAdd(&shx, sum);
                 __syncthreads();
                 const int xsum = shx;
-                if (pend >= 0) mg_wb_put(c.st[pend], wb, wbr);  /* every block's wbr is still the previous step's */
+                if (pend >= 0) mg_wb_put(sd[pend % 3], wb, wbr);  /* every block's wbr is still the previous step's */
                 __syncthreads();
                 if (tid == 0) wbr = r;
                 /* the products of this block's row groups, from the region */
@@ -1926,7 +1933,6 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     red[(w * MG_MAXU + u) * 32 + lane] = acc;
                 }
                 __syncthreads();
-                if (tid == 0 && S.nxt >= 0) mg_fill(c.st[S.nxt], b, nb, msm, mbar);  /* the region is free: next layer's weights */
                 if (tid < nu * 32) {
                     int u = tid >> 5, acc = 0;
                     for (int v = 0; v < MG_NT / 32; v++) acc += red[(v * MG_MAXU + u) * 32 + lane];
@@ -1941,25 +1947,26 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 pend = s;
                 __syncthreads();
                 if (tid == 0) mg_arrive(c);
+                if (tid == 32 && S.nxt >= 0) mg_fill(c.st[S.nxt], b, nb, msm, mbar);  /* the region is free: next layer's weights */
                 continue;
             }
-            if (pend >= 0) { mg_wb_put(c.st[pend], wb, wbr); pend = -1; }
+            if (pend >= 0) { mg_wb_put(sd[pend % 3], wb, wbr); pend = -1; }
         }
         __syncthreads();
         if (tid == 0) mg_arrive(c);
     }
     if (pend >= 0) {  /* the last step's write-back, after the grid is done with its row */
-        if (tid == 0) mg_wait(c, base + (unsigned long long)c.n * nb);
+        if (tid == 0) mg_wait(c.bar, c.err, base + (unsigned long long)c.n * nb);
         __syncthreads();
         MgWb wb;
-        mg_wb_get(c.st[pend], b * MG_NT + tid, wb);
-        mg_wb_put(c.st[pend], wb, wbr);
+        mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
+        mg_wb_put(sd[pend % 3], wb, wbr);
     }
 #endif
 }
 
 struct bn_cu_mega {
-    MStep *st_d; int n, nb, dpl; size_t smem; int scr, redo;
+    MStep *st_d; int n, nb, dpl; size_t smem; int scr, redo, nfirst, first[MG_NREG];
     const int32_t *ids, *pos, *seq;
     unsigned long long *bar_d;
 };
@@ -2078,6 +2085,7 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, MG_NT, g->smem) != cudaSuccess || occ < 1) { cudaGetLastError(); MG_NO("cuda: mega: does not fit a multiprocessor"); }
     }
     g->n = n; g->nb = nsm; g->dpl = dpl; g->ids = ids_d; g->pos = pos_d; g->seq = seq_d;
+    for (int s = 0; s < n; s++) if (h[s].kind == MG_NORMLIN && h[s].first) g->first[g->nfirst++] = s;
     {
         bitnet_status s = bn_cu_malloc((void **)&g->st_d, (size_t)n * sizeof *h, "the decode program");
         if (!s) s = bn_cu_malloc((void **)&g->bar_d, 64, "a barrier counter");
@@ -2095,7 +2103,8 @@ fail:
     return fs;
 }
 extern "C" bitnet_status bn_cu_mega_launch(bn_cu_mega *g, int *err_d, void *s) {
-    MCtx c{g->st_d, g->n, g->nb, g->ids, g->pos, g->seq, g->bar_d, err_d};
+    MCtx c{g->st_d, g->n, g->nb, g->ids, g->pos, g->seq, g->bar_d, err_d, g->nfirst, {0}};
+    for (int i = 0; i < g->nfirst; i++) c.first[i] = g->first[i];
     void (*k)(MCtx, int, int) = g->dpl == 1 ? k_mega<1> : g->dpl == 2 ? k_mega<2> : k_mega<4>;
     k<<<g->nb, MG_NT, g->smem, ST(s)>>>(c, g->scr, g->redo);
     return launched("the one-kernel decode step");
