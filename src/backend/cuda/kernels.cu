@@ -1677,9 +1677,8 @@ __device__ __noinline__ void mg_wait(const unsigned long long *bar, int *err, un
         }
     }
 }
-__device__ __forceinline__ void mg_arrive(const MCtx &c) {
-    __threadfence();
-    atomicAdd(c.bar, 1ull);
+__device__ __forceinline__ void mg_arrive(const MCtx &c) {  /* after a __syncthreads: the block's writes, released */
+    asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(c.bar) : "memory");
 }
 /* the 256 attention threads of a block; entry = the grid barrier (unless already passed) */
 struct SyncMg {
@@ -1745,8 +1744,8 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char msm[];
     __shared__ __align__(8) unsigned long long mbar[MG_NREG];
-    __shared__ float shf[32], shm[16], wbr, cwt[AT_G][AT_CSPLITS + 1];
-    __shared__ int shx;
+    __shared__ float shf[32], shm[16], wbr[2], cwt[AT_G][AT_CSPLITS + 1];  /* wbr[s & 1]: step s's r */
+    __shared__ int shi[16];
     __shared__ unsigned long long sbase;
     __shared__ float qs[AT_G * 32 * DPL];
     __shared__ float wml[AT_NW][AT_G][2];
@@ -1777,7 +1776,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     if (tid == AT_NW * 32 && s) mg_wait(c.bar, c.err, tgt);
                     asm volatile("bar.sync 2, %0;" :: "r"(MG_NT - AT_NW * 32) : "memory");
                     mg_wb_get(sd[pend % 3], b * (MG_NT - AT_NW * 32) + tid - AT_NW * 32, wb);
-                    mg_wb_put(sd[pend % 3], wb, wbr);
+                    mg_wb_put(sd[pend % 3], wb, wbr[pend & 1]);
                 }
             } else if (b < S.nvb) {
                 SyncMg sy{c.bar, c.err, tgt, s > 0};
@@ -1843,7 +1842,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 for (int i = b * MG_NT + tid; i < S.dim; i += nb * MG_NT) S.ex[i] = ldw(S.tab, S.dt, off + i);
             } else {
                 /* the norm of the input row (norm_row's operations; virtual thread vt < T of norm_threads):
-                 * every value, pre-op operand and gain read first (clamped index), then the arithmetic */
+                 * every value, pre-op operand and gain read first (predicated loads only), then the arithmetic */
                 const int T = S.T, d = S.cols, pre = S.pre, act = S.act, nu = mg_units(S, b, nb);
                 const float *X = S.x, *Y = S.y, *Wn = S.w;
                 float av[2][8], yv[2][8], wv[2][8], ss[2] = {0.f, 0.f}, axp = 0.f;
@@ -1856,13 +1855,12 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 for (int h = 0; h < 2; h++)
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
-                        int i = tid + h * MG_NT + j * T;
-                        i = i < d ? i : d - 1;
-                        av[h][j] = __ldcg(X + i);
-                        wv[h][j] = __ldg(Wn + i);
-                        yv[h][j] = pre ? __ldcg(Y + i) : 0.f;
+                        int vt = tid + h * MG_NT, i = vt + j * T;
+                        bool ok = vt < T && i < d;
+                        av[h][j] = ok ? __ldcg(X + i) : 0.f;
+                        wv[h][j] = ok ? __ldg(Wn + i) : 0.f;
+                        yv[h][j] = ok && pre ? __ldcg(Y + i) : 0.f;
                     }
-                if (tid == 0) shx = 0;
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
                     int vt = tid + h * MG_NT;
@@ -1914,12 +1912,10 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     }
                 for (int k = d + tid; k < S.kp; k += MG_NT) xq[k] = 0;
                 sum = warp_sum_i(sum);
-                if (lane == 0) atomicAdd(&shx, sum);
+                if (lane == 0) shi[w] = sum;
+                if (pend >= 0) mg_wb_put(sd[pend % 3], wb, wbr[pend & 1]);
+                if (tid == 0) wbr[s & 1] = r;
                 __syncthreads();
-                const int xsum = shx;
-                if (pend >= 0) mg_wb_put(sd[pend % 3], wb, wbr);  /* every block's wbr is still the previous step's */
-                __syncthreads();
-                if (tid == 0) wbr = r;
                 /* the products of this block's row groups, from the region */
                 mg_wait_fill(&mbar[S.regi], S.par);
                 const unsigned char *wr = msm + S.reg;
@@ -1934,7 +1930,8 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 }
                 __syncthreads();
                 if (tid < nu * 32) {
-                    int u = tid >> 5, acc = 0;
+                    int u = tid >> 5, acc = 0, xsum = 0;
+                    for (int v = 0; v < MG_NT / 32; v++) xsum += shi[v];
                     for (int v = 0; v < MG_NT / 32; v++) acc += red[(v * MG_MAXU + u) * 32 + lane];
                     TGSel mo = tg_sel(S.A, b + u * nb);
                     int row = mo.g * TG_RG + lane;
@@ -1950,7 +1947,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 if (tid == 32 && S.nxt >= 0) mg_fill(c.st[S.nxt], b, nb, msm, mbar);  /* the region is free: next layer's weights */
                 continue;
             }
-            if (pend >= 0) { mg_wb_put(sd[pend % 3], wb, wbr); pend = -1; }
+            if (pend >= 0) { mg_wb_put(sd[pend % 3], wb, wbr[pend & 1]); pend = -1; }
         }
         __syncthreads();
         if (tid == 0) mg_arrive(c);
@@ -1960,7 +1957,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
         __syncthreads();
         MgWb wb;
         mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
-        mg_wb_put(sd[pend % 3], wb, wbr);
+        mg_wb_put(sd[pend % 3], wb, wbr[pend & 1]);
     }
 #endif
 }
