@@ -1614,19 +1614,23 @@ extern "C" bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps) 
 }
 
 /* ---- the one-kernel decode step (bn_cu_mega; sm_90+) ----
- * A persistent kernel of one block (MG_NT threads) per multiprocessor runs a one-token forward's
- * steps in order with a grid-wide barrier between them (a 64-bit arrival counter that only grows:
- * block thread 0 adds 1 after each step and polls with ld.acquire until every block has arrived).
- * Each block keeps its row groups of every GEMV in shared memory: a step's weights are copied in
- * (cp.async.bulk, one mbarrier per region) right after the same region's previous step used it,
- * so a layer's weights stream in one layer ahead and no step waits for DRAM. A NORMLIN step is
- * bn_cu_norm_tgemv: every block norms + quantizes the whole input row itself with the same float
- * operations and sums as norm_row (norm_threads(d) threads' order, so the bits are those of the
- * kernel path), then its row groups' products; the normed row (and the pre-op values) are written
- * back by the last block during the next step. An ATT step is bn_cu_attention_fused of one token
- * (RoPE, in-kernel store) by 256 threads of the first blocks: att_split as in k_att / k_att_cl and
- * the same merge as the path bn_cu_attention_fused would take (records, last block to arrive), so
- * the bits are those of the kernel path too. Not here: more than one token, other ops. */
+ * A persistent kernel of one block (MG_NT threads) per multiprocessor, launched cooperatively (all
+ * blocks resident or no launch), runs a one-token forward's steps in order with a grid-wide
+ * barrier between them (a 64-bit arrival counter that only grows: block thread 0 adds 1 with
+ * red.release after each step and polls with ld.acquire until every block has arrived; a wait
+ * over ~2 s sets *err and the host falls back to the kernels). Step s's descriptor is copied to
+ * shared memory by one warp during step s - 1. Each block keeps its row groups of every GEMV in
+ * shared memory: a step's weights are copied in (cp.async.bulk, one mbarrier per region) right
+ * after the same region's previous step used it, so a layer's weights stream in one layer ahead
+ * and no step waits for DRAM. A NORMLIN step is bn_cu_norm_tgemv: every block norms + quantizes
+ * the whole input row itself with the same float operations and sums as norm_row
+ * (norm_threads(d) threads' order, so the bits are those of the kernel path; all loads issued
+ * before the arithmetic), then its row groups' products; the normed row (and the pre-op values)
+ * are written back spread over the grid during the next step. An ATT step is
+ * bn_cu_attention_fused of one token (RoPE, in-kernel store) by 256 threads of the first blocks:
+ * att_split as in k_att / k_att_cl and the same merge as the path bn_cu_attention_fused would
+ * take (records, last block to arrive), so the bits are those of the kernel path too. Not here:
+ * more than one token, other ops. */
 #define MG_NT 512
 #define MG_MAXU 4
 #define MG_NREG 8
@@ -1717,26 +1721,25 @@ __device__ __forceinline__ void mg_wait_fill(unsigned long long *mb, int par) {
     } while (!done);
 #endif
 }
-__device__ __forceinline__ float mg_pre(const MStep &S, int i) {
-    float t = __ldcg(S.x + i);
-    if (S.pre == 1) t = t + __ldcg(S.y + i);
-    else if (S.pre == 2) t = glu1(t, __ldcg(S.y + i), S.act);
-    return t;
-}
 /* The write-back of NORMLIN step P's row (its pre-op values into P.xo, the normed row into P.out,
  * as k_tgemv's last block writes them), spread over the grid during the next step: element i of
  * a thread is read after that step's barrier (mg_wb_get) and stored before its arrival
  * (mg_wb_put); every block computed the same r. */
-struct MgWb { int i; float a, w; };
+struct MgWb { int i; float x, y, w; };  /* loads only: the arithmetic waits for them in mg_wb_put */
 __device__ __forceinline__ void mg_wb_get(const MStep &P, int i, MgWb &o) {
-    o.i = i < P.cols ? i : -1;
-    o.a = o.w = 0.f;
-    if (o.i >= 0) { o.a = mg_pre(P, i); o.w = __ldg(P.w + i); }
+    bool ok = i < P.cols;
+    o.i = ok ? i : -1;
+    o.x = ok ? __ldcg(P.x + i) : 0.f;
+    o.y = ok && P.pre ? __ldcg(P.y + i) : 0.f;
+    o.w = ok ? __ldg(P.w + i) : 0.f;
 }
 __device__ __forceinline__ void mg_wb_put(const MStep &P, const MgWb &o, float r) {
     if (o.i < 0) return;
-    if (P.pre) P.xo[o.i] = o.a;
-    P.out[o.i] = __fmul_rn(o.w, __fmul_rn(o.a, r));
+    float a = o.x;
+    if (P.pre == 1) a = a + o.y;
+    else if (P.pre == 2) a = glu1(a, o.y, P.act);
+    if (P.pre) P.xo[o.i] = a;
+    P.out[o.i] = __fmul_rn(o.w, __fmul_rn(a, r));
 }
 
 template <int DPL>
@@ -1919,14 +1922,22 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 /* the products of this block's row groups, from the region */
                 mg_wait_fill(&mbar[S.regi], S.par);
                 const unsigned char *wr = msm + S.reg;
-                for (int u = 0; u < nu; u++) {
-                    int acc = 0;
+                {  /* the row groups side by side, 4 sums each (integer: any order is exact) */
+                    int acc[MG_MAXU][4] = {};
                     for (int ch = w; ch < S.nch; ch += MG_NT / 32) {
-                        uint4 wq = *(const uint4 *)(wr + ((size_t)u * S.nch + ch) * 512 + lane * 16);
                         const int4 *xp = (const int4 *)(xq + 64 * ch);
-                        acc = dot16(wq.x, xp[0], acc); acc = dot16(wq.y, xp[1], acc); acc = dot16(wq.z, xp[2], acc); acc = dot16(wq.w, xp[3], acc);
+                        int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+#pragma unroll
+                        for (int u = 0; u < MG_MAXU; u++)
+                            if (u < nu) {
+                                uint4 wq = *(const uint4 *)(wr + ((size_t)u * S.nch + ch) * 512 + lane * 16);
+                                acc[u][0] = dot16(wq.x, x0, acc[u][0]); acc[u][1] = dot16(wq.y, x1, acc[u][1]);
+                                acc[u][2] = dot16(wq.z, x2, acc[u][2]); acc[u][3] = dot16(wq.w, x3, acc[u][3]);
+                            }
                     }
-                    red[(w * MG_MAXU + u) * 32 + lane] = acc;
+#pragma unroll
+                    for (int u = 0; u < MG_MAXU; u++)
+                        if (u < nu) red[(w * MG_MAXU + u) * 32 + lane] = (acc[u][0] + acc[u][1]) + (acc[u][2] + acc[u][3]);
                 }
                 __syncthreads();
                 if (tid < nu * 32) {
@@ -2103,8 +2114,13 @@ extern "C" bitnet_status bn_cu_mega_launch(bn_cu_mega *g, int *err_d, void *s) {
     MCtx c{g->st_d, g->n, g->nb, g->ids, g->pos, g->seq, g->bar_d, err_d, g->nfirst, {0}};
     for (int i = 0; i < g->nfirst; i++) c.first[i] = g->first[i];
     void (*k)(MCtx, int, int) = g->dpl == 1 ? k_mega<1> : g->dpl == 2 ? k_mega<2> : k_mega<4>;
-    k<<<g->nb, MG_NT, g->smem, ST(s)>>>(c, g->scr, g->redo);
-    return launched("the one-kernel decode step");
+    /* cooperative: every block resident at once, or the launch fails (no barrier can hang) */
+    cudaLaunchConfig_t lc = {};
+    cudaLaunchAttribute at[1];
+    lc.gridDim = dim3(g->nb); lc.blockDim = dim3(MG_NT); lc.dynamicSmemBytes = g->smem; lc.stream = ST(s);
+    at[0].id = cudaLaunchAttributeCooperative; at[0].val.cooperative = 1;
+    lc.attrs = at; lc.numAttrs = 1;
+    return cerr(cudaLaunchKernelEx(&lc, k, c, g->scr, g->redo), "launching the one-kernel decode step");
 }
 extern "C" bitnet_status bn_cu_mega_reset(bn_cu_mega *g, void *s) { return cerr(cudaMemsetAsync(g->bar_d, 0, 64, ST(s)), "cudaMemset"); }
 extern "C" void bn_cu_mega_free(bn_cu_mega *g) {
