@@ -65,7 +65,7 @@ static void mega_ab(bitnet_model *m, const char *name, int n_ctx, int np, int nd
     int32_t *ids = malloc((size_t)N * 4);
     for (int i = 0; i < N; i++) ids[i] = (int32_t)((i * 7919 + 13) % V);
     float *l[2] = {malloc((size_t)nd * V * 4), malloc((size_t)nd * V * 4)};
-    int built = 0, ok = 1;
+    int built = 0, ok = 1, was = bn_cu_get_mega();
     for (int k = 0; k < 2 && ok; k++) {
         bn_cu_set_mega(k);
         int b0 = bn_cu_mega_built();
@@ -76,7 +76,7 @@ static void mega_ab(bitnet_model *m, const char *name, int n_ctx, int np, int nd
         if (k) built = bn_cu_mega_built() - b0;
         bitnet_ctx_free(c);
     }
-    bn_cu_set_mega(1);
+    bn_cu_set_mega(was);
     snprintf(nm, sizeof nm, "%s[cuda] one-kernel decode == kernels, %d tokens after %d, n_ctx %d (bit-identical)", name, nd, np, n_ctx);
     CHECK(nm, ok && built > 0 && !memcmp(l[0], l[1], (size_t)nd * V * 4), "%s, %d programs built", ok ? "differs" : bitnet_last_error(), built);
     free(l[0]); free(l[1]); free(ids);
@@ -271,6 +271,7 @@ static int bench(const char *dir) {
         double tps = 128 / ttg, gbs = tps * wbt / 1e9;
         printf("head %-5s load %.1fs | pp512 %.0f tok/s | tg128 (after 512) %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe %.0f GB/s (%.3f GB/token), logits to the host\n",
                heads[h], tl, 512 / tpp, tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe, probe, wbt / 1e9);
+        int mega_was = bn_cu_get_mega();
         for (int v = 2; v >= 0; v--) {  /* greedy on the GPU (only the id comes back): one-kernel step, kernels with PDL, without */
             int pdl = v >= 1, mega = v == 2;
             bn_cu_set_pdl(pdl && prop_cc >= 90);
@@ -286,7 +287,7 @@ static int bench(const char *dir) {
                    tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe);
         }
         bn_cu_set_pdl(prop_cc >= 90);
-        bn_cu_set_mega(prop_cc >= 90);
+        bn_cu_set_mega(mega_was);
         bitnet_ctx_free(c);
         if (h == 0) {
             static const int ns[3] = {8, 32, 64};

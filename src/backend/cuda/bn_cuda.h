@@ -196,9 +196,9 @@ int bn_cu_get_cluster(void);
  * bn_cu_mega_new checks and plans the program (BITNET_ERR_UNSUPPORTED with the reason when the
  * device or the program does not fit: the caller runs the ops as kernels). ids/pos/seq: device
  * arrays the host fills before each launch. bn_cu_mega_launch: asynchronous on stream (capturable
- * in a graph); *err_d (device int, clear it first) becomes 1 if a barrier waited longer than ~2 s
- * (blocks not co-resident, e.g. another process on the GPU): the results are then garbage; call
- * bn_cu_mega_reset and use the kernel path. Needs every multiprocessor to itself. */
+ * in a graph), a cooperative launch (one block per multiprocessor, all resident, or the launch
+ * fails); *err_d (device int, clear it first) becomes 1 if a barrier still waited longer than
+ * ~2 s: the results are then garbage; call bn_cu_mega_reset and use the kernel path. */
 enum { BN_CU_MS_EMBED = 1, BN_CU_MS_NORMLIN = 2, BN_CU_MS_ATT = 3 };
 typedef struct bn_cu_mstep {
     int kind;

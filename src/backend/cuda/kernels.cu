@@ -964,6 +964,24 @@ __device__ __forceinline__ float att_wmerge(const float *sm, const float (*wml)[
     return a;
 }
 
+/* After att_split: its merged (max, sum, unnormalized out) for the G heads, as the output itself
+ * (ns == 1: one split holds every position) or as split sp's records base[(j*nsplit + sp)*(hd+2)]. */
+template <int NW, class SY = SyncBlock>
+__device__ __forceinline__ void att_records(const float *sm, const float (*wml)[AT_G][2], int G, int hd, int ns, int nsplit, int sp,
+                                            float *base, float *ob, SY sy = SY()) {
+    size_t rec = (size_t)hd + 2;
+    for (int idx = sy.tid(); idx < G * hd; idx += sy.nt()) {
+        int j = idx / hd, d = idx - j * hd;
+        float M, L, a = att_wmerge<NW>(sm, wml, hd, j, d, &M, &L);
+        if (ns == 1) ob[idx] = a * (1.0f / L);
+        else {
+            float *r = base + ((size_t)j * nsplit + sp) * rec;
+            r[2 + d] = a;
+            if (d == 0) { r[0] = M; r[1] = L; }
+        }
+    }
+}
+
 template <int DPL>
 __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, float *vc, size_t sstr, int nh, int nkv, int hd,
         const int32_t *seq, const int32_t *pos, int nsplit, float *ws, const float *kin, const float *vin,
@@ -978,16 +996,7 @@ __global__ void __launch_bounds__(AT_NW * 32) k_att(const float *q, float *kc, f
     size_t rec = (size_t)hd + 2, h0 = (size_t)b.t * nh + (size_t)b.kh * grp + b.j0;
     float *base = ws + h0 * nsplit * rec;  /* head j: + (j*nsplit + sp)*rec */
     float *ob = out + h0 * hd;
-    for (int idx = threadIdx.x; idx < G * hd; idx += blockDim.x) {
-        int j = idx / hd, d = idx - j * hd;
-        float M, L, a = att_wmerge<AT_NW>(sm, wml, hd, j, d, &M, &L);
-        if (ns == 1) ob[(size_t)j * hd + d] = a * (1.0f / L);
-        else {
-            float *r = base + ((size_t)j * nsplit + b.sp) * rec;
-            r[2 + d] = a;
-            if (d == 0) { r[0] = M; r[1] = L; }
-        }
-    }
+    att_records<AT_NW>(sm, wml, G, hd, ns, nsplit, b.sp, base, ob);
     if (ns > 1) att_arrive(base, cnt + h0, nsplit, ns, G, hd, ob, sm);
 }
 
@@ -1641,9 +1650,10 @@ struct __align__(16) MStep {
     TGArgs A;
     int nw, cols, kp, nch, tot, pre, act, T;
     float eps;
-    const float *x, *y, *w;
-    float *xo, *out;
-    int reg, regi, par, nxt, first;  /* region byte offset, index, mbarrier parity; step that refills it next (-1) */
+    float *x;  /* the input row; its pre-op values are written back into it */
+    const float *y, *w;
+    float *out;
+    int reg, regi, par, nxt;  /* region byte offset, index, mbarrier parity; step that refills it next (-1) */
     /* ATT */
     const float *q, *k, *v;
     float *kc, *vc;
@@ -1721,7 +1731,7 @@ __device__ __forceinline__ void mg_wait_fill(unsigned long long *mb, int par) {
     } while (!done);
 #endif
 }
-/* The write-back of NORMLIN step P's row (its pre-op values into P.xo, the normed row into P.out,
+/* The write-back of NORMLIN step P's row (its pre-op values into P.x, the normed row into P.out,
  * as k_tgemv's last block writes them), spread over the grid during the next step: element i of
  * a thread is read after that step's barrier (mg_wb_get) and stored before its arrival
  * (mg_wb_put); every block computed the same r. */
@@ -1738,7 +1748,7 @@ __device__ __forceinline__ void mg_wb_put(const MStep &P, const MgWb &o, float r
     float a = o.x;
     if (P.pre == 1) a = a + o.y;
     else if (P.pre == 2) a = glu1(a, o.y, P.act);
-    if (P.pre) P.xo[o.i] = a;
+    if (P.pre) P.x[o.i] = a;
     P.out[o.i] = __fmul_rn(o.w, __fmul_rn(a, r));
 }
 
@@ -1791,16 +1801,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     int G = ab.G, hd = S.hd, grp = S.nh / S.nkv, ns = (ab.p + ab.ch) / ab.ch, nsplit = S.nsplit;
                     size_t rec = (size_t)hd + 2, h0 = (size_t)ab.kh * grp + ab.j0;
                     float *rb = S.ws + h0 * nsplit * rec, *ob = S.ao + h0 * hd;
-                    for (int idx = tid; idx < G * hd; idx += AT_NW * 32) {
-                        int j = idx / hd, d = idx - j * hd;
-                        float M, L, a = att_wmerge<AT_NW>(asm_, wml, hd, j, d, &M, &L);
-                        if (ns == 1) ob[idx] = a * (1.0f / L);
-                        else {
-                            float *r = rb + ((size_t)j * nsplit + ab.sp) * rec;
-                            r[2 + d] = a;
-                            if (d == 0) { r[0] = M; r[1] = L; }
-                        }
-                    }
+                    att_records<AT_NW, SyncMg>(asm_, wml, G, hd, ns, nsplit, ab.sp, rb, ob, sy);
                     if (ns > 1) {
                         if (S.merge == 0) att_arrive<SyncMg>(rb, S.cnt + h0, nsplit, ns, G, hd, ob, asm_, sy);
                         else {  /* k_att_cl's merge (same operations, same order), from the records */
@@ -1836,7 +1837,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     }
                 }
             } else if (s > 0 && tid == 0) mg_wait(c.bar, c.err, tgt);
-            if (pend >= 0) pend = -1;
+            pend = -1;
         } else {
             if (s > 0) { if (tid == 0) mg_wait(c.bar, c.err, tgt); __syncthreads(); }
             if (pend >= 0) mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
@@ -1877,13 +1878,11 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                         av[h][j] = ok ? t : 0.f;
                         if (ok) ss[h] = __fmaf_rn(t, t, ss[h]);
                     }
-                    float v = ss[h];
-                    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+                    float v = warp_sum_f(ss[h]);
                     if (lane == 0) shf[w + 16 * h] = v;
                 }
                 __syncthreads();
-                float tot = shf[lane];
-                for (int o = 16; o; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
+                float tot = warp_sum_f(shf[lane]);
                 float r = 1.0f / sqrtf(tot / (float)d + S.eps);
                 float m = 0.f;
 #pragma unroll
@@ -1973,11 +1972,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 #endif
 }
 
-struct bn_cu_mega {
-    MStep *st_d; int n, nb, dpl; size_t smem; int scr, redo, nfirst, first[MG_NREG];
-    const int32_t *ids, *pos, *seq;
-    unsigned long long *bar_d;
-};
+struct bn_cu_mega { MCtx c; int dpl; size_t smem; int scr, redo; };  /* c.err: set per launch */
 
 static bool ovl(const void *a, size_t na, const void *b, size_t nb) {  /* byte ranges */
     const char *x = (const char *)a, *y = (const char *)b;
@@ -2010,7 +2005,9 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
     bn_cu_mega *g = (bn_cu_mega *)calloc(1, sizeof *g);
     int nlin = 0, natt = 0, dpl = 1, maxkp = 16, attf = 0;
     size_t regsz[MG_NREG] = {0};
-    int P = 0, uses[MG_NREG] = {0}, lastof[MG_NREG];
+    int P = 0, uses[MG_NREG] = {0}, lastof[MG_NREG], first[MG_NREG], nfirst = 0;
+    MStep *st_d = NULL;
+    unsigned long long *bar_d = NULL;
     if (!h || !g) { fs = bn_err(BITNET_ERR_NOMEM, "out of memory"); goto fail; }
     if (cc < 9) MG_NO("cuda: the one-kernel decode step needs sm_90+");
     if (n < 1) MG_NO("cuda: an empty decode program");
@@ -2034,13 +2031,14 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
             for (int i = 0; i < S.nw; i++)  /* the residual is read before the output is stored */
                 if (ovl(S.mm[i].y_d, (size_t)S.mm[i].rows * 4, S.mm[i].add_d, (size_t)S.mm[i].rows * 4)) MG_NO("cuda: mega: an output that is its residual");
             if (norm_vpt(S.cols) > 8 || M.T > 2 * MG_NT) MG_NO("cuda: mega: a norm over %d values", S.cols);
-            M.x = S.nx; M.y = S.ny; M.w = S.nwt; M.xo = S.nx; M.out = S.out;
+            M.x = S.nx; M.y = S.ny; M.w = S.nwt; M.out = S.out;
             int upb = (M.tot + nsm - 1) / nsm;
             if (upb > MG_MAXU) MG_NO("cuda: mega: %d row groups per block (at most %d)", upb, MG_MAXU);
             int cl = li++ % P;
             size_t need = (size_t)upb * M.nch * 512;
             if (need > regsz[cl]) regsz[cl] = need;
-            M.regi = cl; M.par = uses[cl] & 1; M.first = uses[cl] == 0; uses[cl]++;
+            M.regi = cl; M.par = uses[cl] & 1;
+            if (uses[cl]++ == 0) first[nfirst++] = s;  /* the region's first step: filled at launch */
             M.nxt = -1;
             if (lastof[cl] >= 0) h[lastof[cl]].nxt = s;
             lastof[cl] = s;
@@ -2092,38 +2090,39 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
         int occ = 0;
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, MG_NT, g->smem) != cudaSuccess || occ < 1) { cudaGetLastError(); MG_NO("cuda: mega: does not fit a multiprocessor"); }
     }
-    g->n = n; g->nb = nsm; g->dpl = dpl; g->ids = ids_d; g->pos = pos_d; g->seq = seq_d;
-    for (int s = 0; s < n; s++) if (h[s].kind == MG_NORMLIN && h[s].first) g->first[g->nfirst++] = s;
+    g->dpl = dpl;
     {
-        bitnet_status s = bn_cu_malloc((void **)&g->st_d, (size_t)n * sizeof *h, "the decode program");
-        if (!s) s = bn_cu_malloc((void **)&g->bar_d, 64, "a barrier counter");
-        if (!s) s = cerr(cudaMemcpy(g->st_d, h, (size_t)n * sizeof *h, cudaMemcpyHostToDevice), "uploading the decode program");
-        if (!s) s = cerr(cudaMemset(g->bar_d, 0, 64), "cudaMemset");
+        bitnet_status s = bn_cu_malloc((void **)&st_d, (size_t)n * sizeof *h, "the decode program");
+        if (!s) s = bn_cu_malloc((void **)&bar_d, 64, "a barrier counter");
+        if (!s) s = cerr(cudaMemcpy(st_d, h, (size_t)n * sizeof *h, cudaMemcpyHostToDevice), "uploading the decode program");
+        if (!s) s = cerr(cudaMemset(bar_d, 0, 64), "cudaMemset");
         if (s) { fs = s; goto fail; }
     }
+    g->c = MCtx{st_d, n, nsm, ids_d, pos_d, seq_d, bar_d, NULL, nfirst, {0}};
+    for (int i = 0; i < nfirst; i++) g->c.first[i] = first[i];
     free(h);
     *out = g;
     g_mega_built++;
     return BITNET_OK;
 fail:
     free(h);
-    if (g) { bn_cu_free(g->st_d); bn_cu_free(g->bar_d); free(g); }
+    bn_cu_free(st_d); bn_cu_free(bar_d); free(g);
     return fs;
 }
 extern "C" bitnet_status bn_cu_mega_launch(bn_cu_mega *g, int *err_d, void *s) {
-    MCtx c{g->st_d, g->n, g->nb, g->ids, g->pos, g->seq, g->bar_d, err_d, g->nfirst, {0}};
-    for (int i = 0; i < g->nfirst; i++) c.first[i] = g->first[i];
+    MCtx c = g->c;
+    c.err = err_d;
     void (*k)(MCtx, int, int) = g->dpl == 1 ? k_mega<1> : g->dpl == 2 ? k_mega<2> : k_mega<4>;
     /* cooperative: every block resident at once, or the launch fails (no barrier can hang) */
     cudaLaunchConfig_t lc = {};
     cudaLaunchAttribute at[1];
-    lc.gridDim = dim3(g->nb); lc.blockDim = dim3(MG_NT); lc.dynamicSmemBytes = g->smem; lc.stream = ST(s);
+    lc.gridDim = dim3(c.nb); lc.blockDim = dim3(MG_NT); lc.dynamicSmemBytes = g->smem; lc.stream = ST(s);
     at[0].id = cudaLaunchAttributeCooperative; at[0].val.cooperative = 1;
     lc.attrs = at; lc.numAttrs = 1;
     return cerr(cudaLaunchKernelEx(&lc, k, c, g->scr, g->redo), "launching the one-kernel decode step");
 }
-extern "C" bitnet_status bn_cu_mega_reset(bn_cu_mega *g, void *s) { return cerr(cudaMemsetAsync(g->bar_d, 0, 64, ST(s)), "cudaMemset"); }
+extern "C" bitnet_status bn_cu_mega_reset(bn_cu_mega *g, void *s) { return cerr(cudaMemsetAsync(g->c.bar, 0, 64, ST(s)), "cudaMemset"); }
 extern "C" void bn_cu_mega_free(bn_cu_mega *g) {
     if (!g) return;
-    bn_cu_free(g->st_d); bn_cu_free(g->bar_d); free(g);
+    bn_cu_free((void *)g->c.st); bn_cu_free(g->c.bar); free(g);
 }
