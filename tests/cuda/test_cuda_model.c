@@ -226,6 +226,37 @@ static void errors(void) {
 }
 
 /* ---- bench ---- */
+/* A profiling build (nvcc -DBN_MG_STAMPS) defines this: block 0's marks of the last one-kernel
+ * step, [step][mark][globaltimer ns, clock64]. */
+extern int bn_cu_mega_stamps(unsigned long long *out, int max) __attribute__((weak));
+static void stamps_dump(const char *label) {
+    if (!bn_cu_mega_stamps) return;
+    static unsigned long long ts[512][8][2];
+    int n = bn_cu_mega_stamps(&ts[0][0][0], 512);
+    if (n < 152) return;
+    /* steps 1..150: 30 layers x (qkv, attention, o, gate/up, down); a step's marks relative to the
+     * previous step's last mark */
+    static const char *nm[5] = {"qkv", "attention", "o-proj", "gate/up", "down"};
+    double acc[5][8] = {{0}}, tot[5] = {0};
+    for (int s = 1; s <= 150; s++) {
+        unsigned long long t0 = 0;
+        for (int k = 0; k < 8; k++) if (ts[s - 1][k][0] > t0 && ts[s - 1][k][0] - ts[s - 1][0][0] < 1000000) t0 = ts[s - 1][k][0];
+        unsigned long long te = t0;
+        for (int k = 0; k < 8; k++) {
+            unsigned long long t = ts[s][k][0];
+            if (t >= t0 && t - t0 < 1000000) { acc[(s - 1) % 5][k] += (t - t0) / 1e3 / 30; if (t > te) te = t; }
+        }
+        tot[(s - 1) % 5] += (te - t0) / 1e3 / 30;
+    }
+    printf("stamps (%s; block 0, us after the previous step's end, mean of 30 layers; marks 0-6):\n", label);
+    for (int j = 0; j < 5; j++) {
+        printf("  %-9s total %5.2f |", nm[j], tot[j]);
+        for (int k = 0; k < 7; k++) printf(" %5.2f", acc[j][k]);
+        printf("\n");
+    }
+    double dt = (double)(ts[150][5][0] - ts[0][0][0]), dc = (double)(ts[150][5][1] - ts[0][0][1]);
+    printf("  steps 0-150: %.1f us, block 0's SM clock %.0f MHz\n", dt / 1e3, dt > 0 ? 1e3 * dc / dt : 0);
+}
 static double now(void) { return bn_time(); }
 static int argmax(const float *v, int n) { int b = 0; for (int i = 1; i < n; i++) if (v[i] > v[b]) b = i; return b; }
 
@@ -274,8 +305,9 @@ static int bench(const char *dir) {
         int mega_was = bn_cu_get_mega();
         for (int v = 2; v >= 0; v--) {  /* greedy on the GPU (only the id comes back): one-kernel step, kernels with PDL, without */
             int pdl = v >= 1, mega = v == 2;
+            if (mega && prop_cc < 90) continue;
             bn_cu_set_pdl(pdl && prop_cc >= 90);
-            bn_cu_set_mega(mega && prop_cc >= 90);
+            bn_cu_set_mega(mega);
             bitnet_ctx_reset(c);
             if (bitnet_ctx_eval_greedy(c, pr, 512, &tok)) { printf("FAIL pp: %s\n", bitnet_last_error()); return 1; }
             t0 = now();
@@ -283,8 +315,9 @@ static int bench(const char *dir) {
                 if (bitnet_ctx_eval_greedy(c, &tok, 1, &tok)) { printf("FAIL tg: %s\n", bitnet_last_error()); return 1; }
             ttg = now() - t0; tps = 128 / ttg; gbs = tps * wbt / 1e9;
             printf("head %-5s tg128 (after 512) greedy on the GPU, %s: %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe\n",
-                   heads[h], mega && prop_cc >= 90 ? "one-kernel step" : pdl && prop_cc >= 90 ? "kernels, PDL on " : "kernels, PDL off",
+                   heads[h], mega ? "one-kernel step" : pdl && prop_cc >= 90 ? "kernels, PDL on " : "kernels, PDL off",
                    tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe);
+            if (mega && h == 0) stamps_dump("one-kernel step");
         }
         bn_cu_set_pdl(prop_cc >= 90);
         bn_cu_set_mega(mega_was);

@@ -120,7 +120,7 @@ extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, siz
     const char *ce = getenv("BITNET_CUDA_CLUSTER");
     g_cl = p.major < 9 ? 0 : ce && *ce >= '0' && *ce <= '4' && !ce[1] ? *ce - '0' : 2;  /* 2: the fastest variant on the H200 */
     const char *me = getenv("BITNET_CUDA_MEGA");
-    g_mega = p.major >= 9 && me && !strcmp(me, "1");  /* opt-in until measured on the device */
+    g_mega = p.major >= 9 && me && !strcmp(me, "1");  /* opt-in: level with the kernels on the H200 */
     /* a first call that touches the context, so a broken driver shows here and not later */
     return cerr(cudaFree(0), "creating the CUDA context");
 }
@@ -774,6 +774,7 @@ struct SyncBlock {
     __device__ int nt() const { return blockDim.x; }
     __device__ void sync() const { __syncthreads(); }
     __device__ void entry() const { pdl_entry(); }
+    __device__ void mark(int) const {}
 };
 
 /* Element d of a head row x[hd] after RoPE at table row cs/sn (cs NULL: x[d] as is). */
@@ -807,15 +808,22 @@ __device__ __forceinline__ void att_rows(const float *K, const float *V, int kvd
  * (token, kv head, head group) to arrive merges the ns splits of its G query heads into out
  * (out: [G][hd]): one warp per head turns (max, sum) into weights in shared memory wt[G*(ns+1)],
  * then each thread sums output dims over the splits with independent loads (from L2). */
+/* One thread, after a block barrier: the block's split is counted (atomicInc wrapping at lim) with
+ * release (the block's record writes, ordered by the barrier, go first) and acquire (the other
+ * splits' records, if this is the last, are seen after): one fence pair instead of two
+ * __threadfence()s by every thread. */
+__device__ __forceinline__ unsigned att_count(unsigned *cnt, unsigned lim) {
+    unsigned old;
+    asm volatile("atom.acq_rel.gpu.global.inc.u32 %0, [%1], %2;" : "=r"(old) : "l"(cnt), "r"(lim) : "memory");
+    return old;
+}
 template <class SY = SyncBlock>
 __device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns, int G, int hd, float *out, float *wt, SY sy = SY()) {
     __shared__ int last;
-    __threadfence();
     sy.sync();
-    if (sy.tid() == 0) last = atomicInc(cnt, (unsigned)ns - 1) == (unsigned)ns - 1;
+    if (sy.tid() == 0) last = att_count(cnt, (unsigned)ns - 1) == (unsigned)ns - 1;
     sy.sync();
     if (!last) return;
-    __threadfence();
     size_t rec = (size_t)hd + 2;
     int lane = sy.tid() & 31, w = sy.tid() >> 5, nwp = sy.nt() >> 5;
     for (int j = w; j < G; j += nwp) {
@@ -917,12 +925,14 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
      * comes from kin/vin (roped here), never from the cache. */
     if (kin) att_rows<DPL>(K, V, kvd, hd, sb, s1, p, lane, kr, vr);
     sy.entry();
+    sy.mark(1);
     const float *qg = q + ((size_t)b.t * nh + (size_t)b.kh * grp + b.j0) * hd;
     for (int i = tid; i < G * hd; i += nt) qs[i] = rope1(qg + (i / hd) * hd, i % hd, hd, pc, ps);
     const float *kn = kin ? kin + (size_t)b.t * kvd + (size_t)b.kh * hd : NULL, *vn = kin ? vin + (size_t)b.t * kvd + (size_t)b.kh * hd : NULL;
     if (kin && b.j0 == 0 && p < b.s0 + b.ch)  /* the block holding position p stores this token's k (roped) and v */
         for (int d = tid; d < hd; d += nt) { K[(size_t)p * kvd + d] = rope1(kn, d, hd, pc, ps); V[(size_t)p * kvd + d] = vn[d]; }
     sy.sync();
+    sy.mark(2);
     float qv[AT_G][DPL], m[AT_G], l[AT_G], acc[AT_G][DPL];
 #pragma unroll
     for (int j = 0; j < AT_G; j++) {
@@ -941,6 +951,7 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
                     for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (d < hd) { kr[i][u] = rope1(kn, d, hd, pc, ps); vr[i][u] = vn[d]; } }
         att_step<DPL>(qv, kr, vr, sb, s1, G, scale, m, l, acc);
     }
+    sy.mark(3);
     if (lane == 0)
 #pragma unroll
         for (int j = 0; j < AT_G; j++) { wml[w][j][0] = m[j]; wml[w][j][1] = l[j]; }
@@ -1628,10 +1639,11 @@ extern "C" bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps) 
  * barrier between them (a 64-bit arrival counter that only grows: block thread 0 adds 1 with
  * red.release after each step and polls with ld.acquire until every block has arrived; a wait
  * over ~2 s sets *err and the host falls back to the kernels). Step s's descriptor is copied to
- * shared memory by one warp during step s - 1. Each block keeps its row groups of every GEMV in
+ * shared memory (one thread's bulk copy, on an mbarrier) during step s - 1. Each block keeps its row groups of every GEMV in
  * shared memory: a step's weights are copied in (cp.async.bulk, one mbarrier per region) right
- * after the same region's previous step used it, so a layer's weights stream in one layer ahead
- * and no step waits for DRAM. A NORMLIN step is bn_cu_norm_tgemv: every block norms + quantizes
+ * after the same region's previous step used it, issued once the next GEMV step's row loads are
+ * back (ahead of them the refill's DRAM traffic slowed them), so a layer's weights stream in one
+ * layer ahead and no step waits for DRAM. A NORMLIN step is bn_cu_norm_tgemv: every block norms + quantizes
  * the whole input row itself with the same float operations and sums as norm_row
  * (norm_threads(d) threads' order, so the bits are those of the kernel path; all loads issued
  * before the arithmetic), then its row groups' products; the normed row (and the pre-op values)
@@ -1640,7 +1652,8 @@ extern "C" bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps) 
  * att_split as in k_att / k_att_cl and the same merge as the path bn_cu_attention_fused would
  * take (records, last block to arrive), so the bits are those of the kernel path too. Not here:
  * more than one token, other ops. */
-#define MG_NT 512
+#define MG_NT 512  /* 128 registers a thread: k_mega<4> spills ~300 bytes in the attention (with 384 threads ~20, but the GEMV steps were slower) */
+#define MG_VH ((1024 + MG_NT - 1) / MG_NT)  /* virtual norm threads per thread: norm_threads(d) <= 1024 */
 #define MG_MAXU 4
 #define MG_NREG 8
 enum { MG_EMBED = 1, MG_NORMLIN = 2, MG_ATT = 3 };
@@ -1668,6 +1681,22 @@ struct __align__(16) MStep {
     float *ex;
 };
 struct MCtx { const MStep *st; int n, nb; const int32_t *ids, *pos, *seq; unsigned long long *bar; int *err; int nfirst, first[MG_NREG]; };
+#ifdef BN_MG_STAMPS  /* profiling build only: block 0 thread 0's %globaltimer / clock64 at marks 0..7 of each step */
+#define MG_TS_N 512
+__device__ unsigned long long g_mts[MG_TS_N][8][2];
+__device__ __forceinline__ void mg_mark(int s, int k) {
+    if (blockIdx.x || threadIdx.x || s >= MG_TS_N) return;
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    g_mts[s][k][0] = t; g_mts[s][k][1] = clock64();
+}
+extern "C" int bn_cu_mega_stamps(unsigned long long *out, int max) {
+    int n = max < MG_TS_N ? max : MG_TS_N;
+    return cudaMemcpyFromSymbol(out, g_mts, (size_t)n * 16 * 8) == cudaSuccess ? n : -1;
+}
+#else
+#define mg_mark(s, k) ((void)0)
+#endif
 
 __device__ __forceinline__ unsigned smaddr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ unsigned long long ld_acq64(const unsigned long long *p) {
@@ -1677,7 +1706,7 @@ __device__ __forceinline__ unsigned long long ld_acq64(const unsigned long long 
 }
 /* thread 0: wait until the counter reaches target (bounded: ~2 s, then *err = 1 and every later
  * wait of every block returns at once; the host reports it and stops using this kernel) */
-__device__ __noinline__ void mg_wait(const unsigned long long *bar, int *err, unsigned long long target) {
+__device__ __noinline__ void mg_wait_slow(const unsigned long long *bar, int *err, unsigned long long target) {
     if (ld_acq64(bar) >= target) return;
     unsigned long long t0;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
@@ -1691,36 +1720,59 @@ __device__ __noinline__ void mg_wait(const unsigned long long *bar, int *err, un
         }
     }
 }
+/* the first polls inline (no call: loads in flight stay in flight), then the bounded loop */
+__device__ __forceinline__ void mg_wait(const unsigned long long *bar, int *err, unsigned long long target) {
+#pragma unroll 1
+    for (int i = 0; i < 64; i++) if (ld_acq64(bar) >= target) return;
+    mg_wait_slow(bar, err, target);
+}
 __device__ __forceinline__ void mg_arrive(const MCtx &c) {  /* after a __syncthreads: the block's writes, released */
     asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(c.bar) : "memory");
 }
 /* the 256 attention threads of a block; entry = the grid barrier (unless already passed) */
 struct SyncMg {
-    const unsigned long long *bar; int *err; unsigned long long target; int wait;
+    const unsigned long long *bar; int *err; unsigned long long target; int wait, s;
+    __device__ void mark(int k) const { mg_mark(s, k); }
     __device__ int tid() const { return threadIdx.x; }
     __device__ int nt() const { return AT_NW * 32; }
     __device__ void sync() const { asm volatile("bar.sync 1, 256;" ::: "memory"); }
     __device__ void entry() const { if (wait && threadIdx.x == 0) mg_wait(bar, err, target); sync(); }
 };
 
-/* warp-wide: step descriptor *src into shared memory (16 bytes a lane) */
-__device__ __forceinline__ void mg_desc(MStep *dst, const MStep *src, int lane) {
-    for (int i = lane; i < (int)(sizeof(MStep) / 16); i += 32) ((uint4 *)dst)[i] = __ldg((const uint4 *)src + i);
+/* one thread: start copying step descriptor *src into shared memory *dst (completes on *mb) */
+__device__ __forceinline__ void mg_desc(MStep *dst, const MStep *src, unsigned long long *mb) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned bar = smaddr(mb);
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"((unsigned)sizeof(MStep)) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 :: "r"(smaddr(dst)), "l"(src), "r"((unsigned)sizeof(MStep)), "r"(bar) : "memory");
+#endif
 }
 __device__ __forceinline__ int mg_units(const MStep &S, int b, int nb) { return b < S.tot ? (S.tot - 1 - b) / nb + 1 : 0; }
+/* A refill of block b's row groups of NORMLIN step S into its region: planned (the descriptor
+ * read) and issued (one thread: the bulk copies started) apart, so the issue reads nothing. */
+struct MgFill { const uint8_t *src[MG_MAXU]; unsigned nu, per, dst, bar; };
+__device__ void mg_fill_plan(const MStep &S, int b, int nb, unsigned char *sm, unsigned long long *mbar, MgFill &f) {
+    f.per = (unsigned)S.nch * 512u; f.nu = (unsigned)mg_units(S, b, nb); f.bar = smaddr(&mbar[S.regi]); f.dst = smaddr(sm + S.reg);
+#pragma unroll 1
+    for (unsigned u = 0; u < MG_MAXU; u++) if (u < f.nu) { TGSel m = tg_sel(S.A, b + (int)u * nb); f.src[u] = m.w + (size_t)m.g * f.per; }
+}
+__device__ void mg_fill_issue(const MgFill &f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(f.bar), "r"(f.nu * f.per) : "memory");
+#pragma unroll
+    for (unsigned u = 0; u < MG_MAXU; u++)
+        if (u < f.nu) asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                                   :: "r"(f.dst + u * f.per), "l"(f.src[u]), "r"(f.per), "r"(f.bar) : "memory");
+#endif
+}
 /* thread 0: start copying block b's row groups of NORMLIN step S into its region */
 __device__ void mg_fill(const MStep &S, int b, int nb, unsigned char *sm, unsigned long long *mbar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    unsigned per = (unsigned)S.nch * 512u, nu = (unsigned)mg_units(S, b, nb), bar = smaddr(&mbar[S.regi]);
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(nu * per) : "memory");
-    for (unsigned u = 0; u < nu; u++) {
-        TGSel m = tg_sel(S.A, b + (int)u * nb);
-        const uint8_t *src = m.w + (size_t)m.g * per;
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                     :: "r"(smaddr(sm + S.reg + u * per)), "l"(src), "r"(per), "r"(bar) : "memory");
-    }
-#endif
+    MgFill f;
+    mg_fill_plan(S, b, nb, sm, mbar, f);
+    mg_fill_issue(f);
 }
 __device__ __forceinline__ void mg_wait_fill(unsigned long long *mb, int par) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -1757,33 +1809,41 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char msm[];
     __shared__ __align__(8) unsigned long long mbar[MG_NREG];
-    __shared__ float shf[32], shm[16], wbr[2], cwt[AT_G][AT_CSPLITS + 1];  /* wbr[s & 1]: step s's r */
-    __shared__ int shi[16];
+    __shared__ float shf[32], shm[MG_NT / 32], wbr[2], cwt[AT_G][AT_CSPLITS + 1];  /* wbr[s & 1]: step s's r */
+    __shared__ int shi[MG_NT / 32];
     __shared__ unsigned long long sbase;
     __shared__ float qs[AT_G * 32 * DPL];
     __shared__ float wml[AT_NW][AT_G][2];
-    __shared__ MStep sd[3];  /* step s's descriptor is sd[s % 3], copied during step s - 1 */
+    __shared__ MStep sd[3];  /* step s's descriptor is sd[s % 3], copied (asynchronously) during step s - 1 */
+    __shared__ __align__(8) unsigned long long dbar[3];  /* sd[k]'s copies complete on dbar[k] */
+    __shared__ MgFill pfl;   /* the refill planned at the last arrival, issued by tid 32 (pfn: one is pending) */
+    int pfn = 0;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, b = blockIdx.x, nb = c.nb;
     int8_t *xq = (int8_t *)(msm + scr);
     int *red = (int *)(msm + scr + redo);
     float *asm_ = (float *)(msm + scr);
     if (tid == 0) {
         for (int r = 0; r < MG_NREG; r++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(smaddr(&mbar[r])) : "memory");
+        for (int r = 0; r < 3; r++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(smaddr(&dbar[r])) : "memory");
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        mg_desc(&sd[0], c.st, &dbar[0]);
         unsigned long long v = ld_acq64(c.bar);
         sbase = v - v % (unsigned long long)nb;  /* every launch adds a multiple of nb; fewer than nb arrivals can precede this read */
-        for (int i = 0; i < c.nfirst; i++) mg_fill(c.st[c.first[i]], b, nb, msm, mbar);
+#pragma unroll
+        for (int i = 0; i < MG_NREG; i++) if (i < c.nfirst) mg_fill(c.st[c.first[i]], b, nb, msm, mbar);  /* constant indices: c stays in registers */
     }
-    if (w == 1) mg_desc(&sd[0], c.st, lane);
     __syncthreads();
     const unsigned long long base = sbase;
     int pend = -1;  /* NORMLIN step whose row the grid writes back during this step */
     for (int s = 0; s < c.n; s++) {
         const MStep &S = sd[s % 3];
-        if (w == 2 && s + 1 < c.n) mg_desc(&sd[(s + 1) % 3], c.st + s + 1, lane);  /* while waiting: the next step's */
+        /* the next step's descriptor, into the slot step s - 2 used (every thread is past it) */
+        if (tid == 64 && s + 1 < c.n) mg_desc(&sd[(s + 1) % 3], c.st + s + 1, &dbar[(s + 1) % 3]);
+        mg_wait_fill(&dbar[s % 3], (s / 3) & 1);  /* copied during step s - 1: long done */
         const unsigned long long tgt = base + (unsigned long long)s * nb;  /* the barrier before step s */
         MgWb wb;
         if (S.kind == MG_ATT) {
+            mg_mark(s, 0);
             if (tid >= AT_NW * 32) {  /* the other 256 threads of every block: the write-back */
                 if (pend >= 0) {
                     if (tid == AT_NW * 32 && s) mg_wait(c.bar, c.err, tgt);
@@ -1792,7 +1852,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     mg_wb_put(sd[pend % 3], wb, wbr[pend & 1]);
                 }
             } else if (b < S.nvb) {
-                SyncMg sy{c.bar, c.err, tgt, s > 0};
+                SyncMg sy{c.bar, c.err, tgt, s > 0, s};
                 int bx = b % S.gx, by = b / S.gx;
                 AttBlk ab = att_blk(S.nh, S.nkv, c.pos, S.nsplit, AT_STEP, bx, by, 0);
                 if (ab.s0 > ab.p) sy.entry();
@@ -1802,16 +1862,24 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     size_t rec = (size_t)hd + 2, h0 = (size_t)ab.kh * grp + ab.j0;
                     float *rb = S.ws + h0 * nsplit * rec, *ob = S.ao + h0 * hd;
                     att_records<AT_NW, SyncMg>(asm_, wml, G, hd, ns, nsplit, ab.sp, rb, ob, sy);
+                    sy.mark(4);
                     if (ns > 1) {
                         if (S.merge == 0) att_arrive<SyncMg>(rb, S.cnt + h0, nsplit, ns, G, hd, ob, asm_, sy);
                         else {  /* k_att_cl's merge (same operations, same order), from the records */
                             __shared__ int last;
-                            __threadfence();
                             sy.sync();
-                            if (tid == 0) last = atomicInc(S.cnt + h0, (unsigned)ns - 1) == (unsigned)ns - 1;
+                            if (tid == 0) last = att_count(S.cnt + h0, (unsigned)ns - 1) == (unsigned)ns - 1;
                             sy.sync();
                             if (last) {
-                                __threadfence();
+                                /* this thread's output dims (idx = tid + e * 256 of G * hd) of every split, read first */
+                                float v[2][AT_CSPLITS];
+#pragma unroll
+                                for (int e = 0; e < 2; e++) {
+                                    int idx = tid + e * AT_NW * 32, j = idx / hd, d = idx - j * hd;
+                                    const float *r0 = rb + (size_t)j * nsplit * rec + 2 + d;
+#pragma unroll
+                                    for (int r = 0; r < AT_CSPLITS; r++) v[e][r] = idx < G * hd && r < ns ? __ldcg(r0 + (size_t)r * rec) : 0.f;
+                                }
                                 /* warp j: the split weights of head j (lane r: split r's max and sum, read at once) */
                                 if (w < G) {
                                     const float *r0 = rb + (size_t)w * nsplit * rec;
@@ -1822,14 +1890,13 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                                     if (lane == 0) cwt[w][AT_CSPLITS] = L;
                                 }
                                 sy.sync();
-                                for (int idx = tid; idx < G * hd; idx += AT_NW * 32) {
-                                    int j = idx / hd, d = idx - j * hd;
-                                    const float *r0 = rb + (size_t)j * nsplit * rec + 2 + d;
-                                    float v[AT_CSPLITS], a = 0.f;
 #pragma unroll
-                                    for (int r = 0; r < AT_CSPLITS; r++) v[r] = __ldcg(r0 + (size_t)(r < ns ? r : 0) * rec);
+                                for (int e = 0; e < 2; e++) {
+                                    int idx = tid + e * AT_NW * 32, j = idx / hd;
+                                    float a = 0.f;
+                                    if (idx >= G * hd) break;
 #pragma unroll
-                                    for (int r = 0; r < AT_CSPLITS; r++) if (r < ns) a = __fmaf_rn(v[r], cwt[j][r], a);
+                                    for (int r = 0; r < AT_CSPLITS; r++) if (r < ns) a = __fmaf_rn(v[e][r], cwt[j][r], a);
                                     ob[idx] = a * (1.0f / cwt[j][AT_CSPLITS]);
                                 }
                             }
@@ -1837,9 +1904,11 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     }
                 }
             } else if (s > 0 && tid == 0) mg_wait(c.bar, c.err, tgt);
+            mg_mark(s, 5);
             pend = -1;
         } else {
             if (s > 0) { if (tid == 0) mg_wait(c.bar, c.err, tgt); __syncthreads(); }
+            mg_mark(s, 0);
             if (pend >= 0) mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
             if (S.kind == MG_EMBED) {
                 size_t off = (size_t)c.ids[0] * S.dim;
@@ -1848,26 +1917,27 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 /* the norm of the input row (norm_row's operations; virtual thread vt < T of norm_threads):
                  * every value, pre-op operand and gain read first (predicated loads only), then the arithmetic */
                 const int T = S.T, d = S.cols, pre = S.pre, act = S.act, nu = mg_units(S, b, nb);
-                const float *X = S.x, *Y = S.y, *Wn = S.w;
-                float av[2][8], yv[2][8], wv[2][8], ss[2] = {0.f, 0.f}, axp = 0.f;
+                const float *X = S.x, *Y = S.y;
+                float av[MG_VH][8], yv[MG_VH][8], wv[MG_VH][8], ss[MG_VH], axp = 0.f;
                 if (tid < nu * 32) {  /* this thread's output row's residual, read now */
                     TGSel mo = tg_sel(S.A, b + (tid >> 5) * nb);
                     int row = mo.g * TG_RG + lane;
                     if (mo.ax && row < mo.rows) axp = __ldcg(mo.ax + row);
                 }
 #pragma unroll
-                for (int h = 0; h < 2; h++)
+                for (int h = 0; h < MG_VH; h++)
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
                         int vt = tid + h * MG_NT, i = vt + j * T;
                         bool ok = vt < T && i < d;
                         av[h][j] = ok ? __ldcg(X + i) : 0.f;
-                        wv[h][j] = ok ? __ldg(Wn + i) : 0.f;
+                        wv[h][j] = ok ? __ldg(S.w + i) : 0.f;
                         yv[h][j] = ok && pre ? __ldcg(Y + i) : 0.f;
                     }
 #pragma unroll
-                for (int h = 0; h < 2; h++) {
+                for (int h = 0; h < MG_VH; h++) {
                     int vt = tid + h * MG_NT;
+                    ss[h] = 0.f;
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
                         int i = vt + j * T;
@@ -1879,14 +1949,16 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                         if (ok) ss[h] = __fmaf_rn(t, t, ss[h]);
                     }
                     float v = warp_sum_f(ss[h]);
-                    if (lane == 0) shf[w + 16 * h] = v;
+                    if (lane == 0 && (vt >> 5) < 32) shf[vt >> 5] = v;  /* virtual warp vt / 32: norm_row's order */
                 }
                 __syncthreads();
+                mg_mark(s, 1);
+                if (tid == 32 && pfn) { mg_fill_issue(pfl); pfn = 0; }  /* the row is in: the pending refill may start */
                 float tot = warp_sum_f(shf[lane]);
                 float r = 1.0f / sqrtf(tot / (float)d + S.eps);
                 float m = 0.f;
 #pragma unroll
-                for (int h = 0; h < 2; h++)
+                for (int h = 0; h < MG_VH; h++)
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
                         int vt = tid + h * MG_NT, i = vt + j * T;
@@ -1895,13 +1967,13 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 m = warp_max_f(m);
                 if (lane == 0) shm[w] = m;
                 __syncthreads();
-                m = lane < 16 ? shm[lane] : 0.f;
+                m = lane < MG_NT / 32 ? shm[lane] : 0.f;
                 m = warp_max_f(m);
                 if (m < 1e-5f) m = 1e-5f;
                 float sc = 127.0f / m;
                 int sum = 0;
 #pragma unroll
-                for (int h = 0; h < 2; h++)
+                for (int h = 0; h < MG_VH; h++)
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
                         int vt = tid + h * MG_NT, i = vt + j * T;
@@ -1919,7 +1991,9 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 if (tid == 0) wbr[s & 1] = r;
                 __syncthreads();
                 /* the products of this block's row groups, from the region */
+                mg_mark(s, 2);
                 mg_wait_fill(&mbar[S.regi], S.par);
+                mg_mark(s, 3);
                 const unsigned char *wr = msm + S.reg;
                 {  /* the row groups side by side, 4 sums each (integer: any order is exact) */
                     int acc[MG_MAXU][4] = {};
@@ -1953,14 +2027,18 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 }
                 pend = s;
                 __syncthreads();
+                mg_mark(s, 4);
                 if (tid == 0) mg_arrive(c);
-                if (tid == 32 && S.nxt >= 0) mg_fill(c.st[S.nxt], b, nb, msm, mbar);  /* the region is free: next layer's weights */
+                mg_mark(s, 5);
+                /* the region is free: next layer's weights, issued once the next GEMV step's row is in */
+                if (tid == 32 && S.nxt >= 0) { mg_fill_plan(c.st[S.nxt], b, nb, msm, mbar, pfl); pfn = 1; }
                 continue;
             }
             if (pend >= 0) { mg_wb_put(sd[pend % 3], wb, wbr[pend & 1]); pend = -1; }
         }
         __syncthreads();
         if (tid == 0) mg_arrive(c);
+        mg_mark(s, 6);
     }
     if (pend >= 0) {  /* the last step's write-back, after the grid is done with its row */
         if (tid == 0) mg_wait(c.bar, c.err, base + (unsigned long long)c.n * nb);
@@ -1973,6 +2051,8 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 }
 
 struct bn_cu_mega { MCtx c; int dpl; size_t smem; int scr, redo; };  /* c.err: set per launch */
+typedef void (*mg_kern_t)(MCtx, int, int);
+static mg_kern_t mg_kern(int dpl) { return dpl == 1 ? k_mega<1> : dpl == 2 ? k_mega<2> : k_mega<4>; }
 
 static bool ovl(const void *a, size_t na, const void *b, size_t nb) {  /* byte ranges */
     const char *x = (const char *)a, *y = (const char *)b;
@@ -2030,7 +2110,7 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
             if (S.cols > nsm * (MG_NT - AT_NW * 32)) MG_NO("cuda: mega: a row of %d values to write back", S.cols);
             for (int i = 0; i < S.nw; i++)  /* the residual is read before the output is stored */
                 if (ovl(S.mm[i].y_d, (size_t)S.mm[i].rows * 4, S.mm[i].add_d, (size_t)S.mm[i].rows * 4)) MG_NO("cuda: mega: an output that is its residual");
-            if (norm_vpt(S.cols) > 8 || M.T > 2 * MG_NT) MG_NO("cuda: mega: a norm over %d values", S.cols);
+            if (norm_vpt(S.cols) > 8 || M.T > MG_VH * MG_NT) MG_NO("cuda: mega: a norm over %d values", S.cols);
             M.x = S.nx; M.y = S.ny; M.w = S.nwt; M.out = S.out;
             int upb = (M.tot + nsm - 1) / nsm;
             if (upb > MG_MAXU) MG_NO("cuda: mega: %d row groups per block (at most %d)", upb, MG_MAXU);
@@ -2083,7 +2163,7 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
         size_t scr = kp16 + red > att ? kp16 + red : att;
         g->scr = (int)off; g->redo = (int)kp16; g->smem = off + scr;
         cudaFuncAttributes fa;
-        void (*k)(MCtx, int, int) = dpl == 1 ? k_mega<1> : dpl == 2 ? k_mega<2> : k_mega<4>;
+        mg_kern_t k = mg_kern(dpl);
         if (cudaFuncGetAttributes(&fa, k) != cudaSuccess) { cudaGetLastError(); MG_NO("cuda: mega: no sm_90 kernel in this build"); }
         if (g->smem + fa.sharedSizeBytes > (size_t)optin) MG_NO("cuda: mega: %zu bytes of shared memory per block (%d available)", g->smem + fa.sharedSizeBytes, optin);
         if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)g->smem) != cudaSuccess) { cudaGetLastError(); MG_NO("cuda: mega: shared memory"); }
@@ -2112,7 +2192,7 @@ fail:
 extern "C" bitnet_status bn_cu_mega_launch(bn_cu_mega *g, int *err_d, void *s) {
     MCtx c = g->c;
     c.err = err_d;
-    void (*k)(MCtx, int, int) = g->dpl == 1 ? k_mega<1> : g->dpl == 2 ? k_mega<2> : k_mega<4>;
+    mg_kern_t k = mg_kern(g->dpl);
     /* cooperative: every block resident at once, or the launch fails (no barrier can hang) */
     cudaLaunchConfig_t lc = {};
     cudaLaunchAttribute at[1];
