@@ -1,8 +1,11 @@
 /* tests/cuda/bench_barrier.cu — what one grid-wide dependency costs on this GPU (issue 11: how
  * much of a decode layer's time its five global steps must cost). Persistent grids (1 or 2
  * blocks per SM, 256-1024 threads) run 20000 barriers of five kinds; a CUDA graph of 1000 empty
- * kernels (with and without programmatic dependent launch) gives the bare kernel-boundary cost.
- * Prints microseconds per barrier / per boundary. Not part of the library, not a test. */
+ * kernels (with and without programmatic dependent launch) gives the bare kernel-boundary cost;
+ * then the floor of a one-kernel decode step's norm (k_step: barrier, every block reads the row
+ * the grid wrote in the step before, its sum of squares, max and int8 row, its slice of the next
+ * row written), with the sum of squares either reduced by every block or produced by the writers.
+ * Prints microseconds per barrier / per boundary / per step. Not part of the library, not a test. */
 #include <cuda_runtime.h>
 #include <cooperative_groups.h>
 #include <stdio.h>
@@ -38,6 +41,69 @@ __global__ void k_bar(int kind, int iters) {
             else { red_release(&g_cnt, 1u); while (ld_relaxed(&g_cnt) < target) {} __threadfence(); }
         }
         __syncthreads();
+    }
+    if (acc == 12345.f) g_sink = acc;
+}
+/* One step a loop iteration, 1 block an SM (blockDim.x <= 1024, d <= 16 * blockDim.x): kind 0 the
+ * barrier alone; 1 + the row read (ldcg) and its sum of squares reduced over the block; 2 + the
+ * max of the normed row reduced over the block and the int8 row in shared memory (the norm of a
+ * step); 3 as 2 but the sum of squares from the nb partials the writers left (each warp sums them
+ * itself: one block reduction fewer, and the writers pay one warp sum over their slice). */
+__device__ float g_row[2][16384];
+__device__ float g_part[2][1024];
+__device__ __forceinline__ float wsum(float v) { for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o); return v; }
+__device__ __forceinline__ float wmax(float v) { for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o)); return v; }
+__global__ void __launch_bounds__(1024, 1) k_step(int kind, int d, int iters) {
+    __shared__ float shf[32], shm[32];
+    __shared__ signed char xq[16384];
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, nw = blockDim.x >> 5;
+    const unsigned nb = gridDim.x;
+    float acc = 0;
+    for (int it = 1; it <= iters; it++) {
+        const float *x = g_row[(it + 1) & 1];
+        float *y = g_row[it & 1];
+        __syncthreads();
+        if (tid == 0) { unsigned target = (unsigned)it * nb; red_release(&g_cnt, 1u); while (ld_acquire(&g_cnt) < target) {} }
+        __syncthreads();
+        if (kind >= 1) {
+            float v[16], ss = 0.f, m = 0.f, tot = 0.f;
+#pragma unroll
+            for (int k = 0; k < 16; k++) { int i = tid + k * blockDim.x; v[k] = i < d ? __ldcg(x + i) : 0.f; }
+            if (kind == 3) {
+                for (unsigned j = lane; j < nb; j += 32) tot += __ldcg(&g_part[(it + 1) & 1][j]);
+                tot = wsum(tot);
+            } else {
+#pragma unroll
+                for (int k = 0; k < 16; k++) ss = fmaf(v[k], v[k], ss);
+                ss = wsum(ss);
+                if (lane == 0) shf[w] = ss;
+                __syncthreads();
+                tot = wsum(lane < nw ? shf[lane] : 0.f);
+            }
+            float r = rsqrtf(tot / (float)d + 1e-6f);
+            if (kind >= 2) {
+#pragma unroll
+                for (int k = 0; k < 16; k++) m = fmaxf(m, fabsf(v[k] * r));
+                m = wmax(m);
+                if (lane == 0) shm[w] = m;
+                __syncthreads();
+                m = fmaxf(wmax(lane < nw ? shm[lane] : 0.f), 1e-5f);
+                float sc = 127.f / m;
+#pragma unroll
+                for (int k = 0; k < 16; k++) { int i = tid + k * blockDim.x; if (i < d) xq[i] = (signed char)rintf(v[k] * r * sc); }
+                __syncthreads();
+                if (tid == 0) acc += xq[it % d];
+            } else if (tid == 0) acc += r;
+        }
+        /* this block's slice of the next row (and, kind 3, its sum of squares, by warp 0) */
+        int cs = (d + (int)nb - 1) / (int)nb, i0 = (int)blockIdx.x * cs;
+        for (int i = i0 + tid; i < i0 + cs && i < d; i += blockDim.x) y[i] = 1.0f + 1e-3f * (float)((i + it) & 255);
+        if (kind == 3 && w == 0) {
+            float p = 0.f;
+            for (int i = i0 + lane; i < i0 + cs && i < d; i += 32) { float t = 1.0f + 1e-3f * (float)((i + it) & 255); p = fmaf(t, t, p); }
+            p = wsum(p);
+            if (lane == 0) g_part[it & 1][blockIdx.x] = p;
+        }
     }
     if (acc == 12345.f) g_sink = acc;
 }
@@ -89,5 +155,27 @@ int main(void) {
         float ms; cudaEventElapsedTime(&ms, a, b);
         printf("kernel boundary in a graph, %d blocks x 512 empty kernels, PDL %d: %.3f us\n", sms, pdl, ms * 1000.f / N);
     }
+    /* the floor of a one-kernel step's norm */
+    const char *sn[] = {"barrier only", "+ row read, sum of squares (block)", "+ max, int8 row (a step's norm)", "same, sum of squares from the writers"};
+    static const int ds[2] = {2560, 6912}, ths[2] = {512, 1024};
+    for (int di = 0; di < 2; di++)
+        for (int ti = 0; ti < 2; ti++)
+            for (int kind = 0; kind < 4; kind++) {
+                int d = ds[di], th = ths[ti], n = iters, k = kind;
+                if (d > 16 * th) continue;
+                int occ; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_step, th, 0));
+                if (occ < 1) continue;
+                void *rp, *pp; CK(cudaGetSymbolAddress(&rp, g_row)); CK(cudaGetSymbolAddress(&pp, g_part));
+                CK(cudaMemset(rp, 0, sizeof(float) * 2 * 16384)); CK(cudaMemset(pp, 0, sizeof(float) * 2 * 1024));
+                unsigned z = 0; CK(cudaMemcpyToSymbol(g_cnt, &z, 4));
+                void *args[] = {&k, &d, &n};
+                CK(cudaLaunchCooperativeKernel((void *)k_step, sms, th, args, 0, 0)); CK(cudaDeviceSynchronize());
+                CK(cudaMemcpyToSymbol(g_cnt, &z, 4));
+                cudaEventRecord(a);
+                CK(cudaLaunchCooperativeKernel((void *)k_step, sms, th, args, 0, 0));
+                cudaEventRecord(b); CK(cudaEventSynchronize(b));
+                float ms; cudaEventElapsedTime(&ms, a, b);
+                printf("step d %4d, %3d blocks x %4d threads, %-40s %.3f us\n", d, sms, th, sn[kind], ms * 1000.f / iters);
+            }
     return 0;
 }
