@@ -48,17 +48,35 @@ __global__ void k_bar(int kind, int iters) {
  * barrier alone; 1 + the row read (ldcg) and its sum of squares reduced over the block; 2 + the
  * max of the normed row reduced over the block and the int8 row in shared memory (the norm of a
  * step); 3 as 2 but the sum of squares from the nb partials the writers left (each warp sums them
- * itself: one block reduction fewer, and the writers pay one warp sum over their slice). */
+ * itself: one block reduction fewer, and the writers pay one warp sum over their slice); 4 as 2
+ * with a weight-like stream beside it (sm_90: every block copies 64 KB a step into shared memory
+ * with cp.async.bulk, issued once the row is in, from a 1 GiB buffer it walks through, as the
+ * one-kernel step's refills do); 5 as 4 with the same 64 KB each step (no new DRAM pages). */
 __device__ float g_row[2][16384];
 __device__ float g_part[2][1024];
 __device__ __forceinline__ float wsum(float v) { for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o); return v; }
 __device__ __forceinline__ float wmax(float v) { for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o)); return v; }
-__global__ void __launch_bounds__(1024, 1) k_step(int kind, int d, int iters) {
+__device__ __forceinline__ unsigned sma(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+#define ST_CP 65536
+__global__ void __launch_bounds__(1024, 1) k_step(int kind, int d, int iters, const unsigned char *big, size_t bigsz) {
+#if __CUDA_ARCH__ >= 900
+    extern __shared__ __align__(128) unsigned char cbuf[];  /* kinds 4, 5: ST_CP bytes */
+    __shared__ __align__(8) unsigned long long cbar;
+#endif
     __shared__ float shf[32], shm[32];
     __shared__ signed char xq[16384];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, nw = blockDim.x >> 5;
     const unsigned nb = gridDim.x;
     float acc = 0;
+#if __CUDA_ARCH__ >= 900
+    size_t coff = (size_t)blockIdx.x * ST_CP;
+    if (kind >= 4 && tid == 0) {
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(sma(&cbar)) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+#else
+    (void)big; (void)bigsz;
+#endif
     for (int it = 1; it <= iters; it++) {
         const float *x = g_row[(it + 1) & 1];
         float *y = g_row[it & 1];
@@ -81,6 +99,21 @@ __global__ void __launch_bounds__(1024, 1) k_step(int kind, int d, int iters) {
                 tot = wsum(lane < nw ? shf[lane] : 0.f);
             }
             float r = rsqrtf(tot / (float)d + 1e-6f);
+#if __CUDA_ARCH__ >= 900
+            if (kind >= 4 && tid == 0) {  /* the last step's copy is long done; this step's starts */
+                if (it > 1) {
+                    unsigned done = 0;
+                    while (!done) asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                                               : "=r"(done) : "r"(sma(&cbar)), "r"((unsigned)(it - 2) & 1u) : "memory");
+                }
+                const unsigned char *src = big + (kind == 4 ? coff : (size_t)blockIdx.x * ST_CP);
+                if (kind == 4) { coff += (size_t)nb * ST_CP; if (coff + ST_CP > bigsz) coff = (size_t)blockIdx.x * ST_CP; }
+                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(sma(&cbar)), "r"(ST_CP) : "memory");
+                asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                             :: "r"(sma(cbuf)), "l"(src), "r"(ST_CP), "r"(sma(&cbar)) : "memory");
+            }
+#endif
             if (kind >= 2) {
 #pragma unroll
                 for (int k = 0; k < 16; k++) m = fmaxf(m, fabsf(v[k] * r));
@@ -105,6 +138,14 @@ __global__ void __launch_bounds__(1024, 1) k_step(int kind, int d, int iters) {
             if (lane == 0) g_part[it & 1][blockIdx.x] = p;
         }
     }
+#if __CUDA_ARCH__ >= 900
+    if (kind >= 4 && tid == 0) {  /* the last copy lands before the block exits */
+        unsigned done = 0;
+        while (!done) asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                                   : "=r"(done) : "r"(sma(&cbar)), "r"((unsigned)(iters - 1) & 1u) : "memory");
+        acc += cbuf[iters & 1023];
+    }
+#endif
     if (acc == 12345.f) g_sink = acc;
 }
 __global__ void k_empty(int pdl) {
@@ -156,26 +197,34 @@ int main(void) {
         printf("kernel boundary in a graph, %d blocks x 512 empty kernels, PDL %d: %.3f us\n", sms, pdl, ms * 1000.f / N);
     }
     /* the floor of a one-kernel step's norm */
-    const char *sn[] = {"barrier only", "+ row read, sum of squares (block)", "+ max, int8 row (a step's norm)", "same, sum of squares from the writers"};
+    const char *sn[] = {"barrier only", "+ row read, sum of squares (block)", "+ max, int8 row (a step's norm)", "same, sum of squares from the writers",
+                        "a step's norm + 64 KB/block streamed beside", "a step's norm + the same 64 KB each step"};
     static const int ds[2] = {2560, 6912}, ths[2] = {512, 1024};
+    int cc; CK(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, 0));
+    size_t bigsz = (size_t)1 << 30;
+    unsigned char *big = NULL;
+    CK(cudaMalloc((void **)&big, bigsz)); CK(cudaMemset(big, 1, bigsz));
+    CK(cudaFuncSetAttribute(k_step, cudaFuncAttributeMaxDynamicSharedMemorySize, ST_CP));
     for (int di = 0; di < 2; di++)
         for (int ti = 0; ti < 2; ti++)
-            for (int kind = 0; kind < 4; kind++) {
+            for (int kind = 0; kind < 6; kind++) {
                 int d = ds[di], th = ths[ti], n = iters, k = kind;
-                if (d > 16 * th) continue;
-                int occ; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_step, th, 0));
+                size_t dyn = kind >= 4 ? ST_CP : 0;
+                if (d > 16 * th || (kind >= 4 && cc < 9)) continue;
+                int occ; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k_step, th, dyn));
                 if (occ < 1) continue;
                 void *rp, *pp; CK(cudaGetSymbolAddress(&rp, g_row)); CK(cudaGetSymbolAddress(&pp, g_part));
                 CK(cudaMemset(rp, 0, sizeof(float) * 2 * 16384)); CK(cudaMemset(pp, 0, sizeof(float) * 2 * 1024));
                 unsigned z = 0; CK(cudaMemcpyToSymbol(g_cnt, &z, 4));
-                void *args[] = {&k, &d, &n};
-                CK(cudaLaunchCooperativeKernel((void *)k_step, sms, th, args, 0, 0)); CK(cudaDeviceSynchronize());
+                void *args[] = {&k, &d, &n, &big, &bigsz};
+                CK(cudaLaunchCooperativeKernel((void *)k_step, sms, th, args, dyn, 0)); CK(cudaDeviceSynchronize());
                 CK(cudaMemcpyToSymbol(g_cnt, &z, 4));
                 cudaEventRecord(a);
-                CK(cudaLaunchCooperativeKernel((void *)k_step, sms, th, args, 0, 0));
+                CK(cudaLaunchCooperativeKernel((void *)k_step, sms, th, args, dyn, 0));
                 cudaEventRecord(b); CK(cudaEventSynchronize(b));
                 float ms; cudaEventElapsedTime(&ms, a, b);
-                printf("step d %4d, %3d blocks x %4d threads, %-40s %.3f us\n", d, sms, th, sn[kind], ms * 1000.f / iters);
+                printf("step d %4d, %3d blocks x %4d threads, %-44s %.3f us\n", d, sms, th, sn[kind], ms * 1000.f / iters);
             }
+    cudaFree(big);
     return 0;
 }
