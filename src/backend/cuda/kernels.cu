@@ -804,26 +804,30 @@ __device__ __forceinline__ void att_rows(const float *K, const float *V, int kvd
     }
 }
 
+/* Every thread of a split block once its records are written: is it the last of the ns splits
+ * of its counter to arrive? Thread 0 counts it between two block barriers (atomicInc wrapping to
+ * 0) with release (the block's record writes, ordered by the first barrier, go first) and acquire
+ * (the last one sees the other splits' records after the second): one fence pair instead of two
+ * __threadfence()s by every thread. */
+template <class SY>
+__device__ __forceinline__ bool att_is_last(unsigned *cnt, int ns, SY sy) {
+    __shared__ int last;
+    sy.sync();
+    if (sy.tid() == 0) {
+        unsigned old;
+        asm volatile("atom.acq_rel.gpu.global.inc.u32 %0, [%1], %2;" : "=r"(old) : "l"(cnt), "r"((unsigned)ns - 1) : "memory");
+        last = old == (unsigned)ns - 1;
+    }
+    sy.sync();
+    return last;
+}
 /* Called by every block of k_att once its partial records are written: the last block of its
  * (token, kv head, head group) to arrive merges the ns splits of its G query heads into out
  * (out: [G][hd]): one warp per head turns (max, sum) into weights in shared memory wt[G*(ns+1)],
  * then each thread sums output dims over the splits with independent loads (from L2). */
-/* One thread, after a block barrier: the block's split is counted (atomicInc wrapping at lim) with
- * release (the block's record writes, ordered by the barrier, go first) and acquire (the other
- * splits' records, if this is the last, are seen after): one fence pair instead of two
- * __threadfence()s by every thread. */
-__device__ __forceinline__ unsigned att_count(unsigned *cnt, unsigned lim) {
-    unsigned old;
-    asm volatile("atom.acq_rel.gpu.global.inc.u32 %0, [%1], %2;" : "=r"(old) : "l"(cnt), "r"(lim) : "memory");
-    return old;
-}
 template <class SY = SyncBlock>
 __device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns, int G, int hd, float *out, float *wt, SY sy = SY()) {
-    __shared__ int last;
-    sy.sync();
-    if (sy.tid() == 0) last = att_count(cnt, (unsigned)ns - 1) == (unsigned)ns - 1;
-    sy.sync();
-    if (!last) return;
+    if (!att_is_last(cnt, ns, sy)) return;
     size_t rec = (size_t)hd + 2;
     int lane = sy.tid() & 31, w = sy.tid() >> 5, nwp = sy.nt() >> 5;
     for (int j = w; j < G; j += nwp) {
@@ -1755,8 +1759,7 @@ __device__ __forceinline__ int mg_units(const MStep &S, int b, int nb) { return 
 struct MgFill { const uint8_t *src[MG_MAXU]; unsigned nu, per, dst, bar; };
 __device__ void mg_fill_plan(const MStep &S, int b, int nb, unsigned char *sm, unsigned long long *mbar, MgFill &f) {
     f.per = (unsigned)S.nch * 512u; f.nu = (unsigned)mg_units(S, b, nb); f.bar = smaddr(&mbar[S.regi]); f.dst = smaddr(sm + S.reg);
-#pragma unroll 1
-    for (unsigned u = 0; u < MG_MAXU; u++) if (u < f.nu) { TGSel m = tg_sel(S.A, b + (int)u * nb); f.src[u] = m.w + (size_t)m.g * f.per; }
+    for (unsigned u = 0; u < f.nu; u++) { TGSel m = tg_sel(S.A, b + (int)u * nb); f.src[u] = m.w + (size_t)m.g * f.per; }
 }
 __device__ void mg_fill_issue(const MgFill &f) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -1866,11 +1869,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     if (ns > 1) {
                         if (S.merge == 0) att_arrive<SyncMg>(rb, S.cnt + h0, nsplit, ns, G, hd, ob, asm_, sy);
                         else {  /* k_att_cl's merge (same operations, same order), from the records */
-                            __shared__ int last;
-                            sy.sync();
-                            if (tid == 0) last = att_count(S.cnt + h0, (unsigned)ns - 1) == (unsigned)ns - 1;
-                            sy.sync();
-                            if (last) {
+                            if (att_is_last(S.cnt + h0, ns, sy)) {
                                 /* this thread's output dims (idx = tid + e * 256 of G * hd) of every split, read first */
                                 float v[2][AT_CSPLITS];
 #pragma unroll
