@@ -229,33 +229,31 @@ static void errors(void) {
 /* A profiling build (nvcc -DBN_MG_STAMPS) defines this: block 0's marks of the last one-kernel
  * step, [step][mark][globaltimer ns, clock64]. */
 extern int bn_cu_mega_stamps(unsigned long long *out, int max) __attribute__((weak));
-static void stamps_dump(const char *label) {
-    if (!bn_cu_mega_stamps) return;
+static void stamps_dump(const char *label, int L) {
     static unsigned long long ts[512][8][2];
-    int n = bn_cu_mega_stamps(&ts[0][0][0], 512);
-    if (n < 152) return;
-    /* steps 1..150: 30 layers x (qkv, attention, o, gate/up, down); a step's marks relative to the
+    if (!bn_cu_mega_stamps || 5 * L + 1 > 512 || bn_cu_mega_stamps(&ts[0][0][0], 512) < 5 * L + 1) return;
+    /* steps 1..5L: L layers x (qkv, attention, o, gate/up, down); a step's marks relative to the
      * previous step's last mark */
     static const char *nm[5] = {"qkv", "attention", "o-proj", "gate/up", "down"};
     double acc[5][8] = {{0}}, tot[5] = {0};
-    for (int s = 1; s <= 150; s++) {
+    for (int s = 1; s <= 5 * L; s++) {
         unsigned long long t0 = 0;
         for (int k = 0; k < 8; k++) if (ts[s - 1][k][0] > t0 && ts[s - 1][k][0] - ts[s - 1][0][0] < 1000000) t0 = ts[s - 1][k][0];
         unsigned long long te = t0;
         for (int k = 0; k < 8; k++) {
             unsigned long long t = ts[s][k][0];
-            if (t >= t0 && t - t0 < 1000000) { acc[(s - 1) % 5][k] += (t - t0) / 1e3 / 30; if (t > te) te = t; }
+            if (t >= t0 && t - t0 < 1000000) { acc[(s - 1) % 5][k] += (t - t0) / 1e3 / L; if (t > te) te = t; }
         }
-        tot[(s - 1) % 5] += (te - t0) / 1e3 / 30;
+        tot[(s - 1) % 5] += (te - t0) / 1e3 / L;
     }
-    printf("stamps (%s; block 0, us after the previous step's end, mean of 30 layers; marks 0-6):\n", label);
+    printf("stamps (%s; block 0, us after the previous step's end, mean of %d layers; marks 0-6):\n", label, L);
     for (int j = 0; j < 5; j++) {
         printf("  %-9s total %5.2f |", nm[j], tot[j]);
         for (int k = 0; k < 7; k++) printf(" %5.2f", acc[j][k]);
         printf("\n");
     }
-    double dt = (double)(ts[150][5][0] - ts[0][0][0]), dc = (double)(ts[150][5][1] - ts[0][0][1]);
-    printf("  steps 0-150: %.1f us, block 0's SM clock %.0f MHz\n", dt / 1e3, dt > 0 ? 1e3 * dc / dt : 0);
+    double dt = (double)(ts[5 * L][5][0] - ts[0][0][0]), dc = (double)(ts[5 * L][5][1] - ts[0][0][1]);
+    printf("  steps 0-%d: %.1f us, block 0's SM clock %.0f MHz\n", 5 * L, dt / 1e3, dt > 0 ? 1e3 * dc / dt : 0);
 }
 static double now(void) { return bn_time(); }
 static int argmax(const float *v, int n) { int b = 0; for (int i = 1; i < n; i++) if (v[i] > v[b]) b = i; return b; }
@@ -317,7 +315,7 @@ static int bench(const char *dir) {
             printf("head %-5s tg128 (after 512) greedy on the GPU, %s: %.1f tok/s, %.2f ms/token, %.0f GB/s = %.1f%% of the copy probe\n",
                    heads[h], mega ? "one-kernel step" : pdl && prop_cc >= 90 ? "kernels, PDL on " : "kernels, PDL off",
                    tps, 1e3 * ttg / 128, gbs, 100 * gbs / probe);
-            if (mega && h == 0) stamps_dump("one-kernel step");
+            if (mega && h == 0) stamps_dump("one-kernel step", m->cfg.n_layers);
         }
         bn_cu_set_pdl(prop_cc >= 90);
         bn_cu_set_mega(mega_was);
