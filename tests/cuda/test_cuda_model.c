@@ -230,26 +230,26 @@ static void errors(void) {
  * step, [step][mark][globaltimer ns, clock64]. */
 extern int bn_cu_mega_stamps(unsigned long long *out, int max) __attribute__((weak));
 static void stamps_dump(const char *label, int L) {
-    static unsigned long long ts[512][8][2];
+    static unsigned long long ts[512][12][2];  /* kernels.cu's MG_TS_K marks */
     if (!bn_cu_mega_stamps || 5 * L + 1 > 512 || bn_cu_mega_stamps(&ts[0][0][0], 512) < 5 * L + 1) return;
     /* steps 1..5L: L layers x (qkv, attention, o, gate/up, down); a step's marks relative to the
      * previous step's last mark */
     static const char *nm[5] = {"qkv", "attention", "o-proj", "gate/up", "down"};
-    double acc[5][8] = {{0}}, tot[5] = {0};
+    double acc[5][12] = {{0}}, tot[5] = {0};
     for (int s = 1; s <= 5 * L; s++) {
         unsigned long long t0 = 0;
-        for (int k = 0; k < 8; k++) if (ts[s - 1][k][0] > t0 && ts[s - 1][k][0] - ts[s - 1][0][0] < 1000000) t0 = ts[s - 1][k][0];
+        for (int k = 0; k < 12; k++) if (ts[s - 1][k][0] > t0 && ts[s - 1][k][0] - ts[s - 1][0][0] < 1000000) t0 = ts[s - 1][k][0];
         unsigned long long te = t0;
-        for (int k = 0; k < 8; k++) {
+        for (int k = 0; k < 12; k++) {
             unsigned long long t = ts[s][k][0];
             if (t >= t0 && t - t0 < 1000000) { acc[(s - 1) % 5][k] += (t - t0) / 1e3 / L; if (t > te) te = t; }
         }
         tot[(s - 1) % 5] += (te - t0) / 1e3 / L;
     }
-    printf("stamps (%s; block 0, us after the previous step's end, mean of %d layers; marks 0-6):\n", label, L);
+    printf("stamps (%s; block 0, us after the previous step's end, mean of %d layers; marks 0-9):\n", label, L);
     for (int j = 0; j < 5; j++) {
         printf("  %-9s total %5.2f |", nm[j], tot[j]);
-        for (int k = 0; k < 7; k++) printf(" %5.2f", acc[j][k]);
+        for (int k = 0; k < 10; k++) printf(" %5.2f", acc[j][k]);
         printf("\n");
     }
     double dt = (double)(ts[5 * L][5][0] - ts[0][0][0]), dc = (double)(ts[5 * L][5][1] - ts[0][0][1]);

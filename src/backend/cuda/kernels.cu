@@ -854,8 +854,15 @@ __device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns,
 /* One step of a warp: scores of its AT_PB rows (valid: sb + i < s1) for the G heads, online
  * softmax update of (m, l, acc). */
 template <int DPL>
-__device__ __forceinline__ void att_step(const float (&qv)[AT_G][DPL], const float (&kr)[AT_PB][DPL], const float (&vr)[AT_PB][DPL],
+__device__ __forceinline__ void att_step(const float *qs, int hd, int lane, const float (&kr)[AT_PB][DPL], const float (&vr)[AT_PB][DPL],
                                          int sb, int s1, int G, float scale, float *m, float *l, float (&acc)[AT_G][DPL]) {
+    /* q (qs[G][hd], roped) read from shared memory each step: live only here (registers for the
+     * one-kernel step's 128 a thread) */
+    float qv[AT_G][DPL];
+#pragma unroll
+    for (int j = 0; j < AT_G; j++)
+#pragma unroll
+        for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; qv[j][u] = j < G && d < hd ? qs[j * hd + d] : 0.f; }
     float sc[AT_PB][AT_G];
 #pragma unroll
     for (int i = 0; i < AT_PB; i++)
@@ -937,12 +944,12 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
         for (int d = tid; d < hd; d += nt) { K[(size_t)p * kvd + d] = rope1(kn, d, hd, pc, ps); V[(size_t)p * kvd + d] = vn[d]; }
     sy.sync();
     sy.mark(2);
-    float qv[AT_G][DPL], m[AT_G], l[AT_G], acc[AT_G][DPL];
+    float m[AT_G], l[AT_G], acc[AT_G][DPL];
 #pragma unroll
     for (int j = 0; j < AT_G; j++) {
         m[j] = -INFINITY; l[j] = 0.f;
 #pragma unroll
-        for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; qv[j][u] = j < G && d < hd ? qs[j * hd + d] : 0.f; acc[j][u] = 0.f; }
+        for (int u = 0; u < DPL; u++) acc[j][u] = 0.f;
     }
     float scale = 1.0f / sqrtf((float)hd);
     for (bool first = true; sb < s1; sb += NW * AT_PB, first = false) {
@@ -953,7 +960,7 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
                 if (sb + i == p)
 #pragma unroll
                     for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (d < hd) { kr[i][u] = rope1(kn, d, hd, pc, ps); vr[i][u] = vn[d]; } }
-        att_step<DPL>(qv, kr, vr, sb, s1, G, scale, m, l, acc);
+        att_step<DPL>(qs, hd, lane, kr, vr, sb, s1, G, scale, m, l, acc);
     }
     sy.mark(3);
     if (lane == 0)
@@ -1685,21 +1692,30 @@ struct __align__(16) MStep {
     float *ex;
 };
 struct MCtx { const MStep *st; int n, nb; const int32_t *ids, *pos, *seq; unsigned long long *bar; int *err; int nfirst, first[MG_NREG]; };
-#ifdef BN_MG_STAMPS  /* profiling build only: block 0 thread 0's %globaltimer / clock64 at marks 0..7 of each step */
+#ifdef BN_MG_STAMPS  /* profiling build only: block 0 thread 0's %globaltimer / clock64 at marks 0..11 of each step */
 #define MG_TS_N 512
-__device__ unsigned long long g_mts[MG_TS_N][8][2];
+#define MG_TS_K 12
+__device__ unsigned long long g_mts[MG_TS_N][MG_TS_K][2];
 __device__ __forceinline__ void mg_mark(int s, int k) {
     if (blockIdx.x || threadIdx.x || s >= MG_TS_N) return;
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     g_mts[s][k][0] = t; g_mts[s][k][1] = clock64();
 }
+/* the same, once v is computed (an input of the timer read: the arithmetic cannot sink past it) */
+__device__ __forceinline__ void mg_mark_v(int s, int k, float v) {
+    if (blockIdx.x || threadIdx.x || s >= MG_TS_N) return;
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t) : "f"(v));
+    g_mts[s][k][0] = t; g_mts[s][k][1] = clock64();
+}
 extern "C" int bn_cu_mega_stamps(unsigned long long *out, int max) {
     int n = max < MG_TS_N ? max : MG_TS_N;
-    return cudaMemcpyFromSymbol(out, g_mts, (size_t)n * 16 * 8) == cudaSuccess ? n : -1;
+    return cudaMemcpyFromSymbol(out, g_mts, (size_t)n * MG_TS_K * 16) == cudaSuccess ? n : -1;
 }
 #else
 #define mg_mark(s, k) ((void)0)
+#define mg_mark_v(s, k, v) ((void)0)
 #endif
 
 __device__ __forceinline__ unsigned smaddr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
@@ -1805,6 +1821,26 @@ __device__ __forceinline__ void mg_wb_put(const MStep &P, const MgWb &o, float r
     else if (P.pre == 2) a = glu1(a, o.y, P.act);
     if (P.pre) P.x[o.i] = a;
     P.out[o.i] = __fmul_rn(o.w, __fmul_rn(a, r));
+}
+
+/* A block's products of its NU row groups (region wr: [NU][nch][512] bytes) with the int8 row xq:
+ * warp w takes chunks w, w + 16, ...; its partial sums land in red[(w * MG_MAXU + u) * 32 + lane]
+ * (integer: any order is exact). */
+template <int NU>
+__device__ __forceinline__ void mg_prod(const unsigned char *wr, const int8_t *xq, int nch, int w, int lane, int *red) {
+    int acc[NU][4] = {};
+    for (int ch = w; ch < nch; ch += MG_NT / 32) {
+        const int4 *xp = (const int4 *)(xq + 64 * ch);
+        int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+#pragma unroll
+        for (int u = 0; u < NU; u++) {
+            uint4 wq = *(const uint4 *)(wr + ((size_t)u * nch + ch) * 512 + lane * 16);
+            acc[u][0] = dot16(wq.x, x0, acc[u][0]); acc[u][1] = dot16(wq.y, x1, acc[u][1]);
+            acc[u][2] = dot16(wq.z, x2, acc[u][2]); acc[u][3] = dot16(wq.w, x3, acc[u][3]);
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < NU; u++) red[(w * MG_MAXU + u) * 32 + lane] = (acc[u][0] + acc[u][1]) + (acc[u][2] + acc[u][3]);
 }
 
 template <int DPL>
@@ -1923,31 +1959,41 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                     int row = mo.g * TG_RG + lane;
                     if (mo.ax && row < mo.rows) axp = __ldcg(mo.ax + row);
                 }
+                /* (vt < T is warp-uniform, T a multiple of 32: warps without values of a half skip it,
+                 * issuing nothing; the norm is issue-bound, every block doing the whole row) */
 #pragma unroll
                 for (int h = 0; h < MG_VH; h++)
 #pragma unroll
-                    for (int j = 0; j < 8; j++) {
-                        int vt = tid + h * MG_NT, i = vt + j * T;
-                        bool ok = vt < T && i < d;
-                        av[h][j] = ok ? __ldcg(X + i) : 0.f;
-                        wv[h][j] = ok ? __ldg(S.w + i) : 0.f;
-                        yv[h][j] = ok && pre ? __ldcg(Y + i) : 0.f;
-                    }
+                    for (int j = 0; j < 8; j++) { av[h][j] = 0.f; wv[h][j] = 0.f; yv[h][j] = 0.f; }
+#pragma unroll
+                for (int h = 0; h < MG_VH; h++)
+                    if (tid + h * MG_NT < T)
+#pragma unroll
+                        for (int j = 0; j < 8; j++) {
+                            int i = tid + h * MG_NT + j * T;
+                            bool ok = i < d;
+                            av[h][j] = ok ? __ldcg(X + i) : 0.f;
+                            wv[h][j] = ok ? __ldg(S.w + i) : 0.f;
+                            yv[h][j] = ok && pre ? __ldcg(Y + i) : 0.f;
+                        }
 #pragma unroll
                 for (int h = 0; h < MG_VH; h++) {
                     int vt = tid + h * MG_NT;
                     ss[h] = 0.f;
+                    float v = 0.f;
+                    if (vt < T) {
 #pragma unroll
-                    for (int j = 0; j < 8; j++) {
-                        int i = vt + j * T;
-                        float t = av[h][j];
-                        if (pre == 1) t = t + yv[h][j];
-                        else if (pre == 2) t = glu1(t, yv[h][j], act);
-                        bool ok = vt < T && i < d;
-                        av[h][j] = ok ? t : 0.f;
-                        if (ok) ss[h] = __fmaf_rn(t, t, ss[h]);
+                        for (int j = 0; j < 8; j++) {
+                            int i = vt + j * T;
+                            float t = av[h][j];
+                            if (pre == 1) t = t + yv[h][j];
+                            else if (pre == 2) t = glu1(t, yv[h][j], act);
+                            bool ok = i < d;
+                            av[h][j] = ok ? t : 0.f;
+                            if (ok) ss[h] = __fmaf_rn(t, t, ss[h]);
+                        }
+                        v = warp_sum_f(ss[h]);
                     }
-                    float v = warp_sum_f(ss[h]);
                     if (lane == 0 && (vt >> 5) < 32) shf[vt >> 5] = v;  /* virtual warp vt / 32: norm_row's order */
                 }
                 __syncthreads();
@@ -1958,35 +2004,41 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 float m = 0.f;
 #pragma unroll
                 for (int h = 0; h < MG_VH; h++)
+                    if (tid + h * MG_NT < T)
 #pragma unroll
-                    for (int j = 0; j < 8; j++) {
-                        int vt = tid + h * MG_NT, i = vt + j * T;
-                        if (vt < T && i < d) { float o = __fmul_rn(wv[h][j], __fmul_rn(av[h][j], r)); av[h][j] = o; float t = fabsf(o); if (t > m) m = t; }
-                    }
+                        for (int j = 0; j < 8; j++) {
+                            int i = tid + h * MG_NT + j * T;
+                            if (i < d) { float o = __fmul_rn(wv[h][j], __fmul_rn(av[h][j], r)); av[h][j] = o; float t = fabsf(o); if (t > m) m = t; }
+                        }
+                mg_mark_v(s, 6, m);  /* the gains are in (thread 0's) */
                 m = warp_max_f(m);
                 if (lane == 0) shm[w] = m;
                 __syncthreads();
                 m = lane < MG_NT / 32 ? shm[lane] : 0.f;
                 m = warp_max_f(m);
+                mg_mark_v(s, 7, m);  /* the block's max */
                 if (m < 1e-5f) m = 1e-5f;
                 float sc = 127.0f / m;
                 int sum = 0;
 #pragma unroll
                 for (int h = 0; h < MG_VH; h++)
+                    if (tid + h * MG_NT < T)
 #pragma unroll
-                    for (int j = 0; j < 8; j++) {
-                        int vt = tid + h * MG_NT, i = vt + j * T;
-                        if (vt < T && i < d) {
-                            float f = rintf(__fmul_rn(av[h][j], sc));
-                            int qv = f > 127.f ? 127 : f < -128.f ? -128 : (int)f;
-                            xq[i] = (int8_t)qv;
-                            sum += qv;
+                        for (int j = 0; j < 8; j++) {
+                            int i = tid + h * MG_NT + j * T;
+                            if (i < d) {
+                                float f = rintf(__fmul_rn(av[h][j], sc));
+                                int qv = f > 127.f ? 127 : f < -128.f ? -128 : (int)f;
+                                xq[i] = (int8_t)qv;
+                                sum += qv;
+                            }
                         }
-                    }
                 for (int k = d + tid; k < S.kp; k += MG_NT) xq[k] = 0;
                 sum = warp_sum_i(sum);
+                mg_mark_v(s, 8, (float)sum);  /* the int8 row (thread 0's part) */
                 if (lane == 0) shi[w] = sum;
                 if (pend >= 0) mg_wb_put(sd[pend % 3], wb, wbr[pend & 1]);
+                mg_mark(s, 9);
                 if (tid == 0) wbr[s & 1] = r;
                 __syncthreads();
                 /* the products of this block's row groups, from the region */
@@ -1994,22 +2046,12 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 mg_wait_fill(&mbar[S.regi], S.par);
                 mg_mark(s, 3);
                 const unsigned char *wr = msm + S.reg;
-                {  /* the row groups side by side, 4 sums each (integer: any order is exact) */
-                    int acc[MG_MAXU][4] = {};
-                    for (int ch = w; ch < S.nch; ch += MG_NT / 32) {
-                        const int4 *xp = (const int4 *)(xq + 64 * ch);
-                        int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
-#pragma unroll
-                        for (int u = 0; u < MG_MAXU; u++)
-                            if (u < nu) {
-                                uint4 wq = *(const uint4 *)(wr + ((size_t)u * S.nch + ch) * 512 + lane * 16);
-                                acc[u][0] = dot16(wq.x, x0, acc[u][0]); acc[u][1] = dot16(wq.y, x1, acc[u][1]);
-                                acc[u][2] = dot16(wq.z, x2, acc[u][2]); acc[u][3] = dot16(wq.w, x3, acc[u][3]);
-                            }
-                    }
-#pragma unroll
-                    for (int u = 0; u < MG_MAXU; u++)
-                        if (u < nu) red[(w * MG_MAXU + u) * 32 + lane] = (acc[u][0] + acc[u][1]) + (acc[u][2] + acc[u][3]);
+                switch (nu) {  /* a loop per unit count: no predicated-off units issued */
+                case 1: mg_prod<1>(wr, xq, S.nch, w, lane, red); break;
+                case 2: mg_prod<2>(wr, xq, S.nch, w, lane, red); break;
+                case 3: mg_prod<3>(wr, xq, S.nch, w, lane, red); break;
+                case 4: mg_prod<4>(wr, xq, S.nch, w, lane, red); break;
+                default: break;
                 }
                 __syncthreads();
                 if (tid < nu * 32) {
