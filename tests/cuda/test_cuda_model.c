@@ -246,10 +246,10 @@ static void stamps_dump(const char *label, int L) {
         }
         tot[(s - 1) % 5] += (te - t0) / 1e3 / L;
     }
-    printf("stamps (%s; block 0, us after the previous step's end, mean of %d layers; marks 0-9):\n", label, L);
+    printf("stamps (%s; block 0, us after the previous step's end, mean of %d layers; marks 0-10):\n", label, L);
     for (int j = 0; j < 5; j++) {
         printf("  %-9s total %5.2f |", nm[j], tot[j]);
-        for (int k = 0; k < 10; k++) printf(" %5.2f", acc[j][k]);
+        for (int k = 0; k < 11; k++) printf(" %5.2f", acc[j][k]);
         printf("\n");
     }
     double dt = (double)(ts[5 * L][5][0] - ts[0][0][0]), dc = (double)(ts[5 * L][5][1] - ts[0][0][1]);

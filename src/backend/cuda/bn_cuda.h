@@ -214,7 +214,7 @@ bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const int32_t *ids
 bitnet_status bn_cu_mega_launch(bn_cu_mega *g, int *err_d, void *stream);
 bitnet_status bn_cu_mega_reset(bn_cu_mega *g, void *stream);
 void bn_cu_mega_free(bn_cu_mega *g);
-/* Build decode programs (1; env BITNET_CUDA_MEGA=1 turns it on at device open, sm_90+) or not (0, the default). */
+/* Build decode programs (1, the default on sm_90+; env BITNET_CUDA_MEGA=0 turns it off at device open) or not (0). */
 void bn_cu_set_mega(int on);
 int bn_cu_get_mega(void);
 /* Decode programs built so far in this process (for tests: did a forward take this path?). */
