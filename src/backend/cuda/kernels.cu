@@ -852,6 +852,28 @@ __device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns,
     }
 }
 
+/* Head j's online softmax update from its AT_PB scores sc[.][j] (valid: sb + i < s1). */
+template <int DPL>
+__device__ __forceinline__ void att_head(int j, float (&sc)[AT_PB][AT_G], const float (&vr)[AT_PB][DPL], int sb, int s1, float scale,
+                                         float *m, float *l, float (&acc)[AT_G][DPL]) {
+    float mb = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < AT_PB; i++) { sc[i][j] = sb + i < s1 ? sc[i][j] * scale : -INFINITY; mb = fmaxf(mb, sc[i][j]); }
+    float mn = fmaxf(m[j], mb), corr = expf(m[j] - mn), ls = 0.f;
+    float e[AT_PB];
+#pragma unroll
+    for (int i = 0; i < AT_PB; i++) { e[i] = expf(sc[i][j] - mn); ls += e[i]; }
+    l[j] = l[j] * corr + ls;
+    m[j] = mn;
+#pragma unroll
+    for (int u = 0; u < DPL; u++) {
+        float a = acc[j][u] * corr;
+#pragma unroll
+        for (int i = 0; i < AT_PB; i++) a += e[i] * vr[i][u];
+        acc[j][u] = a;
+    }
+}
+
 /* One step of a warp: scores of its AT_PB rows (valid: sb + i < s1) for the G heads, online
  * softmax update of (m, l, acc). */
 template <int DPL>
@@ -880,24 +902,14 @@ __device__ __forceinline__ void att_step(const float *qs, int hd, int lane, cons
         for (int i = 0; i < AT_PB; i++)
 #pragma unroll
             for (int j = 0; j < AT_G; j++) sc[i][j] += __shfl_xor_sync(0xffffffffu, sc[i][j], o);
+    if (G == AT_G) {  /* no branch between the heads: their state (spilled in the one-kernel step) loads at once */
 #pragma unroll
-    for (int j = 0; j < AT_G; j++) {
-        if (j >= G) break;
-        float mb = -INFINITY;
+        for (int j = 0; j < AT_G; j++) att_head<DPL>(j, sc, vr, sb, s1, scale, m, l, acc);
+    } else {
 #pragma unroll
-        for (int i = 0; i < AT_PB; i++) { sc[i][j] = sb + i < s1 ? sc[i][j] * scale : -INFINITY; mb = fmaxf(mb, sc[i][j]); }
-        float mn = fmaxf(m[j], mb), corr = expf(m[j] - mn), ls = 0.f;
-        float e[AT_PB];
-#pragma unroll
-        for (int i = 0; i < AT_PB; i++) { e[i] = expf(sc[i][j] - mn); ls += e[i]; }
-        l[j] = l[j] * corr + ls;
-        m[j] = mn;
-#pragma unroll
-        for (int u = 0; u < DPL; u++) {
-            float a = acc[j][u] * corr;
-#pragma unroll
-            for (int i = 0; i < AT_PB; i++) a += e[i] * vr[i][u];
-            acc[j][u] = a;
+        for (int j = 0; j < AT_G; j++) {
+            if (j >= G) break;
+            att_head<DPL>(j, sc, vr, sb, s1, scale, m, l, acc);
         }
     }
 }
