@@ -788,7 +788,9 @@ __device__ __forceinline__ float rope1(const float *x, int d, int hd, const floa
 }
 
 /* Key and value rows sb..sb+AT_PB-1 (those < s1 and != skip; else 0) of one kv head (K, V already
- * offset to it, rows kvd apart), lane's dims. */
+ * offset to it, rows kvd apart), lane's dims. L2 only (ld.cg): a block reads each row once, and
+ * in L1 the rows would evict what is reused (in the one-kernel step, with most of L1 given to
+ * shared memory, its local-memory spills). */
 template <int DPL>
 __device__ __forceinline__ void att_rows(const float *K, const float *V, int kvd, int hd, int sb, int s1, int skip, int lane,
                                          float (&kr)[AT_PB][DPL], float (&vr)[AT_PB][DPL]) {
@@ -799,8 +801,8 @@ __device__ __forceinline__ void att_rows(const float *K, const float *V, int kvd
 #pragma unroll
         for (int u = 0; u < DPL; u++) {
             int d = lane + 32 * u;
-            kr[i][u] = ok && d < hd ? K[(size_t)s * kvd + d] : 0.f;
-            vr[i][u] = ok && d < hd ? V[(size_t)s * kvd + d] : 0.f;
+            kr[i][u] = ok && d < hd ? __ldcg(K + (size_t)s * kvd + d) : 0.f;
+            vr[i][u] = ok && d < hd ? __ldcg(V + (size_t)s * kvd + d) : 0.f;
         }
     }
 }
