@@ -1,11 +1,12 @@
 #!/bin/bash
-# tests/cuda/device_run.sh [--hf] [--ncu] [--no-kbench] [--no-cli] — one full batch on a GPU machine: build the CUDA
+# tests/cuda/device_run.sh [--hf] [--ncu] [--stamps] [--no-kbench] [--no-cli] — one full batch on a GPU machine: build the CUDA
 # build, run the kernel and model tests, the kernel bandwidth bench and the end-to-end bench
 # (2B-4T shapes: pp512, tg128 after 512 with the exact and q8 heads, batched decode 8/32/64,
 # GPU memory at a 4k context), and with --hf transformers' BitNetForCausalLM on a
 # make_2b4t_shaped.py checkpoint (same prompt), so both are measured in the same call; with
 # --ncu a per-kernel time breakdown of one decode step (ncu, kernels serialized, no overlap);
-# --no-kbench skips the kernel bandwidth bench (bench_cuda), --no-cli the CLI checks, to save device time.
+# --stamps a profiling build (nvcc -DBN_MG_STAMPS, build-ts/, sm_90a only) whose --bench prints the one-kernel
+# step's per-step marks; --no-kbench skips the kernel bandwidth bench (bench_cuda), --no-cli the CLI checks, to save device time.
 # Logs: one file per step, packed into $OUT/logs.tgz (default OUT ./device-out); a summary is
 # printed at the end.
 # Extra make arguments come from $MAKEARGS (e.g. the PKG_CFLAGS/PKG_LIBS of a machine without
@@ -13,8 +14,8 @@
 set -u
 OUT=${OUT:-device-out}
 FINAL=$OUT; OUT=$OUT/logs; mkdir -p "$OUT"   # packed into $FINAL/logs.tgz at the end (one file)
-HF=0; NCU=0; KB=1; CLI=1
-for a in "$@"; do case $a in --hf) HF=1;; --ncu) NCU=1;; --no-kbench) KB=0;; --no-cli) CLI=0;; *) echo "usage: $0 [--hf] [--ncu] [--no-kbench] [--no-cli]" >&2; exit 2;; esac; done
+HF=0; NCU=0; KB=1; CLI=1; TS=0
+for a in "$@"; do case $a in --hf) HF=1;; --ncu) NCU=1;; --no-kbench) KB=0;; --no-cli) CLI=0;; --stamps) TS=1;; *) echo "usage: $0 [--hf] [--ncu] [--stamps] [--no-kbench] [--no-cli]" >&2; exit 2;; esac; done
 B=build-cuda
 step() { local name=$1; shift; local t0=$(date +%s.%N); "$@" >"$OUT/$name.log" 2>&1; local rc=$?
          printf "%-16s rc=%d %6.1fs\n" "$name" $rc "$(awk "BEGIN{print $(date +%s.%N) - $t0}")" | tee -a "$OUT/summary.log"; return $rc; }
@@ -25,6 +26,12 @@ step test_cuda $B/tests/cuda/test_cuda
 step test_cuda_model $B/tests/cuda/test_cuda_model
 step bench_model $B/tests/cuda/test_cuda_model --bench
 [ $CLI = 1 ] && step cli bash -c "$B/bitnet info --devices; $B/bitnet bench --device cuda --synthetic 2b-4t -t 1 -r 2 -p 512 -n 128 -B 8 2>&1 | tail -20; $B/bitnet run -m tests/golden/bitnet-b158-packed --ids 1,2,3 -n 8 --temp 0 --print-ids --device cuda; BUILD=$B bash tests/device_cli.sh"
+if [ $TS = 1 ]; then
+    A='-gencode arch=compute_90a,code=sm_90a'
+    step build_ts make CUDA=1 NCCL=0 -j"$(nproc)" ${MAKEARGS:-} BUILD=build-ts "CU_ARCH=$A" \
+        "NVFLAGS=-O3 -std=c++17 $A -Xcompiler -fPIC,-fvisibility=hidden -Drestrict=__restrict__ -Iinclude -Isrc -DBN_MG_STAMPS" \
+        build-ts/tests/cuda/test_cuda_model && step stamps build-ts/tests/cuda/test_cuda_model --bench
+fi
 if [ $NCU = 1 ]; then
     step ncu ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv --print-units base \
         $B/tests/cuda/test_cuda_model --profile
@@ -54,6 +61,7 @@ grep -h -E "passed|failed" "$OUT"/test_cuda.log "$OUT"/test_cuda_model.log | tai
 cat "$OUT/bench_model.log"
 [ -f "$OUT/cli.log" ] && tail -12 "$OUT/cli.log"
 [ $NCU = 1 ] && cat "$OUT/ncu_sum.log"
+[ -f "$OUT/stamps.log" ] && grep -A7 "^stamps" "$OUT/stamps.log"
 [ $HF = 1 ] && cat "$OUT/bench_ckpt.log" "$OUT/hf_bench.log"
 tar czf "$FINAL/logs.tgz" -C "$FINAL" logs && rm -rf "$OUT"
 exit 0
