@@ -573,7 +573,9 @@ static void graph_finish(bn_exec *e) {
                 cudaGetLastError();
                 if (g) cudaGraphDestroy(g);
                 graph_drop(e);
-                note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph capture of the decode program: %s", cudaGetErrorString(ce)));
+                bn_cu_set_mega(0);  /* the next forward records the kernels (a cooperative launch can be refused, e.g. under MPS) */
+                note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph capture of the one-kernel decode step: %s; decoding goes on with "
+                                                       "separate kernels from the next call; set BITNET_CUDA_MEGA=0 to skip it", cudaGetErrorString(ce)));
                 return;
             }
         }
