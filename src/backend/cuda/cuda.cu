@@ -562,22 +562,23 @@ static void graph_finish(bn_exec *e) {
             return;
         }
         if ((e->mega = mega_build(e))) {  /* one kernel instead of the captured ones */
-            cudaGraphDestroy(g); g = NULL;
+            cudaGraph_t gk = g;  /* the kernels' graph, kept until the program's capture succeeds */
+            g = NULL;
             ce = cudaStreamBeginCapture((cudaStream_t)e->st, cudaStreamCaptureModeRelaxed);
             if (ce == cudaSuccess) {
                 bitnet_status ls = bn_cu_mega_launch(e->mega, e->bad_d + 1, e->st);
                 ce = cudaStreamEndCapture((cudaStream_t)e->st, &g);
                 if (ls && ce == cudaSuccess) ce = cudaErrorLaunchFailure;
             }
-            if (ce != cudaSuccess) {
+            if (ce != cudaSuccess) {  /* refused (a cooperative launch can be, e.g. under MPS): the kernels, from now on */
                 cudaGetLastError();
                 if (g) cudaGraphDestroy(g);
-                graph_drop(e);
-                bn_cu_set_mega(0);  /* the next forward records the kernels (a cooperative launch can be refused, e.g. under MPS) */
-                note(e, bn_err(BITNET_ERR_UNSUPPORTED, "cuda: graph capture of the one-kernel decode step: %s; decoding goes on with "
-                                                       "separate kernels from the next call; set BITNET_CUDA_MEGA=0 to skip it", cudaGetErrorString(ce)));
-                return;
-            }
+                g = gk;
+                cudaStreamSynchronize((cudaStream_t)e->st);
+                bn_cu_mega_free(e->mega);
+                e->mega = NULL;
+                bn_cu_set_mega(0);
+            } else cudaGraphDestroy(gk);
         }
         cudaGraphExec_t x = NULL;
         ce = cudaGraphInstantiate(&x, g, 0);
