@@ -361,7 +361,10 @@ static void head_case(const char *gold, const char *head, int exact, double bmad
             for (int j = 1; j < V; j++) { if (la[j] > la[ia]) ia = j; if (lb[j] > lb[ib]) ib = j; }
             if (exact) snprintf(name, sizeof name, "%s --head %s: prompt logits bit-identical to the folder load", gold, head);
             else snprintf(name, sizeof name, "%s --head %s: logits vs the exact head mean|d|/std %.2e (<= %g), max %.2e (<= %g), mean KL %.2e nats", gold, head, mad, bmad, mx, bmax, kl);
-            CHECK(name, exact ? !memcmp(a, b, (size_t)np * V * 4) : mad <= bmad && mx <= bmax && kl > 0 && ia == ib, "mean|d|/std %.2e max %.2e KL %.2e next id %d vs %d", mad, mx, kl, ia, ib);
+            /* KL >= 0; where the head's type happens to hold the source's values (bf16 -> f16 for
+             * weights in f16's normal range) only the dot products' order differs and it computes
+             * to 0 up to rounding, of either sign (seen: -8.6e-19 with the AVX2 kernels) */
+            CHECK(name, exact ? !memcmp(a, b, (size_t)np * V * 4) : mad <= bmad && mx <= bmax && kl > -1e-12 && ia == ib, "mean|d|/std %.2e max %.2e KL %.2e next id %d vs %d", mad, mx, kl, ia, ib);
         } else CHECK(name, 0, "forward: %s", bitnet_last_error());
         if (quant) {   /* the same values as an f32 head */
             char o2[300]; snprintf(o2, sizeof o2, "%s-f32.gguf", out);
