@@ -574,9 +574,7 @@ static void graph_finish(bn_exec *e) {
                 cudaGetLastError();
                 if (g) cudaGraphDestroy(g);
                 g = gk;
-                cudaStreamSynchronize((cudaStream_t)e->st);
-                bn_cu_mega_free(e->mega);
-                e->mega = NULL;
+                graph_drop(e);  /* frees the program */
                 bn_cu_set_mega(0);
             } else cudaGraphDestroy(gk);
         }

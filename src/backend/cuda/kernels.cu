@@ -1716,19 +1716,14 @@ struct MCtx { const MStep *st; int n, nb; const int32_t *ids, *pos, *seq; unsign
 #define MG_TS_N 512
 #define MG_TS_K 12
 __device__ unsigned long long g_mts[MG_TS_N][MG_TS_K][2];
-__device__ __forceinline__ void mg_mark(int s, int k) {
-    if (blockIdx.x || threadIdx.x || s >= MG_TS_N) return;
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    g_mts[s][k][0] = t; g_mts[s][k][1] = clock64();
-}
-/* the same, once v is computed (an input of the timer read: the arithmetic cannot sink past it) */
+/* mark k of step s once v is computed (an input of the timer read: the arithmetic cannot sink past it) */
 __device__ __forceinline__ void mg_mark_v(int s, int k, float v) {
     if (blockIdx.x || threadIdx.x || s >= MG_TS_N) return;
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t) : "f"(v));
     g_mts[s][k][0] = t; g_mts[s][k][1] = clock64();
 }
+__device__ __forceinline__ void mg_mark(int s, int k) { mg_mark_v(s, k, 0.f); }
 extern "C" int bn_cu_mega_stamps(unsigned long long *out, int max) {
     int n = max < MG_TS_N ? max : MG_TS_N;
     return cudaMemcpyFromSymbol(out, g_mts, (size_t)n * MG_TS_K * 16) == cudaSuccess ? n : -1;
