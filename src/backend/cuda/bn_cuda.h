@@ -178,7 +178,7 @@ int bn_cu_get_pdl(void);
  * through distributed shared memory (hd <= 128, <= 4 tokens, >= 256-position grids; else, or when
  * the device co-schedules no such cluster, the record + counter merge). Variants, for measurements:
  * 1 = blocks of 16 warps in clusters of <= 16 splits, 2 = 8 warps / <= 16, 3 = 16 warps / <= 8,
- * 4 = 8 warps / <= 8. bn_cu_device_open sets 2 for sm_90+ (env BITNET_CUDA_CLUSTER=0..4 picks);
+ * 4 = 8 warps / <= 8. bn_cu_device_open sets 1 for sm_90+ (env BITNET_CUDA_CLUSTER=0..4 picks);
  * never turn it on for older GPUs. Results differ from the plain path and between the variants
  * within float rounding (other split boundaries). */
 void bn_cu_set_cluster(int on);

@@ -118,7 +118,7 @@ extern "C" bitnet_status bn_cu_device_open(int dev, char *name, size_t nlen, siz
     const char *pe = getenv("BITNET_CUDA_PDL");
     g_pdl = p.major >= 9 && !(pe && !strcmp(pe, "0"));
     const char *ce = getenv("BITNET_CUDA_CLUSTER");
-    g_cl = p.major < 9 ? 0 : ce && *ce >= '0' && *ce <= '4' && !ce[1] ? *ce - '0' : 2;  /* 2: the fastest variant on the H200 */
+    g_cl = p.major < 9 ? 0 : ce && *ce >= '0' && *ce <= '4' && !ce[1] ? *ce - '0' : 1;  /* 1: the fastest variant on the H200 (16 warps: one position step a split up to 1024 positions) */
     const char *me = getenv("BITNET_CUDA_MEGA");
     g_mega = p.major >= 9 && !(me && !strcmp(me, "0"));  /* the default on sm_90+: ~5% ahead of the kernels on the H200 */
     /* a first call that touches the context, so a broken driver shows here and not later */
@@ -876,6 +876,18 @@ __device__ __forceinline__ void att_head(int j, float (&sc)[AT_PB][AT_G], const 
     }
 }
 
+/* One reduce-scatter round of att_step's warp sums: values rv[0..N) become rv[0..N/2), a lane
+ * with bit N of its index (N = 16, 8, 4, 2: the xor distance equals the count) keeping the upper half. */
+template <int N>
+__device__ __forceinline__ void att_rs_round(float (&rv)[16], int lane) {
+    bool up = (lane & N) != 0;
+#pragma unroll
+    for (int k = 0; k < N / 2; k++) {
+        float keep = up ? rv[k + N / 2] : rv[k], send = up ? rv[k] : rv[k + N / 2];
+        rv[k] = keep + __shfl_xor_sync(0xffffffffu, send, N);
+    }
+}
+
 /* One step of a warp: scores of its AT_PB rows (valid: sb + i < s1) for the G heads, online
  * softmax update of (m, l, acc). */
 template <int DPL>
@@ -898,12 +910,18 @@ __device__ __forceinline__ void att_step(const float *qs, int hd, int lane, cons
             for (int u = 0; u < DPL; u++) a += qv[j][u] * kr[i][u];
             sc[i][j] = a;
         }
+    /* the 16 sums over the warp: a reduce-scatter (xor 16, 8, 4, 2: a lane keeps half its values
+     * and adds the partner's copy of them) ending with value k in lanes 2k, 2k + 1, a last xor 1,
+     * then each value from its lane: 32 shuffles instead of 80. Every addition is the plain
+     * butterfly's (own + partner's, same pairs, same order), so the sums have its bits. */
+    static_assert(AT_PB * AT_G == 16, "16 scores a step");
+    float rv[16];
 #pragma unroll
-    for (int o = 16; o; o >>= 1)
+    for (int k = 0; k < 16; k++) rv[k] = sc[k / AT_G][k % AT_G];
+    att_rs_round<16>(rv, lane); att_rs_round<8>(rv, lane); att_rs_round<4>(rv, lane); att_rs_round<2>(rv, lane);
+    rv[0] += __shfl_xor_sync(0xffffffffu, rv[0], 1);
 #pragma unroll
-        for (int i = 0; i < AT_PB; i++)
-#pragma unroll
-            for (int j = 0; j < AT_G; j++) sc[i][j] += __shfl_xor_sync(0xffffffffu, sc[i][j], o);
+    for (int k = 0; k < 16; k++) sc[k / AT_G][k % AT_G] = __shfl_sync(0xffffffffu, rv[0], 2 * k);
     if (G == AT_G) {  /* no branch between the heads: their state (spilled in the one-kernel step) loads at once */
 #pragma unroll
         for (int j = 0; j < AT_G; j++) att_head<DPL>(j, sc, vr, sb, s1, scale, m, l, acc);
@@ -1007,19 +1025,36 @@ __device__ __forceinline__ float att_wmerge(const float *sm, const float (*wml)[
 }
 
 /* After att_split: its merged (max, sum, unnormalized out) for the G heads, as the output itself
- * (ns == 1: one split holds every position) or as split sp's records base[(j*nsplit + sp)*(hd+2)]. */
+ * (ns == 1: one split holds every position) or as split sp's records base[(j*nsplit + sp)*(hd+2)].
+ * The warps' weights exp(m_v - M) and the sum L of head j are computed once (warp j, lane v) and
+ * shared, then every output element sums over the warps: the operations and their order are
+ * att_wmerge's (same bits), without an exp per element. */
 template <int NW, class SY = SyncBlock>
 __device__ __forceinline__ void att_records(const float *sm, const float (*wml)[AT_G][2], int G, int hd, int ns, int nsplit, int sp,
                                             float *base, float *ob, SY sy = SY()) {
+    static_assert(NW <= 32, "one lane per warp");
+    __shared__ float ew[AT_G][NW], eml[AT_G][2];
     size_t rec = (size_t)hd + 2;
+    int lane = sy.tid() & 31, w = sy.tid() >> 5;
+    if (w < G) {
+        float mv = lane < NW ? wml[lane][w][0] : -INFINITY, lv = lane < NW ? wml[lane][w][1] : 0.f, M = -INFINITY;
+        for (int v = 0; v < NW; v++) M = fmaxf(M, __shfl_sync(0xffffffffu, mv, v));
+        float e = lane < NW && lv > 0.f ? expf(mv - M) : 0.f, L = 0.f;
+        for (int v = 0; v < NW; v++) L += __shfl_sync(0xffffffffu, lv, v) * __shfl_sync(0xffffffffu, e, v);
+        if (lane < NW) ew[w][lane] = e;
+        if (lane == 0) { eml[w][0] = M; eml[w][1] = L; }
+    }
+    sy.sync();
     for (int idx = sy.tid(); idx < G * hd; idx += sy.nt()) {
         int j = idx / hd, d = idx - j * hd;
-        float M, L, a = att_wmerge<NW>(sm, wml, hd, j, d, &M, &L);
-        if (ns == 1) ob[idx] = a * (1.0f / L);
+        float a = 0.f;
+#pragma unroll
+        for (int v = 0; v < NW; v++) a += sm[((size_t)v * AT_G + j) * hd + d] * ew[j][v];
+        if (ns == 1) ob[idx] = a * (1.0f / eml[j][1]);
         else {
             float *r = base + ((size_t)j * nsplit + sp) * rec;
             r[2 + d] = a;
-            if (d == 0) { r[0] = M; r[1] = L; }
+            if (d == 0) { r[0] = eml[j][0]; r[1] = eml[j][1]; }
         }
     }
 }
@@ -1679,10 +1714,12 @@ extern "C" bitnet_status bn_cu_copy_probe(size_t bytes, int reps, double *gbps) 
  * (norm_threads(d) threads' order, so the bits are those of the kernel path; all loads issued
  * before the arithmetic), then its row groups' products; the normed row (and the pre-op values)
  * are written back spread over the grid during the next step. An ATT step is
- * bn_cu_attention_fused of one token (RoPE, in-kernel store) by 256 threads of the first blocks:
- * att_split as in k_att / k_att_cl and the same merge as the path bn_cu_attention_fused would
- * take (records, last block to arrive), so the bits are those of the kernel path too. Not here:
- * more than one token, other ops. */
+ * bn_cu_attention_fused of one token (RoPE, in-kernel store) by ANW warps of the first nvb blocks
+ * (ANW: the warps of the kernel path's variant, 16 or 8): att_split as in k_att / k_att_cl and the
+ * same merge as the path bn_cu_attention_fused would take (records, last block to arrive), so the
+ * bits are those of the kernel path too; the previous step's row is written back by the threads
+ * the attention leaves free (past the ANW warps, and every thread of the blocks past nvb). Not
+ * here: more than one token, other ops. */
 #define MG_NT 512  /* 128 registers a thread: k_mega<4> spills ~300 bytes in the attention (with 384 threads ~20, but the GEMV steps were slower) */
 #define MG_VH ((1024 + MG_NT - 1) / MG_NT)  /* virtual norm threads per thread: norm_threads(d) <= 1024 */
 #define MG_MAXU 4
@@ -1764,14 +1801,15 @@ __device__ __forceinline__ void mg_wait(const unsigned long long *bar, int *err,
 __device__ __forceinline__ void mg_arrive(const MCtx &c) {  /* after a __syncthreads: the block's writes, released */
     asm volatile("red.release.gpu.global.add.u64 [%0], 1;" :: "l"(c.bar) : "memory");
 }
-/* the 256 attention threads of a block; entry = the grid barrier (unless already passed) */
+/* the NW * 32 attention threads of a block; entry = the grid barrier (unless already passed) */
+template <int NW>
 struct SyncMg {
     const unsigned long long *bar; int *err; unsigned long long target; int wait, s;
     __device__ void mark(int k) const { mg_mark(s, k); }
     __device__ void markv(int k, float v) const { mg_mark_v(s, k, v); }
     __device__ int tid() const { return threadIdx.x; }
-    __device__ int nt() const { return AT_NW * 32; }
-    __device__ void sync() const { asm volatile("bar.sync 1, 256;" ::: "memory"); }
+    __device__ int nt() const { return NW * 32; }
+    __device__ void sync() const { asm volatile("bar.sync 1, %0;" :: "n"(NW * 32) : "memory"); }
     __device__ void entry() const { if (wait && threadIdx.x == 0) mg_wait(bar, err, target); sync(); }
 };
 
@@ -1859,8 +1897,9 @@ __device__ __forceinline__ void mg_prod(const unsigned char *wr, const int8_t *x
     for (int u = 0; u < NU; u++) red[(w * MG_MAXU + u) * 32 + lane] = (acc[u][0] + acc[u][1]) + (acc[u][2] + acc[u][3]);
 }
 
-template <int DPL>
+template <int DPL, int ANW>
 __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
+    static_assert(ANW * 32 <= MG_NT && (ANW == 8 || ANW == 16), "attention warps");
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char msm[];
     __shared__ __align__(8) unsigned long long mbar[MG_NREG];
@@ -1868,7 +1907,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
     __shared__ int shi[MG_NT / 32];
     __shared__ unsigned long long sbase;
     __shared__ float qs[AT_G * 32 * DPL];
-    __shared__ float wml[AT_NW][AT_G][2];
+    __shared__ float wml[ANW][AT_G][2];
     __shared__ MStep sd[3];  /* step s's descriptor is sd[s % 3], copied (asynchronously) during step s - 1 */
     __shared__ __align__(8) unsigned long long dbar[3];  /* sd[k]'s copies complete on dbar[k] */
     __shared__ MgFill pfl;   /* the refill planned at the last arrival, issued by tid 32 (pfn: one is pending) */
@@ -1899,34 +1938,41 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
         MgWb wb;
         if (S.kind == MG_ATT) {
             mg_mark(s, 0);
-            if (tid >= AT_NW * 32) {  /* the other 256 threads of every block: the write-back */
+            /* the write-back of the previous step's row: the threads past the attention's ANW warps
+             * of the attention blocks (ANW == 8), then every thread of the other blocks */
+            constexpr int wbt = MG_NT - ANW * 32, wbn = wbt > 0 ? wbt : 32;  /* (wbn: a valid count where no thread is left) */
+            const int wbi = b < S.nvb ? b * wbt + tid - ANW * 32 : S.nvb * wbt + (b - S.nvb) * MG_NT + tid;
+            if (b >= S.nvb || tid >= ANW * 32) {
                 if (pend >= 0) {
-                    if (tid == AT_NW * 32 && s) mg_wait(c.bar, c.err, tgt);
-                    asm volatile("bar.sync 2, %0;" :: "r"(MG_NT - AT_NW * 32) : "memory");
-                    mg_wb_get(sd[pend % 3], b * (MG_NT - AT_NW * 32) + tid - AT_NW * 32, wb);
+                    const int t0 = b < S.nvb ? ANW * 32 : 0;
+                    if (tid == t0 && s) mg_wait(c.bar, c.err, tgt);
+                    if (b < S.nvb) asm volatile("bar.sync 2, %0;" :: "n"(wbn) : "memory");
+                    else __syncthreads();
+                    mg_wb_get(sd[pend % 3], wbi, wb);
                     mg_wb_put(sd[pend % 3], wb, wbr[pend & 1]);
-                }
-            } else if (b < S.nvb) {
-                SyncMg sy{c.bar, c.err, tgt, s > 0, s};
+                } else if (s > 0 && tid == 0) mg_wait(c.bar, c.err, tgt);
+            } else {
+                SyncMg<ANW> sy{c.bar, c.err, tgt, s > 0, s};
                 int bx = b % S.gx, by = b / S.gx;
-                AttBlk ab = att_blk(S.nh, S.nkv, c.pos, S.nsplit, AT_STEP, bx, by, 0);
+                AttBlk ab = att_blk(S.nh, S.nkv, c.pos, S.nsplit, ANW * AT_PB, bx, by, 0);
                 if (ab.s0 > ab.p) sy.entry();
                 else {
-                    att_split<DPL, AT_NW, SyncMg>(ab, S.q, S.kc, S.vc, S.sstr, S.nh, S.nkv, S.hd, c.seq, S.k, S.v, S.cs, S.sn, qs, asm_, wml, sy);
+                    att_split<DPL, ANW, SyncMg<ANW> >(ab, S.q, S.kc, S.vc, S.sstr, S.nh, S.nkv, S.hd, c.seq, S.k, S.v, S.cs, S.sn, qs, asm_, wml, sy);
                     int G = ab.G, hd = S.hd, grp = S.nh / S.nkv, ns = (ab.p + ab.ch) / ab.ch, nsplit = S.nsplit;
                     size_t rec = (size_t)hd + 2, h0 = (size_t)ab.kh * grp + ab.j0;
                     float *rb = S.ws + h0 * nsplit * rec, *ob = S.ao + h0 * hd;
-                    att_records<AT_NW, SyncMg>(asm_, wml, G, hd, ns, nsplit, ab.sp, rb, ob, sy);
+                    att_records<ANW, SyncMg<ANW> >(asm_, wml, G, hd, ns, nsplit, ab.sp, rb, ob, sy);
                     sy.mark(4);
                     if (ns > 1) {
-                        if (S.merge == 0) att_arrive<SyncMg>(rb, S.cnt + h0, nsplit, ns, G, hd, ob, asm_, sy);
+                        if (S.merge == 0) att_arrive<SyncMg<ANW> >(rb, S.cnt + h0, nsplit, ns, G, hd, ob, asm_, sy);
                         else {  /* k_att_cl's merge (same operations, same order), from the records */
                             if (att_is_last(S.cnt + h0, ns, sy)) {
-                                /* this thread's output dims (idx = tid + e * 256 of G * hd) of every split, read first */
-                                float v[2][AT_CSPLITS];
+                                /* this thread's output dims (idx = tid + e * ANW * 32 of G * hd) of every split, read first */
+                                constexpr int NE = (AT_G * 32 * DPL + ANW * 32 - 1) / (ANW * 32);
+                                float v[NE][AT_CSPLITS];
 #pragma unroll
-                                for (int e = 0; e < 2; e++) {
-                                    int idx = tid + e * AT_NW * 32, j = idx / hd, d = idx - j * hd;
+                                for (int e = 0; e < NE; e++) {
+                                    int idx = tid + e * ANW * 32, j = idx / hd, d = idx - j * hd;
                                     const float *r0 = rb + (size_t)j * nsplit * rec + 2 + d;
 #pragma unroll
                                     for (int r = 0; r < AT_CSPLITS; r++) v[e][r] = idx < G * hd && r < ns ? __ldcg(r0 + (size_t)r * rec) : 0.f;
@@ -1942,8 +1988,8 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                                 }
                                 sy.sync();
 #pragma unroll
-                                for (int e = 0; e < 2; e++) {
-                                    int idx = tid + e * AT_NW * 32, j = idx / hd;
+                                for (int e = 0; e < NE; e++) {
+                                    int idx = tid + e * ANW * 32, j = idx / hd;
                                     float a = 0.f;
                                     if (idx >= G * hd) break;
 #pragma unroll
@@ -1954,7 +2000,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                         }
                     }
                 }
-            } else if (s > 0 && tid == 0) mg_wait(c.bar, c.err, tgt);
+            }
             mg_mark(s, 5);
             pend = -1;
         } else {
@@ -2107,9 +2153,13 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 #endif
 }
 
-struct bn_cu_mega { MCtx c; int dpl; size_t smem; int scr, redo; };  /* c.err: set per launch */
+struct bn_cu_mega { MCtx c; int dpl, anw; size_t smem; int scr, redo; };  /* c.err: set per launch */
 typedef void (*mg_kern_t)(MCtx, int, int);
-static mg_kern_t mg_kern(int dpl) { return dpl == 1 ? k_mega<1> : dpl == 2 ? k_mega<2> : k_mega<4>; }
+/* dpl: the attention's dims a lane (head_dim / 32 rounded up); anw: its warps (16: the cluster path's 16-warp variant) */
+static mg_kern_t mg_kern(int dpl, int anw) {
+    if (anw == 16) return dpl == 1 ? k_mega<1, 16> : dpl == 2 ? k_mega<2, 16> : k_mega<4, 16>;
+    return dpl == 1 ? k_mega<1, 8> : dpl == 2 ? k_mega<2, 8> : k_mega<4, 8>;
+}
 
 static bool ovl(const void *a, size_t na, const void *b, size_t nb) {  /* byte ranges */
     const char *x = (const char *)a, *y = (const char *)b;
@@ -2140,7 +2190,7 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     MStep *h = (MStep *)calloc((size_t)(n > 0 ? n : 1), sizeof *h);
     bn_cu_mega *g = (bn_cu_mega *)calloc(1, sizeof *g);
-    int nlin = 0, natt = 0, dpl = 1, maxkp = 16, attf = 0;
+    int nlin = 0, natt = 0, dpl = 1, anw = AT_NW, maxkp = 16, attf = 0;
     size_t regsz[MG_NREG] = {0};
     int P = 0, uses[MG_NREG] = {0}, lastof[MG_NREG], first[MG_NREG], nfirst = 0;
     MStep *st_d = NULL;
@@ -2164,7 +2214,7 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
             M.tot = tg_args(S.mm, S.nw, &M.A);
             M.nw = S.nw; M.cols = S.cols; M.kp = bn_kpad(S.cols); M.nch = M.kp / 64; M.pre = S.pre; M.act = S.act; M.eps = S.eps;
             M.T = norm_threads(S.cols);
-            if (S.cols > nsm * (MG_NT - AT_NW * 32)) MG_NO("cuda: mega: a row of %d values to write back", S.cols);
+            if (S.cols > nsm * MG_NT) MG_NO("cuda: mega: a row of %d values to write back", S.cols);
             for (int i = 0; i < S.nw; i++)  /* the residual is read before the output is stored */
                 if (ovl(S.mm[i].y_d, (size_t)S.mm[i].rows * 4, S.mm[i].add_d, (size_t)S.mm[i].rows * 4)) MG_NO("cuda: mega: an output that is its residual");
             if (norm_vpt(S.cols) > 8 || M.T > MG_VH * MG_NT) MG_NO("cuda: mega: a norm over %d values", S.cols);
@@ -2189,19 +2239,24 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
             if (!S.cs || !S.sn || !S.k || !S.v || hd > 128 || (hd & 1) || S.nkv <= 0 || S.nh % S.nkv) MG_NO("cuda: mega: attention shape");
             int d1 = (hd + 31) / 32, dd = d1 == 1 ? 1 : d1 == 2 ? 2 : 4;
             if (attf && dd != dpl) MG_NO("cuda: mega: attention head sizes differ");
-            dpl = dd; attf = 1;
-            int len = S.maxpos + 1, nsplit = (len + AT_STEP - 1) / AT_STEP, merge = 0;
+            int len = S.maxpos + 1, nsplit = (len + AT_STEP - 1) / AT_STEP, merge = 0, nw = AT_NW;
             if (nsplit > AT_SPLITS) nsplit = AT_SPLITS;
             if (nsplit > att_maxsplit(1)) nsplit = att_maxsplit(1);
             if (g_cl && len >= AT_CLEN) {  /* bn_cu_attention_fused would take the cluster path */
-                if (g_cl % 2) MG_NO("cuda: mega: cluster attention variant %d", g_cl);
-                int cap = g_cl >= 3 ? 8 : 16;
-                int mx = dpl == 1 ? att_cl_max<1, AT_NW>(cap) : dpl == 2 ? att_cl_max<2, AT_NW>(cap) : att_cl_max<4, AT_NW>(cap);
-                if (mx) { nsplit = (len + AT_NW * AT_PB - 1) / (AT_NW * AT_PB); if (nsplit > mx) nsplit = mx; if (nsplit > AT_CSPLITS) nsplit = AT_CSPLITS; merge = 1; }
+                int cap = g_cl >= 3 ? 8 : 16, cw = g_cl % 2 ? 16 : 8;  /* att_cl_go's variant: its warps and cluster cap */
+                int mx = cw == 16 ? (dd == 1 ? att_cl_max<1, 16>(cap) : dd == 2 ? att_cl_max<2, 16>(cap) : att_cl_max<4, 16>(cap))
+                                  : (dd == 1 ? att_cl_max<1, 8>(cap) : dd == 2 ? att_cl_max<2, 8>(cap) : att_cl_max<4, 8>(cap));
+                if (mx) { nw = cw; nsplit = (len + nw * AT_PB - 1) / (nw * AT_PB); if (nsplit > mx) nsplit = mx; if (nsplit > AT_CSPLITS) nsplit = AT_CSPLITS; merge = 1; }
             }
+            if (attf && nw != anw) MG_NO("cuda: mega: attention variants differ between layers");
+            dpl = dd; anw = nw; attf = 1;
             int grp = S.nh / S.nkv, hgs = (grp + AT_G - 1) / AT_G;
             M.nh = S.nh; M.nkv = S.nkv; M.hd = hd; M.nsplit = nsplit; M.merge = merge; M.gx = S.nkv * hgs; M.nvb = M.gx * nsplit;
             if (M.nvb > nsm) MG_NO("cuda: mega: %d attention blocks (%d multiprocessors)", M.nvb, nsm);
+            /* the previous step's row is written back by the threads the attention leaves free */
+            if (s > 0 && steps[s - 1].kind == BN_CU_MS_NORMLIN &&
+                (size_t)steps[s - 1].cols > (size_t)M.nvb * (MG_NT - nw * 32) + (size_t)(nsm - M.nvb) * MG_NT)
+                MG_NO("cuda: mega: a row of %d values to write back beside %d attention blocks", steps[s - 1].cols, M.nvb);
             M.q = S.q; M.k = S.k; M.v = S.v; M.kc = S.kc; M.vc = S.vc; M.sstr = S.sstr; M.cs = S.cs; M.sn = S.sn;
             M.ws = S.ws; M.ao = S.ao; M.cnt = (unsigned *)(S.ws + att_recs(1, S.nh, hd));
         } else MG_NO("cuda: mega: step kind %d", S.kind);
@@ -2215,19 +2270,19 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
         }
         for (int r = 0; r < MG_NREG; r++) off += regsz[r];
         size_t kp16 = ((size_t)maxkp + 15) / 16 * 16, red = (size_t)MG_NT / 32 * MG_MAXU * 32 * 4;
-        size_t att = attf ? (size_t)AT_NW * AT_G * 32 * dpl * 4 : 0, attc = attf ? (size_t)AT_G * (AT_SPLITS + 1) * 4 : 0;
+        size_t att = attf ? (size_t)anw * AT_G * 32 * dpl * 4 : 0, attc = attf ? (size_t)AT_G * (AT_SPLITS + 1) * 4 : 0;
         if (attc > att) att = attc;
         size_t scr = kp16 + red > att ? kp16 + red : att;
         g->scr = (int)off; g->redo = (int)kp16; g->smem = off + scr;
         cudaFuncAttributes fa;
-        mg_kern_t k = mg_kern(dpl);
+        mg_kern_t k = mg_kern(dpl, anw);
         if (cudaFuncGetAttributes(&fa, k) != cudaSuccess) { cudaGetLastError(); MG_NO("cuda: mega: no sm_90 kernel in this build"); }
         if (g->smem + fa.sharedSizeBytes > (size_t)optin) MG_NO("cuda: mega: %zu bytes of shared memory per block (%d available)", g->smem + fa.sharedSizeBytes, optin);
         if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)g->smem) != cudaSuccess) { cudaGetLastError(); MG_NO("cuda: mega: shared memory"); }
         int occ = 0;
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, MG_NT, g->smem) != cudaSuccess || occ < 1) { cudaGetLastError(); MG_NO("cuda: mega: does not fit a multiprocessor"); }
     }
-    g->dpl = dpl;
+    g->dpl = dpl; g->anw = anw;
     {
         bitnet_status s = bn_cu_malloc((void **)&st_d, (size_t)n * sizeof *h, "the decode program");
         if (!s) s = bn_cu_malloc((void **)&bar_d, 64, "a barrier counter");
@@ -2249,7 +2304,7 @@ fail:
 extern "C" bitnet_status bn_cu_mega_launch(bn_cu_mega *g, int *err_d, void *s) {
     MCtx c = g->c;
     c.err = err_d;
-    mg_kern_t k = mg_kern(g->dpl);
+    mg_kern_t k = mg_kern(g->dpl, g->anw);
     /* cooperative: every block resident at once, or the launch fails (no barrier can hang) */
     cudaLaunchConfig_t lc = {};
     cudaLaunchAttribute at[1];
