@@ -774,6 +774,7 @@ struct SyncBlock {
     __device__ int nt() const { return blockDim.x; }
     __device__ void sync() const { __syncthreads(); }
     __device__ void entry() const { pdl_entry(); }
+    __device__ int early() const { return 0; }
     __device__ void mark(int) const {}
     __device__ void markv(int, float) const {}
 };
@@ -794,17 +795,40 @@ __device__ __forceinline__ float rope1(const float *x, int d, int hd, const floa
 template <int DPL>
 __device__ __forceinline__ void att_rows(const float *K, const float *V, int kvd, int hd, int sb, int s1, int skip, int lane,
                                          float (&kr)[AT_PB][DPL], float (&vr)[AT_PB][DPL]) {
+    if (hd == 32 * DPL) {  /* every lane's dims exist: a row pointer each (row sb for a skipped row), constant offsets */
+#pragma unroll
+        for (int i = 0; i < AT_PB; i++) {
+            int s = sb + i;
+            bool ok = s < s1 && s != skip;
+            const float *kp = K + (size_t)(ok ? s : sb) * kvd + lane, *vp = V + (size_t)(ok ? s : sb) * kvd + lane;
+#pragma unroll
+            for (int u = 0; u < DPL; u++) {
+                float a = __ldcg(kp + 32 * u), c = __ldcg(vp + 32 * u);
+                kr[i][u] = ok ? a : 0.f;
+                vr[i][u] = ok ? c : 0.f;
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int i = 0; i < AT_PB; i++) {
         int s = sb + i;
-        bool ok = s < s1 && s != skip;
 #pragma unroll
         for (int u = 0; u < DPL; u++) {
             int d = lane + 32 * u;
-            kr[i][u] = ok && d < hd ? __ldcg(K + (size_t)s * kvd + d) : 0.f;
-            vr[i][u] = ok && d < hd ? __ldcg(V + (size_t)s * kvd + d) : 0.f;
+            bool ok = s < s1 && s != skip && d < hd;
+            kr[i][u] = ok ? __ldcg(K + (size_t)s * kvd + d) : 0.f;
+            vr[i][u] = ok ? __ldcg(V + (size_t)s * kvd + d) : 0.f;
         }
     }
+}
+
+/* att_rows' rows (those < s1 and != skip) of one warp into L2 only: lane i one 128-byte line
+ * (hd <= 128: AT_PB key rows, then AT_PB value rows, hd / 32 lines each). */
+__device__ __forceinline__ void att_rows_l2(const float *K, const float *V, int kvd, int hd, int sb, int s1, int skip, int lane) {
+    int per = (hd + 31) / 32, r = lane / per, ln = lane - r * per, s = sb + r % AT_PB;
+    if (r < 2 * AT_PB && s < s1 && s != skip)
+        asm volatile("prefetch.global.L2 [%0];" :: "l"((r < AT_PB ? K : V) + (size_t)s * kvd + 32 * ln));
 }
 
 /* Every thread of a split block once its records are written: is it the last of the ns splits
@@ -854,28 +878,6 @@ __device__ void att_arrive(const float *base, unsigned *cnt, int nsplit, int ns,
     }
 }
 
-/* Head j's online softmax update from its AT_PB scores sc[.][j] (valid: sb + i < s1). */
-template <int DPL>
-__device__ __forceinline__ void att_head(int j, float (&sc)[AT_PB][AT_G], const float (&vr)[AT_PB][DPL], int sb, int s1, float scale,
-                                         float *m, float *l, float (&acc)[AT_G][DPL]) {
-    float mb = -INFINITY;
-#pragma unroll
-    for (int i = 0; i < AT_PB; i++) { sc[i][j] = sb + i < s1 ? sc[i][j] * scale : -INFINITY; mb = fmaxf(mb, sc[i][j]); }
-    float mn = fmaxf(m[j], mb), corr = expf(m[j] - mn), ls = 0.f;
-    float e[AT_PB];
-#pragma unroll
-    for (int i = 0; i < AT_PB; i++) { e[i] = expf(sc[i][j] - mn); ls += e[i]; }
-    l[j] = l[j] * corr + ls;
-    m[j] = mn;
-#pragma unroll
-    for (int u = 0; u < DPL; u++) {
-        float a = acc[j][u] * corr;
-#pragma unroll
-        for (int i = 0; i < AT_PB; i++) a += e[i] * vr[i][u];
-        acc[j][u] = a;
-    }
-}
-
 /* One reduce-scatter round of att_step's warp sums: values rv[0..N) become rv[0..N/2), a lane
  * with bit N of its index (N = 16, 8, 4, 2: the xor distance equals the count) keeping the upper half. */
 template <int N>
@@ -889,18 +891,38 @@ __device__ __forceinline__ void att_rs_round(float (&rv)[16], int lane) {
 }
 
 /* One step of a warp: scores of its AT_PB rows (valid: sb + i < s1) for the G heads, online
- * softmax update of (m, l, acc). */
+ * softmax update of (m, l, acc). The state (m, l) of head jh = (lane >> 1) % AT_G is this lane's
+ * (every lane of the head holds the same); acc[G][DPL] is every head's, this lane's dims.
+ *
+ * The 16 sums over the warp are a reduce-scatter (xor 16, 8, 4, 2: a lane keeps half its values
+ * and adds the partner's copy of them) that leaves score k = i * AT_G + j in lanes 2k, 2k + 1,
+ * then a last xor 1: 16 shuffles instead of 80, with every addition the plain butterfly's (own +
+ * partner's, same pairs, same order), so the sums have its bits. Each lane then takes its own
+ * score's softmax terms (one exp for the score, one for its head's rescale: 2 instead of 20), and
+ * the 16 weights and 4 rescales are gathered for the products. Every value is the per-head
+ * sequential update's: max over positions (exact, NaN scores dropped as fmaxf from -inf does), the
+ * exps of the same arguments, the head's sum in position order, l * corr + ls, acc * corr plus the
+ * weighted rows in position order. */
 template <int DPL>
 __device__ __forceinline__ void att_step(const float *qs, int hd, int lane, const float (&kr)[AT_PB][DPL], const float (&vr)[AT_PB][DPL],
-                                         int sb, int s1, int G, float scale, float *m, float *l, float (&acc)[AT_G][DPL]) {
+                                         int sb, int s1, int G, float scale, float &m, float &l, float (&acc)[AT_G][DPL]) {
+    static_assert(AT_PB * AT_G == 16 && AT_G == 4, "16 scores a step, 4 heads");
     /* q (qs[G][hd], roped) read from shared memory each step: live only here (registers for the
      * one-kernel step's 128 a thread) */
+    const bool full = hd == 32 * DPL;
     float qv[AT_G][DPL];
+    if (full) {  /* constant offsets from one base (qs holds AT_G * 32 * DPL values: heads past G read, then zeroed) */
 #pragma unroll
-    for (int j = 0; j < AT_G; j++)
+        for (int j = 0; j < AT_G; j++)
 #pragma unroll
-        for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; qv[j][u] = j < G && d < hd ? qs[j * hd + d] : 0.f; }
-    float sc[AT_PB][AT_G];
+            for (int u = 0; u < DPL; u++) { float t = qs[lane + j * 32 * DPL + 32 * u]; qv[j][u] = j < G ? t : 0.f; }
+    } else {
+#pragma unroll
+        for (int j = 0; j < AT_G; j++)
+#pragma unroll
+            for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; qv[j][u] = j < G && d < hd ? qs[j * hd + d] : 0.f; }
+    }
+    float rv[16];
 #pragma unroll
     for (int i = 0; i < AT_PB; i++)
 #pragma unroll
@@ -908,30 +930,41 @@ __device__ __forceinline__ void att_step(const float *qs, int hd, int lane, cons
             float a = 0.f;
 #pragma unroll
             for (int u = 0; u < DPL; u++) a += qv[j][u] * kr[i][u];
-            sc[i][j] = a;
+            rv[i * AT_G + j] = a;
         }
-    /* the 16 sums over the warp: a reduce-scatter (xor 16, 8, 4, 2: a lane keeps half its values
-     * and adds the partner's copy of them) ending with value k in lanes 2k, 2k + 1, a last xor 1,
-     * then each value from its lane: 32 shuffles instead of 80. Every addition is the plain
-     * butterfly's (own + partner's, same pairs, same order), so the sums have its bits. */
-    static_assert(AT_PB * AT_G == 16, "16 scores a step");
-    float rv[16];
-#pragma unroll
-    for (int k = 0; k < 16; k++) rv[k] = sc[k / AT_G][k % AT_G];
     att_rs_round<16>(rv, lane); att_rs_round<8>(rv, lane); att_rs_round<4>(rv, lane); att_rs_round<2>(rv, lane);
     rv[0] += __shfl_xor_sync(0xffffffffu, rv[0], 1);
+    const int k = (lane >> 1) & 15, i0 = k / AT_G;
+    float sv = sb + i0 < s1 ? rv[0] * scale : -INFINITY;
+    float mb = fmaxf(-INFINITY, sv);
+    mb = fmaxf(mb, __shfl_xor_sync(0xffffffffu, mb, 8));   /* the head's positions: lane bits 3, 4 */
+    mb = fmaxf(mb, __shfl_xor_sync(0xffffffffu, mb, 16));
+    float mn = fmaxf(m, mb), corr = expf(m - mn), e = expf(sv - mn);
+    float ek[16], cj[AT_G];
 #pragma unroll
-    for (int k = 0; k < 16; k++) sc[k / AT_G][k % AT_G] = __shfl_sync(0xffffffffu, rv[0], 2 * k);
-    if (G == AT_G) {  /* no branch between the heads: their state (spilled in the one-kernel step) loads at once */
+    for (int q = 0; q < 16; q++) ek[q] = __shfl_sync(0xffffffffu, e, 2 * q);
 #pragma unroll
-        for (int j = 0; j < AT_G; j++) att_head<DPL>(j, sc, vr, sb, s1, scale, m, l, acc);
-    } else {
+    for (int j = 0; j < AT_G; j++) cj[j] = __shfl_sync(0xffffffffu, corr, 2 * j);
+    float ls[AT_G];
 #pragma unroll
-        for (int j = 0; j < AT_G; j++) {
-            if (j >= G) break;
-            att_head<DPL>(j, sc, vr, sb, s1, scale, m, l, acc);
-        }
+    for (int j = 0; j < AT_G; j++) {
+        ls[j] = 0.f;
+#pragma unroll
+        for (int i = 0; i < AT_PB; i++) ls[j] += ek[i * AT_G + j];
     }
+    const int jh = k % AT_G;
+    float lso = jh == 0 ? ls[0] : jh == 1 ? ls[1] : jh == 2 ? ls[2] : ls[3];
+    l = l * corr + lso;
+    m = mn;
+#pragma unroll
+    for (int j = 0; j < AT_G; j++)
+#pragma unroll
+        for (int u = 0; u < DPL; u++) {
+            float a = acc[j][u] * cj[j];
+#pragma unroll
+            for (int i = 0; i < AT_PB; i++) a += ek[i * AT_G + j] * vr[i][u];
+            acc[j][u] = a;
+        }
 }
 
 /* A decode attention block's place (k_att, k_att_cl): kv head kh, its first query head j0 and
@@ -967,7 +1000,12 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
     /* In-kernel-store path (kin set): no kernel of this forward writes this sequence's rows
      * before p, so the first step's rows are read before waiting for the previous kernel; row p
      * comes from kin/vin (roped here), never from the cache. */
-    if (kin) att_rows<DPL>(K, V, kvd, hd, sb, s1, p, lane, kr, vr);
+    /* The one-kernel step (sy.early()) only starts them into L2 there and loads them after its
+     * grid barrier: the poll of the barrier waited behind the block's 64 KB of loads in flight
+     * (H200, 16 warps: its attention 8.7 -> 8.3 us a layer; loading after without the L2 start 8.6). */
+    const int em = kin && hd <= 128 ? sy.early() : 0;
+    if (kin && !em) att_rows<DPL>(K, V, kvd, hd, sb, s1, p, lane, kr, vr);
+    else if (em) att_rows_l2(K, V, kvd, hd, sb, s1, p, lane);
     sy.entry();
     sy.mark(1);
     const float *qg = q + ((size_t)b.t * nh + (size_t)b.kh * grp + b.j0) * hd;
@@ -977,17 +1015,15 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
         for (int d = tid; d < hd; d += nt) { K[(size_t)p * kvd + d] = rope1(kn, d, hd, pc, ps); V[(size_t)p * kvd + d] = vn[d]; }
     sy.sync();
     sy.mark(2);
-    float m[AT_G], l[AT_G], acc[AT_G][DPL];
+    float m = -INFINITY, l = 0.f, acc[AT_G][DPL];  /* (m, l): head (lane >> 1) % AT_G's */
 #pragma unroll
-    for (int j = 0; j < AT_G; j++) {
-        m[j] = -INFINITY; l[j] = 0.f;
+    for (int j = 0; j < AT_G; j++)
 #pragma unroll
         for (int u = 0; u < DPL; u++) acc[j][u] = 0.f;
-    }
     float scale = 1.0f / sqrtf((float)hd);
     int it = 0;  /* (profiling marks only) */
     for (bool first = true; sb < s1; sb += NW * AT_PB, first = false, it++) {
-        if (!(kin && first)) att_rows<DPL>(K, V, kvd, hd, sb, s1, kin ? p : -1, lane, kr, vr);
+        if (!(kin && first && !em)) att_rows<DPL>(K, V, kvd, hd, sb, s1, kin ? p : -1, lane, kr, vr);
         if (it == 0) sy.markv(7, kr[0][0] + vr[AT_PB - 1][DPL - 1]);  /* the first step's rows are in */
         if (it == 1) sy.markv(9, kr[0][0] + vr[AT_PB - 1][DPL - 1]);
         if (kin && p >= sb && p < sb + AT_PB)
@@ -1001,9 +1037,7 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
         if (it == 1) sy.markv(10, acc[0][0]);
     }
     sy.mark(3);
-    if (lane == 0)
-#pragma unroll
-        for (int j = 0; j < AT_G; j++) { wml[w][j][0] = m[j]; wml[w][j][1] = l[j]; }
+    if (!(lane & 1) && lane < 2 * AT_G) { wml[w][lane >> 1][0] = m; wml[w][lane >> 1][1] = l; }  /* lane 2j: head j's */
 #pragma unroll
     for (int j = 0; j < AT_G; j++)
 #pragma unroll
@@ -1036,12 +1070,15 @@ __device__ __forceinline__ void att_records(const float *sm, const float (*wml)[
     __shared__ float ew[AT_G][NW], eml[AT_G][2];
     size_t rec = (size_t)hd + 2;
     int lane = sy.tid() & 31, w = sy.tid() >> 5;
-    if (w < G) {
+    if (w < G) {  /* (independent shared-memory reads, no shuffle chains) */
         float mv = lane < NW ? wml[lane][w][0] : -INFINITY, lv = lane < NW ? wml[lane][w][1] : 0.f, M = -INFINITY;
-        for (int v = 0; v < NW; v++) M = fmaxf(M, __shfl_sync(0xffffffffu, mv, v));
+#pragma unroll
+        for (int v = 0; v < NW; v++) M = fmaxf(M, wml[v][w][0]);
         float e = lane < NW && lv > 0.f ? expf(mv - M) : 0.f, L = 0.f;
-        for (int v = 0; v < NW; v++) L += __shfl_sync(0xffffffffu, lv, v) * __shfl_sync(0xffffffffu, e, v);
         if (lane < NW) ew[w][lane] = e;
+        __syncwarp();
+#pragma unroll
+        for (int v = 0; v < NW; v++) L += wml[v][w][1] * ew[w][v];
         if (lane == 0) { eml[w][0] = M; eml[w][1] = L; }
     }
     sy.sync();
@@ -1729,7 +1766,7 @@ struct __align__(16) MStep {
     int kind;
     /* NORMLIN */
     TGArgs A;
-    int nw, cols, kp, nch, tot, pre, act, T;
+    int nw, cols, kp, nch, tot, nuq, nur, pre, act, T;  /* nuq, nur: tot / nb, tot % nb (the grid's blocks) */
     float eps;
     float *x;  /* the input row; its pre-op values are written back into it */
     const float *y, *w;
@@ -1770,6 +1807,12 @@ extern "C" int bn_cu_mega_stamps(unsigned long long *out, int max) {
 #define mg_mark_v(s, k, v) ((void)0)
 #endif
 
+/* rintf (half to even) clamped to [-128, 127], NaN 0, as one instruction: the quantizers' int8 value */
+__device__ __forceinline__ int f2i8_rn(float x) {
+    short r;
+    asm("cvt.rni.sat.s8.f32 %0, %1;" : "=h"(r) : "f"(x));
+    return r;
+}
 __device__ __forceinline__ unsigned smaddr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ unsigned long long ld_acq64(const unsigned long long *p) {
     unsigned long long v;
@@ -1805,6 +1848,7 @@ __device__ __forceinline__ void mg_arrive(const MCtx &c) {  /* after a __syncthr
 template <int NW>
 struct SyncMg {
     const unsigned long long *bar; int *err; unsigned long long target; int wait, s;
+    __device__ int early() const { return 1; }
     __device__ void mark(int k) const { mg_mark(s, k); }
     __device__ void markv(int k, float v) const { mg_mark_v(s, k, v); }
     __device__ int tid() const { return threadIdx.x; }
@@ -1823,7 +1867,8 @@ __device__ __forceinline__ void mg_desc(MStep *dst, const MStep *src, unsigned l
                  :: "r"(smaddr(dst)), "l"(src), "r"((unsigned)sizeof(MStep)), "r"(bar) : "memory");
 #endif
 }
-__device__ __forceinline__ int mg_units(const MStep &S, int b, int nb) { return b < S.tot ? (S.tot - 1 - b) / nb + 1 : 0; }
+/* block b's row groups b, b + nb, ... < tot: (tot - 1 - b) / nb + 1, from the host's quotient and remainder (no division) */
+__device__ __forceinline__ int mg_units(const MStep &S, int b, int nb) { return S.nuq + (b < S.nur); }
 /* A refill of block b's row groups of NORMLIN step S into its region: planned (the descriptor
  * read) and issued (one thread: the bulk copies started) apart, so the issue reads nothing. */
 struct MgFill { const uint8_t *src[MG_MAXU]; unsigned nu, per, dst, bar; };
@@ -1903,7 +1948,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char msm[];
     __shared__ __align__(8) unsigned long long mbar[MG_NREG];
-    __shared__ float shf[32], shm[MG_NT / 32], wbr[2], cwt[AT_G][AT_CSPLITS + 1];  /* wbr[s & 1]: step s's r */
+    __shared__ float shf[32], shm[MG_NT / 32], wbr[2], cwt[AT_G][AT_CSPLITS + 1], cwl[AT_G][AT_CSPLITS];  /* wbr[s & 1]: step s's r */
     __shared__ int shi[MG_NT / 32];
     __shared__ unsigned long long sbase;
     __shared__ float qs[AT_G * 32 * DPL];
@@ -1927,14 +1972,16 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
         for (int i = 0; i < MG_NREG; i++) if (i < c.nfirst) mg_fill(c.st[c.first[i]], b, nb, msm, mbar);  /* constant indices: c stays in registers */
     }
     __syncthreads();
-    const unsigned long long base = sbase;
+    /* the barrier base, read from shared memory where used (a register copy was spilled, and its
+     * reload after a barrier's L1 invalidation was an L2 round trip ahead of each step's wait) */
+#define MG_BASE (*(volatile const unsigned long long *)&sbase)
     int pend = -1;  /* NORMLIN step whose row the grid writes back during this step */
     for (int s = 0; s < c.n; s++) {
         const MStep &S = sd[s % 3];
         /* the next step's descriptor, into the slot step s - 2 used (every thread is past it) */
         if (tid == 64 && s + 1 < c.n) mg_desc(&sd[(s + 1) % 3], c.st + s + 1, &dbar[(s + 1) % 3]);
         mg_wait_fill(&dbar[s % 3], (s / 3) & 1);  /* copied during step s - 1: long done */
-        const unsigned long long tgt = base + (unsigned long long)s * nb;  /* the barrier before step s */
+        const unsigned long long tgt = MG_BASE + (unsigned long long)s * nb;  /* the barrier before step s */
         MgWb wb;
         if (S.kind == MG_ATT) {
             mg_mark(s, 0);
@@ -1982,8 +2029,9 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                                     const float *r0 = rb + (size_t)w * nsplit * rec;
                                     float Mr = lane < ns ? __ldcg(r0 + lane * rec) : -INFINITY, lr = lane < ns ? __ldcg(r0 + lane * rec + 1) : 0.f;
                                     float M = warp_max_f(Mr), e = lane < ns && lr > 0.f ? expf(Mr - M) : 0.f, L = 0.f;
-                                    for (int r = 0; r < ns; r++) L = __fmaf_rn(__shfl_sync(0xffffffffu, lr, r), __shfl_sync(0xffffffffu, e, r), L);
-                                    if (lane < AT_CSPLITS) cwt[w][lane] = e;
+                                    if (lane < AT_CSPLITS) { cwt[w][lane] = e; cwl[w][lane] = lr; }
+                                    __syncwarp();
+                                    for (int r = 0; r < ns; r++) L = __fmaf_rn(cwl[w][r], cwt[w][r], L);
                                     if (lane == 0) cwt[w][AT_CSPLITS] = L;
                                 }
                                 sy.sync();
@@ -2006,8 +2054,8 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
         } else {
             if (s > 0) { if (tid == 0) mg_wait(c.bar, c.err, tgt); __syncthreads(); }
             mg_mark(s, 0);
-            if (pend >= 0) mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
             if (S.kind == MG_EMBED) {
+                if (pend >= 0) mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
                 size_t off = (size_t)c.ids[0] * S.dim;
                 for (int i = b * MG_NT + tid; i < S.dim; i += nb * MG_NT) S.ex[i] = ldw(S.tab, S.dt, off + i);
             } else {
@@ -2016,11 +2064,6 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                 const int T = S.T, d = S.cols, pre = S.pre, act = S.act, nu = mg_units(S, b, nb);
                 const float *X = S.x, *Y = S.y;
                 float av[MG_VH][8], yv[MG_VH][8], wv[MG_VH][8], ss[MG_VH], axp = 0.f;
-                if (tid < nu * 32) {  /* this thread's output row's residual, read now */
-                    TGSel mo = tg_sel(S.A, b + (tid >> 5) * nb);
-                    int row = mo.g * TG_RG + lane;
-                    if (mo.ax && row < mo.rows) axp = __ldcg(mo.ax + row);
-                }
                 /* (vt < T is warp-uniform, T a multiple of 32: warps without values of a half skip it,
                  * issuing nothing; the norm is issue-bound, every block doing the whole row) */
 #pragma unroll
@@ -2038,6 +2081,15 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                             wv[h][j] = ok ? __ldg(S.w + i) : 0.f;
                             yv[h][j] = ok && pre ? __ldcg(Y + i) : 0.f;
                         }
+                /* then the loads whose values wait longest (the previous row's write-back, this thread's
+                 * output row's residual): issued after the row's, so that a spill of them, which waits
+                 * for its load, does not hold back the row's loads by a round trip */
+                if (pend >= 0) mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
+                if (tid < nu * 32) {
+                    TGSel mo = tg_sel(S.A, b + (tid >> 5) * nb);
+                    int row = mo.g * TG_RG + lane;
+                    if (mo.ax && row < mo.rows) axp = __ldcg(mo.ax + row);
+                }
 #pragma unroll
                 for (int h = 0; h < MG_VH; h++) {
                     int vt = tid + h * MG_NT;
@@ -2089,8 +2141,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
                         for (int j = 0; j < 8; j++) {
                             int i = tid + h * MG_NT + j * T;
                             if (i < d) {
-                                float f = rintf(__fmul_rn(av[h][j], sc));
-                                int qv = f > 127.f ? 127 : f < -128.f ? -128 : (int)f;
+                                int qv = f2i8_rn(__fmul_rn(av[h][j], sc));
                                 xq[i] = (int8_t)qv;
                                 sum += qv;
                             }
@@ -2144,7 +2195,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
         mg_mark(s, 6);
     }
     if (pend >= 0) {  /* the last step's write-back, after the grid is done with its row */
-        if (tid == 0) mg_wait(c.bar, c.err, base + (unsigned long long)c.n * nb);
+        if (tid == 0) mg_wait(c.bar, c.err, MG_BASE + (unsigned long long)c.n * nb);
         __syncthreads();
         MgWb wb;
         mg_wb_get(sd[pend % 3], b * MG_NT + tid, wb);
@@ -2152,6 +2203,8 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
     }
 #endif
 }
+
+#undef MG_BASE
 
 struct bn_cu_mega { MCtx c; int dpl, anw; size_t smem; int scr, redo; };  /* c.err: set per launch */
 typedef void (*mg_kern_t)(MCtx, int, int);
@@ -2212,6 +2265,7 @@ extern "C" bitnet_status bn_cu_mega_new(const bn_cu_mstep *steps, int n, const i
             for (int i = 0; i < S.nw && i < 3; i++) if (S.mm[i].yi_d) MG_NO("cuda: mega: integer outputs");
             if (S.nw < 1 || S.nw > 3 || S.pre < 0 || S.pre > 2) MG_NO("cuda: mega: a GEMV step of %d matrices, pre-op %d", S.nw, S.pre);
             M.tot = tg_args(S.mm, S.nw, &M.A);
+            M.nuq = M.tot / nsm; M.nur = M.tot % nsm;
             M.nw = S.nw; M.cols = S.cols; M.kp = bn_kpad(S.cols); M.nch = M.kp / 64; M.pre = S.pre; M.act = S.act; M.eps = S.eps;
             M.T = norm_threads(S.cols);
             if (S.cols > nsm * MG_NT) MG_NO("cuda: mega: a row of %d values to write back", S.cols);
