@@ -795,12 +795,14 @@ __device__ __forceinline__ float rope1(const float *x, int d, int hd, const floa
 template <int DPL>
 __device__ __forceinline__ void att_rows(const float *K, const float *V, int kvd, int hd, int sb, int s1, int skip, int lane,
                                          float (&kr)[AT_PB][DPL], float (&vr)[AT_PB][DPL]) {
-    if (hd == 32 * DPL) {  /* every lane's dims exist: a row pointer each (row sb for a skipped row), constant offsets */
+    if (hd == 32 * DPL) {  /* every lane's dims exist: a row pointer each, constant offsets; a row not taken
+                            * reads row s1 - 1 instead (always in the cache: s1 > s0 >= 0; sb itself may be past
+                            * the context when a warp has no rows), its values then dropped */
 #pragma unroll
         for (int i = 0; i < AT_PB; i++) {
             int s = sb + i;
             bool ok = s < s1 && s != skip;
-            const float *kp = K + (size_t)(ok ? s : sb) * kvd + lane, *vp = V + (size_t)(ok ? s : sb) * kvd + lane;
+            const float *kp = K + (size_t)(ok ? s : s1 - 1) * kvd + lane, *vp = V + (size_t)(ok ? s : s1 - 1) * kvd + lane;
 #pragma unroll
             for (int u = 0; u < DPL; u++) {
                 float a = __ldcg(kp + 32 * u), c = __ldcg(vp + 32 * u);
