@@ -5,6 +5,11 @@
  * then the floor of a one-kernel decode step's norm (k_step: barrier, every block reads the row
  * the grid wrote in the step before, its sum of squares, max and int8 row, its slice of the next
  * row written), with the sum of squares either reduced by every block or produced by the writers.
+ * First (sm_90+), whether a cooperative launch can also carry thread-block cluster dimensions at
+ * the one-kernel decode step's shape (one 512-thread block per SM with 200 KB of shared memory;
+ * grid the largest multiple of the cluster size <= the SMs), and if so what a cluster barrier
+ * with a distributed shared-memory read costs next to the grid barrier (k_clcoop): the price of
+ * merging the attention's splits inside a cluster instead of through global records and a counter.
  * Prints microseconds per barrier / per boundary / per step. Not part of the library, not a test. */
 #include <cuda_runtime.h>
 #include <cooperative_groups.h>
@@ -148,6 +153,46 @@ __global__ void __launch_bounds__(1024, 1) k_step(int kind, int d, int iters, co
 #endif
     if (acc == 12345.f) g_sink = acc;
 }
+/* iters x (cluster barrier, one value from every rank's shared memory, cluster barrier), then iters
+ * grid barriers (counter: red.release + ld.acquire poll); times both with %globaltimer (block 0) */
+__device__ unsigned long long g_clt[2];
+__global__ void __launch_bounds__(512, 1) k_clcoop(int iters) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    extern __shared__ float csm[];
+    cg::cluster_group cl = cg::this_cluster();
+    unsigned nb = gridDim.x;
+    if (threadIdx.x < 32) csm[threadIdx.x] = (float)(blockIdx.x + threadIdx.x);
+    cl.sync();
+    unsigned long long t0, t1, t2;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    float acc = 0.f;
+    for (int it = 0; it < iters; it++) {
+        cl.sync();
+        if (threadIdx.x < cl.num_blocks()) acc += cl.map_shared_rank(csm, threadIdx.x)[it & 31];
+        cl.sync();
+    }
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t1));
+    __shared__ int stop;  /* (a launch whose blocks are not all resident would never pass: give up after ~2 s) */
+    if (threadIdx.x == 0) stop = 0;
+    for (int it = 1; it <= iters; it++) {
+        __syncthreads();
+        if (threadIdx.x == 0 && !stop) {
+            red_release(&g_cnt, 1);
+            for (unsigned sp = 0; ld_acquire(&g_cnt) < (unsigned)it * nb; sp++)
+                if ((sp & 255) == 255) {
+                    unsigned long long t;
+                    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+                    if (t - t1 > 2000000000ull) { stop = 1; break; }
+                }
+        }
+        __syncthreads();
+        if (stop) break;
+    }
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t2));
+    if (acc == -1.f) g_sink = acc;
+    if (blockIdx.x == 0 && threadIdx.x == 0) { g_clt[0] = t1 - t0; g_clt[1] = stop ? ~0ull : t2 - t1; }
+#endif
+}
 __global__ void k_empty(int pdl) {
 #if __CUDA_ARCH__ >= 900
     if (pdl) asm volatile("griddepcontrol.wait;\n griddepcontrol.launch_dependents;" ::: "memory");
@@ -157,6 +202,36 @@ __global__ void k_empty(int pdl) {
 int main(void) {
     int sms; CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     cudaEvent_t a, b; cudaEventCreate(&a); cudaEventCreate(&b);
+    int cc0; CK(cudaDeviceGetAttribute(&cc0, cudaDevAttrComputeCapabilityMajor, 0));
+    if (cc0 >= 9) {
+        const int dyn = 200 * 1024, csz[] = {2, 4, 8, 12, 16};
+        CK(cudaFuncSetAttribute(k_clcoop, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn));
+        if (cudaFuncSetAttribute(k_clcoop, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) cudaGetLastError();
+        for (int ci = 0; ci < 5; ci++) {
+            int C = csz[ci], nb = sms / C * C, it = 2000;
+            cudaLaunchConfig_t c = {}; cudaLaunchAttribute at[2];
+            c.gridDim = dim3(nb); c.blockDim = dim3(512); c.dynamicSmemBytes = dyn;
+            at[0].id = cudaLaunchAttributeClusterDimension; at[0].val.clusterDim.x = C; at[0].val.clusterDim.y = 1; at[0].val.clusterDim.z = 1;
+            at[1].id = cudaLaunchAttributeCooperative; at[1].val.cooperative = 1;
+            c.attrs = at; c.numAttrs = 1;
+            int ncl = 0;
+            if (cudaOccupancyMaxActiveClusters(&ncl, k_clcoop, &c) != cudaSuccess) { cudaGetLastError(); ncl = -1; }
+            c.numAttrs = 2;
+            unsigned z = 0; CK(cudaMemcpyToSymbol(g_cnt, &z, 4));
+            cudaError_t le = cudaLaunchKernelEx(&c, k_clcoop, it);
+            if (le == cudaSuccess) le = cudaDeviceSynchronize();
+            if (le != cudaSuccess) {
+                cudaGetLastError();
+                printf("cooperative + clusters of %2d, %3d blocks x 512 threads, %d KB shared: refused (%s); max active clusters %d (needs %d)\n",
+                       C, nb, dyn / 1024, cudaGetErrorString(le), ncl, nb / C);
+                continue;
+            }
+            unsigned long long t[2]; CK(cudaMemcpyFromSymbol(t, g_clt, sizeof t));
+            if (t[1] == ~0ull) { printf("cooperative + clusters of %2d, %3d blocks: launched, but the grid barrier timed out (blocks not all resident)\n", C, nb); continue; }
+            printf("cooperative + clusters of %2d, %3d blocks x 512 threads, %d KB shared: ok; cluster barrier + DSMEM read + cluster barrier %.3f us, "
+                   "grid barrier %.3f us; max active clusters %d\n", C, nb, dyn / 1024, t[0] / 1e3 / it, t[1] / 1e3 / it, ncl);
+        }
+    }
     const char *names[] = {"grid.sync (cooperative groups)", "counter: fence+atomicAdd+volatile poll", "counter: red.release + ld.acquire poll",
                            "per-block flags: st.release, parallel ld.acquire poll", "counter: red.release, relaxed poll + fence"};
     int iters = 20000;
