@@ -1046,31 +1046,13 @@ __device__ __forceinline__ void att_split(const AttBlk &b, const float *q, float
         for (int u = 0; u < DPL; u++) { int d = lane + 32 * u; if (j < G && d < hd) sm[((size_t)w * AT_G + j) * hd + d] = acc[j][u]; }
     sy.sync();
 }
-/* The NW warps of att_split merged for head j, dim d: returns the unnormalized output, *M the
- * max, *L the sum (relative to *M). */
-template <int NW>
-__device__ __forceinline__ float att_wmerge(const float *sm, const float (*wml)[AT_G][2], int hd, int j, int d, float *Mo, float *Lo) {
-    float M = -INFINITY, L = 0.f, a = 0.f;
-    for (int v = 0; v < NW; v++) M = fmaxf(M, wml[v][j][0]);
-    for (int v = 0; v < NW; v++) {
-        float lv = wml[v][j][1], e = lv > 0.f ? expf(wml[v][j][0] - M) : 0.f;
-        L += lv * e; a += sm[((size_t)v * AT_G + j) * hd + d] * e;
-    }
-    *Mo = M; *Lo = L;
-    return a;
-}
-
-/* After att_split: its merged (max, sum, unnormalized out) for the G heads, as the output itself
- * (ns == 1: one split holds every position) or as split sp's records base[(j*nsplit + sp)*(hd+2)].
- * The warps' weights exp(m_v - M) and the sum L of head j are computed once (warp j, lane v) and
- * shared, then every output element sums over the warps: the operations and their order are
- * att_wmerge's (same bits), without an exp per element. */
+/* The merge of att_split's NW warps, per head: warp j (lane v) computes head j's weights
+ * ew[j][v] = exp(m_v - M) (0 for a warp without positions) and eml[j] = (M, L = sum of l_v * ew[j][v]
+ * in warp order), then the group meets; att_wsum then gives one output element. Each value is
+ * computed once, in the order of the per-element formula, so every caller gets the same bits. */
 template <int NW, class SY = SyncBlock>
-__device__ __forceinline__ void att_records(const float *sm, const float (*wml)[AT_G][2], int G, int hd, int ns, int nsplit, int sp,
-                                            float *base, float *ob, SY sy = SY()) {
+__device__ __forceinline__ void att_wweights(const float (*wml)[AT_G][2], int G, float (*ew)[NW], float (*eml)[2], SY sy = SY()) {
     static_assert(NW <= 32, "one lane per warp");
-    __shared__ float ew[AT_G][NW], eml[AT_G][2];
-    size_t rec = (size_t)hd + 2;
     int lane = sy.tid() & 31, w = sy.tid() >> 5;
     if (w < G) {  /* (independent shared-memory reads, no shuffle chains) */
         float mv = lane < NW ? wml[lane][w][0] : -INFINITY, lv = lane < NW ? wml[lane][w][1] : 0.f, M = -INFINITY;
@@ -1084,11 +1066,27 @@ __device__ __forceinline__ void att_records(const float *sm, const float (*wml)[
         if (lane == 0) { eml[w][0] = M; eml[w][1] = L; }
     }
     sy.sync();
+}
+/* head j, dim d of the warps' unnormalized outputs sm[NW][AT_G][hd], weighted by att_wweights' ew */
+template <int NW>
+__device__ __forceinline__ float att_wsum(const float *sm, const float (*ew)[NW], int hd, int j, int d) {
+    float a = 0.f;
+#pragma unroll
+    for (int v = 0; v < NW; v++) a += sm[((size_t)v * AT_G + j) * hd + d] * ew[j][v];
+    return a;
+}
+
+/* After att_split: its merged (max, sum, unnormalized out) for the G heads, as the output itself
+ * (ns == 1: one split holds every position) or as split sp's records base[(j*nsplit + sp)*(hd+2)]. */
+template <int NW, class SY = SyncBlock>
+__device__ __forceinline__ void att_records(const float *sm, const float (*wml)[AT_G][2], int G, int hd, int ns, int nsplit, int sp,
+                                            float *base, float *ob, SY sy = SY()) {
+    __shared__ float ew[AT_G][NW], eml[AT_G][2];
+    size_t rec = (size_t)hd + 2;
+    att_wweights<NW, SY>(wml, G, ew, eml, sy);
     for (int idx = sy.tid(); idx < G * hd; idx += sy.nt()) {
         int j = idx / hd, d = idx - j * hd;
-        float a = 0.f;
-#pragma unroll
-        for (int v = 0; v < NW; v++) a += sm[((size_t)v * AT_G + j) * hd + d] * ew[j][v];
+        float a = att_wsum<NW>(sm, ew, hd, j, d);
         if (ns == 1) ob[idx] = a * (1.0f / eml[j][1]);
         else {
             float *r = base + ((size_t)j * nsplit + sp) * rec;
@@ -1140,11 +1138,11 @@ __global__ void __launch_bounds__(NW * 32) k_att_cl(const float *q, float *kc, f
     int G = b.G, tot = G * hd;
     if (b.s0 <= b.p) {
         att_split<DPL, NW>(b, q, kc, vc, sstr, nh, nkv, hd, seq, kin, vin, cs, sn, qs, sm, wml);
+        __shared__ float ew[AT_G][NW];
+        att_wweights<NW>(wml, G, ew, pml);  /* each head's (M, L) straight into pml */
         for (int idx = threadIdx.x; idx < tot; idx += blockDim.x) {
             int j = idx / hd, d = idx - j * hd;
-            float M, L;
-            part[idx] = att_wmerge<NW>(sm, wml, hd, j, d, &M, &L);
-            if (d == 0) { pml[j][0] = M; pml[j][1] = L; }
+            part[idx] = att_wsum<NW>(sm, ew, hd, j, d);
         }
     } else pdl_entry();
     cl.sync();
@@ -1870,12 +1868,12 @@ __device__ __forceinline__ void mg_desc(MStep *dst, const MStep *src, unsigned l
 #endif
 }
 /* block b's row groups b, b + nb, ... < tot: (tot - 1 - b) / nb + 1, from the host's quotient and remainder (no division) */
-__device__ __forceinline__ int mg_units(const MStep &S, int b, int nb) { return S.nuq + (b < S.nur); }
+__device__ __forceinline__ int mg_units(const MStep &S, int b) { return S.nuq + (b < S.nur); }
 /* A refill of block b's row groups of NORMLIN step S into its region: planned (the descriptor
  * read) and issued (one thread: the bulk copies started) apart, so the issue reads nothing. */
 struct MgFill { const uint8_t *src[MG_MAXU]; unsigned nu, per, dst, bar; };
 __device__ void mg_fill_plan(const MStep &S, int b, int nb, unsigned char *sm, unsigned long long *mbar, MgFill &f) {
-    f.per = (unsigned)S.nch * 512u; f.nu = (unsigned)mg_units(S, b, nb); f.bar = smaddr(&mbar[S.regi]); f.dst = smaddr(sm + S.reg);
+    f.per = (unsigned)S.nch * 512u; f.nu = (unsigned)mg_units(S, b); f.bar = smaddr(&mbar[S.regi]); f.dst = smaddr(sm + S.reg);
     for (unsigned u = 0; u < f.nu; u++) { TGSel m = tg_sel(S.A, b + (int)u * nb); f.src[u] = m.w + (size_t)m.g * f.per; }
 }
 __device__ void mg_fill_issue(const MgFill &f) {
@@ -2063,7 +2061,7 @@ __global__ void __launch_bounds__(MG_NT, 1) k_mega(MCtx c, int scr, int redo) {
             } else {
                 /* the norm of the input row (norm_row's operations; virtual thread vt < T of norm_threads):
                  * every value, pre-op operand and gain read first (predicated loads only), then the arithmetic */
-                const int T = S.T, d = S.cols, pre = S.pre, act = S.act, nu = mg_units(S, b, nb);
+                const int T = S.T, d = S.cols, pre = S.pre, act = S.act, nu = mg_units(S, b);
                 const float *X = S.x, *Y = S.y;
                 float av[MG_VH][8], yv[MG_VH][8], wv[MG_VH][8], ss[MG_VH], axp = 0.f;
                 /* (vt < T is warp-uniform, T a multiple of 32: warps without values of a half skip it,
